@@ -1,0 +1,59 @@
+/** Small typed errors with stable codes. Expected failures travel as data; these are for the rest. */
+
+export const ErrorCode = {
+  config: 'LARS_CONFIG',
+  usage: 'LARS_USAGE',
+  natsUnreachable: 'LARS_NATS_UNREACHABLE',
+  natsServerMissing: 'LARS_NATS_SERVER_MISSING',
+  registry: 'LARS_REGISTRY',
+  registryConflict: 'LARS_REGISTRY_CONFLICT',
+  noRoute: 'LARS_NO_ROUTE',
+  timeout: 'LARS_TIMEOUT',
+  closed: 'LARS_CLOSED',
+  clickhouse: 'LARS_CLICKHOUSE',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class LarsError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LarsError';
+    this.code = code;
+  }
+}
+
+export class ConfigError extends LarsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.config, message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export class UsageError extends LarsError {
+  constructor(message: string) {
+    super(ErrorCode.usage, message);
+    this.name = 'UsageError';
+  }
+}
+
+export class NatsUnreachableError extends LarsError {
+  constructor(url: string, options?: { cause?: unknown }) {
+    super(ErrorCode.natsUnreachable, `cannot reach NATS at ${url}`, options);
+    this.name = 'NatsUnreachableError';
+  }
+}
+
+export class RegistryError extends LarsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.registry, message, options);
+    this.name = 'RegistryError';
+  }
+}
+
+export class ClosedError extends LarsError {
+  constructor(what: string) {
+    super(ErrorCode.closed, `${what} is closed`);
+    this.name = 'ClosedError';
+  }
+}
