@@ -1,0 +1,49 @@
+/**
+ * Pick strategies: pure, synchronous, no I/O and no clock. An agent holds one
+ * strategy instance per route; `update` is called with every new route state,
+ * `pick` on every getHost.
+ */
+import type { HostState } from '../../schemas/messages.ts';
+
+/** A host as the agent sees it. `latencyMs` and `inflight` are kept up to date by the agent. */
+export interface PickableHost {
+  readonly ip: string;
+  readonly port: number;
+  /** Effective weight from the route state (0 = do not pick, except as a Lars probe). */
+  readonly pickWeight: number;
+  readonly state: HostState;
+  /** Smoothed latency the agent observed, ms (0 when unknown). */
+  latencyMs: number;
+  /** Calls picked and not yet reported. */
+  inflight: number;
+}
+
+export interface RouteView {
+  readonly hosts: readonly PickableHost[];
+  /** Route in panic: pick weights already spread over all non-draining hosts. */
+  readonly panic: boolean;
+  /** Lars' probe_num. */
+  readonly probeNum: number;
+}
+
+export interface Strategy {
+  readonly name: StrategyName;
+  /** Rebuilds internal state for a new route view. Keeps rotation state when it can. */
+  update(view: RouteView): void;
+  /**
+   * Returns the index in `view.hosts` of the chosen host, or -1 when no host
+   * may be picked. `key` is used by the consistent-hash strategy only.
+   */
+  pick(key?: string): number;
+}
+
+export const StrategyName = {
+  lars: 'lars',
+  swrr: 'swrr',
+  p2c: 'p2c',
+  hash: 'hash',
+} as const;
+export type StrategyName = (typeof StrategyName)[keyof typeof StrategyName];
+
+/** Random source in [0, 1); injected so tests are deterministic. */
+export type Random = () => number;
