@@ -1,0 +1,298 @@
+import { expect } from 'chai';
+import { RouteActor } from '../../actors/route.ts';
+import { LARS_DEFAULTS, DEFAULT_DEFAULTS, resolveParams } from '../../actors/params.ts';
+import type { Profile, RegistryEntry, RouteEvent, RouteState } from '../../schemas/messages.ts';
+
+/** A manual clock: tests advance it instead of sleeping. */
+class Clock {
+  t = 1_700_000_000_000;
+  now = (): number => this.t;
+  advance(ms: number): number {
+    this.t += ms;
+    return this.t;
+  }
+}
+
+function entry(n: number, profile: Profile, params: Record<string, number> = {}): RegistryEntry {
+  return {
+    v: 1,
+    modid: 1,
+    cmdid: 2,
+    profile,
+    params,
+    hosts: Array.from({ length: n }, (_, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100 })),
+    updated_by: 'test',
+    ts: 0,
+  };
+}
+
+const H1 = '10.0.0.1:8000';
+
+function route(n: number, profile: Profile, params: Record<string, number> = {}, clock = new Clock()): { r: RouteActor; clock: Clock; events: RouteEvent[] } {
+  const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(n, profile, params), now: clock.now() });
+  const events: RouteEvent[] = [];
+  r.flush(clock.now());
+  return {
+    r,
+    clock,
+    events,
+  };
+}
+
+function drain(r: RouteActor, clock: Clock, into: RouteEvent[]): RouteState | undefined {
+  const c = r.flush(clock.now());
+  if (c) into.push(...c.events);
+  return c?.state;
+}
+
+describe('route actor - lars profile arithmetic', () => {
+  it('route - lars defaults are the shipped ones', () => {
+    expect(LARS_DEFAULTS).to.deep.equal({
+      probe_num: 10,
+      init_succ_cnt: 180,
+      init_err_cnt: 5,
+      err_rate: 0.1,
+      succ_rate: 0.5,
+      contin_err_limit: 15,
+      contin_succ_limit: 15,
+      window_err_rate: 0.7,
+      idle_timeout: 15,
+      overload_timeout: 15,
+    });
+    const p = resolveParams('lars');
+    expect(p.ok && p.params.max_ejection_percent).to.equal(100);
+    expect(p.ok && p.params.panic_threshold).to.equal(0);
+  });
+
+  it('route - 15 consecutive errors overload a healthy host', () => {
+    const { r, clock, events } = route(3, 'lars');
+    for (let i = 0; i < 14; i++) r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    drain(r, clock, events);
+    expect(events).to.have.length(1);
+    expect(events[0]).to.include({ from: 'healthy', to: 'overloaded', reason: 'consecutive_errors' });
+    expect(events[0]!.figures.consecutive_errors).to.equal(15);
+    expect(events[0]!.figures.err_rate).to.be.closeTo(15 / 195, 1e-12);
+  });
+
+  it('route - 180 virtual successes and 21 errors trip err_rate (20 do not)', () => {
+    const { r, clock, events } = route(3, 'lars', { contin_err_limit: 1000 });
+    for (let i = 0; i < 20; i++) r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.state, '20/200 is not > 0.1').to.equal('healthy');
+    r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    drain(r, clock, events);
+    expect(events[0]).to.include({ reason: 'error_rate' });
+    expect(events[0]!.figures.err_rate).to.be.closeTo(21 / 201, 1e-12);
+  });
+
+  it('route - successes interleaved reset the consecutive run', () => {
+    const { r, clock } = route(3, 'lars');
+    for (let i = 0; i < 14; i++) r.report(H1, 1, 1, clock.now());
+    r.report(H1, 0, 1, clock.now());
+    for (let i = 0; i < 5; i++) r.report(H1, 1, 1, clock.now());
+    // 19 errors / (181 + 19) = 0.095: neither rule fires
+    expect(r.host(H1)!.state).to.equal('healthy');
+    expect(r.host(H1)!.continErr).to.equal(5);
+  });
+
+  it('route - an overloaded host is forced back after overload_timeout', () => {
+    const { r, clock, events } = route(3, 'lars');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    drain(r, clock, events);
+    clock.advance(14_999);
+    r.tick(clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    clock.advance(1);
+    r.tick(clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    drain(r, clock, events);
+    expect(events[1]).to.include({ from: 'overloaded', to: 'healthy', reason: 'timeout' });
+    // back to Lars' set_idle counters
+    expect(r.host(H1)!.vsucc).to.equal(180);
+    expect(r.host(H1)!.verr).to.equal(0);
+  });
+
+  it('route - an overloaded host comes back when vsucc/(vsucc+verr) > succ_rate', () => {
+    const { r, clock, events } = route(3, 'lars');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.verr).to.equal(5); // init_err_cnt
+    for (let i = 0; i < 5; i++) r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state, '5/10 is not > 0.5').to.equal('overloaded');
+    r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    drain(r, clock, events);
+    expect(events.at(-1)).to.include({ reason: 'success_rate' });
+  });
+
+  it('route - contin_succ_limit brings an overloaded host back when succ_rate cannot', () => {
+    const { r, clock, events } = route(3, 'lars', { succ_rate: 1 });
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    for (let i = 0; i < 14; i++) r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    drain(r, clock, events);
+    expect(events.at(-1)).to.include({ reason: 'consecutive_successes' });
+  });
+
+  it('route - window_err_rate overloads at the end of the idle window', () => {
+    const { r, clock, events } = route(3, 'lars', { err_rate: 0.9, contin_err_limit: 1000 });
+    for (let i = 0; i < 7; i++) r.report(H1, 1, 1, clock.now());
+    for (let i = 0; i < 3; i++) r.report(H1, 0, 1, clock.now());
+    clock.advance(14_000);
+    r.tick(clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    clock.advance(1_000);
+    r.tick(clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    drain(r, clock, events);
+    expect(events[0]).to.include({ reason: 'window_error_rate' });
+    expect(events[0]!.figures.window_err_rate).to.be.closeTo(0.7, 1e-12);
+  });
+
+  it('route - a window under window_err_rate just resets the counters', () => {
+    const { r, clock } = route(3, 'lars', { err_rate: 0.9, contin_err_limit: 1000 });
+    for (let i = 0; i < 6; i++) r.report(H1, 1, 1, clock.now());
+    for (let i = 0; i < 4; i++) r.report(H1, 0, 1, clock.now());
+    clock.advance(15_000);
+    // Lars checks the window on the next report
+    r.report(H1, 0, 1, clock.now());
+    const h = r.host(H1)!;
+    expect(h.state).to.equal('healthy');
+    expect([h.vsucc, h.verr, h.rsucc, h.rerr]).to.deep.equal([180, 0, 0, 0]);
+  });
+
+  it('route - lars has no ejection cap: every failing host is overloaded', () => {
+    const { r, clock } = route(5, 'lars');
+    for (let h = 1; h <= 5; h++) for (let i = 0; i < 15; i++) r.report(`10.0.0.${h}:8000`, 1, 1, clock.now());
+    expect(r.hosts().every((h) => h.state === 'overloaded')).to.equal(true);
+    expect(r.inPanic).to.equal(false);
+  });
+
+  it('route - lars ignores latency', () => {
+    const { r, clock } = route(5, 'lars');
+    for (let round = 0; round < 100; round++) {
+      for (let h = 1; h <= 5; h++) r.report(`10.0.0.${h}:8000`, 0, h === 1 ? 200 : 10, clock.now());
+    }
+    clock.advance(500);
+    r.tick(clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+  });
+});
+
+describe('route actor - default profile', () => {
+  it('route - a host 20x slower than its peers is ejected as a latency outlier', () => {
+    const { r, clock, events } = route(5, 'default');
+    for (let round = 0; round < 100; round++) {
+      for (let h = 1; h <= 5; h++) r.report(`10.0.0.${h}:8000`, 0, h === 1 ? 200 : 10, clock.now());
+    }
+    r.tick(clock.advance(250));
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    drain(r, clock, events);
+    const e = events.find((x) => x.reason === 'latency_outlier')!;
+    expect(e).to.include({ ip: '10.0.0.1', to: 'overloaded' });
+    expect(e.figures.latency_ms).to.be.greaterThan(150);
+    expect(e.figures.peer_latency_ms).to.be.closeTo(10, 0.5);
+    for (let h = 2; h <= 5; h++) expect(r.host(`10.0.0.${h}:8000`)!.state).to.equal('healthy');
+  });
+
+  it('route - recovery goes through probing with trial traffic, ejection time grows', () => {
+    const { r, clock, events } = route(5, 'default');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(DEFAULT_DEFAULTS.base_ejection_time * 1000);
+    // a lars-style success does not bring it back in the default profile
+    for (let i = 0; i < 20; i++) r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    r.tick(clock.advance(5_000));
+    expect(r.host(H1)!.state).to.equal('probing');
+    const st = drain(r, clock, events)!;
+    const h1 = st.hosts.find((h) => h.ip === '10.0.0.1')!;
+    expect(h1.pick_weight).to.equal(10); // 10% of 100
+    // two probe errors: back out for twice as long
+    r.report(H1, 1, 1, clock.now());
+    r.report(H1, 1, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000);
+    r.tick(clock.advance(9_999));
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    r.tick(clock.advance(1));
+    expect(r.host(H1)!.state).to.equal('probing');
+    for (let i = 0; i < 5; i++) r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    drain(r, clock, events);
+    expect(events.map((e) => `${e.from}>${e.to}:${e.reason}`)).to.deep.equal([
+      'healthy>overloaded:consecutive_errors',
+      'overloaded>probing:timeout',
+      'probing>overloaded:probe_failure',
+      'overloaded>probing:timeout',
+      'probing>healthy:probe_success',
+    ]);
+    // the count decays after a stable period
+    expect(r.host(H1)!.ejections).to.equal(2);
+    r.tick(clock.advance(DEFAULT_DEFAULTS.ejection_decay_time * 1000));
+    expect(r.host(H1)!.ejections).to.equal(1);
+  });
+
+  it('route - max_ejection_percent bounds ejections and panic spreads traffic over all hosts', () => {
+    const { r, clock, events } = route(5, 'default');
+    for (let h = 1; h <= 4; h++) for (let i = 0; i < 15; i++) r.report(`10.0.0.${h}:8000`, 1, 1, clock.now());
+    const states = r.hosts().map((h) => h.state);
+    expect(states.filter((s) => s === 'overloaded')).to.have.length(2); // floor(5 * 50%)
+    expect(r.inPanic).to.equal(true); // 1 well host of 5 < 50%
+    const st = r.flush(clock.now())!.state;
+    expect(st.panic).to.equal(true);
+    expect(st.hosts.map((h) => h.pick_weight)).to.deep.equal([100, 100, 100, 100, 100]);
+    drain(r, clock, events);
+  });
+
+  it('route - without panic, ejected hosts get pick_weight 0', () => {
+    const { r, clock } = route(5, 'default');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    const st = r.flush(clock.now())!.state;
+    expect(st.panic).to.equal(false);
+    expect(st.hosts.map((h) => h.pick_weight)).to.deep.equal([0, 100, 100, 100, 100]);
+    expect(st.version).to.equal(2);
+  });
+
+  it('route - registry removal drains a host, then drops it; re-adding brings it back', () => {
+    const { r, clock, events } = route(3, 'default');
+    const e = entry(3, 'default');
+    e.hosts = e.hosts.slice(1);
+    r.applyRegistry(e, clock.now());
+    expect(r.host(H1)!.state).to.equal('draining');
+    let st = drain(r, clock, events)!;
+    expect(st.hosts[0]).to.include({ state: 'draining', pick_weight: 0, reason: 'removed' });
+    r.tick(clock.advance(DEFAULT_DEFAULTS.drain_time * 1000));
+    expect(r.host(H1)).to.equal(undefined);
+    st = drain(r, clock, events)!;
+    expect(st.hosts).to.have.length(2);
+    r.applyRegistry(entry(3, 'default'), clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    drain(r, clock, events);
+    expect(events.map((x) => `${x.ip}:${x.from}>${x.to}`)).to.deep.equal(['10.0.0.1:healthy>draining', '10.0.0.1:draining>none', '10.0.0.1:none>healthy']);
+  });
+
+  it('route - a report for an unknown host is counted, not applied', () => {
+    const { r, clock } = route(2, 'default');
+    const res = r.ingest(
+      { v: 1, sender: 'a', modid: 1, cmdid: 2, ts: 0, hosts: [['10.0.0.1', 8000], ['10.9.9.9', 1]], reports: [[0, 0, 1, 0], [1, 0, 1, 0], [1, 1, 1, 0]] },
+      clock.now(),
+    );
+    expect(res).to.deep.equal({ applied: 1, unknownHost: 2 });
+  });
+
+  it('route - a restart resumes version and host states from the last published state', () => {
+    const { r, clock } = route(3, 'default');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    const last = r.flush(clock.now())!.state;
+    const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(3, 'default'), now: clock.now(), restored: last });
+    expect(r2.host(H1)!.state).to.equal('overloaded');
+    const next = r2.flush(clock.now())!;
+    expect(next.state.version).to.equal(last.version + 1);
+    expect(next.events).to.have.length(0);
+  });
+});
