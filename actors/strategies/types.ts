@@ -47,3 +47,13 @@ export type StrategyName = (typeof StrategyName)[keyof typeof StrategyName];
 
 /** Random source in [0, 1); injected so tests are deterministic. */
 export type Random = () => number;
+
+/** Options every `createXxx` accepts; strategies that need more extend it. */
+export interface StrategyOptions {
+  /**
+   * Randomness for start offsets (swrr, hash fallback) and draws (p2c). When
+   * absent: swrr starts at its canonical position, p2c uses `seededRandom`
+   * with a fixed seed. The agent injects a real source so that agents spread.
+   */
+  readonly random?: Random;
+}
