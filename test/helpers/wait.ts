@@ -1,0 +1,32 @@
+/** Waiting for conditions and events with a deadline (never a bare sleep). */
+
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, opts: { timeoutMs?: number; what?: string; intervalMs?: number } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 10));
+  }
+}
+
+/** Resolves with the first value `subscribe`'s listener receives that satisfies `pred`, or rejects at the deadline. */
+export function waitForEvent<T>(subscribe: (listener: (v: T) => void) => () => void, pred: (v: T) => boolean, opts: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let stop: (() => void) | undefined;
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      stop?.();
+      reject(new Error(`timed out waiting for ${opts.what ?? 'event'}`));
+    }, opts.timeoutMs ?? 10_000);
+    stop = subscribe((v) => {
+      if (done || !pred(v)) return;
+      done = true;
+      clearTimeout(timer);
+      queueMicrotask(() => stop?.());
+      resolve(v);
+    });
+    if (done) stop();
+  });
+}
