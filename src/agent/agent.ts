@@ -163,6 +163,7 @@ export class Agent {
   private store: RouteStore | undefined;
   private storePromise: Promise<RouteStore | undefined> | undefined;
   private closed = false;
+  private connected = true;
   private readonly counters = { picks: 0, reports: 0, batches: 0, droppedReports: 0, routeUpdates: 0, staleUpdates: 0, resyncs: 0 };
 
   /** Use createAgent(). */
@@ -344,7 +345,9 @@ export class Agent {
   private async watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
       if (this.closed) return;
+      if (s.type === 'disconnect') this.connected = false;
       if (s.type === 'reconnect') {
+        this.connected = true;
         this.counters.resyncs++;
         this.log.info('reconnected; re-reading every followed route');
         for (const inner of this.routes.values()) for (const r of inner.values()) void this.readStored(r);
@@ -429,6 +432,11 @@ export class Agent {
   async flush(): Promise<void> {
     this.flushAll();
     if (!this.nc.isClosed()) await this.nc.flush();
+  }
+
+  /** False between a lost connection and the reconnect (picks keep working from the cache). */
+  isConnected(): boolean {
+    return this.connected && !this.nc.isClosed();
   }
 
   stats(): AgentStats {
