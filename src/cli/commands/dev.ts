@@ -1,0 +1,23 @@
+/** `lars dev`: the whole system on one machine with a live demo (what `npm start` runs). */
+import { runDemo } from '../../dev/demo.ts';
+import { UsageError } from '../../errors.ts';
+import type { Command } from '../command.ts';
+
+export const devCommand: Command = {
+  name: 'dev',
+  summary: 'run NATS (if none is reachable), a route node and a live fault demo',
+  usage: 'lars dev [--duration <seconds>] [--plain]',
+  flags: {
+    duration: { help: 'stop by itself after this many seconds' },
+    plain: { help: 'print one line per change instead of redrawing the screen', boolean: true },
+  },
+  async run(_args, flags, ctx) {
+    let durationS: number | undefined;
+    if (flags['duration'] !== undefined) {
+      durationS = Number(flags['duration']);
+      if (!(durationS > 0)) throw new UsageError('--duration must be a positive number of seconds');
+    }
+    const tty = !flags['plain'] && process.stdout.isTTY === true;
+    return runDemo({ config: ctx.config, out: ctx.out, stopSignal: ctx.stopSignal, durationS, tty });
+  },
+};

@@ -1,0 +1,4 @@
+/** Commands contributed by other components (analytics). */
+import type { Command } from '../command.ts';
+
+export const extraCommands: Command[] = [];

@@ -1,0 +1,201 @@
+/**
+ * `lars dev` (what `npm start` runs): a whole system on one machine with a
+ * live demo. Uses the NATS at the configured URL, or starts a local
+ * nats-server with JetStream under <dataDir>/nats; starts a route node;
+ * registers a demo route; drives traffic through three agents against five
+ * simulated hosts; makes one host fail and recover, then another slow and
+ * fast again; shows the route as it changes.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import type { LarsConfig } from '../config.ts';
+import { connectNats, type NatsConnection } from '../nats/connect.ts';
+import { findNatsServer, startNatsServer, NATS_INSTALL_COMMAND, type NatsServer } from '../natsd.ts';
+import { RouteNode } from '../node/route-node.ts';
+import { Registry } from '../registry.ts';
+import { createAgent, type Agent } from '../agent/agent.ts';
+import { names } from '../../schemas/subjects.ts';
+import type { RouteEvent, RouteState } from '../../schemas/messages.ts';
+import { LarsError, ErrorCode, NatsUnreachableError } from '../errors.ts';
+
+export const DEMO_MODID = 1;
+export const DEMO_CMDID = 1;
+const HOSTS = [9001, 9002, 9003, 9004, 9005].map((port) => ({ ip: '127.0.0.1', port, weight: 100 }));
+
+/** What each simulated host does at time t (s) of the demo's cycle. */
+interface Phase {
+  at: number;
+  text: string;
+  failing?: number;
+  slow?: number;
+}
+const CYCLE_S = 40;
+const PHASES: Phase[] = [
+  { at: 0, text: 'all hosts healthy' },
+  { at: 5, text: 'host :9003 fails every call', failing: 9003 },
+  { at: 15, text: 'host :9003 is fixed: it comes back through probing' },
+  { at: 22, text: 'host :9005 answers 20x slower than its peers', slow: 9005 },
+  { at: 32, text: 'host :9005 is fast again' },
+];
+
+export interface DemoOptions {
+  config: LarsConfig;
+  out: (line: string) => void;
+  stopSignal: Promise<void>;
+  /** Stop by itself after this many seconds. */
+  durationS?: number;
+  /** Redraw a screen (TTY) or print one line per change. */
+  tty: boolean;
+}
+
+function isLocal(url: string): boolean {
+  return /^(nats:\/\/)?(127\.0\.0\.1|localhost)(:\d+)?$/.test(url.trim());
+}
+
+async function ensureNats(cfg: LarsConfig, out: (l: string) => void): Promise<{ nc: NatsConnection; server?: NatsServer }> {
+  try {
+    return { nc: await connectNats({ url: cfg.natsUrl, name: 'lars-dev', timeoutMs: 1500 }) };
+  } catch (err) {
+    if (!isLocal(cfg.natsUrl)) throw err;
+  }
+  let bin = findNatsServer();
+  if (!bin) {
+    const root = typeof process.getuid === 'function' && process.getuid() === 0;
+    const hasApt = spawnSync('sh', ['-c', 'command -v apt-get']).status === 0;
+    if (!root || !hasApt) {
+      throw new LarsError(ErrorCode.natsServerMissing, `no NATS at ${cfg.natsUrl} and nats-server is not installed; install it with: sudo ${NATS_INSTALL_COMMAND}`);
+    }
+    out(`no NATS at ${cfg.natsUrl}: installing Debian's nats-server`);
+    let r = spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${NATS_INSTALL_COMMAND}`], { stdio: 'inherit' });
+    if (r.status !== 0) {
+      spawnSync('sh', ['-c', 'apt-get update'], { stdio: 'inherit' });
+      r = spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${NATS_INSTALL_COMMAND}`], { stdio: 'inherit' });
+    }
+    bin = findNatsServer();
+    if (!bin) throw new LarsError(ErrorCode.natsServerMissing, `could not install nats-server; run: sudo ${NATS_INSTALL_COMMAND}`);
+  }
+  const port = Number(/:(\d+)\s*$/.exec(cfg.natsUrl)?.[1] ?? 4222);
+  const storeDir = resolve(cfg.dataDir, 'nats');
+  mkdirSync(storeDir, { recursive: true });
+  out(`no NATS at ${cfg.natsUrl}: starting nats-server with JetStream (data in ${storeDir})`);
+  const server = await startNatsServer({ port, storeDir, binary: bin });
+  try {
+    return { nc: await connectNats({ url: server.url, name: 'lars-dev' }), server };
+  } catch (err) {
+    await server.stop();
+    throw new NatsUnreachableError(server.url, { cause: err });
+  }
+}
+
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const cfg = opts.config;
+  const out = opts.out;
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const { nc, server } = await ensureNats(cfg, out);
+  const url = server?.url ?? cfg.natsUrl;
+  const logPath = join(cfg.dataDir, 'node.log');
+  const log = pino({ level: cfg.logLevel, base: { node: cfg.nodeId } }, pino.destination({ dest: logPath, sync: false, mkdir: true }));
+  const node = await RouteNode.start({ nc, nodeId: `dev-${cfg.nodeId}`, prefix: cfg.prefix, partitions: cfg.partitions, log });
+  const n = names(cfg.prefix);
+  const registry = await Registry.open(nc, n);
+  // A fresh demo route each run: quick ejections so the demo moves at a human pace.
+  await registry.update(DEMO_MODID, DEMO_CMDID, () => ({
+    v: 1,
+    modid: DEMO_MODID,
+    cmdid: DEMO_CMDID,
+    profile: 'default',
+    params: { base_ejection_time: 3, max_ejection_time: 6, probe_succ_limit: 10 },
+    hosts: HOSTS,
+    updated_by: 'lars-dev',
+    ts: Date.now(),
+  }));
+  const agents: Agent[] = [];
+  for (let i = 0; i < 3; i++) agents.push(await createAgent({ servers: url, prefix: cfg.prefix, partitions: cfg.partitions, agentId: `demo-agent-${i + 1}`, batchMaxDelayMs: 10 }));
+  await Promise.all(agents.map((a) => a.getRoute(DEMO_MODID, DEMO_CMDID)));
+
+  const started = Date.now();
+  const picks = new Map<number, number>();
+  let calls = 0;
+  let errors = 0;
+  let phase: Phase = PHASES[0]!;
+  const timeInCycle = () => ((Date.now() - started) / 1000) % CYCLE_S;
+  const traffic = setInterval(() => {
+    const t = timeInCycle();
+    for (const p of PHASES) if (t >= p.at) phase = p;
+    for (const a of agents) {
+      for (let i = 0; i < 30; i++) {
+        const h = a.pick(DEMO_MODID, DEMO_CMDID);
+        if (!h.ok) continue;
+        calls++;
+        picks.set(h.port, (picks.get(h.port) ?? 0) + 1);
+        const fail = phase.failing === h.port;
+        if (fail) errors++;
+        const latency = (phase.slow === h.port ? 200 : 10) * (0.8 + Math.random() * 0.4);
+        a.report(DEMO_MODID, DEMO_CMDID, h, fail ? 1 : 0, latency);
+      }
+    }
+  }, 10);
+
+  const events: string[] = [];
+  let route: RouteState | undefined;
+  let shares = new Map<number, number>();
+  const stopWatch = agents[0]!.watchRoute(DEMO_MODID, DEMO_CMDID, (s) => {
+    route = s;
+    if (!opts.tty) out(`route v${s.version}${s.panic ? ' PANIC' : ''}: ${s.hosts.map((h) => `:${h.port}=${h.state}`).join(' ')}`);
+  });
+  const removeEvents = node.onChange((_s, evs: RouteEvent[]) => {
+    for (const e of evs) {
+      if (e.from === 'none') continue;
+      const fig = e.figures;
+      const why = e.reason === 'latency_outlier' ? `latency ${fig.latency_ms?.toFixed(0)} ms vs peers ${fig.peer_latency_ms?.toFixed(0)} ms` : e.reason.includes('err') ? `err_rate ${(fig.err_rate ?? 0).toFixed(2)}, ${fig.consecutive_errors ?? 0} errors in a row` : '';
+      const line = `${new Date(e.ts).toISOString().slice(11, 23)}  :${e.port} ${e.from} -> ${e.to}  (${e.reason}${why ? `: ${why}` : ''})`;
+      events.push(line);
+      if (events.length > 10) events.shift();
+      if (!opts.tty) out(`event ${line}`);
+    }
+  });
+  let lastPhase = '';
+  const screen = setInterval(() => {
+    shares = new Map(picks);
+    const total = [...shares.values()].reduce((a, b) => a + b, 0);
+    picks.clear();
+    if (!opts.tty) {
+      if (phase.text !== lastPhase) out(`scenario: ${phase.text}`);
+      lastPhase = phase.text;
+      return;
+    }
+    const lines = [
+      '\x1b[2J\x1b[H' + 'lars dev: live demo  (Ctrl-C to stop)',
+      `NATS ${url}  prefix ${cfg.prefix}  node log ${logPath}`,
+      `scenario (${timeInCycle().toFixed(0)}s of ${CYCLE_S}s): ${phase.text}`,
+      `calls ${calls}  errors ${errors}  agents ${agents.length}`,
+      '',
+      route ? `route ${route.modid}.${route.cmdid}  version ${route.version}${route.panic ? '  PANIC' : ''}` : 'route: loading',
+      '  host               state       reason                 traffic share (last second)',
+    ];
+    for (const h of route?.hosts ?? []) {
+      const sh = total > 0 ? (100 * (shares.get(h.port) ?? 0)) / total : 0;
+      const bar = '#'.repeat(Math.round(sh / 2.5));
+      lines.push(`  ${`${h.ip}:${h.port}`.padEnd(18)} ${h.state.padEnd(11)} ${h.reason.padEnd(22)} ${sh.toFixed(1).padStart(5)}% ${bar}`);
+    }
+    lines.push('', 'recent transitions:', ...(events.length ? events.map((e) => `  ${e}`) : ['  (none yet)']));
+    out(lines.join('\n'));
+  }, 500);
+
+  const stops: Array<Promise<unknown>> = [opts.stopSignal];
+  if (opts.durationS !== undefined) stops.push(new Promise((r) => setTimeout(r, opts.durationS! * 1000)));
+  await Promise.race(stops);
+  clearInterval(traffic);
+  clearInterval(screen);
+  stopWatch();
+  removeEvents();
+  out(`stopping: ${calls} calls, ${errors} errors, route version ${route?.version ?? 0}`);
+  for (const a of agents) await a.close();
+  await node.close();
+  await nc.drain().catch(() => undefined);
+  log.flush();
+  if (server) await server.stop();
+  return 0;
+}
