@@ -1,0 +1,14 @@
+/** Public API of the package: the agent SDK, the route node, the registry and the contract. */
+export { createAgent, Agent, NoHostCode, type AgentOptions, type HostPick, type AgentStats } from './agent/agent.ts';
+export { RouteNode, type RouteNodeOptions, type RouteNodeStats } from './node/route-node.ts';
+export { StaticOwnership, type PartitionOwnership } from './node/ownership.ts';
+export { Registry, RouteStore } from './registry.ts';
+export { loadConfig, defaultConfig, type LarsConfig } from './config.ts';
+export { connectNats } from './nats/connect.ts';
+export { startNatsServer, type NatsServer } from './natsd.ts';
+export { LarsError, ConfigError, UsageError, NatsUnreachableError, RegistryError, ClosedError, ErrorCode } from './errors.ts';
+export { createLogger } from './log.ts';
+export * from '../schemas/subjects.ts';
+export * from '../schemas/messages.ts';
+export { LARS_DEFAULTS, DEFAULT_DEFAULTS, resolveParams, type LarsParams, type DefaultParams } from '../actors/params.ts';
+export { StrategyName } from '../actors/strategies/types.ts';
