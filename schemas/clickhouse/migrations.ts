@@ -1,0 +1,282 @@
+/**
+ * The ClickHouse schema of Lars on NATS as versioned migrations. Each
+ * migration renders its DDL for one database and one server's `Features`, so
+ * Debian's 18.16 and a modern server get the same tables and column names with
+ * the best types each supports (see README.md beside this file).
+ *
+ * Rules for new migrations: append, never edit an applied one (the runner
+ * stores a checksum and warns on drift); every statement must be safe to run
+ * twice (`IF NOT EXISTS`), because several sink workers may start at once.
+ *
+ * This module imports nothing outside schemas/.
+ */
+import type { Features } from './features.ts';
+
+/** Days each table keeps. TTL on servers that have it; the sink drops old partitions on the rest. */
+export interface Retention {
+  reportsDays: number;
+  rollupDays: number;
+  eventsDays: number;
+  quarantineDays: number;
+}
+
+export const DEFAULT_RETENTION: Retention = {
+  reportsDays: 30,
+  rollupDays: 400,
+  eventsDays: 400,
+  quarantineDays: 30,
+};
+
+export interface RenderContext {
+  /** Database name (already validated as an identifier). */
+  db: string;
+  features: Features;
+  retention: Retention;
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements(ctx: RenderContext): string[];
+}
+
+/** Table names, one place. */
+export const TABLES = {
+  migrations: 'schema_migrations',
+  reports: 'reports',
+  reportsIngest: 'reports_ingest',
+  reportsIngestMv: 'reports_ingest_mv',
+  rollup: 'reports_1m',
+  rollupMv: 'reports_1m_mv',
+  events: 'route_events',
+  quarantine: 'quarantine',
+} as const;
+
+export interface RetentionRule {
+  table: string;
+  /** Partition key granularity: what the sink needs to drop old partitions itself where TTL is missing. */
+  partitionBy: 'day' | 'month';
+  retention: keyof Retention;
+  /** The DateTime expression the TTL counts from. */
+  ttlFrom(f: Features): string;
+}
+
+export const RETENTION_TABLES: readonly RetentionRule[] = [
+  { table: TABLES.reports, partitionBy: 'day', retention: 'reportsDays', ttlFrom: (f) => (f.dateTime64 ? 'toDateTime(time)' : 'time') },
+  { table: TABLES.rollup, partitionBy: 'month', retention: 'rollupDays', ttlFrom: () => 'minute' },
+  { table: TABLES.events, partitionBy: 'month', retention: 'eventsDays', ttlFrom: (f) => (f.dateTime64 ? 'toDateTime(time)' : 'time') },
+  { table: TABLES.quarantine, partitionBy: 'month', retention: 'quarantineDays', ttlFrom: () => 'time' },
+];
+
+function ttlOf(table: string, f: Features, retention: Retention): string {
+  const rule = RETENTION_TABLES.find((r) => r.table === table);
+  if (!rule || !f.ttl) return '';
+  return ` TTL ${rule.ttlFrom(f)} + INTERVAL ${retention[rule.retention]} DAY`;
+}
+
+/** Names of the route-event figure columns (schemas/messages.ts `EventFigures`), in column order. */
+export const EVENT_FIGURES = [
+  'err_rate',
+  'succ_rate',
+  'window_err_rate',
+  'consecutive_errors',
+  'consecutive_successes',
+  'latency_ms',
+  'peer_latency_ms',
+  'calls',
+  'ejections',
+  'ejection_ms',
+] as const;
+
+/** Blocks remembered for insert deduplication on servers with tokens. */
+export const DEDUP_WINDOW = 1000;
+
+// ---------------------------------------------------------------- type helpers
+
+function timeType(f: Features): string {
+  return f.dateTime64 ? "DateTime64(3, 'UTC')" : "DateTime('UTC')";
+}
+function ipType(f: Features): string {
+  return f.ipv4Type ? 'IPv4' : 'UInt32';
+}
+function lc(f: Features): string {
+  return f.lowCardinality ? 'LowCardinality(String)' : 'String';
+}
+/** `ts_ms`: stored where `time` has whole seconds only, derived where `time` keeps ms. */
+function tsMsColumn(f: Features): string {
+  return f.dateTime64 ? 'ts_ms UInt64 ALIAS toUnixTimestamp64Milli(time)' : 'ts_ms UInt64';
+}
+function dedupSettings(f: Features): string {
+  return f.dedupToken ? ` SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}` : '';
+}
+/** The row time from epoch ms, as the `time` column's type. */
+function timeFromMs(f: Features, ms: string): string {
+  return f.dateTime64 ? `fromUnixTimestamp64Milli(toInt64(${ms}), 'UTC')` : `toDateTime(intDiv(${ms}, 1000), 'UTC')`;
+}
+
+/** Column list of the raw reports table, in insert order (ALIAS columns excluded). */
+export function reportColumns(f: Features): string[] {
+  const cols = ['time'];
+  if (!f.dateTime64) cols.push('ts_ms');
+  cols.push('modid', 'cmdid', 'ip', 'port', 'retcode', 'latency_ms', 'caller', 'zone', 'seq');
+  return cols;
+}
+
+/** Column list of the route events table, in insert order. */
+export function eventColumns(f: Features): string[] {
+  const cols = ['time'];
+  if (!f.dateTime64) cols.push('ts_ms');
+  cols.push('modid', 'cmdid', 'ip', 'port', 'from_state', 'to_state', 'reason', 'version', 'sender');
+  cols.push(...EVENT_FIGURES, 'extra_names', 'extra_values', 'seq');
+  return cols;
+}
+
+/** Column list of the reports ingest table (one row per report batch). */
+export const INGEST_COLUMNS = ['ts', 'modid', 'cmdid', 'caller', 'zone', 'seq', 'host_ip', 'host_port', 'reports'] as const;
+
+/** Column list of the quarantine table. */
+export const QUARANTINE_COLUMNS = ['time', 'stream', 'seq', 'subject', 'kind', 'detail', 'sink', 'payload'] as const;
+
+// ---------------------------------------------------------------- migrations
+
+/** The per-report expressions over `reports_ingest ARRAY JOIN reports AS x` (x = [host_index, retcode, latency_ms, offset_ms]). */
+const X_MS = 'ts + toUInt64(x[4])';
+const X_IP = 'host_ip[toUInt32(x[1]) + 1]';
+const X_PORT = 'host_port[toUInt32(x[1]) + 1]';
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'raw reports, ingest table and its view',
+    statements: ({ db, features: f, retention }) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reports} (
+  time ${timeType(f)},
+  ${tsMsColumn(f)},
+  modid UInt32,
+  cmdid UInt32,
+  ip ${ipType(f)},
+  port UInt16,
+  retcode Int32,
+  latency_ms Float32,
+  caller ${lc(f)},
+  zone ${lc(f)},
+  seq UInt64
+) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (modid, cmdid, time)${ttlOf(TABLES.reports, f, retention)}${dedupSettings(f)}`,
+      // One row per report batch, as it arrives: columnar arrays that the
+      // views below expand into one row per call. Null engine: stores nothing.
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reportsIngest} (
+  ts UInt64,
+  modid UInt32,
+  cmdid UInt32,
+  caller String,
+  zone String,
+  seq UInt64,
+  host_ip Array(${ipType(f)}),
+  host_port Array(UInt16),
+  reports Array(Array(Float64))
+) ENGINE = Null`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.reportsIngestMv} TO ${db}.${TABLES.reports} AS
+SELECT
+  ${timeFromMs(f, X_MS)} AS time,${f.dateTime64 ? '' : `\n  ${X_MS} AS ts_ms,`}
+  modid,
+  cmdid,
+  ${X_IP} AS ip,
+  ${X_PORT} AS port,
+  toInt32(x[2]) AS retcode,
+  toFloat32(x[3]) AS latency_ms,
+  caller,
+  zone,
+  seq
+FROM ${db}.${TABLES.reportsIngest} ARRAY JOIN reports AS x`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'per-minute per-host rollup',
+    statements: ({ db, features: f, retention }) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.rollup} (
+  minute DateTime('UTC'),
+  modid UInt32,
+  cmdid UInt32,
+  ip ${ipType(f)},
+  port UInt16,
+  calls AggregateFunction(count),
+  errors AggregateFunction(sum, UInt64),
+  latency_sum AggregateFunction(sum, Float64),
+  latency_max AggregateFunction(max, Float32),
+  latency AggregateFunction(quantileTDigest, Float32)
+) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(minute) ORDER BY (modid, cmdid, minute, ip, port)${ttlOf(TABLES.rollup, f, retention)}${dedupSettings(f)}`,
+      // Fed from the ingest table, not from `reports`: 18.16 does not cascade
+      // views, and one source keeps both versions alike.
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.rollupMv} TO ${db}.${TABLES.rollup} AS
+SELECT
+  toDateTime(intDiv(${X_MS}, 60000) * 60, 'UTC') AS minute,
+  modid,
+  cmdid,
+  ${X_IP} AS ip,
+  ${X_PORT} AS port,
+  countState() AS calls,
+  sumState(toUInt64(x[2] != 0)) AS errors,
+  sumState(x[3]) AS latency_sum,
+  maxState(toFloat32(x[3])) AS latency_max,
+  quantileTDigestState(toFloat32(x[3])) AS latency
+FROM ${db}.${TABLES.reportsIngest} ARRAY JOIN reports AS x
+GROUP BY minute, modid, cmdid, ip, port`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'route events',
+    statements: ({ db, features: f, retention }) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.events} (
+  time ${timeType(f)},
+  ${tsMsColumn(f)},
+  modid UInt32,
+  cmdid UInt32,
+  ip ${ipType(f)},
+  port UInt16,
+  from_state ${lc(f)},
+  to_state ${lc(f)},
+  reason ${lc(f)},
+  version UInt64,
+  sender ${lc(f)},
+${EVENT_FIGURES.map((n) => `  ${n} Nullable(Float64),`).join('\n')}
+  extra_names Array(String),
+  extra_values Array(Float64),
+  seq UInt64
+) ENGINE = MergeTree PARTITION BY toYYYYMM(time) ORDER BY (modid, cmdid, time)${ttlOf(TABLES.events, f, retention)}${dedupSettings(f)}`,
+    ],
+  },
+  {
+    version: 4,
+    name: 'quarantine',
+    statements: ({ db, features: f, retention }) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.quarantine} (
+  time DateTime('UTC'),
+  stream ${lc(f)},
+  seq UInt64,
+  subject String,
+  kind ${lc(f)},
+  detail String,
+  sink String,
+  payload String
+) ENGINE = MergeTree PARTITION BY toYYYYMM(time) ORDER BY (stream, time)${ttlOf(TABLES.quarantine, f, retention)}${dedupSettings(f)}`,
+    ],
+  },
+];
+
+/** DDL of the table the runner records applied migrations in. */
+export function migrationsTableDdl(db: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.migrations} (
+  version UInt32,
+  name String,
+  checksum String,
+  server_version String,
+  applied_at DateTime('UTC')
+) ENGINE = MergeTree ORDER BY version`;
+}
+
+/** Legal database name: what the runner accepts before splicing it into DDL. */
+export function isValidDatabaseName(name: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name);
+}

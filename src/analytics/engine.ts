@@ -1,0 +1,298 @@
+/**
+ * The two ClickHouse engines behind one `@clickhouse/client` API: chdb
+ * (in-process, the default) and a ClickHouse server over HTTP. Detects the
+ * server version and the features it unlocks (schemas/clickhouse/features.ts).
+ *
+ * chdb binds one data directory per process and locks it against other
+ * processes, so engines on the same path share one connection (refcounted)
+ * and a second path while one is open is refused with a clear error.
+ */
+import { Readable } from 'node:stream';
+import { mkdirSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { createClient, ClickHouseLogLevel, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
+import { featuresFor, parseVersion, type Features, type ServerVersion } from '../../schemas/clickhouse/features.ts';
+import { isValidDatabaseName } from '../../schemas/clickhouse/migrations.ts';
+import type { LarsConfig } from '../config.ts';
+import { LarsError, ErrorCode } from '../errors.ts';
+import { silentLogger, type Logger } from '../log.ts';
+
+export const EngineKind = { chdb: 'chdb', server: 'server' } as const;
+export type EngineKind = (typeof EngineKind)[keyof typeof EngineKind];
+
+export interface EngineOptions {
+  /** ClickHouse HTTP URL; empty or absent means the embedded engine (chdb). */
+  url?: string;
+  /** chdb data directory (embedded engine only). */
+  path?: string;
+  database: string;
+  user?: string;
+  password?: string;
+  /** Per-request timeout of the HTTP engine, ms. */
+  requestTimeoutMs?: number;
+  log?: Logger;
+}
+
+export interface InsertOptions {
+  /**
+   * Deduplication token (servers with `features.dedupToken`): a retried insert
+   * with the same token is dropped by the server. Without one, a random token
+   * is used so that two different inserts with equal content are never merged.
+   */
+  token?: string;
+}
+
+export interface AnalyticsEngine {
+  readonly kind: EngineKind;
+  readonly client: ClickHouseClient;
+  readonly version: ServerVersion;
+  readonly features: Features;
+  readonly database: string;
+  /** `chdb 26.7.2.1 at /path` or `clickhouse-server 18.16.1 at http://...` */
+  readonly description: string;
+  /** Runs a statement without a result (DDL, ALTER). */
+  command(sql: string): Promise<void>;
+  /** Runs a SELECT and returns its rows (JSONEachRow: 64-bit integers may come as strings). */
+  query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Inserts a TabSeparated body into `table` (qualified name). */
+  insertTsv(table: string, columns: readonly string[] | undefined, body: string, opts?: InsertOptions): Promise<void>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Engine options from the shared config: embedded under `<dataDir>/clickhouse` unless a URL is set. */
+export function engineOptionsFromConfig(cfg: LarsConfig, log?: Logger): EngineOptions {
+  const o: EngineOptions = { database: cfg.clickhouseDatabase, user: cfg.clickhouseUser, password: cfg.clickhousePassword };
+  if (cfg.clickhouseUrl) o.url = cfg.clickhouseUrl;
+  else o.path = join(cfg.dataDir, 'clickhouse');
+  if (log) o.log = log;
+  return o;
+}
+
+export async function openEngine(opts: EngineOptions): Promise<AnalyticsEngine> {
+  if (!isValidDatabaseName(opts.database)) {
+    throw new LarsError(ErrorCode.clickhouse, `bad ClickHouse database name ${JSON.stringify(opts.database)}`);
+  }
+  const log = opts.log ?? silentLogger();
+  if (opts.url) return openServer(opts, log);
+  return openChdb(opts, log);
+}
+
+// ---------------------------------------------------------------- server
+
+async function openServer(opts: EngineOptions, log: Logger): Promise<AnalyticsEngine> {
+  const url = opts.url as string;
+  const client = createClient({
+    url,
+    username: opts.user ?? 'default',
+    password: opts.password ?? '',
+    request_timeout: opts.requestTimeoutMs ?? 30_000,
+    log: { level: ClickHouseLogLevel.OFF },
+    // 18.16 rejects settings it does not know; send none by default.
+    clickhouse_settings: {},
+  });
+  let version: ServerVersion;
+  try {
+    version = await detectVersion(client);
+  } catch (err) {
+    await client.close();
+    throw new LarsError(ErrorCode.clickhouse, `cannot reach ClickHouse at ${redact(url)}: ${(err as Error).message}`, { cause: err });
+  }
+  const features = featuresFor(version);
+  log.info({ version: version.text, features }, 'clickhouse server');
+  return makeEngine({
+    kind: EngineKind.server,
+    client,
+    version,
+    features,
+    database: opts.database,
+    description: `clickhouse-server ${version.text} at ${redact(url)}`,
+    onClose: () => client.close(),
+  });
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+// ---------------------------------------------------------------- chdb
+
+interface SharedChdb {
+  path: string;
+  client: ClickHouseClient;
+  refs: number;
+  version: ServerVersion;
+}
+
+let shared: SharedChdb | undefined;
+let opening: Promise<SharedChdb> | undefined;
+
+async function openChdb(opts: EngineOptions, log: Logger): Promise<AnalyticsEngine> {
+  const path = resolve(opts.path ?? './.lars/clickhouse');
+  const s = await acquireChdb(path);
+  log.info({ version: s.version.text, path }, 'embedded clickhouse (chdb)');
+  let closed = false;
+  return makeEngine({
+    kind: EngineKind.chdb,
+    client: s.client,
+    version: s.version,
+    features: featuresFor(s.version),
+    database: opts.database,
+    description: `chdb ${s.version.text} at ${path}`,
+    onClose: async () => {
+      if (closed) return;
+      closed = true;
+      await releaseChdb(s);
+    },
+  });
+}
+
+async function acquireChdb(path: string): Promise<SharedChdb> {
+  // Serialize opens: two concurrent first opens must not both create a session.
+  while (opening) await opening.catch(() => undefined);
+  if (shared) {
+    if (shared.path !== path) {
+      throw new LarsError(
+        ErrorCode.clickhouse,
+        `the embedded ClickHouse (chdb) is open at ${shared.path} in this process; it binds one data directory per process, so ${path} cannot be opened too`,
+      );
+    }
+    shared.refs++;
+    return shared;
+  }
+  opening = (async () => {
+    let mod: typeof import('chdb/connection');
+    try {
+      mod = await import('chdb/connection');
+    } catch (err) {
+      throw new LarsError(ErrorCode.clickhouse, 'the embedded ClickHouse needs the chdb package (npm install chdb), or set LARS_CLICKHOUSE_URL to use a server', { cause: err });
+    }
+    mkdirSync(path, { recursive: true });
+    let connection: ReturnType<typeof mod.createChdbConnection>;
+    try {
+      connection = mod.createChdbConnection({ path });
+    } catch (err) {
+      const msg = (err as Error).message ?? String(err);
+      if (/Cannot lock file|already running/i.test(msg)) {
+        throw new LarsError(
+          ErrorCode.clickhouse,
+          `the embedded ClickHouse at ${path} is in use by another process (a running sink or node); stop it, or point both at a ClickHouse server with LARS_CLICKHOUSE_URL`,
+          { cause: err },
+        );
+      }
+      throw new LarsError(ErrorCode.clickhouse, `cannot open the embedded ClickHouse at ${path}: ${msg}`, { cause: err });
+    }
+    const client = createClient({
+      // chdb implements the client's Connection contract (same shape, its own copy of the types).
+      connection: connection as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'],
+      log: { level: ClickHouseLogLevel.OFF },
+    });
+    let version: ServerVersion;
+    try {
+      version = await detectVersion(client);
+    } catch (err) {
+      await client.close();
+      throw new LarsError(ErrorCode.clickhouse, `the embedded ClickHouse at ${path} does not answer: ${(err as Error).message}`, { cause: err });
+    }
+    const s: SharedChdb = { path, client, refs: 1, version };
+    shared = s;
+    return s;
+  })();
+  try {
+    return await opening;
+  } finally {
+    opening = undefined;
+  }
+}
+
+async function releaseChdb(s: SharedChdb): Promise<void> {
+  s.refs--;
+  if (s.refs > 0) return;
+  if (shared === s) shared = undefined;
+  await s.client.close();
+}
+
+// ---------------------------------------------------------------- common
+
+async function detectVersion(client: ClickHouseClient): Promise<ServerVersion> {
+  const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' });
+  const rows = await rs.json<{ v: string }>();
+  const text = rows[0]?.v ?? '';
+  const v = parseVersion(text);
+  if (!v) throw new Error(`unrecognised ClickHouse version ${JSON.stringify(text)}`);
+  return v;
+}
+
+interface EngineParts {
+  kind: EngineKind;
+  client: ClickHouseClient;
+  version: ServerVersion;
+  features: Features;
+  database: string;
+  description: string;
+  onClose(): Promise<void>;
+}
+
+function makeEngine(p: EngineParts): AnalyticsEngine {
+  const { client, features, kind } = p;
+  return {
+    kind,
+    client,
+    version: p.version,
+    features,
+    database: p.database,
+    description: p.description,
+    async command(sql) {
+      await client.command({ query: sql });
+    },
+    async query<T>(sql: string) {
+      const rs = await client.query({ query: sql, format: 'JSONEachRow' });
+      return rs.json<T>();
+    },
+    async insertTsv(table, columns, body, opts = {}) {
+      if (body.length === 0) return;
+      const settings: Record<string, string | number> = {};
+      if (features.asyncInsertSetting) settings['async_insert'] = 0;
+      if (features.dedupToken) settings['insert_deduplication_token'] = opts.token ?? randomUUID();
+      const cols = columns && columns.length > 0 ? ` (${columns.join(', ')})` : '';
+      if (kind === EngineKind.chdb) {
+        // chdb turns client settings into session-wide SET statements, which
+        // would leak a dedup token into later inserts: put them in the query.
+        const clause = Object.entries(settings)
+          .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`)
+          .join(', ');
+        const query = `INSERT INTO ${table}${cols}${clause ? ` SETTINGS ${clause}` : ''} FORMAT TabSeparated`;
+        await client.exec({ query, values: Readable.from([body]) });
+        return;
+      }
+      const r = await client.exec({
+        query: `INSERT INTO ${table}${cols} FORMAT TabSeparated`,
+        values: Readable.from([Buffer.from(body)]),
+        clickhouse_settings: settings as ClickHouseSettings,
+      });
+      // Drain the (empty) response so the socket returns to the pool.
+      for await (const _ of r.stream) void _;
+    },
+    async ping() {
+      try {
+        const r = await client.ping();
+        return r.success;
+      } catch {
+        return false;
+      }
+    },
+    close: p.onClose,
+  };
+}
+
+/** Quotes a string as a ClickHouse SQL literal. */
+export function sqlString(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}

@@ -1,0 +1,156 @@
+/**
+ * Applies the ClickHouse migrations (schemas/clickhouse/migrations.ts) for the
+ * engine's version, idempotently: every statement is `IF NOT EXISTS`, applied
+ * versions are recorded with a checksum, and several processes may run this
+ * at once (both create, both record; readers take any one record).
+ *
+ * On servers without TTL it also enforces retention by dropping partitions
+ * older than the retention (`enforceRetention`).
+ */
+import { createHash } from 'node:crypto';
+import {
+  DEFAULT_RETENTION,
+  MIGRATIONS,
+  RETENTION_TABLES,
+  TABLES,
+  migrationsTableDdl,
+  type Migration,
+  type Retention,
+} from '../../schemas/clickhouse/migrations.ts';
+import type { Features } from '../../schemas/clickhouse/features.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { sqlString, type AnalyticsEngine } from './engine.ts';
+
+export interface MigrateOptions {
+  retention?: Partial<Retention>;
+  /** Re-run every migration's statements, applied or not (repairs a dropped table or view). */
+  repair?: boolean;
+  log?: Logger;
+  /** Clock for `applied_at`, ms. */
+  now?: () => number;
+  /** The migration list; tests pass a longer one. */
+  migrations?: readonly Migration[];
+}
+
+export interface MigrateResult {
+  /** Versions applied by this call. */
+  applied: number[];
+  /** Versions whose recorded checksum differs from the code's. */
+  drifted: number[];
+  /** Tables whose TTL was changed to the configured retention. */
+  retentionChanged: string[];
+}
+
+export function resolveRetention(r?: Partial<Retention>): Retention {
+  const out = { ...DEFAULT_RETENTION, ...r };
+  for (const [k, v] of Object.entries(out)) {
+    if (!Number.isInteger(v) || v < 1 || v > 36_500) throw new RangeError(`retention ${k} must be a whole number of days in 1..36500, got ${String(v)}`);
+  }
+  return out;
+}
+
+/** A migration's checksum: its DDL for these features and the default retention (retention is configuration, not schema). */
+export function migrationChecksum(m: Migration, db: string, f: Features): string {
+  const text = m.statements({ db, features: f, retention: DEFAULT_RETENTION }).join(';\n');
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+export async function runMigrations(engine: AnalyticsEngine, opts: MigrateOptions = {}): Promise<MigrateResult> {
+  const log = opts.log ?? silentLogger();
+  const db = engine.database;
+  const f = engine.features;
+  const retention = resolveRetention(opts.retention);
+  const migrations = opts.migrations ?? MIGRATIONS;
+  const now = opts.now ?? Date.now;
+  await engine.command(`CREATE DATABASE IF NOT EXISTS ${db}`);
+  await engine.command(migrationsTableDdl(db));
+  const rows = await engine.query<{ version: number | string; checksum: string }>(
+    `SELECT version, any(checksum) AS checksum FROM ${db}.${TABLES.migrations} GROUP BY version`,
+  );
+  const recorded = new Map(rows.map((r) => [Number(r.version), r.checksum]));
+  const result: MigrateResult = { applied: [], drifted: [], retentionChanged: [] };
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    const sum = migrationChecksum(m, db, f);
+    const have = recorded.get(m.version);
+    if (have !== undefined && !opts.repair) {
+      if (have !== sum) {
+        result.drifted.push(m.version);
+        log.warn({ version: m.version, recorded: have, code: sum }, 'applied clickhouse migration differs from the code; add a new migration instead of editing one');
+      }
+      continue;
+    }
+    for (const sql of m.statements({ db, features: f, retention })) await engine.command(sql);
+    if (have === undefined) {
+      const at = Math.floor(now() / 1000);
+      await engine.insertTsv(
+        `${db}.${TABLES.migrations}`,
+        ['version', 'name', 'checksum', 'server_version', 'applied_at'],
+        `${m.version}\t${m.name}\t${sum}\t${engine.version.text}\t${at}\n`,
+      );
+      result.applied.push(m.version);
+      log.info({ version: m.version, name: m.name }, 'applied clickhouse migration');
+    }
+  }
+  if (f.ttl) result.retentionChanged = await reconcileTtl(engine, retention, log);
+  return result;
+}
+
+/** Changes a table's TTL when the configured retention differs from the one it was created with. */
+async function reconcileTtl(engine: AnalyticsEngine, retention: Retention, log: Logger): Promise<string[]> {
+  const db = engine.database;
+  const rows = await engine.query<{ name: string; engine_full: string }>(
+    `SELECT name, engine_full FROM system.tables WHERE database = ${sqlString(db)}`,
+  );
+  const changed: string[] = [];
+  for (const rule of RETENTION_TABLES) {
+    const row = rows.find((r) => r.name === rule.table);
+    if (!row) continue;
+    const m = /toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY/i.exec(row.engine_full);
+    const have = m ? Number(m[1] ?? m[2]) : undefined;
+    const want = retention[rule.retention];
+    if (have === want) continue;
+    await engine.command(`ALTER TABLE ${db}.${rule.table} MODIFY TTL ${rule.ttlFrom(engine.features)} + INTERVAL ${want} DAY`);
+    changed.push(rule.table);
+    log.info({ table: rule.table, from: have, to: want }, 'clickhouse retention changed');
+  }
+  return changed;
+}
+
+/** The end (exclusive, epoch ms) of a partition as `system.parts.partition` prints it, or undefined if unrecognised. */
+export function partitionEnd(partition: string, by: 'day' | 'month'): number | undefined {
+  const p = partition.replace(/^'|'$/g, '');
+  if (by === 'day') {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(p) ?? /^(\d{4})(\d{2})(\d{2})$/.exec(p);
+    if (!m) return undefined;
+    return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + 1);
+  }
+  const m = /^(\d{4})(\d{2})$/.exec(p);
+  if (!m) return undefined;
+  return Date.UTC(Number(m[1]), Number(m[2]), 1);
+}
+
+/**
+ * Drops partitions wholly older than the retention, on servers without TTL
+ * (18.16). Returns `table:partition` of each dropped one. No-op where TTL works.
+ */
+export async function enforceRetention(engine: AnalyticsEngine, retention: Partial<Retention> | undefined, nowMs: number, log?: Logger): Promise<string[]> {
+  if (engine.features.ttl) return [];
+  const r = resolveRetention(retention);
+  const db = engine.database;
+  const dropped: string[] = [];
+  for (const rule of RETENTION_TABLES) {
+    const parts = await engine.query<{ partition: string }>(
+      `SELECT DISTINCT partition FROM system.parts WHERE database = ${sqlString(db)} AND table = ${sqlString(rule.table)} AND active`,
+    );
+    const cutoff = nowMs - r[rule.retention] * 86_400_000;
+    for (const { partition } of parts) {
+      const end = partitionEnd(partition, rule.partitionBy);
+      if (end === undefined || end > cutoff) continue;
+      const literal = rule.partitionBy === 'day' ? sqlString(partition.replace(/^'|'$/g, '')) : partition;
+      await engine.command(`ALTER TABLE ${db}.${rule.table} DROP PARTITION ${literal}`);
+      dropped.push(`${rule.table}:${partition}`);
+      log?.info({ table: rule.table, partition }, 'dropped expired partition');
+    }
+  }
+  return dropped;
+}
