@@ -48,6 +48,8 @@ export interface DemoOptions {
   durationS?: number;
   /** Redraw a screen (TTY) or print one line per change. */
   tty: boolean;
+  /** Runs the scenario this many times faster (ejection times shrink alike). */
+  speed?: number;
 }
 
 function isLocal(url: string): boolean {
@@ -92,6 +94,7 @@ async function ensureNats(cfg: LarsConfig, out: (l: string) => void): Promise<{ 
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const cfg = opts.config;
   const out = opts.out;
+  const speed = opts.speed ?? 1;
   mkdirSync(cfg.dataDir, { recursive: true });
   const { nc, server } = await ensureNats(cfg, out);
   const url = server?.url ?? cfg.natsUrl;
@@ -106,7 +109,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     modid: DEMO_MODID,
     cmdid: DEMO_CMDID,
     profile: 'default',
-    params: { base_ejection_time: 3, max_ejection_time: 6, probe_succ_limit: 10 },
+    params: { base_ejection_time: 3 / speed, max_ejection_time: 6 / speed, probe_succ_limit: 10 },
     hosts: HOSTS,
     updated_by: 'lars-dev',
     ts: Date.now(),
@@ -120,7 +123,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let calls = 0;
   let errors = 0;
   let phase: Phase = PHASES[0]!;
-  const timeInCycle = () => ((Date.now() - started) / 1000) % CYCLE_S;
+  const timeInCycle = () => (((Date.now() - started) / 1000) * speed) % CYCLE_S;
   const traffic = setInterval(() => {
     const t = timeInCycle();
     for (const p of PHASES) if (t >= p.at) phase = p;

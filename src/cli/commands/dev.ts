@@ -6,9 +6,10 @@ import type { Command } from '../command.ts';
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run NATS (if none is reachable), a route node and a live fault demo',
-  usage: 'lars dev [--duration <seconds>] [--plain]',
+  usage: 'lars dev [--duration <seconds>] [--plain] [--speed <factor>]',
   flags: {
     duration: { help: 'stop by itself after this many seconds' },
+    speed: { help: 'run the demo scenario this many times faster (default 1)' },
     plain: { help: 'print one line per change instead of redrawing the screen', boolean: true },
   },
   async run(_args, flags, ctx) {
@@ -17,7 +18,9 @@ export const devCommand: Command = {
       durationS = Number(flags['duration']);
       if (!(durationS > 0)) throw new UsageError('--duration must be a positive number of seconds');
     }
+    const speed = flags['speed'] === undefined ? 1 : Number(flags['speed']);
+    if (!(speed > 0 && speed <= 100)) throw new UsageError('--speed must be a number in (0, 100]');
     const tty = !flags['plain'] && process.stdout.isTTY === true;
-    return runDemo({ config: ctx.config, out: ctx.out, stopSignal: ctx.stopSignal, durationS, tty });
+    return runDemo({ config: ctx.config, out: ctx.out, stopSignal: ctx.stopSignal, durationS, tty, speed });
   },
 };
