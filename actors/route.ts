@@ -246,7 +246,12 @@ export class RouteActor {
         }
         return;
       case 'probing':
-        if (ok) {
+        if (ok && this.isSlow(latencyMs)) {
+          // A probe that succeeds as slowly as an outlier is not a recovery.
+          s.continSucc = 0;
+          s.probeErr++;
+          if (s.probeErr >= p.probe_err_limit) this.tryEject(s, 'probe_failure', now);
+        } else if (ok) {
           s.probeSucc++;
           if (s.continSucc >= p.probe_succ_limit) this.send(s, { type: 'RECOVER', reason: 'probe_success', now }, now);
         } else {
@@ -257,6 +262,13 @@ export class RouteActor {
       case 'draining':
         return;
     }
+  }
+
+  /** A latency an outlier would have, judged against the peers' median at the last tick. */
+  private isSlow(latencyMs: number): boolean {
+    const p = this.params;
+    const m = this.peerLatency;
+    return this.profile !== 'lars' && m > 0 && latencyMs > m * p.latency_factor && latencyMs - m >= p.latency_min_gap_ms;
   }
 
   /** Lars' window rule: at the end of a healthy host's window, overload it on a high real error rate, else reset. */

@@ -151,8 +151,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const removeEvents = node.onChange((_s, evs: RouteEvent[]) => {
     for (const e of evs) {
       if (e.from === 'none') continue;
-      const fig = e.figures;
-      const why = e.reason === 'latency_outlier' ? `latency ${fig.latency_ms?.toFixed(0)} ms vs peers ${fig.peer_latency_ms?.toFixed(0)} ms` : e.reason.includes('err') ? `err_rate ${(fig.err_rate ?? 0).toFixed(2)}, ${fig.consecutive_errors ?? 0} errors in a row` : '';
+      const why = explain(e);
       const line = `${new Date(e.ts).toISOString().slice(11, 23)}  :${e.port} ${e.from} -> ${e.to}  (${e.reason}${why ? `: ${why}` : ''})`;
       events.push(line);
       if (events.length > 10) events.shift();
@@ -201,4 +200,27 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   log.flush();
   if (server) await server.stop();
   return 0;
+}
+
+/** One human phrase for the figures behind a transition. */
+function explain(e: RouteEvent): string {
+  const f = e.figures;
+  switch (e.reason) {
+    case 'latency_outlier':
+      return `latency ${f.latency_ms?.toFixed(0)} ms vs peers ${f.peer_latency_ms?.toFixed(0)} ms`;
+    case 'consecutive_errors':
+      return `${f.consecutive_errors ?? 0} errors in a row`;
+    case 'error_rate':
+      return `error rate ${(f.err_rate ?? 0).toFixed(2)}`;
+    case 'window_error_rate':
+      return `real error rate ${(f.window_err_rate ?? 0).toFixed(2)} over the window`;
+    case 'probe_failure':
+      return 'trial calls failed';
+    case 'probe_success':
+      return `${f.consecutive_successes ?? 0} trial calls succeeded`;
+    case 'timeout':
+      return e.to === 'probing' ? 'ejection over, trial traffic' : 'overload_timeout';
+    default:
+      return '';
+  }
 }

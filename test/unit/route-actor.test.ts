@@ -296,3 +296,25 @@ describe('route actor - default profile', () => {
     expect(next.events).to.have.length(0);
   });
 });
+
+describe('route actor - probing judges latency too', () => {
+  it('route - a slow host whose probes succeed slowly stays out', () => {
+    const { r, clock, events } = route(5, 'default');
+    for (let round = 0; round < 100; round++) {
+      for (let h = 1; h <= 5; h++) r.report(`10.0.0.${h}:8000`, 0, h === 1 ? 200 : 10, clock.now());
+    }
+    r.tick(clock.advance(250));
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    expect(r.host(H1)!.state).to.equal('probing');
+    r.report(H1, 0, 200, clock.now());
+    r.report(H1, 0, 200, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    r.tick(clock.advance(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    expect(r.host(H1)!.state).to.equal('probing');
+    for (let i = 0; i < 5; i++) r.report(H1, 0, 11, clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+    drain(r, clock, events);
+    expect(events.filter((e) => e.ip === '10.0.0.1').map((e) => e.reason)).to.deep.equal(['latency_outlier', 'timeout', 'probe_failure', 'timeout', 'probe_success']);
+  });
+});
