@@ -1,0 +1,144 @@
+/** `lars stats <what>` (the common analyst questions) and `lars sink` (a sink worker). */
+import { TABLES } from '../../../schemas/clickhouse/migrations.ts';
+import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
+import { createLogger } from '../../log.ts';
+import { connectNats } from '../../nats/connect.ts';
+import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
+import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
+import { startAnalytics } from '../../analytics/mod.ts';
+import { PipelineName } from '../../analytics/sink.ts';
+import {
+  STATS,
+  formatTable,
+  isStatsKind,
+  parseDuration,
+  parseRouteArg,
+  parseTime,
+  runStats,
+  startOfUtcDay,
+  type StatsParams,
+} from '../../analytics/stats.ts';
+import type { Command } from '../command.ts';
+
+function str(flags: Record<string, string | boolean | undefined>, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function positiveInt(flags: Record<string, string | boolean | undefined>, name: string): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} takes a whole number ≥ 1, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const kinds = Object.values(STATS)
+  .map((s) => `  ${s.kind.padEnd(11)} ${s.summary}`)
+  .join('\n');
+
+export const statsCommand: Command = {
+  name: 'stats',
+  summary: `answers the common questions from ClickHouse:\n${kinds}`,
+  usage: `lars stats <${Object.keys(STATS).join('|')}> [--route modid.cmdid] [--since 1h] [--json]`,
+  flags: {
+    route: { help: 'only this route, modid.cmdid' },
+    since: { help: 'look back this far: 90s, 15m, 1h, 2d (default per question; ejections: since 00:00 UTC)' },
+    at: { help: 'deploy: the deploy time (ISO 8601 or epoch ms; default: now minus --window)' },
+    window: { help: 'deploy: minutes compared on each side, e.g. 30m (default 30m)' },
+    limit: { help: 'at most this many rows (default 100)' },
+    json: { help: 'print rows as JSON', boolean: true },
+  },
+  async run(args, flags, ctx) {
+    const what = args[0];
+    if (!what || !isStatsKind(what)) throw new UsageError(`say what to show: ${Object.keys(STATS).join(', ')}`);
+    if (args.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(args[1])}`);
+    const spec = STATS[what];
+    const now = Date.now();
+    const p: StatsParams = { fromMs: 0, limit: positiveInt(flags, 'limit') ?? 100 };
+    const route = str(flags, 'route');
+    if (route !== undefined) {
+      const r = parseRouteArg(route);
+      if (!r) throw new UsageError(`--route takes modid.cmdid (two unsigned 32-bit integers), got ${JSON.stringify(route)}`);
+      p.route = r;
+    }
+    const since = str(flags, 'since');
+    if (since !== undefined) {
+      const ms = parseDuration(since);
+      if (ms === undefined) throw new UsageError(`--since takes a duration like 90s, 15m, 1h, 2d, got ${JSON.stringify(since)}`);
+      p.fromMs = now - ms;
+    } else {
+      p.fromMs = spec.defaultSince === 'today' ? startOfUtcDay(now) : now - spec.defaultSince;
+    }
+    const window = str(flags, 'window');
+    p.windowMs = window === undefined ? 30 * 60_000 : parseDuration(window);
+    if (p.windowMs === undefined) throw new UsageError(`--window takes a duration like 30m, got ${JSON.stringify(window)}`);
+    const at = str(flags, 'at');
+    if (at !== undefined) {
+      p.atMs = parseTime(at);
+      if (p.atMs === undefined) throw new UsageError(`--at takes an ISO 8601 time or epoch ms, got ${JSON.stringify(at)}`);
+    } else {
+      p.atMs = now - p.windowMs;
+    }
+    const engine = await openEngine(engineOptionsFromConfig(ctx.config));
+    try {
+      const rows = await runStats(engine, what, p).catch((err: unknown) => {
+        if (classifyFailure(err).kind === FailureKind.missingSchema) {
+          throw new LarsError(
+            ErrorCode.clickhouse,
+            `no analytics tables in database ${engine.database} (${engine.description}); start a sink first (lars sink) — it creates them`,
+            { cause: err },
+          );
+        }
+        throw err;
+      });
+      if (flags['json'] === true) ctx.out(JSON.stringify(rows));
+      else for (const line of formatTable(spec.columns, rows)) ctx.out(line);
+      return 0;
+    } finally {
+      await engine.close();
+    }
+  },
+};
+
+export const sinkCommand: Command = {
+  name: 'sink',
+  summary: `runs a ClickHouse sink worker: reports and route events from JetStream into ${TABLES.reports}, ${TABLES.rollup} and ${TABLES.events}, until stopped (several may run at once)`,
+  usage: 'lars sink [--batch-rows N] [--batch-ms N] [--retention-days N] [flags]',
+  flags: {
+    'batch-rows': { help: 'rows per insert (default 200000)' },
+    'batch-ms': { help: 'longest a report waits for its batch, ms (default 1000)' },
+    'retention-days': { help: 'days of raw reports kept (default 30)' },
+    'only': { help: 'run one pipeline: reports or events (default both)' },
+  },
+  async run(args, flags, ctx) {
+    if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
+    const cfg = ctx.config;
+    const batchRows = positiveInt(flags, 'batch-rows');
+    const batchMs = positiveInt(flags, 'batch-ms');
+    const retentionDays = positiveInt(flags, 'retention-days');
+    const only = str(flags, 'only');
+    if (only !== undefined && only !== PipelineName.reports && only !== PipelineName.events) {
+      throw new UsageError(`--only takes reports or events, got ${JSON.stringify(only)}`);
+    }
+    const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel });
+    const nc = await connectNats({ url: cfg.natsUrl, name: `lars-sink-${cfg.nodeId}` });
+    try {
+      const a = await startAnalytics(cfg, nc, log, {
+        ...(retentionDays !== undefined ? { retention: { reportsDays: retentionDays } } : {}),
+        sink: {
+          batch: { ...(batchRows !== undefined ? { maxRows: batchRows } : {}), ...(batchMs !== undefined ? { maxWaitMs: batchMs } : {}) },
+          ...(only !== undefined ? { pipelines: [only] } : {}),
+        },
+      });
+      log.info({ engine: a.engine.description }, 'sink ready; Ctrl-C to stop');
+      await ctx.stopSignal;
+      await a.close();
+      const s = a.sink.stats();
+      ctx.out(JSON.stringify(s));
+    } finally {
+      await nc.drain().catch(() => undefined);
+    }
+    return 0;
+  },
+};
