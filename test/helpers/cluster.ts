@@ -122,3 +122,27 @@ export class TestCluster {
     if (!keepServer) await this.server.stop();
   }
 }
+
+/**
+ * Mocha hooks for a suite: one nats-server for the suite, a fresh cluster
+ * (own prefix, route node started) per test. Returns an accessor for the
+ * current test's cluster.
+ */
+export function useCluster(nodeOpts: Partial<RouteNodeOptions> = {}): () => TestCluster {
+  let server: NatsServer;
+  let c: TestCluster;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(async () => {
+    await server.stop();
+  });
+  beforeEach(async () => {
+    c = await TestCluster.start(server);
+    await c.startNode(nodeOpts);
+  });
+  afterEach(async () => {
+    await c.stop(true);
+  });
+  return () => c;
+}

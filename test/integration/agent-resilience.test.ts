@@ -1,27 +1,15 @@
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { TestCluster, hosts } from '../helpers/cluster.ts';
+import { useCluster, hosts, type TestCluster } from '../helpers/cluster.ts';
 import { samplePicks } from '../helpers/traffic.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import { CutProxy } from '../helpers/proxy.ts';
 
 describe('agents and route nodes come and go (real nats-server)', function () {
   this.timeout(60_000);
-  let server: NatsServer;
+  const cluster = useCluster();
   let c: TestCluster;
-
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
-  beforeEach(async () => {
-    c = await TestCluster.start(server);
-    await c.startNode();
-  });
-  afterEach(async () => {
-    await c.stop(true);
+  beforeEach(() => {
+    c = cluster();
   });
 
   /** Ejects host `ip` of route (m, c) by reporting 15 errors through `agent`. */
@@ -60,7 +48,7 @@ describe('agents and route nodes come and go (real nats-server)', function () {
   it('agent - cut off from NATS it keeps picking from its cache and catches up after reconnect', async () => {
     await c.addRoute(6, 1, hosts(3), 'default', { drain_time: 60 });
     await waitFor(() => c.node!.route(6, 1));
-    const proxy = await new CutProxy(server.port).start();
+    const proxy = await new CutProxy(c.server.port).start();
     try {
       const a = await c.agent({ servers: proxy.url });
       const before = await a.getRoute(6, 1);

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { TestCluster, hosts } from '../helpers/cluster.ts';
+import { useCluster, hosts, type TestCluster } from '../helpers/cluster.ts';
 import { startTraffic, samplePicks, type Traffic } from '../helpers/traffic.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import { startGarbageFlood } from '../helpers/garbage.ts';
@@ -57,21 +56,10 @@ async function faultScenario(c: TestCluster): Promise<RouteEvent[]> {
 
 describe('fault scenario (real nats-server)', function () {
   this.timeout(60_000);
-  let server: NatsServer;
+  const cluster = useCluster();
   let c: TestCluster;
-
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
-  beforeEach(async () => {
-    c = await TestCluster.start(server);
-    await c.startNode();
-  });
-  afterEach(async () => {
-    await c.stop(true);
+  beforeEach(() => {
+    c = cluster();
   });
 
   it('fault - a failing host is ejected by every agent and comes back through probing', async () => {

@@ -1,27 +1,15 @@
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { TestCluster, hosts } from '../helpers/cluster.ts';
+import { useCluster, hosts, type TestCluster } from '../helpers/cluster.ts';
 import { startTraffic, samplePicks } from '../helpers/traffic.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 
 describe('latency outliers, ejection cap and panic (real nats-server)', function () {
   this.timeout(60_000);
-  let server: NatsServer;
+  const cluster = useCluster();
   let c: TestCluster;
-
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
-  beforeEach(async () => {
-    c = await TestCluster.start(server);
-    await c.startNode();
-  });
-  afterEach(async () => {
-    await c.stop(true);
+  beforeEach(() => {
+    c = cluster();
   });
 
   it('outlier - a host 20x slower than its peers is ejected in the default profile, not in lars', async () => {
