@@ -166,7 +166,21 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-let chdbPath: string | undefined;
+let chdbDataDir: string | undefined;
+
+/**
+ * A data dir whose `clickhouse/` subdirectory is this test process' chdb path
+ * (the layout `lars` uses: `<dataDir>/clickhouse`), so a config with
+ * `dataDir` set to it opens the same embedded engine as `sharedChdbPath()`.
+ */
+export function sharedChdbDataDir(): string {
+  if (!chdbDataDir) {
+    const p = mkdtempSync(join(tmpdir(), 'lars-chdb-'));
+    chdbDataDir = p;
+    process.once('exit', () => rmSync(p, { recursive: true, force: true }));
+  }
+  return chdbDataDir;
+}
 
 /**
  * The chdb data path of this test process. chdb binds one data directory per
@@ -174,12 +188,7 @@ let chdbPath: string | undefined;
  * share it; isolate by database instead (`randomDatabase()`).
  */
 export function sharedChdbPath(): string {
-  if (!chdbPath) {
-    const p = mkdtempSync(join(tmpdir(), 'lars-chdb-'));
-    chdbPath = p;
-    process.once('exit', () => rmSync(p, { recursive: true, force: true }));
-  }
-  return chdbPath;
+  return join(sharedChdbDataDir(), 'clickhouse');
 }
 
 /** A fresh database name, e.g. `lars_test_3f9a1c2b`. */
