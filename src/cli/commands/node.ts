@@ -2,6 +2,7 @@
 import { connectNats } from '../../nats/connect.ts';
 import { RouteNode } from '../../node/route-node.ts';
 import { createLogger } from '../../log.ts';
+import { ensureStreams } from '../../streams.ts';
 import { StaticOwnership } from '../../node/ownership.ts';
 import { UsageError } from '../../errors.ts';
 import type { Command } from '../command.ts';
@@ -19,7 +20,7 @@ export const nodeCommand: Command = {
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel });
     const nc = await connectNats({ url: cfg.natsUrl, name: `lars-node-${cfg.nodeId}` });
     const ownership = own ? new StaticOwnership(own) : undefined;
-    const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership });
+    const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
     log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, partitions: cfg.partitions }, 'route node ready; Ctrl-C to stop');
     await ctx.stopSignal;
     await node.close();
