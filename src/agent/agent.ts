@@ -99,6 +99,8 @@ class ReportBuffer {
   readonly cmdid: number;
   readonly subject: string;
   hostIndex = new Map<string, number>();
+  /** Index by the caller's host object (usually a pick result): the fast path. */
+  objIndex = new Map<object, number>();
   hosts: Array<[string, number]> = [];
   reports: ReportTuple[] = [];
   ts = 0;
@@ -111,6 +113,7 @@ class ReportBuffer {
 
   reset(): void {
     this.hostIndex = new Map();
+    this.objIndex = new Map();
     this.hosts = [];
     this.reports = [];
     this.ts = 0;
@@ -125,6 +128,7 @@ class AgentRoute {
   missing = false;
   hosts: AgentHost[] = [];
   byKey = new Map<string, AgentHost>();
+  byResult = new Map<object, AgentHost>();
   readonly strategy: Strategy;
   sub: Subscription | undefined;
   loaded: Promise<void> | undefined;
@@ -321,6 +325,7 @@ export class Agent {
     r.missing = s.removed;
     const next: AgentHost[] = [];
     const byKey = new Map<string, AgentHost>();
+    const byResult = new Map<object, AgentHost>();
     for (const h of s.hosts) {
       const key = `${h.ip}:${h.port}`;
       let ah = r.byKey.get(key);
@@ -329,9 +334,11 @@ export class Agent {
       ah.state = h.state;
       next.push(ah);
       byKey.set(key, ah);
+      byResult.set(ah.result, ah);
     }
     r.hosts = next;
     r.byKey = byKey;
+    r.byResult = byResult;
     r.strategy.update({ hosts: next, panic: s.panic, probeNum: s.probe_num });
     for (const l of r.listeners) {
       try {
@@ -364,19 +371,20 @@ export class Agent {
    */
   report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number): void {
     if (this.closed) return;
-    if (!isIPv4(host.ip) || !isPort(host.port) || !Number.isInteger(retcode) || !(latencyMs >= 0)) {
-      throw new RangeError(`bad report: ${host.ip}:${host.port} retcode ${retcode} latency ${latencyMs}`);
-    }
+    if (!Number.isInteger(retcode) || !(latencyMs >= 0)) throw new RangeError(`bad report: retcode ${retcode} latency ${latencyMs}`);
     const now = this.clock();
-    const lat = Math.min(latencyMs, LIMITS.maxLatencyMs);
-    // local feedback for p2c
+    const lat = latencyMs > LIMITS.maxLatencyMs ? LIMITS.maxLatencyMs : latencyMs;
+    // A pick result of this agent is known valid and found by identity: no string building, no regex.
     const r = this.routes.get(modid)?.get(cmdid);
-    if (r !== undefined) {
-      const h = r.byKey.get(`${host.ip}:${host.port}`);
-      if (h !== undefined) {
-        if (h.inflight > 0) h.inflight--;
-        h.latencyMs = h.latencyMs === 0 ? lat : h.latencyMs + 0.2 * (lat - h.latencyMs);
-      }
+    let h = r?.byResult.get(host);
+    if (h === undefined) {
+      if (!isIPv4(host.ip) || !isPort(host.port)) throw new RangeError(`bad report: host ${host.ip}:${host.port}`);
+      h = r?.byKey.get(`${host.ip}:${host.port}`);
+    }
+    if (h !== undefined) {
+      // local feedback for p2c
+      if (h.inflight > 0) h.inflight--;
+      h.latencyMs = h.latencyMs === 0 ? lat : h.latencyMs + 0.2 * (lat - h.latencyMs);
     }
     let inner = this.buffers.get(modid);
     if (inner === undefined) {
@@ -389,12 +397,16 @@ export class Agent {
       inner.set(cmdid, b);
     }
     if (b.reports.length === 0) b.ts = now;
-    const hk = `${host.ip}:${host.port}`;
-    let hi = b.hostIndex.get(hk);
+    let hi = b.objIndex.get(host);
     if (hi === undefined) {
-      hi = b.hosts.length;
-      b.hosts.push([host.ip, host.port]);
-      b.hostIndex.set(hk, hi);
+      const hk = `${host.ip}:${host.port}`;
+      hi = b.hostIndex.get(hk);
+      if (hi === undefined) {
+        hi = b.hosts.length;
+        b.hosts.push([host.ip, host.port]);
+        b.hostIndex.set(hk, hi);
+      }
+      b.objIndex.set(host, hi);
     }
     let off = now - b.ts;
     if (off < 0) off = 0;
