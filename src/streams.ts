@@ -59,6 +59,9 @@ const NS_PER_MS = 1_000_000;
 /** JetStream API error codes this module reacts to. */
 const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
+const INSUFFICIENT_STORAGE = 10047;
+/** Smallest max_bytes ensureStream falls back to when the server cannot reserve more. */
+const MIN_STREAM_BYTES = 64 * 2 ** 20;
 
 export function streamConfig(name: string, subject: string, limits: StreamLimits): Partial<StreamConfig> & { name: string } {
   return {
@@ -92,14 +95,23 @@ function apiCode(err: unknown): number | undefined {
 
 /** Creates the stream, or adopts the existing one (adding our subject if it lacks it). */
 export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }): Promise<StreamInfo> {
+  let want = cfg;
   for (let attempt = 0; ; attempt++) {
-    const existing = await infoOrUndefined(jsm, cfg.name);
-    if (existing) return adopt(jsm, existing, cfg);
+    const existing = await infoOrUndefined(jsm, want.name);
+    if (existing) return adopt(jsm, existing, want);
     try {
-      return await jsm.streams.add(cfg);
+      return await jsm.streams.add(want);
     } catch (err) {
+      const code = apiCode(err);
       // Another process created it between our info and add (with other limits): adopt theirs.
-      if (apiCode(err) !== STREAM_NAME_IN_USE || attempt >= 3) throw err;
+      if (code === STREAM_NAME_IN_USE && attempt < 3) continue;
+      // The server reserves max_bytes up front; on a small disk take what it can give.
+      const bytes = want.max_bytes ?? -1;
+      if (code === INSUFFICIENT_STORAGE && bytes > MIN_STREAM_BYTES) {
+        want = { ...want, max_bytes: Math.max(MIN_STREAM_BYTES, Math.floor(bytes / 2)) };
+        continue;
+      }
+      throw err;
     }
   }
 }

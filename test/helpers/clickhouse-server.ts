@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 
 export const CLICKHOUSE_INSTALL_COMMAND = 'apt-get install -y clickhouse-server';
 
@@ -212,3 +213,34 @@ export async function waitFor<T>(fn: () => Promise<T> | T, what: string, timeout
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+// ---------------------------------------------------------------- analytics test kit
+
+
+/** The two engines every analytics test runs against. */
+export interface EngineCase {
+  name: string;
+  /** Opens a fresh engine on `database` (the server must be started for 'server'). */
+  open(database: string): Promise<AnalyticsEngine>;
+}
+
+export function engineCases(server: () => ClickHouseServer): EngineCase[] {
+  return [
+    { name: 'chdb', open: (database) => openEngine({ path: sharedChdbPath(), database }) },
+    { name: 'clickhouse-server 18.16', open: (database) => openEngine({ url: server().url, database, requestTimeoutMs: 10_000 }) },
+  ];
+}
+
+export async function countRows(e: AnalyticsEngine, table: string, where = '1'): Promise<number> {
+  const r = await e.query<{ c: number | string }>(`SELECT count() AS c FROM ${e.database}.${table} WHERE ${where}`);
+  return Number(r[0]?.c ?? 0);
+}
+
+/** Rows per JetStream sequence in a table: the no-duplicates check. */
+export async function rowsPerSeq(e: AnalyticsEngine, table: string): Promise<Map<number, number>> {
+  const r = await e.query<{ seq: number | string; c: number | string }>(`SELECT seq, count() AS c FROM ${e.database}.${table} GROUP BY seq`);
+  return new Map(r.map((x) => [Number(x.seq), Number(x.c)]));
+}
+
+/** Stream limits for tests: JetStream reserves max_bytes up front, and a run creates many streams. */
+export const TEST_STREAM_LIMITS = { reports: { maxBytes: 256 * 2 ** 20 }, events: { maxBytes: 16 * 2 ** 20 } };
