@@ -173,7 +173,7 @@ export class RouteActor {
   /** Applies a validated batch. Hot path: no allocation per report. */
   ingest(batch: ReportBatch, now: number): IngestResult {
     const hosts = batch.hosts;
-    const map: Array<HostSlot | undefined> = new Array(hosts.length);
+    const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
       const h = hosts[i]!;
       map[i] = this.byKey.get(`${h[0]}:${h[1]}`);

@@ -250,15 +250,17 @@ export function validateReportBatch(m: unknown): Validated<ReportBatch> {
     if (typeof zone !== 'string') return fail('wrong_type', 'zone must be a string');
     if (zone.length > LIMITS.maxZoneLength) return fail('out_of_range', 'zone length');
   }
-  const hosts = m['hosts'];
-  const reports = m['reports'];
-  if (!Array.isArray(hosts)) return fail('wrong_type', 'hosts must be an array');
-  if (!Array.isArray(reports)) return fail('wrong_type', 'reports must be an array');
+  const hostsIn = m['hosts'];
+  const reportsIn = m['reports'];
+  if (!Array.isArray(hostsIn)) return fail('wrong_type', 'hosts must be an array');
+  if (!Array.isArray(reportsIn)) return fail('wrong_type', 'reports must be an array');
+  const hosts = hostsIn as unknown[];
+  const reports = reportsIn as unknown[];
   if (hosts.length === 0 || reports.length === 0) return fail('out_of_range', 'empty batch');
   if (hosts.length > LIMITS.maxBatchHosts) return fail('oversize', `${hosts.length} hosts in one batch`);
   if (reports.length > LIMITS.maxBatchReports) return fail('oversize', `${reports.length} reports in one batch`);
   for (let i = 0; i < hosts.length; i++) {
-    const e = hosts[i];
+    const e = hosts[i] as unknown[];
     if (!Array.isArray(e) || e.length !== 2) return fail('wrong_type', `hosts[${i}] must be [ip, port]`);
     if (typeof e[0] !== 'string' || typeof e[1] !== 'number') return fail('wrong_type', `hosts[${i}] types`);
     if (!isIPv4(e[0])) return fail('out_of_range', `hosts[${i}] ip`);
@@ -266,7 +268,7 @@ export function validateReportBatch(m: unknown): Validated<ReportBatch> {
   }
   const nh = hosts.length;
   for (let i = 0; i < reports.length; i++) {
-    const r = reports[i];
+    const r = reports[i] as unknown[];
     if (!Array.isArray(r) || r.length !== 4) return fail('wrong_type', `reports[${i}] must be a 4-tuple`);
     const hi = r[0];
     const rc = r[1];

@@ -13,20 +13,23 @@ export async function waitFor<T>(check: () => T | undefined | false | Promise<T 
 /** Resolves with the first value `subscribe`'s listener receives that satisfies `pred`, or rejects at the deadline. */
 export function waitForEvent<T>(subscribe: (listener: (v: T) => void) => () => void, pred: (v: T) => boolean, opts: { timeoutMs?: number; what?: string } = {}): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let stop: (() => void) | undefined;
     let done = false;
-    const timer = setTimeout(() => {
-      done = true;
-      stop?.();
-      reject(new Error(`timed out waiting for ${opts.what ?? 'event'}`));
-    }, opts.timeoutMs ?? 10_000);
-    stop = subscribe((v) => {
-      if (done || !pred(v)) return;
+    const sub: { stop?: () => void } = {};
+    const finish = (): void => {
       done = true;
       clearTimeout(timer);
-      queueMicrotask(() => stop?.());
+      // the listener may fire while subscribe() replays, before it returned
+      queueMicrotask(() => sub.stop?.());
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`timed out waiting for ${opts.what ?? 'event'}`));
+    }, opts.timeoutMs ?? 10_000);
+    sub.stop = subscribe((v) => {
+      if (done || !pred(v)) return;
+      finish();
       resolve(v);
     });
-    if (done) stop();
+    if (done) sub.stop();
   });
 }

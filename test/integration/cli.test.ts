@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { TestCluster, PARTITIONS } from '../helpers/cluster.ts';
 import { samplePicks } from '../helpers/traffic.ts';
@@ -97,9 +100,6 @@ describe('lars CLI (real nats-server)', function () {
   });
 
   it('cli - flags override environment, environment overrides the config file', async () => {
-    const { writeFileSync, mkdtempSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'lars-cfg-'));
     const file = join(dir, 'lars.json');
     writeFileSync(file, JSON.stringify({ natsUrl: 'nats://127.0.0.1:2', prefix: c.prefix, partitions: PARTITIONS }));

@@ -21,6 +21,6 @@ export const devCommand: Command = {
     const speed = flags['speed'] === undefined ? 1 : Number(flags['speed']);
     if (!(speed > 0 && speed <= 100)) throw new UsageError('--speed must be a number in (0, 100]');
     const tty = !flags['plain'] && process.stdout.isTTY === true;
-    return runDemo({ config: ctx.config, out: ctx.out, stopSignal: ctx.stopSignal, durationS, tty, speed });
+    return runDemo({ config: ctx.config, out: (l) => ctx.out(l), stopSignal: ctx.stopSignal, durationS, tty, speed });
   },
 };
