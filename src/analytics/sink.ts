@@ -116,6 +116,8 @@ export interface PipelineStats {
   /** Failed insert attempts that were retried. */
   retries: number;
   lastError: string | undefined;
+  /** Messages held right now (filling, queued and inserting batches): bounded by about 3 batches. */
+  held: number;
 }
 
 export interface Sink {
@@ -192,7 +194,7 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
     id,
     stats() {
       const out = {} as Record<PipelineName, PipelineStats>;
-      for (const p of pipelines) out[p.name] = { ...p.stats, quarantined: { ...p.stats.quarantined } };
+      for (const p of pipelines) out[p.name] = { ...p.stats, quarantined: { ...p.stats.quarantined }, held: p.heldMessages() };
       return out;
     },
     async stop() {
@@ -424,6 +426,7 @@ class Pipeline {
     quarantined: {},
     retries: 0,
     lastError: undefined,
+    held: 0,
   };
   private readonly p: PipelineParts;
   private current = new Batch();
@@ -450,6 +453,12 @@ class Pipeline {
   constructor(p: PipelineParts) {
     this.p = p;
     this.name = p.name;
+  }
+
+  heldMessages(): number {
+    let n = this.current.items.length;
+    for (const b of this.held) n += b.items.length;
+    return n;
   }
 
   start(): void {
@@ -603,7 +612,10 @@ class Pipeline {
         // Whatever failed may have landed in part: look before the next try.
         check = 'all';
         if (this.stopping && Date.now() >= this.stopDeadline) {
-          for (const i of b.items) i.msg.nak();
+          // Redelivered once our last pull request has expired: nats-server 2.9
+          // would otherwise hand them straight back to it, and our closed inbox
+          // would leave them waiting a full ack wait.
+          for (const i of b.items) i.msg.nak(this.p.fetchExpiresMs + 500);
           this.p.log.warn({ messages: b.items.length, err: f.message }, 'stopping with ClickHouse unavailable: batch handed back to the stream');
           return;
         }
@@ -668,6 +680,9 @@ class Pipeline {
   }
 
   private async insert(items: Item[]): Promise<void> {
+    if (this.p.log.isLevelEnabled('debug')) {
+      this.p.log.debug({ first: items[0]?.seq, last: items[items.length - 1]?.seq, messages: items.length }, 'insert');
+    }
     const h = createHash('sha1').update(this.p.writer.stream);
     for (const i of items) h.update(i.variant ? `,${i.seq}:${i.variant}` : `,${i.seq}`);
     let body = '';
