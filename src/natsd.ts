@@ -105,14 +105,15 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       return startNatsServer({ ...opts, port, storeDir });
     },
   };
-  if (ownStore) {
-    child.once('exit', () => {
-      // keep the store while a restart may reuse it; removed when the process exits
-    });
-    process.once('exit', () => rmSync(storeDir, { recursive: true, force: true }));
-  }
+  // A temp store is kept while a restart may reuse it, and removed when this process exits.
+  if (ownStore) tempStores.add(storeDir);
   return server;
 }
+
+const tempStores = new Set<string>();
+process.once('exit', () => {
+  for (const d of tempStores) rmSync(d, { recursive: true, force: true });
+});
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

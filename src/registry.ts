@@ -167,11 +167,17 @@ export class RouteStore {
 
   async get(modid: number, cmdid: number): Promise<{ state: RouteState; revision: number } | undefined> {
     const e = await this.kv.get(this.names.routeKey(modid, cmdid));
-    if (!e || e.operation !== 'PUT') return undefined;
+    const state = e ? RouteStore.decodeEntry(e) : undefined;
+    return e && state ? { state, revision: e.revision } : undefined;
+  }
+
+  /** The valid RouteState of a KV entry, or undefined (deleted, not msgpack, invalid). */
+  static decodeEntry(e: KvEntry): RouteState | undefined {
+    if (e.operation !== 'PUT') return undefined;
     const d = tryDecode(e.value);
     if (!d.ok) return undefined;
     const v = validateRouteState(d.value);
-    return v.ok ? { state: v.value, revision: e.revision } : undefined;
+    return v.ok ? v.value : undefined;
   }
 
   /** Writes a state; with `previousRevision`, only when the key is still at that revision (fencing). */
@@ -187,4 +193,45 @@ export class RouteStore {
 export function isConflict(err: unknown): boolean {
   const msg = String((err as Error)?.message ?? err);
   return /wrong last sequence|key exists|10071|10164/i.test(msg);
+}
+
+export interface BucketWatch {
+  /** Resolves once every key that existed when the watch started has been delivered (or after `initTimeoutMs`). */
+  initialized: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Watches every key of a bucket (last values, then updates) and tells when
+ * the initial values are all in: the watch starts first, then the current
+ * keys are listed, and `initialized` resolves when each listed key has come
+ * through the watch. One pass over the bucket, no read per key.
+ */
+export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promise<void>, opts: { initTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Promise<BucketWatch> {
+  const watch = await kv.watch({ key: '>' });
+  let pending: Set<string> | undefined;
+  const seen = new Set<string>();
+  let resolveInit!: () => void;
+  const initialized = new Promise<void>((r) => (resolveInit = r));
+  const check = (): void => {
+    if (pending && pending.size === 0) resolveInit();
+  };
+  void (async () => {
+    for await (const e of watch) {
+      await onEntry(e);
+      if (pending) pending.delete(e.key);
+      else seen.add(e.key);
+      check();
+    }
+  })().catch((err: unknown) => opts.onError?.(err));
+  const keys = new Set<string>();
+  for await (const k of await kv.keys()) keys.add(k);
+  for (const k of seen) keys.delete(k);
+  seen.clear();
+  pending = keys;
+  check();
+  const timer = setTimeout(resolveInit, opts.initTimeoutMs ?? 30_000);
+  timer.unref?.();
+  void initialized.then(() => clearTimeout(timer));
+  return { initialized, stop: () => watch.stop() };
 }

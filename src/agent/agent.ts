@@ -323,22 +323,39 @@ export class Agent {
     this.counters.routeUpdates++;
     r.state = s;
     r.missing = s.removed;
-    const next: AgentHost[] = [];
-    const byKey = new Map<string, AgentHost>();
-    const byResult = new Map<object, AgentHost>();
-    for (const h of s.hosts) {
-      const key = `${h.ip}:${h.port}`;
-      let ah = r.byKey.get(key);
-      if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
-      ah.pickWeight = h.pick_weight;
-      ah.state = h.state;
-      next.push(ah);
-      byKey.set(key, ah);
-      byResult.set(ah.result, ah);
+    let next = r.hosts;
+    let same = next.length === s.hosts.length;
+    for (let i = 0; same && i < next.length; i++) {
+      const a = next[i]!;
+      const h = s.hosts[i]!;
+      same = a.ip === h.ip && a.port === h.port;
     }
-    r.hosts = next;
-    r.byKey = byKey;
-    r.byResult = byResult;
+    if (same) {
+      // The usual change (states and weights of the same hosts): no maps rebuilt.
+      for (let i = 0; i < next.length; i++) {
+        const a = next[i]!;
+        const h = s.hosts[i]!;
+        a.pickWeight = h.pick_weight;
+        a.state = h.state;
+      }
+    } else {
+      next = [];
+      const byKey = new Map<string, AgentHost>();
+      const byResult = new Map<object, AgentHost>();
+      for (const h of s.hosts) {
+        const key = `${h.ip}:${h.port}`;
+        let ah = r.byKey.get(key);
+        if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
+        ah.pickWeight = h.pick_weight;
+        ah.state = h.state;
+        next.push(ah);
+        byKey.set(key, ah);
+        byResult.set(ah.result, ah);
+      }
+      r.hosts = next;
+      r.byKey = byKey;
+      r.byResult = byResult;
+    }
     r.strategy.update({ hosts: next, panic: s.panic, probeNum: s.probe_num });
     for (const l of r.listeners) {
       try {

@@ -11,7 +11,7 @@ import { LIMITS, validateReportBatch, type RegistryEntry, type RouteState, type 
 import { RouteActor } from '../../actors/route.ts';
 import { resolveParams } from '../../actors/params.ts';
 import { encode, tryDecode } from '../codec.ts';
-import { Registry, RouteStore, routeKeyParts, isConflict } from '../registry.ts';
+import { Registry, RouteStore, routeKeyParts, isConflict, watchBucket } from '../registry.ts';
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
@@ -75,6 +75,8 @@ export class RouteNode {
   private kvActive = 0;
   private kvIdle: Array<() => void> = [];
   private closed = false;
+  /** Last route states read in bulk at start (only while starting). */
+  private preloaded: Map<string, { state: RouteState; revision: number }> | undefined;
   /** Registry entries are applied one at a time, in arrival order. */
   private regChain: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<(state: RouteState, events: RouteEvent[]) => void>();
@@ -110,26 +112,26 @@ export class RouteNode {
   // ---------------------------------------------------------------- registry
 
   private async startRegistryWatch(): Promise<void> {
-    // Watch first (every key's last value, then updates) so nothing between
-    // the initial load and the watch is missed; the revision guard makes the
-    // two paths idempotent.
-    const watch = await this.registry.kv.watch({ key: '>' });
-    this.watchStop = () => watch.stop();
-    void (async () => {
-      for await (const e of watch) {
-        if (this.closed) break;
-        await this.enqueueRegistry(e);
-      }
-    })().catch((err: unknown) => {
-      if (!this.closed) this.log.error({ err }, 'registry watch ended');
+    // The last published state of every route, read in one pass, so that
+    // loading many routes costs no read per route.
+    const lastStates = new Map<string, { state: RouteState; revision: number }>();
+    const routesWatch = await watchBucket(this.store.kv, (e) => {
+      const st = RouteStore.decodeEntry(e);
+      if (st) lastStates.set(e.key, { state: st, revision: e.revision });
+      else lastStates.delete(e.key);
     });
-    const keys = await this.registry.kv.keys();
-    const all: string[] = [];
-    for await (const k of keys) all.push(k);
-    for (const k of all) {
-      const e = await this.registry.kv.get(k);
-      if (e) await this.enqueueRegistry(e);
-    }
+    await routesWatch.initialized;
+    routesWatch.stop();
+    this.preloaded = lastStates;
+    const w = await watchBucket(this.registry.kv, (e) => (this.closed ? undefined : this.enqueueRegistry(e)), {
+      onError: (err) => {
+        if (!this.closed) this.log.error({ err }, 'registry watch ended');
+      },
+    });
+    this.watchStop = () => w.stop();
+    await w.initialized;
+    await this.regChain;
+    this.preloaded = undefined;
   }
 
   private enqueueRegistry(e: Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>): Promise<void> {
@@ -176,7 +178,7 @@ export class RouteNode {
       return;
     }
     // New route (or re-created after removal): resume from the last published state.
-    const last = await this.store.get(modid, cmdid).catch(() => undefined);
+    const last = this.preloaded ? this.preloaded.get(key) : await this.store.get(modid, cmdid).catch(() => undefined);
     const actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: last?.state.removed ? { ...last.state, hosts: [] } : last?.state });
     const ns: RouteSlot = { actor, registryRevision: e.revision, kvRevision: last?.revision ?? 0 };
     this.routes.set(key, ns);
