@@ -132,17 +132,18 @@ export function eventColumns(f: Features): string[] {
 }
 
 /** Column list of the reports ingest table (one row per report batch). */
-export const INGEST_COLUMNS = ['ts', 'modid', 'cmdid', 'caller', 'zone', 'seq', 'host_ip', 'host_port', 'reports'] as const;
+export const INGEST_COLUMNS = ['ts', 'modid', 'cmdid', 'caller', 'zone', 'seq', 'host_ip', 'host_port', 'r_host', 'r_retcode', 'r_latency', 'r_offset'] as const;
 
 /** Column list of the quarantine table. */
 export const QUARANTINE_COLUMNS = ['time', 'stream', 'seq', 'subject', 'kind', 'detail', 'sink', 'payload'] as const;
 
 // ---------------------------------------------------------------- migrations
 
-/** The per-report expressions over `reports_ingest ARRAY JOIN reports AS x` (x = [host_index, retcode, latency_ms, offset_ms]). */
-const X_MS = 'ts + toUInt64(x[4])';
-const X_IP = 'host_ip[toUInt32(x[1]) + 1]';
-const X_PORT = 'host_port[toUInt32(x[1]) + 1]';
+/** The per-report expressions over `reports_ingest` after `ARRAY JOIN` of the report columns. */
+const X_JOIN = 'ARRAY JOIN r_host AS x_host, r_retcode AS x_retcode, r_latency AS x_latency, r_offset AS x_offset';
+const X_MS = 'ts + x_offset';
+const X_IP = 'host_ip[x_host + 1]';
+const X_PORT = 'host_port[x_host + 1]';
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -162,8 +163,9 @@ export const MIGRATIONS: readonly Migration[] = [
   zone ${lc(f)},
   seq UInt64
 ) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (modid, cmdid, time)${ttlOf(TABLES.reports, f, retention)}${dedupSettings(f)}`,
-      // One row per report batch, as it arrives: columnar arrays that the
-      // views below expand into one row per call. Null engine: stores nothing.
+      // One row per report batch, as it arrives: the batch's hosts and its
+      // reports as parallel arrays, which the views below expand into one row
+      // per call. Null engine: stores nothing.
       `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reportsIngest} (
   ts UInt64,
   modid UInt32,
@@ -173,7 +175,10 @@ export const MIGRATIONS: readonly Migration[] = [
   seq UInt64,
   host_ip Array(${ipType(f)}),
   host_port Array(UInt16),
-  reports Array(Array(Float64))
+  r_host Array(UInt16),
+  r_retcode Array(Int32),
+  r_latency Array(Float32),
+  r_offset Array(UInt32)
 ) ENGINE = Null`,
       `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.reportsIngestMv} TO ${db}.${TABLES.reports} AS
 SELECT
@@ -182,12 +187,12 @@ SELECT
   cmdid,
   ${X_IP} AS ip,
   ${X_PORT} AS port,
-  toInt32(x[2]) AS retcode,
-  toFloat32(x[3]) AS latency_ms,
+  x_retcode AS retcode,
+  x_latency AS latency_ms,
   caller,
   zone,
   seq
-FROM ${db}.${TABLES.reportsIngest} ARRAY JOIN reports AS x`,
+FROM ${db}.${TABLES.reportsIngest} ${X_JOIN}`,
     ],
   },
   {
@@ -216,11 +221,11 @@ SELECT
   ${X_IP} AS ip,
   ${X_PORT} AS port,
   countState() AS calls,
-  sumState(toUInt64(x[2] != 0)) AS errors,
-  sumState(x[3]) AS latency_sum,
-  maxState(toFloat32(x[3])) AS latency_max,
-  quantileTDigestState(toFloat32(x[3])) AS latency
-FROM ${db}.${TABLES.reportsIngest} ARRAY JOIN reports AS x
+  sumState(toUInt64(x_retcode != 0)) AS errors,
+  sumState(toFloat64(x_latency)) AS latency_sum,
+  maxState(x_latency) AS latency_max,
+  quantileTDigestState(x_latency) AS latency
+FROM ${db}.${TABLES.reportsIngest} ${X_JOIN}
 GROUP BY minute, modid, cmdid, ip, port`,
     ],
   },

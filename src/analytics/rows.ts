@@ -3,9 +3,9 @@
  * row of `reports_ingest` (columnar arrays; the views expand it into one row
  * per call), one route event one row of `route_events`.
  *
- * This runs once per message on the sink's hot path: plain loops, the reports
- * array through the native `JSON.stringify` (its text is also ClickHouse's
- * text form of `Array(Array(Float64))`).
+ * This runs once per message on the sink's hot path: plain loops, no
+ * allocation per report. transcode.ts does the same for report batches
+ * straight from their msgpack bytes.
  */
 import type { Features } from '../../schemas/clickhouse/features.ts';
 import { EVENT_FIGURES } from '../../schemas/clickhouse/migrations.ts';
@@ -85,21 +85,12 @@ export function reportSpan(b: ReportBatch): RowSpan {
     if (off < lo) lo = off;
     if (off > hi) hi = off;
   }
-  return { modid: b.modid, cmdid: b.cmdid, minMs: b.ts + lo, maxMs: b.ts + hi };
+  const ts = Math.floor(b.ts);
+  return { modid: b.modid, cmdid: b.cmdid, minMs: ts + lo, maxMs: ts + hi };
 }
 
-/**
- * One `reports_ingest` row for a validated batch. `skipDays` (UTC day numbers)
- * leaves out the reports of days already stored (a retry after a partial
- * write on a server without dedup tokens); returns '' when nothing is left.
- */
-export function ingestLine(b: ReportBatch, seq: number, f: Features, skipDays?: ReadonlySet<number>): string {
-  let reports = b.reports;
-  if (skipDays && skipDays.size > 0) {
-    reports = reports.filter((r) => !skipDays.has(Math.floor((b.ts + r[3]) / DAY_MS)));
-    if (reports.length === 0) return '';
-  }
-  const hosts = b.hosts;
+/** `[a,b,c]` of the hosts' ips: dotted text where the column is IPv4, numbers where UInt32. */
+function hostArrays(hosts: ReadonlyArray<[string, number]>, f: Features): [string, string] {
   let ips = '[';
   let ports = '[';
   for (let i = 0; i < hosts.length; i++) {
@@ -111,8 +102,38 @@ export function ingestLine(b: ReportBatch, seq: number, f: Features, skipDays?: 
     ips += f.ipv4Type ? `'${h[0]}'` : String(ipv4ToUint32(h[0]));
     ports += h[1];
   }
+  return [`${ips}]`, `${ports}]`];
+}
+
+/**
+ * One `reports_ingest` row for a validated batch: its hosts and its reports as
+ * parallel arrays. `skipDays` (UTC day numbers) leaves out the reports of days
+ * already stored (a retry after a partial write on a server without dedup
+ * tokens); returns '' when nothing is left.
+ */
+export function ingestLine(b: ReportBatch, seq: number, f: Features, skipDays?: ReadonlySet<number>): string {
+  let reports = b.reports;
+  if (skipDays && skipDays.size > 0) {
+    const ts = Math.floor(b.ts);
+    reports = reports.filter((r) => !skipDays.has(Math.floor((ts + r[3]) / DAY_MS)));
+    if (reports.length === 0) return '';
+  }
+  const [ips, ports] = hostArrays(b.hosts, f);
+  const n = reports.length;
+  const hs = new Array<number>(n);
+  const rcs = new Array<number>(n);
+  const lats = new Array<number>(n);
+  const offs = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const r = reports[i] as [number, number, number, number];
+    hs[i] = r[0];
+    rcs[i] = r[1];
+    lats[i] = r[2];
+    offs[i] = r[3];
+  }
   const zone = typeof b.zone === 'string' ? escapeTsv(b.zone) : '';
-  return `${b.ts}\t${b.modid}\t${b.cmdid}\t${escapeTsv(b.sender)}\t${zone}\t${seq}\t${ips}]\t${ports}]\t${JSON.stringify(reports)}\n`;
+  // JSON.stringify of a number array is ClickHouse's array literal, and V8 prints it fastest.
+  return `${Math.floor(b.ts)}\t${b.modid}\t${b.cmdid}\t${escapeTsv(b.sender)}\t${zone}\t${seq}\t${ips}\t${ports}\t${JSON.stringify(hs)}\t${JSON.stringify(rcs)}\t${JSON.stringify(lats)}\t${JSON.stringify(offs)}\n`;
 }
 
 const FIGURE_SET: ReadonlySet<string> = new Set(EVENT_FIGURES);

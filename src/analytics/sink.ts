@@ -6,14 +6,15 @@
  *
  * Exactly-once rows (see docs/analytics.md for the guarantee per version):
  * - every row carries the JetStream stream sequence (`seq`) of its message;
- * - a message that may already be stored (JetStream redelivered it, or an
- *   earlier insert attempt of its batch failed in a way that may have landed)
- *   is looked up by (route, time range, seq) before the insert, and skipped
- *   when its rows are there; a partial write across day partitions is
- *   completed for the missing days only;
- * - on servers with `insert_deduplication_token` every insert also carries a
- *   token derived from its messages' sequences, so a retried insert is
- *   dropped by the server, in the rollups too.
+ * - a message that may already be stored (JetStream redelivered it) is looked
+ *   up by (route, time range, seq) before the insert and skipped when its rows
+ *   are there; a partial write across day partitions is completed for the
+ *   missing days only;
+ * - on servers with `insert_deduplication_token` every insert carries a token
+ *   derived from its messages' sequences, and a failed insert is retried
+ *   exactly as it was: the server drops what landed, in the rollup too;
+ * - on servers without (18.16) a failed insert may have landed in part, so
+ *   the retry looks every message up first.
  *
  * Memory is bounded: at most one batch inserting, one queued and one filling;
  * the worker fetches only what fits the batch being filled, and stops fetching
@@ -47,6 +48,7 @@ import type { AnalyticsEngine } from './engine.ts';
 import { DEFAULT_BACKOFF, FailureKind, RateLimitedLog, backoffDelay, classifyFailure, sleep, type BackoffOptions } from './failures.ts';
 import { enforceRetention, runMigrations } from './migrate.ts';
 import { DAY_MS, eventLine, ingestLine, quarantineLine, reportSpan, type RowSpan } from './rows.ts';
+import { transcodeReportBatch } from './transcode.ts';
 
 export interface BatchLimits {
   /** Rows (calls) per insert. */
@@ -316,6 +318,10 @@ function reportsWriter(engine: AnalyticsEngine, stream: string): Writer {
     stream,
     table: `${db}.${TABLES.reportsIngest}`,
     prepare(m) {
+      const t = transcodeReportBatch(m.data, m.seq, f);
+      if (t && subjectMatches(m.subject, t.span.modid, t.span.cmdid)) {
+        return { msg: m, seq: m.seq, redelivered: m.redelivered, line: t.line, rows: t.rows, span: t.span };
+      }
       const b = decodeBatch(m);
       if (!b.ok) return b.item;
       return { msg: m, seq: m.seq, redelivered: m.redelivered, line: ingestLine(b.value, m.seq, f), rows: b.value.reports.length, span: reportSpan(b.value) };
@@ -331,7 +337,8 @@ function reportsWriter(engine: AnalyticsEngine, stream: string): Writer {
       if (!b.ok) return undefined;
       const line = ingestLine(b.value, item.seq, f, days);
       if (line === '') return undefined;
-      const rows = b.value.reports.filter((r) => !days.has(Math.floor((b.value.ts + r[3]) / DAY_MS))).length;
+      const ts = Math.floor(b.value.ts);
+      const rows = b.value.reports.filter((r) => !days.has(Math.floor((ts + r[3]) / DAY_MS))).length;
       return { ...item, line, rows, variant: [...days].sort().join('.') };
     },
   };
@@ -592,10 +599,22 @@ class Pipeline {
     const bad = b.items.filter((i) => i.bad && !i.dup);
     // First try: only redelivered messages can be stored already.
     let check: 'redelivered' | 'all' = 'redelivered';
+    // With dedup tokens, a retry repeats the first attempt exactly (same rows,
+    // same token) and the server drops whatever of it landed, in the raw table
+    // and in the rollup alike; unless the batch had to be split.
+    const tokens = this.p.engine.features.dedupToken;
+    let fixed: Item[] | undefined;
+    const split = { started: false };
     for (let attempt = 0; ; attempt++) {
       if (this.aborted) return;
       try {
-        const rows = await this.store(good, check);
+        let rows: number;
+        if (tokens && !split.started) {
+          fixed ??= await this.dropStored(good, good.filter((i) => i.redelivered));
+          rows = fixed.length > 0 ? await this.insertOrSplit(fixed, split) : 0;
+        } else {
+          rows = await this.store(good, check, split);
+        }
         if (bad.length > 0) await this.quarantine(bad);
         await this.p.hooks.afterInsert?.({ pipeline: this.name, seqs: good.map((i) => i.seq) });
         if (this.aborted) return;
@@ -633,10 +652,10 @@ class Pipeline {
   }
 
   /** Stores the items' rows; returns the rows inserted. Throws on a failure that is not about the data. */
-  private async store(items: Item[], check: 'redelivered' | 'all'): Promise<number> {
+  private async store(items: Item[], check: 'redelivered' | 'all', split: { started: boolean }): Promise<number> {
     const todo = await this.dropStored(items, check === 'redelivered' ? items.filter((i) => i.redelivered) : items);
     if (todo.length === 0) return 0;
-    return this.insertOrSplit(todo);
+    return this.insertOrSplit(todo, split);
   }
 
   /** Leaves out messages (or their days) whose rows are already in ClickHouse; only `suspects` are looked up. */
@@ -658,7 +677,7 @@ class Pipeline {
     return out;
   }
 
-  private async insertOrSplit(items: Item[]): Promise<number> {
+  private async insertOrSplit(items: Item[], split: { started: boolean }): Promise<number> {
     if (this.aborted) throw new Aborted();
     try {
       await this.insert(items);
@@ -668,6 +687,7 @@ class Pipeline {
       if (f.kind !== FailureKind.data) throw err;
       // The server refused something in these rows. A refused insert may
       // still have written the raw table before a view failed: look first.
+      split.started = true;
       const rest = await this.dropStored(items);
       if (rest.length === 0) return 0;
       if (rest.length === 1) {
@@ -675,7 +695,7 @@ class Pipeline {
         return 0;
       }
       const mid = rest.length >> 1;
-      return (await this.insertOrSplit(rest.slice(0, mid))) + (await this.insertOrSplit(rest.slice(mid)));
+      return (await this.insertOrSplit(rest.slice(0, mid), split)) + (await this.insertOrSplit(rest.slice(mid), split));
     }
   }
 
