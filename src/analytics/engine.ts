@@ -8,7 +8,7 @@
  * and a second path while one is open is refused with a clear error.
  */
 import { Readable } from 'node:stream';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
@@ -180,10 +180,12 @@ async function acquireChdb(path: string): Promise<SharedChdb> {
       connection = mod.createChdbConnection({ path });
     } catch (err) {
       const msg = (err as Error).message ?? String(err);
-      if (/Cannot lock file|already running/i.test(msg)) {
+      const holder = lockHolder(path);
+      if (holder !== undefined || /Cannot lock file|already running/i.test(msg)) {
         throw new LarsError(
           ErrorCode.clickhouse,
-          `the embedded ClickHouse at ${path} is in use by another process (a running sink or node); stop it, or point both at a ClickHouse server with LARS_CLICKHOUSE_URL`,
+          `the embedded ClickHouse at ${path} is in use by another process${holder ? ` (pid ${holder})` : ''}, a running sink or node: ` +
+            'chdb opens a data directory in one process only; query through that process, or point both at a ClickHouse server with LARS_CLICKHOUSE_URL',
           { cause: err },
         );
       }
@@ -209,6 +211,19 @@ async function acquireChdb(path: string): Promise<SharedChdb> {
     return await opening;
   } finally {
     opening = undefined;
+  }
+}
+
+/** The live process holding a ClickHouse data directory (its `status` file names it), if any. */
+function lockHolder(path: string): number | undefined {
+  try {
+    const m = /PID:\s*(\d+)/.exec(readFileSync(join(path, 'status'), 'utf8'));
+    const pid = m ? Number(m[1]) : undefined;
+    if (pid === undefined || pid === process.pid) return undefined;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
   }
 }
 
