@@ -26,7 +26,7 @@ function mainHelp(): string {
     'usage: lars <command> [args] [flags]',
     '',
     'commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary.split('\n')[0]!.replace(/:$/, '')}`),
     '',
     sharedFlagsHelp(),
     '',

@@ -1,4 +1,5 @@
 /** Commands contributed by other components (analytics). */
 import type { Command } from '../command.ts';
+import { statsCommand, sinkCommand } from './stats.ts';
 
-export const extraCommands: Command[] = [];
+export const extraCommands: Command[] = [sinkCommand, statsCommand];
