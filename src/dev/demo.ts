@@ -19,6 +19,9 @@ import { createAgent, type Agent } from '../agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import type { RouteEvent, RouteState } from '../../schemas/messages.ts';
 import { LarsError, ErrorCode, NatsUnreachableError } from '../errors.ts';
+import { startAnalytics, type Analytics } from '../analytics/mod.ts';
+import { durableName } from '../analytics/sink.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 export const DEMO_MODID = 1;
 export const DEMO_CMDID = 1;
@@ -102,6 +105,21 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const log = pino({ level: cfg.logLevel, base: { node: cfg.nodeId } }, pino.destination({ dest: logPath, sync: false, mkdir: true }));
   const node = await RouteNode.start({ nc, nodeId: `dev-${cfg.nodeId}`, prefix: cfg.prefix, partitions: cfg.partitions, log });
   const n = names(cfg.prefix);
+  // Every raw report and transition into ClickHouse: chdb under <dataDir>/clickhouse unless LARS_CLICKHOUSE_URL is set.
+  let analytics: Analytics | undefined;
+  let analyticsNote = '';
+  try {
+    analytics = await startAnalytics(cfg, nc, log, { sink: { batch: { maxWaitMs: 1000 } } });
+    analyticsNote = analytics.engine.description;
+    out(`analytics: reports and route events stream into ${analyticsNote}`);
+  } catch (err) {
+    analyticsNote = `off (${(err as Error).message})`;
+    out(`analytics: ${analyticsNote}; the demo runs without it`);
+  }
+  const storedRows = (): number => {
+    const st = analytics?.sink.stats();
+    return st ? Object.values(st).reduce((a, p) => a + p.rows, 0) : 0;
+  };
   const registry = await Registry.open(nc, n);
   // A fresh demo route each run: quick ejections so the demo moves at a human pace.
   await registry.update(DEMO_MODID, DEMO_CMDID, () => ({
@@ -172,7 +190,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       '\x1b[2J\x1b[H' + 'lars dev: live demo  (Ctrl-C to stop)',
       `NATS ${url}  prefix ${cfg.prefix}  node log ${logPath}`,
       `scenario (${timeInCycle().toFixed(0)}s of ${CYCLE_S}s): ${phase.text}`,
-      `calls ${calls}  errors ${errors}  agents ${agents.length}`,
+      `calls ${calls}  errors ${errors}  agents ${agents.length}  rows in ClickHouse ${storedRows()}`,
       '',
       route ? `route ${route.modid}.${route.cmdid}  version ${route.version}${route.panic ? '  PANIC' : ''}` : 'route: loading',
       '  host               state       reason                 traffic share (last second)',
@@ -196,6 +214,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   out(`stopping: ${calls} calls, ${errors} errors, route version ${route?.version ?? 0}`);
   for (const a of agents) await a.close();
   await node.close();
+  if (analytics) {
+    // Let the sink catch up with the stream before stopping it (what it leaves stays in the stream anyway).
+    await drainSink(nc, n.reportsStream, durableName(`${n.prefix}_sink`, 'reports'), 10_000);
+    await drainSink(nc, n.eventsStream, durableName(`${n.prefix}_sink`, 'events'), 5_000);
+    await analytics.close();
+    const st = analytics.sink.stats();
+    out(`analytics: ${st.reports?.rows ?? 0} reports and ${st.events?.rows ?? 0} route events stored in ${analyticsNote}; try: lars stats errors --since 10m`);
+  }
   await nc.drain().catch(() => undefined);
   log.flush();
   if (server) await server.stop();
@@ -222,5 +248,16 @@ function explain(e: RouteEvent): string {
       return e.to === 'probing' ? 'ejection over, trial traffic' : 'overload_timeout';
     default:
       return '';
+  }
+}
+
+/** Waits until a durable consumer has nothing pending or unacknowledged (or the deadline passes). */
+async function drainSink(nc: NatsConnection, stream: string, durable: string, timeoutMs: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ci = await jsm.consumers.info(stream, durable).catch(() => undefined);
+    if (!ci || (ci.num_pending === 0 && ci.num_ack_pending === 0)) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

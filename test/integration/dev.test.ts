@@ -29,6 +29,11 @@ describe('lars dev (npm start)', function () {
     expect(r.stdout).to.match(/:9003 overloaded -> probing/);
     expect(r.stdout).to.match(/:9003 probing -> healthy {2}\(probe_success/);
     expect(r.stdout).to.match(/stopping: \d+ calls/);
+    expect(r.stdout).to.match(/analytics: reports and route events stream into chdb/);
+    const calls = Number(/stopping: (\d+) calls/.exec(r.stdout)![1]);
+    const stored = /analytics: (\d+) reports and (\d+) route events stored/.exec(r.stdout)!;
+    expect(Number(stored[1]), 'every call stored').to.equal(calls);
+    expect(Number(stored[2]), 'route events stored').to.be.at.least(4);
     expect(existsSync(join(dir, 'nats'))).to.equal(true);
     expect(existsSync(join(dir, 'node.log'))).to.equal(true);
     // the nats-server it started is gone
