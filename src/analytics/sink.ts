@@ -152,14 +152,22 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
   for (const p of which) {
     const stream = p === PipelineName.reports ? opts.names.reportsStream : opts.names.eventsStream;
     const durable = durableName(prefix, p);
-    await ensureConsumer(jsm, stream, durable, ackWaitMs, maxAckPending, log);
-    const consumer = await js.consumers.get(stream, durable);
+    const table = p === PipelineName.reports ? TABLES.reports : TABLES.events;
+    const reopen = async (): Promise<{ consumer: Consumer; highWater: number }> => {
+      const created = await ensureConsumer(jsm, stream, durable, ackWaitMs, maxAckPending, log);
+      const highWater = created ? await storedHighWater(jsm, stream, opts.engine, table) : 0;
+      if (highWater > 0) log.warn({ stream, durable, highWater }, 'new sink consumer on a stream already stored in part: replayed messages are looked up first');
+      return { consumer: await js.consumers.get(stream, durable), highWater };
+    };
+    const { consumer, highWater } = await reopen();
     const writer = p === PipelineName.reports ? reportsWriter(opts.engine, stream) : eventsWriter(opts.engine, stream);
     pipelines.push(
       new Pipeline({
         name: p,
         id,
         consumer,
+        highWater,
+        reopen,
         writer,
         engine: opts.engine,
         limits,
@@ -207,28 +215,59 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
   };
 }
 
-async function ensureConsumer(jsm: JetStreamManager, stream: string, durable: string, ackWaitMs: number, maxAckPending: number, log: Logger): Promise<void> {
+/** Makes sure the durable consumer exists; true when this call created it (it starts at the stream's first message). */
+async function ensureConsumer(jsm: JetStreamManager, stream: string, durable: string, ackWaitMs: number, maxAckPending: number, log: Logger): Promise<boolean> {
   const ack_wait = ackWaitMs * 1_000_000;
+  let existed = true;
   try {
-    await jsm.consumers.add(stream, {
-      durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait,
-      max_ack_pending: maxAckPending,
-      max_deliver: -1,
-    });
-  } catch (err) {
-    // It exists with another configuration (another worker's options, or an
-    // older one): keep it, and bring the tunables in line.
-    if (!(err instanceof JetStreamApiError)) throw err;
     await jsm.consumers.info(stream, durable);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== CONSUMER_NOT_FOUND) throw err;
+    existed = false;
+  }
+  if (!existed) {
     try {
-      await jsm.consumers.update(stream, durable, { ack_wait, max_ack_pending: maxAckPending });
-    } catch (e) {
-      log.warn({ err: e, stream, durable }, 'could not update the sink consumer; using it as it is');
+      await jsm.consumers.add(stream, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait,
+        max_ack_pending: maxAckPending,
+        max_deliver: -1,
+      });
+      return true;
+    } catch (err) {
+      // Another worker created it first, perhaps with other options: use theirs.
+      if (!(err instanceof JetStreamApiError)) throw err;
     }
   }
+  try {
+    // Bring the tunables in line with this worker's options.
+    const info = await jsm.consumers.info(stream, durable);
+    if (info.config.ack_wait !== ack_wait || info.config.max_ack_pending !== maxAckPending) {
+      await jsm.consumers.update(stream, durable, { ack_wait, max_ack_pending: maxAckPending });
+    }
+  } catch (e) {
+    log.warn({ err: e, stream, durable }, 'could not update the sink consumer; using it as it is');
+  }
+  return false;
+}
+
+const CONSUMER_NOT_FOUND = 10014;
+
+/**
+ * The highest sequence already stored from this stream's retained messages.
+ * A consumer made anew (first start, or after someone deleted it) replays
+ * the stream from its start as first deliveries: messages up to this
+ * sequence are then looked up before being stored, like redeliveries.
+ */
+async function storedHighWater(jsm: JetStreamManager, stream: string, engine: AnalyticsEngine, table: string): Promise<number> {
+  const st = (await jsm.streams.info(stream)).state;
+  if (st.messages === 0) return 0;
+  const first = Date.parse(st.first_ts);
+  const from = Number.isFinite(first) ? Math.max(0, Math.floor(first / 1000) - 86_400) : 0;
+  const r = await engine.query<{ s: number | string }>(`SELECT max(seq) AS s FROM ${engine.database}.${table} WHERE time >= toDateTime(${from})`);
+  return Number(r[0]?.s ?? 0);
 }
 
 // ---------------------------------------------------------------- writers
@@ -385,6 +424,10 @@ interface PipelineParts {
   name: PipelineName;
   id: string;
   consumer: Consumer;
+  /** Messages up to this stream sequence may be stored already (a new consumer replaying the stream). */
+  highWater: number;
+  /** Re-creates the durable consumer (someone deleted it, or the stream) and binds to it again. */
+  reopen(): Promise<{ consumer: Consumer; highWater: number }>;
   writer: Writer;
   engine: AnalyticsEngine;
   limits: BatchLimits;
@@ -436,6 +479,8 @@ class Pipeline {
     held: 0,
   };
   private readonly p: PipelineParts;
+  private consumer: Consumer;
+  private highWater: number;
   private current = new Batch();
   /** Batches cut and not yet acked (inserting or queued). */
   private readonly held = new Set<Batch>();
@@ -455,11 +500,15 @@ class Pipeline {
   private readonly stopCtl = new AbortController();
   /** Mean rows and bytes per message, to size fetches to the batch being filled. */
   private rowsPerMessage = 1;
+  /** When the consumer was last checked after an empty fetch. */
+  private lastLook = Date.now();
   private bytesPerMessage = 1024;
 
   constructor(p: PipelineParts) {
     this.p = p;
     this.name = p.name;
+    this.consumer = p.consumer;
+    this.highWater = p.highWater;
   }
 
   heldMessages(): number {
@@ -513,22 +562,33 @@ class Pipeline {
         // Bytes bound the memory a fetch brings in; when messages are small,
         // the message count keeps the batch within its limits instead.
         const small = this.bytesPerMessage * room < FETCH_MAX_BYTES;
-        const iter = await this.p.consumer.fetch(
+        const iter = await this.consumer.fetch(
           small
             ? { max_messages: Math.max(1, Math.min(room, 10_000)), expires: this.p.fetchExpiresMs }
             : { max_bytes: FETCH_MAX_BYTES, expires: this.p.fetchExpiresMs },
         );
         this.fetch = iter;
+        let got = 0;
         for await (const m of iter) {
           if (this.aborted) break;
           this.add(m);
+          got++;
         }
         failures = 0;
+        // A quiet stream, or a consumer someone deleted (fetches then just
+        // come back empty): look now and then.
+        if (got === 0 && Date.now() - this.lastLook > 10_000 && !this.stopping) {
+          this.lastLook = Date.now();
+          await this.consumer.info().catch(() => this.reopen());
+        }
       } catch (err) {
         if (this.stopping) break;
         this.stats.lastError = (err as Error).message;
         this.p.rlog.warn(`fetch-${this.name}`, { err }, 'fetch from the stream failed; retrying');
         await sleep(backoffDelay(failures++, this.p.backoff), this.stopCtl.signal);
+        if (!this.stopping && (failures >= 3 || /consumer (deleted|not found)|stream not found/i.test((err as Error).message ?? ''))) {
+          await this.reopen();
+        }
       } finally {
         this.fetch = undefined;
       }
@@ -547,6 +607,7 @@ class Pipeline {
       return;
     }
     const item = this.p.writer.prepare(m);
+    if (seq <= this.highWater) item.redelivered = true;
     if (item.rows > 0) this.rowsPerMessage += (item.rows - this.rowsPerMessage) / 16;
     this.bytesPerMessage += (m.data.length - this.bytesPerMessage) / 16;
     const c = this.current;
@@ -581,6 +642,18 @@ class Pipeline {
         this.roomWaiters = [];
         for (const r of w) r();
       });
+  }
+
+  /** Makes the durable consumer again (deleted, or its stream re-created) and binds to it. */
+  private async reopen(): Promise<void> {
+    try {
+      const r = await this.p.reopen();
+      this.consumer = r.consumer;
+      this.highWater = Math.max(this.highWater, r.highWater);
+      this.p.log.warn('sink consumer re-created');
+    } catch (e) {
+      this.p.rlog.warn(`reopen-${this.name}`, { err: e }, 'could not re-create the sink consumer');
+    }
   }
 
   private async waitForRoom(): Promise<void> {

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch, ReportTuple, RouteEvent } from '../../schemas/messages.ts';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
@@ -238,6 +239,17 @@ describe('analytics cookbook', function () {
         expect(await stats(['events'], { route: '100.7', since: '2d', limit: '2' })).to.have.length(2);
         expect(pick(await stats(['quarantine'], {}), 'kind', 'messages')).to.deep.equal([['malformed', 1]]);
       });
+
+      if (ec.name.startsWith('clickhouse-server')) {
+        it('cookbook (clickhouse-server 18.16) - the stock clickhouse-client reads the same data', async function () {
+          const bin = ['/usr/bin/clickhouse-client', '/usr/bin/clickhouse'].find((p) => existsSync(p));
+          if (!bin) this.skip();
+          const args = bin!.endsWith('clickhouse') ? ['client'] : [];
+          const r = spawnSync(bin!, [...args, '--host', '127.0.0.1', '--port', String(ch.tcpPort), '--query', `SELECT count() FROM ${engine.database}.reports WHERE modid = 100`], { encoding: 'utf8' });
+          expect(r.stderr).to.equal('');
+          expect(r.stdout.trim()).to.equal('200');
+        });
+      }
 
       it(`stats (${ec.name}) - table output by default`, async () => {
         const config = { ...defaultConfig(), clickhouseDatabase: engine.database };

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { encode } from '../../src/codec.ts';
 import { DEFAULT_RETENTION, MIGRATIONS } from '../../schemas/clickhouse/migrations.ts';
@@ -155,6 +156,22 @@ describe('analytics sink', function () {
         // The stream still flows after the rejection.
         await publishBatches(nc, n, randomBatches({ batches: 2, reportsPerBatch: 20, ts: Date.now(), seed: 6 }));
         await waitFor(async () => (await countRows(engine, 'reports')) === 240, 'later rows');
+      });
+
+      it(`sink (${ec.name}) - the durable consumer deleted under a running worker is made again, and its replay stores nothing twice`, async () => {
+        const { log, records } = memoryLog();
+        const s = await sink({ log, backoff: { initialMs: 50, maxMs: 200 } });
+        const first = randomBatches({ batches: 10, reportsPerBatch: 10, ts: Date.now() - 5_000, seed: 21 });
+        await publishBatches(nc, n, first);
+        await waitFor(async () => (await countRows(engine, 'reports')) === 100, 'first rows');
+        const jsm = await jetstreamManager(nc);
+        await jsm.consumers.delete(n.reportsStream, `${n.prefix}_sink_reports`);
+        await publishBatches(nc, n, randomBatches({ batches: 10, reportsPerBatch: 10, ts: Date.now(), seed: 22 }));
+        await waitFor(async () => (await countRows(engine, 'reports')) >= 200 && s.stats().reports.duplicatesSkipped >= 10, 'the replay');
+        const per = await rowsPerSeq(engine, 'reports');
+        expect(per.size).to.equal(20);
+        expect([...per.values()].every((c) => c === 10)).to.equal(true);
+        expect(records.some((r) => r['msg'] === 'sink consumer re-created')).to.equal(true);
       });
 
       it(`sink (${ec.name}) - two workers share the durable consumer: every row once`, async () => {
