@@ -303,7 +303,7 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
         return false;
       }
     },
-    close: p.onClose,
+    close: () => p.onClose(),
   };
 }
 

@@ -301,7 +301,8 @@ interface Writer {
   without(item: Item, days: ReadonlySet<number>): Item | undefined;
 }
 
-function reject(m: JsMsg, kind: RejectKind | string, detail: string): Item {
+/** `kind`: a RejectKind, or the sink's own `rejected`. */
+function reject(m: JsMsg, kind: RejectKind | 'rejected', detail: string): Item {
   return { msg: m, seq: m.seq, redelivered: m.redelivered, line: '', rows: 0, bad: { kind, detail } };
 }
 

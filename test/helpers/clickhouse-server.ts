@@ -221,7 +221,7 @@ export async function waitFor<T>(fn: () => Promise<T> | T, what: string, timeout
 export interface EngineCase {
   name: string;
   /** Opens a fresh engine on `database` (the server must be started for 'server'). */
-  open(database: string): Promise<AnalyticsEngine>;
+  open: (database: string) => Promise<AnalyticsEngine>;
 }
 
 export function engineCases(server: () => ClickHouseServer): EngineCase[] {
