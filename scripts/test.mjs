@@ -1,18 +1,41 @@
 // `npm test`: installs what the suite needs (npm deps; nats-server and
 // clickhouse-server from Debian when missing and possible), then runs the unit
-// tier (no servers) and the integration tier (servers started by the tests).
-import { ensureNodeModules, ensureDebianPackages, run } from './lib.mjs';
+// tier (no servers) and the integration tier (servers started by the tests),
+// and ends with one line: "N passed, N failed".
+import { spawn } from 'node:child_process';
+import { ensureNodeModules, ensureDebianPackages, root } from './lib.mjs';
 
 const integrationOnly = process.argv.includes('--integration-only');
 const unitOnly = process.argv.includes('--unit-only');
 ensureNodeModules();
+
+const totals = { passed: 0, failed: 0, pending: 0 };
+
+/** Runs one mocha tier, echoing its output, and adds its counts to the totals. */
+function tier(config) {
+  return new Promise((resolve) => {
+    const child = spawn('npx', ['mocha', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let tail = '';
+    child.stdout.on('data', (d) => {
+      process.stdout.write(d);
+      tail = (tail + d.toString()).slice(-4000);
+    });
+    child.on('exit', (code) => {
+      const n = (re) => Number(re.exec(tail)?.[1] ?? 0);
+      totals.passed += n(/(\d+) passing/);
+      totals.failed += n(/(\d+) failing/);
+      totals.pending += n(/(\d+) pending/);
+      if (code !== 0 && n(/(\d+) failing/) === 0) totals.failed += 1; // crashed before reporting
+      resolve(code ?? 1);
+    });
+  });
+}
+
 let status = 0;
-if (!integrationOnly) {
-  status = run('npx', ['mocha', '--config', '.mocharc.unit.json']);
-  if (status !== 0) process.exit(status);
-}
-if (!unitOnly) {
+if (!integrationOnly) status = await tier('.mocharc.unit.json');
+if (status === 0 && !unitOnly) {
   if (!ensureDebianPackages([['nats-server', 'nats-server'], ['clickhouse-server', 'clickhouse-server']])) process.exit(1);
-  status = run('npx', ['mocha', '--config', '.mocharc.integration.json']);
+  status = await tier('.mocharc.integration.json');
 }
+console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.pending ? `, ${totals.pending} skipped` : ''}`);
 process.exit(status);
