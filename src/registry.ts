@@ -209,26 +209,27 @@ export interface BucketWatch {
  */
 export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promise<void>, opts: { initTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Promise<BucketWatch> {
   const watch = await kv.watch({ key: '>' });
-  let pending: Set<string> | undefined;
+  const pending = new Set<string>();
   const seen = new Set<string>();
+  let listed = false;
   let resolveInit!: () => void;
   const initialized = new Promise<void>((r) => (resolveInit = r));
   const check = (): void => {
-    if (pending && pending.size === 0) resolveInit();
+    if (listed && pending.size === 0) resolveInit();
   };
   void (async () => {
     for await (const e of watch) {
       await onEntry(e);
-      if (pending) pending.delete(e.key);
+      if (listed) pending.delete(e.key);
       else seen.add(e.key);
       check();
     }
   })().catch((err: unknown) => opts.onError?.(err));
-  const keys = new Set<string>();
-  for await (const k of await kv.keys()) keys.add(k);
-  for (const k of seen) keys.delete(k);
+  for await (const k of await kv.keys()) pending.add(k);
+  // keys the watch delivered while they were being listed are in already
+  for (const k of seen) pending.delete(k);
   seen.clear();
-  pending = keys;
+  listed = true;
   check();
   const timer = setTimeout(resolveInit, opts.initTimeoutMs ?? 30_000);
   timer.unref?.();
