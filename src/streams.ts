@@ -59,6 +59,8 @@ const NS_PER_MS = 1_000_000;
 /** JetStream API error codes this module reacts to. */
 const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
+/** Also what a concurrent creator of the same stream can cause on 2.9: treated like "name in use". */
+const SUBJECTS_OVERLAP = 10065;
 const INSUFFICIENT_STORAGE = 10047;
 /** Smallest max_bytes ensureStream falls back to when the server cannot reserve more. */
 const MIN_STREAM_BYTES = 64 * 2 ** 20;
@@ -104,7 +106,11 @@ export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamCon
     } catch (err) {
       const code = apiCode(err);
       // Another process created it between our info and add (with other limits): adopt theirs.
-      if (code === STREAM_NAME_IN_USE && attempt < 3) continue;
+      // On 2.9 the loser of a concurrent create of the same stream may hear "subjects overlap" instead.
+      if ((code === STREAM_NAME_IN_USE || code === SUBJECTS_OVERLAP) && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+        continue;
+      }
       // The server reserves max_bytes up front; on a small disk take what it can give.
       const bytes = want.max_bytes ?? -1;
       if (code === INSUFFICIENT_STORAGE && bytes > MIN_STREAM_BYTES) {
