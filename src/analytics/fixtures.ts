@@ -7,18 +7,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { SCHEMA_VERSION, type EventFigures, type HostState, type Reason, type ReportBatch, type ReportTuple, type RouteEvent } from '../../schemas/messages.ts';
 import { DEFAULT_PARTITIONS, partitionOf, type Names } from '../../schemas/subjects.ts';
 import { encode } from '../codec.ts';
+import { seededRandom } from '../../actors/strategies/random.ts';
 
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG (mulberry32), the one the pick strategies' tests use. */
+export const prng = seededRandom;
 
 export interface BatchSpec {
   modid: number;

@@ -40,6 +40,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { TABLES, eventColumns, type Retention } from '../../schemas/clickhouse/migrations.ts';
+import type { Features } from '../../schemas/clickhouse/features.ts';
 import { validateReportBatch, validateRouteEvent, type RejectKind, type ReportBatch } from '../../schemas/messages.ts';
 import { parseRouteTail, type Names } from '../../schemas/subjects.ts';
 import { tryDecode } from '../codec.ts';
@@ -266,7 +267,7 @@ async function storedHighWater(jsm: JetStreamManager, stream: string, engine: An
   if (st.messages === 0) return 0;
   const first = Date.parse(st.first_ts);
   const from = Number.isFinite(first) ? Math.max(0, Math.floor(first / 1000) - 86_400) : 0;
-  const r = await engine.query<{ s: number | string }>(`SELECT max(seq) AS s FROM ${engine.database}.${table} WHERE time >= toDateTime(${from})`);
+  const r = await engine.query<{ s: number | string }>(`SELECT max(seq) AS s FROM ${engine.database}.${table} WHERE time >= ${timeAt(from, engine.features)}`);
   return Number(r[0]?.s ?? 0);
 }
 
@@ -322,7 +323,17 @@ function decodeBatch(m: JsMsg): { ok: true; value: ReportBatch } | { ok: false; 
   return { ok: true, value: v.value };
 }
 
-function spanFilter(items: Item[]): string {
+/**
+ * A time constant of the column's own type. On DateTime64 columns a DateTime
+ * constant in an upper bound (`time < toDateTime(X)`) is turned into
+ * `time <= X - 1` by the index analysis of ClickHouse 26.x, which drops the
+ * rows in the last second's fraction: compare with a DateTime64 there.
+ */
+function timeAt(sec: number, f: Features): string {
+  return f.dateTime64 ? `toDateTime64(${sec}, 3, 'UTC')` : `toDateTime(${sec})`;
+}
+
+function spanFilter(items: Item[], f: Features): string {
   const routes = new Set<string>();
   let lo = Infinity;
   let hi = -Infinity;
@@ -334,8 +345,8 @@ function spanFilter(items: Item[]): string {
   }
   const seqs = items.map((i) => i.seq).join(', ');
   return (
-    `(modid, cmdid) IN (${[...routes].join(', ')}) AND time >= toDateTime(${Math.floor(lo / 1000)}) ` +
-    `AND time < toDateTime(${Math.floor(hi / 1000) + 1}) AND seq IN (${seqs})`
+    `(modid, cmdid) IN (${[...routes].join(', ')}) AND time >= ${timeAt(Math.floor(lo / 1000), f)} ` +
+    `AND time < ${timeAt(Math.floor(hi / 1000) + 1, f)} AND seq IN (${seqs})`
   );
 }
 
@@ -369,7 +380,7 @@ function reportsWriter(engine: AnalyticsEngine, stream: string): Writer {
     findStored(items) {
       return storedBySeq(
         engine,
-        `SELECT seq, toUInt32(toDate(time)) AS day FROM ${db}.${TABLES.reports} WHERE ${spanFilter(items)} GROUP BY seq, day`,
+        `SELECT seq, toUInt32(toDate(time)) AS day FROM ${db}.${TABLES.reports} WHERE ${spanFilter(items, f)} GROUP BY seq, day`,
       );
     },
     without(item, days) {
@@ -411,7 +422,7 @@ function eventsWriter(engine: AnalyticsEngine, stream: string): Writer {
       };
     },
     findStored(items) {
-      return storedBySeq(engine, `SELECT seq, 0 AS day FROM ${db}.${TABLES.events} WHERE ${spanFilter(items)} GROUP BY seq`);
+      return storedBySeq(engine, `SELECT seq, 0 AS day FROM ${db}.${TABLES.events} WHERE ${spanFilter(items, f)} GROUP BY seq`);
     },
     without() {
       return undefined; // one row per message: stored means all of it

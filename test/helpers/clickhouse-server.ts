@@ -13,6 +13,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 
 export const CLICKHOUSE_INSTALL_COMMAND = 'apt-get install -y clickhouse-server';
@@ -244,3 +246,23 @@ export async function rowsPerSeq(e: AnalyticsEngine, table: string): Promise<Map
 
 /** Stream limits for tests: JetStream reserves max_bytes up front, and a run creates many streams. */
 export const TEST_STREAM_LIMITS = { reports: { maxBytes: 256 * 2 ** 20 }, events: { maxBytes: 16 * 2 ** 20 } };
+
+export interface SuiteServers {
+  nats: NatsServer;
+  ch: ClickHouseServer;
+  nc: NatsConnection;
+}
+
+/** Mocha hooks: one nats-server, one clickhouse-server and a connection for the suite. */
+export function useNatsAndClickHouse(): () => SuiteServers {
+  const s = {} as SuiteServers;
+  before(async () => {
+    [s.nats, s.ch] = await Promise.all([startNatsServer(), startClickHouseServer()]);
+    s.nc = await connectNats({ url: s.nats.url });
+  });
+  after(async () => {
+    await s.nc?.close();
+    await Promise.all([s.nats?.stop(), s.ch?.destroy()]);
+  });
+  return () => s;
+}

@@ -9,8 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch, ReportTuple, RouteEvent } from '../../schemas/messages.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
+import type { NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { defaultConfig } from '../../src/config.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
@@ -24,10 +23,8 @@ import {
   engineCases,
   randomDatabase,
   sharedChdbDataDir,
-  startClickHouseServer,
   waitFor,
-  type ClickHouseServer,
-} from '../helpers/clickhouse-server.ts';
+  type ClickHouseServer, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 const MIN = 60_000;
 
@@ -152,18 +149,11 @@ const EXPECT: Record<string, (rows: Row[]) => void> = {
 
 describe('analytics cookbook', function () {
   this.timeout(60_000);
-  let nats: NatsServer;
   let ch: ClickHouseServer;
   let nc: NatsConnection;
 
-  before(async () => {
-    [nats, ch] = await Promise.all([startNatsServer(), startClickHouseServer()]);
-    nc = await connectNats({ url: nats.url });
-  });
-  after(async () => {
-    await nc?.close();
-    await Promise.all([nats?.stop(), ch?.destroy()]);
-  });
+  const servers = useNatsAndClickHouse();
+  before(() => ({ ch, nc } = servers()));
 
   it('cookbook - every query in docs/analytics.md has expected figures here, and every expectation a query', () => {
     expect([...cookbook().keys()].sort()).to.deep.equal(Object.keys(EXPECT).sort());

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { names, type Names } from '../../schemas/subjects.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import type { NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
@@ -20,10 +20,8 @@ import {
   engineCases,
   randomDatabase,
   rowsPerSeq,
-  startClickHouseServer,
   waitFor,
-  type ClickHouseServer,
-} from '../helpers/clickhouse-server.ts';
+  type ClickHouseServer, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 /**
  * Every published batch stored once, with all its rows, in raw and rollup
@@ -63,15 +61,8 @@ describe('analytics durability', function () {
   const sinks: Sink[] = [];
   const conns: NatsConnection[] = [];
 
-  before(async () => {
-    [nats, ch] = await Promise.all([startNatsServer(), startClickHouseServer()]);
-    nc = await connectNats({ url: nats.url });
-  });
-
-  after(async () => {
-    await nc?.close();
-    await Promise.all([nats?.stop(), ch?.destroy()]);
-  });
+  const servers = useNatsAndClickHouse();
+  before(() => ({ nats, ch, nc } = servers()));
 
   afterEach(async () => {
     for (const s of sinks.splice(0)) await s.stop();
