@@ -13,8 +13,9 @@ export function ensureNodeModules() {
   const missing = need.filter((n) => !existsSync(join(root, 'node_modules', n, 'package.json')));
   if (missing.length === 0) return;
   console.error(`[lars] installing npm dependencies (missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''})`);
-  const useCi = existsSync(join(root, 'package-lock.json'));
-  const r = spawnSync('npm', [useCi ? 'ci' : 'install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // npm install rather than npm ci: chdb lists optional per-platform packages
+  // that are not all published, and npm ci refuses a lock file without them.
+  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
     console.error('[lars] npm install failed; run it by hand: npm install');
     process.exit(1);
