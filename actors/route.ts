@@ -80,6 +80,15 @@ export interface RouteActorOptions {
 
 type PendingEvent = Omit<RouteEvent, 'version'>;
 
+function resetCounters(s: HostSlot, vsucc: number, verr: number): void {
+  s.vsucc = vsucc;
+  s.verr = verr;
+  s.rsucc = 0;
+  s.rerr = 0;
+  s.continSucc = 0;
+  s.continErr = 0;
+}
+
 export class RouteActor {
   readonly modid: number;
   readonly cmdid: number;
@@ -326,12 +335,8 @@ export class RouteActor {
         s.lastDecay = now;
         break;
       case 'overloaded':
-        s.vsucc = 0;
-        s.verr = this.params.init_err_cnt;
-        s.rsucc = 0;
-        s.rerr = 0;
-        s.continSucc = 0;
-        s.continErr = 0;
+        // Lars' set_overload
+        resetCounters(s, 0, this.params.init_err_cnt);
         s.suspect = false;
         break;
       case 'probing':
@@ -346,13 +351,9 @@ export class RouteActor {
     }
   }
 
+  /** Lars' set_idle: a fresh window with init_succ_cnt virtual successes. */
   private resetIdle(s: HostSlot, now: number): void {
-    s.vsucc = this.params.init_succ_cnt;
-    s.verr = 0;
-    s.rsucc = 0;
-    s.rerr = 0;
-    s.continSucc = 0;
-    s.continErr = 0;
+    resetCounters(s, this.params.init_succ_cnt, 0);
     s.windowStart = now;
     s.suspect = false;
   }
