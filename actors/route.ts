@@ -37,7 +37,6 @@ export class HostSlot implements NodeFields {
   // default profile
   latency = 0;
   latCalls = 0;
-  probeSucc = 0;
   probeErr = 0;
   /** Crossed an ejection threshold but the ejection cap held it in. */
   suspect = false;
@@ -255,15 +254,11 @@ export class RouteActor {
         }
         return;
       case 'probing':
-        if (ok && this.isSlow(latencyMs)) {
-          // A probe that succeeds as slowly as an outlier is not a recovery.
-          s.continSucc = 0;
-          s.probeErr++;
-          if (s.probeErr >= p.probe_err_limit) this.tryEject(s, 'probe_failure', now);
-        } else if (ok) {
-          s.probeSucc++;
+        if (ok && !this.isSlow(latencyMs)) {
           if (s.continSucc >= p.probe_succ_limit) this.send(s, { type: 'RECOVER', reason: 'probe_success', now }, now);
         } else {
+          // An error, or a success as slow as an outlier: not a recovery.
+          s.continSucc = 0;
           s.probeErr++;
           if (s.probeErr >= p.probe_err_limit) this.tryEject(s, 'probe_failure', now);
         }
@@ -340,7 +335,6 @@ export class RouteActor {
         s.suspect = false;
         break;
       case 'probing':
-        s.probeSucc = 0;
         s.probeErr = 0;
         s.continSucc = 0;
         s.continErr = 0;

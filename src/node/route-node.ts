@@ -262,10 +262,6 @@ export class RouteNode {
     }
   }
 
-  /** Advances every route actor to `now` at once (tests with an injected clock call this). */
-  tickNow(): void {
-    this.tick();
-  }
 
   // ---------------------------------------------------------------- publishing
 
