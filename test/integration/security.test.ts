@@ -1,0 +1,138 @@
+/**
+ * The shipped NATS permissions (deploy/nats/permissions.conf) on a real
+ * nats-server: each role can do its job, and an agent's credentials cannot
+ * write route state, write the registry or publish on a route subject.
+ */
+import { expect } from 'chai';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Kvm } from '@nats-io/kv';
+import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
+import { RouteNode } from '../../src/node/route-node.ts';
+import { Registry } from '../../src/registry.ts';
+import { createAgent, type Agent } from '../../src/agent/agent.ts';
+import { names } from '../../schemas/subjects.ts';
+import { encode } from '../../src/codec.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const PASSWORDS = {
+  LARS_AGENT_PASSWORD: `p${randomBytes(8).toString('hex')}`,
+  LARS_NODE_PASSWORD: `p${randomBytes(8).toString('hex')}`,
+  LARS_SINK_PASSWORD: `p${randomBytes(8).toString('hex')}`,
+  LARS_ADMIN_PASSWORD: `p${randomBytes(8).toString('hex')}`,
+};
+
+function connectAs(url: string, user: string, pass: string): Promise<NatsConnection> {
+  return connectNats({ url, name: user, extra: { user, pass } });
+}
+
+/** Collects the asynchronous errors the server sends a connection (permission violations). */
+function errorsOf(nc: NatsConnection): string[] {
+  const out: string[] = [];
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'error') out.push(String((s as { error?: unknown }).error ?? ''));
+    }
+  })();
+  return out;
+}
+
+describe('security - per-role NATS permissions from deploy/nats', function () {
+  this.timeout(60_000);
+  const n = names('lars');
+  let dir: string;
+  let server: NatsServer;
+  let admin: NatsConnection;
+  let nodeNc: NatsConnection;
+  let node: RouteNode;
+  let agentNc: NatsConnection;
+  let agent: Agent;
+  const saved: Record<string, string | undefined> = {};
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lars-sec-'));
+    // nats-server resolves includes relative to the including file: use the shipped file as is.
+    copyFileSync(new URL('../../deploy/nats/permissions.conf', import.meta.url), join(dir, 'permissions.conf'));
+    writeFileSync(join(dir, 'server.conf'), 'include permissions.conf\n');
+    for (const [k, v] of Object.entries(PASSWORDS)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+    server = await startNatsServer({ args: ['-c', join(dir, 'server.conf')] });
+    admin = await connectAs(server.url, 'admin', PASSWORDS.LARS_ADMIN_PASSWORD);
+    const registry = await Registry.open(admin, n);
+    await registry.addHosts(7, 7, [{ ip: '10.1.0.1', port: 80, weight: 100 }, { ip: '10.1.0.2', port: 80, weight: 100 }], 'test', { profile: 'default', params: {} });
+    nodeNc = await connectAs(server.url, 'route-node', PASSWORDS.LARS_NODE_PASSWORD);
+    node = await RouteNode.start({ nc: nodeNc, nodeId: 'sec-node', prefix: 'lars', partitions: 8, tickMs: 25 });
+    await node.settled();
+    agentNc = await connectAs(server.url, 'agent', PASSWORDS.LARS_AGENT_PASSWORD);
+    agent = await createAgent({ nc: agentNc, prefix: 'lars', partitions: 8, batchMaxDelayMs: 5 });
+  });
+
+  after(async () => {
+    await agent?.close();
+    await node?.close();
+    for (const nc of [agentNc, nodeNc, admin]) await nc?.close().catch(() => undefined);
+    await server?.stop();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('security - an agent follows a route and its reports reach the route node', async () => {
+    const h = await agent.getHost(7, 7);
+    expect(h.ok).to.equal(true);
+    const before = node.stats().reports;
+    if (h.ok) for (let i = 0; i < 10; i++) agent.report(7, 7, h, 0, 5);
+    await agent.flush();
+    await waitFor(() => node.stats().reports >= before + 10, { what: 'reports at the node' });
+  });
+
+  it('security - an agent cannot publish on a route subject', async () => {
+    const errors = errorsOf(agentNc);
+    const seen: string[] = [];
+    const spy = admin.subscribe(n.route(7, 7), { callback: (_e, m) => seen.push(m.subject) });
+    await admin.flush();
+    agentNc.publish(n.route(7, 7), encode({ forged: true }));
+    await waitFor(() => errors.some((e) => /permission/i.test(e) && e.includes(n.route(7, 7))), { what: 'permission violation for the route subject' });
+    // A later legitimate message on the same subject arrives, the forged one never did.
+    admin.publish(n.route(7, 7), encode({ marker: true }));
+    await waitFor(() => seen.length >= 1, { what: 'the admin marker' });
+    expect(seen).to.have.length(1);
+    spy.unsubscribe();
+  });
+
+  it('security - an agent cannot write route state in the routes bucket', async () => {
+    const kv = await new Kvm(agentNc).open(n.routesBucket, { bindOnly: true });
+    let refused: unknown;
+    try {
+      await kv.put(n.routeKey(7, 7), encode({ forged: true }));
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused, 'put must fail').to.be.instanceOf(Error);
+    const adminKv = await new Kvm(admin).open(n.routesBucket);
+    const e = await adminKv.get(n.routeKey(7, 7));
+    expect(e?.operation).to.equal('PUT');
+    expect(new TextDecoder().decode(e!.value)).to.not.include('forged');
+  });
+
+  it('security - an agent cannot write the registry', async () => {
+    let refused: unknown;
+    try {
+      const kv = await new Kvm(agentNc).open(n.registryBucket, { bindOnly: true });
+      await kv.put(n.routeKey(7, 7), encode({ forged: true }));
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused, 'registry write must fail').to.be.instanceOf(Error);
+    const reg = await Registry.open(admin, n);
+    const rec = await reg.get(7, 7);
+    expect(rec?.entry.hosts.map((h) => h.ip)).to.deep.equal(['10.1.0.1', '10.1.0.2']);
+  });
+});
