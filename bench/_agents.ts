@@ -1,6 +1,6 @@
 /**
  * A process of subscribed agents for the `core` benchmark
- * (route_propagation_*, ejection_*), run by bench/core.ts. Each agent has its
+ * (route_propagation_*, ejection_*), run by bench/core/agent-pass.ts. Each agent has its
  * own NATS connection, as separate services would. Every agent follows the
  * propagation route and every ejection route, and records (epoch ms):
  *  - each version of the propagation route it comes to hold (watchRoute);
@@ -10,9 +10,8 @@
  * Records are buffered and sent to the parent after a quiet moment, so that
  * reporting does not delay the agents still handling the same change.
  */
-import { createAgent, type Agent } from '../src/agent/agent.ts';
-import { connectNats, type NatsConnection } from '../src/nats/connect.ts';
-import type { RouteState } from '../schemas/messages.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createAgent, connectNats, type Agent, type RouteState } from '../src/index.ts';
 import { childConfig, epochMs, exitWithParent, toParent, type AgentsConfig, type EjectRecord, type FromAgents, type ToAgents, type VersionRecord } from './_common.ts';
 
 const cfg = childConfig<AgentsConfig>();

@@ -1,5 +1,5 @@
 /**
- * Small helpers shared by the `core` benchmark and its child processes
+ * Small helpers shared by the benchmark groups and their child processes
  * (files starting with `_` are not benchmark groups).
  */
 import { performance } from 'node:perf_hooks';
@@ -33,13 +33,13 @@ export function benchHosts(a: number, b: number, n: number, weight: (i: number) 
 /** Configuration handed to a child process in the BENCH_CONFIG environment variable. */
 export function childConfig<T>(): T {
   const raw = process.env['BENCH_CONFIG'];
-  if (!raw) throw new Error('BENCH_CONFIG is not set: this file is started by bench/core.ts');
+  if (!raw) throw new Error('BENCH_CONFIG is not set: this file is started by a bench group');
   return JSON.parse(raw) as T;
 }
 
 /** Sends a message to the parent over the IPC channel (fork). */
 export function toParent(msg: unknown): void {
-  if (!process.send) throw new Error('no IPC channel: this file is started by bench/core.ts');
+  if (!process.send) throw new Error('no IPC channel: this file is started by a bench group');
   process.send(msg);
 }
 
@@ -70,12 +70,23 @@ export interface PublisherConfig {
   errorEvery: number;
   /** Batches the publishers together may have in flight beyond what the node consumed. */
   windowBatches: number;
+  /**
+   * `core`: plain core-NATS publishes. `jetstream`: `js.publish` with a
+   * `msgID`, at most `ackWindow` publishes awaiting their ack at once.
+   */
+  mode: 'core' | 'jetstream';
+  ackWindow: number;
 }
 
 export type ToPublisher = { type: 'credit'; consumed: number } | { type: 'start' } | { type: 'stats' } | { type: 'stop' };
 export type FromPublisher =
   | { type: 'ready'; batchBytes: number }
-  | { type: 'stats'; published: number; waitMs: number; t: number }
+  /**
+   * Counters so far: batches published and acknowledged (= published in core
+   * mode), failed JetStream publishes, ms spent waiting for node credit and
+   * ms spent waiting for acks (a full ack window), process CPU µs.
+   */
+  | { type: 'stats'; published: number; acked: number; failed: number; waitMs: number; ackWaitMs: number; cpuUs: number; t: number }
   | { type: 'stopped'; published: number };
 
 export interface AgentsConfig {

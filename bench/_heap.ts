@@ -1,6 +1,6 @@
 /**
  * Heap of one route node holding many routes, for the `core` benchmark
- * (heap_bytes_per_host), run by bench/core.ts in a fresh process with
+ * (heap_bytes_per_host), run by bench/core/heap.ts in a fresh process with
  * --expose-gc after it has written the routes into the registry KV.
  *
  * Baseline: every module loaded and the NATS connection open, after full GCs.
@@ -8,8 +8,7 @@
  * per route, first state published and written to the routes KV), and the heap
  * is measured again after full GCs. The delta is what the node holds.
  */
-import { RouteNode } from '../src/node/route-node.ts';
-import { connectNats } from '../src/nats/connect.ts';
+import { RouteNode, connectNats } from '../src/index.ts';
 import { childConfig, epochMs, exitWithParent, sleep, toParent, type FromHeap, type HeapConfig } from './_common.ts';
 
 const cfg = childConfig<HeapConfig>();

@@ -1,7 +1,10 @@
 /**
- * Report publisher for the `core` benchmark (report_ingest_per_sec), run as a
- * separate process by bench/core.ts: publishes pre-encoded, valid ReportBatch
- * messages on core NATS as fast as the credit window allows.
+ * Report publisher for the `core` group's ingest benchmark
+ * (report_ingest_per_sec, report_ingest_per_sec_acked), run as a separate
+ * process by bench/core/ingest.ts: publishes pre-encoded, valid ReportBatch
+ * messages as fast as the credit window allows, either on core NATS or as
+ * JetStream publishes (`js.publish` with a `msgID`) with at most `ackWindow`
+ * of them awaiting their ack.
  *
  * Flow control: the bench process sends the number of batches its route node
  * has consumed (IPC, every few ms); the publishers together keep at most
@@ -10,9 +13,8 @@
  * cuts the node off as a slow consumer, which measures nothing useful.
  */
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { connectNats } from '../src/nats/connect.ts';
-import { names as makeNames, partitionOf } from '../schemas/subjects.ts';
-import type { ReportBatch, ReportTuple } from '../schemas/messages.ts';
+import { jetstream } from '@nats-io/jetstream';
+import { connectNats, names as makeNames, partitionOf, type ReportBatch, type ReportTuple } from '../src/index.ts';
 import { encode } from '../src/codec.ts';
 import { childConfig, epochMs, exitWithParent, toParent, type FromPublisher, type PublisherConfig, type ToPublisher } from './_common.ts';
 
@@ -20,6 +22,7 @@ const cfg = childConfig<PublisherConfig>();
 const n = makeNames(cfg.prefix);
 const nc = await connectNats({ url: cfg.url, name: `bench-publisher-${cfg.index}` });
 exitWithParent(() => nc.close());
+const js = cfg.mode === 'jetstream' ? jetstream(nc) : undefined;
 
 // One pre-encoded batch per route: reportsPerBatch reports spread round-robin
 // over the route's hosts, latencies 5..15 ms (floats, as agents send them), one
@@ -45,7 +48,12 @@ let k = Math.floor((cfg.index * subjects.length) / cfg.count);
 
 let allowed = 0;
 let published = 0;
+let acked = 0;
+let failed = 0;
 let waitMs = 0;
+let ackWaitMs = 0;
+/** JetStream publishes awaiting their ack. */
+let outstanding = 0;
 let running = false;
 let stopping = false;
 let wake: (() => void) | undefined;
@@ -65,7 +73,10 @@ process.on('message', (m: ToPublisher) => {
       }
       break;
     case 'stats':
-      send({ type: 'stats', published, waitMs, t: epochMs() });
+      {
+        const u = process.cpuUsage();
+        send({ type: 'stats', published, acked: js ? acked : published, failed, waitMs, ackWaitMs, cpuUs: u.user + u.system, t: epochMs() });
+      }
       break;
     case 'stop':
       stopping = true;
@@ -78,6 +89,19 @@ function send(m: FromPublisher): void {
   toParent(m);
 }
 
+const msgIdBase = `bp${cfg.index}-${Date.now().toString(36)}-`;
+
+function onAck(): void {
+  acked++;
+  outstanding--;
+  wake?.();
+}
+function onNack(): void {
+  failed++;
+  outstanding--;
+  wake?.();
+}
+
 async function loop(): Promise<void> {
   while (!stopping) {
     if (published >= allowed) {
@@ -87,16 +111,31 @@ async function loop(): Promise<void> {
       waitMs += epochMs() - t;
       continue;
     }
+    if (js && outstanding >= cfg.ackWindow) {
+      const t = epochMs();
+      await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+      ackWaitMs += epochMs() - t;
+      continue;
+    }
     // Publish a burst, then yield so the client writes its buffer to the socket.
     let burst = 0;
     while (published < allowed && burst < 64) {
-      nc.publish(subjects[k]!, payloads[k]!);
+      if (js) {
+        if (outstanding >= cfg.ackWindow) break;
+        outstanding++;
+        js.publish(subjects[k]!, payloads[k]!, { msgID: msgIdBase + published }).then(onAck, onNack);
+      } else {
+        nc.publish(subjects[k]!, payloads[k]!);
+      }
       if (++k === subjects.length) k = 0;
       published++;
       burst++;
     }
     await yieldLoop();
   }
+  const end = epochMs() + 5000;
+  while (outstanding > 0 && epochMs() < end) await new Promise((r) => setTimeout(r, 5));
   await nc.flush().catch(() => undefined);
   await nc.close().catch(() => undefined);
   send({ type: 'stopped', published });
