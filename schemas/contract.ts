@@ -1,0 +1,286 @@
+/**
+ * The one definition of every wire message of the Lars-on-NATS contract
+ * (version 1), as TypeBox schemas. The TypeScript types (`Static<>`), the
+ * runtime validators (messages.ts, through TypeBox's compiler) and the
+ * committed `*.schema.json` files (generate.ts) all come from here.
+ *
+ * Rules JSON Schema cannot express are listed in each message's
+ * `description` and checked in code next to the compiled schema
+ * (messages.ts): they are few and cheap.
+ *
+ * This module imports TypeBox and the contract's own subjects module only.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { UINT32_MAX } from './subjects.ts';
+
+export const SCHEMA_VERSION = 1 as const;
+
+export const LIMITS = {
+  /** Reports in one batch. */
+  maxBatchReports: 10_000,
+  /** Distinct hosts in one batch. */
+  maxBatchHosts: 1_024,
+  /** Encoded size of any message, bytes (NATS' default max_payload). */
+  maxMessageBytes: 1_048_576,
+  /** Largest latency accepted, ms (one hour). */
+  maxLatencyMs: 3_600_000,
+  /** Largest report offset from the batch time, ms (one hour). */
+  maxOffsetMs: 3_600_000,
+  maxSenderLength: 128,
+  maxZoneLength: 64,
+  maxReasonLength: 64,
+  /** Hosts in one route. */
+  maxRouteHosts: 1_024,
+  minWeight: 1,
+  maxWeight: 10_000,
+  defaultWeight: 100,
+  /** retcode is an int32 as in Lars. */
+  minRetcode: -2_147_483_648,
+  maxRetcode: 2_147_483_647,
+  /** Largest time, ms since the epoch (the ECMAScript Date range). */
+  maxTimeMs: 8.64e15,
+  /** Route versions stay exact in a float64. */
+  maxVersion: Number.MAX_SAFE_INTEGER,
+} as const;
+
+export const HostState = {
+  healthy: 'healthy',
+  overloaded: 'overloaded',
+  probing: 'probing',
+  draining: 'draining',
+} as const;
+export type HostState = (typeof HostState)[keyof typeof HostState];
+
+export const Profile = { lars: 'lars', default: 'default' } as const;
+export type Profile = (typeof Profile)[keyof typeof Profile];
+
+/** Why a host changed state. Published in every route event and route state. */
+export const Reason = {
+  registered: 'registered',
+  consecutive_errors: 'consecutive_errors',
+  error_rate: 'error_rate',
+  window_error_rate: 'window_error_rate',
+  latency_outlier: 'latency_outlier',
+  success_rate: 'success_rate',
+  consecutive_successes: 'consecutive_successes',
+  timeout: 'timeout',
+  probe_success: 'probe_success',
+  probe_failure: 'probe_failure',
+  removed: 'removed',
+  readded: 'readded',
+  restored: 'restored',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** Why an inbound message was dropped. Counted per kind by every consumer. */
+export const RejectKind = {
+  malformed: 'malformed',
+  wrong_type: 'wrong_type',
+  out_of_range: 'out_of_range',
+  oversize: 'oversize',
+  bad_version: 'bad_version',
+  subject_mismatch: 'subject_mismatch',
+  unknown_route: 'unknown_route',
+  unknown_host: 'unknown_host',
+} as const;
+export type RejectKind = (typeof RejectKind)[keyof typeof RejectKind];
+
+/**
+ * The reject kind of any failed constraint on a schema, when it is not the
+ * default one (see `rejectKindOf` in messages.ts). A symbol key, so it never
+ * reaches the JSON Schema files.
+ */
+export const RejectAs: unique symbol = Symbol.for('lars.contract.rejectAs');
+
+function rejectAs<T extends TSchema>(schema: T, kind: RejectKind): T {
+  (schema as T & { [RejectAs]?: RejectKind })[RejectAs] = kind;
+  return schema;
+}
+
+// ------------------------------------------------------------------ fields
+
+const IPV4_PATTERN = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
+
+const Version = rejectAs(Type.Literal(SCHEMA_VERSION, { description: 'schema version' }), 'bad_version');
+const Uint32 = () => Type.Integer({ minimum: 0, maximum: UINT32_MAX });
+const Sender = () => Type.String({ minLength: 1, maxLength: LIMITS.maxSenderLength, description: 'id of the process that wrote the message' });
+const TimeMs = (description: string) => Type.Number({ minimum: 0, maximum: LIMITS.maxTimeMs, description });
+const Ipv4 = () => Type.String({ maxLength: 15, pattern: IPV4_PATTERN, description: 'IPv4, dotted decimal, no leading zeros' });
+const Port = () => Type.Integer({ minimum: 1, maximum: 65535 });
+const Weight = () => Type.Integer({ minimum: LIMITS.minWeight, maximum: LIMITS.maxWeight });
+/** Absent and nil both mean "no zone" (msgpack writers in other languages often send nil). */
+const Zone = () => Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.maxZoneLength }), Type.Null()]));
+const RouteVersion = (description: string) => Type.Integer({ minimum: 1, maximum: LIMITS.maxVersion, description });
+const HostStateSchema = () => Type.Union(Object.values(HostState).map((s) => Type.Literal(s)));
+const ProfileSchema = () => Type.Union([Type.Literal(Profile.default), Type.Literal(Profile.lars)]);
+/**
+ * Readers accept any short string as a reason, so a reason added later does
+ * not make older agents drop whole route states; writers send a `Reason`.
+ */
+const ReasonSchema = () =>
+  Type.Unsafe<Reason>(Type.String({ maxLength: LIMITS.maxReasonLength, description: `one of: ${Object.values(Reason).join(', ')}` }));
+
+// ---------------------------------------------------------------- messages
+
+/**
+ * One call result inside a batch: `[host_index, retcode, latency_ms, offset_ms]`.
+ * Any value of the tuple that is a number but not an allowed one (fraction,
+ * NaN, out of bounds) is `out_of_range`.
+ */
+export const ReportTupleSchema = Type.Tuple(
+  [
+    rejectAs(Type.Integer({ minimum: 0, description: 'host_index: index into hosts (< hosts.length, checked in code)' }), 'out_of_range'),
+    rejectAs(Type.Integer({ minimum: LIMITS.minRetcode, maximum: LIMITS.maxRetcode, description: 'retcode: 0 success, anything else an error (int32, Lars)' }), 'out_of_range'),
+    rejectAs(Type.Number({ minimum: 0, maximum: LIMITS.maxLatencyMs, description: 'latency_ms' }), 'out_of_range'),
+    rejectAs(Type.Integer({ minimum: 0, maximum: LIMITS.maxOffsetMs, description: 'offset_ms: the call ended at ts + offset_ms' }), 'out_of_range'),
+  ],
+  { description: '[host_index, retcode, latency_ms, offset_ms]' },
+);
+
+export const ReportBatchSchema = Type.Object(
+  {
+    v: Version,
+    sender: Sender(),
+    modid: Uint32(),
+    cmdid: Uint32(),
+    ts: TimeMs('batch base time, ms since the Unix epoch'),
+    zone: Zone(),
+    hosts: Type.Array(Type.Tuple([Ipv4(), Port()]), {
+      minItems: 1,
+      maxItems: LIMITS.maxBatchHosts,
+      description: 'the distinct hosts the reports refer to: [ip, port]',
+    }),
+    reports: Type.Array(ReportTupleSchema, { minItems: 1, maxItems: LIMITS.maxBatchReports }),
+  },
+  {
+    title: 'ReportBatch',
+    description:
+      'A batch of call results for one route, agent → route node. Subject <prefix>.report.<partition>.<modid>.<cmdid>. ' +
+      'Checked in code as well: every reports[i][0] (host_index) is < hosts.length.',
+  },
+);
+
+export const RouteHostSchema = Type.Object({
+  ip: Ipv4(),
+  port: Port(),
+  weight: Weight(),
+  zone: Zone(),
+  state: HostStateSchema(),
+  reason: ReasonSchema(),
+  since: TimeMs('when the host entered state, ms since the Unix epoch'),
+  pick_weight: Type.Number({
+    minimum: 0,
+    maximum: LIMITS.maxWeight,
+    description: 'the weight agents pick with: weight when healthy, a fraction when probing, 0 when overloaded or draining; in panic every non-draining host gets weight',
+  }),
+});
+
+export const RouteStateSchema = Type.Object(
+  {
+    v: Version,
+    sender: Sender(),
+    modid: Uint32(),
+    cmdid: Uint32(),
+    version: RouteVersion('monotonic per route; agents keep the highest they have seen'),
+    ts: TimeMs('ms since the Unix epoch'),
+    profile: ProfileSchema(),
+    panic: Type.Boolean({ description: 'too few hosts are healthy: agents spread over every non-draining host' }),
+    removed: Type.Boolean({ description: 'the route was deleted from the registry; agents forget it' }),
+    probe_num: Type.Integer({ minimum: 0, description: "Lars' probe_num: the lars strategy sends one pick in probe_num + 1 to an overloaded host" }),
+    hosts: Type.Array(RouteHostSchema, { maxItems: LIMITS.maxRouteHosts }),
+  },
+  {
+    title: 'RouteState',
+    description: 'Full effective route, route node → agents. Subject <prefix>.route.<modid>.<cmdid> and KV <prefix>_routes key <modid>.<cmdid>.',
+  },
+);
+
+const Figure = () => Type.Number();
+export const EventFiguresSchema = Type.Object(
+  {
+    err_rate: Type.Optional(Figure()),
+    succ_rate: Type.Optional(Figure()),
+    window_err_rate: Type.Optional(Figure()),
+    consecutive_errors: Type.Optional(Figure()),
+    consecutive_successes: Type.Optional(Figure()),
+    latency_ms: Type.Optional(Figure()),
+    peer_latency_ms: Type.Optional(Figure()),
+    calls: Type.Optional(Figure()),
+    ejections: Type.Optional(Figure()),
+    ejection_ms: Type.Optional(Figure()),
+  },
+  { additionalProperties: Figure(), description: 'figures behind a transition: finite numbers, each absent when not applicable' },
+);
+
+const StateOrNone = () => Type.Union([Type.Literal('none'), ...Object.values(HostState).map((s) => Type.Literal(s))]);
+
+export const RouteEventSchema = Type.Object(
+  {
+    v: Version,
+    sender: Sender(),
+    modid: Uint32(),
+    cmdid: Uint32(),
+    ts: TimeMs('ms since the Unix epoch'),
+    ip: Ipv4(),
+    port: Port(),
+    from: StateOrNone(),
+    to: StateOrNone(),
+    reason: ReasonSchema(),
+    version: RouteVersion('the route version that carries this transition'),
+    figures: EventFiguresSchema,
+  },
+  {
+    title: 'RouteEvent',
+    description: "One host state transition, route node → anyone. Subject <prefix>.event.<modid>.<cmdid>. from 'none': the host just appeared; to 'none': it left the route.",
+  },
+);
+
+export const RegistryHostSchema = Type.Object({
+  ip: Ipv4(),
+  port: Port(),
+  weight: Weight(),
+  zone: Zone(),
+});
+
+export const RegistryEntrySchema = Type.Object(
+  {
+    v: Version,
+    modid: Uint32(),
+    cmdid: Uint32(),
+    profile: Type.Optional(ProfileSchema()),
+    params: Type.Optional(Type.Record(Type.String(), Type.Number(), { description: "overrides of the profile's parameters, by parameter name" })),
+    hosts: Type.Array(RegistryHostSchema, { maxItems: LIMITS.maxRouteHosts }),
+    updated_by: Type.String({ description: 'who wrote the entry' }),
+    ts: TimeMs('when, ms since the Unix epoch'),
+  },
+  {
+    title: 'RegistryEntry',
+    description:
+      'Admin-set hosts of one route. KV <prefix>_registry key <modid>.<cmdid>. ' +
+      'Checked in code as well: no two hosts share the same ip:port.',
+  },
+);
+
+/** One call result inside a batch: `[host_index, retcode, latency_ms, offset_ms]`. */
+export type ReportTuple = Static<typeof ReportTupleSchema>;
+/** A batch of call results for one route. Subject `<prefix>.report.<partition>.<modid>.<cmdid>`. */
+export type ReportBatch = Static<typeof ReportBatchSchema>;
+/** One host as published in the effective route. */
+export type RouteHost = Static<typeof RouteHostSchema>;
+/** Full effective route. Subject `<prefix>.route.<modid>.<cmdid>` and KV `<prefix>_routes` key `<modid>.<cmdid>`. */
+export type RouteState = Static<typeof RouteStateSchema>;
+/** Figures behind a transition (all numbers; absent when not applicable). */
+export type EventFigures = Static<typeof EventFiguresSchema>;
+/** One host state transition. Subject `<prefix>.event.<modid>.<cmdid>`. */
+export type RouteEvent = Static<typeof RouteEventSchema>;
+export type RegistryHost = Static<typeof RegistryHostSchema>;
+/** Admin-set hosts of one route. KV `<prefix>_registry` key `<modid>.<cmdid>`. */
+export type RegistryEntry = Static<typeof RegistryEntrySchema>;
+
+/** Every message schema, by the base name of its `.schema.json` file. */
+export const MESSAGE_SCHEMAS = {
+  'report-batch': ReportBatchSchema,
+  'route-state': RouteStateSchema,
+  'route-event': RouteEventSchema,
+  'registry-entry': RegistryEntrySchema,
+} as const;
