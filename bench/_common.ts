@@ -129,3 +129,30 @@ export interface HeapConfig {
 export type FromHeap =
   | { type: 'result'; baseline: number; after: number; routes: number; hosts: number; loadMs: number; settleMs: number; rssDelta: number }
   | { type: 'error'; message: string };
+
+export interface SendersConfig {
+  url: string;
+  prefix: string;
+  partitions: number;
+  /** First simulated agent index and how many this process runs. */
+  first: number;
+  count: number;
+  /** NATS connections this process' agents share (agent i uses connection i % connections). */
+  connections: number;
+  /** Routes the agents report on (agent i on route i % routes), modid `modid`, cmdids 1..routes. */
+  modid: number;
+  routes: number;
+  hostsPerRoute: number;
+  reportsPerBatch: number;
+  /** JetStream publishes each agent may have awaiting their ack. */
+  window: number;
+  /** One publish in `sampleEvery` has its ack latency recorded. */
+  sampleEvery: number;
+}
+
+export type ToSenders = { type: 'start' } | { type: 'stats' } | { type: 'stop' };
+export type FromSenders =
+  | { type: 'ready'; agents: number; batchBytes: number }
+  /** Counters so far; `ackMs` are the ack latencies sampled since the previous stats message. */
+  | { type: 'stats'; acked: number; failed: number; cpuUs: number; t: number; ackMs: number[] }
+  | { type: 'stopped'; acked: number };

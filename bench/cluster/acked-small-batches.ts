@@ -1,0 +1,147 @@
+/**
+ * Acknowledged ingest of small batches on one server
+ * (acked_reports_per_sec_small_batches): 1,000 simulated agents in 2
+ * processes (bench/_senders.ts), sharing 4 connections per process, publish
+ * batches of 10 reports as JetStream publishes with a msgID into the REPORTS
+ * stream (created with `ensureStreams`); each agent waits for the stream's
+ * ack before its next batch. The figure is the rate of acknowledged reports.
+ *
+ * Where the time goes: the CPU of the nats-server (/proc/<pid>/stat), of the
+ * sender processes (process.cpuUsage) and of the whole machine (/proc/stat)
+ * are sampled over the same window, with the ack latency.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { jetstreamManager } from '@nats-io/jetstream';
+// Leaf modules rather than src/index.ts: this group needs no route node or agent code.
+import { startNatsServer } from '../../src/natsd.ts';
+import { connectNats } from '../../src/nats/connect.ts';
+import { names as makeNames, DEFAULT_PARTITIONS } from '../../schemas/subjects.ts';
+import { ensureStreams } from '../../src/streams.ts';
+import { epochMs, percentile, sleep, type FromSenders, type SendersConfig, type ToSenders } from '../_common.ts';
+import { QUICK, askAll, envInt, logger, machineCpuMs, ms, nextMessage, onTeardown, procCpuMs, spawnChild, stopChild } from '../_harness.ts';
+import type { Metric } from '../lib.ts';
+
+const log = logger('cluster');
+const AGENTS = envInt('BENCH_SMALL_AGENTS', 1000);
+const PROCS = 2;
+const CONNS_PER_PROC = envInt('BENCH_SMALL_CONNECTIONS', 4);
+const REPORTS_PER_BATCH = 10;
+const WINDOW_PER_AGENT = envInt('BENCH_SMALL_WINDOW', 1);
+const ROUTES = 100;
+const WARM_MS = QUICK ? 1000 : 3000;
+const WINDOW_MS = QUICK ? 2000 : 10_000;
+/** A process at or above this share of one core is CPU-bound (a Node process runs its JS on one core). */
+const BUSY = 0.85;
+
+export async function benchAckedSmallBatches(): Promise<Metric[]> {
+  const server = await startNatsServer();
+  onTeardown(() => server.stop());
+  const nc = await connectNats({ url: server.url, name: 'bench-cluster' });
+  onTeardown(() => nc.close());
+  const n = makeNames(`bk${randomBytes(3).toString('hex')}`);
+  const jsm = await jetstreamManager(nc);
+  const { reports } = await ensureStreams(nc, n, { jsm, reports: { maxBytes: 2 ** 30 } });
+  log(`nats-server ${server.url}, stream ${reports.config.name} on ${n.reportAll}${QUICK ? ', quick mode' : ''}`);
+
+  const procs: ChildProcess[] = [];
+  const per = Math.ceil(AGENTS / PROCS);
+  for (let p = 0; p < PROCS; p++) {
+    const cfg: SendersConfig = {
+      url: server.url,
+      prefix: n.prefix,
+      partitions: DEFAULT_PARTITIONS,
+      first: p * per,
+      count: Math.min(per, AGENTS - p * per),
+      connections: CONNS_PER_PROC,
+      modid: 500,
+      routes: ROUTES,
+      hostsPerRoute: 10,
+      reportsPerBatch: REPORTS_PER_BATCH,
+      window: WINDOW_PER_AGENT,
+      sampleEvery: 16,
+    };
+    procs.push(spawnChild('_senders.ts', cfg));
+  }
+  try {
+    const ready = await Promise.all(procs.map((c) => nextMessage<FromSenders, 'ready'>(c, 'ready', 60_000)));
+    for (const c of procs) c.send({ type: 'start' } satisfies ToSenders);
+    await sleep(WARM_MS);
+    const stats = () => askAll<FromSenders, 'stats'>(procs, { type: 'stats' } satisfies ToSenders, 'stats');
+    const a = await stats();
+    const t0 = epochMs();
+    const srv0 = procCpuMs(server.process.pid);
+    const m0 = machineCpuMs();
+    await sleep(WINDOW_MS);
+    const b = await stats();
+    const t1 = epochMs();
+    const srv1 = procCpuMs(server.process.pid);
+    const m1 = machineCpuMs();
+    const el = t1 - t0;
+
+    let batches = 0;
+    let failed = 0;
+    const senderCpu: number[] = [];
+    const ackMs: number[] = [];
+    for (let i = 0; i < procs.length; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      batches += ((y.acked - x.acked) * 1000) / (y.t - x.t);
+      failed += y.failed - x.failed;
+      senderCpu.push((y.cpuUs - x.cpuUs) / 1000 / (y.t - x.t));
+      ackMs.push(...y.ackMs);
+    }
+    const reportsPerSec = batches * REPORTS_PER_BATCH;
+    const serverCpu = srv0 !== undefined && srv1 !== undefined ? (srv1 - srv0) / el : Number.NaN;
+    const cores = m0 && m1 ? (m1.total - m0.total) / el : Number.NaN;
+    const machineBusy = m0 && m1 ? (m1.busy - m0.busy) / (m1.total - m0.total) : Number.NaN;
+    const senderTotal = senderCpu.reduce((s, v) => s + v, 0);
+    const info = await jsm.streams.info(reports.config.name);
+
+    log(
+      `${AGENTS} agents in ${PROCS} processes x ${CONNS_PER_PROC} connections, ${WINDOW_PER_AGENT} publish(es) in flight each, batches of ${REPORTS_PER_BATCH} reports (${ready[0]!.batchBytes} B): ` +
+        `${Math.round(reportsPerSec).toLocaleString('en-US')} reports/s acknowledged (${Math.round(batches).toLocaleString('en-US')} publishes/s), failed ${failed}; ` +
+        `ack latency p50 ${percentile(ackMs, 50).toFixed(2)} / p99 ${percentile(ackMs, 99).toFixed(2)} ms; stream holds ${info.state.messages} messages`,
+    );
+    log(
+      `CPU over the window: nats-server ${serverCpu.toFixed(2)} cores, senders ${senderCpu.map((c) => c.toFixed(2)).join(' + ')} cores, ` +
+        `machine ${(machineBusy * 100).toFixed(0)}% busy of ${Number.isFinite(cores) ? cores.toFixed(1) : '?'} cores`,
+    );
+    log(`bottleneck: ${bottleneck(serverCpu, senderCpu, machineBusy, cores, percentile(ackMs, 50))}`);
+    const setup = `${AGENTS} agents, ${PROCS} processes x ${CONNS_PER_PROC} connections, ${REPORTS_PER_BATCH}-report batches, ${WINDOW_PER_AGENT} in flight per agent; ${WINDOW_MS / 1000} s window`;
+    return [
+      { name: 'acked_reports_per_sec_small_batches', value: reportsPerSec, unit: 'reports/s', target: '>= 200000', note: `JetStream-acknowledged, 1 server, file store; ${setup}` },
+      { name: 'acked_publishes_per_sec_small_batches', value: batches, unit: 'publishes/s', note: `${ready[0]!.batchBytes} B per batch` },
+      { name: 'acked_small_batches_ack_p50_ms', value: ms(percentile(ackMs, 50)), unit: 'ms', note: `js.publish -> ack, 1 in 16 publishes sampled (${ackMs.length})` },
+      { name: 'acked_small_batches_ack_p99_ms', value: ms(percentile(ackMs, 99)), unit: 'ms' },
+      { name: 'acked_small_batches_server_cpu_cores', value: serverCpu, unit: 'cores', note: 'nats-server, /proc/<pid>/stat over the window' },
+      { name: 'acked_small_batches_sender_cpu_cores', value: senderTotal, unit: 'cores', note: `sum over the ${PROCS} sender processes (each at most ~1)` },
+      { name: 'acked_small_batches_machine_busy_pct', value: machineBusy * 100, unit: '%', note: 'whole machine, /proc/stat' },
+      { name: 'acked_small_batches_failed', value: failed, unit: 'publishes', note: 'expected 0' },
+    ];
+  } finally {
+    await Promise.all(procs.map((c) => stopChild(c, { type: 'stop' } satisfies ToSenders, 8000)));
+  }
+}
+
+/**
+ * Which side limits the rate. With one publish in flight per agent the rate
+ * is agents / ack latency (Little's law), so the question is what makes an
+ * ack slow: a sender process at its one core, the nats-server short of CPU,
+ * the machine's cores taken (by this benchmark or by other work), or none of
+ * them (the server's store path).
+ */
+function bottleneck(serverCpu: number, senderCpu: number[], machineBusy: number, cores: number, ackP50: number): string {
+  const maxSender = Math.max(...senderCpu);
+  const ours = serverCpu + senderCpu.reduce((s, v) => s + v, 0);
+  const others = Math.max(0, machineBusy * cores - ours);
+  const inFlight = AGENTS * WINDOW_PER_AGENT;
+  const head = `${inFlight} publishes in flight / ack p50 ${ackP50.toFixed(1)} ms = ${Math.round((inFlight / ackP50) * 1000).toLocaleString('en-US')} publishes/s at most; `;
+  if (maxSender >= BUSY) return head + `the publishers: a sender process uses ${maxSender.toFixed(2)} of its one core (JS: publish request, ack decode, promise per batch) while the server uses ${serverCpu.toFixed(2)} cores`;
+  if (machineBusy >= 0.9) {
+    const who = others > ours ? `mostly other work on the machine (${others.toFixed(2)} cores vs this benchmark's ${ours.toFixed(2)})` : `this benchmark (${ours.toFixed(2)} cores; other work ${others.toFixed(2)})`;
+    return head + `the machine's CPU: ${(machineBusy * 100).toFixed(0)}% busy, ${who}; of this benchmark the nats-server takes ${serverCpu.toFixed(2)} cores and the senders ${(ours - serverCpu).toFixed(2)}: processes wait for a core, which lengthens every ack`;
+  }
+  if (serverCpu >= BUSY) return head + `the server's CPU: the nats-server uses ${serverCpu.toFixed(2)} cores, the senders at most ${maxSender.toFixed(2)} each`;
+  return head + `waiting for acks: no process is CPU-bound (server ${serverCpu.toFixed(2)} cores, senders at most ${maxSender.toFixed(2)}); the server's store path latency limits the rate, more publishes in flight per agent (BENCH_SMALL_WINDOW) would raise it`;
+}
