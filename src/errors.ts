@@ -5,6 +5,7 @@ export const ErrorCode = {
   usage: 'LARS_USAGE',
   natsUnreachable: 'LARS_NATS_UNREACHABLE',
   natsServerMissing: 'LARS_NATS_SERVER_MISSING',
+  jetstreamDisabled: 'LARS_JETSTREAM_DISABLED',
   registry: 'LARS_REGISTRY',
   registryConflict: 'LARS_REGISTRY_CONFLICT',
   noRoute: 'LARS_NO_ROUTE',

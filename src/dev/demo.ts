@@ -2,9 +2,12 @@
  * `lars dev` (what `npm start` runs): a whole system on one machine with a
  * live demo. Uses the NATS at the configured URL, or starts a local
  * nats-server with JetStream under <dataDir>/nats; starts a route node;
- * registers a demo route; drives traffic through three agents against five
- * simulated hosts; makes one host fail and recover, then another slow and
- * fast again; shows the route as it changes.
+ * registers a demo route (its last state from an earlier run wiped); drives
+ * traffic through three agents against five simulated hosts (no real
+ * servers: each call's result and latency are drawn by the demo); makes one
+ * host fail and recover, then another slow and fast again, in a loop; shows
+ * the route as it changes. Everything it starts is registered with the
+ * lifecycle and stopped in reverse order.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -12,13 +15,13 @@ import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import type { LarsConfig } from '../config.ts';
 import { connectNats, type NatsConnection } from '../nats/connect.ts';
-import { findNatsServer, startNatsServer, NATS_INSTALL_COMMAND, type NatsServer } from '../natsd.ts';
+import { findNatsServer, startNatsServer, probePort, requireJetStream, PortBusyError, NATS_INSTALL_COMMAND, type NatsServer } from '../natsd.ts';
 import { RouteNode } from '../node/route-node.ts';
-import { Registry } from '../registry.ts';
+import { Registry, RouteStore } from '../registry.ts';
 import { createAgent, type Agent } from '../agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import type { RouteEvent, RouteState } from '../../schemas/messages.ts';
-import { LarsError, ErrorCode, NatsUnreachableError } from '../errors.ts';
+import { LarsError, ErrorCode } from '../errors.ts';
 import { startAnalytics, type Analytics } from '../analytics/mod.ts';
 import { durableName } from '../analytics/sink.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -43,10 +46,20 @@ const PHASES: Phase[] = [
   { at: 32, text: 'host :9005 is fast again' },
 ];
 
+/** What the demo needs of the command's lifecycle (src/cli/lifecycle.ts). */
+export interface DemoLifecycle {
+  /** Resolves when the demo should stop. */
+  readonly stopped: Promise<void>;
+  /** Registers how to stop something just started (last registered, first stopped). */
+  add(what: string, stop: () => unknown): void;
+  /** Stops by itself (`--duration` elapsed). */
+  requestStop(): void;
+}
+
 export interface DemoOptions {
   config: LarsConfig;
   out: (line: string) => void;
-  stopSignal: Promise<void>;
+  life: DemoLifecycle;
   /** Stop by itself after this many seconds. */
   durationS?: number;
   /** Redraw a screen (TTY) or print one line per change. */
@@ -59,12 +72,25 @@ function isLocal(url: string): boolean {
   return /^(nats:\/\/)?(127\.0\.0\.1|localhost)(:\d+)?$/.test(url.trim());
 }
 
-async function ensureNats(cfg: LarsConfig, out: (l: string) => void): Promise<{ nc: NatsConnection; server?: NatsServer }> {
-  try {
-    return { nc: await connectNats({ url: cfg.natsUrl, name: 'lars-dev', timeoutMs: 1500 }) };
-  } catch (err) {
-    if (!isLocal(cfg.natsUrl)) throw err;
+/**
+ * The NATS to use: the one at the configured URL, or (for a local URL with
+ * nothing listening) a nats-server started here. Something else on the
+ * port, or a NATS without JetStream, is an error naming it.
+ */
+async function ensureNats(cfg: LarsConfig, out: (l: string) => void, life: DemoLifecycle): Promise<{ nc: NatsConnection; server?: NatsServer }> {
+  const port = Number(/:(\d+)\s*$/.exec(cfg.natsUrl)?.[1] ?? 4222);
+  if (isLocal(cfg.natsUrl)) {
+    const probe = await probePort(port);
+    if (probe.kind === 'other') throw new PortBusyError(port, probe.what);
+    if (probe.kind === 'free') return startLocalNats(cfg, port, out, life);
   }
+  const nc = await connectNats({ url: cfg.natsUrl, name: 'lars-dev', timeoutMs: 3000 });
+  life.add('NATS connection', () => nc.drain().catch(() => nc.close()));
+  await requireJetStream(nc, cfg.natsUrl);
+  return { nc };
+}
+
+async function startLocalNats(cfg: LarsConfig, port: number, out: (l: string) => void, life: DemoLifecycle): Promise<{ nc: NatsConnection; server: NatsServer }> {
   let bin = findNatsServer();
   if (!bin) {
     const root = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -81,47 +107,65 @@ async function ensureNats(cfg: LarsConfig, out: (l: string) => void): Promise<{ 
     bin = findNatsServer();
     if (!bin) throw new LarsError(ErrorCode.natsServerMissing, `could not install nats-server; run: sudo ${NATS_INSTALL_COMMAND}`);
   }
-  const port = Number(/:(\d+)\s*$/.exec(cfg.natsUrl)?.[1] ?? 4222);
   const storeDir = resolve(cfg.dataDir, 'nats');
   mkdirSync(storeDir, { recursive: true });
   out(`no NATS at ${cfg.natsUrl}: starting nats-server with JetStream (data in ${storeDir})`);
   const server = await startNatsServer({ port, storeDir, binary: bin });
-  try {
-    return { nc: await connectNats({ url: server.url, name: 'lars-dev' }), server };
-  } catch (err) {
-    await server.stop();
-    throw new NatsUnreachableError(server.url, { cause: err });
-  }
+  life.add(`nats-server (pid ${server.process.pid})`, () => server.stop());
+  const nc = await connectNats({ url: server.url, name: 'lars-dev' });
+  life.add('NATS connection', () => nc.drain().catch(() => nc.close()));
+  return { nc, server };
 }
 
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const cfg = opts.config;
   const out = opts.out;
+  const life = opts.life;
   const speed = opts.speed ?? 1;
   mkdirSync(cfg.dataDir, { recursive: true });
-  const { nc, server } = await ensureNats(cfg, out);
+  // Lines the screen keeps showing (the TTY screen is redrawn, so printed lines would scroll away).
+  const notes: string[] = [];
+  const note = (l: string): void => {
+    notes.push(l);
+    out(l);
+  };
+  const { nc, server } = await ensureNats(cfg, out, life);
   const url = server?.url ?? cfg.natsUrl;
+  const n = names(cfg.prefix);
   const logPath = join(cfg.dataDir, 'node.log');
   const log = pino({ level: cfg.logLevel, base: { node: cfg.nodeId } }, pino.destination({ dest: logPath, sync: false, mkdir: true }));
+  life.add(`node log ${logPath}`, () => log.flush());
+  // A clean start: the demo route's last state (host states, ejections) from an earlier run is wiped before the node loads it.
+  const store = await RouteStore.open(nc, n);
+  await store.kv.purge(n.routeKey(DEMO_MODID, DEMO_CMDID));
   const node = await RouteNode.start({ nc, nodeId: `dev-${cfg.nodeId}`, prefix: cfg.prefix, partitions: cfg.partitions, log });
-  const n = names(cfg.prefix);
+  life.add('route node', () => node.close());
   // Every raw report and transition into ClickHouse: chdb under <dataDir>/clickhouse unless LARS_CLICKHOUSE_URL is set.
   let analytics: Analytics | undefined;
   let analyticsNote = '';
   try {
     analytics = await startAnalytics(cfg, nc, log, { sink: { batch: { maxWaitMs: 1000 } } });
     analyticsNote = analytics.engine.description;
-    out(`analytics: reports and route events stream into ${analyticsNote}`);
+    note(`analytics: reports and route events stream into ${analyticsNote}`);
+    const a = analytics;
+    life.add(`analytics sink (${analyticsNote})`, async () => {
+      // Let the sink catch up with the stream before stopping it (what it leaves stays in the stream anyway).
+      await drainSink(nc, n.reportsStream, durableName(`${n.prefix}_sink`, 'reports'), 4_000);
+      await drainSink(nc, n.eventsStream, durableName(`${n.prefix}_sink`, 'events'), 2_000);
+      await a.close();
+      const st = a.sink.stats();
+      out(`analytics: ${st.reports?.rows ?? 0} reports and ${st.events?.rows ?? 0} route events stored in ${analyticsNote}; try: lars stats errors --since 10m`);
+    });
   } catch (err) {
     analyticsNote = `off (${(err as Error).message})`;
-    out(`analytics: ${analyticsNote}; the demo runs without it`);
+    note(`analytics: ${analyticsNote}; the demo runs without it`);
   }
   const storedRows = (): number => {
     const st = analytics?.sink.stats();
     return st ? Object.values(st).reduce((a, p) => a + p.rows, 0) : 0;
   };
   const registry = await Registry.open(nc, n);
-  // A fresh demo route each run: quick ejections so the demo moves at a human pace.
+  // The demo route: quick ejections so the demo moves at a human pace.
   await registry.update(DEMO_MODID, DEMO_CMDID, () => ({
     v: 1,
     modid: DEMO_MODID,
@@ -133,15 +177,24 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     ts: Date.now(),
   }));
   const agents: Agent[] = [];
+  life.add('agents', async () => {
+    for (const a of agents) await a.close();
+  });
   for (let i = 0; i < 3; i++) agents.push(await createAgent({ servers: url, prefix: cfg.prefix, partitions: cfg.partitions, agentId: `demo-agent-${i + 1}`, batchMaxDelayMs: 10 }));
   await Promise.all(agents.map((a) => a.getRoute(DEMO_MODID, DEMO_CMDID)));
+  note(
+    `simulating: ${HOSTS.length} hosts ${HOSTS[0]!.ip}:${HOSTS[0]!.port}-${HOSTS[HOSTS.length - 1]!.port} (no real servers: the demo draws each call's result and latency) ` +
+      `called by ${agents.length} agents, ${CYCLE_S / speed} s scenario repeated until stopped`,
+  );
 
   const started = Date.now();
   const picks = new Map<number, number>();
   let calls = 0;
   let errors = 0;
   let phase: Phase = PHASES[0]!;
-  const timeInCycle = () => (((Date.now() - started) / 1000) * speed) % CYCLE_S;
+  let loop = 1;
+  const elapsedS = (): number => ((Date.now() - started) / 1000) * speed;
+  const timeInCycle = (): number => elapsedS() % CYCLE_S;
   const traffic = setInterval(() => {
     const t = timeInCycle();
     for (const p of PHASES) if (t >= p.at) phase = p;
@@ -181,16 +234,21 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     shares = new Map(picks);
     const total = [...shares.values()].reduce((a, b) => a + b, 0);
     picks.clear();
+    const cycle = Math.floor(elapsedS() / CYCLE_S) + 1;
+    const looped = cycle > loop;
+    loop = cycle;
     if (!opts.tty) {
-      if (phase.text !== lastPhase) out(`scenario: ${phase.text}`);
+      if (looped) out(`scenario: end of the ${CYCLE_S / speed} s scenario; starting it again (round ${cycle})`);
+      if (phase.text !== lastPhase || looped) out(`scenario: ${phase.text}`);
       lastPhase = phase.text;
       return;
     }
     const lines = [
       '\x1b[2J\x1b[H' + 'lars dev: live demo  (Ctrl-C to stop)',
       `NATS ${url}  prefix ${cfg.prefix}  node log ${logPath}`,
-      `scenario (${timeInCycle().toFixed(0)}s of ${CYCLE_S}s): ${phase.text}`,
-      `calls ${calls}  errors ${errors}  agents ${agents.length}  rows in ClickHouse ${storedRows()}`,
+      ...notes,
+      `scenario round ${cycle} (${(timeInCycle() / speed).toFixed(0)}s of ${CYCLE_S / speed}s, then it starts again): ${phase.text}`,
+      `calls ${calls}  errors ${errors}  agents ${agents.length}  rows in ClickHouse ${analytics ? storedRows() : 'none (analytics off)'}`,
       '',
       route ? `route ${route.modid}.${route.cmdid}  version ${route.version}${route.panic ? '  PANIC' : ''}` : 'route: loading',
       '  host               state       reason                 traffic share (last second)',
@@ -203,28 +261,18 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     lines.push('', 'recent transitions:', ...(events.length ? events.map((e) => `  ${e}`) : ['  (none yet)']));
     out(lines.join('\n'));
   }, 500);
+  life.add('demo traffic', () => {
+    clearInterval(traffic);
+    clearInterval(screen);
+    stopWatch();
+    removeEvents();
+    out(`stopping: ${calls} calls, ${errors} errors, route version ${route?.version ?? 0}`);
+  });
 
-  const stops: Array<Promise<unknown>> = [opts.stopSignal];
-  if (opts.durationS !== undefined) stops.push(new Promise((r) => setTimeout(r, opts.durationS! * 1000)));
-  await Promise.race(stops);
-  clearInterval(traffic);
-  clearInterval(screen);
-  stopWatch();
-  removeEvents();
-  out(`stopping: ${calls} calls, ${errors} errors, route version ${route?.version ?? 0}`);
-  for (const a of agents) await a.close();
-  await node.close();
-  if (analytics) {
-    // Let the sink catch up with the stream before stopping it (what it leaves stays in the stream anyway).
-    await drainSink(nc, n.reportsStream, durableName(`${n.prefix}_sink`, 'reports'), 10_000);
-    await drainSink(nc, n.eventsStream, durableName(`${n.prefix}_sink`, 'events'), 5_000);
-    await analytics.close();
-    const st = analytics.sink.stats();
-    out(`analytics: ${st.reports?.rows ?? 0} reports and ${st.events?.rows ?? 0} route events stored in ${analyticsNote}; try: lars stats errors --since 10m`);
-  }
-  await nc.drain().catch(() => undefined);
-  log.flush();
-  if (server) await server.stop();
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.durationS !== undefined) timer = setTimeout(() => life.requestStop(), opts.durationS * 1000);
+  await life.stopped;
+  clearTimeout(timer);
   return 0;
 }
 
@@ -241,7 +289,10 @@ function explain(e: RouteEvent): string {
     case 'window_error_rate':
       return `real error rate ${(f.window_err_rate ?? 0).toFixed(2)} over the window`;
     case 'probe_failure':
-      return 'trial calls failed';
+      // a probe fails on an error or on a success as slow as an outlier
+      return (f.consecutive_errors ?? 0) === 0 && f.latency_ms !== undefined
+        ? `trial calls were slow: ${f.latency_ms.toFixed(0)} ms vs peers ${f.peer_latency_ms?.toFixed(0) ?? '?'} ms`
+        : `trial calls failed: ${f.consecutive_errors ?? 0} errors in a row`;
     case 'probe_success':
       return `${f.consecutive_successes ?? 0} trial calls succeeded`;
     case 'timeout':

@@ -2,6 +2,7 @@
 import { runDemo } from '../../dev/demo.ts';
 import { UsageError } from '../../errors.ts';
 import type { Command } from '../command.ts';
+import { withLifecycle } from '../lifecycle.ts';
 
 export const devCommand: Command = {
   name: 'dev',
@@ -21,6 +22,6 @@ export const devCommand: Command = {
     const speed = flags['speed'] === undefined ? 1 : Number(flags['speed']);
     if (!(speed > 0 && speed <= 100)) throw new UsageError('--speed must be a number in (0, 100]');
     const tty = !flags['plain'] && process.stdout.isTTY === true;
-    return runDemo({ config: ctx.config, out: (l) => ctx.out(l), stopSignal: ctx.stopSignal, durationS, tty, speed });
+    return withLifecycle(ctx, (life) => runDemo({ config: ctx.config, out: (l) => ctx.out(l), life, durationS, tty, speed }));
   },
 };

@@ -1,0 +1,131 @@
+/**
+ * Start-up and shutdown of the long-running commands (`lars dev`, `lars node`,
+ * `lars sink`, `lars route watch`). What a command starts it registers as a
+ * shutdown step; on SIGINT or SIGTERM the steps run in reverse order (last
+ * started, first stopped: agents before the route node before the NATS
+ * connection before the nats-server), each announced on stderr. The whole
+ * shutdown has a deadline counted from the first signal; a second signal or
+ * the deadline ends the process at once, and the exit hooks of the child
+ * servers (src/natsd.ts) kill those.
+ */
+import type { CommandContext } from './command.ts';
+
+/** Default time from the first signal to a forced exit. */
+export const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/** Where the signals come from (the process, or an emitter in tests). */
+export interface SignalSource {
+  on(signal: 'SIGINT' | 'SIGTERM', listener: (signal: NodeJS.Signals) => void): unknown;
+  off(signal: 'SIGINT' | 'SIGTERM', listener: (signal: NodeJS.Signals) => void): unknown;
+}
+
+export interface LifecycleOptions {
+  /** Resolves when something else asks to stop (the CLI's own signal handling). */
+  stopSignal?: Promise<void>;
+  /** Progress lines ("stopping route node…"); default stderr. */
+  note?: (line: string) => void;
+  /** From the first signal to a forced exit. */
+  deadlineMs?: number;
+  signals?: SignalSource;
+  /** Ends the process; default process.exit. */
+  exit?: (code: number) => void;
+}
+
+interface Step {
+  what: string;
+  stop: () => unknown;
+}
+
+export class Lifecycle {
+  /** Resolves on the first SIGINT/SIGTERM (or the caller's stop signal). */
+  readonly stopped: Promise<void>;
+  private readonly steps: Step[] = [];
+  private readonly note: (line: string) => void;
+  private readonly deadlineMs: number;
+  private readonly signals: SignalSource;
+  private readonly exit: (code: number) => void;
+  private signalCount = 0;
+  private deadline: NodeJS.Timeout | undefined;
+  private shuttingDown: Promise<void> | undefined;
+  private current: string | undefined;
+  private resolveStopped!: () => void;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.signalCount++;
+    if (this.signalCount === 1) {
+      this.note(`${signal}: stopping (again to force)`);
+      this.requestStop();
+      return;
+    }
+    this.note(`${signal} again: exiting now${this.current ? ` (was stopping ${this.current})` : ''}`);
+    this.exit(130);
+  };
+
+  constructor(opts: LifecycleOptions = {}) {
+    this.note = opts.note ?? ((l) => void process.stderr.write(`${l}\n`));
+    this.deadlineMs = opts.deadlineMs ?? SHUTDOWN_DEADLINE_MS;
+    this.signals = opts.signals ?? process;
+    this.exit = opts.exit ?? ((code) => process.exit(code));
+    this.stopped = new Promise<void>((r) => (this.resolveStopped = r));
+    this.signals.on('SIGINT', this.onSignal);
+    this.signals.on('SIGTERM', this.onSignal);
+    void opts.stopSignal?.then(() => this.requestStop());
+  }
+
+  /** Registers what to do to stop something just started; steps run last-registered first. */
+  add(what: string, stop: () => unknown): void {
+    this.steps.push({ what, stop });
+  }
+
+  /** Stops by itself (e.g. `--duration` elapsed): the same path as a signal. */
+  requestStop(): void {
+    if (this.deadline === undefined) {
+      this.deadline = setTimeout(() => {
+        this.note(`still stopping ${this.current ?? 'the start-up'} after ${(this.deadlineMs / 1000).toFixed(0)} s: exiting now`);
+        this.exit(1);
+      }, this.deadlineMs);
+      // A clean shutdown that empties the event loop ends the process without waiting for this.
+      this.deadline.unref();
+    }
+    this.resolveStopped();
+  }
+
+  /** Runs one stop step now, announced like the registered ones (for commands that stop inline). */
+  async step(what: string, stop: () => unknown): Promise<void> {
+    this.current = what;
+    this.note(`stopping ${what}…`);
+    try {
+      await stop();
+    } catch (err) {
+      this.note(`stopping ${what} failed: ${(err as Error)?.message ?? String(err)}`);
+    } finally {
+      this.current = undefined;
+    }
+  }
+
+  /** Runs the registered steps once, in reverse order; a failing step is reported and the next one runs. */
+  shutdown(): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      if (this.deadline === undefined) this.requestStop();
+      for (const step of this.steps.splice(0).reverse()) await this.step(step.what, step.stop);
+      clearTimeout(this.deadline);
+      this.signals.off('SIGINT', this.onSignal);
+      this.signals.off('SIGTERM', this.onSignal);
+    })();
+    return this.shuttingDown;
+  }
+}
+
+/**
+ * Runs a long-running command body: `fn` starts things and registers their
+ * shutdown steps, then awaits `life.stopped`. The steps run however `fn`
+ * ends (a start-up error included, so an open connection never keeps the
+ * process alive after the error is printed).
+ */
+export async function withLifecycle<T>(ctx: Pick<CommandContext, 'stopSignal'>, fn: (life: Lifecycle) => Promise<T>, opts: Omit<LifecycleOptions, 'stopSignal'> = {}): Promise<T> {
+  const life = new Lifecycle({ ...opts, stopSignal: ctx.stopSignal });
+  try {
+    return await fn(life);
+  } finally {
+    await life.shutdown();
+  }
+}
