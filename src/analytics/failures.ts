@@ -1,9 +1,9 @@
 /**
  * What the sink does when ClickHouse says no: wait and retry (transient),
  * re-create the schema (missing), or split the batch to find the rows it
- * rejects (data). Plus the backoff schedule and a rate-limited logger.
+ * rejects (data). Plus the backoff schedule (the NATS client's backoff and delay).
  */
-import type { Logger } from '../log.ts';
+import { backoff, delay, type Backoff } from '@nats-io/transport-node';
 
 export const FailureKind = {
   /** Server away, slow, overloaded: keep the batch, back off, retry. */
@@ -90,59 +90,31 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 10_000 };
 
-/** Delay before retry number `attempt` (0-based): doubling, capped, with 50–100 % jitter. */
-export function backoffDelay(attempt: number, o: BackoffOptions, random: () => number = Math.random): number {
-  const base = Math.min(o.maxMs, o.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (0.5 + random() / 2));
+/** The NATS client's backoff over a doubling schedule: initialMs, 2×, 4×, … up to maxMs. */
+export function backoffSchedule(o: BackoffOptions): Backoff {
+  const policy: number[] = [];
+  for (let ms = Math.max(1, o.initialMs); ; ms *= 2) {
+    if (ms >= o.maxMs) {
+      policy.push(o.maxMs);
+      break;
+    }
+    policy.push(ms);
+  }
+  return backoff(policy);
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** Delay before retry number `attempt` (0-based): doubling up to the cap, with the client's jitter (0.5–1.5×). */
+export function backoffDelay(attempt: number, o: BackoffOptions): number {
+  return Math.round(backoffSchedule(o).backoff(attempt));
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the NATS client's cancellable delay). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  if (signal?.aborted) return Promise.resolve();
+  const d = delay(ms);
+  const cancel = (): void => d.cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  return d.finally(() => signal?.removeEventListener('abort', cancel));
 }
 
-/**
- * Logs at most one line per key per interval, with how many were suppressed
- * in between: bad input and an unreachable ClickHouse must not flood the log.
- */
-export class RateLimitedLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
-  private readonly log: Logger;
-  private readonly intervalMs: number;
-  private readonly now: () => number;
-
-  constructor(log: Logger, intervalMs: number, now: () => number) {
-    this.log = log;
-    this.intervalMs = intervalMs;
-    this.now = now;
-  }
-
-  warn(key: string, obj: Record<string, unknown>, msg: string): void {
-    this.emit('warn', key, obj, msg);
-  }
-
-  error(key: string, obj: Record<string, unknown>, msg: string): void {
-    this.emit('error', key, obj, msg);
-  }
-
-  private emit(level: 'warn' | 'error', key: string, obj: Record<string, unknown>, msg: string): void {
-    const t = this.now();
-    const e = this.last.get(key);
-    if (e && t - e.at < this.intervalMs) {
-      e.suppressed++;
-      return;
-    }
-    const suppressed = e?.suppressed ?? 0;
-    this.last.set(key, { at: t, suppressed: 0 });
-    this.log[level](suppressed > 0 ? { ...obj, suppressed } : obj, msg);
-  }
-}
+export { RateLimitedLog } from '../ratelog.ts';

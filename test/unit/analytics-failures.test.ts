@@ -24,12 +24,23 @@ describe('analytics failures', () => {
     expect(classifyFailure(Object.assign(new Error('violated'), { code: '469' }))).to.deep.include({ kind: 'data', code: 469 });
   });
 
-  it('analytics failures - backoff doubles up to the cap, with jitter', () => {
+  it('analytics failures - backoff doubles up to the cap, with the NATS client jitter (0.5–1.5x)', () => {
     const o = { initialMs: 100, maxMs: 1000 };
-    expect(backoffDelay(0, o, () => 1)).to.equal(100);
-    expect(backoffDelay(3, o, () => 1)).to.equal(800);
-    expect(backoffDelay(10, o, () => 1)).to.equal(1000);
-    expect(backoffDelay(10, o, () => 0)).to.equal(500);
+    const range = (attempt: number) => {
+      const d = Array.from({ length: 200 }, () => backoffDelay(attempt, o));
+      return [Math.min(...d), Math.max(...d)];
+    };
+    const within = (attempt: number, base: number) => {
+      const [lo, hi] = range(attempt);
+      expect(lo, `attempt ${attempt} low`).to.be.at.least(Math.floor(base * 0.5));
+      expect(hi, `attempt ${attempt} high`).to.be.at.most(Math.ceil(base * 1.5));
+      expect(hi! - lo!, `attempt ${attempt} jitter`).to.be.greaterThan(0);
+    };
+    within(0, 100);
+    within(3, 800);
+    within(4, 1000);
+    within(10, 1000);
+    expect(backoffDelay(0, { initialMs: 0, maxMs: 0 })).to.equal(0);
   });
 
   it('analytics failures - logs one line per key per interval and counts the rest', () => {

@@ -1,0 +1,271 @@
+/**
+ * The fetch-and-batch pipeline of one stream: pulls from the durable
+ * consumer only what fits the batch being filled, cuts batches by rows,
+ * bytes, messages and time, hands them to the writer one at a time, and
+ * keeps every held message alive with in-progress acks (inserting ones too)
+ * so that only a dead worker's messages are redelivered.
+ *
+ * Memory is bounded: at most one batch inserting, one queued and one
+ * filling; no fetch while two batches wait.
+ */
+import type { Consumer, ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jetstream';
+import { deadline } from '@nats-io/transport-node';
+import type { Logger } from '../log.ts';
+import type { RateLimitedLog } from '../ratelog.ts';
+import type { Binding, DurableConsumer } from './consumer.ts';
+import { isConsumerGone } from './consumer.ts';
+import { backoffDelay, sleep, type BackoffOptions } from './failures.ts';
+import type { Item, RowSource } from './items.ts';
+import type { BatchLimits, PipelineName, PipelineStats } from './types.ts';
+import { RunState, type BatchWriter } from './writer.ts';
+
+export interface PipelineOptions {
+  name: PipelineName;
+  durable: DurableConsumer;
+  /** The first binding (made by the caller, so that start fails when the consumer cannot be made). */
+  bound: Binding;
+  rows: RowSource;
+  writer: BatchWriter;
+  stats: PipelineStats;
+  run: RunState;
+  limits: BatchLimits;
+  ackWaitMs: number;
+  fetchExpiresMs: number;
+  backoff: BackoffOptions;
+  stopTimeoutMs: number;
+  log: Logger;
+  rlog: RateLimitedLog;
+  now: () => number;
+}
+
+/** Most message bytes one fetch brings in. */
+const FETCH_MAX_BYTES = 4 * 2 ** 20;
+
+/** How often a fetch loop that gets nothing checks that its consumer still exists, ms. */
+const LOOK_INTERVAL_MS = 10_000;
+
+/** A batch being filled. */
+class Batch {
+  items: Item[] = [];
+  seqs = new Set<number>();
+  rows = 0;
+  bytes = 0;
+
+  full(l: BatchLimits): boolean {
+    return this.items.length >= l.maxMessages || this.rows >= l.maxRows || this.bytes >= l.maxBytes;
+  }
+}
+
+export class Pipeline {
+  readonly name: PipelineName;
+  readonly stats: PipelineStats;
+  private readonly p: PipelineOptions;
+  private readonly run: RunState;
+  private consumer: Consumer;
+  private highWater: number;
+  private current = new Batch();
+  /** Batches cut and not yet acked (inserting or queued). */
+  private readonly held = new Set<Batch>();
+  /** Sequences in held batches: a redelivery of one of them is acked with it, not stored twice. */
+  private readonly heldSeqs = new Map<number, Batch>();
+  private chain: Promise<void> = Promise.resolve();
+  private roomWaiters: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private fetch: ConsumerMessages | undefined;
+  private loop: Promise<void> = Promise.resolve();
+  /** Mean rows and bytes per message, to size fetches to the batch being filled. */
+  private rowsPerMessage = 1;
+  private bytesPerMessage = 1024;
+  /** When the consumer was last checked after an empty fetch. */
+  private lastLook: number;
+
+  constructor(p: PipelineOptions) {
+    this.p = p;
+    this.name = p.name;
+    this.stats = p.stats;
+    this.run = p.run;
+    this.consumer = p.bound.consumer;
+    this.highWater = p.bound.highWater;
+    this.lastLook = p.now();
+  }
+
+  heldMessages(): number {
+    let n = this.current.items.length;
+    for (const b of this.held) n += b.items.length;
+    return n;
+  }
+
+  start(): void {
+    this.loop = this.fetchLoop().catch((err: unknown) => this.p.log.error({ err }, 'sink loop failed'));
+    this.heartbeat = setInterval(() => this.keepAlive(), Math.max(250, Math.floor(this.p.ackWaitMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.run.stopping = true;
+    this.run.stopDeadline = this.p.now() + this.p.stopTimeoutMs;
+    this.run.stopCtl.abort();
+    await this.fetch?.close().catch(() => undefined);
+    await this.loop;
+    this.cut();
+    await this.chain;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+  }
+
+  async abort(): Promise<void> {
+    this.run.aborted = true;
+    this.run.stopping = true;
+    this.run.stopCtl.abort();
+    if (this.timer) clearTimeout(this.timer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.fetch?.close().catch(() => undefined);
+    await this.loop;
+    await this.chain;
+  }
+
+  private async fetchLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.run.stopping) {
+      await this.waitForRoom();
+      if (this.run.stopping) break;
+      const l = this.p.limits;
+      const c = this.current;
+      const room = Math.min(l.maxMessages - c.items.length, Math.ceil((l.maxRows - c.rows) / this.rowsPerMessage));
+      if (room <= 0 || c.full(l)) {
+        this.cut();
+        continue;
+      }
+      let got = 0;
+      const seen = new Set<ConsumerNotification['type']>();
+      let statusDone: Promise<void> = Promise.resolve();
+      // Bytes bound the memory a fetch brings in; when messages are small,
+      // the message count keeps the batch within its limits instead.
+      const small = this.bytesPerMessage * room < FETCH_MAX_BYTES;
+      try {
+        const iter = await this.consumer.fetch(
+          small
+            ? { max_messages: Math.max(1, Math.min(room, 10_000)), expires: this.p.fetchExpiresMs }
+            : { max_bytes: FETCH_MAX_BYTES, expires: this.p.fetchExpiresMs },
+        );
+        this.fetch = iter;
+        statusDone = watchStatus(iter, (s) => seen.add(s.type));
+        for await (const m of iter) {
+          if (this.run.aborted) break;
+          this.add(m);
+          got++;
+        }
+        failures = 0;
+        // A quiet stream, or a consumer someone deleted (fetches then just
+        // come back empty): look now and then.
+        if (got === 0 && this.p.now() - this.lastLook > LOOK_INTERVAL_MS && !this.run.stopping) {
+          this.lastLook = this.p.now();
+          await this.consumer.info().catch((err: unknown) => this.rebind(err));
+        }
+      } catch (err) {
+        if (this.run.stopping) break;
+        // The notifications the fetch sent before it ended say why it ended.
+        await deadline(statusDone, 1_000).catch(() => undefined);
+        // A byte-bounded fetch ends with a 409 once the next message does not
+        // fit what is left of its bytes: the normal end of a full fetch.
+        if (!small && got > 0 && seen.has('exceeded_limits') && !seen.has('consumer_deleted')) {
+          failures = 0;
+          continue;
+        }
+        const gone = seen.has('consumer_deleted') || seen.has('consumer_not_found') || seen.has('stream_not_found') || isConsumerGone(err);
+        this.stats.lastError = (err as Error).message;
+        this.p.rlog.warn(`fetch-${this.name}`, { err, got, gone }, 'fetch from the stream failed; retrying');
+        await sleep(backoffDelay(failures++, this.p.backoff), this.run.stopCtl.signal);
+        if (!this.run.stopping && (failures >= 3 || gone)) await this.rebind(err);
+      } finally {
+        this.fetch = undefined;
+      }
+    }
+  }
+
+  private add(m: JsMsg): void {
+    this.stats.received++;
+    if (m.redelivered) this.stats.redelivered++;
+    const seq = m.seq;
+    // The same message twice while we still hold it (redelivered after a
+    // long wait): keep one copy, ack the other with its batch.
+    const b = this.current.seqs.has(seq) ? this.current : this.heldSeqs.get(seq);
+    if (b) {
+      b.items.push({ msg: m, seq, redelivered: true, line: '', rows: 0, dup: true });
+      return;
+    }
+    const item = this.p.rows.prepare(m);
+    if (seq <= this.highWater) item.redelivered = true;
+    if (item.rows > 0) this.rowsPerMessage += (item.rows - this.rowsPerMessage) / 16;
+    this.bytesPerMessage += (m.data.length - this.bytesPerMessage) / 16;
+    const c = this.current;
+    c.items.push(item);
+    c.seqs.add(seq);
+    c.rows += item.rows;
+    c.bytes += item.line.length;
+    if (c.items.length === 1) {
+      this.timer = setTimeout(() => this.cut(), this.p.limits.maxWaitMs);
+    }
+    if (c.full(this.p.limits)) this.cut();
+  }
+
+  /** Hands the filling batch to the insert chain (does not wait). */
+  private cut(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const b = this.current;
+    if (b.items.length === 0) return;
+    this.current = new Batch();
+    this.held.add(b);
+    for (const s of b.seqs) this.heldSeqs.set(s, b);
+    this.chain = this.chain
+      .then(() => this.p.writer.flush(b.items))
+      .catch((err: unknown) => this.p.log.error({ err }, 'batch flush failed'))
+      .finally(() => {
+        this.held.delete(b);
+        for (const s of b.seqs) if (this.heldSeqs.get(s) === b) this.heldSeqs.delete(s);
+        const w = this.roomWaiters;
+        this.roomWaiters = [];
+        for (const r of w) r();
+      });
+  }
+
+  /** Binds to the durable consumer again, making it when it is gone (deleted, or its stream re-created). */
+  private async rebind(cause: unknown): Promise<void> {
+    try {
+      const r = await this.p.durable.bind();
+      this.consumer = r.consumer;
+      this.highWater = Math.max(this.highWater, r.highWater);
+      if (r.created) this.p.log.warn({ cause: errText(cause), highWater: r.highWater }, 'sink consumer re-created');
+      else this.p.log.info({ cause: errText(cause) }, 'sink consumer bound again');
+    } catch (e) {
+      this.p.rlog.warn(`reopen-${this.name}`, { err: e }, 'could not re-create the sink consumer');
+    }
+  }
+
+  private async waitForRoom(): Promise<void> {
+    while (this.held.size >= 2 && !this.run.stopping) {
+      await new Promise<void>((r) => this.roomWaiters.push(r));
+    }
+  }
+
+  /** In-progress acks for every held message (inserting, queued, filling), so only a dead worker's are redelivered. */
+  private keepAlive(): void {
+    for (const b of [...this.held, this.current]) for (const i of b.items) i.msg.working();
+  }
+}
+
+function errText(err: unknown): string | undefined {
+  return err instanceof Error ? err.message : typeof err === 'string' ? err : undefined;
+}
+
+/** Feeds a fetch's notifications (consumer deleted, heartbeats missed, ...) to `on` until the fetch ends. */
+async function watchStatus(iter: ConsumerMessages, on: (s: ConsumerNotification) => void): Promise<void> {
+  try {
+    for await (const s of iter.status()) on(s);
+  } catch {
+    // the fetch ended
+  }
+}
