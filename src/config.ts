@@ -1,11 +1,24 @@
 /**
  * Configuration shared by every `lars` command and by the library:
  * flags > environment (LARS_*) > config file (JSON) > defaults.
+ *
+ * Every source is validated: a config file may only hold the keys below
+ * (an unknown key is named, with the closest known key when one is near),
+ * each value must have the key's type, and the values must make sense
+ * together. Problems are ConfigErrors naming where the value came from.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MAX_PARTITIONS, isValidPrefix } from '../schemas/subjects.ts';
 import { ConfigError } from './errors.ts';
+
+/** pino's levels, most verbose first, and `silent`. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `auto`: human-readable on a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface LarsConfig {
   /** NATS server URL(s), comma separated. */
@@ -17,6 +30,7 @@ export interface LarsConfig {
   /** This process' id on the bus (sender of its messages). */
   nodeId: string;
   logLevel: string;
+  logFormat: LogFormat;
   /** Where local state lives (nats-server store, embedded ClickHouse). */
   dataDir: string;
   /** ClickHouse server URL; empty means the embedded engine (chdb) under dataDir. */
@@ -26,19 +40,30 @@ export interface LarsConfig {
   clickhouseDatabase: string;
 }
 
+export interface ConfigKeySpec {
+  flag: string;
+  env: string;
+  kind: 'string' | 'int';
+  help: string;
+  /** Flag placeholder in help texts. */
+  placeholder: string;
+  choices?: readonly string[];
+}
+
 /** Each key: its flag name, environment variable and kind. */
 export const CONFIG_KEYS = {
-  natsUrl: { flag: 'nats', env: 'LARS_NATS_URL', kind: 'string', help: 'NATS URL(s), comma separated' },
-  prefix: { flag: 'prefix', env: 'LARS_PREFIX', kind: 'string', help: 'subject prefix' },
-  partitions: { flag: 'partitions', env: 'LARS_PARTITIONS', kind: 'int', help: 'report partitions (fixed per cluster)' },
-  nodeId: { flag: 'node-id', env: 'LARS_NODE_ID', kind: 'string', help: 'id of this process on the bus' },
-  logLevel: { flag: 'log-level', env: 'LARS_LOG_LEVEL', kind: 'string', help: 'pino level: trace..fatal, silent' },
-  dataDir: { flag: 'data-dir', env: 'LARS_DATA_DIR', kind: 'string', help: 'local state directory' },
-  clickhouseUrl: { flag: 'clickhouse-url', env: 'LARS_CLICKHOUSE_URL', kind: 'string', help: 'ClickHouse HTTP URL; unset = embedded chdb' },
-  clickhouseUser: { flag: 'clickhouse-user', env: 'LARS_CLICKHOUSE_USER', kind: 'string', help: 'ClickHouse user' },
-  clickhousePassword: { flag: 'clickhouse-password', env: 'LARS_CLICKHOUSE_PASSWORD', kind: 'string', help: 'ClickHouse password' },
-  clickhouseDatabase: { flag: 'clickhouse-database', env: 'LARS_CLICKHOUSE_DATABASE', kind: 'string', help: 'ClickHouse database' },
-} as const satisfies Record<keyof LarsConfig, { flag: string; env: string; kind: 'string' | 'int'; help: string }>;
+  natsUrl: { flag: 'nats', env: 'LARS_NATS_URL', kind: 'string', placeholder: 'url', help: 'NATS URL(s), comma separated' },
+  prefix: { flag: 'prefix', env: 'LARS_PREFIX', kind: 'string', placeholder: 'token', help: 'subject prefix' },
+  partitions: { flag: 'partitions', env: 'LARS_PARTITIONS', kind: 'int', placeholder: 'n', help: 'report partitions (fixed per cluster)' },
+  nodeId: { flag: 'node-id', env: 'LARS_NODE_ID', kind: 'string', placeholder: 'id', help: 'id of this process on the bus' },
+  logLevel: { flag: 'log-level', env: 'LARS_LOG_LEVEL', kind: 'string', placeholder: 'level', help: 'log level', choices: LOG_LEVELS },
+  logFormat: { flag: 'log-format', env: 'LARS_LOG_FORMAT', kind: 'string', placeholder: 'format', help: 'log lines: pretty on a terminal and JSON otherwise (auto), or forced', choices: LOG_FORMATS },
+  dataDir: { flag: 'data-dir', env: 'LARS_DATA_DIR', kind: 'string', placeholder: 'dir', help: 'local state directory' },
+  clickhouseUrl: { flag: 'clickhouse-url', env: 'LARS_CLICKHOUSE_URL', kind: 'string', placeholder: 'url', help: 'ClickHouse HTTP URL; unset = embedded chdb' },
+  clickhouseUser: { flag: 'clickhouse-user', env: 'LARS_CLICKHOUSE_USER', kind: 'string', placeholder: 'user', help: 'ClickHouse user' },
+  clickhousePassword: { flag: 'clickhouse-password', env: 'LARS_CLICKHOUSE_PASSWORD', kind: 'string', placeholder: 'password', help: 'ClickHouse password' },
+  clickhouseDatabase: { flag: 'clickhouse-database', env: 'LARS_CLICKHOUSE_DATABASE', kind: 'string', placeholder: 'name', help: 'ClickHouse database' },
+} as const satisfies Record<keyof LarsConfig, ConfigKeySpec>;
 
 export function defaultConfig(): LarsConfig {
   return {
@@ -47,6 +72,7 @@ export function defaultConfig(): LarsConfig {
     partitions: DEFAULT_PARTITIONS,
     nodeId: `${hostname()}-${process.pid}`,
     logLevel: 'info',
+    logFormat: 'auto',
     dataDir: './.lars',
     clickhouseUrl: '',
     clickhouseUser: 'default',
@@ -63,23 +89,84 @@ export interface ConfigSources {
   file?: string;
 }
 
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]!;
+      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The candidate closest to `word` (case-insensitive), when it is close enough to be a likely typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  return `a ${typeof v} (${JSON.stringify(v)})`;
+}
+
+/** Checks a parsed config file: known keys only, each with its type. Returns the problems, empty when none. */
+export function checkConfigFile(values: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const keys = Object.keys(CONFIG_KEYS);
+  for (const [k, v] of Object.entries(values)) {
+    const spec = (CONFIG_KEYS as Record<string, ConfigKeySpec>)[k];
+    if (!spec) {
+      const near = closest(k, keys);
+      problems.push(`unknown key ${JSON.stringify(k)}${near ? `; did you mean ${JSON.stringify(near)}?` : ` (known: ${keys.join(', ')})`}`);
+      continue;
+    }
+    if (v === null) continue;
+    if (spec.kind === 'int' && !(typeof v === 'number' && Number.isInteger(v))) problems.push(`${k} must be an integer (a JSON number), got ${jsonType(v)}`);
+    if (spec.kind === 'string' && typeof v !== 'string') problems.push(`${k} must be a string, got ${jsonType(v)}`);
+  }
+  return problems;
+}
+
+function readConfigFile(filePath: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(filePath, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${filePath}: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${filePath} must hold a JSON object, got ${jsonType(parsed)}`);
+  }
+  const values = parsed as Record<string, unknown>;
+  const problems = checkConfigFile(values);
+  if (problems.length > 0) throw new ConfigError(`config file ${filePath}: ${problems.join('; ')}`);
+  return values;
+}
+
 export function loadConfig(src: ConfigSources = {}): LarsConfig {
   const env = src.env ?? process.env;
   const cfg = defaultConfig();
   const filePath = src.file ?? env['LARS_CONFIG'] ?? (existsSync('lars.config.json') ? 'lars.config.json' : undefined);
-  let fileValues: Record<string, unknown> = {};
-  if (filePath) {
-    try {
-      fileValues = JSON.parse(readFileSync(filePath, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw new ConfigError(`cannot read config file ${filePath}: ${(err as Error).message}`, { cause: err });
-    }
-    if (typeof fileValues !== 'object' || fileValues === null || Array.isArray(fileValues)) {
-      throw new ConfigError(`config file ${filePath} must hold a JSON object`);
-    }
-  }
+  const fileValues = filePath ? readConfigFile(filePath) : {};
   const out = cfg as unknown as Record<string, string | number>;
-  for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
+  for (const [key, s] of Object.entries(CONFIG_KEYS)) {
+    const spec: ConfigKeySpec = s;
     const fromFlag = src.flags?.[spec.flag];
     const fromEnv = env[spec.env];
     const fromFile = fileValues[key];
@@ -87,19 +174,22 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
     if (raw === undefined || raw === null) continue;
     const origin = fromFlag !== undefined ? `--${spec.flag}` : fromEnv ? spec.env : `${filePath}:${key}`;
     if (spec.kind === 'int') {
-      const n = typeof raw === 'number' ? raw : Number(raw);
+      const n = typeof raw === 'number' ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
       if (!Number.isInteger(n)) throw new ConfigError(`${origin} must be an integer, got ${JSON.stringify(raw)}`);
       out[key] = n;
     } else {
-      if (typeof raw !== 'string') throw new ConfigError(`${origin} must be a string`);
+      if (typeof raw !== 'string') throw new ConfigError(`${origin} must be a string, got ${jsonType(raw)}`);
+      if (spec.choices && !spec.choices.includes(raw)) {
+        throw new ConfigError(`${origin} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);
+      }
       out[key] = raw;
     }
   }
   if (!isValidPrefix(cfg.prefix)) throw new ConfigError(`prefix must be one token of [A-Za-z0-9_-], got ${JSON.stringify(cfg.prefix)}`);
-  if (cfg.partitions < 1 || cfg.partitions > MAX_PARTITIONS) throw new ConfigError(`partitions must be in 1..${MAX_PARTITIONS}`);
+  if (cfg.partitions < 1 || cfg.partitions > MAX_PARTITIONS) throw new ConfigError(`partitions must be in 1..${MAX_PARTITIONS}, got ${cfg.partitions}`);
   for (const u of cfg.natsUrl.split(',')) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[\w.-]+:\d+$/.test(u.trim())) {
-      throw new ConfigError(`bad NATS URL ${JSON.stringify(u)}`);
+      throw new ConfigError(`bad NATS URL ${JSON.stringify(u)}: use nats://host:port (or tls://, ws://, wss://, host:port), comma separated for several`);
     }
   }
   if (cfg.clickhouseUrl && !/^https?:\/\//.test(cfg.clickhouseUrl)) {

@@ -12,6 +12,8 @@ export const ErrorCode = {
   timeout: 'LARS_TIMEOUT',
   closed: 'LARS_CLOSED',
   clickhouse: 'LARS_CLICKHOUSE',
+  /** The person at the terminal said no to a destructive command. */
+  cancelled: 'LARS_CANCELLED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

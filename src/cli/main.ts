@@ -1,74 +1,176 @@
 /**
- * `lars`: the command-line entry. Every command reads the same configuration
- * (flags > environment > file > defaults) and fails with one clear line and a
- * non-zero exit on bad arguments or an unreachable NATS.
+ * `lars`: the command-line entry, on yargs. Every command reads the same
+ * configuration (flags > environment > file > defaults) and fails with one
+ * line on stderr and an exit code from src/cli/exit.ts: 2 when the command
+ * line or configuration is wrong, 1 for everything else, 0 on success.
+ *
+ * `lars` alone and a command group alone (`lars route`) print their help
+ * and exit 0: asking for nothing is not an error. `lars help <command>` is
+ * `lars <command> --help`.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CONFIG_KEYS, loadConfig } from '../config.ts';
-import { LarsError, UsageError } from '../errors.ts';
-import type { Command, CommandContext } from './command.ts';
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv, type Options } from 'yargs';
+import { CONFIG_KEYS, closest, defaultConfig, loadConfig, type ConfigKeySpec } from '../config.ts';
+import { UsageError } from '../errors.ts';
+import type { Command, CommandContext, CommandGroup, FlagValue } from './command.ts';
+import { ExitCode, exitCodeFor, wantsHelpHint } from './exit.ts';
+import { confirmOnTerminal } from './confirm.ts';
 import { nodeCommand } from './commands/node.ts';
-import { routeCommand } from './commands/route.ts';
+import { routeGroup } from './commands/route.ts';
 import { devCommand } from './commands/dev.ts';
 import { extraCommands } from './commands/extra.ts';
 
-const commands: Command[] = [nodeCommand, routeCommand, devCommand, ...extraCommands];
+type Entry = Command | CommandGroup;
+const isGroup = (e: Entry): e is CommandGroup => 'commands' in e;
 
-function sharedFlagsHelp(): string {
-  const rows = Object.values(CONFIG_KEYS).map((k) => `  --${k.flag.padEnd(22)} ${k.help} (env ${k.env})`);
-  return ['shared flags:', '  --config <file>          JSON config file (env LARS_CONFIG; default ./lars.config.json when present)', ...rows, '  -h, --help               this help'].join('\n');
+export const COMMANDS: Entry[] = [nodeCommand, routeGroup, devCommand, ...extraCommands];
+
+const CONFIG_GROUP = 'Configuration (flags > environment > config file > defaults):';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
 }
 
-function mainHelp(): string {
-  return [
-    'lars - load-balancing route system on NATS',
-    '',
-    'usage: lars <command> [args] [flags]',
-    '',
-    'commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary.split('\n')[0]!.replace(/:$/, '')}`),
-    '',
-    sharedFlagsHelp(),
-    '',
-    "run 'lars <command> --help' for a command's arguments",
-  ].join('\n');
+/** The command path named by argv's leading words (`['route', 'add']`), as far as it matches. */
+function commandPath(argv: string[]): { path: string[]; entry: Entry | undefined; rest: string[] } {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const top = COMMANDS.find((c) => c.name === words[0]);
+  if (!top) return { path: [], entry: undefined, rest: words };
+  if (!isGroup(top)) return { path: [top.name], entry: top, rest: words.slice(1) };
+  const sub = top.commands.find((c) => c.name === words[1]);
+  return sub ? { path: [top.name, sub.name], entry: sub, rest: words.slice(2) } : { path: [top.name], entry: top, rest: words.slice(1) };
 }
 
-function commandHelp(c: Command): string {
-  const own = Object.entries(c.flags).map(([n, f]) => `  --${n.padEnd(22)} ${f.help}`);
-  return [`usage: ${c.usage}`, '', c.summary, ...(own.length ? ['', 'flags:', ...own] : []), '', sharedFlagsHelp()].join('\n');
+/** What a person types to reach the help of `path`. */
+const helpOf = (path: string[]) => `lars ${[...path, '--help'].join(' ')}`;
+
+/** Turns yargs' validation messages into this CLI's wording. */
+function usageMessage(msg: string, argv: string[]): string {
+  const { path, entry } = commandPath(argv);
+  const flagNames = () => [
+    ...Object.values(CONFIG_KEYS).map((k: ConfigKeySpec) => k.flag),
+    'config',
+    'help',
+    ...(entry && !isGroup(entry) ? Object.keys(entry.flags) : []),
+  ];
+  const unknown = /^Unknown arguments?: (.+)$/.exec(msg);
+  if (unknown) {
+    const names = unknown[1]!.split(', ');
+    const asFlag = names.find((n) => argv.some((a) => a === `--${n}` || a.startsWith(`--${n}=`) || a === `-${n}`));
+    if (asFlag !== undefined) {
+      const near = closest(asFlag, flagNames());
+      return `unknown option ${asFlag.length === 1 ? '-' : '--'}${asFlag}${near ? `; did you mean --${near}?` : ''}`;
+    }
+    const word = names[0]!;
+    if (!entry) {
+      const near = closest(word, COMMANDS.map((c) => c.name));
+      return `unknown command ${JSON.stringify(word)}${near ? `; did you mean ${near}?` : `; commands: ${COMMANDS.map((c) => c.name).join(', ')}`}`;
+    }
+    if (isGroup(entry)) {
+      const subs = entry.commands.map((c) => c.name);
+      const near = closest(word, subs);
+      return `unknown ${entry.name} command ${JSON.stringify(word)}${near ? `; did you mean ${near}?` : `; use ${subs.join(', ')}`}`;
+    }
+    return `unexpected argument ${JSON.stringify(word)}`;
+  }
+  if (/^Did you mean (.+)\?$/.test(msg)) {
+    const word = argv.find((a) => !a.startsWith('-') && !path.includes(a)) ?? '';
+    const names = entry && isGroup(entry) ? entry.commands.map((c) => c.name) : COMMANDS.map((c) => c.name);
+    const near = closest(word, names);
+    return `unknown ${path.length ? `${path.join(' ')} ` : ''}command ${JSON.stringify(word)}; ${near ? `did you mean ${near}?` : `use ${names.join(', ')}`}`;
+  }
+  const missing = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(msg);
+  if (missing && entry && !isGroup(entry)) {
+    const arg = entry.args?.[Number(missing[1])];
+    if (arg) return `missing ${arg.name} (${arg.help})`;
+  }
+  const noValue = /^Not enough arguments following: (.+)$/.exec(msg);
+  if (noValue) return `--${noValue[1]} needs a value`;
+  const choice = /Argument: ([\w-]+), Given: (.+), Choices: (.+)$/m.exec(msg);
+  if (choice) return `--${choice[1]} must be one of ${choice[3]!.replaceAll('"', '')}, got ${choice[2]}`;
+  return msg.split('\n')[0]!;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '-h' || name === '--help' || name === 'help') {
-    console.log(mainHelp());
-    return name ? 0 : 2;
+function placeholderOf(f: { placeholder?: string; boolean?: boolean; choices?: readonly string[] }): string {
+  if (f.boolean) return '';
+  if (f.choices) return ` <${f.choices.join('|')}>`;
+  return ` <${f.placeholder ?? 'value'}>`;
+}
+
+function describeFlag(help: string, f: { placeholder?: string; boolean?: boolean; choices?: readonly string[]; defaultText?: string }, extra = ''): string {
+  return `${placeholderOf(f).trim() ? `${placeholderOf(f).trim()}  ` : ''}${help}${extra}${f.defaultText !== undefined ? ` [default: ${f.defaultText}]` : ''}`;
+}
+
+function configOptions(): Record<string, Options> {
+  const defaults = defaultConfig() as unknown as Record<string, string | number>;
+  const opts: Record<string, Options> = {
+    config: { type: 'string', requiresArg: true, group: CONFIG_GROUP, describe: '<file>  JSON config file (env LARS_CONFIG) [default: ./lars.config.json when present]' },
+  };
+  for (const [key, s] of Object.entries(CONFIG_KEYS)) {
+    const spec: ConfigKeySpec = s;
+    const def = key === 'nodeId' ? '<hostname>-<pid>' : String(defaults[key] ?? '');
+    opts[spec.flag] = {
+      type: 'string',
+      requiresArg: true,
+      group: CONFIG_GROUP,
+      describe: describeFlag(spec.help, { placeholder: spec.placeholder, choices: spec.choices, defaultText: def === '' ? undefined : def }, ` (env ${spec.env})`),
+    };
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
-    console.error(`lars: unknown command ${JSON.stringify(name)}; run 'lars --help'`);
-    return 2;
+  return opts;
+}
+
+/** Where a running command's outcome is kept (yargs handlers return nothing). */
+interface RunState {
+  code: number;
+  error?: unknown;
+  path: string[];
+}
+
+function commandSpec(c: Command): string {
+  const args = (c.args ?? []).map((a) => (a.variadic ? `[${a.name}..]` : a.optional ? `[${a.name}]` : `<${a.name}>`));
+  return [c.name, ...args].join(' ');
+}
+
+function build(y: Argv, c: Command, path: string[]): Argv {
+  y.usage(c.usage.replace(/^lars /, '$0 ') + (c.summary.includes('\n') ? '' : `\n\n${c.summary}`));
+  if (c.summary.includes('\n')) y.epilog(c.summary);
+  for (const a of c.args ?? []) y.positional(a.name, { type: 'string', describe: a.help });
+  for (const [name, f] of Object.entries(c.flags)) {
+    y.option(name, {
+      group: `${path.join(' ')} options:`,
+      type: f.boolean ? 'boolean' : 'string',
+      describe: describeFlag(f.help, f),
+      ...(f.choices ? { choices: [...f.choices] } : {}),
+      ...(f.alias ? { alias: f.alias } : {}),
+      ...(f.boolean ? {} : { requiresArg: true }),
+    });
   }
-  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' }, config: { type: 'string' } };
-  for (const k of Object.values(CONFIG_KEYS)) options[k.flag] = { type: 'string' };
-  for (const [n, f] of Object.entries(cmd.flags)) options[n] = f.boolean ? { type: 'boolean' } : { type: 'string', multiple: n === 'param' };
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    console.error(`lars ${cmd.name}: ${(err as Error).message.split('\n')[0]}; run 'lars ${cmd.name} --help'`);
-    return 2;
+  y.options(configOptions());
+  for (const [cmd, what] of c.examples ?? []) y.example(cmd, what);
+  return y;
+}
+
+async function runCommand(c: Command, path: string[], argv: Record<string, unknown>, state: RunState): Promise<void> {
+  state.path = path;
+  const args: string[] = [];
+  for (const a of c.args ?? []) {
+    const v = argv[a.name];
+    if (Array.isArray(v)) args.push(...v.map(String));
+    else if (v !== undefined) args.push(String(v));
   }
-  if (parsed.values['help']) {
-    console.log(commandHelp(cmd));
-    return 0;
+  const flags: Record<string, FlagValue> = {};
+  for (const [name, f] of Object.entries(c.flags)) {
+    const v = argv[name];
+    if (v === undefined) continue;
+    if (f.boolean) flags[name] = v === true;
+    else if (f.multiple) flags[name] = (Array.isArray(v) ? v : [v]).map(String);
+    else flags[name] = String(Array.isArray(v) ? v[v.length - 1] : v);
   }
-  const flags: Record<string, string | undefined> = {};
-  const cmdFlags: Record<string, string | boolean | undefined> = {};
-  for (const [k, v] of Object.entries(parsed.values)) {
-    if (k in cmd.flags) cmdFlags[k] = Array.isArray(v) ? v.join('\u0000') : (v as string | boolean);
-    else if (typeof v === 'string') flags[k] = v;
+  const configFlags: Record<string, string | undefined> = {};
+  for (const k of ['config', ...Object.values(CONFIG_KEYS).map((s: ConfigKeySpec) => s.flag)]) {
+    const v = argv[k];
+    if (v !== undefined) configFlags[k] = String(Array.isArray(v) ? v[v.length - 1] : v);
   }
   let stopResolve!: () => void;
   const stopSignal = new Promise<void>((r) => (stopResolve = r));
@@ -76,22 +178,90 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const config = loadConfig({ flags, file: flags['config'] });
-    const ctx: CommandContext = { config, out: (l) => process.stdout.write(l + '\n'), stopSignal };
-    return await cmd.run(parsed.positionals, cmdFlags, ctx);
+    const config = loadConfig({ flags: configFlags, file: configFlags['config'] });
+    const ctx: CommandContext = {
+      config,
+      out: (l) => process.stdout.write(l + '\n'),
+      note: (l) => process.stderr.write(l + '\n'),
+      confirm: (q) => confirmOnTerminal(q),
+      stopSignal,
+    };
+    state.code = await c.run(args, flags, ctx);
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`lars ${cmd.name}: ${err.message}; run 'lars ${cmd.name} --help'`);
-      return 2;
-    }
-    if (err instanceof LarsError) {
-      console.error(`lars ${cmd.name}: ${err.message}`);
-      return 1;
-    }
-    console.error(`lars ${cmd.name}: ${(err as Error)?.message ?? String(err)}`);
-    return 1;
+    state.error = err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+function parser(argv: string[], state: RunState): Argv {
+  const y: Argv = yargs(argv)
+    .scriptName('lars')
+    .usage('$0 <command> [args] [flags]\n\nLars on NATS: load-balancing route system')
+    .exitProcess(false)
+    .strict()
+    .recommendCommands()
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
+    .options(configOptions())
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .completion('completion', 'print a bash/zsh completion script (lars completion >> ~/.bashrc)')
+    .version(version())
+    .help()
+    .alias('h', 'help')
+    .epilog("'lars help <command>' or 'lars <command> --help' shows a command's arguments. Exit codes: 0 ok, 1 failure, 2 usage or config error.")
+    .fail((msg: string | undefined, err: Error | undefined) => {
+      // Command handlers keep their own errors (runCommand), so whatever reaches here is a usage error found by yargs.
+      throw new UsageError(usageMessage(msg ?? err?.message ?? 'bad usage', argv));
+    });
+  for (const e of COMMANDS) {
+    if (isGroup(e)) {
+      y.command(
+        e.name,
+        e.summary,
+        (g) => {
+          g.usage(`$0 ${e.name} <command> [args] [flags]\n\n${e.summary}`);
+          for (const c of e.commands) {
+            g.command(commandSpec(c), c.summary.split('\n')[0]!, (cy) => build(cy, c, [e.name, c.name]), (a) => runCommand(c, [e.name, c.name], a, state));
+          }
+          return g;
+        },
+        () => {
+          // only reached with no sub-command: main() turns that into --help before parsing
+        },
+      );
+    } else {
+      y.command(commandSpec(e), e.summary.split('\n')[0]!.replace(/:$/, ''), (cy) => build(cy, e, [e.name]), (a) => runCommand(e, [e.name], a, state));
+    }
+  }
+  return y;
+}
+
+/** `lars help x y` → `lars x y --help`; `lars` and `lars <group>` alone → their help. */
+function normalize(argv: string[]): string[] {
+  if (argv[0] === 'help') return [...argv.slice(1), '--help'];
+  if (argv.length === 0) return ['--help'];
+  const group = COMMANDS.find((c) => c.name === argv[0]);
+  if (group && isGroup(group) && argv.length === 1) return [argv[0]!, '--help'];
+  return argv;
+}
+
+export async function main(rawArgv: string[]): Promise<number> {
+  const argv = normalize(rawArgv);
+  const state: RunState = { code: ExitCode.ok, path: [] };
+  try {
+    const y = parser(argv, state);
+    // yargs prints the script but then goes on parsing `completion` as a command when it may not exit the process
+    if (argv[0] === 'completion' && argv.length === 1) y.showCompletionScript();
+    else await y.parseAsync();
+  } catch (err) {
+    state.error = err;
+    state.path = commandPath(argv).path;
+  }
+  if (state.error === undefined) return state.code;
+  const err = state.error;
+  const where = ['lars', ...state.path].join(' ');
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${where}: ${message.split('\n')[0]}${wantsHelpHint(err) ? `; run '${helpOf(state.path)}'` : ''}\n`);
+  return exitCodeFor(err);
 }

@@ -1,6 +1,7 @@
 /** Opens NATS connections with the project's defaults and one clear error when the server is away. */
 import { connect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { NatsUnreachableError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 
 export type { NatsConnection };
 
@@ -31,4 +32,53 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
   } catch (err) {
     throw new NatsUnreachableError(opts.url, { cause: err });
   }
+}
+
+export interface ConnectionWatch {
+  /** Resolves when the connection closes (or after stop()). */
+  done: Promise<void>;
+  stop(): void;
+}
+
+/** `3.2 s`, `850 ms`, `2 min 5 s`. */
+function formatOutage(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/**
+ * Logs the connection's losses and recoveries for long-running commands:
+ * one `warn` when the connection drops ("lost connection to nats://…;
+ * reconnecting"), however many reconnect attempts follow, and one `info` when
+ * it is back ("reconnected to nats://… after 3.2 s").
+ */
+export function watchConnection(nc: NatsConnection, log: Logger, now: () => number = Date.now): ConnectionWatch {
+  let stopped = false;
+  let lostAt: number | undefined;
+  const iter = nc.status()[Symbol.asyncIterator]();
+  const closed = nc.closed().then(() => ({ done: true as const, value: undefined }));
+  const url = (server: string) => (/^[a-z]+:\/\//.test(server) ? server : `nats://${server}`);
+  const done = (async () => {
+    for (;;) {
+      const r = await Promise.race([iter.next(), closed]);
+      if (stopped || r.done) return;
+      const s = r.value;
+      if (s.type === 'disconnect' && lostAt === undefined) {
+        lostAt = now();
+        log.warn({ server: url(s.server) }, `lost connection to ${url(s.server)}; reconnecting`);
+      } else if (s.type === 'reconnect') {
+        const outage = lostAt === undefined ? undefined : now() - lostAt;
+        lostAt = undefined;
+        log.info({ server: url(s.server), outageMs: outage }, `reconnected to ${url(s.server)}${outage === undefined ? '' : ` after ${formatOutage(outage)}`}`);
+      }
+    }
+  })().catch((err: unknown) => log.debug({ err }, 'connection status watch ended'));
+  return {
+    done,
+    stop() {
+      stopped = true;
+      void iter.return?.();
+    },
+  };
 }

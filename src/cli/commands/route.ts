@@ -1,12 +1,15 @@
 /** `lars route add|rm|ls|watch`: edit the registry and follow effective routes. */
 import { names } from '../../../schemas/subjects.ts';
-import { isIPv4, isPort, LIMITS, type RegistryHost, type RouteState, type Profile } from '../../../schemas/messages.ts';
+import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../../../schemas/messages.ts';
 import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
+import type { LarsConfig } from '../../config.ts';
 import { connectNats, type NatsConnection } from '../../nats/connect.ts';
 import { Registry, RouteStore } from '../../registry.ts';
 import { createAgent } from '../../agent/agent.ts';
-import { UsageError } from '../../errors.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
+import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
+import { formatAge, formatDuration, renderTable } from '../table.ts';
+import { withLifecycle } from '../lifecycle.ts';
 
 export function parseRouteId(modid: string | undefined, cmdid: string | undefined): { modid: number; cmdid: number } {
   const m = parseUint32(modid, 'modid');
@@ -22,7 +25,9 @@ function parseUint32(s: string | undefined, what: string): number {
 
 /** `ip:port[,weight[,zone]]` */
 export function parseHost(s: string): RegistryHost {
-  const [addr, w, zone] = s.split(',');
+  const fields = s.split(',');
+  if (fields.length > 3) throw new UsageError(`host must be ip:port[,weight[,zone]], got ${fields.length} comma-separated fields in ${JSON.stringify(s)}`);
+  const [addr, w, zone] = fields;
   const i = addr?.lastIndexOf(':') ?? -1;
   if (!addr || i <= 0) throw new UsageError(`host must be ip:port[,weight[,zone]], got ${JSON.stringify(s)}`);
   const ip = addr.slice(0, i);
@@ -30,22 +35,26 @@ export function parseHost(s: string): RegistryHost {
   if (!isIPv4(ip)) throw new UsageError(`bad IPv4 address ${JSON.stringify(ip)}`);
   if (!/^\d+$/.test(addr.slice(i + 1)) || !isPort(port)) throw new UsageError(`port must be in 1..65535, got ${JSON.stringify(addr.slice(i + 1))}`);
   const weight = w === undefined || w === '' ? LIMITS.defaultWeight : Number(w);
-  if (!Number.isInteger(weight) || weight < LIMITS.minWeight || weight > LIMITS.maxWeight) {
+  if (!/^\d*$/.test(w ?? '') || !Number.isInteger(weight) || weight < LIMITS.minWeight || weight > LIMITS.maxWeight) {
     throw new UsageError(`weight must be an integer in ${LIMITS.minWeight}..${LIMITS.maxWeight}, got ${JSON.stringify(w)}`);
   }
   const h: RegistryHost = { ip, port, weight };
+  if (zone !== undefined && zone.length > LIMITS.maxZoneLength) {
+    throw new UsageError(`zone must be at most ${LIMITS.maxZoneLength} characters, got ${zone.length} in ${JSON.stringify(s)}`);
+  }
   if (zone) h.zone = zone;
   return h;
 }
 
-function parseParams(raw: string | boolean | undefined, profile: Profile): Record<string, number> {
-  if (typeof raw !== 'string' || raw === '') return {};
+function parseParams(raw: FlagValue, profile: Profile): Record<string, number> {
+  const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : [];
   const out: Record<string, number> = {};
-  for (const kv of raw.split('\u0000')) {
+  for (const kv of list) {
     const eq = kv.indexOf('=');
     const k = kv.slice(0, eq);
-    const v = Number(kv.slice(eq + 1));
-    if (eq <= 0 || !Number.isFinite(v)) throw new UsageError(`--param takes name=number, got ${JSON.stringify(kv)}`);
+    const text = kv.slice(eq + 1).trim();
+    const v = Number(text);
+    if (eq <= 0 || text === '' || !Number.isFinite(v)) throw new UsageError(`--param takes name=number, got ${JSON.stringify(kv)}`);
     if (!(PARAM_NAMES as string[]).includes(k)) throw new UsageError(`unknown parameter ${k}; known: ${PARAM_NAMES.join(', ')}`);
     out[k] = v;
   }
@@ -54,8 +63,8 @@ function parseParams(raw: string | boolean | undefined, profile: Profile): Recor
   return out;
 }
 
-async function withNats<T>(ctx: CommandContext, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connectNats({ url: ctx.config.natsUrl, name: 'lars-cli', reconnect: false });
+async function withNats<T>(config: LarsConfig, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connectNats({ url: config.natsUrl, name: 'lars-cli', reconnect: false });
   try {
     return await fn(nc);
   } finally {
@@ -63,102 +72,208 @@ async function withNats<T>(ctx: CommandContext, fn: (nc: NatsConnection) => Prom
   }
 }
 
-export function formatRoute(s: RouteState): string[] {
-  const head = `route ${s.modid}.${s.cmdid}  version ${s.version}  profile ${s.profile}${s.panic ? '  PANIC (spreading over all hosts)' : ''}${s.removed ? '  REMOVED' : ''}`;
-  const total = s.hosts.reduce((a, h) => a + h.pick_weight, 0);
-  const rows = s.hosts.map((h) => {
-    const share = total > 0 ? ((100 * h.pick_weight) / total).toFixed(1) + '%' : '-';
-    return `  ${`${h.ip}:${h.port}`.padEnd(22)} ${h.state.padEnd(10)} weight ${String(h.weight).padEnd(5)} share ${share.padEnd(6)} ${h.reason} since ${new Date(h.since).toISOString()}`;
-  });
-  return [head, ...rows];
+const now = (ctx: CommandContext): number => (ctx.now ? ctx.now() : Date.now());
+
+/** A registry change this much newer than the published state means no route node has taken it in. */
+const STALE_AFTER_MS = 5_000;
+
+/** Whether the registry changed after the last published state, beyond what a running node takes to publish. */
+export function isStale(entry: RegistryEntry, state: RouteState | undefined): boolean {
+  return state !== undefined && entry.ts - state.ts > STALE_AFTER_MS;
 }
 
-export const routeCommand: Command = {
-  name: 'route',
-  summary: 'edit and inspect routes: add | rm | ls | watch',
-  usage: [
-    'lars route add <modid> <cmdid> [ip:port[,weight[,zone]]...] [--profile lars|default] [--param name=value]...',
-    '       lars route rm <modid> <cmdid> [ip:port...]     (no hosts: delete the route)',
-    '       lars route ls [<modid> <cmdid>] [--json]',
-    '       lars route watch <modid> <cmdid> [--json]',
-  ].join('\n'),
+/** One route's effective state as a header line and a host table. */
+export function formatRoute(s: RouteState, nowMs: number = Date.now()): string[] {
+  const flags = `${s.panic ? '  PANIC (spreading over all hosts)' : ''}${s.removed ? '  REMOVED' : ''}`;
+  const head = `route ${s.modid}.${s.cmdid}  version ${s.version}  profile ${s.profile}${flags}  published ${formatAge(s.ts, nowMs)} by ${s.sender}`;
+  const total = s.hosts.reduce((a, h) => a + h.pick_weight, 0);
+  const rows = s.hosts.map((h) => ({
+    host: `${h.ip}:${h.port}`,
+    state: h.state,
+    weight: h.weight,
+    share: total > 0 ? `${((100 * h.pick_weight) / total).toFixed(1)}%` : '-',
+    reason: h.reason,
+    for: formatDuration(nowMs - h.since),
+  }));
+  const table = renderTable(
+    [{ key: 'host' }, { key: 'state' }, { key: 'weight' }, { key: 'share', align: 'right' }, { key: 'reason' }, { key: 'for', title: 'in state for' }],
+    rows,
+    { indent: '  ' },
+  );
+  return [head, ...table];
+}
+
+function formatRegistryOnly(e: RegistryEntry, why: string): string[] {
+  const rows = e.hosts.map((h) => ({ host: `${h.ip}:${h.port}`, weight: h.weight, zone: h.zone }));
+  return [`route ${e.modid}.${e.cmdid}  ${why}`, ...renderTable(['host', 'weight', 'zone'], rows, { indent: '  ' })];
+}
+
+const routeArgs = [
+  { name: 'modid', help: 'module id, 0..4294967295' },
+  { name: 'cmdid', help: 'command id, 0..4294967295' },
+];
+const jsonFlag = { help: 'print machine-readable JSON instead of text', boolean: true } as const;
+
+export const routeAddCommand: Command = {
+  name: 'add',
+  summary: 'register hosts for a route (creates it); a known host gets the new weight/zone',
+  usage: 'lars route add <modid> <cmdid> [ip:port[,weight[,zone]]...] [--profile lars|default] [--param name=value]...',
+  args: [...routeArgs, { name: 'hosts', help: 'ip:port[,weight[,zone]]: weight 1..10000 (default 100), zone up to 64 characters', variadic: true }],
   flags: {
-    profile: { help: 'node-state profile of the route: default or lars' },
-    param: { help: 'override a profile parameter, name=value (repeatable)' },
-    json: { help: 'machine-readable output', boolean: true },
+    profile: { help: 'node-state profile of the route', choices: ['default', 'lars'], placeholder: 'profile' },
+    param: { help: 'override a profile parameter, name=value (repeatable)', multiple: true, placeholder: 'name=value' },
+    json: jsonFlag,
+  },
+  examples: [
+    ['lars route add 20 1 10.0.0.1:8000 10.0.0.2:8000,50', 'two hosts, the second with weight 50'],
+    ['lars route add 20 1 --profile lars --param err_rate=0.2', 'switch the route to the lars profile'],
+  ],
+  async run(args, flags, ctx) {
+    const [modid, cmdid, ...rest] = args;
+    const id = parseRouteId(modid, cmdid);
+    const hosts = rest.map(parseHost);
+    const profileFlag = flags['profile'];
+    if (profileFlag !== undefined && profileFlag !== 'lars' && profileFlag !== 'default') throw new UsageError('--profile must be lars or default');
+    const profile = profileFlag as Profile | undefined;
+    const params = parseParams(flags['param'], profile ?? 'default');
+    if (hosts.length === 0 && profile === undefined && Object.keys(params).length === 0) throw new UsageError('give at least one host, --profile or --param');
+    const by = `cli@${ctx.config.nodeId}`;
+    const entry = await withNats(ctx.config, async (nc) => (await Registry.open(nc, names(ctx.config.prefix))).addHosts(id.modid, id.cmdid, hosts, by, { profile, params }));
+    if (flags['json'] === true) ctx.out(JSON.stringify(entry));
+    else ctx.out(`route ${id.modid}.${id.cmdid}: ${entry?.hosts.length ?? 0} host(s)${entry?.profile ? `, profile ${entry.profile}` : ''}`);
+    return 0;
+  },
+};
+
+export const routeRmCommand: Command = {
+  name: 'rm',
+  summary: 'remove hosts from a route (they drain); without hosts, delete the whole route (asks, or --yes)',
+  usage: 'lars route rm <modid> <cmdid> [ip:port...] [--yes]',
+  args: [...routeArgs, { name: 'hosts', help: 'ip:port of each host to remove; none: delete the route', variadic: true }],
+  flags: {
+    yes: { help: 'delete a whole route without asking (needed when stdin is not a terminal)', boolean: true, alias: 'y' },
+    json: jsonFlag,
   },
   async run(args, flags, ctx) {
-    const [sub, ...rest] = args;
-    const n = names(ctx.config.prefix);
-    const by = `cli@${ctx.config.nodeId}`;
-    switch (sub) {
-      case 'add': {
-        const id = parseRouteId(rest[0], rest[1]);
-        const hosts = rest.slice(2).map(parseHost);
-        const profileFlag = flags['profile'];
-        if (profileFlag !== undefined && profileFlag !== 'lars' && profileFlag !== 'default') throw new UsageError('--profile must be lars or default');
-        const profile = profileFlag as Profile | undefined;
-        const params = parseParams(flags['param'], profile ?? 'default');
-        if (hosts.length === 0 && profile === undefined && Object.keys(params).length === 0) throw new UsageError('give at least one host, --profile or --param');
-        const entry = await withNats(ctx, async (nc) => (await Registry.open(nc, n)).addHosts(id.modid, id.cmdid, hosts, by, { profile, params }));
-        ctx.out(`route ${id.modid}.${id.cmdid}: ${entry?.hosts.length ?? 0} host(s)${entry?.profile ? `, profile ${entry.profile}` : ''}`);
-        return 0;
+    const [modid, cmdid, ...rest] = args;
+    const id = parseRouteId(modid, cmdid);
+    const keys = rest.map((s) => {
+      const h = parseHost(s);
+      return `${h.ip}:${h.port}`;
+    });
+    const route = `${id.modid}.${id.cmdid}`;
+    const entry = await withNats(ctx.config, async (nc) => {
+      const reg = await Registry.open(nc, names(ctx.config.prefix));
+      if (keys.length === 0 && flags['yes'] !== true) {
+        const cur = await reg.get(id.modid, id.cmdid);
+        if (!cur) throw new LarsError(ErrorCode.noRoute, `route ${route} is not registered`);
+        const answer = ctx.confirm ? await ctx.confirm(`delete route ${route} and its ${cur.entry.hosts.length} host(s)?`) : undefined;
+        if (answer === undefined) throw new UsageError(`deleting the whole route ${route} needs confirmation: pass --yes (stdin is not a terminal)`);
+        if (!answer) throw new LarsError(ErrorCode.cancelled, `route ${route} kept (not confirmed)`);
       }
-      case 'rm': {
-        const id = parseRouteId(rest[0], rest[1]);
-        const keys = rest.slice(2).map((s) => {
-          const h = parseHost(s);
-          return `${h.ip}:${h.port}`;
-        });
-        const entry = await withNats(ctx, async (nc) => (await Registry.open(nc, n)).removeHosts(id.modid, id.cmdid, keys, by));
-        ctx.out(entry ? `route ${id.modid}.${id.cmdid}: ${entry.hosts.length} host(s) left; removed hosts drain` : `route ${id.modid}.${id.cmdid} deleted`);
-        return 0;
-      }
-      case 'ls': {
-        const one = rest.length > 0 ? parseRouteId(rest[0], rest[1]) : undefined;
-        await withNats(ctx, async (nc) => {
-          const reg = await Registry.open(nc, n);
-          const store = await RouteStore.bind(nc, n);
-          const entries = one ? [(await reg.get(one.modid, one.cmdid))?.entry].filter((e) => e !== undefined) : await reg.list();
-          if (one && entries.length === 0) throw new UsageError(`route ${one.modid}.${one.cmdid} is not registered`);
-          const rows = [];
-          for (const e of entries) {
-            const st = store ? (await store.get(e.modid, e.cmdid))?.state : undefined;
-            rows.push({ registry: e, effective: st });
-          }
-          if (flags['json']) {
-            ctx.out(JSON.stringify(rows));
-            return;
-          }
-          if (rows.length === 0) ctx.out('no routes registered');
-          for (const r of rows) {
-            if (r.effective && !r.effective.removed) for (const l of formatRoute(r.effective)) ctx.out(l);
-            else {
-              ctx.out(`route ${r.registry.modid}.${r.registry.cmdid}  (no effective state yet: is a route node running?)`);
-              for (const h of r.registry.hosts) ctx.out(`  ${`${h.ip}:${h.port}`.padEnd(22)} weight ${h.weight}`);
-            }
-          }
-        });
-        return 0;
-      }
-      case 'watch': {
-        const id = parseRouteId(rest[0], rest[1]);
-        const agent = await createAgent({ servers: ctx.config.natsUrl, prefix: ctx.config.prefix, partitions: ctx.config.partitions, agentId: `watch-${ctx.config.nodeId}` });
-        try {
-          const first = await agent.getRoute(id.modid, id.cmdid);
-          if (!first) ctx.out(`route ${id.modid}.${id.cmdid} has no state yet; waiting for it`);
-          agent.watchRoute(id.modid, id.cmdid, (s) => {
-            if (flags['json']) ctx.out(JSON.stringify(s));
-            else for (const l of [...formatRoute(s), '']) ctx.out(l);
-          });
-          await ctx.stopSignal;
-        } finally {
-          await agent.close();
-        }
-        return 0;
-      }
-      default:
-        throw new UsageError(sub ? `unknown route command ${JSON.stringify(sub)}` : 'missing route command (add, rm, ls, watch)');
-    }
+      return reg.removeHosts(id.modid, id.cmdid, keys, `cli@${ctx.config.nodeId}`);
+    });
+    if (flags['json'] === true) ctx.out(JSON.stringify(entry ? { modid: id.modid, cmdid: id.cmdid, deleted: false, entry } : { modid: id.modid, cmdid: id.cmdid, deleted: true }));
+    else ctx.out(entry ? `route ${route}: ${entry.hosts.length} host(s) left; removed hosts drain` : `route ${route} deleted`);
+    return 0;
   },
+};
+
+export const routeLsCommand: Command = {
+  name: 'ls',
+  summary: 'list registered routes with their effective state and when it was published',
+  usage: 'lars route ls [<modid> <cmdid>] [--json]',
+  args: routeArgs.map((a) => ({ ...a, optional: true })),
+  flags: { json: jsonFlag },
+  async run(args, flags, ctx) {
+    const one = args.length > 0 ? parseRouteId(args[0], args[1]) : undefined;
+    const n = names(ctx.config.prefix);
+    const rows = await withNats(ctx.config, async (nc) => {
+      const reg = await Registry.open(nc, n);
+      const store = await RouteStore.bind(nc, n);
+      const entries = one ? [(await reg.get(one.modid, one.cmdid))?.entry].filter((e) => e !== undefined) : await reg.list();
+      if (one && entries.length === 0) throw new LarsError(ErrorCode.noRoute, `route ${one.modid}.${one.cmdid} is not registered`);
+      const out: Array<{ registry: RegistryEntry; effective: RouteState | undefined; stale: boolean }> = [];
+      for (const e of entries) {
+        const st = store ? (await store.get(e.modid, e.cmdid))?.state : undefined;
+        out.push({ registry: e, effective: st, stale: isStale(e, st) });
+      }
+      return out;
+    });
+    if (flags['json'] === true) {
+      ctx.out(JSON.stringify(rows));
+      return 0;
+    }
+    const t = now(ctx);
+    if (rows.length === 0) ctx.out('no routes registered');
+    for (const r of rows) {
+      if (!r.effective || r.effective.removed) {
+        for (const l of formatRegistryOnly(r.registry, '(no effective state yet: is a route node running?)')) ctx.out(l);
+        continue;
+      }
+      for (const l of formatRoute(r.effective, t)) ctx.out(l);
+      if (r.stale) {
+        ctx.out(`  STALE: the registry changed ${formatAge(r.registry.ts, t)} and no route node has published it since: is one running?`);
+      }
+    }
+    return 0;
+  },
+};
+
+export interface RouteFollowEvents {
+  /** Once, at the start: whether the route is in the registry, and whether it has a published state. */
+  start(info: { registered: boolean; hasState: boolean }): void;
+  state(s: RouteState): void;
+}
+
+/**
+ * Follows one route's effective state until `stop` resolves: the only NATS
+ * code of `route watch`, so another follower can replace it.
+ */
+export async function followRoute(config: LarsConfig, id: { modid: number; cmdid: number }, stop: Promise<void>, on: RouteFollowEvents): Promise<void> {
+  const nc = await connectNats({ url: config.natsUrl, name: `lars-watch-${config.nodeId}` });
+  try {
+    const registered = (await (await Registry.open(nc, names(config.prefix))).get(id.modid, id.cmdid)) !== undefined;
+    const agent = await createAgent({ nc, prefix: config.prefix, partitions: config.partitions, agentId: `watch-${config.nodeId}` });
+    try {
+      const first = await agent.getRoute(id.modid, id.cmdid);
+      on.start({ registered, hasState: first !== undefined });
+      agent.watchRoute(id.modid, id.cmdid, (s) => on.state(s));
+      await stop;
+    } finally {
+      await agent.close();
+    }
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+export const routeWatchCommand: Command = {
+  name: 'watch',
+  summary: 'print the effective route every time it changes (also before it is registered), until Ctrl-C',
+  usage: 'lars route watch <modid> <cmdid> [--json]',
+  args: routeArgs,
+  flags: { json: { help: 'one JSON route state per line', boolean: true } },
+  async run(args, flags, ctx) {
+    const id = parseRouteId(args[0], args[1]);
+    const route = `${id.modid}.${id.cmdid}`;
+    const note = (l: string) => ctx.note?.(l);
+    await withLifecycle(ctx, (life) => followRoute(ctx.config, id, life.stopped, {
+      start({ registered, hasState }) {
+        if (!registered) note(`route ${route} is not registered; watching for it to appear (Ctrl-C to stop)`);
+        else if (!hasState) note(`route ${route} is registered but has no effective state yet: is a route node running? waiting for one to publish it`);
+      },
+      state(s) {
+        if (flags['json'] === true) ctx.out(JSON.stringify(s));
+        else for (const l of [...formatRoute(s, now(ctx)), '']) ctx.out(l);
+      },
+    }));
+    return 0;
+  },
+};
+
+export const routeGroup: CommandGroup = {
+  name: 'route',
+  summary: 'edit and inspect routes: add | rm | ls | watch',
+  commands: [routeAddCommand, routeRmCommand, routeLsCommand, routeWatchCommand],
 };

@@ -2,14 +2,13 @@
 import { TABLES } from '../../../schemas/clickhouse/migrations.ts';
 import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
-import { connectNats } from '../../nats/connect.ts';
+import { connectNats, watchConnection } from '../../nats/connect.ts';
 import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
 import { PipelineName } from '../../analytics/sink.ts';
 import {
   STATS,
-  formatTable,
   isStatsKind,
   parseDuration,
   parseRouteArg,
@@ -18,14 +17,16 @@ import {
   startOfUtcDay,
   type StatsParams,
 } from '../../analytics/stats.ts';
-import type { Command } from '../command.ts';
+import type { Command, FlagValue } from '../command.ts';
+import { Lifecycle } from '../lifecycle.ts';
+import { renderTable } from '../table.ts';
 
-function str(flags: Record<string, string | boolean | undefined>, name: string): string | undefined {
+function str(flags: Record<string, FlagValue>, name: string): string | undefined {
   const v = flags[name];
   return typeof v === 'string' ? v : undefined;
 }
 
-function positiveInt(flags: Record<string, string | boolean | undefined>, name: string): number | undefined {
+function positiveInt(flags: Record<string, FlagValue>, name: string): number | undefined {
   const v = str(flags, name);
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -41,14 +42,16 @@ export const statsCommand: Command = {
   name: 'stats',
   summary: `answers the common questions from ClickHouse:\n${kinds}`,
   usage: `lars stats <${Object.keys(STATS).join('|')}> [--route modid.cmdid] [--since 1h] [--json]`,
+  args: [{ name: 'what', help: `the question: ${Object.keys(STATS).join(', ')}` }],
   flags: {
-    route: { help: 'only this route, modid.cmdid' },
-    since: { help: 'look back this far: 90s, 15m, 1h, 2d (default per question; ejections: since 00:00 UTC)' },
-    at: { help: 'deploy: the deploy time (ISO 8601 or epoch ms; default: now minus --window)' },
-    window: { help: 'deploy: minutes compared on each side, e.g. 30m (default 30m)' },
-    limit: { help: 'at most this many rows (default 100)' },
-    json: { help: 'print rows as JSON', boolean: true },
+    route: { help: 'only this route', placeholder: 'modid.cmdid' },
+    since: { help: 'look back this far: 90s, 15m, 1h, 2d (ejections: since 00:00 UTC)', placeholder: 'duration', defaultText: 'per question' },
+    at: { help: 'deploy: the deploy time (ISO 8601 or epoch ms)', placeholder: 'time', defaultText: 'now minus --window' },
+    window: { help: 'deploy: time compared on each side', placeholder: 'duration', defaultText: '30m' },
+    limit: { help: 'at most this many rows', placeholder: 'n', defaultText: '100' },
+    json: { help: 'print rows as JSON (full precision)', boolean: true },
   },
+  examples: [['lars stats errors --route 100.7 --since 1h', 'error rates per host of route 100.7 in the last hour']],
   async run(args, flags, ctx) {
     const what = args[0];
     if (!what || !isStatsKind(what)) throw new UsageError(`say what to show: ${Object.keys(STATS).join(', ')}`);
@@ -93,7 +96,7 @@ export const statsCommand: Command = {
         throw err;
       });
       if (flags['json'] === true) ctx.out(JSON.stringify(rows));
-      else for (const line of formatTable(spec.columns, rows)) ctx.out(line);
+      else for (const line of renderTable(spec.columns, rows)) ctx.out(line);
       return 0;
     } finally {
       await engine.close();
@@ -106,10 +109,10 @@ export const sinkCommand: Command = {
   summary: `runs a ClickHouse sink worker: reports and route events from JetStream into ${TABLES.reports}, ${TABLES.rollup} and ${TABLES.events}, until stopped (several may run at once)`,
   usage: 'lars sink [--batch-rows N] [--batch-ms N] [--retention-days N] [flags]',
   flags: {
-    'batch-rows': { help: 'rows per insert (default 200000)' },
-    'batch-ms': { help: 'longest a report waits for its batch, ms (default 1000)' },
-    'retention-days': { help: 'days of raw reports kept (default 30)' },
-    'only': { help: 'run one pipeline: reports or events (default both)' },
+    'batch-rows': { help: 'rows per insert', placeholder: 'n', defaultText: '200000' },
+    'batch-ms': { help: 'longest a report waits for its batch, ms', placeholder: 'ms', defaultText: '1000' },
+    'retention-days': { help: 'days of raw reports kept', placeholder: 'days', defaultText: '30' },
+    'only': { help: 'run one pipeline', choices: [PipelineName.reports, PipelineName.events], defaultText: 'both' },
   },
   async run(args, flags, ctx) {
     if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
@@ -121,8 +124,10 @@ export const sinkCommand: Command = {
     if (only !== undefined && only !== PipelineName.reports && only !== PipelineName.events) {
       throw new UsageError(`--only takes reports or events, got ${JSON.stringify(only)}`);
     }
-    const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel });
+    const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
+    const life = new Lifecycle({ stopSignal: ctx.stopSignal });
     const nc = await connectNats({ url: cfg.natsUrl, name: `lars-sink-${cfg.nodeId}` });
+    const status = watchConnection(nc, log);
     try {
       const a = await startAnalytics(cfg, nc, log, {
         ...(retentionDays !== undefined ? { retention: { reportsDays: retentionDays } } : {}),
@@ -132,12 +137,14 @@ export const sinkCommand: Command = {
         },
       });
       log.info({ engine: a.engine.description }, 'sink ready; Ctrl-C to stop');
-      await ctx.stopSignal;
-      await a.close();
+      await life.stopped;
+      await life.step('ClickHouse sink', () => a.close());
       const s = a.sink.stats();
       ctx.out(JSON.stringify(s));
     } finally {
-      await nc.drain().catch(() => undefined);
+      status.stop();
+      await life.step('NATS connection', () => nc.drain().catch(() => undefined));
+      await life.shutdown();
     }
     return 0;
   },
