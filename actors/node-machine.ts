@@ -4,15 +4,21 @@
  * States: healthy (Lars "idle"), overloaded (ejected), probing (half-open,
  * trial traffic), draining (removed from the registry). The machine holds the
  * legal transitions and what each one stamps (reason, since, ejection count
- * and deadline). The per-report arithmetic that decides *when* to send an
- * event lives in route.ts as plain fields: a report is not an xstate event.
+ * and deadline); every change of a host's state or of these fields goes
+ * through it. The per-report arithmetic that decides *when* to send an event
+ * lives in the route's profile policy (actors/profiles/) as plain fields: a
+ * report is not an xstate event.
+ *
+ * The profiles differ by one guard, `probesBeforeRecovery`, supplied with
+ * `machine.provide()`: the default profile recovers through probing, the
+ * lars profile goes straight back to healthy and has no probing state.
  *
  * Hosts do not run as started actors. A route keeps each host's state value
  * and context in plain fields and computes the next state with xstate's pure
  * `transition()` only when an event can change it (see docs/state-machine.md
  * for the memory figures behind this choice).
  */
-import { setup, assign, not, transition } from 'xstate';
+import { setup, assign, and, not, transition } from 'xstate';
 import type { HostState, Reason } from '../schemas/messages.ts';
 
 export interface NodeContext {
@@ -27,7 +33,7 @@ export interface NodeContext {
 }
 
 export type NodeEvent =
-  /** A threshold crossed (healthy/probing → overloaded). */
+  /** A threshold crossed (healthy/probing → overloaded); the n-th ejection lasts min(n × baseMs, maxMs). */
   | { type: 'EJECT'; reason: Reason; now: number; baseMs: number; maxMs: number }
   /** Recovery by Lars' success rules (overloaded → healthy, lars) or by probe success (probing → healthy). */
   | { type: 'RECOVER'; reason: Reason; now: number }
@@ -36,11 +42,36 @@ export type NodeEvent =
   /** Removed from the registry. */
   | { type: 'DRAIN'; now: number }
   /** Added back while draining. */
-  | { type: 'READD'; now: number };
+  | { type: 'READD'; now: number }
+  /** A healthy host went ejection_decay_time without an ejection: one ejection is forgiven. */
+  | { type: 'DECAY'; now: number }
+  /**
+   * The route switched to the lars profile, which has no probing state: a
+   * probing host becomes overloaded under Lars' rules (counters as on
+   * set_overload, a fresh overload_timeout of `ejectMs`). The ejection count
+   * is kept: the host was already out.
+   */
+  | { type: 'PROFILE_LARS'; reason: Reason; now: number; ejectMs: number }
+  /**
+   * A host resumes where a previous owner of the route left it (a restart or
+   * a failover). Legal only in `healthy`, the state a host is created in; it
+   * stamps the previous owner's context. The lars machine turns a restored
+   * `probing` into `overloaded`.
+   */
+  | { type: 'RESTORE'; state: HostState; since: number; reason: Reason; ejections: number; ejectUntil: number };
 
+/** What a host is created with: the machine's initial context. */
 export interface NodeInput {
+  /** Creation time, ms: the `since` of the initial `healthy` state. */
   now: number;
-  reason?: Reason;
+}
+
+/** The initial state of every host. */
+export const INITIAL_STATE = 'healthy' satisfies HostState;
+
+/** The initial context of a host created at `input.now` (the machine's `context`; routes create hosts with it). */
+export function initialContext(input: NodeInput): NodeContext {
+  return { since: input.now, reason: 'registered', ejections: 0, ejectUntil: 0 };
 }
 
 const machineSetup = setup({
@@ -50,8 +81,13 @@ const machineSetup = setup({
     input: {} as NodeInput,
   },
   guards: {
-    /** default profile: recovery goes through probing; lars: straight back. */
+    /** default profile: recovery goes through probing; lars: straight back (provided as false). */
     probesBeforeRecovery: () => true,
+    /** A RESTORE event whose recorded state is overloaded / probing / draining. */
+    restoresOverloaded: ({ event }) => event.type === 'RESTORE' && event.state === 'overloaded',
+    restoresProbing: ({ event }) => event.type === 'RESTORE' && event.state === 'probing',
+    restoresDraining: ({ event }) => event.type === 'RESTORE' && event.state === 'draining',
+    hasEjections: ({ context }) => context.ejections > 0,
   },
   actions: {
     eject: assign(({ event, context }) => {
@@ -64,18 +100,35 @@ const machineSetup = setup({
     elapsed: assign(({ event }) => (event.type === 'EJECTION_ELAPSED' ? { since: event.now, reason: 'timeout' as const } : {})),
     drain: assign(({ event }) => (event.type === 'DRAIN' ? { since: event.now, reason: 'removed' as const } : {})),
     readd: assign(({ event }) => (event.type === 'READD' ? { since: event.now, reason: 'readded' as const } : {})),
+    decay: assign(({ context }) => ({ ejections: context.ejections - 1 })),
+    adoptLars: assign(({ event }) =>
+      event.type === 'PROFILE_LARS' ? { since: event.now, reason: event.reason, ejectUntil: event.now + event.ejectMs } : {},
+    ),
+    restore: assign(({ event }) =>
+      event.type === 'RESTORE' ? { since: event.since, reason: event.reason, ejections: event.ejections, ejectUntil: event.ejectUntil } : {},
+    ),
   },
 });
 
 export const nodeMachine = machineSetup.createMachine({
   id: 'node',
-  context: ({ input }) => ({ since: input.now, reason: input.reason ?? 'registered', ejections: 0, ejectUntil: 0 }),
-  initial: 'healthy',
+  context: ({ input }) => initialContext(input),
+  initial: INITIAL_STATE,
   states: {
     healthy: {
       on: {
         EJECT: { target: 'overloaded', actions: 'eject' },
         DRAIN: { target: 'draining', actions: 'drain' },
+        DECAY: { guard: 'hasEjections', actions: 'decay' },
+        RESTORE: [
+          { guard: 'restoresOverloaded', target: 'overloaded', actions: 'restore' },
+          { guard: and(['restoresProbing', 'probesBeforeRecovery']), target: 'probing', actions: 'restore' },
+          // lars has no probing state: a probing host is overloaded under its rules
+          { guard: 'restoresProbing', target: 'overloaded', actions: 'restore' },
+          { guard: 'restoresDraining', target: 'draining', actions: 'restore' },
+          // healthy: the state stays, the context is the previous owner's
+          { actions: 'restore' },
+        ],
       },
     },
     overloaded: {
@@ -93,6 +146,7 @@ export const nodeMachine = machineSetup.createMachine({
         RECOVER: { target: 'healthy', actions: 'recover' },
         EJECT: { target: 'overloaded', actions: 'eject' },
         DRAIN: { target: 'draining', actions: 'drain' },
+        PROFILE_LARS: { guard: not('probesBeforeRecovery'), target: 'overloaded', actions: 'adoptLars' },
       },
     },
     draining: {
@@ -104,13 +158,6 @@ export const nodeMachine = machineSetup.createMachine({
 });
 export type NodeMachine = typeof nodeMachine;
 
-/** The machine of a profile: default probes before recovery; lars goes straight back to healthy. */
-export function machineFor(profile: 'lars' | 'default'): NodeMachine {
-  return profile === 'lars' ? larsMachine : nodeMachine;
-}
-
-const larsMachine = nodeMachine.provide({ guards: { probesBeforeRecovery: () => false } });
-
 /** Plain-field form of a host's machine state, as a route keeps it. */
 export interface NodeFields extends NodeContext {
   state: HostState;
@@ -118,7 +165,8 @@ export interface NodeFields extends NodeContext {
 
 /**
  * Applies `event` to a host's state with xstate's pure transition function.
- * Returns true when the state changed; the fields are updated in place.
+ * The fields are updated in place (state and context); returns true when the
+ * state changed. An event the state does not handle changes nothing.
  */
 export function step(machine: NodeMachine, fields: NodeFields, event: NodeEvent): boolean {
   const snapshot = machine.resolveState({
@@ -127,11 +175,11 @@ export function step(machine: NodeMachine, fields: NodeFields, event: NodeEvent)
   });
   const [next] = transition(machine, snapshot, event);
   const value = next.value as HostState;
-  if (value === fields.state) return false;
+  const changed = value !== fields.state;
   fields.state = value;
   fields.since = next.context.since;
   fields.reason = next.context.reason;
   fields.ejections = next.context.ejections;
   fields.ejectUntil = next.context.ejectUntil;
-  return true;
+  return changed;
 }

@@ -1,30 +1,40 @@
 /**
- * The route actor's logic: one instance per (modid, cmdid). It holds the
- * route's hosts, applies every reported call result to plain per-host
- * counters (the fast path), drives each host's node-state machine with the
- * few events that can change a state, and produces the effective route and
+ * The route actor's mechanism: one instance per (modid, cmdid). It holds the
+ * route's hosts, feeds every reported call result to the route's profile
+ * policy (actors/profiles/: what a report or a tick does to a host), sends
+ * each host's node-state machine the events the policy decides on, keeps the
+ * ejection cap and panic bookkeeping, and produces the effective route and
  * the transition events to publish.
+ *
+ * Every change of a host's state goes through the machine (`send`/`step`),
+ * including a restore after a restart or a failover (a RESTORE event) and a
+ * switch to the lars profile (PROFILE_LARS).
  *
  * Pure: no I/O, no timers. Time comes in as `now` (ms) on every call; the
  * runtime calls `tick(now)` periodically and `flush(now)` after a burst.
  */
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
-import { machineFor, step, type NodeEvent, type NodeFields, type NodeMachine } from './node-machine.ts';
+import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
+import { INITIAL_STATE, initialContext, step, type NodeEvent } from './node-machine.ts';
 import { resolveParams, type NodeParams } from './params.ts';
+import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
+
+export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
+export { parseCheckpoint } from './checkpoint.ts';
 
 /** One host of a route: identity, machine fields and the per-report counters. */
-export class HostSlot implements NodeFields {
+export class HostSlot implements PolicyHost {
   readonly ip: string;
   readonly port: number;
   readonly key: string;
   weight: number;
   zone: string | undefined;
-  // machine fields
-  state: HostState = 'healthy';
+  // machine fields (changed only through the machine)
+  state: HostState;
   since: number;
-  reason: Reason = 'registered';
-  ejections = 0;
-  ejectUntil = 0;
+  reason: Reason;
+  ejections: number;
+  ejectUntil: number;
   // Lars counters
   vsucc = 0;
   verr = 0;
@@ -42,13 +52,19 @@ export class HostSlot implements NodeFields {
   suspect = false;
   lastDecay: number;
 
+  /** A host in the machine's initial state, created at `now`. */
   constructor(h: RegistryHost, now: number) {
     this.ip = h.ip;
     this.port = h.port;
     this.key = `${h.ip}:${h.port}`;
     this.weight = h.weight;
     this.zone = h.zone ?? undefined;
-    this.since = now;
+    const c = initialContext({ now });
+    this.state = INITIAL_STATE;
+    this.since = c.since;
+    this.reason = c.reason;
+    this.ejections = c.ejections;
+    this.ejectUntil = c.ejectUntil;
     this.windowStart = now;
     this.lastDecay = now;
   }
@@ -73,66 +89,68 @@ export interface RouteActorOptions {
   nodeId: string;
   entry: RegistryEntry;
   now: number;
-  /** Last published state (from the routes KV), to resume version and host states after a restart. */
+  /**
+   * The route's full state as another node left it (`checkpoint()`): the
+   * actor resumes exactly there, then applies `entry` as a registry update.
+   * Takes precedence over `restored`. Ignored when it is for another route.
+   */
+  checkpoint?: RouteCheckpoint;
+  /**
+   * Last published state (from the routes KV), to resume version and host
+   * states after a restart when there is no checkpoint. It lacks the
+   * counters: they start afresh, and an ejected host gets one ejection
+   * starting now.
+   */
   restored?: RouteState;
 }
 
-type PendingEvent = Omit<RouteEvent, 'version'>;
-
-function resetCounters(s: HostSlot, vsucc: number, verr: number): void {
-  s.vsucc = vsucc;
-  s.verr = verr;
-  s.rsucc = 0;
-  s.rerr = 0;
-  s.continSucc = 0;
-  s.continErr = 0;
-}
-
-export class RouteActor {
+export class RouteActor implements RouteMechanism {
   readonly modid: number;
   readonly cmdid: number;
   readonly nodeId: string;
   profile: Profile = 'default';
   params!: NodeParams;
-  private machine!: NodeMachine;
+  private policy!: ProfilePolicy;
   private slots: HostSlot[] = [];
   private byKey = new Map<string, HostSlot>();
-  private version: number;
+  private version = 0;
   private dirty = false;
-  private pending: PendingEvent[] = [];
+  private pending: PendingRouteEvent[] = [];
   private panic = false;
   /** Hosts overloaded or probing. */
   private ejected = 0;
   /** Hosts not draining. */
   private active = 0;
-  /** Median latency of the healthy peers at the last tick (figures and outlier rule). */
-  private peerLatency = 0;
+  /** Median latency of the healthy peers at the last tick (figures and outlier rule; set by the default policy). */
+  peerLatency = 0;
   private removed = false;
 
   constructor(opts: RouteActorOptions) {
     this.modid = opts.modid;
     this.cmdid = opts.cmdid;
     this.nodeId = opts.nodeId;
+    const cp = opts.checkpoint;
+    if (cp && cp.v === 1 && cp.modid === opts.modid && cp.cmdid === opts.cmdid) {
+      this.resume(cp, opts.entry, opts.now);
+      return;
+    }
+    const now = opts.now;
     this.version = opts.restored?.version ?? 0;
     this.configure(opts.entry);
     const restored = new Map<string, RouteHost>();
     for (const h of opts.restored?.hosts ?? []) restored.set(`${h.ip}:${h.port}`, h);
     for (const h of opts.entry.hosts) {
-      const s = new HostSlot(h, opts.now);
+      if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
+      const s = new HostSlot(h, now);
       const r = restored.get(s.key);
       if (r && r.state !== 'draining') {
         // Resume where the previous owner left the host; counters start afresh.
-        s.state = r.state === 'probing' && this.profile === 'lars' ? 'overloaded' : r.state;
-        s.reason = r.reason;
-        s.since = r.since;
-        if (s.state === 'overloaded' || s.state === 'probing') {
-          s.ejections = 1;
-          s.ejectUntil = opts.now + this.params.base_ejection_time * 1000;
-        }
-        this.enterCounters(s, opts.now);
+        const out = r.state === 'overloaded' || r.state === 'probing';
+        this.restoreHost(s, r.state, r.since, r.reason, out ? 1 : 0, out ? now + this.policy.ejectBaseMs : 0);
+        this.policy.enter(s, now);
       } else {
-        this.enterCounters(s, opts.now);
-        this.pending.push(this.makeEvent(s, 'none', 'registered', opts.now, {}));
+        this.policy.enter(s, now);
+        this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
       }
       this.slots.push(s);
       this.byKey.set(s.key, s);
@@ -140,6 +158,45 @@ export class RouteActor {
     this.recount();
     this.panic = this.computePanic();
     this.dirty = true;
+  }
+
+  /** Resumes a checkpoint exactly, then applies the registry entry as an update. */
+  private resume(cp: RouteCheckpoint, entry: RegistryEntry, now: number): void {
+    this.configure({ ...entry, profile: cp.profile, params: cp.params });
+    this.version = cp.version;
+    for (const h of cp.hosts) {
+      const reg: RegistryHost = { ip: h.ip, port: h.port, weight: h.weight };
+      if (h.zone !== undefined) reg.zone = h.zone;
+      const s = new HostSlot(reg, now);
+      if (this.byKey.has(s.key)) continue;
+      this.restoreHost(s, h.state, h.since, h.reason, h.ejections, h.eject_until);
+      s.vsucc = h.vsucc;
+      s.verr = h.verr;
+      s.rsucc = h.rsucc;
+      s.rerr = h.rerr;
+      s.continSucc = h.contin_succ;
+      s.continErr = h.contin_err;
+      s.windowStart = h.idle_ts;
+      s.latency = h.latency;
+      s.latCalls = h.lat_calls;
+      s.probeErr = h.probe_err;
+      s.suspect = h.suspect;
+      s.lastDecay = h.last_decay;
+      this.slots.push(s);
+      this.byKey.set(s.key, s);
+    }
+    this.pending = cp.pending.map((e) => ({ ...e, figures: { ...e.figures } }));
+    this.peerLatency = cp.peer_latency;
+    this.removed = cp.removed;
+    this.panic = cp.panic;
+    this.dirty = cp.dirty;
+    this.recount();
+    this.applyRegistry(entry, now);
+  }
+
+  /** A host resumes the machine state a previous owner recorded (RESTORE; no route event). */
+  private restoreHost(s: HostSlot, state: HostState, since: number, reason: Reason, ejections: number, ejectUntil: number): void {
+    step(this.policy.machine, s, { type: 'RESTORE', state, since, reason, ejections, ejectUntil });
   }
 
   get hostCount(): number {
@@ -167,13 +224,14 @@ export class RouteActor {
     return this.panic;
   }
 
-  private configure(entry: RegistryEntry): void {
+  /** The entry's profile and parameters; a new policy object for them. */
+  private configure(entry: Pick<RegistryEntry, 'profile' | 'params'>): void {
     const profile = entry.profile ?? 'default';
     const r = resolveParams(profile, entry.params ?? {});
     // A registry entry with bad params keeps the profile's defaults; the runtime reports the error.
     this.params = r.ok ? r.params : (resolveParams(profile) as { ok: true; params: NodeParams }).params;
     this.profile = profile;
-    this.machine = machineFor(profile);
+    this.policy = createPolicy(profile, this.params, this);
   }
 
   // ------------------------------------------------------------ fast path
@@ -211,83 +269,16 @@ export class RouteActor {
   }
 
   private apply(s: HostSlot, retcode: number, latencyMs: number, now: number): void {
-    const p = this.params;
-    const ok = retcode === 0;
-    if (ok) {
-      s.vsucc++;
-      s.rsucc++;
-      s.continSucc++;
-      s.continErr = 0;
-    } else {
-      s.verr++;
-      s.rerr++;
-      s.continErr++;
-      s.continSucc = 0;
-    }
-    s.latency = s.latCalls === 0 ? latencyMs : s.latency + p.latency_alpha * (latencyMs - s.latency);
+    // The latency estimate is kept in both profiles (event figures); only the default profile judges it.
+    s.latency = s.latCalls === 0 ? latencyMs : s.latency + this.params.latency_alpha * (latencyMs - s.latency);
     s.latCalls++;
-    switch (s.state) {
-      case 'healthy':
-        if (!ok) {
-          // Lars: error rate over virtual counts first, then the consecutive run.
-          if (s.verr / (s.vsucc + s.verr) > p.err_rate) {
-            if (this.tryEject(s, 'error_rate', now)) return;
-          } else if (s.continErr >= p.contin_err_limit) {
-            if (this.tryEject(s, 'consecutive_errors', now)) return;
-          }
-        }
-        if (now - s.windowStart >= p.idle_timeout * 1000) this.closeWindow(s, now);
-        return;
-      case 'overloaded':
-        if (this.profile === 'lars') {
-          if (ok) {
-            if (s.vsucc / (s.vsucc + s.verr) > p.succ_rate) {
-              this.send(s, { type: 'RECOVER', reason: 'success_rate', now }, now);
-              return;
-            }
-            if (s.continSucc >= p.contin_succ_limit) {
-              this.send(s, { type: 'RECOVER', reason: 'consecutive_successes', now }, now);
-              return;
-            }
-          }
-          if (now - s.since >= p.overload_timeout * 1000) this.send(s, { type: 'EJECTION_ELAPSED', now }, now);
-        }
-        return;
-      case 'probing':
-        if (ok && !this.isSlow(latencyMs)) {
-          if (s.continSucc >= p.probe_succ_limit) this.send(s, { type: 'RECOVER', reason: 'probe_success', now }, now);
-        } else {
-          // An error, or a success as slow as an outlier: not a recovery.
-          s.continSucc = 0;
-          s.probeErr++;
-          if (s.probeErr >= p.probe_err_limit) this.tryEject(s, 'probe_failure', now);
-        }
-        return;
-      case 'draining':
-        return;
-    }
+    this.policy.report(s, retcode === 0, latencyMs, now);
   }
 
-  /** A latency an outlier would have, judged against the peers' median at the last tick. */
-  private isSlow(latencyMs: number): boolean {
-    const p = this.params;
-    const m = this.peerLatency;
-    return this.profile !== 'lars' && m > 0 && latencyMs > m * p.latency_factor && latencyMs - m >= p.latency_min_gap_ms;
-  }
+  // ------------------------------------------------------------ transitions (RouteMechanism)
 
-  /** Lars' window rule: at the end of a healthy host's window, overload it on a high real error rate, else reset. */
-  private closeWindow(s: HostSlot, now: number): void {
-    const calls = s.rsucc + s.rerr;
-    if (calls > 0 && s.rerr / calls >= this.params.window_err_rate) {
-      if (this.tryEject(s, 'window_error_rate', now)) return;
-    }
-    const wasSuspect = s.suspect;
-    this.resetIdle(s, now);
-    if (wasSuspect) this.updatePanic();
-  }
-
-  /** Ejects `s` unless the route's ejection cap holds it in (default profile). */
-  private tryEject(s: HostSlot, reason: Reason, now: number): boolean {
+  /** Ejects `s` unless the route's ejection cap holds a healthy host in (then it is marked suspect). */
+  eject(s: PolicyHost, reason: Reason, now: number): boolean {
     if (s.state === 'healthy') {
       const cap = Math.max(1, Math.floor((this.active * this.params.max_ejection_percent) / 100));
       if (this.ejected >= cap) {
@@ -298,21 +289,19 @@ export class RouteActor {
         return false;
       }
     }
-    const p = this.params;
-    const baseMs = (this.profile === 'lars' ? p.overload_timeout : p.base_ejection_time) * 1000;
-    const maxMs = this.profile === 'lars' ? baseMs : p.max_ejection_time * 1000;
-    return this.send(s, { type: 'EJECT', reason, now, baseMs, maxMs }, now);
+    const p = this.policy;
+    return this.send(s, { type: 'EJECT', reason, now, baseMs: p.ejectBaseMs, maxMs: p.ejectMaxMs }, now);
   }
 
-  // ------------------------------------------------------------ transitions
-
-  private send(s: HostSlot, event: NodeEvent, now: number): boolean {
+  /** Sends `event` to the host's machine; a state change resets the counters, is recorded as an event and makes the route dirty. */
+  send(s: PolicyHost, event: NodeEvent, now: number): boolean {
     const from = s.state;
-    const figures = this.figures(s, now);
-    if (!step(this.machine, s, event)) return false;
+    if (!step(this.policy.machine, s, event)) return false;
+    // figures of the counters that led here, before entering the state resets them
+    const figures = this.figures(s);
     if (s.state === 'overloaded' && s.ejectUntil > now) figures.ejection_ms = s.ejectUntil - now;
     figures.ejections = s.ejections;
-    this.enterCounters(s, now);
+    this.policy.enter(s, now);
     this.pending.push(this.makeEvent(s, from, s.reason, now, figures));
     this.recount();
     this.panic = this.computePanic();
@@ -320,39 +309,13 @@ export class RouteActor {
     return true;
   }
 
-  /** Counter resets on entering a state (Lars set_idle / set_overload). */
-  private enterCounters(s: HostSlot, now: number): void {
-    switch (s.state) {
-      case 'healthy':
-        this.resetIdle(s, now);
-        s.latCalls = 0;
-        s.latency = 0;
-        s.lastDecay = now;
-        break;
-      case 'overloaded':
-        // Lars' set_overload
-        resetCounters(s, 0, this.params.init_err_cnt);
-        s.suspect = false;
-        break;
-      case 'probing':
-        s.probeErr = 0;
-        s.continSucc = 0;
-        s.continErr = 0;
-        break;
-      case 'draining':
-        s.suspect = false;
-        break;
-    }
+  renewWindow(s: PolicyHost, now: number): void {
+    const wasSuspect = s.suspect;
+    this.policy.setIdle(s, now);
+    if (wasSuspect) this.updatePanic();
   }
 
-  /** Lars' set_idle: a fresh window with init_succ_cnt virtual successes. */
-  private resetIdle(s: HostSlot, now: number): void {
-    resetCounters(s, this.params.init_succ_cnt, 0);
-    s.windowStart = now;
-    s.suspect = false;
-  }
-
-  private figures(s: HostSlot, _now: number): EventFigures {
+  private figures(s: PolicyHost): EventFigures {
     const v = s.vsucc + s.verr;
     const r = s.rsucc + s.rerr;
     const f: EventFigures = {
@@ -370,7 +333,7 @@ export class RouteActor {
     return f;
   }
 
-  private makeEvent(s: HostSlot, from: HostState | 'none', reason: Reason, now: number, figures: EventFigures): PendingEvent {
+  private makeEvent(s: PolicyHost, from: HostState | 'none', reason: Reason, now: number, figures: EventFigures): PendingRouteEvent {
     return {
       v: 1,
       sender: this.nodeId,
@@ -417,54 +380,21 @@ export class RouteActor {
 
   /** Timeouts, windows, latency outliers, drains and ejection decay. Call every few hundred ms. */
   tick(now: number): void {
-    const p = this.params;
-    const lars = this.profile === 'lars';
+    const policy = this.policy;
+    const drainMs = this.params.drain_time * 1000;
     let dropped = false;
     for (const s of this.slots) {
-      switch (s.state) {
-        case 'healthy':
-          if (now - s.windowStart >= p.idle_timeout * 1000) this.closeWindow(s, now);
-          if (s.state === 'healthy' && s.ejections > 0 && now - s.lastDecay >= p.ejection_decay_time * 1000) {
-            s.ejections--;
-            s.lastDecay = now;
-          }
-          break;
-        case 'overloaded': {
-          const due = lars ? s.since + p.overload_timeout * 1000 : s.ejectUntil;
-          if (now >= due) this.send(s, { type: 'EJECTION_ELAPSED', now }, now);
-          break;
-        }
-        case 'draining':
-          if (now - s.since >= p.drain_time * 1000) dropped = true;
-          break;
-        case 'probing':
-          break;
+      if (s.state === 'draining') {
+        if (now - s.since >= drainMs) dropped = true;
+      } else {
+        policy.tick(s, now);
       }
     }
     if (dropped) this.dropDrained(now);
-    if (!lars) this.latencyOutliers(now);
+    policy.afterTick(now);
   }
 
-  private latencyOutliers(now: number): void {
-    const p = this.params;
-    const lat: number[] = [];
-    for (const s of this.slots) if (s.state === 'healthy' && s.latCalls >= p.latency_min_calls) lat.push(s.latency);
-    if (lat.length < 3) {
-      this.peerLatency = lat.length > 0 ? lat.reduce((a, b) => a + b, 0) / lat.length : 0;
-      return;
-    }
-    lat.sort((a, b) => a - b);
-    const mid = lat.length >> 1;
-    const median = lat.length % 2 === 1 ? lat[mid]! : (lat[mid - 1]! + lat[mid]!) / 2;
-    this.peerLatency = median;
-    for (const s of this.slots) {
-      if (s.state !== 'healthy' || s.latCalls < p.latency_min_calls) continue;
-      if (s.latency > median * p.latency_factor && s.latency - median >= p.latency_min_gap_ms) {
-        this.tryEject(s, 'latency_outlier', now);
-      }
-    }
-  }
-
+  /** Drained hosts leave the route (`to: none`). */
   private dropDrained(now: number): void {
     const keep: HostSlot[] = [];
     for (const s of this.slots) {
@@ -477,6 +407,7 @@ export class RouteActor {
         keep.push(s);
       }
     }
+    if (keep.length === this.slots.length) return;
     this.slots = keep;
     this.recount();
     this.panic = this.computePanic();
@@ -485,16 +416,19 @@ export class RouteActor {
 
   // ------------------------------------------------------------ registry
 
-  /** Applies a new registry entry: new hosts join healthy, missing ones drain, weights update. */
+  /**
+   * Applies a new registry entry: new hosts join healthy, missing ones drain,
+   * drained ones come back, weights and zones update, a changed profile or
+   * parameters take effect. The route is dirty (a new version is published)
+   * only when one of these changed something.
+   */
   applyRegistry(entry: RegistryEntry, now: number): void {
     const oldProfile = this.profile;
     const oldParams = JSON.stringify(this.params);
     this.configure(entry);
-    if (this.profile !== oldProfile || JSON.stringify(this.params) !== oldParams) this.dirty = true;
-    if (this.profile === 'lars') {
-      // lars has no probing state: a probing host is overloaded under lars' rules.
-      for (const s of this.slots) if (s.state === 'probing') s.state = 'overloaded';
-    }
+    let changed = this.profile !== oldProfile || JSON.stringify(this.params) !== oldParams;
+    // A profile without some of the hosts' states moves them (lars: probing → overloaded), through the machine.
+    if (this.profile !== oldProfile) for (const s of this.slots) this.policy.adopt(s, now);
     const wanted = new Map<string, RegistryHost>();
     for (const h of entry.hosts) wanted.set(`${h.ip}:${h.port}`, h);
     for (const s of this.slots) {
@@ -503,7 +437,7 @@ export class RouteActor {
         if (s.weight !== h.weight || s.zone !== (h.zone ?? undefined)) {
           s.weight = h.weight;
           s.zone = h.zone ?? undefined;
-          this.dirty = true;
+          changed = true;
         }
         if (s.state === 'draining') this.send(s, { type: 'READD', now }, now);
         wanted.delete(s.key);
@@ -513,17 +447,24 @@ export class RouteActor {
     }
     for (const h of wanted.values()) {
       const s = new HostSlot(h, now);
-      this.enterCounters(s, now);
+      this.policy.enter(s, now);
       this.slots.push(s);
       this.byKey.set(s.key, s);
       this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
-      this.dirty = true;
+      changed = true;
     }
     if (this.params.drain_time === 0) this.dropDrained(now);
     this.recount();
-    this.panic = this.computePanic();
-    this.dirty = true;
-    this.removed = false;
+    const panic = this.computePanic();
+    if (panic !== this.panic) {
+      this.panic = panic;
+      changed = true;
+    }
+    if (this.removed) {
+      this.removed = false;
+      changed = true;
+    }
+    if (changed) this.dirty = true;
   }
 
   /** The route was deleted from the registry: the next flush publishes a tombstone. */
@@ -557,7 +498,7 @@ export class RouteActor {
         state: s.state,
         reason: s.reason,
         since: s.since,
-        pick_weight: this.pickWeight(s, p),
+        pick_weight: this.pickWeight(s),
       };
       if (s.zone !== undefined) h.zone = s.zone;
       return h;
@@ -577,12 +518,10 @@ export class RouteActor {
     };
   }
 
-  private pickWeight(s: HostSlot, p: NodeParams): number {
+  private pickWeight(s: HostSlot): number {
     if (s.state === 'draining') return 0;
     if (this.panic) return s.weight;
-    if (s.state === 'healthy') return s.weight;
-    if (s.state === 'probing') return Math.max(1, Math.round((s.weight * p.probe_weight_percent) / 100));
-    return 0;
+    return this.policy.pickWeight(s);
   }
 
   /** When anything changed since the last flush: the next version of the route and its events. */
@@ -594,5 +533,53 @@ export class RouteActor {
     const events = this.pending.map((e) => ({ ...e, version: this.version }));
     this.pending = [];
     return { state, events };
+  }
+
+  /**
+   * The route's full state as plain JSON (see actors/checkpoint.ts): a new
+   * actor built with it resumes exactly here, on this node or another.
+   */
+  checkpoint(now: number): RouteCheckpoint {
+    const hosts = this.slots.map((s): HostCheckpoint => {
+      const h: HostCheckpoint = {
+        ip: s.ip,
+        port: s.port,
+        weight: s.weight,
+        state: s.state,
+        reason: s.reason,
+        since: s.since,
+        ejections: s.ejections,
+        eject_until: s.ejectUntil,
+        vsucc: s.vsucc,
+        verr: s.verr,
+        rsucc: s.rsucc,
+        rerr: s.rerr,
+        contin_succ: s.continSucc,
+        contin_err: s.continErr,
+        idle_ts: s.windowStart,
+        latency: s.latency,
+        lat_calls: s.latCalls,
+        probe_err: s.probeErr,
+        suspect: s.suspect,
+        last_decay: s.lastDecay,
+      };
+      if (s.zone !== undefined) h.zone = s.zone;
+      return h;
+    });
+    return {
+      v: 1,
+      modid: this.modid,
+      cmdid: this.cmdid,
+      ts: now,
+      version: this.version,
+      profile: this.profile,
+      params: { ...this.params },
+      panic: this.panic,
+      removed: this.removed,
+      dirty: this.dirty,
+      peer_latency: this.peerLatency,
+      hosts,
+      pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
+    };
   }
 }

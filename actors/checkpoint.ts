@@ -1,0 +1,140 @@
+/**
+ * A route actor's full state as plain JSON, for restoring it exactly on
+ * another node (failover, hand-over of a partition).
+ *
+ * The published RouteState is what agents need; it lacks what the route
+ * node needs to go on deciding exactly where the previous owner stopped:
+ * Lars' counters, windows, probing progress, ejection counts and deadlines,
+ * suspect marks, the peers' latency median, unpublished events.
+ *
+ * Times are absolute ms since the Unix epoch, as the actor keeps them: a
+ * deadline taken on one node is honoured on the next as it is. Node clocks
+ * agree to well under the windows and ejection times (seconds); a skew shifts
+ * a pending window or ejection by that skew, nothing more.
+ */
+import { HostState, Profile, Reason, type RouteEvent } from '../schemas/messages.ts';
+
+/** A transition not yet published (its route version is given at the next flush). */
+export type PendingRouteEvent = Omit<RouteEvent, 'version'>;
+
+/** One host: registry fields, machine fields, Lars' counters (Lars' names) and the default profile's extras. */
+export interface HostCheckpoint {
+  ip: string;
+  port: number;
+  weight: number;
+  zone?: string;
+  state: HostState;
+  reason: Reason;
+  /** When the host entered `state`, ms. */
+  since: number;
+  ejections: number;
+  /** When the current ejection ends, ms (0: never ejected). */
+  eject_until: number;
+  vsucc: number;
+  verr: number;
+  rsucc: number;
+  rerr: number;
+  contin_succ: number;
+  contin_err: number;
+  /** Start of the current window, ms (Lars idle_ts). */
+  idle_ts: number;
+  /** Moving average of the latency, ms, over `lat_calls` samples. */
+  latency: number;
+  lat_calls: number;
+  probe_err: number;
+  suspect: boolean;
+  /** Last ejection-count decay, ms. */
+  last_decay: number;
+}
+
+export interface RouteCheckpoint {
+  v: 1;
+  modid: number;
+  cmdid: number;
+  /** When it was taken, ms. */
+  ts: number;
+  /** The last published route version (the next flush publishes version + 1). */
+  version: number;
+  profile: Profile;
+  /** The route's effective parameters (profile defaults with the registry's overrides applied). */
+  params: Record<string, number>;
+  panic: boolean;
+  removed: boolean;
+  /** Changes not yet published. */
+  dirty: boolean;
+  /** Median latency of the healthy peers at the last tick, ms. */
+  peer_latency: number;
+  /** In the route's order. */
+  hosts: HostCheckpoint[];
+  pending: PendingRouteEvent[];
+}
+
+export type CheckpointResult = { ok: true; value: RouteCheckpoint } | { ok: false; error: string };
+
+const STATES: ReadonlySet<string> = new Set(Object.values(HostState));
+const REASONS: ReadonlySet<string> = new Set(Object.values(Reason));
+const PROFILES: ReadonlySet<string> = new Set(Object.values(Profile));
+
+const HOST_NUMBERS = [
+  'port',
+  'weight',
+  'since',
+  'ejections',
+  'eject_until',
+  'vsucc',
+  'verr',
+  'rsucc',
+  'rerr',
+  'contin_succ',
+  'contin_err',
+  'idle_ts',
+  'latency',
+  'lat_calls',
+  'probe_err',
+  'last_decay',
+] as const;
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function finite(x: unknown): x is number {
+  return typeof x === 'number' && Number.isFinite(x);
+}
+
+/**
+ * Checks the shape of a checkpoint read from the network or a store (types,
+ * known states and reasons, finite numbers). Pending events are checked for
+ * the fields the actor reads back. It does not check that the parameters are
+ * in range: the actor resolves them against the profile and falls back to the
+ * profile's defaults.
+ */
+export function parseCheckpoint(x: unknown): CheckpointResult {
+  const fail = (error: string): CheckpointResult => ({ ok: false, error });
+  if (!isRecord(x)) return fail('not an object');
+  if (x['v'] !== 1) return fail('v must be 1');
+  for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
+  if (typeof x['profile'] !== 'string' || !PROFILES.has(x['profile'])) return fail('unknown profile');
+  for (const k of ['panic', 'removed', 'dirty'] as const) if (typeof x[k] !== 'boolean') return fail(`${k} must be a boolean`);
+  const params = x['params'];
+  if (!isRecord(params) || !Object.values(params).every(finite)) return fail('params must map names to numbers');
+  const hosts = x['hosts'];
+  if (!Array.isArray(hosts)) return fail('hosts must be an array');
+  for (const [i, h] of hosts.entries()) {
+    if (!isRecord(h)) return fail(`hosts[${i}] is not an object`);
+    if (typeof h['ip'] !== 'string') return fail(`hosts[${i}].ip must be a string`);
+    for (const k of HOST_NUMBERS) if (!finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
+    if (h['zone'] !== undefined && typeof h['zone'] !== 'string') return fail(`hosts[${i}].zone must be a string`);
+    if (typeof h['state'] !== 'string' || !STATES.has(h['state'])) return fail(`hosts[${i}].state is unknown`);
+    if (typeof h['reason'] !== 'string' || !REASONS.has(h['reason'])) return fail(`hosts[${i}].reason is unknown`);
+    if (typeof h['suspect'] !== 'boolean') return fail(`hosts[${i}].suspect must be a boolean`);
+  }
+  const pending = x['pending'];
+  if (!Array.isArray(pending)) return fail('pending must be an array');
+  for (const [i, e] of pending.entries()) {
+    if (!isRecord(e) || typeof e['ip'] !== 'string' || !finite(e['port']) || !finite(e['ts']) || !isRecord(e['figures'])) {
+      return fail(`pending[${i}] is not a route event`);
+    }
+  }
+  return { ok: true, value: x as unknown as RouteCheckpoint };
+}

@@ -1,0 +1,128 @@
+/**
+ * The `default` profile: Lars' rules for healthy hosts (./lars.ts) plus
+ * latency outliers, ejection time growing with repeated ejections, recovery
+ * through `probing` with trial traffic, and (in the route's mechanism, by its
+ * parameters) the ejection cap and panic mode. docs/state-machine.md
+ * describes each rule and its defaults.
+ */
+import { nodeMachine } from '../node-machine.ts';
+import type { NodeParams } from '../params.ts';
+import { count, enterLars, idleReport, idleTick, setIdle } from './lars.ts';
+import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
+
+export class DefaultPolicy implements ProfilePolicy {
+  readonly profile = 'default' as const;
+  readonly machine = nodeMachine;
+  readonly params: NodeParams;
+  readonly ejectBaseMs: number;
+  readonly ejectMaxMs: number;
+  private readonly route: RouteMechanism;
+  /** Scratch for the peers' latencies at a tick (reused: ticks allocate nothing per host). */
+  private lat: number[] = [];
+
+  constructor(params: NodeParams, route: RouteMechanism) {
+    this.params = params;
+    this.route = route;
+    // Envoy's outlier detection: the n-th ejection lasts n × base_ejection_time, up to max_ejection_time.
+    this.ejectBaseMs = params.base_ejection_time * 1000;
+    this.ejectMaxMs = params.max_ejection_time * 1000;
+  }
+
+  report(s: PolicyHost, ok: boolean, latencyMs: number, now: number): void {
+    const p = this.params;
+    count(s, ok);
+    switch (s.state) {
+      case 'healthy':
+        idleReport(s, ok, now, p, this.route);
+        return;
+      case 'probing':
+        if (ok && !this.isSlow(latencyMs)) {
+          if (s.continSucc >= p.probe_succ_limit) this.route.send(s, { type: 'RECOVER', reason: 'probe_success', now }, now);
+        } else {
+          // An error, or a success as slow as an outlier: not a recovery.
+          s.continSucc = 0;
+          s.probeErr++;
+          if (s.probeErr >= p.probe_err_limit) this.route.eject(s, 'probe_failure', now);
+        }
+        return;
+      case 'overloaded':
+        // Out until its ejection time is over (the tick); reports of calls still in flight only count.
+        return;
+      case 'draining':
+        return;
+    }
+  }
+
+  /** A latency an outlier would have, judged against the peers' median at the last tick. */
+  private isSlow(latencyMs: number): boolean {
+    const p = this.params;
+    const m = this.route.peerLatency;
+    return m > 0 && latencyMs > m * p.latency_factor && latencyMs - m >= p.latency_min_gap_ms;
+  }
+
+  tick(s: PolicyHost, now: number): void {
+    switch (s.state) {
+      case 'healthy':
+        idleTick(s, now, this.params, this.route);
+        return;
+      case 'overloaded':
+        if (now >= s.ejectUntil) this.route.send(s, { type: 'EJECTION_ELAPSED', now }, now);
+        return;
+      case 'probing':
+      case 'draining':
+        return;
+    }
+  }
+
+  /** Latency outliers: a healthy host far slower than the median of its peers is ejected. */
+  afterTick(now: number): void {
+    const p = this.params;
+    const hosts = this.route.hosts();
+    const lat = this.lat;
+    lat.length = 0;
+    for (const s of hosts) if (s.state === 'healthy' && s.latCalls >= p.latency_min_calls) lat.push(s.latency);
+    if (lat.length < 3) {
+      this.route.peerLatency = lat.length > 0 ? lat.reduce((a, b) => a + b, 0) / lat.length : 0;
+      return;
+    }
+    lat.sort((a, b) => a - b);
+    const mid = lat.length >> 1;
+    const median = lat.length % 2 === 1 ? lat[mid]! : (lat[mid - 1]! + lat[mid]!) / 2;
+    this.route.peerLatency = median;
+    for (const s of hosts) {
+      if (s.state !== 'healthy' || s.latCalls < p.latency_min_calls) continue;
+      if (s.latency > median * p.latency_factor && s.latency - median >= p.latency_min_gap_ms) {
+        this.route.eject(s, 'latency_outlier', now);
+      }
+    }
+  }
+
+  enter(s: PolicyHost, now: number): void {
+    if (s.state === 'probing') {
+      s.probeErr = 0;
+      s.continSucc = 0;
+      s.continErr = 0;
+      return;
+    }
+    enterLars(s, now, this.params);
+  }
+
+  setIdle(s: PolicyHost, now: number): void {
+    setIdle(s, now, this.params);
+  }
+
+  pickWeight(s: PolicyHost): number {
+    if (s.state === 'healthy') return s.weight;
+    // trial traffic
+    if (s.state === 'probing') return Math.max(1, Math.round((s.weight * this.params.probe_weight_percent) / 100));
+    return 0;
+  }
+
+  adopt(_s: PolicyHost, _now: number): void {
+    // Every state of the lars profile exists here: an overloaded host's ejection ends at its ejectUntil.
+  }
+
+  ejectionDue(s: PolicyHost): number {
+    return s.ejectUntil;
+  }
+}
