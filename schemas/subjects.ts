@@ -2,9 +2,11 @@
  * NATS subjects, KV buckets and stream names of the Lars-on-NATS contract,
  * and the partition function. Every name is built here and nowhere else.
  *
- * This module imports nothing: it is part of the language-neutral contract
- * (see schemas/README.md) and is mirrored by any other client.
+ * It imports only the contract's FNV-1a (fnv.ts): it is part of the
+ * language-neutral contract (see schemas/README.md) and is mirrored by any
+ * other client.
  */
+import { fnv1a32 } from './fnv.ts';
 
 /** Route id parts. Branded so a modid is not passed where a cmdid goes. */
 export type ModId = number & { readonly __brand: 'ModId' };
@@ -45,13 +47,7 @@ export function asCmdId(n: number): CmdId {
  * Test vectors (P = 64): (1,1) → 5, (1,2) → 12, (100,7) → 19, (4294967295,0) → 60.
  */
 export function partitionOf(modid: number, cmdid: number, partitions: number): Partition {
-  const key = `${modid}.${cmdid}`;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return (h % partitions) as Partition;
+  return (fnv1a32(`${modid}.${cmdid}`) % partitions) as Partition;
 }
 
 /** Every subject and bucket name for one prefix. */
