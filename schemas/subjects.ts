@@ -8,11 +8,6 @@
  */
 import { fnv1a32 } from './fnv.ts';
 
-/** Route id parts. Branded so a modid is not passed where a cmdid goes. */
-export type ModId = number & { readonly __brand: 'ModId' };
-export type CmdId = number & { readonly __brand: 'CmdId' };
-export type Partition = number & { readonly __brand: 'Partition' };
-
 export const UINT32_MAX = 0xffff_ffff;
 
 /** Default subject prefix and partition count. */
@@ -31,23 +26,13 @@ export function isValidPrefix(prefix: string): boolean {
   return TOKEN.test(prefix);
 }
 
-export function asModId(n: number): ModId {
-  if (!isUint32(n)) throw new RangeError(`modid must be an integer in 0..${UINT32_MAX}, got ${String(n)}`);
-  return n as ModId;
-}
-
-export function asCmdId(n: number): CmdId {
-  if (!isUint32(n)) throw new RangeError(`cmdid must be an integer in 0..${UINT32_MAX}, got ${String(n)}`);
-  return n as CmdId;
-}
-
 /**
  * FNV-1a, 32 bit, over the bytes of the ASCII string `"<modid>.<cmdid>"`
  * (decimal, no leading zeros), modulo `partitions`.
  * Test vectors (P = 64): (1,1) → 5, (1,2) → 12, (100,7) → 19, (4294967295,0) → 60.
  */
-export function partitionOf(modid: number, cmdid: number, partitions: number): Partition {
-  return (fnv1a32(`${modid}.${cmdid}`) % partitions) as Partition;
+export function partitionOf(modid: number, cmdid: number, partitions: number): number {
+  return fnv1a32(`${modid}.${cmdid}`) % partitions;
 }
 
 /** Every subject and bucket name for one prefix. */
