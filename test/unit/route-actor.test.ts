@@ -318,3 +318,74 @@ describe('route actor - probing judges latency too', () => {
     expect(events.filter((e) => e.ip === '10.0.0.1').map((e) => e.reason)).to.deep.equal(['latency_outlier', 'timeout', 'probe_failure', 'timeout', 'probe_success']);
   });
 });
+
+describe('route actor - registry writes', () => {
+  it('route - an identical registry write publishes no new version', () => {
+    const { r, clock } = route(3, 'default', { base_ejection_time: 7 });
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    const v = r.flush(clock.now())!.state.version;
+    r.applyRegistry(entry(3, 'default', { base_ejection_time: 7 }), clock.advance(10));
+    expect(r.isDirty).to.equal(false);
+    expect(r.flush(clock.now())).to.equal(undefined);
+    expect(r.currentVersion).to.equal(v);
+  });
+
+  it('route - every kind of registry change publishes a new version', () => {
+    const changes: Array<[string, (e: RegistryEntry) => RegistryEntry]> = [
+      ['profile', (e) => ({ ...e, profile: 'lars' })],
+      ['params', (e) => ({ ...e, params: { base_ejection_time: 9 } })],
+      ['weight', (e) => ({ ...e, hosts: e.hosts.map((h, i) => (i === 0 ? { ...h, weight: 50 } : h)) })],
+      ['zone', (e) => ({ ...e, hosts: e.hosts.map((h, i) => (i === 0 ? { ...h, zone: 'z1' } : h)) })],
+      ['host added', (e) => ({ ...e, hosts: [...e.hosts, { ip: '10.0.0.9', port: 8000, weight: 100 }] })],
+      ['host removed', (e) => ({ ...e, hosts: e.hosts.slice(1) })],
+    ];
+    for (const [what, change] of changes) {
+      const { r, clock } = route(3, 'default');
+      const v = r.currentVersion;
+      r.applyRegistry(change(entry(3, 'default')), clock.advance(10));
+      expect(r.flush(clock.now())?.state.version, what).to.equal(v + 1);
+    }
+    // re-added while draining
+    const { r, clock } = route(3, 'default');
+    const e = entry(3, 'default');
+    r.applyRegistry({ ...e, hosts: e.hosts.slice(1) }, clock.now());
+    r.flush(clock.now());
+    r.applyRegistry(e, clock.advance(10));
+    const c = r.flush(clock.now())!;
+    expect(c.events.map((x) => `${x.from}>${x.to}:${x.reason}`)).to.deep.equal(['draining>healthy:readded']);
+  });
+
+  it('route - switching to lars moves probing hosts to overloaded through the machine, with an event', () => {
+    const { r, clock, events } = route(5, 'default');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)).to.include({ state: 'probing', continSucc: 1 });
+    drain(r, clock, events);
+    const at = clock.advance(100);
+    r.applyRegistry(entry(5, 'lars'), at);
+    const h = r.host(H1)!;
+    expect(h).to.include({ state: 'overloaded', since: at, reason: 'registered', ejections: 1, ejectUntil: at + LARS_DEFAULTS.overload_timeout * 1000 });
+    // Lars' set_overload counters
+    expect([h.vsucc, h.verr, h.rsucc, h.rerr, h.continSucc, h.continErr]).to.deep.equal([0, LARS_DEFAULTS.init_err_cnt, 0, 0, 0, 0]);
+    const st = drain(r, clock, events)!;
+    expect(st.profile).to.equal('lars');
+    expect(st.hosts[0]).to.include({ state: 'overloaded', pick_weight: 0 });
+    expect(events.at(-1)).to.include({ from: 'probing', to: 'overloaded', reason: 'registered' });
+    // from now on Lars' rules: 6 successes bring it back (6/11 > 0.5)
+    for (let i = 0; i < 6; i++) r.report(H1, 0, 1, clock.now());
+    expect(r.host(H1)!.state).to.equal('healthy');
+  });
+
+  it('route - a lars route restored from a published state with a probing host has it overloaded', () => {
+    const { r, clock } = route(3, 'default');
+    for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    const last = r.flush(clock.now())!.state;
+    expect(last.hosts[0]!.state).to.equal('probing');
+    const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(3, 'lars'), now: clock.now(), restored: last });
+    expect(r2.host(H1)).to.include({ state: 'overloaded', reason: 'timeout', since: last.hosts[0]!.since, ejections: 1 });
+    expect(r2.host(H1)!.verr).to.equal(LARS_DEFAULTS.init_err_cnt);
+    expect(r2.flush(clock.now())!.events).to.have.length(0);
+  });
+});

@@ -1,0 +1,165 @@
+import { expect } from 'chai';
+import { initialTransition } from 'xstate';
+import { INITIAL_STATE, initialContext, nodeMachine, step, type NodeEvent, type NodeFields, type NodeMachine } from '../../actors/node-machine.ts';
+import { larsMachine } from '../../actors/profiles/lars.ts';
+import type { HostState } from '../../schemas/messages.ts';
+
+const T0 = 1_700_000_000_000;
+const NOW = T0 + 60_000;
+
+/** A host in `state` entered at T0 with 2 ejections so far. */
+function host(state: HostState): NodeFields {
+  return { state, since: T0, reason: 'timeout', ejections: 2, ejectUntil: T0 + 10_000 };
+}
+
+const EVENTS: Record<NodeEvent['type'], NodeEvent> = {
+  EJECT: { type: 'EJECT', reason: 'consecutive_errors', now: NOW, baseMs: 5_000, maxMs: 12_000 },
+  RECOVER: { type: 'RECOVER', reason: 'probe_success', now: NOW },
+  EJECTION_ELAPSED: { type: 'EJECTION_ELAPSED', now: NOW },
+  DRAIN: { type: 'DRAIN', now: NOW },
+  READD: { type: 'READD', now: NOW },
+  DECAY: { type: 'DECAY', now: NOW },
+  PROFILE_LARS: { type: 'PROFILE_LARS', reason: 'registered', now: NOW, ejectMs: 15_000 },
+  RESTORE: { type: 'RESTORE', state: 'overloaded', since: T0 - 1_000, reason: 'error_rate', ejections: 3, ejectUntil: NOW + 7_000 },
+};
+
+const STATES: HostState[] = ['healthy', 'overloaded', 'probing', 'draining'];
+
+/**
+ * Where each event takes each state, per profile; `same` for a transition
+ * that keeps the state but stamps the context, absent for an ignored event.
+ */
+type Table = Record<HostState, Partial<Record<NodeEvent['type'], HostState | 'same'>>>;
+
+const DEFAULT_TABLE: Table = {
+  healthy: { EJECT: 'overloaded', DRAIN: 'draining', DECAY: 'same', RESTORE: 'overloaded' },
+  overloaded: { EJECTION_ELAPSED: 'probing', DRAIN: 'draining' },
+  probing: { RECOVER: 'healthy', EJECT: 'overloaded', DRAIN: 'draining' },
+  draining: { READD: 'healthy' },
+};
+
+const LARS_TABLE: Table = {
+  healthy: { EJECT: 'overloaded', DRAIN: 'draining', DECAY: 'same', RESTORE: 'overloaded' },
+  overloaded: { EJECTION_ELAPSED: 'healthy', RECOVER: 'healthy', DRAIN: 'draining' },
+  probing: { RECOVER: 'healthy', EJECT: 'overloaded', DRAIN: 'draining', PROFILE_LARS: 'overloaded' },
+  draining: { READD: 'healthy' },
+};
+
+function checkTable(name: string, machine: NodeMachine, table: Table): void {
+  for (const from of STATES) {
+    for (const event of Object.values(EVENTS)) {
+      const to = table[from][event.type];
+      const title = to === undefined ? `${name} - ${event.type} in ${from} is ignored` : `${name} - ${event.type} takes ${from} to ${to === 'same' ? from : to}`;
+      it(title, () => {
+        const f = host(from);
+        const before = { ...f };
+        const changed = step(machine, f, event);
+        if (to === undefined) {
+          expect(changed).to.equal(false);
+          expect(f).to.deep.equal(before);
+        } else {
+          expect(f.state).to.equal(to === 'same' ? from : to);
+          expect(changed).to.equal(to !== 'same' && to !== from);
+          expect(f).to.not.deep.equal(before, 'a transition stamps something');
+        }
+      });
+    }
+  }
+}
+
+describe('node machine - transitions, default profile', () => {
+  checkTable('default', nodeMachine, DEFAULT_TABLE);
+});
+
+describe('node machine - transitions, lars profile', () => {
+  checkTable('lars', larsMachine, LARS_TABLE);
+});
+
+describe('node machine - what each transition stamps', () => {
+  it('node machine - the initial state is healthy, registered, since the creation time (input)', () => {
+    const [snap] = initialTransition(nodeMachine, { now: T0 });
+    expect(snap.value).to.equal(INITIAL_STATE);
+    expect(snap.context).to.deep.equal({ since: T0, reason: 'registered', ejections: 0, ejectUntil: 0 });
+    expect(initialContext({ now: T0 })).to.deep.equal(snap.context);
+  });
+
+  it('node machine - EJECT stamps reason, since, one more ejection and a deadline of n × base', () => {
+    const f: NodeFields = { state: 'healthy', since: T0, reason: 'registered', ejections: 0, ejectUntil: 0 };
+    step(nodeMachine, f, EVENTS.EJECT);
+    expect(f).to.deep.equal({ state: 'overloaded', since: NOW, reason: 'consecutive_errors', ejections: 1, ejectUntil: NOW + 5_000 });
+  });
+
+  it('node machine - a repeated EJECT (probe failure) lasts longer, up to the cap', () => {
+    const f = host('probing'); // 2 ejections so far
+    step(nodeMachine, f, { type: 'EJECT', reason: 'probe_failure', now: NOW, baseMs: 5_000, maxMs: 12_000 });
+    expect(f).to.deep.equal({ state: 'overloaded', since: NOW, reason: 'probe_failure', ejections: 3, ejectUntil: NOW + 12_000 });
+    const g = { ...host('probing'), ejections: 1 };
+    step(nodeMachine, g, { type: 'EJECT', reason: 'probe_failure', now: NOW, baseMs: 5_000, maxMs: 12_000 });
+    expect(g.ejectUntil).to.equal(NOW + 10_000);
+  });
+
+  it('node machine - EJECTION_ELAPSED stamps timeout and since, keeps the ejection count (both profiles)', () => {
+    for (const [m, to] of [
+      [nodeMachine, 'probing'],
+      [larsMachine, 'healthy'],
+    ] as const) {
+      const f = host('overloaded');
+      step(m, f, EVENTS.EJECTION_ELAPSED);
+      expect(f).to.deep.equal({ state: to, since: NOW, reason: 'timeout', ejections: 2, ejectUntil: T0 + 10_000 });
+    }
+  });
+
+  it('node machine - RECOVER stamps the event reason and since', () => {
+    const f = host('probing');
+    step(nodeMachine, f, EVENTS.RECOVER);
+    expect(f).to.deep.equal({ state: 'healthy', since: NOW, reason: 'probe_success', ejections: 2, ejectUntil: T0 + 10_000 });
+    const g = host('overloaded');
+    step(larsMachine, g, { type: 'RECOVER', reason: 'success_rate', now: NOW });
+    expect(g).to.include({ state: 'healthy', since: NOW, reason: 'success_rate' });
+  });
+
+  it('node machine - DRAIN stamps removed, READD stamps readded', () => {
+    const f = host('overloaded');
+    step(nodeMachine, f, EVENTS.DRAIN);
+    expect(f).to.include({ state: 'draining', since: NOW, reason: 'removed', ejections: 2 });
+    step(nodeMachine, f, { type: 'READD', now: NOW + 1 });
+    expect(f).to.include({ state: 'healthy', since: NOW + 1, reason: 'readded', ejections: 2 });
+  });
+
+  it('node machine - DECAY forgives one ejection and nothing else; at zero it is ignored', () => {
+    const f = host('healthy');
+    expect(step(nodeMachine, f, EVENTS.DECAY)).to.equal(false);
+    expect(f).to.deep.equal({ ...host('healthy'), ejections: 1 });
+    step(nodeMachine, f, EVENTS.DECAY);
+    step(nodeMachine, f, EVENTS.DECAY);
+    expect(f.ejections).to.equal(0);
+  });
+
+  it('node machine - PROFILE_LARS (lars only) stamps its reason, since and a fresh deadline; the count stays', () => {
+    const f = host('probing');
+    expect(step(larsMachine, f, EVENTS.PROFILE_LARS)).to.equal(true);
+    expect(f).to.deep.equal({ state: 'overloaded', since: NOW, reason: 'registered', ejections: 2, ejectUntil: NOW + 15_000 });
+  });
+
+  it('node machine - RESTORE takes the recorded state and context as they are', () => {
+    for (const state of STATES) {
+      const f: NodeFields = { state: 'healthy', since: NOW, reason: 'registered', ejections: 0, ejectUntil: 0 };
+      step(nodeMachine, f, { type: 'RESTORE', state, since: T0, reason: 'latency_outlier', ejections: 4, ejectUntil: NOW + 3_000 });
+      expect(f).to.deep.equal({ state, since: T0, reason: 'latency_outlier', ejections: 4, ejectUntil: NOW + 3_000 });
+    }
+  });
+
+  it('node machine - lars restores a probing host as overloaded (it has no probing state)', () => {
+    const f: NodeFields = { state: 'healthy', since: NOW, reason: 'registered', ejections: 0, ejectUntil: 0 };
+    step(larsMachine, f, { type: 'RESTORE', state: 'probing', since: T0, reason: 'timeout', ejections: 1, ejectUntil: NOW + 3_000 });
+    expect(f).to.deep.equal({ state: 'overloaded', since: T0, reason: 'timeout', ejections: 1, ejectUntil: NOW + 3_000 });
+  });
+
+  it('node machine - RESTORE is legal only in the state a host is created in', () => {
+    for (const state of ['overloaded', 'probing', 'draining'] as const) {
+      const f = host(state);
+      step(nodeMachine, f, { ...EVENTS.RESTORE, state: 'healthy' } as NodeEvent);
+      expect(f).to.deep.equal(host(state));
+    }
+  });
+});
