@@ -111,7 +111,7 @@ export async function cleanup(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
   await Promise.all([...children].map((c) => stopChild(c, { type: 'stop' }, 4000)));
-  for (const fn of teardowns.reverse()) await Promise.race([fn().catch(() => undefined), sleep(4000)]);
+  for (const fn of teardowns.reverse()) await Promise.race([fn().catch(() => undefined), sleep(8000)]);
 }
 
 /** Runs a group's `main` with cleanup at the end, on failure and on SIGINT/SIGTERM. */
