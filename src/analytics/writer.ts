@@ -86,10 +86,9 @@ export class BatchWriter {
         if (bad.length > 0) await this.o.quarantine.store(bad);
         await hooks.afterInsert?.({ pipeline: this.o.pipeline, seqs: good.map((i) => i.seq) });
         if (run.aborted) return;
-        for (const i of items) i.msg.ack();
-        stats.acked += items.length;
         stats.rows += rows;
         stats.batches++;
+        this.ack(items);
         return;
       } catch (err) {
         if (run.aborted || err instanceof Aborted) return;
@@ -116,6 +115,20 @@ export class BatchWriter {
         if (run.stopping) delay = Math.min(delay, Math.max(0, run.stopDeadline - this.o.now()));
         await sleep(delay, run.stopCtl.signal);
       }
+    }
+  }
+
+  /**
+   * Acks a stored batch. Without a connection (it closed under the worker)
+   * the rows stay stored and the messages come back to some worker, which
+   * finds them stored: nothing to retry here.
+   */
+  private ack(items: Item[]): void {
+    try {
+      for (const i of items) i.msg.ack();
+      this.o.stats.acked += items.length;
+    } catch (err) {
+      this.o.rlog.warn(`ack-${this.o.pipeline}`, { err, messages: items.length }, 'could not acknowledge a stored batch; its redelivery will be found stored');
     }
   }
 

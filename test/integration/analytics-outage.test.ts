@@ -132,7 +132,7 @@ describe('analytics durability', function () {
     await a.stop();
     expect(a.stats().reports.acked).to.equal(0);
     await ch.start();
-    // Handed back with a nak: redelivered at once, not after the ack wait (60 s).
+    // Handed back with a nak: redelivered at once, not after the ack wait.
     const b = await sink();
     await expectExactlyOnce(engine, batches, 20);
     expect(b.stats().reports.redelivered).to.equal(50);
