@@ -1,5 +1,7 @@
 /** Public API of the package: the agent SDK, the route node, the registry and the contract. */
-export { createAgent, Agent, NoHostCode, type AgentOptions, type HostPick, type AgentStats } from './agent/agent.ts';
+export { createAgent, Agent, NoHostCode, ReportDelivery, type AgentOptions, type HostPick, type AgentStats } from './agent/agent.ts';
+export { RouteFollower, RouteStatus, type RouteFollowerOptions, type RouteFollowerStats, type RouteView, type RouteListener } from './agent/route-follower.ts';
+export { reportMsgId, parseReportMsgId } from './agent/outbox.ts';
 export { RouteNode, type RouteNodeOptions, type RouteNodeStats } from './node/route-node.ts';
 export { StaticOwnership, type PartitionOwnership } from './node/ownership.ts';
 export { Registry, RouteStore } from './registry.ts';

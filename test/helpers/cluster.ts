@@ -14,8 +14,11 @@ import { tryDecode } from '../../src/codec.ts';
 import { validateRouteEvent, validateRouteState } from '../../schemas/messages.ts';
 import type { RegistryHost, RouteEvent, RouteState, Profile } from '../../schemas/messages.ts';
 import { createLogger } from '../../src/log.ts';
+import { ensureStreams } from '../../src/streams.ts';
 
 export const PARTITIONS = 8;
+/** Small streams per test prefix: the server reserves max_bytes up front. */
+export const TEST_CLUSTER_STREAM_LIMITS = { reports: { maxBytes: 64 * 2 ** 20 }, events: { maxBytes: 16 * 2 ** 20 } };
 
 export function uniquePrefix(): string {
   return `t${randomBytes(4).toString('hex')}`;
@@ -59,6 +62,8 @@ export class TestCluster {
     c.n = names(c.prefix);
     c.nc = await connectNats({ url: c.server.url, name: 'test' });
     c.registry = await Registry.open(c.nc, c.n);
+    // As `lars node` does at start: agents' acknowledged report publishes need the REPORTS stream.
+    await ensureStreams(c.nc, c.n, TEST_CLUSTER_STREAM_LIMITS);
     // Only valid messages are collected: tests flood these subjects with garbage too.
     c.nc.subscribe(c.n.eventAll, {
       callback: (_e, m) => {

@@ -13,6 +13,7 @@ import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
 import { Registry } from '../../src/registry.ts';
+import { ensureStreams } from '../../src/streams.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import { encode } from '../../src/codec.ts';
@@ -64,6 +65,8 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
     server = await startNatsServer({ args: ['-c', join(dir, 'server.conf')] });
     admin = await connectAs(server.url, 'admin', PASSWORDS.LARS_ADMIN_PASSWORD);
     const registry = await Registry.open(admin, n);
+    // As `lars node` does at start: the agent's acknowledged report publishes need the REPORTS stream.
+    await ensureStreams(admin, n, { reports: { maxBytes: 64 * 2 ** 20 }, events: { maxBytes: 16 * 2 ** 20 } });
     await registry.addHosts(7, 7, [{ ip: '10.1.0.1', port: 80, weight: 100 }, { ip: '10.1.0.2', port: 80, weight: 100 }], 'test', { profile: 'default', params: {} });
     nodeNc = await connectAs(server.url, 'route-node', PASSWORDS.LARS_NODE_PASSWORD);
     node = await RouteNode.start({ nc: nodeNc, nodeId: 'sec-node', prefix: 'lars', partitions: 8, tickMs: 25 });

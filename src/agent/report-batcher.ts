@@ -1,0 +1,143 @@
+/**
+ * Per-route batching of call results: a route's reports leave as one
+ * ReportBatch when it holds `maxReports` reports or its first report is
+ * `maxDelayMs` old (or its hosts or offsets reach the contract's limits).
+ *
+ * The hot path does no string building for a host it has seen in the
+ * current batch by object identity (an agent's pick results are
+ * preallocated, one object per host), and no validation: the agent checks
+ * its input before calling `add`.
+ */
+import { partitionOf, type Names } from '../../schemas/subjects.ts';
+import { LIMITS, type ReportBatch, type ReportTuple } from '../../schemas/messages.ts';
+
+/** Receives each full (or flushed) batch; `reports` is `batch.reports.length`. */
+export type BatchSink = (subject: string, batch: ReportBatch, reports: number) => void;
+
+export interface ReportBatcherOptions {
+  names: Names;
+  partitions: number;
+  /** `sender` of every batch. */
+  sender: string;
+  /** Stamped on every batch when set. */
+  zone?: string | undefined;
+  /** Reports per batch; default 1000, at most LIMITS.maxBatchReports. */
+  maxReports?: number;
+  /** Age of a batch's first report when it is sent anyway, ms; default 20. */
+  maxDelayMs?: number;
+  clock?: () => number;
+  sink: BatchSink;
+}
+
+class RouteBuffer {
+  readonly modid: number;
+  readonly cmdid: number;
+  readonly subject: string;
+  hostIndex = new Map<string, number>();
+  /** Index by the caller's host object (usually a pick result): the fast path. */
+  objIndex = new Map<object, number>();
+  hosts: Array<[string, number]> = [];
+  reports: ReportTuple[] = [];
+  ts = 0;
+
+  constructor(modid: number, cmdid: number, subject: string) {
+    this.modid = modid;
+    this.cmdid = cmdid;
+    this.subject = subject;
+  }
+
+  reset(): void {
+    this.hostIndex = new Map();
+    this.objIndex = new Map();
+    this.hosts = [];
+    this.reports = [];
+    this.ts = 0;
+  }
+}
+
+export class ReportBatcher {
+  private readonly names: Names;
+  private readonly partitions: number;
+  private readonly sender: string;
+  private readonly zone: string | undefined;
+  readonly maxReports: number;
+  readonly maxDelayMs: number;
+  private readonly clock: () => number;
+  private readonly sink: BatchSink;
+  private readonly buffers = new Map<number, Map<number, RouteBuffer>>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Reports buffered now, across routes. */
+  buffered = 0;
+  /** Batches handed to the sink. */
+  batches = 0;
+
+  constructor(opts: ReportBatcherOptions) {
+    this.names = opts.names;
+    this.partitions = opts.partitions;
+    this.sender = opts.sender;
+    this.zone = opts.zone;
+    this.maxReports = Math.max(1, Math.min(opts.maxReports ?? 1000, LIMITS.maxBatchReports));
+    this.maxDelayMs = opts.maxDelayMs ?? 20;
+    this.clock = opts.clock ?? Date.now;
+    this.sink = opts.sink;
+  }
+
+  /** Adds one validated report (latency already capped at LIMITS.maxLatencyMs). */
+  add(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number): void {
+    const now = this.clock();
+    let inner = this.buffers.get(modid);
+    if (inner === undefined) {
+      inner = new Map();
+      this.buffers.set(modid, inner);
+    }
+    let b = inner.get(cmdid);
+    if (b === undefined) {
+      b = new RouteBuffer(modid, cmdid, this.names.report(partitionOf(modid, cmdid, this.partitions), modid, cmdid));
+      inner.set(cmdid, b);
+    }
+    if (b.reports.length === 0) b.ts = now;
+    let hi = b.objIndex.get(host);
+    if (hi === undefined) {
+      const hk = `${host.ip}:${host.port}`;
+      hi = b.hostIndex.get(hk);
+      if (hi === undefined) {
+        hi = b.hosts.length;
+        b.hosts.push([host.ip, host.port]);
+        b.hostIndex.set(hk, hi);
+      }
+      b.objIndex.set(host, hi);
+    }
+    let off = now - b.ts;
+    if (off < 0) off = 0;
+    b.reports.push([hi, retcode | 0, latencyMs, off > LIMITS.maxOffsetMs ? LIMITS.maxOffsetMs : Math.floor(off)]);
+    this.buffered++;
+    if (b.reports.length >= this.maxReports || b.hosts.length >= LIMITS.maxBatchHosts || off >= LIMITS.maxOffsetMs) this.emit(b);
+    else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
+  }
+
+  /** Hands every buffered report to the sink now. */
+  flush(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    for (const inner of this.buffers.values()) for (const b of inner.values()) this.emit(b);
+  }
+
+  /** Stops the age timer (buffered reports stay until the next flush). */
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private emit(b: RouteBuffer): void {
+    const n = b.reports.length;
+    if (n === 0) return;
+    const batch: ReportBatch = { v: 1, sender: this.sender, modid: b.modid, cmdid: b.cmdid, ts: b.ts, hosts: b.hosts, reports: b.reports };
+    if (this.zone !== undefined) batch.zone = this.zone;
+    b.reset();
+    this.buffered -= n;
+    this.batches++;
+    this.sink(b.subject, batch, n);
+  }
+}
