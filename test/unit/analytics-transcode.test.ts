@@ -6,6 +6,80 @@ import { encode, tryDecode } from '../../src/codec.ts';
 import { prng, randomBatches, reportBatch } from '../../src/analytics/fixtures.ts';
 import { ingestLine } from '../../src/analytics/rows.ts';
 import { transcodeReportBatch } from '../../src/analytics/transcode.ts';
+import fc from 'fast-check';
+import { reportBatch as validBatch, reportBatchMutations } from './contract-arbitraries.ts';
+
+const BATCH_KEYS: ReadonlySet<string> = new Set(['v', 'sender', 'modid', 'cmdid', 'ts', 'zone', 'hosts', 'reports']);
+
+interface WriteOptions {
+  /** Integers: smallest width, always 64-bit, or float64. */
+  ints?: 'min' | 'int64' | 'float64';
+  /** Non-integers that a float32 holds exactly as float32. */
+  f32?: boolean;
+  str32?: boolean;
+  /** Map keys in reverse order. */
+  shuffle?: boolean;
+}
+
+/** A small plain-msgpack writer with the choices other languages' writers make. */
+function writeMsgpack(x: unknown, o: WriteOptions = {}): Uint8Array {
+  const out: number[] = [];
+  const u = (n: number, bytes: number) => {
+    for (let i = bytes - 1; i >= 0; i--) out.push(Math.floor(n / 2 ** (8 * i)) & 0xff);
+  };
+  const f64 = (n: number) => {
+    const dv = new DataView(new ArrayBuffer(8));
+    dv.setFloat64(0, n);
+    out.push(0xcb, ...new Uint8Array(dv.buffer));
+  };
+  const len = (n: number, fix: number, fixMax: number, t16: number, t32: number, force32: boolean) => {
+    if (!force32 && n <= fixMax - fix) out.push(fix + n);
+    else if (!force32 && n <= 0xffff) (out.push(t16), u(n, 2));
+    else (out.push(t32), u(n, 4));
+  };
+  const w = (v: unknown): void => {
+    if (v === null || v === undefined) out.push(0xc0);
+    else if (v === true) out.push(0xc3);
+    else if (v === false) out.push(0xc2);
+    else if (typeof v === 'number') {
+      const ints = o.ints ?? 'min';
+      if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER && ints !== 'float64' && !Object.is(v, -0)) {
+        if (ints === 'int64') {
+          const big = BigInt(v);
+          const dv = new DataView(new ArrayBuffer(8));
+          if (v < 0) dv.setBigInt64(0, big);
+          else dv.setBigUint64(0, big);
+          out.push(v < 0 ? 0xd3 : 0xcf, ...new Uint8Array(dv.buffer));
+        } else if (v >= 0 && v <= 0x7f) out.push(v);
+        else if (v < 0 && v >= -32) out.push(v + 0x100);
+        else if (v >= 0 && v <= 0xffffffff) (out.push(0xce), u(v, 4));
+        else if (v < 0 && v >= -0x80000000) (out.push(0xd2), u(v >>> 0, 4));
+        else f64(v);
+      } else if (o.f32 === true && Math.fround(v) === v && !Number.isInteger(v)) {
+        const dv = new DataView(new ArrayBuffer(4));
+        dv.setFloat32(0, v);
+        out.push(0xca, ...new Uint8Array(dv.buffer));
+      } else f64(v);
+    } else if (typeof v === 'string') {
+      const b = new TextEncoder().encode(v);
+      if (o.str32 === true) (out.push(0xdb), u(b.length, 4));
+      else if (b.length <= 31) out.push(0xa0 + b.length);
+      else if (b.length <= 0xff) out.push(0xd9, b.length);
+      else (out.push(0xda), u(b.length, 2));
+      out.push(...b);
+    } else if (Array.isArray(v)) {
+      len(v.length, 0x90, 0x9f, 0xdc, 0xdd, false);
+      for (const e of v) w(e);
+    } else if (typeof v === 'object') {
+      const entries = Object.entries(v);
+      if (o.shuffle === true) entries.reverse();
+      len(entries.length, 0x80, 0x8f, 0xde, 0xdf, false);
+      for (const [k, e] of entries) (w(k), w(e));
+    } else throw new Error(`cannot write ${typeof v}`);
+  };
+  w(x);
+  return Uint8Array.from(out);
+}
 
 const MODERN = featuresFor(parseVersion('26.7')!);
 
@@ -43,17 +117,71 @@ describe('analytics transcode', () => {
     expect(transcodeReportBatch(bytes, 1, MODERN)?.line).to.equal(slow(bytes, 1));
   });
 
-  it('analytics transcode - defers what it does not fully understand to the general path', () => {
+  it('analytics transcode - reads every plain msgpack form a writer may choose, with the general path\'s row', () => {
     const b = randomBatches({ batches: 1, reportsPerBatch: 3, ts: 1_795_000_000_000 })[0]!;
     const cases: Array<[string, Uint8Array]> = [
       ['float32 numbers', new Packr({ useRecords: false, useFloat32: 1 }).pack(b)],
-      ['an unknown key', encode({ ...b, extra: 1 })],
-      ['non-ASCII sender', encode({ ...b, sender: 'agent-é' })],
-      ['trailing bytes', Buffer.concat([encode(b), Buffer.from([0])])],
+      ['unknown keys', encode({ ...b, extra: 1, more: { deep: [1, 'x', null, true, 2.5, { k: -1 }] } })],
+      ['non-ASCII sender and zone', encode({ ...b, sender: 'agent-é', zone: 'zône-😀' })],
+      ['64-bit integers and float64 integers', writeMsgpack(b, { ints: 'int64' })],
+      ['every number a float64', writeMsgpack(b, { ints: 'float64' })],
+      ['str32 strings', writeMsgpack(b, { str32: true })],
     ];
-    for (const [what, bytes] of cases) expect(transcodeReportBatch(bytes, 1, MODERN), what).to.equal(undefined);
-    // Valid for the contract all the same: the general path stores them.
-    expect(slow(cases[2]![1], 1)).to.be.a('string');
+    for (const [what, bytes] of cases) {
+      const fast = transcodeReportBatch(bytes, 1, MODERN);
+      expect(fast, what).not.to.equal(undefined);
+      expect(fast!.line, what).to.equal(slow(bytes, 1));
+    }
+  });
+
+  it('analytics transcode - defers to the general path what it leaves to msgpackr', () => {
+    const b = randomBatches({ batches: 1, reportsPerBatch: 3, ts: 1_795_000_000_000 })[0]!;
+    const good = encode(b);
+    // A repeated key: msgpackr keeps the last value.
+    const dup = Buffer.concat([Buffer.from([(good[0] as number) + 1]), good.subarray(1), encode('sender'), encode('again')]);
+    const cases: Array<[string, Uint8Array, boolean]> = [
+      ['trailing bytes', Buffer.concat([good, Buffer.from([0])]), false],
+      ['a repeated key', dup, true],
+      ['a byte order mark before the sender', encode({ ...b, sender: '\ufeffagent' }), true],
+      ['a sender that is not UTF-8', Buffer.from(Buffer.from(encode({ ...b, sender: 'agent-x' })).toString('latin1').replace('agent-x', 'agent\xff\xfe'), 'latin1'), true],
+      ['an extension value under an unknown key', encode({ ...b, at: new Date(0) }), true],
+    ];
+    for (const [what, bytes, valid] of cases) {
+      expect(transcodeReportBatch(bytes, 1, MODERN), what).to.equal(undefined);
+      expect(slow(bytes, 1) !== undefined, `${what}: valid for the contract`).to.equal(valid);
+    }
+  });
+
+  it('analytics transcode - accepts exactly what validateReportBatch accepts, for valid and broken batches in any plain encoding', () => {
+    const writer = fc.record({ ints: fc.constantFrom('min', 'int64', 'float64'), f32: fc.boolean(), str32: fc.boolean(), shuffle: fc.boolean() }) as fc.Arbitrary<WriteOptions>;
+    const extras = fc.dictionary(fc.string({ maxLength: 12 }).filter((k) => !BATCH_KEYS.has(k)), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 3 });
+    const unicode = fc.string({ unit: 'binary', minLength: 1, maxLength: 130 }).filter((s) => !s.startsWith('\ufeff'));
+    const message = fc.oneof(
+      { weight: 3, arbitrary: validBatch },
+      { weight: 1, arbitrary: fc.tuple(validBatch, unicode).map(([m, sender]) => ({ ...m, sender })) },
+      { weight: 4, arbitrary: fc.tuple(validBatch, fc.constantFrom(...reportBatchMutations), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })).map(([m, mu, at]) => mu.apply(m, at)) },
+    );
+    let accepted = 0;
+    let refused = 0;
+    fc.assert(
+      fc.property(message, extras, writer, (m, extra, w) => {
+        const withExtra = typeof m === 'object' && m !== null && !Array.isArray(m) ? { ...(m as Record<string, unknown>), ...extra } : m;
+        const bytes = writeMsgpack(withExtra, w);
+        const d = tryDecode(bytes);
+        expect(d.ok, 'the writer writes msgpack').to.equal(true);
+        const v = d.ok ? validateReportBatch(d.value) : undefined;
+        const fast = transcodeReportBatch(bytes, 5, MODERN);
+        expect(fast !== undefined, v && !v.ok ? `${v.kind} ${v.detail}` : 'valid').to.equal(v?.ok === true);
+        if (fast) {
+          accepted++;
+          expect(fast.line).to.equal(slow(bytes, 5));
+          expect(fast.rows).to.equal((d as { value: ReportBatch }).value.reports.length);
+        } else refused++;
+      }),
+      { numRuns: 600 },
+    );
+    expect(accepted, 'valid batches seen').to.be.greaterThan(50);
+    expect(refused, 'broken batches seen').to.be.greaterThan(50);
   });
 
   it('analytics transcode - refuses every invalid batch the validator refuses', () => {
