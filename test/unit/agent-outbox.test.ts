@@ -1,0 +1,178 @@
+import { expect } from 'chai';
+import { pino } from 'pino';
+import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
+import { Outbox, PublishFailure, classifyPublishError, parseReportMsgId, reportMsgId, type PublishFn } from '../../src/agent/outbox.ts';
+import { ReportBatcher } from '../../src/agent/report-batcher.ts';
+import { names } from '../../schemas/subjects.ts';
+import type { ReportBatch } from '../../schemas/messages.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+interface Call {
+  subject: string;
+  msgId: string;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** A publisher whose acks the test gives (or refuses) one by one. */
+function manualPublisher(): { publish: PublishFn; calls: Call[] } {
+  const calls: Call[] = [];
+  const publish: PublishFn = (subject, _data, msgId) =>
+    new Promise<void>((resolve, reject) => {
+      calls.push({ subject, msgId, resolve, reject });
+    });
+  return { publish, calls };
+}
+
+function recordingLog(): { log: pino.Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info', base: null }, { write: (s: string) => records.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, records };
+}
+
+const data = new Uint8Array([1, 2, 3]);
+const noResponders = (): Error => new Error('jetstream is not enabled', { cause: new RequestError('no responders', { cause: new NoRespondersError('lars.report.1.1.1') }) });
+
+describe('agent outbox', () => {
+  it('outbox - msg ids carry sender, instance and sequence, and parse back', () => {
+    const id = reportMsgId('agent/with/slashes', 'a1b2', 42);
+    expect(parseReportMsgId(id)).to.deep.equal({ sender: 'agent/with/slashes', instance: 'a1b2', seq: 42 });
+    expect(parseReportMsgId('no-slashes')).to.equal(undefined);
+    expect(parseReportMsgId('a/b/0')).to.equal(undefined);
+    expect(parseReportMsgId('a/b/x')).to.equal(undefined);
+  });
+
+  it('outbox - publish errors are classified by type, not message text', () => {
+    expect(classifyPublishError(noResponders())).to.equal(PublishFailure.noStream);
+    expect(classifyPublishError(new TimeoutError())).to.equal(PublishFailure.timeout);
+    expect(classifyPublishError(new Error('timeout'))).to.equal(PublishFailure.other);
+  });
+
+  it('outbox - at most `window` publishes are outstanding; each ack lets the next go, with msg ids in sequence', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 3, maxReports: 1000 });
+    for (let k = 0; k < 5; k++) o.add('lars.report.0.1.1', data, 10);
+    expect(calls.map((c) => c.msgId)).to.deep.equal(['s/i/1', 's/i/2', 's/i/3']);
+    expect(o.stats()).to.include({ pendingReports: 50, pendingBatches: 5 });
+    calls[0]!.resolve();
+    await waitFor(() => calls.length === 4);
+    expect(calls[3]!.msgId).to.equal('s/i/4');
+    for (const c of calls.slice(1)) c.resolve();
+    await waitFor(() => calls.length === 5);
+    calls[4]!.resolve();
+    await o.settled(1000);
+    expect(o.stats()).to.include({ pendingReports: 0, pendingBatches: 0, ackedBatches: 5, ackedReports: 50, retriedBatches: 0, droppedReports: 0 });
+  });
+
+  it('outbox - a failed batch is retried after a pause with the same msg id; settled() waits for its ack', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 8, maxReports: 1000, backoffMs: [20] });
+    o.add('subj', data, 5);
+    o.add('subj', data, 5);
+    let done = false;
+    const flushed = o.settled(5000).then(() => (done = true));
+    calls[0]!.reject(new TimeoutError());
+    calls[1]!.resolve();
+    await waitFor(() => calls.length === 3, { what: 'retry' });
+    expect(calls[2]!.msgId).to.equal('s/i/1');
+    expect(done, 'settled before the retried batch is acked').to.equal(false);
+    calls[2]!.resolve();
+    await flushed;
+    expect(o.stats()).to.include({ ackedBatches: 2, retriedBatches: 1, droppedReports: 0 });
+  });
+
+  it('outbox - with no stream, batches are held and retried, and the fix is logged once per interval', async () => {
+    const { publish, calls } = manualPublisher();
+    const { log, records } = recordingLog();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 4, maxReports: 1000, backoffMs: [1, 2, 4], log, noStreamHint: 'start a route node' });
+    o.add('lars.report.0.1.1', data, 3);
+    for (let k = 0; k < 5; k++) {
+      await waitFor(() => calls.length === k + 1, { what: `attempt ${k + 1}` });
+      calls[k]!.reject(noResponders());
+    }
+    await waitFor(() => calls.length === 6, { what: 'still retrying' });
+    const lines = records.filter((r) => String(r['msg']).includes('no JetStream stream captures lars.report.0.1.1'));
+    expect(lines).to.have.length(1);
+    expect(String(lines[0]!['msg'])).to.include('start a route node');
+    expect(o.stats()).to.include({ pendingReports: 3, droppedReports: 0 });
+    calls[5]!.resolve();
+    await o.settled(1000);
+    expect(o.stats()).to.include({ ackedBatches: 1, retriedBatches: 5 });
+  });
+
+  it('outbox - beyond maxReports the oldest batches not on the wire are dropped, counted and logged', async () => {
+    const { publish, calls } = manualPublisher();
+    const { log, records } = recordingLog();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 1, maxReports: 30, log });
+    for (let k = 0; k < 6; k++) o.add('subj', data, 10);
+    // batch 1 is on the wire; 2..6 queued; the bound keeps 30 reports: batches 1, 5, 6
+    expect(o.stats()).to.include({ pendingReports: 30, pendingBatches: 3, droppedReports: 30 });
+    expect(records.filter((r) => String(r['msg']).includes('maxPendingReports'))).to.have.length(1);
+    calls[0]!.resolve();
+    await waitFor(() => calls.length === 2);
+    expect(calls[1]!.msgId).to.equal('s/i/5');
+    calls[1]!.resolve();
+    await waitFor(() => calls.length === 3);
+    calls[2]!.resolve();
+    await o.settled(1000);
+    expect(o.stats()).to.include({ ackedReports: 30, droppedReports: 30, pendingReports: 0 });
+  });
+
+  it('outbox - reports outside the outbox (the batcher) count against the bound', () => {
+    const { publish } = manualPublisher();
+    let buffered = 25;
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 1, maxReports: 30, extraPending: () => buffered });
+    o.add('subj', data, 5); // on the wire
+    o.add('subj', data, 5); // 5 + 5 + 25 > 30: dropped
+    expect(o.stats()).to.include({ pendingReports: 5, droppedReports: 5 });
+    buffered = 0;
+    o.add('subj', data, 5);
+    expect(o.stats()).to.include({ pendingReports: 10, droppedReports: 5 });
+  });
+
+  it('outbox - settled() rejects with LARS_TIMEOUT when acks do not come; abandon() counts what is left', async () => {
+    const { publish } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', maxReports: 100 });
+    o.add('subj', data, 7);
+    let err: unknown;
+    await o.settled(30).catch((e: unknown) => (err = e));
+    expect((err as { code?: string }).code).to.equal('LARS_TIMEOUT');
+    expect(o.abandon()).to.equal(7);
+    expect(o.stats()).to.include({ droppedReports: 7, pendingReports: 0 });
+  });
+});
+
+describe('agent report batcher', () => {
+  const n = names('t');
+
+  it('batcher - a route batch leaves at maxReports, with hosts indexed once', () => {
+    const out: ReportBatch[] = [];
+    let now = 1000;
+    const b = new ReportBatcher({ names: n, partitions: 8, sender: 'a', zone: 'z', maxReports: 3, maxDelayMs: 50, clock: () => now, sink: (_s, batch) => out.push(batch) });
+    const h1 = { ip: '10.0.0.1', port: 80 };
+    b.add(1, 1, h1, 0, 1.5);
+    now += 4;
+    b.add(1, 1, { ip: '10.0.0.1', port: 80 }, 1, 2);
+    expect(out).to.have.length(0);
+    b.add(1, 1, h1, 0, 3);
+    expect(out).to.have.length(1);
+    expect(out[0]).to.deep.include({ sender: 'a', zone: 'z', modid: 1, cmdid: 1, ts: 1000, hosts: [['10.0.0.1', 80]] });
+    expect(out[0]!.reports).to.deep.equal([
+      [0, 0, 1.5, 0],
+      [0, 1, 2, 4],
+      [0, 0, 3, 4],
+    ]);
+    expect(b.buffered).to.equal(0);
+    b.stop();
+  });
+
+  it('batcher - a partial batch leaves after maxDelayMs', async () => {
+    const out: ReportBatch[] = [];
+    const b = new ReportBatcher({ names: n, partitions: 8, sender: 'a', maxReports: 100, maxDelayMs: 5, sink: (_s, batch) => out.push(batch) });
+    b.add(2, 3, { ip: '10.0.0.2', port: 81 }, 0, 1);
+    expect(b.buffered).to.equal(1);
+    await waitFor(() => out.length === 1, { what: 'age flush', timeoutMs: 2000 });
+    expect(b.buffered).to.equal(0);
+    expect(b.batches).to.equal(1);
+  });
+});
