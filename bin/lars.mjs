@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// The `lars` command: runs the TypeScript sources through tsx's loader.
-import { register } from 'tsx/esm/api';
+// The `lars` command. In a checkout (src/ present) it runs the TypeScript
+// sources through tsx's loader, so an edit needs no build; the published
+// package has no src/ and runs the compiled dist/.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const source = new URL('../src/cli/main.ts', import.meta.url);
+let main;
+if (existsSync(source)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import(source.href));
+} else {
+  ({ main } = await import('../dist/src/cli/main.js'));
+}
 process.exitCode = await main(process.argv.slice(2));

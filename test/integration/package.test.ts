@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
+import { RouteNode } from '../../src/node/route-node.ts';
+import { Registry } from '../../src/registry.ts';
+import { names } from '../../schemas/subjects.ts';
+import { silentLogger } from '../../src/log.ts';
+import { ensureStreams } from '../../src/streams.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], opts: { cwd: string; env?: Record<string, string>; timeoutMs: number }): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${opts.timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The README's SDK snippet (the ```js block that calls createAgent). */
+function readmeSnippet(): string {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('createAgent'));
+  if (!block) throw new Error('README.md has no ```js block with createAgent');
+  return block;
+}
+
+describe('the package from plain Node (npm pack, npm install, import and require)', function () {
+  this.timeout(300_000);
+  let work: string;
+  let tarball: string;
+  let app: string;
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let node: RouteNode;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'lars-pkg-'));
+    // npm pack runs prepack, which builds dist/
+    const pack = await run('npm', ['pack', '--pack-destination', work, '--json'], { cwd: ROOT, timeoutMs: 180_000 });
+    expect(pack.code, pack.stderr).to.equal(0);
+    const meta = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string }>;
+    tarball = join(work, meta[0]!.filename);
+    app = join(work, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }, null, 2));
+    const install = await run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 240_000 });
+    expect(install.code, install.stderr).to.equal(0);
+
+    nats = await startNatsServer();
+    nc = await connectNats({ url: nats.url });
+    const n = names('lars');
+    // as `lars node` does: the report stream exists, so the agent's last reports are acknowledged on close
+    node = await RouteNode.start({ nc, nodeId: 'pkg-test', prefix: 'lars', partitions: 64, log: silentLogger(), onStart: async (c, nn) => void (await ensureStreams(c, nn)) });
+    const registry = await Registry.open(nc, n);
+    await registry.update(1, 1, () => ({ v: 1, modid: 1, cmdid: 1, hosts: [{ ip: '10.0.0.1', port: 8080, weight: 100 }], updated_by: 'test', ts: Date.now() }));
+  });
+
+  after(async () => {
+    await node?.close();
+    await nc?.drain();
+    await nats?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('package - the tarball ships dist, bin and docs, not the sources, tests or benchmarks', async () => {
+    const list = await run('tar', ['tzf', tarball], { cwd: work, timeoutMs: 30_000 });
+    const files = list.stdout.split('\n').filter((f) => f.length > 0);
+    for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json', 'package/bin/lars.mjs', 'package/README.md']) {
+      expect(files, f).to.include(f);
+    }
+    for (const dir of ['test/', 'bench/', 'src/', 'scripts/', 'node_modules/']) {
+      expect(files.filter((f) => f.startsWith(`package/${dir}`)), dir).to.deep.equal([]);
+    }
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), 'TypeScript sources').to.deep.equal([]);
+  });
+
+  it('package - installing it does not install the embedded ClickHouse (chdb) or the dev tools', () => {
+    const modules = readdirSync(join(app, 'node_modules'));
+    expect(modules).to.include('lars-nats');
+    expect(modules).to.not.include('chdb');
+    expect(modules).to.not.include('tsx');
+    expect(modules).to.not.include('typescript');
+  });
+
+  it("package - the README's SDK snippet runs from plain node as ESM, closes and exits", async () => {
+    writeFileSync(join(app, 'snippet.mjs'), `async function callService() { return true; }\n${readmeSnippet()}`);
+    const t0 = Date.now();
+    const r = await run(process.execPath, ['snippet.mjs'], { cwd: app, env: { LARS_NATS_URL: nats.url }, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).to.equal(0);
+    // close() returned as soon as the reports were acknowledged, and nothing kept the process alive
+    expect(Date.now() - t0).to.be.lessThan(4000);
+    expect(r.stdout.trim()).to.equal('called 10.0.0.1:8080: ok');
+  });
+
+  it("package - the README's SDK snippet runs from plain node as CommonJS (require), closes and exits", async () => {
+    const body = readmeSnippet().replace(/^import \{ createAgent \} from 'lars-nats';$/m, '');
+    expect(body).to.not.contain('import ');
+    writeFileSync(join(app, 'snippet.cjs'), `const { createAgent } = require('lars-nats');\nasync function callService() { return true; }\n(async () => {\n${body}\n})();\n`);
+    const t0 = Date.now();
+    const r = await run(process.execPath, ['snippet.cjs'], { cwd: app, env: { LARS_NATS_URL: nats.url }, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).to.equal(0);
+    // close() returned as soon as the reports were acknowledged, and nothing kept the process alive
+    expect(Date.now() - t0).to.be.lessThan(4000);
+    expect(r.stdout.trim()).to.equal('called 10.0.0.1:8080: ok');
+  });
+
+  it('package - the installed lars command runs the compiled CLI', async () => {
+    const bin = join(app, 'node_modules', '.bin', 'lars');
+    expect(existsSync(bin)).to.equal(true);
+    const v = await run(bin, ['--version'], { cwd: app, timeoutMs: 30_000 });
+    expect(v.code, v.stderr).to.equal(0);
+    expect(v.stdout.trim()).to.contain(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string);
+    const ls = await run(bin, ['route', 'ls', '--nats', nats.url], { cwd: app, timeoutMs: 30_000 });
+    expect(ls.code, ls.stderr).to.equal(0);
+    expect(ls.stdout).to.contain('10.0.0.1:8080');
+  });
+
+  it('package - lars dev without chdb says how to get it and runs without analytics', async () => {
+    const dir = join(work, 'dev-data');
+    const r = await run(join(app, 'node_modules', '.bin', 'lars'), ['dev', '--plain', '--duration', '1', '--data-dir', dir, '--nats', nats.url, '--prefix', 'pkgdev'], { cwd: app, timeoutMs: 60_000 });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/analytics: off \(.*npm install chdb.*\); the demo runs without it/);
+  });
+});
