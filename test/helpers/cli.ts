@@ -11,13 +11,15 @@ export interface CliResult {
   stderr: string;
 }
 
-export function lars(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
+/** Runs `lars args` to completion; stdin is not a terminal (closed, or `input` when given). */
+export function lars(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [LARS_BIN, ...args], { env: { ...process.env, LARS_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [LARS_BIN, ...args], { env: { ...process.env, LARS_LOG_LEVEL: 'warn', ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const t = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`lars ${args.join(' ')} timed out; stdout: ${stdout} stderr: ${stderr}`));
@@ -29,17 +31,23 @@ export function lars(args: string[], env: Record<string, string> = {}, timeoutMs
   });
 }
 
-/** Starts a long-running `lars` command; `lines` collects its stdout lines as they come. */
-export function larsLive(args: string[], env: Record<string, string> = {}): { child: ChildProcess; lines: string[]; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [LARS_BIN, ...args], { env: { ...process.env, LARS_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
+function collectLines(stream: NodeJS.ReadableStream, lines: string[]): void {
   let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  stream.on('data', (d: Buffer) => {
     buf += d.toString();
     const parts = buf.split('\n');
     buf = parts.pop() ?? '';
     lines.push(...parts);
   });
+}
+
+/** Starts a long-running `lars` command; `lines` / `errLines` collect its stdout / stderr lines as they come. */
+export function larsLive(args: string[], env: Record<string, string> = {}): { child: ChildProcess; lines: string[]; errLines: string[]; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [LARS_BIN, ...args], { env: { ...process.env, LARS_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const errLines: string[] = [];
+  collectLines(child.stdout!, lines);
+  collectLines(child.stderr!, errLines);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return { child, lines, exited };
+  return { child, lines, errLines, exited };
 }

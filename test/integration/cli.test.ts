@@ -3,11 +3,14 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { TestCluster, PARTITIONS } from '../helpers/cluster.ts';
+import { connectNats } from '../../src/nats/connect.ts';
+import { RouteStore } from '../../src/registry.ts';
+import { names } from '../../schemas/subjects.ts';
+import { TestCluster, PARTITIONS, uniquePrefix } from '../helpers/cluster.ts';
 import { samplePicks } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
-import type { RouteState } from '../../schemas/messages.ts';
+import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
 
 describe('lars CLI (real nats-server)', function () {
   this.timeout(90_000);
@@ -43,15 +46,41 @@ describe('lars CLI (real nats-server)', function () {
     expect(samplePicks(a, 20, 1, 500).get('10.0.0.1:8000') ?? 0).to.equal(0);
     const ls = await lars(['route', 'ls', '20', '1', '--json'], env);
     expect(ls.code, ls.stderr).to.equal(0);
-    const rows = JSON.parse(ls.stdout) as Array<{ registry: { hosts: unknown[] }; effective: RouteState }>;
+    const rows = JSON.parse(ls.stdout) as Array<{ registry: { hosts: unknown[] }; effective: RouteState; stale: boolean }>;
     expect(rows[0]!.registry.hosts).to.have.length(2);
     expect(rows[0]!.effective.hosts.find((h) => h.ip === '10.0.0.1')!.state).to.equal('draining');
+    expect(rows[0]!.stale).to.equal(false);
     const human = await lars(['route', 'ls'], env);
     expect(human.stdout).to.match(/10\.0\.0\.1:8000\s+draining/);
+    expect(human.stdout).to.match(/route 20\.1 .*published (just now|\d+ s ago) by node-/);
+    expect(human.stdout).not.to.contain('STALE');
+    // deleting the whole route needs a yes; without a terminal, --yes
     r = await lars(['route', 'rm', '20', '1'], env);
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr.trim()).to.match(/^lars route rm: deleting the whole route 20\.1 needs confirmation: pass --yes/);
+    expect((await lars(['route', 'ls', '20', '1'], env)).code).to.equal(0);
+    r = await lars(['route', 'rm', '20', '1', '--yes'], env);
+    expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.contain('deleted');
     await waitFor(async () => (await a.getHost(20, 1)).ok === false, { what: 'route removed at the agent' });
     expect((await a.getHost(20, 1)) as object).to.include({ code: 'NO_ROUTE' });
+  });
+
+  it('cli - --json on route add, rm and ls prints the data', async () => {
+    let r = await lars(['route', 'add', '22', '1', '10.0.0.1:8000,7,z1', '10.0.0.2:8000', '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const added = JSON.parse(r.stdout) as RegistryEntry;
+    expect(added).to.include({ modid: 22, cmdid: 1 });
+    expect(added.hosts).to.deep.include({ ip: '10.0.0.1', port: 8000, weight: 7, zone: 'z1' });
+    r = await lars(['route', 'rm', '22', '1', '10.0.0.2:8000', '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const removed = JSON.parse(r.stdout) as { deleted: boolean; entry: RegistryEntry };
+    expect(removed.deleted).to.equal(false);
+    expect(removed.entry.hosts.map((h) => h.ip)).to.deep.equal(['10.0.0.1']);
+    r = await lars(['route', 'ls', '--json'], env);
+    expect((JSON.parse(r.stdout) as Array<{ registry: RegistryEntry }>).some((x) => x.registry.modid === 22)).to.equal(true);
+    r = await lars(['route', 'rm', '22', '1', '--yes', '--json'], env);
+    expect(JSON.parse(r.stdout)).to.deep.equal({ modid: 22, cmdid: 1, deleted: true });
   });
 
   it('cli - route watch streams the effective route as it changes', async () => {
@@ -68,35 +97,123 @@ describe('lars CLI (real nats-server)', function () {
     expect(await w.exited).to.equal(0);
   });
 
-  it('cli - bad arguments and an unreachable NATS fail with one line and a non-zero exit', async () => {
+  it('cli - route watch on an unregistered route says so and shows it once it appears', async () => {
+    const w = larsLive(['route', 'watch', '23', '4'], env);
+    try {
+      await waitFor(() => w.errLines.some((l) => l.includes('route 23.4 is not registered; watching for it to appear')), { what: 'not-registered notice', timeoutMs: 20_000 });
+      expect(w.lines).to.deep.equal([]);
+      const r = await lars(['route', 'add', '23', '4', '10.0.0.4:8000'], env);
+      expect(r.code, r.stderr).to.equal(0);
+      await waitFor(() => w.lines.some((l) => /^route 23\.4 .*version/.test(l)) && w.lines.some((l) => /10\.0\.0\.4:8000\s+healthy/.test(l)), { what: 'route shown once registered' });
+    } finally {
+      w.child.kill('SIGINT');
+    }
+    expect(await w.exited).to.equal(0);
+  });
+
+  it('cli - route ls says when the published state is older than the registry (no route node)', async () => {
+    const prefix = uniquePrefix();
+    const penv = { ...env, LARS_PREFIX: prefix };
+    // a state published long ago by a node that is gone, for a route registered later
+    const nc = await connectNats({ url: server.url });
+    try {
+      const store = await RouteStore.open(nc, names(prefix));
+      const old: RouteState = { v: 1, sender: 'node-gone', modid: 5, cmdid: 6, version: 3, ts: Date.now() - 10 * 60_000, profile: 'default', panic: false, removed: false, probe_num: 0, hosts: [] };
+      await store.put(old);
+    } finally {
+      await nc.close();
+    }
+    let r = await lars(['route', 'add', '5', '6', '10.0.0.5:8000'], penv);
+    expect(r.code, r.stderr).to.equal(0);
+    r = await lars(['route', 'ls'], penv);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/route 5\.6 .*published 10 min ago by node-gone/);
+    expect(r.stdout).to.match(/STALE: the registry changed (just now|\d+ s ago) and no route node has published it since: is one running\?/);
+    const json = JSON.parse((await lars(['route', 'ls', '--json'], penv)).stdout) as Array<{ stale: boolean }>;
+    expect(json[0]!.stale).to.equal(true);
+    // a registered route with no state at all
+    await lars(['route', 'add', '5', '7', '10.0.0.5:8000'], penv);
+    r = await lars(['route', 'ls', '5', '7'], penv);
+    expect(r.stdout).to.contain('route 5.7  (no effective state yet: is a route node running?)');
+  });
+
+  it('cli - usage and config errors exit 2 with one line; other failures exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lars-cfg-'));
+    const typo = join(dir, 'typo.json');
+    writeFileSync(typo, JSON.stringify({ prefx: 'x', partitions: '8' }));
+    const longZone = 'z'.repeat(70);
     const cases: Array<[string[], number, RegExp]> = [
-      [['route', 'add', '1'], 2, /missing cmdid/],
+      [['route', 'add', '1'], 2, /^lars route add: missing cmdid/],
       [['route', 'add', '1', '2', '10.0.0.1:99999'], 2, /port must be in 1..65535/],
       [['route', 'add', '1', '2', '300.0.0.1:80'], 2, /bad IPv4/],
       [['route', 'add', '1', '2', '10.0.0.1:80,0'], 2, /weight must be/],
+      [['route', 'add', '1', '2', '127.0.0.1:80,10,zone,extra'], 2, /host must be ip:port\[,weight\[,zone\]\], got 4 comma-separated fields/],
+      [['route', 'add', '1', '2', `10.0.0.1:80,10,${longZone}`], 2, /zone must be at most 64 characters, got 70/],
       [['route', 'add', '4294967296', '2', '10.0.0.1:80'], 2, /modid must be/],
+      [['route', 'add', '-1', '1', '10.0.0.1:80'], 2, /^lars route add: modid must be an integer in 0..4294967295, got "-1"/],
       [['route', 'add', '1', '2', '10.0.0.1:80', '--param', 'nope=1'], 2, /unknown parameter nope/],
       [['route', 'add', '1', '2', '10.0.0.1:80', '--param', 'err_rate=7'], 2, /err_rate must be in 0..1/],
-      [['route', 'frob'], 2, /unknown route command/],
-      [['route', 'ls', '--bogus'], 2, /Unknown option/],
-      [['nosuch'], 2, /unknown command/],
-      [['route', 'ls', '--partitions', 'x'], 1, /must be an integer/],
+      [['route', 'add', '1', '2', '10.0.0.1:80', '--profile', 'x'], 2, /--profile must be one of default, lars, got "x"/],
+      [['route', 'add', '1', '2', '--param'], 2, /--param needs a value/],
+      [['route', 'frob'], 2, /^lars route: unknown route command "frob"; use add, rm, ls, watch/],
+      [['route', 'ad', '1', '2'], 2, /unknown route command "ad"; did you mean add\?/],
+      [['route', 'ls', '--bogus'], 2, /^lars route ls: unknown option --bogus; run 'lars route ls --help'$/],
+      [['route', 'ls', '--jsn'], 2, /unknown option --jsn; did you mean --json\?/],
+      [['route', 'ls', '1', '2', '3'], 2, /unexpected argument "3"/],
+      [['nosuch'], 2, /^lars: unknown command "nosuch"/],
+      [['rout', 'ls'], 2, /unknown command "rout"; did you mean route\?/],
+      [['node', '--own', '5-2'], 2, /--own range 5-2 runs backwards; write 2-5/],
+      [['node', '--own', '0-70'], 2, new RegExp(`--own 0-70 is outside 0..${PARTITIONS - 1} \\(the cluster has ${PARTITIONS} partitions\\)`)],
+      [['route', 'ls', '--partitions', 'x'], 2, /--partitions must be an integer, got "x"/],
+      [['route', 'ls', '--nats', 'notaurl'], 2, /bad NATS URL "notaurl"/],
+      [['route', 'ls', '--log-level', 'loud'], 2, /--log-level must be one of trace, debug, info, warn, error, fatal, silent, got "loud"/],
+      [['route', 'ls', '--config', typo], 2, /unknown key "prefx"; did you mean "prefix"\?; partitions must be an integer \(a JSON number\), got a string/],
+      [['route', 'ls', '9', '9'], 1, /^lars route ls: route 9\.9 is not registered$/],
+      [['route', 'rm', '9', '9', '--yes'], 1, /^lars route rm: route 9\.9 is not registered$/],
+      [['route', 'rm', '9', '9'], 1, /^lars route rm: route 9\.9 is not registered$/],
     ];
-    for (const [args, code, re] of cases) {
-      const r = await lars(args, env);
+    // a few at a time: each is a node process
+    const results: Array<Awaited<ReturnType<typeof lars>>> = [];
+    for (let i = 0; i < cases.length; i += 4) results.push(...(await Promise.all(cases.slice(i, i + 4).map(([args]) => lars(args, env)))));
+    cases.forEach(([args, code, re], i) => {
+      const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(code);
       expect(r.stderr.trim().split('\n'), args.join(' ')).to.have.length(1);
-      expect(r.stderr).to.match(re);
-    }
+      expect(r.stderr.trim(), args.join(' ')).to.match(re);
+      expect(r.stderr, args.join(' ')).not.to.match(/To specify a positional argument|pino|at .*\.ts:\d+/);
+    });
     const down = await lars(['route', 'ls'], { ...env, LARS_NATS_URL: 'nats://127.0.0.1:1' });
     expect(down.code).to.equal(1);
-    expect(down.stderr.trim()).to.equal('lars route: cannot reach NATS at nats://127.0.0.1:1');
+    expect(down.stderr.trim()).to.equal('lars route ls: cannot reach NATS at nats://127.0.0.1:1');
     const nodeDown = await lars(['node'], { ...env, LARS_NATS_URL: 'nats://127.0.0.1:1' });
     expect(nodeDown.code).to.equal(1);
     expect(nodeDown.stderr.trim()).to.equal('lars node: cannot reach NATS at nats://127.0.0.1:1');
-    const help = await lars(['route', '--help'], env);
-    expect(help.code).to.equal(0);
-    expect(help.stdout).to.contain('lars route add <modid> <cmdid>');
+  });
+
+  it('cli - help, version and completion exit 0 and show placeholders', async () => {
+    const [bare, version, helpRoute, routeHelp, addHelp, completion] = await Promise.all([
+      lars([]),
+      lars(['--version']),
+      lars(['help', 'route']),
+      lars(['route', '--help']),
+      lars(['route', 'add', '--help']),
+      lars(['completion']),
+    ]);
+    expect(bare.code).to.equal(0);
+    expect(bare.stdout).to.match(/Commands:[\s\S]*lars node[\s\S]*lars route/);
+    expect(version.code).to.equal(0);
+    expect(version.stdout.trim()).to.match(/^\d+\.\d+\.\d+/);
+    expect(helpRoute.code).to.equal(0);
+    expect(helpRoute.stdout).to.contain('lars route add <modid> <cmdid> [hosts..]');
+    expect(helpRoute.stdout).to.equal(routeHelp.stdout);
+    expect(addHelp.code).to.equal(0);
+    expect(addHelp.stdout).to.contain('lars route add <modid> <cmdid>');
+    expect(addHelp.stdout).to.match(/--profile\s+<default\|lars>/);
+    expect(addHelp.stdout).to.match(/--nats\s+<url>.*\[default:\s+nats:\/\/127\.0\.0\.1:4222\]/s);
+    expect(completion.code).to.equal(0);
+    expect(completion.stdout).to.contain('--get-yargs-completions');
+    const words = await lars(['--get-yargs-completions', 'lars', 'route', '']);
+    expect(words.stdout.split('\n')).to.include.members(['add', 'rm', 'ls', 'watch']);
   });
 
   it('cli - flags override environment, environment overrides the config file', async () => {
@@ -105,12 +222,63 @@ describe('lars CLI (real nats-server)', function () {
     writeFileSync(file, JSON.stringify({ natsUrl: 'nats://127.0.0.1:2', prefix: c.prefix, partitions: PARTITIONS }));
     // file alone: unreachable URL from the file
     let r = await lars(['route', 'ls', '--config', file], { LARS_NATS_URL: '' });
-    expect(r.stderr.trim()).to.equal('lars route: cannot reach NATS at nats://127.0.0.1:2');
+    expect(r.stderr.trim()).to.equal('lars route ls: cannot reach NATS at nats://127.0.0.1:2');
     // environment beats the file
     r = await lars(['route', 'ls', '--config', file], { LARS_NATS_URL: server.url });
     expect(r.code, r.stderr).to.equal(0);
     // a flag beats the environment
     r = await lars(['route', 'ls', '--config', file, '--nats', 'nats://127.0.0.1:3'], { LARS_NATS_URL: server.url });
-    expect(r.stderr.trim()).to.equal('lars route: cannot reach NATS at nats://127.0.0.1:3');
+    expect(r.stderr.trim()).to.equal('lars route ls: cannot reach NATS at nats://127.0.0.1:3');
+  });
+});
+
+describe('lars node logs (real nats-server)', function () {
+  this.timeout(90_000);
+
+  it('cli - node logs are pretty on request, JSON by default off a terminal', async () => {
+    const server = await startNatsServer();
+    const env = { LARS_NATS_URL: server.url, LARS_PREFIX: uniquePrefix(), LARS_PARTITIONS: '4', LARS_LOG_LEVEL: 'info' };
+    const pretty = larsLive(['node', '--log-format', 'pretty'], env);
+    const json = larsLive(['node'], env);
+    try {
+      await waitFor(() => pretty.lines.some((l) => l.includes('route node ready')), { what: 'pretty ready line', timeoutMs: 20_000 });
+      await waitFor(() => json.lines.some((l) => l.includes('route node ready')), { what: 'json ready line', timeoutMs: 20_000 });
+      const p = pretty.lines.find((l) => l.includes('route node ready'))!;
+      expect(p).to.match(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO/);
+      expect(p).not.to.contain('"time"');
+      const j = JSON.parse(json.lines.find((l) => l.includes('route node ready'))!) as { time: number; msg: string };
+      expect(j.msg).to.equal('route node ready; Ctrl-C to stop');
+      expect(j.time).to.be.a('number');
+    } finally {
+      pretty.child.kill('SIGINT');
+      json.child.kill('SIGINT');
+      await Promise.all([pretty.exited, json.exited]);
+      await server.stop();
+    }
+  });
+
+  it('cli - lars node logs a lost NATS connection once and its recovery once', async () => {
+    let server = await startNatsServer();
+    const env = { LARS_NATS_URL: server.url, LARS_PREFIX: uniquePrefix(), LARS_PARTITIONS: '4', LARS_LOG_LEVEL: 'info' };
+    const node = larsLive(['node'], env);
+    const msgs = () => node.lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string; level: number }));
+    try {
+      await waitFor(() => msgs().some((m) => m.msg.startsWith('route node ready')), { what: 'node ready', timeoutMs: 20_000 });
+      await server.stop();
+      await waitFor(() => msgs().some((m) => m.msg.startsWith('lost connection')), { what: 'lost-connection line' });
+      server = await server.restart();
+      await waitFor(() => msgs().some((m) => m.msg.startsWith('reconnected')), { what: 'reconnected line', timeoutMs: 20_000 });
+      const lost = msgs().filter((m) => m.msg.startsWith('lost connection'));
+      const back = msgs().filter((m) => m.msg.startsWith('reconnected'));
+      expect(lost).to.have.length(1);
+      expect(lost[0]!.msg).to.equal(`lost connection to ${server.url}; reconnecting`);
+      expect(lost[0]!.level).to.equal(40);
+      expect(back).to.have.length(1);
+      expect(back[0]!.msg).to.match(new RegExp(`^reconnected to ${server.url} after (\\d+ ms|\\d+\\.\\d s)$`));
+    } finally {
+      node.child.kill('SIGINT');
+      await node.exited;
+      await server.stop();
+    }
   });
 });
