@@ -4,30 +4,51 @@
  */
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { StorageType } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { validateRegistryEntry, validateRouteState, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../schemas/messages.ts';
 import { isUint32, type Names } from '../schemas/subjects.ts';
 import { encode, tryDecode } from './codec.ts';
 import { RegistryError, LarsError, ErrorCode } from './errors.ts';
+import { silentLogger, type Logger } from './log.ts';
+import { retry } from './retry.ts';
+import { replicasFor, setReplicas, type Replicas } from './streams.ts';
 
 export interface RegistryRecord {
   entry: RegistryEntry;
   revision: number;
 }
 
-/** Opens (creating when missing) the registry bucket. Safe to call from many processes at once. */
-export async function openBucket(nc: NatsConnection, bucket: string, history = 5): Promise<KV> {
+export interface OpenBucketOptions {
+  /** Replicas of the bucket's stream; default `auto` (3 on a cluster, 1 on a single server). */
+  replicas?: Replicas;
+  log?: Logger;
+}
+
+/**
+ * Opens (creating when missing) a KV bucket. Safe to call from many processes
+ * at once. An existing bucket with another replica count is brought to the
+ * one asked for, when the servers can hold it.
+ */
+export async function openBucket(nc: NatsConnection, bucket: string, history = 5, opts: OpenBucketOptions = {}): Promise<KV> {
   const kvm = new Kvm(nc);
+  const replicas = replicasFor(nc, opts.replicas);
+  let kv: KV;
   try {
-    return await kvm.create(bucket, { history, storage: StorageType.File });
+    kv = await kvm.create(bucket, { history, storage: StorageType.File, replicas });
   } catch (err) {
     // A concurrent creator with another config, or a server that refuses: try to bind to what exists.
     try {
-      return await kvm.open(bucket);
+      kv = await kvm.open(bucket);
     } catch {
       throw new RegistryError(`cannot open KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
     }
   }
+  const status = await kv.status();
+  if (status.replicas !== replicas) {
+    const jsm = await jetstreamManager(nc);
+    await setReplicas(jsm, await jsm.streams.info(status.streamInfo.config.name), replicas, (opts.log ?? silentLogger()).child({ mod: 'registry', bucket }));
+  }
+  return kv;
 }
 
 export function routeKeyParts(key: string): { modid: number; cmdid: number } | undefined {
@@ -47,8 +68,8 @@ export class Registry {
     this.names = names;
   }
 
-  static async open(nc: NatsConnection, names: Names): Promise<Registry> {
-    return new Registry(await openBucket(nc, names.registryBucket), names);
+  static async open(nc: NatsConnection, names: Names, opts: OpenBucketOptions = {}): Promise<Registry> {
+    return new Registry(await openBucket(nc, names.registryBucket, 5, opts), names);
   }
 
   /** Decodes and validates a KV entry; undefined for deletes, throws RegistryError for bad values. */
@@ -74,28 +95,36 @@ export class Registry {
    */
   async update(modid: number, cmdid: number, fn: (cur: RegistryEntry | undefined) => RegistryEntry | null): Promise<RegistryEntry | null> {
     const key = this.names.routeKey(modid, cmdid);
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const e = await this.kv.get(key);
-      const cur = e && e.operation === 'PUT' ? Registry.decode(e) : undefined;
-      const next = fn(cur);
-      try {
-        if (next === null) {
-          if (e && e.operation === 'PUT') await this.kv.delete(key, { previousSeq: e.revision });
-          return null;
-        }
-        const check = validateRegistryEntry(next);
-        if (!check.ok) throw new RegistryError(`invalid registry entry: ${check.detail}`);
-        const data = encode(next);
-        if (e) await this.kv.put(key, data, { previousSeq: e.revision });
-        else await this.kv.create(key, data);
-        return next;
-      } catch (err) {
-        if (err instanceof RegistryError) throw err;
-        if (isConflict(err)) continue;
-        throw new RegistryError(`registry write failed: ${(err as Error).message}`, { cause: err });
-      }
+    const attempts = 10;
+    try {
+      return await retry(
+        async () => {
+          const e = await this.kv.get(key);
+          const cur = e && e.operation === 'PUT' ? Registry.decode(e) : undefined;
+          const next = fn(cur);
+          try {
+            if (next === null) {
+              if (e && e.operation === 'PUT') await this.kv.delete(key, { previousSeq: e.revision });
+              return null;
+            }
+            const check = validateRegistryEntry(next);
+            if (!check.ok) throw new RegistryError(`invalid registry entry: ${check.detail}`);
+            const data = encode(next);
+            if (e) await this.kv.put(key, data, { previousSeq: e.revision });
+            else await this.kv.create(key, data);
+            return next;
+          } catch (err) {
+            if (err instanceof RegistryError || isConflict(err)) throw err;
+            throw new RegistryError(`registry write failed: ${(err as Error).message}`, { cause: err });
+          }
+        },
+        // Someone else wrote the key between our read and write: read again at once.
+        { attempts, minMs: 0, retryIf: isConflict },
+      );
+    } catch (err) {
+      if (isConflict(err)) throw new LarsError(ErrorCode.registryConflict, `registry key ${key} kept changing; gave up after ${attempts} attempts`, { cause: err });
+      throw err;
     }
-    throw new LarsError(ErrorCode.registryConflict, `registry key ${key} kept changing; gave up after 10 attempts`);
   }
 
   /** Adds hosts (or updates their weight/zone) to a route, creating it when missing. */
@@ -152,8 +181,8 @@ export class RouteStore {
     this.names = names;
   }
 
-  static async open(nc: NatsConnection, names: Names): Promise<RouteStore> {
-    return new RouteStore(await openBucket(nc, names.routesBucket, 1), names);
+  static async open(nc: NatsConnection, names: Names, opts: OpenBucketOptions = {}): Promise<RouteStore> {
+    return new RouteStore(await openBucket(nc, names.routesBucket, 1, opts), names);
   }
 
   /** Binds to the bucket without creating it; undefined when it does not exist yet. */
@@ -190,9 +219,12 @@ export class RouteStore {
   }
 }
 
+/** A compare-and-set write lost: the key is no longer at the revision the write expected. */
 export function isConflict(err: unknown): boolean {
-  const msg = String((err as Error)?.message ?? err);
-  return /wrong last sequence|key exists|10071|10164/i.test(msg);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }
 
 export interface BucketWatch {
@@ -203,34 +235,23 @@ export interface BucketWatch {
 
 /**
  * Watches every key of a bucket (last values, then updates) and tells when
- * the initial values are all in: the watch starts first, then the current
- * keys are listed, and `initialized` resolves when each listed key has come
- * through the watch. One pass over the bucket, no read per key.
+ * the initial values are all in, by the watcher's own marker: each entry
+ * carries how many messages are still pending for the watch (`delta`), and
+ * the last of the initial values is the first one with none left. An empty
+ * bucket has no initial values.
  */
 export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promise<void>, opts: { initTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Promise<BucketWatch> {
   const watch = await kv.watch({ key: '>' });
-  const pending = new Set<string>();
-  const seen = new Set<string>();
-  let listed = false;
   let resolveInit!: () => void;
   const initialized = new Promise<void>((r) => (resolveInit = r));
-  const check = (): void => {
-    if (listed && pending.size === 0) resolveInit();
-  };
   void (async () => {
     for await (const e of watch) {
       await onEntry(e);
-      if (listed) pending.delete(e.key);
-      else seen.add(e.key);
-      check();
+      if (e.delta === 0) resolveInit();
     }
   })().catch((err: unknown) => opts.onError?.(err));
-  for await (const k of await kv.keys()) pending.add(k);
-  // keys the watch delivered while they were being listed are in already
-  for (const k of seen) pending.delete(k);
-  seen.clear();
-  listed = true;
-  check();
+  // Nothing stored (the watch then delivers no initial value at all).
+  if ((await kv.status()).values === 0) resolveInit();
   const timer = setTimeout(resolveInit, opts.initTimeoutMs ?? 30_000);
   timer.unref?.();
   void initialized.then(() => clearTimeout(timer));

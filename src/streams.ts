@@ -6,13 +6,44 @@
  *
  * `ensureStreams` is called by every route node and every sink at start, so it
  * is idempotent and safe to race: it creates a missing stream, and when a
- * stream exists it leaves its limits alone (an operator may have tuned them)
- * and only adds missing subjects.
+ * stream exists it leaves its limits alone (an operator may have tuned them),
+ * only adds missing subjects and brings its replica count to the one asked for.
+ *
+ * Replicas: `auto` (the default) is 3 when the server we are connected to is
+ * part of a cluster (its INFO names the cluster; nats-server 2.9 sends
+ * `cluster` only then) and 1 on a single server.
  */
-import { JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { nanos, type NatsConnection, type ServerInfo } from '@nats-io/transport-node';
 import type { Names } from '../schemas/subjects.ts';
 import { LIMITS } from '../schemas/messages.ts';
+import { silentLogger, type Logger } from './log.ts';
+import { retry } from './retry.ts';
+import { ConfigError } from './errors.ts';
+
+/** A replica count, or `auto`: 3 on a cluster, 1 on a single server. */
+export type Replicas = number | 'auto';
+
+/** Replicas used by `auto` on a cluster. */
+export const CLUSTER_REPLICAS = 3;
+
+/**
+ * The replica count for `want` on the server described by `info` (the
+ * connection's server INFO): a number is taken as it is (at least 1), `auto`
+ * is 3 when the server belongs to a cluster and 1 otherwise.
+ */
+export function chooseReplicas(want: Replicas | undefined, info: Pick<ServerInfo, 'cluster'> | undefined): number {
+  if (typeof want === 'number') {
+    if (!Number.isInteger(want) || want < 1 || want > 5) throw new ConfigError(`replicas must be an integer from 1 to 5 or 'auto', not ${want}`);
+    return want;
+  }
+  return info?.cluster ? CLUSTER_REPLICAS : 1;
+}
+
+/** The replica count for `want` on the server `nc` is connected to. */
+export function replicasFor(nc: NatsConnection, want: Replicas | undefined): number {
+  return chooseReplicas(want, nc.info);
+}
 
 export interface StreamLimits {
   /** Oldest message kept, ms. */
@@ -21,7 +52,7 @@ export interface StreamLimits {
   maxBytes: number;
   /** Window in which a repeated `Nats-Msg-Id` is dropped, ms. */
   duplicateWindowMs: number;
-  replicas: number;
+  replicas: Replicas;
 }
 
 /**
@@ -32,21 +63,24 @@ export const DEFAULT_REPORT_STREAM_LIMITS: StreamLimits = {
   maxAgeMs: 3 * 86_400_000,
   maxBytes: 8 * 2 ** 30,
   duplicateWindowMs: 120_000,
-  replicas: 1,
+  replicas: 'auto',
 };
 
 export const DEFAULT_EVENT_STREAM_LIMITS: StreamLimits = {
   maxAgeMs: 30 * 86_400_000,
   maxBytes: 2 ** 30,
   duplicateWindowMs: 120_000,
-  replicas: 1,
+  replicas: 'auto',
 };
 
 export interface EnsureStreamsOptions {
   reports?: Partial<StreamLimits>;
   events?: Partial<StreamLimits>;
+  /** Replicas of both streams (overrides `reports.replicas` and `events.replicas`); default `auto`. */
+  replicas?: Replicas;
   /** An existing manager (saves one round trip). */
   jsm?: JetStreamManager;
+  log?: Logger;
 }
 
 export interface EnsuredStreams {
@@ -54,10 +88,7 @@ export interface EnsuredStreams {
   events: StreamInfo;
 }
 
-const NS_PER_MS = 1_000_000;
-
-/** JetStream API error codes this module reacts to. */
-const STREAM_NOT_FOUND = 10059;
+/** JetStream API error codes this module reacts to, beyond the client's JetStreamApiCodes. */
 const STREAM_NAME_IN_USE = 10058;
 /** Also what a concurrent creator of the same stream can cause on 2.9: treated like "name in use". */
 const SUBJECTS_OVERLAP = 10065;
@@ -65,6 +96,7 @@ const INSUFFICIENT_STORAGE = 10047;
 /** Smallest max_bytes ensureStream falls back to when the server cannot reserve more. */
 const MIN_STREAM_BYTES = 64 * 2 ** 20;
 
+/** The stream's config; `replicas` must be resolved (a number) by then, `auto` counts as 1. */
 export function streamConfig(name: string, subject: string, limits: StreamLimits): Partial<StreamConfig> & { name: string } {
   return {
     name,
@@ -72,21 +104,26 @@ export function streamConfig(name: string, subject: string, limits: StreamLimits
     retention: 'limits',
     storage: 'file',
     discard: 'old',
-    max_age: limits.maxAgeMs * NS_PER_MS,
+    max_age: nanos(limits.maxAgeMs),
     max_bytes: limits.maxBytes,
     max_msg_size: LIMITS.maxMessageBytes,
     max_msgs: -1,
     max_consumers: -1,
-    duplicate_window: limits.duplicateWindowMs * NS_PER_MS,
-    num_replicas: limits.replicas,
+    duplicate_window: nanos(limits.duplicateWindowMs),
+    num_replicas: limits.replicas === 'auto' ? 1 : limits.replicas,
   } as Partial<StreamConfig> & { name: string };
 }
 
 export async function ensureStreams(nc: NatsConnection, n: Names, opts: EnsureStreamsOptions = {}): Promise<EnsuredStreams> {
   const jsm = opts.jsm ?? (await jetstreamManager(nc));
+  const log = (opts.log ?? silentLogger()).child({ mod: 'streams' });
+  const limits = (defaults: StreamLimits, o: Partial<StreamLimits> | undefined): StreamLimits => {
+    const l = { ...defaults, ...o };
+    return { ...l, replicas: replicasFor(nc, opts.replicas ?? l.replicas) };
+  };
   const [reports, events] = await Promise.all([
-    ensureStream(jsm, streamConfig(n.reportsStream, n.reportAll, { ...DEFAULT_REPORT_STREAM_LIMITS, ...opts.reports })),
-    ensureStream(jsm, streamConfig(n.eventsStream, n.eventAll, { ...DEFAULT_EVENT_STREAM_LIMITS, ...opts.events })),
+    ensureStream(jsm, streamConfig(n.reportsStream, n.reportAll, limits(DEFAULT_REPORT_STREAM_LIMITS, opts.reports)), log),
+    ensureStream(jsm, streamConfig(n.eventsStream, n.eventAll, limits(DEFAULT_EVENT_STREAM_LIMITS, opts.events)), log),
   ]);
   return { reports, events };
 }
@@ -95,46 +132,71 @@ function apiCode(err: unknown): number | undefined {
   return err instanceof JetStreamApiError ? err.code : undefined;
 }
 
-/** Creates the stream, or adopts the existing one (adding our subject if it lacks it). */
-export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }): Promise<StreamInfo> {
+/** Creates the stream, or adopts the existing one (adding our subject if it lacks it, and setting its replicas). */
+export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }, log: Logger = silentLogger()): Promise<StreamInfo> {
   let want = cfg;
-  for (let attempt = 0; ; attempt++) {
-    const existing = await infoOrUndefined(jsm, want.name);
-    if (existing) return adopt(jsm, existing, want);
-    try {
-      return await jsm.streams.add(want);
-    } catch (err) {
-      const code = apiCode(err);
-      // Another process created it between our info and add (with other limits): adopt theirs.
-      // On 2.9 the loser of a concurrent create of the same stream may hear "subjects overlap" instead.
-      if ((code === STREAM_NAME_IN_USE || code === SUBJECTS_OVERLAP) && attempt < 5) {
-        await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
-        continue;
-      }
-      // The server reserves max_bytes up front; on a small disk take what it can give.
-      const bytes = want.max_bytes ?? -1;
-      if (code === INSUFFICIENT_STORAGE && bytes > MIN_STREAM_BYTES) {
-        want = { ...want, max_bytes: Math.max(MIN_STREAM_BYTES, Math.floor(bytes / 2)) };
-        continue;
-      }
-      throw err;
-    }
-  }
+  let raced = 0;
+  return retry(
+    async () => {
+      const existing = await infoOrUndefined(jsm, want.name);
+      if (existing) return adopt(jsm, existing, want, log);
+      return jsm.streams.add(want);
+    },
+    {
+      attempts: 16,
+      minMs: 20,
+      maxMs: 200,
+      randomize: true,
+      retryIf: (err) => {
+        const code = apiCode(err);
+        // Another process created it between our info and add (with other limits): adopt theirs.
+        // On 2.9 the loser of a concurrent create of the same stream may hear "subjects overlap" instead.
+        if ((code === STREAM_NAME_IN_USE || code === SUBJECTS_OVERLAP) && raced++ < 5) return true;
+        // The server reserves max_bytes up front; on a small disk take what it can give.
+        const bytes = want.max_bytes ?? -1;
+        if (code === INSUFFICIENT_STORAGE && bytes > MIN_STREAM_BYTES) {
+          want = { ...want, max_bytes: Math.max(MIN_STREAM_BYTES, Math.floor(bytes / 2)) };
+          return true;
+        }
+        return false;
+      },
+    },
+  );
 }
 
 async function infoOrUndefined(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
   try {
     return await jsm.streams.info(name);
   } catch (err) {
-    if (apiCode(err) === STREAM_NOT_FOUND) return undefined;
+    if (apiCode(err) === JetStreamApiCodes.StreamNotFound) return undefined;
     throw err;
   }
 }
 
-async function adopt(jsm: JetStreamManager, info: StreamInfo, cfg: Partial<StreamConfig>): Promise<StreamInfo> {
+async function adopt(jsm: JetStreamManager, info: StreamInfo, cfg: Partial<StreamConfig>, log: Logger): Promise<StreamInfo> {
   const want = cfg.subjects ?? [];
   const have = info.config.subjects ?? [];
   const missing = want.filter((s) => !have.includes(s));
-  if (missing.length === 0) return info;
-  return jsm.streams.update(info.config.name, { subjects: [...have, ...missing] });
+  if (missing.length > 0) info = await jsm.streams.update(info.config.name, { subjects: [...have, ...missing] });
+  if (cfg.num_replicas !== undefined) info = await setReplicas(jsm, info, cfg.num_replicas, log);
+  return info;
+}
+
+/**
+ * Brings an existing stream (a KV bucket's too) to `replicas`. The server
+ * moves the data; when it cannot (fewer servers than replicas, a server
+ * that is not clustered) the stream is used as it is and the refusal logged.
+ */
+export async function setReplicas(jsm: JetStreamManager, info: StreamInfo, replicas: number, log: Logger): Promise<StreamInfo> {
+  const name = info.config.name;
+  const from = info.config.num_replicas;
+  if (from === replicas) return info;
+  try {
+    const updated = await jsm.streams.update(name, { num_replicas: replicas });
+    log.info({ stream: name, from, to: replicas }, 'stream replica count changed');
+    return updated;
+  } catch (err) {
+    log.warn({ err, stream: name, from, to: replicas }, 'could not change the stream replica count; using it as it is');
+    return info;
+  }
 }
