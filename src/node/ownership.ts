@@ -1,23 +1,51 @@
 /**
  * The seam between a route node and the cluster: which report partitions
- * this node owns. A single node owns them all (StaticOwnership); a cluster
- * implementation (membership heartbeats and per-partition leases in KV,
- * rendezvous hashing in actors/ownership.ts) plugs in behind the same
- * interface without changing subjects or messages.
+ * this node owns. A single node owns them all, or an explicit set
+ * (StaticOwnership); in a cluster, LeaseOwnership (src/cluster/) takes
+ * per-partition leases in KV over the live members. The node asks the
+ * ownership before publishing (`holds`), reports a fenced write it lost
+ * (`lost`), and hands partitions over when told to (`OwnershipHooks`).
  */
+export interface OwnershipHooks {
+  /**
+   * Hands partitions over before their leases are released: the node stops
+   * taking their reports, publishes and checkpoints their routes, and drops
+   * their actors.
+   */
+  handOver(partitions: readonly number[]): Promise<void>;
+}
+
 export interface PartitionOwnership {
   /** Partitions owned now. */
   owned(): ReadonlySet<number>;
   /** Registers a listener for ownership changes; returns a function that removes it. */
   onChange(listener: (owned: ReadonlySet<number>) => void): () => void;
+  /** Starts taking part (membership, leases); called once by the node before it reads `owned()`. */
+  start?(hooks: OwnershipHooks): Promise<void>;
+  /** Fencing: whether this node may still publish for `partition` now (its lease renewed recently enough by the local clock). */
+  holds?(partition: number): boolean;
+  /** Tries to renew the partition's lease at once; false when it is lost. */
+  reassert?(partition: number): Promise<boolean>;
+  /** The node found out it lost `partition` (a fenced write failed): stop counting it as owned. */
+  lost?(partition: number): void;
+  /** Announces that the node is stopping, so that successors are ready when the leases are released. */
+  leave?(): Promise<void>;
+  /** Releases everything held (after the node handed its partitions over). */
   close(): Promise<void>;
 }
 
 export class StaticOwnership implements PartitionOwnership {
-  private readonly set: ReadonlySet<number>;
+  private readonly all: ReadonlySet<number>;
+  private set: Set<number>;
+  private readonly listeners = new Set<(owned: ReadonlySet<number>) => void>();
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private readonly retakeMs: number;
 
-  constructor(partitions: Iterable<number>) {
-    this.set = new Set(partitions);
+  /** `retakeMs`: after a lost write, how long until the partition is owned (and reloaded) again. */
+  constructor(partitions: Iterable<number>, opts: { retakeMs?: number } = {}) {
+    this.all = new Set(partitions);
+    this.set = new Set(this.all);
+    this.retakeMs = opts.retakeMs ?? 1000;
   }
 
   static all(partitions: number): StaticOwnership {
@@ -28,9 +56,36 @@ export class StaticOwnership implements PartitionOwnership {
     return this.set;
   }
 
-  onChange(): () => void {
-    return () => {};
+  onChange(listener: (owned: ReadonlySet<number>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
-  async close(): Promise<void> {}
+  /**
+   * An explicit assignment has no lease to lose: the partition is dropped
+   * and, after `retakeMs`, owned again and reloaded from what is stored
+   * (never overwritten with the state this node had).
+   */
+  lost(partition: number): void {
+    if (!this.set.delete(partition)) return;
+    this.emit();
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.all.has(partition)) return;
+      this.set.add(partition);
+      this.emit();
+    }, this.retakeMs);
+    t.unref?.();
+    this.timers.add(t);
+  }
+
+  private emit(): void {
+    this.set = new Set(this.set);
+    for (const l of this.listeners) l(this.set);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
 }

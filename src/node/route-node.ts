@@ -3,6 +3,14 @@
  * owns, feeds them the report batches arriving on those partitions' subjects,
  * ticks them, and publishes every change (full route state on the route
  * subject and in the routes KV bucket; one event per transition).
+ *
+ * Fencing: a route state is published only while the ownership still holds
+ * the partition (a lease renewed recently enough by the local clock); the
+ * routes KV write is conditional on the revision this node last wrote or
+ * read at takeover, and a conflict means the partition is lost: its actors
+ * are dropped at once and ownership decides afresh. A new owner restores
+ * each route from its checkpoint (`<prefix>_checkpoints`), else from its
+ * last published state.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
@@ -11,9 +19,13 @@ import { LIMITS, validateReportBatch, type RegistryEntry, type RouteState, type 
 import { RouteActor } from '../../actors/route.ts';
 import { resolveParams } from '../../actors/params.ts';
 import { encode, tryDecode } from '../codec.ts';
-import { Registry, RouteStore, routeKeyParts, isConflict, watchBucket } from '../registry.ts';
+import { Registry, RouteStore, routeKeyParts, watchBucket } from '../registry.ts';
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
+import { retry } from '../retry.ts';
+import { isCasConflict } from '../cluster/kv.ts';
+import { clusterNames } from '../cluster/names.ts';
+import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
 
 export interface RouteNodeOptions {
@@ -42,11 +54,25 @@ export interface RouteNodeStats {
   events: number;
   kvWrites: number;
   kvConflicts: number;
+  /** Route states held back because the partition's lease was not fresh enough. */
+  fenced: number;
+  /** Partitions dropped because a fenced write or a lease renewal failed. */
+  partitionsLost: number;
   rejects: Record<string, number>;
+}
+
+/** A partition coming to or leaving this node (observability, handover timing). */
+export interface PartitionEvent {
+  partition: number;
+  /** acquired: routes loaded and reports subscribed; released: reports no longer taken (handover begins); lost: dropped after a failed fenced write or lease. */
+  kind: 'acquired' | 'released' | 'lost';
+  /** Node clock, ms. */
+  at: number;
 }
 
 interface RouteSlot {
   actor: RouteActor;
+  partition: number;
   /** Registry revision last applied. */
   registryRevision: number;
   /** Routes KV revision of our last write (fencing), 0 = key absent. */
@@ -80,7 +106,18 @@ export class RouteNode {
   /** Registry entries are applied one at a time, in arrival order. */
   private regChain: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<(state: RouteState, events: RouteEvent[]) => void>();
-  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0 };
+  private readonly partitionListeners = new Set<(e: PartitionEvent) => void>();
+  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0 };
+  private checkpoints!: CheckpointStore;
+  /** Last checkpoints read in bulk at start (only while starting). */
+  private preloadedCheckpoints: Map<string, CheckpointRecord> | undefined;
+  /** Partitions served: routes loaded (or loading) and reports subscribed. */
+  private readonly active = new Set<number>();
+  /** Partitions whose lease is being renewed before their held-back states are published. */
+  private readonly reasserting = new Set<number>();
+  /** Routes whose restore read failed, retried while their partition is owned. */
+  private readonly retryKeys = new Set<string>();
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(opts: RouteNodeOptions) {
     this.nc = opts.nc;
@@ -100,11 +137,17 @@ export class RouteNode {
     await opts.onStart?.(opts.nc, node.names);
     node.registry = await Registry.open(opts.nc, node.names);
     node.store = await RouteStore.open(opts.nc, node.names);
+    node.checkpoints = await CheckpointStore.open(opts.nc, clusterNames(node.names.prefix).checkpointsBucket);
+    const initial = new Set(node.ownership.owned());
+    for (const p of initial) node.active.add(p);
     await node.startRegistryWatch();
-    for (const p of node.ownership.owned()) node.subscribePartition(p);
+    for (const p of initial) node.subscribePartition(p);
     node.ownership.onChange((owned) => node.onOwnershipChange(owned));
     node.tickTimer = setInterval(() => node.tick(), node.tickMs);
     node.tickTimer.unref?.();
+    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, true) });
+    // Changes that came while starting.
+    node.onOwnershipChange(node.ownership.owned());
     node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
     return node;
   }
@@ -123,6 +166,15 @@ export class RouteNode {
     await routesWatch.initialized;
     routesWatch.stop();
     this.preloaded = lastStates;
+    const cps = new Map<string, CheckpointRecord>();
+    const cpWatch = await watchBucket(this.checkpoints.kv, (e) => {
+      const cp = CheckpointStore.decodeEntry(e);
+      if (cp) cps.set(e.key, cp);
+      else cps.delete(e.key);
+    });
+    await cpWatch.initialized;
+    cpWatch.stop();
+    this.preloadedCheckpoints = cps;
     const w = await watchBucket(this.registry.kv, (e) => (this.closed ? undefined : this.enqueueRegistry(e)), {
       onError: (err) => {
         if (!this.closed) this.log.error({ err }, 'registry watch ended');
@@ -132,6 +184,7 @@ export class RouteNode {
     await w.initialized;
     await this.regChain;
     this.preloaded = undefined;
+    this.preloadedCheckpoints = undefined;
   }
 
   private enqueueRegistry(e: Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>): Promise<void> {
@@ -147,7 +200,8 @@ export class RouteNode {
       return;
     }
     const { modid, cmdid } = parts;
-    if (!this.ownership.owned().has(partitionOf(modid, cmdid, this.partitions))) return;
+    const partition = partitionOf(modid, cmdid, this.partitions);
+    if (!this.active.has(partition)) return;
     const key = this.names.routeKey(modid, cmdid);
     const slot = this.routes.get(key);
     if (slot && e.revision <= slot.registryRevision) return;
@@ -177,12 +231,50 @@ export class RouteNode {
       this.markDirty(slot);
       return;
     }
-    // New route (or re-created after removal): resume from the last published state.
-    const last = this.preloaded ? this.preloaded.get(key) : await this.store.get(modid, cmdid).catch(() => undefined);
-    const actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: last?.state.removed ? { ...last.state, hosts: [] } : last?.state });
-    const ns: RouteSlot = { actor, registryRevision: e.revision, kvRevision: last?.revision ?? 0 };
+    // New route (or re-created after removal, or taken over): resume from the
+    // checkpoint, else the last published state. A failed read leaves the
+    // route unloaded and retried: a blank restart would publish a lower
+    // version, or hosts the previous owner had ejected.
+    let last: { state: RouteState; revision: number } | undefined;
+    let cp: CheckpointRecord | undefined;
+    if (this.preloaded) {
+      last = this.preloaded.get(key);
+      cp = this.preloadedCheckpoints?.get(key);
+    } else {
+      try {
+        [last, cp] = await retry(() => Promise.all([this.store.get(modid, cmdid), this.checkpoints.get(key)]), { attempts: 3, minMs: 50, retryIf: () => !this.closed });
+      } catch (err) {
+        this.log.warn({ err, route: key }, 'route restore read failed; retrying later');
+        this.retryLater(key);
+        return;
+      }
+      if (!this.active.has(partition)) return;
+      const again = this.routes.get(key);
+      if (again && !again.actor.isRemoved) return;
+    }
+    let restored = cp && (!last || cp.state.version >= last.state.version) ? cp.state : last?.state;
+    if (restored?.removed) restored = { ...restored, hosts: [] };
+    let actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored });
+    if (restored && restored.hosts.length > 0 && !hasPickable(actor.snapshot(now))) {
+      // Never publish a route agents cannot pick from because of what was restored.
+      this.log.warn({ route: key, version: restored.version }, 'restored route had no pickable host; host states start afresh');
+      actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...restored, hosts: [] } });
+    }
+    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? 0 };
     this.routes.set(key, ns);
     this.markDirty(ns);
+  }
+
+  private retryLater(key: string): void {
+    this.retryKeys.add(key);
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const keys = [...this.retryKeys];
+      this.retryKeys.clear();
+      void this.loadKeys(keys);
+    }, 1000);
+    this.retryTimer.unref?.();
   }
 
   // ---------------------------------------------------------------- partitions
@@ -196,25 +288,107 @@ export class RouteNode {
     })().catch((err: unknown) => this.log.error({ err, partition: p }, 'partition subscription ended'));
   }
 
-  private onOwnershipChange(owned: ReadonlySet<number>): void {
-    for (const [p, sub] of this.subs) {
-      if (!owned.has(p)) {
-        sub.unsubscribe();
-        this.subs.delete(p);
-      }
-    }
-    for (const [key, slot] of this.routes) {
-      if (!owned.has(partitionOf(slot.actor.modid, slot.actor.cmdid, this.partitions))) this.routes.delete(key);
-    }
-    for (const p of owned) this.subscribePartition(p);
-    void this.reloadRegistry();
+  private unsubscribePartition(p: number): void {
+    this.subs.get(p)?.unsubscribe();
+    this.subs.delete(p);
   }
 
-  private async reloadRegistry(): Promise<void> {
-    const keys = await this.registry.kv.keys();
-    for await (const k of keys) {
-      const e = await this.registry.kv.get(k);
-      if (e) await this.enqueueRegistry(e);
+  /** Stops serving a partition at once: no more reports, its actors and pending writes dropped. */
+  private dropPartition(p: number): void {
+    this.unsubscribePartition(p);
+    this.active.delete(p);
+    for (const [key, slot] of this.routes) {
+      if (slot.partition !== p) continue;
+      this.routes.delete(key);
+      this.dirty.delete(slot);
+      this.kvPending.delete(slot);
+    }
+  }
+
+  private onOwnershipChange(owned: ReadonlySet<number>): void {
+    if (this.closed) return;
+    for (const p of [...this.active]) if (!owned.has(p)) this.dropPartition(p);
+    const added = [...owned].filter((p) => !this.active.has(p));
+    if (added.length === 0) return;
+    for (const p of added) this.active.add(p);
+    void this.acquire(added).catch((err: unknown) => this.log.error({ err, partitions: added }, 'partition load failed'));
+  }
+
+  /** Loads the routes of newly owned partitions (restoring each), then subscribes to their reports. */
+  private async acquire(ps: number[]): Promise<void> {
+    const want = new Set(ps);
+    const keys: string[] = [];
+    for await (const k of await this.registry.kv.keys()) {
+      const parts = routeKeyParts(k);
+      if (parts && want.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) keys.push(k);
+    }
+    await this.loadKeys(keys);
+    const now = this.clock();
+    for (const p of ps) {
+      if (!this.active.has(p) || this.closed) continue;
+      this.subscribePartition(p);
+      this.emitPartition({ partition: p, kind: 'acquired', at: now });
+    }
+    this.log.info({ partitions: ps, routes: keys.length }, 'partitions acquired');
+  }
+
+  private async loadKeys(keys: string[]): Promise<void> {
+    await Promise.all(
+      keys.map(async (k) => {
+        const parts = routeKeyParts(k);
+        if (!parts || !this.active.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) return;
+        const e = await this.registry.kv.get(k).catch((err: unknown) => {
+          this.log.warn({ err, key: k }, 'registry read failed; retrying later');
+          this.retryLater(k);
+          return null;
+        });
+        if (e) await this.enqueueRegistry(e);
+      }),
+    );
+  }
+
+  /**
+   * Hands partitions over: stops taking their reports, publishes what
+   * changed, waits for the route states and checkpoints to be stored, and
+   * (with `drop`) drops the actors. The ownership releases the leases after.
+   */
+  private async handOver(ps: readonly number[], drop: boolean): Promise<void> {
+    const set = new Set(ps);
+    const at = this.clock();
+    for (const p of ps) {
+      this.unsubscribePartition(p);
+      this.emitPartition({ partition: p, kind: 'released', at });
+    }
+    this.flush();
+    await this.settled();
+    const slots = [...this.routes.values()].filter((s) => set.has(s.partition) && !s.actor.isRemoved);
+    const now = this.clock();
+    const ts = Date.now();
+    await Promise.all(
+      slots.map((s) =>
+        this.checkpoints.put(this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.snapshot(now), ts).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
+      ),
+    );
+    if (drop) for (const p of ps) this.dropPartition(p);
+  }
+
+  /** A fenced write or renewal failed: the partition belongs to someone else now. */
+  private losePartition(p: number, why: string): void {
+    if (!this.active.has(p)) return;
+    this.counters.partitionsLost++;
+    this.log.warn({ partition: p, why }, 'partition lost; its routes are dropped');
+    this.dropPartition(p);
+    this.emitPartition({ partition: p, kind: 'lost', at: this.clock() });
+    this.ownership.lost?.(p);
+  }
+
+  private emitPartition(e: PartitionEvent): void {
+    for (const l of this.partitionListeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log.error({ err }, 'partition listener failed');
+      }
     }
   }
 
@@ -277,7 +451,15 @@ export class RouteNode {
     this.flushScheduled = false;
     const now = this.clock();
     for (const slot of this.dirty) {
-      const ch = slot.actor.flush(now);
+      const a0 = slot.actor;
+      if (this.routes.get(this.names.routeKey(a0.modid, a0.cmdid)) !== slot) continue;
+      if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
+        // The lease may have expired (a stall, a slow renewal): publish nothing until it is renewed.
+        this.counters.fenced++;
+        this.reassert(slot.partition);
+        continue;
+      }
+      const ch = a0.flush(now);
       if (!ch) continue;
       const a = slot.actor;
       try {
@@ -292,12 +474,32 @@ export class RouteNode {
         // Disconnected: the KV write below and the agents' re-read on reconnect carry the state.
         this.log.warn({ err, route: `${a.modid}.${a.cmdid}` }, 'publish failed');
       }
-      for (const l of this.listeners) l(ch.state, ch.events);
+      for (const l of this.listeners) {
+        try {
+          l(ch.state, ch.events);
+        } catch (err) {
+          this.log.error({ err, route: `${a.modid}.${a.cmdid}` }, 'route change listener failed');
+        }
+      }
       this.kvPending.set(slot, ch.state);
       if (a.isRemoved) this.routes.delete(this.names.routeKey(a.modid, a.cmdid));
     }
     this.dirty.clear();
     this.pumpKv();
+  }
+
+  /** Renews a partition's lease before its held-back route states go out; drops the partition when that fails. */
+  private reassert(p: number): void {
+    if (this.reasserting.has(p) || !this.ownership.reassert) return;
+    this.reasserting.add(p);
+    void this.ownership
+      .reassert(p)
+      .then((ok) => {
+        if (!ok && !this.closed && this.ownership.holds?.(p) !== true) this.losePartition(p, 'lease could not be renewed before publishing');
+        else for (const slot of this.routes.values()) if (slot.partition === p && slot.actor.isDirty) this.markDirty(slot);
+      })
+      .catch((err: unknown) => this.log.error({ err, partition: p }, 'lease renewal failed'))
+      .finally(() => this.reasserting.delete(p));
   }
 
   private pumpKv(): void {
@@ -317,29 +519,44 @@ export class RouteNode {
     }
   }
 
+  private isCurrent(slot: RouteSlot): boolean {
+    return this.routes.get(this.names.routeKey(slot.actor.modid, slot.actor.cmdid)) === slot;
+  }
+
+  /**
+   * Stores a route state with compare-and-set on the revision this node last
+   * wrote (or read at takeover), then its checkpoint. A conflict means
+   * another node owns the partition now: the partition is dropped, never
+   * re-read and overwritten.
+   */
   private async writeKv(slot: RouteSlot, state: RouteState): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        slot.kvRevision = await this.store.put(state, slot.kvRevision);
-        this.counters.kvWrites++;
+    const route = `${state.modid}.${state.cmdid}`;
+    try {
+      await retry(
+        async () => {
+          if (!this.isCurrent(slot) && !state.removed) return;
+          slot.kvRevision = await this.store.put(state, slot.kvRevision);
+          this.counters.kvWrites++;
+        },
+        {
+          attempts: 3,
+          minMs: 250,
+          retryIf: (err) => !isCasConflict(err) && !this.closed,
+          onRetry: (err) => this.log.warn({ err, route }, 'route state KV write failed; will retry'),
+        },
+      );
+    } catch (err) {
+      if (isCasConflict(err)) {
+        this.counters.kvConflicts++;
+        if (this.isCurrent(slot)) this.losePartition(slot.partition, `route ${route} was written by another node`);
         return;
-      } catch (err) {
-        if (isConflict(err)) {
-          // Someone else wrote this route (a previous owner): fencing. Re-read and go on as the owner.
-          this.counters.kvConflicts++;
-          this.log.warn({ route: `${state.modid}.${state.cmdid}` }, 'route state was written by another node; taking over');
-          const cur = await this.store.get(state.modid, state.cmdid).catch(() => undefined);
-          slot.kvRevision = cur?.revision ?? 0;
-          if (cur && cur.state.version >= state.version) state = { ...state, version: cur.state.version + 1 };
-          continue;
-        }
-        if (this.closed) return;
-        this.log.warn({ err, route: `${state.modid}.${state.cmdid}` }, 'route state KV write failed; will retry');
-        await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
       }
+      if (this.closed) return;
+      // Keep the newest state for the next flush rather than losing it.
+      if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, state);
+      return;
     }
-    // Keep the newest state for the next flush rather than losing it.
-    if (!this.kvPending.has(slot)) this.kvPending.set(slot, state);
+    await this.checkpoints.put(this.names.routeKey(state.modid, state.cmdid), state, Date.now()).catch((err: unknown) => this.log.warn({ err, route }, 'checkpoint write failed'));
   }
 
   /** Resolves when every route state has been written to KV. */
@@ -349,7 +566,18 @@ export class RouteNode {
     await new Promise<void>((r) => this.kvIdle.push(r));
   }
 
-  /** Listener for every published route change (dev demo, tests). Returns a remover. */
+  /** Listener for partitions coming and going (handover timing, tests). Returns a remover. */
+  onPartition(l: (e: PartitionEvent) => void): () => void {
+    this.partitionListeners.add(l);
+    return () => this.partitionListeners.delete(l);
+  }
+
+  /** Partitions this node serves now. */
+  servedPartitions(): number[] {
+    return [...this.active].sort((x, y) => x - y);
+  }
+
+  /** Listener for every published route change (dev demo, tests); one that throws is logged and ignored. Returns a remover. */
   onChange(l: (state: RouteState, events: RouteEvent[]) => void): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
@@ -365,16 +593,26 @@ export class RouteNode {
     return { routes: this.routes.size, hosts, ...this.counters, rejects: this.rejects.snapshot() };
   }
 
+  /**
+   * Graceful stop: announces leaving, stops taking reports, publishes and
+   * stores every change and a checkpoint of every route, then releases the
+   * partitions (their successors take them over at once).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.tickTimer) clearInterval(this.tickTimer);
-    for (const sub of this.subs.values()) sub.unsubscribe();
-    this.subs.clear();
-    this.flush();
-    await Promise.race([this.settled(), new Promise((r) => setTimeout(r, 3000))]);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.ownership.leave?.().catch((err: unknown) => this.log.warn({ err }, 'leaving announcement failed'));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.handOver([...this.active], false), new Promise((r) => (timer = setTimeout(r, 3000)))]);
+    clearTimeout(timer);
     this.closed = true;
     this.watchStop?.();
     await this.ownership.close();
     this.log.info(this.stats(), 'route node stopped');
   }
+}
+
+function hasPickable(s: RouteState): boolean {
+  return s.hosts.some((h) => h.pick_weight > 0);
 }

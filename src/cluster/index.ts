@@ -1,0 +1,25 @@
+/** Cluster ownership for route nodes: leases in KV over live members, or an explicit partition set. */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { UsageError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { StaticOwnership, type PartitionOwnership } from '../node/ownership.ts';
+import { LeaseOwnership, LEASE_DEFAULTS } from './lease-ownership.ts';
+
+export { LeaseOwnership, LEASE_DEFAULTS, type LeaseOwnershipOptions } from './lease-ownership.ts';
+export { clusterNames, type ClusterNames } from './names.ts';
+
+/**
+ * The ownership of a `lars node`: the explicit `own` partitions when given
+ * (StaticOwnership), else leases shared with the other nodes
+ * (LeaseOwnership, lease time `leaseMs`, a flag value in ms).
+ */
+export function nodeOwnership(o: { nc: NatsConnection; nodeId: string; prefix: string; partitions: number; log: Logger; own?: number[]; leaseMs?: string | boolean | string[] }): PartitionOwnership {
+  if (o.own) return new StaticOwnership(o.own);
+  let leaseMs: number = LEASE_DEFAULTS.leaseMs;
+  if (o.leaseMs !== undefined) {
+    const n = typeof o.leaseMs === 'string' && /^\d+$/.test(o.leaseMs) ? Number(o.leaseMs) : NaN;
+    if (!(n >= 200 && n <= 600_000)) throw new UsageError(`--lease-ms takes milliseconds in 200..600000, got ${JSON.stringify(o.leaseMs)}`);
+    leaseMs = n;
+  }
+  return new LeaseOwnership({ nc: o.nc, nodeId: o.nodeId, prefix: o.prefix, partitions: o.partitions, log: o.log, leaseMs, heartbeatMs: Math.min(LEASE_DEFAULTS.heartbeatMs, Math.floor(leaseMs / 4)) });
+}

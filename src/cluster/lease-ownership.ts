@@ -1,0 +1,353 @@
+/**
+ * Partition ownership by leases in JetStream KV.
+ *
+ * - Membership (`<prefix>_members`): each node heartbeats; live members are
+ *   those heard from within the member TTL by the local clock.
+ * - Leases (`<prefix>_leases`, one key per partition): a node wants the
+ *   partitions rendezvous hashing gives it over the live members. It takes a
+ *   missing lease with `create`, renews its leases with `update` on their
+ *   revision every `renewMs`, and takes over a lease nobody renewed for
+ *   `leaseMs` with `update` on the stale revision it saw (the compare-and-set
+ *   fails if the holder renewed meanwhile). It releases partitions that now
+ *   belong to another live member: the node hands them over first, then the
+ *   lease is deleted with compare-and-set and the successor, watching the
+ *   bucket, takes it at once.
+ * - Fencing: `holds(p)` is true only while the lease was renewed within
+ *   `leaseMs - safetyMs` by the local clock; a renewal that fails its
+ *   compare-and-set, or a lease revision written by another node, drops the
+ *   partition at once.
+ */
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { planLeases, type LeaseAction } from '../../actors/ownership.ts';
+import { DEFAULT_PARTITIONS, DEFAULT_PREFIX } from '../../schemas/subjects.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import type { OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
+import { clusterNames, type ClusterNames } from './names.ts';
+import { isCasConflict, openTtlBucket } from './kv.ts';
+import { Membership } from './membership.ts';
+import { LeaseTable, encodeLease, decodeLease, type LeaseChange } from './leases.ts';
+
+export const LEASE_DEFAULTS = {
+  leaseMs: 2000,
+  heartbeatMs: 500,
+} as const;
+
+export interface LeaseOwnershipOptions {
+  nc: NatsConnection;
+  nodeId: string;
+  prefix?: string;
+  partitions?: number;
+  log?: Logger;
+  /** Injected clock for every timing decision, ms. */
+  clock?: () => number;
+  /** Wall clock, to age KV entries by their server timestamp. */
+  wall?: () => number;
+  /** A lease not renewed for this long is taken over (default 2000). */
+  leaseMs?: number;
+  /** Renewal interval (default leaseMs / 4). */
+  renewMs?: number;
+  /** The holder stops publishing this long before others may take over (default leaseMs / 4). */
+  safetyMs?: number;
+  /** Membership heartbeat interval (default 500). */
+  heartbeatMs?: number;
+  /** A member not heard from for this long is dead (default 3 heartbeats). */
+  memberTtlMs?: number;
+}
+
+interface Held {
+  revision: number;
+  /** Local clock when the write that produced `revision` was sent. */
+  renewedAt: number;
+}
+
+export class LeaseOwnership implements PartitionOwnership {
+  readonly nodeId: string;
+  readonly leaseMs: number;
+  private readonly nc: NatsConnection;
+  private readonly names: ClusterNames;
+  private readonly partitions: number;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly wall: () => number;
+  private readonly renewMs: number;
+  private readonly safetyMs: number;
+  private readonly heartbeatMs: number;
+  private readonly memberTtlMs: number;
+  private kv!: KV;
+  private membership!: Membership;
+  private table!: LeaseTable;
+  private hooks: OwnershipHooks | undefined;
+  private readonly held = new Map<number, Held>();
+  private readonly releasing = new Set<number>();
+  private readonly renewing = new Map<number, Promise<boolean>>();
+  private snapshot: ReadonlySet<number> = new Set();
+  private readonly listeners = new Set<(owned: ReadonlySet<number>) => void>();
+  private renewTimer: ReturnType<typeof setInterval> | undefined;
+  private evalTimer: ReturnType<typeof setInterval> | undefined;
+  private evaluating = false;
+  private again = false;
+  private leaving = false;
+  private closed = false;
+  private started = false;
+  readonly counters = { taken: 0, takenOver: 0, released: 0, lost: 0, renewFailures: 0 };
+
+  constructor(o: LeaseOwnershipOptions) {
+    this.nc = o.nc;
+    this.nodeId = o.nodeId;
+    this.names = clusterNames(o.prefix ?? DEFAULT_PREFIX);
+    this.partitions = o.partitions ?? DEFAULT_PARTITIONS;
+    this.log = (o.log ?? silentLogger()).child({ mod: 'leases' });
+    this.clock = o.clock ?? Date.now;
+    this.wall = o.wall ?? Date.now;
+    this.leaseMs = o.leaseMs ?? LEASE_DEFAULTS.leaseMs;
+    this.renewMs = o.renewMs ?? Math.max(10, Math.floor(this.leaseMs / 4));
+    this.safetyMs = o.safetyMs ?? Math.floor(this.leaseMs / 4);
+    this.heartbeatMs = o.heartbeatMs ?? LEASE_DEFAULTS.heartbeatMs;
+    this.memberTtlMs = o.memberTtlMs ?? this.heartbeatMs * 3;
+    if (this.renewMs + this.safetyMs >= this.leaseMs) throw new RangeError('lease renewal interval plus safety margin must be below the lease time');
+  }
+
+  async start(hooks: OwnershipHooks): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.hooks = hooks;
+    const membersKv = await openTtlBucket(this.nc, this.names.membersBucket, Math.max(this.memberTtlMs * 2, 1000));
+    this.kv = await openTtlBucket(this.nc, this.names.leasesBucket, Math.max(this.leaseMs * 5, 10_000));
+    this.membership = new Membership({
+      kv: membersKv,
+      nodeId: this.nodeId,
+      key: this.names.memberKey(this.nodeId),
+      log: this.log,
+      clock: this.clock,
+      wall: this.wall,
+      heartbeatMs: this.heartbeatMs,
+      ttlMs: this.memberTtlMs,
+      partitions: () => [...this.held.keys()].sort((a, b) => a - b),
+    });
+    this.table = new LeaseTable(this.kv, this.names, this.log, this.clock, this.wall, (c) => this.onLease(c));
+    await this.table.start();
+    await this.membership.start();
+    this.membership.onChange(() => this.schedule());
+    this.renewTimer = setInterval(() => this.renewAll(), this.renewMs);
+    this.renewTimer.unref?.();
+    this.evalTimer = setInterval(() => this.schedule(), Math.min(this.heartbeatMs, Math.max(10, Math.floor(this.leaseMs / 8))));
+    this.evalTimer.unref?.();
+    this.schedule();
+  }
+
+  owned(): ReadonlySet<number> {
+    return this.snapshot;
+  }
+
+  onChange(listener: (owned: ReadonlySet<number>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Live members (not leaving) as this node sees them. */
+  members(): string[] {
+    return this.membership.live();
+  }
+
+  holds(partition: number): boolean {
+    const h = this.held.get(partition);
+    return h !== undefined && this.clock() - h.renewedAt < this.leaseMs - this.safetyMs;
+  }
+
+  reassert(partition: number): Promise<boolean> {
+    if (!this.held.has(partition)) return Promise.resolve(false);
+    return this.renew(partition);
+  }
+
+  lost(partition: number): void {
+    const h = this.held.get(partition);
+    if (!h) return;
+    this.drop(partition, 'a fenced write failed');
+    // Free the lease if it is still ours, so that ownership is decided afresh.
+    void this.kv
+      .delete(this.names.leaseKey(partition), { previousSeq: h.revision })
+      .catch(() => undefined)
+      .finally(() => this.schedule());
+  }
+
+  async leave(): Promise<void> {
+    if (this.leaving || !this.started) return;
+    this.leaving = true;
+    await this.membership.leave();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.started) {
+      this.closed = true;
+      return;
+    }
+    await this.leave();
+    this.closed = true;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    if (this.evalTimer) clearInterval(this.evalTimer);
+    const held = [...this.held];
+    await Promise.all(held.map(([p, h]) => this.kv.delete(this.names.leaseKey(p), { previousSeq: h.revision }).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'))));
+    this.held.clear();
+    this.emit();
+    this.table.stop();
+    await this.membership.stop();
+    this.log.info({ released: held.length }, 'left the cluster');
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private emit(): void {
+    this.snapshot = new Set([...this.held.keys()].sort((a, b) => a - b));
+    for (const l of this.listeners) {
+      try {
+        l(this.snapshot);
+      } catch (err) {
+        this.log.error({ err }, 'ownership listener failed');
+      }
+    }
+  }
+
+  private drop(p: number, why: string): void {
+    if (!this.held.delete(p)) return;
+    this.counters.lost++;
+    this.log.warn({ partition: p, why }, 'partition lost');
+    this.emit();
+  }
+
+  private onLease(c: LeaseChange): void {
+    if (this.closed) return;
+    const h = this.held.get(c.partition);
+    if (h && c.revision > h.revision && c.owner !== this.nodeId && !this.releasing.has(c.partition)) {
+      this.drop(c.partition, c.owner === undefined ? 'lease deleted' : `lease taken by ${c.owner}`);
+    }
+    if (c.owner === undefined || !h) this.schedule();
+  }
+
+  private renewAll(): void {
+    if (this.closed) return;
+    for (const p of this.held.keys()) void this.renew(p);
+  }
+
+  private renew(p: number): Promise<boolean> {
+    const cur = this.renewing.get(p);
+    if (cur) return cur;
+    const run = (async (): Promise<boolean> => {
+      const h = this.held.get(p);
+      if (!h) return false;
+      const t0 = this.clock();
+      try {
+        const rev = await this.kv.update(this.names.leaseKey(p), encodeLease(this.nodeId, this.wall()), h.revision);
+        if (this.held.get(p) !== h) return false;
+        h.revision = rev;
+        h.renewedAt = t0;
+        this.table.note(p, this.nodeId, rev);
+        return true;
+      } catch (err) {
+        if (isCasConflict(err)) {
+          this.drop(p, 'lease renewal conflict');
+          this.schedule();
+          return false;
+        }
+        this.counters.renewFailures++;
+        if (!this.closed) this.log.warn({ err, partition: p }, 'lease renewal failed; will retry');
+        return false;
+      }
+    })().finally(() => this.renewing.delete(p));
+    this.renewing.set(p, run);
+    return run;
+  }
+
+  /** Runs one evaluation at a time; a trigger during one runs another after it. */
+  private schedule(): void {
+    if (this.closed || this.leaving || !this.started) return;
+    if (this.evaluating) {
+      this.again = true;
+      return;
+    }
+    this.evaluating = true;
+    void (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.evaluate();
+        } while (this.again && !this.closed && !this.leaving);
+      } catch (err) {
+        this.log.error({ err }, 'ownership evaluation failed');
+      } finally {
+        this.evaluating = false;
+      }
+    })();
+  }
+
+  private async evaluate(): Promise<void> {
+    this.membership.check();
+    const actions = planLeases({
+      self: this.nodeId,
+      live: this.membership.live(),
+      partitions: this.partitions,
+      held: new Set(this.held.keys()),
+      leases: this.table.view(),
+      now: this.clock(),
+      leaseMs: this.leaseMs,
+    });
+    if (actions.length === 0) return;
+    const releases = actions.filter((a): a is Extract<LeaseAction, { kind: 'release' }> => a.kind === 'release');
+    const takes = actions.filter((a) => a.kind !== 'release');
+    const got = await Promise.all(takes.map((a) => this.take(a)));
+    if (got.some(Boolean)) this.emit();
+    if (releases.length > 0) await this.release(releases.map((a) => a.partition));
+  }
+
+  private async take(a: LeaseAction): Promise<boolean> {
+    const p = a.partition;
+    const key = this.names.leaseKey(p);
+    const t0 = this.clock();
+    try {
+      const rev = a.kind === 'takeover' ? await this.kv.update(key, encodeLease(this.nodeId, this.wall()), a.revision) : await this.kv.create(key, encodeLease(this.nodeId, this.wall()));
+      if (this.closed || this.leaving) {
+        await this.kv.delete(key, { previousSeq: rev }).catch(() => undefined);
+        return false;
+      }
+      this.held.set(p, { revision: rev, renewedAt: t0 });
+      this.table.note(p, this.nodeId, rev);
+      if (a.kind === 'takeover') this.counters.takenOver++;
+      else this.counters.taken++;
+      this.log.info({ partition: p, how: a.kind, revision: rev }, 'partition lease taken');
+      return true;
+    } catch (err) {
+      if (!isCasConflict(err)) {
+        this.log.warn({ err, partition: p }, 'lease write failed');
+        return false;
+      }
+      // Someone renewed or took it meanwhile, or the key aged out: learn where it stands.
+      const e = await this.kv.get(key).catch(() => null);
+      const r = e ? decodeLease(e) : undefined;
+      if (e && r) this.table.note(p, r.node, e.revision);
+      else if (e) this.table.note(p, undefined, e.revision);
+      else this.table.note(p, undefined, 0);
+      return false;
+    }
+  }
+
+  private async release(ps: number[]): Promise<void> {
+    for (const p of ps) this.releasing.add(p);
+    try {
+      await this.hooks?.handOver(ps);
+      await Promise.all(
+        ps.map(async (p) => {
+          const h = this.held.get(p);
+          if (!h) return;
+          this.held.delete(p);
+          await this.kv.delete(this.names.leaseKey(p), { previousSeq: h.revision }).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'));
+          this.counters.released++;
+        }),
+      );
+      this.log.info({ partitions: ps }, 'partitions handed over');
+    } finally {
+      for (const p of ps) this.releasing.delete(p);
+      this.emit();
+    }
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Cluster membership: every route node heartbeats its entry in the members
+ * bucket and watches the bucket. A member is live while its last update was
+ * seen within the member TTL by this node's clock; server-side expiry is not
+ * relied on (on nats-server 2.9 an aged-out key sends watchers nothing).
+ */
+import type { KV, KvEntry } from '@nats-io/kv';
+import { encode, tryDecode } from '../codec.ts';
+import { watchBucket, type BucketWatch } from '../registry.ts';
+import type { Logger } from '../log.ts';
+
+export interface MemberRecord {
+  v: 1;
+  node: string;
+  /** When the node started, ms since the epoch. */
+  started: number;
+  /** Partitions it holds at the heartbeat. */
+  partitions?: number[];
+  /** The node is stopping: others stop counting it as a member for ownership. */
+  leaving?: boolean;
+  ts: number;
+}
+
+export function decodeMember(e: Pick<KvEntry, 'value' | 'operation'>): MemberRecord | undefined {
+  if (e.operation !== 'PUT') return undefined;
+  const d = tryDecode(e.value);
+  if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
+  const r = d.value as Record<string, unknown>;
+  if (r['v'] !== 1 || typeof r['node'] !== 'string' || r['node'].length === 0 || r['node'].length > 256) return undefined;
+  if (typeof r['started'] !== 'number' || typeof r['ts'] !== 'number') return undefined;
+  if (r['leaving'] !== undefined && typeof r['leaving'] !== 'boolean') return undefined;
+  const parts = r['partitions'];
+  if (parts !== undefined && (!Array.isArray(parts) || parts.some((p) => !Number.isInteger(p)))) return undefined;
+  const m: MemberRecord = { v: 1, node: r['node'], started: r['started'], ts: r['ts'] };
+  if (parts !== undefined) m.partitions = parts as number[];
+  if (r['leaving'] === true) m.leaving = true;
+  return m;
+}
+
+interface Seen {
+  record: MemberRecord;
+  seenAt: number;
+}
+
+export interface MembershipOptions {
+  kv: KV;
+  nodeId: string;
+  /** Key of this node in the bucket. */
+  key: string;
+  log: Logger;
+  clock: () => number;
+  /** Wall clock used to age entries by their server timestamp. */
+  wall?: () => number;
+  heartbeatMs: number;
+  /** A member not heard from for this long is dead. */
+  ttlMs: number;
+  /** Partitions to announce with each heartbeat. */
+  partitions?: () => number[];
+}
+
+export class Membership {
+  private readonly o: MembershipOptions;
+  private readonly wall: () => number;
+  /** By KV key. */
+  private readonly members = new Map<string, Seen>();
+  private readonly listeners = new Set<() => void>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private watch: BucketWatch | undefined;
+  private readonly started: number;
+  private leaving = false;
+  private stopped = false;
+  private lastLive = '';
+  private badLoggedAt = -Infinity;
+  badEntries = 0;
+
+  constructor(o: MembershipOptions) {
+    this.o = o;
+    this.wall = o.wall ?? Date.now;
+    this.started = this.wall();
+  }
+
+  /** Writes the first heartbeat, then watches the bucket until every current member is in. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.watch = await watchBucket(this.o.kv, (e) => this.onEntry(e), {
+      onError: (err) => {
+        if (!this.stopped) this.o.log.error({ err }, 'members watch ended');
+      },
+    });
+    await this.watch.initialized;
+    this.timer = setInterval(() => {
+      void this.beat().catch((err: unknown) => this.o.log.warn({ err }, 'member heartbeat failed'));
+      this.check();
+    }, this.o.heartbeatMs);
+    this.timer.unref?.();
+    this.check();
+  }
+
+  private record(): MemberRecord {
+    const r: MemberRecord = { v: 1, node: this.o.nodeId, started: this.started, ts: this.wall() };
+    const parts = this.o.partitions?.();
+    if (parts) r.partitions = parts;
+    if (this.leaving) r.leaving = true;
+    return r;
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    await this.o.kv.put(this.o.key, encode(this.record()));
+  }
+
+  private onEntry(e: KvEntry): void {
+    if (e.operation !== 'PUT') {
+      this.members.delete(e.key);
+      this.check();
+      return;
+    }
+    const r = decodeMember(e);
+    if (!r) {
+      this.badEntries++;
+      const now = this.o.clock();
+      if (now - this.badLoggedAt > 10_000) {
+        this.badLoggedAt = now;
+        this.o.log.warn({ key: e.key, bad: this.badEntries }, 'invalid member entry ignored');
+      }
+      return;
+    }
+    const age = Math.max(0, this.wall() - e.created.getTime());
+    this.members.set(e.key, { record: r, seenAt: this.o.clock() - age });
+    this.check();
+  }
+
+  /** Live members that are not leaving, sorted; this node is one of them until it leaves. */
+  live(): string[] {
+    const now = this.o.clock();
+    const out = new Set<string>();
+    for (const s of this.members.values()) {
+      if (s.record.leaving) continue;
+      if (now - s.seenAt <= this.o.ttlMs) out.add(s.record.node);
+    }
+    if (!this.leaving) out.add(this.o.nodeId);
+    else out.delete(this.o.nodeId);
+    return [...out].sort();
+  }
+
+  /** Listener called when the live set changes. */
+  onChange(l: () => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** Re-evaluates the live set (heartbeats stop arriving silently) and tells listeners when it moved. */
+  check(): void {
+    const live = this.live().join('\n');
+    if (live === this.lastLive) return;
+    this.lastLive = live;
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (err) {
+        this.o.log.error({ err }, 'membership listener failed');
+      }
+    }
+  }
+
+  /** Announces that this node is stopping; it no longer counts itself as a member. */
+  async leave(): Promise<void> {
+    this.leaving = true;
+    this.check();
+    await this.beat().catch((err: unknown) => this.o.log.warn({ err }, 'leaving announcement failed'));
+  }
+
+  /** Stops heartbeating and removes this node's entry. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.watch?.stop();
+    await this.o.kv.delete(this.o.key).catch(() => undefined);
+  }
+}
