@@ -174,7 +174,7 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
     if (raw === undefined || raw === null) continue;
     const origin = fromFlag !== undefined ? `--${spec.flag}` : fromEnv ? spec.env : `${filePath}:${key}`;
     if (spec.kind === 'int') {
-      const n = typeof raw === 'number' ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
       if (!Number.isInteger(n)) throw new ConfigError(`${origin} must be an integer, got ${JSON.stringify(raw)}`);
       out[key] = n;
     } else {

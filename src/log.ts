@@ -41,7 +41,9 @@ export function createLogger(opts: LogOptions = {}): Logger {
     const stream = pretty({
       colorize: isTTY,
       translateTime: 'SYS:HH:MM:ss.l',
-      ignore: 'pid,hostname',
+      ignore: 'pid,hostname,node',
+      messageFormat: '{if node}{node}: {end}{msg}',
+      singleLine: true,
       sync: true,
       ...(opts.destination ? { destination: opts.destination } : {}),
     });

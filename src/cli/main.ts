@@ -156,8 +156,8 @@ async function runCommand(c: Command, path: string[], argv: Record<string, unkno
   const args: string[] = [];
   for (const a of c.args ?? []) {
     const v = argv[a.name];
-    if (Array.isArray(v)) args.push(...v.map(String));
-    else if (v !== undefined) args.push(String(v));
+    if (Array.isArray(v)) args.push(...v.map((x) => String(x as string)));
+    else if (typeof v === 'string') args.push(v);
   }
   const flags: Record<string, FlagValue> = {};
   for (const [name, f] of Object.entries(c.flags)) {
@@ -261,7 +261,7 @@ export async function main(rawArgv: string[]): Promise<number> {
   if (state.error === undefined) return state.code;
   const err = state.error;
   const where = ['lars', ...state.path].join(' ');
-  const message = err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : JSON.stringify(err);
   process.stderr.write(`${where}: ${message.split('\n')[0]}${wantsHelpHint(err) ? `; run '${helpOf(state.path)}'` : ''}\n`);
   return exitCodeFor(err);
 }

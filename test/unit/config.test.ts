@@ -28,6 +28,26 @@ describe('config - precedence and validation', () => {
     expect(() => loadConfig({ env: {}, flags: { prefix: 'a.b' } })).to.throw(ConfigError, /prefix/);
     expect(() => loadConfig({ env: {}, flags: { nats: 'http://x' } })).to.throw(ConfigError, /bad NATS URL/);
     expect(() => loadConfig({ env: {}, file: join(dir, 'missing.json') })).to.throw(ConfigError, /cannot read config file/);
+    expect(() => loadConfig({ env: { LARS_LOG_LEVEL: 'loud' } })).to.throw(ConfigError, /LARS_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"/);
+    expect(() => loadConfig({ env: {}, flags: { 'log-format': 'xml' } })).to.throw(ConfigError, /--log-format must be one of auto, json, pretty/);
+    expect(() => loadConfig({ env: {}, flags: { partitions: '8x' } })).to.throw(ConfigError, /--partitions must be an integer, got "8x"/);
+  });
+
+  it('config - a config file holds known keys of the right type only', () => {
+    const write = (name: string, v: unknown) => {
+      const f = join(dir, name);
+      writeFileSync(f, JSON.stringify(v));
+      return f;
+    };
+    expect(() => loadConfig({ env: {}, file: write('typo.json', { prefx: 'a' }) })).to.throw(ConfigError, /typo\.json: unknown key "prefx"; did you mean "prefix"\?/);
+    expect(() => loadConfig({ env: {}, file: write('natsurl.json', { natsURL: 'nats://x:1' }) })).to.throw(ConfigError, /did you mean "natsUrl"\?/);
+    expect(() => loadConfig({ env: {}, file: write('far.json', { colour: 'red' }) })).to.throw(ConfigError, /unknown key "colour" \(known: natsUrl, prefix/);
+    expect(() => loadConfig({ env: {}, file: write('types.json', { partitions: '8', prefix: 3 }) })).to.throw(
+      ConfigError,
+      /partitions must be an integer \(a JSON number\), got a string \("8"\); prefix must be a string, got a number \(3\)/,
+    );
+    expect(() => loadConfig({ env: {}, file: write('array.json', [1]) })).to.throw(ConfigError, /must hold a JSON object, got an array/);
+    expect(loadConfig({ env: {}, file: write('ok.json', { logFormat: 'json', logLevel: 'debug', partitions: 16 }) })).to.include({ logFormat: 'json', logLevel: 'debug', partitions: 16 });
   });
 });
 
