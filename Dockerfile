@@ -1,12 +1,44 @@
 # Image for route nodes, sinks and CLI use: `docker build -t lars-nats .`
-FROM node:20-bookworm-slim
+#
+# Two stages: `build` compiles the TypeScript (dev dependencies there only);
+# the final stage holds production dependencies, dist/ and bin/, and runs as
+# the unprivileged `node` user.
+#
+# ClickHouse: by default the sink writes to a ClickHouse server over HTTP
+# (LARS_CLICKHOUSE_URL, the compose file's `clickhouse` service). The
+# embedded engine (chdb, ~550 MB) is left out unless asked for:
+#   docker build --build-arg WITH_CHDB=true --build-arg CLICKHOUSE_URL= -t lars-nats:chdb .
+# which stores under LARS_DATA_DIR (/data; mount a volume there).
+#
+# npm install rather than npm ci: chdb lists per-platform optional packages
+# that are not all published, and npm ci refuses a lock file without them.
+
+FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm install --no-save tsx@4
-COPY bin ./bin
+# the build needs the compiler, not the embedded ClickHouse
+RUN npm pkg delete devDependencies.chdb && npm install --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 COPY actors ./actors
 COPY schemas ./schemas
-ENV LARS_NATS_URL=nats://nats:4222
+RUN npm run build
+
+FROM node:20-bookworm-slim
+ARG WITH_CHDB=false
+ARG CLICKHOUSE_URL=http://clickhouse:8123
+ENV NODE_ENV=production \
+    LARS_CLICKHOUSE_URL=${CLICKHOUSE_URL} \
+    LARS_DATA_DIR=/data
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm install --omit=dev --no-audit --no-fund \
+    && if [ "$WITH_CHDB" = "true" ]; then npm install --omit=dev --no-save --no-audit --no-fund "chdb@$(node -p "require('./package.json').peerDependencies.chdb")"; fi \
+    && npm cache clean --force \
+    && mkdir -p /data && chown node:node /data
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+USER node
 ENTRYPOINT ["node", "bin/lars.mjs"]
 CMD ["--help"]

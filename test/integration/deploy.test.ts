@@ -3,9 +3,69 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { lars } from '../helpers/cli.ts';
 
+/** The Dockerfile's stages: each FROM line and the instructions under it (continuation lines joined). */
+function dockerStages(text: string): Array<{ from: string; lines: string[] }> {
+  const stages: Array<{ from: string; lines: string[] }> = [];
+  const joined = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+  for (const l of joined) {
+    if (/^FROM /i.test(l)) stages.push({ from: l, lines: [] });
+    else stages.at(-1)?.lines.push(l);
+  }
+  return stages;
+}
+
+/** Service names of the compose file (the keys under `services:`). */
+function composeServices(text: string): string[] {
+  const rest = text.slice(text.indexOf('\nservices:\n') + '\nservices:\n'.length);
+  const stop = rest.search(/^\S/m);
+  const body = stop < 0 ? rest : rest.slice(0, stop);
+  return [...body.matchAll(/^ {2}([a-z0-9][a-z0-9_-]*):\s*$/gm)].map((m) => m[1]!);
+}
+
 describe('deployment files', function () {
   this.timeout(120_000);
   const compose = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
+  const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+
+  it('deploy - the Dockerfile builds in one stage and runs production dependencies and dist/ only, as a non-root user', () => {
+    const stages = dockerStages(dockerfile);
+    expect(stages.length, 'a build stage and a final stage').to.be.at.least(2);
+    const build = stages[0]!;
+    const final = stages.at(-1)!;
+    expect(build.from).to.match(/ AS build$/i);
+    expect(build.lines.some((l) => /^RUN .*npm run build/.test(l)), 'the build stage compiles').to.equal(true);
+    // final stage: production dependencies only, never npm ci (it refuses chdb's optional platform packages in the lock file)
+    const runs = final.lines.filter((l) => l.startsWith('RUN '));
+    expect(runs.join('\n')).to.match(/npm install --omit=dev/);
+    expect(stages.flatMap((s) => s.lines).join('\n')).to.not.match(/npm ci\b/);
+    for (const r of runs) for (const m of r.matchAll(/npm install ([^&;]*)/g)) expect(m[1], r).to.match(/--omit=dev/);
+    const copies = final.lines.filter((l) => /^COPY /.test(l));
+    expect(copies).to.include('COPY --from=build /app/dist ./dist');
+    for (const c of copies) expect(c, 'no sources, tests or benchmarks in the image').to.not.match(/\b(src|test|bench|scripts)\b/);
+    const user = final.lines.findIndex((l) => /^USER /.test(l));
+    expect(user, 'USER in the final stage').to.be.greaterThan(-1);
+    expect(final.lines[user]).to.not.match(/^USER (root|0)\b/);
+    expect(final.lines.findIndex((l) => l.startsWith('ENTRYPOINT')), 'USER comes before the entrypoint').to.be.greaterThan(user);
+    expect(final.lines.filter((l) => l.startsWith('RUN ')).every((l) => final.lines.indexOf(l) < user), 'root only for installing').to.equal(true);
+    expect(final.lines.find((l) => l.startsWith('ENTRYPOINT'))).to.equal('ENTRYPOINT ["node", "bin/lars.mjs"]');
+    // the ClickHouse mode is explicit: a server over HTTP unless built WITH_CHDB
+    expect(final.lines).to.include('ARG WITH_CHDB=false');
+    expect(final.lines.join('\n')).to.match(/LARS_CLICKHOUSE_URL=\$\{CLICKHOUSE_URL\}/);
+    expect(final.lines.join('\n')).to.match(/if \[ "\$WITH_CHDB" = "true" \]; then npm install .*chdb/);
+  });
+
+  it('deploy - every host in the compose environment is a compose service', () => {
+    const services = composeServices(compose);
+    expect(services).to.include.members(['nats-1', 'nats-2', 'nats-3', 'clickhouse', 'route-node-1', 'sink-1']);
+    const nats = /LARS_NATS_URL: (\S+)/.exec(compose)![1]!;
+    for (const u of nats.split(',')) expect(services, u).to.include(new URL(u).hostname);
+    const ch = /LARS_CLICKHOUSE_URL: (\S+)/.exec(compose)![1]!;
+    expect(services).to.include(new URL(ch).hostname);
+    // the ClickHouse service has the user and database the lars services log in with
+    expect(compose).to.match(/CLICKHOUSE_DB: lars/);
+    expect(compose).to.match(/LARS_CLICKHOUSE_DATABASE: lars/);
+    expect(/LARS_CLICKHOUSE_USER: (\S+)/.exec(compose)?.[1]).to.equal(/CLICKHOUSE_USER: (\S+)/.exec(compose.slice(compose.indexOf('  clickhouse:')))?.[1]);
+  });
 
   it('deploy - docker-compose.yml is a valid compose file', function () {
     const bin = spawnSync('sh', ['-c', 'command -v docker-compose']).stdout.toString().trim();
