@@ -27,9 +27,17 @@ export const COMMANDS: Entry[] = [nodeCommand, routeGroup, devCommand, ...extraC
 
 const CONFIG_GROUP = 'Configuration (flags > environment > config file > defaults):';
 
+/** The package version: the nearest package.json above this file (src/cli in a checkout, dist/src/cli when built). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'lars-nats' && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next level
+    }
+  }
+  return 'unknown';
 }
 
 /** The command path named by argv's leading words (`['route', 'add']`), as far as it matches. */

@@ -9,8 +9,8 @@ export const devCommand: Command = {
   summary: 'run NATS (if none is reachable), a route node and a live fault demo',
   usage: 'lars dev [--duration <seconds>] [--plain] [--speed <factor>]',
   flags: {
-    duration: { help: 'stop by itself after this many seconds' },
-    speed: { help: 'run the demo scenario this many times faster (default 1)' },
+    duration: { help: 'stop by itself after this many seconds', placeholder: 'seconds' },
+    speed: { help: 'run the demo scenario this many times faster (default 1)', placeholder: 'factor' },
     plain: { help: 'print one line per change instead of redrawing the screen', boolean: true },
   },
   async run(_args, flags, ctx) {
