@@ -23,8 +23,12 @@ const key = (i: number): string => `10.0.0.${i}:8000`;
 /** A flush without the node-specific sender, for comparing two nodes' output. */
 function comparable(c: RouteChanges | undefined): unknown {
   if (!c) return undefined;
-  const { sender: _s, ...state } = c.state;
-  return { state, events: c.events.map(({ sender: _e, ...rest }) => rest) };
+  const withoutSender = <T extends { sender: string }>(x: T): Omit<T, 'sender'> & { sender?: string } => {
+    const copy: Omit<T, 'sender'> & { sender?: string } = { ...x };
+    delete copy.sender;
+    return copy;
+  };
+  return { state: withoutSender(c.state), events: c.events.map(withoutSender) };
 }
 
 /** Deterministic call results: a few hosts fail often, one is slow. */
