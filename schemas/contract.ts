@@ -99,7 +99,8 @@ function rejectAs<T extends TSchema>(schema: T, kind: RejectKind): T {
 
 // ------------------------------------------------------------------ fields
 
-const IPV4_PATTERN = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
+/** Dotted-decimal IPv4 without leading zeros (JSON Schema `pattern`). */
+export const IPV4_PATTERN = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
 
 const Version = rejectAs(Type.Literal(SCHEMA_VERSION, { description: 'schema version' }), 'bad_version');
 const Uint32 = () => Type.Integer({ minimum: 0, maximum: UINT32_MAX });

@@ -14,7 +14,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
 import {
-  LIMITS,
+  IPV4_PATTERN,
   RejectAs,
   RegistryEntrySchema,
   ReportBatchSchema,
@@ -33,7 +33,7 @@ export type { ReportTuple, ReportBatch, RouteHost, RouteState, EventFigures, Rou
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; kind: RejectKind; detail: string };
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV4 = new RegExp(IPV4_PATTERN);
 
 export function isIPv4(s: unknown): s is string {
   return typeof s === 'string' && s.length <= 15 && IPV4.test(s);

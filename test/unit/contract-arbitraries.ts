@@ -119,7 +119,7 @@ export interface Mutation {
   codeOnly?: boolean;
 }
 
-function set(path: Array<string | number | ((m: Msg, at: number) => number)>, value: unknown | ((old: unknown) => unknown)) {
+function set(path: Array<string | number | ((m: Msg, at: number) => number)>, value: unknown) {
   return (m: Msg, at: number): unknown => {
     const root = structuredClone(m);
     let o: Record<string | number, unknown> = root;
