@@ -131,7 +131,7 @@ describe('the package from plain Node (npm pack, npm install, import and require
     expect(existsSync(bin)).to.equal(true);
     const v = await run(bin, ['--version'], { cwd: app, timeoutMs: 30_000 });
     expect(v.code, v.stderr).to.equal(0);
-    expect(v.stdout.trim()).to.contain(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string);
+    expect(v.stdout.trim()).to.contain((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
     const ls = await run(bin, ['route', 'ls', '--nats', nats.url], { cwd: app, timeoutMs: 30_000 });
     expect(ls.code, ls.stderr).to.equal(0);
     expect(ls.stdout).to.contain('10.0.0.1:8080');
