@@ -492,6 +492,7 @@ export class RouteNode {
   private reassert(p: number): void {
     if (this.reasserting.has(p) || !this.ownership.reassert) return;
     this.reasserting.add(p);
+    this.log.warn({ partition: p }, 'lease not renewed recently enough; route states held back until it is');
     void this.ownership
       .reassert(p)
       .then((ok) => {
