@@ -5,7 +5,7 @@ import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
 import type { LarsConfig } from '../../config.ts';
 import { connectNats, type NatsConnection } from '../../nats/connect.ts';
 import { Registry, RouteStore } from '../../registry.ts';
-import { createAgent } from '../../agent/agent.ts';
+import { RouteFollower } from '../../agent/route-follower.ts';
 import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
 import { formatAge, formatDuration, renderTable } from '../table.ts';
@@ -233,15 +233,17 @@ export interface RouteFollowEvents {
 export async function followRoute(config: LarsConfig, id: { modid: number; cmdid: number }, stop: Promise<void>, on: RouteFollowEvents): Promise<void> {
   const nc = await connectNats({ url: config.natsUrl, name: `lars-watch-${config.nodeId}` });
   try {
-    const registered = (await (await Registry.open(nc, names(config.prefix))).get(id.modid, id.cmdid)) !== undefined;
-    const agent = await createAgent({ nc, prefix: config.prefix, partitions: config.partitions, agentId: `watch-${config.nodeId}` });
+    const n = names(config.prefix);
+    const registered = (await (await Registry.open(nc, n)).get(id.modid, id.cmdid)) !== undefined;
+    // every published state as it is, empty ones included: this is a view, not a picker
+    const follower = new RouteFollower({ nc, names: n, holdEmptyUpdates: false });
     try {
-      const first = await agent.getRoute(id.modid, id.cmdid);
+      const first = await follower.get(id.modid, id.cmdid);
       on.start({ registered, hasState: first !== undefined });
-      agent.watchRoute(id.modid, id.cmdid, (s) => on.state(s));
+      follower.follow(id.modid, id.cmdid, (s) => on.state(s));
       await stop;
     } finally {
-      await agent.close();
+      follower.close();
     }
   } finally {
     await nc.close().catch(() => undefined);
