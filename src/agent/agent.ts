@@ -443,6 +443,7 @@ export class Agent {
 /** Creates an agent on an open connection or on a new one to `servers`. */
 export async function createAgent(opts: AgentOptions = {}): Promise<Agent> {
   if (opts.nc) return new Agent(opts.nc, false, opts);
-  const nc = await connectNats({ url: opts.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222', name: opts.agentId ?? 'lars-agent' });
+  // No async stack traces: the client would build two Error objects per acknowledged publish.
+  const nc = await connectNats({ url: opts.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222', name: opts.agentId ?? 'lars-agent', extra: { noAsyncTraces: true } });
   return new Agent(nc, true, opts);
 }
