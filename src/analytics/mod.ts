@@ -8,14 +8,14 @@ import type { Retention } from '../../schemas/clickhouse/migrations.ts';
 import { names } from '../../schemas/subjects.ts';
 import type { LarsConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { ensureStreams } from '../streams.ts';
+import { ensureStreams, type Replicas } from '../streams.ts';
 import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from './engine.ts';
 import { runMigrations } from './migrate.ts';
 import { startSink, type Sink, type SinkOptions } from './sink.ts';
 
 export { openEngine, engineOptionsFromConfig, type AnalyticsEngine, type EngineOptions } from './engine.ts';
 export { runMigrations, enforceRetention, resolveRetention } from './migrate.ts';
-export { startSink, DEFAULT_BATCH_LIMITS, type Sink, type SinkOptions, type BatchLimits, type PipelineStats } from './sink.ts';
+export { startSink, DEFAULT_ACK_WAIT_MS, DEFAULT_BATCH_LIMITS, type Sink, type SinkOptions, type BatchLimits, type PipelineStats } from './sink.ts';
 export { STATS, runStats, formatTable, type StatsKind, type StatsParams, type StatsRow } from './stats.ts';
 
 export interface Analytics {
@@ -27,13 +27,15 @@ export interface Analytics {
 
 export interface StartAnalyticsOptions {
   retention?: Partial<Retention>;
+  /** Replicas of the report and event streams when made or adopted; default `auto` (3 on a cluster, 1 on one server). */
+  replicas?: Replicas;
   sink?: Partial<Omit<SinkOptions, 'nc' | 'names' | 'engine' | 'log'>>;
 }
 
 /** Streams, engine (per config: chdb under dataDir/clickhouse, or LARS_CLICKHOUSE_URL), schema, sink. */
 export async function startAnalytics(cfg: LarsConfig, nc: NatsConnection, log: Logger, opts: StartAnalyticsOptions = {}): Promise<Analytics> {
   const n = names(cfg.prefix);
-  await ensureStreams(nc, n);
+  await ensureStreams(nc, n, { replicas: opts.replicas, log });
   const engine = await openEngine(engineOptionsFromConfig(cfg, log.child({ mod: 'clickhouse' })));
   try {
     await runMigrations(engine, { retention: opts.retention, log });
