@@ -26,12 +26,12 @@ export interface LeaseNode {
 }
 
 /** Starts an in-process route node owning partitions through leases. */
-export async function startLeaseNode(url: string, prefix: string, id: string, opts: { leaseMs?: number; heartbeatMs?: number; node?: Partial<RouteNodeOptions> } = {}): Promise<LeaseNode> {
+export async function startLeaseNode(url: string, prefix: string, id: string, opts: { leaseMs?: number; heartbeatMs?: number; renewMs?: number; clock?: () => number; node?: Partial<RouteNodeOptions> } = {}): Promise<LeaseNode> {
   const nc = await connectNats({ url, name: id });
   const log = process.env['LARS_TEST_LOG'] ? createLogger({ level: process.env['LARS_TEST_LOG'], node: id }) : undefined;
   const leaseMs = opts.leaseMs ?? 1000;
-  const ownership = new LeaseOwnership({ nc, nodeId: id, prefix, partitions: PARTITIONS, leaseMs, heartbeatMs: opts.heartbeatMs ?? Math.min(500, leaseMs / 4), log });
-  const node = await RouteNode.start({ nc, nodeId: id, prefix, partitions: PARTITIONS, tickMs: 25, ownership, log, ...opts.node });
+  const ownership = new LeaseOwnership({ nc, nodeId: id, prefix, partitions: PARTITIONS, leaseMs, heartbeatMs: opts.heartbeatMs ?? Math.min(500, leaseMs / 4), renewMs: opts.renewMs, clock: opts.clock, log });
+  const node = await RouteNode.start({ nc, nodeId: id, prefix, partitions: PARTITIONS, tickMs: 25, ownership, log, clock: opts.clock, ...opts.node });
   let stopped = false;
   return {
     id,
