@@ -1,5 +1,5 @@
 /** Runs the real `lars` command in a child process. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,4 +50,25 @@ export function larsLive(args: string[], env: Record<string, string> = {}): { ch
   collectLines(child.stderr!, errLines);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return { child, lines, errLines, exited };
+}
+
+/** Whether `script` (util-linux) is here to run a command on a pseudo-terminal. */
+export function hasScript(): boolean {
+  return spawnSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).stdout.trim() !== '';
+}
+
+/**
+ * Starts `lars args` on a pseudo-terminal (through `script`), as a person at a
+ * terminal runs it; `input` is typed in. `output` collects what the terminal shows.
+ */
+export function larsOnTerminal(args: string[], env: Record<string, string> = {}, input = ''): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const cmd = [process.execPath, LARS_BIN, ...args].map(quote).join(' ');
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, LARS_LOG_LEVEL: 'warn', ...env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  child.stdin!.write(input);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
 }

@@ -9,7 +9,7 @@ import { names } from '../../schemas/subjects.ts';
 import { TestCluster, PARTITIONS, uniquePrefix } from '../helpers/cluster.ts';
 import { samplePicks } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { lars, larsLive } from '../helpers/cli.ts';
+import { hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
 import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
 
 describe('lars CLI (real nats-server)', function () {
@@ -64,6 +64,20 @@ describe('lars CLI (real nats-server)', function () {
     expect(r.stdout).to.contain('deleted');
     await waitFor(async () => (await a.getHost(20, 1)).ok === false, { what: 'route removed at the agent' });
     expect((await a.getHost(20, 1)) as object).to.include({ code: 'NO_ROUTE' });
+  });
+
+  it('cli - on a terminal, route rm of a whole route asks first', async function () {
+    if (!hasScript()) this.skip();
+    await lars(['route', 'add', '24', '1', '10.0.0.1:8000', '10.0.0.2:8000'], env);
+    const no = larsOnTerminal(['route', 'rm', '24', '1'], env, 'n\n');
+    expect(await no.exited, no.output()).to.equal(1);
+    expect(no.output()).to.contain('delete route 24.1 and its 2 host(s)? [y/N]');
+    expect(no.output()).to.contain('lars route rm: route 24.1 kept (not confirmed)');
+    expect((await lars(['route', 'ls', '24', '1'], env)).code).to.equal(0);
+    const yes = larsOnTerminal(['route', 'rm', '24', '1'], env, 'y\n');
+    expect(await yes.exited, yes.output()).to.equal(0);
+    expect(yes.output()).to.contain('route 24.1 deleted');
+    expect((await lars(['route', 'ls', '24', '1'], env)).code).to.equal(1);
   });
 
   it('cli - --json on route add, rm and ls prints the data', async () => {
@@ -253,6 +267,22 @@ describe('lars node logs (real nats-server)', function () {
       pretty.child.kill('SIGINT');
       json.child.kill('SIGINT');
       await Promise.all([pretty.exited, json.exited]);
+      await server.stop();
+    }
+  });
+
+  it('cli - on a terminal, node logs are pretty without asking', async function () {
+    if (!hasScript()) this.skip();
+    const server = await startNatsServer();
+    const t = larsOnTerminal(['node'], { LARS_NATS_URL: server.url, LARS_PREFIX: uniquePrefix(), LARS_PARTITIONS: '4', LARS_LOG_LEVEL: 'info' });
+    try {
+      await waitFor(() => t.output().includes('route node ready'), { what: 'ready line on the terminal', timeoutMs: 20_000 });
+      const plain = t.output().replace(/\u001b\[[0-9;]*m/g, '');
+      expect(plain).to.match(/\[\d\d:\d\d:\d\d\.\d{3}\] INFO: [^:]+: route node ready; Ctrl-C to stop/);
+      expect(plain).not.to.contain('"time":');
+    } finally {
+      process.kill(-t.child.pid!, 'SIGINT');
+      await t.exited;
       await server.stop();
     }
   });
