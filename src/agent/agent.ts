@@ -427,7 +427,8 @@ export class Agent {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.flush({ timeoutMs: this.closeTimeoutMs });
+      if (this.nc.isClosed()) this.batcher.flush();
+      else await this.flush({ timeoutMs: this.closeTimeoutMs });
     } catch {
       // closing anyway; abandon() counts and logs what is left
     }

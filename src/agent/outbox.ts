@@ -14,7 +14,7 @@
 import { backoff, ClosedConnectionError, DrainingConnectionError, NoRespondersError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
 import { silentLogger, type Logger } from '../log.ts';
-import { LarsError, ErrorCode } from '../errors.ts';
+import { LarsError, ErrorCode, ClosedError } from '../errors.ts';
 import { RateLog } from './rate-log.ts';
 
 /**
@@ -165,6 +165,7 @@ export class Outbox {
   private wake: ReturnType<typeof setTimeout> | undefined;
   private waiters: Waiter[] = [];
   private stopped = false;
+  private closedConnection = false;
   private readonly counters = { pendingReports: 0, ackedBatches: 0, ackedReports: 0, retriedBatches: 0, droppedReports: 0 };
 
   constructor(opts: OutboxOptions) {
@@ -213,6 +214,7 @@ export class Outbox {
    */
   settled(timeoutMs: number, upTo = this.seq): Promise<void> {
     if (this.oldestUnsettled() > upTo) return Promise.resolve();
+    if (this.closedConnection) return Promise.reject(new ClosedError('NATS connection'));
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = { upTo, resolve, reject, timer: undefined };
       w.timer = setTimeout(() => {
@@ -337,8 +339,13 @@ export class Outbox {
     const kind = this.classify(err);
     this.logFailure(kind, e, err);
     if (kind === PublishFailure.closed) {
-      // Nothing will reconnect this connection: keep the batches for flush() to report and close() to count.
+      // Nothing will reconnect this connection: keep the batches for close() to count; waiting flushes fail now.
       this.stopped = true;
+      this.closedConnection = true;
+      for (const w of this.waiters.splice(0)) {
+        if (w.timer) clearTimeout(w.timer);
+        w.reject(new ClosedError('NATS connection'));
+      }
       return;
     }
     const now = this.clock();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
+import { ClosedConnectionError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 import { Outbox, PublishFailure, classifyPublishError, parseReportMsgId, reportMsgId, type PublishFn } from '../../src/agent/outbox.ts';
 import { ReportBatcher } from '../../src/agent/report-batcher.ts';
 import { names } from '../../schemas/subjects.ts';
@@ -139,6 +139,21 @@ describe('agent outbox', () => {
     expect((err as { code?: string }).code).to.equal('LARS_TIMEOUT');
     expect(o.abandon()).to.equal(7);
     expect(o.stats()).to.include({ droppedReports: 7, pendingReports: 0 });
+  });
+  it('outbox - a closed connection fails waiting and later flushes at once, and stops retrying', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', maxReports: 100, backoffMs: [1] });
+    o.add('subj', data, 4);
+    const waiting = o.settled(10_000).then(
+      () => 'resolved',
+      (e: unknown) => (e as { code?: string }).code,
+    );
+    calls[0]!.reject(new ClosedConnectionError());
+    expect(await waiting).to.equal('LARS_CLOSED');
+    expect(await o.settled(10_000).catch((e: unknown) => (e as { code?: string }).code)).to.equal('LARS_CLOSED');
+    o.add('subj', data, 1);
+    expect(calls).to.have.length(1);
+    expect(o.abandon()).to.equal(5);
   });
 });
 
