@@ -21,7 +21,7 @@ export interface RetryOptions {
   retryIf?: (err: unknown, attempt: number) => boolean | Promise<boolean>;
   /** Called after a failed attempt that will be retried (logging, repairs). */
   onRetry?: (err: unknown, attempt: number) => void | Promise<void>;
-  /** Stops retrying (the pending wait ends and the last error is thrown). */
+  /** Stops retrying: the pending wait ends and the signal's reason is thrown. */
   signal?: AbortSignal;
 }
 
