@@ -56,7 +56,7 @@ function fail<T>(kind: RejectKind, detail: string): Validated<T> {
  * is `out_of_range`; too many items is `oversize`; a schema may override the
  * kind of its own failures (RejectAs: the version, the report tuple).
  */
-export function rejectKindOf(e: ValueError): RejectKind {
+function rejectKindOf(e: ValueError): RejectKind {
   const own = (e.schema as { [RejectAs]?: RejectKind })[RejectAs];
   switch (e.type) {
     case ValueErrorType.Union: {
@@ -94,7 +94,7 @@ export function rejectKindOf(e: ValueError): RejectKind {
 }
 
 /** `/hosts/0/1` → `hosts[0][1]`, `/figures/x` → `figures.x`. */
-export function fieldPath(pointer: string): string {
+function fieldPath(pointer: string): string {
   let out = '';
   for (const raw of pointer.split('/').slice(1)) {
     const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
@@ -123,14 +123,6 @@ const reportBatchCheck = TypeCompiler.Compile(ReportBatchSchema);
 const routeStateCheck = TypeCompiler.Compile(RouteStateSchema);
 const routeEventCheck = TypeCompiler.Compile(RouteEventSchema);
 const registryEntryCheck = TypeCompiler.Compile(RegistryEntrySchema);
-
-/** The compiled checkers, for tests that compare them with hand-written paths. */
-export const compiledChecks = {
-  reportBatch: reportBatchCheck,
-  routeState: routeStateCheck,
-  routeEvent: routeEventCheck,
-  registryEntry: registryEntryCheck,
-} as const;
 
 /** The rule beyond the schema: every host_index points into `hosts`. */
 function checkHostIndexes(b: ReportBatch): Validated<ReportBatch> {
