@@ -12,7 +12,7 @@
  * agree to well under the windows and ejection times (seconds); a skew shifts
  * a pending window or ejection by that skew, nothing more.
  */
-import { HostState, Profile, Reason, type RouteEvent } from '../schemas/messages.ts';
+import type { HostState, Profile, Reason, RouteEvent } from '../schemas/messages.ts';
 
 /** A transition not yet published (its route version is given at the next flush). */
 export type PendingRouteEvent = Omit<RouteEvent, 'version'>;
@@ -71,9 +71,25 @@ export interface RouteCheckpoint {
 
 export type CheckpointResult = { ok: true; value: RouteCheckpoint } | { ok: false; error: string };
 
-const STATES: ReadonlySet<string> = new Set(Object.values(HostState));
-const REASONS: ReadonlySet<string> = new Set(Object.values(Reason));
-const PROFILES: ReadonlySet<string> = new Set(Object.values(Profile));
+// Exhaustive over the contract's unions (the compiler names a missing or unknown value); type-only imports.
+const STATES: Record<HostState, true> = { healthy: true, overloaded: true, probing: true, draining: true };
+const PROFILES: Record<Profile, true> = { lars: true, default: true };
+const REASONS: Record<Reason, true> = {
+  registered: true,
+  consecutive_errors: true,
+  error_rate: true,
+  window_error_rate: true,
+  latency_outlier: true,
+  success_rate: true,
+  consecutive_successes: true,
+  timeout: true,
+  probe_success: true,
+  probe_failure: true,
+  removed: true,
+  readded: true,
+  restored: true,
+};
+const known = (set: Readonly<Record<string, true>>, x: unknown): boolean => typeof x === 'string' && Object.hasOwn(set, x);
 
 const HOST_NUMBERS = [
   'port',
@@ -114,7 +130,7 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   if (!isRecord(x)) return fail('not an object');
   if (x['v'] !== 1) return fail('v must be 1');
   for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
-  if (typeof x['profile'] !== 'string' || !PROFILES.has(x['profile'])) return fail('unknown profile');
+  if (!known(PROFILES, x['profile'])) return fail('unknown profile');
   for (const k of ['panic', 'removed', 'dirty'] as const) if (typeof x[k] !== 'boolean') return fail(`${k} must be a boolean`);
   const params = x['params'];
   if (!isRecord(params) || !Object.values(params).every(finite)) return fail('params must map names to numbers');
@@ -125,8 +141,8 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
     if (typeof h['ip'] !== 'string') return fail(`hosts[${i}].ip must be a string`);
     for (const k of HOST_NUMBERS) if (!finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
     if (h['zone'] !== undefined && typeof h['zone'] !== 'string') return fail(`hosts[${i}].zone must be a string`);
-    if (typeof h['state'] !== 'string' || !STATES.has(h['state'])) return fail(`hosts[${i}].state is unknown`);
-    if (typeof h['reason'] !== 'string' || !REASONS.has(h['reason'])) return fail(`hosts[${i}].reason is unknown`);
+    if (!known(STATES, h['state'])) return fail(`hosts[${i}].state is unknown`);
+    if (!known(REASONS, h['reason'])) return fail(`hosts[${i}].reason is unknown`);
     if (typeof h['suspect'] !== 'boolean') return fail(`hosts[${i}].suspect must be a boolean`);
   }
   const pending = x['pending'];
