@@ -56,21 +56,21 @@ const helpOf = (path: string[]) => `lars ${[...path, '--help'].join(' ')}`;
 /** Turns yargs' validation messages into this CLI's wording. */
 function usageMessage(msg: string, argv: string[]): string {
   const { path, entry } = commandPath(argv);
-  const flagNames = () => [
-    ...Object.values(CONFIG_KEYS).map((k: ConfigKeySpec) => k.flag),
-    'config',
-    'help',
-    ...(entry && !isGroup(entry) ? Object.keys(entry.flags) : []),
-  ];
+  const commandFlags = entry && !isGroup(entry) ? Object.entries(entry.flags) : [];
+  const flagNames = [...Object.values(CONFIG_KEYS).map((k: ConfigKeySpec) => k.flag), 'config', 'help', 'version', ...commandFlags.map(([n]) => n)];
+  const known = new Set([...flagNames, 'h', ...commandFlags.flatMap(([, f]) => (f.alias ? [f.alias] : []))]);
+  // an unknown flag can swallow the next word as its value and confuse what yargs reports: name the flag first
+  const unknownFlag = argv
+    .filter((a) => /^--?[A-Za-z]/.test(a))
+    .map((a) => a.replace(/^--?(no-)?/, '').split('=')[0]!)
+    .find((n) => !known.has(n));
+  if (unknownFlag !== undefined && !/^(Not enough arguments following|Invalid values)/.test(msg)) {
+    const near = closest(unknownFlag, flagNames);
+    return `unknown option ${unknownFlag.length === 1 ? '-' : '--'}${unknownFlag}${near ? `; did you mean --${near}?` : ''}`;
+  }
   const unknown = /^Unknown arguments?: (.+)$/.exec(msg);
   if (unknown) {
-    const names = unknown[1]!.split(', ');
-    const asFlag = names.find((n) => argv.some((a) => a === `--${n}` || a.startsWith(`--${n}=`) || a === `-${n}`));
-    if (asFlag !== undefined) {
-      const near = closest(asFlag, flagNames());
-      return `unknown option ${asFlag.length === 1 ? '-' : '--'}${asFlag}${near ? `; did you mean --${near}?` : ''}`;
-    }
-    const word = names[0]!;
+    const word = unknown[1]!.split(', ')[0]!;
     if (!entry) {
       const near = closest(word, COMMANDS.map((c) => c.name));
       return `unknown command ${JSON.stringify(word)}${near ? `; did you mean ${near}?` : `; commands: ${COMMANDS.map((c) => c.name).join(', ')}`}`;
@@ -247,7 +247,15 @@ function parser(argv: string[], state: RunState): Argv {
 
 /** `lars help x y` → `lars x y --help`; `lars` and `lars <group>` alone → their help. */
 function normalize(argv: string[]): string[] {
-  if (argv[0] === 'help') return [...argv.slice(1), '--help'];
+  if (argv[0] === 'help') {
+    const words = argv.slice(1).filter((a) => !a.startsWith('-'));
+    const { path } = commandPath(words);
+    if (path.length < words.length) {
+      const scope = path.length ? `${path.join(' ')} ` : '';
+      throw new UsageError(`no help for unknown ${scope}command ${JSON.stringify(words[path.length])}`);
+    }
+    return [...argv.slice(1), '--help'];
+  }
   if (argv.length === 0) return ['--help'];
   const group = COMMANDS.find((c) => c.name === argv[0]);
   if (group && isGroup(group) && argv.length === 1) return [argv[0]!, '--help'];
@@ -255,9 +263,10 @@ function normalize(argv: string[]): string[] {
 }
 
 export async function main(rawArgv: string[]): Promise<number> {
-  const argv = normalize(rawArgv);
+  let argv = rawArgv;
   const state: RunState = { code: ExitCode.ok, path: [] };
   try {
+    argv = normalize(rawArgv);
     const y = parser(argv, state);
     // yargs prints the script but then goes on parsing `completion` as a command when it may not exit the process
     if (argv[0] === 'completion' && argv.length === 1) y.showCompletionScript();

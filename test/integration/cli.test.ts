@@ -173,6 +173,8 @@ describe('lars CLI (real nats-server)', function () {
       [['route', 'ad', '1', '2'], 2, /unknown route command "ad"; did you mean add\?/],
       [['route', 'ls', '--bogus'], 2, /^lars route ls: unknown option --bogus; run 'lars route ls --help'$/],
       [['route', 'ls', '--jsn'], 2, /unknown option --jsn; did you mean --json\?/],
+      [['--bogus', 'route', 'ls'], 2, /^lars route ls: unknown option --bogus;/],
+      [['help', 'nosuch'], 2, /no help for unknown command "nosuch"/],
       [['route', 'ls', '1', '2', '3'], 2, /unexpected argument "3"/],
       [['nosuch'], 2, /^lars: unknown command "nosuch"/],
       [['rout', 'ls'], 2, /unknown command "rout"; did you mean route\?/],
