@@ -129,3 +129,25 @@ export async function withLifecycle<T>(ctx: Pick<CommandContext, 'stopSignal'>, 
     await life.shutdown();
   }
 }
+
+/** What `closeConnection` needs of a NATS connection. */
+export interface Drainable {
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Drains a NATS connection (its pending publishes go out), or closes it when
+ * the drain cannot finish (the server is gone and the client is reconnecting).
+ */
+export async function closeConnection(nc: Drainable, timeoutMs = 3000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const giveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(() => void nc.close().finally(resolve), timeoutMs);
+  });
+  try {
+    await Promise.race([nc.drain().catch(() => nc.close()), giveUp]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

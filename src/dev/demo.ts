@@ -24,6 +24,7 @@ import type { RouteEvent, RouteState } from '../../schemas/messages.ts';
 import { LarsError, ErrorCode } from '../errors.ts';
 import { startAnalytics, type Analytics } from '../analytics/mod.ts';
 import { durableName } from '../analytics/sink.ts';
+import { closeConnection } from '../cli/lifecycle.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 
 export const DEMO_MODID = 1;
@@ -85,7 +86,7 @@ async function ensureNats(cfg: LarsConfig, out: (l: string) => void, life: DemoL
     if (probe.kind === 'free') return startLocalNats(cfg, port, out, life);
   }
   const nc = await connectNats({ url: cfg.natsUrl, name: 'lars-dev', timeoutMs: 3000 });
-  life.add('NATS connection', () => nc.drain().catch(() => nc.close()));
+  life.add('NATS connection', () => closeConnection(nc));
   await requireJetStream(nc, cfg.natsUrl);
   return { nc };
 }
@@ -113,7 +114,7 @@ async function startLocalNats(cfg: LarsConfig, port: number, out: (l: string) =>
   const server = await startNatsServer({ port, storeDir, binary: bin });
   life.add(`nats-server (pid ${server.process.pid})`, () => server.stop());
   const nc = await connectNats({ url: server.url, name: 'lars-dev' });
-  life.add('NATS connection', () => nc.drain().catch(() => nc.close()));
+  life.add('NATS connection', () => closeConnection(nc));
   return { nc, server };
 }
 

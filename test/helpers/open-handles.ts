@@ -48,6 +48,56 @@ function resourceCounts(): Map<string, number> {
   return m;
 }
 
+/** Where each live setImmediate/setInterval was made (they are not handles: only a count says they are there). */
+const timerSites = new Map<object, { kind: string; site: string; test: string }>();
+let currentTest = 'a hook before any test ended';
+
+function callSite(): string {
+  const frames = (new Error().stack ?? '').split('\n').slice(3);
+  const own = frames.find((f) => !f.includes('node:internal') && !f.includes('open-handles.ts'));
+  return (own ?? frames[0] ?? '?').trim().replace(/^at /, '');
+}
+
+{
+  const origImmediate = globalThis.setImmediate;
+  const origClearImmediate = globalThis.clearImmediate;
+  const origInterval = globalThis.setInterval;
+  const origClearInterval = globalThis.clearInterval;
+  const trackedImmediate = ((cb: (...a: unknown[]) => void, ...args: unknown[]) => {
+    const entry = { kind: 'setImmediate', site: callSite(), test: currentTest };
+    const im: NodeJS.Immediate = origImmediate((...a: unknown[]) => {
+      timerSites.delete(im);
+      cb(...a);
+    }, ...args);
+    timerSites.set(im, entry);
+    return im;
+  }) as typeof setImmediate;
+  globalThis.setImmediate = Object.assign(trackedImmediate, { __promisify__: origImmediate.__promisify__ });
+  globalThis.clearImmediate = (im: NodeJS.Immediate | string | number | undefined) => {
+    if (typeof im === 'object') timerSites.delete(im);
+    origClearImmediate(im as NodeJS.Immediate);
+  };
+  globalThis.setInterval = ((cb: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const t = origInterval(cb, ms, ...args);
+    timerSites.set(t, { kind: `setInterval ${ms ?? 0} ms`, site: callSite(), test: currentTest });
+    return t;
+  }) as typeof setInterval;
+  globalThis.clearInterval = (t: NodeJS.Timeout | string | number | undefined) => {
+    if (typeof t === 'object') timerSites.delete(t);
+    origClearInterval(t);
+  };
+}
+
+/** The tracked timers still pending that keep the process alive. */
+function liveTimers(): string[] {
+  const out: string[] = [];
+  for (const [t, e] of timerSites) {
+    const ref = (t as { hasRef?: () => boolean }).hasRef?.() ?? true;
+    if (ref) out.push(`  ${e.kind} made at ${e.site}  (last made after ${e.test})`);
+  }
+  return out;
+}
+
 let baselineHandles = new Set<object>();
 let baselineResources = new Map<string, number>();
 const firstSeen = new WeakMap<object, string>();
@@ -72,6 +122,7 @@ export const mochaHooks = {
   afterEach(this: Context): void {
     const t = this.currentTest;
     const where = t ? `${t.file ?? '?'}: "${t.fullTitle()}"` : '?';
+    currentTest = where;
     for (const h of activeHandles()) if (!baselineHandles.has(h) && !firstSeen.has(h)) firstSeen.set(h, where);
   },
   async afterAll(this: Context): Promise<void> {
@@ -84,6 +135,7 @@ export const mochaHooks = {
     }
     if (found.handles.length === 0 && found.resources.length === 0) return;
     const lines = [
+      ...liveTimers(),
       ...found.handles.map((h) => `  ${describeHandle(h)}  (open since ${firstSeen.get(h) ?? 'a hook before any test ended'})`),
       ...(found.resources.length ? [`  active resources beyond the start: ${found.resources.join(', ')}`] : []),
     ];
