@@ -11,6 +11,12 @@ import { samplePicks } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
 import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
+import { ensureStreams } from '../../src/streams.ts';
+import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
+import { runMigrations } from '../../src/analytics/migrate.ts';
+import { startSink, type Sink } from '../../src/analytics/sink.ts';
+import { publishBatches, reportBatch } from '../../src/analytics/fixtures.ts';
+import { TEST_STREAM_LIMITS, countRows, findClickHouseServer, randomDatabase, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 describe('lars CLI (real nats-server)', function () {
   this.timeout(90_000);
@@ -312,5 +318,47 @@ describe('lars node logs (real nats-server)', function () {
       await node.exited;
       await server.stop();
     }
+  });
+});
+
+describe('lars stats (real nats-server and clickhouse-server)', function () {
+  this.timeout(120_000);
+  before(function () {
+    if (!findClickHouseServer()) this.skip();
+  });
+  const servers = useNatsAndClickHouse();
+  let engine: AnalyticsEngine;
+  let sink: Sink;
+  let env: Record<string, string>;
+
+  before(async () => {
+    const { nats, ch, nc } = servers();
+    const prefix = uniquePrefix();
+    const n = names(prefix);
+    await ensureStreams(nc, n, TEST_STREAM_LIMITS);
+    engine = await openEngine({ url: ch.url, database: randomDatabase(), requestTimeoutMs: 10_000 });
+    await runMigrations(engine);
+    sink = await startSink({ nc, names: n, engine, batch: { maxWaitMs: 100 } });
+    // route 300.1: one host, 3 calls, 1 error → an error rate of 1/3
+    await publishBatches(nc, n, [reportBatch({ modid: 300, cmdid: 1, ts: Date.now() - 60_000, sender: 'svc', hosts: [['10.0.3.1', 80]], reports: [[0, 0, 5, 0], [0, 0, 5, 10], [0, 1, 5, 20]] })]);
+    await waitFor(async () => (await countRows(engine, 'reports')) === 3, { what: 'seeded reports' });
+    env = { LARS_NATS_URL: nats.url, LARS_PREFIX: prefix, LARS_CLICKHOUSE_URL: ch.url, LARS_CLICKHOUSE_DATABASE: engine.database };
+  });
+  after(async () => {
+    await sink?.stop();
+    await engine?.close();
+  });
+
+  it('cli - lars stats prints rounded tables, and full values with --json', async () => {
+    const [json, human] = await Promise.all([lars(['stats', 'errors', '--route', '300.1', '--json'], env, 60_000), lars(['stats', 'errors', '--route', '300.1'], env, 60_000)]);
+    expect(json.code, json.stderr).to.equal(0);
+    const rows = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    expect(rows).to.have.length(1);
+    expect(rows[0]).to.include({ host: '10.0.3.1', calls: 3, errors: 1 });
+    expect(rows[0]!['error_rate']).to.be.closeTo(1 / 3, 1e-3);
+    expect(human.code, human.stderr).to.equal(0);
+    const lines = human.stdout.trimEnd().split('\n');
+    expect(lines[0]).to.match(/^modid\s+cmdid\s+host\s+port\s+calls\s+errors\s+error_rate$/);
+    expect(lines[2]).to.match(/^\s*300\s+1\s+10\.0\.3\.1\s+80\s+3\s+1\s+0\.333$/);
   });
 });

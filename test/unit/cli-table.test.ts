@@ -6,6 +6,7 @@ import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
 describe('cli table - one renderer for every table', () => {
   it('cli table - numbers are rounded for reading, integers stay whole', () => {
     expect(formatNumber(0.1 + 0.2)).to.equal('0.3');
+    expect(formatNumber(Math.fround(0.3))).to.equal('0.3'); // a float32 figure: 0.30000001192092896
     expect(formatNumber(1 / 3)).to.equal('0.333');
     expect(formatNumber(0.012345)).to.equal('0.0123');
     expect(formatNumber(12.3456)).to.equal('12.35');
