@@ -52,6 +52,9 @@ describe('deployment files', function () {
     expect(final.lines).to.include('ARG WITH_CHDB=false');
     expect(final.lines.join('\n')).to.match(/LARS_CLICKHOUSE_URL=\$\{CLICKHOUSE_URL\}/);
     expect(final.lines.join('\n')).to.match(/if \[ "\$WITH_CHDB" = "true" \]; then npm install .*chdb/);
+    // the build context leaves out the local node_modules (chdb alone is over 500 MB) and build output
+    const ignored = readFileSync(new URL('../../.dockerignore', import.meta.url), 'utf8').split('\n');
+    expect(ignored).to.include.members(['node_modules', 'dist', '.lars']);
   });
 
   it('deploy - every host in the compose environment is a compose service', () => {
