@@ -98,8 +98,8 @@ export interface RouteActorOptions {
   /**
    * Last published state (from the routes KV), to resume version and host
    * states after a restart when there is no checkpoint. It lacks the
-   * counters: they start afresh, and an ejected host gets one ejection
-   * starting now.
+   * counters: they start afresh, and an ejected host counts one ejection,
+   * ending one base ejection time (lars: overload_timeout) from now.
    */
   restored?: RouteState;
 }
@@ -275,7 +275,7 @@ export class RouteActor implements RouteMechanism {
     this.policy.report(s, retcode === 0, latencyMs, now);
   }
 
-  // ------------------------------------------------------------ transitions (RouteMechanism)
+  // ------------------------------------------------------------ transitions (RouteMechanism: for the profile policy)
 
   /** Ejects `s` unless the route's ejection cap holds a healthy host in (then it is marked suspect). */
   eject(s: PolicyHost, reason: Reason, now: number): boolean {
