@@ -21,7 +21,7 @@ import { ClosedError } from '../errors.ts';
 import { RouteFollower, RouteStatus, type FollowedRoute } from './route-follower.ts';
 import { ReportBatcher } from './report-batcher.ts';
 import { Outbox, jetStreamPublisher, type PublishFn } from './outbox.ts';
-import { RateLog } from './rate-log.ts';
+import { RateLimitedLog } from '../ratelog.ts';
 
 export const ReportDelivery = {
   /** JetStream publishes, acknowledged, kept in the outbox and retried until acknowledged. */
@@ -200,7 +200,7 @@ export class Agent {
   private readonly flushTimeoutMs: number;
   private readonly closeTimeoutMs: number;
   private readonly log: Logger;
-  private readonly rateLog: RateLog;
+  private readonly rateLog: RateLimitedLog;
   private readonly routes = new Map<number, Map<number, AgentRoute>>();
   private readonly batcher: ReportBatcher;
   private readonly outbox: Outbox | undefined;
@@ -223,7 +223,7 @@ export class Agent {
     this.delivery = opts.reportDelivery ?? ReportDelivery.acked;
     const clock = opts.clock ?? Date.now;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'agent', agent: this.id });
-    this.rateLog = new RateLog(this.log, 10_000, clock);
+    this.rateLog = new RateLimitedLog(this.log, 10_000, clock);
     this.rejects = new RejectCounter(this.log);
     this.follower = new RouteFollower({ nc, names: this.names, loadTimeoutMs: opts.loadTimeoutMs, holdEmptyUpdates: opts.holdEmptyUpdates, rejects: this.rejects, log: this.log, clock });
     this.batcher = new ReportBatcher({
@@ -375,7 +375,7 @@ export class Agent {
       this.nc.publish(subject, encode(batch));
     } catch (err) {
       this.counters.droppedReports += n;
-      this.rateLog.write('warn', 'core-publish', { err, reports: n }, 'report batch could not be published; dropped');
+      this.rateLog.emit('warn', 'core-publish', { err, reports: n }, 'report batch could not be published; dropped');
     }
   };
 

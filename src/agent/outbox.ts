@@ -15,7 +15,7 @@ import { backoff, ClosedConnectionError, DrainingConnectionError, NoRespondersEr
 import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
 import { silentLogger, type Logger } from '../log.ts';
 import { LarsError, ErrorCode, ClosedError } from '../errors.ts';
-import { RateLog } from './rate-log.ts';
+import { RateLimitedLog } from '../ratelog.ts';
 
 /**
  * `Nats-Msg-Id` of a report batch: `<sender>/<instance>/<seq>`. `sender` is
@@ -150,7 +150,7 @@ export class Outbox {
   private readonly policy: ReturnType<typeof backoff>;
   private readonly noStreamHint: string;
   private readonly log: Logger;
-  private readonly rateLog: RateLog;
+  private readonly rateLog: RateLimitedLog;
   private readonly clock: () => number;
   /** Batches waiting to be sent, oldest first (a retried batch goes back in seq order). */
   private queue: Entry[] = [];
@@ -180,7 +180,7 @@ export class Outbox {
     this.noStreamHint = opts.noStreamHint ?? 'create the stream that captures the report subjects';
     this.log = (opts.log ?? silentLogger()).child({ mod: 'outbox' });
     this.clock = opts.clock ?? Date.now;
-    this.rateLog = new RateLog(this.log, opts.logIntervalMs ?? 10_000, this.clock);
+    this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, this.clock);
   }
 
   /** Sequence of the last batch added (0 before the first). */
@@ -279,7 +279,7 @@ export class Outbox {
       batches++;
     }
     if (dropped > 0) {
-      this.rateLog.write('warn', 'overflow', { reports: dropped, batches, maxPendingReports: this.maxReports }, 'more reports unacknowledged than maxPendingReports; the oldest are dropped');
+      this.rateLog.emit('warn', 'overflow', { reports: dropped, batches, maxPendingReports: this.maxReports }, 'more reports unacknowledged than maxPendingReports; the oldest are dropped');
       this.checkWaiters();
     }
   }
@@ -369,16 +369,16 @@ export class Outbox {
     const ctx = { subject: e.subject, pendingReports: this.counters.pendingReports, pendingBatches: this.unsettled.size };
     switch (kind) {
       case PublishFailure.noStream:
-        this.rateLog.write('error', kind, ctx, `no JetStream stream captures ${e.subject}: report batches are held and retried; ${this.noStreamHint}`);
+        this.rateLog.emit('error', kind, ctx, `no JetStream stream captures ${e.subject}: report batches are held and retried; ${this.noStreamHint}`);
         break;
       case PublishFailure.timeout:
-        this.rateLog.write('warn', kind, ctx, 'report batch not acknowledged in time (server away or restarting, or no stream captures the subject); retrying');
+        this.rateLog.emit('warn', kind, ctx, 'report batch not acknowledged in time (server away or restarting, or no stream captures the subject); retrying');
         break;
       case PublishFailure.closed:
-        this.rateLog.write('error', kind, ctx, 'the connection is closed; report batches can no longer be sent');
+        this.rateLog.emit('error', kind, ctx, 'the connection is closed; report batches can no longer be sent');
         break;
       default:
-        this.rateLog.write('warn', kind, { ...ctx, err }, 'report batch publish failed; retrying');
+        this.rateLog.emit('warn', kind, { ...ctx, err }, 'report batch publish failed; retrying');
     }
   }
 

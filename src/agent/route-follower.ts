@@ -20,7 +20,7 @@ import { RouteStore } from '../registry.ts';
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { ClosedError } from '../errors.ts';
-import { RateLog } from './rate-log.ts';
+import { RateLimitedLog } from '../ratelog.ts';
 
 export const RouteStatus = {
   /** Followed, but neither the KV read nor a route message has answered yet. */
@@ -114,7 +114,7 @@ export class RouteFollower {
   private readonly loadTimeoutMs: number;
   private readonly holdEmpty: boolean;
   private readonly log: Logger;
-  private readonly rateLog: RateLog;
+  private readonly rateLog: RateLimitedLog;
   private readonly byRoute = new Map<number, Map<number, FollowedRoute>>();
   private count = 0;
   private store: RouteStore | undefined;
@@ -130,7 +130,7 @@ export class RouteFollower {
     this.holdEmpty = opts.holdEmptyUpdates ?? true;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'route-follower' });
     this.rejects = opts.rejects ?? new RejectCounter(this.log);
-    this.rateLog = new RateLog(this.log, opts.logIntervalMs ?? 10_000, opts.clock ?? Date.now);
+    this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, opts.clock ?? Date.now);
     const it = this.nc.status();
     this.statusIter = it;
     void this.watchStatus(it);
@@ -220,7 +220,7 @@ export class RouteFollower {
     r.sub = this.nc.subscribe(this.names.route(r.modid, r.cmdid), {
       callback: (err, m) => {
         if (err) {
-          this.rateLog.write('warn', 'subscription', { err, route: `${r.modid}.${r.cmdid}` }, 'route subscription failed');
+          this.rateLog.emit('warn', 'subscription', { err, route: `${r.modid}.${r.cmdid}` }, 'route subscription failed');
           return;
         }
         this.onMessage(r, m.data, m.subject);
@@ -268,7 +268,7 @@ export class RouteFollower {
       else if (r.state === undefined) r.status = RouteStatus.unregistered;
     } catch (err) {
       if (this.closed) return;
-      this.rateLog.write('warn', 'kv-read', { err, route: `${r.modid}.${r.cmdid}` }, 'could not read route state; serving what is cached and retrying');
+      this.rateLog.emit('warn', 'kv-read', { err, route: `${r.modid}.${r.cmdid}` }, 'could not read route state; serving what is cached and retrying');
       // Without a reconnect to trigger a re-read (e.g. a KV timeout on a live connection), retry with backoff.
       r.retry = setTimeout(() => void this.readStored(r), READ_RETRY.backoff(r.readFailures++));
     }
@@ -300,7 +300,7 @@ export class RouteFollower {
     }
     if (this.holdEmpty && !s.removed && r.status === RouteStatus.loaded && r.state !== undefined && hasPickable(r.state) && !explainsHosts(s)) {
       this.counters.heldEmptyUpdates++;
-      this.rateLog.write(
+      this.rateLog.emit(
         'warn',
         `held:${r.modid}.${r.cmdid}`,
         { route: `${r.modid}.${r.cmdid}`, version: s.version, held: r.state.version, hosts: s.hosts.length },
@@ -318,7 +318,7 @@ export class RouteFollower {
     try {
       l(s);
     } catch (err) {
-      this.rateLog.write('error', `listener:${r.modid}.${r.cmdid}`, { err, route: `${r.modid}.${r.cmdid}` }, 'route listener threw');
+      this.rateLog.emit('error', `listener:${r.modid}.${r.cmdid}`, { err, route: `${r.modid}.${r.cmdid}` }, 'route listener threw');
     }
   }
 }
