@@ -69,6 +69,8 @@ export const Reason = {
   removed: 'removed',
   readded: 'readded',
   restored: 'restored',
+  /** The route switched to the lars profile: a probing host becomes overloaded (lars has no probing). */
+  profile_changed: 'profile_changed',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -24,7 +24,7 @@ export const larsMachine: NodeMachine = nodeMachine.provide({ guards: { probesBe
  * The reason stamped on a probing host that becomes overloaded because its
  * route switched to the lars profile (the registry entry changed).
  */
-export const PROFILE_CHANGE_REASON: Reason = 'registered';
+export const PROFILE_CHANGE_REASON: Reason = 'profile_changed';
 
 /** Counting, the first step of `load_balance::report()`. */
 export function count(s: PolicyHost, ok: boolean): void {

@@ -144,7 +144,7 @@ describe('checkpoint - exact restore of a route actor', () => {
   it('checkpoint - a switch to lars after the checkpoint moves its probing host to overloaded', () => {
     const { r, now } = mixedRoute();
     const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(6, 'lars'), now, checkpoint: r.checkpoint(now) });
-    expect(r2.host(key(2))).to.include({ state: 'overloaded', reason: 'registered', since: now });
+    expect(r2.host(key(2))).to.include({ state: 'overloaded', reason: 'profile_changed', since: now });
     expect(r2.flush(now)!.events.at(-1)).to.include({ ip: '10.0.0.2', from: 'probing', to: 'overloaded' });
   });
 

@@ -365,13 +365,13 @@ describe('route actor - registry writes', () => {
     const at = clock.advance(100);
     r.applyRegistry(entry(5, 'lars'), at);
     const h = r.host(H1)!;
-    expect(h).to.include({ state: 'overloaded', since: at, reason: 'registered', ejections: 1, ejectUntil: at + LARS_DEFAULTS.overload_timeout * 1000 });
+    expect(h).to.include({ state: 'overloaded', since: at, reason: 'profile_changed', ejections: 1, ejectUntil: at + LARS_DEFAULTS.overload_timeout * 1000 });
     // Lars' set_overload counters
     expect([h.vsucc, h.verr, h.rsucc, h.rerr, h.continSucc, h.continErr]).to.deep.equal([0, LARS_DEFAULTS.init_err_cnt, 0, 0, 0, 0]);
     const st = drain(r, clock, events)!;
     expect(st.profile).to.equal('lars');
     expect(st.hosts[0]).to.include({ state: 'overloaded', pick_weight: 0 });
-    expect(events.at(-1)).to.include({ from: 'probing', to: 'overloaded', reason: 'registered' });
+    expect(events.at(-1)).to.include({ from: 'probing', to: 'overloaded', reason: 'profile_changed' });
     // from now on Lars' rules: 6 successes bring it back (6/11 > 0.5)
     for (let i = 0; i < 6; i++) r.report(H1, 0, 1, clock.now());
     expect(r.host(H1)!.state).to.equal('healthy');
