@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import { featuresFor, parseVersion, type Features, type ServerVersion } from '../../schemas/clickhouse/features.ts';
 import { isValidDatabaseName } from '../../schemas/clickhouse/migrations.ts';
+import { isValidClusterName, type ClusterLayout } from '../../schemas/clickhouse/cluster.ts';
 import type { LarsConfig } from '../config.ts';
 import { LarsError, ErrorCode } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
@@ -22,8 +23,14 @@ export const EngineKind = { chdb: 'chdb', server: 'server' } as const;
 export type EngineKind = (typeof EngineKind)[keyof typeof EngineKind];
 
 export interface EngineOptions {
-  /** ClickHouse HTTP URL; empty or absent means the embedded engine (chdb). */
+  /**
+   * ClickHouse HTTP URL; empty or absent means the embedded engine (chdb).
+   * On a cluster, every server's URL, comma-separated: the first one that
+   * answers takes queries and inserts, and migrations run on each.
+   */
   url?: string;
+  /** The ClickHouse cluster (its name in `remote_servers`) to lay the tables out on; unset = one server. */
+  cluster?: ClusterLayout;
   /** chdb data directory (embedded engine only). */
   path?: string;
   database: string;
@@ -49,6 +56,10 @@ export interface AnalyticsEngine {
   readonly version: ServerVersion;
   readonly features: Features;
   readonly database: string;
+  /** The cluster layout, when the tables are sharded over a cluster (server engine only). */
+  readonly cluster: ClusterLayout | undefined;
+  /** Every server's URL (one for a single server; every server of the cluster). */
+  readonly servers: readonly string[];
   /** `chdb 26.7.2.1 at /path` or `clickhouse-server 18.16.1 at http://...` */
   readonly description: string;
   /** Runs a statement without a result (DDL, ALTER). */
@@ -58,6 +69,8 @@ export interface AnalyticsEngine {
   /** Inserts a TabSeparated body into `table` (qualified name). */
   insertTsv(table: string, columns: readonly string[] | undefined, body: string, opts?: InsertOptions): Promise<void>;
   ping(): Promise<boolean>;
+  /** An engine on another server of the same deployment (same credentials), on `database` (server engine only). */
+  atServer(url: string, database: string): Promise<AnalyticsEngine>;
   close(): Promise<void>;
 }
 
@@ -75,14 +88,36 @@ export async function openEngine(opts: EngineOptions): Promise<AnalyticsEngine> 
     throw new LarsError(ErrorCode.clickhouse, `bad ClickHouse database name ${JSON.stringify(opts.database)}`);
   }
   const log = opts.log ?? silentLogger();
+  if (opts.cluster) {
+    if (!opts.url) throw new LarsError(ErrorCode.clickhouse, 'a ClickHouse cluster needs the URL of every server (clickhouse url, comma-separated); the embedded engine is one server');
+    if (!isValidClusterName(opts.cluster.name)) throw new LarsError(ErrorCode.clickhouse, `bad ClickHouse cluster name ${JSON.stringify(opts.cluster.name)}`);
+  }
   if (opts.url) return openServer(opts, log);
   return openChdb(opts, log);
+}
+
+/** The server URLs of a comma-separated `url` option. */
+export function serverUrls(url: string | undefined): string[] {
+  return (url ?? '').split(',').map((u) => u.trim()).filter((u) => u.length > 0);
 }
 
 // ---------------------------------------------------------------- server
 
 async function openServer(opts: EngineOptions, log: Logger): Promise<AnalyticsEngine> {
-  const url = opts.url as string;
+  const servers = serverUrls(opts.url);
+  let lastErr: unknown;
+  for (const url of servers) {
+    try {
+      return await openServerAt(url, servers, opts, log);
+    } catch (err) {
+      lastErr = err;
+      if (servers.length > 1) log.warn({ url: redact(url), err }, 'clickhouse server did not answer; trying the next one');
+    }
+  }
+  throw lastErr instanceof Error ? lastErr : new LarsError(ErrorCode.clickhouse, 'no ClickHouse URL given');
+}
+
+async function openServerAt(url: string, servers: string[], opts: EngineOptions, log: Logger): Promise<AnalyticsEngine> {
   const client = createClient({
     url,
     username: opts.user ?? 'default',
@@ -107,7 +142,10 @@ async function openServer(opts: EngineOptions, log: Logger): Promise<AnalyticsEn
     version,
     features,
     database: opts.database,
-    description: `clickhouse-server ${version.text} at ${redact(url)}`,
+    description: `clickhouse-server ${version.text} at ${redact(url)}${opts.cluster ? ` (cluster ${opts.cluster.name}, ${servers.length} servers)` : ''}`,
+    cluster: opts.cluster,
+    servers,
+    atServer: (other, database) => openServerAt(other, [other], { ...opts, url: other, database, cluster: undefined }, log),
     onClose: () => client.close(),
   });
 }
@@ -146,6 +184,9 @@ async function openChdb(opts: EngineOptions, log: Logger): Promise<AnalyticsEngi
     features: featuresFor(s.version),
     database: opts.database,
     description: `chdb ${s.version.text} at ${path}`,
+    cluster: undefined,
+    servers: [],
+    atServer: () => Promise.reject(new LarsError(ErrorCode.clickhouse, 'the embedded ClickHouse (chdb) is one server')),
     onClose: async () => {
       if (closed) return;
       closed = true;
@@ -252,6 +293,9 @@ interface EngineParts {
   features: Features;
   database: string;
   description: string;
+  cluster: ClusterLayout | undefined;
+  servers: readonly string[];
+  atServer(url: string, database: string): Promise<AnalyticsEngine>;
   onClose(): Promise<void>;
 }
 
@@ -264,6 +308,9 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
     features,
     database: p.database,
     description: p.description,
+    cluster: p.cluster,
+    servers: p.servers,
+    atServer: p.atServer,
     async command(sql) {
       await client.command({ query: sql });
     },
@@ -276,6 +323,9 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
       const settings: Record<string, string | number> = {};
       if (features.asyncInsertSetting) settings['async_insert'] = 0;
       if (features.dedupToken) settings['insert_deduplication_token'] = opts.token ?? randomUUID();
+      // On a cluster, an insert into a Distributed table returns once every shard has its rows:
+      // the sink acknowledges the stream only after that.
+      if (p.cluster) settings['insert_distributed_sync'] = 1;
       const cols = columns && columns.length > 0 ? ` (${columns.join(', ')})` : '';
       if (kind === EngineKind.chdb) {
         // chdb turns client settings into session-wide SET statements, which

@@ -18,7 +18,9 @@ import {
   type Retention,
 } from '../../schemas/clickhouse/migrations.ts';
 import type { Features } from '../../schemas/clickhouse/features.ts';
+import { distributedStatements, localDatabase, replicatedStatement, type ClusterLayout } from '../../schemas/clickhouse/cluster.ts';
 import { silentLogger, type Logger } from '../log.ts';
+import { LarsError, ErrorCode } from '../errors.ts';
 import { sqlString, type AnalyticsEngine } from './engine.ts';
 
 export interface MigrateOptions {
@@ -55,7 +57,42 @@ export function migrationChecksum(m: Migration, db: string, f: Features): string
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
+/**
+ * Applies the migrations. On a cluster (`engine.cluster`), on every server:
+ * the tables in the local database, then the Distributed layer over them in
+ * the engine's database (schemas/clickhouse/cluster.ts).
+ */
 export async function runMigrations(engine: AnalyticsEngine, opts: MigrateOptions = {}): Promise<MigrateResult> {
+  if (engine.cluster) return runClusterMigrations(engine, engine.cluster, opts);
+  return migrateOne(engine, opts);
+}
+
+async function runClusterMigrations(engine: AnalyticsEngine, cluster: ClusterLayout, opts: MigrateOptions): Promise<MigrateResult> {
+  const log = opts.log ?? silentLogger();
+  const base = opts.migrations ?? MIGRATIONS;
+  const migrations = cluster.replicated ? base.map((m) => ({ ...m, statements: (ctx: Parameters<Migration['statements']>[0]) => m.statements(ctx).map(replicatedStatement) })) : base;
+  const result: MigrateResult = { applied: [], drifted: [], retentionChanged: [] };
+  for (const url of engine.servers) {
+    const local = await engine.atServer(url, localDatabase(engine.database));
+    try {
+      const known = await local.query<{ c: number | string }>(`SELECT count() AS c FROM system.clusters WHERE cluster = ${sqlString(cluster.name)}`);
+      if (Number(known[0]?.c ?? 0) === 0) {
+        throw new LarsError(ErrorCode.clickhouse, `ClickHouse server ${url} has no cluster ${JSON.stringify(cluster.name)} in its remote_servers; add it to every server's config (docs/analytics.md, "On a ClickHouse cluster")`);
+      }
+      const r = await migrateOne(local, { ...opts, migrations });
+      for (const v of r.applied) if (!result.applied.includes(v)) result.applied.push(v);
+      for (const v of r.drifted) if (!result.drifted.includes(v)) result.drifted.push(v);
+      for (const t of r.retentionChanged) if (!result.retentionChanged.includes(t)) result.retentionChanged.push(t);
+      for (const sql of distributedStatements(engine.database, cluster)) await local.command(sql);
+      log.info({ server: url, cluster: cluster.name }, 'clickhouse cluster server migrated');
+    } finally {
+      await local.close();
+    }
+  }
+  return result;
+}
+
+async function migrateOne(engine: AnalyticsEngine, opts: MigrateOptions): Promise<MigrateResult> {
   const log = opts.log ?? silentLogger();
   const db = engine.database;
   const f = engine.features;
@@ -135,6 +172,19 @@ export function partitionEnd(partition: string, by: 'day' | 'month'): number | u
  */
 export async function enforceRetention(engine: AnalyticsEngine, retention: Partial<Retention> | undefined, nowMs: number, log?: Logger): Promise<string[]> {
   if (engine.features.ttl) return [];
+  if (engine.cluster) {
+    // Partitions live in each server's local tables.
+    const dropped: string[] = [];
+    for (const url of engine.servers) {
+      const local = await engine.atServer(url, localDatabase(engine.database));
+      try {
+        for (const d of await enforceRetention(local, retention, nowMs, log)) dropped.push(`${url} ${d}`);
+      } finally {
+        await local.close();
+      }
+    }
+    return dropped;
+  }
   const r = resolveRetention(retention);
   const db = engine.database;
   const dropped: string[] = [];

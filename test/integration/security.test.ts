@@ -99,7 +99,7 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
   it('security - an agent cannot publish on a route subject', async () => {
     const errors = errorsOf(agentNc);
     const seen: string[] = [];
-    const spy = admin.subscribe(n.route(7, 7), { callback: (_e, m) => seen.push(m.subject) });
+    const spy = admin.subscribe(n.route(7, 7), { callback: (_e, m) => void seen.push(m.subject) });
     await admin.flush();
     agentNc.publish(n.route(7, 7), encode({ forged: true }));
     await waitFor(() => errors.some((e) => /permission/i.test(e) && e.includes(n.route(7, 7))), { what: 'permission violation for the route subject' });
