@@ -1,19 +1,21 @@
 /**
- * Route checkpoints (`<prefix>_checkpoints`): what a new owner restores a
- * route actor from at takeover. Written after each fenced route-state write
- * (so a stale owner, whose write fails, never writes one) and for every
- * owned route on a graceful stop.
+ * Route checkpoints (`<prefix>_checkpoints`): the full state of each route
+ * actor (`RouteActor.checkpoint()`: counters, windows, ejection deadlines,
+ * unpublished events), which a new owner resumes exactly at takeover.
+ * Written after each fenced route-state write (so a stale owner, whose
+ * write fails, never writes one) and for every owned route on a graceful
+ * stop or handover.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { validateRouteState, type RouteState } from '../../schemas/messages.ts';
+import { parseCheckpoint, type RouteCheckpoint } from '../../actors/route.ts';
 import { encode, tryDecode } from '../codec.ts';
 import { openTtlBucket } from './kv.ts';
 
 export interface CheckpointRecord {
   v: 1;
-  /** The route as last published by its owner. */
-  state: RouteState;
+  /** The route actor's state right after its last published version. */
+  checkpoint: RouteCheckpoint;
   /** Wall clock of the write, ms. */
   ts: number;
 }
@@ -35,8 +37,8 @@ export class CheckpointStore {
     if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
     const r = d.value as Record<string, unknown>;
     if (r['v'] !== 1 || typeof r['ts'] !== 'number') return undefined;
-    const s = validateRouteState(r['state']);
-    return s.ok ? { v: 1, state: s.value, ts: r['ts'] } : undefined;
+    const c = parseCheckpoint(r['checkpoint']);
+    return c.ok ? { v: 1, checkpoint: c.value, ts: r['ts'] } : undefined;
   }
 
   async get(key: string): Promise<CheckpointRecord | undefined> {
@@ -44,7 +46,7 @@ export class CheckpointStore {
     return e ? CheckpointStore.decodeEntry(e) : undefined;
   }
 
-  async put(key: string, state: RouteState, ts: number): Promise<void> {
-    await this.kv.put(key, encode({ v: 1, state, ts } satisfies CheckpointRecord));
+  async put(key: string, checkpoint: RouteCheckpoint, ts: number): Promise<void> {
+    await this.kv.put(key, encode({ v: 1, checkpoint, ts } satisfies CheckpointRecord));
   }
 }

@@ -16,7 +16,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { KvWatchEntry } from '@nats-io/kv';
 import { names as makeNames, partitionOf, parseRouteTail, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, validateReportBatch, type RegistryEntry, type RouteState, type RouteEvent } from '../../schemas/messages.ts';
-import { RouteActor } from '../../actors/route.ts';
+import { RouteActor, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams } from '../../actors/params.ts';
 import { encode, tryDecode } from '../codec.ts';
 import { Registry, RouteStore, routeKeyParts, watchBucket } from '../registry.ts';
@@ -70,6 +70,8 @@ export interface PartitionEvent {
   at: number;
 }
 
+type RegistryWatchEntry = Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>;
+
 interface RouteSlot {
   actor: RouteActor;
   partition: number;
@@ -97,7 +99,8 @@ export class RouteNode {
   private readonly subs = new Map<number, Subscription>();
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private watchStop: (() => void) | undefined;
-  private readonly kvPending = new Map<RouteSlot, RouteState>();
+  /** Route states (and the actor's checkpoint taken with each) waiting for their KV write. */
+  private readonly kvPending = new Map<RouteSlot, { state: RouteState; checkpoint: RouteCheckpoint }>();
   private kvActive = 0;
   private kvIdle: Array<() => void> = [];
   private closed = false;
@@ -115,6 +118,10 @@ export class RouteNode {
   private readonly active = new Set<number>();
   /** Partitions whose lease is being renewed before their held-back states are published. */
   private readonly reasserting = new Set<number>();
+  /** Latest registry entry of every route (all partitions), so a partition taken over loads without a read. */
+  private readonly registryEntries = new Map<string, RegistryWatchEntry>();
+  /** Restore reads done in bulk for a partition being taken over. */
+  private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined }>();
   /** Routes whose restore read failed, retried while their partition is owned. */
   private readonly retryKeys = new Set<string>();
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -175,7 +182,12 @@ export class RouteNode {
     await cpWatch.initialized;
     cpWatch.stop();
     this.preloadedCheckpoints = cps;
-    const w = await watchBucket(this.registry.kv, (e) => (this.closed ? undefined : this.enqueueRegistry(e)), {
+    const w = await watchBucket(this.registry.kv, (e) => {
+      if (this.closed) return undefined;
+      if (e.operation === 'PUT') this.registryEntries.set(e.key, e);
+      else this.registryEntries.delete(e.key);
+      return this.enqueueRegistry(e);
+    }, {
       onError: (err) => {
         if (!this.closed) this.log.error({ err }, 'registry watch ended');
       },
@@ -237,7 +249,11 @@ export class RouteNode {
     // version, or hosts the previous owner had ejected.
     let last: { state: RouteState; revision: number } | undefined;
     let cp: CheckpointRecord | undefined;
-    if (this.preloaded) {
+    const pre = this.prefetched.get(key);
+    if (pre) {
+      this.prefetched.delete(key);
+      ({ last, cp } = pre);
+    } else if (this.preloaded) {
       last = this.preloaded.get(key);
       cp = this.preloadedCheckpoints?.get(key);
     } else {
@@ -252,13 +268,19 @@ export class RouteNode {
       const again = this.routes.get(key);
       if (again && !again.actor.isRemoved) return;
     }
-    let restored = cp && (!last || cp.state.version >= last.state.version) ? cp.state : last?.state;
-    if (restored?.removed) restored = { ...restored, hosts: [] };
-    let actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored });
-    if (restored && restored.hosts.length > 0 && !hasPickable(actor.snapshot(now))) {
-      // Never publish a route agents cannot pick from because of what was restored.
-      this.log.warn({ route: key, version: restored.version }, 'restored route had no pickable host; host states start afresh');
-      actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...restored, hosts: [] } });
+    // The checkpoint when it is as new as the published state; marked
+    // changed, so the new owner publishes the route under its name at once.
+    // A removed route comes back with fresh hosts, its version continuing.
+    const fresh = cp && (!last || cp.checkpoint.version >= last.state.version) ? cp.checkpoint : undefined;
+    const checkpoint = fresh && !fresh.removed ? { ...fresh, dirty: true } : undefined;
+    let restored = last?.state;
+    if (restored?.removed || fresh?.removed) restored = { ...(restored ?? emptyState(modid, cmdid)), version: Math.max(restored?.version ?? 0, fresh?.version ?? 0), hosts: [] };
+    let actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, checkpoint, restored });
+    if (last && hasPickable(last.state) && !hasPickable(actor.snapshot(now))) {
+      // The previous owner published pickable hosts: never replace them with none because the restore went wrong.
+      const version = Math.max(last.state.version, checkpoint?.version ?? 0);
+      this.log.warn({ route: key, version }, 'restored route had no pickable host; host states start afresh');
+      actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...last.state, version, hosts: [] } });
     }
     const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? 0 };
     this.routes.set(key, ns);
@@ -317,32 +339,41 @@ export class RouteNode {
   /** Loads the routes of newly owned partitions (restoring each), then subscribes to their reports. */
   private async acquire(ps: number[]): Promise<void> {
     const want = new Set(ps);
-    const keys: string[] = [];
-    for await (const k of await this.registry.kv.keys()) {
+    const entries: RegistryWatchEntry[] = [];
+    for (const [k, e] of this.registryEntries) {
       const parts = routeKeyParts(k);
-      if (parts && want.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) keys.push(k);
+      if (parts && want.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) entries.push(e);
     }
-    await this.loadKeys(keys);
+    // Restore reads for every route at once; the entries are then applied in order.
+    await Promise.all(
+      entries.map(async (e) => {
+        const parts = routeKeyParts(e.key)!;
+        try {
+          const [last, cp] = await Promise.all([this.store.get(parts.modid, parts.cmdid), this.checkpoints.get(e.key)]);
+          this.prefetched.set(e.key, { last, cp });
+        } catch {
+          // read again, with retries, when the entry is applied
+        }
+      }),
+    );
+    await Promise.all(entries.map((e) => this.enqueueRegistry(e)));
+    for (const e of entries) this.prefetched.delete(e.key);
     const now = this.clock();
     for (const p of ps) {
       if (!this.active.has(p) || this.closed) continue;
       this.subscribePartition(p);
       this.emitPartition({ partition: p, kind: 'acquired', at: now });
     }
-    this.log.info({ partitions: ps, routes: keys.length }, 'partitions acquired');
+    this.log.info({ partitions: ps, routes: entries.length }, 'partitions acquired');
   }
 
   private async loadKeys(keys: string[]): Promise<void> {
     await Promise.all(
       keys.map(async (k) => {
         const parts = routeKeyParts(k);
-        if (!parts || !this.active.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) return;
-        const e = await this.registry.kv.get(k).catch((err: unknown) => {
-          this.log.warn({ err, key: k }, 'registry read failed; retrying later');
-          this.retryLater(k);
-          return null;
-        });
-        if (e) await this.enqueueRegistry(e);
+        const e = this.registryEntries.get(k);
+        if (!e || !parts || !this.active.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) return;
+        await this.enqueueRegistry(e);
       }),
     );
   }
@@ -366,7 +397,7 @@ export class RouteNode {
     const ts = Date.now();
     await Promise.all(
       slots.map((s) =>
-        this.checkpoints.put(this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.snapshot(now), ts).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
+        this.checkpoints.put(this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
       ),
     );
     if (drop) for (const p of ps) this.dropPartition(p);
@@ -481,7 +512,7 @@ export class RouteNode {
           this.log.error({ err, route: `${a.modid}.${a.cmdid}` }, 'route change listener failed');
         }
       }
-      this.kvPending.set(slot, ch.state);
+      this.kvPending.set(slot, { state: ch.state, checkpoint: a.checkpoint(now) });
       if (a.isRemoved) this.routes.delete(this.names.routeKey(a.modid, a.cmdid));
     }
     this.dirty.clear();
@@ -505,10 +536,10 @@ export class RouteNode {
 
   private pumpKv(): void {
     while (this.kvActive < 16 && this.kvPending.size > 0) {
-      const [slot, state] = this.kvPending.entries().next().value as [RouteSlot, RouteState];
+      const [slot, w] = this.kvPending.entries().next().value as [RouteSlot, { state: RouteState; checkpoint: RouteCheckpoint }];
       this.kvPending.delete(slot);
       this.kvActive++;
-      void this.writeKv(slot, state).finally(() => {
+      void this.writeKv(slot, w.state, w.checkpoint).finally(() => {
         this.kvActive--;
         this.pumpKv();
         if (this.kvActive === 0 && this.kvPending.size === 0) {
@@ -530,7 +561,7 @@ export class RouteNode {
    * another node owns the partition now: the partition is dropped, never
    * re-read and overwritten.
    */
-  private async writeKv(slot: RouteSlot, state: RouteState): Promise<void> {
+  private async writeKv(slot: RouteSlot, state: RouteState, checkpoint: RouteCheckpoint): Promise<void> {
     const route = `${state.modid}.${state.cmdid}`;
     try {
       await retry(
@@ -554,10 +585,10 @@ export class RouteNode {
       }
       if (this.closed) return;
       // Keep the newest state for the next flush rather than losing it.
-      if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, state);
+      if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, { state, checkpoint });
       return;
     }
-    await this.checkpoints.put(this.names.routeKey(state.modid, state.cmdid), state, Date.now()).catch((err: unknown) => this.log.warn({ err, route }, 'checkpoint write failed'));
+    await this.checkpoints.put(this.names.routeKey(state.modid, state.cmdid), checkpoint, Date.now()).catch((err: unknown) => this.log.warn({ err, route }, 'checkpoint write failed'));
   }
 
   /** Resolves when every route state has been written to KV. */
@@ -616,4 +647,9 @@ export class RouteNode {
 
 function hasPickable(s: RouteState): boolean {
   return s.hosts.some((h) => h.pick_weight > 0);
+}
+
+/** A placeholder published state carrying only a version to continue from. */
+function emptyState(modid: number, cmdid: number): RouteState {
+  return { v: 1, sender: '', modid, cmdid, version: 0, ts: 0, profile: 'default', panic: false, removed: true, probe_num: 0, hosts: [] };
 }
