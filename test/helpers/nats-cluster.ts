@@ -4,7 +4,6 @@
  * loopback ports. Servers can be killed and restarted on the same port and
  * store, as an operator's restart would.
  */
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,19 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { waitFor } from './wait.ts';
-
-/** A TCP port that was free a moment ago (bind to port 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './clickhouse-server.ts';
 
 interface Member {
   name: string;
