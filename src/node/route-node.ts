@@ -116,6 +116,8 @@ export class RouteNode {
   private preloadedCheckpoints: Map<string, CheckpointRecord> | undefined;
   /** Partitions served: routes loaded (or loading) and reports subscribed. */
   private readonly active = new Set<number>();
+  /** Partitions with route states held back (logged once until the lease is renewed). */
+  private readonly heldBack = new Set<number>();
   /** Partitions whose lease is being renewed before their held-back states are published. */
   private readonly reasserting = new Set<number>();
   /** Latest registry entry of every route (all partitions), so a partition taken over loads without a read. */
@@ -329,7 +331,8 @@ export class RouteNode {
 
   private onOwnershipChange(owned: ReadonlySet<number>): void {
     if (this.closed) return;
-    for (const p of [...this.active]) if (!owned.has(p)) this.dropPartition(p);
+    // Handed-over partitions are gone already: what is left here was lost.
+    for (const p of [...this.active]) if (!owned.has(p)) this.losePartition(p, 'the ownership no longer holds it');
     const added = [...owned].filter((p) => !this.active.has(p));
     if (added.length === 0) return;
     for (const p of added) this.active.add(p);
@@ -392,7 +395,8 @@ export class RouteNode {
     }
     this.flush();
     await this.settled();
-    const slots = [...this.routes.values()].filter((s) => set.has(s.partition) && !s.actor.isRemoved);
+    // Only while still holding the partition: a checkpoint write is not fenced by itself.
+    const slots = [...this.routes.values()].filter((s) => set.has(s.partition) && !s.actor.isRemoved && this.ownership.holds?.(s.partition) !== false);
     const now = this.clock();
     const ts = Date.now();
     await Promise.all(
@@ -406,6 +410,7 @@ export class RouteNode {
   /** A fenced write or renewal failed: the partition belongs to someone else now. */
   private losePartition(p: number, why: string): void {
     if (!this.active.has(p)) return;
+    this.heldBack.delete(p);
     this.counters.partitionsLost++;
     this.log.warn({ partition: p, why }, 'partition lost; its routes are dropped');
     this.dropPartition(p);
@@ -523,12 +528,22 @@ export class RouteNode {
   private reassert(p: number): void {
     if (this.reasserting.has(p) || !this.ownership.reassert) return;
     this.reasserting.add(p);
-    this.log.warn({ partition: p }, 'lease not renewed recently enough; route states held back until it is');
+    if (!this.heldBack.has(p)) {
+      this.heldBack.add(p);
+      this.log.warn({ partition: p }, 'lease not renewed recently enough; route states held back until it is');
+    }
     void this.ownership
       .reassert(p)
       .then((ok) => {
-        if (!ok && !this.closed && this.ownership.holds?.(p) !== true) this.losePartition(p, 'lease could not be renewed before publishing');
-        else for (const slot of this.routes.values()) if (slot.partition === p && slot.actor.isDirty) this.markDirty(slot);
+        if (this.closed) return;
+        if (ok) {
+          this.heldBack.delete(p);
+          for (const slot of this.routes.values()) if (slot.partition === p && slot.actor.isDirty) this.markDirty(slot);
+        } else if (!this.ownership.owned().has(p)) {
+          // The renewal failed its compare-and-set: another node has the partition.
+          this.losePartition(p, 'lease could not be renewed before publishing');
+        }
+        // Otherwise the lease store is out of reach: states stay held back and the next flush tries again.
       })
       .catch((err: unknown) => this.log.error({ err, partition: p }, 'lease renewal failed'))
       .finally(() => this.reasserting.delete(p));
