@@ -1,0 +1,449 @@
+/**
+ * The balancing simulator: a discrete-event run in virtual time of the real
+ * route actor (actors/route.ts) and the real pick strategies
+ * (actors/strategies/), with simulated agents, hosts and callers around them.
+ *
+ * - Callers make calls (open loop: a rate; closed loop: K callers each with
+ *   one call in flight). Each call goes through one agent: the agent's
+ *   strategy picks a host (NO_HOST fails the call at once), the call waits in
+ *   the host's queue and is served; the caller gets the answer, or gives up at
+ *   its timeout and counts the call failed with latency = timeout. The agent
+ *   reports the result (a timeout as an error with latency = timeout) with the
+ *   SDK's local feedback (./feedback.ts) and batches it.
+ * - A batch leaves after `batch_max_delay_ms` or at `batch_max_reports` and
+ *   reaches the route actor `report_delay_ms` later; the actor ingests it and
+ *   flushes, and ticks every `tick_ms`. Every published route state reaches
+ *   each agent's strategy `propagation_ms` later.
+ *
+ * No timers and no clock: time is the event queue's. Randomness comes from
+ * seeded streams (arrivals, each host, each agent), so a seed fixes the run.
+ */
+import { RouteActor } from '../../actors/route.ts';
+import { createStrategy, type PickableHost, type Strategy, type StrategyName } from '../../actors/strategies/index.ts';
+import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState } from '../../schemas/messages.ts';
+import { EventQueue } from './heap.ts';
+import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
+import { notePick, noteReport } from './feedback.ts';
+import { exponential, streamRandom, type Random } from './random.ts';
+import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
+
+export const DEFAULT_SIM_SEED = 1;
+const BUCKET_MS = 1000;
+/** A closed-loop caller whose pick found no host tries again this much later, ms (it would spin otherwise). */
+export const NO_HOST_RETRY_MS = 1;
+const MODID = 1;
+const CMDID = 1;
+
+export interface SimOptions {
+  strategy: StrategyName;
+  seed?: number;
+}
+
+export interface HostResult {
+  label: string;
+  key: string;
+  picks: number;
+  /** Share of all picks, %. */
+  sharePct: number;
+  /** Busy time over capacity time during the load, 0..1; null for a host without a capacity limit. */
+  utilization: number | null;
+  /** Mean calls in service during the load. */
+  meanConcurrency: number;
+  maxQueue: number;
+  stateChanges: number;
+}
+
+export interface StateChange {
+  t: number;
+  host: string;
+  from: HostState | 'none';
+  to: HostState | 'none';
+  reason: string;
+}
+
+export interface SimResult {
+  scenario: string;
+  strategy: StrategyName;
+  seed: number;
+  calls: number;
+  ok: number;
+  failed: number;
+  /** Failed calls by cause. */
+  timeouts: number;
+  errors: number;
+  noHost: number;
+  successPct: number;
+  /** Latency as the callers see it, ms (a timeout counts as the timeout, NO_HOST as 0). */
+  latency: { mean: number; p50: number; p99: number; p999: number; max: number };
+  hosts: HostResult[];
+  /** Per 1 s bucket of call start time. */
+  timeline: {
+    bucketMs: number;
+    /** picks[b][h]: picks of host h in bucket b. */
+    picks: number[][];
+    p50: number[];
+    p99: number[];
+    failed: number[];
+  };
+  stateChanges: StateChange[];
+  /** When the load stopped, and when the last call was answered, ms. */
+  loadEndMs: number;
+  endMs: number;
+  /** Events processed, route versions published. */
+  events: number;
+  versions: number;
+}
+
+interface Call extends HostCall {
+  agent: number;
+  host: number;
+  start: number;
+  /** Answered or timed out: the caller is done with it. */
+  done: boolean;
+  caller: number;
+}
+
+type Event =
+  | { k: 'arrival' }
+  | { k: 'caller'; caller: number }
+  | { k: 'hostDone'; call: Call }
+  | { k: 'timeout'; call: Call }
+  | { k: 'batchAge'; agent: number; gen: number }
+  | { k: 'ingest'; batch: ReportBatch }
+  | { k: 'tick' }
+  | { k: 'route'; agent: number; state: RouteState };
+
+/** A host as an agent holds it (the SDK's AgentHost). */
+class AgentHost implements PickableHost {
+  readonly ip: string;
+  readonly port: number;
+  pickWeight: number;
+  state: HostState;
+  latencyMs = 0;
+  inflight = 0;
+  constructor(ip: string, port: number, pickWeight: number, state: HostState) {
+    this.ip = ip;
+    this.port = port;
+    this.pickWeight = pickWeight;
+    this.state = state;
+  }
+}
+
+class SimAgent {
+  readonly id: string;
+  readonly strategy: Strategy;
+  hosts: AgentHost[] = [];
+  /** Index in `hosts` by simulated host index (the scenario's hosts never change). */
+  private version = 0;
+  reports: ReportTuple[] = [];
+  batchTs = 0;
+  gen = 0;
+
+  constructor(id: string, strategy: Strategy) {
+    this.id = id;
+    this.strategy = strategy;
+  }
+
+  /** A route state arrives: the SDK's AgentRoute.apply for an unchanged host list, in order of versions. */
+  apply(s: RouteState): void {
+    if (s.version <= this.version) return;
+    this.version = s.version;
+    if (this.hosts.length !== s.hosts.length) {
+      this.hosts = s.hosts.map((h) => new AgentHost(h.ip, h.port, h.pick_weight, h.state));
+    } else {
+      for (let i = 0; i < this.hosts.length; i++) {
+        const a = this.hosts[i]!;
+        const h = s.hosts[i]!;
+        a.pickWeight = h.pick_weight;
+        a.state = h.state;
+      }
+    }
+    this.strategy.update({ hosts: this.hosts, panic: s.panic, probeNum: s.probe_num });
+  }
+}
+
+/** Nearest-rank percentile of sorted values (p in 0..100). */
+function pct(sorted: Float64Array | number[], p: number): number {
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * n));
+  return sorted[Math.min(rank, n) - 1]!;
+}
+
+/** Runs `scenario` with one strategy. Same scenario, strategy and seed: the same result. */
+export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
+  const seed = opts.seed ?? scenario.seed ?? DEFAULT_SIM_SEED;
+  const sys = { ...SYSTEM_DEFAULTS, ...scenario.system };
+  const timeoutMs = scenario.timeout_ms ?? SCENARIO_DEFAULTS.timeout_ms;
+  const nAgents = scenario.agents ?? SCENARIO_DEFAULTS.agents;
+  const durationMs = scenario.duration_s === undefined ? Infinity : scenario.duration_s * 1000;
+  const maxCalls = scenario.calls ?? Infinity;
+
+  const q = new EventQueue<Event>();
+  const arrivalRandom = streamRandom(seed, 0);
+  const agentChoice = streamRandom(seed, 1);
+  const hosts = expandHosts<Call>(scenario.hosts, (i) => streamRandom(seed, 100 + i));
+  const keyIndex = new Map<string, number>();
+  hosts.forEach((h) => keyIndex.set(h.key, h.index));
+  const batchHosts: Array<[string, number]> = hosts.map((h) => [h.ip, h.port]);
+
+  const entry: RegistryEntry = {
+    v: 1,
+    modid: MODID,
+    cmdid: CMDID,
+    hosts: hosts.map((h) => ({ ip: h.ip, port: h.port, weight: h.weight })),
+    profile: scenario.route?.profile ?? 'default',
+    params: { ...scenario.route?.params },
+    updated_by: 'sim',
+    ts: 0,
+  };
+  const actor = new RouteActor({ modid: MODID, cmdid: CMDID, nodeId: 'sim-node', entry, now: 0 });
+  const agents: SimAgent[] = [];
+  for (let a = 0; a < nAgents; a++) {
+    const random: Random = streamRandom(seed, 10_000 + a);
+    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random })));
+  }
+
+  // ---------------------------------------------------------------- measurements
+  const latencies: number[] = [];
+  const bucketLat: number[][] = [];
+  const bucketPicks: number[][] = [];
+  const bucketFailed: number[] = [];
+  const picks = new Array<number>(hosts.length).fill(0);
+  const changesPerHost = new Array<number>(hosts.length).fill(0);
+  const stateChanges: StateChange[] = [];
+  let ok = 0;
+  let timeouts = 0;
+  let errors = 0;
+  let noHost = 0;
+  let events = 0;
+  let versions = 0;
+
+  const bucket = (t: number): number => {
+    const b = Math.floor(t / BUCKET_MS);
+    while (bucketPicks.length <= b) {
+      bucketPicks.push(new Array<number>(hosts.length).fill(0));
+      bucketLat.push([]);
+      bucketFailed.push(0);
+    }
+    return b;
+  };
+
+  // ---------------------------------------------------------------- route node
+  const publish = (now: number): void => {
+    const ch = actor.flush(now);
+    if (!ch) return;
+    versions++;
+    for (const e of ch.events) {
+      if (e.from === 'none') continue;
+      const hi = keyIndex.get(`${e.ip}:${e.port}`);
+      if (hi !== undefined) changesPerHost[hi]!++;
+      stateChanges.push({ t: now, host: hi === undefined ? `${e.ip}:${e.port}` : hosts[hi]!.label, from: e.from, to: e.to, reason: e.reason });
+    }
+    for (let a = 0; a < agents.length; a++) q.push(now + sys.propagation_ms, { k: 'route', agent: a, state: ch.state });
+  };
+
+  // Agents start with the route loaded (as after Agent.prepare).
+  const first = actor.flush(0);
+  if (first) {
+    versions++;
+    for (const a of agents) a.apply(first.state);
+  }
+
+  // ---------------------------------------------------------------- agents
+  const sendBatch = (a: number, now: number): void => {
+    const ag = agents[a]!;
+    if (ag.reports.length === 0) return;
+    const batch: ReportBatch = { v: 1, sender: ag.id, modid: MODID, cmdid: CMDID, ts: ag.batchTs, hosts: batchHosts, reports: ag.reports };
+    ag.reports = [];
+    ag.gen++;
+    q.push(now + sys.report_delay_ms, { k: 'ingest', batch });
+  };
+
+  const report = (call: Call, retcode: number, latencyMs: number, now: number): void => {
+    const ag = agents[call.agent]!;
+    const lat = noteReport(ag.hosts[call.host]!, latencyMs);
+    if (ag.reports.length === 0) {
+      ag.batchTs = now;
+      q.push(now + sys.batch_max_delay_ms, { k: 'batchAge', agent: call.agent, gen: ag.gen });
+    }
+    ag.reports.push([call.host, retcode, lat, Math.floor(now - ag.batchTs)]);
+    if (ag.reports.length >= sys.batch_max_reports) sendBatch(call.agent, now);
+  };
+
+  // ---------------------------------------------------------------- callers
+  let issued = 0;
+  let outstanding = 0;
+  let loadActive = true;
+  let loadEndMs = 0;
+  let lastAnswer = 0;
+
+  const stopLoad = (now: number): void => {
+    if (!loadActive) return;
+    loadActive = false;
+    loadEndMs = now;
+    for (const h of hosts) h.account(now);
+  };
+
+  const finishCall = (call: Call, now: number, success: boolean, latencyMs: number): void => {
+    call.done = true;
+    outstanding--;
+    lastAnswer = now;
+    latencies.push(latencyMs);
+    const b = bucket(call.start);
+    bucketLat[b]!.push(latencyMs);
+    if (success) ok++;
+    else bucketFailed[b]!++;
+    if (call.caller >= 0) nextCall(call.caller, now + (scenario.load.kind === 'closed' ? (scenario.load.think_ms ?? 0) : 0));
+  };
+
+  const nextCall = (caller: number, t: number): void => {
+    if (loadActive) q.push(t, { k: 'caller', caller });
+  };
+
+  /** One call starts at `now` on agent `a`; returns false when it failed at once (no host). */
+  const startCall = (a: number, caller: number, now: number): boolean => {
+    issued++;
+    if (issued >= maxCalls) stopLoad(now);
+    const ag = agents[a]!;
+    const i = ag.strategy.pick();
+    const b = bucket(now);
+    if (i < 0) {
+      noHost++;
+      latencies.push(0);
+      bucketLat[b]!.push(0);
+      bucketFailed[b]!++;
+      return false;
+    }
+    notePick(ag.hosts[i]!);
+    picks[i]!++;
+    bucketPicks[b]![i]!++;
+    const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true };
+    outstanding++;
+    q.push(now + timeoutMs, { k: 'timeout', call });
+    const end = hosts[i]!.arrive(call, now);
+    if (end !== undefined) q.push(end, { k: 'hostDone', call });
+    return true;
+  };
+
+  // ---------------------------------------------------------------- start
+  const load = scenario.load;
+  if (load.kind === 'open') {
+    q.push(0, { k: 'arrival' });
+  } else {
+    for (let c = 0; c < load.callers; c++) q.push(0, { k: 'caller', caller: c });
+  }
+  q.push(sys.tick_ms, { k: 'tick' });
+
+  for (;;) {
+    const item = q.pop();
+    if (item === undefined) break;
+    const now = item.t;
+    if (loadActive && now >= durationMs) stopLoad(durationMs);
+    if (!loadActive && outstanding === 0) break;
+    events++;
+    const ev = item.ev;
+    switch (ev.k) {
+      case 'arrival': {
+        if (!loadActive) break;
+        startCall(Math.floor(agentChoice() * nAgents), -1, now);
+        if (!loadActive) break;
+        const gap = load.kind === 'open' && load.arrivals === 'fixed' ? 1000 / load.rate_per_s : exponential(arrivalRandom, 1000 / (load as { rate_per_s: number }).rate_per_s);
+        q.push(now + gap, { k: 'arrival' });
+        break;
+      }
+      case 'caller': {
+        if (!loadActive) break;
+        if (!startCall(ev.caller % nAgents, ev.caller, now)) {
+          lastAnswer = now;
+          nextCall(ev.caller, now + NO_HOST_RETRY_MS);
+        }
+        break;
+      }
+      case 'hostDone': {
+        const call = ev.call;
+        for (const next of hosts[call.host]!.finish(now)) q.push(next.hostDone, { k: 'hostDone', call: next });
+        if (call.done) break;
+        const lat = now - call.start;
+        report(call, call.ok ? 0 : 1, lat, now);
+        if (!call.ok) errors++;
+        finishCall(call, now, call.ok, lat);
+        break;
+      }
+      case 'timeout': {
+        const call = ev.call;
+        if (call.done) break;
+        timeouts++;
+        report(call, 1, timeoutMs, now);
+        finishCall(call, now, false, timeoutMs);
+        break;
+      }
+      case 'batchAge': {
+        if (agents[ev.agent]!.gen === ev.gen) sendBatch(ev.agent, now);
+        break;
+      }
+      case 'ingest': {
+        actor.ingest(ev.batch, now);
+        if (actor.isDirty) publish(now);
+        break;
+      }
+      case 'tick': {
+        actor.tick(now);
+        if (actor.isDirty) publish(now);
+        q.push(now + sys.tick_ms, { k: 'tick' });
+        break;
+      }
+      case 'route': {
+        agents[ev.agent]!.apply(ev.state);
+        break;
+      }
+    }
+  }
+  if (loadActive) stopLoad(lastAnswer);
+
+  // ---------------------------------------------------------------- results
+  const calls = latencies.length;
+  const sorted = Float64Array.from(latencies).sort();
+  let sum = 0;
+  for (const x of latencies) sum += x;
+  const totalPicks = picks.reduce((x, y) => x + y, 0);
+  const loadMs = Math.max(loadEndMs, 1e-9);
+  const hostResults: HostResult[] = hosts.map((h: SimHost<Call>, i) => ({
+    label: h.label,
+    key: h.key,
+    picks: picks[i]!,
+    sharePct: totalPicks > 0 ? (picks[i]! * 100) / totalPicks : 0,
+    utilization: h.limited && h.capArea > 0 ? h.busyArea / h.capArea : null,
+    meanConcurrency: h.busyArea / loadMs,
+    maxQueue: h.maxQueue,
+    stateChanges: changesPerHost[i]!,
+  }));
+  const p50: number[] = [];
+  const p99: number[] = [];
+  for (const l of bucketLat) {
+    const s = Float64Array.from(l).sort();
+    p50.push(pct(s, 50));
+    p99.push(pct(s, 99));
+  }
+  const failed = calls - ok;
+  return {
+    scenario: scenario.name,
+    strategy: opts.strategy,
+    seed,
+    calls,
+    ok,
+    failed,
+    timeouts,
+    errors,
+    noHost,
+    successPct: calls > 0 ? (ok * 100) / calls : 0,
+    latency: { mean: calls > 0 ? sum / calls : Number.NaN, p50: pct(sorted, 50), p99: pct(sorted, 99), p999: pct(sorted, 99.9), max: calls > 0 ? sorted[calls - 1]! : Number.NaN },
+    hosts: hostResults,
+    timeline: { bucketMs: BUCKET_MS, picks: bucketPicks, p50, p99, failed: bucketFailed },
+    stateChanges,
+    loadEndMs,
+    endMs: lastAnswer,
+    events,
+    versions,
+  };
+}

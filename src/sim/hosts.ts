@@ -1,0 +1,183 @@
+/**
+ * The simulated backends: each host serves at most `capacity` calls at once
+ * (the rest wait in a FIFO queue, so load turns into latency), draws each
+ * call's service time from its latency distribution, fails a call with its
+ * error probability (a failing call may answer faster: fail fast), and
+ * follows its timeline of changes. A call's behaviour is fixed when the host
+ * starts serving it. The host's work goes on when the caller has given up.
+ */
+import type { Change, Errors, HostGroup, Latency } from './scenario.ts';
+import { exponential, standardNormal, type Random } from './random.ts';
+
+/** One service draw: latency in ms. */
+export function drawLatency(l: Latency, r: Random): number {
+  switch (l.dist) {
+    case 'fixed':
+      return l.ms;
+    case 'normal':
+      return Math.max(0, l.mean_ms + l.sd_ms * standardNormal(r));
+    case 'lognormal':
+      return l.median_ms * Math.exp(l.sigma * standardNormal(r));
+    case 'exponential':
+      return exponential(r, l.mean_ms);
+    case 'choice': {
+      const w = l.weights;
+      if (w === undefined) return l.ms[Math.min(l.ms.length - 1, Math.floor(r() * l.ms.length))]!;
+      let total = 0;
+      for (const x of w) total += x;
+      let u = r() * total;
+      for (let i = 0; i < w.length; i++) {
+        u -= w[i]!;
+        if (u < 0) return l.ms[i]!;
+      }
+      return l.ms[l.ms.length - 1]!;
+    }
+  }
+}
+
+/** Whether change `c` is in force at `t` ms. */
+export function changeActive(c: Change, t: number): boolean {
+  const at = c.at_s * 1000;
+  if (t < at) return false;
+  if (c.for_s === undefined) return true;
+  const len = c.for_s * 1000;
+  if (c.every_s === undefined) return t < at + len;
+  return (t - at) % (c.every_s * 1000) < len;
+}
+
+/** A call as a host sees it. */
+export interface HostCall {
+  /** When the host finished it (set on finishing). */
+  hostDone: number;
+  ok: boolean;
+}
+
+export class SimHost<C extends HostCall = HostCall> {
+  readonly index: number;
+  readonly label: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly key: string;
+  readonly weight: number;
+  private readonly spec: HostGroup;
+  private readonly random: Random;
+  busy = 0;
+  private queue: C[] = [];
+  private qHead = 0;
+  // utilization bookkeeping: areas under busy(t) and capacity(t)
+  private lastT = 0;
+  busyArea = 0;
+  capArea = 0;
+  /** Calls started, finished with an error. */
+  served = 0;
+  failed = 0;
+  /** Longest queue seen. */
+  maxQueue = 0;
+
+  constructor(index: number, label: string, spec: HostGroup, random: Random) {
+    this.index = index;
+    this.label = label;
+    this.ip = `10.0.${index >> 8}.${(index & 255) + 1}`;
+    this.port = 8000;
+    this.key = `${this.ip}:${this.port}`;
+    this.weight = spec.weight ?? 100;
+    this.spec = spec;
+    this.random = random;
+  }
+
+  /** Capacity in force at `t` (Infinity: unlimited). */
+  capacityAt(t: number): number {
+    let cap = this.spec.capacity ?? Infinity;
+    for (const c of this.spec.changes ?? []) if (c.capacity !== undefined && changeActive(c, t)) cap = c.capacity;
+    return cap;
+  }
+
+  get limited(): boolean {
+    return this.spec.capacity !== undefined || (this.spec.changes ?? []).some((c) => c.capacity !== undefined);
+  }
+
+  get queued(): number {
+    return this.queue.length - this.qHead;
+  }
+
+  private behaviourAt(t: number): { latency: Latency; errors: Errors | undefined } {
+    let latency = this.spec.latency;
+    let errors = this.spec.errors;
+    for (const c of this.spec.changes ?? []) {
+      if (!changeActive(c, t)) continue;
+      if (c.latency) latency = c.latency;
+      if (c.errors) errors = c.errors;
+    }
+    return { latency, errors };
+  }
+
+  /** Brings the utilization areas up to `t`. */
+  account(t: number): void {
+    const dt = t - this.lastT;
+    if (dt <= 0) return;
+    this.busyArea += this.busy * dt;
+    const cap = this.capacityAt(this.lastT);
+    if (Number.isFinite(cap)) this.capArea += cap * dt;
+    this.lastT = t;
+  }
+
+  /**
+   * A call arrives at `t`. Returns the service end time when the host starts
+   * it now, or undefined when it waits in the queue.
+   */
+  arrive(call: C, t: number): number | undefined {
+    this.account(t);
+    if (this.busy < this.capacityAt(t)) return this.start(call, t);
+    this.queue.push(call);
+    if (this.queued > this.maxQueue) this.maxQueue = this.queued;
+    return undefined;
+  }
+
+  private start(call: C, t: number): number {
+    this.busy++;
+    this.served++;
+    const b = this.behaviourAt(t);
+    const fails = b.errors !== undefined && b.errors.rate > 0 && this.random() < b.errors.rate;
+    call.ok = !fails;
+    if (fails) this.failed++;
+    const d = fails && b.errors!.latency_ms !== undefined ? b.errors!.latency_ms : drawLatency(b.latency, this.random);
+    call.hostDone = t + d;
+    return call.hostDone;
+  }
+
+  /**
+   * The host finished a call at `t`: it takes queued calls while it has room
+   * (capacity may have grown meanwhile). Returns the calls started, with their
+   * end times set.
+   */
+  finish(t: number): C[] {
+    this.account(t);
+    this.busy--;
+    const started: C[] = [];
+    const cap = this.capacityAt(t);
+    while (this.busy < cap && this.qHead < this.queue.length) {
+      const next = this.queue[this.qHead++]!;
+      this.start(next, t);
+      started.push(next);
+    }
+    if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.qHead);
+      this.qHead = 0;
+    }
+    return started;
+  }
+}
+
+/** The hosts of a scenario, expanded from its groups, labelled h1, h2, ... or by group name. */
+export function expandHosts<C extends HostCall>(groups: readonly HostGroup[], randomFor: (hostIndex: number) => Random): Array<SimHost<C>> {
+  const out: Array<SimHost<C>> = [];
+  for (const g of groups) {
+    const n = g.count ?? 1;
+    for (let k = 0; k < n; k++) {
+      const i = out.length;
+      const label = g.name === undefined ? `h${i + 1}` : n === 1 ? g.name : `${g.name}${k + 1}`;
+      out.push(new SimHost<C>(i, label, g, randomFor(i)));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,245 @@
+/**
+ * Balancing scenarios: the file format (JSON) a user writes to describe
+ * hosts, load and caller timeouts, its TypeBox schema (the one definition:
+ * types and validation come from it) and its parser. docs/simulate.md
+ * documents every field.
+ *
+ * A scenario says what the world does (hosts' latencies, errors, capacity and
+ * their changes over time; the callers' load and timeout), never how the
+ * simulator works, except in `system` (the delays of the real system that a
+ * virtual-time run has to model). A real-time runner reads the same file
+ * and ignores `system`.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { resolveParams } from '../../actors/params.ts';
+import { StrategyName } from '../../actors/strategies/index.ts';
+
+const Ms = Type.Number({ minimum: 0 });
+
+export const LatencySchema = Type.Union([
+  Type.Object({ dist: Type.Literal('fixed'), ms: Ms }, { additionalProperties: false }),
+  Type.Object({ dist: Type.Literal('normal'), mean_ms: Ms, sd_ms: Ms }, { additionalProperties: false }),
+  Type.Object({ dist: Type.Literal('lognormal'), median_ms: Ms, sigma: Type.Number({ minimum: 0 }) }, { additionalProperties: false }),
+  Type.Object({ dist: Type.Literal('exponential'), mean_ms: Ms }, { additionalProperties: false }),
+  Type.Object(
+    { dist: Type.Literal('choice'), ms: Type.Array(Ms, { minItems: 1 }), weights: Type.Optional(Type.Array(Type.Number({ minimum: 0 }), { minItems: 1 })) },
+    { additionalProperties: false },
+  ),
+]);
+/** How long a host takes to answer one call once it starts serving it. */
+export type Latency = Static<typeof LatencySchema>;
+
+export const ErrorsSchema = Type.Object(
+  {
+    /** Probability that a call fails (0..1). */
+    rate: Type.Number({ minimum: 0, maximum: 1 }),
+    /** A failing call answers after this long instead of the latency draw (fail fast); default: the latency draw. */
+    latency_ms: Type.Optional(Ms),
+  },
+  { additionalProperties: false },
+);
+export type Errors = Static<typeof ErrorsSchema>;
+
+export const ChangeSchema = Type.Object(
+  {
+    /** Starts this many seconds into the run. */
+    at_s: Type.Number({ minimum: 0 }),
+    /** Lasts this long (default: to the end). */
+    for_s: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    /** Repeats with this period (flapping); needs for_s. */
+    every_s: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    latency: Type.Optional(LatencySchema),
+    errors: Type.Optional(ErrorsSchema),
+    capacity: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Shown on the picture's change marks. */
+    label: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+/** A change of a host's behaviour for a while; overrides the host's own fields while active. */
+export type Change = Static<typeof ChangeSchema>;
+
+export const HostGroupSchema = Type.Object(
+  {
+    /** Label of the group's hosts (numbered when count > 1); default h1, h2, ... by position. */
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    /** Hosts alike in this group (default 1). */
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+    latency: LatencySchema,
+    errors: Type.Optional(ErrorsSchema),
+    /** Calls served at once; more wait in a FIFO queue. Absent: unlimited. */
+    capacity: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Registry weight (default 100). */
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    changes: Type.Optional(Type.Array(ChangeSchema)),
+  },
+  { additionalProperties: false },
+);
+export type HostGroup = Static<typeof HostGroupSchema>;
+
+export const LoadSchema = Type.Union([
+  Type.Object(
+    {
+      kind: Type.Literal('open'),
+      rate_per_s: Type.Number({ exclusiveMinimum: 0 }),
+      /** Poisson arrivals (default) or one call every 1/rate s. */
+      arrivals: Type.Optional(Type.Union([Type.Literal('poisson'), Type.Literal('fixed')])),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal('closed'),
+      /** Callers each with one call in flight at a time. */
+      callers: Type.Integer({ minimum: 1 }),
+      /** Pause between a caller's answer and its next call, ms (default 0). */
+      think_ms: Type.Optional(Ms),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type Load = Static<typeof LoadSchema>;
+
+export const SystemSchema = Type.Object(
+  {
+    /** Route node publish → agent's strategy updated, ms. */
+    propagation_ms: Type.Optional(Ms),
+    /** Agent batch sent → route actor ingests it, ms (one NATS hop). */
+    report_delay_ms: Type.Optional(Ms),
+    /** A batch leaves when its first report is this old, ms... */
+    batch_max_delay_ms: Type.Optional(Ms),
+    /** ...or when it holds this many reports. */
+    batch_max_reports: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    /** Route actor tick period, ms. */
+    tick_ms: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ScenarioSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    description: Type.Optional(Type.String()),
+    /** Load runs this long, s... */
+    duration_s: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    /** ...or until this many calls were made (whichever comes first). */
+    calls: Type.Optional(Type.Integer({ minimum: 1 })),
+    load: LoadSchema,
+    /** The caller gives up after this long and reports an error with this latency (default 1000). */
+    timeout_ms: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    /** Agents (processes picking hosts) the callers are spread over (default 4). */
+    agents: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    hosts: Type.Array(HostGroupSchema, { minItems: 1 }),
+    route: Type.Optional(
+      Type.Object(
+        {
+          profile: Type.Optional(Type.Union([Type.Literal('default'), Type.Literal('lars')])),
+          params: Type.Optional(Type.Record(Type.String(), Type.Number())),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Strategies compared when none are named on the command line. */
+    strategies: Type.Optional(Type.Array(Type.String())),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+    system: Type.Optional(SystemSchema),
+  },
+  { additionalProperties: false },
+);
+export type Scenario = Static<typeof ScenarioSchema>;
+
+/**
+ * Defaults of the real system's delays. propagation_ms: the median route
+ * propagation measured by `npm run bench -- core` (route_propagation_p50_ms,
+ * 2.9 to 5.4 ms on the reference machine), rounded to 5; report_delay_ms: one
+ * NATS hop on loopback; batching and tick: the agent's and node's defaults.
+ */
+export const SYSTEM_DEFAULTS = {
+  propagation_ms: 5,
+  report_delay_ms: 0.3,
+  batch_max_delay_ms: 20,
+  batch_max_reports: 1000,
+  tick_ms: 100,
+} as const;
+
+export const SCENARIO_DEFAULTS = {
+  timeout_ms: 1000,
+  agents: 4,
+  weight: 100,
+} as const;
+
+/** Strategies compared when neither the command line nor the scenario names any. */
+export const DEFAULT_SIM_STRATEGIES: readonly StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.lars];
+
+const check = TypeCompiler.Compile(ScenarioSchema);
+
+export type ScenarioResult = { ok: true; scenario: Scenario } | { ok: false; error: string };
+
+/** Validates a parsed JSON value as a scenario: the schema, then the rules it cannot say. */
+export function parseScenario(value: unknown): ScenarioResult {
+  if (!check.Check(value)) {
+    const e = check.Errors(value).First();
+    const path = e?.path ? e.path.replace(/^\//, '').replaceAll('/', '.') : '(root)';
+    return { ok: false, error: `${path}: ${e?.message ?? 'invalid'}` };
+  }
+  const s = value;
+  if (s.duration_s === undefined && s.calls === undefined) return { ok: false, error: 'duration_s or calls is required (the load stops at the first reached)' };
+  let hosts = 0;
+  for (const [gi, g] of s.hosts.entries()) {
+    hosts += g.count ?? 1;
+    const lat = [g.latency, ...(g.changes ?? []).flatMap((c) => (c.latency ? [c.latency] : []))];
+    for (const l of lat) {
+      if (l.dist === 'choice' && l.weights && l.weights.length !== l.ms.length) return { ok: false, error: `hosts.${gi}: choice weights must match ms in length` };
+      if (l.dist === 'choice' && l.weights && !l.weights.some((w) => w > 0)) return { ok: false, error: `hosts.${gi}: choice weights must not all be 0` };
+    }
+    for (const [ci, c] of (g.changes ?? []).entries()) {
+      if (c.every_s !== undefined && c.for_s === undefined) return { ok: false, error: `hosts.${gi}.changes.${ci}: every_s needs for_s` };
+      if (c.every_s !== undefined && c.for_s! > c.every_s) return { ok: false, error: `hosts.${gi}.changes.${ci}: for_s must not exceed every_s` };
+    }
+  }
+  if (hosts > 1024) return { ok: false, error: `at most 1024 hosts, got ${hosts}` };
+  const profile = s.route?.profile ?? 'default';
+  const p = resolveParams(profile, s.route?.params ?? {});
+  if (!p.ok) return { ok: false, error: `route.params: ${p.error}` };
+  for (const n of s.strategies ?? []) {
+    if (!isStrategyName(n)) return { ok: false, error: `strategies: unknown strategy ${JSON.stringify(n)}; use ${Object.values(StrategyName).join(', ')}` };
+  }
+  return { ok: true, scenario: s };
+}
+
+/** Parses scenario text (JSON). */
+export function parseScenarioText(text: string): ScenarioResult {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+  }
+  return parseScenario(v);
+}
+
+export function isStrategyName(n: string): n is StrategyName {
+  return (Object.values(StrategyName) as string[]).includes(n);
+}
+
+/** The start times of every change, ms, with their labels (for the picture's marks), up to `endMs`. */
+export function changeMarks(s: Scenario, endMs: number): Array<{ t: number; label: string }> {
+  const marks: Array<{ t: number; label: string }> = [];
+  let hostNo = 0;
+  for (const g of s.hosts) {
+    const n = g.count ?? 1;
+    const who = g.name ?? (n === 1 ? `h${hostNo + 1}` : `h${hostNo + 1}..h${hostNo + n}`);
+    for (const c of g.changes ?? []) {
+      const label = c.label ?? `${who} changes`;
+      const period = c.every_s === undefined ? Infinity : c.every_s * 1000;
+      for (let t = c.at_s * 1000; t <= endMs; t += period) {
+        marks.push({ t, label });
+        if (c.for_s !== undefined && t + c.for_s * 1000 <= endMs) marks.push({ t: t + c.for_s * 1000, label: `${who} back` });
+        if (!Number.isFinite(period)) break;
+      }
+    }
+    hostNo += n;
+  }
+  return marks.sort((a, b) => a.t - b.t);
+}
