@@ -6,7 +6,7 @@ import { ensureStreams } from '../../streams.ts';
 import { nodeOwnership } from '../../cluster/index.ts';
 import { UsageError } from '../../errors.ts';
 import type { Command } from '../command.ts';
-import { withLifecycle } from '../lifecycle.ts';
+import { closeConnection, withLifecycle } from '../lifecycle.ts';
 import { requireJetStream } from '../../natsd.ts';
 
 export const nodeCommand: Command = {
@@ -28,7 +28,7 @@ export const nodeCommand: Command = {
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
       const nc = await connectNats({ url: cfg.natsUrl, name: `lars-node-${cfg.nodeId}` });
-      life.add('NATS connection', () => nc.drain().catch(() => nc.close()));
+      life.add('NATS connection', () => closeConnection(nc));
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());
       await requireJetStream(nc, cfg.natsUrl);
