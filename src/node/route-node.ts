@@ -108,7 +108,9 @@ export class RouteNode {
   private preloaded: Map<string, { state: RouteState; revision: number }> | undefined;
   /** Registry entries are applied one at a time, in arrival order. */
   private regChain: Promise<void> = Promise.resolve();
-  private readonly listeners = new Set<(state: RouteState, events: RouteEvent[]) => void>();
+  private readonly listeners = new Set<(state: RouteState, events: RouteEvent[], publishMs: number) => void>();
+  /** When the pending flush was first asked for (performance.now()): publish latency. */
+  private dirtyAt = 0;
   private readonly partitionListeners = new Set<(e: PartitionEvent) => void>();
   private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0 };
   private checkpoints!: CheckpointStore;
@@ -479,6 +481,7 @@ export class RouteNode {
     this.dirty.add(slot);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
+      this.dirtyAt = performance.now();
       setImmediate(() => this.flush());
     }
   }
@@ -512,7 +515,7 @@ export class RouteNode {
       }
       for (const l of this.listeners) {
         try {
-          l(ch.state, ch.events);
+          l(ch.state, ch.events, performance.now() - this.dirtyAt);
         } catch (err) {
           this.log.error({ err, route: `${a.modid}.${a.cmdid}` }, 'route change listener failed');
         }
@@ -624,8 +627,8 @@ export class RouteNode {
     return [...this.active].sort((x, y) => x - y);
   }
 
-  /** Listener for every published route change (dev demo, tests); one that throws is logged and ignored. Returns a remover. */
-  onChange(l: (state: RouteState, events: RouteEvent[]) => void): () => void {
+  /** Listener for every published route change (dev demo, tests, metrics: `publishMs` from the first dirty mark to the publish); one that throws is logged and ignored. Returns a remover. */
+  onChange(l: (state: RouteState, events: RouteEvent[], publishMs: number) => void): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
   }
