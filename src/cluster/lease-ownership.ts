@@ -80,6 +80,7 @@ export class LeaseOwnership implements PartitionOwnership {
   private hooks: OwnershipHooks | undefined;
   private readonly held = new Map<number, Held>();
   private readonly releasing = new Set<number>();
+  private readonly warnedAt = new Map<string, number>();
   private readonly renewing = new Map<number, Promise<boolean>>();
   private snapshot: ReadonlySet<number> = new Set();
   private readonly listeners = new Set<(owned: ReadonlySet<number>) => void>();
@@ -198,6 +199,15 @@ export class LeaseOwnership implements PartitionOwnership {
 
   // ---------------------------------------------------------------- internals
 
+  /** One warning per kind per 10 s: an unreachable server fails every renewal of every partition. */
+  private warnLimited(kind: string, obj: Record<string, unknown>, msg: string): void {
+    const now = this.clock();
+    const last = this.warnedAt.get(kind);
+    if (last !== undefined && now - last < 10_000) return;
+    this.warnedAt.set(kind, now);
+    this.log.warn(obj, msg);
+  }
+
   private emit(): void {
     this.snapshot = new Set([...this.held.keys()].sort((a, b) => a - b));
     for (const l of this.listeners) {
@@ -251,7 +261,7 @@ export class LeaseOwnership implements PartitionOwnership {
           return false;
         }
         this.counters.renewFailures++;
-        if (!this.closed) this.log.warn({ err, partition: p }, 'lease renewal failed; will retry');
+        if (!this.closed) this.warnLimited('renew', { err, partition: p, failures: this.counters.renewFailures }, 'lease renewal failed; will retry');
         return false;
       }
     })().finally(() => this.renewing.delete(p));
@@ -318,7 +328,7 @@ export class LeaseOwnership implements PartitionOwnership {
       return true;
     } catch (err) {
       if (!isCasConflict(err)) {
-        this.log.warn({ err, partition: p }, 'lease write failed');
+        this.warnLimited('take', { err, partition: p }, 'lease write failed');
         return false;
       }
       // Someone renewed or took it meanwhile, or the key aged out: learn where it stands.

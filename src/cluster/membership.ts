@@ -71,6 +71,7 @@ export class Membership {
   private stopped = false;
   private lastLive = '';
   private badLoggedAt = -Infinity;
+  private beatWarnedAt = -Infinity;
   badEntries = 0;
 
   constructor(o: MembershipOptions) {
@@ -89,7 +90,12 @@ export class Membership {
     });
     await this.watch.initialized;
     this.timer = setInterval(() => {
-      void this.beat().catch((err: unknown) => this.o.log.warn({ err }, 'member heartbeat failed'));
+      void this.beat().catch((err: unknown) => {
+        const now = this.o.clock();
+        if (now - this.beatWarnedAt < 10_000) return;
+        this.beatWarnedAt = now;
+        this.o.log.warn({ err }, 'member heartbeat failed; will retry');
+      });
       this.check();
     }, this.o.heartbeatMs);
     this.timer.unref?.();
