@@ -1,5 +1,6 @@
 /** Commands contributed by other components (analytics). */
 import type { Command } from '../command.ts';
 import { statsCommand, sinkCommand } from './stats.ts';
+import { agentCommand } from '../../sidecar/cli.ts';
 
-export const extraCommands: Command[] = [sinkCommand, statsCommand];
+export const extraCommands: Command[] = [sinkCommand, statsCommand, agentCommand];

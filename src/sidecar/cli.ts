@@ -1,0 +1,102 @@
+/** `lars agent`: runs the sidecar (Lars' UDP protocol and the HTTP API) until stopped. */
+import { createLogger } from '../log.ts';
+import { UsageError } from '../errors.ts';
+import { LIMITS } from '../../schemas/messages.ts';
+import { StrategyName } from '../../actors/strategies/types.ts';
+import type { Command, CommandContext, FlagValue } from '../cli/command.ts';
+import { closeConnection, withLifecycle } from '../cli/lifecycle.ts';
+import { connectNats, watchConnection } from '../nats/connect.ts';
+import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from './lars-udp.ts';
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from './http-api.ts';
+import { Sidecar } from './sidecar.ts';
+
+const STRATEGIES = Object.values(StrategyName);
+
+function str(flags: Record<string, FlagValue>, name: string): string | undefined {
+  const v = flags[name];
+  if (Array.isArray(v)) return v[v.length - 1];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function port(v: string, flag: string, allowZero: boolean): number {
+  const n = /^\d{1,5}$/.test(v.trim()) ? Number(v.trim()) : Number.NaN;
+  if (!(n >= (allowZero ? 0 : 1) && n <= 65_535)) throw new UsageError(`--${flag} takes port numbers ${allowZero ? '0' : '1'}..65535, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** What the flags ask for, checked. */
+export interface AgentCliOptions {
+  udpPorts: number[];
+  udpHost: string;
+  httpPort: number;
+  httpHost: string;
+  strategy: StrategyName | undefined;
+  zone: string | undefined;
+}
+
+export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptions {
+  const udpSpec = str(flags, 'udp-ports');
+  const udpPorts = udpSpec === undefined ? [...DEFAULT_UDP_PORTS] : udpSpec.trim() === 'off' ? [] : udpSpec.split(',').map((p) => port(p, 'udp-ports', true));
+  const httpSpec = str(flags, 'http-port');
+  const httpPort = httpSpec === undefined ? DEFAULT_HTTP_PORT : port(httpSpec, 'http-port', true);
+  const strategy = str(flags, 'strategy');
+  if (strategy !== undefined && !(STRATEGIES as string[]).includes(strategy)) throw new UsageError(`--strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+  const zone = str(flags, 'zone');
+  if (zone !== undefined && (zone.length === 0 || zone.length > LIMITS.maxZoneLength)) throw new UsageError(`--zone takes a name of 1..${LIMITS.maxZoneLength} characters`);
+  return {
+    udpPorts,
+    udpHost: str(flags, 'udp-host') ?? DEFAULT_UDP_HOST,
+    httpPort,
+    httpHost: str(flags, 'http-host') ?? DEFAULT_HTTP_HOST,
+    strategy: strategy as StrategyName | undefined,
+    zone,
+  };
+}
+
+/** Runs the sidecar until SIGINT/SIGTERM (or ctx.stopSignal); returns the exit code. */
+export async function runAgent(args: string[], flags: Record<string, FlagValue>, ctx: CommandContext): Promise<number> {
+  if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
+  const o = parseAgentFlags(flags);
+  if (o.udpPorts.length === 0 && o.httpPort === 0) throw new UsageError('both APIs are off (--udp-ports off, --http-port 0): nothing to serve');
+  const cfg = ctx.config;
+  const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
+  return withLifecycle(ctx, async (life) => {
+    // No async stack traces: the client would build two Error objects per acknowledged publish.
+    const nc = await connectNats({ url: cfg.natsUrl, name: `lars-agent-${cfg.nodeId}`, extra: { noAsyncTraces: true } });
+    life.add('NATS connection', () => closeConnection(nc));
+    const status = watchConnection(nc, log);
+    life.add('connection watch', () => status.stop());
+    const sidecar = await Sidecar.start({
+      nc,
+      agent: { prefix: cfg.prefix, partitions: cfg.partitions, agentId: cfg.nodeId, ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.zone ? { zone: o.zone } : {}) },
+      udp: o.udpPorts.length > 0 ? { host: o.udpHost, ports: o.udpPorts } : undefined,
+      http: o.httpPort > 0 ? { host: o.httpHost, port: o.httpPort } : undefined,
+      log,
+    });
+    life.add('sidecar', () => sidecar.close());
+    const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports() } : null, http: sidecar.http ? { host: o.httpHost, port: sidecar.http.port() } : null };
+    log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, ...ready }, 'sidecar ready; Ctrl-C to stop');
+    ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')}` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}`);
+    await life.stopped;
+    return 0;
+  });
+}
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: "run a sidecar for the services on this host: Lars' UDP protocol and an HTTP/JSON API over one shared route cache",
+  usage: 'lars agent [--udp-ports 8888,8889,8890] [--http-port 8900] [--strategy swrr] [--zone z] [flags]',
+  flags: {
+    'udp-ports': { help: "ports for Lars' UDP protocol, comma separated (every port answers every route); off = none", placeholder: 'ports', defaultText: DEFAULT_UDP_PORTS.join(',') },
+    'udp-host': { help: 'address the UDP ports bind', placeholder: 'ip', defaultText: DEFAULT_UDP_HOST },
+    'http-port': { help: 'port of the HTTP/JSON API; 0 = off', placeholder: 'port', defaultText: String(DEFAULT_HTTP_PORT) },
+    'http-host': { help: 'address the HTTP API binds', placeholder: 'ip', defaultText: DEFAULT_HTTP_HOST },
+    strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: StrategyName.swrr },
+    zone: { help: 'zone of this host, stamped on its reports', placeholder: 'zone' },
+  },
+  examples: [
+    ['lars agent', 'UDP on 127.0.0.1:8888-8890, HTTP on 127.0.0.1:8900'],
+    ['lars agent --udp-ports off --http-port 9000 --strategy lars', 'HTTP only, with Lars round robin and probing'],
+  ],
+  run: runAgent,
+};

@@ -1,0 +1,357 @@
+/**
+ * The sidecar's HTTP/JSON API on loopback, for any language (node:http,
+ * keep-alive):
+ *
+ *   GET  /v1/host?modid=&cmdid=[&key=]   a host to call
+ *   GET  /v1/route?modid=&cmdid=         the effective route (RouteState)
+ *   POST /v1/report                      one report, or {"reports": [...]}
+ *   GET  /v1/routes/stream?modid=&cmdid= server-sent events: the state now, then every change
+ *   GET  /healthz                        liveness and counters
+ *
+ * Errors are JSON `{ ok: false, code, message }` with a 4xx/5xx status.
+ * A route change is serialised once, whatever the number of streams
+ * following it.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Agent } from '../agent/agent.ts';
+import type { RouteState } from '../../schemas/messages.ts';
+import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { RateLimitedLog } from '../ratelog.ts';
+
+export const DEFAULT_HTTP_PORT = 8900;
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
+/** Largest request body, bytes. */
+export const MAX_BODY_BYTES = 1 << 20;
+/** Most reports in one POST. */
+export const MAX_REPORTS_PER_POST = 10_000;
+
+export const HttpErrorCode = {
+  badRequest: 'BAD_REQUEST',
+  notFound: 'NOT_FOUND',
+  methodNotAllowed: 'METHOD_NOT_ALLOWED',
+  tooLarge: 'PAYLOAD_TOO_LARGE',
+  noRoute: 'NO_ROUTE',
+  noHost: 'NO_HOST',
+  internal: 'INTERNAL',
+} as const;
+export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
+
+export interface HttpApiOptions {
+  agent: Agent;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 = any free port; default 8900. */
+  port?: number;
+  /** Comment line on every event stream this often, ms; default 15000. */
+  heartbeatMs?: number;
+  /** Extra fields of /healthz (the other API's counters). */
+  health?: () => Record<string, unknown>;
+  log?: Logger;
+  clock?: () => number;
+}
+
+export interface HttpApiStats {
+  requests: number;
+  badRequests: number;
+  reports: number;
+  streams: number;
+  streamEvents: number;
+}
+
+/** One report as posted. */
+export interface PostedReport {
+  modid: number;
+  cmdid: number;
+  ip: string;
+  port: number;
+  retcode: number;
+  latency_ms?: number;
+}
+
+class BadRequest extends Error {
+  readonly status: number;
+  readonly code: HttpErrorCode;
+  constructor(message: string, status = 400, code: HttpErrorCode = HttpErrorCode.badRequest) {
+    super(message);
+    this.name = 'BadRequest';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const UINT32_MAX = 4_294_967_295;
+
+function routeId(q: URLSearchParams, name: 'modid' | 'cmdid'): number {
+  const v = q.get(name);
+  if (v === null) throw new BadRequest(`${name} is required (an integer 0..${UINT32_MAX})`);
+  const n = /^\d{1,10}$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n <= UINT32_MAX)) throw new BadRequest(`${name} must be an integer 0..${UINT32_MAX}, got ${JSON.stringify(v.slice(0, 40))}`);
+  return n;
+}
+
+/** Validates one posted report; `at` names it in the error ("reports[3]"). */
+export function validateReport(r: unknown, at: string): PostedReport {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new BadRequest(`${at} must be an object {modid, cmdid, ip, port, retcode, latency_ms}`);
+  const o = r as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['modid', 'cmdid', 'ip', 'port', 'retcode', 'latency_ms'].includes(k)) throw new BadRequest(`${at}.${k} is not a report field (modid, cmdid, ip, port, retcode, latency_ms)`);
+  const int = (k: string, min: number, max: number): number => {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new BadRequest(`${at}.${k} must be an integer ${min}..${max}, got ${JSON.stringify(v) ?? 'nothing'}`);
+    return v;
+  };
+  const modid = int('modid', 0, UINT32_MAX);
+  const cmdid = int('cmdid', 0, UINT32_MAX);
+  if (!isIPv4(o['ip'])) throw new BadRequest(`${at}.ip must be an IPv4 address a.b.c.d, got ${JSON.stringify(o['ip']) ?? 'nothing'}`);
+  if (!isPort(o['port'])) throw new BadRequest(`${at}.port must be an integer 1..65535, got ${JSON.stringify(o['port']) ?? 'nothing'}`);
+  const retcode = int('retcode', -2_147_483_648, 2_147_483_647);
+  const lat = o['latency_ms'];
+  if (lat !== undefined && (typeof lat !== 'number' || !(lat >= 0) || lat > LIMITS.maxLatencyMs)) throw new BadRequest(`${at}.latency_ms must be a number 0..${LIMITS.maxLatencyMs}, got ${JSON.stringify(lat)}`);
+  return { modid, cmdid, ip: o['ip'], port: o['port'], retcode, ...(lat !== undefined ? { latency_ms: lat } : {}) };
+}
+
+/** Streams following one route: one listener on the agent, one serialisation per change. */
+class RouteStreams {
+  readonly clients = new Set<ServerResponse>();
+  last: string | undefined;
+  stop: (() => void) | undefined;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+export class HttpApi {
+  private readonly agent: Agent;
+  private readonly server: Server;
+  private readonly log: Logger;
+  private readonly rateLog: RateLimitedLog;
+  private readonly heartbeatMs: number;
+  private readonly health: () => Record<string, unknown>;
+  private readonly streams = new Map<string, RouteStreams>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly counters: HttpApiStats = { requests: 0, badRequests: 0, reports: 0, streams: 0, streamEvents: 0 };
+
+  private constructor(opts: HttpApiOptions) {
+    this.agent = opts.agent;
+    this.log = (opts.log ?? silentLogger()).child({ mod: 'http-api' });
+    this.rateLog = new RateLimitedLog(this.log, 10_000, opts.clock ?? Date.now);
+    this.heartbeatMs = opts.heartbeatMs ?? 15_000;
+    this.health = opts.health ?? (() => ({}));
+    this.server = createServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 30_000 }, (req, res) => this.onRequest(req, res));
+    // Idle keep-alive sockets may live long; event streams must not be cut by the request timeout.
+    this.server.on('clientError', (err, socket) => {
+      this.rateLog.warn('client-error', { err: (err as Error).message }, 'bad HTTP request');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  static async start(opts: HttpApiOptions): Promise<HttpApi> {
+    const api = new HttpApi(opts);
+    await new Promise<void>((resolve, reject) => {
+      api.server.once('error', reject);
+      api.server.listen(opts.port ?? DEFAULT_HTTP_PORT, opts.host ?? DEFAULT_HTTP_HOST, () => {
+        api.server.off('error', reject);
+        resolve();
+      });
+    });
+    api.heartbeat = setInterval(() => api.beat(), api.heartbeatMs);
+    api.heartbeat.unref();
+    return api;
+  }
+
+  port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  stats(): HttpApiStats {
+    return { ...this.counters };
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.counters.requests++;
+    const url = req.url ?? '/';
+    const qi = url.indexOf('?');
+    const path = qi < 0 ? url : url.slice(0, qi);
+    const q = new URLSearchParams(qi < 0 ? '' : url.slice(qi + 1));
+    try {
+      switch (path) {
+        case '/v1/host':
+          this.only(req, 'GET');
+          void this.host(q, res).catch((err: unknown) => this.fail(res, err));
+          return;
+        case '/v1/route':
+          this.only(req, 'GET');
+          void this.route(q, res).catch((err: unknown) => this.fail(res, err));
+          return;
+        case '/v1/report':
+          this.only(req, 'POST');
+          this.report(req, res);
+          return;
+        case '/v1/routes/stream':
+          this.only(req, 'GET');
+          this.stream(q, req, res);
+          return;
+        case '/healthz':
+          this.only(req, 'GET');
+          this.json(res, 200, { ok: true, connected: this.agent.isConnected(), agent: this.agent.stats(), http: this.stats(), ...this.health() });
+          return;
+        default:
+          throw new BadRequest(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/routes/stream, /healthz`, 404, HttpErrorCode.notFound);
+      }
+    } catch (err) {
+      this.fail(res, err);
+    }
+  }
+
+  private only(req: IncomingMessage, method: 'GET' | 'POST'): void {
+    if (req.method !== method) throw new BadRequest(`${req.method ?? '?'} not allowed here; use ${method}`, 405, HttpErrorCode.methodNotAllowed);
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    const s = JSON.stringify(body);
+    res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(s) });
+    res.end(s);
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    if (err instanceof BadRequest) {
+      this.counters.badRequests++;
+      if (!res.headersSent) this.json(res, err.status, { ok: false, code: err.code, message: err.message });
+      return;
+    }
+    this.rateLog.error('internal', { err }, 'HTTP API request failed');
+    if (!res.headersSent) this.json(res, 500, { ok: false, code: HttpErrorCode.internal, message: (err as Error)?.message ?? String(err) });
+    else res.destroy();
+  }
+
+  private async host(q: URLSearchParams, res: ServerResponse): Promise<void> {
+    const modid = routeId(q, 'modid');
+    const cmdid = routeId(q, 'cmdid');
+    const key = q.get('key') ?? undefined;
+    const h = await this.agent.getHost(modid, cmdid, key);
+    this.json(res, h.ok ? 200 : h.code === 'NO_ROUTE' ? 404 : 503, h);
+  }
+
+  private async route(q: URLSearchParams, res: ServerResponse): Promise<void> {
+    const modid = routeId(q, 'modid');
+    const cmdid = routeId(q, 'cmdid');
+    const s = await this.agent.getRoute(modid, cmdid);
+    if (s === undefined) this.json(res, 404, { ok: false, code: HttpErrorCode.noRoute, message: this.agent.follower.state(modid, cmdid).status === 'loading' ? 'route is loading' : 'route is not registered' });
+    else this.json(res, 200, s);
+  }
+
+  private report(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) {
+      res.setHeader('connection', 'close');
+      this.fail(res, new BadRequest(`body of ${declared} bytes is over ${MAX_BODY_BYTES}; post at most ${MAX_REPORTS_PER_POST} reports at once`, 413, HttpErrorCode.tooLarge));
+      req.resume();
+      return;
+    }
+    req.on('data', (c: Buffer) => {
+      if (refused) return;
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        refused = true;
+        res.setHeader('connection', 'close');
+        this.fail(res, new BadRequest(`body over ${MAX_BODY_BYTES} bytes; post at most ${MAX_REPORTS_PER_POST} reports at once`, 413, HttpErrorCode.tooLarge));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      if (refused) return;
+      try {
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch (err) {
+          throw new BadRequest(`body is not JSON: ${(err as Error).message}`);
+        }
+        let reports: PostedReport[];
+        if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'reports' in body) {
+          const list = (body as { reports: unknown }).reports;
+          if (!Array.isArray(list)) throw new BadRequest('reports must be an array of reports');
+          if (list.length > MAX_REPORTS_PER_POST) throw new BadRequest(`${list.length} reports; post at most ${MAX_REPORTS_PER_POST} at once`);
+          if (Object.keys(body).length !== 1) throw new BadRequest('a batch is {"reports": [...]} and nothing else');
+          reports = list.map((r, i) => validateReport(r, `reports[${i}]`));
+        } else reports = [validateReport(body, 'report')];
+        // All valid or none taken: a client fixes its request and posts it again whole.
+        for (const r of reports) this.agent.report(r.modid, r.cmdid, r, r.retcode, r.latency_ms ?? 0);
+        this.counters.reports += reports.length;
+        this.json(res, 200, { ok: true, accepted: reports.length });
+      } catch (err) {
+        this.fail(res, err);
+      }
+    });
+  }
+
+  private stream(q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+    const modid = routeId(q, 'modid');
+    const cmdid = routeId(q, 'cmdid');
+    const key = `${modid}.${cmdid}`;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    req.socket.setTimeout(0);
+    req.socket.setNoDelay(true);
+    let rs = this.streams.get(key);
+    if (rs === undefined) {
+      const created = new RouteStreams();
+      rs = created;
+      this.streams.set(key, created);
+      created.stop = this.agent.watchRoute(modid, cmdid, (s) => this.broadcast(created, s));
+    }
+    const view = this.agent.follower.state(modid, cmdid);
+    res.write(`retry: 1000\n\n`);
+    if (view.status === 'loaded') res.write(rs.last ?? eventOf(view.state));
+    else res.write(`event: status\ndata: ${JSON.stringify({ status: view.status })}\n\n`);
+    rs.clients.add(res);
+    this.counters.streams++;
+    const done = (): void => {
+      const cur = this.streams.get(key);
+      if (!cur) return;
+      cur.clients.delete(res);
+      if (cur.clients.size === 0) {
+        cur.stop?.();
+        this.streams.delete(key);
+      }
+    };
+    res.on('close', done);
+  }
+
+  private broadcast(rs: RouteStreams, s: RouteState): void {
+    const chunk = eventOf(s);
+    rs.last = chunk;
+    for (const c of rs.clients) {
+      c.write(chunk);
+      this.counters.streamEvents++;
+    }
+  }
+
+  private beat(): void {
+    for (const rs of this.streams.values()) for (const c of rs.clients) c.write(': heartbeat\n\n');
+  }
+
+  /** Stops accepting, ends every stream and idle connection. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const rs of this.streams.values()) {
+      rs.stop?.();
+      for (const c of rs.clients) c.end();
+    }
+    this.streams.clear();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    setImmediate(() => this.server.closeAllConnections());
+    await closed;
+  }
+}
+
+/** One SSE event of a route state: `id` is its version. */
+function eventOf(s: RouteState): string {
+  return `id: ${s.version}\nevent: route\ndata: ${JSON.stringify(s)}\n\n`;
+}

@@ -1,0 +1,73 @@
+/**
+ * `lars agent`: a sidecar on a service host. One process, one NATS
+ * connection, one Agent (route cache, one strategy per route, report
+ * batcher and outbox) shared by every local caller, whatever API it uses:
+ * Lars' UDP protocol (lars-udp.ts) and the HTTP/JSON API (http-api.ts).
+ * A route update is decoded once per host machine, not once per caller.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createAgent, type Agent, type AgentOptions } from '../agent/agent.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { HostCache, LarsUdpServer, DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS, type LarsUdpStats } from './lars-udp.ts';
+import { HttpApi, DEFAULT_HTTP_HOST, type HttpApiStats } from './http-api.ts';
+
+export interface SidecarOptions {
+  /** An open connection (not closed by the sidecar), or... */
+  nc?: NatsConnection;
+  /** ...URL(s) to connect to (the sidecar owns that connection). */
+  servers?: string;
+  /** Agent options (prefix, partitions, strategy, zone, agentId, ...). */
+  agent?: Omit<AgentOptions, 'nc' | 'servers' | 'log'>;
+  /** Lars' UDP protocol; undefined = off. Port 0 = any free port. */
+  udp?: { host?: string; ports?: readonly number[] } | undefined;
+  /** The HTTP API; undefined = off. Port 0 = any free port. */
+  http?: { host?: string; port: number; heartbeatMs?: number } | undefined;
+  log?: Logger;
+}
+
+export interface SidecarStats {
+  udp: LarsUdpStats | undefined;
+  http: HttpApiStats | undefined;
+}
+
+export class Sidecar {
+  readonly agent: Agent;
+  readonly udp: LarsUdpServer | undefined;
+  readonly http: HttpApi | undefined;
+
+  private constructor(agent: Agent, udp: LarsUdpServer | undefined, http: HttpApi | undefined) {
+    this.agent = agent;
+    this.udp = udp;
+    this.http = http;
+  }
+
+  static async start(opts: SidecarOptions): Promise<Sidecar> {
+    const log = opts.log ?? silentLogger();
+    const agent = await createAgent({ ...opts.agent, ...(opts.nc ? { nc: opts.nc } : { servers: opts.servers }), log });
+    let udp: LarsUdpServer | undefined;
+    let http: HttpApi | undefined;
+    try {
+      if (opts.udp) udp = await LarsUdpServer.start({ agent, host: opts.udp.host ?? DEFAULT_UDP_HOST, ports: opts.udp.ports ?? DEFAULT_UDP_PORTS, log }, new HostCache());
+      if (opts.http) {
+        const u = udp;
+        http = await HttpApi.start({ agent, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, health: () => (u ? { udp: u.stats() } : {}) });
+      }
+    } catch (err) {
+      await udp?.close();
+      await agent.close();
+      throw err;
+    }
+    return new Sidecar(agent, udp, http);
+  }
+
+  stats(): SidecarStats {
+    return { udp: this.udp?.stats(), http: this.http?.stats() };
+  }
+
+  /** Stops both APIs, then the agent (its last reports are flushed, its connection closed if owned). */
+  async close(): Promise<void> {
+    await this.http?.close();
+    await this.udp?.close();
+    await this.agent.close();
+  }
+}
