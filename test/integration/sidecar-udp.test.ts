@@ -1,0 +1,263 @@
+/**
+ * `lars agent` over Lars' UDP protocol, with a client written here from the
+ * protocol description alone (its own protobuf varints, not the project's
+ * encoder), against a real nats-server and route node: hosts are handed out,
+ * reports reach the route node and a failing host is ejected, and every
+ * kind of bad datagram is counted and dropped while the sidecar keeps
+ * answering.
+ */
+import { expect } from 'chai';
+import { createSocket, type Socket } from 'node:dgram';
+import { useCluster, type TestCluster } from '../helpers/cluster.ts';
+import { waitFor, waitForEvent } from '../helpers/wait.ts';
+import { Sidecar } from '../../src/sidecar/sidecar.ts';
+import type { RouteState } from '../../schemas/messages.ts';
+import { encode } from '../../src/codec.ts';
+
+// ------------------------------------------------------------ a Lars client from the description
+
+function varint(v: bigint): number[] {
+  let u = BigInt.asUintN(64, v);
+  const out: number[] = [];
+  while (u >= 0x80n) {
+    out.push(Number(u & 0x7fn) | 0x80);
+    u >>= 7n;
+  }
+  out.push(Number(u));
+  return out;
+}
+/** A varint field (proto3: zero is left off the wire). */
+const vfield = (no: number, v: number): number[] => (v === 0 ? [] : [(no << 3) | 0, ...varint(BigInt(v))]);
+const lfield = (no: number, bytes: number[]): number[] => [(no << 3) | 2, ...varint(BigInt(bytes.length)), ...bytes];
+
+function datagram(msgid: number, body: number[]): Buffer {
+  const b = Buffer.alloc(8 + body.length);
+  b.writeInt32LE(msgid, 0);
+  b.writeInt32LE(body.length, 4);
+  Buffer.from(body).copy(b, 8);
+  return b;
+}
+
+/** Fields of a protobuf message: number → values (varints as bigint, length-delimited as Buffer). */
+function fields(buf: Buffer): Map<number, Array<bigint | Buffer>> {
+  const out = new Map<number, Array<bigint | Buffer>>();
+  let i = 0;
+  const readVarint = (): bigint => {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = buf[i++];
+      if (b === undefined) throw new Error('truncated varint');
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+      shift += 7n;
+    }
+  };
+  while (i < buf.length) {
+    const tag = Number(readVarint());
+    const no = tag >> 3;
+    let val: bigint | Buffer;
+    if ((tag & 7) === 0) val = readVarint();
+    else if ((tag & 7) === 2) {
+      const len = Number(readVarint());
+      val = buf.subarray(i, i + len);
+      i += len;
+    } else throw new Error(`wire type ${tag & 7}`);
+    out.set(no, [...(out.get(no) ?? []), val]);
+  }
+  return out;
+}
+const int32 = (f: Map<number, Array<bigint | Buffer>>, no: number): number => {
+  const v = f.get(no)?.[0];
+  return typeof v === 'bigint' ? Number(BigInt.asIntN(32, v)) : 0;
+};
+const ipString = (n: number): string => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+const ipInt = (s: string): number => s.split('.').reduce((a, p) => ((a << 8) | Number(p)) | 0, 0);
+
+interface Host {
+  ip: string;
+  port: number;
+}
+
+class LarsClient {
+  private readonly sock: Socket = createSocket('udp4');
+  private seq = 0;
+  private readonly waiting: Array<(m: Buffer) => void> = [];
+  readonly ports: number[];
+
+  constructor(ports: number[]) {
+    this.ports = ports;
+    this.sock.on('message', (m) => this.waiting.shift()?.(m));
+  }
+
+  /** Lars' rule: route (modid, cmdid) on port 8888 + (modid + cmdid) % 3, here the i-th port. */
+  portOf(modid: number, cmdid: number): number {
+    return this.ports[(modid + cmdid) % this.ports.length]!;
+  }
+
+  ask(d: Buffer, port: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no reply within 2 s')), 2000);
+      this.waiting.push((m) => {
+        clearTimeout(t);
+        resolve(m);
+      });
+      this.sock.send(d, port, '127.0.0.1');
+    });
+  }
+
+  send(d: Buffer, port: number): void {
+    this.sock.send(d, port, '127.0.0.1');
+  }
+
+  async getHost(modid: number, cmdid: number, port = this.portOf(modid, cmdid)): Promise<{ retcode: number; host?: Host }> {
+    const seq = this.seq++;
+    const r = await this.ask(datagram(4, [...vfield(1, seq), ...vfield(2, modid), ...vfield(3, cmdid)]), port);
+    expect(r.readInt32LE(0), 'reply msgid').to.equal(5);
+    expect(r.readInt32LE(4), 'reply msglen').to.equal(r.length - 8);
+    const f = fields(r.subarray(8));
+    expect([Number(f.get(1)?.[0] ?? 0n), int32(f, 2), int32(f, 3)], 'seq, modid, cmdid echoed').to.deep.equal([seq, modid, cmdid]);
+    const retcode = int32(f, 4);
+    const h = f.get(5)?.[0];
+    if (!Buffer.isBuffer(h)) return { retcode };
+    const hf = fields(h);
+    return { retcode, host: { ip: ipString(int32(hf, 1)), port: int32(hf, 2) } };
+  }
+
+  report(modid: number, cmdid: number, host: Host, retcode: number): void {
+    const hostBytes = [...vfield(1, ipInt(host.ip)), ...vfield(2, host.port)];
+    this.send(datagram(6, [...vfield(1, modid), ...vfield(2, cmdid), ...lfield(3, hostBytes), ...vfield(4, retcode)]), this.portOf(modid, cmdid));
+  }
+
+  async getRoute(modid: number, cmdid: number): Promise<Host[]> {
+    const r = await this.ask(datagram(7, [...vfield(1, modid), ...vfield(2, cmdid)]), this.portOf(modid, cmdid));
+    expect(r.readInt32LE(0), 'reply msgid').to.equal(8);
+    const f = fields(r.subarray(8));
+    return (f.get(3) ?? []).map((h) => {
+      const hf = fields(h as Buffer);
+      return { ip: ipString(int32(hf, 1)), port: int32(hf, 2) };
+    });
+  }
+
+  /** Sends raw bytes and then a GetHost: its reply proves the bytes before it were handled. */
+  async raw(d: Buffer, port: number): Promise<void> {
+    this.send(d, port);
+    await this.getHost(0, 0, port);
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+const key = (h: Host | undefined): string => (h ? `${h.ip}:${h.port}` : 'none');
+
+describe('sidecar over UDP (real nats-server, route node, client from the protocol description)', function () {
+  this.timeout(60_000);
+  const cluster = useCluster();
+  let c: TestCluster;
+  let sidecar: Sidecar;
+  let client: LarsClient;
+  beforeEach(async () => {
+    c = cluster();
+    sidecar = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, loadTimeoutMs: 500 }, udp: { ports: [0, 0, 0] } });
+    client = new LarsClient(sidecar.udp!.ports());
+  });
+  afterEach(async () => {
+    client.close();
+    await sidecar.close();
+  });
+
+  it('sidecar-udp - hands out hosts, takes reports, and stops handing out a host ejected after failures', async () => {
+    const hs = [1, 2, 3].map((i) => ({ ip: `127.0.0.${i}`, port: 9001, weight: 100 }));
+    await c.addRoute(1, 1, hs, 'default', { base_ejection_time: 60 });
+    await waitFor(() => c.latest(1, 1), { what: 'route 1.1 published' });
+    const first = await client.getHost(1, 1);
+    expect(first.retcode, 'first call for a route the sidecar does not follow yet: RET_NOEXIST').to.equal(3);
+    await waitFor(async () => (await client.getHost(1, 1)).retcode === 0, { what: 'route loaded in the sidecar' });
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const r = await client.getHost(1, 1);
+      expect(r.retcode).to.equal(0);
+      seen.add(key(r.host));
+      client.report(1, 1, r.host!, 0);
+    }
+    expect([...seen].sort()).to.deep.equal(['127.0.0.1:9001', '127.0.0.2:9001', '127.0.0.3:9001']);
+    expect((await client.getRoute(1, 1)).map(key).sort()).to.deep.equal([...seen].sort());
+    // any of the sidecar's ports answers any route
+    expect((await client.getHost(1, 1, client.ports[(1 + 1 + 1) % 3])).retcode).to.equal(0);
+
+    for (let i = 0; i < 20; i++) client.report(1, 1, { ip: '127.0.0.2', port: 9001 }, 1);
+    await waitForEvent(c.events.subscribe, (e) => e.modid === 1 && e.cmdid === 1 && e.ip === '127.0.0.2' && e.to === 'overloaded', { what: '127.0.0.2 ejected' });
+    await waitFor(async () => {
+      for (let i = 0; i < 12; i++) if (key((await client.getHost(1, 1)).host) === '127.0.0.2:9001') return false;
+      return true;
+    }, { what: 'the ejected host no longer handed out' });
+    const after = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      const k = key((await client.getHost(1, 1)).host);
+      after.set(k, (after.get(k) ?? 0) + 1);
+    }
+    expect([...after.keys()].sort()).to.deep.equal(['127.0.0.1:9001', '127.0.0.3:9001']);
+    const st = sidecar.agent.stats();
+    expect(st.reports, 'reports reached the agent').to.be.at.least(50);
+    await sidecar.agent.flush({ timeoutMs: 5000 });
+    expect(sidecar.agent.stats().pendingReports, 'acknowledged by JetStream').to.equal(0);
+    expect(sidecar.stats().udp!.bad).to.deep.equal({});
+  });
+
+  it('sidecar-udp - addresses from 128.0.0.0 up travel as negative int32, and a route with no host to pick answers RET_OVERLOAD', async () => {
+    await c.addRoute(2, 5, [{ ip: '200.1.2.3', port: 8080, weight: 100 }]);
+    await waitFor(async () => (await client.getHost(2, 5)).retcode === 0, { what: 'route 2.5 loaded' });
+    expect((await client.getHost(2, 5)).host).to.deep.equal({ ip: '200.1.2.3', port: 8080 });
+
+    // A route the route node does not own here: its states are published by the test.
+    expect((await client.getHost(900, 1)).retcode).to.equal(3);
+    const state = (version: number): RouteState => ({
+      v: 1, sender: 'test', modid: 900, cmdid: 1, version, ts: Date.now(), profile: 'default', panic: false, removed: false, probe_num: 10,
+      hosts: [{ ip: '10.9.0.1', port: 80, weight: 100, zone: null, state: 'overloaded', reason: 'consecutive_errors', since: 0, pick_weight: 0 }],
+    });
+    let v = 1;
+    await waitFor(async () => {
+      c.nc.publish(c.n.route(900, 1), encode(state(v++)));
+      return (await client.getHost(900, 1)).retcode === 1;
+    }, { what: 'RET_OVERLOAD for a route with every host ejected' });
+    expect(await client.getRoute(900, 1)).to.deep.equal([{ ip: '10.9.0.1', port: 80 }]);
+    expect(await client.getRoute(901, 1), 'unknown route: no hosts').to.deep.equal([]);
+  });
+
+  it('sidecar-udp - every kind of bad datagram is counted and dropped; the sidecar keeps answering', async () => {
+    const port = client.ports[0]!;
+    const hdr = (msgid: number, len: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeInt32LE(msgid, 0);
+      b.writeInt32LE(len, 4);
+      return b;
+    };
+    const good = datagram(4, [...vfield(1, 1), ...vfield(2, 1), ...vfield(3, 1)]);
+    await client.raw(Buffer.from([4, 0, 0]), port); // short
+    await client.raw(hdr(4, -5), port); // negative msglen
+    await client.raw(Buffer.concat([hdr(4, 70_000), Buffer.alloc(100)]), port); // oversize msglen
+    await client.raw(good.subarray(0, good.length - 2), port); // truncated
+    await client.raw(Buffer.concat([hdr(42, 2), Buffer.from([8, 1])]), port); // unknown msgid
+    await client.raw(Buffer.concat([hdr(4, 3), Buffer.from([8, 0x80, 0x80])]), port); // body not protobuf
+    await client.raw(datagram(6, [...vfield(1, 1), ...vfield(2, 1), ...vfield(4, 1)]), port); // report without host
+    const neg = await client.getHost(-3, 1, port); // well-formed, impossible route: still a reply
+    expect(neg.retcode).to.equal(3);
+    // a big datagram (60 kB of unknown fields in a GetHost) is still well-formed
+    const padded = datagram(4, [...vfield(1, 99), ...vfield(2, 1), ...vfield(3, 1), ...lfield(14, Array.from({ length: 60_000 }, () => 1))]);
+    const big = await client.ask(padded, port);
+    expect([big.readInt32LE(0), fields(big.subarray(8)).get(1)?.[0]]).to.deep.equal([5, 99n]);
+    expect(sidecar.stats().udp!.bad).to.deep.equal({
+      short: 1,
+      negative_length: 1,
+      oversize: 1,
+      length_mismatch: 1,
+      unknown_msgid: 1,
+      malformed: 1,
+      bad_report: 1,
+      bad_route: 1,
+    });
+    expect(sidecar.stats().udp!.replies, 'one reply per well-formed GetHost').to.equal(sidecar.stats().udp!.getHost);
+  });
+});
