@@ -18,7 +18,6 @@ import { RouteStatus } from '../agent/route-follower.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
 import {
-  BadDatagram,
   LarsTypes,
   MsgId,
   RetCode,
