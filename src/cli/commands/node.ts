@@ -8,6 +8,7 @@ import { UsageError } from '../../errors.ts';
 import type { Command } from '../command.ts';
 import { closeConnection, withLifecycle } from '../lifecycle.ts';
 import { requireJetStream } from '../../natsd.ts';
+import { HTTP_FLAGS, httpSettings, serveNodeHttp } from '../../metrics/mod.ts';
 
 export const nodeCommand: Command = {
   name: 'node',
@@ -20,11 +21,13 @@ export const nodeCommand: Command = {
       defaultText: 'all',
     },
     'lease-ms': { help: 'without --own: partitions are shared by leases; one not renewed for this long is taken over', placeholder: 'ms', defaultText: '2000' },
+    ...HTTP_FLAGS,
   },
   examples: [['lars node --own 0-31', 'own the first half of 64 partitions']],
   async run(_args, flags, ctx) {
     const cfg = ctx.config;
     const own = typeof flags['own'] === 'string' ? parsePartitions(flags['own'], cfg.partitions) : undefined;
+    const http = httpSettings(flags);
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
       const nc = await connectNats({ url: cfg.natsUrl, name: `lars-node-${cfg.nodeId}` });
@@ -32,9 +35,12 @@ export const nodeCommand: Command = {
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());
       await requireJetStream(nc, cfg.natsUrl);
+      const web = http && (await serveNodeHttp({ settings: http, nc, log, labels: { node: cfg.nodeId } }));
+      if (web) life.add('HTTP server', () => web.close());
       const ownership = nodeOwnership({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
       const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
       life.add('route node', () => node.close());
+      await web?.attach(node);
       log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, partitions: cfg.partitions }, 'route node ready; Ctrl-C to stop');
       await life.stopped;
       return 0;

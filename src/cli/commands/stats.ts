@@ -6,7 +6,9 @@ import { connectNats, watchConnection } from '../../nats/connect.ts';
 import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
-import { PipelineName } from '../../analytics/sink.ts';
+import { PipelineName, type Sink } from '../../analytics/sink.ts';
+import { HTTP_FLAGS, httpSettings, serveSinkHttp, type ProcessHttp } from '../../metrics/mod.ts';
+import { names } from '../../../schemas/subjects.ts';
 import {
   STATS,
   isStatsKind,
@@ -113,6 +115,7 @@ export const sinkCommand: Command = {
     'batch-ms': { help: 'longest a report waits for its batch, ms', placeholder: 'ms', defaultText: '1000' },
     'retention-days': { help: 'days of raw reports kept', placeholder: 'days', defaultText: '30' },
     'only': { help: 'run one pipeline', choices: [PipelineName.reports, PipelineName.events], defaultText: 'both' },
+    ...HTTP_FLAGS,
   },
   async run(args, flags, ctx) {
     if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
@@ -124,11 +127,14 @@ export const sinkCommand: Command = {
     if (only !== undefined && only !== PipelineName.reports && only !== PipelineName.events) {
       throw new UsageError(`--only takes reports or events, got ${JSON.stringify(only)}`);
     }
+    const http = httpSettings(flags);
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     const life = new Lifecycle({ stopSignal: ctx.stopSignal });
     const nc = await connectNats({ url: cfg.natsUrl, name: `lars-sink-${cfg.nodeId}` });
     const status = watchConnection(nc, log);
+    let web: ProcessHttp<Sink> | undefined;
     try {
+      if (http) web = await serveSinkHttp({ settings: http, nc, log, names: names(cfg.prefix), pipelines: only ? [only] : undefined, labels: { node: cfg.nodeId } });
       const a = await startAnalytics(cfg, nc, log, {
         ...(retentionDays !== undefined ? { retention: { reportsDays: retentionDays } } : {}),
         sink: {
@@ -136,6 +142,7 @@ export const sinkCommand: Command = {
           ...(only !== undefined ? { pipelines: [only] } : {}),
         },
       });
+      await web?.attach(a.sink);
       log.info({ engine: a.engine.description }, 'sink ready; Ctrl-C to stop');
       await life.stopped;
       await life.step('ClickHouse sink', () => a.close());
@@ -143,6 +150,8 @@ export const sinkCommand: Command = {
       ctx.out(JSON.stringify(s));
     } finally {
       status.stop();
+      const w = web;
+      if (w) await life.step('HTTP server', () => w.close());
       await life.step('NATS connection', () => nc.drain().catch(() => undefined));
       await life.shutdown();
     }

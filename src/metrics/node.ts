@@ -1,0 +1,132 @@
+/**
+ * Route node metrics: everything is read at scrape time from the node's
+ * `stats()` and served partitions, or kept from its change and partition
+ * listeners (one call per published route change, none per report).
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { partitionOf } from '../../schemas/subjects.ts';
+import type { RouteNode } from '../node/route-node.ts';
+import { RouteStore, routeKeyParts } from '../registry.ts';
+import { byLabel, counterFrom, gaugeFrom } from './collect.ts';
+import { registerConnectionMetrics, type ConnectionState } from './nats.ts';
+import { RouteBoard, DEFAULT_TOP_ROUTES } from './routes.ts';
+import type { Readiness } from './http.ts';
+
+export interface NodeMetricsOptions {
+  registry: Registry;
+  node: RouteNode;
+  nc: NatsConnection;
+  connection: ConnectionState;
+  /** Routes named in the per-route metrics (the rest are summed under `_other`). */
+  topRoutes?: number;
+  /** Clock for ejection ages, ms since the epoch (the node's clock). */
+  clock?: () => number;
+}
+
+/** Publish latency buckets, seconds: a flush runs on the next turn of the event loop. */
+const PUBLISH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Registers a route node's metrics; resolves, once the routes the node
+ * published before are known too, with a remover of its listeners.
+ */
+export async function registerNodeMetrics(opts: NodeMetricsOptions): Promise<() => void> {
+  const { registry: r, node, nc, connection } = opts;
+  const clock = opts.clock ?? Date.now;
+  const board = new RouteBoard(opts.topRoutes ?? DEFAULT_TOP_ROUTES, (m, c) => partitionOf(m, c, node.partitions));
+
+  counterFrom(r, { name: 'lars_report_batches_total', help: 'Report batches received on the partitions this node serves (rejected ones included)', read: () => node.stats().batches });
+  counterFrom(r, { name: 'lars_reports_total', help: 'Call results applied to route actors', read: () => node.stats().reports });
+  counterFrom<'kind'>(r, {
+    name: 'lars_reports_rejected_total',
+    help: 'Rejected inbound report input by kind: batches, except unknown_host which counts reports',
+    labelNames: ['kind'],
+    read: () => byLabel('kind', node.stats().rejects),
+  });
+  counterFrom(r, { name: 'lars_route_states_published_total', help: 'Route states published', read: () => node.stats().published });
+  counterFrom(r, { name: 'lars_route_events_published_total', help: 'Route events (host transitions) published', read: () => node.stats().events });
+  counterFrom(r, { name: 'lars_route_kv_writes_total', help: 'Route states written to the routes KV bucket', read: () => node.stats().kvWrites });
+  counterFrom(r, { name: 'lars_route_kv_conflicts_total', help: 'Route state KV writes refused because another node wrote the route', read: () => node.stats().kvConflicts });
+  counterFrom(r, { name: 'lars_route_states_fenced_total', help: 'Route states held back because the partition lease was not fresh enough', read: () => node.stats().fenced });
+  counterFrom(r, { name: 'lars_partitions_lost_total', help: 'Partitions dropped after a failed fenced write or lease renewal', read: () => node.stats().partitionsLost });
+  gaugeFrom(r, { name: 'lars_routes', help: 'Route actors this node runs', read: () => node.stats().routes });
+  gaugeFrom(r, { name: 'lars_partitions_owned', help: 'Partitions this node serves now', read: () => node.servedPartitions().length });
+  gaugeFrom(r, { name: 'lars_partitions_total', help: 'Partitions of the cluster (every one should be owned by a node)', read: () => node.partitions });
+  gaugeFrom<'state'>(r, { name: 'lars_route_hosts', help: 'Hosts of the routes this node publishes, by state', labelNames: ['state'], read: () => byLabel('state', board.hostsByState()) });
+  gaugeFrom(r, { name: 'lars_routes_in_panic', help: 'Routes of this node in panic (too few healthy hosts: traffic spread over all)', read: () => board.routesInPanic() });
+  // The three per-route gauges share one top-N, computed once per scrape.
+  let rowsAt = -1;
+  let rows = board.rows(clock());
+  const rowsNow = () => {
+    const t = clock();
+    if (t !== rowsAt) {
+      rows = board.rows(t);
+      rowsAt = t;
+    }
+    return rows;
+  };
+  gaugeFrom<'route'>(r, {
+    name: 'lars_route_ejected_hosts',
+    help: 'Ejected hosts (overloaded or probing) per route with any, the worst routes by name, the rest summed under route="_other"',
+    labelNames: ['route'],
+    read: () => rowsNow().map((x) => [{ route: x.route }, x.ejected] as const),
+  });
+  gaugeFrom<'route'>(r, {
+    name: 'lars_route_panic',
+    help: '1 per route in panic (worst routes by name); under route="_other" the number of the other routes in panic',
+    labelNames: ['route'],
+    read: () => rowsNow().map((x) => [{ route: x.route }, x.panic] as const),
+  });
+  gaugeFrom<'route'>(r, {
+    name: 'lars_route_ejected_longest_seconds',
+    help: 'Longest time one host of the route has been ejected (overloaded or probing without recovering), seconds',
+    labelNames: ['route'],
+    read: () => rowsNow().map((x) => [{ route: x.route }, x.longestEjectedS] as const),
+  });
+
+  const transitions = new Counter<'reason' | 'to'>({
+    name: 'lars_route_transitions_total',
+    help: 'Host state transitions published, by reason and new state',
+    labelNames: ['reason', 'to'],
+    registers: [r],
+  });
+  const publish = new Histogram({
+    name: 'lars_route_publish_latency_seconds',
+    help: 'Time from a route being marked changed to its state being published, seconds',
+    buckets: PUBLISH_BUCKETS,
+    registers: [r],
+  });
+  registerConnectionMetrics(r, nc, connection);
+
+  const offChange = node.onChange((state, events, publishMs) => {
+    publish.observe(publishMs / 1000);
+    for (const e of events) transitions.inc({ reason: e.reason, to: e.to });
+    board.apply(state);
+  });
+  const offPartition = node.onPartition((e) => {
+    if (e.kind !== 'acquired') board.dropPartition(e.partition);
+  });
+  // Routes published before the listener was added, as their actors hold them now.
+  const store = await RouteStore.bind(nc, node.names);
+  if (store) {
+    for await (const key of await store.kv.keys()) {
+      const parts = routeKeyParts(key);
+      const actor = parts && !board.has(key) ? node.route(parts.modid, parts.cmdid) : undefined;
+      if (actor && !actor.isRemoved) board.apply(actor.snapshot(clock()));
+    }
+  }
+  return () => {
+    offChange();
+    offPartition();
+  };
+}
+
+/** A route node is ready while connected to NATS with its routes loaded. */
+export function nodeReadiness(connection: ConnectionState, started: () => boolean): () => Readiness {
+  return () => {
+    if (!started()) return { ready: false, reason: 'routes loading' };
+    if (!connection.connected()) return { ready: false, reason: 'not connected to NATS' };
+    return { ready: true };
+  };
+}
