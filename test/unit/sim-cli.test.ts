@@ -1,0 +1,94 @@
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runSimulate } from '../../src/sim/cli.ts';
+import { simulate } from '../../src/sim/engine.ts';
+import { parseScenario } from '../../src/sim/scenario.ts';
+import { renderSvg } from '../../src/sim/svg.ts';
+import { UsageError } from '../../src/errors.ts';
+
+const small = {
+  name: 'small-flap',
+  duration_s: 12,
+  load: { kind: 'open', rate_per_s: 200 },
+  timeout_ms: 500,
+  agents: 2,
+  hosts: [
+    { count: 3, latency: { dist: 'normal', mean_ms: 20, sd_ms: 2 } },
+    { name: 'flap', latency: { dist: 'fixed', ms: 20 }, changes: [{ at_s: 3, for_s: 3, every_s: 6, errors: { rate: 1, latency_ms: 1 }, label: 'flap fails' }] },
+  ],
+};
+
+describe('sim - lars simulate', () => {
+  let dir: string;
+  let file: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lars-sim-'));
+    file = join(dir, 'small.json');
+    writeFileSync(file, JSON.stringify(small));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('sim - prints one summary row per strategy and the share per host', async () => {
+    const lines: string[] = [];
+    const code = await runSimulate({ file, strategy: 'swrr,p2c', out: (l) => lines.push(l) });
+    expect(code).to.equal(0);
+    expect(lines[0]).to.equal('small-flap (seed 1, timeout 500 ms)');
+    expect(lines[1]).to.match(/^strategy\s+calls\s+success_pct\s+failed\s+timeouts\s+errors\s+no_host\s+p50_ms\s+p99_ms\s+p999_ms\s+state_changes$/);
+    expect(lines.filter((l) => /^(swrr|p2c)\s+\d+/.test(l))).to.have.length(2);
+    expect(lines.some((l) => /^flap\s+[\d.]+\s+[\d.]+$/.test(l))).to.equal(true);
+  });
+
+  it('sim - --json prints the figures of each strategy, the same as the engine gives for the seed', async () => {
+    const lines: string[] = [];
+    await runSimulate({ file, strategy: 'p2c', seed: '5', json: true, out: (l) => lines.push(l) });
+    expect(lines).to.have.length(1);
+    const j = JSON.parse(lines[0]!) as { seed: number; results: Array<{ strategy: string; calls: number; failed: number }> };
+    const r = parseScenario(small);
+    if (!r.ok) throw new Error(r.error);
+    const direct = simulate(r.scenario, { strategy: 'p2c', seed: 5 });
+    expect(j.seed).to.equal(5);
+    expect(j.results.map((x) => [x.strategy, x.calls, x.failed])).to.deep.equal([['p2c', direct.calls, direct.failed]]);
+  });
+
+  it('sim - --svg writes the picture: a panel per strategy with the change marks', async () => {
+    const svg = join(dir, 'out.svg');
+    await runSimulate({ file, strategy: 'swrr,lars', svg, out: () => {} });
+    const text = readFileSync(svg, 'utf8');
+    expect(text.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).to.equal(true);
+    expect(text.trimEnd().endsWith('</svg>')).to.equal(true);
+    expect(text.match(/font-size="14" font-weight="bold">(swrr|lars)</g)).to.have.length(2);
+    // flap fails at 3 s and 9 s; marks at 3, 6, 9 and 12 s
+    expect(text.match(/flap fails/g)!.length).to.be.greaterThanOrEqual(4);
+    expect(text).to.contain('>traffic share<');
+    expect(text).to.contain('>timeout<');
+  });
+
+  it('sim - a missing file, a bad scenario, an unknown strategy or a bad seed is a usage error', async () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ ...small, load: { kind: 'open' } }));
+    const cases: Array<[Parameters<typeof runSimulate>[0], RegExp]> = [
+      [{ file: join(dir, 'nope.json'), out: () => {} }, /cannot read scenario .*nope\.json: ENOENT/],
+      [{ file: bad, out: () => {} }, /scenario .*bad\.json: load/],
+      [{ file, strategy: 'swrr,rr', out: () => {} }, /unknown strategy "rr"/],
+      [{ file, seed: '-1', out: () => {} }, /--seed must be an integer/],
+    ];
+    for (const [args, msg] of cases) {
+      const err = await runSimulate(args).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, String(msg)).to.be.instanceOf(UsageError);
+      expect((err as Error).message).to.match(msg);
+    }
+  });
+
+  it('sim - the picture of a run is the same for the same seed', () => {
+    const r = parseScenario(small);
+    if (!r.ok) throw new Error(r.error);
+    const a = renderSvg(r.scenario, [simulate(r.scenario, { strategy: 'swrr', seed: 2 })]);
+    const b = renderSvg(r.scenario, [simulate(r.scenario, { strategy: 'swrr', seed: 2 })]);
+    expect(a).to.equal(b);
+  });
+});
