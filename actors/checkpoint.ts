@@ -88,6 +88,7 @@ const REASONS: Record<Reason, true> = {
   removed: true,
   readded: true,
   restored: true,
+  profile_changed: true,
 };
 const known = (set: Readonly<Record<string, true>>, x: unknown): boolean => typeof x === 'string' && Object.hasOwn(set, x);
 

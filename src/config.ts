@@ -38,6 +38,19 @@ export interface LarsConfig {
   clickhouseUser: string;
   clickhousePassword: string;
   clickhouseDatabase: string;
+  /** ClickHouse cluster name (in every server's remote_servers); empty = one server. */
+  clickhouseCluster: string;
+  /** Local tables on ReplicatedMergeTree on the cluster: 'true' or 'false'. */
+  clickhouseReplicated: string;
+  /** Replicas of streams and KV buckets: 'auto' (3 on a NATS cluster, 1 on one server) or a count 1..5. */
+  replicas: string;
+  /** NATS user and password (or put them in the URL). */
+  natsUser: string;
+  natsPass: string;
+  /** NATS TLS: CA, client certificate and key files (PEM); any one set turns TLS on. */
+  natsTlsCa: string;
+  natsTlsCert: string;
+  natsTlsKey: string;
 }
 
 export interface ConfigKeySpec {
@@ -63,6 +76,14 @@ export const CONFIG_KEYS = {
   clickhouseUser: { flag: 'clickhouse-user', env: 'LARS_CLICKHOUSE_USER', kind: 'string', placeholder: 'user', help: 'ClickHouse user' },
   clickhousePassword: { flag: 'clickhouse-password', env: 'LARS_CLICKHOUSE_PASSWORD', kind: 'string', placeholder: 'password', help: 'ClickHouse password' },
   clickhouseDatabase: { flag: 'clickhouse-database', env: 'LARS_CLICKHOUSE_DATABASE', kind: 'string', placeholder: 'name', help: 'ClickHouse database' },
+  clickhouseCluster: { flag: 'clickhouse-cluster', env: 'LARS_CLICKHOUSE_CLUSTER', kind: 'string', placeholder: 'name', help: 'ClickHouse cluster to shard the tables over (every server in clickhouse-url)' },
+  clickhouseReplicated: { flag: 'clickhouse-replicated', env: 'LARS_CLICKHOUSE_REPLICATED', kind: 'string', placeholder: 'bool', help: 'ReplicatedMergeTree on the cluster (needs Keeper)', choices: ['false', 'true'] },
+  replicas: { flag: 'replicas', env: 'LARS_REPLICAS', kind: 'string', placeholder: 'auto|n', help: 'replicas of streams and KV buckets: auto = 3 on a NATS cluster, 1 on one server' },
+  natsUser: { flag: 'nats-user', env: 'LARS_NATS_USER', kind: 'string', placeholder: 'user', help: 'NATS user' },
+  natsPass: { flag: 'nats-pass', env: 'LARS_NATS_PASS', kind: 'string', placeholder: 'password', help: 'NATS password' },
+  natsTlsCa: { flag: 'nats-tls-ca', env: 'LARS_NATS_TLS_CA', kind: 'string', placeholder: 'file', help: 'CA certificate (PEM) to verify the NATS servers' },
+  natsTlsCert: { flag: 'nats-tls-cert', env: 'LARS_NATS_TLS_CERT', kind: 'string', placeholder: 'file', help: 'client certificate (PEM) for NATS' },
+  natsTlsKey: { flag: 'nats-tls-key', env: 'LARS_NATS_TLS_KEY', kind: 'string', placeholder: 'file', help: 'client key (PEM) for NATS' },
 } as const satisfies Record<keyof LarsConfig, ConfigKeySpec>;
 
 export function defaultConfig(): LarsConfig {
@@ -78,6 +99,14 @@ export function defaultConfig(): LarsConfig {
     clickhouseUser: 'default',
     clickhousePassword: '',
     clickhouseDatabase: 'lars',
+    clickhouseCluster: '',
+    clickhouseReplicated: 'false',
+    replicas: 'auto',
+    natsUser: '',
+    natsPass: '',
+    natsTlsCa: '',
+    natsTlsCert: '',
+    natsTlsKey: '',
   };
 }
 
@@ -192,8 +221,18 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
       throw new ConfigError(`bad NATS URL ${JSON.stringify(u)}: use nats://host:port (or tls://, ws://, wss://, host:port), comma separated for several`);
     }
   }
-  if (cfg.clickhouseUrl && !/^https?:\/\//.test(cfg.clickhouseUrl)) {
-    throw new ConfigError(`clickhouse URL must start with http:// or https://, got ${JSON.stringify(cfg.clickhouseUrl)}`);
+  for (const u of cfg.clickhouseUrl ? cfg.clickhouseUrl.split(',') : []) {
+    if (!/^https?:\/\//.test(u.trim())) throw new ConfigError(`clickhouse URL must start with http:// or https://, got ${JSON.stringify(u.trim())}`);
   }
+  if (cfg.clickhouseCluster) {
+    if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(cfg.clickhouseCluster)) throw new ConfigError(`clickhouse cluster must be a name of [A-Za-z0-9_-], got ${JSON.stringify(cfg.clickhouseCluster)}`);
+    if (!cfg.clickhouseUrl) throw new ConfigError('a clickhouse cluster needs clickhouse-url: the HTTP URL of every server of the cluster, comma separated');
+  }
+  if (!/^(auto|[1-5])$/.test(cfg.replicas)) throw new ConfigError(`replicas must be auto or a count from 1 to 5, got ${JSON.stringify(cfg.replicas)}`);
   return cfg;
+}
+
+/** The replica count of a config: 'auto' or a number. */
+export function replicasOf(cfg: Pick<LarsConfig, 'replicas'>): number | 'auto' {
+  return cfg.replicas === 'auto' ? 'auto' : Number(cfg.replicas);
 }

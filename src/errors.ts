@@ -4,6 +4,8 @@ export const ErrorCode = {
   config: 'LARS_CONFIG',
   usage: 'LARS_USAGE',
   natsUnreachable: 'LARS_NATS_UNREACHABLE',
+  /** The NATS server refused the connection's credentials. */
+  natsAuth: 'LARS_NATS_AUTH',
   natsServerMissing: 'LARS_NATS_SERVER_MISSING',
   jetstreamDisabled: 'LARS_JETSTREAM_DISABLED',
   registry: 'LARS_REGISTRY',
@@ -44,6 +46,13 @@ export class NatsUnreachableError extends LarsError {
   constructor(url: string, options?: { cause?: unknown }) {
     super(ErrorCode.natsUnreachable, `cannot reach NATS at ${url}`, options);
     this.name = 'NatsUnreachableError';
+  }
+}
+
+export class NatsAuthError extends LarsError {
+  constructor(url: string, options?: { cause?: unknown }) {
+    super(ErrorCode.natsAuth, `NATS at ${url} refused the credentials (authorization violation): set nats-user and nats-pass (LARS_NATS_USER, LARS_NATS_PASS) for a user allowed to do this`, options);
+    this.name = 'NatsAuthError';
   }
 }
 

@@ -79,6 +79,7 @@ export function engineOptionsFromConfig(cfg: LarsConfig, log?: Logger): EngineOp
   const o: EngineOptions = { database: cfg.clickhouseDatabase, user: cfg.clickhouseUser, password: cfg.clickhousePassword };
   if (cfg.clickhouseUrl) o.url = cfg.clickhouseUrl;
   else o.path = join(cfg.dataDir, 'clickhouse');
+  if (cfg.clickhouseCluster) o.cluster = { name: cfg.clickhouseCluster, replicated: cfg.clickhouseReplicated === 'true' };
   if (log) o.log = log;
   return o;
 }

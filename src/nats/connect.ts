@@ -1,6 +1,8 @@
 /** Opens NATS connections with the project's defaults and one clear error when the server is away. */
-import { connect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
-import { NatsUnreachableError } from '../errors.ts';
+import { readFileSync } from 'node:fs';
+import { AuthorizationError, connect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { ConfigError, NatsAuthError, NatsUnreachableError } from '../errors.ts';
+import type { LarsConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 
 export type { NatsConnection };
@@ -12,7 +14,37 @@ export interface ConnectOptions {
   reconnect?: boolean;
   /** First-connect timeout, ms. */
   timeoutMs?: number;
+  /** User and password (the URL may carry them too). */
+  user?: string;
+  pass?: string;
+  /** TLS: CA, client certificate and key, as PEM text. */
+  tls?: { ca?: string; cert?: string; key?: string };
   extra?: Partial<ConnectionOptions>;
+}
+
+/** Connection options of a config: URL(s), credentials and TLS files (read now, so a bad path is a config error). */
+export function natsOptionsFromConfig(cfg: Pick<LarsConfig, 'natsUrl' | 'natsUser' | 'natsPass' | 'natsTlsCa' | 'natsTlsCert' | 'natsTlsKey'>): Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'tls'> {
+  const o: Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'tls'> = { url: cfg.natsUrl };
+  if (cfg.natsUser) o.user = cfg.natsUser;
+  if (cfg.natsPass) o.pass = cfg.natsPass;
+  const read = (what: string, path: string): string | undefined => {
+    if (!path) return undefined;
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read the NATS TLS ${what} file ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const ca = read('CA', cfg.natsTlsCa);
+  const cert = read('certificate', cfg.natsTlsCert);
+  const key = read('key', cfg.natsTlsKey);
+  if (ca !== undefined || cert !== undefined || key !== undefined) {
+    o.tls = {};
+    if (ca !== undefined) o.tls.ca = ca;
+    if (cert !== undefined) o.tls.cert = cert;
+    if (key !== undefined) o.tls.key = key;
+  }
+  return o;
 }
 
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
@@ -27,9 +59,13 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
       reconnectTimeWait: 250,
       reconnectJitter: 100,
       pingInterval: 10_000,
+      ...(opts.user !== undefined ? { user: opts.user } : {}),
+      ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
+      ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
       ...opts.extra,
     });
   } catch (err) {
+    if (err instanceof AuthorizationError) throw new NatsAuthError(opts.url, { cause: err });
     throw new NatsUnreachableError(opts.url, { cause: err });
   }
 }

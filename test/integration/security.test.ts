@@ -18,6 +18,7 @@ import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import { encode } from '../../src/codec.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { lars } from '../helpers/cli.ts';
 
 const PASSWORDS = {
   LARS_AGENT_PASSWORD: `p${randomBytes(8).toString('hex')}`,
@@ -137,5 +138,18 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
     const reg = await Registry.open(admin, n);
     const rec = await reg.get(7, 7);
     expect(rec?.entry.hosts.map((h) => h.ip)).to.deep.equal(['10.1.0.1', '10.1.0.2']);
+  });
+
+  it('security - the CLI takes credentials from its config: admin may write the registry, an agent may not', async () => {
+    const base = { LARS_NATS_URL: server.url, LARS_PARTITIONS: '8' };
+    const asAdmin = await lars(['route', 'add', '8', '8', '10.2.0.1:80', '--json'], { ...base, LARS_NATS_USER: 'admin', LARS_NATS_PASS: PASSWORDS.LARS_ADMIN_PASSWORD });
+    expect(asAdmin.code, asAdmin.stderr).to.equal(0);
+    const asAgent = await lars(['route', 'add', '8', '8', '10.2.0.2:80'], { ...base, LARS_NATS_USER: 'agent', LARS_NATS_PASS: PASSWORDS.LARS_AGENT_PASSWORD });
+    expect(asAgent.code).to.equal(1);
+    const anonymous = await lars(['route', 'ls'], base);
+    expect(anonymous.code).to.equal(1);
+    expect(anonymous.stderr).to.match(/authori[sz]ation/i);
+    const reg = await Registry.open(admin, n);
+    expect((await reg.get(8, 8))?.entry.hosts.map((h) => h.ip)).to.deep.equal(['10.2.0.1']);
   });
 });

@@ -3,7 +3,7 @@ import { names } from '../../../schemas/subjects.ts';
 import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../../../schemas/messages.ts';
 import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
 import type { LarsConfig } from '../../config.ts';
-import { connectNats, type NatsConnection } from '../../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
 import { Registry, RouteStore } from '../../registry.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
 import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
@@ -64,7 +64,7 @@ function parseParams(raw: FlagValue, profile: Profile): Record<string, number> {
 }
 
 async function withNats<T>(config: LarsConfig, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connectNats({ url: config.natsUrl, name: 'lars-cli', reconnect: false });
+  const nc = await connectNats({ ...natsOptionsFromConfig(config), name: 'lars-cli', reconnect: false });
   try {
     return await fn(nc);
   } finally {
@@ -231,7 +231,7 @@ export interface RouteFollowEvents {
  * code of `route watch`, so another follower can replace it.
  */
 export async function followRoute(config: LarsConfig, id: { modid: number; cmdid: number }, stop: Promise<void>, on: RouteFollowEvents): Promise<void> {
-  const nc = await connectNats({ url: config.natsUrl, name: `lars-watch-${config.nodeId}` });
+  const nc = await connectNats({ ...natsOptionsFromConfig(config), name: `lars-watch-${config.nodeId}` });
   try {
     const n = names(config.prefix);
     const registered = (await (await Registry.open(nc, n)).get(id.modid, id.cmdid)) !== undefined;
