@@ -166,8 +166,7 @@ export class LeaseOwnership implements PartitionOwnership {
     if (!h) return;
     this.drop(partition, 'a fenced write failed');
     // Free the lease if it is still ours, so that ownership is decided afresh.
-    void this.kv
-      .delete(this.names.leaseKey(partition), { previousSeq: h.revision })
+    void this.deleteLease(partition, h)
       .catch(() => undefined)
       .finally(() => this.schedule());
   }
@@ -189,7 +188,7 @@ export class LeaseOwnership implements PartitionOwnership {
     if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.evalTimer) clearInterval(this.evalTimer);
     const held = [...this.held];
-    await Promise.all(held.map(([p, h]) => this.kv.delete(this.names.leaseKey(p), { previousSeq: h.revision }).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'))));
+    await Promise.all(held.map(([p, h]) => this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'))));
     this.held.clear();
     this.emit();
     this.table.stop();
@@ -198,6 +197,12 @@ export class LeaseOwnership implements PartitionOwnership {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Deletes a held lease with compare-and-set, after any renewal in flight (which moves the revision). */
+  private async deleteLease(p: number, h: Held): Promise<void> {
+    await this.renewing.get(p);
+    await this.kv.delete(this.names.leaseKey(p), { previousSeq: h.revision });
+  }
 
   /** One warning per kind per 10 s: an unreachable server fails every renewal of every partition. */
   private warnLimited(kind: string, obj: Record<string, unknown>, msg: string): void {
@@ -249,9 +254,10 @@ export class LeaseOwnership implements PartitionOwnership {
       const t0 = this.clock();
       try {
         const rev = await this.kv.update(this.names.leaseKey(p), encodeLease(this.nodeId, this.wall()), h.revision);
-        if (this.held.get(p) !== h) return false;
+        // Kept even when the partition is being released: the delete goes on this revision.
         h.revision = rev;
         h.renewedAt = t0;
+        if (this.held.get(p) !== h) return false;
         this.table.note(p, this.nodeId, rev);
         return true;
       } catch (err) {
@@ -350,7 +356,7 @@ export class LeaseOwnership implements PartitionOwnership {
           const h = this.held.get(p);
           if (!h) return;
           this.held.delete(p);
-          await this.kv.delete(this.names.leaseKey(p), { previousSeq: h.revision }).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'));
+          await this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'));
           this.counters.released++;
         }),
       );

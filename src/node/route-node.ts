@@ -203,8 +203,9 @@ export class RouteNode {
     this.preloadedCheckpoints = undefined;
   }
 
-  private enqueueRegistry(e: Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>): Promise<void> {
-    const p = this.regChain.then(() => this.onRegistryEntry(e));
+  /** Applies a registry entry after those before it; `ifLatest`: only if no newer one for its key has arrived meanwhile. */
+  private enqueueRegistry(e: Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>, ifLatest = false): Promise<void> {
+    const p = this.regChain.then(() => (ifLatest && this.registryEntries.get(e.key) !== e ? undefined : this.onRegistryEntry(e)));
     this.regChain = p.catch((err: unknown) => this.log.error({ err, key: e.key }, 'registry entry failed'));
     return this.regChain;
   }
@@ -361,7 +362,7 @@ export class RouteNode {
         }
       }),
     );
-    await Promise.all(entries.map((e) => this.enqueueRegistry(e)));
+    await Promise.all(entries.map((e) => this.enqueueRegistry(e, true)));
     for (const e of entries) this.prefetched.delete(e.key);
     const now = this.clock();
     for (const p of ps) {
@@ -378,7 +379,7 @@ export class RouteNode {
         const parts = routeKeyParts(k);
         const e = this.registryEntries.get(k);
         if (!e || !parts || !this.active.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) return;
-        await this.enqueueRegistry(e);
+        await this.enqueueRegistry(e, true);
       }),
     );
   }

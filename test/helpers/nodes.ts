@@ -80,19 +80,18 @@ export function startChildNode(url: string, prefix: string, id: string, leaseMs:
   };
 }
 
-/** Partition → holder, read from the leases bucket now. */
-export async function leaseOwners(nc: NatsConnection, prefix: string): Promise<Map<number, string>> {
+/** Partition → holder, read from the leases bucket now (one read per partition key; no key listing). */
+export async function leaseOwners(nc: NatsConnection, prefix: string, partitions = PARTITIONS): Promise<Map<number, string>> {
   const cn = clusterNames(prefix);
-  const kv = await new Kvm(nc).open(cn.leasesBucket);
+  const kv = await new Kvm(nc).open(cn.leasesBucket, { bindOnly: true });
   const out = new Map<number, string>();
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
-  for (const k of keys) {
-    const p = cn.leasePartition(k);
-    const e = p === undefined ? null : await kv.get(k);
-    const r = e ? decodeLease(e) : undefined;
-    if (p !== undefined && r) out.set(p, r.node);
-  }
+  await Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const e = await kv.get(cn.leaseKey(p));
+      const r = e ? decodeLease(e) : undefined;
+      if (r) out.set(p, r.node);
+    }),
+  );
   return out;
 }
 
