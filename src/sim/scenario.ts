@@ -223,7 +223,7 @@ export function isStrategyName(n: string): n is StrategyName {
   return (Object.values(StrategyName) as string[]).includes(n);
 }
 
-/** The start times of every change, ms, with their labels (for the picture's marks), up to `endMs`. */
+/** The start and end times of every change, ms, with their labels (for the picture's marks), before `endMs`. */
 export function changeMarks(s: Scenario, endMs: number): Array<{ t: number; label: string }> {
   const marks: Array<{ t: number; label: string }> = [];
   let hostNo = 0;
@@ -233,9 +233,9 @@ export function changeMarks(s: Scenario, endMs: number): Array<{ t: number; labe
     for (const c of g.changes ?? []) {
       const label = c.label ?? `${who} changes`;
       const period = c.every_s === undefined ? Infinity : c.every_s * 1000;
-      for (let t = c.at_s * 1000; t <= endMs; t += period) {
+      for (let t = c.at_s * 1000; t < endMs; t += period) {
         marks.push({ t, label });
-        if (c.for_s !== undefined && t + c.for_s * 1000 <= endMs) marks.push({ t: t + c.for_s * 1000, label: `${who} back` });
+        if (c.for_s !== undefined && t + c.for_s * 1000 < endMs) marks.push({ t: t + c.for_s * 1000, label: `${who} back` });
         if (!Number.isFinite(period)) break;
       }
     }
