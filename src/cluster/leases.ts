@@ -66,6 +66,8 @@ export class LeaseTable {
 
   async start(): Promise<void> {
     this.watch = await watchBucket(this.kv, (e) => this.onEntry(e), {
+      // A partial view is safe (a write to a key missed here fails its compare-and-set and is read back): start soon.
+      initTimeoutMs: 3000,
       onError: (err) => {
         if (!this.stopped) this.log.error({ err }, 'leases watch ended');
       },

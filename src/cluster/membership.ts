@@ -84,6 +84,8 @@ export class Membership {
   async start(): Promise<void> {
     await this.beat();
     this.watch = await watchBucket(this.o.kv, (e) => this.onEntry(e), {
+      // A partial view is safe (a write to a key missed here fails its compare-and-set and is read back): start soon.
+      initTimeoutMs: 3000,
       onError: (err) => {
         if (!this.stopped) this.o.log.error({ err }, 'members watch ended');
       },
