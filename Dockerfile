@@ -39,6 +39,9 @@ RUN npm install --omit=dev --no-audit --no-fund \
     && mkdir -p /data && chown node:node /data
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
+# read at run time: the Lars wire protocol, and the example balancing scenarios for `lars simulate`
+COPY schemas/*.proto ./schemas/
+COPY scenarios ./scenarios
 USER node
 ENTRYPOINT ["node", "bin/lars.mjs"]
 CMD ["--help"]

@@ -27,7 +27,7 @@ describe('deployment files', function () {
   const compose = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
   const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
 
-  it('deploy - the Dockerfile builds in one stage and runs production dependencies and dist/ only, as a non-root user', () => {
+  it('deploy - the Dockerfile compiles in a build stage and runs production dependencies, dist/ and run-time files only, as a non-root user', () => {
     const stages = dockerStages(dockerfile);
     expect(stages.length, 'a build stage and a final stage').to.be.at.least(2);
     const build = stages[0]!;
@@ -52,6 +52,13 @@ describe('deployment files', function () {
     expect(final.lines).to.include('ARG WITH_CHDB=false');
     expect(final.lines.join('\n')).to.match(/LARS_CLICKHOUSE_URL=\$\{CLICKHOUSE_URL\}/);
     expect(final.lines.join('\n')).to.match(/if \[ "\$WITH_CHDB" = "true" \]; then npm install .*chdb/);
+    // what the package ships for run time (not its documentation) is in the image too
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { files: string[] };
+    const runtime = pkg.files.filter((f) => !f.startsWith('!') && !/(^|\/)README\.md$|^docs$|\.schema\.json$/.test(f));
+    for (const f of runtime) {
+      const copied = f === 'dist' ? copies.includes('COPY --from=build /app/dist ./dist') : copies.some((c) => c.split(/\s+/)[1] === f);
+      expect(copied, `the image has ${f}`).to.equal(true);
+    }
     // the build context leaves out the local node_modules (chdb alone is over 500 MB) and build output
     const ignored = readFileSync(new URL('../../.dockerignore', import.meta.url), 'utf8').split('\n');
     expect(ignored).to.include.members(['node_modules', 'dist', '.lars']);
