@@ -118,6 +118,8 @@ export class RouteNode {
   private preloadedCheckpoints: Map<string, CheckpointRecord> | undefined;
   /** Partitions served: routes loaded (or loading) and reports subscribed. */
   private readonly active = new Set<number>();
+  /** Partitions being handed over: nothing more is published for them. */
+  private readonly handing = new Set<number>();
   /** Partitions with route states held back (logged once until the lease is renewed). */
   private readonly heldBack = new Set<number>();
   /** Partitions whose lease is being renewed before their held-back states are published. */
@@ -397,7 +399,18 @@ export class RouteNode {
       this.emitPartition({ partition: p, kind: 'released', at });
     }
     this.flush();
-    await this.settled();
+    // From here their changes go into the checkpoints (dirty, with pending events) for the next owner to publish.
+    for (const p of ps) this.handing.add(p);
+    try {
+      await this.settled();
+      await this.writeHandoverCheckpoints(set);
+      if (drop) for (const p of ps) this.dropPartition(p);
+    } finally {
+      for (const p of ps) this.handing.delete(p);
+    }
+  }
+
+  private async writeHandoverCheckpoints(set: ReadonlySet<number>): Promise<void> {
     // Only while still holding the partition: a checkpoint write is not fenced by itself.
     const slots = [...this.routes.values()].filter((s) => set.has(s.partition) && !s.actor.isRemoved && this.ownership.holds?.(s.partition) !== false);
     const now = this.clock();
@@ -407,7 +420,6 @@ export class RouteNode {
         this.checkpoints.put(this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
       ),
     );
-    if (drop) for (const p of ps) this.dropPartition(p);
   }
 
   /** A fenced write or renewal failed: the partition belongs to someone else now. */
@@ -492,7 +504,7 @@ export class RouteNode {
     const now = this.clock();
     for (const slot of this.dirty) {
       const a0 = slot.actor;
-      if (this.routes.get(this.names.routeKey(a0.modid, a0.cmdid)) !== slot) continue;
+      if (this.routes.get(this.names.routeKey(a0.modid, a0.cmdid)) !== slot || this.handing.has(slot.partition)) continue;
       if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
         // The lease may have expired (a stall, a slow renewal): publish nothing until it is renewed.
         this.counters.fenced++;
