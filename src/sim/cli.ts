@@ -15,6 +15,9 @@ import { simulate, type SimResult } from './engine.ts';
 import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, type Scenario } from './scenario.ts';
 import { renderSvg } from './svg.ts';
 
+/** State changes listed per strategy in the text output. */
+const MAX_CHANGES_SHOWN = 12;
+
 export interface SimulateArgs {
   /** Path of the scenario file (JSON). */
   file: string;
@@ -97,16 +100,24 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
   args.out(`${scenario.name} (seed ${results[0]?.seed ?? ''}, timeout ${timeout} ms)`);
   for (const l of renderTable(['strategy', 'calls', { key: 'success_pct', align: 'right' }, 'failed', 'timeouts', 'errors', 'no_host', 'p50_ms', 'p99_ms', 'p999_ms', 'state_changes'], summaryRows(results))) args.out(l);
   args.out('');
-  args.out('share of picks per host, % (utilization where the host has a capacity)');
+  args.out('per host: share of picks % [utilization where the host has a capacity] [state changes]');
   const hostRows: Row[] = (results[0]?.hosts ?? []).map((h, i) => {
     const row: Row = { host: h.label };
     for (const r of results) {
       const x = r.hosts[i]!;
-      row[r.strategy] = `${x.sharePct.toFixed(2)}${x.utilization === null ? '' : ` (${(x.utilization * 100).toFixed(0)} %)`}`;
+      const util = x.utilization === null ? '' : `, util ${(x.utilization * 100).toFixed(0)} %`;
+      const changes = x.stateChanges === 0 ? '' : `, ${x.stateChanges} change${x.stateChanges === 1 ? '' : 's'}`;
+      row[r.strategy] = `${x.sharePct.toFixed(2)}${util}${changes}`;
     }
     return row;
   });
   for (const l of renderTable(['host', ...results.map((r) => ({ key: r.strategy, align: 'right' as const }))], hostRows)) args.out(l);
+  for (const r of results) {
+    if (r.stateChanges.length === 0) continue;
+    args.out('');
+    args.out(`state changes with ${r.strategy}${r.stateChanges.length > MAX_CHANGES_SHOWN ? ` (first ${MAX_CHANGES_SHOWN} of ${r.stateChanges.length}; all with --json)` : ''}`);
+    for (const c of r.stateChanges.slice(0, MAX_CHANGES_SHOWN)) args.out(`  ${(c.t / 1000).toFixed(3).padStart(8)} s  ${c.host}  ${c.from} -> ${c.to}  (${c.reason})`);
+  }
   return 0;
 }
 

@@ -111,7 +111,8 @@ type Event =
   | { k: 'batchAge'; agent: number; gen: number }
   | { k: 'ingest'; batch: ReportBatch }
   | { k: 'tick' }
-  | { k: 'route'; agent: number; state: RouteState };
+  | { k: 'route'; agent: number; state: RouteState }
+  | { k: 'capacity'; host: number };
 
 /** A host as an agent holds it (the SDK's AgentHost). */
 class AgentHost implements PickableHost {
@@ -334,6 +335,9 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     for (let c = 0; c < load.callers; c++) q.push(0, { k: 'caller', caller: c });
   }
   q.push(sys.tick_ms, { k: 'tick' });
+  // Capacity changes within the load (a closed-loop run without a duration: within one day).
+  const horizon = Number.isFinite(durationMs) ? durationMs : 86_400_000;
+  for (const h of hosts) for (const t of h.capacityTimes(horizon)) q.push(t, { k: 'capacity', host: h.index });
 
   for (;;) {
     const item = q.pop();
@@ -395,6 +399,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       }
       case 'route': {
         agents[ev.agent]!.apply(ev.state);
+        break;
+      }
+      case 'capacity': {
+        for (const next of hosts[ev.host]!.wake(now)) q.push(next.hostDone, { k: 'hostDone', call: next });
         break;
       }
     }

@@ -4,7 +4,8 @@
  * call's service time from its latency distribution, fails a call with its
  * error probability (a failing call may answer faster: fail fast), and
  * follows its timeline of changes. A call's behaviour is fixed when the host
- * starts serving it. The host's work goes on when the caller has given up.
+ * starts serving it; a capacity change takes effect when it starts or ends.
+ * The host's work goes on when the caller has given up.
  */
 import type { Change, Errors, HostGroup, Latency } from './scenario.ts';
 import { exponential, standardNormal, type Random } from './random.ts';
@@ -153,6 +154,31 @@ export class SimHost<C extends HostCall = HostCall> {
   finish(t: number): C[] {
     this.account(t);
     this.busy--;
+    return this.takeQueued(t);
+  }
+
+  /** A capacity change starts or ends at `t`: queued calls start if there is room now. */
+  wake(t: number): C[] {
+    this.account(t);
+    return this.takeQueued(t);
+  }
+
+  /** Times (ms, up to `endMs`) at which a change of this host's capacity starts or ends. */
+  capacityTimes(endMs: number): number[] {
+    const out: number[] = [];
+    for (const c of this.spec.changes ?? []) {
+      if (c.capacity === undefined) continue;
+      const period = c.every_s === undefined ? Infinity : c.every_s * 1000;
+      for (let t = c.at_s * 1000; t <= endMs; t += period) {
+        out.push(t);
+        if (c.for_s !== undefined && t + c.for_s * 1000 <= endMs) out.push(t + c.for_s * 1000);
+        if (!Number.isFinite(period)) break;
+      }
+    }
+    return out;
+  }
+
+  private takeQueued(t: number): C[] {
     const started: C[] = [];
     const cap = this.capacityAt(t);
     while (this.busy < cap && this.qHead < this.queue.length) {

@@ -116,6 +116,40 @@ describe('sim - host model against queueing theory', () => {
   });
 });
 
+describe('sim - host changes', () => {
+  it('sim - a capacity that grows starts queued calls when the change starts', () => {
+    // capacity 1, 1 s per call, 4 callers; at 0.5 s capacity 4: the three queued calls start then and answer at 1.5 s.
+    const r = simulate(
+      scenario({
+        calls: 4,
+        load: { kind: 'closed', callers: 4 },
+        timeout_ms: 10_000,
+        agents: 1,
+        hosts: [{ latency: { dist: 'fixed', ms: 1000 }, capacity: 1, changes: [{ at_s: 0.5, capacity: 4 }] }],
+      }),
+      { strategy: 'swrr', seed: 1 },
+    );
+    expect(r.calls).to.equal(4);
+    expect(r.latency.mean).to.equal((1000 + 3 * 1500) / 4);
+    expect(r.endMs).to.equal(1500);
+  });
+
+  it('sim - a slow period applies to the calls a host starts during it', () => {
+    const r = simulate(
+      scenario({
+        duration_s: 3,
+        load: { kind: 'open', rate_per_s: 10, arrivals: 'fixed' },
+        timeout_ms: 10_000,
+        agents: 1,
+        hosts: [{ latency: { dist: 'fixed', ms: 10 }, changes: [{ at_s: 1, for_s: 1, latency: { dist: 'fixed', ms: 500 } }] }],
+      }),
+      { strategy: 'swrr', seed: 1 },
+    );
+    expect(r.calls).to.equal(30);
+    expect(r.timeline.p50).to.deep.equal([10, 500, 10]);
+  });
+});
+
 describe('sim - agents, reports and the route actor', () => {
   it('sim - a host failing fast is ejected by the real route actor and its share drops', () => {
     const r = simulate(shipped('fast-failure'), { strategy: 'swrr', seed: 1 });
