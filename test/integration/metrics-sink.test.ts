@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
+import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
+import { ensureStreams } from '../../src/streams.ts';
+import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
+import { runMigrations } from '../../src/analytics/migrate.ts';
+import { startSink, type Sink } from '../../src/analytics/sink.ts';
+import { publishBatches, randomBatches } from '../../src/analytics/fixtures.ts';
+import { serveSinkHttp, type ProcessHttp } from '../../src/metrics/mod.ts';
+import { parsePrometheusText, sampleValue } from '../../src/metrics/parse.ts';
+import { silentLogger } from '../../src/log.ts';
+import { countRows, randomDatabase, sharedChdbPath, TEST_STREAM_LIMITS } from '../helpers/clickhouse-server.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+describe('metrics - sink /metrics and /readyz (real nats-server, embedded ClickHouse)', function () {
+  this.timeout(60_000);
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let n: Names;
+  let engine: AnalyticsEngine;
+  let sink: Sink | undefined;
+  let web: ProcessHttp<Sink> | undefined;
+
+  before(async () => {
+    server = await startNatsServer();
+    nc = await connectNats({ url: server.url, name: 'metrics-sink' });
+  });
+  after(async () => {
+    await nc.close();
+    await server.stop();
+  });
+  beforeEach(async () => {
+    n = names(`t${randomBytes(4).toString('hex')}`);
+    await ensureStreams(nc, n, TEST_STREAM_LIMITS);
+    engine = await openEngine({ path: sharedChdbPath(), database: randomDatabase() });
+    await runMigrations(engine);
+  });
+  afterEach(async () => {
+    await web?.close();
+    web = undefined;
+    await sink?.stop();
+    sink = undefined;
+    await engine.close();
+  });
+
+  it('metrics - sink rows, batches, quarantine and stream lag by table; ready only when bound and caught up', async () => {
+    web = await serveSinkHttp({ settings: { port: 0, metrics: true }, nc, log: silentLogger(), names: n, readyMaxPending: 5 });
+    const notBound = await get(web.port, '/readyz');
+    expect(notBound.status).to.equal(503);
+    expect(JSON.parse(notBound.body)).to.deep.include({ reason: 'consumers not bound yet' });
+
+    const good = randomBatches({ batches: 6, reportsPerBatch: 50, ts: Date.now() - 10_000, seed: 5 });
+    await publishBatches(nc, n, good);
+    nc.publish(n.report(partitionOf(1, 1, DEFAULT_PARTITIONS), 1, 1), new Uint8Array([0xc1, 0xff, 0x00]));
+    await nc.flush();
+    sink = await startSink({ nc, names: n, engine, batch: { maxWaitMs: 100 }, log: silentLogger() });
+    await web.attach(sink);
+    await waitFor(async () => (await countRows(engine, 'reports')) === 300, { what: 'rows stored', timeoutMs: 30_000 });
+    // Acknowledged and the consumer's lag read afresh: nothing pending.
+    const m = await waitFor(
+      async () => {
+        const r = await get(web!.port, '/metrics');
+        const f = parsePrometheusText(r.body);
+        return sampleValue(f, 'lars_sink_messages_acked_total', { table: 'reports' }) === 7 && sampleValue(f, 'lars_sink_stream_pending', { table: 'reports' }) === 0 ? f : undefined;
+      },
+      { what: 'acked and caught up' },
+    );
+    expect(sampleValue(m, 'lars_sink_rows_inserted_total', { table: 'reports' })).to.equal(300);
+    expect(sampleValue(m, 'lars_sink_batches_total', { table: 'reports' })).to.be.at.least(1);
+    expect(sampleValue(m, 'lars_sink_quarantined_total', { table: 'reports', reason: 'malformed' })).to.equal(1);
+    expect(sampleValue(m, 'lars_sink_rows_inserted_total', { table: 'route_events' })).to.equal(0);
+    expect(sampleValue(m, 'lars_sink_stream_pending', { table: 'reports', stream: n.reportsStream, consumer: `${n.prefix}_sink_reports` })).to.equal(0);
+    expect(sampleValue(m, 'lars_nats_connected')).to.equal(1);
+    expect((await get(web.port, '/readyz')).status).to.equal(200);
+
+    // The sink stops taking messages: the backlog grows past the bound and readiness follows.
+    await sink.stop();
+    sink = undefined;
+    await publishBatches(nc, n, randomBatches({ batches: 8, reportsPerBatch: 5, ts: Date.now() - 5_000, seed: 6 }));
+    const behind = await waitFor(
+      async () => {
+        const r = await get(web!.port, '/readyz');
+        return r.status === 503 ? r : undefined;
+      },
+      { what: '/readyz 503 behind' },
+    );
+    expect(JSON.parse(behind.body).reason).to.equal(`consumer ${n.prefix}_sink_reports is 8 messages behind (ready at 5 or fewer)`);
+    const lag = parsePrometheusText((await get(web.port, '/metrics')).body);
+    expect(sampleValue(lag, 'lars_sink_stream_pending', { table: 'reports' })).to.equal(8);
+  });
+});
