@@ -91,7 +91,7 @@ describe('metrics - sink /metrics and /readyz (real nats-server, embedded ClickH
       },
       { what: '/readyz 503 behind' },
     );
-    expect(JSON.parse(behind.body).reason).to.equal(`consumer ${n.prefix}_sink_reports is 8 messages behind (ready at 5 or fewer)`);
+    expect((JSON.parse(behind.body) as { reason: string }).reason).to.equal(`consumer ${n.prefix}_sink_reports is 8 messages behind (ready at 5 or fewer)`);
     const lag = parsePrometheusText((await get(web.port, '/metrics')).body);
     expect(sampleValue(lag, 'lars_sink_stream_pending', { table: 'reports' })).to.equal(8);
   });
