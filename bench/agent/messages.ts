@@ -1,0 +1,45 @@
+/** Configuration and IPC messages between bench/agent.ts and its child processes. */
+
+export interface SidecarChildConfig {
+  url: string;
+  prefix: string;
+  partitions: number;
+  strategy: 'swrr' | 'lars' | 'p2c' | 'hash';
+}
+
+export type ToSidecar = { type: 'cpu' } | { type: 'stop' };
+export type FromSidecar =
+  | { type: 'ready'; udpPorts: number[]; httpPort: number }
+  | { type: 'cpu'; us: number; stats: Record<string, unknown> };
+
+export interface UdpLoadConfig {
+  ports: number[];
+  /** Routes the slots cycle over (each on its Lars port). */
+  routes: Array<[number, number]>;
+  /** `pairs`: GetHost then Report, as fast as replies come; `poll`: one GetHost per slot every `pollEveryMs`. */
+  mode: 'pairs' | 'poll';
+  sockets: number;
+  /** Requests in flight per socket. */
+  inflight: number;
+  pollEveryMs: number;
+}
+
+export interface HttpLoadConfig {
+  port: number;
+  path: string;
+  connections: number;
+  /** Requests in flight per connection (HTTP/1.1 pipelining). */
+  pipelining: number;
+}
+
+export interface SseConfig {
+  port: number;
+  path: string;
+  streams: number;
+}
+
+/** Parent → load child: measure for `ms`, then answer `result`. */
+export type ToLoad = { type: 'run'; ms: number } | { type: 'stop' };
+export type FromLoad =
+  | { type: 'ready' }
+  | { type: 'result'; done: number; failed: number; lost: number; ms: number; cpuUs: number; events?: number };
