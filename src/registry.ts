@@ -21,6 +21,8 @@ export interface RegistryRecord {
 export interface OpenBucketOptions {
   /** Replicas of the bucket's stream; default `auto` (3 on a cluster, 1 on a single server). */
   replicas?: Replicas;
+  /** The bucket's max_age, ms (nats-server 2.9 has no per-key TTL); 0 or absent = none. */
+  ttlMs?: number;
   log?: Logger;
 }
 
@@ -34,7 +36,7 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
   const replicas = replicasFor(nc, opts.replicas);
   let kv: KV;
   try {
-    kv = await kvm.create(bucket, { history, storage: StorageType.File, replicas });
+    kv = await kvm.create(bucket, { history, storage: StorageType.File, replicas, ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}) });
   } catch (err) {
     // A concurrent creator with another config, or a server that refuses: try to bind to what exists.
     try {

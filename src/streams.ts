@@ -33,11 +33,24 @@ export const CLUSTER_REPLICAS = 3;
  * is 3 when the server belongs to a cluster and 1 otherwise.
  */
 export function chooseReplicas(want: Replicas | undefined, info: Pick<ServerInfo, 'cluster'> | undefined): number {
+  if (want === undefined || want === 'auto') want = processReplicas;
   if (typeof want === 'number') {
     if (!Number.isInteger(want) || want < 1 || want > 5) throw new ConfigError(`replicas must be an integer from 1 to 5 or 'auto', not ${want}`);
     return want;
   }
   return info?.cluster ? CLUSTER_REPLICAS : 1;
+}
+
+let processReplicas: Replicas = 'auto';
+
+/**
+ * The process' replica setting (the `replicas` config of a lars command):
+ * a number here overrides `auto` everywhere in the process; `auto` restores
+ * the automatic choice.
+ */
+export function setProcessReplicas(r: Replicas): void {
+  if (typeof r === 'number') chooseReplicas(r, undefined);
+  processReplicas = r;
 }
 
 /** The replica count for `want` on the server `nc` is connected to. */

@@ -10,7 +10,8 @@
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type Options } from 'yargs';
-import { CONFIG_KEYS, closest, defaultConfig, loadConfig, type ConfigKeySpec } from '../config.ts';
+import { CONFIG_KEYS, closest, defaultConfig, loadConfig, replicasOf, type ConfigKeySpec } from '../config.ts';
+import { setProcessReplicas } from '../streams.ts';
 import { UsageError } from '../errors.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from './command.ts';
 import { ExitCode, exitCodeFor, wantsHelpHint } from './exit.ts';
@@ -187,6 +188,7 @@ async function runCommand(c: Command, path: string[], argv: Record<string, unkno
   process.once('SIGTERM', onSignal);
   try {
     const config = loadConfig({ flags: configFlags, file: configFlags['config'] });
+    setProcessReplicas(replicasOf(config));
     const ctx: CommandContext = {
       config,
       out: (l) => process.stdout.write(l + '\n'),

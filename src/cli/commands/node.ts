@@ -1,5 +1,5 @@
 /** `lars node`: runs a route node until stopped. */
-import { connectNats, watchConnection } from '../../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
 import { RouteNode } from '../../node/route-node.ts';
 import { createLogger } from '../../log.ts';
 import { ensureStreams } from '../../streams.ts';
@@ -30,7 +30,7 @@ export const nodeCommand: Command = {
     const http = httpSettings(flags);
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
-      const nc = await connectNats({ url: cfg.natsUrl, name: `lars-node-${cfg.nodeId}` });
+      const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}` });
       life.add('NATS connection', () => closeConnection(nc));
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());

@@ -2,7 +2,7 @@
 import { TABLES } from '../../../schemas/clickhouse/migrations.ts';
 import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
-import { connectNats, watchConnection } from '../../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
 import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
@@ -130,7 +130,7 @@ export const sinkCommand: Command = {
     const http = httpSettings(flags);
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     const life = new Lifecycle({ stopSignal: ctx.stopSignal });
-    const nc = await connectNats({ url: cfg.natsUrl, name: `lars-sink-${cfg.nodeId}` });
+    const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-sink-${cfg.nodeId}` });
     const status = watchConnection(nc, log);
     let web: ProcessHttp<Sink> | undefined;
     try {
