@@ -155,24 +155,36 @@ await runGroup('agent', async () => {
     await nc.flush();
     return sent;
   };
-  /** CPU of the sidecar per update: with updates, less the mean of the windows without before and after. */
-  const updateCost = async (): Promise<{ us: number; updates: number }> => {
+  // The floor: a bare subscriber of the same subject, measured over the same windows.
+  const bare = spawnChild('agent/bare-subscriber.ts', { url: server.url, subject: n.route(um, uc) });
+  await nextMessage<FromSidecar, 'ready'>(bare, 'ready', 30_000);
+  /**
+   * CPU per update of the sidecar and of the bare subscriber: CPU over a
+   * window with updates, less the mean of the windows without before and after.
+   */
+  const updateCost = async (): Promise<{ us: number; floorUs: number; updates: number }> => {
     const costs: number[] = [];
+    const floors: number[] = [];
     let updates = 0;
+    const both = async (): Promise<[number, number]> => [await sidecarCpuUs(sc), await sidecarCpuUs(bare)];
     for (let w = 0; w < WINDOWS; w++) {
-      const a0 = await sidecarCpuUs(sc);
+      const a0 = await both();
       await sleep(WINDOW_MS);
-      const a1 = await sidecarCpuUs(sc);
+      const a1 = await both();
       const sent = await publishFor(WINDOW_MS);
       await sleep(100);
-      const b1 = await sidecarCpuUs(sc);
+      const b1 = await both();
       await sleep(WINDOW_MS);
-      const c1 = await sidecarCpuUs(sc);
-      const idle = (a1 - a0 + (c1 - b1)) / 2;
-      costs.push((b1 - a1 - idle * ((WINDOW_MS + 100) / WINDOW_MS)) / sent);
+      const c1 = await both();
+      const per = (i: 0 | 1): number => {
+        const idle = (a1[i] - a0[i] + (c1[i] - b1[i])) / 2;
+        return (b1[i] - a1[i] - idle * ((WINDOW_MS + 100) / WINDOW_MS)) / sent;
+      };
+      costs.push(per(0));
+      floors.push(per(1));
       updates += sent;
     }
-    return { us: median(costs), updates };
+    return { us: median(costs), floorUs: median(floors), updates };
   };
 
   // 100 UDP callers polling the route (Lars' clients ask per call)
@@ -183,7 +195,7 @@ await runGroup('agent', async () => {
   await sleep(500);
   const polled = await updateCost();
   await stopChild(pollers, { type: 'stop' });
-  log(`route updates with ${CALLERS} UDP callers polling: ${polled.us.toFixed(1)} µs sidecar CPU per update (${polled.updates} updates)`);
+  log(`route updates with ${CALLERS} UDP callers polling: ${polled.us.toFixed(1)} µs sidecar CPU per update, a bare subscriber ${polled.floorUs.toFixed(1)} µs (${polled.updates} updates)`);
 
   // 100 event streams following the route
   const sseCfg: SseConfig = { port: ready.httpPort, path: `/v1/routes/stream?modid=${um}&cmdid=${uc}`, streams: CALLERS };
@@ -195,9 +207,11 @@ await runGroup('agent', async () => {
   const ev = await evR;
   await stopChild(sse, { type: 'stop' });
   const missed = streamed.updates * CALLERS - (ev.events ?? 0);
-  log(`route updates with ${CALLERS} event streams: ${streamed.us.toFixed(1)} µs sidecar CPU per update (${streamed.updates} updates, ${ev.events} events, ${missed} missed)`);
+  await stopChild(bare, { type: 'stop' });
+  log(`route updates with ${CALLERS} event streams: ${streamed.us.toFixed(1)} µs sidecar CPU per update, a bare subscriber ${streamed.floorUs.toFixed(1)} µs (${streamed.updates} updates, ${ev.events} events, ${missed} missed)`);
   metrics.push(
     { name: 'sidecar_route_update_cpu_us', value: polled.us, unit: 'µs', target: '<= 100', note: `sidecar CPU per route update, ${CALLERS} UDP callers polling the route 10/s each` },
+    { name: 'sidecar_route_update_floor_us', value: polled.floorUs, unit: 'µs', note: 'CPU per message of a process with a bare NATS subscription to the same subject (no decoding), same windows' },
     { name: 'sidecar_route_update_cpu_us_sse', value: streamed.us, unit: 'µs', note: `the same with ${CALLERS} server-sent event streams following the route (one write per stream per update)` },
     { name: 'sidecar_route_update_sse_missed', value: missed, unit: 'events', note: 'route updates a stream did not receive' },
   );

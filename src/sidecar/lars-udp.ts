@@ -18,7 +18,7 @@ import { RouteStatus } from '../agent/route-follower.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
 import {
-  LarsTypes,
+  larsTypes,
   MsgId,
   RetCode,
   frame,
@@ -28,6 +28,7 @@ import {
   type GetHostRequest,
   type GetRouteRequest,
   type HostInfo,
+  type LarsTypeSet,
   type ReportRequest,
 } from './lars-wire.ts';
 
@@ -113,6 +114,7 @@ export class LarsUdpServer {
   private readonly rateLog: RateLimitedLog;
   private readonly sockets: Socket[] = [];
   private readonly hosts: HostCache;
+  private readonly types: LarsTypeSet;
   private readonly counters = { datagrams: 0, getHost: 0, getRoute: 0, reports: 0, replies: 0, sendErrors: 0 };
   private readonly bad = new Map<string, number>();
   private closed = false;
@@ -122,6 +124,7 @@ export class LarsUdpServer {
     this.log = (opts.log ?? silentLogger()).child({ mod: 'lars-udp' });
     this.rateLog = new RateLimitedLog(this.log, 10_000, opts.clock ?? Date.now);
     this.hosts = hosts;
+    this.types = larsTypes();
   }
 
   /** Binds every port (all or nothing: a port in use closes the others and rejects). */
@@ -218,7 +221,7 @@ export class LarsUdpServer {
         host = { ip: this.hosts.intOf(p), port: p.port };
       } else retcode = p.code === 'NO_ROUTE' ? RetCode.noExist : RetCode.overload;
     }
-    const body = LarsTypes.GetHostResponse.encode({ seq: req.seq, modid: req.modid, cmdid: req.cmdid, retcode, host }).finish();
+    const body = this.types.GetHostResponse.encode({ seq: req.seq, modid: req.modid, cmdid: req.cmdid, retcode, host }).finish();
     this.send(sock, frame(MsgId.getHostResponse, body), rinfo);
   }
 
@@ -249,7 +252,7 @@ export class LarsUdpServer {
         for (const h of peek.state.hosts) if (h.state !== 'draining') host.push({ ip: ipToInt(h.ip), port: h.port });
       }
     }
-    const body = LarsTypes.GetRouteResponse.encode({ modid: req.modid, cmdid: req.cmdid, host }).finish();
+    const body = this.types.GetRouteResponse.encode({ modid: req.modid, cmdid: req.cmdid, host }).finish();
     this.send(sock, frame(MsgId.getRouteResponse, body), rinfo);
   }
 

@@ -104,18 +104,38 @@ function loadProto(): string {
   throw new Error(`schemas/lars.proto not found (looked at ${tried.join(', ')})`);
 }
 
-const root = protobuf.parse(loadProto(), { keepCase: true }).root;
-export const LarsTypes = {
-  HostInfo: root.lookupType('lars.HostInfo'),
-  GetHostRequest: root.lookupType('lars.GetHostRequest'),
-  GetHostResponse: root.lookupType('lars.GetHostResponse'),
-  ReportRequest: root.lookupType('lars.ReportRequest'),
-  GetRouteRequest: root.lookupType('lars.GetRouteRequest'),
-  GetRouteResponse: root.lookupType('lars.GetRouteResponse'),
-} as const;
+export interface LarsTypeSet {
+  readonly HostInfo: protobuf.Type;
+  readonly GetHostRequest: protobuf.Type;
+  readonly GetHostResponse: protobuf.Type;
+  readonly GetRouteRequest: protobuf.Type;
+  readonly GetRouteResponse: protobuf.Type;
+  readonly ReportRequest: protobuf.Type;
+}
+
+let loaded: LarsTypeSet | undefined;
+
+/**
+ * The message types of schemas/lars.proto, parsed on first use (a missing
+ * file fails the sidecar's start, not every `lars` command).
+ */
+export function larsTypes(): LarsTypeSet {
+  if (loaded) return loaded;
+  const root = protobuf.parse(loadProto(), { keepCase: true }).root;
+  checkEnums(root);
+  loaded = {
+    HostInfo: root.lookupType('lars.HostInfo'),
+    GetHostRequest: root.lookupType('lars.GetHostRequest'),
+    GetHostResponse: root.lookupType('lars.GetHostResponse'),
+    ReportRequest: root.lookupType('lars.ReportRequest'),
+    GetRouteRequest: root.lookupType('lars.GetRouteRequest'),
+    GetRouteResponse: root.lookupType('lars.GetRouteResponse'),
+  };
+  return loaded;
+}
 
 /** The enums of the .proto must say what the constants above say. */
-function checkEnums(): void {
+function checkEnums(root: protobuf.Root): void {
   const ids = root.lookupEnum('lars.MsgId').values;
   const rets = root.lookupEnum('lars.RetCode').values;
   const want: Array<[number | undefined, number]> = [
@@ -131,7 +151,6 @@ function checkEnums(): void {
   ];
   for (const [a, b] of want) if (a !== b) throw new Error(`schemas/lars.proto and lars-wire.ts disagree on ${b}`);
 }
-checkEnums();
 
 /** A frame: the header then `body`. */
 export function frame(msgid: number, body: Uint8Array): Buffer {
@@ -143,19 +162,19 @@ export function frame(msgid: number, body: Uint8Array): Buffer {
 }
 
 export function encodeGetHostRequest(m: GetHostRequest): Buffer {
-  return frame(MsgId.getHostRequest, LarsTypes.GetHostRequest.encode(m).finish());
+  return frame(MsgId.getHostRequest, larsTypes().GetHostRequest.encode(m).finish());
 }
 export function encodeGetHostResponse(m: GetHostResponse): Buffer {
-  return frame(MsgId.getHostResponse, LarsTypes.GetHostResponse.encode(m).finish());
+  return frame(MsgId.getHostResponse, larsTypes().GetHostResponse.encode(m).finish());
 }
 export function encodeReportRequest(m: Omit<ReportRequest, 'latency_us'> & { latency_us?: number }): Buffer {
-  return frame(MsgId.reportRequest, LarsTypes.ReportRequest.encode(m).finish());
+  return frame(MsgId.reportRequest, larsTypes().ReportRequest.encode(m).finish());
 }
 export function encodeGetRouteRequest(m: GetRouteRequest): Buffer {
-  return frame(MsgId.getRouteRequest, LarsTypes.GetRouteRequest.encode(m).finish());
+  return frame(MsgId.getRouteRequest, larsTypes().GetRouteRequest.encode(m).finish());
 }
 export function encodeGetRouteResponse(m: GetRouteResponse): Buffer {
-  return frame(MsgId.getRouteResponse, LarsTypes.GetRouteResponse.encode(m).finish());
+  return frame(MsgId.getRouteResponse, larsTypes().GetRouteResponse.encode(m).finish());
 }
 
 const bad = (kind: BadDatagram, detail: string): Frame => ({ ok: false, kind, detail });
@@ -172,11 +191,11 @@ export function parseFrame(d: Buffer): Frame {
   try {
     switch (msgid) {
       case MsgId.getHostRequest:
-        return { ok: true, msgid, body: LarsTypes.GetHostRequest.decode(body) as unknown as GetHostRequest };
+        return { ok: true, msgid, body: larsTypes().GetHostRequest.decode(body) as unknown as GetHostRequest };
       case MsgId.reportRequest:
-        return { ok: true, msgid, body: LarsTypes.ReportRequest.decode(body) as unknown as ReportRequest };
+        return { ok: true, msgid, body: larsTypes().ReportRequest.decode(body) as unknown as ReportRequest };
       case MsgId.getRouteRequest:
-        return { ok: true, msgid, body: LarsTypes.GetRouteRequest.decode(body) as unknown as GetRouteRequest };
+        return { ok: true, msgid, body: larsTypes().GetRouteRequest.decode(body) as unknown as GetRouteRequest };
       default:
         return bad(BadDatagram.unknownMsgid, `msgid ${msgid}`);
     }
@@ -191,8 +210,8 @@ export function parseReply(d: Buffer): { msgid: 5; body: GetHostResponse } | { m
   const msgid = d.readInt32LE(0);
   const body = d.subarray(HEADER_BYTES);
   try {
-    if (msgid === MsgId.getHostResponse) return { msgid, body: LarsTypes.GetHostResponse.decode(body) as unknown as GetHostResponse };
-    if (msgid === MsgId.getRouteResponse) return { msgid, body: LarsTypes.GetRouteResponse.decode(body) as unknown as GetRouteResponse };
+    if (msgid === MsgId.getHostResponse) return { msgid, body: larsTypes().GetHostResponse.decode(body) as unknown as GetHostResponse };
+    if (msgid === MsgId.getRouteResponse) return { msgid, body: larsTypes().GetRouteResponse.decode(body) as unknown as GetRouteResponse };
   } catch {
     return undefined;
   }
