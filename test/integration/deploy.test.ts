@@ -66,22 +66,40 @@ describe('deployment files', function () {
 
   it('deploy - every host in the compose environment is a compose service', () => {
     const services = composeServices(compose);
-    expect(services).to.include.members(['nats-1', 'nats-2', 'nats-3', 'clickhouse', 'route-node-1', 'sink-1']);
+    expect(services).to.include.members(['nats-1', 'nats-2', 'nats-3', 'clickhouse-1', 'clickhouse-2', 'route-node-1', 'route-node-2', 'route-node-3', 'sink-1']);
     const nats = /LARS_NATS_URL: (\S+)/.exec(compose)![1]!;
     for (const u of nats.split(',')) expect(services, u).to.include(new URL(u).hostname);
     const ch = /LARS_CLICKHOUSE_URL: (\S+)/.exec(compose)![1]!;
-    expect(services).to.include(new URL(ch).hostname);
-    // the ClickHouse service has the user and database the lars services log in with
+    expect(ch.split(',')).to.have.length(2);
+    for (const u of ch.split(',')) expect(services, u).to.include(new URL(u).hostname);
+    // the ClickHouse servers have the user and database the lars services log in with, and know the cluster
     expect(compose).to.match(/CLICKHOUSE_DB: lars/);
     expect(compose).to.match(/LARS_CLICKHOUSE_DATABASE: lars/);
-    expect(/LARS_CLICKHOUSE_USER: (\S+)/.exec(compose)?.[1]).to.equal(/CLICKHOUSE_USER: (\S+)/.exec(compose.slice(compose.indexOf('  clickhouse:')))?.[1]);
+    expect(/LARS_CLICKHOUSE_USER: (\S+)/.exec(compose)?.[1]).to.equal(/CLICKHOUSE_USER: (\S+)/.exec(compose.slice(compose.indexOf('x-clickhouse:')))?.[1]);
+    const cluster = /LARS_CLICKHOUSE_CLUSTER: (\S+)/.exec(compose)![1]!;
+    const xml = readFileSync(new URL('../../deploy/clickhouse/cluster.xml', import.meta.url), 'utf8');
+    expect(xml).to.include(`<${cluster}>`);
+    for (const u of ch.split(',')) expect(xml).to.include(`<host>${new URL(u).hostname}</host>`);
+    // every lars service logs in to NATS as a user the shipped permissions define
+    const perms = readFileSync(new URL('../../deploy/nats/permissions.conf', import.meta.url), 'utf8');
+    const users = [...compose.matchAll(/LARS_NATS_USER: ([\w-]+)/g)].map((m) => m[1]!);
+    expect(users).to.include.members(['route-node', 'sink', 'admin']);
+    for (const u of users) expect(perms, u).to.match(new RegExp(`user: ${u},`));
   });
 
   it('deploy - docker-compose.yml is a valid compose file', function () {
     const bin = spawnSync('sh', ['-c', 'command -v docker-compose']).stdout.toString().trim();
     if (!bin) this.skip();
-    const r = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8' });
+    const cwd = new URL('../..', import.meta.url).pathname;
+    const passwords = { LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_ADMIN_PASSWORD: 'pd' };
+    const r = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env: { ...process.env, ...passwords } });
     expect(r.status, r.stderr).to.equal(0);
+    // the NATS passwords are required, not defaulted
+    const env = { ...process.env };
+    for (const k of Object.keys(passwords)) delete env[k];
+    const missing = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env });
+    expect(missing.status).to.not.equal(0);
+    expect(missing.stderr).to.match(/set LARS_\w+_PASSWORD/);
   });
 
   it('deploy - every lars command in docker-compose.yml parses', async () => {
@@ -91,10 +109,9 @@ describe('deployment files', function () {
       const r = await lars([...c, '--help']);
       expect(r.code, `${c.join(' ')}: ${r.stderr}`).to.equal(0);
     }
-    // and the partitions the route nodes own cover 0..63 exactly once
-    const own = commands.filter((c) => c[0] === 'node').map((c) => c[c.indexOf('--own') + 1]!);
-    const { parsePartitions } = await import('../../src/cli/commands/node.ts');
-    const all = own.flatMap((o) => parsePartitions(o, 64)).sort((a, b) => a - b);
-    expect(all).to.deep.equal(Array.from({ length: 64 }, (_, i) => i));
+    // route nodes share the partitions through leases: none is pinned with --own
+    const nodes = commands.filter((c) => c[0] === 'node');
+    expect(nodes.length).to.be.at.least(3);
+    for (const c of nodes) expect(c).to.not.include('--own');
   });
 });
