@@ -108,13 +108,18 @@ export async function registerNodeMetrics(opts: NodeMetricsOptions): Promise<() 
     if (e.kind !== 'acquired') board.dropPartition(e.partition);
   });
   // Routes published before the listener was added, as their actors hold them now.
-  const store = await RouteStore.bind(nc, node.names);
-  if (store) {
-    for await (const key of await store.kv.keys()) {
-      const parts = routeKeyParts(key);
-      const actor = parts && !board.has(key) ? node.route(parts.modid, parts.cmdid) : undefined;
-      if (actor && !actor.isRemoved) board.apply(actor.snapshot(clock()));
+  // A failed read only delays them to their next change: metrics never stop a node.
+  try {
+    const store = await RouteStore.bind(nc, node.names);
+    if (store) {
+      for await (const key of await store.kv.keys()) {
+        const parts = routeKeyParts(key);
+        const actor = parts && !board.has(key) ? node.route(parts.modid, parts.cmdid) : undefined;
+        if (actor && !actor.isRemoved) board.apply(actor.snapshot(clock()));
+      }
     }
+  } catch {
+    // the per-route gauges fill in as routes change
   }
   return () => {
     offChange();
