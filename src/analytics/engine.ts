@@ -311,7 +311,7 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
     description: p.description,
     cluster: p.cluster,
     servers: p.servers,
-    atServer: p.atServer,
+    atServer: (url, database) => p.atServer(url, database),
     async command(sql) {
       await client.command({ query: sql });
     },

@@ -110,7 +110,7 @@ export class NatsCluster {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.members.map((m) => m.server?.stop()));
+    await Promise.all(this.members.map((m) => m.server?.stop() ?? Promise.resolve()));
     rmSync(this.root, { recursive: true, force: true });
   }
 }

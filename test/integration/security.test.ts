@@ -36,7 +36,8 @@ function errorsOf(nc: NatsConnection): string[] {
   const out: string[] = [];
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === 'error') out.push(String((s as { error?: unknown }).error ?? ''));
+      const e = s.type === 'error' ? (s as { error?: unknown }).error : undefined;
+      if (e instanceof Error) out.push(`${e.name}: ${e.message}`);
     }
   })();
   return out;
