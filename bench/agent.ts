@@ -56,16 +56,19 @@ async function measure(child: ChildProcess, windows = WINDOWS): Promise<Array<Ex
   return out;
 }
 
-async function udpPairs(ports: number[], sockets: number, inflight: number): Promise<{ qps: number; lost: number; loadCpuPct: number }> {
+async function udpPairs(sc: ChildProcess, ports: number[], sockets: number, inflight: number): Promise<{ qps: number; lost: number; loadCpuPct: number; sidecarCpuPct: number }> {
   const cfg: UdpLoadConfig = { ports, routes: ROUTES, mode: 'pairs', sockets, inflight, pollEveryMs: 0 };
   const c = spawnChild('agent/udp-load.ts', cfg);
   await nextMessage<FromLoad, 'ready'>(c, 'ready', 20_000);
+  const t0 = performance.now();
+  const cpu0 = await sidecarCpuUs(sc);
   const rs = await measure(c);
+  const sidecarCpuPct = ((await sidecarCpuUs(sc)) - cpu0) / 10 / (performance.now() - t0);
   await stopChild(c, { type: 'stop' });
   const qps = median(rs.map((r) => (r.done * 1000) / r.ms));
   const lost = rs.reduce((a, r) => a + r.lost, 0);
   const loadCpuPct = median(rs.map((r) => (r.cpuUs / 1000 / r.ms) * 100));
-  return { qps, lost, loadCpuPct };
+  return { qps, lost, loadCpuPct, sidecarCpuPct };
 }
 
 await runGroup('agent', async () => {
@@ -94,10 +97,10 @@ await runGroup('agent', async () => {
   const metrics: Metric[] = [];
 
   // ---------------------------------------------------------------- UDP pairs
-  const many = await udpPairs(ready.udpPorts, 4, 16);
-  log(`UDP pairs, 64 in flight: ${Math.round(many.qps)}/s (load generator ${many.loadCpuPct.toFixed(0)}% CPU, ${many.lost} lost)`);
-  const one = await udpPairs(ready.udpPorts, 1, 1);
-  log(`UDP pairs, 1 in flight: ${Math.round(one.qps)}/s`);
+  const many = await udpPairs(sc, ready.udpPorts, 4, 16);
+  log(`UDP pairs, 64 in flight: ${Math.round(many.qps)}/s (sidecar ${many.sidecarCpuPct.toFixed(0)}% of a core, load generator ${many.loadCpuPct.toFixed(0)}%, ${many.lost} lost)`);
+  const one = await udpPairs(sc, ready.udpPorts, 1, 1);
+  log(`UDP pairs, 1 in flight: ${Math.round(one.qps)}/s (sidecar ${one.sidecarCpuPct.toFixed(0)}% of a core, load generator ${one.loadCpuPct.toFixed(0)}%)`);
   metrics.push(
     { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 50000', note: 'GetHost + Report per s, Lars UDP, 64 in flight, load generator in another process' },
     { name: 'sidecar_udp_qps_1_inflight', value: one.qps, unit: 'pairs/s', note: 'one request in flight (Lars qps tool with one thread)' },
