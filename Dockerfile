@@ -43,5 +43,9 @@ COPY bin ./bin
 COPY schemas/*.proto ./schemas/
 COPY scenarios ./scenarios
 USER node
+# Long-running commands serve /healthz on --http 9464 (docker-compose passes it);
+# alive = the event loop turns. /readyz (used by compose) also needs NATS and loaded routes.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:9464/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 ENTRYPOINT ["node", "bin/lars.mjs"]
 CMD ["--help"]

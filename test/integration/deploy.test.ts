@@ -87,6 +87,21 @@ describe('deployment files', function () {
     for (const u of users) expect(perms, u).to.match(new RegExp(`user: ${u},`));
   });
 
+  it('deploy - health and metrics: the image checks /healthz, compose waits on /readyz, Prometheus scrapes every node and sink', () => {
+    const final = dockerStages(dockerfile).at(-1)!;
+    expect(final.lines.find((l) => l.startsWith('HEALTHCHECK'))).to.match(/127\.0\.0\.1:9464\/healthz/);
+    expect(compose).to.match(/127\.0\.0\.1:9464\/readyz/);
+    expect(compose).to.match(/condition: service_healthy/);
+    const served = [...compose.matchAll(/command: (\[.*\])/g)]
+      .map((m) => JSON.parse(m[1]!) as string[])
+      .filter((c) => c[0] === 'node' || c[0] === 'sink');
+    const prom = readFileSync(new URL('../../deploy/prometheus/prometheus.yml', import.meta.url), 'utf8');
+    for (const c of served) {
+      expect(c.slice(c.indexOf('--http'), c.indexOf('--http') + 2), c.join(' ')).to.deep.equal(['--http', '9464']);
+      expect(prom, c.join(' ')).to.include(`${c[c.indexOf('--node-id') + 1]}:9464`);
+    }
+  });
+
   it('deploy - docker-compose.yml is a valid compose file', function () {
     const bin = spawnSync('sh', ['-c', 'command -v docker-compose']).stdout.toString().trim();
     if (!bin) this.skip();
