@@ -23,7 +23,7 @@ import { startNatsServer, connectNats, RouteNode, Registry, names as makeNames, 
 import { ensureStreams } from '../src/streams.ts';
 import { encode } from '../src/codec.ts';
 import { benchHosts, epochMs, sleep } from './_common.ts';
-import { QUICK, logger, nextMessage, onTeardown, runGroup, spawnChild, stopChild, waitFor } from './_harness.ts';
+import { QUICK, envInt, logger, nextMessage, onTeardown, runGroup, spawnChild, stopChild, waitFor } from './_harness.ts';
 import { record, type Metric } from './lib.ts';
 import type { FromLoad, FromSidecar, HttpLoadConfig, SidecarChildConfig, SseConfig, UdpLoadConfig } from './agent/messages.ts';
 
@@ -35,6 +35,9 @@ const ROUTES: Array<[number, number]> = Array.from({ length: 10 }, (_, i) => [i 
 const UPDATE_ROUTE: [number, number] = [500, 1];
 const CALLERS = 100;
 const UPDATES_PER_SEC = 200;
+/** UDP load: sockets × requests in flight per socket (BENCH_UDP_SOCKETS, BENCH_UDP_INFLIGHT). */
+const UDP_SOCKETS = envInt('BENCH_UDP_SOCKETS', 4);
+const UDP_INFLIGHT = envInt('BENCH_UDP_INFLIGHT', 16);
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -97,14 +100,14 @@ await runGroup('agent', async () => {
   const metrics: Metric[] = [];
 
   // ---------------------------------------------------------------- UDP pairs
-  const many = await udpPairs(sc, ready.udpPorts, 4, 16);
-  log(`UDP pairs, 64 in flight: ${Math.round(many.qps)}/s (sidecar ${many.sidecarCpuPct.toFixed(0)}% of a core, load generator ${many.loadCpuPct.toFixed(0)}%, ${many.lost} lost)`);
+  const many = await udpPairs(sc, ready.udpPorts, UDP_SOCKETS, UDP_INFLIGHT);
+  log(`UDP pairs, ${UDP_SOCKETS * UDP_INFLIGHT} in flight: ${Math.round(many.qps)}/s (sidecar ${many.sidecarCpuPct.toFixed(0)}% of a core, load generator ${many.loadCpuPct.toFixed(0)}%, ${many.lost} lost)`);
   const one = await udpPairs(sc, ready.udpPorts, 1, 1);
   log(`UDP pairs, 1 in flight: ${Math.round(one.qps)}/s (sidecar ${one.sidecarCpuPct.toFixed(0)}% of a core, load generator ${one.loadCpuPct.toFixed(0)}%)`);
   metrics.push(
-    { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 50000', note: 'GetHost + Report per s, Lars UDP, 64 in flight, load generator in another process' },
+    { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 50000', note: `GetHost + Report per s, Lars UDP, ${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight, load generator in another process` },
     { name: 'sidecar_udp_qps_1_inflight', value: one.qps, unit: 'pairs/s', note: 'one request in flight (Lars qps tool with one thread)' },
-    { name: 'sidecar_udp_lost', value: many.lost, unit: 'requests', note: 'requests resent after 200 ms without reply, 64 in flight' },
+    { name: 'sidecar_udp_lost', value: many.lost, unit: 'requests', note: 'requests resent after 200 ms without reply' },
   );
 
   // ---------------------------------------------------------------- HTTP
