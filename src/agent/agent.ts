@@ -12,6 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { createStrategy } from '../../actors/strategies/index.ts';
+import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../codec.ts';
 import { RejectCounter } from '../rejects.ts';
@@ -40,8 +41,12 @@ export interface AgentOptions {
   partitions?: number;
   /** Sender id on every report batch; default a random id. */
   agentId?: string;
-  /** The caller's zone, stamped on reports. */
+  /** The caller's zone: stamped on reports, and picks prefer hosts of this zone (see zoneAware). */
   zone?: string;
+  /** With `zone` set, prefer hosts of that zone and spill to others as it weakens (default true). */
+  zoneAware?: boolean;
+  /** Local healthy share, percent, under which picks spill to other zones in proportion (default 70). */
+  zoneMinHealthyPercent?: number;
   /** Pick strategy; default smooth weighted round robin. */
   strategy?: StrategyName;
   /** A batch is sent when it holds this many reports (default 1000, at most 10000)... */
@@ -115,6 +120,9 @@ class AgentHost implements PickableHost {
   readonly port: number;
   pickWeight: number;
   state: PickableHost['state'];
+  /** Registry weight and zone, for zone-aware picking. */
+  weight = 0;
+  zone: string | null | undefined = undefined;
   latencyMs = 0;
   inflight = 0;
   /** Preallocated pick result: picking allocates nothing. */
@@ -158,6 +166,8 @@ class AgentRoute {
         const h = s.hosts[i]!;
         a.pickWeight = h.pick_weight;
         a.state = h.state;
+        a.weight = h.weight;
+        a.zone = h.zone;
       }
     } else {
       next = [];
@@ -169,6 +179,8 @@ class AgentRoute {
         if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
         ah.pickWeight = h.pick_weight;
         ah.state = h.state;
+        ah.weight = h.weight;
+        ah.zone = h.zone;
         next.push(ah);
         byKey.set(key, ah);
         byResult.set(ah.result, ah);
@@ -196,6 +208,9 @@ export class Agent {
   private readonly ownsConnection: boolean;
   private readonly strategyName: StrategyName;
   private readonly random: Random | undefined;
+  /** The zone picks prefer, when zone-aware. */
+  private readonly pickZone: string | undefined;
+  private readonly zoneMinHealthyPercent: number;
   private readonly maxPendingReports: number;
   private readonly flushTimeoutMs: number;
   private readonly closeTimeoutMs: number;
@@ -217,6 +232,9 @@ export class Agent {
     this.names = makeNames(opts.prefix);
     this.strategyName = opts.strategy ?? 'swrr';
     this.random = opts.random ?? Math.random;
+    this.pickZone = opts.zone !== undefined && opts.zoneAware !== false ? opts.zone : undefined;
+    this.zoneMinHealthyPercent = opts.zoneMinHealthyPercent ?? ZONE_MIN_HEALTHY_PERCENT;
+    if (!(this.zoneMinHealthyPercent >= 0 && this.zoneMinHealthyPercent <= 100)) throw new RangeError(`zoneMinHealthyPercent must be within 0-100, got ${this.zoneMinHealthyPercent}`);
     this.maxPendingReports = Math.max(1, opts.maxPendingReports ?? 100_000);
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 30_000;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
@@ -315,12 +333,19 @@ export class Agent {
     if (r === undefined) {
       if (this.closed) throw new ClosedError('agent');
       const f = this.follower.route(modid, cmdid);
-      r = new AgentRoute(f, createStrategy(this.strategyName, { random: this.random }));
+      r = new AgentRoute(f, this.newStrategy());
       inner.set(cmdid, r);
       // First listener of the route: the hosts are current before any caller's listener runs.
       this.follower.follow(modid, cmdid, r.apply);
     }
     return r;
+  }
+
+  private newStrategy(): Strategy {
+    const random = this.random;
+    const name = this.strategyName;
+    if (this.pickZone === undefined) return createStrategy(name, { random });
+    return createZoneAware(() => createStrategy(name, { random }), { zone: this.pickZone, minHealthyPercent: this.zoneMinHealthyPercent, random });
   }
 
   private async watchStatus(it: AsyncIterable<unknown>): Promise<void> {
