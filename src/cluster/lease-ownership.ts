@@ -33,6 +33,9 @@ export const LEASE_DEFAULTS = {
   heartbeatMs: 500,
 } as const;
 
+/** Partitions handed over at once when several are released: each one's lease goes as soon as it is done. */
+export const HANDOVER_CONCURRENCY = 4;
+
 export interface LeaseOwnershipOptions {
   nc: NatsConnection;
   nodeId: string;
@@ -171,10 +174,16 @@ export class LeaseOwnership implements PartitionOwnership {
       .finally(() => this.schedule());
   }
 
+  /**
+   * Announces leaving, then hands every held partition over and releases its
+   * lease, partition after partition (see `release`): each successor takes a
+   * partition as soon as that partition's checkpoints are stored.
+   */
   async leave(): Promise<void> {
     if (this.leaving || !this.started) return;
     this.leaving = true;
     await this.membership.leave();
+    await this.release([...this.held.keys()].sort((a, b) => a - b));
   }
 
   async close(): Promise<void> {
@@ -347,23 +356,33 @@ export class LeaseOwnership implements PartitionOwnership {
     }
   }
 
+  /**
+   * Hands partitions over and releases their leases, pipelined: at most
+   * `HANDOVER_CONCURRENCY` partitions at a time, each one's lease deleted as
+   * soon as its own handover (last route writes, checkpoints) is done, so the
+   * time a partition has no owner does not grow with the number of routes.
+   */
   private async release(ps: number[]): Promise<void> {
-    for (const p of ps) this.releasing.add(p);
-    try {
-      await this.hooks?.handOver(ps);
-      await Promise.all(
-        ps.map(async (p) => {
-          const h = this.held.get(p);
-          if (!h) return;
-          this.held.delete(p);
-          await this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'));
-          this.counters.released++;
-        }),
-      );
-      this.log.info({ partitions: ps }, 'partitions handed over');
-    } finally {
-      for (const p of ps) this.releasing.delete(p);
-      this.emit();
-    }
+    const queue = ps.filter((p) => this.held.has(p) && !this.releasing.has(p));
+    for (const p of queue) this.releasing.add(p);
+    const one = async (p: number): Promise<void> => {
+      try {
+        await this.hooks?.handOver([p]);
+        const h = this.held.get(p);
+        if (!h) return;
+        this.held.delete(p);
+        await this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'));
+        this.counters.released++;
+      } finally {
+        this.releasing.delete(p);
+        this.emit();
+      }
+    };
+    const worker = async (): Promise<void> => {
+      for (let p = queue.shift(); p !== undefined; p = queue.shift()) await one(p);
+    };
+    const n = queue.length;
+    await Promise.all(Array.from({ length: Math.min(HANDOVER_CONCURRENCY, n) }, worker));
+    if (n > 0) this.log.info({ partitions: ps }, 'partitions handed over');
   }
 }

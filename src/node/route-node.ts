@@ -26,6 +26,7 @@ import { retry } from '../retry.ts';
 import { isCasConflict } from '../cluster/kv.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
+import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
 
 export interface RouteNodeOptions {
@@ -103,7 +104,14 @@ export class RouteNode {
   private readonly kvPending = new Map<RouteSlot, { state: RouteState; checkpoint: RouteCheckpoint }>();
   private kvActive = 0;
   private kvIdle: Array<() => void> = [];
+  /** Route-state writes in flight per partition, and who waits for any write to end (a partition's handover). */
+  private readonly kvActiveBy = new Map<number, number>();
+  private kvDone: Array<() => void> = [];
   private closed = false;
+  /** Set while stopping: partitions handed over keep their actors (readable after the stop) and are not counted lost. */
+  private closing: Set<number> | undefined;
+  /** Report batches already ingested, by message id: a retried publish reaches the subscription twice. */
+  private readonly dedup: ReportDedup;
   /** Last route states read in bulk at start (only while starting). */
   private preloaded: Map<string, { state: RouteState; revision: number }> | undefined;
   /** Registry entries are applied one at a time, in arrival order. */
@@ -142,6 +150,7 @@ export class RouteNode {
     this.ownership = opts.ownership ?? StaticOwnership.all(this.partitions);
     this.tickMs = opts.tickMs ?? 100;
     this.rejects = new RejectCounter(this.log, opts.rejectLogIntervalMs ?? 10_000, this.clock);
+    this.dedup = new ReportDedup({ clock: this.clock });
   }
 
   /** Starts a node: loads the registry and last route states, then subscribes to its partitions. */
@@ -158,7 +167,7 @@ export class RouteNode {
     node.ownership.onChange((owned) => node.onOwnershipChange(owned));
     node.tickTimer = setInterval(() => node.tick(), node.tickMs);
     node.tickTimer.unref?.();
-    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, true) });
+    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, node.closing === undefined) });
     // Changes that came while starting.
     node.onOwnershipChange(node.ownership.owned());
     node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
@@ -337,7 +346,7 @@ export class RouteNode {
   private onOwnershipChange(owned: ReadonlySet<number>): void {
     if (this.closed) return;
     // Handed-over partitions are gone already: what is left here was lost.
-    for (const p of [...this.active]) if (!owned.has(p)) this.losePartition(p, 'the ownership no longer holds it');
+    for (const p of [...this.active]) if (!owned.has(p) && !this.closing?.has(p)) this.losePartition(p, 'the ownership no longer holds it');
     const added = [...owned].filter((p) => !this.active.has(p));
     if (added.length === 0) return;
     for (const p of added) this.active.add(p);
@@ -402,9 +411,10 @@ export class RouteNode {
     // From here their changes go into the checkpoints (dirty, with pending events) for the next owner to publish.
     for (const p of ps) this.handing.add(p);
     try {
-      await this.settled();
+      await this.settledFor(set);
       await this.writeHandoverCheckpoints(set);
       if (drop) for (const p of ps) this.dropPartition(p);
+      else for (const p of ps) this.closing?.add(p);
     } finally {
       for (const p of ps) this.handing.delete(p);
     }
@@ -450,6 +460,11 @@ export class RouteNode {
     const data = m.data;
     if (data.length > LIMITS.maxMessageBytes) {
       this.rejects.reject('oversize', `${data.length} bytes`, { subject: m.subject });
+      return;
+    }
+    const msgId = m.headers?.get('Nats-Msg-Id');
+    if (msgId && this.dedup.seeMsgId(msgId) === DedupVerdict.duplicate) {
+      this.rejects.reject('duplicate', `batch ${msgId} ingested already`, { subject: m.subject });
       return;
     }
     const d = tryDecode(data);
@@ -570,8 +585,16 @@ export class RouteNode {
       const [slot, w] = this.kvPending.entries().next().value as [RouteSlot, { state: RouteState; checkpoint: RouteCheckpoint }];
       this.kvPending.delete(slot);
       this.kvActive++;
+      const p = slot.partition;
+      this.kvActiveBy.set(p, (this.kvActiveBy.get(p) ?? 0) + 1);
       void this.writeKv(slot, w.state, w.checkpoint).finally(() => {
         this.kvActive--;
+        const left = this.kvActiveBy.get(p)! - 1;
+        if (left > 0) this.kvActiveBy.set(p, left);
+        else this.kvActiveBy.delete(p);
+        const done = this.kvDone;
+        this.kvDone = [];
+        for (const f of done) f();
         this.pumpKv();
         if (this.kvActive === 0 && this.kvPending.size === 0) {
           const w = this.kvIdle;
@@ -629,6 +652,13 @@ export class RouteNode {
     await new Promise<void>((r) => this.kvIdle.push(r));
   }
 
+  /** Resolves when the route states of these partitions have been written (other partitions' writes are not waited for). */
+  private async settledFor(ps: ReadonlySet<number>): Promise<void> {
+    if (this.flushScheduled) this.flush();
+    const busy = (): boolean => [...ps].some((p) => this.kvActiveBy.has(p)) || [...this.kvPending.keys()].some((s) => ps.has(s.partition));
+    while (busy() && !this.closed) await new Promise<void>((r) => this.kvDone.push(r));
+  }
+
   /** Listener for partitions coming and going (handover timing, tests). Returns a remover. */
   onPartition(l: (e: PartitionEvent) => void): () => void {
     this.partitionListeners.add(l);
@@ -657,17 +687,22 @@ export class RouteNode {
   }
 
   /**
-   * Graceful stop: announces leaving, stops taking reports, publishes and
-   * stores every change and a checkpoint of every route, then releases the
-   * partitions (their successors take them over at once).
+   * Graceful stop: announces leaving, then partition after partition (a few
+   * at a time) stops taking its reports, publishes and stores its changes and
+   * a checkpoint of each of its routes, and releases its lease (the successor
+   * takes it over at once). The actors stay readable after the stop.
    */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing ??= new Set();
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.ownership.leave?.().catch((err: unknown) => this.log.warn({ err }, 'leaving announcement failed'));
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.handOver([...this.active], false), new Promise((r) => (timer = setTimeout(r, 3000)))]);
+    const deadline = new Promise((r) => (timer = setTimeout(r, 3000)));
+    // A lease ownership hands its partitions over one after another here, each lease released once its checkpoints are stored.
+    await Promise.race([this.ownership.leave?.().catch((err: unknown) => this.log.warn({ err }, 'leaving failed')), deadline]);
+    // What is still served (an explicit assignment, or a handover that ran out of time) is handed over at once.
+    await Promise.race([this.handOver([...this.active].filter((p) => !this.closing?.has(p)), false), deadline]);
     clearTimeout(timer);
     this.closed = true;
     this.watchStop?.();
