@@ -84,6 +84,8 @@ export const RejectKind = {
   subject_mismatch: 'subject_mismatch',
   unknown_route: 'unknown_route',
   unknown_host: 'unknown_host',
+  /** A report batch whose message id (`Nats-Msg-Id`) was ingested already: a publish retried after its first copy arrived. */
+  duplicate: 'duplicate',
 } as const;
 export type RejectKind = (typeof RejectKind)[keyof typeof RejectKind];
 
