@@ -128,6 +128,8 @@ export class LeaseOwnership implements PartitionOwnership {
       heartbeatMs: this.heartbeatMs,
       ttlMs: this.memberTtlMs,
       partitions: () => [...this.held.keys()].sort((a, b) => a - b),
+      leaseMs: this.leaseMs,
+      ingest: hooks.ingest ? () => hooks.ingest!() : undefined,
     });
     this.table = new LeaseTable(this.kv, this.names, this.log, this.clock, this.wall, (c) => this.onLease(c));
     await this.table.start();

@@ -18,7 +18,35 @@ export interface MemberRecord {
   partitions?: number[];
   /** The node is stopping: others stop counting it as a member for ownership. */
   leaving?: boolean;
+  /** Its lease time and heartbeat interval, ms (for `lars cluster status`). */
+  leaseMs?: number;
+  heartbeatMs?: number;
+  /** What it ingested, for `lars cluster status`. */
+  ingest?: IngestFigures;
   ts: number;
+}
+
+/** A route node's report intake as announced in its heartbeat. */
+export interface IngestFigures {
+  /** Reports and batches ingested since the node started. */
+  reports: number;
+  batches: number;
+  /** Batches received and not processed yet (its subscriptions' queues) at the heartbeat. */
+  pending: number;
+  /** Reports ingested per second since the previous heartbeat. */
+  reportsPerSec: number;
+  /** Batches ingested per second since the previous heartbeat. */
+  batchesPerSec: number;
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+function decodeIngest(v: unknown): IngestFigures | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  const { reports, batches, pending, reportsPerSec, batchesPerSec } = r;
+  if (!isCount(reports) || !isCount(batches) || !isCount(pending) || !isCount(reportsPerSec) || !isCount(batchesPerSec)) return undefined;
+  return { reports, batches, pending, reportsPerSec, batchesPerSec };
 }
 
 export function decodeMember(e: Pick<KvEntry, 'value' | 'operation'>): MemberRecord | undefined {
@@ -34,6 +62,10 @@ export function decodeMember(e: Pick<KvEntry, 'value' | 'operation'>): MemberRec
   const m: MemberRecord = { v: 1, node: r['node'], started: r['started'], ts: r['ts'] };
   if (parts !== undefined) m.partitions = parts as number[];
   if (r['leaving'] === true) m.leaving = true;
+  if (isCount(r['leaseMs'])) m.leaseMs = r['leaseMs'];
+  if (isCount(r['heartbeatMs'])) m.heartbeatMs = r['heartbeatMs'];
+  const ingest = decodeIngest(r['ingest']);
+  if (ingest) m.ingest = ingest;
   return m;
 }
 
@@ -56,6 +88,10 @@ export interface MembershipOptions {
   ttlMs: number;
   /** Partitions to announce with each heartbeat. */
   partitions?: () => number[];
+  /** Lease time to announce with each heartbeat, ms. */
+  leaseMs?: number;
+  /** Report intake to announce with each heartbeat (totals; the rates are computed here). */
+  ingest?: () => { reports: number; batches: number; pending: number };
 }
 
 export class Membership {
@@ -72,6 +108,7 @@ export class Membership {
   private lastLive = '';
   private badLoggedAt = -Infinity;
   private beatWarnedAt = -Infinity;
+  private prevIngest: { reports: number; batches: number; at: number } | undefined;
   badEntries = 0;
 
   constructor(o: MembershipOptions) {
@@ -109,6 +146,17 @@ export class Membership {
     const parts = this.o.partitions?.();
     if (parts) r.partitions = parts;
     if (this.leaving) r.leaving = true;
+    if (this.o.leaseMs !== undefined) r.leaseMs = this.o.leaseMs;
+    r.heartbeatMs = this.o.heartbeatMs;
+    const ing = this.o.ingest?.();
+    if (ing) {
+      const at = this.o.clock();
+      const prev = this.prevIngest;
+      const dt = prev ? (at - prev.at) / 1000 : 0;
+      const rate = (now: number, before: number | undefined): number => (dt > 0 && before !== undefined ? Math.max(0, Math.round((now - before) / dt)) : 0);
+      r.ingest = { ...ing, reportsPerSec: rate(ing.reports, prev?.reports), batchesPerSec: rate(ing.batches, prev?.batches) };
+      this.prevIngest = { reports: ing.reports, batches: ing.batches, at };
+    }
     return r;
   }
 

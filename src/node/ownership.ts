@@ -13,6 +13,8 @@ export interface OwnershipHooks {
    * their actors.
    */
   handOver(partitions: readonly number[]): Promise<void>;
+  /** The node's report intake so far, announced with its heartbeats (`lars cluster status`). */
+  ingest?(): { reports: number; batches: number; pending: number };
 }
 
 export interface PartitionOwnership {

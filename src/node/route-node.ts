@@ -167,7 +167,7 @@ export class RouteNode {
     node.ownership.onChange((owned) => node.onOwnershipChange(owned));
     node.tickTimer = setInterval(() => node.tick(), node.tickMs);
     node.tickTimer.unref?.();
-    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, node.closing === undefined) });
+    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, node.closing === undefined), ingest: () => node.ingestFigures() });
     // Changes that came while starting.
     node.onOwnershipChange(node.ownership.owned());
     node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
@@ -663,6 +663,13 @@ export class RouteNode {
   onPartition(l: (e: PartitionEvent) => void): () => void {
     this.partitionListeners.add(l);
     return () => this.partitionListeners.delete(l);
+  }
+
+  /** Reports and batches ingested so far, and batches waiting in the partition subscriptions. */
+  ingestFigures(): { reports: number; batches: number; pending: number } {
+    let pending = 0;
+    for (const s of this.subs.values()) pending += s.getPending();
+    return { reports: this.counters.reports, batches: this.counters.batches, pending };
   }
 
   /** Partitions this node serves now. */

@@ -1,7 +1,8 @@
 /** Commands contributed by other components (analytics). */
-import type { Command } from '../command.ts';
+import type { Command, CommandGroup } from '../command.ts';
 import { statsCommand, sinkCommand } from './stats.ts';
 import { agentCommand } from '../../sidecar/cli.ts';
 import { simulateCommand } from '../../sim/cli.ts';
+import { clusterGroup } from './cluster.ts';
 
-export const extraCommands: Command[] = [sinkCommand, statsCommand, simulateCommand, agentCommand];
+export const extraCommands: Array<Command | CommandGroup> = [sinkCommand, statsCommand, simulateCommand, agentCommand, clusterGroup];
