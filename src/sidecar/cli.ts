@@ -9,6 +9,7 @@ import { connectNats, watchConnection } from '../nats/connect.ts';
 import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from './lars-udp.ts';
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from './http-api.ts';
 import { Sidecar } from './sidecar.ts';
+import { DEFAULT_MAX_ROUTES } from './route-budget.ts';
 
 const STRATEGIES = Object.values(StrategyName);
 
@@ -32,6 +33,7 @@ export interface AgentCliOptions {
   httpHost: string;
   strategy: StrategyName | undefined;
   zone: string | undefined;
+  maxRoutes: number;
 }
 
 export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptions {
@@ -41,6 +43,9 @@ export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptio
   const httpPort = httpSpec === undefined ? DEFAULT_HTTP_PORT : port(httpSpec, 'http-port', true);
   const strategy = str(flags, 'strategy');
   if (strategy !== undefined && !(STRATEGIES as string[]).includes(strategy)) throw new UsageError(`--strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+  const maxSpec = str(flags, 'max-routes');
+  const maxRoutes = maxSpec === undefined ? DEFAULT_MAX_ROUTES : /^\d{1,7}$/.test(maxSpec.trim()) ? Number(maxSpec.trim()) : Number.NaN;
+  if (!(maxRoutes >= 1)) throw new UsageError(`--max-routes takes a number of routes 1..9999999, got ${JSON.stringify(maxSpec)}`);
   const zone = str(flags, 'zone');
   if (zone !== undefined && (zone.length === 0 || zone.length > LIMITS.maxZoneLength)) throw new UsageError(`--zone takes a name of 1..${LIMITS.maxZoneLength} characters`);
   return {
@@ -50,6 +55,7 @@ export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptio
     httpHost: str(flags, 'http-host') ?? DEFAULT_HTTP_HOST,
     strategy: strategy as StrategyName | undefined,
     zone,
+    maxRoutes,
   };
 }
 
@@ -71,6 +77,7 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
       agent: { prefix: cfg.prefix, partitions: cfg.partitions, agentId: cfg.nodeId, ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.zone ? { zone: o.zone } : {}) },
       udp: o.udpPorts.length > 0 ? { host: o.udpHost, ports: o.udpPorts } : undefined,
       http: o.httpPort > 0 ? { host: o.httpHost, port: o.httpPort } : undefined,
+      maxRoutes: o.maxRoutes,
       log,
     });
     life.add('sidecar', () => sidecar.close());
@@ -93,6 +100,7 @@ export const agentCommand: Command = {
     'http-host': { help: 'address the HTTP API binds', placeholder: 'ip', defaultText: DEFAULT_HTTP_HOST },
     strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: StrategyName.swrr },
     zone: { help: 'zone of this host, stamped on its reports', placeholder: 'zone' },
+    'max-routes': { help: 'routes local callers may make the sidecar follow; requests for more are refused', placeholder: 'n', defaultText: String(DEFAULT_MAX_ROUTES) },
   },
   examples: [
     ['lars agent', 'UDP on 127.0.0.1:8888-8890, HTTP on 127.0.0.1:8900'],

@@ -19,6 +19,7 @@ import type { RouteState } from '../../schemas/messages.ts';
 import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
+import { RouteBudget } from './route-budget.ts';
 
 export const DEFAULT_HTTP_PORT = 8900;
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
@@ -34,6 +35,7 @@ export const HttpErrorCode = {
   tooLarge: 'PAYLOAD_TOO_LARGE',
   noRoute: 'NO_ROUTE',
   noHost: 'NO_HOST',
+  tooManyRoutes: 'TOO_MANY_ROUTES',
   internal: 'INTERNAL',
 } as const;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
@@ -46,6 +48,8 @@ export interface HttpApiOptions {
   port?: number;
   /** Comment line on every event stream this often, ms; default 15000. */
   heartbeatMs?: number;
+  /** Bound on the routes callers make the agent follow (shared with the UDP API); default 10000. */
+  budget?: RouteBudget;
   /** Extra fields of /healthz (the other API's counters). */
   health?: () => Record<string, unknown>;
   log?: Logger;
@@ -127,6 +131,7 @@ export class HttpApi {
   private readonly rateLog: RateLimitedLog;
   private readonly heartbeatMs: number;
   private readonly health: () => Record<string, unknown>;
+  private readonly budget: RouteBudget;
   private readonly streams = new Map<string, RouteStreams>();
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly counters: HttpApiStats = { requests: 0, badRequests: 0, reports: 0, streams: 0, streamEvents: 0 };
@@ -137,6 +142,7 @@ export class HttpApi {
     this.rateLog = new RateLimitedLog(this.log, 10_000, opts.clock ?? Date.now);
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
     this.health = opts.health ?? (() => ({}));
+    this.budget = opts.budget ?? new RouteBudget(opts.agent);
     this.server = createServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 30_000 }, (req, res) => this.onRequest(req, res));
     // Idle keep-alive sockets may live long; event streams must not be cut by the request timeout.
     this.server.on('clientError', (err, socket) => {
@@ -225,9 +231,15 @@ export class HttpApi {
     else res.destroy();
   }
 
+  /** Refuses a route that would be one more than the sidecar may follow. */
+  private followable(modid: number, cmdid: number): void {
+    if (!this.budget.allows(modid, cmdid)) throw new BadRequest(`the sidecar already follows ${this.budget.max} routes; route ${modid}.${cmdid} is not followed`, 503, HttpErrorCode.tooManyRoutes);
+  }
+
   private async host(q: URLSearchParams, res: ServerResponse): Promise<void> {
     const modid = routeId(q, 'modid');
     const cmdid = routeId(q, 'cmdid');
+    this.followable(modid, cmdid);
     const key = q.get('key') ?? undefined;
     const h = await this.agent.getHost(modid, cmdid, key);
     this.json(res, h.ok ? 200 : h.code === 'NO_ROUTE' ? 404 : 503, h);
@@ -236,6 +248,7 @@ export class HttpApi {
   private async route(q: URLSearchParams, res: ServerResponse): Promise<void> {
     const modid = routeId(q, 'modid');
     const cmdid = routeId(q, 'cmdid');
+    this.followable(modid, cmdid);
     const s = await this.agent.getRoute(modid, cmdid);
     if (s === undefined) this.json(res, 404, { ok: false, code: HttpErrorCode.noRoute, message: this.agent.follower.state(modid, cmdid).status === 'loading' ? 'route is loading' : 'route is not registered' });
     else this.json(res, 200, s);
@@ -294,6 +307,7 @@ export class HttpApi {
   private stream(q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
     const modid = routeId(q, 'modid');
     const cmdid = routeId(q, 'cmdid');
+    this.followable(modid, cmdid);
     const key = `${modid}.${cmdid}`;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     req.socket.setTimeout(0);

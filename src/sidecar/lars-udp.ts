@@ -17,6 +17,7 @@ import type { Agent, HostPick } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
+import { RouteBudget } from './route-budget.ts';
 import {
   larsTypes,
   MsgId,
@@ -41,6 +42,8 @@ export const BadRequest = {
   badRoute: 'bad_route',
   /** A report without a host, or with port outside 1..65535. */
   badReport: 'bad_report',
+  /** A new route while the sidecar follows its maximum (answered RET_NOEXIST / no hosts, not followed). */
+  tooManyRoutes: 'too_many_routes',
 } as const;
 export type BadRequest = (typeof BadRequest)[keyof typeof BadRequest];
 
@@ -54,6 +57,8 @@ export interface LarsUdpOptions {
   clock?: () => number;
   /** Kernel receive buffer per socket, bytes; default 4 MiB (capped by net.core.rmem_max). */
   recvBufferBytes?: number;
+  /** Bound on the routes callers make the agent follow (shared with the HTTP API); default 10000. */
+  budget?: RouteBudget;
 }
 
 export interface LarsUdpStats {
@@ -115,6 +120,7 @@ export class LarsUdpServer {
   private readonly sockets: Socket[] = [];
   private readonly hosts: HostCache;
   private readonly types: LarsTypeSet;
+  private readonly budget: RouteBudget;
   private readonly counters = { datagrams: 0, getHost: 0, getRoute: 0, reports: 0, replies: 0, sendErrors: 0 };
   private readonly bad = new Map<string, number>();
   private closed = false;
@@ -125,6 +131,7 @@ export class LarsUdpServer {
     this.rateLog = new RateLimitedLog(this.log, 10_000, opts.clock ?? Date.now);
     this.hosts = hosts;
     this.types = larsTypes();
+    this.budget = opts.budget ?? new RouteBudget(opts.agent);
   }
 
   /** Binds every port (all or nothing: a port in use closes the others and rejects). */
@@ -208,6 +215,9 @@ export class LarsUdpServer {
     if (!isRouteId(req.modid) || !isRouteId(req.cmdid)) {
       this.count(BadRequest.badRoute, `GetHost modid ${req.modid} cmdid ${req.cmdid}`, undefined, rinfo);
       retcode = RetCode.noExist;
+    } else if (!this.budget.allows(req.modid, req.cmdid)) {
+      this.count(BadRequest.tooManyRoutes, `GetHost ${req.modid}.${req.cmdid}: already following ${this.budget.max} routes`, undefined, rinfo);
+      retcode = RetCode.noExist;
     } else {
       let p: HostPick | undefined;
       try {
@@ -247,7 +257,10 @@ export class LarsUdpServer {
     } else {
       const peek = this.agent.follower.peek(req.modid, req.cmdid);
       // A first GetRoute starts following the route (with the agent's strategy), as GetHost does.
-      if (peek === undefined) this.agent.getRoute(req.modid, req.cmdid).catch(() => undefined);
+      if (peek === undefined) {
+        if (this.budget.allows(req.modid, req.cmdid)) this.agent.getRoute(req.modid, req.cmdid).catch(() => undefined);
+        else this.count(BadRequest.tooManyRoutes, `GetRoute ${req.modid}.${req.cmdid}: already following ${this.budget.max} routes`, undefined, rinfo);
+      }
       else if (peek.status === RouteStatus.loaded && peek.state !== undefined) {
         for (const h of peek.state.hosts) if (h.state !== 'draining') host.push({ ip: ipToInt(h.ip), port: h.port });
       }

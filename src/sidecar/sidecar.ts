@@ -10,6 +10,7 @@ import { createAgent, type Agent, type AgentOptions } from '../agent/agent.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { HostCache, LarsUdpServer, DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS, type LarsUdpStats } from './lars-udp.ts';
 import { HttpApi, DEFAULT_HTTP_HOST, type HttpApiStats } from './http-api.ts';
+import { RouteBudget, DEFAULT_MAX_ROUTES } from './route-budget.ts';
 
 export interface SidecarOptions {
   /** An open connection (not closed by the sidecar), or... */
@@ -22,6 +23,8 @@ export interface SidecarOptions {
   udp?: { host?: string; ports?: readonly number[] } | undefined;
   /** The HTTP API; undefined = off. Port 0 = any free port. */
   http?: { host?: string; port: number; heartbeatMs?: number } | undefined;
+  /** Routes local callers may make the sidecar follow (default 10000); beyond, new routes are refused. */
+  maxRoutes?: number;
   log?: Logger;
 }
 
@@ -46,11 +49,12 @@ export class Sidecar {
     const agent = await createAgent({ ...opts.agent, ...(opts.nc ? { nc: opts.nc } : { servers: opts.servers }), log });
     let udp: LarsUdpServer | undefined;
     let http: HttpApi | undefined;
+    const budget = new RouteBudget(agent, opts.maxRoutes ?? DEFAULT_MAX_ROUTES);
     try {
-      if (opts.udp) udp = await LarsUdpServer.start({ agent, host: opts.udp.host ?? DEFAULT_UDP_HOST, ports: opts.udp.ports ?? DEFAULT_UDP_PORTS, log }, new HostCache());
+      if (opts.udp) udp = await LarsUdpServer.start({ agent, host: opts.udp.host ?? DEFAULT_UDP_HOST, ports: opts.udp.ports ?? DEFAULT_UDP_PORTS, log, budget }, new HostCache());
       if (opts.http) {
         const u = udp;
-        http = await HttpApi.start({ agent, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, health: () => (u ? { udp: u.stats() } : {}) });
+        http = await HttpApi.start({ agent, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, budget, health: () => ({ ...(u ? { udp: u.stats() } : {}), maxRoutes: budget.max, refusedRoutes: budget.refused }) });
       }
     } catch (err) {
       await udp?.close();

@@ -260,4 +260,28 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     });
     expect(sidecar.stats().udp!.replies, 'one reply per well-formed GetHost').to.equal(sidecar.stats().udp!.getHost);
   });
+
+  it('sidecar-udp - callers cannot make the sidecar follow more routes than its bound, over either API', async () => {
+    const small = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, loadTimeoutMs: 200 }, udp: { ports: [0] }, http: { port: 0 }, maxRoutes: 2 });
+    const cl = new LarsClient(small.udp!.ports());
+    try {
+      expect((await cl.getHost(40, 1)).retcode).to.equal(3);
+      expect(await cl.getRoute(40, 2)).to.deep.equal([]);
+      expect(small.agent.stats().routes).to.equal(2);
+      expect((await cl.getHost(40, 3)).retcode, 'a third route: not followed').to.equal(3);
+      expect(await cl.getRoute(40, 4)).to.deep.equal([]);
+      expect(small.agent.stats().routes).to.equal(2);
+      expect(small.stats().udp!.bad).to.deep.equal({ too_many_routes: 2 });
+      const r = await fetch(`http://127.0.0.1:${small.http!.port()}/v1/host?modid=40&cmdid=5`);
+      expect(r.status).to.equal(503);
+      expect(await r.json()).to.deep.include({ ok: false, code: 'TOO_MANY_ROUTES' });
+      const known = await fetch(`http://127.0.0.1:${small.http!.port()}/v1/host?modid=40&cmdid=1`);
+      expect(known.status, 'a followed route is still served').to.equal(404);
+      await known.body?.cancel();
+      expect(small.agent.stats().routes).to.equal(2);
+    } finally {
+      cl.close();
+      await small.close();
+    }
+  });
 });
