@@ -154,10 +154,13 @@ export class HttpApi {
 
   static async start(opts: HttpApiOptions): Promise<HttpApi> {
     const api = new HttpApi(opts);
+    const port = opts.port ?? DEFAULT_HTTP_PORT;
+    const host = opts.host ?? DEFAULT_HTTP_HOST;
     await new Promise<void>((resolve, reject) => {
-      api.server.once('error', reject);
-      api.server.listen(opts.port ?? DEFAULT_HTTP_PORT, opts.host ?? DEFAULT_HTTP_HOST, () => {
-        api.server.off('error', reject);
+      const onError = (err: NodeJS.ErrnoException): void => reject(err.code === 'EADDRINUSE' ? new Error(`HTTP port ${port} on ${host} is in use (--http-port)`, { cause: err }) : err);
+      api.server.once('error', onError);
+      api.server.listen(port, host, () => {
+        api.server.off('error', onError);
         resolve();
       });
     });

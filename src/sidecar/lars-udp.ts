@@ -150,7 +150,10 @@ export class LarsUdpServer {
   private bind(host: string, port: number, recvBufferBytes: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const sock = createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes });
-      const onError = (err: Error): void => reject(err);
+      const onError = (err: NodeJS.ErrnoException): void => {
+        sock.close();
+        reject(err.code === 'EADDRINUSE' ? new Error(`UDP port ${port} on ${host} is in use (--udp-ports)`, { cause: err }) : err);
+      };
       sock.once('error', onError);
       sock.bind(port, host, () => {
         sock.off('error', onError);
