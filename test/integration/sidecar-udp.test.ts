@@ -206,6 +206,31 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     expect(sidecar.stats().udp!.bad).to.deep.equal({});
   });
 
+  it('sidecar-udp - with the lars strategy and profile, clients see what the original shows: after 20 errors on one of three hosts, 33 calls split 3 / 15 / 15', async () => {
+    const lars = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, strategy: 'lars' }, udp: { ports: [0, 0, 0] } });
+    const cl = new LarsClient(lars.udp!.ports());
+    try {
+      const hs = [1, 2, 3].map((i) => ({ ip: `127.0.2.${i}`, port: 9100, weight: 100 }));
+      await c.addRoute(4, 2, hs, 'lars');
+      await waitFor(async () => (await cl.getHost(4, 2)).retcode === 0, { what: 'route 4.2 loaded' });
+      for (let i = 0; i < 20; i++) cl.report(4, 2, { ip: '127.0.2.2', port: 9100 }, 1);
+      await waitFor(() => {
+        const v = lars.agent.follower.state(4, 2);
+        return v.status === 'loaded' && v.state.hosts.find((h) => h.ip === '127.0.2.2')?.state === 'overloaded';
+      }, { what: '127.0.2.2 overloaded in the sidecar' });
+      const split = new Map<string, number>();
+      for (let i = 0; i < 33; i++) {
+        const r = await cl.getHost(4, 2);
+        expect(r.retcode).to.equal(0);
+        split.set(r.host!.ip, (split.get(r.host!.ip) ?? 0) + 1);
+      }
+      expect(Object.fromEntries(split)).to.deep.equal({ '127.0.2.1': 15, '127.0.2.2': 3, '127.0.2.3': 15 });
+    } finally {
+      cl.close();
+      await lars.close();
+    }
+  });
+
   it('sidecar-udp - addresses from 128.0.0.0 up travel as negative int32, and a route with no host to pick answers RET_OVERLOAD', async () => {
     await c.addRoute(2, 5, [{ ip: '200.1.2.3', port: 8080, weight: 100 }]);
     await waitFor(async () => (await client.getHost(2, 5)).retcode === 0, { what: 'route 2.5 loaded' });
@@ -244,11 +269,30 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     await client.raw(datagram(6, [...vfield(1, 1), ...vfield(2, 1), ...vfield(4, 1)]), port); // report without host
     const neg = await client.getHost(-3, 1, port); // well-formed, impossible route: still a reply
     expect(neg.retcode).to.equal(3);
+    const before = { ...sidecar.stats().udp!.bad };
     // a big datagram (60 kB of unknown fields in a GetHost) is still well-formed
     const padded = datagram(4, [...vfield(1, 99), ...vfield(2, 1), ...vfield(3, 1), ...lfield(14, Array.from({ length: 60_000 }, () => 1))]);
+    // random garbage from another socket: every datagram counted as something, no crash
+    const noise = createSocket('udp4');
+    const sent = 3000;
+    for (let i = 0; i < sent; i++) {
+      const len = Math.floor(Math.random() * 40);
+      const d = Buffer.alloc(len);
+      for (let j = 0; j < len; j++) d[j] = Math.floor(Math.random() * 256);
+      if (len >= 8 && i % 2 === 0) d.writeInt32LE([4, 6, 7][i % 3]!, 0); // half with a known msgid
+      if (len >= 8 && i % 4 === 0) d.writeInt32LE(len - 8, 4); // a quarter with a matching msglen too
+      noise.send(d, port, '127.0.0.1');
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => sidecar.stats().udp!.datagrams >= sent + 9, { what: 'the noise received' }).catch(() => undefined);
+    noise.close();
+    const st = sidecar.stats().udp!;
+    expect(st.datagrams, 'datagrams received (loopback may drop some under a burst)').to.be.greaterThan(sent / 2);
+    const accounted = Object.values(st.bad).reduce((a, b) => a + b, 0) + st.getHost + st.getRoute + st.reports;
+    expect(accounted, 'every datagram is a request or a counted kind').to.be.at.least(st.datagrams);
     const big = await client.ask(padded, port);
     expect([big.readInt32LE(0), fields(big.subarray(8)).get(1)?.[0]]).to.deep.equal([5, 99n]);
-    expect(sidecar.stats().udp!.bad).to.deep.equal({
+    expect(before).to.deep.equal({
       short: 1,
       negative_length: 1,
       oversize: 1,
@@ -258,7 +302,8 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
       bad_report: 1,
       bad_route: 1,
     });
-    expect(sidecar.stats().udp!.replies, 'one reply per well-formed GetHost').to.equal(sidecar.stats().udp!.getHost);
+    const after = sidecar.stats().udp!;
+    expect(after.replies, 'one reply per well-formed GetHost or GetRoute').to.equal(after.getHost + after.getRoute);
   });
 
   it('sidecar-udp - callers cannot make the sidecar follow more routes than its bound, over either API', async () => {
