@@ -1,7 +1,8 @@
 // `npm run build` (also run by `npm pack`/`npm publish` and by installs from
 // git, through `prepack`): the package as plain JavaScript for Node.
 //   dist/            ESM with .d.ts, from tsc (src/, actors/, schemas/ keep their layout)
-//   dist/cjs/        one CommonJS file for require() users (the SDK entry, dependencies external)
+//   dist/cjs/        CommonJS for require() users: index.js (the SDK), http.js and grpc.js (the
+//                    integrations, lars-nats/http and lars-nats/grpc); dependencies external
 // Type errors fail the build.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,9 +23,17 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 writeFileSync(join(dist, 'package.json'), JSON.stringify({ type: 'module', version: pkg.version }, null, 2) + '\n');
 
 mkdirSync(join(dist, 'cjs'), { recursive: true });
+// The SDK entry, and the RPC integrations as entries of their own (lars-nats/http, lars-nats/grpc) so that
+// users without undici or gRPC never load them. The integrations take the SDK's errors from index.js:
+// one LarsError class for `instanceof` across entries.
+const sdkErrors = join(root, 'src', 'errors.ts');
 await build({
-  entryPoints: [join(root, 'src', 'index.ts')],
-  outfile: join(dist, 'cjs', 'index.js'),
+  entryPoints: {
+    index: join(root, 'src', 'index.ts'),
+    http: join(root, 'src', 'integrations', 'http.ts'),
+    grpc: join(root, 'src', 'integrations', 'grpc.ts'),
+  },
+  outdir: join(dist, 'cjs'),
   bundle: true,
   format: 'cjs',
   platform: 'node',
@@ -32,6 +41,17 @@ await build({
   // dependencies stay require()s of the installed packages; ESM-only ones load through Node's require(esm) (20.19+)
   packages: 'external',
   logLevel: 'warning',
+  plugins: [
+    {
+      name: 'integrations-share-sdk-errors',
+      setup(b) {
+        b.onResolve({ filter: /errors\.ts$/ }, (args) => {
+          if (!args.importer.includes(join('src', 'integrations'))) return undefined;
+          return join(args.resolveDir, args.path) === sdkErrors ? { path: './index.js', external: true } : undefined;
+        });
+      },
+    },
+  ],
 });
 writeFileSync(join(dist, 'cjs', 'package.json'), JSON.stringify({ type: 'commonjs' }, null, 2) + '\n');
-console.log('build: dist/ (ESM + .d.ts) and dist/cjs/index.js (CommonJS)');
+console.log('build: dist/ (ESM + .d.ts) and dist/cjs/{index,http,grpc}.js (CommonJS)');
