@@ -53,7 +53,7 @@ async function startServer(id: string): Promise<TestServer> {
   return s;
 }
 
-function call(client: Echo, deadlineMs: number): Promise<{ ok: true; body: string } | { ok: false; code: number; elapsed: number }> {
+function call(client: Echo, deadlineMs: number): Promise<{ ok: true; body: string } | { ok: false; code: grpc.status; elapsed: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     client.hello(Buffer.from('hi'), { deadline: Date.now() + deadlineMs }, (err, res) => {
@@ -64,7 +64,7 @@ function call(client: Echo, deadlineMs: number): Promise<{ ok: true; body: strin
 }
 
 function startLoad(client: Echo, workers: number, deadlineMs: number) {
-  const load = { running: true, ok: 0, deadlines: 0, maxDeadlineElapsed: 0, other: new Map<number, number>(), done: Promise.resolve() };
+  const load = { running: true, ok: 0, deadlines: 0, maxDeadlineElapsed: 0, other: new Map<grpc.status, number>(), done: Promise.resolve() };
   const one = async (): Promise<void> => {
     while (load.running) {
       const r = await call(client, deadlineMs);
