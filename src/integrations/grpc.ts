@@ -123,9 +123,12 @@ class LarsResolver implements experimental.Resolver {
       this.started = true;
       const { modid, cmdid } = this.target;
       try {
+        // the listener runs at once when the route is loaded: hand the channel its first state after this call returns
         this.stop = this.bound.agent.watchRoute(modid, cmdid, (s) => {
           this.last = s;
-          this.emit(s);
+          process.nextTick(() => {
+            if (this.last === s) this.emit(s);
+          });
         });
       } catch (err) {
         return this.fail(`agent: ${(err as Error).message}`);
@@ -315,7 +318,11 @@ class LarsPicker implements experimental.Picker {
           },
         };
       }
-      if (st === ConnectivityState.TRANSIENT_FAILURE || child === undefined) {
+      if (child === undefined) {
+        // a host the channel has not been given yet (the resolver follows the same route): pick again
+        continue;
+      }
+      if (st === ConnectivityState.TRANSIENT_FAILURE) {
         // the agent's choice cannot be reached: that is the host's failure
         agent.report(this.modid, this.cmdid, h, connectionRetcode(policy), 0);
       } else {

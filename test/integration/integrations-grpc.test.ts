@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
-import { larsGrpcOptions, releaseGrpcAgent, parseGrpcTarget } from '../../src/integrations/grpc.ts';
+import { larsGrpcOptions, releaseGrpcAgent } from '../../src/integrations/grpc.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { RouteEvent } from '../../schemas/messages.ts';
 
@@ -101,14 +101,6 @@ describe('integrations/grpc: lars:/// resolver and lars_pick policy report every
     agents = [];
   });
 
-  it('grpc - targets parse as lars:///<modid>/<cmdid>', () => {
-    expect(parseGrpcTarget('/1/2')).to.deep.equal({ modid: 1, cmdid: 2 });
-    expect(parseGrpcTarget('1/2')).to.deep.equal({ modid: 1, cmdid: 2 });
-    expect(parseGrpcTarget('/1')).to.equal(undefined);
-    expect(parseGrpcTarget('/a/2')).to.equal(undefined);
-    expect(parseGrpcTarget('/1/99999999999')).to.equal(undefined);
-  });
-
   it('grpc - a host that returns UNAVAILABLE, then hangs, loses its traffic without any manual report, and gets it back after it recovers', async () => {
     servers = await Promise.all(['a', 'b', 'c'].map((id) => startServer(id)));
     const [bad, ...good] = servers as [TestServer, TestServer, TestServer];
@@ -178,6 +170,12 @@ describe('integrations/grpc: lars:/// resolver and lars_pick policy report every
     await waitFor(() => s.late >= 1, { what: 'late answer', timeoutMs: HANG_MS * 3 });
     await agent.flush();
     expect(agent.stats().reports).to.equal(2);
+    // a second channel on a route the agent already follows
+    const second = new EchoClient('lars:///41/1', grpc.credentials.createInsecure(), larsGrpcOptions(agent)) as unknown as Echo;
+    clients.push(second);
+    s.mode = 'ok';
+    expect(await call(second, 5000)).to.deep.equal({ ok: true, body: 'slow' });
+    expect(agent.stats().reports).to.equal(3);
     // an unregistered route fails the call with UNAVAILABLE
     const missing = new EchoClient('lars:///49/9', grpc.credentials.createInsecure(), larsGrpcOptions(agent)) as unknown as Echo;
     clients.push(missing);
