@@ -1,7 +1,12 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import { createHttpClient, CallTimeoutError, HttpProtocol, type HttpClient } from '../../src/integrations/http.ts';
@@ -229,3 +234,46 @@ for (const protocol of [HttpProtocol.http1, HttpProtocol.h2c]) {
     });
   });
 }
+
+describe('integrations/http over TLS: HTTP/2 through ALPN, HTTP/1.1 otherwise (real servers, real nats-server)', function () {
+  this.timeout(60_000);
+  const cluster = useCluster();
+  let c: TestCluster;
+  let dir: string;
+  let key: Buffer;
+  let cert: Buffer;
+  before(function () {
+    dir = mkdtempSync(join(tmpdir(), 'lars-tls-'));
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+    key = readFileSync(join(dir, 'key.pem'));
+    cert = readFileSync(join(dir, 'cert.pem'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  beforeEach(() => {
+    c = cluster();
+  });
+
+  it('https - a server offering h2 is spoken to in HTTP/2, one without in HTTP/1.1; both calls are reported', async () => {
+    const h2 = http2.createSecureServer({ key, cert, allowHTTP1: true }, (req, res) => res.end(req.httpVersion));
+    const h1 = https.createServer({ key, cert }, (req, res) => res.end(req.httpVersion));
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
+    const client = createHttpClient(await c.agent(), { protocol: HttpProtocol.https, tls: { ca: cert } });
+    try {
+      await c.addRoute(32, 1, [{ ip: '127.0.0.1', port: (h2.address() as AddressInfo).port, weight: 100 }], 'default');
+      await c.addRoute(32, 2, [{ ip: '127.0.0.1', port: (h1.address() as AddressInfo).port, weight: 100 }], 'default');
+      await waitFor(() => c.node!.route(32, 1) && c.node!.route(32, 2), { what: 'route actors' });
+      const a = await client.request('lars://32.1/');
+      const b = await client.request('lars://32.2/');
+      expect(a.text()).to.equal('2.0');
+      expect(b.text()).to.equal('1.1');
+      expect(c.agents[0]!.stats().reports).to.equal(2);
+    } finally {
+      await client.close();
+      h1.closeAllConnections();
+      await new Promise<void>((r) => h1.close(() => r()));
+      await new Promise<void>((r) => h2.close(() => r()));
+    }
+  });
+});
