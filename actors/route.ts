@@ -13,6 +13,7 @@
  * Pure: no I/O, no timers. Time comes in as `now` (ms) on every call; the
  * runtime calls `tick(now)` periodically and `flush(now)` after a burst.
  */
+import type { PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
 import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import { INITIAL_STATE, initialContext, step, type NodeEvent } from './node-machine.ts';
@@ -110,6 +111,8 @@ export class RouteActor implements RouteMechanism {
   readonly nodeId: string;
   profile: Profile = 'default';
   params!: NodeParams;
+  /** The strategy agents are told to use: the entry's, or `lars` for a lars-profile route that names none. */
+  strategy: PickStrategy | undefined;
   private policy!: ProfilePolicy;
   private slots: HostSlot[] = [];
   private byKey = new Map<string, HostSlot>();
@@ -225,8 +228,9 @@ export class RouteActor implements RouteMechanism {
   }
 
   /** The entry's profile and parameters; a new policy object for them. */
-  private configure(entry: Pick<RegistryEntry, 'profile' | 'params'>): void {
+  private configure(entry: Pick<RegistryEntry, 'profile' | 'params' | 'strategy'>): void {
     const profile = entry.profile ?? 'default';
+    this.strategy = entry.strategy ?? (profile === 'lars' ? 'lars' : undefined);
     const r = resolveParams(profile, entry.params ?? {});
     // A registry entry with bad params keeps the profile's defaults; the runtime reports the error.
     this.params = r.ok ? r.params : (resolveParams(profile) as { ok: true; params: NodeParams }).params;
@@ -425,8 +429,9 @@ export class RouteActor implements RouteMechanism {
   applyRegistry(entry: RegistryEntry, now: number): void {
     const oldProfile = this.profile;
     const oldParams = JSON.stringify(this.params);
+    const oldStrategy = this.strategy;
     this.configure(entry);
-    let changed = this.profile !== oldProfile || JSON.stringify(this.params) !== oldParams;
+    let changed = this.profile !== oldProfile || JSON.stringify(this.params) !== oldParams || this.strategy !== oldStrategy;
     // A profile without some of the hosts' states moves them (lars: probing → overloaded), through the machine.
     if (this.profile !== oldProfile) for (const s of this.slots) this.policy.adopt(s, now);
     const wanted = new Map<string, RegistryHost>();
@@ -503,7 +508,7 @@ export class RouteActor implements RouteMechanism {
       if (s.zone !== undefined) h.zone = s.zone;
       return h;
     });
-    return {
+    const state: RouteState = {
       v: 1,
       sender: this.nodeId,
       modid: this.modid,
@@ -516,6 +521,8 @@ export class RouteActor implements RouteMechanism {
       probe_num: p.probe_num,
       hosts,
     };
+    if (this.strategy !== undefined) state.strategy = this.strategy;
+    return state;
   }
 
   private pickWeight(s: HostSlot): number {

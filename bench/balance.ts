@@ -30,7 +30,7 @@ import { renderTable } from '../src/cli/table.ts';
 import { record, type Metric } from './lib.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const STRATEGIES: StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.lars, StrategyName.hash];
+const STRATEGIES: StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.p2c_ewma, StrategyName.lars, StrategyName.hash];
 /** fast_fail_share_pct counts picks from this time on, ms. */
 const FAST_FAIL_FROM_MS = 5000;
 

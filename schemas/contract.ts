@@ -54,6 +54,10 @@ export type HostState = (typeof HostState)[keyof typeof HostState];
 export const Profile = { lars: 'lars', default: 'default' } as const;
 export type Profile = (typeof Profile)[keyof typeof Profile];
 
+/** Pick strategies agents know (actors/strategies/); a route may name one. */
+export const PickStrategy = { lars: 'lars', swrr: 'swrr', p2c: 'p2c', p2c_ewma: 'p2c_ewma', hash: 'hash' } as const;
+export type PickStrategy = (typeof PickStrategy)[keyof typeof PickStrategy];
+
 /** Why a host changed state. Published in every route event and route state. */
 export const Reason = {
   registered: 'registered',
@@ -118,6 +122,7 @@ const Zone = () => Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.max
 const RouteVersion = (description: string) => Type.Integer({ minimum: 1, maximum: LIMITS.maxVersion, description });
 const HostStateSchema = () => Type.Union(Object.values(HostState).map((s) => Type.Literal(s)));
 const ProfileSchema = () => Type.Union([Type.Literal(Profile.default), Type.Literal(Profile.lars)]);
+const StrategySchema = (description: string) => Type.Union(Object.values(PickStrategy).map((s) => Type.Literal(s)), { description });
 /**
  * Readers accept any short string as a reason, so a reason added later does
  * not make older agents drop whole route states; writers send a `Reason`.
@@ -192,6 +197,9 @@ export const RouteStateSchema = Type.Object(
     panic: Type.Boolean({ description: 'too few hosts are healthy: agents spread over every non-draining host' }),
     removed: Type.Boolean({ description: 'the route was deleted from the registry; agents forget it' }),
     probe_num: Type.Integer({ minimum: 0, description: "Lars' probe_num: the lars strategy sends one pick in probe_num + 1 to an overloaded host" }),
+    strategy: Type.Optional(
+      StrategySchema("the pick strategy agents use for this route unless their caller overrides it (the registry entry's, or 'lars' for a lars-profile route that names none); absent: the agent's default"),
+    ),
     hosts: Type.Array(RouteHostSchema, { maxItems: LIMITS.maxRouteHosts }),
   },
   {
@@ -254,6 +262,7 @@ export const RegistryEntrySchema = Type.Object(
     cmdid: Uint32(),
     profile: Type.Optional(ProfileSchema()),
     params: Type.Optional(Type.Record(Type.String(), Type.Number(), { description: "overrides of the profile's parameters, by parameter name" })),
+    strategy: Type.Optional(StrategySchema('the pick strategy agents should use for this route (default: lars for the lars profile, else the agent\'s default)')),
     hosts: Type.Array(RegistryHostSchema, { maxItems: LIMITS.maxRouteHosts }),
     updated_by: Type.String({ description: 'who wrote the entry' }),
     ts: TimeMs('when, ms since the Unix epoch'),

@@ -4,6 +4,7 @@
  * `pick` on every getHost.
  */
 import type { HostState } from '../../schemas/messages.ts';
+import { PickStrategy } from '../../schemas/contract.ts';
 
 /** A host as the agent sees it. `latencyMs` and `inflight` are kept up to date by the agent. */
 export interface PickableHost {
@@ -16,6 +17,10 @@ export interface PickableHost {
   latencyMs: number;
   /** Calls picked and not yet reported. */
   inflight: number;
+  /** When `latencyMs` last took a sample, ms (feedback.ts; absent until the first report). */
+  latencyTs?: number;
+  /** Sum of the pick times of the calls in flight, ms (feedback.ts): their mean age is now − pendingSum / inflight. */
+  pendingSum?: number;
 }
 
 export interface RouteView {
@@ -37,12 +42,8 @@ export interface Strategy {
   pick(key?: string): number;
 }
 
-export const StrategyName = {
-  lars: 'lars',
-  swrr: 'swrr',
-  p2c: 'p2c',
-  hash: 'hash',
-} as const;
+/** The strategy names are the contract's (a route state may name one). */
+export const StrategyName = PickStrategy;
 export type StrategyName = (typeof StrategyName)[keyof typeof StrategyName];
 
 /** Random source in [0, 1); injected so tests are deterministic. */

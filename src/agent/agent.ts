@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
-import { createStrategy } from '../../actors/strategies/index.ts';
+import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../codec.ts';
@@ -47,8 +48,16 @@ export interface AgentOptions {
   zoneAware?: boolean;
   /** Local healthy share, percent, under which picks spill to other zones in proportion (default 70). */
   zoneMinHealthyPercent?: number;
-  /** Pick strategy; default smooth weighted round robin. */
+  /**
+   * Pick strategy for every route, overriding the one a route names. Without
+   * it: the route's strategy (its registry entry's; `lars` for a lars-profile
+   * route), else power of two choices over peak-EWMA latency (p2c_ewma).
+   */
   strategy?: StrategyName;
+  /** The callers' timeout, ms: a failed call counts as at least this slow in the latency estimate (default 1000). */
+  timeoutMs?: number;
+  /** Trial calls a probing host may have in flight at once from this agent (default 1). */
+  probeTrials?: number;
   /** A batch is sent when it holds this many reports (default 1000, at most 10000)... */
   batchMaxReports?: number;
   /** ...or when its oldest report is this old, ms (default 20). */
@@ -143,11 +152,17 @@ class AgentRoute {
   hosts: AgentHost[] = [];
   byKey = new Map<string, AgentHost>();
   byResult = new Map<object, AgentHost>();
-  readonly strategy: Strategy;
+  strategy: Strategy;
+  private strategyName: StrategyName;
+  private readonly override: StrategyName | undefined;
+  private readonly make: (name: StrategyName) => Strategy;
 
-  constructor(f: FollowedRoute, strategy: Strategy) {
+  constructor(f: FollowedRoute, override: StrategyName | undefined, make: (name: StrategyName) => Strategy) {
     this.f = f;
-    this.strategy = strategy;
+    this.override = override;
+    this.make = make;
+    this.strategyName = override ?? DEFAULT_STRATEGY;
+    this.strategy = make(this.strategyName);
   }
 
   /** Applies a new state: the agent's listener, called before any caller's. */
@@ -189,6 +204,12 @@ class AgentRoute {
       this.byKey = byKey;
       this.byResult = byResult;
     }
+    // The caller's override, else the route's strategy, else the default.
+    const name = this.override ?? s.strategy ?? DEFAULT_STRATEGY;
+    if (name !== this.strategyName) {
+      this.strategyName = name;
+      this.strategy = this.make(name);
+    }
     this.strategy.update({ hosts: next, panic: s.panic, probeNum: s.probe_num });
   };
 }
@@ -206,7 +227,10 @@ export class Agent {
   readonly delivery: ReportDelivery;
   private readonly nc: NatsConnection;
   private readonly ownsConnection: boolean;
-  private readonly strategyName: StrategyName;
+  private readonly strategyOverride: StrategyName | undefined;
+  private readonly feedback: FeedbackOptions;
+  private readonly probeTrials: number;
+  private readonly clock: () => number;
   private readonly random: Random | undefined;
   /** The zone picks prefer, when zone-aware. */
   private readonly pickZone: string | undefined;
@@ -230,7 +254,9 @@ export class Agent {
     this.ownsConnection = ownsConnection;
     this.id = opts.agentId ?? `agent-${randomBytes(6).toString('hex')}`;
     this.names = makeNames(opts.prefix);
-    this.strategyName = opts.strategy ?? 'swrr';
+    this.strategyOverride = opts.strategy;
+    this.feedback = { ...FEEDBACK_DEFAULTS, timeoutMs: opts.timeoutMs ?? FEEDBACK_DEFAULTS.timeoutMs };
+    this.probeTrials = Math.max(1, Math.floor(opts.probeTrials ?? DEFAULT_MAX_TRIALS));
     this.random = opts.random ?? Math.random;
     this.pickZone = opts.zone !== undefined && opts.zoneAware !== false ? opts.zone : undefined;
     this.zoneMinHealthyPercent = opts.zoneMinHealthyPercent ?? ZONE_MIN_HEALTHY_PERCENT;
@@ -240,6 +266,7 @@ export class Agent {
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.delivery = opts.reportDelivery ?? ReportDelivery.acked;
     const clock = opts.clock ?? Date.now;
+    this.clock = clock;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'agent', agent: this.id });
     this.rateLog = new RateLimitedLog(this.log, 10_000, clock);
     this.rejects = new RejectCounter(this.log);
@@ -298,10 +325,10 @@ export class Agent {
   private pickFrom(r: AgentRoute, key: string | undefined): HostPick {
     const st = r.f.status;
     if (st !== RouteStatus.loaded) return st === RouteStatus.loading ? LOADING : NOT_REGISTERED;
-    const i = r.strategy.pick(key);
+    const i = pickBounded(r.strategy, r.hosts, key, this.probeTrials);
     if (i < 0) return NO_HOST;
     const h = r.hosts[i]!;
-    h.inflight++;
+    notePick(h, this.clock());
     this.counters.picks++;
     return h.result;
   }
@@ -333,7 +360,7 @@ export class Agent {
     if (r === undefined) {
       if (this.closed) throw new ClosedError('agent');
       const f = this.follower.route(modid, cmdid);
-      r = new AgentRoute(f, this.newStrategy());
+      r = new AgentRoute(f, this.strategyOverride, this.newStrategy);
       inner.set(cmdid, r);
       // First listener of the route: the hosts are current before any caller's listener runs.
       this.follower.follow(modid, cmdid, r.apply);
@@ -341,12 +368,12 @@ export class Agent {
     return r;
   }
 
-  private newStrategy(): Strategy {
+  private readonly newStrategy = (name: StrategyName): Strategy => {
     const random = this.random;
-    const name = this.strategyName;
-    if (this.pickZone === undefined) return createStrategy(name, { random });
-    return createZoneAware(() => createStrategy(name, { random }), { zone: this.pickZone, minHealthyPercent: this.zoneMinHealthyPercent, random });
-  }
+    const opts = { random, now: this.clock, decayMs: this.feedback.decayMs };
+    if (this.pickZone === undefined) return createStrategy(name, opts);
+    return createZoneAware(() => createStrategy(name, opts), { zone: this.pickZone, minHealthyPercent: this.zoneMinHealthyPercent, random });
+  };
 
   private async watchStatus(it: AsyncIterable<unknown>): Promise<void> {
     try {
@@ -382,11 +409,8 @@ export class Agent {
       if (!isIPv4(host.ip) || !isPort(host.port)) throw new RangeError(`bad report: host ${host.ip}:${host.port}`);
       h = r?.byKey.get(`${host.ip}:${host.port}`);
     }
-    if (h !== undefined) {
-      // local feedback for p2c
-      if (h.inflight > 0) h.inflight--;
-      h.latencyMs = h.latencyMs === 0 ? lat : h.latencyMs + 0.2 * (lat - h.latencyMs);
-    }
+    // local feedback for the latency-aware strategies (the simulator applies the same function)
+    if (h !== undefined) noteReport(h, retcode === 0, lat, this.clock(), this.feedback);
     this.counters.reports++;
     this.batcher.add(modid, cmdid, host, retcode, lat);
   }

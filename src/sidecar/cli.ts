@@ -98,7 +98,7 @@ export const agentCommand: Command = {
     'udp-host': { help: 'address the UDP ports bind', placeholder: 'ip', defaultText: DEFAULT_UDP_HOST },
     'http-port': { help: 'port of the HTTP/JSON API; 0 = off', placeholder: 'port', defaultText: String(DEFAULT_HTTP_PORT) },
     'http-host': { help: 'address the HTTP API binds', placeholder: 'ip', defaultText: DEFAULT_HTTP_HOST },
-    strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: StrategyName.swrr },
+    strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: "the route's, else p2c_ewma" },
     zone: { help: "zone of this host: stamped on its reports, and picks prefer the zone's hosts (spilling to other zones as it weakens)", placeholder: 'zone' },
     'max-routes': { help: 'routes local callers may make the sidecar follow; requests for more are refused', placeholder: 'n', defaultText: String(DEFAULT_MAX_ROUTES) },
   },

@@ -23,7 +23,7 @@ import { createStrategy, type PickableHost, type Strategy, type StrategyName } f
 import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState } from '../../schemas/messages.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
-import { notePick, noteReport } from './feedback.ts';
+import { FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
 import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
 
@@ -199,10 +199,14 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     ts: 0,
   };
   const actor = new RouteActor({ modid: MODID, cmdid: CMDID, nodeId: 'sim-node', entry, now: 0 });
+  // The agents' clock is the event queue's.
+  let clock = 0;
+  const now = (): number => clock;
+  const feedback: FeedbackOptions = { ...FEEDBACK_DEFAULTS, timeoutMs };
   const agents: SimAgent[] = [];
   for (let a = 0; a < nAgents; a++) {
     const random: Random = streamRandom(seed, 10_000 + a);
-    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random })));
+    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random, now, decayMs: feedback.decayMs })));
   }
 
   // ---------------------------------------------------------------- measurements
@@ -263,7 +267,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
 
   const report = (call: Call, retcode: number, latencyMs: number, now: number): void => {
     const ag = agents[call.agent]!;
-    const lat = noteReport(ag.hosts[call.host]!, latencyMs);
+    const lat = noteReport(ag.hosts[call.host]!, retcode === 0, latencyMs, now, feedback);
     if (ag.reports.length === 0) {
       ag.batchTs = now;
       q.push(now + sys.batch_max_delay_ms, { k: 'batchAge', agent: call.agent, gen: ag.gen });
@@ -307,7 +311,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     issued++;
     if (issued >= maxCalls) stopLoad(now);
     const ag = agents[a]!;
-    const i = ag.strategy.pick();
+    const i = pickBounded(ag.strategy, ag.hosts, undefined);
     const b = bucket(now);
     if (i < 0) {
       noHost++;
@@ -316,7 +320,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       bucketFailed[b]!++;
       return false;
     }
-    notePick(ag.hosts[i]!);
+    notePick(ag.hosts[i]!, now);
     picks[i]!++;
     bucketPicks[b]![i]!++;
     const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true };
@@ -343,6 +347,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     const item = q.pop();
     if (item === undefined) break;
     const now = item.t;
+    clock = now;
     if (loadActive && now >= durationMs) stopLoad(durationMs);
     if (!loadActive && outstanding === 0) break;
     events++;

@@ -170,7 +170,7 @@ export const SCENARIO_DEFAULTS = {
 } as const;
 
 /** Strategies compared when neither the command line nor the scenario names any. */
-export const DEFAULT_SIM_STRATEGIES: readonly StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.lars];
+export const DEFAULT_SIM_STRATEGIES: readonly StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.p2c_ewma, StrategyName.lars];
 
 const check = TypeCompiler.Compile(ScenarioSchema);
 

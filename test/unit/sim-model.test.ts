@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { EventQueue } from '../../src/sim/heap.ts';
 import { changeActive, drawLatency } from '../../src/sim/hosts.ts';
-import { notePick, noteReport, FEEDBACK_LATENCY_ALPHA } from '../../src/sim/feedback.ts';
+import { notePick, noteReport } from '../../src/sim/feedback.ts';
 import { streamRandom } from '../../src/sim/random.ts';
 import { changeMarks, parseScenario } from '../../src/sim/scenario.ts';
 import type { PickableHost } from '../../actors/strategies/index.ts';
@@ -55,18 +55,22 @@ describe('sim - host behaviour', () => {
 });
 
 describe('sim - the agent feedback', () => {
-  it('sim - a pick adds a call in flight; a report removes it and moves the latency estimate as the agent does', () => {
+  it('sim - a pick adds a call in flight; a report removes it and moves the peak-EWMA latency estimate as the agent does', () => {
     const h: PickableHost = { ip: '10.0.0.1', port: 1, pickWeight: 100, state: 'healthy', latencyMs: 0, inflight: 0 };
-    notePick(h);
-    notePick(h);
+    const opts = { timeoutMs: 1000, decayMs: 10_000 };
+    notePick(h, 0);
+    notePick(h, 0);
     expect(h.inflight).to.equal(2);
-    noteReport(h, 100);
+    noteReport(h, true, 100, 100, opts);
     expect(h.inflight).to.equal(1);
     expect(h.latencyMs).to.equal(100);
-    noteReport(h, 200);
+    // a slower sample replaces the estimate at once
+    noteReport(h, true, 200, 200, opts);
     expect(h.inflight).to.equal(0);
-    expect(h.latencyMs).to.equal(100 + FEEDBACK_LATENCY_ALPHA * 100);
-    noteReport(h, 0);
+    expect(h.latencyMs).to.equal(200);
+    // a faster one pulls it down by 1 - e^(-dt/decay)
+    noteReport(h, true, 100, 10_200, opts);
+    expect(h.latencyMs).to.be.closeTo(200 * Math.exp(-1) + 100 * (1 - Math.exp(-1)), 1e-9);
     expect(h.inflight).to.equal(0);
   });
 });

@@ -1,0 +1,97 @@
+/**
+ * The agent's local feedback to its pick strategy, one pure function pair
+ * used by the agent SDK (src/agent/agent.ts) and the simulator
+ * (src/sim/engine.ts) alike:
+ *
+ * - a pick adds a call in flight to the host (and its start time to the
+ *   host's sum of start times, so the mean age of the calls in flight is known);
+ * - a report removes it and moves the host's latency estimate, a peak EWMA
+ *   (Finagle's and Linkerd's): a sample above the estimate replaces it at
+ *   once, a faster one pulls it down with weight 1 − e^(−Δt/decayMs), Δt the
+ *   time since the previous sample. A failed call counts as at least the
+ *   caller's timeout, so a host that fails fast looks slow, not fast.
+ *
+ * Time comes in as `now` (ms); nothing here reads a clock.
+ */
+import { LIMITS } from '../../schemas/messages.ts';
+import type { PickableHost, Strategy } from './types.ts';
+
+export interface FeedbackOptions {
+  /** A failed call counts as a sample of at least this many ms (the caller's timeout). */
+  readonly timeoutMs: number;
+  /** Time constant of the estimate's decay toward faster samples, ms. */
+  readonly decayMs: number;
+}
+
+export const FEEDBACK_DEFAULTS: FeedbackOptions = { timeoutMs: 1000, decayMs: 10_000 };
+
+/** A call was picked on `h` at `now`. */
+export function notePick(h: PickableHost, now: number): void {
+  h.inflight++;
+  h.pendingSum = (h.pendingSum ?? 0) + now;
+}
+
+/**
+ * The call picked on `h` came back at `now` after `latencyMs` (`ok` false for
+ * an error or a timeout). Returns the latency as it is reported (capped).
+ */
+export function noteReport(h: PickableHost, ok: boolean, latencyMs: number, now: number, opts: FeedbackOptions = FEEDBACK_DEFAULTS): number {
+  const lat = latencyMs > LIMITS.maxLatencyMs ? LIMITS.maxLatencyMs : latencyMs;
+  if (h.inflight > 0) {
+    h.inflight--;
+    h.pendingSum = h.inflight === 0 ? 0 : (h.pendingSum ?? 0) - (now - lat);
+  }
+  const sample = ok || lat >= opts.timeoutMs ? lat : opts.timeoutMs;
+  const est = h.latencyMs;
+  const last = h.latencyTs ?? now;
+  if (est === 0 || sample >= est) {
+    h.latencyMs = sample;
+  } else {
+    const dt = now > last ? now - last : 0;
+    const w = Math.exp(-dt / opts.decayMs);
+    h.latencyMs = est * w + sample * (1 - w);
+  }
+  h.latencyTs = now;
+  return lat;
+}
+
+/**
+ * The host's latency estimate at `now`: the peak EWMA decayed toward 0 for
+ * the time since its last sample (a host nobody called lately looks cheaper
+ * and gets a call that measures it), and at least twice the mean age of its
+ * calls in flight (about the age of the oldest one): a host that stopped
+ * answering looks slow before its first timeout comes back.
+ */
+export function latencyAt(h: PickableHost, now: number, decayMs: number): number {
+  let est = h.latencyMs;
+  const ts = h.latencyTs;
+  if (ts !== undefined && now > ts && est > 0) est *= Math.exp(-(now - ts) / decayMs);
+  const n = h.inflight;
+  if (n > 0 && h.pendingSum !== undefined) {
+    const age = 2 * (now - h.pendingSum / n);
+    if (age > est) est = age;
+  }
+  return est;
+}
+
+/** Trial calls a probing host may have in flight at once from one agent, by default. */
+export const DEFAULT_MAX_TRIALS = 1;
+
+/**
+ * `strategy.pick(key)`, except that a probing host that already has
+ * `maxTrials` calls in flight from this agent is passed over (the strategy is
+ * asked again, at most once per host, then -1): a host that is still sick
+ * costs one call per probe round, not a burst. With N agents, at most
+ * N × maxTrials trial calls are in flight at once.
+ */
+export function pickBounded(strategy: Strategy, hosts: readonly PickableHost[], key: string | undefined, maxTrials: number = DEFAULT_MAX_TRIALS): number {
+  let i = strategy.pick(key);
+  // A key maps to one host: asking again would give the same answer.
+  if (key !== undefined && strategy.name === 'hash') return i;
+  for (let tries = hosts.length; i >= 0 && tries > 0; tries--) {
+    const h = hosts[i]!;
+    if (h.state !== 'probing' || h.inflight < maxTrials) return i;
+    i = strategy.pick(key);
+  }
+  return i >= 0 && hosts[i]!.state === 'probing' && hosts[i]!.inflight >= maxTrials ? -1 : i;
+}

@@ -1,0 +1,102 @@
+/**
+ * Power of two choices over a peak-EWMA latency estimate (Finagle's and
+ * Linkerd's default balancer): draw two distinct hosts at random, each with
+ * probability proportional to its pick weight (hosts with weight 0, i.e.
+ * ejected, never; a probing host with its reduced weight), and take the
+ * cheaper one, the first drawn on a tie. One candidate: it, without a draw.
+ *
+ * cost = latencyAt(host, now) × (inflight + 1)
+ *
+ * where `latencyAt` (./feedback.ts) is the peak EWMA the agent's feedback
+ * keeps (a failure counts as at least the caller's timeout), decayed for the
+ * time since its last sample, and at least twice the mean age of the host's
+ * calls in flight. A host with no estimate yet counts as 1 ms, so new hosts
+ * get the calls that measure them. Time comes from the injected `now`; the
+ * estimate and in-flight count are read from the live host objects at pick
+ * time. No allocation per pick.
+ */
+import { FEEDBACK_DEFAULTS, latencyAt } from './feedback.ts';
+import { positiveHosts } from './hosts.ts';
+import { seededRandom } from './random.ts';
+import { StrategyName, type PickableHost, type Random, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
+
+export interface P2cEwmaOptions extends StrategyOptions {
+  /** The clock, ms; default a clock stuck at 0 (no decay: tests). The agent and the simulator inject theirs. */
+  readonly now?: () => number;
+  /** Time constant of the estimate's decay, ms (default 10000, as the feedback's). */
+  readonly decayMs?: number;
+}
+
+const ZERO = (): number => 0;
+
+/** The cost p2c_ewma compares at `now`; lower is better. */
+export function p2cEwmaCost(h: PickableHost, now: number, decayMs: number = FEEDBACK_DEFAULTS.decayMs): number {
+  return (latencyAt(h, now, decayMs) || 1) * (h.inflight + 1);
+}
+
+class P2cEwma implements Strategy {
+  readonly name = StrategyName.p2c_ewma;
+  private readonly random: Random;
+  private readonly now: () => number;
+  private readonly decayMs: number;
+  private hosts: readonly PickableHost[] = [];
+  private idx = new Int32Array(0);
+  /** cum[j] = sum of the weights of candidates 0..j. */
+  private cum = new Float64Array(0);
+  private total = 0;
+
+  constructor(opts: P2cEwmaOptions) {
+    this.random = opts.random ?? seededRandom();
+    this.now = opts.now ?? ZERO;
+    this.decayMs = opts.decayMs ?? FEEDBACK_DEFAULTS.decayMs;
+  }
+
+  update(view: RouteView): void {
+    const { idx, weights } = positiveHosts(view.hosts);
+    const cum = new Float64Array(idx.length);
+    let total = 0;
+    for (let j = 0; j < idx.length; j++) {
+      total += weights[j]!;
+      cum[j] = total;
+    }
+    this.hosts = view.hosts;
+    this.idx = idx;
+    this.cum = cum;
+    this.total = total;
+  }
+
+  pick(): number {
+    const n = this.idx.length;
+    if (n === 0) return -1;
+    if (n === 1) return this.idx[0]!;
+    const cum = this.cum;
+    const a = this.find(this.random() * this.total);
+    const lo = a === 0 ? 0 : cum[a - 1]!;
+    const hi = cum[a]!;
+    let r = this.random() * (this.total - (hi - lo));
+    if (r >= lo) r += hi - lo;
+    let b = this.find(r);
+    if (b === a) b = a + 1 < n ? a + 1 : a - 1;
+    const ia = this.idx[a]!;
+    const ib = this.idx[b]!;
+    const now = this.now();
+    return p2cEwmaCost(this.hosts[ib]!, now, this.decayMs) < p2cEwmaCost(this.hosts[ia]!, now, this.decayMs) ? ib : ia;
+  }
+
+  private find(r: number): number {
+    const cum = this.cum;
+    let lo = 0;
+    let hi = cum.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cum[mid]! > r) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+}
+
+/** Power of two choices on peak-EWMA latency × (in-flight + 1); without `random`, a fixed-seed PRNG. */
+export function createP2cEwma(opts: P2cEwmaOptions = {}): Strategy {
+  return new P2cEwma(opts);
+}
