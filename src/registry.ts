@@ -6,6 +6,7 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { validateRegistryEntry, validateRouteState, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../schemas/messages.ts';
+import type { PickStrategy } from '../schemas/contract.ts';
 import { isUint32, type Names } from '../schemas/subjects.ts';
 import { encode, tryDecode } from './codec.ts';
 import { RegistryError, LarsError, ErrorCode } from './errors.ts';
@@ -130,7 +131,7 @@ export class Registry {
   }
 
   /** Adds hosts (or updates their weight/zone) to a route, creating it when missing. */
-  addHosts(modid: number, cmdid: number, hosts: RegistryHost[], by: string, opts: { profile?: Profile; params?: Record<string, number> } = {}): Promise<RegistryEntry | null> {
+  addHosts(modid: number, cmdid: number, hosts: RegistryHost[], by: string, opts: { profile?: Profile; params?: Record<string, number>; strategy?: PickStrategy } = {}): Promise<RegistryEntry | null> {
     return this.update(modid, cmdid, (cur) => {
       const map = new Map<string, RegistryHost>();
       for (const h of cur?.hosts ?? []) map.set(`${h.ip}:${h.port}`, h);
@@ -141,6 +142,8 @@ export class Registry {
       if (profile) entry.profile = profile;
       const params = { ...(cur?.params ?? {}), ...(opts.params ?? {}) };
       if (Object.keys(params).length > 0) entry.params = params;
+      const strategy = opts.strategy ?? cur?.strategy;
+      if (strategy) entry.strategy = strategy;
       return entry;
     });
   }

@@ -389,3 +389,28 @@ describe('route actor - registry writes', () => {
     expect(r2.flush(clock.now())!.events).to.have.length(0);
   });
 });
+
+describe('route actor - the route names its strategy', () => {
+  it('route - a default-profile route names no strategy unless its entry does; a lars-profile route defaults to lars', () => {
+    const clock = new Clock();
+    const d = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default'), now: clock.now() });
+    expect(d.flush(clock.now())!.state.strategy).to.equal(undefined);
+    const l = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'lars'), now: clock.now() });
+    expect(l.flush(clock.now())!.state.strategy).to.equal('lars');
+    const named = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: { ...entry(3, 'lars'), strategy: 'p2c_ewma' }, now: clock.now() });
+    expect(named.flush(clock.now())!.state.strategy).to.equal('p2c_ewma');
+  });
+
+  it('route - changing the entry strategy publishes a new version; the same entry again does not', () => {
+    const { r, clock } = route(3, 'default');
+    const v = r.currentVersion;
+    r.applyRegistry({ ...entry(3, 'default'), strategy: 'swrr' }, clock.advance(10));
+    const ch = r.flush(clock.now());
+    expect(ch?.state.strategy).to.equal('swrr');
+    expect(ch?.state.version).to.equal(v + 1);
+    r.applyRegistry({ ...entry(3, 'default'), strategy: 'swrr' }, clock.advance(10));
+    expect(r.flush(clock.now())).to.equal(undefined);
+    r.applyRegistry(entry(3, 'default'), clock.advance(10));
+    expect(r.flush(clock.now())?.state.strategy).to.equal(undefined);
+  });
+});

@@ -2,6 +2,7 @@
 import { names } from '../../../schemas/subjects.ts';
 import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../../../schemas/messages.ts';
 import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
+import { PickStrategy } from '../../../schemas/contract.ts';
 import type { LarsConfig } from '../../config.ts';
 import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
 import { Registry, RouteStore } from '../../registry.ts';
@@ -85,7 +86,7 @@ export function isStale(entry: RegistryEntry, state: RouteState | undefined): bo
 /** One route's effective state as a header line and a host table. */
 export function formatRoute(s: RouteState, nowMs: number = Date.now()): string[] {
   const flags = `${s.panic ? '  PANIC (spreading over all hosts)' : ''}${s.removed ? '  REMOVED' : ''}`;
-  const head = `route ${s.modid}.${s.cmdid}  version ${s.version}  profile ${s.profile}${flags}  published ${formatAge(s.ts, nowMs)} by ${s.sender}`;
+  const head = `route ${s.modid}.${s.cmdid}  version ${s.version}  profile ${s.profile}${s.strategy ? `  strategy ${s.strategy}` : ''}${flags}  published ${formatAge(s.ts, nowMs)} by ${s.sender}`;
   const total = s.hosts.reduce((a, h) => a + h.pick_weight, 0);
   const rows = s.hosts.map((h) => ({
     host: `${h.ip}:${h.port}`,
@@ -117,11 +118,12 @@ const jsonFlag = { help: 'print machine-readable JSON instead of text', boolean:
 export const routeAddCommand: Command = {
   name: 'add',
   summary: 'register hosts for a route (creates it); a known host gets the new weight/zone',
-  usage: 'lars route add <modid> <cmdid> [ip:port[,weight[,zone]]...] [--profile lars|default] [--param name=value]...',
+  usage: 'lars route add <modid> <cmdid> [ip:port[,weight[,zone]]...] [--profile lars|default] [--strategy name] [--param name=value]...',
   args: [...routeArgs, { name: 'hosts', help: 'ip:port[,weight[,zone]]: weight 1..10000 (default 100), zone up to 64 characters', variadic: true }],
   flags: {
     profile: { help: 'node-state profile of the route', choices: ['default', 'lars'], placeholder: 'profile' },
     param: { help: 'override a profile parameter, name=value (repeatable)', multiple: true, placeholder: 'name=value' },
+    strategy: { help: "pick strategy agents use for the route unless their caller overrides it (default: lars for the lars profile, else the agent's)", choices: Object.values(PickStrategy), placeholder: 'name' },
     json: jsonFlag,
   },
   examples: [
@@ -136,9 +138,12 @@ export const routeAddCommand: Command = {
     if (profileFlag !== undefined && profileFlag !== 'lars' && profileFlag !== 'default') throw new UsageError('--profile must be lars or default');
     const profile = profileFlag as Profile | undefined;
     const params = parseParams(flags['param'], profile ?? 'default');
-    if (hosts.length === 0 && profile === undefined && Object.keys(params).length === 0) throw new UsageError('give at least one host, --profile or --param');
+    const strategyFlag = flags['strategy'];
+    if (strategyFlag !== undefined && !(Object.values(PickStrategy) as unknown[]).includes(strategyFlag)) throw new UsageError(`--strategy must be one of ${Object.values(PickStrategy).join(', ')}`);
+    const strategy = strategyFlag as PickStrategy | undefined;
+    if (hosts.length === 0 && profile === undefined && strategy === undefined && Object.keys(params).length === 0) throw new UsageError('give at least one host, --profile, --strategy or --param');
     const by = `cli@${ctx.config.nodeId}`;
-    const entry = await withNats(ctx.config, async (nc) => (await Registry.open(nc, names(ctx.config.prefix))).addHosts(id.modid, id.cmdid, hosts, by, { profile, params }));
+    const entry = await withNats(ctx.config, async (nc) => (await Registry.open(nc, names(ctx.config.prefix))).addHosts(id.modid, id.cmdid, hosts, by, { profile, params, strategy }));
     if (flags['json'] === true) ctx.out(JSON.stringify(entry));
     else ctx.out(`route ${id.modid}.${id.cmdid}: ${entry?.hosts.length ?? 0} host(s)${entry?.profile ? `, profile ${entry.profile}` : ''}`);
     return 0;

@@ -1,0 +1,138 @@
+import { expect } from 'chai';
+import {
+  createP2cEwma,
+  createStrategy,
+  DEFAULT_STRATEGY,
+  latencyAt,
+  notePick,
+  noteReport,
+  p2cEwmaCost,
+  pickBounded,
+  seededRandom,
+  StrategyName,
+  type PickableHost,
+  type RouteView,
+  type Strategy,
+} from '../../actors/strategies/index.ts';
+import type { HostState } from '../../schemas/messages.ts';
+
+function host(i: number, pickWeight = 100, state: HostState = 'healthy'): PickableHost {
+  return { ip: `10.0.0.${i}`, port: 8000 + i, pickWeight, state, latencyMs: 0, inflight: 0 };
+}
+
+function view(hosts: PickableHost[]): RouteView {
+  return { hosts, panic: false, probeNum: 10 };
+}
+
+function share(s: Strategy, n: number, hosts: number): number[] {
+  const c = new Array<number>(hosts).fill(0);
+  for (let i = 0; i < n; i++) c[s.pick()]!++;
+  return c;
+}
+
+const OPTS = { timeoutMs: 1000, decayMs: 10_000 };
+
+describe('strategies - p2c_ewma', () => {
+  it('strategies - p2c_ewma is the default strategy', () => {
+    expect(DEFAULT_STRATEGY).to.equal(StrategyName.p2c_ewma);
+    expect(createStrategy(StrategyName.p2c_ewma).name).to.equal('p2c_ewma');
+  });
+
+  it('strategies - p2c_ewma sends almost nothing to a host whose estimate is 10x its peers', () => {
+    const hosts = [host(1), host(2), host(3), host(4)];
+    const t = 0;
+    for (const h of hosts) {
+      notePick(h, t);
+      noteReport(h, true, h === hosts[0] ? 1000 : 100, t, OPTS);
+    }
+    const s = createP2cEwma({ random: seededRandom(7), now: () => t });
+    s.update(view(hosts));
+    const c = share(s, 10_000, 4);
+    expect(c[0]).to.equal(0);
+    expect(c[1]! + c[2]! + c[3]!).to.equal(10_000);
+  });
+
+  it('strategies - a failure counts as at least the timeout: a host failing in 1 ms looks slow, not fast', () => {
+    const fast = host(1);
+    const ok = host(2);
+    notePick(fast, 0);
+    noteReport(fast, false, 1, 1, OPTS);
+    notePick(ok, 0);
+    noteReport(ok, true, 50, 50, OPTS);
+    expect(fast.latencyMs).to.equal(1000);
+    expect(p2cEwmaCost(fast, 50)).to.be.greaterThan(p2cEwmaCost(ok, 50) * 10);
+  });
+
+  it('strategies - peak EWMA: a slower sample is taken at once, a faster one pulls down with time, the estimate decays with the time since the last sample', () => {
+    const h = host(1);
+    noteReport(h, true, 100, 0, OPTS);
+    noteReport(h, true, 400, 10, OPTS);
+    expect(h.latencyMs).to.equal(400);
+    noteReport(h, true, 100, 10, OPTS); // no time elapsed: no pull
+    expect(h.latencyMs).to.equal(400);
+    noteReport(h, true, 100, 10_010, OPTS);
+    expect(h.latencyMs).to.be.closeTo(400 * Math.exp(-1) + 100 * (1 - Math.exp(-1)), 1e-9);
+    expect(latencyAt(h, 10_010 + 10_000, 10_000)).to.be.closeTo(h.latencyMs * Math.exp(-1), 1e-9);
+  });
+
+  it('strategies - a host that stopped answering looks slow before its first timeout comes back (age of its calls in flight)', () => {
+    const h = host(1);
+    noteReport(h, true, 100, 0, OPTS);
+    notePick(h, 1000);
+    notePick(h, 1200);
+    // mean age at 1500: 400 ms; about twice that for the oldest
+    expect(latencyAt(h, 1500, 10_000)).to.be.closeTo(800, 1e-9);
+    noteReport(h, true, 300, 1300, OPTS);
+    expect(h.inflight).to.equal(1);
+    expect(latencyAt(h, 1500, 10_000)).to.be.closeTo(Math.max(300 * Math.exp(-0.02), 2 * 300), 1e-9);
+  });
+
+  it('strategies - p2c_ewma follows the route weights: an ejected host (0) is never picked, a probing one in proportion to its reduced weight', () => {
+    const hosts = [host(1, 100), host(2, 0, 'overloaded'), host(3, 10, 'probing'), host(4, 100)];
+    const s = createP2cEwma({ random: seededRandom(3) });
+    s.update(view(hosts));
+    const c = share(s, 21_000, 4);
+    expect(c[1]).to.equal(0);
+    // With equal costs the first drawn wins: host 3 is drawn first about 10/210 of the time.
+    expect(c[2]! / 21_000).to.be.closeTo(10 / 210, 0.01);
+  });
+
+  it('strategies - p2c_ewma with one candidate returns it; with none, -1', () => {
+    const s = createP2cEwma();
+    s.update(view([host(1, 0, 'overloaded'), host(2)]));
+    expect(s.pick()).to.equal(1);
+    s.update(view([host(1, 0, 'overloaded')]));
+    expect(s.pick()).to.equal(-1);
+  });
+});
+
+describe('strategies - bounded trial calls to a probing host', () => {
+  it('strategies - a probing host gets one trial call in flight per agent; the next pick goes elsewhere until it is answered', () => {
+    const hosts = [host(1, 10, 'probing'), host(2, 0, 'overloaded'), host(3, 100)];
+    const s = createStrategy(StrategyName.swrr);
+    s.update(view(hosts));
+    let trials = 0;
+    for (let i = 0; i < 220; i++) {
+      const k = pickBounded(s, hosts, undefined);
+      expect(k).to.not.equal(1);
+      if (k === 0) trials++;
+      notePick(hosts[k]!, i);
+    }
+    expect(trials).to.equal(1);
+    expect(hosts[0]!.inflight).to.equal(1);
+    noteReport(hosts[0]!, true, 5, 300, OPTS);
+    let again = 0;
+    for (let i = 0; i < 220; i++) if (pickBounded(s, hosts, undefined) === 0) again++;
+    expect(again).to.be.greaterThan(0);
+  });
+
+  it('strategies - with only a probing host at its bound there is no host; a larger bound lets more trials through', () => {
+    const hosts = [host(1, 10, 'probing')];
+    const s = createStrategy(StrategyName.p2c_ewma);
+    s.update(view(hosts));
+    expect(pickBounded(s, hosts, undefined)).to.equal(0);
+    notePick(hosts[0]!, 0);
+    expect(pickBounded(s, hosts, undefined)).to.equal(-1);
+    expect(pickBounded(s, hosts, undefined, 2)).to.equal(0);
+  });
+});
