@@ -106,7 +106,8 @@ describe('integrations/grpc: lars:/// resolver and lars_pick policy report every
     const [bad, ...good] = servers as [TestServer, TestServer, TestServer];
     await c.addRoute(40, 1, servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })), 'default', { base_ejection_time: 2, max_ejection_time: 4 });
     await waitFor(() => c.node!.route(40, 1), { what: 'route actor' });
-    const agent = await c.agent();
+    // swrr spreads by pick weight alone: what moves the traffic here is the route node's ejection, from the reports the policy sent by itself
+    const agent = await c.agent({ strategy: 'swrr' });
     agents.push(agent);
     const client = new EchoClient('lars:///40/1', grpc.credentials.createInsecure(), larsGrpcOptions(agent)) as unknown as Echo;
     clients.push(client);

@@ -134,7 +134,8 @@ for (const protocol of [HttpProtocol.http1, HttpProtocol.h2c]) {
       const [bad, ...good] = servers as [TestServer, TestServer, TestServer];
       await c.addRoute(30, 1, servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })), 'default', { base_ejection_time: 2, max_ejection_time: 4 });
       await waitFor(() => c.node!.route(30, 1), { what: 'route actor' });
-      const agent = await c.agent();
+      // swrr spreads by pick weight alone: what moves the traffic here is the route node's ejection, from the reports the client sent by itself
+      const agent = await c.agent({ strategy: 'swrr' });
       client = createHttpClient(agent, { protocol });
       const load = startLoad(client, 'lars://30.1/hello', 6, 200);
       const goodRequests = () => good.reduce((n, s) => n + s.requests, 0);
