@@ -55,6 +55,19 @@ export interface DefaultParams extends LarsParams {
   probe_err_limit: number;
   /** A host removed from the registry drains (no picks, reports still taken) this long, s, then leaves the route. */
   drain_time: number;
+  /**
+   * Calls a host needs in its window before the window's real error rate
+   * (window_err_rate) may eject it: a single failure on an idle host does not
+   * (lars profile: 1, Lars' own rule: any call).
+   */
+  min_requests: number;
+  /**
+   * 1: at least one host may always be ejected, whatever max_ejection_percent
+   * gives (Envoy's rule; in a one- or two-host route panic or the other host
+   * then carries the traffic). 0: the cap is floor(hosts × max_ejection_percent
+   * / 100) strictly, so a route too small for the percent ejects nobody.
+   */
+  eject_at_least_one: number;
 }
 
 export type NodeParams = DefaultParams;
@@ -88,6 +101,8 @@ export const DEFAULT_DEFAULTS: DefaultParams = {
   probe_succ_limit: 5,
   probe_err_limit: 2,
   drain_time: 10,
+  min_requests: 10,
+  eject_at_least_one: 1,
 };
 
 /** Lars has no cap, no panic and no latency rule: the lars profile turns them off. */
@@ -96,6 +111,7 @@ const LARS_PROFILE: DefaultParams = {
   ...LARS_DEFAULTS,
   max_ejection_percent: 100,
   panic_threshold: 0,
+  min_requests: 1,
 };
 
 const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
@@ -122,6 +138,8 @@ const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
   probe_succ_limit: [1, 1_000_000],
   probe_err_limit: [1, 1_000_000],
   drain_time: [0, 86_400],
+  min_requests: [1, 1_000_000],
+  eject_at_least_one: [0, 1],
 };
 
 export const PARAM_NAMES = Object.keys(BOUNDS) as Array<keyof DefaultParams>;

@@ -284,7 +284,8 @@ export class RouteActor implements RouteMechanism {
   /** Ejects `s` unless the route's ejection cap holds a healthy host in (then it is marked suspect). */
   eject(s: PolicyHost, reason: Reason, now: number): boolean {
     if (s.state === 'healthy') {
-      const cap = Math.max(1, Math.floor((this.active * this.params.max_ejection_percent) / 100));
+      const pct = Math.floor((this.active * this.params.max_ejection_percent) / 100);
+      const cap = this.params.eject_at_least_one >= 1 ? Math.max(1, pct) : pct;
       if (this.ejected >= cap) {
         if (!s.suspect) {
           s.suspect = true;

@@ -99,9 +99,19 @@ export class DefaultPolicy implements ProfilePolicy {
 
   enter(s: PolicyHost, now: number): void {
     if (s.state === 'probing') {
+      // The ejection is over: the host is judged afresh, on its trial calls only
+      // (reports of calls that were in flight while it was out do not count).
       s.probeErr = 0;
       s.continSucc = 0;
       s.continErr = 0;
+      s.vsucc = 0;
+      s.verr = 0;
+      s.rsucc = 0;
+      s.rerr = 0;
+      s.windowStart = now;
+      s.latCalls = 0;
+      s.latency = 0;
+      s.suspect = false;
       return;
     }
     enterLars(s, now, this.params);

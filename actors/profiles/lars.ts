@@ -71,6 +71,8 @@ export function checkWindow(s: PolicyHost, p: NodeParams): boolean {
   // if (rsucc + rerr == 0) return false;
   const calls = s.rsucc + s.rerr;
   if (calls === 0) return false;
+  // beyond Lars (min_requests is 1 in the lars profile): too few calls to judge
+  if (calls < p.min_requests) return false;
   // if (rerr * 1.0 / (rsucc + rerr) >= lb_config.window_err_rate) return true;
   return s.rerr / calls >= p.window_err_rate;
 }
