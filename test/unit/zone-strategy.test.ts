@@ -65,7 +65,7 @@ describe('strategies/zone', () => {
     expect(n).to.deep.equal([1000, 1000, 1000]);
   });
 
-  for (const name of [StrategyName.swrr, StrategyName.p2c, StrategyName.lars, StrategyName.hash]) {
+  for (const name of Object.values(StrategyName)) {
     it(`zone - spill-over in proportion to the local deficit, and back on recovery (${name})`, () => {
       const hs = [host(1, 'a'), host(2, 'a'), host(3, 'a'), host(4, 'b'), host(5, 'b'), host(6, 'c')];
       const s = createZoneAware(() => createStrategy(name, { random: seededRandom(7) }), { zone: 'a', random: seededRandom(3) });
