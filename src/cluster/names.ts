@@ -10,6 +10,10 @@ export interface ClusterNames {
   readonly leasesBucket: string;
   /** Route actor checkpoints for takeover: `<prefix>_checkpoints`. */
   readonly checkpointsBucket: string;
+  /** Checkpoint key of a route: `<partition>.<modid>.<cmdid>`, so one partition's checkpoints are read with one filter (`<partition>.>`). */
+  checkpointKey(partition: number, routeKey: string): string;
+  /** Partition and route key (`<modid>.<cmdid>`) of a checkpoint key, or undefined when the key is not one. */
+  checkpointRoute(key: string): { partition: number; routeKey: string } | undefined;
   /** Lease key of a partition: `p<partition>`. */
   leaseKey(partition: number): string;
   /** Partition of a lease key, or undefined when the key is not one. */
@@ -23,6 +27,11 @@ export function clusterNames(prefix: string): ClusterNames {
     membersBucket: `${prefix}_members`,
     leasesBucket: `${prefix}_leases`,
     checkpointsBucket: `${prefix}_checkpoints`,
+    checkpointKey: (p, routeKey) => `${p}.${routeKey}`,
+    checkpointRoute: (key) => {
+      const m = /^(\d{1,4})\.(\d{1,10}\.\d{1,10})$/.exec(key);
+      return m ? { partition: Number(m[1]), routeKey: m[2]! } : undefined;
+    },
     leaseKey: (p) => `p${p}`,
     leasePartition: (key) => {
       const m = /^p(\d{1,4})$/.exec(key);

@@ -80,6 +80,8 @@ interface RouteSlot {
   registryRevision: number;
   /** Routes KV revision of our last write (fencing), 0 = key absent. */
   kvRevision: number | undefined;
+  /** `kvRevision` came from the checkpoint, not from a read of the routes bucket: true until a write succeeds on it. */
+  unverified?: boolean;
 }
 
 export class RouteNode {
@@ -135,7 +137,9 @@ export class RouteNode {
   /** Latest registry entry of every route (all partitions), so a partition taken over loads without a read. */
   private readonly registryEntries = new Map<string, RegistryWatchEntry>();
   /** Restore reads done in bulk for a partition being taken over. */
-  private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined }>();
+  private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined; rev?: number }>();
+  /** Partitions lost on a write conflict of a route restored from its checkpoint alone: the next takeover reads every route's state. */
+  private readonly verifyNext = new Set<number>();
   /** Routes whose restore read failed, retried while their partition is owned. */
   private readonly retryKeys = new Set<string>();
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -159,7 +163,7 @@ export class RouteNode {
     await opts.onStart?.(opts.nc, node.names);
     node.registry = await Registry.open(opts.nc, node.names);
     node.store = await RouteStore.open(opts.nc, node.names);
-    node.checkpoints = await CheckpointStore.open(opts.nc, clusterNames(node.names.prefix).checkpointsBucket);
+    node.checkpoints = await CheckpointStore.open(opts.nc, node.names.prefix);
     const initial = new Set(node.ownership.owned());
     for (const p of initial) node.active.add(p);
     await node.startRegistryWatch();
@@ -189,10 +193,13 @@ export class RouteNode {
     routesWatch.stop();
     this.preloaded = lastStates;
     const cps = new Map<string, CheckpointRecord>();
+    const cn = clusterNames(this.names.prefix);
     const cpWatch = await watchBucket(this.checkpoints.kv, (e) => {
+      const k = cn.checkpointRoute(e.key);
+      if (!k) return;
       const cp = CheckpointStore.decodeEntry(e);
-      if (cp) cps.set(e.key, cp);
-      else cps.delete(e.key);
+      if (cp) cps.set(k.routeKey, cp);
+      else cps.delete(k.routeKey);
     });
     await cpWatch.initialized;
     cpWatch.stop();
@@ -265,16 +272,17 @@ export class RouteNode {
     // version, or hosts the previous owner had ejected.
     let last: { state: RouteState; revision: number } | undefined;
     let cp: CheckpointRecord | undefined;
+    let rev: number | undefined;
     const pre = this.prefetched.get(key);
     if (pre) {
       this.prefetched.delete(key);
-      ({ last, cp } = pre);
+      ({ last, cp, rev } = pre);
     } else if (this.preloaded) {
       last = this.preloaded.get(key);
       cp = this.preloadedCheckpoints?.get(key);
     } else {
       try {
-        [last, cp] = await retry(() => Promise.all([this.store.get(modid, cmdid), this.checkpoints.get(key)]), { attempts: 3, minMs: 50, retryIf: () => !this.closed });
+        [last, cp] = await retry(() => Promise.all([this.store.get(modid, cmdid), this.checkpoints.get(partition, key)]), { attempts: 3, minMs: 50, retryIf: () => !this.closed });
       } catch (err) {
         this.log.warn({ err, route: key }, 'route restore read failed; retrying later');
         this.retryLater(key);
@@ -298,7 +306,8 @@ export class RouteNode {
       this.log.warn({ route: key, version }, 'restored route had no pickable host; host states start afresh');
       actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...last.state, version, hosts: [] } });
     }
-    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? 0 };
+    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0 };
+    if (!last && rev !== undefined) ns.unverified = true;
     this.routes.set(key, ns);
     this.markDirty(ns);
   }
@@ -353,21 +362,47 @@ export class RouteNode {
     void this.acquire(added).catch((err: unknown) => this.log.error({ err, partitions: added }, 'partition load failed'));
   }
 
-  /** Loads the routes of newly owned partitions (restoring each), then subscribes to their reports. */
+  /** Loads the routes of newly owned partitions (restoring each), then subscribes to their reports; each partition as soon as its routes are in. */
   private async acquire(ps: number[]): Promise<void> {
-    const want = new Set(ps);
-    const entries: RegistryWatchEntry[] = [];
+    const byPartition = new Map<number, RegistryWatchEntry[]>(ps.map((p) => [p, []]));
     for (const [k, e] of this.registryEntries) {
       const parts = routeKeyParts(k);
-      if (parts && want.has(partitionOf(parts.modid, parts.cmdid, this.partitions))) entries.push(e);
+      if (parts) byPartition.get(partitionOf(parts.modid, parts.cmdid, this.partitions))?.push(e);
     }
-    // Restore reads for every route at once; the entries are then applied in order.
+    await Promise.all(ps.map((p) => this.acquirePartition(p, byPartition.get(p)!)));
+    this.log.info({ partitions: ps, routes: [...byPartition.values()].reduce((a, l) => a + l.length, 0) }, 'partitions acquired');
+  }
+
+  /**
+   * Restores one partition's routes. With many routes, its checkpoints in
+   * one pass, and a route whose checkpoint carries the routes-bucket
+   * revision it goes with needs nothing more; the others (no checkpoint, an
+   * older record, or a partition lost on a conflict with such a revision),
+   * and every route of a small partition (fewer than BULK_RESTORE_MIN: the
+   * one-pass read costs a few round trips), read their checkpoint and last
+   * published state in parallel. The entries are then applied in order.
+   */
+  private async acquirePartition(p: number, entries: RegistryWatchEntry[]): Promise<void> {
+    const verify = this.verifyNext.delete(p);
+    let cps: Map<string, CheckpointRecord> | undefined;
+    if (entries.length >= BULK_RESTORE_MIN && !verify) {
+      try {
+        cps = await this.checkpoints.readPartition(p);
+      } catch (err) {
+        this.log.warn({ err, partition: p }, 'partition checkpoints read failed; reading route by route');
+      }
+    }
     await Promise.all(
       entries.map(async (e) => {
         const parts = routeKeyParts(e.key)!;
+        const cp = cps?.get(e.key);
+        if (cp?.rev !== undefined && !verify) {
+          this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
+          return;
+        }
         try {
-          const [last, cp] = await Promise.all([this.store.get(parts.modid, parts.cmdid), this.checkpoints.get(e.key)]);
-          this.prefetched.set(e.key, { last, cp });
+          const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
+          this.prefetched.set(e.key, { last, cp: c });
         } catch {
           // read again, with retries, when the entry is applied
         }
@@ -375,13 +410,9 @@ export class RouteNode {
     );
     await Promise.all(entries.map((e) => this.enqueueRegistry(e, true)));
     for (const e of entries) this.prefetched.delete(e.key);
-    const now = this.clock();
-    for (const p of ps) {
-      if (!this.active.has(p) || this.closed) continue;
-      this.subscribePartition(p);
-      this.emitPartition({ partition: p, kind: 'acquired', at: now });
-    }
-    this.log.info({ partitions: ps, routes: entries.length }, 'partitions acquired');
+    if (!this.active.has(p) || this.closed) return;
+    this.subscribePartition(p);
+    this.emitPartition({ partition: p, kind: 'acquired', at: this.clock() });
   }
 
   private async loadKeys(keys: string[]): Promise<void> {
@@ -427,7 +458,7 @@ export class RouteNode {
     const ts = Date.now();
     await Promise.all(
       slots.map((s) =>
-        this.checkpoints.put(this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
+        this.checkpoints.put(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts, s.kvRevision).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
       ),
     );
   }
@@ -622,6 +653,7 @@ export class RouteNode {
         async () => {
           if (!this.isCurrent(slot) && !state.removed) return;
           slot.kvRevision = await this.store.put(state, slot.kvRevision);
+          slot.unverified = false;
           this.counters.kvWrites++;
         },
         {
@@ -634,6 +666,7 @@ export class RouteNode {
     } catch (err) {
       if (isCasConflict(err)) {
         this.counters.kvConflicts++;
+        if (slot.unverified) this.verifyNext.add(slot.partition);
         if (this.isCurrent(slot)) this.losePartition(slot.partition, `route ${route} was written by another node`);
         return;
       }
@@ -642,7 +675,7 @@ export class RouteNode {
       if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, { state, checkpoint });
       return;
     }
-    await this.checkpoints.put(this.names.routeKey(state.modid, state.cmdid), checkpoint, Date.now()).catch((err: unknown) => this.log.warn({ err, route }, 'checkpoint write failed'));
+    await this.checkpoints.put(slot.partition, this.names.routeKey(state.modid, state.cmdid), checkpoint, Date.now(), slot.kvRevision).catch((err: unknown) => this.log.warn({ err, route }, 'checkpoint write failed'));
   }
 
   /** Resolves when every route state has been written to KV. */
@@ -672,9 +705,9 @@ export class RouteNode {
     return { reports: this.counters.reports, batches: this.counters.batches, pending };
   }
 
-  /** Partitions this node serves now. */
+  /** Partitions this node serves now: routes loaded and reports taken (from `acquired` until `released` or `lost`). */
   servedPartitions(): number[] {
-    return [...this.active].sort((x, y) => x - y);
+    return [...this.subs.keys()].sort((x, y) => x - y);
   }
 
   /** Listener for every published route change (dev demo, tests, metrics: `publishMs` from the first dirty mark to the publish); one that throws is logged and ignored. Returns a remover. */
@@ -717,6 +750,9 @@ export class RouteNode {
     this.log.info(this.stats(), 'route node stopped');
   }
 }
+
+/** Routes in a partition from which a takeover reads the partition's checkpoints in one pass. */
+const BULK_RESTORE_MIN = 32;
 
 function hasPickable(s: RouteState): boolean {
   return s.hosts.some((h) => h.pick_weight > 0);
