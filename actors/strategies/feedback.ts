@@ -25,8 +25,28 @@ export interface FeedbackOptions {
 
 export const FEEDBACK_DEFAULTS: FeedbackOptions = { timeoutMs: 1000, decayMs: 10_000 };
 
+/**
+ * The calls in flight on `h` that count at `now`: none when the host has
+ * shown no sign of life (a report, or a pick while it had nothing in flight)
+ * for longer than `timeoutMs` while calls were in flight. Those calls are
+ * taken as never reported (a caller that picked and did not report, or
+ * crashed): without this, one lost report would keep a host looking busy,
+ * and an in-flight-aware strategy would avoid it for good.
+ */
+export function liveInflight(h: PickableHost, now: number, timeoutMs: number): number {
+  const n = h.inflight;
+  if (n === 0) return 0;
+  const life = h.lifeTs;
+  return life !== undefined && now - life > timeoutMs ? 0 : n;
+}
+
 /** A call was picked on `h` at `now`. */
-export function notePick(h: PickableHost, now: number): void {
+export function notePick(h: PickableHost, now: number, opts: FeedbackOptions = FEEDBACK_DEFAULTS): void {
+  if (liveInflight(h, now, opts.timeoutMs) === 0) {
+    h.inflight = 0;
+    h.pendingSum = 0;
+    h.lifeTs = now;
+  }
   h.inflight++;
   h.pendingSum = (h.pendingSum ?? 0) + now;
 }
@@ -39,8 +59,15 @@ export function noteReport(h: PickableHost, ok: boolean, latencyMs: number, now:
   const lat = latencyMs > LIMITS.maxLatencyMs ? LIMITS.maxLatencyMs : latencyMs;
   if (h.inflight > 0) {
     h.inflight--;
-    h.pendingSum = h.inflight === 0 ? 0 : (h.pendingSum ?? 0) - (now - lat);
+    const n = h.inflight;
+    // The calls still in flight were picked no earlier than this one (first
+    // in, first out, near enough): a caller whose latencies are shorter than
+    // the time from pick to report cannot make the host look ever older.
+    const picked = now - lat;
+    const rest = (h.pendingSum ?? 0) - picked;
+    h.pendingSum = n === 0 ? 0 : rest < n * picked ? n * picked : rest;
   }
+  h.lifeTs = now;
   const sample = ok || lat >= opts.timeoutMs ? lat : opts.timeoutMs;
   const est = h.latencyMs;
   const last = h.latencyTs ?? now;
@@ -60,16 +87,17 @@ export function noteReport(h: PickableHost, ok: boolean, latencyMs: number, now:
  * the time since its last sample (a host nobody called lately looks cheaper
  * and gets a call that measures it), and at least twice the mean age of its
  * calls in flight (about the age of the oldest one): a host that stopped
- * answering looks slow before its first timeout comes back.
+ * answering looks slow before its first timeout comes back (calls that
+ * `liveInflight` no longer counts, and an age beyond `timeoutMs`, do not count).
  */
-export function latencyAt(h: PickableHost, now: number, decayMs: number): number {
+export function latencyAt(h: PickableHost, now: number, decayMs: number, timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs): number {
   let est = h.latencyMs;
   const ts = h.latencyTs;
   if (ts !== undefined && now > ts && est > 0) est *= Math.exp(-(now - ts) / decayMs);
-  const n = h.inflight;
+  const n = liveInflight(h, now, timeoutMs);
   if (n > 0 && h.pendingSum !== undefined) {
-    const age = 2 * (now - h.pendingSum / n);
-    if (age > est) est = age;
+    const age = now - h.pendingSum / n;
+    if (age <= timeoutMs && 2 * age > est) est = 2 * age;
   }
   return est;
 }

@@ -5,17 +5,19 @@
  * ejected, never; a probing host with its reduced weight), and take the
  * cheaper one, the first drawn on a tie. One candidate: it, without a draw.
  *
- * cost = latencyAt(host, now) × (inflight + 1)
+ * cost = latencyAt(host, now) × (liveInflight(host, now) + 1)
  *
  * where `latencyAt` (./feedback.ts) is the peak EWMA the agent's feedback
  * keeps (a failure counts as at least the caller's timeout), decayed for the
  * time since its last sample, and at least twice the mean age of the host's
- * calls in flight. A host with no estimate yet counts as 1 ms, so new hosts
+ * calls in flight (while that age is within the callers' timeout); calls
+ * in flight on a host silent for longer than the timeout count as never
+ * reported (see `liveInflight`). A host with no estimate yet counts as 1 ms, so new hosts
  * get the calls that measure them. Time comes from the injected `now`; the
  * estimate and in-flight count are read from the live host objects at pick
  * time. No allocation per pick.
  */
-import { FEEDBACK_DEFAULTS, latencyAt } from './feedback.ts';
+import { FEEDBACK_DEFAULTS, latencyAt, liveInflight } from './feedback.ts';
 import { positiveHosts } from './hosts.ts';
 import { seededRandom } from './random.ts';
 import { StrategyName, type PickableHost, type Random, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
@@ -25,13 +27,15 @@ export interface P2cEwmaOptions extends StrategyOptions {
   readonly now?: () => number;
   /** Time constant of the estimate's decay, ms (default 10000, as the feedback's). */
   readonly decayMs?: number;
+  /** The callers' timeout, ms (default 1000): calls in flight longer than this are taken as never reported. */
+  readonly timeoutMs?: number;
 }
 
 const ZERO = (): number => 0;
 
 /** The cost p2c_ewma compares at `now`; lower is better. */
-export function p2cEwmaCost(h: PickableHost, now: number, decayMs: number = FEEDBACK_DEFAULTS.decayMs): number {
-  return (latencyAt(h, now, decayMs) || 1) * (h.inflight + 1);
+export function p2cEwmaCost(h: PickableHost, now: number, decayMs: number = FEEDBACK_DEFAULTS.decayMs, timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs): number {
+  return (latencyAt(h, now, decayMs, timeoutMs) || 1) * (liveInflight(h, now, timeoutMs) + 1);
 }
 
 class P2cEwma implements Strategy {
@@ -39,6 +43,7 @@ class P2cEwma implements Strategy {
   private readonly random: Random;
   private readonly now: () => number;
   private readonly decayMs: number;
+  private readonly timeoutMs: number;
   private hosts: readonly PickableHost[] = [];
   private idx = new Int32Array(0);
   /** cum[j] = sum of the weights of candidates 0..j. */
@@ -49,6 +54,7 @@ class P2cEwma implements Strategy {
     this.random = opts.random ?? seededRandom();
     this.now = opts.now ?? ZERO;
     this.decayMs = opts.decayMs ?? FEEDBACK_DEFAULTS.decayMs;
+    this.timeoutMs = opts.timeoutMs ?? FEEDBACK_DEFAULTS.timeoutMs;
   }
 
   update(view: RouteView): void {
@@ -80,7 +86,9 @@ class P2cEwma implements Strategy {
     const ia = this.idx[a]!;
     const ib = this.idx[b]!;
     const now = this.now();
-    return p2cEwmaCost(this.hosts[ib]!, now, this.decayMs) < p2cEwmaCost(this.hosts[ia]!, now, this.decayMs) ? ib : ia;
+    const d = this.decayMs;
+    const to = this.timeoutMs;
+    return p2cEwmaCost(this.hosts[ib]!, now, d, to) < p2cEwmaCost(this.hosts[ia]!, now, d, to) ? ib : ia;
   }
 
   private find(r: number): number {

@@ -21,6 +21,8 @@ export interface PickableHost {
   latencyTs?: number;
   /** Sum of the pick times of the calls in flight, ms (feedback.ts): their mean age is now − pendingSum / inflight. */
   pendingSum?: number;
+  /** Last sign of life, ms (feedback.ts): a report, or a pick while nothing was in flight. */
+  lifeTs?: number;
 }
 
 export interface RouteView {

@@ -328,7 +328,7 @@ export class Agent {
     const i = pickBounded(r.strategy, r.hosts, key, this.probeTrials);
     if (i < 0) return NO_HOST;
     const h = r.hosts[i]!;
-    notePick(h, this.clock());
+    notePick(h, this.clock(), this.feedback);
     this.counters.picks++;
     return h.result;
   }
@@ -370,7 +370,7 @@ export class Agent {
 
   private readonly newStrategy = (name: StrategyName): Strategy => {
     const random = this.random;
-    const opts = { random, now: this.clock, decayMs: this.feedback.decayMs };
+    const opts = { random, now: this.clock, decayMs: this.feedback.decayMs, timeoutMs: this.feedback.timeoutMs };
     if (this.pickZone === undefined) return createStrategy(name, opts);
     return createZoneAware(() => createStrategy(name, opts), { zone: this.pickZone, minHealthyPercent: this.zoneMinHealthyPercent, random });
   };

@@ -206,7 +206,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   const agents: SimAgent[] = [];
   for (let a = 0; a < nAgents; a++) {
     const random: Random = streamRandom(seed, 10_000 + a);
-    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random, now, decayMs: feedback.decayMs })));
+    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random, now, decayMs: feedback.decayMs, timeoutMs })));
   }
 
   // ---------------------------------------------------------------- measurements
@@ -320,7 +320,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       bucketFailed[b]!++;
       return false;
     }
-    notePick(ag.hosts[i]!, now);
+    notePick(ag.hosts[i]!, now, feedback);
     picks[i]!++;
     bucketPicks[b]![i]!++;
     const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true };

@@ -38,7 +38,8 @@ describe('lars CLI (real nats-server)', function () {
     let r = await lars(['route', 'add', '20', '1', '10.0.0.1:8000', '10.0.0.2:8000,50', '--param', 'drain_time=60'], env);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.contain('route 20.1: 2 host(s)');
-    const a = await c.agent();
+    // exact weight ratios are swrr's
+    const a = await c.agent({ strategy: 'swrr' });
     await waitFor(async () => (await a.getRoute(20, 1))?.hosts.length === 2, { what: 'agent sees the route' });
     r = await lars(['route', 'add', '20', '1', '10.0.0.3:8000'], env);
     expect(r.code, r.stderr).to.equal(0);

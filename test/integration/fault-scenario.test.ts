@@ -17,7 +17,8 @@ const SICK = '10.0.0.3:8000';
 async function faultScenario(c: TestCluster): Promise<RouteEvent[]> {
   await c.addRoute(M, C, hosts(5), 'default', { base_ejection_time: 1, probe_succ_limit: 5 });
   await waitFor(() => c.node!.route(M, C), { what: 'route loaded on the node' });
-  const agents = await Promise.all([c.agent(), c.agent(), c.agent()]);
+  // traffic spread by weight, so the node judges the host (p2c_ewma would avoid it by itself)
+  const agents = await Promise.all([c.agent({ strategy: 'swrr' }), c.agent({ strategy: 'swrr' }), c.agent({ strategy: 'swrr' })]);
   for (const a of agents) expect((await a.getHost(M, C)).ok).to.equal(true);
   let failing = false;
   const traffic: Traffic[] = agents.map((a) =>

@@ -16,7 +16,8 @@ describe('latency outliers, ejection cap and panic (real nats-server)', function
     await c.addRoute(10, 1, hosts(5), 'default');
     await c.addRoute(10, 2, hosts(5), 'lars');
     await waitFor(() => c.node!.route(10, 1) && c.node!.route(10, 2));
-    const a = await c.agent();
+    // the node's rules under traffic spread by weight (p2c_ewma would avoid the slow host by itself)
+    const a = await c.agent({ strategy: 'swrr' });
     await a.prepare([[10, 1], [10, 2]]);
     const slow = (k: string) => ({ retcode: 0, latencyMs: k === '10.0.0.1:8000' ? 200 : 10 });
     const t1 = startTraffic(a, 10, 1, slow, { callsPerTick: 20 });
@@ -45,7 +46,8 @@ describe('latency outliers, ejection cap and panic (real nats-server)', function
   it('panic - with 4 of 5 hosts failing, at most max_ejection_percent are ejected and traffic spreads over all', async () => {
     await c.addRoute(11, 1, hosts(5), 'default', { max_ejection_percent: 40, panic_threshold: 50, base_ejection_time: 30 });
     await waitFor(() => c.node!.route(11, 1));
-    const a = await c.agent();
+    // spreading by weight in panic is swrr's (p2c_ewma still prefers the hosts that answer)
+    const a = await c.agent({ strategy: 'swrr' });
     await a.getRoute(11, 1);
     const t = startTraffic(a, 11, 1, (k) => ({ retcode: k === '10.0.0.5:8000' ? 0 : 1, latencyMs: 3 }), { callsPerTick: 30 });
     try {

@@ -4,6 +4,7 @@ import {
   createStrategy,
   DEFAULT_STRATEGY,
   latencyAt,
+  liveInflight,
   notePick,
   noteReport,
   p2cEwmaCost,
@@ -87,6 +88,19 @@ describe('strategies - p2c_ewma', () => {
     expect(latencyAt(h, 1500, 10_000)).to.be.closeTo(Math.max(300 * Math.exp(-0.02), 2 * 300), 1e-9);
   });
 
+  it('strategies - a caller reporting latencies shorter than pick to report cannot make a busy host look ever older', () => {
+    const h = host(1);
+    notePick(h, 0);
+    notePick(h, 0);
+    notePick(h, 0);
+    // answered at 1000, but the caller measured only 10 ms of it
+    noteReport(h, true, 10, 1000, OPTS);
+    noteReport(h, true, 10, 1000, OPTS);
+    expect(h.inflight).to.equal(1);
+    // the call left was picked no earlier than the ones answered (990): age 10, not 1000 + 990
+    expect(latencyAt(h, 1000, 10_000)).to.be.closeTo(20, 1e-9);
+  });
+
   it('strategies - p2c_ewma follows the route weights: an ejected host (0) is never picked, a probing one in proportion to its reduced weight', () => {
     const hosts = [host(1, 100), host(2, 0, 'overloaded'), host(3, 10, 'probing'), host(4, 100)];
     const s = createP2cEwma({ random: seededRandom(3) });
@@ -134,5 +148,31 @@ describe('strategies - bounded trial calls to a probing host', () => {
     notePick(hosts[0]!, 0);
     expect(pickBounded(s, hosts, undefined)).to.equal(-1);
     expect(pickBounded(s, hosts, undefined, 2)).to.equal(0);
+  });
+});
+
+describe('strategies - calls never reported', () => {
+  it('strategies - a pick never reported counts while the host is silent for less than the timeout, then not at all', () => {
+    const a = host(1);
+    const b = host(2);
+    for (const h of [a, b]) {
+      notePick(h, 0);
+      noteReport(h, true, 5, 5, OPTS);
+    }
+    notePick(a, 10); // the caller never reports it
+    expect(latencyAt(a, 500, 10_000, 1000)).to.be.closeTo(980, 1e-9);
+    expect(liveInflight(a, 500, 1000)).to.equal(1);
+    let t = 500;
+    const s = createP2cEwma({ random: seededRandom(5), now: () => t, timeoutMs: 1000 });
+    s.update(view([a, b]));
+    expect(share(s, 1000, 2)).to.deep.equal([0, 1000]);
+    // silent for more than the timeout: the call is taken as lost, the host is even with its peer again
+    t = 1011;
+    expect(liveInflight(a, t, 1000)).to.equal(0);
+    const c = share(s, 1000, 2);
+    expect(c[0]! / 1000).to.be.closeTo(0.5, 0.06);
+    // the next pick forgets it for good
+    notePick(a, t, OPTS);
+    expect(a.inflight).to.equal(1);
   });
 });
