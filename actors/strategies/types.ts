@@ -18,11 +18,11 @@ export interface PickableHost {
   /** Calls picked and not yet reported. */
   inflight: number;
   /** When `latencyMs` last took a sample, ms (feedback.ts; absent until the first report). */
-  latencyTs?: number;
+  latencyTs?: number | undefined;
   /** Sum of the pick times of the calls in flight, ms (feedback.ts): their mean age is now − pendingSum / inflight. */
-  pendingSum?: number;
+  pendingSum?: number | undefined;
   /** Last sign of life, ms (feedback.ts): a report, or a pick while nothing was in flight. */
-  lifeTs?: number;
+  lifeTs?: number | undefined;
 }
 
 export interface RouteView {

@@ -134,6 +134,10 @@ class AgentHost implements PickableHost {
   zone: string | null | undefined = undefined;
   latencyMs = 0;
   inflight = 0;
+  // the feedback's fields (actors/strategies/feedback.ts), present from the start: one object shape
+  latencyTs: number | undefined = undefined;
+  pendingSum: number | undefined = undefined;
+  lifeTs: number | undefined = undefined;
   /** Preallocated pick result: picking allocates nothing. */
   readonly result: HostPick;
 

@@ -122,6 +122,10 @@ class AgentHost implements PickableHost {
   state: HostState;
   latencyMs = 0;
   inflight = 0;
+  // the feedback's fields (actors/strategies/feedback.ts), present from the start: one object shape
+  latencyTs: number | undefined = undefined;
+  pendingSum: number | undefined = undefined;
+  lifeTs: number | undefined = undefined;
   constructor(ip: string, port: number, pickWeight: number, state: HostState) {
     this.ip = ip;
     this.port = port;
