@@ -261,6 +261,7 @@ export class Agent {
     this.strategyOverride = opts.strategy;
     this.feedback = { ...FEEDBACK_DEFAULTS, timeoutMs: opts.timeoutMs ?? FEEDBACK_DEFAULTS.timeoutMs };
     this.probeTrials = Math.max(1, Math.floor(opts.probeTrials ?? DEFAULT_MAX_TRIALS));
+    if (!(this.feedback.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${opts.timeoutMs}`);
     this.random = opts.random ?? Math.random;
     this.pickZone = opts.zone !== undefined && opts.zoneAware !== false ? opts.zone : undefined;
     this.zoneMinHealthyPercent = opts.zoneMinHealthyPercent ?? ZONE_MIN_HEALTHY_PERCENT;
