@@ -160,7 +160,8 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
   let client: LarsClient;
   beforeEach(async () => {
     c = cluster();
-    sidecar = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, loadTimeoutMs: 500 }, udp: { ports: [0, 0, 0] } });
+    // swrr: every host within a few picks, even right after a pick that was never reported (p2c_ewma avoids such a host for up to its timeout)
+    sidecar = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, loadTimeoutMs: 500, strategy: 'swrr' }, udp: { ports: [0, 0, 0] } });
     client = new LarsClient(sidecar.udp!.ports());
   });
   afterEach(async () => {
