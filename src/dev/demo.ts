@@ -166,12 +166,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     return st ? Object.values(st).reduce((a, p) => a + p.rows, 0) : 0;
   };
   const registry = await Registry.open(nc, n);
-  // The demo route: quick ejections so the demo moves at a human pace.
+  // The demo route: quick ejections so the demo moves at a human pace; swrr
+  // spreads by weight, so the node's ejections and probes are what the demo shows.
   await registry.update(DEMO_MODID, DEMO_CMDID, () => ({
     v: 1,
     modid: DEMO_MODID,
     cmdid: DEMO_CMDID,
     profile: 'default',
+    strategy: 'swrr',
     params: { base_ejection_time: 3 / speed, max_ejection_time: 6 / speed, probe_succ_limit: 10 },
     hosts: HOSTS,
     updated_by: 'lars-dev',

@@ -79,8 +79,8 @@ describe('cluster - failover between `lars node` processes', function () {
         if (p !== undefined) leases.push({ partition: p, owner: decodeLease(e)?.node, revision: e.revision, at: rec.seen.length });
       }
     })();
-    // steady load on every route from one agent
-    const agent = await c.agent();
+    // steady load on every route from one agent (swrr: the node, not the agent, is what judges the failing host)
+    const agent = await c.agent({ strategy: 'swrr' });
     await agent.prepare(ROUTES);
     for (const [m, cmd] of ROUTES) traffic.push(startTraffic(agent, m, cmd, (k) => ({ retcode: failing.has(k) ? 1 : 0, latencyMs: 3 }), { callsPerTick: 5, tickMs: 20 }));
     for (const [m, cmd] of ROUTES) {

@@ -82,7 +82,8 @@ describe('metrics - route node /metrics, /healthz and /readyz (real nats-server)
     const reports0 = sampleValue(before, 'lars_reports_total') ?? -1;
     expect(reports0).to.equal(0);
 
-    const agent = await c.agent();
+    // swrr: the node, not the agent, is what judges the failing host
+    const agent = await c.agent({ strategy: 'swrr' });
     const agentRegistry = createRegistry({ defaultMetrics: false });
     registerAgentMetrics(agentRegistry, agent);
     await agent.getRoute(20, 1);
@@ -133,7 +134,8 @@ describe('metrics - route node /metrics, /healthz and /readyz (real nats-server)
     for (let cmd = 1; cmd <= 3; cmd++) await c.addRoute(21, cmd, hosts(6));
     const port = await startNode(true, 1);
     await waitFor(() => node!.route(21, 1) && node!.route(21, 2) && node!.route(21, 3), { what: 'routes loaded' });
-    const agent = await c.agent();
+    // swrr: the node, not the agent, is what judges the failing hosts
+    const agent = await c.agent({ strategy: 'swrr' });
     for (let cmd = 1; cmd <= 3; cmd++) await agent.getRoute(21, cmd);
     // Route 21.1 loses two hosts, 21.2 and 21.3 one each.
     const bad = (cmd: number) => (k: string) => ({ retcode: k === '10.0.0.1:8000' || (cmd === 1 && k === '10.0.0.2:8000') ? 1 : 0, latencyMs: 2 });

@@ -80,7 +80,8 @@ describe('sidecar clients in other languages (lars agent in a child process)', f
   });
 
   async function startAgent(udpPorts: string, httpPort: number): Promise<void> {
-    agent = larsLive(['agent', '--udp-ports', udpPorts, '--http-port', String(httpPort), '--nats', c.server.url, '--prefix', c.prefix, '--partitions', '8'], { LARS_LOG_FORMAT: 'json' });
+    // swrr: the clients' tests wait for the node's ejection (p2c_ewma would drop the failing host locally first)
+    agent = larsLive(['agent', '--udp-ports', udpPorts, '--http-port', String(httpPort), '--nats', c.server.url, '--prefix', c.prefix, '--partitions', '8', '--strategy', 'swrr'], { LARS_LOG_FORMAT: 'json' });
     const live = agent;
     await waitFor(() => live.errLines.some((l) => l.startsWith('lars agent: ')) || live.child.exitCode !== null, { what: 'lars agent ready', timeoutMs: 30_000 });
     expect(live.child.exitCode, live.errLines.join('\n')).to.equal(null);
