@@ -83,6 +83,8 @@ export class LeaseOwnership implements PartitionOwnership {
   private hooks: OwnershipHooks | undefined;
   private readonly held = new Map<number, Held>();
   private readonly releasing = new Set<number>();
+  /** Handovers under way that an evaluation started. */
+  private readonly releases = new Set<Promise<void>>();
   private readonly warnedAt = new Map<string, number>();
   private readonly renewing = new Map<number, Promise<boolean>>();
   private snapshot: ReadonlySet<number> = new Set();
@@ -186,6 +188,12 @@ export class LeaseOwnership implements PartitionOwnership {
     this.leaving = true;
     await this.membership.leave();
     await this.release([...this.held.keys()].sort((a, b) => a - b));
+    await Promise.all(this.releases);
+  }
+
+  private track(p: Promise<void>): void {
+    const t = p.catch((err: unknown) => this.log.error({ err }, 'partition handover failed')).finally(() => this.releases.delete(t));
+    this.releases.add(t);
   }
 
   async close(): Promise<void> {
@@ -324,7 +332,8 @@ export class LeaseOwnership implements PartitionOwnership {
     const takes = actions.filter((a) => a.kind !== 'release');
     const got = await Promise.all(takes.map((a) => this.take(a)));
     if (got.some(Boolean)) this.emit();
-    if (releases.length > 0) await this.release(releases.map((a) => a.partition));
+    // In the background: a long handover must not hold back the takes of the next evaluations.
+    if (releases.length > 0) this.track(this.release(releases.map((a) => a.partition)));
   }
 
   private async take(a: LeaseAction): Promise<boolean> {

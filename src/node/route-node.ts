@@ -392,23 +392,32 @@ export class RouteNode {
         this.log.warn({ err, partition: p }, 'partition checkpoints read failed; reading route by route');
       }
     }
-    await Promise.all(
-      entries.map(async (e) => {
+    const reads: RegistryWatchEntry[] = [];
+    for (const e of entries) {
+      const cp = cps?.get(e.key);
+      if (cp?.rev !== undefined && !verify) this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
+      else reads.push(e);
+    }
+    // A bounded number in flight: thousands of requests at once time out on a busy server.
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      for (let e = reads[next++]; e !== undefined; e = reads[next++]) {
         const parts = routeKeyParts(e.key)!;
         const cp = cps?.get(e.key);
-        if (cp?.rev !== undefined && !verify) {
-          this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
-          return;
-        }
         try {
           const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
           this.prefetched.set(e.key, { last, cp: c });
         } catch {
           // read again, with retries, when the entry is applied
         }
-      }),
-    );
-    await Promise.all(entries.map((e) => this.enqueueRegistry(e, true)));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RESTORE_READS, reads.length) }, reader));
+    // In slices, letting timers run between them (lease renewals: a long restore must not let the lease lapse).
+    for (let i = 0; i < entries.length; i += RESTORE_SLICE) {
+      await Promise.all(entries.slice(i, i + RESTORE_SLICE).map((e) => this.enqueueRegistry(e, true)));
+      if (i + RESTORE_SLICE < entries.length) await new Promise<void>((r) => setImmediate(r));
+    }
     for (const e of entries) this.prefetched.delete(e.key);
     if (!this.active.has(p) || this.closed) return;
     this.subscribePartition(p);
@@ -688,6 +697,13 @@ export class RouteNode {
   /** Resolves when the route states of these partitions have been written (other partitions' writes are not waited for). */
   private async settledFor(ps: ReadonlySet<number>): Promise<void> {
     if (this.flushScheduled) this.flush();
+    // Their writes go first: a handover must not wait behind other partitions' backlog.
+    const first = [...this.kvPending].filter(([s]) => ps.has(s.partition));
+    if (first.length > 0 && first.length < this.kvPending.size) {
+      const rest = [...this.kvPending].filter(([s]) => !ps.has(s.partition));
+      this.kvPending.clear();
+      for (const [k, v] of [...first, ...rest]) this.kvPending.set(k, v);
+    }
     const busy = (): boolean => [...ps].some((p) => this.kvActiveBy.has(p)) || [...this.kvPending.keys()].some((s) => ps.has(s.partition));
     while (busy() && !this.closed) await new Promise<void>((r) => this.kvDone.push(r));
   }
@@ -753,6 +769,10 @@ export class RouteNode {
 
 /** Routes in a partition from which a takeover reads the partition's checkpoints in one pass. */
 const BULK_RESTORE_MIN = 32;
+/** Routes restored in one go before timers get a turn. */
+const RESTORE_SLICE = 128;
+/** Restore reads in flight per partition being taken over. */
+const RESTORE_READS = 16;
 
 function hasPickable(s: RouteState): boolean {
   return s.hosts.some((h) => h.pick_weight > 0);
