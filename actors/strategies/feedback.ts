@@ -107,19 +107,30 @@ export const DEFAULT_MAX_TRIALS = 1;
 
 /**
  * `strategy.pick(key)`, except that a probing host that already has
- * `maxTrials` calls in flight from this agent is passed over (the strategy is
- * asked again, at most once per host, then -1): a host that is still sick
- * costs one call per probe round, not a burst. With N agents, at most
- * N × maxTrials trial calls are in flight at once.
+ * `maxTrials` calls in flight from this agent (as `liveInflight` counts them
+ * at `now`: a trial never reported stops counting after `timeoutMs`) is
+ * passed over (the strategy is asked again, at most once per host, then -1):
+ * a host that is still sick costs one call per probe round, not a burst.
+ * With N agents, at most N × maxTrials trial calls are in flight at once.
  */
-export function pickBounded(strategy: Strategy, hosts: readonly PickableHost[], key: string | undefined, maxTrials: number = DEFAULT_MAX_TRIALS): number {
+export function pickBounded(
+  strategy: Strategy,
+  hosts: readonly PickableHost[],
+  key: string | undefined,
+  now: number,
+  maxTrials: number = DEFAULT_MAX_TRIALS,
+  timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs,
+): number {
   let i = strategy.pick(key);
   // A key maps to one host: asking again would give the same answer.
   if (key !== undefined && strategy.name === 'hash') return i;
   for (let tries = hosts.length; i >= 0 && tries > 0; tries--) {
-    const h = hosts[i]!;
-    if (h.state !== 'probing' || h.inflight < maxTrials) return i;
+    if (!atBound(hosts[i]!, now, maxTrials, timeoutMs)) return i;
     i = strategy.pick(key);
   }
-  return i >= 0 && hosts[i]!.state === 'probing' && hosts[i]!.inflight >= maxTrials ? -1 : i;
+  return i >= 0 && atBound(hosts[i]!, now, maxTrials, timeoutMs) ? -1 : i;
+}
+
+function atBound(h: PickableHost, now: number, maxTrials: number, timeoutMs: number): boolean {
+  return h.state === 'probing' && liveInflight(h, now, timeoutMs) >= maxTrials;
 }

@@ -330,10 +330,11 @@ export class Agent {
   private pickFrom(r: AgentRoute, key: string | undefined): HostPick {
     const st = r.f.status;
     if (st !== RouteStatus.loaded) return st === RouteStatus.loading ? LOADING : NOT_REGISTERED;
-    const i = pickBounded(r.strategy, r.hosts, key, this.probeTrials);
+    const now = this.clock();
+    const i = pickBounded(r.strategy, r.hosts, key, now, this.probeTrials, this.feedback.timeoutMs);
     if (i < 0) return NO_HOST;
     const h = r.hosts[i]!;
-    notePick(h, this.clock(), this.feedback);
+    notePick(h, now, this.feedback);
     this.counters.picks++;
     return h.result;
   }

@@ -23,7 +23,7 @@ import { createStrategy, type PickableHost, type Strategy, type StrategyName } f
 import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState } from '../../schemas/messages.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
-import { FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
 import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
 
@@ -315,7 +315,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     issued++;
     if (issued >= maxCalls) stopLoad(now);
     const ag = agents[a]!;
-    const i = pickBounded(ag.strategy, ag.hosts, undefined);
+    const i = pickBounded(ag.strategy, ag.hosts, undefined, now, DEFAULT_MAX_TRIALS, timeoutMs);
     const b = bucket(now);
     if (i < 0) {
       noHost++;

@@ -127,7 +127,7 @@ describe('strategies - bounded trial calls to a probing host', () => {
     s.update(view(hosts));
     let trials = 0;
     for (let i = 0; i < 220; i++) {
-      const k = pickBounded(s, hosts, undefined);
+      const k = pickBounded(s, hosts, undefined, i);
       expect(k).to.not.equal(1);
       if (k === 0) trials++;
       notePick(hosts[k]!, i);
@@ -136,7 +136,7 @@ describe('strategies - bounded trial calls to a probing host', () => {
     expect(hosts[0]!.inflight).to.equal(1);
     noteReport(hosts[0]!, true, 5, 300, OPTS);
     let again = 0;
-    for (let i = 0; i < 220; i++) if (pickBounded(s, hosts, undefined) === 0) again++;
+    for (let i = 0; i < 220; i++) if (pickBounded(s, hosts, undefined, 300) === 0) again++;
     expect(again).to.be.greaterThan(0);
   });
 
@@ -144,10 +144,12 @@ describe('strategies - bounded trial calls to a probing host', () => {
     const hosts = [host(1, 10, 'probing')];
     const s = createStrategy(StrategyName.p2c_ewma);
     s.update(view(hosts));
-    expect(pickBounded(s, hosts, undefined)).to.equal(0);
+    expect(pickBounded(s, hosts, undefined, 0)).to.equal(0);
     notePick(hosts[0]!, 0);
-    expect(pickBounded(s, hosts, undefined)).to.equal(-1);
-    expect(pickBounded(s, hosts, undefined, 2)).to.equal(0);
+    expect(pickBounded(s, hosts, undefined, 10)).to.equal(-1);
+    expect(pickBounded(s, hosts, undefined, 10, 2)).to.equal(0);
+    // a trial never reported stops counting after the timeout
+    expect(pickBounded(s, hosts, undefined, 1001, 1, 1000)).to.equal(0);
   });
 });
 
