@@ -550,14 +550,18 @@ export class RouteNode {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.dirtyAt = performance.now();
-      setImmediate(() => this.flush());
+      setImmediate(() => this.flush(FLUSH_SLICE));
     }
   }
 
-  private flush(): void {
+  /** Publishes the changed routes; at most `limit` of them, the rest in the next turn (a takeover of thousands of routes must not stall the lease renewals). */
+  private flush(limit = Infinity): void {
     this.flushScheduled = false;
     const now = this.clock();
+    let n = 0;
     for (const slot of this.dirty) {
+      if (n++ >= limit) break;
+      this.dirty.delete(slot);
       const a0 = slot.actor;
       if (this.routes.get(this.names.routeKey(a0.modid, a0.cmdid)) !== slot || this.handing.has(slot.partition)) continue;
       if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
@@ -591,7 +595,10 @@ export class RouteNode {
       this.kvPending.set(slot, { state: ch.state, checkpoint: a.checkpoint(now) });
       if (a.isRemoved) this.routes.delete(this.names.routeKey(a.modid, a.cmdid));
     }
-    this.dirty.clear();
+    if (this.dirty.size > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush(FLUSH_SLICE));
+    }
     this.pumpKv();
   }
 
@@ -771,6 +778,8 @@ export class RouteNode {
 const BULK_RESTORE_MIN = 32;
 /** Routes restored in one go before timers get a turn. */
 const RESTORE_SLICE = 128;
+/** Changed routes published per event-loop turn. */
+const FLUSH_SLICE = 1024;
 /** Restore reads in flight per partition being taken over. */
 const RESTORE_READS = 16;
 
