@@ -465,11 +465,14 @@ export class RouteNode {
     const slots = [...this.routes.values()].filter((s) => set.has(s.partition) && !s.actor.isRemoved && this.ownership.holds?.(s.partition) !== false);
     const now = this.clock();
     const ts = Date.now();
-    await Promise.all(
-      slots.map((s) =>
-        this.checkpoints.put(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts, s.kvRevision).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed')),
-      ),
-    );
+    // A bounded number in flight: thousands of writes at once hold up every other request, the lease renewals included.
+    let next = 0;
+    const writer = async (): Promise<void> => {
+      for (let s = slots[next++]; s !== undefined; s = slots[next++]) {
+        await this.checkpoints.put(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts, s.kvRevision).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed'));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(HANDOVER_WRITES, slots.length) }, writer));
   }
 
   /** A fenced write or renewal failed: the partition belongs to someone else now. */
@@ -778,6 +781,8 @@ export class RouteNode {
 const BULK_RESTORE_MIN = 32;
 /** Routes restored in one go before timers get a turn. */
 const RESTORE_SLICE = 128;
+/** Checkpoint writes in flight per partition being handed over. */
+const HANDOVER_WRITES = 64;
 /** Changed routes published per event-loop turn. */
 const FLUSH_SLICE = 1024;
 /** Restore reads in flight per partition being taken over. */
