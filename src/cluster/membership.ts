@@ -5,9 +5,11 @@
  * relied on (on nats-server 2.9 an aged-out key sends watchers nothing).
  */
 import type { KV, KvEntry } from '@nats-io/kv';
+import { NoRespondersError } from '@nats-io/transport-node';
 import { encode, tryDecode } from '../codec.ts';
 import { watchBucket, type BucketWatch } from '../registry.ts';
 import type { Logger } from '../log.ts';
+import { retry } from '../retry.ts';
 
 export interface MemberRecord {
   v: 1;
@@ -94,6 +96,12 @@ export interface MembershipOptions {
   ingest?: () => { reports: number; batches: number; pending: number };
 }
 
+/** The publish found no responders (the client reports it as JetStream not enabled, the cause chain holds the original). */
+function noResponders(err: unknown): boolean {
+  for (let e = err, i = 0; e !== undefined && e !== null && i < 5; e = (e as { cause?: unknown }).cause, i++) if (e instanceof NoRespondersError) return true;
+  return false;
+}
+
 export class Membership {
   private readonly o: MembershipOptions;
   private readonly wall: () => number;
@@ -119,7 +127,9 @@ export class Membership {
 
   /** Writes the first heartbeat, then watches the bucket until every current member is in. */
   async start(): Promise<void> {
-    await this.beat();
+    // On a NATS cluster, a bucket another node created a moment ago through another server may have no
+    // responders on this server for up to about a second (nats-server 2.9): the first heartbeat waits for it.
+    await retry(() => this.beat(), { attempts: 12, minMs: 50, maxMs: 500, retryIf: noResponders });
     this.watch = await watchBucket(this.o.kv, (e) => this.onEntry(e), {
       // A partial view is safe (a write to a key missed here fails its compare-and-set and is read back): start soon.
       initTimeoutMs: 3000,

@@ -1,0 +1,160 @@
+/**
+ * Load and bookkeeping for the cluster end-to-end tests: agents reporting on
+ * a timer, the REPORTS stream read back batch by batch, a sink into the
+ * process' embedded ClickHouse, and the replica counts of a prefix' streams
+ * and buckets.
+ */
+import { expect } from 'chai';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '../../src/nats/connect.ts';
+import { decode } from '../../src/codec.ts';
+import { parseReportMsgId } from '../../src/agent/outbox.ts';
+import type { Agent } from '../../src/agent/agent.ts';
+import type { Names } from '../../schemas/subjects.ts';
+import type { ReportBatch } from '../../schemas/messages.ts';
+import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
+import { runMigrations } from '../../src/analytics/migrate.ts';
+import { startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
+import { clusterNames } from '../../src/cluster/index.ts';
+import { randomDatabase, sharedChdbPath } from './clickhouse-server.ts';
+import { startTraffic, type Behaviour, type Traffic } from './traffic.ts';
+
+export interface ReportLoad {
+  readonly traffic: Traffic[];
+  /** Picks that found no host, over every agent and route. */
+  failedPicks(): number;
+  calls(): number;
+  stop(): void;
+}
+
+/**
+ * Steady picks and reports: agent i works on `perAgent` routes starting at
+ * route i (so every route gets callers when agents × perAgent ≥ routes),
+ * `callsPerTick` calls per route every `tickMs`.
+ */
+export function startReportLoad(agents: Agent[], routes: Array<[number, number]>, behaviour: Behaviour, opts: { perAgent?: number; callsPerTick?: number; tickMs?: number } = {}): ReportLoad {
+  const perAgent = Math.min(opts.perAgent ?? 3, routes.length);
+  const traffic: Traffic[] = [];
+  agents.forEach((a, i) => {
+    for (let k = 0; k < perAgent; k++) {
+      const [m, cmd] = routes[(i * perAgent + k) % routes.length]!;
+      traffic.push(startTraffic(a, m, cmd, behaviour, { callsPerTick: opts.callsPerTick ?? 1, tickMs: opts.tickMs ?? 100 }));
+    }
+  });
+  return {
+    traffic,
+    failedPicks: () => traffic.reduce((s, t) => s + t.noHost, 0),
+    calls: () => traffic.reduce((s, t) => s + t.calls, 0),
+    stop: () => {
+      for (const t of traffic) t.stop();
+    },
+  };
+}
+
+/** Reports made by the agents, and what they could not deliver. */
+export function agentTotals(agents: Agent[]): { reports: number; batches: number; dropped: number; pending: number; retried: number } {
+  let reports = 0;
+  let batches = 0;
+  let dropped = 0;
+  let pending = 0;
+  let retried = 0;
+  for (const a of agents) {
+    const s = a.stats();
+    reports += s.reports;
+    batches += s.batches;
+    dropped += s.droppedReports;
+    pending += s.pendingReports;
+    retried += s.retriedBatches;
+  }
+  return { reports, batches, dropped, pending, retried };
+}
+
+export interface StoredBatch {
+  /** Stream sequence of the (first) message with this id. */
+  seq: number;
+  sender: string;
+  reports: number;
+}
+
+export interface StoredReports {
+  /** Messages in the stream. */
+  messages: number;
+  /** Report batches by `Nats-Msg-Id`. */
+  batches: Map<string, StoredBatch>;
+  /** Reports of the distinct batches. */
+  reports: number;
+}
+
+/**
+ * Reads every report batch of the REPORTS stream back, message by message by
+ * sequence (works while a replica is down), the msg id checked against the
+ * batch's sender.
+ */
+export async function readStoredReports(nc: NatsConnection, n: Names): Promise<StoredReports> {
+  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+  const st = (await jsm.streams.info(n.reportsStream)).state;
+  const batches = new Map<string, StoredBatch>();
+  let messages = 0;
+  let reports = 0;
+  for (let seq = st.first_seq; seq <= st.last_seq && st.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(n.reportsStream, { seq });
+    if (!m) continue;
+    messages++;
+    const id = m.header.get('Nats-Msg-Id');
+    const parsed = parseReportMsgId(id);
+    expect(parsed, `msg id ${id}`).to.not.equal(undefined);
+    if (batches.has(id)) continue;
+    const b = decode(m.data) as ReportBatch;
+    expect(b.sender).to.equal(parsed!.sender);
+    batches.set(id, { seq, sender: b.sender, reports: b.reports.length });
+    reports += b.reports.length;
+  }
+  expect(messages, 'messages read').to.equal(st.messages);
+  return { messages, batches, reports };
+}
+
+export interface ChdbSink {
+  engine: AnalyticsEngine;
+  sink: Sink;
+  close(): Promise<void>;
+}
+
+/** A sink of the reports pipeline into a fresh database of the process' embedded ClickHouse (chdb); close() closes `nc` too. */
+export async function startChdbSink(nc: NatsConnection, n: Names, opts: Partial<SinkOptions> = {}): Promise<ChdbSink> {
+  const engine = await openEngine({ path: sharedChdbPath(), database: randomDatabase() });
+  await runMigrations(engine);
+  const sink = await startSink({ nc, names: n, engine, pipelines: ['reports'], batch: { maxWaitMs: 100 }, ...opts });
+  let closed = false;
+  return {
+    engine,
+    sink,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await sink.stop().catch(() => undefined);
+      await engine.close().catch(() => undefined);
+      await nc.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Rows per (caller, JetStream sequence) of the reports table. */
+export async function rowsPerSenderSeq(e: AnalyticsEngine): Promise<Map<string, number>> {
+  const r = await e.query<{ caller: string; seq: number | string; c: number | string }>(`SELECT toString(caller) AS caller, seq, count() AS c FROM ${e.database}.reports GROUP BY caller, seq`);
+  return new Map(r.map((x) => [`${x.caller}#${Number(x.seq)}`, Number(x.c)]));
+}
+
+/** Replica counts of the prefix' streams and of every bucket that exists, by stream or bucket name. */
+export async function replicaCounts(nc: NatsConnection, n: Names): Promise<Record<string, number>> {
+  const jsm = await jetstreamManager(nc);
+  const out: Record<string, number> = {};
+  for (const s of [n.reportsStream, n.eventsStream]) out[s] = (await jsm.streams.info(s)).config.num_replicas;
+  const cn = clusterNames(n.prefix);
+  const kvm = new Kvm(nc);
+  for (const b of [n.registryBucket, n.routesBucket, cn.membersBucket, cn.leasesBucket, cn.checkpointsBucket]) {
+    const kv = await kvm.open(b, { bindOnly: true }).catch(() => undefined);
+    if (kv) out[b] = (await kv.status()).replicas;
+  }
+  return out;
+}
