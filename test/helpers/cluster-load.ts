@@ -15,7 +15,7 @@ import type { Names } from '../../schemas/subjects.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
-import { startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
+import { durableName, startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
 import { clusterNames } from '../../src/cluster/index.ts';
 import { randomDatabase, sharedChdbPath } from './clickhouse-server.ts';
 import { startTraffic, type Behaviour, type Traffic } from './traffic.ts';
@@ -157,4 +157,11 @@ export async function replicaCounts(nc: NatsConnection, n: Names): Promise<Recor
     if (kv) out[b] = (await kv.status()).replicas;
   }
   return out;
+}
+
+/** True when the reports sink's durable consumer (default durable prefix) has nothing pending or unacknowledged. */
+export async function sinkDrained(nc: NatsConnection, n: Names): Promise<boolean> {
+  const jsm = await jetstreamManager(nc);
+  const ci = await jsm.consumers.info(n.reportsStream, durableName(`${n.prefix}_sink`, 'reports'));
+  return ci.num_pending === 0 && ci.num_ack_pending === 0;
 }
