@@ -63,6 +63,25 @@ function callSite(): string {
   const origClearImmediate = globalThis.clearImmediate;
   const origInterval = globalThis.setInterval;
   const origClearInterval = globalThis.clearInterval;
+  const origTimeout = globalThis.setTimeout;
+  const origClearTimeout = globalThis.clearTimeout;
+  // setTimeout too (only the ones still pending at the end are named): a forgotten retry or deadline timer.
+  globalThis.setTimeout = Object.assign(
+    ((cb: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+      const entry = { kind: `setTimeout ${ms ?? 0} ms`, site: callSite(), test: currentTest };
+      const t: NodeJS.Timeout = origTimeout((...a: unknown[]) => {
+        timerSites.delete(t);
+        cb(...a);
+      }, ms, ...args);
+      timerSites.set(t, entry);
+      return t;
+    }) as typeof setTimeout,
+    { __promisify__: (origTimeout as unknown as { __promisify__: unknown }).__promisify__ },
+  );
+  globalThis.clearTimeout = (t: NodeJS.Timeout | string | number | undefined) => {
+    if (typeof t === 'object') timerSites.delete(t);
+    origClearTimeout(t);
+  };
   const trackedImmediate = ((cb: (...a: unknown[]) => void, ...args: unknown[]) => {
     const entry = { kind: 'setImmediate', site: callSite(), test: currentTest };
     const im: NodeJS.Immediate = origImmediate((...a: unknown[]) => {
