@@ -16,7 +16,7 @@ describe('cluster - lars cluster status', function () {
   this.timeout(60_000);
   let server: NatsServer;
   let c: TestCluster;
-  let nodes: LeaseNode[] = [];
+  const nodes: LeaseNode[] = [];
 
   before(async () => {
     server = await startNatsServer();

@@ -66,7 +66,7 @@ export const clusterStatusCommand: Command = {
     const nc = await connectNats({ ...natsOptionsFromConfig(ctx.config), name: 'lars-cli', reconnect: false });
     let s: ClusterStatus;
     try {
-      s = await clusterStatus(nc, { prefix: ctx.config.prefix, partitions: ctx.config.partitions, now: ctx.now });
+      s = await clusterStatus(nc, { prefix: ctx.config.prefix, partitions: ctx.config.partitions, now: ctx.now ? () => ctx.now!() : undefined });
     } finally {
       await nc.close();
     }
