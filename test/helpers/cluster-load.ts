@@ -16,7 +16,11 @@ import type { ReportBatch } from '../../schemas/messages.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { durableName, startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
-import { clusterNames } from '../../src/cluster/index.ts';
+import { clusterNames, LEASE_DEFAULTS } from '../../src/cluster/index.ts';
+import { openTtlBucket } from '../../src/cluster/kv.ts';
+import { RouteStore } from '../../src/registry.ts';
+import { ensureStreams, type EnsureStreamsOptions } from '../../src/streams.ts';
+import { waitFor } from './wait.ts';
 import { randomDatabase, sharedChdbPath } from './clickhouse-server.ts';
 import { startTraffic, type Behaviour, type Traffic } from './traffic.ts';
 
@@ -164,4 +168,41 @@ export async function sinkDrained(nc: NatsConnection, n: Names): Promise<boolean
   const jsm = await jetstreamManager(nc);
   const ci = await jsm.consumers.info(n.reportsStream, durableName(`${n.prefix}_sink`, 'reports'));
   return ci.num_pending === 0 && ci.num_ack_pending === 0;
+}
+
+/**
+ * Creates the buckets route nodes open at start (members, leases,
+ * checkpoints, routes) with the nodes' own settings, so that nodes starting
+ * together bind to existing buckets instead of racing to create them.
+ */
+export async function createNodeBuckets(nc: NatsConnection, n: Names, leaseMs: number, heartbeatMs = LEASE_DEFAULTS.heartbeatMs): Promise<void> {
+  const cn = clusterNames(n.prefix);
+  await openTtlBucket(nc, cn.membersBucket, Math.max(heartbeatMs * 3 * 2, 1000));
+  await openTtlBucket(nc, cn.leasesBucket, Math.max(leaseMs * 5, 10_000));
+  await openTtlBucket(nc, cn.checkpointsBucket, 0);
+  await RouteStore.open(nc, n);
+}
+
+/**
+ * ensureStreams on a NATS cluster that has just started: until the meta
+ * leader knows every peer, R3 placement fails with "no suitable peers";
+ * retried until the deadline.
+ */
+export async function ensureStreamsOnCluster(nc: NatsConnection, n: Names, opts: EnsureStreamsOptions, timeoutMs = 20_000): Promise<void> {
+  let last: unknown;
+  await waitFor(
+    async () => {
+      try {
+        await ensureStreams(nc, n, opts);
+        return true;
+      } catch (err) {
+        if (!/no suitable peers/i.test((err as Error).message)) throw err;
+        last = err;
+        return false;
+      }
+    },
+    { timeoutMs, what: 'streams placed on the cluster', intervalMs: 200 },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}: ${(last as Error | undefined)?.message}`);
+  });
 }

@@ -14,12 +14,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { partitionOf, names, type Names } from '../../schemas/subjects.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { Registry } from '../../src/registry.ts';
-import { ensureStreams } from '../../src/streams.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { NatsCluster } from '../helpers/nats-cluster.ts';
 import { PARTITIONS, TEST_CLUSTER_STREAM_LIMITS, hosts, uniquePrefix } from '../helpers/cluster.ts';
 import { startChildNode, startLeaseNode, leaseOwners, RouteRecorder, type ChildNode, type LeaseNode } from '../helpers/nodes.ts';
-import { agentTotals, readStoredReports, replicaCounts, startChdbSink, startReportLoad, type ChdbSink, type ReportLoad } from '../helpers/cluster-load.ts';
+import { agentTotals, createNodeBuckets, ensureStreamsOnCluster, readStoredReports, replicaCounts, startChdbSink, startReportLoad, type ChdbSink, type ReportLoad } from '../helpers/cluster-load.ts';
 import { countRows } from '../helpers/clickhouse-server.ts';
 import { startTraffic, type Traffic } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -52,8 +51,10 @@ describe('cluster - 3-server NATS cluster (real nats-servers)', function () {
     n = names(uniquePrefix());
     admin = await cluster.connect('admin');
     // Small R3 streams first: the nodes' ensureStreams then leaves their limits alone.
-    await ensureStreams(admin, n, TEST_CLUSTER_STREAM_LIMITS);
+    await ensureStreamsOnCluster(admin, n, TEST_CLUSTER_STREAM_LIMITS);
     registry = await Registry.open(admin, n);
+    // the nodes' buckets exist before three nodes start at once (racing creates on a cluster are not what is tested here)
+    await createNodeBuckets(admin, n, LEASE_MS);
     for (const [m, cmd] of ROUTES) await registry.addHosts(m, cmd, hosts(3, `10.${m % 200}.0.`), 'test', { params: { base_ejection_time: 30 } });
   });
 
