@@ -24,7 +24,7 @@ export function durableName(prefix: string, p: PipelineName): string {
 
 export interface Binding {
   consumer: Consumer;
-  /** Messages up to this stream sequence may be stored already (a new consumer replaying the stream). */
+  /** Messages up to this stream sequence may be stored already (a new consumer replaying the stream, or a consumer whose position fell back). */
   highWater: number;
   /** This bind made the durable consumer (it did not exist). */
   created: boolean;
@@ -67,8 +67,11 @@ export class DurableConsumer {
   async bind(): Promise<Binding> {
     const { jsm, js, engine, stream, durable, table, log } = this.o;
     const created = await this.ensure();
-    const highWater = created ? await storedHighWater(jsm, stream, engine, table) : 0;
-    if (highWater > 0) log.warn({ stream, durable, highWater }, 'new sink consumer on a stream already stored in part: replayed messages are looked up first');
+    // Also for a consumer that existed: after a server crash its acknowledged
+    // position can fall back (acks not yet on disk), and what comes again
+    // arrives as a first delivery. Messages up to what is stored are looked up.
+    const highWater = await storedHighWater(jsm, stream, engine, table);
+    if (created && highWater > 0) log.warn({ stream, durable, highWater }, 'new sink consumer on a stream already stored in part: replayed messages are looked up first');
     return { consumer: await js.consumers.get(stream, durable), highWater, created };
   }
 

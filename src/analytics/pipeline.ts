@@ -65,6 +65,8 @@ export class Pipeline {
   private readonly run: RunState;
   private consumer: Consumer;
   private highWater: number;
+  /** Highest stream sequence this worker has received. */
+  private maxSeen = 0;
   private current = new Batch();
   /** Batches cut and not yet acked (inserting or queued). */
   private readonly held = new Set<Batch>();
@@ -190,7 +192,11 @@ export class Pipeline {
       return;
     }
     const item = this.p.rows.prepare(m);
-    if (seq <= this.highWater) item.redelivered = true;
+    // At or below what is stored, or below what this worker has seen already
+    // (the consumer's position fell back, e.g. acks lost in a server crash):
+    // may be stored, so it is looked up before it is inserted.
+    if (seq <= this.highWater || seq <= this.maxSeen) item.redelivered = true;
+    if (seq > this.maxSeen) this.maxSeen = seq;
     if (item.rows > 0) this.rowsPerMessage += (item.rows - this.rowsPerMessage) / 16;
     this.bytesPerMessage += (m.data.length - this.bytesPerMessage) / 16;
     const c = this.current;
