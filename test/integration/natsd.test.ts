@@ -36,6 +36,12 @@ describe('natsd: what lars does with the NATS it finds', function () {
       expect(Date.now() - t0).to.be.lessThan(15_000);
     });
 
+    it('natsd - lars sink fails fast the same way', async () => {
+      const r = await lars(['sink', '--nats', url, '--clickhouse-url', 'http://127.0.0.1:1'], {}, 20_000);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr).to.contain(`JetStream is not enabled on ${url}: start nats-server with -js`);
+    });
+
     it('natsd - lars dev fails fast the same way', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'lars-natsd-'));
       try {

@@ -3,6 +3,7 @@ import { TABLES } from '../../../schemas/clickhouse/migrations.ts';
 import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
 import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
+import { requireJetStream } from '../../natsd.ts';
 import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
@@ -134,6 +135,7 @@ export const sinkCommand: Command = {
     const status = watchConnection(nc, log);
     let web: ProcessHttp<Sink> | undefined;
     try {
+      await requireJetStream(nc, cfg.natsUrl);
       if (http) web = await serveSinkHttp({ settings: http, nc, log, names: names(cfg.prefix), pipelines: only ? [only] : undefined, labels: { node: cfg.nodeId } });
       const a = await startAnalytics(cfg, nc, log, {
         ...(retentionDays !== undefined ? { retention: { reportsDays: retentionDays } } : {}),
