@@ -272,7 +272,6 @@ export class Agent {
     this.delivery = opts.reportDelivery ?? ReportDelivery.acked;
     const clock = opts.clock ?? Date.now;
     this.clock = clock;
-    if (opts.clock !== undefined) this.pickClock = clock;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'agent', agent: this.id });
     this.rateLog = new RateLimitedLog(this.log, 10_000, clock);
     this.rejects = new RejectCounter(this.log);
@@ -328,30 +327,10 @@ export class Agent {
     return this.pickFrom(this.routeFor(modid, cmdid), key);
   }
 
-  private pickNow = 0;
-  private pickNowValid = false;
-  private readonly invalidatePickNow = (): void => {
-    this.pickNowValid = false;
-  };
-  /**
-   * The time picks see: the wall clock read once per synchronous run of
-   * picks (a burst of picks costs one clock read, ~40 ns on a VM, not one
-   * each), read again after the run ends (a microtask). An injected clock is
-   * asked every time.
-   */
-  private pickClock: () => number = () => {
-    if (!this.pickNowValid) {
-      this.pickNow = Date.now();
-      this.pickNowValid = true;
-      queueMicrotask(this.invalidatePickNow);
-    }
-    return this.pickNow;
-  };
-
   private pickFrom(r: AgentRoute, key: string | undefined): HostPick {
     const st = r.f.status;
     if (st !== RouteStatus.loaded) return st === RouteStatus.loading ? LOADING : NOT_REGISTERED;
-    const now = this.pickClock();
+    const now = this.clock();
     const i = pickBounded(r.strategy, r.hosts, key, now, this.probeTrials, this.feedback.timeoutMs);
     if (i < 0) return NO_HOST;
     const h = r.hosts[i]!;
@@ -397,7 +376,7 @@ export class Agent {
 
   private readonly newStrategy = (name: StrategyName): Strategy => {
     const random = this.random;
-    const opts = { random, now: this.pickClock, decayMs: this.feedback.decayMs, timeoutMs: this.feedback.timeoutMs };
+    const opts = { random, now: this.clock, decayMs: this.feedback.decayMs, timeoutMs: this.feedback.timeoutMs };
     if (this.pickZone === undefined) return createStrategy(name, opts);
     return createZoneAware(() => createStrategy(name, opts), { zone: this.pickZone, minHealthyPercent: this.zoneMinHealthyPercent, random });
   };
