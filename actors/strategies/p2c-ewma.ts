@@ -18,7 +18,7 @@
  * time. No allocation per pick.
  */
 import { FEEDBACK_DEFAULTS, latencyAt, liveInflight } from './feedback.ts';
-import { positiveHosts } from './hosts.ts';
+import { WeightedPairs } from './pair.ts';
 import { seededRandom } from './random.ts';
 import { StrategyName, type PickableHost, type Random, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
 
@@ -44,11 +44,7 @@ class P2cEwma implements Strategy {
   private readonly now: () => number;
   private readonly decayMs: number;
   private readonly timeoutMs: number;
-  private hosts: readonly PickableHost[] = [];
-  private idx = new Int32Array(0);
-  /** cum[j] = sum of the weights of candidates 0..j. */
-  private cum = new Float64Array(0);
-  private total = 0;
+  private readonly pairs = new WeightedPairs();
 
   constructor(opts: P2cEwmaOptions) {
     this.random = opts.random ?? seededRandom();
@@ -58,49 +54,18 @@ class P2cEwma implements Strategy {
   }
 
   update(view: RouteView): void {
-    const { idx, weights } = positiveHosts(view.hosts);
-    const cum = new Float64Array(idx.length);
-    let total = 0;
-    for (let j = 0; j < idx.length; j++) {
-      total += weights[j]!;
-      cum[j] = total;
-    }
-    this.hosts = view.hosts;
-    this.idx = idx;
-    this.cum = cum;
-    this.total = total;
+    this.pairs.update(view);
   }
 
   pick(): number {
-    const n = this.idx.length;
-    if (n === 0) return -1;
-    if (n === 1) return this.idx[0]!;
-    const cum = this.cum;
-    const a = this.find(this.random() * this.total);
-    const lo = a === 0 ? 0 : cum[a - 1]!;
-    const hi = cum[a]!;
-    let r = this.random() * (this.total - (hi - lo));
-    if (r >= lo) r += hi - lo;
-    let b = this.find(r);
-    if (b === a) b = a + 1 < n ? a + 1 : a - 1;
-    const ia = this.idx[a]!;
-    const ib = this.idx[b]!;
+    const p = this.pairs;
+    if (p.draw(this.random) < 2) return p.first;
+    const ia = p.first;
+    const ib = p.second;
     const now = this.now();
     const d = this.decayMs;
     const to = this.timeoutMs;
-    return p2cEwmaCost(this.hosts[ib]!, now, d, to) < p2cEwmaCost(this.hosts[ia]!, now, d, to) ? ib : ia;
-  }
-
-  private find(r: number): number {
-    const cum = this.cum;
-    let lo = 0;
-    let hi = cum.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cum[mid]! > r) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    return p2cEwmaCost(p.hosts[ib]!, now, d, to) < p2cEwmaCost(p.hosts[ia]!, now, d, to) ? ib : ia;
   }
 }
 

@@ -12,7 +12,7 @@
  * in-flight are read from the live host objects at pick time: the agent
  * updates them without calling `update`.
  */
-import { positiveHosts } from './hosts.ts';
+import { WeightedPairs } from './pair.ts';
 import { seededRandom } from './random.ts';
 import { StrategyName, type PickableHost, type Random, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
 
@@ -26,60 +26,22 @@ export function p2cCost(h: PickableHost): number {
 class P2c implements Strategy {
   readonly name = StrategyName.p2c;
   private readonly random: Random;
-  private hosts: readonly PickableHost[] = [];
-  private idx = new Int32Array(0);
-  /** cum[j] = sum of the weights of candidates 0..j. */
-  private cum = new Float64Array(0);
-  private total = 0;
+  private readonly pairs = new WeightedPairs();
 
   constructor(opts: P2cOptions) {
     this.random = opts.random ?? seededRandom();
   }
 
   update(view: RouteView): void {
-    const { idx, weights } = positiveHosts(view.hosts);
-    const cum = new Float64Array(idx.length);
-    let total = 0;
-    for (let j = 0; j < idx.length; j++) {
-      total += weights[j]!;
-      cum[j] = total;
-    }
-    this.hosts = view.hosts;
-    this.idx = idx;
-    this.cum = cum;
-    this.total = total;
+    this.pairs.update(view);
   }
 
   pick(): number {
-    const n = this.idx.length;
-    if (n === 0) return -1;
-    if (n === 1) return this.idx[0]!;
-    const cum = this.cum;
-    const a = this.find(this.random() * this.total);
-    // Draw the second among the others: a point in [0, total - w_a) that skips
-    // a's segment [lo, hi).
-    const lo = a === 0 ? 0 : cum[a - 1]!;
-    const hi = cum[a]!;
-    let r = this.random() * (this.total - (hi - lo));
-    if (r >= lo) r += hi - lo;
-    let b = this.find(r);
-    if (b === a) b = a + 1 < n ? a + 1 : a - 1; // rounding at a segment edge
-    const ia = this.idx[a]!;
-    const ib = this.idx[b]!;
-    return p2cCost(this.hosts[ib]!) < p2cCost(this.hosts[ia]!) ? ib : ia;
-  }
-
-  /** First candidate whose cumulative weight exceeds `r`; the last one if none (rounding). */
-  private find(r: number): number {
-    const cum = this.cum;
-    let lo = 0;
-    let hi = cum.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cum[mid]! > r) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    const p = this.pairs;
+    if (p.draw(this.random) < 2) return p.first;
+    const ia = p.first;
+    const ib = p.second;
+    return p2cCost(p.hosts[ib]!) < p2cCost(p.hosts[ia]!) ? ib : ia;
   }
 }
 
