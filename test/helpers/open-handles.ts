@@ -8,7 +8,7 @@
 import type { Context } from 'mocha';
 
 /** How long closes started by the last `after` hooks get to finish. */
-const SETTLE_MS = 2000;
+const SETTLE_MS = 6000;
 /** A run that leaked exits this long after reporting it, if the leak keeps it alive. */
 const FORCED_EXIT_MS = 5000;
 
