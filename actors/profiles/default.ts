@@ -7,7 +7,7 @@
  */
 import { nodeMachine } from '../node-machine.ts';
 import type { NodeParams } from '../params.ts';
-import { count, enterLars, idleReport, idleTick, setIdle } from './lars.ts';
+import { count, enterLars, hostTick, idleReport, setIdle } from './lars.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
 
 export class DefaultPolicy implements ProfilePolicy {
@@ -61,17 +61,7 @@ export class DefaultPolicy implements ProfilePolicy {
   }
 
   tick(s: PolicyHost, now: number): void {
-    switch (s.state) {
-      case 'healthy':
-        idleTick(s, now, this.params, this.route);
-        return;
-      case 'overloaded':
-        if (now >= s.ejectUntil) this.route.send(s, { type: 'EJECTION_ELAPSED', now }, now);
-        return;
-      case 'probing':
-      case 'draining':
-        return;
-    }
+    hostTick(this, s, now, this.route);
   }
 
   /** Latency outliers: a healthy host far slower than the median of its peers is ejected. */

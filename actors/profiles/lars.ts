@@ -95,6 +95,26 @@ export function idleTick(s: PolicyHost, now: number, p: NodeParams, route: Route
   }
 }
 
+/**
+ * A host's tick under either profile: a healthy host's window and decay
+ * (`idleTick`); an overloaded host comes back once its ejection is due (Lars
+ * checks overload_timeout on the next report; the tick checks it too, so a
+ * host nobody calls comes back). Probing and draining hosts wait for reports.
+ */
+export function hostTick(policy: ProfilePolicy, s: PolicyHost, now: number, route: RouteMechanism): void {
+  switch (s.state) {
+    case 'healthy':
+      idleTick(s, now, policy.params, route);
+      return;
+    case 'overloaded':
+      if (now >= policy.ejectionDue(s)) route.send(s, { type: 'EJECTION_ELAPSED', now }, now);
+      return;
+    case 'probing':
+    case 'draining':
+      return;
+  }
+}
+
 /** `host_info::set_idle()` (the state flag and idle_ts: the machine and windowStart). */
 export function setIdle(s: PolicyHost, now: number, p: NodeParams): void {
   s.vsucc = p.init_succ_cnt; // vsucc = lb_config.init_succ_cnt;
@@ -188,18 +208,7 @@ export class LarsPolicy implements ProfilePolicy {
   }
 
   tick(s: PolicyHost, now: number): void {
-    switch (s.state) {
-      case 'healthy':
-        idleTick(s, now, this.params, this.route);
-        return;
-      case 'overloaded':
-        // Lars checks overload_timeout on the next report; the tick checks it too, so a host nobody calls comes back.
-        if (now >= this.ejectionDue(s)) this.route.send(s, { type: 'EJECTION_ELAPSED', now }, now);
-        return;
-      case 'probing':
-      case 'draining':
-        return;
-    }
+    hostTick(this, s, now, this.route);
   }
 
   afterTick(_now: number): void {
