@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
-import { waitFor, waitForEvent } from '../helpers/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { failHangRecover, type BackendMode } from '../helpers/fail-hang-recover.ts';
 import { larsGrpcOptions, releaseGrpcAgent } from '../../src/integrations/grpc.ts';
 import type { Agent } from '../../src/agent/agent.ts';
-import type { RouteEvent } from '../../schemas/messages.ts';
 
-type Mode = 'ok' | 'fail' | 'hang';
+type Mode = BackendMode;
 const HANG_MS = 1500;
 const identity = (b: Buffer): Buffer => b;
 
@@ -111,37 +111,12 @@ describe('integrations/grpc: lars:/// resolver and lars_pick policy report every
     agents.push(agent);
     const client = new EchoClient('lars:///40/1', grpc.credentials.createInsecure(), larsGrpcOptions(agent)) as unknown as Echo;
     clients.push(client);
-    const goodRequests = () => good.reduce((n, s) => n + s.requests, 0);
-    const isBad = (e: RouteEvent) => e.modid === 40 && e.cmdid === 1 && e.port === bad.port;
     const load = startLoad(client, 6, 200);
     try {
       await waitFor(() => servers.every((s) => s.requests >= 20), { what: 'calls on every server' });
       expect(load.deadlines).to.equal(0);
       expect([...load.other.values()].reduce((x, y) => x + y, 0)).to.equal(0);
-
-      bad.mode = 'fail';
-      const ejected = await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.to === 'overloaded', { what: 'ejection for UNAVAILABLE', timeoutMs: 20_000 });
-      await waitFor(async () => (await agent.getRoute(40, 1))!.version >= ejected.version, { what: 'agent has the ejection' });
-      const atEjection = bad.requests;
-      const g0 = goodRequests();
-      await waitFor(() => goodRequests() >= g0 + 200, { what: 'calls after the ejection' });
-      expect(bad.requests - atEjection, 'calls reaching the ejected host').to.be.at.most(6);
-
-      bad.mode = 'hang';
-      const hangFrom = Date.now();
-      await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.ts >= hangFrom && e.from === 'probing' && e.to === 'overloaded', { what: 'ejection for deadlines', timeoutMs: 30_000 });
-      expect(bad.hung).to.be.greaterThan(0);
-      expect(load.deadlines).to.be.greaterThan(0);
-      expect(load.maxDeadlineElapsed).to.be.lessThan(HANG_MS - 300);
-
-      bad.mode = 'ok';
-      const recovered = await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.ts >= hangFrom && e.to === 'healthy', { what: 'recovery', timeoutMs: 30_000 });
-      await waitFor(async () => (await agent.getRoute(40, 1))!.version >= recovered.version, { what: 'agent has the recovery' });
-      const b0 = bad.requests;
-      const g1 = goodRequests();
-      await waitFor(() => goodRequests() >= g1 + 400, { what: 'calls after recovery' });
-      const share = (bad.requests - b0) / (bad.requests - b0 + goodRequests() - g1);
-      expect(share, 'share of the recovered host').to.be.within(0.2, 0.45);
+      await failHangRecover({ c, agent, modid: 40, cmdid: 1, bad, good, failure: 'UNAVAILABLE', timeouts: () => load.deadlines, maxTimeoutElapsed: () => load.maxDeadlineElapsed, hangMs: HANG_MS });
     } finally {
       load.running = false;
       await load.done;

@@ -8,11 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
-import { waitFor, waitForEvent } from '../helpers/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { failHangRecover, type BackendMode } from '../helpers/fail-hang-recover.ts';
 import { createHttpClient, CallTimeoutError, HttpProtocol, type HttpClient } from '../../src/integrations/http.ts';
-import type { RouteEvent } from '../../schemas/messages.ts';
 
-type Mode = 'ok' | 'fail' | 'hang';
+type Mode = BackendMode;
 
 /** A real HTTP server on loopback whose behaviour a test switches: answer, 500, or hang (answer late). */
 interface TestServer {
@@ -138,40 +138,11 @@ for (const protocol of [HttpProtocol.http1, HttpProtocol.h2c]) {
       const agent = await c.agent({ strategy: 'swrr' });
       client = createHttpClient(agent, { protocol });
       const load = startLoad(client, 'lars://30.1/hello', 6, 200);
-      const goodRequests = () => good.reduce((n, s) => n + s.requests, 0);
-      const isBad = (e: RouteEvent) => e.modid === 30 && e.cmdid === 1 && e.port === bad.port;
       try {
         // all well: every server gets calls
         await waitFor(() => servers.every((s) => s.requests >= 20), { what: 'calls on every server' });
         expect(load.errors + load.timeouts).to.equal(0);
-
-        // 500s: the reports of the calls eject the host, and calls stop reaching it
-        bad.mode = 'fail';
-        const ejected = await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.to === 'overloaded', { what: 'ejection for 500s', timeoutMs: 20_000 });
-        await waitFor(async () => (await agent.getRoute(30, 1))!.version >= ejected.version, { what: 'agent has the ejection' });
-        const atEjection = bad.requests;
-        const g0 = goodRequests();
-        await waitFor(() => goodRequests() >= g0 + 200, { what: 'calls after the ejection' });
-        expect(bad.requests - atEjection, 'calls reaching the ejected host').to.be.at.most(6);
-
-        // hang: its probes time out, are reported at the timeout, and eject it again
-        bad.mode = 'hang';
-        const hangFrom = Date.now();
-        await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.ts >= hangFrom && e.from === 'probing' && e.to === 'overloaded', { what: 'ejection for timeouts', timeoutMs: 30_000 });
-        expect(bad.hung).to.be.greaterThan(0);
-        expect(load.timeouts).to.be.greaterThan(0);
-        // a timed-out call ended at its timeout, not when the server finally answered
-        expect(load.maxTimeoutElapsed).to.be.lessThan(HANG_MS - 300);
-
-        // recovery: answers again, probes succeed, it is healthy and gets its share back
-        bad.mode = 'ok';
-        const recovered = await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.ts >= hangFrom && e.to === 'healthy', { what: 'recovery', timeoutMs: 30_000 });
-        await waitFor(async () => (await agent.getRoute(30, 1))!.version >= recovered.version, { what: 'agent has the recovery' });
-        const b0 = bad.requests;
-        const g1 = goodRequests();
-        await waitFor(() => goodRequests() >= g1 + 400, { what: 'calls after recovery' });
-        const share = (bad.requests - b0) / (bad.requests - b0 + goodRequests() - g1);
-        expect(share, 'share of the recovered host').to.be.within(0.2, 0.45);
+        await failHangRecover({ c, agent, modid: 30, cmdid: 1, bad, good, failure: '500s', timeouts: () => load.timeouts, maxTimeoutElapsed: () => load.maxTimeoutElapsed, hangMs: HANG_MS });
         expect(agent.stats().reports).to.be.greaterThan(0);
       } finally {
         load.running = false;
