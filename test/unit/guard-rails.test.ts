@@ -1,23 +1,11 @@
 import { expect } from 'chai';
 import { RouteActor } from '../../actors/route.ts';
+import { entry } from '../helpers/route-entry.ts';
 import { DEFAULT_DEFAULTS, resolveParams } from '../../actors/params.ts';
-import type { Profile, RegistryEntry } from '../../schemas/messages.ts';
+import type { Profile } from '../../schemas/messages.ts';
 
 const T0 = 1_700_000_000_000;
 const H1 = '10.0.0.1:8000';
-
-function entry(n: number, profile: Profile, params: Record<string, number> = {}): RegistryEntry {
-  return {
-    v: 1,
-    modid: 1,
-    cmdid: 2,
-    profile,
-    params,
-    hosts: Array.from({ length: n }, (_, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100 })),
-    updated_by: 'test',
-    ts: 0,
-  };
-}
 
 function route(n: number, profile: Profile, params: Record<string, number> = {}): RouteActor {
   const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(n, profile, params), now: T0 });

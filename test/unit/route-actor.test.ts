@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { RouteActor } from '../../actors/route.ts';
+import { entry } from '../helpers/route-entry.ts';
 import { LARS_DEFAULTS, DEFAULT_DEFAULTS, resolveParams } from '../../actors/params.ts';
 import type { Profile, RegistryEntry, RouteEvent, RouteState } from '../../schemas/messages.ts';
 
@@ -11,19 +12,6 @@ class Clock {
     this.t += ms;
     return this.t;
   }
-}
-
-function entry(n: number, profile: Profile, params: Record<string, number> = {}): RegistryEntry {
-  return {
-    v: 1,
-    modid: 1,
-    cmdid: 2,
-    profile,
-    params,
-    hosts: Array.from({ length: n }, (_, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100 })),
-    updated_by: 'test',
-    ts: 0,
-  };
 }
 
 const H1 = '10.0.0.1:8000';
