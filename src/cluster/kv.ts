@@ -1,6 +1,5 @@
-/** KV helpers of the cluster: buckets with a max age, and compare-and-set conflicts. */
+/** KV helpers of the cluster: buckets with a max age. */
 import type { KV } from '@nats-io/kv';
-import { JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { openBucket } from '../registry.ts';
 
@@ -12,9 +11,4 @@ import { openBucket } from '../registry.ts';
  */
 export function openTtlBucket(nc: NatsConnection, bucket: string, ttlMs: number): Promise<KV> {
   return openBucket(nc, bucket, 1, { ttlMs });
-}
-
-/** True when a KV write failed its compare-and-set (the key moved on, or exists for a create). */
-export function isCasConflict(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }

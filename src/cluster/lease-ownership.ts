@@ -24,7 +24,8 @@ import { DEFAULT_PARTITIONS, DEFAULT_PREFIX } from '../../schemas/subjects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
-import { isCasConflict, openTtlBucket } from './kv.ts';
+import { openTtlBucket } from './kv.ts';
+import { isConflict } from '../registry.ts';
 import { Membership } from './membership.ts';
 import { LeaseTable, encodeLease, decodeLease, type LeaseChange } from './leases.ts';
 
@@ -280,7 +281,7 @@ export class LeaseOwnership implements PartitionOwnership {
         this.table.note(p, this.nodeId, rev);
         return true;
       } catch (err) {
-        if (isCasConflict(err)) {
+        if (isConflict(err)) {
           this.drop(p, 'lease renewal conflict');
           this.schedule();
           return false;
@@ -353,7 +354,7 @@ export class LeaseOwnership implements PartitionOwnership {
       this.log.info({ partition: p, how: a.kind, revision: rev }, 'partition lease taken');
       return true;
     } catch (err) {
-      if (!isCasConflict(err)) {
+      if (!isConflict(err)) {
         this.warnLimited('take', { err, partition: p }, 'lease write failed');
         return false;
       }

@@ -19,11 +19,10 @@ import { LIMITS, validateReportBatch, type RegistryEntry, type RouteState, type 
 import { RouteActor, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams } from '../../actors/params.ts';
 import { encode, tryDecode } from '../codec.ts';
-import { Registry, RouteStore, routeKeyParts, watchBucket } from '../registry.ts';
+import { Registry, RouteStore, isConflict, routeKeyParts, watchBucket } from '../registry.ts';
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { retry } from '../retry.ts';
-import { isCasConflict } from '../cluster/kv.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
@@ -678,12 +677,12 @@ export class RouteNode {
         {
           attempts: 3,
           minMs: 250,
-          retryIf: (err) => !isCasConflict(err) && !this.closed,
+          retryIf: (err) => !isConflict(err) && !this.closed,
           onRetry: (err) => this.log.warn({ err, route }, 'route state KV write failed; will retry'),
         },
       );
     } catch (err) {
-      if (isCasConflict(err)) {
+      if (isConflict(err)) {
         this.counters.kvConflicts++;
         if (slot.unverified) this.verifyNext.add(slot.partition);
         if (this.isCurrent(slot)) this.losePartition(slot.partition, `route ${route} was written by another node`);
