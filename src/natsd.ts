@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { delay, type NatsConnection } from '@nats-io/transport-node';
 import { LarsError, ErrorCode } from './errors.ts';
 
 export const NATS_INSTALL_COMMAND = 'apt-get install -y nats-server';
@@ -222,9 +222,6 @@ export async function requireJetStream(nc: NatsConnection, url: string): Promise
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

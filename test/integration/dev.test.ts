@@ -2,19 +2,9 @@ import { expect } from 'chai';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { lars } from '../helpers/cli.ts';
+import { freePort } from '../helpers/clickhouse-server.ts';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 describe('lars dev (npm start)', function () {
   this.timeout(90_000);

@@ -1,21 +1,11 @@
 import { expect } from 'chai';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { parsePrometheusText, sampleValue } from '../../src/metrics/parse.ts';
 import { larsLive } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/clickhouse-server.ts';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function status(url: string): Promise<number> {
   try {
