@@ -128,22 +128,28 @@ export class TestCluster {
   }
 }
 
-/**
- * Mocha hooks for a suite: one nats-server for the suite, a fresh cluster
- * (own prefix, route node started) per test. Returns an accessor for the
- * current test's cluster.
- */
-export function useCluster(nodeOpts: Partial<RouteNodeOptions> = {}): () => TestCluster {
+/** Mocha hooks: one nats-server (JetStream) for the suite, stopped after it. Returns an accessor. */
+export function useNatsServer(): () => NatsServer {
   let server: NatsServer;
-  let c: TestCluster;
   before(async () => {
     server = await startNatsServer();
   });
   after(async () => {
     await server.stop();
   });
+  return () => server;
+}
+
+/**
+ * Mocha hooks for a suite: one nats-server for the suite, a fresh cluster
+ * (own prefix, route node started) per test. Returns an accessor for the
+ * current test's cluster.
+ */
+export function useCluster(nodeOpts: Partial<RouteNodeOptions> = {}): () => TestCluster {
+  const server = useNatsServer();
+  let c: TestCluster;
   beforeEach(async () => {
-    c = await TestCluster.start(server);
+    c = await TestCluster.start(server());
     await c.startNode(nodeOpts);
   });
   afterEach(async () => {

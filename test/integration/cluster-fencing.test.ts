@@ -1,11 +1,10 @@
 import { expect } from 'chai';
 import { Kvm } from '@nats-io/kv';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { LeaseOwnership, clusterNames } from '../../src/cluster/index.ts';
 import { encodeLease } from '../../src/cluster/leases.ts';
 import { RouteStore } from '../../src/registry.ts';
-import { TestCluster, PARTITIONS, hosts } from '../helpers/cluster.ts';
+import { TestCluster, PARTITIONS, hosts, useNatsServer } from '../helpers/cluster.ts';
 import { startLeaseNode, RouteRecorder, type LeaseNode } from '../helpers/nodes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -14,18 +13,12 @@ const C = 3;
 
 describe('cluster - fencing', function () {
   this.timeout(60_000);
-  let server: NatsServer;
+  const server = useNatsServer();
   let c: TestCluster;
   const cleanup: Array<() => Promise<void>> = [];
 
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
   beforeEach(async () => {
-    c = await TestCluster.start(server);
+    c = await TestCluster.start(server());
   });
   afterEach(async () => {
     for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);

@@ -1,8 +1,7 @@
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { rendezvousOwner } from '../../actors/ownership.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
-import { TestCluster, PARTITIONS, hosts } from '../helpers/cluster.ts';
+import { TestCluster, PARTITIONS, hosts, useNatsServer } from '../helpers/cluster.ts';
 import { startLeaseNode, leaseOwners, RouteRecorder, type LeaseNode } from '../helpers/nodes.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { PartitionEvent } from '../../src/node/route-node.ts';
@@ -12,18 +11,12 @@ const ALL = Array.from({ length: PARTITIONS }, (_, p) => p);
 
 describe('cluster - partitions shared by leases (in-process nodes)', function () {
   this.timeout(60_000);
-  let server: NatsServer;
+  const server = useNatsServer();
   let c: TestCluster;
   let nodes: LeaseNode[] = [];
 
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
   beforeEach(async () => {
-    c = await TestCluster.start(server);
+    c = await TestCluster.start(server());
     for (const [m, cmd] of ROUTES) await c.addRoute(m, cmd, hosts(3, `10.${m % 200}.0.`));
   });
   afterEach(async () => {

@@ -6,11 +6,10 @@
  * partition is owned by exactly one node, the one holding its lease.
  */
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { rendezvousOwner } from '../../actors/ownership.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import type { Agent } from '../../src/agent/agent.ts';
-import { TestCluster, PARTITIONS, hosts } from '../helpers/cluster.ts';
+import { TestCluster, PARTITIONS, hosts, useNatsServer } from '../helpers/cluster.ts';
 import { startLeaseNode, leaseOwners, RouteRecorder, type LeaseNode } from '../helpers/nodes.ts';
 import { agentTotals, startReportLoad, type ReportLoad } from '../helpers/cluster-load.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -22,20 +21,14 @@ const LEASE_MS = 1000;
 
 describe('cluster - graceful scale-out 1 → 3 → 1 under load (in-process nodes)', function () {
   this.timeout(120_000);
-  let server: NatsServer;
+  const server = useNatsServer();
   let c: TestCluster;
   let nodes: LeaseNode[] = [];
   let load: ReportLoad | undefined;
   const stops: Array<() => void> = [];
 
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
   beforeEach(async () => {
-    c = await TestCluster.start(server);
+    c = await TestCluster.start(server());
     for (const [m, cmd] of ROUTES) await c.addRoute(m, cmd, hosts(3, `10.${m % 200}.0.`));
   });
   afterEach(async () => {
