@@ -37,6 +37,8 @@ export interface NatsServer {
   readonly port: number;
   readonly storeDir: string;
   readonly process: ChildProcess;
+  /** The last part of what the server wrote to stderr (its log: a crash's reason is at the end). */
+  log(): string;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it to exit. */
   stop(): Promise<void>;
   /** Starts a new server on the same port and store (after stop). */
@@ -68,7 +70,8 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   liveChildren.add(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
-    if (stderr.length < 20_000) stderr += d.toString();
+    stderr += d.toString();
+    if (stderr.length > 64_000) stderr = stderr.slice(-32_000);
   });
   const exited = new Promise<void>((resolve) =>
     child.once('exit', () => {
@@ -117,6 +120,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     port,
     storeDir,
     process: child,
+    log: () => stderr,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

@@ -12,7 +12,7 @@ import { encode, tryDecode } from './codec.ts';
 import { RegistryError, LarsError, ErrorCode } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { retry } from './retry.ts';
-import { replicasFor, setReplicas, type Replicas } from './streams.ts';
+import { infoOrUndefined, replicasFor, setReplicas, type Replicas } from './streams.ts';
 
 export interface RegistryRecord {
   entry: RegistryEntry;
@@ -40,11 +40,9 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
     kv = await kvm.create(bucket, { history, storage: StorageType.File, replicas, ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}) });
   } catch (err) {
     // A concurrent creator with another config, or a server that refuses: try to bind to what exists.
-    try {
-      kv = await kvm.open(bucket);
-    } catch {
-      throw new RegistryError(`cannot open KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
-    }
+    const bound = await bindBucket(nc, bucket).catch(() => undefined);
+    if (bound === undefined) throw new RegistryError(`cannot open KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
+    kv = bound;
   }
   const status = await kv.status();
   if (status.replicas !== replicas) {
@@ -52,6 +50,20 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
     await setReplicas(jsm, await jsm.streams.info(status.streamInfo.config.name), replicas, (opts.log ?? silentLogger()).child({ mod: 'registry', bucket }));
   }
   return kv;
+}
+
+/**
+ * Binds to an existing KV bucket without creating it; undefined when there is
+ * no such bucket. Reads go through direct get when the bucket allows it (every
+ * bucket this project creates does), never through the stream's MSG.GET API
+ * by default: nats-server 2.9.10 crashes (nil dereference in jsMsgGetRequest)
+ * on a MSG.GET that meets a stream still being created, which is what a reader
+ * starting next to a node that creates the bucket would send.
+ */
+export async function bindBucket(nc: NatsConnection, bucket: string): Promise<KV | undefined> {
+  const info = await infoOrUndefined(await jetstreamManager(nc), `KV_${bucket}`);
+  if (info === undefined) return undefined;
+  return new Kvm(nc).open(bucket, { allow_direct: info.config.allow_direct === true });
 }
 
 export function routeKeyParts(key: string): { modid: number; cmdid: number } | undefined {
@@ -190,13 +202,10 @@ export class RouteStore {
     return new RouteStore(await openBucket(nc, names.routesBucket, 1, opts), names);
   }
 
-  /** Binds to the bucket without creating it; undefined when it does not exist yet. */
+  /** Binds to the bucket without creating it; undefined when it does not exist yet (or cannot be read now). */
   static async bind(nc: NatsConnection, names: Names): Promise<RouteStore | undefined> {
-    try {
-      return new RouteStore(await new Kvm(nc).open(names.routesBucket, { bindOnly: true }), names);
-    } catch {
-      return undefined;
-    }
+    const kv = await bindBucket(nc, names.routesBucket).catch(() => undefined);
+    return kv === undefined ? undefined : new RouteStore(kv, names);
   }
 
   async get(modid: number, cmdid: number): Promise<{ state: RouteState; revision: number } | undefined> {

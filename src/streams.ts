@@ -177,7 +177,8 @@ export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamCon
   );
 }
 
-async function infoOrUndefined(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+/** The stream's info, or undefined when there is no such stream. */
+export async function infoOrUndefined(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
   try {
     return await jsm.streams.info(name);
   } catch (err) {

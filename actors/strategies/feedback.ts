@@ -11,10 +11,11 @@
  *   time since the previous sample. A failed call counts as at least the
  *   caller's timeout, so a host that fails fast looks slow, not fast.
  *
- * Time comes in as `now` (ms); nothing here reads a clock.
+ * Time comes in as `now` (ms): a number, or a clock that is read only when
+ * the answer depends on the time (`Now`). Nothing here reads a clock of its own.
  */
 import { LIMITS } from '../../schemas/messages.ts';
-import type { PickableHost, Strategy } from './types.ts';
+import { StrategyName, type PickableHost, type Strategy } from './types.ts';
 
 export interface FeedbackOptions {
   /** A failed call counts as a sample of at least this many ms (the caller's timeout). */
@@ -24,6 +25,29 @@ export interface FeedbackOptions {
 }
 
 export const FEEDBACK_DEFAULTS: FeedbackOptions = { timeoutMs: 1000, decayMs: 10_000 };
+
+/**
+ * The time, ms: a number, or a clock read only when the answer depends on it.
+ * Reading a clock costs more than a pick itself on some machines (tens of ns),
+ * and most picks of a strategy that does not weigh load need no time at all.
+ */
+export type Now = number | (() => number);
+
+function timeOf(now: Now): number {
+  return typeof now === 'number' ? now : now();
+}
+
+/** Strategies that read the hosts' calls in flight or their latency on every pick. */
+const LOAD_AWARE: ReadonlySet<string> = new Set<string>([StrategyName.p2c, StrategyName.p2c_ewma]);
+
+/**
+ * Whether picks of strategy `name` weigh load (calls in flight, their age,
+ * latency): those need `notePick` to keep the in-flight ages exact. The
+ * others need them only on probing hosts (the trial bound).
+ */
+export function weighsLoad(name: string): boolean {
+  return LOAD_AWARE.has(name);
+}
 
 /**
  * The calls in flight on `h` that count at `now`: none when the host has
@@ -40,15 +64,26 @@ export function liveInflight(h: PickableHost, now: number, timeoutMs: number): n
   return life !== undefined && now - life > timeoutMs ? 0 : n;
 }
 
-/** A call was picked on `h` at `now`. */
-export function notePick(h: PickableHost, now: number, opts: FeedbackOptions = FEEDBACK_DEFAULTS): void {
-  if (liveInflight(h, now, opts.timeoutMs) === 0) {
+/**
+ * A call was picked on `h` at `now`. With `ages` false (a strategy that does
+ * not weigh load, see `weighsLoad`), a pick on a host that is not probing and
+ * already has calls in flight only counts the call: no clock is read, and the
+ * sum of pick times is left behind (nothing reads it for such a strategy; an
+ * age it would give is beyond any timeout, so `latencyAt` ignores it).
+ */
+export function notePick(h: PickableHost, now: Now, opts: FeedbackOptions = FEEDBACK_DEFAULTS, ages = true): void {
+  if (!ages && h.inflight > 0 && h.state !== 'probing') {
+    h.inflight++;
+    return;
+  }
+  const t = timeOf(now);
+  if (liveInflight(h, t, opts.timeoutMs) === 0) {
     h.inflight = 0;
     h.pendingSum = 0;
-    h.lifeTs = now;
+    h.lifeTs = t;
   }
   h.inflight++;
-  h.pendingSum = (h.pendingSum ?? 0) + now;
+  h.pendingSum = (h.pendingSum ?? 0) + t;
 }
 
 /**
@@ -112,12 +147,13 @@ export const DEFAULT_MAX_TRIALS = 1;
  * passed over (the strategy is asked again, at most once per host, then -1):
  * a host that is still sick costs one call per probe round, not a burst.
  * With N agents, at most N × maxTrials trial calls are in flight at once.
+ * The clock, when `now` is one, is read only for a probing host at its bound.
  */
 export function pickBounded(
   strategy: Strategy,
   hosts: readonly PickableHost[],
   key: string | undefined,
-  now: number,
+  now: Now,
   maxTrials: number = DEFAULT_MAX_TRIALS,
   timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs,
 ): number {
@@ -131,6 +167,7 @@ export function pickBounded(
   return i >= 0 && atBound(hosts[i]!, now, maxTrials, timeoutMs) ? -1 : i;
 }
 
-function atBound(h: PickableHost, now: number, maxTrials: number, timeoutMs: number): boolean {
-  return h.state === 'probing' && liveInflight(h, now, timeoutMs) >= maxTrials;
+function atBound(h: PickableHost, now: Now, maxTrials: number, timeoutMs: number): boolean {
+  // liveInflight ≤ inflight: below the bound, no need for the time
+  return h.state === 'probing' && h.inflight >= maxTrials && liveInflight(h, timeOf(now), timeoutMs) >= maxTrials;
 }

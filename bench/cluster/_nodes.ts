@@ -10,13 +10,12 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Kvm } from '@nats-io/kv';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
 import { LeaseOwnership, clusterNames } from '../../src/cluster/index.ts';
 import { decodeLease } from '../../src/cluster/leases.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry, bindBucket } from '../../src/registry.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { encode, tryDecode } from '../../src/codec.ts';
 import { names as makeNames, partitionOf, type Names } from '../../schemas/subjects.ts';
@@ -112,7 +111,8 @@ export async function leaseOwners(nc: NatsConnection, n: Names, partitions: numb
   const cn = clusterNames(n.prefix);
   const out = new Map<number, string>();
   try {
-    const kv = await new Kvm(nc).open(cn.leasesBucket, { bindOnly: true });
+    const kv = await bindBucket(nc, cn.leasesBucket);
+    if (kv === undefined) return out;
     await Promise.all(
       Array.from({ length: partitions }, async (_, p) => {
         const e = await kv.get(cn.leaseKey(p));
@@ -216,9 +216,9 @@ export class ReportLoad {
 
 /** Whether every route has its state and its checkpoint stored (the nodes' KV writes have caught up). */
 export async function kvCaughtUp(nc: NatsConnection, n: Names, routes: number): Promise<boolean> {
-  const kvm = new Kvm(nc);
   try {
-    const [st, cp] = await Promise.all([kvm.open(n.routesBucket, { bindOnly: true }), kvm.open(clusterNames(n.prefix).checkpointsBucket, { bindOnly: true })]);
+    const [st, cp] = await Promise.all([bindBucket(nc, n.routesBucket), bindBucket(nc, clusterNames(n.prefix).checkpointsBucket)]);
+    if (st === undefined || cp === undefined) return false;
     const [a, b] = await Promise.all([st.status(), cp.status()]);
     return a.values >= routes && b.values >= routes;
   } catch {

@@ -12,7 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.ts';
-import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../codec.ts';
@@ -157,6 +157,8 @@ class AgentRoute {
   byKey = new Map<string, AgentHost>();
   byResult = new Map<object, AgentHost>();
   strategy: Strategy;
+  /** Whether the strategy weighs load (feedback.ts `weighsLoad`): its picks read the clock. */
+  weighsLoad: boolean;
   private strategyName: StrategyName;
   private readonly override: StrategyName | undefined;
   private readonly make: (name: StrategyName) => Strategy;
@@ -167,6 +169,7 @@ class AgentRoute {
     this.make = make;
     this.strategyName = override ?? DEFAULT_STRATEGY;
     this.strategy = make(this.strategyName);
+    this.weighsLoad = weighsLoad(this.strategyName);
   }
 
   /** Applies a new state: the agent's listener, called before any caller's. */
@@ -213,6 +216,7 @@ class AgentRoute {
     if (name !== this.strategyName) {
       this.strategyName = name;
       this.strategy = this.make(name);
+      this.weighsLoad = weighsLoad(name);
     }
     this.strategy.update({ hosts: next, panic: s.panic, probeNum: s.probe_num });
   };
@@ -330,11 +334,13 @@ export class Agent {
   private pickFrom(r: AgentRoute, key: string | undefined): HostPick {
     const st = r.f.status;
     if (st !== RouteStatus.loaded) return st === RouteStatus.loading ? LOADING : NOT_REGISTERED;
-    const now = this.clock();
+    // the clock only where the answer depends on it: every pick of a strategy that weighs load, else probing hosts only
+    const ages = r.weighsLoad;
+    const now = ages ? this.clock() : this.clock;
     const i = pickBounded(r.strategy, r.hosts, key, now, this.probeTrials, this.feedback.timeoutMs);
     if (i < 0) return NO_HOST;
     const h = r.hosts[i]!;
-    notePick(h, now, this.feedback);
+    notePick(h, now, this.feedback, ages);
     this.counters.picks++;
     return h.result;
   }

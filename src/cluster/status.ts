@@ -14,9 +14,9 @@
  * heartbeat age. Reports that no node receives (a partition without an
  * owner) are in the REPORTS stream only: they show as an unowned partition.
  */
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { watchBucket } from '../registry.ts';
+import { bindBucket, watchBucket } from '../registry.ts';
 import { clusterNames } from './names.ts';
 import { decodeLease } from './leases.ts';
 import { decodeMember, type IngestFigures, type MemberRecord } from './membership.ts';
@@ -124,14 +124,6 @@ export function summarizeCluster(snap: ClusterSnapshot, o: { prefix: string; par
   return { prefix: o.prefix, partitions: o.partitions, at: o.now, members, partitionStates, problems, healthy: problems.length === 0 };
 }
 
-async function bind(nc: NatsConnection, bucket: string): Promise<KV | undefined> {
-  try {
-    return await new Kvm(nc).open(bucket, { bindOnly: true });
-  } catch {
-    // No node with leases ever ran under this prefix.
-    return undefined;
-  }
-}
 
 async function readAll(kv: KV | undefined): Promise<KvEntry[]> {
   if (!kv) return [];
@@ -147,7 +139,7 @@ async function readAll(kv: KV | undefined): Promise<KvEntry[]> {
 /** Reads the members and leases buckets once. */
 export async function readClusterSnapshot(nc: NatsConnection, prefix: string): Promise<ClusterSnapshot> {
   const cn = clusterNames(prefix);
-  const [membersKv, leasesKv] = await Promise.all([bind(nc, cn.membersBucket), bind(nc, cn.leasesBucket)]);
+  const [membersKv, leasesKv] = await Promise.all([bindBucket(nc, cn.membersBucket), bindBucket(nc, cn.leasesBucket)]); // undefined: no node with leases ever ran under this prefix
   const [memberEntries, leaseEntries] = await Promise.all([readAll(membersKv), readAll(leasesKv)]);
   const members: ClusterSnapshot['members'] = [];
   for (const e of memberEntries) {

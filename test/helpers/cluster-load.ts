@@ -6,7 +6,6 @@
  */
 import { expect } from 'chai';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { decode } from '../../src/codec.ts';
 import { parseReportMsgId } from '../../src/agent/outbox.ts';
@@ -18,7 +17,7 @@ import { runMigrations } from '../../src/analytics/migrate.ts';
 import { durableName, startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
 import { clusterNames, LEASE_DEFAULTS } from '../../src/cluster/index.ts';
 import { openTtlBucket } from '../../src/cluster/kv.ts';
-import { RouteStore } from '../../src/registry.ts';
+import { RouteStore, bindBucket } from '../../src/registry.ts';
 import { ensureStreams, type EnsureStreamsOptions } from '../../src/streams.ts';
 import { waitFor } from './wait.ts';
 import { randomDatabase, sharedChdbPath } from './clickhouse-server.ts';
@@ -155,9 +154,8 @@ export async function replicaCounts(nc: NatsConnection, n: Names): Promise<Recor
   const out: Record<string, number> = {};
   for (const s of [n.reportsStream, n.eventsStream]) out[s] = (await jsm.streams.info(s)).config.num_replicas;
   const cn = clusterNames(n.prefix);
-  const kvm = new Kvm(nc);
   for (const b of [n.registryBucket, n.routesBucket, cn.membersBucket, cn.leasesBucket, cn.checkpointsBucket]) {
-    const kv = await kvm.open(b, { bindOnly: true }).catch(() => undefined);
+    const kv = await bindBucket(nc, b).catch(() => undefined);
     if (kv) out[b] = (await kv.status()).replicas;
   }
   return out;

@@ -1,11 +1,18 @@
 /** Waiting for conditions and events with a deadline (never a bare sleep). */
 
-export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, opts: { timeoutMs?: number; what?: string; intervalMs?: number } = {}): Promise<T> {
+/** `explain`, when given, adds what was seen to the timeout's message. */
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  opts: { timeoutMs?: number; what?: string; intervalMs?: number; explain?: () => string | Promise<string> } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     const v = await check();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}`);
+    if (Date.now() > deadline) {
+      const seen = opts.explain ? `; ${await Promise.resolve(opts.explain()).catch((e: unknown) => `(explain failed: ${String(e)})`)}` : '';
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${seen}`);
+    }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 10));
   }
 }

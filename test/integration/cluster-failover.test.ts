@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { Kvm } from '@nats-io/kv';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { bindBucket } from '../../src/registry.ts';
 import { rendezvousOwner } from '../../actors/ownership.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { clusterNames } from '../../src/cluster/index.ts';
@@ -45,7 +45,7 @@ describe('cluster - failover between `lars node` processes', function () {
     const proc = server.process;
     if (proc.exitCode !== null || proc.signalCode !== null) {
       // The suite's nats-server died between tests (seen once in a full run, cause not found): say so, start it again.
-      console.warn(`      the suite's nats-server exited (code ${String(proc.exitCode)}, signal ${String(proc.signalCode)}); restarting it`);
+      console.warn(`      the suite's nats-server exited (code ${String(proc.exitCode)}, signal ${String(proc.signalCode)}); restarting it. Its log ends:\n${server.log().slice(-6000)}`);
       server = await server.restart();
     }
     c = await TestCluster.start(server);
@@ -72,11 +72,19 @@ describe('cluster - failover between `lars node` processes', function () {
         const owners = await leaseOwners(c.nc, c.prefix).catch(() => new Map<number, string>());
         return ALL.every((p) => owners.get(p) === rendezvousOwner(p, IDS));
       },
-      { timeoutMs: 30_000, what: 'three nodes sharing the partitions' },
+      {
+        timeoutMs: 30_000,
+        what: 'three nodes sharing the partitions',
+        explain: async () => {
+          const owners = await leaseOwners(c.nc, c.prefix).catch((e: unknown) => String(e));
+          const held = typeof owners === 'string' ? owners : ALL.map((p) => `${p}:${owners.get(p) ?? '-'}/${rendezvousOwner(p, IDS) ?? '?'}`).join(' ');
+          return `leases (held/wanted) ${held}; nats-server ${server.process.exitCode === null ? 'up' : `exited ${String(server.process.exitCode)}`}\n${children.map((ch) => `--- ${ch.id}:\n${ch.output().slice(-3000)}`).join('\n')}`;
+        },
+      },
     );
     // Lease revisions in arrival order on the same connection as the route states.
     const cn = clusterNames(c.prefix);
-    const kv = await new Kvm(c.nc).open(cn.leasesBucket);
+    const kv = (await bindBucket(c.nc, cn.leasesBucket))!;
     const leases: LeaseSeen[] = [];
     const w = await kv.watch({ key: '>' });
     void (async () => {

@@ -1,9 +1,8 @@
 import { expect } from 'chai';
-import { Kvm } from '@nats-io/kv';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { LeaseOwnership, clusterNames } from '../../src/cluster/index.ts';
 import { encodeLease } from '../../src/cluster/leases.ts';
-import { RouteStore } from '../../src/registry.ts';
+import { RouteStore, bindBucket } from '../../src/registry.ts';
 import { TestCluster, PARTITIONS, hosts, useNatsServer } from '../helpers/cluster.ts';
 import { startLeaseNode, RouteRecorder, type LeaseNode } from '../helpers/nodes.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -39,7 +38,7 @@ describe('cluster - fencing', function () {
     expect(own.holds(0)).to.equal(true);
     // another node takes partition 1 over on its current revision
     const cn = clusterNames(c.prefix);
-    const kv = await new Kvm(c.nc).open(cn.leasesBucket);
+    const kv = (await bindBucket(c.nc, cn.leasesBucket))!;
     const e = (await kv.get(cn.leaseKey(1)))!;
     await kv.update(cn.leaseKey(1), encodeLease('intruder', Date.now()), e.revision);
     const renewed = await own.reassert(1);

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { Kvm } from '@nats-io/kv';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { clusterNames } from '../../src/cluster/names.ts';
+import { bindBucket } from '../../src/registry.ts';
 import { encodeLease } from '../../src/cluster/leases.ts';
 import type { ClusterStatus } from '../../src/cluster/status.ts';
 import { TestCluster, PARTITIONS, hosts } from '../helpers/cluster.ts';
@@ -98,7 +98,7 @@ describe('cluster - lars cluster status', function () {
 
   it('cluster - a partition leased to a node that is not a member is flagged and the command exits 1', async () => {
     const cn = clusterNames(c.prefix);
-    const kv = await new Kvm(c.nc).open(cn.leasesBucket, { bindOnly: true });
+    const kv = (await bindBucket(c.nc, cn.leasesBucket))!;
     const p = 3;
     const cur = await kv.get(cn.leaseKey(p));
     await kv.update(cn.leaseKey(p), encodeLease('ghost', Date.now()), cur!.revision);

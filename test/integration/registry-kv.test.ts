@@ -11,7 +11,9 @@ import { deadline } from '@nats-io/transport-node';
 import { names } from '../../schemas/subjects.ts';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { Registry, isConflict, openBucket, watchBucket } from '../../src/registry.ts';
+import { Registry, RouteStore, bindBucket, isConflict, openBucket, watchBucket } from '../../src/registry.ts';
+import { readClusterSnapshot } from '../../src/cluster/status.ts';
+import { createAgent } from '../../src/agent/agent.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { TEST_STREAM_LIMITS } from '../helpers/clickhouse-server.ts';
 
@@ -105,5 +107,36 @@ describe('registry kv', function () {
     // Opened again with the same count: nothing to change, nothing logged.
     await openBucket(nc, name, 5, { replicas: 3, log });
     expect(records.filter((r) => r['msg'] === 'stream replica count changed')).to.have.length(1);
+  });
+
+  it('registry - readers bind with direct get and never send STREAM.MSG.GET (nats-server 2.9.10 crashes on one that meets a stream in creation)', async () => {
+    const n = names(`t${randomBytes(4).toString('hex')}`);
+    const spy = nc.subscribe('$JS.API.STREAM.MSG.GET.>');
+    const seen: string[] = [];
+    void (async () => {
+      for await (const m of spy) seen.push(m.subject);
+    })();
+    // before any node ran: no bucket, no handle
+    expect(await bindBucket(nc, n.routesBucket)).to.equal(undefined);
+    expect(await RouteStore.bind(nc, n)).to.equal(undefined);
+    const snap = await readClusterSnapshot(nc, n.prefix);
+    expect(snap.members).to.have.length(0);
+    // with the buckets there: an agent's first pick, a store read, the status reader
+    const reg = await Registry.open(nc, n);
+    await reg.addHosts(5, 6, [{ ip: '10.0.0.1', port: 80, weight: 100 }], 't');
+    const store = await RouteStore.open(nc, n);
+    expect(await store.get(5, 6)).to.equal(undefined);
+    const bound = await RouteStore.bind(nc, n);
+    expect(bound).to.not.equal(undefined);
+    await bound!.get(5, 6);
+    const agent = await createAgent({ nc, prefix: n.prefix });
+    await agent.getRoute(5, 6);
+    await agent.close();
+    await readClusterSnapshot(nc, n.prefix);
+    // a concurrent creator's fallback binds the same way
+    await openBucket(nc, n.routesBucket, 5).catch(() => undefined);
+    await nc.flush();
+    expect(seen).to.deep.equal([]);
+    spy.unsubscribe();
   });
 });

@@ -12,7 +12,7 @@ import { Kvm } from '@nats-io/kv';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry, bindBucket } from '../../src/registry.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
@@ -121,7 +121,7 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
       refused = err;
     }
     expect(refused, 'put must fail').to.be.instanceOf(Error);
-    const adminKv = await new Kvm(admin).open(n.routesBucket);
+    const adminKv = (await bindBucket(admin, n.routesBucket))!;
     const e = await adminKv.get(n.routeKey(7, 7));
     expect(e?.operation).to.equal('PUT');
     expect(new TextDecoder().decode(e!.value)).to.not.include('forged');

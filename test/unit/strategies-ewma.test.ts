@@ -10,6 +10,7 @@ import {
   p2cEwmaCost,
   pickBounded,
   seededRandom,
+  weighsLoad,
   StrategyName,
   type PickableHost,
   type RouteView,
@@ -176,5 +177,63 @@ describe('strategies - calls never reported', () => {
     // the next pick forgets it for good
     notePick(a, t, OPTS);
     expect(a.inflight).to.equal(1);
+  });
+});
+
+describe('strategies - the clock on the pick path', () => {
+  /** A clock that counts its reads. */
+  function countingClock(start = 0): { now: () => number; reads: () => number; set(t: number): void } {
+    let t = start;
+    let n = 0;
+    return {
+      now: () => {
+        n++;
+        return t;
+      },
+      reads: () => n,
+      set: (v: number) => {
+        t = v;
+      },
+    };
+  }
+
+  it('strategies - only p2c and p2c_ewma weigh load on every pick', () => {
+    expect(Object.values(StrategyName).filter((n) => weighsLoad(n)).sort()).to.deep.equal(['p2c', 'p2c_ewma']);
+  });
+
+  it('strategies - a strategy that does not weigh load reads the clock for the first call in flight only, and counts every call', () => {
+    const hosts = [host(1), host(2)];
+    const s = createStrategy(StrategyName.swrr);
+    s.update(view(hosts));
+    const c = countingClock(100);
+    for (let i = 0; i < 1000; i++) {
+      const k = pickBounded(s, hosts, undefined, c.now);
+      notePick(hosts[k]!, c.now, OPTS, false);
+    }
+    expect(c.reads()).to.equal(2);
+    expect(hosts.map((h) => h.inflight)).to.deep.equal([500, 500]);
+    expect(hosts.map((h) => h.lifeTs)).to.deep.equal([100, 100]);
+    // a report is a sign of life as before; with nothing left in flight the next pick reads the clock again
+    noteReport(hosts[0]!, true, 5, 200, OPTS);
+    expect(hosts[0]!.lifeTs).to.equal(200);
+  });
+
+  it('strategies - a host that turns probing with calls never reported is not blocked for longer than the timeout', () => {
+    const h = host(1);
+    const s = createStrategy(StrategyName.swrr);
+    const c = countingClock(0);
+    s.update(view([h]));
+    for (let i = 0; i < 5; i++) notePick(h, c.now, OPTS, false); // five calls never reported
+    (h as { state: HostState }).state = 'probing';
+    s.update(view([h]));
+    c.set(500);
+    expect(pickBounded(s, [h], undefined, c.now, 1, 1000)).to.equal(-1);
+    c.set(1001);
+    expect(pickBounded(s, [h], undefined, c.now, 1, 1000)).to.equal(0);
+    // the trial is counted with the time (a probing host always reads the clock) and bounds the next pick
+    notePick(h, c.now, OPTS, false);
+    expect(h.inflight).to.equal(1);
+    expect(h.lifeTs).to.equal(1001);
+    expect(pickBounded(s, [h], undefined, c.now, 1, 1000)).to.equal(-1);
   });
 });
