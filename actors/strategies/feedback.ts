@@ -157,9 +157,26 @@ export function pickBounded(
   maxTrials: number = DEFAULT_MAX_TRIALS,
   timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs,
 ): number {
-  let i = strategy.pick(key);
+  return boundTrials(strategy, hosts, key, strategy.pick(key), now, maxTrials, timeoutMs);
+}
+
+/**
+ * `pickBounded` given the strategy's first answer `i`: for a caller that
+ * looked at the first answer itself (the agent's fast path: a host that is
+ * not probing needs no bound).
+ */
+export function boundTrials(
+  strategy: Strategy,
+  hosts: readonly PickableHost[],
+  key: string | undefined,
+  first: number,
+  now: Now,
+  maxTrials: number = DEFAULT_MAX_TRIALS,
+  timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs,
+): number {
+  let i = first;
   // A key maps to one host: asking again would give the same answer.
-  if (key !== undefined && strategy.name === 'hash') return i;
+  if (key !== undefined && strategy.name === StrategyName.hash) return i;
   for (let tries = hosts.length; i >= 0 && tries > 0; tries--) {
     if (!atBound(hosts[i]!, now, maxTrials, timeoutMs)) return i;
     i = strategy.pick(key);

@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
-import { LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
+import { HostState, LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.ts';
-import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, boundTrials, notePick, noteReport, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../codec.ts';
@@ -129,6 +129,11 @@ class AgentHost implements PickableHost {
   readonly port: number;
   pickWeight: number;
   state: PickableHost['state'];
+  /**
+   * `state === 'probing'`, kept with it: the pick path tests it on every pick, and a
+   * state decoded from a message is a string of its own, slower to compare than a boolean.
+   */
+  probing: boolean;
   /** Registry weight and zone, for zone-aware picking. */
   weight = 0;
   zone: string | null | undefined = undefined;
@@ -146,6 +151,7 @@ class AgentHost implements PickableHost {
     this.port = port;
     this.pickWeight = pickWeight;
     this.state = state;
+    this.probing = state === HostState.probing;
     this.result = Object.freeze({ ok: true as const, ip, port });
   }
 }
@@ -188,6 +194,7 @@ class AgentRoute {
         const h = s.hosts[i]!;
         a.pickWeight = h.pick_weight;
         a.state = h.state;
+        a.probing = h.state === HostState.probing;
         a.weight = h.weight;
         a.zone = h.zone;
       }
@@ -201,6 +208,7 @@ class AgentRoute {
         if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
         ah.pickWeight = h.pick_weight;
         ah.state = h.state;
+        ah.probing = h.state === HostState.probing;
         ah.weight = h.weight;
         ah.zone = h.zone;
         next.push(ah);
@@ -334,10 +342,22 @@ export class Agent {
   private pickFrom(r: AgentRoute, key: string | undefined): HostPick {
     const st = r.f.status;
     if (st !== RouteStatus.loaded) return st === RouteStatus.loading ? LOADING : NOT_REGISTERED;
-    // the clock only where the answer depends on it: every pick of a strategy that weighs load, else probing hosts only
+    const i = r.strategy.pick(key);
+    if (i < 0) return NO_HOST;
+    const h = r.hosts[i]!;
+    // The usual case of feedback.ts' pickBounded and notePick, kept small: a strategy that does not
+    // weigh load, a host that is not probing (no trial bound) with calls in flight (no clock): a count.
+    if (h.inflight === 0 || r.weighsLoad || h.probing) return this.pickNoted(r, key, i);
+    h.inflight++;
+    this.counters.picks++;
+    return h.result;
+  }
+
+  /** The rest of a pick: the probing hosts' trial bound, and the clock where the answer depends on it. */
+  private pickNoted(r: AgentRoute, key: string | undefined, first: number): HostPick {
     const ages = r.weighsLoad;
     const now = ages ? this.clock() : this.clock;
-    const i = pickBounded(r.strategy, r.hosts, key, now, this.probeTrials, this.feedback.timeoutMs);
+    const i = boundTrials(r.strategy, r.hosts, key, first, now, this.probeTrials, this.feedback.timeoutMs);
     if (i < 0) return NO_HOST;
     const h = r.hosts[i]!;
     notePick(h, now, this.feedback, ages);

@@ -203,8 +203,11 @@ export class RouteNode {
     await cpWatch.initialized;
     cpWatch.stop();
     this.preloadedCheckpoints = cps;
-    const w = await watchBucket(this.registry.kv, (e) => {
+    const w = await watchBucket(this.registry.kv, (kvEntry) => {
       if (this.closed) return undefined;
+      // Kept for every route, owned or not (a partition taken over starts from them): the fields
+      // only, the value copied out of the message it arrived in, which is not kept.
+      const e: RegistryWatchEntry = { key: kvEntry.key, revision: kvEntry.revision, operation: kvEntry.operation, value: kvEntry.value.slice() };
       if (e.operation === 'PUT') this.registryEntries.set(e.key, e);
       else this.registryEntries.delete(e.key);
       return this.enqueueRegistry(e);
