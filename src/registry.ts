@@ -12,7 +12,7 @@ import { encode, tryDecode } from './codec.ts';
 import { RegistryError, LarsError, ErrorCode } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { retry } from './retry.ts';
-import { infoOrUndefined, replicasFor, setReplicas, type Replicas } from './streams.ts';
+import { infoOrUndefined, placementPending, replicasFor, setReplicas, type Replicas } from './streams.ts';
 
 export interface RegistryRecord {
   entry: RegistryEntry;
@@ -37,7 +37,8 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
   const replicas = replicasFor(nc, opts.replicas);
   let kv: KV;
   try {
-    kv = await kvm.create(bucket, { history, storage: StorageType.File, replicas, ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}) });
+    // On a cluster still forming, the replicas may not be placeable yet: wait for it (a while).
+    kv = await retry(() => kvm.create(bucket, { history, storage: StorageType.File, replicas, ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}) }), { attempts: 100, minMs: 50, maxMs: 250, randomize: true, retryIf: placementPending() });
   } catch (err) {
     // A concurrent creator with another config, or a server that refuses: try to bind to what exists.
     const bound = await bindBucket(nc, bucket).catch(() => undefined);

@@ -106,6 +106,23 @@ const STREAM_NAME_IN_USE = 10058;
 /** Also what a concurrent creator of the same stream can cause on 2.9: treated like "name in use". */
 const SUBJECTS_OVERLAP = 10065;
 const INSUFFICIENT_STORAGE = 10047;
+/** "no suitable peers for placement": a cluster still forming (its servers not all known to the meta leader yet). */
+const NO_SUITABLE_PEERS = 10005;
+/** How long a create waits for a forming cluster to place its replicas. */
+export const PLACEMENT_WAIT_MS = 20_000;
+
+/**
+ * A retry condition for creates on a cluster that may still be forming: true
+ * for "no suitable peers" until `PLACEMENT_WAIT_MS` after the first one.
+ */
+export function placementPending(): (err: unknown) => boolean {
+  let first: number | undefined;
+  return (err) => {
+    if (apiCode(err) !== NO_SUITABLE_PEERS) return false;
+    first ??= Date.now();
+    return Date.now() - first < PLACEMENT_WAIT_MS;
+  };
+}
 /** Smallest max_bytes ensureStream falls back to when the server cannot reserve more. */
 const MIN_STREAM_BYTES = 64 * 2 ** 20;
 
@@ -149,6 +166,7 @@ function apiCode(err: unknown): number | undefined {
 export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }, log: Logger = silentLogger()): Promise<StreamInfo> {
   let want = cfg;
   let raced = 0;
+  const placing = placementPending();
   return retry(
     async () => {
       const existing = await infoOrUndefined(jsm, want.name);
@@ -156,12 +174,13 @@ export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamCon
       return jsm.streams.add(want);
     },
     {
-      attempts: 16,
+      attempts: 120,
       minMs: 20,
-      maxMs: 200,
+      maxMs: 250,
       randomize: true,
       retryIf: (err) => {
         const code = apiCode(err);
+        if (placing(err)) return true;
         // Another process created it between our info and add (with other limits): adopt theirs.
         // On 2.9 the loser of a concurrent create of the same stream may hear "subjects overlap" instead.
         if ((code === STREAM_NAME_IN_USE || code === SUBJECTS_OVERLAP) && raced++ < 5) return true;

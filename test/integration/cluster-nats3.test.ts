@@ -13,7 +13,8 @@ import { rendezvousOwner } from '../../actors/ownership.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { partitionOf, names, type Names } from '../../schemas/subjects.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry, openBucket } from '../../src/registry.ts';
+import { ensureStream } from '../../src/streams.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { NatsCluster } from '../helpers/nats-cluster.ts';
 import { PARTITIONS, TEST_CLUSTER_STREAM_LIMITS, hosts, uniquePrefix } from '../helpers/cluster.ts';
@@ -224,5 +225,23 @@ describe('cluster - 3-server NATS cluster (real nats-servers)', function () {
       expect(r?.entry.hosts.map((h) => `${h.ip}:${h.port}`).sort(), `${m}.${cmd} in the registry`).to.deep.equal(hosts(3, `10.${m % 200}.0.`).map((h) => `${h.ip}:${h.port}`).sort());
     }
     expect(rec.backwards()).to.deep.equal([]);
+  });
+
+  it('nats3 - a bucket or stream asked for while a server is still missing from the cluster is created once it is back (no suitable peers is waited out)', async () => {
+    await cluster.stop(2);
+    const jsm = await jetstreamManager(admin);
+    // what a node starting first would hear
+    const refused = await jsm.streams.add({ name: `${n.prefix}_probe`, subjects: [`${n.prefix}.probe`], num_replicas: 3 }).catch((e: unknown) => e as { code?: number; message?: string });
+    expect(refused, 'an R3 create with a server missing must be refused').to.have.property('code', 10005);
+    const bucket = openBucket(admin, `${n.prefix}_late`, 1, { replicas: 3 });
+    const stream = ensureStream(jsm, { name: `${n.prefix}_LATE`, subjects: [`${n.prefix}.late`], num_replicas: 3 });
+    let settled = false;
+    void Promise.allSettled([bucket, stream]).then(() => (settled = true));
+    await jsm.streams.info(`${n.prefix}_LATE`).catch(() => undefined); // a round trip: a create that gave up has settled by now
+    expect(settled, 'still waiting for the missing server').to.equal(false);
+    await cluster.restart(2);
+    const [kv, info] = await Promise.all([bucket, stream]);
+    expect((await kv.status()).replicas).to.equal(3);
+    expect(info.config.num_replicas).to.equal(3);
   });
 });
