@@ -12,6 +12,7 @@
  * each route from its checkpoint (`<prefix>_checkpoints`), else from its
  * last published state.
  */
+import { createHash } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
 import { names as makeNames, partitionOf, parseRouteTail, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
@@ -58,6 +59,8 @@ export interface RouteNodeStats {
   fenced: number;
   /** Partitions dropped because a fenced write or a lease renewal failed. */
   partitionsLost: number;
+  /** Checkpoints written at handovers (routes whose stored checkpoint was already current are skipped). */
+  handoverCheckpoints: number;
   rejects: Record<string, number>;
 }
 
@@ -81,6 +84,8 @@ interface RouteSlot {
   kvRevision: number | undefined;
   /** `kvRevision` came from the checkpoint, not from a read of the routes bucket: true until a write succeeds on it. */
   unverified?: boolean;
+  /** `checkpointDigest` of the last checkpoint stored for the route: a handover skips a route whose checkpoint says the same. */
+  cpDigest?: string;
 }
 
 export class RouteNode {
@@ -121,7 +126,7 @@ export class RouteNode {
   /** When the pending flush was first asked for (performance.now()): publish latency. */
   private dirtyAt = 0;
   private readonly partitionListeners = new Set<(e: PartitionEvent) => void>();
-  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0 };
+  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0, handoverCheckpoints: 0 };
   private checkpoints!: CheckpointStore;
   /** Last checkpoints read in bulk at start (only while starting). */
   private preloadedCheckpoints: Map<string, CheckpointRecord> | undefined;
@@ -471,7 +476,17 @@ export class RouteNode {
     let next = 0;
     const writer = async (): Promise<void> => {
       for (let s = slots[next++]; s !== undefined; s = slots[next++]) {
-        await this.checkpoints.put(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), s.actor.checkpoint(now), ts, s.kvRevision).catch((err: unknown) => this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed'));
+        const cp = s.actor.checkpoint(now);
+        const digest = checkpointDigest(cp, s.kvRevision);
+        // Nothing happened to the route since its last checkpoint (no report, no tick that changed it): stored already.
+        if (digest === s.cpDigest) continue;
+        try {
+          await this.checkpoints.put(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), cp, ts, s.kvRevision);
+          s.cpDigest = digest;
+          this.counters.handoverCheckpoints++;
+        } catch (err) {
+          this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed');
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(HANDOVER_WRITES, slots.length) }, writer));
@@ -696,7 +711,13 @@ export class RouteNode {
       if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, { state, checkpoint });
       return;
     }
-    await this.checkpoints.put(slot.partition, this.names.routeKey(state.modid, state.cmdid), checkpoint, Date.now(), slot.kvRevision).catch((err: unknown) => this.log.warn({ err, route }, 'checkpoint write failed'));
+    try {
+      await this.checkpoints.put(slot.partition, this.names.routeKey(state.modid, state.cmdid), checkpoint, Date.now(), slot.kvRevision);
+      slot.cpDigest = checkpointDigest(checkpoint, slot.kvRevision);
+    } catch (err) {
+      slot.cpDigest = undefined;
+      this.log.warn({ err, route }, 'checkpoint write failed');
+    }
   }
 
   /** Resolves when every route state has been written to KV. */
@@ -789,6 +810,11 @@ const HANDOVER_WRITES = 64;
 const FLUSH_SLICE = 1024;
 /** Restore reads in flight per partition being taken over. */
 const RESTORE_READS = 16;
+
+/** What a checkpoint says, apart from when it was taken (its `ts`), with the routes revision it goes with. */
+function checkpointDigest(cp: RouteCheckpoint, rev: number | undefined): string {
+  return createHash('sha1').update(encode({ ...cp, ts: 0 })).update(String(rev)).digest('base64');
+}
 
 function hasPickable(s: RouteState): boolean {
   return s.hosts.some((h) => h.pick_weight > 0);

@@ -82,6 +82,9 @@ describe('cluster - partitions shared by leases (in-process nodes)', function ()
     await waitFor(() => leaving.node.route(rm, rc)!.host(`${h.ip}:${h.port}`)!.continErr === 3, { what: 'reports counted on the leaving node' });
     await leaving.stop();
     const oldHosts = leaving.node.route(rm, rc)!.checkpoint(Date.now()).hosts;
+    // only the route whose counters moved since its last stored checkpoint needed one at the handover
+    expect(lastBefore.size, 'more than one route moved').to.be.greaterThan(1);
+    expect(leaving.node.stats().handoverCheckpoints).to.equal(1);
     nodes = nodes.filter((n) => n !== leaving);
     await settled(['n-a', 'n-c']);
     const gaps: number[] = [];
