@@ -140,6 +140,8 @@ export class RouteNode {
   private readonly reasserting = new Set<number>();
   /** Latest registry entry of every route (all partitions), so a partition taken over loads without a read. */
   private readonly registryEntries = new Map<string, RegistryWatchEntry>();
+  /** The same entries by partition: taking a partition over looks at its own routes, not at every route. */
+  private readonly registryByPartition = new Map<number, Map<string, RegistryWatchEntry>>();
   /** Restore reads done in bulk for a partition being taken over. */
   private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined; rev?: number }>();
   /** Partitions lost on a write conflict of a route restored from its checkpoint alone: the next takeover reads every route's state. */
@@ -213,8 +215,19 @@ export class RouteNode {
       // Kept for every route, owned or not (a partition taken over starts from them): the fields
       // only, the value copied out of the message it arrived in, which is not kept.
       const e: RegistryWatchEntry = { key: kvEntry.key, revision: kvEntry.revision, operation: kvEntry.operation, value: kvEntry.value.slice() };
-      if (e.operation === 'PUT') this.registryEntries.set(e.key, e);
-      else this.registryEntries.delete(e.key);
+      const parts = routeKeyParts(e.key);
+      const p = parts ? partitionOf(parts.modid, parts.cmdid, this.partitions) : -1;
+      if (e.operation === 'PUT') {
+        this.registryEntries.set(e.key, e);
+        if (p >= 0) {
+          let m = this.registryByPartition.get(p);
+          if (m === undefined) this.registryByPartition.set(p, (m = new Map()));
+          m.set(e.key, e);
+        }
+      } else {
+        this.registryEntries.delete(e.key);
+        this.registryByPartition.get(p)?.delete(e.key);
+      }
       return this.enqueueRegistry(e);
     }, {
       onError: (err) => {
@@ -371,11 +384,7 @@ export class RouteNode {
 
   /** Loads the routes of newly owned partitions (restoring each), then subscribes to their reports; each partition as soon as its routes are in. */
   private async acquire(ps: number[]): Promise<void> {
-    const byPartition = new Map<number, RegistryWatchEntry[]>(ps.map((p) => [p, []]));
-    for (const [k, e] of this.registryEntries) {
-      const parts = routeKeyParts(k);
-      if (parts) byPartition.get(partitionOf(parts.modid, parts.cmdid, this.partitions))?.push(e);
-    }
+    const byPartition = new Map<number, RegistryWatchEntry[]>(ps.map((p) => [p, [...(this.registryByPartition.get(p)?.values() ?? [])]]));
     await Promise.all(ps.map((p) => this.acquirePartition(p, byPartition.get(p)!)));
     this.log.info({ partitions: ps, routes: [...byPartition.values()].reduce((a, l) => a + l.length, 0) }, 'partitions acquired');
   }
