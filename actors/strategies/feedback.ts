@@ -118,6 +118,20 @@ export function noteReport(h: PickableHost, ok: boolean, latencyMs: number, now:
 }
 
 /**
+ * A call picked on `h` was not made after all (the caller could not use the
+ * host, e.g. its connection was still opening): it stops counting as in
+ * flight, and nothing is learnt of the host. Taken as the latest pick (a
+ * release follows its pick at once).
+ */
+export function noteRelease(h: PickableHost, now: number): void {
+  if (h.inflight === 0) return;
+  h.inflight--;
+  const n = h.inflight;
+  const rest = (h.pendingSum ?? 0) - now;
+  h.pendingSum = n === 0 || rest < 0 ? 0 : rest;
+}
+
+/**
  * The host's latency estimate at `now`: the peak EWMA decayed toward 0 for
  * the time since its last sample (a host nobody called lately looks cheaper
  * and gets a call that measures it), and at least twice the mean age of its

@@ -11,7 +11,7 @@ export { createLars, type LarsOptions } from './lars.ts';
 export { createSwrr, swrrSequence, integerWeights, SWRR_MAX_PERIOD, type SwrrOptions } from './swrr.ts';
 export { createP2c, p2cCost, type P2cOptions } from './p2c.ts';
 export { createP2cEwma, p2cEwmaCost, type P2cEwmaOptions } from './p2c-ewma.ts';
-export { notePick, noteReport, latencyAt, liveInflight, pickBounded, boundTrials, weighsLoad, type Now, FEEDBACK_DEFAULTS, DEFAULT_MAX_TRIALS, type FeedbackOptions } from './feedback.ts';
+export { notePick, noteReport, noteRelease, latencyAt, liveInflight, pickBounded, boundTrials, weighsLoad, type Now, FEEDBACK_DEFAULTS, DEFAULT_MAX_TRIALS, type FeedbackOptions } from './feedback.ts';
 export { createHash, HASH_VNODES, type HashOptions } from './hash.ts';
 export { hash32, fnv1a32, fmix32 } from './hash32.ts';
 export { seededRandom, DEFAULT_SEED } from './random.ts';

@@ -12,7 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { HostState, LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.ts';
-import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, boundTrials, notePick, noteReport, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, boundTrials, notePick, noteRelease, noteReport, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../codec.ts';
@@ -430,6 +430,18 @@ export class Agent {
    * Records a call result: retcode 0 is success, anything else an error
    * (Lars); latencyMs is the call's duration. Batched to the route nodes.
    */
+  /**
+   * Gives back a pick that was not used: no call was made to the host (an
+   * integration whose connection to it was still opening, a caller that gave
+   * up before calling). Nothing is reported; the host only stops counting the
+   * call as in flight, which a strategy weighing load, and a probing host's
+   * bound on trial calls, would otherwise count until the caller's timeout.
+   */
+  release(modid: number, cmdid: number, host: HostPick & { ok: true }): void {
+    const h = this.routes.get(modid)?.get(cmdid)?.byResult.get(host);
+    if (h !== undefined) noteRelease(h, this.clock());
+  }
+
   report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number): void {
     if (this.closed) return;
     if (!Number.isInteger(retcode) || !(latencyMs >= 0)) throw new RangeError(`bad report: retcode ${retcode} latency ${latencyMs}`);

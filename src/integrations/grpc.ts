@@ -302,7 +302,10 @@ class LarsPicker implements experimental.Picker {
       const st = child?.getConnectivityState();
       if (child !== undefined && st === ConnectivityState.READY) {
         const r = child.getPicker().pick(args);
-        if (r.pickResultType !== experimental.PickResultType.COMPLETE) return r;
+        if (r.pickResultType !== experimental.PickResultType.COMPLETE) {
+          agent.release(this.modid, this.cmdid, h);
+          return r;
+        }
         const start = clock();
         const inner = r.onCallEnded;
         let ended = false;
@@ -320,13 +323,16 @@ class LarsPicker implements experimental.Picker {
       }
       if (child === undefined) {
         // a host the channel has not been given yet (the resolver follows the same route): pick again
+        agent.release(this.modid, this.cmdid, h);
         continue;
       }
       if (st === ConnectivityState.TRANSIENT_FAILURE) {
         // the agent's choice cannot be reached: that is the host's failure
         agent.report(this.modid, this.cmdid, h, connectionRetcode(policy), 0);
       } else {
-        // still connecting: nothing is known of the host yet, so nothing is reported; the call waits
+        // still connecting: nothing is known of the host yet, so nothing is reported (the pick is
+        // given back: no call went out); the call waits
+        agent.release(this.modid, this.cmdid, h);
         child.exitIdle();
         queued = true;
       }

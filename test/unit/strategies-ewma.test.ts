@@ -6,6 +6,7 @@ import {
   latencyAt,
   liveInflight,
   notePick,
+  noteRelease,
   noteReport,
   p2cEwmaCost,
   pickBounded,
@@ -235,5 +236,31 @@ describe('strategies - the clock on the pick path', () => {
     expect(h.inflight).to.equal(1);
     expect(h.lifeTs).to.equal(1001);
     expect(pickBounded(s, [h], undefined, c.now, 1, 1000)).to.equal(-1);
+  });
+});
+
+describe('strategies - a pick given back', () => {
+  it('strategies - a released pick stops counting in flight, frees a probing host for its next trial, and teaches nothing of the host', () => {
+    const h = host(1, 10, 'probing');
+    const s = createStrategy(StrategyName.swrr);
+    s.update(view([h]));
+    expect(pickBounded(s, [h], undefined, 0)).to.equal(0);
+    notePick(h, 0, OPTS);
+    expect(pickBounded(s, [h], undefined, 5)).to.equal(-1);
+    noteRelease(h, 5);
+    expect(h.inflight).to.equal(0);
+    expect(h.latencyMs).to.equal(0);
+    expect(h.latencyTs).to.equal(undefined);
+    expect(pickBounded(s, [h], undefined, 6)).to.equal(0);
+    // with other calls in flight, their mean age is kept
+    const b = host(2);
+    notePick(b, 100, OPTS);
+    notePick(b, 200, OPTS);
+    noteRelease(b, 200);
+    expect(b.inflight).to.equal(1);
+    expect(latencyAt(b, 300, 10_000, 1000)).to.equal(400);
+    // nothing in flight: nothing to give back
+    noteRelease(h, 7);
+    expect(h.inflight).to.equal(0);
   });
 });
