@@ -41,6 +41,10 @@ export const LIMITS = {
   maxTimeMs: 8.64e15,
   /** Route versions stay exact in a float64. */
   maxVersion: Number.MAX_SAFE_INTEGER,
+  /** A self-registration's time to live, ms: at least a second, at most ten minutes. */
+  minSelfTtlMs: 1_000,
+  maxSelfTtlMs: 600_000,
+  maxInstanceLength: 128,
 } as const;
 
 export const HostState = {
@@ -275,6 +279,38 @@ export const RegistryEntrySchema = Type.Object(
   },
 );
 
+/** What a self-registered host says of itself. */
+export const SelfState = {
+  /** Serving: a member of the route. */
+  up: 'up',
+  /** Stopping: leaves the route at once (drains at the agents), then deletes its key. */
+  draining: 'draining',
+} as const;
+export type SelfState = (typeof SelfState)[keyof typeof SelfState];
+
+export const SelfRegistrationSchema = Type.Object(
+  {
+    v: Version,
+    modid: Uint32(),
+    cmdid: Uint32(),
+    ip: Ipv4(),
+    port: Port(),
+    weight: Weight(),
+    zone: Zone(),
+    state: Type.Union([Type.Literal(SelfState.up), Type.Literal(SelfState.draining)]),
+    instance: Type.String({ minLength: 1, maxLength: LIMITS.maxInstanceLength, description: 'who registered (the service instance or sidecar), for operators' }),
+    ttl_ms: Type.Integer({ minimum: LIMITS.minSelfTtlMs, maximum: LIMITS.maxSelfTtlMs, description: 'the host leaves the route when no heartbeat came for this long' }),
+    ts: TimeMs('when the heartbeat was sent, ms since the Unix epoch'),
+  },
+  {
+    title: 'SelfRegistration',
+    description:
+      'A host that registered itself for a route (elastic scaling), refreshed by heartbeats. ' +
+      'KV <prefix>_selfreg key <modid>.<cmdid>.<ip with - for .>_<port>. Route nodes merge these hosts with the admin registry; ' +
+      'an admin entry for the same ip:port wins.',
+  },
+);
+
 /** One call result inside a batch: `[host_index, retcode, latency_ms, offset_ms]`. */
 export type ReportTuple = Static<typeof ReportTupleSchema>;
 /** A batch of call results for one route. Subject `<prefix>.report.<partition>.<modid>.<cmdid>`. */
@@ -290,6 +326,8 @@ export type RouteEvent = Static<typeof RouteEventSchema>;
 export type RegistryHost = Static<typeof RegistryHostSchema>;
 /** Admin-set hosts of one route. KV `<prefix>_registry` key `<modid>.<cmdid>`. */
 export type RegistryEntry = Static<typeof RegistryEntrySchema>;
+/** A self-registered host. KV `<prefix>_selfreg` key `<modid>.<cmdid>.<ip-dashed>_<port>`. */
+export type SelfRegistration = Static<typeof SelfRegistrationSchema>;
 
 /** Every message schema, by the base name of its `.schema.json` file. */
 export const MESSAGE_SCHEMAS = {
@@ -297,4 +335,5 @@ export const MESSAGE_SCHEMAS = {
   'route-state': RouteStateSchema,
   'route-event': RouteEventSchema,
   'registry-entry': RegistryEntrySchema,
+  'self-registration': SelfRegistrationSchema,
 } as const;

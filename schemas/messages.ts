@@ -21,15 +21,17 @@ import {
   RouteEventSchema,
   RouteStateSchema,
   SCHEMA_VERSION,
+  SelfRegistrationSchema,
   type RegistryEntry,
+  type SelfRegistration,
   type RejectKind,
   type ReportBatch,
   type RouteEvent,
   type RouteState,
 } from './contract.ts';
 
-export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind } from './contract.ts';
-export type { ReportTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry } from './contract.ts';
+export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState } from './contract.ts';
+export type { ReportTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; kind: RejectKind; detail: string };
 
@@ -123,6 +125,7 @@ const reportBatchCheck = TypeCompiler.Compile(ReportBatchSchema);
 const routeStateCheck = TypeCompiler.Compile(RouteStateSchema);
 const routeEventCheck = TypeCompiler.Compile(RouteEventSchema);
 const registryEntryCheck = TypeCompiler.Compile(RegistryEntrySchema);
+const selfRegistrationCheck = TypeCompiler.Compile(SelfRegistrationSchema);
 
 /** The rule beyond the schema: every host_index points into `hosts`. */
 function checkHostIndexes(b: ReportBatch): Validated<ReportBatch> {
@@ -165,4 +168,9 @@ export function validateRegistryEntry(m: unknown): Validated<RegistryEntry> {
     seen.add(key);
   }
   return { ok: true, value: m };
+}
+
+export function validateSelfRegistration(m: unknown): Validated<SelfRegistration> {
+  if (selfRegistrationCheck.Check(m)) return { ok: true, value: m };
+  return rejection(selfRegistrationCheck, m, 'self-registration');
 }

@@ -54,6 +54,10 @@ export interface Names {
   registryBucket: string;
   /** KV bucket holding the last effective route state per route. */
   routesBucket: string;
+  /** KV bucket of hosts that registered themselves (elastic scaling), beside the admin registry. */
+  selfRegBucket: string;
+  /** KV key of a self-registered host: `<modid>.<cmdid>.<ip with - for .>_<port>`. */
+  selfRegKey(modid: number, cmdid: number, ip: string, port: number): string;
   /** JetStream stream capturing every report batch. */
   reportsStream: string;
   /** JetStream stream capturing every route event. */
@@ -78,6 +82,8 @@ export function names(prefix: string = DEFAULT_PREFIX): Names {
     eventAll: `${prefix}.event.>`,
     registryBucket: `${prefix}_registry`,
     routesBucket: `${prefix}_routes`,
+    selfRegBucket: `${prefix}_selfreg`,
+    selfRegKey: (m, c, ip, port) => `${m}.${c}.${ip.replace(/\./g, '-')}_${port}`,
     reportsStream: `${up}_REPORTS`,
     eventsStream: `${up}_EVENTS`,
     routeKey: (m, c) => `${m}.${c}`,

@@ -16,11 +16,12 @@ import { createHash } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
 import { names as makeNames, partitionOf, parseRouteTail, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
-import { LIMITS, validateReportBatch, type RegistryEntry, type RouteState, type RouteEvent } from '../../schemas/messages.ts';
+import { LIMITS, validateReportBatch, validateRegistryEntry, type RegistryEntry, type RouteState, type RouteEvent } from '../../schemas/messages.ts';
+import { mergeEntry, type HeardHost } from '../../actors/self-registration.ts';
 import { RouteActor, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams } from '../../actors/params.ts';
 import { encode, tryDecode } from '../codec.ts';
-import { Registry, RouteStore, isConflict, routeKeyParts, watchBucket } from '../registry.ts';
+import { Registry, RouteStore, isConflict, openBucket, routeKeyParts, watchBucket } from '../registry.ts';
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { retry } from '../retry.ts';
@@ -28,6 +29,7 @@ import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
+import { SelfRegistry } from './self-registry.ts';
 
 export interface RouteNodeOptions {
   nc: NatsConnection;
@@ -73,7 +75,14 @@ export interface PartitionEvent {
   at: number;
 }
 
-type RegistryWatchEntry = Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>;
+/**
+ * A route's effective registry entry as the node keeps it: the admin entry
+ * merged with the route's self-registered hosts (actors/self-registration.ts).
+ * `revision` is the node's own count of changes, one sequence for both
+ * sources. `admin` is the admin entry's value when the value is a merge
+ * (null: no admin entry); absent, the value is the admin entry's own.
+ */
+type RegistryWatchEntry = Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'> & { admin?: Uint8Array | null };
 
 interface RouteSlot {
   actor: RouteActor;
@@ -140,6 +149,12 @@ export class RouteNode {
   private readonly reasserting = new Set<number>();
   /** Latest registry entry of every route (all partitions), so a partition taken over loads without a read. */
   private readonly registryEntries = new Map<string, RegistryWatchEntry>();
+  /** Hosts that registered themselves, merged into the admin entries. */
+  private selfRegs!: SelfRegistry;
+  /** The effective entries' revisions: one count for admin and self-registration changes. */
+  private entrySeq = 0;
+  /** The admin registry's initial values are in: self-registration changes are merged from here on. */
+  private registryLoaded = false;
   /** The same entries by partition: taking a partition over looks at its own routes, not at every route. */
   private readonly registryByPartition = new Map<number, Map<string, RegistryWatchEntry>>();
   /** Restore reads done in bulk for a partition being taken over. */
@@ -210,35 +225,72 @@ export class RouteNode {
     await cpWatch.initialized;
     cpWatch.stop();
     this.preloadedCheckpoints = cps;
+    // Self-registered hosts first: the admin entries are merged with them as they load.
+    this.selfRegs = new SelfRegistry(this.clock, this.rejects);
+    const selfKv = await openBucket(this.nc, this.names.selfRegBucket, 1, { ttlMs: SELF_BUCKET_MAX_AGE_MS });
+    await this.selfRegs.watch(selfKv, (routeKey) => {
+      if (this.registryLoaded && !this.closed) void this.setEffective(routeKey, KEEP_ADMIN);
+    });
     const w = await watchBucket(this.registry.kv, (kvEntry) => {
       if (this.closed) return undefined;
-      // Kept for every route, owned or not (a partition taken over starts from them): the fields
-      // only, the value copied out of the message it arrived in, which is not kept.
-      const e: RegistryWatchEntry = { key: kvEntry.key, revision: kvEntry.revision, operation: kvEntry.operation, value: kvEntry.value.slice() };
-      const parts = routeKeyParts(e.key);
-      const p = parts ? partitionOf(parts.modid, parts.cmdid, this.partitions) : -1;
-      if (e.operation === 'PUT') {
-        this.registryEntries.set(e.key, e);
-        if (p >= 0) {
-          let m = this.registryByPartition.get(p);
-          if (m === undefined) this.registryByPartition.set(p, (m = new Map()));
-          m.set(e.key, e);
-        }
-      } else {
-        this.registryEntries.delete(e.key);
-        this.registryByPartition.get(p)?.delete(e.key);
-      }
-      return this.enqueueRegistry(e);
+      // Kept for every route, owned or not (a partition taken over starts from them): the value
+      // only, copied out of the message it arrived in, which is not kept.
+      return this.setEffective(kvEntry.key, kvEntry.operation === 'PUT' ? kvEntry.value.slice() : undefined);
     }, {
       onError: (err) => {
         if (!this.closed) this.log.error({ err }, 'registry watch ended');
       },
     });
-    this.watchStop = () => w.stop();
+    this.watchStop = () => {
+      w.stop();
+      this.selfRegs.stop();
+    };
     await w.initialized;
+    this.registryLoaded = true;
+    // Routes made of self-registered hosts alone.
+    for (const k of [...this.selfRegs.routeKeys()]) if (!this.registryEntries.has(k)) void this.setEffective(k, KEEP_ADMIN);
     await this.regChain;
     this.preloaded = undefined;
     this.preloadedCheckpoints = undefined;
+  }
+
+  /**
+   * Recomputes a route's effective entry from its admin entry (`admin`: the
+   * new value, undefined when deleted, or KEEP_ADMIN for the one held) and its
+   * live self-registered hosts; keeps it and applies it.
+   */
+  private setEffective(key: string, admin: Uint8Array | undefined | typeof KEEP_ADMIN): Promise<void> {
+    const prev = this.registryEntries.get(key);
+    const adminValue = admin !== KEEP_ADMIN ? admin : prev === undefined ? undefined : prev.admin !== undefined ? (prev.admin ?? undefined) : prev.value;
+    const parts = routeKeyParts(key);
+    const self = parts ? this.selfRegs.live(key) : [];
+    let value = adminValue;
+    let merged = false;
+    if (parts && self.length > 0) {
+      const d = adminValue === undefined ? undefined : tryDecode(adminValue);
+      const a = d?.ok ? validateRegistryEntry(d.value) : undefined;
+      // An admin entry that does not decode goes through as it is (and is refused, logged, where it is applied).
+      if (adminValue === undefined || a?.ok) {
+        value = encode(mergeEntry(a?.ok ? a.value : undefined, self, parts.modid, parts.cmdid, Date.now()));
+        merged = true;
+      }
+    }
+    if (prev === undefined && value === undefined) return this.regChain;
+    const e: RegistryWatchEntry = value === undefined ? { key, revision: ++this.entrySeq, operation: 'DEL', value: NO_VALUE } : { key, revision: ++this.entrySeq, operation: 'PUT', value };
+    if (merged) e.admin = adminValue ?? null;
+    const p = parts ? partitionOf(parts.modid, parts.cmdid, this.partitions) : -1;
+    if (e.operation === 'PUT') {
+      this.registryEntries.set(key, e);
+      if (p >= 0) {
+        let m = this.registryByPartition.get(p);
+        if (m === undefined) this.registryByPartition.set(p, (m = new Map<string, RegistryWatchEntry>()));
+        m.set(key, e);
+      }
+    } else {
+      this.registryEntries.delete(key);
+      this.registryByPartition.get(p)?.delete(key);
+    }
+    return this.enqueueRegistry(e);
   }
 
   /** Applies a registry entry after those before it; `ifLatest`: only if no newer one for its key has arrived meanwhile. */
@@ -564,6 +616,7 @@ export class RouteNode {
   }
 
   private tick(): void {
+    if (this.registryLoaded) for (const k of this.selfRegs.expire()) void this.setEffective(k, KEEP_ADMIN);
     const now = this.clock();
     for (const slot of this.routes.values()) {
       slot.actor.tick(now);
@@ -750,6 +803,11 @@ export class RouteNode {
     while (busy() && !this.closed) await new Promise<void>((r) => this.kvDone.push(r));
   }
 
+  /** The self-registered hosts of a route as this node last heard them, live or not. */
+  selfRegistered(modid: number, cmdid: number): HeardHost[] {
+    return this.selfRegs?.all(this.names.routeKey(modid, cmdid)) ?? [];
+  }
+
   /** Listener for partitions coming and going (handover timing, tests). Returns a remover. */
   onPartition(l: (e: PartitionEvent) => void): () => void {
     this.partitionListeners.add(l);
@@ -808,6 +866,12 @@ export class RouteNode {
     this.log.info(this.stats(), 'route node stopped');
   }
 }
+
+/** `setEffective`: keep the admin entry the node holds. */
+const KEEP_ADMIN = Symbol('keep the admin entry');
+const NO_VALUE = new Uint8Array(0);
+/** Max age of the self-registration bucket's messages: a host that died without deleting its key leaves no trace after this. */
+const SELF_BUCKET_MAX_AGE_MS = 2 * LIMITS.maxSelfTtlMs;
 
 /** Routes in a partition from which a takeover reads the partition's checkpoints in one pass. */
 const BULK_RESTORE_MIN = 32;
