@@ -67,6 +67,18 @@ export async function bindBucket(nc: NatsConnection, bucket: string): Promise<KV
   return new Kvm(nc).open(bucket, { allow_direct: info.config.allow_direct === true });
 }
 
+/** Every key's latest entry (deletions included), read once; none for an absent bucket. */
+export async function readBucket(kv: KV | undefined): Promise<KvEntry[]> {
+  if (!kv) return [];
+  const out = new Map<string, KvEntry>();
+  const w = await watchBucket(kv, (e) => {
+    out.set(e.key, e);
+  }, { initTimeoutMs: 5000 });
+  await w.initialized;
+  w.stop();
+  return [...out.values()];
+}
+
 export function routeKeyParts(key: string): { modid: number; cmdid: number } | undefined {
   const m = /^(\d{1,10})\.(\d{1,10})$/.exec(key);
   if (!m) return undefined;

@@ -318,6 +318,11 @@ export class Agent {
     void this.watchStatus(it);
   }
 
+  /** The agent's NATS connection (its own, or the one it was given). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
   // ---------------------------------------------------------------- picking
 
   /**

@@ -16,7 +16,7 @@
 import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { names as makeNames } from '../../schemas/subjects.ts';
+import { names as makeNames, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, SelfState, isIPv4, isPort, type SelfRegistration } from '../../schemas/messages.ts';
 import { encode } from '../codec.ts';
 import { connectNats } from '../nats/connect.ts';
@@ -52,6 +52,13 @@ export interface SelfRegisterOptions {
   log?: Logger;
   /** Wall clock for the records' `ts` (tests). */
   now?: () => number;
+  /**
+   * Asked before every heartbeat (a sidecar registering the service beside it
+   * checks that the service answers): false withholds the heartbeat, so a
+   * service that died leaves its route within the TTL even though the
+   * registering process lives on. Absent: the registering process is the service.
+   */
+  alive?: () => Promise<boolean>;
 }
 
 export interface SelfRegistrationHandle {
@@ -67,6 +74,49 @@ export interface SelfRegistrationHandle {
   stop(opts?: { drainMs?: number }): Promise<void>;
 }
 
+/**
+ * Writes self-registration records: what `registerSelf` and the sidecar's
+ * HTTP API (`POST /v1/register`) share.
+ */
+export class SelfRegWriter {
+  readonly names: Names;
+  private readonly kv: KV;
+
+  private constructor(kv: KV, names: Names) {
+    this.kv = kv;
+    this.names = names;
+  }
+
+  /** Binds the bucket; a clear error when no route node created it yet. */
+  static async open(nc: NatsConnection, prefix?: string): Promise<SelfRegWriter> {
+    const n = makeNames(prefix);
+    let kv: KV | undefined;
+    try {
+      kv = await bindBucket(nc, n.selfRegBucket);
+    } catch (err) {
+      throw new LarsError(ErrorCode.registry, `cannot open the self-registration bucket ${n.selfRegBucket}: ${(err as Error).message}`, { cause: err });
+    }
+    if (kv === undefined) throw new LarsError(ErrorCode.registry, `no self-registration bucket ${n.selfRegBucket} under prefix ${n.prefix}: start a route node ('lars node') first; it creates the bucket`);
+    return new SelfRegWriter(kv, n);
+  }
+
+  key(r: Pick<SelfRegistration, 'modid' | 'cmdid' | 'ip' | 'port'>): string {
+    return this.names.selfRegKey(r.modid, r.cmdid, r.ip, r.port);
+  }
+
+  /** One heartbeat: the record as it is now. */
+  async put(r: SelfRegistration): Promise<void> {
+    await this.kv.put(this.key(r), encode(r));
+  }
+
+  /** Says `draining`, waits `drainMs` (the host keeps serving meanwhile), then deletes the key. */
+  async leave(r: SelfRegistration, drainMs: number, now: () => number = Date.now): Promise<void> {
+    await this.put({ ...r, state: SelfState.draining, ts: now() });
+    if (drainMs > 0) await new Promise((res) => setTimeout(res, drainMs));
+    await this.kv.delete(this.key(r));
+  }
+}
+
 export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistrationHandle> {
   const ttlMs = o.ttlMs ?? SELF_DEFAULTS.ttlMs;
   if (!Number.isInteger(o.modid) || o.modid < 0 || o.modid > 0xffffffff || !Number.isInteger(o.cmdid) || o.cmdid < 0 || o.cmdid > 0xffffffff) throw new RangeError(`modid and cmdid must be uint32, got ${o.modid}/${o.cmdid}`);
@@ -76,23 +126,17 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
   if (!Number.isInteger(weight) || weight < LIMITS.minWeight || weight > LIMITS.maxWeight) throw new RangeError(`weight must be an integer within ${LIMITS.minWeight}-${LIMITS.maxWeight}, got ${weight}`);
   const heartbeatMs = o.heartbeatMs ?? Math.floor(ttlMs / SELF_DEFAULTS.heartbeatsPerTtl);
   if (!(heartbeatMs > 0 && heartbeatMs < ttlMs)) throw new RangeError(`heartbeatMs must be below ttlMs (${ttlMs}), got ${heartbeatMs}`);
-  const n = makeNames(o.prefix);
   const own = o.nc === undefined;
   const nc = o.nc ?? (await connectNats({ url: o.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222', name: `lars-selfreg-${o.modid}.${o.cmdid}` }));
   const log = (o.log ?? silentLogger()).child({ mod: 'selfreg', route: `${o.modid}.${o.cmdid}`, host: `${o.ip}:${o.port}` });
-  let kv: KV | undefined;
+  let writer: SelfRegWriter;
   try {
-    kv = await bindBucket(nc, n.selfRegBucket);
+    writer = await SelfRegWriter.open(nc, o.prefix);
   } catch (err) {
     if (own) await nc.close();
-    throw new LarsError(ErrorCode.registry, `cannot open the self-registration bucket ${n.selfRegBucket}: ${(err as Error).message}`, { cause: err });
-  }
-  if (kv === undefined) {
-    if (own) await nc.close();
-    throw new LarsError(ErrorCode.registry, `no self-registration bucket ${n.selfRegBucket} under prefix ${n.prefix}: start a route node ('lars node') first; it creates the bucket`);
+    throw err;
   }
   const now = o.now ?? Date.now;
-  const key = n.selfRegKey(o.modid, o.cmdid, o.ip, o.port);
   const record: SelfRegistration = {
     v: 1,
     modid: o.modid,
@@ -108,16 +152,25 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
   };
   const rateLog = new RateLimitedLog(log, 10_000);
   let beats = 0;
+  const key = writer.key(record);
   const put = async (state: SelfState): Promise<void> => {
-    await kv.put(key, encode({ ...record, state, ts: now() }));
+    await writer.put({ ...record, state, ts: now() });
     beats++;
   };
-  await put(SelfState.up);
+  const alive = o.alive;
+  const beat = async (): Promise<void> => {
+    if (alive !== undefined && !(await alive().catch(() => false))) {
+      rateLog.emit('warn', 'not-alive', {}, 'the service does not answer; heartbeat withheld (it leaves its route when its TTL runs out)');
+      return;
+    }
+    await put(SelfState.up);
+  };
+  await beat();
   let stopped = false;
   let inFlight: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     if (stopped) return;
-    inFlight = put(SelfState.up).catch((err: unknown) => {
+    inFlight = beat().catch((err: unknown) => {
       rateLog.emit('warn', 'heartbeat', { err }, 'self-registration heartbeat failed; retrying at the next one');
     });
   }, heartbeatMs);
@@ -137,10 +190,8 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
       await inFlight;
       const drainMs = so.drainMs ?? SELF_DEFAULTS.drainMs;
       try {
-        await put(SelfState.draining);
         log.info({ drainMs }, 'draining');
-        if (drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
-        await kv.delete(key);
+        await writer.leave(record, drainMs, now);
         log.info('deregistered');
       } finally {
         if (own) await nc.drain().catch(() => nc.close());

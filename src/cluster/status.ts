@@ -14,9 +14,8 @@
  * heartbeat age. Reports that no node receives (a partition without an
  * owner) are in the REPORTS stream only: they show as an unowned partition.
  */
-import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { bindBucket, watchBucket } from '../registry.ts';
+import { bindBucket, readBucket } from '../registry.ts';
 import { clusterNames } from './names.ts';
 import { decodeLease } from './leases.ts';
 import { decodeMember, type IngestFigures, type MemberRecord } from './membership.ts';
@@ -125,22 +124,11 @@ export function summarizeCluster(snap: ClusterSnapshot, o: { prefix: string; par
 }
 
 
-async function readAll(kv: KV | undefined): Promise<KvEntry[]> {
-  if (!kv) return [];
-  const out = new Map<string, KvEntry>();
-  const w = await watchBucket(kv, (e) => {
-    out.set(e.key, e);
-  }, { initTimeoutMs: 5000 });
-  await w.initialized;
-  w.stop();
-  return [...out.values()];
-}
-
 /** Reads the members and leases buckets once. */
 export async function readClusterSnapshot(nc: NatsConnection, prefix: string): Promise<ClusterSnapshot> {
   const cn = clusterNames(prefix);
   const [membersKv, leasesKv] = await Promise.all([bindBucket(nc, cn.membersBucket), bindBucket(nc, cn.leasesBucket)]); // undefined: no node with leases ever ran under this prefix
-  const [memberEntries, leaseEntries] = await Promise.all([readAll(membersKv), readAll(leasesKv)]);
+  const [memberEntries, leaseEntries] = await Promise.all([readBucket(membersKv), readBucket(leasesKv)]);
   const members: ClusterSnapshot['members'] = [];
   for (const e of memberEntries) {
     const r = decodeMember(e);

@@ -1,7 +1,9 @@
 /** `lars agent`: runs the sidecar (Lars' UDP protocol and the HTTP API) until stopped. */
 import { createLogger } from '../log.ts';
 import { UsageError } from '../errors.ts';
-import { LIMITS } from '../../schemas/messages.ts';
+import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
+import { registerSelf, SELF_DEFAULTS } from '../agent/self-register.ts';
+import { connect as tcpConnect } from 'node:net';
 import { StrategyName } from '../../actors/strategies/types.ts';
 import type { Command, CommandContext, FlagValue } from '../cli/command.ts';
 import { closeConnection, withLifecycle } from '../cli/lifecycle.ts';
@@ -25,6 +27,36 @@ function port(v: string, flag: string, allowZero: boolean): number {
   return n;
 }
 
+/** A host the sidecar registers for a route (`--register`). */
+export interface RegisterSpec {
+  modid: number;
+  cmdid: number;
+  ip: string;
+  port: number;
+  weight?: number;
+  zone?: string;
+}
+
+/** `<modid>/<cmdid>@<ip>:<port>[,weight[,zone]]`. */
+export function parseRegisterSpec(spec: string): RegisterSpec {
+  const m = /^(\d{1,10})\/(\d{1,10})@([0-9.]{7,15}):(\d{1,5})(?:,(\d{1,5})(?:,([^,]+))?)?$/.exec(spec.trim());
+  const bad = (why: string): UsageError => new UsageError(`--register takes <modid>/<cmdid>@<ip>:<port>[,weight[,zone]], got ${JSON.stringify(spec)}: ${why}`);
+  if (!m) throw bad('not of that form');
+  const r: RegisterSpec = { modid: Number(m[1]), cmdid: Number(m[2]), ip: m[3]!, port: Number(m[4]) };
+  if (r.modid > 0xffffffff || r.cmdid > 0xffffffff) throw bad('modid and cmdid are uint32');
+  if (!isIPv4(r.ip)) throw bad('the ip is not an IPv4 address');
+  if (!isPort(r.port)) throw bad('the port is not 1..65535');
+  if (m[5] !== undefined) {
+    r.weight = Number(m[5]);
+    if (r.weight < LIMITS.minWeight || r.weight > LIMITS.maxWeight) throw bad(`the weight is not ${LIMITS.minWeight}..${LIMITS.maxWeight}`);
+  }
+  if (m[6] !== undefined) {
+    if (m[6].length > LIMITS.maxZoneLength) throw bad(`the zone is longer than ${LIMITS.maxZoneLength}`);
+    r.zone = m[6];
+  }
+  return r;
+}
+
 /** What the flags ask for, checked. */
 export interface AgentCliOptions {
   udpPorts: number[];
@@ -34,6 +66,8 @@ export interface AgentCliOptions {
   strategy: StrategyName | undefined;
   zone: string | undefined;
   maxRoutes: number;
+  register: RegisterSpec[];
+  registerTtlMs: number;
 }
 
 export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptions {
@@ -48,7 +82,14 @@ export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptio
   if (!(maxRoutes >= 1)) throw new UsageError(`--max-routes takes a number of routes 1..9999999, got ${JSON.stringify(maxSpec)}`);
   const zone = str(flags, 'zone');
   if (zone !== undefined && (zone.length === 0 || zone.length > LIMITS.maxZoneLength)) throw new UsageError(`--zone takes a name of 1..${LIMITS.maxZoneLength} characters`);
+  const reg = flags['register'];
+  const register = (Array.isArray(reg) ? reg : typeof reg === 'string' ? [reg] : []).map(parseRegisterSpec);
+  const ttlSpec = str(flags, 'register-ttl');
+  const registerTtlMs = ttlSpec === undefined ? SELF_DEFAULTS.ttlMs : /^\d{1,6}$/.test(ttlSpec.trim()) ? Number(ttlSpec.trim()) : Number.NaN;
+  if (!(registerTtlMs >= LIMITS.minSelfTtlMs && registerTtlMs <= LIMITS.maxSelfTtlMs)) throw new UsageError(`--register-ttl takes ms within ${LIMITS.minSelfTtlMs}..${LIMITS.maxSelfTtlMs}, got ${JSON.stringify(ttlSpec)}`);
   return {
+    register,
+    registerTtlMs,
     udpPorts,
     udpHost: str(flags, 'udp-host') ?? DEFAULT_UDP_HOST,
     httpPort,
@@ -81,6 +122,11 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
       log,
     });
     life.add('sidecar', () => sidecar.close());
+    // Registered last, stopped first: the services leave their routes (draining) while the sidecar still serves.
+    for (const r of o.register) {
+      const reg = await registerSelf({ nc, prefix: cfg.prefix, ...r, ttlMs: o.registerTtlMs, instance: `${cfg.nodeId} (lars agent)`, log, alive: () => answers(r.ip, r.port) });
+      life.add(`registration ${r.modid}/${r.cmdid}@${r.ip}:${r.port}`, () => reg.stop());
+    }
     const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports() } : null, http: sidecar.http ? { host: o.httpHost, port: sidecar.http.port() } : null };
     log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, ...ready }, 'sidecar ready; Ctrl-C to stop');
     ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')}` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}`);
@@ -101,10 +147,31 @@ export const agentCommand: Command = {
     strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: "the route's, else p2c_ewma" },
     zone: { help: "zone of this host: stamped on its reports, and picks prefer the zone's hosts (spilling to other zones as it weakens)", placeholder: 'zone' },
     'max-routes': { help: 'routes local callers may make the sidecar follow; requests for more are refused', placeholder: 'n', defaultText: String(DEFAULT_MAX_ROUTES) },
+    register: {
+      help: 'register a service of this host for a route (repeatable): heartbeats while the service accepts TCP connections on ip:port; on stop it drains, then deregisters',
+      placeholder: '<modid>/<cmdid>@<ip>:<port>[,weight[,zone]]',
+      multiple: true,
+    },
+    'register-ttl': { help: 'time to live of --register registrations: a service that stops answering leaves its route after this', placeholder: 'ms', defaultText: String(SELF_DEFAULTS.ttlMs) },
   },
   examples: [
     ['lars agent', 'UDP on 127.0.0.1:8888-8890, HTTP on 127.0.0.1:8900'],
     ['lars agent --udp-ports off --http-port 9000 --strategy lars', 'HTTP only, with Lars round robin and probing'],
+    ['lars agent --register 7/1@10.0.0.5:8080,100,eu-1', 'also registers the service on 10.0.0.5:8080 for route 7/1'],
   ],
   run: runAgent,
 };
+
+/** Whether something accepts TCP connections on ip:port (within 500 ms). */
+function answers(ip: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host: ip, port, timeout: 500 });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('timeout', () => done(false));
+    sock.once('error', () => done(false));
+  });
+}

@@ -20,6 +20,8 @@ import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
 import { RouteBudget } from './route-budget.ts';
+import { SELF_DEFAULTS, type SelfRegWriter } from '../agent/self-register.ts';
+import { SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
 
 export const DEFAULT_HTTP_PORT = 8900;
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
@@ -36,6 +38,8 @@ export const HttpErrorCode = {
   noRoute: 'NO_ROUTE',
   noHost: 'NO_HOST',
   tooManyRoutes: 'TOO_MANY_ROUTES',
+  /** Self-registration is not possible now (no route node created its bucket yet, or NATS refused). */
+  unavailable: 'UNAVAILABLE',
   internal: 'INTERNAL',
 } as const;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
@@ -50,6 +54,8 @@ export interface HttpApiOptions {
   heartbeatMs?: number;
   /** Bound on the routes callers make the agent follow (shared with the UDP API); default 10000. */
   budget?: RouteBudget;
+  /** The self-registration bucket, opened on first use (`POST /v1/register`); absent: those endpoints answer 503. */
+  selfReg?: () => Promise<SelfRegWriter>;
   /** Extra fields of /healthz (the other API's counters). */
   health?: () => Record<string, unknown>;
   log?: Logger;
@@ -62,6 +68,8 @@ export interface HttpApiStats {
   reports: number;
   streams: number;
   streamEvents: number;
+  /** Self-registration heartbeats written (`POST /v1/register`). */
+  registrations: number;
 }
 
 /** One report as posted. */
@@ -132,9 +140,10 @@ export class HttpApi {
   private readonly heartbeatMs: number;
   private readonly health: () => Record<string, unknown>;
   private readonly budget: RouteBudget;
+  private readonly selfReg: (() => Promise<SelfRegWriter>) | undefined;
   private readonly streams = new Map<string, RouteStreams>();
   private heartbeat: NodeJS.Timeout | undefined;
-  private readonly counters: HttpApiStats = { requests: 0, badRequests: 0, reports: 0, streams: 0, streamEvents: 0 };
+  private readonly counters: HttpApiStats = { requests: 0, badRequests: 0, reports: 0, streams: 0, streamEvents: 0, registrations: 0 };
 
   private constructor(opts: HttpApiOptions) {
     this.agent = opts.agent;
@@ -143,6 +152,7 @@ export class HttpApi {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
     this.health = opts.health ?? (() => ({}));
     this.budget = opts.budget ?? new RouteBudget(opts.agent);
+    this.selfReg = opts.selfReg;
     this.server = createServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 30_000 }, (req, res) => this.onRequest(req, res));
     // Idle keep-alive sockets may live long; event streams must not be cut by the request timeout.
     this.server.on('clientError', (err, socket) => {
@@ -197,6 +207,14 @@ export class HttpApi {
           this.only(req, 'POST');
           this.report(req, res);
           return;
+        case '/v1/register':
+          this.only(req, 'POST');
+          this.register(req, res, SelfState.up);
+          return;
+        case '/v1/deregister':
+          this.only(req, 'POST');
+          this.register(req, res, SelfState.draining);
+          return;
         case '/v1/routes/stream':
           this.only(req, 'GET');
           this.stream(q, req, res);
@@ -206,7 +224,7 @@ export class HttpApi {
           this.json(res, 200, { ok: true, connected: this.agent.isConnected(), agent: this.agent.stats(), http: this.stats(), ...this.health() });
           return;
         default:
-          throw new BadRequest(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/routes/stream, /healthz`, 404, HttpErrorCode.notFound);
+          throw new BadRequest(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/register, /v1/deregister, /v1/routes/stream, /healthz`, 404, HttpErrorCode.notFound);
       }
     } catch (err) {
       this.fail(res, err);
@@ -257,24 +275,28 @@ export class HttpApi {
     else this.json(res, 200, s);
   }
 
-  private report(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Reads a JSON body of at most `max` bytes; calls `take` with it, or
+   * answers 413 or 400 itself. A body over the limit closes the connection.
+   */
+  private readJson(req: IncomingMessage, res: ServerResponse, max: number, tooLarge: string, take: (body: unknown) => void): void {
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_BODY_BYTES) {
+    if (declared > max) {
       res.setHeader('connection', 'close');
-      this.fail(res, new BadRequest(`body of ${declared} bytes is over ${MAX_BODY_BYTES}; post at most ${MAX_REPORTS_PER_POST} reports at once`, 413, HttpErrorCode.tooLarge));
+      this.fail(res, new BadRequest(`body of ${declared} bytes is over ${max}; ${tooLarge}`, 413, HttpErrorCode.tooLarge));
       req.resume();
       return;
     }
     req.on('data', (c: Buffer) => {
       if (refused) return;
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > max) {
         refused = true;
         res.setHeader('connection', 'close');
-        this.fail(res, new BadRequest(`body over ${MAX_BODY_BYTES} bytes; post at most ${MAX_REPORTS_PER_POST} reports at once`, 413, HttpErrorCode.tooLarge));
+        this.fail(res, new BadRequest(`body over ${max} bytes; ${tooLarge}`, 413, HttpErrorCode.tooLarge));
         return;
       }
       chunks.push(c);
@@ -289,22 +311,78 @@ export class HttpApi {
         } catch (err) {
           throw new BadRequest(`body is not JSON: ${(err as Error).message}`);
         }
-        let reports: PostedReport[];
-        if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'reports' in body) {
-          const list = (body as { reports: unknown }).reports;
-          if (!Array.isArray(list)) throw new BadRequest('reports must be an array of reports');
-          if (list.length > MAX_REPORTS_PER_POST) throw new BadRequest(`${list.length} reports; post at most ${MAX_REPORTS_PER_POST} at once`);
-          if (Object.keys(body).length !== 1) throw new BadRequest('a batch is {"reports": [...]} and nothing else');
-          reports = list.map((r, i) => validateReport(r, `reports[${i}]`));
-        } else reports = [validateReport(body, 'report')];
-        // All valid or none taken: a client fixes its request and posts it again whole.
-        for (const r of reports) this.agent.report(r.modid, r.cmdid, r, r.retcode, r.latency_ms ?? 0);
-        this.counters.reports += reports.length;
-        this.json(res, 200, { ok: true, accepted: reports.length });
+        take(body);
       } catch (err) {
         this.fail(res, err);
       }
     });
+  }
+
+  private report(req: IncomingMessage, res: ServerResponse): void {
+    this.readJson(req, res, MAX_BODY_BYTES, `post at most ${MAX_REPORTS_PER_POST} reports at once`, (body) => {
+      let reports: PostedReport[];
+      if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'reports' in body) {
+        const list = (body as { reports: unknown }).reports;
+        if (!Array.isArray(list)) throw new BadRequest('reports must be an array of reports');
+        if (list.length > MAX_REPORTS_PER_POST) throw new BadRequest(`${list.length} reports; post at most ${MAX_REPORTS_PER_POST} at once`);
+        if (Object.keys(body).length !== 1) throw new BadRequest('a batch is {"reports": [...]} and nothing else');
+        reports = list.map((r, i) => validateReport(r, `reports[${i}]`));
+      } else reports = [validateReport(body, 'report')];
+      // All valid or none taken: a client fixes its request and posts it again whole.
+      for (const r of reports) this.agent.report(r.modid, r.cmdid, r, r.retcode, r.latency_ms ?? 0);
+      this.counters.reports += reports.length;
+      this.json(res, 200, { ok: true, accepted: reports.length });
+    });
+  }
+
+  /**
+   * `POST /v1/register`: one heartbeat of a self-registered host (the
+   * service posts it every ttl_ms / 5 or so). `POST /v1/deregister`: says
+   * draining, answers once the host has left (after drain_ms, during which
+   * the service keeps serving), and deletes the registration.
+   */
+  private register(req: IncomingMessage, res: ServerResponse, state: SelfState): void {
+    this.readJson(req, res, 4096, 'a registration is one small JSON object', (body) => {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequest('a registration is a JSON object {modid, cmdid, ip, port[, weight, zone, ttl_ms, instance]}');
+      const b = body as Record<string, unknown>;
+      const drainMs = b['drain_ms'] ?? SELF_DEFAULTS.drainMs;
+      if (state === SelfState.draining && !(typeof drainMs === 'number' && Number.isInteger(drainMs) && drainMs >= 0 && drainMs <= 600_000)) throw new BadRequest('drain_ms must be an integer 0..600000');
+      const rec = {
+        v: 1,
+        modid: b['modid'],
+        cmdid: b['cmdid'],
+        ip: b['ip'],
+        port: b['port'],
+        weight: b['weight'] ?? SELF_DEFAULTS.weight,
+        ...(b['zone'] !== undefined ? { zone: b['zone'] } : {}),
+        state: SelfState.up,
+        instance: b['instance'] ?? `http ${req.socket.remoteAddress ?? '?'}`,
+        ttl_ms: b['ttl_ms'] ?? SELF_DEFAULTS.ttlMs,
+        ts: Date.now(),
+      };
+      const v = validateSelfRegistration(rec);
+      if (!v.ok) throw new BadRequest(`registration refused: ${v.detail}`);
+      const open = this.selfReg;
+      if (open === undefined) throw new BadRequest('self-registration is not served by this sidecar', 503, HttpErrorCode.unavailable);
+      void this.writeRegistration(open, v.value, state, drainMs as number, res).catch((err: unknown) => this.fail(res, err));
+    });
+  }
+
+  private async writeRegistration(open: () => Promise<SelfRegWriter>, rec: SelfRegistration, state: SelfState, drainMs: number, res: ServerResponse): Promise<void> {
+    let w: SelfRegWriter;
+    try {
+      w = await open();
+    } catch (err) {
+      throw new BadRequest((err as Error).message, 503, HttpErrorCode.unavailable);
+    }
+    if (state === SelfState.up) {
+      await w.put(rec);
+      this.counters.registrations++;
+      this.json(res, 200, { ok: true, key: w.key(rec), ttl_ms: rec.ttl_ms, heartbeat_ms: Math.floor(rec.ttl_ms / SELF_DEFAULTS.heartbeatsPerTtl) });
+    } else {
+      await w.leave(rec, drainMs);
+      this.json(res, 200, { ok: true, key: w.key(rec), deregistered: true });
+    }
   }
 
   private stream(q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {

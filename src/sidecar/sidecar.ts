@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { HostCache, LarsUdpServer, DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS, type LarsUdpStats } from './lars-udp.ts';
 import { HttpApi, DEFAULT_HTTP_HOST, type HttpApiStats } from './http-api.ts';
 import { RouteBudget, DEFAULT_MAX_ROUTES } from './route-budget.ts';
+import { SelfRegWriter } from '../agent/self-register.ts';
 
 export interface SidecarOptions {
   /** An open connection (not closed by the sidecar), or... */
@@ -54,7 +55,14 @@ export class Sidecar {
       if (opts.udp) udp = await LarsUdpServer.start({ agent, host: opts.udp.host ?? DEFAULT_UDP_HOST, ports: opts.udp.ports ?? DEFAULT_UDP_PORTS, log, budget }, new HostCache());
       if (opts.http) {
         const u = udp;
-        http = await HttpApi.start({ agent, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, budget, health: () => ({ ...(u ? { udp: u.stats() } : {}), maxRoutes: budget.max, refusedRoutes: budget.refused }) });
+        // the self-registration bucket is opened on the first registration (a route node may start after the sidecar)
+        let writer: Promise<SelfRegWriter> | undefined;
+        const selfReg = (): Promise<SelfRegWriter> => {
+          writer ??= SelfRegWriter.open(agent.connection, opts.agent?.prefix);
+          writer.catch(() => (writer = undefined));
+          return writer;
+        };
+        http = await HttpApi.start({ agent, selfReg, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, budget, health: () => ({ ...(u ? { udp: u.stats() } : {}), maxRoutes: budget.max, refusedRoutes: budget.refused }) });
       }
     } catch (err) {
       await udp?.close();

@@ -13,6 +13,7 @@ import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
 import { Registry, bindBucket } from '../../src/registry.ts';
+import { registerSelf } from '../../src/agent/self-register.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
@@ -152,5 +153,13 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
     expect(anonymous.stderr).to.match(/authori[sz]ation/i);
     const reg = await Registry.open(admin, n);
     expect((await reg.get(8, 8))?.entry.hosts.map((h) => h.ip)).to.deep.equal(['10.2.0.1']);
+  });
+
+  it('security - an agent can register and deregister a host of its own in the self-registration bucket, not write the registry', async () => {
+    const reg = await registerSelf({ nc: agentNc, prefix: 'lars', modid: 77, cmdid: 1, ip: '127.0.0.9', port: 9000, ttlMs: 5000 });
+    await waitFor(() => node.route(77, 1)?.snapshot(Date.now()).hosts.some((h) => h.ip === '127.0.0.9'), { what: 'the self-registered host in the node' });
+    await reg.stop({ drainMs: 0 });
+    const kv = (await bindBucket(admin, n.selfRegBucket))!;
+    expect(await kv.get(n.selfRegKey(77, 1, '127.0.0.9', 9000))).to.have.property('operation', 'DEL');
   });
 });

@@ -11,9 +11,11 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestCluster, useNatsServer } from '../helpers/cluster.ts';
+import { TestCluster, useNatsServer, PARTITIONS } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { lars, larsLive } from '../helpers/cli.ts';
+import { createServer, type Server } from 'node:http';
 import type { RouteState } from '../../schemas/messages.ts';
 
 const SERVICE = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'self-service.ts');
@@ -158,5 +160,58 @@ describe('self-registration: services add and remove themselves (real nats-serve
     // the admin removes its entry: the self-registered host alone keeps the route
     await c.registry.removeHosts(M, C, [], 'test');
     await waitFor(() => JSON.stringify(c.latest(M, C)?.hosts.map((h) => `${h.ip}:${h.port}:${h.weight}:${h.state}`).filter((x) => !x.endsWith(':draining'))) === JSON.stringify([`${me}:100:healthy`]), { timeoutMs: 10_000, what: 'the self-registered host alone, at its own weight' });
+  });
+
+  it('selfreg - lars agent --register keeps a service in its route while it answers, the HTTP API registers and deregisters another; lars route ls shows each origin', async () => {
+    const listen = async (): Promise<{ server: Server; port: number }> => {
+      const port = await freePort();
+      const server = createServer((_q, r) => r.end('ok'));
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+      return { server, port };
+    };
+    const a = await listen();
+    const b = await listen();
+    const httpPort = await freePort();
+    const env = { LARS_NATS_URL: server().url, LARS_PREFIX: c.prefix, LARS_PARTITIONS: String(PARTITIONS) };
+    const side = larsLive(['agent', '--udp-ports', 'off', '--http-port', String(httpPort), '--register', `${M}/${C}@127.0.0.1:${a.port},40,z1`, '--register-ttl', '2000'], env);
+    try {
+      await waitFor(() => pickable(c.latest(M, C)).includes(`127.0.0.1:${a.port}`), { timeoutMs: 20_000, what: 'the --register host in the route' });
+      expect(c.latest(M, C)!.hosts.find((h) => h.port === a.port)).to.include({ weight: 40, zone: 'z1' });
+      // the HTTP API: one heartbeat registers (the service posts them itself)
+      const post = (path: string, body: unknown): Promise<Response> => fetch(`http://127.0.0.1:${httpPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const bad = await post('/v1/register', { modid: M, cmdid: C, ip: '127.0.0.1', port: 0 });
+      expect(bad.status).to.equal(400);
+      expect(((await bad.json()) as { message: string }).message).to.match(/port/);
+      const ok = await post('/v1/register', { modid: M, cmdid: C, ip: '127.0.0.1', port: b.port, ttl_ms: 60_000, instance: 'svc-b' });
+      expect(ok.status).to.equal(200);
+      expect(await ok.json()).to.include({ ok: true, ttl_ms: 60_000, heartbeat_ms: 12_000 });
+      await waitFor(() => pickable(c.latest(M, C)).includes(`127.0.0.1:${b.port}`), { timeoutMs: 10_000, what: 'the HTTP-registered host in the route' });
+      // the admin also lists a; route ls shows both origins
+      await c.addRoute(M, C, [{ ip: '127.0.0.1', port: a.port, weight: 40, zone: 'z1' }]);
+      await waitFor(() => c.node!.stats().routes === 1 && c.latest(M, C)?.hosts.length === 2, { what: 'the merged route' });
+      const ls = await lars(['route', 'ls', String(M), String(C)], env);
+      expect(ls.code, ls.stderr).to.equal(0);
+      const rowOf = (port: number): string => ls.stdout.split('\n').find((l) => l.includes(`127.0.0.1:${port}`)) ?? '';
+      expect(rowOf(a.port)).to.match(/admin \+ self \(.*lars agent\)/);
+      expect(rowOf(b.port)).to.match(/self \(svc-b\)/);
+      await c.registry.removeHosts(M, C, [], 'test');
+      // the service beside the sidecar stops answering: its heartbeats stop, it leaves within the TTL
+      const t0 = Date.now();
+      await new Promise<void>((r) => a.server.close(() => r()));
+      a.server.closeAllConnections();
+      await waitFor(() => !pickable(c.latest(M, C)).includes(`127.0.0.1:${a.port}`), { timeoutMs: 6000, what: 'the silent service leaving the route' });
+      expect(Date.now() - t0).to.be.at.most(2000 + 1500);
+      // deregistering over HTTP answers once the host has left
+      const gone = await post('/v1/deregister', { modid: M, cmdid: C, ip: '127.0.0.1', port: b.port, drain_ms: 200 });
+      expect(gone.status).to.equal(200);
+      await waitFor(() => !pickable(c.latest(M, C)).includes(`127.0.0.1:${b.port}`), { timeoutMs: 5000, what: 'the deregistered host out of the route' });
+    } finally {
+      side.child.kill('SIGTERM');
+      await side.exited;
+      a.server.closeAllConnections();
+      b.server.closeAllConnections();
+      await new Promise<void>((r) => b.server.close(() => r()));
+      if (a.server.listening) await new Promise<void>((r) => a.server.close(() => r()));
+    }
   });
 });

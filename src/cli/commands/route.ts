@@ -1,11 +1,12 @@
 /** `lars route add|rm|ls|watch`: edit the registry and follow effective routes. */
 import { names } from '../../../schemas/subjects.ts';
-import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../../../schemas/messages.ts';
+import { isIPv4, isPort, LIMITS, validateSelfRegistration, type RegistryEntry, type RegistryHost, type RouteState, type Profile, type SelfRegistration } from '../../../schemas/messages.ts';
 import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
 import { PickStrategy } from '../../../schemas/contract.ts';
 import type { LarsConfig } from '../../config.ts';
 import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
-import { Registry, RouteStore } from '../../registry.ts';
+import { Registry, RouteStore, bindBucket, readBucket } from '../../registry.ts';
+import { tryDecode } from '../../codec.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
 import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
@@ -83,8 +84,30 @@ export function isStale(entry: RegistryEntry, state: RouteState | undefined): bo
   return state !== undefined && entry.ts - state.ts > STALE_AFTER_MS;
 }
 
-/** One route's effective state as a header line and a host table. */
-export function formatRoute(s: RouteState, nowMs: number = Date.now()): string[] {
+/** Where a host of a route comes from: the admin registry, a self-registration, or both. */
+export function hostOrigin(key: string, admin: RegistryEntry | undefined, self: readonly SelfRegistration[]): string {
+  const a = admin?.hosts.some((h) => `${h.ip}:${h.port}` === key) ?? false;
+  const r = self.find((x) => `${x.ip}:${x.port}` === key);
+  const s = r ? `self (${r.instance}${r.state === 'draining' ? ', draining' : ''})` : undefined;
+  return a && s ? `admin + ${s}` : a ? 'admin' : (s ?? '-');
+}
+
+/** Every self-registration under the prefix, by route key (none when no route node created the bucket). */
+export async function readSelfRegistrations(nc: NatsConnection, prefix: string): Promise<Map<string, SelfRegistration[]>> {
+  const out = new Map<string, SelfRegistration[]>();
+  for (const e of await readBucket(await bindBucket(nc, names(prefix).selfRegBucket))) {
+    if (e.operation !== 'PUT') continue;
+    const d = tryDecode(e.value);
+    const v = d.ok ? validateSelfRegistration(d.value) : undefined;
+    if (!v?.ok) continue;
+    const k = `${v.value.modid}.${v.value.cmdid}`;
+    out.set(k, [...(out.get(k) ?? []), v.value]);
+  }
+  return out;
+}
+
+/** One route's effective state as a header line and a host table (with each host's origin when `origin` is given). */
+export function formatRoute(s: RouteState, nowMs: number = Date.now(), origin?: (hostKey: string) => string): string[] {
   const flags = `${s.panic ? '  PANIC (spreading over all hosts)' : ''}${s.removed ? '  REMOVED' : ''}`;
   const head = `route ${s.modid}.${s.cmdid}  version ${s.version}  profile ${s.profile}${s.strategy ? `  strategy ${s.strategy}` : ''}${flags}  published ${formatAge(s.ts, nowMs)} by ${s.sender}`;
   const total = s.hosts.reduce((a, h) => a + h.pick_weight, 0);
@@ -95,18 +118,19 @@ export function formatRoute(s: RouteState, nowMs: number = Date.now()): string[]
     share: total > 0 ? `${((100 * h.pick_weight) / total).toFixed(1)}%` : '-',
     reason: h.reason,
     for: formatDuration(nowMs - h.since),
+    origin: origin?.(`${h.ip}:${h.port}`) ?? '',
   }));
   const table = renderTable(
-    [{ key: 'host' }, { key: 'state' }, { key: 'weight' }, { key: 'share', align: 'right' }, { key: 'reason' }, { key: 'for', title: 'in state for' }],
+    [{ key: 'host' }, { key: 'state' }, { key: 'weight' }, { key: 'share', align: 'right' }, { key: 'reason' }, { key: 'for', title: 'in state for' }, ...(origin ? [{ key: 'origin' as const }] : [])],
     rows,
     { indent: '  ' },
   );
   return [head, ...table];
 }
 
-function formatRegistryOnly(e: RegistryEntry, why: string): string[] {
-  const rows = e.hosts.map((h) => ({ host: `${h.ip}:${h.port}`, weight: h.weight, zone: h.zone }));
-  return [`route ${e.modid}.${e.cmdid}  ${why}`, ...renderTable(['host', 'weight', 'zone'], rows, { indent: '  ' })];
+function formatRegistryOnly(e: Pick<RegistryEntry, 'modid' | 'cmdid' | 'hosts'>, why: string, origin: (hostKey: string) => string): string[] {
+  const rows = e.hosts.map((h) => ({ host: `${h.ip}:${h.port}`, weight: h.weight, zone: h.zone, origin: origin(`${h.ip}:${h.port}`) }));
+  return [`route ${e.modid}.${e.cmdid}  ${why}`, ...renderTable(['host', 'weight', 'zone', 'origin'], rows, { indent: '  ' })];
 }
 
 const routeArgs = [
@@ -196,12 +220,21 @@ export const routeLsCommand: Command = {
     const rows = await withNats(ctx.config, async (nc) => {
       const reg = await Registry.open(nc, n);
       const store = await RouteStore.bind(nc, n);
-      const entries = one ? [(await reg.get(one.modid, one.cmdid))?.entry].filter((e) => e !== undefined) : await reg.list();
-      if (one && entries.length === 0) throw new LarsError(ErrorCode.noRoute, `route ${one.modid}.${one.cmdid} is not registered`);
-      const out: Array<{ registry: RegistryEntry; effective: RouteState | undefined; stale: boolean }> = [];
-      for (const e of entries) {
-        const st = store ? (await store.get(e.modid, e.cmdid))?.state : undefined;
-        out.push({ registry: e, effective: st, stale: isStale(e, st) });
+      const selfRegs = await readSelfRegistrations(nc, n.prefix);
+      const routeKey = (m: number, c: number): string => `${m}.${c}`;
+      const admin = one ? [(await reg.get(one.modid, one.cmdid))?.entry].filter((e) => e !== undefined) : await reg.list();
+      // routes made of self-registered hosts alone are routes too
+      const ids = new Map<string, { modid: number; cmdid: number }>(admin.map((e) => [routeKey(e.modid, e.cmdid), e]));
+      for (const [k, list] of selfRegs) {
+        const r = list[0]!;
+        if (!ids.has(k) && (!one || (one.modid === r.modid && one.cmdid === r.cmdid))) ids.set(k, r);
+      }
+      if (one && ids.size === 0) throw new LarsError(ErrorCode.noRoute, `route ${one.modid}.${one.cmdid} is not registered`);
+      const out: Array<{ registry: RegistryEntry | undefined; self: SelfRegistration[]; effective: RouteState | undefined; stale: boolean }> = [];
+      for (const [k, id] of [...ids].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        const e = admin.find((x) => routeKey(x.modid, x.cmdid) === k);
+        const st = store ? (await store.get(id.modid, id.cmdid))?.state : undefined;
+        out.push({ registry: e, self: selfRegs.get(k) ?? [], effective: st, stale: e !== undefined && isStale(e, st) });
       }
       return out;
     });
@@ -213,11 +246,15 @@ export const routeLsCommand: Command = {
     if (rows.length === 0) ctx.out('no routes registered');
     for (const r of rows) {
       if (!r.effective || r.effective.removed) {
-        for (const l of formatRegistryOnly(r.registry, '(no effective state yet: is a route node running?)')) ctx.out(l);
+        const hosts = [...(r.registry?.hosts ?? [])];
+        for (const x of r.self) if (!hosts.some((h) => h.ip === x.ip && h.port === x.port)) hosts.push({ ip: x.ip, port: x.port, weight: x.weight, ...(x.zone ? { zone: x.zone } : {}) });
+        const m = r.registry?.modid ?? r.self[0]!.modid;
+        const c = r.registry?.cmdid ?? r.self[0]!.cmdid;
+        for (const l of formatRegistryOnly({ modid: m, cmdid: c, hosts }, '(no effective state yet: is a route node running?)', (k) => hostOrigin(k, r.registry, r.self))) ctx.out(l);
         continue;
       }
-      for (const l of formatRoute(r.effective, t)) ctx.out(l);
-      if (r.stale) {
+      for (const l of formatRoute(r.effective, t, (k) => hostOrigin(k, r.registry, r.self))) ctx.out(l);
+      if (r.stale && r.registry) {
         ctx.out(`  STALE: the registry changed ${formatAge(r.registry.ts, t)} and no route node has published it since: is one running?`);
       }
     }
