@@ -87,7 +87,9 @@ export interface InProcessNode {
 /** A route node with leases in this process, on its own connection. */
 export async function startInProcessNode(url: string, n: Names, partitions: number, id: string, leaseMs: number): Promise<InProcessNode> {
   const nc = await connectNats({ url, name: id });
-  const ownership = new LeaseOwnership({ nc, nodeId: id, prefix: n.prefix, partitions, leaseMs, heartbeatMs: Math.min(500, Math.floor(leaseMs / 4)) });
+  // as `lars node` does: leases on a connection of their own
+  const ctl = await connectNats({ url, name: `${id}-leases` });
+  const ownership = new LeaseOwnership({ nc: ctl, nodeId: id, prefix: n.prefix, partitions, leaseMs, heartbeatMs: Math.min(500, Math.floor(leaseMs / 4)) });
   const out = { id, ownership, joinedAt: 0 } as InProcessNode;
   const start = ownership.start.bind(ownership);
   ownership.start = (hooks) => {
@@ -101,6 +103,7 @@ export async function startInProcessNode(url: string, n: Names, partitions: numb
     stopped = true;
     await out.node.close();
     await nc.drain().catch(() => undefined);
+    await ctl.drain().catch(() => undefined);
   };
   onTeardown(() => out.stop());
   return out;

@@ -37,7 +37,11 @@ export const nodeCommand: Command = {
       await requireJetStream(nc, cfg.natsUrl);
       const web = http && (await serveNodeHttp({ settings: http, nc, log, labels: { node: cfg.nodeId } }));
       if (web) life.add('HTTP server', () => web.close());
-      const ownership = nodeOwnership({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
+      // Leases and membership on a connection of their own: a renewal must not queue behind thousands of
+      // route-state writes (a node taking many routes over would otherwise let its own leases look stale).
+      const ctl = own === undefined ? await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}-leases` }) : undefined;
+      if (ctl) life.add('NATS connection (leases)', () => closeConnection(ctl));
+      const ownership = nodeOwnership({ nc: ctl ?? nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
       const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
       life.add('route node', () => node.close());
       await web?.attach(node);
