@@ -16,7 +16,7 @@
 import type { PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
 import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
-import { INITIAL_STATE, initialContext, step, type NodeEvent } from './node-machine.ts';
+import { INITIAL_STATE, initialContext, restore, step, type NodeEvent } from './node-machine.ts';
 import { resolveParams, type NodeParams } from './params.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
@@ -199,7 +199,7 @@ export class RouteActor implements RouteMechanism {
 
   /** A host resumes the machine state a previous owner recorded (RESTORE; no route event). */
   private restoreHost(s: HostSlot, state: HostState, since: number, reason: Reason, ejections: number, ejectUntil: number): void {
-    step(this.policy.machine, s, { type: 'RESTORE', state, since, reason, ejections, ejectUntil });
+    restore(this.policy.machine, s, { type: 'RESTORE', state, since, reason, ejections, ejectUntil });
   }
 
   get hostCount(): number {

@@ -86,9 +86,9 @@ export interface InProcessNode {
 
 /** A route node with leases in this process, on its own connection. */
 export async function startInProcessNode(url: string, n: Names, partitions: number, id: string, leaseMs: number): Promise<InProcessNode> {
-  const nc = await connectNats({ url, name: id });
-  // as `lars node` does: leases on a connection of their own
-  const ctl = await connectNats({ url, name: `${id}-leases` });
+  // as `lars node` does: no async stack traces, leases on a connection of their own
+  const nc = await connectNats({ url, name: id, extra: { noAsyncTraces: true } });
+  const ctl = await connectNats({ url, name: `${id}-leases`, extra: { noAsyncTraces: true } });
   const ownership = new LeaseOwnership({ nc: ctl, nodeId: id, prefix: n.prefix, partitions, leaseMs, heartbeatMs: Math.min(500, Math.floor(leaseMs / 4)) });
   const out = { id, ownership, joinedAt: 0 } as InProcessNode;
   const start = ownership.start.bind(ownership);

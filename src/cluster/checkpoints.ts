@@ -73,9 +73,19 @@ export class CheckpointStore {
   }
 
   async put(partition: number, routeKey: string, checkpoint: RouteCheckpoint, ts: number, rev: number | undefined): Promise<void> {
+    await this.putEncoded(partition, routeKey, CheckpointStore.encodeRecord(checkpoint, ts, rev));
+  }
+
+  /** A record as `put` stores it: the same inputs give the same bytes. */
+  static encodeRecord(checkpoint: RouteCheckpoint, ts: number, rev: number | undefined): Uint8Array {
     const r: CheckpointRecord = { v: 1, checkpoint, ts };
     if (rev !== undefined) r.rev = rev;
-    await this.kv.put(this.names.checkpointKey(partition, routeKey), encode(r));
+    return encode(r);
+  }
+
+  /** Stores a record encoded by `encodeRecord`. */
+  async putEncoded(partition: number, routeKey: string, record: Uint8Array): Promise<void> {
+    await this.kv.put(this.names.checkpointKey(partition, routeKey), record);
   }
 
   /**

@@ -93,8 +93,15 @@ interface RouteSlot {
   kvRevision: number | undefined;
   /** `kvRevision` came from the checkpoint, not from a read of the routes bucket: true until a write succeeds on it. */
   unverified?: boolean;
-  /** `checkpointDigest` of the last checkpoint stored for the route: a handover skips a route whose checkpoint says the same. */
+  /**
+   * The last checkpoint record stored for the route: its digest, and the two
+   * times it was taken at (node clock, wall clock). A handover encodes the
+   * route's checkpoint at those same times: the same bytes, nothing changed,
+   * nothing to store.
+   */
   cpDigest?: string;
+  cpNow?: number;
+  cpWall?: number;
 }
 
 export class RouteNode {
@@ -537,13 +544,14 @@ export class RouteNode {
     let next = 0;
     const writer = async (): Promise<void> => {
       for (let s = slots[next++]; s !== undefined; s = slots[next++]) {
-        const cp = s.actor.checkpoint(now);
-        const digest = checkpointDigest(cp, s.kvRevision);
         // Nothing happened to the route since its last checkpoint (no report, no tick that changed it): stored already.
-        if (digest === s.cpDigest) continue;
+        if (s.cpDigest !== undefined && digest(CheckpointStore.encodeRecord(s.actor.checkpoint(s.cpNow!), s.cpWall!, s.kvRevision)) === s.cpDigest) continue;
+        const record = CheckpointStore.encodeRecord(s.actor.checkpoint(now), ts, s.kvRevision);
         try {
-          await this.checkpoints.put(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), cp, ts, s.kvRevision);
-          s.cpDigest = digest;
+          await this.checkpoints.putEncoded(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), record);
+          s.cpDigest = digest(record);
+          s.cpNow = now;
+          s.cpWall = ts;
           this.counters.handoverCheckpoints++;
         } catch (err) {
           this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed');
@@ -774,8 +782,12 @@ export class RouteNode {
       return;
     }
     try {
-      await this.checkpoints.put(slot.partition, this.names.routeKey(state.modid, state.cmdid), checkpoint, Date.now(), slot.kvRevision);
-      slot.cpDigest = checkpointDigest(checkpoint, slot.kvRevision);
+      const wall = Date.now();
+      const record = CheckpointStore.encodeRecord(checkpoint, wall, slot.kvRevision);
+      await this.checkpoints.putEncoded(slot.partition, this.names.routeKey(state.modid, state.cmdid), record);
+      slot.cpDigest = digest(record);
+      slot.cpNow = checkpoint.ts;
+      slot.cpWall = wall;
     } catch (err) {
       slot.cpDigest = undefined;
       this.log.warn({ err, route }, 'checkpoint write failed');
@@ -884,9 +896,9 @@ const FLUSH_SLICE = 1024;
 /** Restore reads in flight per partition being taken over. */
 const RESTORE_READS = 16;
 
-/** What a checkpoint says, apart from when it was taken (its `ts`), with the routes revision it goes with. */
-function checkpointDigest(cp: RouteCheckpoint, rev: number | undefined): string {
-  return createHash('sha1').update(encode({ ...cp, ts: 0 })).update(String(rev)).digest('base64');
+/** A digest of an encoded checkpoint record. */
+function digest(record: Uint8Array): string {
+  return createHash('sha1').update(record).digest('base64');
 }
 
 function hasPickable(s: RouteState): boolean {

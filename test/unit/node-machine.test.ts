@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { initialTransition } from 'xstate';
-import { INITIAL_STATE, initialContext, nodeMachine, step, type NodeEvent, type NodeFields, type NodeMachine } from '../../actors/node-machine.ts';
+import { INITIAL_STATE, initialContext, nodeMachine, restore, step, type NodeEvent, type NodeFields, type NodeMachine } from '../../actors/node-machine.ts';
 import { larsMachine } from '../../actors/profiles/lars.ts';
 import type { HostState } from '../../schemas/messages.ts';
 
@@ -161,5 +161,30 @@ describe('node machine - what each transition stamps', () => {
       step(nodeMachine, f, { ...EVENTS.RESTORE, state: 'healthy' } as NodeEvent);
       expect(f).to.deep.equal(host(state));
     }
+  });
+});
+
+describe('node machine - restore', () => {
+  it('machine - restore gives what a RESTORE step gives, for every recorded state and both profiles, and keeps the recorded context', () => {
+    const states: HostState[] = ['healthy', 'overloaded', 'probing', 'draining'];
+    for (const [name, m] of [['default', nodeMachine], ['lars', larsMachine]] as Array<[string, NodeMachine]>) {
+      for (const st of states) {
+        const e = { type: 'RESTORE', state: st, since: 123, reason: 'timeout', ejections: 2, ejectUntil: 456 } as const;
+        const a: NodeFields = { state: INITIAL_STATE, ...initialContext({ now: 1 }) };
+        const b: NodeFields = { state: INITIAL_STATE, ...initialContext({ now: 1 }) };
+        const ca = step(m, a, e);
+        const cb = restore(m, b, e);
+        expect(b, `${name} ${st}`).to.deep.equal(a);
+        expect(cb).to.equal(ca);
+        // asked again (from the kept answer), the same
+        const c: NodeFields = { state: INITIAL_STATE, ...initialContext({ now: 1 }) };
+        restore(m, c, e);
+        expect(c).to.deep.equal(a);
+      }
+    }
+    // lars has no probing: a recorded probing host comes back overloaded
+    const l: NodeFields = { state: INITIAL_STATE, ...initialContext({ now: 1 }) };
+    restore(larsMachine, l, { type: 'RESTORE', state: 'probing', since: 5, reason: 'timeout', ejections: 1, ejectUntil: 9 });
+    expect(l.state).to.equal('overloaded');
   });
 });

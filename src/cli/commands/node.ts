@@ -30,7 +30,8 @@ export const nodeCommand: Command = {
     const http = httpSettings(flags);
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
-      const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}` });
+      // No async stack traces: the client would build two Error objects per KV write (thousands at a takeover).
+      const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}`, extra: { noAsyncTraces: true } });
       life.add('NATS connection', () => closeConnection(nc));
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());
@@ -39,7 +40,7 @@ export const nodeCommand: Command = {
       if (web) life.add('HTTP server', () => web.close());
       // Leases and membership on a connection of their own: a renewal must not queue behind thousands of
       // route-state writes (a node taking many routes over would otherwise let its own leases look stale).
-      const ctl = own === undefined ? await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}-leases` }) : undefined;
+      const ctl = own === undefined ? await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}-leases`, extra: { noAsyncTraces: true } }) : undefined;
       if (ctl) life.add('NATS connection (leases)', () => closeConnection(ctl));
       const ownership = nodeOwnership({ nc: ctl ?? nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
       const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
