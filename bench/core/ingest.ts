@@ -24,7 +24,7 @@ const WINDOW_MS = QUICK ? 2000 : 5000;
 
 type Mode = PublisherConfig['mode'];
 
-interface IngestRun {
+export interface IngestRun {
   mode: Mode;
   publishers: number;
   ingest: number;
@@ -48,7 +48,7 @@ function rejectTotal(s: RouteNodeStats): number {
   return Object.values(s.rejects).reduce((a, b) => a + b, 0);
 }
 
-async function ingestRun(ctx: CoreContext, mode: Mode, publishers: number): Promise<IngestRun> {
+export async function ingestRun(ctx: CoreContext, mode: Mode, publishers: number): Promise<IngestRun> {
   const { node } = ctx;
   const pubs: ChildProcess[] = [];
   for (let i = 0; i < publishers; i++) {

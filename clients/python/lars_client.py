@@ -175,6 +175,29 @@ class HttpClient:
             self._raise(status, body)
         return int(body["accepted"])
 
+    def register(self, modid: int, cmdid: int, ip: str, port: int, weight: Optional[int] = None,
+                 zone: Optional[str] = None, ttl_ms: Optional[int] = None, instance: Optional[str] = None) -> Dict[str, Any]:
+        """One heartbeat of a self-registered host (call it every ``heartbeat_ms`` of the answer, default 2 s).
+        The host leaves its route when no heartbeat came for ``ttl_ms`` (default 10 s)."""
+        r: Dict[str, Any] = {"modid": modid, "cmdid": cmdid, "ip": ip, "port": port}
+        for k, v in (("weight", weight), ("zone", zone), ("ttl_ms", ttl_ms), ("instance", instance)):
+            if v is not None:
+                r[k] = v
+        status, body = self._request("POST", "/v1/register", r)
+        if status != 200:
+            self._raise(status, body)
+        return body
+
+    def deregister(self, modid: int, cmdid: int, ip: str, port: int, drain_ms: Optional[int] = None) -> None:
+        """Leaves the route gracefully: draining first; returns once the host is out (after drain_ms, default 2 s).
+        Keep serving until it returns."""
+        r: Dict[str, Any] = {"modid": modid, "cmdid": cmdid, "ip": ip, "port": port}
+        if drain_ms is not None:
+            r["drain_ms"] = drain_ms
+        status, body = self._request("POST", "/v1/deregister", r)
+        if status != 200:
+            self._raise(status, body)
+
     def health(self) -> Dict[str, Any]:
         status, body = self._request("GET", "/healthz")
         if status != 200:

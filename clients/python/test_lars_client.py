@@ -105,6 +105,23 @@ class SidecarTest(unittest.TestCase):
         # the connection is still usable after an error
         self.assertTrue(self.http.get_host(self.modid, self.cmdid).ok)
 
+    def test_self_registration(self):
+        m, c = 4343, 7
+        with self.assertRaises(LarsError) as e:
+            self.http.register(m, c, "127.0.0.1", 0)
+        self.assertEqual(e.exception.status, 400)
+        ok = self.http.register(m, c, "127.0.0.1", 18080, weight=50, ttl_ms=60000, instance="py-test")
+        self.assertEqual((ok["ttl_ms"], ok["heartbeat_ms"]), (60000, 12000))
+        wait_for(lambda: (lambda p: p if p.ok and p.port == 18080 else None)(self.http.get_host(m, c)), "the registered host picked")
+        self.http.deregister(m, c, "127.0.0.1", 18080, drain_ms=100)
+
+        def out():
+            # its only host gone, the route itself is gone (no admin entry keeps it)
+            r = self.http.get_route(m, c)
+            return r is None or all(h["pick_weight"] == 0 for h in r["hosts"])
+        wait_for(out, "the deregistered host out of the picks")
+        self.assertFalse(self.http.get_host(m, c).ok)
+
     def test_udp_host_route_report(self):
         p = wait_for(lambda: (lambda r: r if r.ok else None)(self.udp.get_host(self.modid, self.cmdid)), "a host over UDP")
         self.assertIn(f"{p.ip}:{p.port}", self.hosts)

@@ -229,6 +229,8 @@ describe('cluster - 3-server NATS cluster (real nats-servers)', function () {
 
   it('nats3 - a bucket or stream asked for while a server is still missing from the cluster is created once it is back (no suitable peers is waited out)', async () => {
     await cluster.stop(2);
+    // the JetStream meta leader may have been the stopped server: wait for the other two to elect one
+    await cluster.waitReady();
     const jsm = await jetstreamManager(admin);
     // what a node starting first would hear
     const refused = await jsm.streams.add({ name: `${n.prefix}_probe`, subjects: [`${n.prefix}.probe`], num_replicas: 3 }).catch((e: unknown) => e as { code?: number; message?: string });

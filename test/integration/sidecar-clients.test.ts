@@ -115,7 +115,7 @@ describe('sidecar clients in other languages (lars agent in a child process)', f
       },
     });
     expect(r.code, r.out).to.equal(0);
-    expect(r.out).to.match(/Ran 7 tests/);
+    expect(r.out).to.match(/Ran 8 tests/);
     expect(r.out, 'no test skipped: the sidecar tests ran').to.not.match(/skipped/);
     await stopAgent();
   });
