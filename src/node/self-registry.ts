@@ -91,9 +91,10 @@ export class SelfRegistry {
     for (const [routeKey, m] of this.byRoute) {
       let gone = false;
       for (const [k, h] of m) {
-        if (h.rec.state === 'up' && !isLive(h, now)) {
+        // a draining host left the route already; it is forgotten when its TTL runs out too (a service that died while draining)
+        if (now - h.heardAt > h.rec.ttl_ms) {
           m.delete(k);
-          gone = true;
+          if (h.rec.state === 'up') gone = true;
         }
       }
       if (m.size === 0) this.byRoute.delete(routeKey);
@@ -110,7 +111,7 @@ export class SelfRegistry {
     const prev = m.get(key);
     m.set(key, h);
     const end = h.heardAt + h.rec.ttl_ms + 1;
-    if (end < this.expiresAt) this.expiresAt = end;
+    if (end < this.expiresAt) this.expiresAt = end; // draining hosts too: they are forgotten at the end of their TTL
     if (prev === undefined) return true;
     const a = prev.rec;
     const b = h.rec;
@@ -126,7 +127,10 @@ export class SelfRegistry {
 
   private recomputeExpiry(now: number): void {
     let t = Infinity;
-    for (const m of this.byRoute.values()) t = Math.min(t, nextExpiry(m.values(), now));
+    for (const m of this.byRoute.values()) {
+      t = Math.min(t, nextExpiry(m.values(), now));
+      for (const h of m.values()) if (h.rec.state !== 'up') t = Math.min(t, h.heardAt + h.rec.ttl_ms + 1);
+    }
     this.expiresAt = t;
   }
 }
