@@ -89,6 +89,10 @@ const REASONS: Record<Reason, true> = {
   readded: true,
   restored: true,
   profile_changed: true,
+  admin_drain: true,
+  admin_undrain: true,
+  admin_eject: true,
+  admin_clear: true,
 };
 const known = (set: Readonly<Record<string, true>>, x: unknown): boolean => typeof x === 'string' && Object.hasOwn(set, x);
 

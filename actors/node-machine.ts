@@ -38,11 +38,11 @@ export type NodeEvent =
   /** Recovery by Lars' success rules (overloaded → healthy, lars) or by probe success (probing → healthy). */
   | { type: 'RECOVER'; reason: Reason; now: number }
   /** The ejection time elapsed: to probing (default) or straight to healthy (lars, overload_timeout). */
-  | { type: 'EJECTION_ELAPSED'; now: number }
+  | { type: 'EJECTION_ELAPSED'; now: number; /** default `timeout`; `admin_clear` when an operator ends it */ reason?: Reason }
   /** Removed from the registry. */
-  | { type: 'DRAIN'; now: number }
+  | { type: 'DRAIN'; now: number; /** default `removed`; `admin_drain` for a maintenance drain */ reason?: Reason }
   /** Added back while draining. */
-  | { type: 'READD'; now: number }
+  | { type: 'READD'; now: number; /** default `readded`; `admin_undrain` */ reason?: Reason }
   /** A healthy host went ejection_decay_time without an ejection: one ejection is forgiven. */
   | { type: 'DECAY'; now: number }
   /**
@@ -97,9 +97,9 @@ const machineSetup = setup({
       return { since: event.now, reason: event.reason, ejections, ejectUntil: event.now + ms };
     }),
     recover: assign(({ event }) => (event.type === 'RECOVER' ? { since: event.now, reason: event.reason } : {})),
-    elapsed: assign(({ event }) => (event.type === 'EJECTION_ELAPSED' ? { since: event.now, reason: 'timeout' as const } : {})),
-    drain: assign(({ event }) => (event.type === 'DRAIN' ? { since: event.now, reason: 'removed' as const } : {})),
-    readd: assign(({ event }) => (event.type === 'READD' ? { since: event.now, reason: 'readded' as const } : {})),
+    elapsed: assign(({ event }) => (event.type === 'EJECTION_ELAPSED' ? { since: event.now, reason: event.reason ?? ('timeout' as const) } : {})),
+    drain: assign(({ event }) => (event.type === 'DRAIN' ? { since: event.now, reason: event.reason ?? ('removed' as const) } : {})),
+    readd: assign(({ event }) => (event.type === 'READD' ? { since: event.now, reason: event.reason ?? ('readded' as const) } : {})),
     decay: assign(({ context }) => ({ ejections: context.ejections - 1 })),
     adoptLars: assign(({ event }) =>
       event.type === 'PROFILE_LARS' ? { since: event.now, reason: event.reason, ejectUntil: event.now + event.ejectMs } : {},

@@ -13,7 +13,7 @@
  * Pure: no I/O, no timers. Time comes in as `now` (ms) on every call; the
  * runtime calls `tick(now)` periodically and `flush(now)` after a burst.
  */
-import type { PickStrategy } from '../schemas/contract.ts';
+import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
 import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import { INITIAL_STATE, initialContext, restore, step, type NodeEvent } from './node-machine.ts';
@@ -21,6 +21,9 @@ import { resolveParams, type NodeParams } from './params.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
 export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
+
+/** An operator's ejection lasts until cleared: a hundred years. */
+const ADMIN_EJECT_MS = 100 * 365 * 24 * 3600 * 1000;
 export { parseCheckpoint } from './checkpoint.ts';
 
 /** One host of a route: identity, machine fields and the per-report counters. */
@@ -52,6 +55,8 @@ export class HostSlot implements PolicyHost {
   /** Crossed an ejection threshold but the ejection cap held it in. */
   suspect = false;
   lastDecay: number;
+  /** An operator's mark in force (registry `admin`): the host takes no traffic and its reports judge nothing. */
+  admin: AdminMark | undefined = undefined;
 
   /** A host in the machine's initial state, created at `now`. */
   constructor(h: RegistryHost, now: number) {
@@ -276,7 +281,8 @@ export class RouteActor implements RouteMechanism {
     // The latency estimate is kept in both profiles (event figures); only the default profile judges it.
     s.latency = s.latCalls === 0 ? latencyMs : s.latency + this.params.latency_alpha * (latencyMs - s.latency);
     s.latCalls++;
-    this.policy.report(s, retcode === 0, latencyMs, now);
+    // an operator's mark decides the host's state, not its reports
+    if (s.admin === undefined) this.policy.report(s, retcode === 0, latencyMs, now);
   }
 
   // ------------------------------------------------------------ transitions (RouteMechanism: for the profile policy)
@@ -390,8 +396,8 @@ export class RouteActor implements RouteMechanism {
     let dropped = false;
     for (const s of this.slots) {
       if (s.state === 'draining') {
-        if (now - s.since >= drainMs) dropped = true;
-      } else {
+        if (now - s.since >= drainMs && s.admin !== AdminMark.drained) dropped = true;
+      } else if (s.admin === undefined) {
         policy.tick(s, now);
       }
     }
@@ -400,10 +406,28 @@ export class RouteActor implements RouteMechanism {
   }
 
   /** Drained hosts leave the route (`to: none`). */
+  /**
+   * An operator's mark set or lifted (`lars host`), through the machine:
+   * drained → draining, kept in the route however long (`admin_drain`),
+   * and back to healthy when lifted (`admin_undrain`); ejected → overloaded
+   * until cleared, with no probe and no report judged (`admin_eject`), and
+   * cleared as if its ejection time had run out (`admin_clear`: probing in
+   * the default profile, healthy in lars).
+   */
+  private applyAdmin(s: HostSlot, mark: AdminMark | undefined, now: number): void {
+    const prev = s.admin;
+    s.admin = mark;
+    if (prev === AdminMark.drained && s.state === 'draining') this.send(s, { type: 'READD', now, reason: 'admin_undrain' }, now);
+    if (prev === AdminMark.ejected && s.state === 'overloaded') this.send(s, { type: 'EJECTION_ELAPSED', now, reason: 'admin_clear' }, now);
+    if (mark === AdminMark.drained && s.state !== 'draining') this.send(s, { type: 'DRAIN', now, reason: 'admin_drain' }, now);
+    if (mark === AdminMark.ejected && (s.state === 'healthy' || s.state === 'probing')) this.send(s, { type: 'EJECT', reason: 'admin_eject', now, baseMs: ADMIN_EJECT_MS, maxMs: ADMIN_EJECT_MS }, now);
+    this.dirty = true;
+  }
+
   private dropDrained(now: number): void {
     const keep: HostSlot[] = [];
     for (const s of this.slots) {
-      if (s.state === 'draining' && now - s.since >= this.params.drain_time * 1000) {
+      if (s.state === 'draining' && s.admin !== AdminMark.drained && now - s.since >= this.params.drain_time * 1000) {
         this.byKey.delete(s.key);
         const e = this.makeEvent(s, 'draining', 'removed', now, {});
         e.to = 'none';
@@ -445,10 +469,14 @@ export class RouteActor implements RouteMechanism {
           s.zone = h.zone ?? undefined;
           changed = true;
         }
-        if (s.state === 'draining') this.send(s, { type: 'READD', now }, now);
+        const mark = h.admin?.state;
+        if (mark !== s.admin) this.applyAdmin(s, mark, now);
+        else if (s.state === 'draining' && mark !== AdminMark.drained) this.send(s, { type: 'READD', now }, now);
         wanted.delete(s.key);
-      } else if (s.state !== 'draining') {
-        this.send(s, { type: 'DRAIN', now }, now);
+      } else {
+        // out of the registry: whatever an operator had set ends with it
+        s.admin = undefined;
+        if (s.state !== 'draining') this.send(s, { type: 'DRAIN', now }, now);
       }
     }
     for (const h of wanted.values()) {
@@ -457,6 +485,7 @@ export class RouteActor implements RouteMechanism {
       this.slots.push(s);
       this.byKey.set(s.key, s);
       this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
+      if (h.admin !== undefined) this.applyAdmin(s, h.admin.state, now);
       changed = true;
     }
     if (this.params.drain_time === 0) this.dropDrained(now);
@@ -527,7 +556,8 @@ export class RouteActor implements RouteMechanism {
   }
 
   private pickWeight(s: HostSlot): number {
-    if (s.state === 'draining') return 0;
+    // an operator's ejection holds in panic too
+    if (s.state === 'draining' || s.admin === AdminMark.ejected) return 0;
     if (this.panic) return s.weight;
     return this.policy.pickWeight(s);
   }

@@ -79,6 +79,11 @@ export const Reason = {
   restored: 'restored',
   /** The route switched to the lars profile: a probing host becomes overloaded (lars has no probing). */
   profile_changed: 'profile_changed',
+  /** Operator actions (`lars host`): a maintenance drain and its end, a forced ejection and its end. */
+  admin_drain: 'admin_drain',
+  admin_undrain: 'admin_undrain',
+  admin_eject: 'admin_eject',
+  admin_clear: 'admin_clear',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
@@ -252,11 +257,30 @@ export const RouteEventSchema = Type.Object(
   },
 );
 
+/** What an operator set on a host (`lars host drain|eject`), until undone (`undrain|clear`). */
+export const AdminMark = {
+  /** Maintenance: no traffic, the host stays in the route (not dropped after drain_time). */
+  drained: 'drained',
+  /** Forced out: no traffic, no probes, until cleared. */
+  ejected: 'ejected',
+} as const;
+export type AdminMark = (typeof AdminMark)[keyof typeof AdminMark];
+
 export const RegistryHostSchema = Type.Object({
   ip: Ipv4(),
   port: Port(),
   weight: Weight(),
   zone: Zone(),
+  admin: Type.Optional(
+    Type.Object(
+      {
+        state: Type.Union([Type.Literal(AdminMark.drained), Type.Literal(AdminMark.ejected)]),
+        by: Type.String({ minLength: 1, maxLength: LIMITS.maxSenderLength, description: 'who did it' }),
+        ts: TimeMs('when, ms since the Unix epoch'),
+      },
+      { description: 'an operator action in force on the host (lars host drain / eject)' },
+    ),
+  ),
 });
 
 export const RegistryEntrySchema = Type.Object(

@@ -30,7 +30,7 @@ import {
   type RouteState,
 } from './contract.ts';
 
-export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState } from './contract.ts';
+export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState, AdminMark } from './contract.ts';
 export type { ReportTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; kind: RejectKind; detail: string };

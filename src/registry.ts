@@ -130,6 +130,8 @@ export class Registry {
           const e = await this.kv.get(key);
           const cur = e && e.operation === 'PUT' ? Registry.decode(e) : undefined;
           const next = fn(cur);
+          // `fn` gave the entry back as it was: nothing to write
+          if (next !== null && next === cur) return cur;
           try {
             if (next === null) {
               if (e && e.operation === 'PUT') await this.kv.delete(key, { previousSeq: e.revision });

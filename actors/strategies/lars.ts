@@ -85,7 +85,8 @@ class Lars implements Strategy {
       const h = hosts[i]!;
       const positive = h.pickWeight > 0;
       if (positive) all.push(i);
-      if (h.state === 'draining') continue;
+      // draining hosts, and hosts an operator ejected, are never picked, not even as probes
+      if (h.state === 'draining' || h.reason === 'admin_eject') continue;
       if (positive && (h.state === 'healthy' || h.state === 'probing')) idle.push(i);
       else overload.push(i);
     }

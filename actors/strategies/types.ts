@@ -3,7 +3,7 @@
  * strategy instance per route; `update` is called with every new route state,
  * `pick` on every getHost.
  */
-import type { HostState } from '../../schemas/messages.ts';
+import type { HostState, Reason } from '../../schemas/messages.ts';
 import { PickStrategy } from '../../schemas/contract.ts';
 
 /** A host as the agent sees it. `latencyMs` and `inflight` are kept up to date by the agent. */
@@ -13,6 +13,8 @@ export interface PickableHost {
   /** Effective weight from the route state (0 = do not pick, except as a Lars probe). */
   readonly pickWeight: number;
   readonly state: HostState;
+  /** Why the host is in its state (the route state's `reason`), when the caller keeps it: an operator's ejection is never probed. */
+  readonly reason?: Reason | undefined;
   /** Smoothed latency the agent observed, ms (0 when unknown). */
   latencyMs: number;
   /** Calls picked and not yet reported. */

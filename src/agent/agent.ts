@@ -129,6 +129,7 @@ class AgentHost implements PickableHost {
   readonly port: number;
   pickWeight: number;
   state: PickableHost['state'];
+  reason: PickableHost['reason'] = undefined;
   /**
    * `state === 'probing'`, kept with it: the pick path tests it on every pick, and a
    * state decoded from a message is a string of its own, slower to compare than a boolean.
@@ -194,6 +195,7 @@ class AgentRoute {
         const h = s.hosts[i]!;
         a.pickWeight = h.pick_weight;
         a.state = h.state;
+        a.reason = h.reason;
         a.probing = h.state === HostState.probing;
         a.weight = h.weight;
         a.zone = h.zone;
@@ -208,6 +210,7 @@ class AgentRoute {
         if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
         ah.pickWeight = h.pick_weight;
         ah.state = h.state;
+        ah.reason = h.reason;
         ah.probing = h.state === HostState.probing;
         ah.weight = h.weight;
         ah.zone = h.zone;

@@ -18,13 +18,14 @@ import { ExitCode, exitCodeFor, wantsHelpHint } from './exit.ts';
 import { confirmOnTerminal } from './confirm.ts';
 import { nodeCommand } from './commands/node.ts';
 import { routeGroup } from './commands/route.ts';
+import { hostGroup } from './commands/host.ts';
 import { devCommand } from './commands/dev.ts';
 import { extraCommands } from './commands/extra.ts';
 
 type Entry = Command | CommandGroup;
 const isGroup = (e: Entry): e is CommandGroup => 'commands' in e;
 
-export const COMMANDS: Entry[] = [nodeCommand, routeGroup, devCommand, ...extraCommands];
+export const COMMANDS: Entry[] = [nodeCommand, routeGroup, hostGroup, devCommand, ...extraCommands];
 
 const CONFIG_GROUP = 'Configuration (flags > environment > config file > defaults):';
 

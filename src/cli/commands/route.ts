@@ -65,7 +65,7 @@ function parseParams(raw: FlagValue, profile: Profile): Record<string, number> {
   return out;
 }
 
-async function withNats<T>(config: LarsConfig, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
+export async function withNats<T>(config: LarsConfig, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
   const nc = await connectNats({ ...natsOptionsFromConfig(config), name: 'lars-cli', reconnect: false });
   try {
     return await fn(nc);

@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { RouteActor } from '../../actors/route.ts';
+import { createStrategy } from '../../actors/strategies/index.ts';
+import { entry } from '../helpers/route-entry.ts';
+import { applyHostAction } from '../../src/cli/commands/host.ts';
+import type { Profile, RegistryEntry, RouteEvent, RouteState } from '../../schemas/messages.ts';
+
+const T0 = 1_700_000_000_000;
+const H1 = '10.0.0.1:8000';
+
+function marked(n: number, profile: Profile, mark?: 'drained' | 'ejected'): RegistryEntry {
+  const e = entry(n, profile);
+  if (mark) e.hosts[0] = { ...e.hosts[0]!, admin: { state: mark, by: 'alice', ts: T0 } };
+  return e;
+}
+
+function setup(profile: Profile): { r: RouteActor; events: RouteEvent[]; flush: (t: number) => RouteState | undefined } {
+  const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, profile), now: T0 });
+  r.flush(T0);
+  const events: RouteEvent[] = [];
+  return {
+    r,
+    events,
+    flush: (t) => {
+      const c = r.flush(t);
+      if (c) events.push(...c.events);
+      return c?.state;
+    },
+  };
+}
+
+const h1 = (s: RouteState | undefined) => s?.hosts.find((h) => `${h.ip}:${h.port}` === H1);
+
+describe("route actor - an operator's actions", () => {
+  it('admin - a drained host takes no traffic and stays in the route past drain_time; undrained, it is healthy again', () => {
+    const { r, events, flush } = setup('default');
+    r.applyRegistry(marked(3, 'default', 'drained'), T0 + 10);
+    const s = flush(T0 + 10);
+    expect(h1(s)).to.include({ state: 'draining', reason: 'admin_drain', pick_weight: 0 });
+    expect(events.at(-1)).to.include({ ip: '10.0.0.1', from: 'healthy', to: 'draining', reason: 'admin_drain' });
+    // an hour of ticks: a removed host would have been dropped after drain_time
+    for (let t = 1; t <= 3600; t++) r.tick(T0 + 10 + t * 1000);
+    expect(r.host(H1)?.state).to.equal('draining');
+    // reports judge nothing while drained
+    for (let i = 0; i < 50; i++) r.report(H1, 1, 5, T0 + 3_700_000);
+    expect(r.host(H1)?.state).to.equal('draining');
+    r.applyRegistry(marked(3, 'default'), T0 + 3_800_000);
+    expect(h1(flush(T0 + 3_800_000))).to.include({ state: 'healthy', reason: 'admin_undrain' });
+  });
+
+  it('admin - an ejected host stays out (no report, no elapsed time brings it back, not even in panic, no lars probe); cleared, it is probed back', () => {
+    for (const profile of ['default', 'lars'] as const) {
+      const { r, flush } = setup(profile);
+      r.applyRegistry(marked(3, profile, 'ejected'), T0 + 10);
+      expect(h1(flush(T0 + 10))).to.include({ state: 'overloaded', reason: 'admin_eject', pick_weight: 0 });
+      for (let t = 1; t <= 600; t++) {
+        r.report(H1, 0, 5, T0 + 10 + t * 1000);
+        r.tick(T0 + 10 + t * 1000);
+      }
+      expect(r.host(H1)?.state, profile).to.equal('overloaded');
+      const st = r.snapshot(T0 + 700_000);
+      // lars' strategy never probes it
+      const lars = createStrategy('lars');
+      const hosts = st.hosts.map((h) => ({ ip: h.ip, port: h.port, pickWeight: h.pick_weight, state: h.state, reason: h.reason, latencyMs: 0, inflight: 0 }));
+      lars.update({ hosts, panic: false, probeNum: 1 });
+      const picks = new Set(Array.from({ length: 100 }, () => lars.pick()));
+      expect(picks.has(0), `${profile}: lars probed the ejected host`).to.equal(false);
+      r.applyRegistry(marked(3, profile), T0 + 800_000);
+      expect(h1(flush(T0 + 800_000)), profile).to.include({ state: profile === 'lars' ? 'healthy' : 'probing', reason: 'admin_clear' });
+    }
+  });
+
+  it('admin - with every other host failing (panic), an ejected host still gets no traffic', () => {
+    const { r, flush } = setup('default');
+    r.applyRegistry(marked(3, 'default', 'ejected'), T0 + 10);
+    flush(T0 + 10);
+    for (let i = 0; i < 100; i++) for (const k of ['10.0.0.2:8000', '10.0.0.3:8000']) r.report(k, 1, 5, T0 + 20 + i);
+    r.tick(T0 + 1000);
+    const s = flush(T0 + 1000)!;
+    expect(s.panic).to.equal(true);
+    expect(h1(s)!.pick_weight).to.equal(0);
+  });
+
+  it('admin - the CLI actions: each sets or lifts its mark with who and when, and an action already in force changes nothing', () => {
+    const h = { ip: '10.0.0.1', port: 80, weight: 100, zone: 'z' };
+    const d = applyHostAction(h, 'drain', 'alice', 5)!;
+    expect(d).to.deep.equal({ ...h, admin: { state: 'drained', by: 'alice', ts: 5 } });
+    expect(applyHostAction(d, 'drain', 'bob', 6)).to.equal(undefined);
+    expect(applyHostAction(d, 'undrain', 'bob', 7)).to.deep.equal(h);
+    expect(applyHostAction(h, 'undrain', 'bob', 7)).to.equal(undefined);
+    expect(applyHostAction(h, 'clear', 'bob', 7)).to.equal(undefined);
+    const e = applyHostAction(h, 'eject', 'carol', 8)!;
+    expect(e.admin).to.deep.equal({ state: 'ejected', by: 'carol', ts: 8 });
+    expect(applyHostAction(e, 'clear', 'carol', 9)).to.deep.equal(h);
+    expect(applyHostAction(h, 'weight', 'dave', 9, 50)).to.deep.equal({ ...h, weight: 50 });
+    expect(applyHostAction(h, 'weight', 'dave', 9, 100)).to.equal(undefined);
+  });
+});
