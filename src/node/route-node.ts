@@ -235,8 +235,12 @@ export class RouteNode {
     // Self-registered hosts first: the admin entries are merged with them as they load.
     this.selfRegs = new SelfRegistry(this.clock, this.rejects);
     const selfKv = await openBucket(this.nc, this.names.selfRegBucket, 1, { ttlMs: SELF_BUCKET_MAX_AGE_MS });
+    // Changes while the admin entries load are applied once they are in (the merge needs them).
+    const changedWhileLoading = new Set<string>();
     await this.selfRegs.watch(selfKv, (routeKey) => {
-      if (this.registryLoaded && !this.closed) void this.setEffective(routeKey, KEEP_ADMIN);
+      if (this.closed) return;
+      if (this.registryLoaded) void this.setEffective(routeKey, KEEP_ADMIN);
+      else changedWhileLoading.add(routeKey);
     });
     const w = await watchBucket(this.registry.kv, (kvEntry) => {
       if (this.closed) return undefined;
@@ -254,8 +258,9 @@ export class RouteNode {
     };
     await w.initialized;
     this.registryLoaded = true;
-    // Routes made of self-registered hosts alone.
-    for (const k of [...this.selfRegs.routeKeys()]) if (!this.registryEntries.has(k)) void this.setEffective(k, KEEP_ADMIN);
+    // Routes made of self-registered hosts alone, and self-registration changes that came meanwhile.
+    for (const k of [...this.selfRegs.routeKeys()]) if (!this.registryEntries.has(k)) changedWhileLoading.add(k);
+    for (const k of changedWhileLoading) void this.setEffective(k, KEEP_ADMIN);
     await this.regChain;
     this.preloaded = undefined;
     this.preloadedCheckpoints = undefined;
