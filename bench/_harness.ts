@@ -143,14 +143,7 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, everyMs = 
   return true;
 }
 
-/** Runs `fn` over `items` with at most `limit` running at once. */
-export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
+export { pool } from '../src/pool.ts';
 
 /** Rounds a latency to µs for the results file. */
 export const ms = (v: number): number => Number(v.toFixed(3));

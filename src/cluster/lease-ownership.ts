@@ -26,6 +26,7 @@ import type { OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 import { openTtlBucket } from './kv.ts';
 import { isConflict } from '../registry.ts';
+import { pool } from '../pool.ts';
 import { Membership } from './membership.ts';
 import { LeaseTable, encodeLease, decodeLease, type LeaseChange } from './leases.ts';
 
@@ -397,11 +398,7 @@ export class LeaseOwnership implements PartitionOwnership {
         this.emit();
       }
     };
-    const worker = async (): Promise<void> => {
-      for (let p = queue.shift(); p !== undefined; p = queue.shift()) await one(p);
-    };
-    const n = queue.length;
-    await Promise.all(Array.from({ length: Math.min(HANDOVER_CONCURRENCY, n) }, worker));
-    if (n > 0) this.log.info({ partitions: ps }, 'partitions handed over');
+    await pool(queue, HANDOVER_CONCURRENCY, one);
+    if (queue.length > 0) this.log.info({ partitions: ps }, 'partitions handed over');
   }
 }

@@ -25,6 +25,7 @@ import { Registry, RouteStore, isConflict, openBucket, routeKeyParts, watchBucke
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { retry } from '../retry.ts';
+import { pool } from '../pool.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
@@ -479,20 +480,16 @@ export class RouteNode {
       else reads.push(e);
     }
     // A bounded number in flight: thousands of requests at once time out on a busy server.
-    let next = 0;
-    const reader = async (): Promise<void> => {
-      for (let e = reads[next++]; e !== undefined; e = reads[next++]) {
-        const parts = routeKeyParts(e.key)!;
-        const cp = cps?.get(e.key);
-        try {
-          const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
-          this.prefetched.set(e.key, { last, cp: c });
-        } catch {
-          // read again, with retries, when the entry is applied
-        }
+    await pool(reads, RESTORE_READS, async (e) => {
+      const parts = routeKeyParts(e.key)!;
+      const cp = cps?.get(e.key);
+      try {
+        const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
+        this.prefetched.set(e.key, { last, cp: c });
+      } catch {
+        // read again, with retries, when the entry is applied
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(RESTORE_READS, reads.length) }, reader));
+    });
     // In slices, letting timers run between them (lease renewals: a long restore must not let the lease lapse).
     for (let i = 0; i < entries.length; i += RESTORE_SLICE) {
       await Promise.all(entries.slice(i, i + RESTORE_SLICE).map((e) => this.enqueueRegistry(e, true)));
@@ -546,24 +543,20 @@ export class RouteNode {
     const now = this.clock();
     const ts = Date.now();
     // A bounded number in flight: thousands of writes at once hold up every other request, the lease renewals included.
-    let next = 0;
-    const writer = async (): Promise<void> => {
-      for (let s = slots[next++]; s !== undefined; s = slots[next++]) {
-        // Nothing happened to the route since its last checkpoint (no report, no tick that changed it): stored already.
-        if (s.cpDigest !== undefined && digest(CheckpointStore.encodeRecord(s.actor.checkpoint(s.cpNow!), s.cpWall!, s.kvRevision)) === s.cpDigest) continue;
-        const record = CheckpointStore.encodeRecord(s.actor.checkpoint(now), ts, s.kvRevision);
-        try {
-          await this.checkpoints.putEncoded(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), record);
-          s.cpDigest = digest(record);
-          s.cpNow = now;
-          s.cpWall = ts;
-          this.counters.handoverCheckpoints++;
-        } catch (err) {
-          this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed');
-        }
+    await pool(slots, HANDOVER_WRITES, async (s) => {
+      // Nothing happened to the route since its last checkpoint (no report, no tick that changed it): stored already.
+      if (s.cpDigest !== undefined && digest(CheckpointStore.encodeRecord(s.actor.checkpoint(s.cpNow!), s.cpWall!, s.kvRevision)) === s.cpDigest) return;
+      const record = CheckpointStore.encodeRecord(s.actor.checkpoint(now), ts, s.kvRevision);
+      try {
+        await this.checkpoints.putEncoded(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), record);
+        s.cpDigest = digest(record);
+        s.cpNow = now;
+        s.cpWall = ts;
+        this.counters.handoverCheckpoints++;
+      } catch (err) {
+        this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed');
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(HANDOVER_WRITES, slots.length) }, writer));
+    });
   }
 
   /** A fenced write or renewal failed: the partition belongs to someone else now. */
