@@ -72,11 +72,7 @@ export class CheckpointStore {
     return e ? CheckpointStore.decodeEntry(e) : undefined;
   }
 
-  async put(partition: number, routeKey: string, checkpoint: RouteCheckpoint, ts: number, rev: number | undefined): Promise<void> {
-    await this.putEncoded(partition, routeKey, CheckpointStore.encodeRecord(checkpoint, ts, rev));
-  }
-
-  /** A record as `put` stores it: the same inputs give the same bytes. */
+  /** A checkpoint record as stored: the same inputs give the same bytes. */
   static encodeRecord(checkpoint: RouteCheckpoint, ts: number, rev: number | undefined): Uint8Array {
     const r: CheckpointRecord = { v: 1, checkpoint, ts };
     if (rev !== undefined) r.rev = rev;

@@ -546,16 +546,7 @@ export class RouteNode {
     await pool(slots, HANDOVER_WRITES, async (s) => {
       // Nothing happened to the route since its last checkpoint (no report, no tick that changed it): stored already.
       if (s.cpDigest !== undefined && digest(CheckpointStore.encodeRecord(s.actor.checkpoint(s.cpNow!), s.cpWall!, s.kvRevision)) === s.cpDigest) return;
-      const record = CheckpointStore.encodeRecord(s.actor.checkpoint(now), ts, s.kvRevision);
-      try {
-        await this.checkpoints.putEncoded(s.partition, this.names.routeKey(s.actor.modid, s.actor.cmdid), record);
-        s.cpDigest = digest(record);
-        s.cpNow = now;
-        s.cpWall = ts;
-        this.counters.handoverCheckpoints++;
-      } catch (err) {
-        this.log.warn({ err, route: `${s.actor.modid}.${s.actor.cmdid}` }, 'checkpoint write failed');
-      }
+      if (await this.storeCheckpoint(s, s.actor.checkpoint(now), ts)) this.counters.handoverCheckpoints++;
     });
   }
 
@@ -779,17 +770,27 @@ export class RouteNode {
       if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, { state, checkpoint });
       return;
     }
+    await this.storeCheckpoint(slot, checkpoint, Date.now());
+  }
+
+  /**
+   * Stores a route's checkpoint with the routes revision it goes with, and
+   * notes what was stored (RouteSlot.cpDigest); false when the write failed
+   * (logged; the next handover writes it again).
+   */
+  private async storeCheckpoint(slot: RouteSlot, checkpoint: RouteCheckpoint, wall: number): Promise<boolean> {
+    const record = CheckpointStore.encodeRecord(checkpoint, wall, slot.kvRevision);
     try {
-      const wall = Date.now();
-      const record = CheckpointStore.encodeRecord(checkpoint, wall, slot.kvRevision);
-      await this.checkpoints.putEncoded(slot.partition, this.names.routeKey(state.modid, state.cmdid), record);
-      slot.cpDigest = digest(record);
-      slot.cpNow = checkpoint.ts;
-      slot.cpWall = wall;
+      await this.checkpoints.putEncoded(slot.partition, this.names.routeKey(slot.actor.modid, slot.actor.cmdid), record);
     } catch (err) {
       slot.cpDigest = undefined;
-      this.log.warn({ err, route }, 'checkpoint write failed');
+      this.log.warn({ err, route: `${slot.actor.modid}.${slot.actor.cmdid}` }, 'checkpoint write failed');
+      return false;
     }
+    slot.cpDigest = digest(record);
+    slot.cpNow = checkpoint.ts;
+    slot.cpWall = wall;
+    return true;
   }
 
   /** Resolves when every route state has been written to KV. */
