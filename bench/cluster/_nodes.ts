@@ -14,7 +14,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
 import { LeaseOwnership, clusterNames } from '../../src/cluster/index.ts';
-import { decodeLease } from '../../src/cluster/leases.ts';
+import { readLeaseHolders } from '../../src/cluster/leases.ts';
 import { Registry, bindBucket } from '../../src/registry.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { encode, tryDecode } from '../../src/codec.ts';
@@ -109,24 +109,9 @@ export async function startInProcessNode(url: string, n: Names, partitions: numb
   return out;
 }
 
-/** Partition → lease holder now. */
-export async function leaseOwners(nc: NatsConnection, n: Names, partitions: number): Promise<Map<number, string>> {
-  const cn = clusterNames(n.prefix);
-  const out = new Map<number, string>();
-  try {
-    const kv = await bindBucket(nc, cn.leasesBucket);
-    if (kv === undefined) return out;
-    await Promise.all(
-      Array.from({ length: partitions }, async (_, p) => {
-        const e = await kv.get(cn.leaseKey(p));
-        const r = e ? decodeLease(e) : undefined;
-        if (r) out.set(p, r.node);
-      }),
-    );
-  } catch {
-    // No node has created the bucket yet.
-  }
-  return out;
+/** Partition → lease holder now; empty while the leases cannot be read. */
+export function leaseOwners(nc: NatsConnection, n: Names, partitions: number): Promise<Map<number, string>> {
+  return readLeaseHolders(nc, n.prefix, partitions).catch(() => new Map<number, string>());
 }
 
 /** Route states published under a prefix: per route, its publishes (sender, version, Date.now() at arrival). */

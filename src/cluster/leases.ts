@@ -6,11 +6,12 @@
  * nothing).
  */
 import type { KV, KvEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { encode, tryDecode } from '../codec.ts';
-import { watchBucket, type BucketWatch } from '../registry.ts';
+import { bindBucket, watchBucket, type BucketWatch } from '../registry.ts';
 import type { LeaseView } from '../../actors/ownership.ts';
 import type { Logger } from '../log.ts';
-import type { ClusterNames } from './names.ts';
+import { clusterNames, type ClusterNames } from './names.ts';
 
 export interface LeaseRecord {
   v: 1;
@@ -30,6 +31,25 @@ export function decodeLease(e: Pick<KvEntry, 'value' | 'operation'>): LeaseRecor
   const r = d.value as Record<string, unknown>;
   if (r['v'] !== 1 || typeof r['node'] !== 'string' || r['node'].length === 0 || typeof r['ts'] !== 'number') return undefined;
   return { v: 1, node: r['node'], ts: r['ts'] };
+}
+
+/**
+ * Partition → lease holder now, read once (one read per partition key; no
+ * key listing); empty when no node with leases ever ran under the prefix.
+ */
+export async function readLeaseHolders(nc: NatsConnection, prefix: string, partitions: number): Promise<Map<number, string>> {
+  const cn = clusterNames(prefix);
+  const out = new Map<number, string>();
+  const kv = await bindBucket(nc, cn.leasesBucket);
+  if (kv === undefined) return out;
+  await Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const e = await kv.get(cn.leaseKey(p));
+      const r = e ? decodeLease(e) : undefined;
+      if (r) out.set(p, r.node);
+    }),
+  );
+  return out;
 }
 
 export interface LeaseChange {

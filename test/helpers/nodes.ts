@@ -7,9 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode, type RouteNodeOptions } from '../../src/node/route-node.ts';
-import { bindBucket } from '../../src/registry.ts';
-import { LeaseOwnership, clusterNames } from '../../src/cluster/index.ts';
-import { decodeLease } from '../../src/cluster/leases.ts';
+import { LeaseOwnership } from '../../src/cluster/index.ts';
+import { readLeaseHolders } from '../../src/cluster/leases.ts';
 import { tryDecode } from '../../src/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import type { Names } from '../../schemas/subjects.ts';
@@ -80,20 +79,9 @@ export function startChildNode(url: string, prefix: string, id: string, leaseMs:
   };
 }
 
-/** Partition → holder, read from the leases bucket now (one read per partition key; no key listing). */
-export async function leaseOwners(nc: NatsConnection, prefix: string, partitions = PARTITIONS): Promise<Map<number, string>> {
-  const cn = clusterNames(prefix);
-  const kv = await bindBucket(nc, cn.leasesBucket);
-  const out = new Map<number, string>();
-  if (kv === undefined) return out;
-  await Promise.all(
-    Array.from({ length: partitions }, async (_, p) => {
-      const e = await kv.get(cn.leaseKey(p));
-      const r = e ? decodeLease(e) : undefined;
-      if (r) out.set(p, r.node);
-    }),
-  );
-  return out;
+/** Partition → holder, read from the leases bucket now. */
+export function leaseOwners(nc: NatsConnection, prefix: string, partitions = PARTITIONS): Promise<Map<number, string>> {
+  return readLeaseHolders(nc, prefix, partitions);
 }
 
 export interface SeenState {
