@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, type Names } from '../../schemas/subjects.ts';
-import { LIMITS, SelfState, isIPv4, isPort, type SelfRegistration } from '../../schemas/messages.ts';
+import { LIMITS, SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
 import { encode } from '../codec.ts';
 import { connectNats } from '../nats/connect.ts';
 import { bindBucket } from '../registry.ts';
@@ -119,11 +119,23 @@ export class SelfRegWriter {
 
 export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistrationHandle> {
   const ttlMs = o.ttlMs ?? SELF_DEFAULTS.ttlMs;
-  if (!Number.isInteger(o.modid) || o.modid < 0 || o.modid > 0xffffffff || !Number.isInteger(o.cmdid) || o.cmdid < 0 || o.cmdid > 0xffffffff) throw new RangeError(`modid and cmdid must be uint32, got ${o.modid}/${o.cmdid}`);
-  if (!isIPv4(o.ip) || !isPort(o.port)) throw new RangeError(`bad host ${o.ip}:${o.port}`);
-  if (!(ttlMs >= LIMITS.minSelfTtlMs && ttlMs <= LIMITS.maxSelfTtlMs)) throw new RangeError(`ttlMs must be within ${LIMITS.minSelfTtlMs}-${LIMITS.maxSelfTtlMs}, got ${ttlMs}`);
-  const weight = o.weight ?? SELF_DEFAULTS.weight;
-  if (!Number.isInteger(weight) || weight < LIMITS.minWeight || weight > LIMITS.maxWeight) throw new RangeError(`weight must be an integer within ${LIMITS.minWeight}-${LIMITS.maxWeight}, got ${weight}`);
+  const now = o.now ?? Date.now;
+  const record: SelfRegistration = {
+    v: 1,
+    modid: o.modid,
+    cmdid: o.cmdid,
+    ip: o.ip,
+    port: o.port,
+    weight: o.weight ?? SELF_DEFAULTS.weight,
+    ...(o.zone !== undefined ? { zone: o.zone } : {}),
+    state: SelfState.up,
+    instance: (o.instance ?? `${hostname()}:${process.pid}`).slice(0, LIMITS.maxInstanceLength),
+    ttl_ms: ttlMs,
+    ts: now(),
+  };
+  // the contract's rules, as the route nodes apply them: refused here, before anything is written
+  const valid = validateSelfRegistration(record);
+  if (!valid.ok) throw new RangeError(`bad self-registration of ${o.ip}:${o.port} for ${o.modid}.${o.cmdid}: ${valid.detail}`);
   const heartbeatMs = o.heartbeatMs ?? Math.floor(ttlMs / SELF_DEFAULTS.heartbeatsPerTtl);
   if (!(heartbeatMs > 0 && heartbeatMs < ttlMs)) throw new RangeError(`heartbeatMs must be below ttlMs (${ttlMs}), got ${heartbeatMs}`);
   const own = o.nc === undefined;
@@ -136,34 +148,17 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
     if (own) await nc.close();
     throw err;
   }
-  const now = o.now ?? Date.now;
-  const record: SelfRegistration = {
-    v: 1,
-    modid: o.modid,
-    cmdid: o.cmdid,
-    ip: o.ip,
-    port: o.port,
-    weight,
-    ...(o.zone !== undefined ? { zone: o.zone } : {}),
-    state: SelfState.up,
-    instance: (o.instance ?? `${hostname()}:${process.pid}`).slice(0, LIMITS.maxInstanceLength),
-    ttl_ms: ttlMs,
-    ts: now(),
-  };
   const rateLog = new RateLimitedLog(log, 10_000);
   let beats = 0;
   const key = writer.key(record);
-  const put = async (state: SelfState): Promise<void> => {
-    await writer.put({ ...record, state, ts: now() });
-    beats++;
-  };
   const alive = o.alive;
   const beat = async (): Promise<void> => {
     if (alive !== undefined && !(await alive().catch(() => false))) {
       rateLog.emit('warn', 'not-alive', {}, 'the service does not answer; heartbeat withheld (it leaves its route when its TTL runs out)');
       return;
     }
-    await put(SelfState.up);
+    await writer.put({ ...record, ts: now() });
+    beats++;
   };
   await beat();
   let stopped = false;

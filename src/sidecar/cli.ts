@@ -2,7 +2,7 @@
 import { createLogger } from '../log.ts';
 import { UsageError } from '../errors.ts';
 import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
-import { registerSelf, SELF_DEFAULTS } from '../agent/self-register.ts';
+import { registerSelf, SELF_DEFAULTS, type SelfRegisterOptions } from '../agent/self-register.ts';
 import { connect as tcpConnect } from 'node:net';
 import { StrategyName } from '../../actors/strategies/types.ts';
 import type { Command, CommandContext, FlagValue } from '../cli/command.ts';
@@ -28,14 +28,7 @@ function port(v: string, flag: string, allowZero: boolean): number {
 }
 
 /** A host the sidecar registers for a route (`--register`). */
-export interface RegisterSpec {
-  modid: number;
-  cmdid: number;
-  ip: string;
-  port: number;
-  weight?: number;
-  zone?: string;
-}
+export type RegisterSpec = Pick<SelfRegisterOptions, 'modid' | 'cmdid' | 'ip' | 'port' | 'weight' | 'zone'>;
 
 /** `<modid>/<cmdid>@<ip>:<port>[,weight[,zone]]`. */
 export function parseRegisterSpec(spec: string): RegisterSpec {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { isLive, liveHosts, mergeEntry, nextExpiry, SELF_REGISTERED_BY, type HeardHost } from '../../actors/self-registration.ts';
 import type { RegistryEntry, SelfRegistration } from '../../schemas/messages.ts';
 import { validateSelfRegistration } from '../../schemas/messages.ts';
+import { registerSelf } from '../../src/agent/self-register.ts';
 
 function heard(ip: string, port: number, heardAt: number, o: Partial<SelfRegistration> = {}): HeardHost {
   return { rec: { v: 1, modid: 1, cmdid: 2, ip, port, weight: 100, state: 'up', instance: 'i', ttl_ms: 1000, ts: 0, ...o }, heardAt };
@@ -47,5 +48,21 @@ describe('self-registration - merge rules', () => {
     expect(validateSelfRegistration({ ...ok, state: 'gone' }).ok).to.equal(false);
     expect(validateSelfRegistration({ ...ok, ip: '10.0.0.256' }).ok).to.equal(false);
     expect(validateSelfRegistration({ ...ok, instance: '' }).ok).to.equal(false);
+  });
+
+  it('selfreg - registerSelf refuses what the contract refuses, before it connects anywhere', async () => {
+    const bad = [
+      { modid: 1, cmdid: 1, ip: '10.0.0.256', port: 80 },
+      { modid: 1, cmdid: 1, ip: '10.0.0.1', port: 0 },
+      { modid: -1, cmdid: 1, ip: '10.0.0.1', port: 80 },
+      { modid: 1, cmdid: 1, ip: '10.0.0.1', port: 80, ttlMs: 999 },
+      { modid: 1, cmdid: 1, ip: '10.0.0.1', port: 80, weight: 0 },
+      { modid: 1, cmdid: 1, ip: '10.0.0.1', port: 80, ttlMs: 2000, heartbeatMs: 2000 },
+    ];
+    for (const o of bad) {
+      // no server answers on this address: a check that let the input through would fail to connect instead
+      const err = await registerSelf({ ...o, servers: 'nats://127.0.0.1:1' }).then(() => undefined, (e: unknown) => e);
+      expect(err, JSON.stringify(o)).to.be.instanceOf(RangeError);
+    }
   });
 });
