@@ -5,7 +5,7 @@
  * merge rules are actors/self-registration.ts'.
  */
 import type { KV } from '@nats-io/kv';
-import { validateSelfRegistration, type RegistryHost } from '../../schemas/messages.ts';
+import { validateSelfRegistration, type RegistryHost, type SelfRegistration, type Validated } from '../../schemas/messages.ts';
 import { isLive, liveHosts, nextExpiry, type HeardHost } from '../../actors/self-registration.ts';
 import { tryDecode } from '../codec.ts';
 import type { RejectCounter } from '../rejects.ts';
@@ -42,12 +42,7 @@ export class SelfRegistry {
         if (this.remove(routeKey, e.key)) onChange(routeKey);
         return undefined;
       }
-      const d = tryDecode(e.value);
-      if (!d.ok) {
-        this.rejects.reject('malformed', d.error.message, { subject: e.key });
-        return undefined;
-      }
-      const v = validateSelfRegistration(d.value);
+      const v = decodeSelfRegistration(e.value);
       if (!v.ok) {
         this.rejects.reject(v.kind, v.detail, { subject: e.key });
         return undefined;
@@ -143,4 +138,10 @@ export function routeOfKey(key: string): string | undefined {
   const cmdid = Number(m[2]);
   if (modid > 0xffffffff || cmdid > 0xffffffff) return undefined;
   return `${modid}.${cmdid}`;
+}
+
+/** A stored self-registration, decoded and checked against the contract. */
+export function decodeSelfRegistration(value: Uint8Array): Validated<SelfRegistration> {
+  const d = tryDecode(value);
+  return d.ok ? validateSelfRegistration(d.value) : { ok: false, kind: 'malformed', detail: d.error.message };
 }

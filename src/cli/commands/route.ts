@@ -1,12 +1,12 @@
 /** `lars route add|rm|ls|watch`: edit the registry and follow effective routes. */
 import { names } from '../../../schemas/subjects.ts';
-import { isIPv4, isPort, LIMITS, validateSelfRegistration, type RegistryEntry, type RegistryHost, type RouteState, type Profile, type SelfRegistration } from '../../../schemas/messages.ts';
+import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile, type SelfRegistration } from '../../../schemas/messages.ts';
 import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
 import { PickStrategy } from '../../../schemas/contract.ts';
 import type { LarsConfig } from '../../config.ts';
 import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
 import { Registry, RouteStore, bindBucket, readBucket } from '../../registry.ts';
-import { tryDecode } from '../../codec.ts';
+import { decodeSelfRegistration } from '../../node/self-registry.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
 import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
@@ -97,9 +97,8 @@ export async function readSelfRegistrations(nc: NatsConnection, prefix: string):
   const out = new Map<string, SelfRegistration[]>();
   for (const e of await readBucket(await bindBucket(nc, names(prefix).selfRegBucket))) {
     if (e.operation !== 'PUT') continue;
-    const d = tryDecode(e.value);
-    const v = d.ok ? validateSelfRegistration(d.value) : undefined;
-    if (!v?.ok) continue;
+    const v = decodeSelfRegistration(e.value);
+    if (!v.ok) continue;
     const k = `${v.value.modid}.${v.value.cmdid}`;
     out.set(k, [...(out.get(k) ?? []), v.value]);
   }
