@@ -58,8 +58,14 @@ export class Sidecar {
         // the self-registration bucket is opened on the first registration (a route node may start after the sidecar)
         let writer: Promise<SelfRegWriter> | undefined;
         const selfReg = (): Promise<SelfRegWriter> => {
-          writer ??= SelfRegWriter.open(agent.connection, opts.agent?.prefix);
-          writer.catch(() => (writer = undefined));
+          if (writer === undefined) {
+            const w = SelfRegWriter.open(agent.connection, opts.agent?.prefix);
+            // a failed open is tried again by the next registration
+            w.catch(() => {
+              if (writer === w) writer = undefined;
+            });
+            writer = w;
+          }
           return writer;
         };
         http = await HttpApi.start({ agent, selfReg, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, budget, health: () => ({ ...(u ? { udp: u.stats() } : {}), maxRoutes: budget.max, refusedRoutes: budget.refused }) });
