@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
+import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
 import { LeaseOwnership, clusterNames } from '../../src/cluster/index.ts';
 import { readLeaseHolders } from '../../src/cluster/leases.ts';
@@ -107,6 +108,15 @@ export async function startInProcessNode(url: string, n: Names, partitions: numb
   };
   onTeardown(() => out.stop());
   return out;
+}
+
+/** A nats-server of the benchmark's own and a connection to it, both stopped at teardown. */
+export async function benchServer(name: string): Promise<{ server: NatsServer; nc: NatsConnection }> {
+  const server = await startNatsServer();
+  onTeardown(() => server.stop());
+  const nc = await connectNats({ url: server.url, name });
+  onTeardown(() => nc.close());
+  return { server, nc };
 }
 
 /** Partition → lease holder now; empty while the leases cannot be read. */

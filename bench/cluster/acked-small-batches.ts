@@ -14,13 +14,12 @@ import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { jetstreamManager } from '@nats-io/jetstream';
 // Leaf modules rather than src/index.ts: this group needs no route node or agent code.
-import { startNatsServer } from '../../src/natsd.ts';
-import { connectNats } from '../../src/nats/connect.ts';
 import { names as makeNames, DEFAULT_PARTITIONS } from '../../schemas/subjects.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { epochMs, percentile, sleep, type FromSenders, type SendersConfig, type ToSenders } from '../_common.ts';
-import { QUICK, askAll, envInt, logger, machineCpuMs, ms, nextMessage, onTeardown, procCpuMs, spawnChild, stopChild } from '../_harness.ts';
+import { QUICK, askAll, envInt, logger, machineCpuMs, ms, nextMessage, procCpuMs, spawnChild, stopChild } from '../_harness.ts';
 import type { Metric } from '../lib.ts';
+import { benchServer } from './_nodes.ts';
 
 const log = logger('cluster');
 const AGENTS = envInt('BENCH_SMALL_AGENTS', 1000);
@@ -35,10 +34,7 @@ const WINDOW_MS = QUICK ? 2000 : 10_000;
 const BUSY = 0.85;
 
 export async function benchAckedSmallBatches(): Promise<Metric[]> {
-  const server = await startNatsServer();
-  onTeardown(() => server.stop());
-  const nc = await connectNats({ url: server.url, name: 'bench-cluster' });
-  onTeardown(() => nc.close());
+  const { server, nc } = await benchServer('bench-cluster');
   const n = makeNames(`bk${randomBytes(3).toString('hex')}`);
   const jsm = await jetstreamManager(nc);
   const { reports } = await ensureStreams(nc, n, { jsm, reports: { maxBytes: 2 ** 30 } });

@@ -16,13 +16,11 @@
  *   a version above every earlier one (what an agent would accept).
  */
 import { performance } from 'node:perf_hooks';
-import { startNatsServer } from '../../src/natsd.ts';
-import { connectNats } from '../../src/nats/connect.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { sleep } from '../_common.ts';
-import { QUICK, envInt, logger, onTeardown } from '../_harness.ts';
+import { QUICK, envInt, logger } from '../_harness.ts';
 import type { Metric } from '../lib.ts';
-import { ReportLoad, RouteRecorder, freshPrefix, kvCaughtUp, leaseOwners, registerRoutes, routeIds, startChildNode, storedBatches, until, type ChildNode } from './_nodes.ts';
+import { ReportLoad, RouteRecorder, benchServer, freshPrefix, kvCaughtUp, leaseOwners, registerRoutes, routeIds, startChildNode, storedBatches, until, type ChildNode } from './_nodes.ts';
 
 const log = logger('cluster');
 const P = 64;
@@ -31,10 +29,7 @@ const LEASE_MS = envInt('BENCH_LEASE_MS', 2000);
 const LOAD = envInt('BENCH_FAILOVER_BATCHES_PER_SEC', 200);
 
 export async function benchFailover(): Promise<Metric[]> {
-  const server = await startNatsServer();
-  onTeardown(() => server.stop());
-  const nc = await connectNats({ url: server.url, name: 'bench-cluster-failover' });
-  onTeardown(() => nc.close());
+  const { server, nc } = await benchServer('bench-cluster-failover');
 
   const fo = await runFailover(server.url, nc);
   const stale = await runStall(server.url, nc);

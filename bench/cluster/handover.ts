@@ -11,14 +11,12 @@
  * the trials of each stop's longest gap; the worst is in the note.
  */
 import { performance } from 'node:perf_hooks';
-import { startNatsServer } from '../../src/natsd.ts';
-import { connectNats } from '../../src/nats/connect.ts';
 import type { PartitionEvent } from '../../src/node/route-node.ts';
 import { rendezvousOwner } from '../../actors/ownership.ts';
 import { percentile, sleep } from '../_common.ts';
-import { QUICK, envInt, logger, onTeardown } from '../_harness.ts';
+import { QUICK, envInt, logger } from '../_harness.ts';
 import type { Metric } from '../lib.ts';
-import { ReportLoad, freshPrefix, leaseOwners, registerRoutes, routeIds, startInProcessNode, until, type InProcessNode } from './_nodes.ts';
+import { ReportLoad, benchServer, freshPrefix, leaseOwners, registerRoutes, routeIds, startInProcessNode, until, type InProcessNode } from './_nodes.ts';
 
 const log = logger('cluster');
 const P = 64;
@@ -27,10 +25,7 @@ const TRIALS = envInt('BENCH_HANDOVER_TRIALS', QUICK ? 2 : 6);
 const LEASE_MS = envInt('BENCH_LEASE_MS', 2000);
 
 export async function benchHandover(): Promise<Metric[]> {
-  const server = await startNatsServer();
-  onTeardown(() => server.stop());
-  const nc = await connectNats({ url: server.url, name: 'bench-cluster-handover' });
-  onTeardown(() => nc.close());
+  const { server, nc } = await benchServer('bench-cluster-handover');
   const n = await freshPrefix(nc, 'bh');
   const routes = routeIds(9300, ROUTES);
   await registerRoutes(nc, n, routes);

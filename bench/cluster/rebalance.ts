@@ -11,13 +11,11 @@
  * (`rebalance_100k_node_load_ms`).
  */
 import { performance } from 'node:perf_hooks';
-import { startNatsServer } from '../../src/natsd.ts';
-import { connectNats } from '../../src/nats/connect.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { rendezvousOwner } from '../../actors/ownership.ts';
 import { QUICK, envInt, logger, onTeardown } from '../_harness.ts';
 import type { Metric } from '../lib.ts';
-import { RouteRecorder, freshPrefix, kvCaughtUp, leaseOwners, registerRoutes, routeIds, startChildNode, startInProcessNode, until } from './_nodes.ts';
+import { RouteRecorder, benchServer, freshPrefix, kvCaughtUp, leaseOwners, registerRoutes, routeIds, startChildNode, startInProcessNode, until } from './_nodes.ts';
 
 const log = logger('cluster');
 const P = 64;
@@ -25,10 +23,7 @@ const ROUTES = envInt('BENCH_REBALANCE_ROUTES', QUICK ? 10_000 : 100_000);
 const LEASE_MS = envInt('BENCH_LEASE_MS', 2000);
 
 export async function benchRebalance(): Promise<Metric[]> {
-  const server = await startNatsServer();
-  onTeardown(() => server.stop());
-  const nc = await connectNats({ url: server.url, name: 'bench-cluster-rebalance' });
-  onTeardown(() => nc.close());
+  const { server, nc } = await benchServer('bench-cluster-rebalance');
   const n = await freshPrefix(nc, 'br');
   const routes = routeIds(9400, ROUTES);
   let t = performance.now();
