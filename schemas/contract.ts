@@ -156,6 +156,23 @@ export const ReportTupleSchema = Type.Tuple(
   { description: '[host_index, retcode, latency_ms, offset_ms]' },
 );
 
+/**
+ * One host's own report of how busy it is: `[host_index, utilization]`,
+ * utilization from 0 (idle) to 1 (fully busy). Any value of the pair that is
+ * a number but not an allowed one (fraction of an index, NaN, out of bounds)
+ * is `out_of_range`.
+ */
+export const UtilizationTupleSchema = Type.Tuple(
+  [
+    rejectAs(Type.Integer({ minimum: 0, description: 'host_index: index into hosts (< hosts.length, checked in code)' }), 'out_of_range'),
+    rejectAs(
+      Type.Number({ minimum: 0, maximum: 1, description: 'utilization: the busy share of the host, 0..1, as it reported it with the answer to one of the calls of the batch (the latest one)' }),
+      'out_of_range',
+    ),
+  ],
+  { description: '[host_index, utilization]' },
+);
+
 export const ReportBatchSchema = Type.Object(
   {
     v: Version,
@@ -170,12 +187,19 @@ export const ReportBatchSchema = Type.Object(
       description: 'the distinct hosts the reports refer to: [ip, port]',
     }),
     reports: Type.Array(ReportTupleSchema, { minItems: 1, maxItems: LIMITS.maxBatchReports }),
+    utilization: Type.Optional(
+      Type.Array(UtilizationTupleSchema, {
+        maxItems: LIMITS.maxBatchHosts,
+        description:
+          "optional: the utilization the hosts reported with their answers (at most one pair per host is written; a reader takes each pair as one sample); the route node turns it into load-driven pick weights. Absent: the hosts' utilization is not known",
+      }),
+    ),
   },
   {
     title: 'ReportBatch',
     description:
       'A batch of call results for one route, agent → route node. Subject <prefix>.report.<partition>.<modid>.<cmdid>. ' +
-      'Checked in code as well: every reports[i][0] (host_index) is < hosts.length.',
+      'Checked in code as well: every reports[i][0] and utilization[i][0] (host_index) is < hosts.length.',
   },
 );
 
@@ -190,7 +214,8 @@ export const RouteHostSchema = Type.Object({
   pick_weight: Type.Number({
     minimum: 0,
     maximum: LIMITS.maxWeight,
-    description: 'the weight agents pick with: weight when healthy, a fraction when probing, 0 when overloaded or draining; in panic every non-draining host gets weight',
+    description:
+      'the weight agents pick with: weight when healthy (or the load-driven weight when the hosts report their utilization, and less during slow start), a fraction when probing, 0 when overloaded or draining; in panic every non-draining host gets weight',
   }),
 });
 
@@ -337,6 +362,8 @@ export const SelfRegistrationSchema = Type.Object(
 
 /** One call result inside a batch: `[host_index, retcode, latency_ms, offset_ms]`. */
 export type ReportTuple = Static<typeof ReportTupleSchema>;
+/** One host's reported utilization inside a batch: `[host_index, utilization]`. */
+export type UtilizationTuple = Static<typeof UtilizationTupleSchema>;
 /** A batch of call results for one route. Subject `<prefix>.report.<partition>.<modid>.<cmdid>`. */
 export type ReportBatch = Static<typeof ReportBatchSchema>;
 /** One host as published in the effective route. */

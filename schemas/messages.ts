@@ -31,7 +31,7 @@ import {
 } from './contract.ts';
 
 export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState, AdminMark } from './contract.ts';
-export type { ReportTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
+export type { ReportTuple, UtilizationTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; kind: RejectKind; detail: string };
 
@@ -127,13 +127,20 @@ const routeEventCheck = TypeCompiler.Compile(RouteEventSchema);
 const registryEntryCheck = TypeCompiler.Compile(RegistryEntrySchema);
 const selfRegistrationCheck = TypeCompiler.Compile(SelfRegistrationSchema);
 
-/** The rule beyond the schema: every host_index points into `hosts`. */
+/** The rule beyond the schema: every host_index (of a report or a utilization) points into `hosts`. */
 function checkHostIndexes(b: ReportBatch): Validated<ReportBatch> {
   const nh = b.hosts.length;
   const reports = b.reports;
   for (let i = 0; i < reports.length; i++) {
     const hi = (reports[i] as ReportBatch['reports'][number])[0];
     if (hi >= nh) return fail('out_of_range', `reports[${i}][0]: host index ${hi} is not below the ${nh} hosts of the batch`);
+  }
+  const util = b.utilization;
+  if (util !== undefined) {
+    for (let i = 0; i < util.length; i++) {
+      const hi = util[i]![0];
+      if (hi >= nh) return fail('out_of_range', `utilization[${i}][0]: host index ${hi} is not below the ${nh} hosts of the batch`);
+    }
   }
   return { ok: true, value: b };
 }

@@ -4,7 +4,8 @@
  * object (decoding plus formatting cost ~0.7 µs per report; this ~0.3 µs).
  *
  * It applies the contract's rules for a ReportBatch (schemas/contract.ts and
- * the host index rule of `validateReportBatch`) to the bytes, and reads every
+ * the host index rule of `validateReportBatch`) to the bytes (the optional
+ * `utilization` pairs are checked, not stored: the route nodes use them), and reads every
  * plain msgpack form a writer in any language may choose: any integer width
  * (64-bit ones as the codec reads them), float32 and float64, UTF-8 text,
  * and unknown keys (skipped, as the contract says readers do). So for a batch
@@ -318,6 +319,25 @@ function skipReports(r: Reader): boolean {
   return true;
 }
 
+/**
+ * Checks a `utilization` array (`[host_index, utilization]` pairs, host
+ * indexes below `nh`) and steps over it; the sink does not store it. With
+ * `nh` -1 (the host count comes later) it checks the shape only.
+ */
+function readUtilization(r: Reader, nh: number): boolean {
+  const n = r.array();
+  if (n === undefined || n > LIMITS.maxBatchHosts) return false;
+  for (let i = 0; i < n; i++) {
+    if (r.array() !== 2) return false;
+    const h = r.num();
+    const u = r.num();
+    if (h === undefined || u === undefined) return false;
+    if (nh < 0) continue;
+    if (!(h >= 0 && h < nh) || (h | 0) !== h || !(u >= 0 && u <= 1)) return false;
+  }
+  return true;
+}
+
 function isU32(x: number | undefined): x is number {
   return x !== undefined && Number.isInteger(x) && x >= 0 && x <= UINT32_MAX;
 }
@@ -339,6 +359,7 @@ export function transcodeReportBatch(bytes: Uint8Array, seq: number, f: Features
   let nh = 0;
   let reportsAt = -1;
   let reports: ReportColumns | undefined;
+  let utilAt = -1;
   let seen = 0;
   for (let k = 0; k < keys; k++) {
     const key = readKey(r);
@@ -401,6 +422,10 @@ export function transcodeReportBatch(bytes: Uint8Array, seq: number, f: Features
           if (!skipReports(r)) return undefined;
         }
         break;
+      case 'utilization':
+        if (!hostsDone) utilAt = r.p;
+        if (!readUtilization(r, hostsDone ? nh : -1)) return undefined;
+        break;
     }
   }
   if (r.p !== bytes.length) return undefined;
@@ -412,6 +437,10 @@ export function transcodeReportBatch(bytes: Uint8Array, seq: number, f: Features
     r.p = reportsAt;
     reports = readReports(r, nh);
     if (reports === undefined) return undefined;
+  }
+  if (utilAt >= 0) {
+    r.p = utilAt;
+    if (!readUtilization(r, nh)) return undefined;
   }
   const t = Math.floor(ts);
   return {
@@ -442,7 +471,7 @@ function readKey(r: Reader): string | undefined {
   return undefined;
 }
 
-const MAX_KEY_LENGTH = 7;
+const MAX_KEY_LENGTH = 11;
 
 /** The keys of a report batch, one bit each (a repeated key sends the batch to the general path). */
 const KEY_BITS: Record<string, number | undefined> = Object.assign(Object.create(null) as Record<string, number | undefined>, {
@@ -454,4 +483,5 @@ const KEY_BITS: Record<string, number | undefined> = Object.assign(Object.create
   zone: 32,
   hosts: 64,
   reports: 128,
+  utilization: 256,
 });

@@ -9,7 +9,7 @@ import { transcodeReportBatch } from '../../src/analytics/transcode.ts';
 import fc from 'fast-check';
 import { reportBatch as validBatch, reportBatchMutations } from './contract-arbitraries.ts';
 
-const BATCH_KEYS: ReadonlySet<string> = new Set(['v', 'sender', 'modid', 'cmdid', 'ts', 'zone', 'hosts', 'reports']);
+const BATCH_KEYS: ReadonlySet<string> = new Set(['v', 'sender', 'modid', 'cmdid', 'ts', 'zone', 'hosts', 'reports', 'utilization']);
 
 interface WriteOptions {
   /** Integers: smallest width, always 64-bit, or float64. */
@@ -142,6 +142,25 @@ describe('analytics transcode', () => {
     expect(transcodeReportBatch(bytes, 1, MODERN)?.line).to.equal(slow(bytes, 1));
   });
 
+  it('analytics transcode - a batch with the optional utilization gives the row it gives without, wherever the key comes', () => {
+    const b = randomBatches({ batches: 1, reportsPerBatch: 5, ts: 1_795_000_000_000, hostsPerRoute: 3 })[0]!;
+    const plain = transcodeReportBatch(encode(b), 1, MODERN);
+    expect(plain).not.to.equal(undefined);
+    const utilization = b.hosts.map((_, i): [number, number] => [i, i === 0 ? 0 : 1 / (i + 1)]);
+    const first = { utilization, ...b };
+    const last = { ...b, utilization };
+    for (const [what, m] of [['before the hosts', first], ['after the reports', last]] as const) {
+      const bytes = encode(m);
+      const d = tryDecode(bytes);
+      expect(d.ok && validateReportBatch(d.value).ok, what).to.equal(true);
+      expect(transcodeReportBatch(bytes, 1, MODERN)?.line, what).to.equal(plain!.line);
+    }
+    // an index past the hosts is refused wherever the key comes
+    const past: [number, number][] = [[b.hosts.length, 0.5]];
+    expect(transcodeReportBatch(encode({ utilization: past, ...b }), 1, MODERN)).to.equal(undefined);
+    expect(transcodeReportBatch(encode({ ...b, utilization: past }), 1, MODERN)).to.equal(undefined);
+  });
+
   it('analytics transcode - reads every plain msgpack form a writer may choose, with the general path\'s row', () => {
     const b = randomBatches({ batches: 1, reportsPerBatch: 3, ts: 1_795_000_000_000 })[0]!;
     const cases: Array<[string, Uint8Array]> = [
@@ -228,6 +247,11 @@ describe('analytics transcode', () => {
       { reports: [[0, 0, -1, 0]] },
       { reports: [[0, 0, 1, 0.5]] },
       { reports: [[0, 0, 1]] as unknown as ReportBatch['reports'] },
+      { utilization: [[0, 1.5]] },
+      { utilization: [[1, 0.5]] },
+      { utilization: [[0, -0.1]] },
+      { utilization: [[0.5, 0.5]] },
+      { utilization: [[0]] as unknown as ReportBatch['utilization'] },
     ];
     const base = reportBatch({ modid: 1, cmdid: 2, ts: 1_795_000_000_000, sender: 's', hosts: [['10.0.0.1', 80]], reports: [[0, 0, 1, 0]] });
     for (const m of bad) {

@@ -52,6 +52,11 @@ export const reportBatch = fc
       zone,
       hosts: fc.constant(hosts),
       reports: fc.array(fc.tuple(fc.nat(hosts.length - 1), int32, latency, fc.nat(LIMITS.maxOffsetMs)), { minLength: 1, maxLength: 30 }),
+      // optional: batches of agents that know no utilization leave it out
+      utilization: fc.oneof(
+        fc.constant<typeof ABSENT>(ABSENT),
+        fc.array(fc.tuple(fc.nat(hosts.length - 1), fc.oneof(fc.constantFrom(0, 1), fc.double({ min: 0, max: 1, noNaN: true }))), { maxLength: hosts.length }),
+      ),
     }),
   )
   .map(present);
@@ -187,6 +192,18 @@ const ZONE: Mutation[] = [
 
 const hostAt = pick('hosts');
 const reportAt = pick('reports');
+const utilAt = pick('utilization');
+
+/** A utilization mutation needs a pair to mutate: the batch gets one when it has none. */
+function withUtilization(muts: Mutation[]): Mutation[] {
+  return muts.map((mu) => ({
+    ...mu,
+    apply: (m: Msg, at: number) => {
+      const list = m['utilization'] as unknown[] | undefined;
+      return mu.apply(list !== undefined && list.length > 0 ? m : { ...m, utilization: [[0, 0.5]] }, at);
+    },
+  }));
+}
 
 export const reportBatchMutations: Mutation[] = [
   ...headerMutations(true),
@@ -232,6 +249,28 @@ export const reportBatchMutations: Mutation[] = [
   { name: 'offset fraction', kind: 'out_of_range', apply: set(['reports', reportAt, 3], 1.5) },
   { name: 'offset negative', kind: 'out_of_range', apply: set(['reports', reportAt, 3], -1) },
   { name: 'offset over an hour', kind: 'out_of_range', apply: set(['reports', reportAt, 3], LIMITS.maxOffsetMs + 1) },
+  { name: 'utilization not an array', kind: 'wrong_type', apply: set(['utilization'], 0.5) },
+  {
+    name: 'utilization over the hosts limit',
+    kind: 'oversize',
+    apply: set(['utilization'], () => Array.from({ length: LIMITS.maxBatchHosts + 1 }, () => [0, 0.5])),
+  },
+  ...withUtilization([
+    { name: 'utilization pair of 1', kind: 'wrong_type', apply: set(['utilization', utilAt], (p: unknown) => (p as unknown[]).slice(0, 1)) },
+    { name: 'utilization pair of 3', kind: 'wrong_type', apply: set(['utilization', utilAt], (p: unknown) => [...(p as unknown[]), 0]) },
+    { name: 'utilization a string', kind: 'wrong_type', apply: set(['utilization', utilAt, 1], '0.5') },
+    { name: 'utilization over 1', kind: 'out_of_range', apply: set(['utilization', utilAt, 1], 1.0001) },
+    { name: 'utilization negative', kind: 'out_of_range', apply: set(['utilization', utilAt, 1], -0.1) },
+    { name: 'utilization NaN', kind: 'out_of_range', apply: set(['utilization', utilAt, 1], NaN) },
+    { name: 'utilization host index fraction', kind: 'out_of_range', apply: set(['utilization', utilAt, 0], 0.5) },
+    { name: 'utilization host index negative', kind: 'out_of_range', apply: set(['utilization', utilAt, 0], -1) },
+    {
+      name: 'utilization host index past the hosts',
+      kind: 'out_of_range',
+      codeOnly: true,
+      apply: (m, at) => set(['utilization', utilAt, 0], (m['hosts'] as unknown[]).length)(m, at),
+    },
+  ]),
 ];
 
 function nonEmpty(field: string, muts: Mutation[]): Mutation[] {
