@@ -45,6 +45,21 @@ export interface HostCheckpoint {
   suspect: boolean;
   /** Last ejection-count decay, ms. */
   last_decay: number;
+  // Load weights and slow start (actors/load-weights.ts); absent in checkpoints written before them (then 0, or -1 for a time: none).
+  /** Calls and errors reported in the current load period. */
+  load_calls?: number;
+  load_errors?: number;
+  /** Utilization samples of the current load period: sum and count. */
+  util_sum?: number;
+  util_samples?: number;
+  /** The host's load weight at its last renewal (0: none), since when it has had one and when it was renewed, ms (-1: none). */
+  load_weight?: number;
+  load_since?: number;
+  load_ts?: number;
+  /** When its slow start began, ms (-1: not ramping). */
+  ramp_start?: number;
+  /** The pick weight in force from load weights and slow start (0: the registry weight). */
+  balance?: number;
 }
 
 export interface RouteCheckpoint {
@@ -64,6 +79,10 @@ export interface RouteCheckpoint {
   dirty: boolean;
   /** Median latency of the healthy peers at the last tick, ms. */
   peer_latency: number;
+  /** Start of the current load-weight period, ms (absent in older checkpoints: the period starts at the restore). */
+  load_period_start?: number;
+  /** Pick weight per unit of load weight at the last load-weight update (0: none; absent in older checkpoints). */
+  load_unit?: number;
   /** In the route's order. */
   hosts: HostCheckpoint[];
   pending: PendingRouteEvent[];
@@ -115,6 +134,9 @@ const HOST_NUMBERS = [
   'last_decay',
 ] as const;
 
+/** Host fields of load weights and slow start: numbers when present. */
+const HOST_LOAD_NUMBERS = ['load_calls', 'load_errors', 'util_sum', 'util_samples', 'load_weight', 'load_since', 'load_ts', 'ramp_start', 'balance'] as const;
+
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
@@ -135,6 +157,7 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   if (!isRecord(x)) return fail('not an object');
   if (x['v'] !== 1) return fail('v must be 1');
   for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
+  for (const k of ['load_period_start', 'load_unit'] as const) if (x[k] !== undefined && !finite(x[k])) return fail(`${k} must be a number`);
   if (!known(PROFILES, x['profile'])) return fail('unknown profile');
   for (const k of ['panic', 'removed', 'dirty'] as const) if (typeof x[k] !== 'boolean') return fail(`${k} must be a boolean`);
   const params = x['params'];
@@ -145,6 +168,7 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
     if (!isRecord(h)) return fail(`hosts[${i}] is not an object`);
     if (typeof h['ip'] !== 'string') return fail(`hosts[${i}].ip must be a string`);
     for (const k of HOST_NUMBERS) if (!finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
+    for (const k of HOST_LOAD_NUMBERS) if (h[k] !== undefined && !finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
     if (h['zone'] !== undefined && typeof h['zone'] !== 'string') return fail(`hosts[${i}].zone must be a string`);
     if (!known(STATES, h['state'])) return fail(`hosts[${i}].state is unknown`);
     if (!known(REASONS, h['reason'])) return fail(`hosts[${i}].reason is unknown`);

@@ -68,6 +68,27 @@ export interface DefaultParams extends LarsParams {
    * / 100) strictly, so a route too small for the percent ejects nobody.
    */
   eject_at_least_one: number;
+  /**
+   * 1: a healthy host's pick weight comes from its reported load (gRPC's
+   * weighted round robin): qps / (utilization + error share ×
+   * error_utilization_penalty), scaled so the weighted hosts' mean is their
+   * mean registry weight. Only hosts that report utilization get one. 0: off.
+   */
+  load_weighting: number;
+  /** Load weights are computed from the calls, errors and utilization of this period, s. */
+  weight_update_period: number;
+  /** A host's load weight is used only once it has had one for this long, s (a new or returning host's first figures are noisy). */
+  weight_blackout_period: number;
+  /** A load weight not renewed for this long lapses, s: the host falls back to its registry weight (and blackout starts again). */
+  weight_expiration_period: number;
+  /** How much errors count against a host's load weight: the error share of its calls, times this, is added to its utilization. */
+  error_utilization_penalty: number;
+  /** A new route version is published for load weights only when a host's pick weight moved by at least this percent. */
+  weight_change_percent: number;
+  /** A host that comes back healthy (or joins a running route) ramps its pick weight up over this long, s; 0: off. */
+  slow_start_window: number;
+  /** ...starting from this percent of its weight. */
+  slow_start_min_percent: number;
 }
 
 export type NodeParams = DefaultParams;
@@ -103,15 +124,25 @@ export const DEFAULT_DEFAULTS: DefaultParams = {
   drain_time: 10,
   min_requests: 10,
   eject_at_least_one: 1,
+  load_weighting: 1,
+  weight_update_period: 1,
+  weight_blackout_period: 10,
+  weight_expiration_period: 180,
+  error_utilization_penalty: 1,
+  weight_change_percent: 5,
+  slow_start_window: 10,
+  slow_start_min_percent: 10,
 };
 
-/** Lars has no cap, no panic and no latency rule: the lars profile turns them off. */
+/** Lars has no cap, no panic, no latency rule, no load weights and no slow start: the lars profile turns them off. */
 const LARS_PROFILE: DefaultParams = {
   ...DEFAULT_DEFAULTS,
   ...LARS_DEFAULTS,
   max_ejection_percent: 100,
   panic_threshold: 0,
   min_requests: 1,
+  load_weighting: 0,
+  slow_start_window: 0,
 };
 
 const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
@@ -140,6 +171,14 @@ const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
   drain_time: [0, 86_400],
   min_requests: [1, 1_000_000],
   eject_at_least_one: [0, 1],
+  load_weighting: [0, 1],
+  weight_update_period: [0.1, 3_600],
+  weight_blackout_period: [0, 86_400],
+  weight_expiration_period: [0.1, 86_400],
+  error_utilization_penalty: [0, 1_000],
+  weight_change_percent: [0, 100],
+  slow_start_window: [0, 86_400],
+  slow_start_min_percent: [1, 100],
 };
 
 export const PARAM_NAMES = Object.keys(BOUNDS) as Array<keyof DefaultParams>;

@@ -3,8 +3,9 @@
  * route's hosts, feeds every reported call result to the route's profile
  * policy (actors/profiles/: what a report or a tick does to a host), sends
  * each host's node-state machine the events the policy decides on, keeps the
- * ejection cap and panic bookkeeping, and produces the effective route and
- * the transition events to publish.
+ * ejection cap and panic bookkeeping, turns the hosts' reported load into
+ * pick weights (./load-weights.ts), and produces the effective route and the
+ * transition events to publish.
  *
  * Every change of a host's state goes through the machine (`send`/`step`),
  * including a restore after a restart or a failover (a RESTORE event) and a
@@ -16,6 +17,7 @@
 import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
 import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
+import { LoadWeighting, NO_TIME, type LoadHost } from './load-weights.ts';
 import { INITIAL_STATE, initialContext, restore, step, type NodeEvent } from './node-machine.ts';
 import { resolveParams, type NodeParams } from './params.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
@@ -26,8 +28,8 @@ export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './check
 const ADMIN_EJECT_MS = 100 * 365 * 24 * 3600 * 1000;
 export { parseCheckpoint } from './checkpoint.ts';
 
-/** One host of a route: identity, machine fields and the per-report counters. */
-export class HostSlot implements PolicyHost {
+/** One host of a route: identity, machine fields, the per-report counters and its load figures. */
+export class HostSlot implements PolicyHost, LoadHost {
   readonly ip: string;
   readonly port: number;
   readonly key: string;
@@ -57,6 +59,16 @@ export class HostSlot implements PolicyHost {
   lastDecay: number;
   /** An operator's mark in force (registry `admin`): the host takes no traffic and its reports judge nothing. */
   admin: AdminMark | undefined = undefined;
+  // load weights and slow start (./load-weights.ts)
+  loadCalls = 0;
+  loadErrors = 0;
+  utilSum = 0;
+  utilSamples = 0;
+  loadWeight = 0;
+  loadSince = NO_TIME;
+  loadTs = NO_TIME;
+  rampStart = NO_TIME;
+  balance = 0;
 
   /** A host in the machine's initial state, created at `now`. */
   constructor(h: RegistryHost, now: number) {
@@ -119,6 +131,8 @@ export class RouteActor implements RouteMechanism {
   /** The strategy agents are told to use: the entry's, or `lars` for a lars-profile route that names none. */
   strategy: PickStrategy | undefined;
   private policy!: ProfilePolicy;
+  /** Pick weights from reported load, and slow start. */
+  private weighting!: LoadWeighting;
   private slots: HostSlot[] = [];
   private byKey = new Map<string, HostSlot>();
   private version = 0;
@@ -144,7 +158,7 @@ export class RouteActor implements RouteMechanism {
     }
     const now = opts.now;
     this.version = opts.restored?.version ?? 0;
-    this.configure(opts.entry);
+    this.configure(opts.entry, now);
     const restored = new Map<string, RouteHost>();
     for (const h of opts.restored?.hosts ?? []) restored.set(`${h.ip}:${h.port}`, h);
     for (const h of opts.entry.hosts) {
@@ -170,7 +184,9 @@ export class RouteActor implements RouteMechanism {
 
   /** Resumes a checkpoint exactly, then applies the registry entry as an update. */
   private resume(cp: RouteCheckpoint, entry: RegistryEntry, now: number): void {
-    this.configure({ ...entry, profile: cp.profile, params: cp.params });
+    this.configure({ ...entry, profile: cp.profile, params: cp.params }, now);
+    this.weighting.periodStart = cp.load_period_start ?? now;
+    this.weighting.unit = cp.load_unit ?? 0;
     this.version = cp.version;
     for (const h of cp.hosts) {
       const reg: RegistryHost = { ip: h.ip, port: h.port, weight: h.weight };
@@ -190,6 +206,15 @@ export class RouteActor implements RouteMechanism {
       s.probeErr = h.probe_err;
       s.suspect = h.suspect;
       s.lastDecay = h.last_decay;
+      s.loadCalls = h.load_calls ?? 0;
+      s.loadErrors = h.load_errors ?? 0;
+      s.utilSum = h.util_sum ?? 0;
+      s.utilSamples = h.util_samples ?? 0;
+      s.loadWeight = h.load_weight ?? 0;
+      s.loadSince = h.load_since ?? NO_TIME;
+      s.loadTs = h.load_ts ?? NO_TIME;
+      s.rampStart = h.ramp_start ?? NO_TIME;
+      s.balance = h.balance ?? 0;
       this.slots.push(s);
       this.byKey.set(s.key, s);
     }
@@ -233,7 +258,7 @@ export class RouteActor implements RouteMechanism {
   }
 
   /** The entry's profile and parameters; a new policy object for them. */
-  private configure(entry: Pick<RegistryEntry, 'profile' | 'params' | 'strategy'>): void {
+  private configure(entry: Pick<RegistryEntry, 'profile' | 'params' | 'strategy'>, now: number): void {
     const profile = entry.profile ?? 'default';
     this.strategy = entry.strategy ?? (profile === 'lars' ? 'lars' : undefined);
     const r = resolveParams(profile, entry.params ?? {});
@@ -241,11 +266,18 @@ export class RouteActor implements RouteMechanism {
     this.params = r.ok ? r.params : (resolveParams(profile) as { ok: true; params: NodeParams }).params;
     this.profile = profile;
     this.policy = createPolicy(profile, this.params, this);
+    // the current load period goes on under new parameters
+    if (this.weighting === undefined) this.weighting = new LoadWeighting(this.params, now);
+    else this.weighting.params = this.params;
   }
 
   // ------------------------------------------------------------ fast path
 
-  /** Applies a validated batch. Hot path: no allocation per report. */
+  /**
+   * Applies a validated batch: its call results, and the utilization the
+   * hosts reported (samples for their load weights). Hot path: no
+   * allocation per report.
+   */
   ingest(batch: ReportBatch, now: number): IngestResult {
     const hosts = batch.hosts;
     const map = new Array<HostSlot | undefined>(hosts.length);
@@ -266,6 +298,16 @@ export class RouteActor implements RouteMechanism {
       this.apply(s, r[1], r[2], now);
       applied++;
     }
+    const util = batch.utilization;
+    if (util !== undefined) {
+      for (let i = 0; i < util.length; i++) {
+        const u = util[i]!;
+        const s = map[u[0]];
+        if (s === undefined) continue;
+        s.utilSum += u[1];
+        s.utilSamples++;
+      }
+    }
     return { applied, unknownHost };
   }
 
@@ -278,6 +320,8 @@ export class RouteActor implements RouteMechanism {
   }
 
   private apply(s: HostSlot, retcode: number, latencyMs: number, now: number): void {
+    s.loadCalls++;
+    if (retcode !== 0) s.loadErrors++;
     // The latency estimate is kept in both profiles (event figures); only the default profile judges it.
     s.latency = s.latCalls === 0 ? latencyMs : s.latency + this.params.latency_alpha * (latencyMs - s.latency);
     s.latCalls++;
@@ -313,6 +357,11 @@ export class RouteActor implements RouteMechanism {
     if (s.state === 'overloaded' && s.ejectUntil > now) figures.ejection_ms = s.ejectUntil - now;
     figures.ejections = s.ejections;
     this.policy.enter(s, now);
+    // every host of the route is a HostSlot
+    const slot = s as HostSlot;
+    if (s.state === 'draining') this.weighting.forget(slot);
+    else if (s.state === 'healthy' && from !== 'healthy') this.weighting.enterHealthy(slot, now);
+    else if (from === 'healthy') this.weighting.leaveHealthy(slot);
     this.pending.push(this.makeEvent(s, from, s.reason, now, figures));
     this.recount();
     this.panic = this.computePanic();
@@ -389,7 +438,7 @@ export class RouteActor implements RouteMechanism {
 
   // ------------------------------------------------------------ time
 
-  /** Timeouts, windows, latency outliers, drains and ejection decay. Call every few hundred ms. */
+  /** Timeouts, windows, latency outliers, drains, ejection decay and load weights. Call every few hundred ms. */
   tick(now: number): void {
     const policy = this.policy;
     const drainMs = this.params.drain_time * 1000;
@@ -403,6 +452,7 @@ export class RouteActor implements RouteMechanism {
     }
     if (dropped) this.dropDrained(now);
     policy.afterTick(now);
+    if (this.weighting.due(now) && this.weighting.update(this.slots, now)) this.dirty = true;
   }
 
   /** Drained hosts leave the route (`to: none`). */
@@ -455,7 +505,7 @@ export class RouteActor implements RouteMechanism {
     const oldProfile = this.profile;
     const oldParams = JSON.stringify(this.params);
     const oldStrategy = this.strategy;
-    this.configure(entry);
+    this.configure(entry, now);
     let changed = this.profile !== oldProfile || JSON.stringify(this.params) !== oldParams || this.strategy !== oldStrategy;
     // A profile without some of the hosts' states moves them (lars: probing → overloaded), through the machine.
     if (this.profile !== oldProfile) for (const s of this.slots) this.policy.adopt(s, now);
@@ -482,6 +532,8 @@ export class RouteActor implements RouteMechanism {
     for (const h of wanted.values()) {
       const s = new HostSlot(h, now);
       this.policy.enter(s, now);
+      // joining a running route: slow start
+      this.weighting.enterHealthy(s, now);
       this.slots.push(s);
       this.byKey.set(s.key, s);
       this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
@@ -559,6 +611,8 @@ export class RouteActor implements RouteMechanism {
     // an operator's ejection holds in panic too
     if (s.state === 'draining' || s.admin === AdminMark.ejected) return 0;
     if (this.panic) return s.weight;
+    // load weights and slow start stand in for a healthy host's registry weight
+    if (s.state === 'healthy' && s.balance > 0) return s.balance;
     return this.policy.pickWeight(s);
   }
 
@@ -600,6 +654,15 @@ export class RouteActor implements RouteMechanism {
         probe_err: s.probeErr,
         suspect: s.suspect,
         last_decay: s.lastDecay,
+        load_calls: s.loadCalls,
+        load_errors: s.loadErrors,
+        util_sum: s.utilSum,
+        util_samples: s.utilSamples,
+        load_weight: s.loadWeight,
+        load_since: s.loadSince,
+        load_ts: s.loadTs,
+        ramp_start: s.rampStart,
+        balance: s.balance,
       };
       if (s.zone !== undefined) h.zone = s.zone;
       return h;
@@ -616,6 +679,8 @@ export class RouteActor implements RouteMechanism {
       removed: this.removed,
       dirty: this.dirty,
       peer_latency: this.peerLatency,
+      load_period_start: this.weighting.periodStart,
+      load_unit: this.weighting.unit,
       hosts,
       pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
     };
