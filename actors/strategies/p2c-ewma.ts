@@ -5,9 +5,12 @@
  * ejected, never; a probing host with its reduced weight), and take the
  * cheaper one, the first drawn on a tie. One candidate: it, without a draw.
  *
- * cost = latencyAt(host, now) × (liveInflight(host, now) + 1)
+ * cost = latencyAt(host, now) × (liveInflight(host, now) × scale + 1)
  *
- * where `latencyAt` (./feedback.ts) is the peak EWMA the agent's feedback
+ * where `scale` is the mean pick weight over the host's (./pair.ts): calls in
+ * flight count per unit of weight, so hosts weighted for their capacity (the
+ * route node's load weights) are loaded in proportion to it; with equal
+ * weights it is 1; and `latencyAt` (./feedback.ts) is the peak EWMA the agent's feedback
  * keeps (a failure counts as at least the caller's timeout), decayed for the
  * time since its last sample, and at least twice the mean age of the host's
  * calls in flight (while that age is within the callers' timeout); calls
@@ -33,9 +36,9 @@ export interface P2cEwmaOptions extends StrategyOptions {
 
 const ZERO = (): number => 0;
 
-/** The cost p2c_ewma compares at `now`; lower is better. */
-export function p2cEwmaCost(h: PickableHost, now: number, decayMs: number = FEEDBACK_DEFAULTS.decayMs, timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs): number {
-  return (latencyAt(h, now, decayMs, timeoutMs) || 1) * (liveInflight(h, now, timeoutMs) + 1);
+/** The cost p2c_ewma compares at `now`; lower is better. `scale`: the mean pick weight over the host's (1 with equal weights). */
+export function p2cEwmaCost(h: PickableHost, now: number, decayMs: number = FEEDBACK_DEFAULTS.decayMs, timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs, scale = 1): number {
+  return (latencyAt(h, now, decayMs, timeoutMs) || 1) * (liveInflight(h, now, timeoutMs) * scale + 1);
 }
 
 class P2cEwma implements Strategy {
@@ -65,7 +68,8 @@ class P2cEwma implements Strategy {
     const now = this.now();
     const d = this.decayMs;
     const to = this.timeoutMs;
-    return p2cEwmaCost(p.hosts[ib]!, now, d, to) < p2cEwmaCost(p.hosts[ia]!, now, d, to) ? ib : ia;
+    const sc = p.scale;
+    return p2cEwmaCost(p.hosts[ib]!, now, d, to, sc[ib]) < p2cEwmaCost(p.hosts[ia]!, now, d, to, sc[ia]) ? ib : ia;
   }
 }
 

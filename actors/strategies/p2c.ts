@@ -4,10 +4,13 @@
  * take the cheaper one, the first drawn on a tie. One candidate: it, without a
  * draw.
  *
- * cost = (latencyMs || 1) × (inflight + 1)
+ * cost = (latencyMs || 1) × (inflight × scale + 1)
  *
  * i.e. the expected time to serve one more call if calls already in flight
- * queue ahead of it. A host with no latency estimate yet (0) counts as 1 ms, so
+ * queue ahead of it, with the calls in flight counted per unit of pick weight
+ * (`scale`: the mean pick weight over the host's, see ./pair.ts), so that a
+ * host weighted for twice the capacity is expected to hold twice the calls.
+ * A host with no latency estimate yet (0) counts as 1 ms, so
  * new hosts look cheap and get the calls that measure them. Latency and
  * in-flight are read from the live host objects at pick time: the agent
  * updates them without calling `update`.
@@ -18,9 +21,9 @@ import { StrategyName, type PickableHost, type Random, type RouteView, type Stra
 
 export type P2cOptions = StrategyOptions;
 
-/** The cost p2c compares; lower is better. */
-export function p2cCost(h: PickableHost): number {
-  return (h.latencyMs || 1) * (h.inflight + 1);
+/** The cost p2c compares; lower is better. `scale`: the mean pick weight over the host's (1 with equal weights). */
+export function p2cCost(h: PickableHost, scale = 1): number {
+  return (h.latencyMs || 1) * (h.inflight * scale + 1);
 }
 
 class P2c implements Strategy {
@@ -41,7 +44,8 @@ class P2c implements Strategy {
     if (p.draw(this.random) < 2) return p.first;
     const ia = p.first;
     const ib = p.second;
-    return p2cCost(p.hosts[ib]!) < p2cCost(p.hosts[ia]!) ? ib : ia;
+    const sc = p.scale;
+    return p2cCost(p.hosts[ib]!, sc[ib]) < p2cCost(p.hosts[ia]!, sc[ia]) ? ib : ia;
   }
 }
 

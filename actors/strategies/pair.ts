@@ -4,6 +4,12 @@
  * weight 0 never). Prepared on `update` (cumulative weights in a typed
  * array); a draw is two random numbers and two binary searches, and
  * allocates nothing: the pair is left in `first` and `second`.
+ *
+ * Also prepared: each host's in-flight scale, the mean pick weight over its
+ * own (`scale`, by view index). A host with twice the weight of another is
+ * meant to carry twice its calls, so the strategies compare calls in flight
+ * per unit of weight: `inflight × scale`. With equal weights every scale is
+ * 1 and the comparison is the plain one.
  */
 import { positiveHosts } from './hosts.ts';
 import type { PickableHost, Random, RouteView } from './types.ts';
@@ -13,6 +19,8 @@ export class WeightedPairs {
   /** Host indexes of the pair drawn last; `second` is -1 when fewer than two hosts may be picked. */
   first = -1;
   second = -1;
+  /** Mean pick weight over the host's, by view index (1 for a host that may not be picked). */
+  scale = new Float64Array(0);
   private idx = new Int32Array(0);
   /** cum[j] = sum of the weights of candidates 0..j. */
   private cum = new Float64Array(0);
@@ -26,10 +34,14 @@ export class WeightedPairs {
       total += weights[j]!;
       cum[j] = total;
     }
+    const scale = new Float64Array(view.hosts.length).fill(1);
+    const mean = idx.length > 0 ? total / idx.length : 0;
+    for (let j = 0; j < idx.length; j++) scale[idx[j]!] = mean / weights[j]!;
     this.hosts = view.hosts;
     this.idx = idx;
     this.cum = cum;
     this.total = total;
+    this.scale = scale;
   }
 
   /** Draws a pair; returns how many hosts may be picked (0: none, `first` -1; 1: only `first`, no draw). */
