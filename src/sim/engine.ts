@@ -9,7 +9,8 @@
  *   the host's queue and is served; the caller gets the answer, or gives up at
  *   its timeout and counts the call failed with latency = timeout. The agent
  *   reports the result (a timeout as an error with latency = timeout) with the
- *   SDK's local feedback (./feedback.ts) and batches it.
+ *   SDK's local feedback (./feedback.ts) and batches it, with the
+ *   utilization the host answered with when it reports one.
  * - A batch leaves after `batch_max_delay_ms` or at `batch_max_reports` and
  *   reaches the route actor `report_delay_ms` later; the actor ingests it and
  *   flushes, and ticks every `tick_ms`. Every published route state reaches
@@ -20,7 +21,7 @@
  */
 import { RouteActor } from '../../actors/route.ts';
 import { createStrategy, type PickableHost, type Strategy, type StrategyName } from '../../actors/strategies/index.ts';
-import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState } from '../../schemas/messages.ts';
+import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState, UtilizationTuple } from '../../schemas/messages.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
@@ -141,12 +142,29 @@ class SimAgent {
   /** Index in `hosts` by simulated host index (the scenario's hosts never change). */
   private version = 0;
   reports: ReportTuple[] = [];
+  /** The latest utilization each host answered with in the current batch (NaN: none), and how many hosts have one. */
+  util: Float64Array;
+  utilHosts = 0;
   batchTs = 0;
   gen = 0;
 
-  constructor(id: string, strategy: Strategy) {
+  constructor(id: string, strategy: Strategy, hosts: number) {
     this.id = id;
     this.strategy = strategy;
+    this.util = new Float64Array(hosts).fill(Number.NaN);
+  }
+
+  /** The batch's utilization pairs (the latest per host), and a fresh start for the next batch. */
+  takeUtilization(): UtilizationTuple[] | undefined {
+    if (this.utilHosts === 0) return undefined;
+    const out: UtilizationTuple[] = [];
+    for (let h = 0; h < this.util.length; h++) {
+      const u = this.util[h]!;
+      if (u === u) out.push([h, u]);
+    }
+    this.util.fill(Number.NaN);
+    this.utilHosts = 0;
+    return out;
   }
 
   /** A route state arrives: the SDK's AgentRoute.apply for an unchanged host list, in order of versions. */
@@ -210,7 +228,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   const agents: SimAgent[] = [];
   for (let a = 0; a < nAgents; a++) {
     const random: Random = streamRandom(seed, 10_000 + a);
-    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random, now, decayMs: feedback.decayMs, timeoutMs })));
+    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random, now, decayMs: feedback.decayMs, timeoutMs }), hosts.length));
   }
 
   // ---------------------------------------------------------------- measurements
@@ -264,13 +282,19 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     const ag = agents[a]!;
     if (ag.reports.length === 0) return;
     const batch: ReportBatch = { v: 1, sender: ag.id, modid: MODID, cmdid: CMDID, ts: ag.batchTs, hosts: batchHosts, reports: ag.reports };
+    const util = ag.takeUtilization();
+    if (util !== undefined) batch.utilization = util;
     ag.reports = [];
     ag.gen++;
     q.push(now + sys.report_delay_ms, { k: 'ingest', batch });
   };
 
-  const report = (call: Call, retcode: number, latencyMs: number, now: number): void => {
+  const report = (call: Call, retcode: number, latencyMs: number, now: number, utilization?: number): void => {
     const ag = agents[call.agent]!;
+    if (utilization !== undefined) {
+      if (ag.util[call.host] !== ag.util[call.host]) ag.utilHosts++;
+      ag.util[call.host] = utilization;
+    }
     const lat = noteReport(ag.hosts[call.host]!, retcode === 0, latencyMs, now, feedback);
     if (ag.reports.length === 0) {
       ag.batchTs = now;
@@ -378,7 +402,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         for (const next of hosts[call.host]!.finish(now)) q.push(next.hostDone, { k: 'hostDone', call: next });
         if (call.done) break;
         const lat = now - call.start;
-        report(call, call.ok ? 0 : 1, lat, now);
+        report(call, call.ok ? 0 : 1, lat, now, hosts[call.host]!.utilization());
         if (!call.ok) errors++;
         finishCall(call, now, call.ok, lat);
         break;

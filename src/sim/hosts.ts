@@ -5,7 +5,9 @@
  * error probability (a failing call may answer faster: fail fast), and
  * follows its timeline of changes. A call's behaviour is fixed when the host
  * starts serving it; a capacity change takes effect when it starts or ends.
- * The host's work goes on when the caller has given up.
+ * The host's work goes on when the caller has given up. A host with a
+ * capacity can report its utilization with each answer: calls in service
+ * over capacity, averaged over about the last second.
  */
 import type { Change, Errors, HostGroup, Latency } from './scenario.ts';
 import { exponential, standardNormal, type Random } from './random.ts';
@@ -46,6 +48,9 @@ export function changeActive(c: Change, t: number): boolean {
   return (t - at) % (c.every_s * 1000) < len;
 }
 
+/** Time constant of the utilization a host reports, ms: an exponential average of calls in service over capacity. */
+export const UTILIZATION_TAU_MS = 1000;
+
 /** A call as a host sees it. */
 export interface HostCall {
   /** When the host finished it (set on finishing). */
@@ -74,6 +79,10 @@ export class SimHost<C extends HostCall = HostCall> {
   failed = 0;
   /** Longest queue seen. */
   maxQueue = 0;
+  /** Whether answers carry the host's utilization. */
+  readonly reportsUtilization: boolean;
+  /** Calls in service over capacity, exponentially averaged (UTILIZATION_TAU_MS), up to the last `account`. */
+  private utilAvg = 0;
 
   constructor(index: number, label: string, spec: HostGroup, random: Random) {
     this.index = index;
@@ -84,6 +93,7 @@ export class SimHost<C extends HostCall = HostCall> {
     this.weight = spec.weight ?? 100;
     this.spec = spec;
     this.random = random;
+    this.reportsUtilization = spec.report_utilization ?? this.limited;
   }
 
   /** Capacity in force at `t` (Infinity: unlimited). */
@@ -118,8 +128,19 @@ export class SimHost<C extends HostCall = HostCall> {
     if (dt <= 0) return;
     this.busyArea += this.busy * dt;
     const cap = this.capacityAt(this.lastT);
-    if (Number.isFinite(cap)) this.capArea += cap * dt;
+    if (Number.isFinite(cap)) {
+      this.capArea += cap * dt;
+      // busy/cap was constant over dt: the average moves toward it exactly
+      const a = Math.exp(-dt / UTILIZATION_TAU_MS);
+      this.utilAvg = this.utilAvg * a + (this.busy / cap) * (1 - a);
+    }
     this.lastT = t;
+  }
+
+  /** The utilization the host reports with an answer at the last `account` (0..1), or undefined when it reports none. */
+  utilization(): number | undefined {
+    if (!this.reportsUtilization) return undefined;
+    return this.utilAvg > 1 ? 1 : this.utilAvg;
   }
 
   /**

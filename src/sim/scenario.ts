@@ -72,6 +72,8 @@ export const HostGroupSchema = Type.Object(
     capacity: Type.Optional(Type.Integer({ minimum: 1 })),
     /** Registry weight (default 100). */
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    /** The host answers each call with its utilization, which the agent reports (default: when it has a capacity). */
+    report_utilization: Type.Optional(Type.Boolean()),
     changes: Type.Optional(Type.Array(ChangeSchema)),
   },
   { additionalProperties: false },
@@ -192,6 +194,9 @@ export function parseScenario(value: unknown): ScenarioResult {
     for (const l of lat) {
       if (l.dist === 'choice' && l.weights && l.weights.length !== l.ms.length) return { ok: false, error: `hosts.${gi}: choice weights must match ms in length` };
       if (l.dist === 'choice' && l.weights && !l.weights.some((w) => w > 0)) return { ok: false, error: `hosts.${gi}: choice weights must not all be 0` };
+    }
+    if (g.report_utilization === true && g.capacity === undefined && !(g.changes ?? []).some((c) => c.capacity !== undefined)) {
+      return { ok: false, error: `hosts.${gi}: report_utilization needs a capacity (utilization is the share of it in use)` };
     }
     for (const [ci, c] of (g.changes ?? []).entries()) {
       if (c.every_s !== undefined && c.for_s === undefined) return { ok: false, error: `hosts.${gi}.changes.${ci}: every_s needs for_s` };
