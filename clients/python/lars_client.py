@@ -159,17 +159,21 @@ class HttpClient:
         self._raise(status, body)
         raise AssertionError("unreachable")
 
-    def report(self, modid: int, cmdid: int, ip: str, port: int, retcode: int, latency_ms: Optional[float] = None) -> None:
-        """One call result: retcode 0 is success, anything else an error."""
+    def report(self, modid: int, cmdid: int, ip: str, port: int, retcode: int, latency_ms: Optional[float] = None,
+               utilization: Optional[float] = None) -> None:
+        """One call result: retcode 0 is success, anything else an error. ``utilization`` (0..1, optional) is the
+        busy share the host answered with; the route node weighs hosts by it."""
         r: Dict[str, Any] = {"modid": modid, "cmdid": cmdid, "ip": ip, "port": port, "retcode": retcode}
         if latency_ms is not None:
             r["latency_ms"] = latency_ms
+        if utilization is not None:
+            r["utilization"] = utilization
         status, body = self._request("POST", "/v1/report", r)
         if status != 200:
             self._raise(status, body)
 
     def report_batch(self, reports: Sequence[Dict[str, Any]]) -> int:
-        """Several results at once (dicts with modid, cmdid, ip, port, retcode[, latency_ms]); all or none are taken."""
+        """Several results at once (dicts with modid, cmdid, ip, port, retcode[, latency_ms][, utilization]); all or none are taken."""
         status, body = self._request("POST", "/v1/report", {"reports": list(reports)})
         if status != 200:
             self._raise(status, body)

@@ -86,7 +86,7 @@ class SidecarTest(unittest.TestCase):
             p = self.http.get_host(self.modid, self.cmdid)
             self.assertTrue(p.ok, p)
             seen.add(f"{p.ip}:{p.port}")
-            self.http.report(self.modid, self.cmdid, p.ip, p.port, 0, latency_ms=1.5)
+            self.http.report(self.modid, self.cmdid, p.ip, p.port, 0, latency_ms=1.5, utilization=0.5)
         self.assertEqual(sorted(seen), self.hosts)
         route = self.http.get_route(self.modid, self.cmdid)
         self.assertEqual(sorted(f"{h['ip']}:{h['port']}" for h in route["hosts"]), self.hosts)

@@ -435,10 +435,6 @@ export class Agent {
   // ---------------------------------------------------------------- reporting
 
   /**
-   * Records a call result: retcode 0 is success, anything else an error
-   * (Lars); latencyMs is the call's duration. Batched to the route nodes.
-   */
-  /**
    * Gives back a pick that was not used: no call was made to the host (an
    * integration whose connection to it was still opening, a caller that gave
    * up before calling). Nothing is reported; the host only stops counting the
@@ -450,9 +446,18 @@ export class Agent {
     if (h !== undefined) noteRelease(h, this.clock());
   }
 
-  report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number): void {
+  /**
+   * Records a call result: retcode 0 is success, anything else an error
+   * (Lars); latencyMs is the call's duration. Batched to the route nodes.
+   * `utilization`, when the host answered with one (e.g. an ORCA load report
+   * in the response), is the host's busy share, 0..1: the route node turns
+   * it into the host's load-driven pick weight. Above 1 counts as 1; a
+   * negative or non-finite value is a RangeError, as a bad latency is.
+   */
+  report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number, utilization?: number): void {
     if (this.closed) return;
     if (!Number.isInteger(retcode) || !(latencyMs >= 0)) throw new RangeError(`bad report: retcode ${retcode} latency ${latencyMs}`);
+    if (utilization !== undefined && !(utilization >= 0 && utilization < Infinity)) throw new RangeError(`bad report: utilization ${utilization}`);
     const lat = latencyMs > LIMITS.maxLatencyMs ? LIMITS.maxLatencyMs : latencyMs;
     // A pick result of this agent is known valid and found by identity: no string building, no regex.
     const r = this.routes.get(modid)?.get(cmdid);
@@ -464,7 +469,7 @@ export class Agent {
     // local feedback for the latency-aware strategies (the simulator applies the same function)
     if (h !== undefined) noteReport(h, retcode === 0, lat, this.clock(), this.feedback);
     this.counters.reports++;
-    this.batcher.add(modid, cmdid, host, retcode, lat);
+    this.batcher.add(modid, cmdid, host, retcode, lat, utilization === undefined || utilization <= 1 ? utilization : 1);
   }
 
   private readonly publishAcked = (subject: string, batch: ReportBatch, n: number): void => {

@@ -2,6 +2,8 @@
  * Per-route batching of call results: a route's reports leave as one
  * ReportBatch when it holds `maxReports` reports or its first report is
  * `maxDelayMs` old (or its hosts or offsets reach the contract's limits).
+ * A report may carry the utilization the host answered with: the batch
+ * carries the latest one per host (the contract's `utilization` pairs).
  *
  * The hot path does no string building for a host it has seen in the
  * current batch by object identity (an agent's pick results are
@@ -9,7 +11,7 @@
  * its input before calling `add`.
  */
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
-import { LIMITS, type ReportBatch, type ReportTuple } from '../../schemas/messages.ts';
+import { LIMITS, type ReportBatch, type ReportTuple, type UtilizationTuple } from '../../schemas/messages.ts';
 
 /** Receives each full (or flushed) batch; `reports` is `batch.reports.length`. */
 export type BatchSink = (subject: string, batch: ReportBatch, reports: number) => void;
@@ -38,6 +40,9 @@ class RouteBuffer {
   objIndex = new Map<object, number>();
   hosts: Array<[string, number]> = [];
   reports: ReportTuple[] = [];
+  /** The latest utilization per host index (undefined: none reported in this batch), and how many hosts have one. */
+  util: Array<number | undefined> = [];
+  utilHosts = 0;
   ts = 0;
 
   constructor(modid: number, cmdid: number, subject: string) {
@@ -51,7 +56,21 @@ class RouteBuffer {
     this.objIndex = new Map();
     this.hosts = [];
     this.reports = [];
+    if (this.utilHosts > 0) {
+      this.util = [];
+      this.utilHosts = 0;
+    }
     this.ts = 0;
+  }
+
+  /** The batch's utilization pairs, host by host. */
+  utilization(): UtilizationTuple[] {
+    const out: UtilizationTuple[] = [];
+    for (let h = 0; h < this.util.length; h++) {
+      const u = this.util[h];
+      if (u !== undefined) out.push([h, u]);
+    }
+    return out;
   }
 }
 
@@ -82,8 +101,11 @@ export class ReportBatcher {
     this.sink = opts.sink;
   }
 
-  /** Adds one validated report (latency already capped at LIMITS.maxLatencyMs). */
-  add(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number): void {
+  /**
+   * Adds one validated report (latency already capped at LIMITS.maxLatencyMs;
+   * utilization, when the host answered with one, already within 0..1).
+   */
+  add(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number, utilization?: number): void {
     const now = this.clock();
     let inner = this.buffers.get(modid);
     if (inner === undefined) {
@@ -110,6 +132,10 @@ export class ReportBatcher {
     let off = now - b.ts;
     if (off < 0) off = 0;
     b.reports.push([hi, retcode | 0, latencyMs, off > LIMITS.maxOffsetMs ? LIMITS.maxOffsetMs : Math.floor(off)]);
+    if (utilization !== undefined) {
+      if (b.util[hi] === undefined) b.utilHosts++;
+      b.util[hi] = utilization;
+    }
     this.buffered++;
     if (b.reports.length >= this.maxReports || b.hosts.length >= LIMITS.maxBatchHosts || off >= LIMITS.maxOffsetMs) this.emit(b);
     else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
@@ -135,6 +161,7 @@ export class ReportBatcher {
     if (n === 0) return;
     const batch: ReportBatch = { v: 1, sender: this.sender, modid: b.modid, cmdid: b.cmdid, ts: b.ts, hosts: b.hosts, reports: b.reports };
     if (this.zone !== undefined) batch.zone = this.zone;
+    if (b.utilHosts > 0) batch.utilization = b.utilization();
     b.reset();
     this.buffered -= n;
     this.batches++;

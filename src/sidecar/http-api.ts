@@ -80,6 +80,8 @@ export interface PostedReport {
   port: number;
   retcode: number;
   latency_ms?: number;
+  /** The host's busy share it answered with, 0..1 (optional): the route node weighs hosts by it. */
+  utilization?: number;
 }
 
 class BadRequest extends Error {
@@ -105,9 +107,9 @@ function routeId(q: URLSearchParams, name: 'modid' | 'cmdid'): number {
 
 /** Validates one posted report; `at` names it in the error ("reports[3]"). */
 export function validateReport(r: unknown, at: string): PostedReport {
-  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new BadRequest(`${at} must be an object {modid, cmdid, ip, port, retcode, latency_ms}`);
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new BadRequest(`${at} must be an object {modid, cmdid, ip, port, retcode, latency_ms, utilization}`);
   const o = r as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['modid', 'cmdid', 'ip', 'port', 'retcode', 'latency_ms'].includes(k)) throw new BadRequest(`${at}.${k} is not a report field (modid, cmdid, ip, port, retcode, latency_ms)`);
+  for (const k of Object.keys(o)) if (!REPORT_FIELDS.includes(k)) throw new BadRequest(`${at}.${k} is not a report field (${REPORT_FIELDS.join(', ')})`);
   const int = (k: string, min: number, max: number): number => {
     const v = o[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new BadRequest(`${at}.${k} must be an integer ${min}..${max}, got ${JSON.stringify(v) ?? 'nothing'}`);
@@ -120,8 +122,12 @@ export function validateReport(r: unknown, at: string): PostedReport {
   const retcode = int('retcode', -2_147_483_648, 2_147_483_647);
   const lat = o['latency_ms'];
   if (lat !== undefined && (typeof lat !== 'number' || !(lat >= 0) || lat > LIMITS.maxLatencyMs)) throw new BadRequest(`${at}.latency_ms must be a number 0..${LIMITS.maxLatencyMs}, got ${JSON.stringify(lat)}`);
-  return { modid, cmdid, ip: o['ip'], port: o['port'], retcode, ...(lat !== undefined ? { latency_ms: lat } : {}) };
+  const util = o['utilization'];
+  if (util !== undefined && (typeof util !== 'number' || !(util >= 0 && util <= 1))) throw new BadRequest(`${at}.utilization must be a number 0..1, got ${JSON.stringify(util)}`);
+  return { modid, cmdid, ip: o['ip'], port: o['port'], retcode, ...(lat !== undefined ? { latency_ms: lat } : {}), ...(util !== undefined ? { utilization: util } : {}) };
 }
+
+const REPORT_FIELDS: readonly string[] = ['modid', 'cmdid', 'ip', 'port', 'retcode', 'latency_ms', 'utilization'];
 
 /** Streams following one route: one listener on the agent, one serialisation per change. */
 class RouteStreams {
@@ -329,7 +335,7 @@ export class HttpApi {
         reports = list.map((r, i) => validateReport(r, `reports[${i}]`));
       } else reports = [validateReport(body, 'report')];
       // All valid or none taken: a client fixes its request and posts it again whole.
-      for (const r of reports) this.agent.report(r.modid, r.cmdid, r, r.retcode, r.latency_ms ?? 0);
+      for (const r of reports) this.agent.report(r.modid, r.cmdid, r, r.retcode, r.latency_ms ?? 0, r.utilization);
       this.counters.reports += reports.length;
       this.json(res, 200, { ok: true, accepted: reports.length });
     });

@@ -151,13 +151,17 @@ describe('sidecar HTTP API (real nats-server and route node)', function () {
     await bad('POST', '/v1/report', '{"modid":3', 400, 'BAD_REQUEST', /body is not JSON/);
     await bad('POST', '/v1/report', JSON.stringify({ reports: [{ modid: 3, cmdid: 5, ip: '10.1.0.1', port: 7000, retcode: 0 }, { modid: 3, cmdid: 5, ip: 'x', port: 7000, retcode: 0 }] }), 400, 'BAD_REQUEST', /reports\[1\]\.ip must be an IPv4/);
     await bad('POST', '/v1/report', JSON.stringify({ reports: 5 }), 400, 'BAD_REQUEST', /reports must be an array/);
+    // the host's utilization is optional, 0..1
+    expect((await call(port, 'POST', '/v1/report', JSON.stringify({ modid: 3, cmdid: 5, ip: '10.1.0.1', port: 7000, retcode: 0, latency_ms: 2, utilization: 0.4 }))).body).to.deep.equal({ ok: true, accepted: 1 });
+    await bad('POST', '/v1/report', JSON.stringify({ modid: 3, cmdid: 5, ip: '10.1.0.1', port: 7000, retcode: 0, utilization: 1.5 }), 400, 'BAD_REQUEST', /report\.utilization must be a number 0\.\.1, got 1\.5/);
+    await bad('POST', '/v1/report', JSON.stringify({ modid: 3, cmdid: 5, ip: '10.1.0.1', port: 7000, retcode: 0, utilization: '0.4' }), 400, 'BAD_REQUEST', /utilization must be a number/);
     await bad('POST', '/v1/report', JSON.stringify({ reports: [] , x: 1 }), 400, 'BAD_REQUEST', /nothing else/);
     await bad('POST', '/v1/report', 'x'.repeat((1 << 20) + 10), 413, 'PAYLOAD_TOO_LARGE', /over 1048576/);
     await bad('GET', '/v1/report', undefined, 405, 'METHOD_NOT_ALLOWED', /use POST/);
     await bad('GET', '/v1/host?modid=3', undefined, 400, 'BAD_REQUEST', /cmdid is required/);
     await bad('GET', '/v1/host?modid=-1&cmdid=2', undefined, 400, 'BAD_REQUEST', /modid must be an integer/);
     await bad('GET', '/v2/nothing', undefined, 404, 'NOT_FOUND', /no such endpoint/);
-    expect(sidecar.stats().http!.reports, 'only the valid posts were taken').to.equal(21);
+    expect(sidecar.stats().http!.reports, 'only the valid posts were taken').to.equal(22);
   });
 
   it('sidecar-http - route-change streams: the state at once, then every change, heartbeats, one serialisation per change', async () => {

@@ -4,7 +4,7 @@ import { ClosedConnectionError, NoRespondersError, RequestError, TimeoutError } 
 import { Outbox, PublishFailure, classifyPublishError, parseReportMsgId, reportMsgId, type PublishFn } from '../../src/agent/outbox.ts';
 import { ReportBatcher } from '../../src/agent/report-batcher.ts';
 import { names } from '../../schemas/subjects.ts';
-import type { ReportBatch } from '../../schemas/messages.ts';
+import { validateReportBatch, type ReportBatch } from '../../schemas/messages.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 interface Call {
@@ -178,6 +178,29 @@ describe('agent report batcher', () => {
       [0, 0, 3, 4],
     ]);
     expect(b.buffered).to.equal(0);
+    b.stop();
+  });
+
+  it('batcher - a batch carries the latest utilization per host, and none when no report had one', () => {
+    const out: ReportBatch[] = [];
+    const b = new ReportBatcher({ names: n, partitions: 8, sender: 'a', maxReports: 4, maxDelayMs: 50, clock: () => 1000, sink: (_s, batch) => out.push(batch) });
+    const h1 = { ip: '10.0.0.1', port: 80 };
+    const h2 = { ip: '10.0.0.2', port: 80 };
+    const h3 = { ip: '10.0.0.3', port: 80 };
+    b.add(1, 1, h1, 0, 1, 0.2);
+    b.add(1, 1, h2, 0, 1);
+    b.add(1, 1, h3, 0, 1, 0.9);
+    b.add(1, 1, h1, 0, 1, 0.4);
+    expect(out).to.have.length(1);
+    expect(out[0]!.utilization).to.deep.equal([
+      [0, 0.4],
+      [2, 0.9],
+    ]);
+    // the next batch starts without any
+    for (let i = 0; i < 4; i++) b.add(1, 1, h2, 0, 1);
+    expect(out).to.have.length(2);
+    expect(out[1]).not.to.have.property('utilization');
+    expect(validateReportBatch(out[0]).ok && validateReportBatch(out[1]).ok).to.equal(true);
     b.stop();
   });
 
