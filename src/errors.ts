@@ -43,9 +43,29 @@ export class UsageError extends LarsError {
 }
 
 export class NatsUnreachableError extends LarsError {
-  constructor(url: string, options?: { cause?: unknown }) {
-    super(ErrorCode.natsUnreachable, `cannot reach NATS at ${url}`, options);
+  /**
+   * `why`: what went wrong ("connection refused"), said after the URL; `notNats`: something else
+   * answers there. Either way the message ends with how to fix it.
+   */
+  constructor(url: string, options?: { cause?: unknown; why?: string; notNats?: boolean }) {
+    const fix = options?.notNats
+      ? 'give --nats (LARS_NATS_URL) the client port of a NATS server (4222 by default)'
+      : 'start nats-server -js there, or give --nats (LARS_NATS_URL) a running one';
+    super(ErrorCode.natsUnreachable, `cannot reach NATS at ${url}${options?.why ? ` (${options.why})` : ''}: ${fix}`, options);
     this.name = 'NatsUnreachableError';
+  }
+}
+
+/** The NATS server has no JetStream (started without -js), which every stream and KV bucket needs. */
+export class JetStreamDisabledError extends LarsError {
+  constructor(url: string, options?: { cause?: unknown }) {
+    super(ErrorCode.jetstreamDisabled, `JetStream is not enabled on ${url}: start nats-server with -js`, options);
+    this.name = 'JetStreamDisabledError';
+  }
+
+  /** Whether a NATS client error says the server has no JetStream. */
+  static matches(err: unknown): boolean {
+    return /jetstream.*not enabled/i.test((err as Error)?.message ?? '');
   }
 }
 

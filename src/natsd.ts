@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { delay, type NatsConnection } from '@nats-io/transport-node';
-import { LarsError, ErrorCode } from './errors.ts';
+import { LarsError, ErrorCode, JetStreamDisabledError } from './errors.ts';
 
 export const NATS_INSTALL_COMMAND = 'apt-get install -y nats-server';
 
@@ -219,9 +219,7 @@ export async function requireJetStream(nc: NatsConnection, url: string): Promise
     await jetstreamManager(nc, { timeout: 5000 });
   } catch (err) {
     const msg = (err as Error)?.message ?? String(err);
-    if (/jetstream.*not enabled/i.test(msg)) {
-      throw new LarsError(ErrorCode.jetstreamDisabled, `JetStream is not enabled on ${url}: start nats-server with -js`, { cause: err });
-    }
+    if (JetStreamDisabledError.matches(err)) throw new JetStreamDisabledError(url, { cause: err });
     throw new LarsError(ErrorCode.natsUnreachable, `cannot use JetStream on ${url}: ${msg}`, { cause: err });
   }
 }

@@ -9,7 +9,7 @@ import { validateRegistryEntry, validateRouteState, LIMITS, type RegistryEntry, 
 import type { PickStrategy } from '../schemas/contract.ts';
 import { isUint32, type Names } from '../schemas/subjects.ts';
 import { encode, tryDecode } from './codec.ts';
-import { RegistryError, LarsError, ErrorCode } from './errors.ts';
+import { RegistryError, LarsError, ErrorCode, JetStreamDisabledError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { retry } from './retry.ts';
 import { infoOrUndefined, placementPending, replicasFor, setReplicas, type Replicas } from './streams.ts';
@@ -27,6 +27,9 @@ export interface OpenBucketOptions {
   log?: Logger;
 }
 
+/** The server a connection is on, as a URL. */
+const serverUrl = (nc: NatsConnection): string => `nats://${nc.getServer()}`;
+
 /**
  * Opens (creating when missing) a KV bucket. Safe to call from many processes
  * at once. An existing bucket with another replica count is brought to the
@@ -42,6 +45,7 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
   } catch (err) {
     // A concurrent creator with another config, or a server that refuses: try to bind to what exists.
     const bound = await bindBucket(nc, bucket).catch(() => undefined);
+    if (bound === undefined && JetStreamDisabledError.matches(err)) throw new JetStreamDisabledError(serverUrl(nc), { cause: err });
     if (bound === undefined) throw new RegistryError(`cannot open KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
     kv = bound;
   }
@@ -62,7 +66,10 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
  * starting next to a node that creates the bucket would send.
  */
 export async function bindBucket(nc: NatsConnection, bucket: string): Promise<KV | undefined> {
-  const info = await infoOrUndefined(await jetstreamManager(nc), `KV_${bucket}`);
+  const jsm = await jetstreamManager(nc).catch((err: unknown) => {
+    throw JetStreamDisabledError.matches(err) ? new JetStreamDisabledError(serverUrl(nc), { cause: err }) : err;
+  });
+  const info = await infoOrUndefined(jsm, `KV_${bucket}`);
   if (info === undefined) return undefined;
   return new Kvm(nc).open(bucket, { allow_direct: info.config.allow_direct === true });
 }

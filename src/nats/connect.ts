@@ -1,5 +1,7 @@
 /** Opens NATS connections with the project's defaults and one clear error when the server is away. */
+import { channel } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { AuthorizationError, connect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { ConfigError, NatsAuthError, NatsUnreachableError } from '../errors.ts';
 import type { LarsConfig } from '../config.ts';
@@ -47,13 +49,41 @@ export function natsOptionsFromConfig(cfg: Pick<LarsConfig, 'natsUrl' | 'natsUse
   return o;
 }
 
+/** Every TCP client socket the process opens is announced here (a documented Node channel). */
+const clientSockets = channel('net.client.socket');
+
+/** What went wrong with a first connect, in words, and whether something other than NATS answered. */
+function whyUnreachable(err: unknown, dialled: readonly Socket[], timeoutMs: number): { why?: string; notNats?: boolean } {
+  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code === 'ECONNREFUSED') return { why: 'connection refused' };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { why: 'unknown host' };
+  if (e.name === 'TimeoutError') {
+    const silent = dialled.some((s) => s.bytesRead === 0 && s.remotePort !== undefined);
+    if (silent) return { why: `something accepted the connection but sent no NATS greeting within ${timeoutMs / 1000} s`, notNats: true };
+    return { why: `no answer within ${timeoutMs / 1000} s` };
+  }
+  if (/unexpected response/i.test(e.message ?? '')) return { why: 'something else answers there, not a NATS server', notNats: true };
+  return e.message ? { why: e.message } : {};
+}
+
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
   const servers = opts.url.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  // The client leaves the socket of a server that accepted the connection and never sent its INFO
+  // open after the connect timeout (nats-io/nats.js#64): it would keep the process alive. The sockets
+  // opened while connecting are kept here so a failed connect can close them.
+  const dialled: Socket[] = [];
+  const onSocket = (m: unknown): void => {
+    const socket = (m as { socket?: Socket }).socket;
+    if (socket) dialled.push(socket);
+  };
+  clientSockets.subscribe(onSocket);
   try {
     return await connect({
       servers,
       name: opts.name,
-      timeout: opts.timeoutMs ?? 3000,
+      timeout: timeoutMs,
       reconnect: opts.reconnect ?? true,
       maxReconnectAttempts: opts.reconnect === false ? 0 : -1,
       reconnectTimeWait: 250,
@@ -66,7 +96,14 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     });
   } catch (err) {
     if (err instanceof AuthorizationError) throw new NatsAuthError(opts.url, { cause: err });
-    throw new NatsUnreachableError(opts.url, { cause: err });
+    const why = whyUnreachable(err, dialled, timeoutMs);
+    // Only sockets still dialling or that never heard from one of these servers: another connection
+    // opened at the same time to a server that answers has had its INFO by then.
+    const ports = new Set(servers.map((s) => Number(/:(\d+)\/?$/.exec(s)?.[1] ?? 4222)));
+    for (const s of dialled) if (!s.destroyed && (s.connecting || (s.bytesRead === 0 && ports.has(s.remotePort ?? -1)))) s.destroy();
+    throw new NatsUnreachableError(opts.url, { cause: err, ...why });
+  } finally {
+    clientSockets.unsubscribe(onSocket);
   }
 }
 

@@ -7,7 +7,8 @@ import { connect as tcpConnect } from 'node:net';
 import { StrategyName } from '../../actors/strategies/types.ts';
 import type { Command, CommandContext, FlagValue } from '../cli/command.ts';
 import { closeConnection, withLifecycle } from '../cli/lifecycle.ts';
-import { connectNats, watchConnection } from '../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, watchConnection } from '../nats/connect.ts';
+import { requireJetStream } from '../natsd.ts';
 import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from './lars-udp.ts';
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from './http-api.ts';
 import { Sidecar } from './sidecar.ts';
@@ -102,10 +103,12 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
   const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
   return withLifecycle(ctx, async (life) => {
     // No async stack traces: the client would build two Error objects per acknowledged publish.
-    const nc = await connectNats({ url: cfg.natsUrl, name: `lars-agent-${cfg.nodeId}`, extra: { noAsyncTraces: true } });
+    const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-agent-${cfg.nodeId}`, extra: { noAsyncTraces: true } });
     life.add('NATS connection', () => closeConnection(nc));
     const status = watchConnection(nc, log);
     life.add('connection watch', () => status.stop());
+    // routes are read from, and reports stored in, JetStream: without it every answer would be "not registered"
+    await requireJetStream(nc, cfg.natsUrl);
     const sidecar = await Sidecar.start({
       nc,
       agent: { prefix: cfg.prefix, partitions: cfg.partitions, agentId: cfg.nodeId, ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.zone ? { zone: o.zone } : {}) },
@@ -142,7 +145,7 @@ export const agentCommand: Command = {
     'max-routes': { help: 'routes local callers may make the sidecar follow; requests for more are refused', placeholder: 'n', defaultText: String(DEFAULT_MAX_ROUTES) },
     register: {
       help: 'register a service of this host for a route (repeatable): heartbeats while the service accepts TCP connections on ip:port; on stop it drains, then deregisters',
-      placeholder: '<modid>/<cmdid>@<ip>:<port>[,weight[,zone]]',
+      placeholder: 'modid/cmdid@ip:port[,weight[,zone]]',
       multiple: true,
     },
     'register-ttl': { help: 'time to live of --register registrations: a service that stops answering leaves its route after this', placeholder: 'ms', defaultText: String(SELF_DEFAULTS.ttlMs) },

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findNatsServer, probePort, startNatsServer, PortBusyError } from '../../src/natsd.ts';
@@ -42,6 +42,24 @@ describe('natsd: what lars does with the NATS it finds', function () {
       expect(r.stderr).to.contain(`JetStream is not enabled on ${url}: start nats-server with -js`);
     });
 
+    it('natsd - every command that reads or writes JetStream says the same, once, and exits 1', async () => {
+      const commands = [
+        ['route', 'add', '1', '1', '10.0.0.1:80'],
+        ['route', 'ls'],
+        ['route', 'watch', '1', '1'],
+        ['host', 'drain', '1', '1', '10.0.0.1:80'],
+        ['cluster', 'status'],
+        ['agent', '--udp-ports', 'off', '--http-port', String(await freePort())],
+      ];
+      const results = await Promise.all(commands.map((c) => lars([...c, '--nats', url], {}, 20_000)));
+      commands.forEach((c, i) => {
+        const r = results[i]!;
+        expect(r.code, `${c.join(' ')}: ${r.stderr}`).to.equal(1);
+        const errors = r.stderr.split('\n').filter((l) => l.startsWith('lars '));
+        expect(errors, c.join(' ')).to.deep.equal([`lars ${c[0]}${c[0] === 'agent' ? '' : ` ${c[1]}`}: JetStream is not enabled on ${url}: start nats-server with -js`]);
+      });
+    });
+
     it('natsd - lars dev fails fast the same way', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'lars-natsd-'));
       try {
@@ -52,6 +70,35 @@ describe('natsd: what lars does with the NATS it finds', function () {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('a port that accepts connections and says nothing', () => {
+    let server: Server;
+    let port: number;
+    const sockets: Socket[] = [];
+    before(async () => {
+      server = createServer((s) => void sockets.push(s));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as { port: number }).port;
+    });
+    after(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    });
+
+    it('natsd - lars route ls and lars node say nothing answered as NATS, and exit instead of hanging', async () => {
+      const url = `nats://127.0.0.1:${port}`;
+      const t0 = Date.now();
+      const [ls, node] = await Promise.all([lars(['route', 'ls', '--nats', url], {}, 20_000), lars(['node', '--nats', url], {}, 20_000)]);
+      for (const [r, what] of [[ls, 'route ls'], [node, 'node']] as const) {
+        expect(r.code, r.stderr).to.equal(1);
+        expect(r.stderr.trim()).to.equal(
+          `lars ${what}: cannot reach NATS at ${url} (something accepted the connection but sent no NATS greeting within 3 s): give --nats (LARS_NATS_URL) the client port of a NATS server (4222 by default)`,
+        );
+      }
+      // the 3 s connect timeout, then the process ends: nothing is left open
+      expect(Date.now() - t0).to.be.lessThan(10_000);
     });
   });
 
@@ -85,6 +132,13 @@ describe('natsd: what lars does with the NATS it finds', function () {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    it('natsd - commands other than lars dev say something else answers there', async () => {
+      const url = `nats://127.0.0.1:${port}`;
+      const r = await lars(['route', 'ls', '--nats', url], {}, 20_000);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr.trim()).to.equal(`lars route ls: cannot reach NATS at ${url} (something else answers there, not a NATS server): give --nats (LARS_NATS_URL) the client port of a NATS server (4222 by default)`);
     });
 
     it('natsd - startNatsServer on the busy port fails with a one-line PortBusyError', async () => {
