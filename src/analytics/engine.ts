@@ -8,7 +8,7 @@
  * and a second path while one is open is refused with a clear error.
  */
 import { Readable } from 'node:stream';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
@@ -217,20 +217,15 @@ async function acquireChdb(path: string): Promise<SharedChdb> {
       throw new LarsError(ErrorCode.clickhouse, 'the embedded ClickHouse needs the chdb package (npm install chdb), or set LARS_CLICKHOUSE_URL to use a server', { cause: err });
     }
     mkdirSync(path, { recursive: true });
+    // Asked first: chdb itself would print its own "Code: 76. DB::Exception: Cannot lock file" line to stderr.
+    const holder = lockHolder(path);
+    if (holder !== undefined) throw inUse(path, holder);
     let connection: ReturnType<typeof mod.createChdbConnection>;
     try {
       connection = mod.createChdbConnection({ path });
     } catch (err) {
       const msg = (err as Error).message ?? String(err);
-      const holder = lockHolder(path);
-      if (holder !== undefined || /Cannot lock file|already running/i.test(msg)) {
-        throw new LarsError(
-          ErrorCode.clickhouse,
-          `the embedded ClickHouse at ${path} is in use by another process${holder ? ` (pid ${holder})` : ''}, a running sink or node: ` +
-            'chdb opens a data directory in one process only; query through that process, or point both at a ClickHouse server with LARS_CLICKHOUSE_URL',
-          { cause: err },
-        );
-      }
+      if (/Cannot lock file|already running/i.test(msg)) throw inUse(path, lockHolder(path), err);
       throw new LarsError(ErrorCode.clickhouse, `cannot open the embedded ClickHouse at ${path}: ${msg}`, { cause: err });
     }
     const client = createClient({
@@ -256,14 +251,36 @@ async function acquireChdb(path: string): Promise<SharedChdb> {
   }
 }
 
-/** The live process holding a ClickHouse data directory (its `status` file names it), if any. */
+function inUse(path: string, holder: number | undefined, cause?: unknown): LarsError {
+  return new LarsError(
+    ErrorCode.clickhouse,
+    `the embedded ClickHouse at ${path} is in use by another process${holder ? ` (pid ${holder})` : ''}, a running sink or node: ` +
+      'chdb opens a data directory in one process only; query through that process, or point both at a ClickHouse server with LARS_CLICKHOUSE_URL',
+    { cause },
+  );
+}
+
+/**
+ * The live process holding a ClickHouse data directory, if any: the `status`
+ * file names the process that last opened it, and it is held while that
+ * process has it locked (on Linux /proc/locks says so, so a status file left
+ * behind by a process that is gone, its pid reused since, does not count).
+ */
 function lockHolder(path: string): number | undefined {
   try {
-    const m = /PID:\s*(\d+)/.exec(readFileSync(join(path, 'status'), 'utf8'));
+    const file = join(path, 'status');
+    const m = /PID:\s*(\d+)/.exec(readFileSync(file, 'utf8'));
     const pid = m ? Number(m[1]) : undefined;
     if (pid === undefined || pid === process.pid) return undefined;
     process.kill(pid, 0);
-    return pid;
+    let locks: string;
+    try {
+      locks = readFileSync('/proc/locks', 'utf8');
+    } catch {
+      return pid; // no /proc: a live process named in the file is the best there is
+    }
+    const inode = statSync(file).ino;
+    return locks.split('\n').some((l) => new RegExp(`^\\d+: FLOCK\\s+\\S+\\s+WRITE\\s+\\d+\\s+[0-9a-f]+:[0-9a-f]+:${inode}\\s`).test(l)) ? pid : undefined;
   } catch {
     return undefined;
   }

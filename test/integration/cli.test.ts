@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
@@ -361,5 +362,35 @@ describe('lars stats (real nats-server and clickhouse-server)', function () {
     const lines = human.stdout.trimEnd().split('\n');
     expect(lines[0]).to.match(/^modid\s+cmdid\s+host\s+port\s+calls\s+errors\s+error_rate$/);
     expect(lines[2]).to.match(/^\s*300\s+1\s+10\.0\.3\.1\s+80\s+3\s+1\s+0\.333$/);
+  });
+});
+
+describe('lars stats on an embedded ClickHouse another process holds', function () {
+  this.timeout(120_000);
+
+  it('cli - lars stats says which process holds the chdb directory, in one line without the engine\'s own exception', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lars-chdb-'));
+    const engineModule = new URL('../../src/analytics/engine.ts', import.meta.url).href;
+    const script = `const { openEngine } = await import(${JSON.stringify(engineModule)}); await openEngine({ path: ${JSON.stringify(join(dir, 'clickhouse'))}, database: 'lars' }); console.log('open'); setInterval(() => {}, 1000);`;
+    const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const opened = new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => d.toString().includes('open') && resolve());
+        holder.once('exit', (code) => reject(new Error(`the process holding chdb exited (${code})`)));
+      });
+      await opened;
+      const r = await lars(['stats', 'errors', '--data-dir', dir], {}, 60_000);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr.trim().split('\n')).to.deep.equal([
+        `lars stats: the embedded ClickHouse at ${join(dir, 'clickhouse')} is in use by another process (pid ${holder.pid}), a running sink or node: chdb opens a data directory in one process only; query through that process, or point both at a ClickHouse server with LARS_CLICKHOUSE_URL`,
+      ]);
+    } finally {
+      if (holder.exitCode === null && holder.signalCode === null) {
+        const gone = new Promise((r) => holder.once('exit', r));
+        holder.kill('SIGKILL');
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
