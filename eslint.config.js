@@ -16,6 +16,19 @@ export default tseslint.config(
     },
   },
   {
+    // The console page: plain browser JavaScript served as is (no type information, browser globals).
+    files: ['src/console/assets/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'script',
+      parserOptions: { projectService: false },
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'history', 'localStorage', 'fetch', 'EventSource', 'URLSearchParams', 'CSS', 'performance', 'devicePixelRatio', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'console', 'uPlot'].map((g) => [g, 'readonly']),
+      ),
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/no-misused-promises': 'off', 'no-undef': 'error' },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unused-expressions': 'off',

@@ -1,11 +1,12 @@
 // `npm run build` (also run by `npm pack`/`npm publish` and by installs from
 // git, through `prepack`): the package as plain JavaScript for Node.
 //   dist/            ESM with .d.ts, from tsc (src/, actors/, schemas/ keep their layout)
+//   dist/src/console/assets/  the web console's page, copied as it is
 //   dist/cjs/        CommonJS for require() users: index.js (the SDK), http.js and grpc.js (the
 //                    integrations, lars-nats/http and lars-nats/grpc); dependencies external
 // Type errors fail the build.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { root } from './lib.mjs';
@@ -19,6 +20,8 @@ if (tsc.status !== 0) {
   process.exit(tsc.status ?? 1);
 }
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// The web console's page (plain files served as they are) beside its compiled server.
+cpSync(join(root, 'src', 'console', 'assets'), join(dist, 'src', 'console', 'assets'), { recursive: true });
 // dist/ is ESM whatever the consumer's package says; the version is what `lars --version` reads.
 writeFileSync(join(dist, 'package.json'), JSON.stringify({ type: 'module', version: pkg.version }, null, 2) + '\n');
 

@@ -51,6 +51,8 @@ export interface LarsConfig {
   natsTlsCa: string;
   natsTlsCert: string;
   natsTlsKey: string;
+  /** Bearer token for the web console's operator actions; empty = actions off. */
+  consoleToken: string;
 }
 
 export interface ConfigKeySpec {
@@ -84,6 +86,7 @@ export const CONFIG_KEYS = {
   natsTlsCa: { flag: 'nats-tls-ca', env: 'LARS_NATS_TLS_CA', kind: 'string', placeholder: 'file', help: 'CA certificate (PEM) to verify the NATS servers' },
   natsTlsCert: { flag: 'nats-tls-cert', env: 'LARS_NATS_TLS_CERT', kind: 'string', placeholder: 'file', help: 'client certificate (PEM) for NATS' },
   natsTlsKey: { flag: 'nats-tls-key', env: 'LARS_NATS_TLS_KEY', kind: 'string', placeholder: 'file', help: 'client key (PEM) for NATS' },
+  consoleToken: { flag: 'console-token', env: 'LARS_CONSOLE_TOKEN', kind: 'string', placeholder: 'token', help: "the web console's operator actions need this bearer token; unset = actions off" },
 } as const satisfies Record<keyof LarsConfig, ConfigKeySpec>;
 
 export function defaultConfig(): LarsConfig {
@@ -107,6 +110,7 @@ export function defaultConfig(): LarsConfig {
     natsTlsCa: '',
     natsTlsCert: '',
     natsTlsKey: '',
+    consoleToken: '',
   };
 }
 

@@ -22,8 +22,13 @@ export interface MetricsServerOptions {
   log?: Logger;
 }
 
+/** A handler for further paths (the web console); resolves false for a path it does not serve. */
+export type ExtraHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
 export interface MetricsServer {
   readonly port: number;
+  /** Serves every other path (any method) with `h`, tried before the 404. */
+  mount(h: ExtraHandler): void;
   close(): Promise<void>;
 }
 
@@ -37,8 +42,11 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const log = (opts.log ?? silentLogger()).child({ mod: 'http' });
   const started = Date.now();
+  let extra: ExtraHandler | undefined;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
+    const own = path === '/metrics' || path === '/healthz' || path === '/readyz';
+    if (!own && extra && (await extra(req, res))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, JSON_TYPE, JSON.stringify({ error: 'GET only' }));
     switch (path) {
       case '/metrics':
@@ -74,6 +82,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   log.info({ port, metrics: opts.registry !== undefined }, 'serving /metrics, /healthz and /readyz');
   return {
     port,
+    mount: (h) => void (extra = h),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -13,13 +13,13 @@ import { UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RouteNode } from '../node/route-node.ts';
 import { createRegistry } from './collect.ts';
-import { startMetricsServer, type MetricsServer, type Readiness } from './http.ts';
+import { startMetricsServer, type ExtraHandler, type MetricsServer, type Readiness } from './http.ts';
 import { trackConnection, type ConnectionState } from './nats.ts';
 import { nodeReadiness, registerNodeMetrics } from './node.ts';
 import { PendingReader, registerSinkMetrics, sinkConsumers, sinkReadiness, DEFAULT_READY_MAX_PENDING } from './sink.ts';
 
 export { createRegistry, counterFrom, gaugeFrom, type RegistryOptions } from './collect.ts';
-export { startMetricsServer, type MetricsServer, type MetricsServerOptions, type Readiness } from './http.ts';
+export { startMetricsServer, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from './http.ts';
 export { trackConnection, registerConnectionMetrics, type ConnectionState } from './nats.ts';
 export { registerNodeMetrics, nodeReadiness, type NodeMetricsOptions } from './node.ts';
 export { registerSinkMetrics, sinkReadiness, sinkConsumers, PendingReader, DEFAULT_READY_MAX_PENDING, type SinkConsumer } from './sink.ts';
@@ -53,6 +53,8 @@ export function httpSettings(flags: Readonly<Record<string, unknown>>): HttpSett
 export interface ProcessHttp<T> {
   readonly port: number;
   readonly registry: Registry | undefined;
+  /** Serves further paths on the same port (the web console). */
+  mount(h: ExtraHandler): void;
   /** Metrics and readiness of the component, once started. */
   attach(component: T): Promise<void>;
   close(): Promise<void>;
@@ -83,6 +85,7 @@ async function serve<T>(c: Common, onAttach: (component: T, registry: Registry |
   return {
     port: server.port,
     registry,
+    mount: (h) => server.mount(h),
     async attach(component) {
       const a = await onAttach(component, registry, conn);
       ready = a.ready;

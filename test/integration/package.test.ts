@@ -87,7 +87,7 @@ describe('the package from plain Node (npm pack, npm install, import and require
   it('package - the tarball ships dist, bin and docs, not the sources, tests or benchmarks', async () => {
     const list = await run('tar', ['tzf', tarball], { cwd: work, timeoutMs: 30_000 });
     const files = list.stdout.split('\n').filter((f) => f.length > 0);
-    for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json', 'package/bin/lars.mjs', 'package/README.md']) {
+    for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json', 'package/bin/lars.mjs', 'package/README.md', 'package/dist/src/console/assets/index.html', 'package/dist/src/console/assets/app.js']) {
       expect(files, f).to.include(f);
     }
     for (const dir of ['test/', 'bench/', 'src/', 'scripts/', 'node_modules/']) {

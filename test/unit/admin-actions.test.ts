@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { RouteActor } from '../../actors/route.ts';
 import { createStrategy } from '../../actors/strategies/index.ts';
 import { entry } from '../helpers/route-entry.ts';
-import { applyHostAction } from '../../src/cli/commands/host.ts';
+import { applyHostAction } from '../../src/admin/host-actions.ts';
 import type { Profile, RegistryEntry, RouteEvent, RouteState } from '../../schemas/messages.ts';
 
 const T0 = 1_700_000_000_000;

@@ -4,5 +4,6 @@ import { statsCommand, sinkCommand } from './stats.ts';
 import { agentCommand } from '../../sidecar/cli.ts';
 import { simulateCommand } from '../../sim/cli.ts';
 import { clusterGroup } from './cluster.ts';
+import { consoleCommand } from './console.ts';
 
-export const extraCommands: Array<Command | CommandGroup> = [sinkCommand, statsCommand, simulateCommand, agentCommand, clusterGroup];
+export const extraCommands: Array<Command | CommandGroup> = [sinkCommand, statsCommand, simulateCommand, agentCommand, clusterGroup, consoleCommand];

@@ -7,85 +7,32 @@
  * change and writes nothing.
  */
 import { names } from '../../../schemas/subjects.ts';
-import { AdminMark, LIMITS, type RegistryEntry, type RegistryHost } from '../../../schemas/messages.ts';
+import { LIMITS, type RegistryHost } from '../../../schemas/messages.ts';
 import { Registry } from '../../registry.ts';
-import { ErrorCode, LarsError, RegistryError, UsageError } from '../../errors.ts';
+import { UsageError } from '../../errors.ts';
+import { HostAction as Action, actOnHost, actor, parseHostAddr, parseWeight } from '../../admin/host-actions.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
 import { parseRouteId, withNats } from './route.ts';
-
-export const Action = {
-  drain: 'drain',
-  undrain: 'undrain',
-  eject: 'eject',
-  clear: 'clear',
-  weight: 'weight',
-} as const;
-export type Action = (typeof Action)[keyof typeof Action];
-
-/** What an action does to a registry host; undefined when it changes nothing. */
-export function applyHostAction(h: RegistryHost, action: Action, by: string, ts: number, weight?: number): RegistryHost | undefined {
-  const bare: RegistryHost = { ip: h.ip, port: h.port, weight: h.weight };
-  if (h.zone !== undefined) bare.zone = h.zone;
-  switch (action) {
-    case Action.drain:
-      return h.admin?.state === AdminMark.drained ? undefined : { ...bare, admin: { state: AdminMark.drained, by, ts } };
-    case Action.eject:
-      return h.admin?.state === AdminMark.ejected ? undefined : { ...bare, admin: { state: AdminMark.ejected, by, ts } };
-    case Action.undrain:
-      return h.admin?.state === AdminMark.drained ? bare : undefined;
-    case Action.clear:
-      return h.admin?.state === AdminMark.ejected ? bare : undefined;
-    case Action.weight:
-      return h.weight === weight ? undefined : { ...h, weight: weight! };
-  }
-}
 
 function describeHost(h: RegistryHost): string {
   return `weight ${h.weight}${h.zone ? `, zone ${h.zone}` : ''}${h.admin ? `, ${h.admin.state} by ${h.admin.by}` : ''}`;
 }
 
-function parseAddr(s: string | undefined): { ip: string; port: number } {
-  const m = /^([0-9.]{7,15}):(\d{1,5})$/.exec(s ?? '');
-  if (!m) throw new UsageError(`host must be ip:port, got ${JSON.stringify(s ?? '')}`);
-  return { ip: m[1]!, port: Number(m[2]) };
-}
-
 async function runAction(action: Action, args: string[], flags: Record<string, FlagValue>, ctx: CommandContext): Promise<number> {
   const id = parseRouteId(args[0], args[1]);
-  const addr = parseAddr(args[2]);
+  const addr = parseHostAddr(args[2]);
   let weight: number | undefined;
-  if (action === Action.weight) {
-    const w = /^\d{1,5}$/.test(args[3] ?? '') ? Number(args[3]) : Number.NaN;
-    if (!(w >= LIMITS.minWeight && w <= LIMITS.maxWeight)) throw new UsageError(`weight must be ${LIMITS.minWeight}..${LIMITS.maxWeight}, got ${JSON.stringify(args[3] ?? '')}`);
-    weight = w;
-  } else if (args.length > 3) throw new UsageError(`unexpected argument ${JSON.stringify(args[3])}`);
+  if (action === Action.weight) weight = parseWeight(args[3]);
+  else if (args.length > 3) throw new UsageError(`unexpected argument ${JSON.stringify(args[3])}`);
   const byFlag = flags['by'];
-  const by = typeof byFlag === 'string' && byFlag.length > 0 ? byFlag.slice(0, LIMITS.maxSenderLength) : `cli@${ctx.config.nodeId}`;
+  const by = actor(typeof byFlag === 'string' && byFlag.length > 0 ? byFlag : `cli@${ctx.config.nodeId}`);
   const dry = flags['dry-run'] === true;
-  const key = `${addr.ip}:${addr.port}`;
-  const result = await withNats(ctx.config, async (nc) => {
-    const reg = await Registry.open(nc, names(ctx.config.prefix));
-    let before: RegistryHost | undefined;
-    let after: RegistryHost | undefined;
-    const plan = (cur: RegistryEntry | undefined): RegistryEntry | null => {
-      if (!cur) throw new LarsError(ErrorCode.noRoute, `route ${id.modid}.${id.cmdid} is not registered`);
-      const i = cur.hosts.findIndex((h) => h.ip === addr.ip && h.port === addr.port);
-      if (i < 0) throw new RegistryError(`route ${id.modid}.${id.cmdid} has no host ${key} in the registry (a self-registered host is changed by its service)`);
-      before = cur.hosts[i]!;
-      after = applyHostAction(before, action, by, Date.now(), weight);
-      if (after === undefined) return cur;
-      const hosts = [...cur.hosts];
-      hosts[i] = after;
-      return { ...cur, hosts, updated_by: by, ts: Date.now() };
-    };
-    if (dry) plan((await reg.get(id.modid, id.cmdid))?.entry);
-    else await reg.update(id.modid, id.cmdid, plan);
-    return { before: before!, after };
-  });
-  const out = { route: `${id.modid}.${id.cmdid}`, host: key, action, dryRun: dry, changed: result.after !== undefined, before: result.before, after: result.after ?? result.before };
+  const out = await withNats(ctx.config, async (nc) =>
+    actOnHost(await Registry.open(nc, names(ctx.config.prefix)), { route: id, addr, action, by, weight, dryRun: dry }),
+  );
   if (flags['json'] === true) ctx.out(JSON.stringify(out));
-  else if (!out.changed) ctx.out(`${out.route} ${key}: nothing to do (${describeHost(result.before)})`);
-  else ctx.out(`${out.route} ${key}: ${describeHost(result.before)} → ${describeHost(result.after!)}${dry ? '  (dry run: nothing written)' : ''}`);
+  else if (!out.changed) ctx.out(`${out.route} ${out.host}: nothing to do (${describeHost(out.before)})`);
+  else ctx.out(`${out.route} ${out.host}: ${describeHost(out.before)} → ${describeHost(out.after)}${dry ? '  (dry run: nothing written)' : ''}`);
   return 0;
 }
 

@@ -9,6 +9,9 @@ import type { Command } from '../command.ts';
 import { closeConnection, withLifecycle } from '../lifecycle.ts';
 import { requireJetStream } from '../../natsd.ts';
 import { HTTP_FLAGS, httpSettings, serveNodeHttp } from '../../metrics/mod.ts';
+import { ConsoleBackend } from '../../console/backend.ts';
+import { createConsoleHandler } from '../../console/server.ts';
+import { consoleEngine } from './console.ts';
 
 export const nodeCommand: Command = {
   name: 'node',
@@ -22,12 +25,16 @@ export const nodeCommand: Command = {
     },
     'lease-ms': { help: 'without --own: partitions are shared by leases; one not renewed for this long is taken over', placeholder: 'ms', defaultText: '2000' },
     ...HTTP_FLAGS,
+    console: { help: 'with --http: serve the web console on the same port (actions need --console-token)', choices: ['on', 'off'] as const, defaultText: 'on' },
   },
   examples: [['lars node --own 0-31', 'own the first half of 64 partitions']],
   async run(_args, flags, ctx) {
     const cfg = ctx.config;
     const own = typeof flags['own'] === 'string' ? parsePartitions(flags['own'], cfg.partitions) : undefined;
     const http = httpSettings(flags);
+    const withConsole = flags['console'] ?? 'on';
+    if (withConsole !== 'on' && withConsole !== 'off') throw new UsageError(`--console takes on or off, got ${JSON.stringify(withConsole)}`);
+    if (flags['console'] !== undefined && !http) throw new UsageError('--console needs --http <port>');
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
       // No async stack traces: the client would build two Error objects per KV write (thousands at a takeover).
@@ -46,6 +53,14 @@ export const nodeCommand: Command = {
       const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
       life.add('route node', () => node.close());
       await web?.attach(node);
+      if (web && withConsole === 'on') {
+        const a = await consoleEngine(cfg, log, false);
+        if (a.engine) life.add('ClickHouse (console)', () => a.engine!.close());
+        const backend = await ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine });
+        life.add('console backend', () => backend.close());
+        web.mount(createConsoleHandler({ backend, token: cfg.consoleToken || undefined, analyticsOff: a.off, log }));
+        log.info({ port: web.port, actions: cfg.consoleToken !== '' }, 'web console on the --http port');
+      }
       log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, partitions: cfg.partitions }, 'route node ready; Ctrl-C to stop');
       await life.stopped;
       return 0;

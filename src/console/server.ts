@@ -1,0 +1,288 @@
+/**
+ * The console's HTTP side: the page (static files, no build step), a JSON
+ * API over `ConsoleBackend`, a server-sent-event stream per route, and the
+ * operator actions behind a bearer token. Served by `lars console`, or by a
+ * route node's `--http` port next to `/metrics`.
+ *
+ *   GET  /                                  the page
+ *   GET  /api/routes                        every route, worst first
+ *   GET  /api/routes/<m>/<c>                one route: every host with state, reason, figures, share, origin
+ *   GET  /api/routes/<m>/<c>/stream         the same, live (events `route` and `transition`)
+ *   GET  /api/routes/<m>/<c>/series?host=ip:port&minutes=60   calls, errors, p50/p99 over time, with state marks
+ *   GET  /api/routes/<m>/<c>/audit[?host=ip:port]             transitions, newest first
+ *   GET  /api/routes/<m>/<c>/callers        callers of the route, last hour
+ *   POST /api/routes/<m>/<c>/hosts/<ip:port>/<drain|undrain|eject|clear|weight>   {by, weight?, dryRun?}
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { isUint32 } from '../../schemas/subjects.ts';
+import { LarsError } from '../errors.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { runStats } from '../analytics/stats.ts';
+import { actor, isHostAction, parseHostAddr, parseWeight } from '../admin/host-actions.ts';
+import { auditTrail, hostSeries, type RouteRef } from './queries.ts';
+import type { ConsoleBackend } from './backend.ts';
+
+export interface ConsoleHandlerOptions {
+  backend: ConsoleBackend;
+  /** Operator actions need `Authorization: Bearer <token>`; absent: actions are off. */
+  token?: string;
+  /** Why analytics is off, shown on the page (absent with an engine). */
+  analyticsOff?: string;
+  log?: Logger;
+  now?: () => number;
+}
+
+/** A request handler; resolves false for a path it does not serve. */
+export type ConsoleHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const MAX_BODY = 4096;
+const SSE_PING_MS = 15_000;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+/** The page's files, beside this module (src/console/assets in a checkout, dist/src/console/assets once built). */
+function assetsDir(): string {
+  const d = join(dirname(fileURLToPath(import.meta.url)), 'assets');
+  if (!existsSync(join(d, 'index.html'))) throw new Error(`the console's page is missing: ${d}/index.html (npm run build copies it)`);
+  return d;
+}
+
+const ASSETS: Record<string, { file: () => string; type: string }> = {
+  '/': { file: () => join(assetsDir(), 'index.html'), type: 'text/html; charset=utf-8' },
+  '/app.js': { file: () => join(assetsDir(), 'app.js'), type: 'text/javascript; charset=utf-8' },
+  '/app.css': { file: () => join(assetsDir(), 'app.css'), type: 'text/css; charset=utf-8' },
+  '/vendor/uplot.js': { file: () => createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  '/vendor/uplot.css': { file: () => createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
+};
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new HttpError(413, `body over ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new HttpError(400, 'body is not JSON');
+  }
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function routeRef(m: string, c: string): RouteRef {
+  const modid = Number(m);
+  const cmdid = Number(c);
+  if (!/^\d{1,10}$/.test(m) || !/^\d{1,10}$/.test(c) || !isUint32(modid) || !isUint32(cmdid)) throw new HttpError(400, `route must be two uint32 numbers, got ${m}/${c}`);
+  return { modid, cmdid };
+}
+
+function hostParam(u: URL, required: boolean): { ip: string; port: number } | undefined {
+  const h = u.searchParams.get('host');
+  if (h === null || h === '') {
+    if (required) throw new HttpError(400, 'host=ip:port is required');
+    return undefined;
+  }
+  try {
+    return parseHostAddr(h);
+  } catch (err) {
+    throw new HttpError(400, (err as Error).message);
+  }
+}
+
+export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
+  const log = (o.log ?? silentLogger()).child({ mod: 'console-http' });
+  const now = o.now ?? Date.now;
+  const b = o.backend;
+  const tokenDigest = o.token ? digest(o.token) : undefined;
+  const engine = b.engine;
+  const analytics = engine ? { on: true, engine: engine.description } : { on: false, reason: o.analyticsOff ?? 'no ClickHouse configured' };
+
+  const authorize = (req: IncomingMessage): void => {
+    if (!tokenDigest) throw new HttpError(403, 'operator actions are off: start the console with --token (or LARS_CONSOLE_TOKEN)');
+    const m = /^Bearer (.+)$/.exec(req.headers['authorization'] ?? '');
+    if (!m || !timingSafeEqual(digest(m[1]!), tokenDigest)) throw new HttpError(401, 'a valid token is required for operator actions');
+  };
+
+  const stream = async (req: IncomingMessage, res: ServerResponse, ref: RouteRef): Promise<void> => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write('retry: 2000\n\n');
+    const send = (event: string, data: unknown): void => void res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    let firstSent = false;
+    const queued: unknown[] = [];
+    const stop = b.follow(ref, {
+      detail: (d) => {
+        firstSent = true;
+        send('route', d);
+      },
+      event: (a) => (firstSent ? send('transition', a) : queued.push(a)),
+    });
+    const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS);
+    ping.unref();
+    req.on('close', () => {
+      clearInterval(ping);
+      stop();
+    });
+    const d = await b.detail(ref);
+    if (!res.writableEnded) {
+      if (!firstSent) send('route', d ?? { route: `${ref.modid}.${ref.cmdid}`, missing: true });
+      firstSent = true;
+      for (const a of queued.splice(0)) send('transition', a);
+    }
+  };
+
+  const api = async (req: IncomingMessage, res: ServerResponse, u: URL, parts: string[]): Promise<void> => {
+    // parts: ['api', 'routes', m?, c?, sub?, ...]
+    if (parts.length === 2) {
+      if (req.method !== 'GET') throw new HttpError(405, 'GET only');
+      return sendJson(res, 200, { routes: await b.routes(), analytics, actions: tokenDigest !== undefined, now: now() });
+    }
+    if (parts.length < 4) throw new HttpError(404, 'not found');
+    const ref = routeRef(parts[2]!, parts[3]!);
+    const sub = parts[4];
+    if (sub === 'hosts' && parts.length === 7) {
+      if (req.method !== 'POST') throw new HttpError(405, 'POST only');
+      authorize(req);
+      const action = parts[6]!;
+      if (!isHostAction(action)) throw new HttpError(404, `unknown action ${action}; known: drain, undrain, eject, clear, weight`);
+      const body = (await readBody(req)) as { by?: unknown; weight?: unknown; dryRun?: unknown };
+      let addr: { ip: string; port: number };
+      let weight: number | undefined;
+      try {
+        addr = parseHostAddr(decodeURIComponent(parts[5]!));
+        if (action === 'weight') weight = parseWeight(body.weight);
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message);
+      }
+      const by = actor(typeof body.by === 'string' && body.by.trim() !== '' ? `console:${body.by.trim()}` : 'console');
+      const r = await b.act({ route: ref, addr, action, by, weight, dryRun: body.dryRun === true });
+      log.info({ route: r.route, host: r.host, action, by, changed: r.changed, dryRun: r.dryRun }, 'operator action');
+      return sendJson(res, 200, r);
+    }
+    if (req.method !== 'GET') throw new HttpError(405, 'GET only');
+    switch (sub) {
+      case undefined: {
+        const d = await b.detail(ref);
+        return d ? sendJson(res, 200, d) : sendJson(res, 404, { error: `route ${ref.modid}.${ref.cmdid} is neither registered nor published` });
+      }
+      case 'stream':
+        return stream(req, res, ref);
+      case 'series': {
+        if (!engine) throw new HttpError(404, `no pictures over time: ${analytics.reason}`);
+        const minutes = Number(u.searchParams.get('minutes') ?? '60');
+        if (!(minutes >= 1 && minutes <= 7 * 24 * 60)) throw new HttpError(400, 'minutes must be 1..10080');
+        return sendJson(res, 200, await hostSeries(engine, ref, hostParam(u, true)!, now(), Math.round(minutes * 60)));
+      }
+      case 'audit': {
+        const host = hostParam(u, false);
+        if (!engine) return sendJson(res, 200, { source: 'live', rows: b.recentEvents(ref, host && `${host.ip}:${host.port}`) });
+        return sendJson(res, 200, { source: 'clickhouse', rows: await auditTrail(engine, ref, host, now() - 7 * 86_400_000, 200) });
+      }
+      case 'callers': {
+        if (!engine) throw new HttpError(404, `no callers: ${analytics.reason}`);
+        return sendJson(res, 200, { rows: await runStats(engine, 'callers', { route: ref, fromMs: now() - 3_600_000, limit: 50 }) });
+      }
+      default:
+        throw new HttpError(404, 'not found');
+    }
+  };
+
+  return async (req, res) => {
+    const u = new URL(req.url ?? '/', 'http://console');
+    const asset = ASSETS[u.pathname === '/index.html' ? '/' : u.pathname];
+    try {
+      if (u.pathname === '/favicon.ico') {
+        res.writeHead(204).end();
+        return true;
+      }
+      if (asset) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'GET only');
+        const body = await readFile(asset.file());
+        res.writeHead(200, { 'content-type': asset.type, 'cache-control': u.pathname.startsWith('/vendor/') ? 'max-age=86400' : 'no-cache' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return true;
+      }
+      const parts = u.pathname.split('/').filter((p) => p !== '');
+      if (parts[0] !== 'api' || parts[1] !== 'routes') return false;
+      await api(req, res, u, parts);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return true;
+      }
+      if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+      else if (err instanceof LarsError) sendJson(res, 400, { error: err.message, code: err.code });
+      else {
+        log.error({ err, url: req.url }, 'console request failed');
+        sendJson(res, 500, { error: 'internal error' });
+      }
+    }
+    return true;
+  };
+}
+
+export interface ConsoleServer {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** `lars console`: the console on its own port, with `/healthz`. */
+export async function startConsoleServer(o: ConsoleHandlerOptions & { port: number; host?: string }): Promise<ConsoleServer> {
+  const handle = createConsoleHandler(o);
+  const log = (o.log ?? silentLogger()).child({ mod: 'console-http' });
+  const server = createServer((req, res) => {
+    if (req.url === '/healthz') return sendJson(res, 200, { status: 'alive' });
+    handle(req, res)
+      .then((done) => {
+        if (!done) sendJson(res, 404, { error: 'not found' });
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'console request failed');
+        res.destroy();
+      });
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    port: addr.port,
+    url: `http://${host}:${addr.port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
