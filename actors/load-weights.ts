@@ -17,8 +17,10 @@
  *   what it served before (A58 starts afresh when a connection is lost; the
  *   counterpart here is a host leaving the route, draining). The weights
  *   in use are scaled so that their mean is the mean registry weight of the
- *   same hosts; a host without one keeps its registry weight (A58 gives it
- *   the mean weight: the same when registry weights are equal).
+ *   same hosts (ejected ones with a kept weight included, so that the scale
+ *   does not move when a host is ejected or comes back); a host without one
+ *   keeps its registry weight (A58 gives it the mean weight: the same when
+ *   registry weights are equal).
  * - **Slow start** follows Envoy's: a host that comes back healthy (from
  *   probing, a drain, an operator's action) or joins a running route gets
  *   `slow_start_min_percent` of its weight (its load weight when it has one
@@ -212,7 +214,8 @@ export class LoadWeighting {
         s.loadSince = NO_TIME;
         s.loadTs = NO_TIME;
       }
-      if (s.state === 'healthy' && s.loadWeight > 0 && now - s.loadSince >= blackoutMs) {
+      // hosts out for a while count too: the scale stays put when one is ejected
+      if (s.loadWeight > 0 && now - s.loadSince >= blackoutMs) {
         n++;
         sumLoad += s.loadWeight;
         sumWeight += s.weight;

@@ -7,7 +7,7 @@
  *
  * cost = latencyAt(host, now) × (liveInflight(host, now) × scale + 1)
  *
- * where `scale` is the mean pick weight over the host's (./pair.ts): calls in
+ * where `scale` is the pick-weighted mean weight over the host's (./pair.ts): calls in
  * flight count per unit of weight, so hosts weighted for their capacity (the
  * route node's load weights) are loaded in proportion to it; with equal
  * weights it is 1; and `latencyAt` (./feedback.ts) is the peak EWMA the agent's feedback
@@ -36,7 +36,7 @@ export interface P2cEwmaOptions extends StrategyOptions {
 
 const ZERO = (): number => 0;
 
-/** The cost p2c_ewma compares at `now`; lower is better. `scale`: the mean pick weight over the host's (1 with equal weights). */
+/** The cost p2c_ewma compares at `now`; lower is better. `scale`: the pick-weighted mean weight over the host's (1 with equal weights). */
 export function p2cEwmaCost(h: PickableHost, now: number, decayMs: number = FEEDBACK_DEFAULTS.decayMs, timeoutMs: number = FEEDBACK_DEFAULTS.timeoutMs, scale = 1): number {
   return (latencyAt(h, now, decayMs, timeoutMs) || 1) * (liveInflight(h, now, timeoutMs) * scale + 1);
 }

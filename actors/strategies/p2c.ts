@@ -8,7 +8,7 @@
  *
  * i.e. the expected time to serve one more call if calls already in flight
  * queue ahead of it, with the calls in flight counted per unit of pick weight
- * (`scale`: the mean pick weight over the host's, see ./pair.ts), so that a
+ * (`scale`: the pick-weighted mean weight over the host's, see ./pair.ts), so that a
  * host weighted for twice the capacity is expected to hold twice the calls.
  * A host with no latency estimate yet (0) counts as 1 ms, so
  * new hosts look cheap and get the calls that measure them. Latency and
@@ -21,7 +21,7 @@ import { StrategyName, type PickableHost, type Random, type RouteView, type Stra
 
 export type P2cOptions = StrategyOptions;
 
-/** The cost p2c compares; lower is better. `scale`: the mean pick weight over the host's (1 with equal weights). */
+/** The cost p2c compares; lower is better. `scale`: the pick-weighted mean weight over the host's (1 with equal weights). */
 export function p2cCost(h: PickableHost, scale = 1): number {
   return (h.latencyMs || 1) * (h.inflight * scale + 1);
 }

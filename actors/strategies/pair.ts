@@ -5,11 +5,13 @@
  * array); a draw is two random numbers and two binary searches, and
  * allocates nothing: the pair is left in `first` and `second`.
  *
- * Also prepared: each host's in-flight scale, the mean pick weight over its
- * own (`scale`, by view index). A host with twice the weight of another is
- * meant to carry twice its calls, so the strategies compare calls in flight
- * per unit of weight: `inflight × scale`. With equal weights every scale is
- * 1 and the comparison is the plain one.
+ * Also prepared: each host's in-flight scale (`scale`, by view index): the
+ * weight of the host an average call goes to (Σw² / Σw, the mean weighted
+ * by picks, so a probing host's small weight hardly moves it) over the
+ * host's own. A host with twice the weight of another is meant to carry
+ * twice its calls, so the strategies compare calls in flight per unit of
+ * weight: `inflight × scale`. With equal weights every scale is 1 and the
+ * comparison is the plain one.
  */
 import { positiveHosts } from './hosts.ts';
 import type { PickableHost, Random, RouteView } from './types.ts';
@@ -19,7 +21,7 @@ export class WeightedPairs {
   /** Host indexes of the pair drawn last; `second` is -1 when fewer than two hosts may be picked. */
   first = -1;
   second = -1;
-  /** Mean pick weight over the host's, by view index (1 for a host that may not be picked). */
+  /** The pick-weighted mean weight over the host's, by view index (1 for a host that may not be picked). */
   scale = new Float64Array(0);
   private idx = new Int32Array(0);
   /** cum[j] = sum of the weights of candidates 0..j. */
@@ -35,8 +37,10 @@ export class WeightedPairs {
       cum[j] = total;
     }
     const scale = new Float64Array(view.hosts.length).fill(1);
-    const mean = idx.length > 0 ? total / idx.length : 0;
-    for (let j = 0; j < idx.length; j++) scale[idx[j]!] = mean / weights[j]!;
+    let squares = 0;
+    for (let j = 0; j < idx.length; j++) squares += weights[j]! * weights[j]!;
+    const mean = total > 0 ? squares / total : 0;
+    for (let j = 0; j < idx.length; j++) scale[idx[j]!] = weights[j] === mean ? 1 : mean / weights[j]!;
     this.hosts = view.hosts;
     this.idx = idx;
     this.cum = cum;

@@ -178,6 +178,24 @@ describe('sim - agents, reports and the route actor', () => {
     expect(r.failed).to.equal(r.calls);
   });
 
+  it('sim - uneven capacity: with the hosts reporting utilization the route weighs them by capacity and the busiest is within 10 % of the mean; without, the small ones saturate', () => {
+    const uneven = shipped('uneven-capacity');
+    const maxOverMean = (r: SimResult): number => {
+      const u = r.hosts.map((h) => h.utilization!);
+      return Math.max(...u) / (u.reduce((a, b) => a + b, 0) / u.length);
+    };
+    const withUtil = simulate(uneven, { strategy: 'p2c_ewma', seed: 1 });
+    expect(withUtil.failed).to.equal(0);
+    expect(maxOverMean(withUtil)).to.be.at.most(1.1);
+    // the large hosts (capacity 40) got about four times the small ones' (10) calls
+    const share = (label: string): number => withUtil.hosts.find((h) => h.label === label)!.sharePct;
+    expect(share('large1') / share('small1')).to.be.within(3, 4.5);
+    const silent = { ...uneven, hosts: uneven.hosts.map((g) => ({ ...g, report_utilization: false })) };
+    const without = simulate(silent, { strategy: 'p2c_ewma', seed: 1 });
+    expect(maxOverMean(without)).to.be.greaterThan(1.15);
+    expect(without.hosts.find((h) => h.label === 'small1')!.utilization).to.be.greaterThan(0.95);
+  });
+
   it('sim - every shipped scenario parses and is named after its file', () => {
     for (const f of readdirSync(scenariosDir).filter((n) => n.endsWith('.json'))) {
       const s = shipped(f.slice(0, -5));

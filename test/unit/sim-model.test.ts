@@ -95,6 +95,7 @@ describe('sim - scenario files', () => {
     expect(bad({ ...base, strategies: ['nope'] })).to.match(/unknown strategy "nope"/);
     expect(bad({ ...base, hosts: [{ latency: { dist: 'fixed', ms: 1 }, changes: [{ at_s: 1, every_s: 2 }] }] })).to.match(/every_s needs for_s/);
     expect(bad({ ...base, hosts: [{ latency: { dist: 'choice', ms: [1, 2], weights: [1] } }] })).to.match(/weights must match/);
+    expect(bad({ ...base, hosts: [{ latency: { dist: 'fixed', ms: 1 }, report_utilization: true }] })).to.match(/^hosts\.0: report_utilization needs a capacity/);
   });
 
   it('sim - change marks list every start and end of a change within the run', () => {

@@ -17,6 +17,7 @@ import {
   type RouteView,
   type Strategy,
 } from '../../actors/strategies/index.ts';
+import { WeightedPairs } from '../../actors/strategies/pair.ts';
 import type { HostState } from '../../schemas/messages.ts';
 
 function host(i: number, pickWeight = 100, state: HostState = 'healthy'): PickableHost {
@@ -53,6 +54,44 @@ describe('strategies - p2c_ewma', () => {
     const c = share(s, 10_000, 4);
     expect(c[0]).to.equal(0);
     expect(c[1]! + c[2]! + c[3]!).to.equal(10_000);
+  });
+
+  it('strategies - p2c and p2c_ewma count calls in flight per unit of pick weight: a host weighted 4x carries 4x the calls', () => {
+    for (const name of [StrategyName.p2c, StrategyName.p2c_ewma]) {
+      const small = host(1, 100);
+      const large = host(2, 400);
+      for (const h of [small, large]) {
+        h.latencyMs = 100;
+        h.latencyTs = 0;
+      }
+      const s = createStrategy(name, { random: seededRandom(3), now: () => 0 });
+      s.update(view([small, large]));
+      // 2 in flight on the small one, 6 on the large one: 2 per 100 of weight against 1.5
+      small.inflight = 2;
+      large.inflight = 6;
+      expect(share(s, 100, 2), `${name}: the large host is the less loaded`).to.deep.equal([0, 100]);
+      // 2 against 9: 2 per 100 against 2.25
+      large.inflight = 9;
+      expect(share(s, 100, 2), `${name}: now the small one is`).to.deep.equal([100, 0]);
+    }
+  });
+
+  it('strategies - the in-flight scale is 1 with equal weights and hardly moves for a probing host; an idle host costs its latency whatever its weight', () => {
+    const pairs = new WeightedPairs();
+    pairs.update(view([host(1), host(2), host(3)]));
+    expect([...pairs.scale]).to.deep.equal([1, 1, 1]);
+    const hosts = [host(1), host(2), host(3, 10, 'probing'), host(4, 0, 'overloaded')];
+    pairs.update(view(hosts));
+    // the mean weight a pick lands on: (100² + 100² + 10²) / 210
+    const mean = 20_100 / 210;
+    expect([...pairs.scale]).to.deep.equal([mean / 100, mean / 100, mean / 10, 1]);
+    hosts[2]!.latencyMs = 50;
+    expect(p2cEwmaCost(hosts[2]!, 0, 10_000, 1000, 10)).to.equal(50);
+    hosts[2]!.inflight = 1;
+    expect(p2cEwmaCost(hosts[2]!, 0, 10_000, 1000, 10)).to.equal(50 * 11);
+    hosts[0]!.latencyMs = 50;
+    hosts[0]!.inflight = 3;
+    expect(p2cEwmaCost(hosts[0]!, 0, 10_000, 1000, 1)).to.equal(p2cEwmaCost(hosts[0]!, 0));
   });
 
   it('strategies - a failure counts as at least the timeout: a host failing in 1 ms looks slow, not fast', () => {
