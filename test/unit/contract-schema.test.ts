@@ -157,6 +157,8 @@ describe('contract - one definition', () => {
     expect(jsonSchemaAccepts(s, example)).to.equal(true);
     expect(jsonSchemaAccepts(s, { ...example, zone: null }), 'nil zone').to.equal(true);
     expect(jsonSchemaAccepts(s, { ...example, extra: { any: 1 } }), 'unknown keys are ignored').to.equal(true);
+    expect(jsonSchemaAccepts(s, { ...example, utilization: [[0, 0.62], [1, 0.35]] }), 'the documented utilization').to.equal(true);
+    expect(jsonSchemaAccepts(s, { ...example, utilization: [[0, 1.5]] }), 'utilization over 1').to.equal(false);
     expect(jsonSchemaAccepts(s, { ...example, v: 2 })).to.equal(false);
     expect(jsonSchemaAccepts(s, { ...example, reports: [[0, 0, 4.2]] })).to.equal(false);
     expect(jsonSchemaAccepts(s, { ...example, hosts: [['10.0.0.1', 8080, 1]] })).to.equal(false);

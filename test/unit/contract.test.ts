@@ -42,6 +42,31 @@ describe('contract - message validation', () => {
     expect(v.ok).to.equal(true);
   });
 
+  it('messages - utilization is optional: batches without it (older agents) and with it are valid, and the field is checked', () => {
+    const old = batch();
+    const withUtil = { ...batch(), utilization: [[0, 0.62]] };
+    expect(validateReportBatch(decode(encode(old))).ok, 'without').to.equal(true);
+    expect(validateReportBatch(decode(encode(withUtil))).ok, 'with').to.equal(true);
+    expect(validateReportBatch({ ...batch(), utilization: [] }).ok, 'empty').to.equal(true);
+    expect(validateReportBatch({ ...batch(), utilization: [[0, 0], [0, 1]] }).ok, 'the bounds, and a host twice').to.equal(true);
+    const cases: Array<[unknown, string, RegExp]> = [
+      [[[0, 1.01]], 'out_of_range', /^utilization\[0\]\[1\]: /],
+      [[[0, -0.5]], 'out_of_range', /^utilization\[0\]\[1\]: /],
+      [[[1, 0.5]], 'out_of_range', /^utilization\[0\]\[0\]: host index 1 is not below the 1 hosts/],
+      [[[0]], 'wrong_type', /^utilization\[0\]/],
+      [[[0, '0.5']], 'wrong_type', /^utilization\[0\]\[1\]/],
+      [0.5, 'wrong_type', /^utilization: /],
+    ];
+    for (const [utilization, kind, detail] of cases) {
+      const v = validateReportBatch({ ...batch(), utilization });
+      expect(v.ok, JSON.stringify(utilization)).to.equal(false);
+      if (!v.ok) {
+        expect(v.kind, JSON.stringify(utilization)).to.equal(kind);
+        expect(v.detail, JSON.stringify(utilization)).to.match(detail);
+      }
+    }
+  });
+
   it('messages - each kind of bad batch is rejected with its kind', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ v: 2 }, 'bad_version'],
