@@ -15,9 +15,11 @@
  * fraction, a healthy one fully).
  *
  * The healthy share is by weight: Σ over the local non-draining hosts of
- * `weight × min(1, pickWeight / weight)` for healthy and probing hosts, over
- * Σ `weight`. An overloaded host counts 0 even in panic (where its pick weight
- * is full). Without `weight`, a healthy host counts 1 and others 0.
+ * `weight` for a healthy host (whatever its pick weight: a load-driven or
+ * slow-starting pick weight below `weight` says nothing of its health) and
+ * `weight × min(1, pickWeight / weight)` for a probing one, over Σ `weight`.
+ * An overloaded host counts 0 even in panic (where its pick weight is full).
+ * Without `weight`, a healthy host counts 1 and others 0.
  * Hosts without a zone belong to "the other zones".
  *
  * Everything is computed on `update`; a pick is one draw (only when
@@ -61,7 +63,8 @@ export function localHealthyShare(hosts: readonly ZonedHost[], zone: string): nu
     const w = h.weight !== undefined && h.weight > 0 ? h.weight : 0;
     if (w > 0) {
       total += w;
-      if ((h.state === 'healthy' || h.state === 'probing') && h.pickWeight > 0) healthy += w * Math.min(1, h.pickWeight / w);
+      if (h.state === 'healthy' && h.pickWeight > 0) healthy += w;
+      else if (h.state === 'probing' && h.pickWeight > 0) healthy += w * Math.min(1, h.pickWeight / w);
     } else {
       total += 1;
       if (h.state === 'healthy' && h.pickWeight > 0) healthy += 1;

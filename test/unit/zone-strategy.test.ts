@@ -53,6 +53,14 @@ describe('strategies/zone', () => {
     expect(localHealthyShare(hs, 'zz')).to.equal(0);
   });
 
+  it('zone - a healthy host counts fully whatever its pick weight (load-driven or slow-starting): a zone of small hosts does not spill', () => {
+    const hs = [host(1, 'a', 'healthy', 100, 43), host(2, 'a', 'healthy', 100, 10), host(3, 'b', 'healthy', 100, 171)];
+    expect(localHealthyShare(hs, 'a')).to.equal(1);
+    const s = createZoneAware(() => createStrategy(StrategyName.swrr), { zone: 'a', random: seededRandom(1) });
+    s.update(view(hs));
+    expect(s.spill).to.equal(0);
+  });
+
   it('zone - all local hosts healthy: every pick stays local', () => {
     const hs = [host(1, 'a'), host(2, 'a'), host(3, 'a'), host(4, 'b'), host(5, 'b'), host(6, 'b')];
     const s = createZoneAware(() => createStrategy(StrategyName.swrr), { zone: 'a', random: seededRandom(1) });
