@@ -177,11 +177,19 @@ export function checkConfigFile(values: Record<string, unknown>): string[] {
 }
 
 function readConfigFile(filePath: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(filePath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new ConfigError(`cannot read config file ${filePath}: ${why}`, { cause: err });
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(filePath, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${filePath}: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(`cannot read config file ${filePath}: it is not JSON (${(err as Error).message})`, { cause: err });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${filePath} must hold a JSON object, got ${jsonType(parsed)}`);
@@ -198,6 +206,9 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
   const filePath = src.file ?? env['LARS_CONFIG'] ?? (existsSync('lars.config.json') ? 'lars.config.json' : undefined);
   const fileValues = filePath ? readConfigFile(filePath) : {};
   const out = cfg as unknown as Record<string, string | number>;
+  // where each value came from, for the messages about it
+  const origins: Record<string, string> = {};
+  const from = (key: keyof LarsConfig): string => origins[key] ?? key;
   for (const [key, s] of Object.entries(CONFIG_KEYS)) {
     const spec: ConfigKeySpec = s;
     const fromFlag = src.flags?.[spec.flag];
@@ -206,6 +217,7 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
     const raw = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined) ?? fromFile;
     if (raw === undefined || raw === null) continue;
     const origin = fromFlag !== undefined ? `--${spec.flag}` : fromEnv ? spec.env : `${filePath}:${key}`;
+    origins[key] = origin;
     if (spec.kind === 'int') {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
       if (!Number.isInteger(n)) throw new ConfigError(`${origin} must be an integer, got ${JSON.stringify(raw)}`);
@@ -218,21 +230,21 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
       out[key] = raw;
     }
   }
-  if (!isValidPrefix(cfg.prefix)) throw new ConfigError(`prefix must be one token of [A-Za-z0-9_-], got ${JSON.stringify(cfg.prefix)}`);
-  if (cfg.partitions < 1 || cfg.partitions > MAX_PARTITIONS) throw new ConfigError(`partitions must be in 1..${MAX_PARTITIONS}, got ${cfg.partitions}`);
+  if (!isValidPrefix(cfg.prefix)) throw new ConfigError(`${from('prefix')} must be one token of [A-Za-z0-9_-], got ${JSON.stringify(cfg.prefix)}`);
+  if (cfg.partitions < 1 || cfg.partitions > MAX_PARTITIONS) throw new ConfigError(`${from('partitions')} must be in 1..${MAX_PARTITIONS}, got ${cfg.partitions}`);
   for (const u of cfg.natsUrl.split(',')) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[\w.-]+:\d+$/.test(u.trim())) {
-      throw new ConfigError(`bad NATS URL ${JSON.stringify(u)}: use nats://host:port (or tls://, ws://, wss://, host:port), comma separated for several`);
+      throw new ConfigError(`bad NATS URL ${JSON.stringify(u)} in ${from('natsUrl')}: use nats://host:port (or tls://, ws://, wss://, host:port), comma separated for several`);
     }
   }
   for (const u of cfg.clickhouseUrl ? cfg.clickhouseUrl.split(',') : []) {
-    if (!/^https?:\/\//.test(u.trim())) throw new ConfigError(`clickhouse URL must start with http:// or https://, got ${JSON.stringify(u.trim())}`);
+    if (!/^https?:\/\//.test(u.trim())) throw new ConfigError(`${from('clickhouseUrl')} must start with http:// or https://, got ${JSON.stringify(u.trim())}`);
   }
   if (cfg.clickhouseCluster) {
-    if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(cfg.clickhouseCluster)) throw new ConfigError(`clickhouse cluster must be a name of [A-Za-z0-9_-], got ${JSON.stringify(cfg.clickhouseCluster)}`);
-    if (!cfg.clickhouseUrl) throw new ConfigError('a clickhouse cluster needs clickhouse-url: the HTTP URL of every server of the cluster, comma separated');
+    if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(cfg.clickhouseCluster)) throw new ConfigError(`${from('clickhouseCluster')} must be a name of [A-Za-z0-9_-], got ${JSON.stringify(cfg.clickhouseCluster)}`);
+    if (!cfg.clickhouseUrl) throw new ConfigError(`a clickhouse cluster (${from('clickhouseCluster')}) needs clickhouse-url: the HTTP URL of every server of the cluster, comma separated`);
   }
-  if (!/^(auto|[1-5])$/.test(cfg.replicas)) throw new ConfigError(`replicas must be auto or a count from 1 to 5, got ${JSON.stringify(cfg.replicas)}`);
+  if (!/^(auto|[1-5])$/.test(cfg.replicas)) throw new ConfigError(`${from('replicas')} must be auto or a count from 1 to 5, got ${JSON.stringify(cfg.replicas)}`);
   return cfg;
 }
 

@@ -33,6 +33,24 @@ describe('config - precedence and validation', () => {
     expect(() => loadConfig({ env: {}, flags: { partitions: '8x' } })).to.throw(ConfigError, /--partitions must be an integer, got "8x"/);
   });
 
+  it('config - range and format checks name where the value came from', () => {
+    const f = join(dir, 'range.json');
+    writeFileSync(f, JSON.stringify({ partitions: 0, replicas: '9' }));
+    expect(() => loadConfig({ env: {}, file: f })).to.throw(ConfigError, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:partitions must be in 1\\.\\.4096, got 0$`));
+    expect(() => loadConfig({ env: { LARS_PARTITIONS: '0' } })).to.throw(ConfigError, /^LARS_PARTITIONS must be in 1\.\.4096, got 0$/);
+    expect(() => loadConfig({ env: {}, flags: { prefix: 'a.b' } })).to.throw(ConfigError, /^--prefix must be one token/);
+    expect(() => loadConfig({ env: {}, flags: { nats: 'notaurl' } })).to.throw(ConfigError, /^bad NATS URL "notaurl" in --nats: use nats:\/\/host:port/);
+    expect(() => loadConfig({ env: { LARS_CLICKHOUSE_URL: 'ftp://x' } })).to.throw(ConfigError, /^LARS_CLICKHOUSE_URL must start with http:\/\/ or https:\/\//);
+    expect(() => loadConfig({ env: {}, flags: { replicas: '9' } })).to.throw(ConfigError, /^--replicas must be auto or a count from 1 to 5, got "9"$/);
+  });
+
+  it('config - a missing or broken config file is named with what is wrong', () => {
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{bad json');
+    expect(() => loadConfig({ env: {}, file: join(dir, 'missing.json') })).to.throw(ConfigError, /^cannot read config file .*missing\.json: there is no such file$/);
+    expect(() => loadConfig({ env: {}, file: broken })).to.throw(ConfigError, /^cannot read config file .*broken\.json: it is not JSON \(/);
+  });
+
   it('config - a config file holds known keys of the right type only', () => {
     const write = (name: string, v: unknown) => {
       const f = join(dir, name);
