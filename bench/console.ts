@@ -9,9 +9,10 @@
  *   ingest run, bench/core/ingest.ts); runs alternate off, on, off, on, ...
  *   so that a drift of the machine falls on both sides; the figure compares
  *   the medians.
+ * - `console_route_page_ms` and `console_update_lag_p99_ms`: the web console
+ *   in headless Chromium (bench/console/page.ts).
  *
- * The console's own figures (`console_route_page_ms`,
- * `console_update_lag_p99_ms`) need the web console, which does not exist yet.
+ * `BENCH_CONSOLE_ONLY=page|metrics` runs one part.
  */
 import { cpus, loadavg } from 'node:os';
 import { epochMs, percentile } from './_common.ts';
@@ -21,13 +22,24 @@ import { setupCore } from './core/setup.ts';
 import { ingestRun } from './core/ingest.ts';
 import { serveNodeHttp } from '../src/metrics/mod.ts';
 import { silentLogger } from '../src/log.ts';
+import { benchConsolePage } from './console/page.ts';
 
 const log = logger('console');
 
 
+const ONLY = process.env['BENCH_CONSOLE_ONLY'];
+
 await runGroup('console', async () => {
   const tStart = epochMs();
   const loadStart = loadavg()[0]!;
+  const metrics: Metric[] = [{ name: 'console_load_1m_start', value: loadStart, unit: 'load', note: `1-min load average at start (${cpus().length} cores)` }];
+  if (ONLY !== 'metrics') metrics.push(...(await benchConsolePage()));
+  if (ONLY !== 'page') metrics.push(...(await benchMetricsOverhead()));
+  metrics.push({ name: 'console_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' });
+  record('console', metrics);
+});
+
+async function benchMetricsOverhead(): Promise<Metric[]> {
   const ctx = await setupCore();
   const PAIRS = QUICK ? 1 : 3;
   const off: number[] = [];
@@ -67,12 +79,9 @@ await runGroup('console', async () => {
   const mOn = percentile(on, 50);
   const pct = ((mOff - mOn) / mOff) * 100;
   log(`metrics overhead: ${pct.toFixed(2)} % (median off ${Math.round(mOff).toLocaleString('en-US')}, on ${Math.round(mOn).toLocaleString('en-US')} reports/s; ${scrapes} scrapes of ${sampleLines} samples)`);
-  const metrics: Metric[] = [
+  return [
     { name: 'metrics_overhead_pct', value: pct, unit: '%', target: '<= 5', note: `report ingest lost with a route node's metrics on and /metrics scraped every 1 s; median of ${PAIRS} runs each, alternating; negative = within noise` },
     { name: 'metrics_overhead_ingest_off_per_sec', value: mOff, unit: 'reports/s', note: `runs: ${off.map((x) => Math.round(x)).join(', ')}` },
     { name: 'metrics_overhead_ingest_on_per_sec', value: mOn, unit: 'reports/s', note: `runs: ${on.map((x) => Math.round(x)).join(', ')}; ${sampleLines} samples per scrape` },
-    { name: 'console_load_1m_start', value: loadStart, unit: 'load', note: `1-min load average at start (${cpus().length} cores)` },
-    { name: 'console_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' },
   ];
-  record('console', metrics);
-});
+}

@@ -239,7 +239,8 @@ export class ConsoleBackend {
   /** Where the hosts of a route come from, and the admin marks (registry and self-registrations). */
   private async origins(ref: RouteRef, s: RouteState | undefined): Promise<{ entry: RegistryEntry | undefined; self: SelfRegistration[] }> {
     const key = this.names.routeKey(ref.modid, ref.cmdid);
-    const entry = this.registry ? (await this.registry.get(ref.modid, ref.cmdid).catch(() => undefined))?.entry : this.entries.get(key);
+    // The watched registry is current (a route node publishes a registry change after the watch has it); a read only before the watch has the key.
+    const entry = this.entries.get(key) ?? (this.registry ? (await this.registry.get(ref.modid, ref.cmdid).catch(() => undefined))?.entry : undefined);
     const inRegistry = new Set((entry?.hosts ?? []).map((h) => `${h.ip}:${h.port}`));
     const self: SelfRegistration[] = [];
     if (s && s.hosts.some((h) => !inRegistry.has(`${h.ip}:${h.port}`))) {
