@@ -204,7 +204,7 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
     await page.goto(web.url);
     await page.waitForSelector(`tr[data-route="${M}.${C}"][data-unhealthy]`);
     await waitFor(async () => ((await page.textContent(`tr[data-route="${BIG}.1"]`)) ?? '').includes('1 draining'), { what: 'the drained host in the list' });
-    await page.screenshot({ path: join(SHOTS, 'console-routes.png') });
+    await page.screenshot({ path: join(SHOTS, 'console-routes.png'), clip: { x: 0, y: 0, width: 1440, height: 240 } });
     await page.goto(`${web.url}#/route/${BIG}/1?host=${HISTORY_HOST}`);
     await page.locator('#hosts tr[data-state="draining"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#hosts tr[data-host]').count()).to.equal(12);
