@@ -151,12 +151,38 @@ describe('lars CLI (real nats-server)', function () {
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/route 5\.6 .*published 10 min ago by node-gone/);
     expect(r.stdout).to.match(/STALE: the registry changed (just now|\d+ s ago) and no route node has published it since: is one running\?/);
-    const json = JSON.parse((await lars(['route', 'ls', '--json'], penv)).stdout) as Array<{ stale: boolean }>;
+    const json = JSON.parse((await lars(['route', 'ls', '--json'], penv)).stdout) as Array<{ stale: boolean; served: boolean | null }>;
     expect(json[0]!.stale).to.equal(true);
+    // no route node ever took leases under this prefix: the leases cannot tell whether one serves it
+    expect(json[0]!.served).to.equal(null);
     // a registered route with no state at all
     await lars(['route', 'add', '5', '7', '10.0.0.5:8000'], penv);
     r = await lars(['route', 'ls', '5', '7'], penv);
     expect(r.stdout).to.contain('route 5.7  (no effective state yet: is a route node running?)');
+  });
+
+  it('cli - route ls says a route is not served once no route node holds its partition', async () => {
+    const prefix = uniquePrefix();
+    const penv = { ...env, LARS_PREFIX: prefix };
+    type Row = { effective?: RouteState; served: boolean | null };
+    const ls = async (): Promise<Row[]> => JSON.parse((await lars(['route', 'ls', '--json'], penv)).stdout) as Row[];
+    const node = larsLive(['node', '--lease-ms', '1000'], { ...penv, LARS_LOG_LEVEL: 'info' });
+    let code: number | null = null;
+    try {
+      await waitFor(() => node.lines.some((l) => l.includes('route node ready')), { what: 'node ready', timeoutMs: 20_000 });
+      expect((await lars(['route', 'add', '6', '1', '10.0.0.6:8000'], penv)).code).to.equal(0);
+      await waitFor(async () => (await ls()).some((r) => r.effective !== undefined && r.served === true), { what: 'route published and served', timeoutMs: 20_000 });
+      expect((await lars(['route', 'ls'], penv)).stdout).to.not.contain('NOT SERVED');
+    } finally {
+      node.child.kill('SIGINT');
+      code = await node.exited;
+    }
+    expect(code).to.equal(0);
+    const rows = await ls();
+    expect(rows[0]!.effective?.hosts.map((h) => h.ip)).to.deep.equal(['10.0.0.6']);
+    expect(rows[0]!.served).to.equal(false);
+    const text = await lars(['route', 'ls'], penv);
+    expect(text.stdout).to.match(/NOT SERVED: partition \d+: no route node holds its lease .*; this is the last state published, not a live one: is a route node running\?/);
   });
 
   it('cli - usage and config errors exit 2 with one line; other failures exit 1', async () => {

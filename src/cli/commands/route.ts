@@ -1,5 +1,5 @@
 /** `lars route add|rm|ls|watch`: edit the registry and follow effective routes. */
-import { names } from '../../../schemas/subjects.ts';
+import { names, partitionOf } from '../../../schemas/subjects.ts';
 import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile, type SelfRegistration } from '../../../schemas/messages.ts';
 import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
 import { PickStrategy } from '../../../schemas/contract.ts';
@@ -8,6 +8,8 @@ import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../n
 import { Registry, RouteStore, bindBucket, readBucket } from '../../registry.ts';
 import { decodeSelfRegistration } from '../../node/self-registry.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
+import { readClusterSnapshot, summarizeCluster, type PartitionProblem } from '../../cluster/status.ts';
+import { clusterNames } from '../../cluster/names.ts';
 import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
 import { formatAge, formatDuration, renderTable } from '../table.ts';
@@ -83,6 +85,19 @@ const STALE_AFTER_MS = 5_000;
 export function isStale(entry: RegistryEntry, state: RouteState | undefined): boolean {
   return state !== undefined && entry.ts - state.ts > STALE_AFTER_MS;
 }
+
+/**
+ * Whether a route node serves a route's partition, from the cluster's leases:
+ * undefined when no route node ever took leases under the prefix (nodes with
+ * --own, and lars dev, take none, so the leases cannot tell).
+ */
+export type Served = { served: true } | { served: false; partition: number; problem: PartitionProblem } | undefined;
+
+const PROBLEM_TEXT: Record<PartitionProblem, string> = {
+  no_owner: 'no route node holds its lease (nodes started with --own hold none)',
+  expired: 'its lease was not renewed in time',
+  owner_not_live: 'the node holding its lease is not live',
+};
 
 /** Where a host of a route comes from: the admin registry, a self-registration, or both. */
 export function hostOrigin(key: string, admin: RegistryEntry | undefined, self: readonly SelfRegistration[]): string {
@@ -229,16 +244,25 @@ export const routeLsCommand: Command = {
         if (!ids.has(k) && (!one || (one.modid === r.modid && one.cmdid === r.cmdid))) ids.set(k, r);
       }
       if (one && ids.size === 0) throw new LarsError(ErrorCode.noRoute, `route ${one.modid}.${one.cmdid} is not registered`);
-      const out: Array<{ registry: RegistryEntry | undefined; self: SelfRegistration[]; effective: RouteState | undefined; stale: boolean }> = [];
+      // which partitions a live route node serves, when nodes share them by leases
+      const leased = (await bindBucket(nc, clusterNames(n.prefix).leasesBucket)) !== undefined;
+      const cluster = leased ? summarizeCluster(await readClusterSnapshot(nc, n.prefix), { prefix: n.prefix, partitions: ctx.config.partitions, now: now(ctx) }) : undefined;
+      const servedOf = (modid: number, cmdid: number): Served => {
+        const p = cluster?.partitionStates[partitionOf(modid, cmdid, ctx.config.partitions)];
+        if (!p) return undefined;
+        return p.problem === undefined ? { served: true } : { served: false, partition: p.partition, problem: p.problem };
+      };
+      const out: Array<{ registry: RegistryEntry | undefined; self: SelfRegistration[]; effective: RouteState | undefined; stale: boolean; served: boolean | null; why: Served }> = [];
       for (const [k, id] of [...ids].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         const e = admin.find((x) => routeKey(x.modid, x.cmdid) === k);
         const st = store ? (await store.get(id.modid, id.cmdid))?.state : undefined;
-        out.push({ registry: e, self: selfRegs.get(k) ?? [], effective: st, stale: e !== undefined && isStale(e, st) });
+        const why = servedOf(id.modid, id.cmdid);
+        out.push({ registry: e, self: selfRegs.get(k) ?? [], effective: st, stale: e !== undefined && isStale(e, st), served: why ? why.served : null, why });
       }
       return out;
     });
     if (flags['json'] === true) {
-      ctx.out(JSON.stringify(rows));
+      ctx.out(JSON.stringify(rows.map(({ why: _why, ...r }) => r)));
       return 0;
     }
     const t = now(ctx);
@@ -253,7 +277,9 @@ export const routeLsCommand: Command = {
         continue;
       }
       for (const l of formatRoute(r.effective, t, (k) => hostOrigin(k, r.registry, r.self))) ctx.out(l);
-      if (r.stale && r.registry) {
+      if (r.why?.served === false) {
+        ctx.out(`  NOT SERVED: partition ${r.why.partition}: ${PROBLEM_TEXT[r.why.problem]}; this is the last state published, not a live one: is a route node running?`);
+      } else if (r.stale && r.registry) {
         ctx.out(`  STALE: the registry changed ${formatAge(r.registry.ts, t)} and no route node has published it since: is one running?`);
       }
     }
