@@ -60,6 +60,9 @@ export interface HostCheckpoint {
   ramp_start?: number;
   /** The pick weight in force from load weights and slow start (0: the registry weight). */
   balance?: number;
+  /** Probing: the agent named for its trial calls, and when it last reported the host (or was named), ms. */
+  trial_agent?: string;
+  trial_ts?: number;
 }
 
 export interface RouteCheckpoint {
@@ -83,6 +86,9 @@ export interface RouteCheckpoint {
   load_period_start?: number;
   /** Pick weight per unit of load weight at the last load-weight update (0: none; absent in older checkpoints). */
   load_unit?: number;
+  /** The sender of the latest report batch, and the latest other than it (absent: none yet, or an older checkpoint). */
+  last_sender?: string;
+  prev_sender?: string;
   /** In the route's order. */
   hosts: HostCheckpoint[];
   pending: PendingRouteEvent[];
@@ -135,7 +141,7 @@ const HOST_NUMBERS = [
 ] as const;
 
 /** Host fields of load weights and slow start: numbers when present. */
-const HOST_LOAD_NUMBERS = ['load_calls', 'load_errors', 'util_sum', 'util_samples', 'load_weight', 'load_since', 'load_ts', 'ramp_start', 'balance'] as const;
+const HOST_LOAD_NUMBERS = ['load_calls', 'load_errors', 'util_sum', 'util_samples', 'load_weight', 'load_since', 'load_ts', 'ramp_start', 'balance', 'trial_ts'] as const;
 
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -158,6 +164,7 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   if (x['v'] !== 1) return fail('v must be 1');
   for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
   for (const k of ['load_period_start', 'load_unit'] as const) if (x[k] !== undefined && !finite(x[k])) return fail(`${k} must be a number`);
+  for (const k of ['last_sender', 'prev_sender'] as const) if (x[k] !== undefined && typeof x[k] !== 'string') return fail(`${k} must be a string`);
   if (!known(PROFILES, x['profile'])) return fail('unknown profile');
   for (const k of ['panic', 'removed', 'dirty'] as const) if (typeof x[k] !== 'boolean') return fail(`${k} must be a boolean`);
   const params = x['params'];
@@ -169,6 +176,7 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
     if (typeof h['ip'] !== 'string') return fail(`hosts[${i}].ip must be a string`);
     for (const k of HOST_NUMBERS) if (!finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
     for (const k of HOST_LOAD_NUMBERS) if (h[k] !== undefined && !finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
+    if (h['trial_agent'] !== undefined && typeof h['trial_agent'] !== 'string') return fail(`hosts[${i}].trial_agent must be a string`);
     if (h['zone'] !== undefined && typeof h['zone'] !== 'string') return fail(`hosts[${i}].zone must be a string`);
     if (!known(STATES, h['state'])) return fail(`hosts[${i}].state is unknown`);
     if (!known(REASONS, h['reason'])) return fail(`hosts[${i}].reason is unknown`);

@@ -53,6 +53,13 @@ export interface DefaultParams extends LarsParams {
   probe_succ_limit: number;
   /** Errors that send a probing host back to overloaded, with a longer ejection. */
   probe_err_limit: number;
+  /**
+   * One agent at a time sends a probing host its trial calls (named in the
+   * route state); when it reported nothing of the host for this long, s,
+   * another one takes over. Set above the callers' timeout. 0: every agent
+   * may send trials (each within its own bound).
+   */
+  probe_trial_timeout: number;
   /** A host removed from the registry drains (no picks, reports still taken) this long, s, then leaves the route. */
   drain_time: number;
   /**
@@ -121,6 +128,7 @@ export const DEFAULT_DEFAULTS: DefaultParams = {
   probe_weight_percent: 10,
   probe_succ_limit: 5,
   probe_err_limit: 2,
+  probe_trial_timeout: 2,
   drain_time: 10,
   min_requests: 10,
   eject_at_least_one: 1,
@@ -168,6 +176,7 @@ const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
   probe_weight_percent: [1, 100],
   probe_succ_limit: [1, 1_000_000],
   probe_err_limit: [1, 1_000_000],
+  probe_trial_timeout: [0, 3_600],
   drain_time: [0, 86_400],
   min_requests: [1, 1_000_000],
   eject_at_least_one: [0, 1],

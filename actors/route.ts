@@ -69,6 +69,9 @@ export class HostSlot implements PolicyHost, LoadHost {
   loadTs = NO_TIME;
   rampStart = NO_TIME;
   balance = 0;
+  /** Probing: the one agent that may send it trial calls now (undefined: none named), and when it last reported the host (or was named). */
+  trialAgent: string | undefined = undefined;
+  trialTs = 0;
 
   /** A host in the machine's initial state, created at `now`. */
   constructor(h: RegistryHost, now: number) {
@@ -145,6 +148,9 @@ export class RouteActor implements RouteMechanism {
   private active = 0;
   /** Median latency of the healthy peers at the last tick (figures and outlier rule; set by the default policy). */
   peerLatency = 0;
+  /** The sender of the latest report batch, and the latest one other than it: agents that are calling the route now. */
+  private lastSender: string | undefined = undefined;
+  private prevSender: string | undefined = undefined;
   private removed = false;
 
   constructor(opts: RouteActorOptions) {
@@ -215,11 +221,15 @@ export class RouteActor implements RouteMechanism {
       s.loadTs = h.load_ts ?? NO_TIME;
       s.rampStart = h.ramp_start ?? NO_TIME;
       s.balance = h.balance ?? 0;
+      s.trialAgent = h.trial_agent;
+      s.trialTs = h.trial_ts ?? 0;
       this.slots.push(s);
       this.byKey.set(s.key, s);
     }
     this.pending = cp.pending.map((e) => ({ ...e, figures: { ...e.figures } }));
     this.peerLatency = cp.peer_latency;
+    this.lastSender = cp.last_sender;
+    this.prevSender = cp.prev_sender;
     this.removed = cp.removed;
     this.panic = cp.panic;
     this.dirty = cp.dirty;
@@ -280,10 +290,18 @@ export class RouteActor implements RouteMechanism {
    */
   ingest(batch: ReportBatch, now: number): IngestResult {
     const hosts = batch.hosts;
+    const sender = batch.sender;
+    if (sender !== this.lastSender) {
+      this.prevSender = this.lastSender;
+      this.lastSender = sender;
+    }
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
       const h = hosts[i]!;
-      map[i] = this.byKey.get(`${h[0]}:${h[1]}`);
+      const s = this.byKey.get(`${h[0]}:${h[1]}`);
+      map[i] = s;
+      // the agent named for a probing host's trials reported it: it is at work
+      if (s !== undefined && s.trialAgent === sender) s.trialTs = now;
     }
     const reports = batch.reports;
     let applied = 0;
@@ -362,6 +380,8 @@ export class RouteActor implements RouteMechanism {
     if (s.state === 'draining') this.weighting.forget(slot);
     else if (s.state === 'healthy' && from !== 'healthy') this.weighting.enterHealthy(slot, now);
     else if (from === 'healthy') this.weighting.leaveHealthy(slot);
+    slot.trialAgent = undefined;
+    if (s.state === 'probing') this.nameTrialAgent(slot, now);
     this.pending.push(this.makeEvent(s, from, s.reason, now, figures));
     this.recount();
     this.panic = this.computePanic();
@@ -452,10 +472,35 @@ export class RouteActor implements RouteMechanism {
     }
     if (dropped) this.dropDrained(now);
     policy.afterTick(now);
+    this.tickTrials(now);
     if (this.weighting.due(now) && this.weighting.update(this.slots, now)) this.dirty = true;
   }
 
-  /** Drained hosts leave the route (`to: none`). */
+  /**
+   * Names the agent that sends a probing host its trial calls: the sender of
+   * the latest report batch other than `except`, an agent calling the route
+   * now. None while no batch came, or when probe_trial_timeout is 0.
+   */
+  private nameTrialAgent(s: HostSlot, now: number, except?: string): void {
+    if (this.params.probe_trial_timeout <= 0) return;
+    const next = this.lastSender !== except ? this.lastSender : this.prevSender;
+    if (next === undefined || next === s.trialAgent) return;
+    s.trialAgent = next;
+    s.trialTs = now;
+    this.dirty = true;
+  }
+
+  /** A probing host whose trial agent reported nothing of it for probe_trial_timeout gets another one (or a first one). */
+  private tickTrials(now: number): void {
+    const limit = this.params.probe_trial_timeout * 1000;
+    if (limit <= 0) return;
+    for (const s of this.slots) {
+      if (s.state !== 'probing') continue;
+      if (s.trialAgent === undefined) this.nameTrialAgent(s, now);
+      else if (now - s.trialTs >= limit) this.nameTrialAgent(s, now, s.trialAgent);
+    }
+  }
+
   /**
    * An operator's mark set or lifted (`lars host`), through the machine:
    * drained → draining, kept in the route however long (`admin_drain`),
@@ -474,6 +519,7 @@ export class RouteActor implements RouteMechanism {
     this.dirty = true;
   }
 
+  /** Drained hosts leave the route (`to: none`). */
   private dropDrained(now: number): void {
     const keep: HostSlot[] = [];
     for (const s of this.slots) {
@@ -588,6 +634,8 @@ export class RouteActor implements RouteMechanism {
         pick_weight: this.pickWeight(s),
       };
       if (s.zone !== undefined) h.zone = s.zone;
+      // in panic every agent spreads over every host: no one agent's trials
+      if (s.trialAgent !== undefined && s.state === 'probing' && !this.panic && this.params.probe_trial_timeout > 0) h.trial_agent = s.trialAgent;
       return h;
     });
     const state: RouteState = {
@@ -663,7 +711,9 @@ export class RouteActor implements RouteMechanism {
         load_ts: s.loadTs,
         ramp_start: s.rampStart,
         balance: s.balance,
+        trial_ts: s.trialTs,
       };
+      if (s.trialAgent !== undefined) h.trial_agent = s.trialAgent;
       if (s.zone !== undefined) h.zone = s.zone;
       return h;
     });
@@ -681,6 +731,8 @@ export class RouteActor implements RouteMechanism {
       peer_latency: this.peerLatency,
       load_period_start: this.weighting.periodStart,
       load_unit: this.weighting.unit,
+      ...(this.lastSender !== undefined ? { last_sender: this.lastSender } : {}),
+      ...(this.prevSender !== undefined ? { prev_sender: this.prevSender } : {}),
       hosts,
       pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
     };

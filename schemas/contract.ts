@@ -217,6 +217,14 @@ export const RouteHostSchema = Type.Object({
     description:
       'the weight agents pick with: weight when healthy (or the load-driven weight when the hosts report their utilization, and less during slow start), a fraction when probing, 0 when overloaded or draining; in panic every non-draining host gets weight',
   }),
+  trial_agent: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.maxSenderLength,
+      description:
+        "optional, probing hosts outside panic: the id (report batches' sender) of the one agent that may send the host trial calls now; every other agent picks it with weight 0. Absent: every agent may",
+    }),
+  ),
 });
 
 export const RouteStateSchema = Type.Object(

@@ -1,5 +1,16 @@
-/** Helpers the strategies share for reading a `RouteView`. */
+/** Helpers the strategies share for reading a `RouteView`, and the agents for building one. */
+import type { RouteHost } from '../../schemas/messages.ts';
 import type { PickableHost } from './types.ts';
+
+/**
+ * The weight agent `agentId` picks host `h` with: its `pick_weight`, but 0
+ * for a probing host whose trial calls are another agent's (the route
+ * state's `trial_agent`): one agent at a time probes it.
+ */
+export function trialWeight(h: RouteHost, agentId: string): number {
+  const t = h.trial_agent;
+  return t !== undefined && t !== agentId && h.state === 'probing' ? 0 : h.pick_weight;
+}
 
 /** Identity of a host within a route. */
 export function hostKey(h: PickableHost): string {

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import { HostState, LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
+import { trialWeight } from '../../actors/strategies/hosts.ts';
 import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, boundTrials, notePick, noteRelease, noteReport, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
@@ -170,8 +171,12 @@ class AgentRoute {
   private readonly override: StrategyName | undefined;
   private readonly make: (name: StrategyName) => Strategy;
 
-  constructor(f: FollowedRoute, override: StrategyName | undefined, make: (name: StrategyName) => Strategy) {
+  /** This agent's id: a probing host whose trials are another agent's is picked with weight 0 here. */
+  private readonly agentId: string;
+
+  constructor(f: FollowedRoute, override: StrategyName | undefined, make: (name: StrategyName) => Strategy, agentId: string) {
     this.f = f;
+    this.agentId = agentId;
     this.override = override;
     this.make = make;
     this.strategyName = override ?? DEFAULT_STRATEGY;
@@ -193,7 +198,7 @@ class AgentRoute {
       for (let i = 0; i < next.length; i++) {
         const a = next[i]!;
         const h = s.hosts[i]!;
-        a.pickWeight = h.pick_weight;
+        a.pickWeight = trialWeight(h, this.agentId);
         a.state = h.state;
         a.reason = h.reason;
         a.probing = h.state === HostState.probing;
@@ -208,7 +213,7 @@ class AgentRoute {
         const key = `${h.ip}:${h.port}`;
         let ah = this.byKey.get(key);
         if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
-        ah.pickWeight = h.pick_weight;
+        ah.pickWeight = trialWeight(h, this.agentId);
         ah.state = h.state;
         ah.reason = h.reason;
         ah.probing = h.state === HostState.probing;
@@ -400,7 +405,7 @@ export class Agent {
     if (r === undefined) {
       if (this.closed) throw new ClosedError('agent');
       const f = this.follower.route(modid, cmdid);
-      r = new AgentRoute(f, this.strategyOverride, this.newStrategy);
+      r = new AgentRoute(f, this.strategyOverride, this.newStrategy, this.id);
       inner.set(cmdid, r);
       // First listener of the route: the hosts are current before any caller's listener runs.
       this.follower.follow(modid, cmdid, r.apply);

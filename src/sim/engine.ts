@@ -22,6 +22,7 @@
 import { RouteActor } from '../../actors/route.ts';
 import { createStrategy, type PickableHost, type Strategy, type StrategyName } from '../../actors/strategies/index.ts';
 import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState, UtilizationTuple } from '../../schemas/messages.ts';
+import { trialWeight } from '../../actors/strategies/hosts.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
@@ -172,12 +173,12 @@ class SimAgent {
     if (s.version <= this.version) return;
     this.version = s.version;
     if (this.hosts.length !== s.hosts.length) {
-      this.hosts = s.hosts.map((h) => new AgentHost(h.ip, h.port, h.pick_weight, h.state));
+      this.hosts = s.hosts.map((h) => new AgentHost(h.ip, h.port, trialWeight(h, this.id), h.state));
     } else {
       for (let i = 0; i < this.hosts.length; i++) {
         const a = this.hosts[i]!;
         const h = s.hosts[i]!;
-        a.pickWeight = h.pick_weight;
+        a.pickWeight = trialWeight(h, this.id);
         a.state = h.state;
       }
     }

@@ -62,7 +62,18 @@ export const reportBatch = fc
   .map(present);
 
 const routeHost = fc
-  .record({ ip: ipv4, port, weight, zone, state, reason, since: timeMs, pick_weight: fc.double({ min: 0, max: LIMITS.maxWeight, noNaN: true }) })
+  .record({
+    ip: ipv4,
+    port,
+    weight,
+    zone,
+    state,
+    reason,
+    since: timeMs,
+    pick_weight: fc.double({ min: 0, max: LIMITS.maxWeight, noNaN: true }),
+    // optional: states of nodes that name no trial agent leave it out
+    trial_agent: fc.oneof(fc.constant<typeof ABSENT>(ABSENT), sender),
+  })
   .map(present);
 
 export const routeState = fc.record({
@@ -317,6 +328,9 @@ export const routeStateMutations: Mutation[] = [
     { name: 'host since NaN', kind: 'wrong_type', apply: set(['hosts', objHostAt, 'since'], NaN) },
     { name: 'host pick_weight negative', kind: 'out_of_range', apply: set(['hosts', objHostAt, 'pick_weight'], -1) },
     { name: 'host pick_weight missing', kind: 'wrong_type', apply: set(['hosts', objHostAt, 'pick_weight'], absent) },
+    { name: 'host trial_agent empty', kind: 'out_of_range', apply: set(['hosts', objHostAt, 'trial_agent'], '') },
+    { name: 'host trial_agent too long', kind: 'out_of_range', apply: set(['hosts', objHostAt, 'trial_agent'], 'a'.repeat(LIMITS.maxSenderLength + 1)) },
+    { name: 'host trial_agent number', kind: 'wrong_type', apply: set(['hosts', objHostAt, 'trial_agent'], 7) },
   ]),
 ];
 
