@@ -260,6 +260,12 @@ describe('lars CLI (real nats-server)', function () {
     expect(addHelp.stdout).to.contain('lars route add <modid> <cmdid>');
     expect(addHelp.stdout).to.match(/--profile\s+<default\|lars>/);
     expect(addHelp.stdout).to.match(/--nats\s+<url>.*\[default:\s+nats:\/\/127\.0\.0\.1:4222\]/s);
+    // every long-running command's flags show their placeholder and default
+    const [nodeHelp, devHelp] = await Promise.all([lars(['node', '--help']), lars(['dev', '--help'])]);
+    expect(nodeHelp.stdout).to.match(/--own\s+<partitions>[\s\S]*\[default:\s+shared\s+with\s+the\s+other\s+nodes\s+by\s+leases\]/);
+    expect(nodeHelp.stdout).to.match(/--lease-ms\s+<ms>[\s\S]*\[default:\s+2000\]/);
+    expect(devHelp.stdout).to.match(/--speed\s+<factor>[\s\S]*\[default:\s+1\]/);
+    expect(devHelp.stdout).to.match(/--duration\s+<seconds>[\s\S]*\[default:\s+until\s+Ctrl-C\]/);
     expect(completion.code).to.equal(0);
     expect(completion.stdout).to.contain('--get-yargs-completions');
     const words = await lars(['--get-yargs-completions', 'lars', 'route', '']);

@@ -9,8 +9,8 @@ export const devCommand: Command = {
   summary: 'run NATS (if none is reachable), a route node and a live fault demo',
   usage: 'lars dev [--duration <seconds>] [--plain] [--speed <factor>]',
   flags: {
-    duration: { help: 'stop by itself after this many seconds', placeholder: 'seconds' },
-    speed: { help: 'run the demo scenario this many times faster (default 1)', placeholder: 'factor' },
+    duration: { help: 'stop by itself after this many seconds', placeholder: 'seconds', defaultText: 'until Ctrl-C' },
+    speed: { help: 'run the demo scenario this many times faster, up to 100', placeholder: 'factor', defaultText: '1' },
     plain: { help: 'print one line per change instead of redrawing the screen', boolean: true },
   },
   async run(_args, flags, ctx) {

@@ -19,9 +19,9 @@ export const nodeCommand: Command = {
   usage: 'lars node [--own <partitions>] [flags]',
   flags: {
     own: {
-      help: 'partitions this node owns, e.g. 0-31,40; split them between nodes until cluster ownership runs',
+      help: 'pin this node to these partitions, e.g. 0-31,40, and take no leases (give every pinned node a disjoint set covering all)',
       placeholder: 'partitions',
-      defaultText: 'all',
+      defaultText: 'shared with the other nodes by leases',
     },
     'lease-ms': { help: 'without --own: partitions are shared by leases; one not renewed for this long is taken over', placeholder: 'ms', defaultText: '2000' },
     ...HTTP_FLAGS,
