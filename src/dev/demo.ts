@@ -299,7 +299,7 @@ function explain(e: RouteEvent): string {
     case 'probe_success':
       return `${f.consecutive_successes ?? 0} trial calls succeeded`;
     case 'timeout':
-      return e.to === 'probing' ? 'ejection over, trial traffic' : 'overload_timeout';
+      return e.to === 'probing' ? 'ejection over, trial traffic' : 'ejection over';
     default:
       return '';
   }
