@@ -73,8 +73,8 @@ interface Live {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function start(cmd: string[], opts: { detached: boolean; logLevel?: string }): Live {
-  const child = spawn(process.execPath, cmd, { cwd: ROOT, env: { ...process.env, LARS_LOG_LEVEL: opts.logLevel ?? 'warn', LARS_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached });
+function start(cmd: string[], opts: { detached: boolean; logLevel?: string; bin?: string }): Live {
+  const child = spawn(opts.bin ?? process.execPath, cmd, { cwd: ROOT, env: { ...process.env, LARS_LOG_LEVEL: opts.logLevel ?? 'warn', LARS_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached });
   groups.set(child, opts.detached);
   let out = '';
   let err = '';
@@ -173,23 +173,27 @@ describe('lifecycle', function () {
   it('lifecycle - Ctrl-C on npm start (signal to the whole process group) stops lars dev, its nats-server and chdb within seconds', async () => {
     const dir = tempDir();
     const port = await freePort();
-    // what `npm start` runs, in its own process group as a terminal's foreground job
-    const p = start(['scripts/start.mjs', '--plain', '--data-dir', dir, '--nats', `nats://127.0.0.1:${port}`], { detached: true });
+    // `npm start` itself, in its own process group as a terminal's foreground job: npm, its shell, scripts/start.mjs and lars dev
+    const p = start(['start', '--', '--plain', '--data-dir', dir, '--nats', `nats://127.0.0.1:${port}`], { detached: true, bin: 'npm' });
     leftovers.push(p.child);
     await waitFor(() => p.out().includes('scenario: all hosts healthy') || p.child.exitCode !== null, { timeoutMs: 45_000, what: 'lars dev to be up' });
     expect(p.child.exitCode, p.err()).to.equal(null);
     const group = procs().filter((x) => x.pgid === p.child.pid);
     const natsd = procs().filter((x) => x.cmd.includes('nats-server') && x.cmd.includes(join(dir, 'nats')));
+    expect(group.map((x) => x.cmd).join('\n')).to.contain('scripts/start.mjs');
     expect(group.map((x) => x.cmd).join('\n')).to.contain('bin/lars.mjs dev');
     expect(natsd, 'the nats-server lars dev started').to.have.length(1);
     expect(natsd[0]!.pgid, 'nats-server in its own process group').to.not.equal(p.child.pid);
     expect(holders(join(dir, 'clickhouse')).length, 'chdb open').to.be.greaterThan(0);
 
+    const larsDev = group.find((x) => x.cmd.includes('bin/lars.mjs dev'))!;
     const t0 = Date.now();
     process.kill(-p.child.pid!, 'SIGINT');
     const end = await within(p.exited, 15_000, 'npm start to exit after Ctrl-C');
     const tookMs = Date.now() - t0;
-    expect(end.code, p.err()).to.equal(0);
+    // npm returns the terminal once lars dev has stopped, ending as an interrupted program does
+    expect(alive(larsDev.pid), 'lars dev gone when npm start returns').to.equal(false);
+    expect(end.code === 0 || end.signal === 'SIGINT', `npm start ended with ${end.code ?? end.signal}: ${p.err()}`).to.equal(true);
     await waitFor(() => [...group, ...natsd].every((x) => !alive(x.pid)), { timeoutMs: 3000, what: 'every process to be gone' });
     expect(holders(dir), 'nothing holds the data directory').to.deep.equal([]);
     const err = p.err();
@@ -224,25 +228,35 @@ describe('lifecycle', function () {
       await nats.stop();
     });
 
-    for (const [name, args] of [
-      ['lars node', ['node', '--own', '0-3', '--partitions', '4']],
-      ['lars route watch', ['route', 'watch', '1', '1']],
-    ] as const) {
-      it(`lifecycle - SIGTERM to ${name} stops it within seconds`, async () => {
-        const p = start([LARS_BIN, ...args, '--nats', nats.url, '--prefix', `life${Date.now() % 100000}`], { detached: false, logLevel: 'info' });
-        leftovers.push(p.child);
-        // up: the node has its connection, the watcher has said it waits
-        await waitFor(() => p.child.exitCode !== null || /ready|waiting|watching|route/i.test(p.out() + p.err()), { timeoutMs: 30_000, what: `${name} to be up` });
-        expect(p.child.exitCode, p.err()).to.equal(null);
-        p.child.kill('SIGTERM');
-        const end = await within(p.exited, 12_000, `${name} to exit after SIGTERM`);
-        expect(end.code, p.err()).to.equal(0);
-        expect(p.err()).to.contain('SIGTERM: stopping');
-        if (name === 'lars node') {
-          expect(p.err()).to.contain('stopping route node…');
-          expect(p.err()).to.contain('stopping NATS connection…');
-        }
-      });
+    // every long-running command, stopped by SIGTERM (a supervisor) and by Ctrl-C (SIGINT to its whole process group)
+    const commands: Array<{ name: string; args: () => Promise<string[]>; up: RegExp; steps: string[] }> = [
+      { name: 'lars node', args: async () => ['node'], up: /route node ready/, steps: ['stopping route node…', 'stopping NATS connection (leases)…', 'stopping NATS connection…'] },
+      { name: 'lars node --own', args: async () => ['node', '--own', '0-3', '--partitions', '4'], up: /route node ready/, steps: ['stopping route node…', 'stopping NATS connection…'] },
+      { name: 'lars route watch', args: async () => ['route', 'watch', '1', '1'], up: /watching for it to appear/, steps: [] },
+      { name: 'lars sink', args: async () => ['sink', '--data-dir', tempDir()], up: /sink ready/, steps: ['stopping ClickHouse sink…', 'stopping NATS connection…'] },
+      { name: 'lars agent', args: async () => ['agent', '--udp-ports', 'off', '--http-port', String(await freePort())], up: /sidecar ready/, steps: ['stopping sidecar…', 'stopping NATS connection…'] },
+    ];
+    for (const c of commands) {
+      for (const how of ['SIGTERM', 'Ctrl-C'] as const) {
+        it(`lifecycle - ${how} on ${c.name} stops it and what it started within seconds`, async () => {
+          const group = how === 'Ctrl-C';
+          const p = start([LARS_BIN, ...(await c.args()), '--nats', nats.url, '--prefix', `life${Date.now() % 100000}`], { detached: group, logLevel: 'info' });
+          leftovers.push(p.child);
+          await waitFor(() => p.child.exitCode !== null || c.up.test(p.out() + p.err()), { timeoutMs: 45_000, what: `${c.name} to be up` });
+          expect(p.child.exitCode, p.err()).to.equal(null);
+          if (group) process.kill(-p.child.pid!, 'SIGINT');
+          else p.child.kill('SIGTERM');
+          const end = await within(p.exited, 12_000, `${c.name} to exit after ${how}`);
+          expect(end.code, p.err()).to.equal(0);
+          const err = p.err();
+          expect(err).to.contain(`${group ? 'SIGINT' : 'SIGTERM'}: stopping`);
+          for (const step of c.steps) expect(err, step).to.contain(step);
+          // the steps in the order they are listed
+          const at = c.steps.map((step) => err.indexOf(step));
+          expect(at, 'stop order').to.deep.equal([...at].sort((a, b) => a - b));
+          if (group) expect(procs().filter((x) => x.pgid === p.child.pid), 'nothing of its process group left').to.deep.equal([]);
+        });
+      }
     }
   });
 });
