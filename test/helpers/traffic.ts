@@ -1,7 +1,8 @@
 /** Simulated callers: pick through an agent, "call" the host, report the outcome. */
 import type { Agent } from '../../src/agent/agent.ts';
 
-export type Behaviour = (hostKey: string) => { retcode: number; latencyMs: number };
+/** What a call to the host does; `utilization`, when given, is what the host answers with about its load (0..1). */
+export type Behaviour = (hostKey: string) => { retcode: number; latencyMs: number; utilization?: number };
 
 export interface Traffic {
   readonly picks: Map<string, number>;
@@ -36,7 +37,7 @@ export function startTraffic(agent: Agent, modid: number, cmdid: number, behavio
       t.picks.set(key, (t.picks.get(key) ?? 0) + 1);
       t.calls++;
       const r = behaviour(key);
-      agent.report(modid, cmdid, h, r.retcode, r.latencyMs);
+      agent.report(modid, cmdid, h, r.retcode, r.latencyMs, r.utilization);
     }
   }, opts.tickMs ?? 5);
   return t;
