@@ -3,7 +3,8 @@
 //   dist/            ESM with .d.ts, from tsc (src/, actors/, schemas/ keep their layout)
 //   dist/src/console/assets/  the web console's page, copied as it is
 //   dist/cjs/        CommonJS for require() users: index.js (the SDK), http.js and grpc.js (the
-//                    integrations, lars-nats/http and lars-nats/grpc); dependencies external
+//                    integrations, lars-nats/http and lars-nats/grpc), self-register-worker.js (the
+//                    SDK's heartbeat thread); dependencies external
 // Type errors fail the build.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,8 @@ await build({
     index: join(root, 'src', 'index.ts'),
     http: join(root, 'src', 'integrations', 'http.ts'),
     grpc: join(root, 'src', 'integrations', 'grpc.ts'),
+    // registerSelf's heartbeat thread loads this file beside the bundle
+    'self-register-worker': join(root, 'src', 'agent', 'self-register-worker.ts'),
   },
   outdir: join(dist, 'cjs'),
   bundle: true,
@@ -43,6 +46,8 @@ await build({
   target: 'node20',
   // dependencies stay require()s of the installed packages; ESM-only ones load through Node's require(esm) (20.19+)
   packages: 'external',
+  // modules that find files beside themselves read __filename in CommonJS and import.meta.url only in ESM
+  define: { 'import.meta.url': 'undefined' },
   logLevel: 'warning',
   plugins: [
     {
@@ -57,4 +62,4 @@ await build({
   ],
 });
 writeFileSync(join(dist, 'cjs', 'package.json'), JSON.stringify({ type: 'commonjs' }, null, 2) + '\n');
-console.log('build: dist/ (ESM + .d.ts) and dist/cjs/{index,http,grpc}.js (CommonJS)');
+console.log('build: dist/ (ESM + .d.ts) and dist/cjs/{index,http,grpc,self-register-worker}.js (CommonJS)');

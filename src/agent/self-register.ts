@@ -10,10 +10,19 @@
  * registry; route nodes merge both (actors/self-registration.ts). A host
  * that stops heartbeating leaves its route `ttlMs` after the last heartbeat
  * the node received. Heartbeats come every `heartbeatMs` (default ttlMs / 5)
- * on the caller's event loop: a process that is CPU-bound for up to about
- * four fifths of the TTL (8 s with the default 10 s) does not drop out.
+ * from a worker thread with a connection of its own (self-register-worker.ts),
+ * so a busy event loop does not starve them: a service CPU-bound for seconds
+ * stays in its route. The worker withholds them once the main thread has been
+ * silent for `maxStallMs` (default 30 s), so a service stuck for good leaves
+ * one TTL later. With a connection of the caller's (`nc`), an `alive` check or
+ * `heartbeatThread: false`, heartbeats run on the caller's event loop: then a
+ * stretch up to about four fifths of the TTL (8 s with the default 10 s) is
+ * what a busy loop may take without the host dropping out.
  */
 import { hostname } from 'node:os';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, type Names } from '../../schemas/subjects.ts';
@@ -24,6 +33,7 @@ import { bindBucket } from '../registry.ts';
 import { LarsError, ErrorCode } from '../errors.ts';
 import { RateLimitedLog } from '../ratelog.ts';
 import { silentLogger, type Logger } from '../log.ts';
+import type { HeartbeatWorkerData, MainToWorker, WorkerToMain } from './self-register-worker.ts';
 
 export const SELF_DEFAULTS = {
   ttlMs: 10_000,
@@ -32,6 +42,10 @@ export const SELF_DEFAULTS = {
   /** How long a stopping host keeps serving after it said it is draining: agents stop picking it within this. */
   drainMs: 2000,
   weight: LIMITS.defaultWeight,
+  /** The heartbeat thread withholds heartbeats once the main thread has been silent this long. */
+  maxStallMs: 30_000,
+  /** A heartbeat thread that ended by itself is started again after this. */
+  threadRestartMs: 1000,
 } as const;
 
 export interface SelfRegisterOptions {
@@ -59,6 +73,14 @@ export interface SelfRegisterOptions {
    * registering process lives on. Absent: the registering process is the service.
    */
   alive?: () => Promise<boolean>;
+  /**
+   * Heartbeats from a worker thread with its own connection (default true
+   * when this call connects itself and has no `alive` check): a busy event
+   * loop does not delay them. False: on the caller's event loop.
+   */
+  heartbeatThread?: boolean;
+  /** With the heartbeat thread: heartbeats stop once the main thread has been silent this long (default 30 s). */
+  maxStallMs?: number;
 }
 
 export interface SelfRegistrationHandle {
@@ -117,6 +139,12 @@ export class SelfRegWriter {
   }
 }
 
+/** The heartbeat worker's file, beside this module: .ts in a checkout (run through tsx), .js once built (ESM and the CommonJS bundle). */
+function workerFile(): string {
+  const here = typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url);
+  return join(dirname(here), `self-register-worker${extname(here) === '.ts' ? '.ts' : '.js'}`);
+}
+
 export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistrationHandle> {
   const ttlMs = o.ttlMs ?? SELF_DEFAULTS.ttlMs;
   const now = o.now ?? Date.now;
@@ -138,6 +166,11 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
   if (!valid.ok) throw new RangeError(`bad self-registration of ${o.ip}:${o.port} for ${o.modid}.${o.cmdid}: ${valid.detail}`);
   const heartbeatMs = o.heartbeatMs ?? Math.floor(ttlMs / SELF_DEFAULTS.heartbeatsPerTtl);
   if (!(heartbeatMs > 0 && heartbeatMs < ttlMs)) throw new RangeError(`heartbeatMs must be below ttlMs (${ttlMs}), got ${heartbeatMs}`);
+  const threaded = o.heartbeatThread ?? (o.nc === undefined && o.alive === undefined && o.now === undefined);
+  if (threaded) {
+    if (o.nc !== undefined || o.alive !== undefined) throw new RangeError('heartbeatThread needs a connection of its own (servers, not nc) and no alive check');
+    return registerThreaded(o, record, heartbeatMs);
+  }
   const own = o.nc === undefined;
   const nc = o.nc ?? (await connectNats({ url: o.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222', name: `lars-selfreg-${o.modid}.${o.cmdid}` }));
   const log = (o.log ?? silentLogger()).child({ mod: 'selfreg', route: `${o.modid}.${o.cmdid}`, host: `${o.ip}:${o.port}` });
@@ -191,6 +224,107 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
       } finally {
         if (own) await nc.drain().catch(() => nc.close());
       }
+    },
+  };
+}
+
+/** `registerSelf` with heartbeats from a worker thread (see the module's comment). */
+async function registerThreaded(o: SelfRegisterOptions, record: SelfRegistration, heartbeatMs: number): Promise<SelfRegistrationHandle> {
+  const log = (o.log ?? silentLogger()).child({ mod: 'selfreg', route: `${o.modid}.${o.cmdid}`, host: `${o.ip}:${o.port}` });
+  const rateLog = new RateLimitedLog(log, 10_000);
+  const maxStallMs = o.maxStallMs ?? SELF_DEFAULTS.maxStallMs;
+  if (!(maxStallMs > 0)) throw new RangeError(`maxStallMs must be positive, got ${maxStallMs}`);
+  const pulseBuf = new SharedArrayBuffer(8);
+  const pulse = new BigInt64Array(pulseBuf);
+  const beatPulse = (): void => void Atomics.store(pulse, 0, BigInt(Date.now()));
+  beatPulse();
+  // the main thread's pulse: written on this event loop, so it stops when the loop is stuck
+  const pulseTimer = setInterval(beatPulse, Math.min(heartbeatMs, 1000));
+  pulseTimer.unref();
+  const data: HeartbeatWorkerData = {
+    servers: o.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222',
+    name: `lars-selfreg-${o.modid}.${o.cmdid}`,
+    prefix: o.prefix,
+    record,
+    heartbeatMs,
+    maxStallMs,
+    pulse: pulseBuf,
+  };
+  const key = makeNames(o.prefix).selfRegKey(record.modid, record.cmdid, record.ip, record.port);
+  let beats = 0;
+  let stopping = false;
+  let worker!: Worker;
+  let onStopped: (() => void) | undefined;
+  const start = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      let ready = false;
+      const file = workerFile();
+      // A checkout runs the TypeScript sources through tsx, whose loader a worker does not inherit: the worker registers it first.
+      const w = file.endsWith('.ts')
+        ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(pathToFileURL(file).href)}); })`, { eval: true, workerData: { larsHeartbeat: data } })
+        : new Worker(file, { workerData: { larsHeartbeat: data } });
+      worker = w;
+      w.unref();
+      w.on('message', (m: WorkerToMain) => {
+        switch (m.type) {
+          case 'ready':
+            ready = true;
+            beats++;
+            return resolve();
+          case 'beat':
+            beats++;
+            return;
+          case 'withheld':
+            return rateLog.emit('warn', 'stalled', { stalledMs: m.stalledMs, maxStallMs }, 'the main thread is stuck; heartbeats withheld (the host leaves its route when its TTL runs out)');
+          case 'error':
+            if (m.fatal && !ready) return reject(new LarsError(ErrorCode.registry, m.message));
+            return rateLog.emit('warn', 'heartbeat', { err: m.message }, 'self-registration heartbeat failed; retrying at the next one');
+          case 'stopped':
+            return onStopped?.();
+        }
+      });
+      w.on('error', (err) => {
+        if (!ready) reject(err);
+        else rateLog.emit('error', 'thread', { err }, 'heartbeat thread failed');
+      });
+      w.on('exit', (code) => {
+        if (!ready) return reject(new LarsError(ErrorCode.registry, `the heartbeat thread exited (${code}) before registering`));
+        if (stopping) return onStopped?.();
+        log.error({ code }, 'heartbeat thread ended; starting it again');
+        const t = setTimeout(() => {
+          if (!stopping) start().catch((err: unknown) => rateLog.emit('error', 'restart', { err }, 'heartbeat thread could not start again'));
+        }, SELF_DEFAULTS.threadRestartMs);
+        t.unref();
+      });
+    });
+  try {
+    await start();
+  } catch (err) {
+    clearInterval(pulseTimer);
+    await worker?.terminate();
+    throw err;
+  }
+  log.info({ ttlMs: record.ttl_ms, heartbeatMs, maxStallMs }, 'registered (heartbeats from a worker thread)');
+  return {
+    key,
+    record,
+    get heartbeats() {
+      return beats;
+    },
+    async stop(so = {}) {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(pulseTimer);
+      const drainMs = so.drainMs ?? SELF_DEFAULTS.drainMs;
+      log.info({ drainMs }, 'draining');
+      // the stop is awaited: the worker may keep the process alive until it has deregistered
+      worker.ref();
+      const done = new Promise<void>((r) => (onStopped = r));
+      worker.postMessage({ type: 'stop', drainMs } satisfies MainToWorker);
+      const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), drainMs + 10_000).unref());
+      if ((await Promise.race([done, deadline])) === 'late') log.warn('the heartbeat thread did not deregister in time; stopping it');
+      else log.info('deregistered');
+      await worker.terminate();
     },
   };
 }

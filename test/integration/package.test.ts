@@ -126,6 +126,60 @@ describe('the package from plain Node (npm pack, npm install, import and require
     expect(r.stdout.trim()).to.equal('called 10.0.0.1:8080: ok');
   });
 
+  it('package - TypeScript users get the types, from import and from require', async () => {
+    // a TypeScript project of the user's, with Node's types as any such project has them
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] },
+        files: ['typed.mts', 'typed.cts', 'mistyped.mts'],
+      }),
+    );
+    writeFileSync(
+      join(app, 'typed.mts'),
+      "import { createAgent, type HostPick } from 'lars-nats';\nconst agent = await createAgent({ servers: 'nats://127.0.0.1:4222' });\nconst h: HostPick = await agent.getHost(1, 1);\nif (h.ok) agent.report(1, 1, h, 0, 12.5);\nawait agent.close();\n",
+    );
+    writeFileSync(join(app, 'typed.cts'), "import lars = require('lars-nats');\nexport async function main(): Promise<void> {\n  const agent = await lars.createAgent({ servers: 'nats://127.0.0.1:4222' });\n  await agent.close();\n}\n");
+    // the declarations are real types, not any: a mistake is an error
+    writeFileSync(join(app, 'mistyped.mts'), "import { createAgent } from 'lars-nats';\nconst agent = await createAgent({ servers: 'x' });\nconst port: string = (await agent.getHost(1, 1)).ok ? 1 : '';\nexport { port };\n");
+    const tsc = await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], { cwd: app, timeoutMs: 120_000 });
+    const errors = tsc.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+    expect(errors.length, tsc.stdout).to.equal(1);
+    expect(errors[0]).to.match(/^mistyped\.mts\(3,7\): error TS2322/);
+  });
+
+  it("package - registerSelf's heartbeat thread runs from the installed package, ESM and CommonJS, through a busy stretch longer than the TTL", async () => {
+    const body = (port: number, cmdid: number): string => `
+const r = await registerSelf({ servers: process.env.LARS_NATS_URL, modid: 3, cmdid: ${cmdid}, ip: '127.0.0.1', port: ${port}, ttlMs: 1000 });
+const end = Date.now() + 1500;
+while (Date.now() < end) {} // busy for longer than the TTL: only a heartbeat thread keeps the host registered
+await new Promise((res) => setTimeout(res, 50));
+console.log('heartbeats', r.heartbeats);
+await r.stop({ drainMs: 0 });
+`;
+    writeFileSync(join(app, 'selfreg.mjs'), `import { registerSelf } from 'lars-nats';
+${body(9101, 1)}`);
+    writeFileSync(join(app, 'selfreg.cjs'), `const { registerSelf } = require('lars-nats');
+(async () => {
+${body(9102, 2)}
+})();
+`);
+    for (const [file, cmdid] of [['selfreg.mjs', 1], ['selfreg.cjs', 2]] as const) {
+      const heard: number[] = [];
+      const seen = setInterval(() => {
+        const h = node.selfRegistered(3, cmdid)[0];
+        if (h && !heard.includes(h.heardAt)) heard.push(h.heardAt);
+      }, 20);
+      const r = await run(process.execPath, [file], { cwd: app, env: { LARS_NATS_URL: nats.url }, timeoutMs: 30_000 });
+      clearInterval(seen);
+      expect(r.code, `${file}: ${r.stderr}`).to.equal(0);
+      // heartbeat every 200 ms from the worker, also while the main thread spun
+      expect(Number(/heartbeats (\d+)/.exec(r.stdout)?.[1]), `${file}: ${r.stdout}`).to.be.at.least(7);
+      expect(heard.length, `${file}: heartbeats heard by the route node`).to.be.at.least(6);
+      expect(node.selfRegistered(3, cmdid), `${file}: deregistered on stop`).to.deep.equal([]);
+    }
+  });
+
   it('package - the installed lars command runs the compiled CLI', async () => {
     const bin = join(app, 'node_modules', '.bin', 'lars');
     expect(existsSync(bin)).to.equal(true);

@@ -3,8 +3,9 @@
  * service instances as child processes (HTTP servers on loopback that
  * register themselves, test/helpers/self-service.ts) and an agent calling
  * them for real: hosts join, a kill -9 leaves the route within the TTL, a
- * graceful stop under traffic fails no call, a CPU-bound stretch shorter
- * than the TTL does not drop the host, and an admin entry and
+ * graceful stop under traffic fails no call, a CPU-bound stretch longer
+ * than the TTL does not drop the host (heartbeats from a worker thread), a
+ * service stuck past the stall limit leaves, and an admin entry and
  * self-registered hosts merge.
  */
 import { expect } from 'chai';
@@ -52,9 +53,9 @@ describe('self-registration: services add and remove themselves (real nats-serve
     await c.stop(true);
   });
 
-  async function startService(ttlMs: number, heartbeatMs: number): Promise<Service> {
+  async function startService(ttlMs: number, heartbeatMs: number, env: Record<string, string> = {}): Promise<Service> {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', SERVICE, server().url, c.prefix, String(M), String(C), String(port), String(ttlMs), String(heartbeatMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', SERVICE, server().url, c.prefix, String(M), String(C), String(port), String(ttlMs), String(heartbeatMs)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const lines: string[] = [];
     let buf = '';
     const keep = (d: Buffer): void => {
@@ -136,17 +137,18 @@ describe('self-registration: services add and remove themselves (real nats-serve
     }
   });
 
-  it('selfreg - a service CPU-bound for 3 s (TTL 5 s) stays in its route; the admin entry and self-registered hosts merge, the admin one winning', async () => {
-    const s = await startService(5000, 1000);
+  it('selfreg - a service CPU-bound for 3 s, longer than its 2 s TTL, stays in its route (heartbeats from a worker thread); the admin entry and self-registered hosts merge, the admin one winning', async () => {
+    const s = await startService(2000, 400);
     const me = `127.0.0.1:${s.port}`;
     await waitFor(() => pickable(c.latest(M, C)).includes(me), { timeoutMs: 10_000, what: 'the service in the route' });
     const from = c.states.items.length;
     s.child.kill('SIGUSR2');
     await waitFor(() => s.lines.includes('busy'), { timeoutMs: 10_000, what: 'the busy stretch begun' });
     const busyAt = Date.now();
+    // heartbeats go on while the service's event loop is blocked
+    await waitFor(() => c.node!.selfRegistered(M, C).some((h) => h.heardAt > busyAt + 2000), { timeoutMs: 5000, what: 'a heartbeat 2 s into the busy stretch' });
+    expect(s.lines.includes('idle'), 'still busy when that heartbeat came').to.equal(false);
     await waitFor(() => s.lines.includes('idle'), { timeoutMs: 10_000, what: 'the busy stretch over' });
-    // the node hears the first heartbeat after the stretch: had the host dropped out, the states since show it
-    await waitFor(() => c.node!.selfRegistered(M, C).some((h) => h.heardAt > busyAt + 2900), { timeoutMs: 5000, what: 'a heartbeat after the busy stretch' });
     const during = c.states.items.slice(from).filter((x) => x.modid === M && x.cmdid === C);
     expect(during.every((x) => pickable(x).includes(me)), 'never out of the route').to.equal(true);
     expect(pickable(c.latest(M, C))).to.include(me);
@@ -160,6 +162,21 @@ describe('self-registration: services add and remove themselves (real nats-serve
     // the admin removes its entry: the self-registered host alone keeps the route
     await c.registry.removeHosts(M, C, [], 'test');
     await waitFor(() => JSON.stringify(c.latest(M, C)?.hosts.map((h) => `${h.ip}:${h.port}:${h.weight}:${h.state}`).filter((x) => !x.endsWith(':draining'))) === JSON.stringify([`${me}:100:healthy`]), { timeoutMs: 10_000, what: 'the self-registered host alone, at its own weight' });
+  });
+
+  it('selfreg - a service stuck past maxStallMs leaves its route within the TTL and comes back when it recovers', async () => {
+    const s = await startService(2000, 400, { SELF_MAX_STALL_MS: '1000', SELF_BUSY_MS: '6000' });
+    const me = `127.0.0.1:${s.port}`;
+    await waitFor(() => pickable(c.latest(M, C)).includes(me), { timeoutMs: 10_000, what: 'the service in the route' });
+    s.child.kill('SIGUSR2');
+    await waitFor(() => s.lines.includes('busy'), { timeoutMs: 10_000, what: 'the stuck stretch begun' });
+    const stuckAt = Date.now();
+    // heartbeats stop about 1 s in; the host leaves one TTL (2 s) after the last one the node heard
+    await waitFor(() => !pickable(c.latest(M, C)).includes(me), { timeoutMs: 5000, what: 'the stuck service out of its route' });
+    expect(Date.now() - stuckAt, 'left within stall limit + TTL + the node tick').to.be.lessThan(4500);
+    expect(s.lines.includes('idle'), 'still stuck when it left').to.equal(false);
+    await waitFor(() => s.lines.includes('idle'), { timeoutMs: 10_000, what: 'the stretch over' });
+    await waitFor(() => pickable(c.latest(M, C)).includes(me), { timeoutMs: 5000, what: 'back in its route' });
   });
 
   it('selfreg - lars agent --register keeps a service in its route while it answers, the HTTP API registers and deregisters another; lars route ls shows each origin', async () => {
