@@ -6,7 +6,9 @@
  * figure instead of the tables. docs/simulate.md describes the scenario
  * format and the model.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.ts';
 import { StrategyName } from '../../actors/strategies/index.ts';
 import type { Command } from '../cli/command.ts';
@@ -31,13 +33,36 @@ export interface SimulateArgs {
   note?(line: string): void;
 }
 
-/** Reads and validates a scenario file; a missing or bad file is a UsageError naming it. */
+/** The scenarios the package ships (scenarios/ beside src/ in a checkout, beside dist/ when installed). */
+function shippedScenarios(): string | undefined {
+  for (const up of ['../../scenarios/', '../../../scenarios/']) {
+    const dir = fileURLToPath(new URL(up, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * Reads and validates a scenario file; a missing or bad file is a UsageError
+ * naming it. A file that is not there is looked for among the shipped
+ * scenarios by its name (`scenarios/slow-host.json`, or `slow-host`), so the
+ * examples work from any directory.
+ */
 export function loadScenario(file: string): Scenario {
+  let path = file;
+  const shipped = shippedScenarios();
+  if (!existsSync(path) && shipped) {
+    const name = basename(file).replace(/\.json$/, '');
+    if (existsSync(`${shipped}${name}.json`)) path = `${shipped}${name}.json`;
+  }
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read scenario ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const known = shipped ? readdirSync(shipped).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')) : [];
+    const why = code === 'ENOENT' ? `there is no such file${known.length ? `; the shipped ones: ${known.join(', ')}` : ''}` : (code ?? (err as Error).message);
+    throw new UsageError(`cannot read scenario ${file}: ${why}`);
   }
   const r = parseScenarioText(text);
   if (!r.ok) throw new UsageError(`scenario ${file}: ${r.error}`);
@@ -125,7 +150,7 @@ export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'run a balancing scenario in virtual time with the real route actor and strategies',
   usage: 'lars simulate <scenario-file> [--strategy s1,s2] [--seed n] [--svg out.svg] [--json]',
-  args: [{ name: 'scenario-file', help: 'a scenario (JSON), e.g. scenarios/slow-host.json' }],
+  args: [{ name: 'scenario-file', help: 'a scenario (JSON), e.g. scenarios/slow-host.json; the shipped ones also by name (slow-host)' }],
   flags: {
     strategy: { help: 'strategies to compare, comma-separated', placeholder: 's1,s2', defaultText: "the scenario's, else swrr,p2c,lars" },
     seed: { help: 'random seed (same seed, same result)', placeholder: 'n', defaultText: "the scenario's, else 1" },

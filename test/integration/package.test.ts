@@ -189,6 +189,10 @@ ${body(9102, 2)}
     const ls = await run(bin, ['route', 'ls', '--nats', nats.url], { cwd: app, timeoutMs: 30_000 });
     expect(ls.code, ls.stderr).to.equal(0);
     expect(ls.stdout).to.contain('10.0.0.1:8080');
+    // the README's simulator line, from the user's project (the scenarios are the package's)
+    const sim = await run(bin, ['simulate', 'scenarios/slow-host.json', '--strategy', 'swrr'], { cwd: app, timeoutMs: 60_000 });
+    expect(sim.code, sim.stderr).to.equal(0);
+    expect(sim.stdout).to.match(/^slow-host \(seed/);
   });
 
   it('package - lars dev without chdb says how to get it and runs without analytics', async () => {

@@ -72,7 +72,7 @@ describe('sim - lars simulate', () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ ...small, load: { kind: 'open' } }));
     const cases: Array<[Parameters<typeof runSimulate>[0], RegExp]> = [
-      [{ file: join(dir, 'nope.json'), out: () => {} }, /cannot read scenario .*nope\.json: ENOENT/],
+      [{ file: join(dir, 'nope.json'), out: () => {} }, /cannot read scenario .*nope\.json: there is no such file; the shipped ones: .*slow-host/],
       [{ file: bad, out: () => {} }, /scenario .*bad\.json: load/],
       [{ file, strategy: 'swrr,rr', out: () => {} }, /unknown strategy "rr"/],
       [{ file, seed: '-1', out: () => {} }, /--seed must be an integer/],
@@ -84,6 +84,20 @@ describe('sim - lars simulate', () => {
       );
       expect(err, String(msg)).to.be.instanceOf(UsageError);
       expect((err as Error).message).to.match(msg);
+    }
+  });
+
+  it('sim - a shipped scenario is found by its name or its path in the package, from any directory', async () => {
+    for (const file of ['slow-host', 'scenarios/slow-host.json']) {
+      const lines: string[] = [];
+      const cwd = process.cwd();
+      process.chdir(dir);
+      try {
+        expect(await runSimulate({ file, strategy: 'swrr', out: (l) => lines.push(l) })).to.equal(0);
+      } finally {
+        process.chdir(cwd);
+      }
+      expect(lines[0], file).to.match(/^slow-host \(seed \d+, timeout \d+ ms\)$/);
     }
   });
 
