@@ -13,4 +13,10 @@ if (existsSync(source)) {
 } else {
   ({ main } = await import('../dist/src/cli/main.js'));
 }
+// A reader that goes away (`lars route ls | head`) ends the output, not with a stack trace: a
+// long-running command stops as on SIGTERM, any other finishes with nothing more shown.
+process.stdout.on('error', (err) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.emit('SIGTERM', 'SIGTERM');
+});
 process.exitCode = await main(process.argv.slice(2));

@@ -10,7 +10,7 @@ import { names } from '../../schemas/subjects.ts';
 import { TestCluster, PARTITIONS, uniquePrefix } from '../helpers/cluster.ts';
 import { samplePicks } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
+import { LARS_BIN, hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
 import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
@@ -423,6 +423,23 @@ describe('lars stats on an embedded ClickHouse another process holds', function 
         await gone;
       }
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('lars output to a reader that goes away', function () {
+  this.timeout(60_000);
+
+  it('cli - a closed stdout (lars ... | head) ends the command quietly, without a stack trace', async () => {
+    for (const args of [['simulate', 'slow-host'], ['--help']]) {
+      const child = spawn(process.execPath, [LARS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // the reader is gone before lars writes a line
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      expect(code, `${args.join(' ')}: ${stderr}`).to.equal(0);
+      expect(stderr, args.join(' ')).to.not.match(/EPIPE|node:events|at .*:\d+:\d+/);
     }
   });
 });
