@@ -5,7 +5,8 @@
 # the unprivileged `node` user.
 #
 # ClickHouse: by default the sink writes to a ClickHouse server over HTTP
-# (LARS_CLICKHOUSE_URL, the compose file's `clickhouse` service). The
+# (LARS_CLICKHOUSE_URL, default http://clickhouse:8123; docker-compose.yml
+# sets it to its two servers, clickhouse-1 and clickhouse-2). The
 # embedded engine (chdb, ~550 MB) is left out unless asked for:
 #   docker build --build-arg WITH_CHDB=true --build-arg CLICKHOUSE_URL= -t lars-nats:chdb .
 # which stores under LARS_DATA_DIR (/data; mount a volume there).
