@@ -8,6 +8,14 @@ import { LeaseOwnership, LEASE_DEFAULTS } from './lease-ownership.ts';
 export { LeaseOwnership, LEASE_DEFAULTS, type LeaseOwnershipOptions } from './lease-ownership.ts';
 export { clusterNames, type ClusterNames } from './names.ts';
 
+/** The lease time of a `--lease-ms` flag value (the default when absent); a bad value is a UsageError. */
+export function leaseMsOf(flag: string | boolean | string[] | undefined): number {
+  if (flag === undefined) return LEASE_DEFAULTS.leaseMs;
+  const n = typeof flag === 'string' && /^\d+$/.test(flag) ? Number(flag) : NaN;
+  if (!(n >= 200 && n <= 600_000)) throw new UsageError(`--lease-ms takes milliseconds in 200..600000, got ${JSON.stringify(flag)}`);
+  return n;
+}
+
 /**
  * The ownership of a `lars node`: the explicit `own` partitions when given
  * (StaticOwnership), else leases shared with the other nodes
@@ -15,11 +23,6 @@ export { clusterNames, type ClusterNames } from './names.ts';
  */
 export function nodeOwnership(o: { nc: NatsConnection; nodeId: string; prefix: string; partitions: number; log: Logger; own?: number[]; leaseMs?: string | boolean | string[] }): PartitionOwnership {
   if (o.own) return new StaticOwnership(o.own);
-  let leaseMs: number = LEASE_DEFAULTS.leaseMs;
-  if (o.leaseMs !== undefined) {
-    const n = typeof o.leaseMs === 'string' && /^\d+$/.test(o.leaseMs) ? Number(o.leaseMs) : NaN;
-    if (!(n >= 200 && n <= 600_000)) throw new UsageError(`--lease-ms takes milliseconds in 200..600000, got ${JSON.stringify(o.leaseMs)}`);
-    leaseMs = n;
-  }
+  const leaseMs = leaseMsOf(o.leaseMs);
   return new LeaseOwnership({ nc: o.nc, nodeId: o.nodeId, prefix: o.prefix, partitions: o.partitions, log: o.log, leaseMs, heartbeatMs: Math.min(LEASE_DEFAULTS.heartbeatMs, Math.floor(leaseMs / 4)) });
 }

@@ -238,6 +238,10 @@ describe('lars CLI (real nats-server)', function () {
     const nodeDown = await lars(['node'], { ...env, LARS_NATS_URL: 'nats://127.0.0.1:1' });
     expect(nodeDown.code).to.equal(1);
     expect(nodeDown.stderr.trim()).to.equal('lars node: cannot reach NATS at nats://127.0.0.1:1 (connection refused): start nats-server -js there, or give --nats (LARS_NATS_URL) a running one');
+    // flags are checked before anything connects: a bad one is a usage error even with NATS away
+    const badLease = await lars(['node', '--lease-ms', '5'], { ...env, LARS_NATS_URL: 'nats://127.0.0.1:1' });
+    expect(badLease.code, badLease.stderr).to.equal(2);
+    expect(badLease.stderr.trim()).to.equal(`lars node: --lease-ms takes milliseconds in 200..600000, got "5"; run 'lars node --help'`);
   });
 
   it('cli - help, version and completion exit 0 and show placeholders', async () => {

@@ -3,7 +3,7 @@ import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/
 import { RouteNode } from '../../node/route-node.ts';
 import { createLogger } from '../../log.ts';
 import { ensureStreams } from '../../streams.ts';
-import { nodeOwnership } from '../../cluster/index.ts';
+import { leaseMsOf, nodeOwnership } from '../../cluster/index.ts';
 import { UsageError } from '../../errors.ts';
 import type { Command } from '../command.ts';
 import { closeConnection, withLifecycle } from '../lifecycle.ts';
@@ -31,6 +31,8 @@ export const nodeCommand: Command = {
   async run(_args, flags, ctx) {
     const cfg = ctx.config;
     const own = typeof flags['own'] === 'string' ? parsePartitions(flags['own'], cfg.partitions) : undefined;
+    // every flag is checked before anything connects: a bad value is a usage error, whatever NATS does
+    leaseMsOf(flags['lease-ms']);
     const http = httpSettings(flags);
     const withConsole = flags['console'] ?? 'on';
     if (withConsole !== 'on' && withConsole !== 'off') throw new UsageError(`--console takes on or off, got ${JSON.stringify(withConsole)}`);
