@@ -509,7 +509,14 @@ export class RouteActor implements RouteMechanism {
    * cleared as if its ejection time had run out (`admin_clear`: probing in
    * the default profile, healthy in lars).
    */
-  private applyAdmin(s: HostSlot, mark: AdminMark | undefined, now: number): void {
+  private applyAdmin(s: HostSlot, mark: AdminMark | undefined, now: number, by: string | undefined): void {
+    const first = this.pending.length;
+    this.applyAdminMark(s, mark, now);
+    // the events of an operator's action say who asked
+    if (by !== undefined && by !== '') for (let i = first; i < this.pending.length; i++) this.pending[i]!.by = by;
+  }
+
+  private applyAdminMark(s: HostSlot, mark: AdminMark | undefined, now: number): void {
     const prev = s.admin;
     s.admin = mark;
     if (prev === AdminMark.drained && s.state === 'draining') this.send(s, { type: 'READD', now, reason: 'admin_undrain' }, now);
@@ -566,7 +573,7 @@ export class RouteActor implements RouteMechanism {
           changed = true;
         }
         const mark = h.admin?.state;
-        if (mark !== s.admin) this.applyAdmin(s, mark, now);
+        if (mark !== s.admin) this.applyAdmin(s, mark, now, h.admin?.by ?? entry.updated_by);
         else if (s.state === 'draining' && mark !== AdminMark.drained) this.send(s, { type: 'READD', now }, now);
         wanted.delete(s.key);
       } else {
@@ -583,7 +590,7 @@ export class RouteActor implements RouteMechanism {
       this.slots.push(s);
       this.byKey.set(s.key, s);
       this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
-      if (h.admin !== undefined) this.applyAdmin(s, h.admin.state, now);
+      if (h.admin !== undefined) this.applyAdmin(s, h.admin.state, now, h.admin.by);
       changed = true;
     }
     if (this.params.drain_time === 0) this.dropDrained(now);

@@ -283,6 +283,9 @@ export const RouteEventSchema = Type.Object(
     reason: ReasonSchema(),
     version: RouteVersion('the route version that carries this transition'),
     figures: EventFiguresSchema,
+    by: Type.Optional(
+      Type.String({ minLength: 1, maxLength: LIMITS.maxSenderLength, description: "who asked, for an operator's action (reasons admin_*): the registry's admin.by, or updated_by for undrain and clear" }),
+    ),
   },
   {
     title: 'RouteEvent',

@@ -127,7 +127,7 @@ export function eventColumns(f: Features): string[] {
   const cols = ['time'];
   if (!f.dateTime64) cols.push('ts_ms');
   cols.push('modid', 'cmdid', 'ip', 'port', 'from_state', 'to_state', 'reason', 'version', 'sender');
-  cols.push(...EVENT_FIGURES, 'extra_names', 'extra_values', 'seq');
+  cols.push(...EVENT_FIGURES, 'extra_names', 'extra_values', 'seq', 'actor');
   return cols;
 }
 
@@ -267,6 +267,13 @@ ${EVENT_FIGURES.map((n) => `  ${n} Nullable(Float64),`).join('\n')}
   payload String
 ) ENGINE = MergeTree PARTITION BY toYYYYMM(time) ORDER BY (stream, time)${ttlOf(TABLES.quarantine, f, retention)}${dedupSettings(f)}`,
     ],
+  },
+  {
+    version: 5,
+    name: 'route events: who asked',
+    // The operator behind an admin_* transition (RouteEvent.by); empty for the node's own judgements.
+    // 18.16 has no ADD COLUMN IF NOT EXISTS: the runner takes "column already exists" as done (two sinks may migrate at once).
+    statements: ({ db, features: f }) => [`ALTER TABLE ${db}.${TABLES.events} ADD COLUMN actor ${lc(f)} DEFAULT ''`],
   },
 ];
 

@@ -18,7 +18,8 @@ import {
   type Retention,
 } from '../../schemas/clickhouse/migrations.ts';
 import type { Features } from '../../schemas/clickhouse/features.ts';
-import { distributedStatements, localDatabase, replicatedStatement, type ClusterLayout } from '../../schemas/clickhouse/cluster.ts';
+import { DISTRIBUTED_TABLES, distributedStatements, localDatabase, replicatedStatement, type ClusterLayout } from '../../schemas/clickhouse/cluster.ts';
+import { clickhouseCode } from './failures.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { LarsError, ErrorCode } from '../errors.ts';
 import { sqlString, type AnalyticsEngine } from './engine.ts';
@@ -84,6 +85,7 @@ async function runClusterMigrations(engine: AnalyticsEngine, cluster: ClusterLay
       for (const v of r.drifted) if (!result.drifted.includes(v)) result.drifted.push(v);
       for (const t of r.retentionChanged) if (!result.retentionChanged.includes(t)) result.retentionChanged.push(t);
       for (const sql of distributedStatements(engine.database, cluster)) await local.command(sql);
+      await syncDistributedColumns(local, engine.database, log);
       log.info({ server: url, cluster: cluster.name }, 'clickhouse cluster server migrated');
     } finally {
       await local.close();
@@ -116,7 +118,7 @@ async function migrateOne(engine: AnalyticsEngine, opts: MigrateOptions): Promis
       }
       continue;
     }
-    for (const sql of m.statements({ db, features: f, retention })) await engine.command(sql);
+    for (const sql of m.statements({ db, features: f, retention })) await engine.command(sql).catch((err: unknown) => ignoreExistingColumn(sql, err));
     if (have === undefined) {
       const at = Math.floor(now() / 1000);
       await engine.insertTsv(
@@ -130,6 +132,36 @@ async function migrateOne(engine: AnalyticsEngine, opts: MigrateOptions): Promis
   }
   if (f.ttl) result.retentionChanged = await reconcileTtl(engine, retention, log);
   return result;
+}
+
+/** ClickHouse's "column already exists" (44 on 18.16, 15 on modern servers): an ADD COLUMN another worker ran first. */
+const EXISTING_COLUMN_CODES: ReadonlySet<number> = new Set([15, 44]);
+
+function ignoreExistingColumn(sql: string, err: unknown): void {
+  const code = clickhouseCode(err);
+  if (/^ALTER TABLE \S+ ADD COLUMN /.test(sql) && code !== undefined && EXISTING_COLUMN_CODES.has(code) && /already exists/.test((err as Error).message)) return;
+  throw err;
+}
+
+/**
+ * A Distributed table made before a migration added a column to its local
+ * table lacks it (`CREATE ... AS` copies the columns once): the missing
+ * columns are added to it.
+ */
+async function syncDistributedColumns(local: AnalyticsEngine, db: string, log: Logger): Promise<void> {
+  const ldb = localDatabase(db);
+  for (const { table } of DISTRIBUTED_TABLES) {
+    const cols = await local.query<{ database: string; name: string; type: string; default_kind: string }>(
+      `SELECT database, name, type, default_kind FROM system.columns WHERE table = ${sqlString(table)} AND database IN (${sqlString(ldb)}, ${sqlString(db)})`,
+    );
+    const have = new Set(cols.filter((c) => c.database === db).map((c) => c.name));
+    for (const c of cols) {
+      if (c.database !== ldb || have.has(c.name) || c.default_kind === 'ALIAS' || c.default_kind === 'MATERIALIZED') continue;
+      const sql = `ALTER TABLE ${db}.${table} ADD COLUMN ${c.name} ${c.type}`;
+      await local.command(sql).catch((err: unknown) => ignoreExistingColumn(sql, err));
+      log.info({ table: `${db}.${table}`, column: c.name }, 'column added to the Distributed table');
+    }
+  }
 }
 
 /** Changes a table's TTL when the configured retention differs from the one it was created with. */

@@ -158,7 +158,7 @@ export function eventLine(e: RouteEvent, seq: number, f: Features): string {
   }
   return (
     `${time}\t${e.modid}\t${e.cmdid}\t${ip}\t${e.port}\t${escapeTsv(e.from)}\t${escapeTsv(e.to)}\t${escapeTsv(e.reason)}` +
-    `\t${e.version}\t${escapeTsv(e.sender)}${figs}\t${escapeTsv(`[${extraNames.join(',')}]`)}\t[${extraValues.join(',')}]\t${seq}\n`
+    `\t${e.version}\t${escapeTsv(e.sender)}${figs}\t${escapeTsv(`[${extraNames.join(',')}]`)}\t[${extraValues.join(',')}]\t${seq}\t${escapeTsv(e.by ?? '')}\n`
   );
 }
 

@@ -114,10 +114,10 @@ LIMIT ${p.limit}`,
     kind: StatsKind.events,
     summary: 'route events, newest first (the audit trail)',
     defaultSince: 24 * HOUR,
-    columns: ['time', 'modid', 'cmdid', 'host', 'port', 'from_state', 'to_state', 'reason', 'version', 'sender'],
+    columns: ['time', 'modid', 'cmdid', 'host', 'port', 'from_state', 'to_state', 'reason', 'version', 'sender', 'actor'],
     numeric: ['modid', 'cmdid', 'port', 'version'],
     sql: (db, p) =>
-      `SELECT time, modid, cmdid, IPv4NumToString(ip) AS host, port, from_state, to_state, reason, version, sender
+      `SELECT time, modid, cmdid, IPv4NumToString(ip) AS host, port, from_state, to_state, reason, version, sender, actor
 FROM ${db}.${TABLES.events}
 WHERE time >= toDateTime(${sec(p.fromMs)})${routeFilter(p)}
 ORDER BY time DESC, version DESC

@@ -113,7 +113,7 @@ export function compareSummaries(a: RouteSummary, b: RouteSummary): number {
 }
 
 export function auditOfEvent(e: RouteEvent): AuditRow {
-  return { t: Math.floor(e.ts / 1000), host: `${e.ip}:${e.port}`, from: e.from, to: e.to, reason: e.reason, version: e.version, sender: e.sender, figures: { ...e.figures } as Record<string, number> };
+  return { t: Math.floor(e.ts / 1000), host: `${e.ip}:${e.port}`, from: e.from, to: e.to, reason: e.reason, version: e.version, sender: e.sender, by: e.by ?? '', figures: { ...e.figures } as Record<string, number> };
 }
 
 export interface ConsoleBackendOptions {

@@ -46,6 +46,8 @@ export interface AuditRow {
   reason: string;
   version: number;
   sender: string;
+  /** Who asked, for an operator's action (empty for the node's own judgements). */
+  by: string;
   figures: Record<string, number>;
 }
 
@@ -132,7 +134,7 @@ ORDER BY time, version`,
   return s;
 }
 
-const EVENT_COLUMNS = `toUInt32(toDateTime(time)) AS t, IPv4NumToString(ip) AS host, port, from_state, to_state, reason, version, sender, ${EVENT_FIGURES.join(', ')}, extra_names, extra_values`;
+const EVENT_COLUMNS = `toUInt32(toDateTime(time)) AS t, IPv4NumToString(ip) AS host, port, from_state, to_state, reason, version, sender, actor, ${EVENT_FIGURES.join(', ')}, extra_names, extra_values`;
 
 function auditRow(r: Record<string, unknown>): AuditRow {
   return {
@@ -143,6 +145,7 @@ function auditRow(r: Record<string, unknown>): AuditRow {
     reason: String(r['reason']),
     version: num(r['version']),
     sender: String(r['sender']),
+    by: typeof r['actor'] === 'string' ? r['actor'] : '',
     figures: figuresOf(r),
   };
 }

@@ -60,6 +60,35 @@ describe('analytics on a ClickHouse cluster (two shards, clickhouse-server 18.16
     }
   });
 
+  it('analytics cluster - a Distributed table made before a migration added a column gets it when the migrations run again', async () => {
+    const actorColumns = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (const s of cluster.shards) {
+        const at = await engine.atServer(s.url, engine.database);
+        try {
+          const r = await at.query<{ name: string }>(`SELECT name FROM system.columns WHERE database = '${engine.database}' AND table = '${TABLES.events}' AND name = 'actor'`);
+          out.push(...r.map((x) => `${s.url}:${x.name}`));
+        } finally {
+          await at.close();
+        }
+      }
+      return out;
+    };
+    expect(await actorColumns()).to.have.length(cluster.shards.length);
+    // as a deployment from before migration 5 has it: the Distributed layer without the column
+    for (const s of cluster.shards) {
+      const at = await engine.atServer(s.url, engine.database);
+      try {
+        await at.command(`ALTER TABLE ${engine.database}.${TABLES.events} DROP COLUMN actor`);
+      } finally {
+        await at.close();
+      }
+    }
+    expect(await actorColumns()).to.deep.equal([]);
+    await runMigrations(engine);
+    expect(await actorColumns()).to.have.length(cluster.shards.length);
+  });
+
   it('analytics cluster - two sink workers store every report once across the shards; stats read the Distributed tables', async () => {
     const sc = faultScenario(300, 3, Date.now() - 120_000);
     for (let i = 0; i < 2; i++) sinks.push(await startSink({ id: `w${i}`, nc, names: n, engine, batch: { maxWaitMs: 100 } }));

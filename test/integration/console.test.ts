@@ -181,7 +181,16 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
     expect(reg.admin).to.include({ state: 'drained', by: 'console:alice' });
     await page.locator(`#hosts tr[data-host="${target}"][data-state="draining"][data-reason="admin_drain"]`).waitFor({ timeout: 10_000 });
     await waitFor(() => !samplePicks(agent, M, C, 40).has(target), { what: 'the agent no longer picking the drained host' });
-    await waitFor(() => c.events.items.some((e) => `${e.ip}:${e.port}` === target && e.reason === 'admin_drain'), { what: 'the drain event' });
+    await waitFor(() => c.events.items.some((e) => `${e.ip}:${e.port}` === target && e.reason === 'admin_drain' && e.by === 'console:alice'), { what: 'the drain event, saying who asked' });
+    // stored by the sink with who asked, and shown in the audit trail
+    await page.locator(`#route-audit tr[data-reason="admin_drain"]`).filter({ hasText: 'console:alice' }).first().waitFor({ timeout: 10_000 });
+    await waitFor(
+      async () => {
+        const r = (await (await fetch(`${web.url}api/routes/${M}/${C}/audit?host=${target}`)).json()) as { source: string; rows: Array<{ reason: string; by: string }> };
+        return r.source === 'clickhouse' && r.rows.some((x) => x.reason === 'admin_drain' && x.by === 'console:alice');
+      },
+      { what: 'the drain in ClickHouse with who asked', timeoutMs: 15_000, intervalMs: 200 },
+    );
   });
 
   it('console - an action without the token is refused, from the page and over HTTP', async () => {

@@ -53,7 +53,7 @@ describe('lars host: operator actions (real nats-server, route node, the CLI)', 
     expect((await c.registry.get(M, C))!.entry.hosts[0]!.admin).to.include({ state: 'drained', by: 'alice' });
     await waitFor(() => host()?.reason === 'admin_drain', { what: 'the drain published' });
     await waitFor(() => !picks(30).has(target), { what: 'the agent no longer picking the drained host' });
-    expect(c.events.items.some((e) => `${e.ip}:${e.port}` === target && e.reason === 'admin_drain' && e.to === 'draining')).to.equal(true);
+    expect(c.events.items.some((e) => `${e.ip}:${e.port}` === target && e.reason === 'admin_drain' && e.to === 'draining' && e.by === 'alice'), 'the event says who asked').to.equal(true);
     const again = await lars(['host', 'drain', String(M), String(C), target], env);
     expect(again.stdout).to.contain('nothing to do');
 

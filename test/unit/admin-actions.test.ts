@@ -37,15 +37,18 @@ describe("route actor - an operator's actions", () => {
     r.applyRegistry(marked(3, 'default', 'drained'), T0 + 10);
     const s = flush(T0 + 10);
     expect(h1(s)).to.include({ state: 'draining', reason: 'admin_drain', pick_weight: 0 });
-    expect(events.at(-1)).to.include({ ip: '10.0.0.1', from: 'healthy', to: 'draining', reason: 'admin_drain' });
+    expect(events.at(-1)).to.include({ ip: '10.0.0.1', from: 'healthy', to: 'draining', reason: 'admin_drain', by: 'alice' });
     // an hour of ticks: a removed host would have been dropped after drain_time
     for (let t = 1; t <= 3600; t++) r.tick(T0 + 10 + t * 1000);
     expect(r.host(H1)?.state).to.equal('draining');
     // reports judge nothing while drained
     for (let i = 0; i < 50; i++) r.report(H1, 1, 5, T0 + 3_700_000);
     expect(r.host(H1)?.state).to.equal('draining');
-    r.applyRegistry(marked(3, 'default'), T0 + 3_800_000);
+    r.applyRegistry({ ...marked(3, 'default'), updated_by: 'bob' }, T0 + 3_800_000);
     expect(h1(flush(T0 + 3_800_000))).to.include({ state: 'healthy', reason: 'admin_undrain' });
+    // who asked: the mark's author for a drain, the entry's last writer for an undrain; the node's own judgements name nobody
+    expect(events.at(-1)).to.include({ reason: 'admin_undrain', by: 'bob' });
+    expect(events.filter((e) => !e.reason.startsWith('admin_')).every((e) => e.by === undefined)).to.equal(true);
   });
 
   it('admin - an ejected host stays out (no report, no elapsed time brings it back, not even in panic, no lars probe); cleared, it is probed back', () => {

@@ -75,7 +75,9 @@ describe('analytics rows', () => {
     expect(modern[10]).to.equal('0.5');
     expect(modern[11]).to.equal('\\N');
     expect(modern[13]).to.equal('15');
-    expect(modern.slice(-3)).to.deep.equal(["['it\\\\'s']", '[2]', '5']);
+    expect(modern.slice(-4)).to.deep.equal(["['it\\\\'s']", '[2]', '5', '']);
+    // an operator's action says who asked (the last column, `actor`)
+    expect(eventLine({ ...e, reason: 'admin_drain', by: 'console:alice' }, 5, MODERN).slice(0, -1).split('\t').at(-1)).to.equal('console:alice');
     const old = eventLine(e, 5, FEATURES_18_16).slice(0, -1).split('\t');
     expect(old.length).to.equal(eventColumns(FEATURES_18_16).length);
     expect(old.slice(0, 4)).to.deep.equal(['1795000000', '1795000000123', '7', '8']);

@@ -182,7 +182,7 @@
         .map(
           (a) =>
             '<tr data-to="' + esc(a.to) + '" data-reason="' + esc(a.reason) + '"><td>' + esc(clock(a.t * 1000)) + '</td>' + (withHost ? '<td>' + esc(a.host) + '</td>' : '') +
-            '<td>' + esc(a.from) + ' → ' + esc(a.to) + '</td><td>' + esc(a.reason) + '</td><td class="num">' + a.version + '</td><td>' + esc(a.sender) + '</td><td class="figs">' + esc(figures(a.figures)) + '</td></tr>',
+            '<td>' + esc(a.from) + ' → ' + esc(a.to) + '</td><td>' + esc(a.reason) + '</td><td class="num">' + a.version + '</td><td title="' + esc('published by ' + a.sender) + '">' + esc(a.by || a.sender) + '</td>' + figCell(a.figures) + '</tr>',
         )
         .join('') +
       '</tbody></table>'
