@@ -67,6 +67,8 @@ describe('the package from plain Node (npm pack, npm install, import and require
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }, null, 2));
     const install = await run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 240_000 });
     expect(install.code, install.stderr).to.equal(0);
+    // no dependency asks for another Node than the package's engines allow
+    expect(install.stderr, 'npm install warnings').to.not.contain('EBADENGINE');
 
     nats = await startNatsServer();
     nc = await connectNats({ url: nats.url });
