@@ -5,7 +5,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findNatsServer, probePort, startNatsServer, PortBusyError } from '../../src/natsd.ts';
-import { LarsError } from '../../src/errors.ts';
+import { LarsError, NatsUnreachableError } from '../../src/errors.ts';
+import { createAgent } from '../../src/agent/agent.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { lars } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -99,6 +100,32 @@ describe('natsd: what lars does with the NATS it finds', function () {
       }
       // the 3 s connect timeout, then the process ends: nothing is left open
       expect(Date.now() - t0).to.be.lessThan(10_000);
+    });
+  });
+
+  describe('the SDK on a port that accepts connections and says nothing', () => {
+    let server: Server;
+    let port: number;
+    const sockets: Socket[] = [];
+    before(async () => {
+      server = createServer((s) => void sockets.push(s));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as { port: number }).port;
+    });
+    after(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    });
+
+    it('natsd - createAgent rejects with what is wrong and leaves no socket open (the open-handle check sees any)', async () => {
+      const err = await createAgent({ servers: `nats://127.0.0.1:${port}` }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(NatsUnreachableError);
+      expect((err as Error).message).to.contain('sent no NATS greeting within 3 s');
+      // the client's own socket to the silent server is closed: the server sees it go
+      await waitFor(() => sockets.length > 0 && sockets.every((s) => s.closed || s.readableEnded), { what: 'the client socket closed', timeoutMs: 5000 });
     });
   });
 
