@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { lars } from '../helpers/cli.ts';
+import { hasScript, lars, larsOnTerminal } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 
 
@@ -41,5 +41,21 @@ describe('lars dev (npm start)', function () {
     expect(second.stdout).to.match(/analytics: off \(.*\); the demo runs without it/);
     const first = /^route v\d+: (.*)$/m.exec(second.stdout);
     expect(first?.[1]).to.equal(':9001=healthy :9002=healthy :9003=healthy :9004=healthy :9005=healthy');
+  });
+
+  it('dev - on a terminal, every redrawn screen keeps what it simulates and why analytics is off', async function () {
+    if (!hasScript()) this.skip();
+    const dir = mkdtempSync(join(tmpdir(), 'lars-dev-'));
+    const port = await freePort();
+    const t = larsOnTerminal(['dev', '--speed', '4', '--duration', '4', '--data-dir', dir, '--nats', `nats://127.0.0.1:${port}`], { LARS_CLICKHOUSE_URL: 'http://127.0.0.1:9' });
+    expect(await t.exited, t.output()).to.equal(0);
+    // each screen starts with a clear; the last ones are redraws long after start-up
+    const screens = t.output().split('\u001b[2J').slice(1);
+    expect(screens.length, 'redrawn several times').to.be.at.least(3);
+    for (const screen of screens.slice(-2)) {
+      expect(screen).to.match(/analytics: off \(.*\); the demo runs without it/);
+      expect(screen).to.match(/simulating: 5 hosts 127\.0\.0\.1:9001-9005 \(no real servers/);
+      expect(screen).to.match(/scenario round \d+ \(\d+s of 10s, then it starts again\)/);
+    }
   });
 });
