@@ -210,29 +210,10 @@ export class RouteNode {
   // ---------------------------------------------------------------- registry
 
   private async startRegistryWatch(): Promise<void> {
-    // The last published state of every route, read in one pass, so that
-    // loading many routes costs no read per route.
-    const lastStates = new Map<string, { state: RouteState; revision: number }>();
-    const routesWatch = await watchBucket(this.store.kv, (e) => {
-      const st = RouteStore.decodeEntry(e);
-      if (st) lastStates.set(e.key, { state: st, revision: e.revision });
-      else lastStates.delete(e.key);
-    });
-    await routesWatch.initialized;
-    routesWatch.stop();
-    this.preloaded = lastStates;
-    const cps = new Map<string, CheckpointRecord>();
-    const cn = clusterNames(this.names.prefix);
-    const cpWatch = await watchBucket(this.checkpoints.kv, (e) => {
-      const k = cn.checkpointRoute(e.key);
-      if (!k) return;
-      const cp = CheckpointStore.decodeEntry(e);
-      if (cp) cps.set(k.routeKey, cp);
-      else cps.delete(k.routeKey);
-    });
-    await cpWatch.initialized;
-    cpWatch.stop();
-    this.preloadedCheckpoints = cps;
+    // Read in functions of their own: a map captured by a closure here would share this
+    // function's context with the registry watch's callback, which lives as long as the node.
+    this.preloaded = await this.readLastStates();
+    this.preloadedCheckpoints = await this.readAllCheckpoints();
     // Self-registered hosts first: the admin entries are merged with them as they load.
     this.selfRegs = new SelfRegistry(this.clock, this.rejects);
     const selfKv = await openBucket(this.nc, this.names.selfRegBucket, 1, { ttlMs: SELF_BUCKET_MAX_AGE_MS });
@@ -265,6 +246,35 @@ export class RouteNode {
     await this.regChain;
     this.preloaded = undefined;
     this.preloadedCheckpoints = undefined;
+  }
+
+  /** The last published state of every route, read in one pass, so that loading many routes costs no read per route. */
+  private async readLastStates(): Promise<Map<string, { state: RouteState; revision: number }>> {
+    const lastStates = new Map<string, { state: RouteState; revision: number }>();
+    const routesWatch = await watchBucket(this.store.kv, (e) => {
+      const st = RouteStore.decodeEntry(e);
+      if (st) lastStates.set(e.key, { state: st, revision: e.revision });
+      else lastStates.delete(e.key);
+    });
+    await routesWatch.initialized;
+    routesWatch.stop();
+    return lastStates;
+  }
+
+  /** Every route's checkpoint, read in one pass. */
+  private async readAllCheckpoints(): Promise<Map<string, CheckpointRecord>> {
+    const cps = new Map<string, CheckpointRecord>();
+    const cn = clusterNames(this.names.prefix);
+    const cpWatch = await watchBucket(this.checkpoints.kv, (e) => {
+      const k = cn.checkpointRoute(e.key);
+      if (!k) return;
+      const cp = CheckpointStore.decodeEntry(e);
+      if (cp) cps.set(k.routeKey, cp);
+      else cps.delete(k.routeKey);
+    });
+    await cpWatch.initialized;
+    cpWatch.stop();
+    return cps;
   }
 
   /**
