@@ -118,6 +118,25 @@ async function openServer(opts: EngineOptions, log: Logger): Promise<AnalyticsEn
   throw lastErr instanceof Error ? lastErr : new LarsError(ErrorCode.clickhouse, 'no ClickHouse URL given');
 }
 
+/** How long the first query to a ClickHouse server may take before it counts as not answering, ms. */
+const PROBE_TIMEOUT_MS = 10_000;
+
+/** What went wrong with the first query to a server, and how to fix it. */
+function whyUnreachable(err: unknown, probeMs: number): string {
+  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  const elsewhere = 'or give --clickhouse-url (LARS_CLICKHOUSE_URL) a running one; unset, the embedded chdb is used';
+  if (code === 'ECONNREFUSED') return `connection refused: start clickhouse-server there, ${elsewhere}`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `unknown host: ${elsewhere.replace(/^or /, '')}`;
+  if (e.name === 'AbortError' || e.name === 'TimeoutError' || /timeout|aborted/i.test(e.message ?? '')) return `no answer within ${probeMs / 1000} s: is that a ClickHouse HTTP port (8123)?`;
+  if (e.name === 'SyntaxError' || /^HPE_/.test(code ?? '') || /parse error/i.test(e.message ?? '')) return "something else answers there, not ClickHouse's HTTP interface: give --clickhouse-url (LARS_CLICKHOUSE_URL) a ClickHouse HTTP port (8123 by default)";
+  if (/authentication failed|password is incorrect|wrong password|unknown user|code: (516|192|193)\b/i.test(e.message ?? '')) {
+    const said = (e.message ?? '').split('\n')[0]!.replace(/,?\s*e\.what\(\) = .*$/, '');
+    return `the user or password is refused: set --clickhouse-user and --clickhouse-password (LARS_CLICKHOUSE_USER, LARS_CLICKHOUSE_PASSWORD); ClickHouse said: ${said}`;
+  }
+  return e.message ?? String(err);
+}
+
 async function openServerAt(url: string, servers: string[], opts: EngineOptions, log: Logger): Promise<AnalyticsEngine> {
   const client = createClient({
     url,
@@ -129,11 +148,13 @@ async function openServerAt(url: string, servers: string[], opts: EngineOptions,
     clickhouse_settings: {},
   });
   let version: ServerVersion;
+  // the first question gets an answer soon, or the server is taken as not there
+  const probeMs = Math.min(opts.requestTimeoutMs ?? 30_000, PROBE_TIMEOUT_MS);
   try {
-    version = await detectVersion(client);
+    version = await detectVersion(client, AbortSignal.timeout(probeMs));
   } catch (err) {
     await client.close();
-    throw new LarsError(ErrorCode.clickhouse, `cannot reach ClickHouse at ${redact(url)}: ${(err as Error).message}`, { cause: err });
+    throw new LarsError(ErrorCode.clickhouse, `cannot use ClickHouse at ${redact(url)}: ${whyUnreachable(err, probeMs)}`, { cause: err });
   }
   const features = featuresFor(version);
   log.info({ version: version.text, features }, 'clickhouse server');
@@ -295,8 +316,8 @@ async function releaseChdb(s: SharedChdb): Promise<void> {
 
 // ---------------------------------------------------------------- common
 
-async function detectVersion(client: ClickHouseClient): Promise<ServerVersion> {
-  const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' });
+async function detectVersion(client: ClickHouseClient, signal?: AbortSignal): Promise<ServerVersion> {
+  const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow', ...(signal ? { abort_signal: signal } : {}) });
   const rows = await rs.json<{ v: string }>();
   const text = rows[0]?.v ?? '';
   const v = parseVersion(text);

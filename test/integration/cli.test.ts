@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts'
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
 import { publishBatches, reportBatch } from '../../src/analytics/fixtures.ts';
-import { TEST_STREAM_LIMITS, countRows, findClickHouseServer, randomDatabase, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
+import { TEST_STREAM_LIMITS, countRows, findClickHouseServer, freePort, randomDatabase, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 describe('lars CLI (real nats-server)', function () {
   this.timeout(90_000);
@@ -387,6 +388,13 @@ describe('lars stats (real nats-server and clickhouse-server)', function () {
     await engine?.close();
   });
 
+  it('cli - a refused ClickHouse login says which settings to fix', async () => {
+    const { ch } = servers();
+    const r = await lars(['stats', 'errors'], { ...env, LARS_CLICKHOUSE_USER: 'nobody-here' }, 60_000);
+    expect(r.code, r.stderr).to.equal(1);
+    expect(r.stderr.trim(), r.stderr).to.match(new RegExp(`^lars stats: cannot use ClickHouse at ${ch.url.replace(/[.]/g, '\\.')}/?: the user or password is refused: set --clickhouse-user and --clickhouse-password \\(LARS_CLICKHOUSE_USER, LARS_CLICKHOUSE_PASSWORD\\); ClickHouse said: .*nobody-here`));
+  });
+
   it('cli - lars stats prints rounded tables, and full values with --json', async () => {
     const [json, human] = await Promise.all([lars(['stats', 'errors', '--route', '300.1', '--json'], env, 60_000), lars(['stats', 'errors', '--route', '300.1'], env, 60_000)]);
     expect(json.code, json.stderr).to.equal(0);
@@ -444,6 +452,40 @@ describe('lars output to a reader that goes away', function () {
       const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
       expect(code, `${args.join(' ')}: ${stderr}`).to.equal(0);
       expect(stderr, args.join(' ')).to.not.match(/EPIPE|node:events|at .*:\d+:\d+/);
+    }
+  });
+});
+
+describe('lars stats and lars sink on a ClickHouse URL that cannot be used', function () {
+  this.timeout(60_000);
+  let other: Server;
+  let otherPort: number;
+  const accepted: Socket[] = [];
+  before(async () => {
+    other = createServer((s) => {
+      accepted.push(s);
+      s.end('hello\n');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    otherPort = (other.address() as { port: number }).port;
+  });
+  after(async () => {
+    for (const s of accepted) s.destroy();
+    await new Promise((r) => other.close(r));
+  });
+
+  it('cli - each says what is wrong there and what to do, in one line, and exits 1', async () => {
+    const refused = `http://127.0.0.1:${await freePort()}`;
+    const cases: Array<[string, RegExp]> = [
+      [refused, /\(?connection refused: start clickhouse-server there, or give --clickhouse-url \(LARS_CLICKHOUSE_URL\) a running one; unset, the embedded chdb is used$/],
+      [`http://127.0.0.1:${otherPort}`, /something else answers there, not ClickHouse's HTTP interface: give --clickhouse-url \(LARS_CLICKHOUSE_URL\) a ClickHouse HTTP port \(8123 by default\)$/],
+    ];
+    for (const [url, re] of cases) {
+      const r = await lars(['stats', 'errors', '--clickhouse-url', url], {}, 30_000);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr.trim().split('\n'), url).to.have.length(1);
+      expect(r.stderr.trim(), url).to.match(new RegExp(`^lars stats: cannot use ClickHouse at ${url.replace(/[.]/g, '\\.')}/: `));
+      expect(r.stderr.trim(), url).to.match(re);
     }
   });
 });
