@@ -52,6 +52,15 @@ function commandPath(argv: string[]): { path: string[]; entry: Entry | undefined
   return sub ? { path: [top.name, sub.name], entry: sub, rest: words.slice(2) } : { path: [top.name], entry: top, rest: words.slice(1) };
 }
 
+/** Every top-level command name, `completion` (yargs' own) included. */
+const commandNames = (): string[] => [...COMMANDS.map((c) => c.name), 'completion'];
+
+const COMPLETION_HELP = `lars completion
+
+print a bash/zsh completion script for lars (commands, sub-commands and flags); install it with
+  lars completion >> ~/.bashrc    (or ~/.zshrc)
+then open a new shell. It needs \`lars\` on the PATH (npm install -g lars-nats, or npm link).`;
+
 /** What a person types to reach the help of `path`. */
 const helpOf = (path: string[]) => `lars ${[...path, '--help'].join(' ')}`;
 
@@ -74,8 +83,8 @@ function usageMessage(msg: string, argv: string[]): string {
   if (unknown) {
     const word = unknown[1]!.split(', ')[0]!;
     if (!entry) {
-      const near = closest(word, COMMANDS.map((c) => c.name));
-      return `unknown command ${JSON.stringify(word)}${near ? `; did you mean ${near}?` : `; commands: ${COMMANDS.map((c) => c.name).join(', ')}`}`;
+      const near = closest(word, commandNames());
+      return `unknown command ${JSON.stringify(word)}${near ? `; did you mean ${near}?` : `; commands: ${commandNames().join(', ')}`}`;
     }
     if (isGroup(entry)) {
       const subs = entry.commands.map((c) => c.name);
@@ -86,7 +95,7 @@ function usageMessage(msg: string, argv: string[]): string {
   }
   if (/^Did you mean (.+)\?$/.test(msg)) {
     const word = argv.find((a) => !a.startsWith('-') && !path.includes(a)) ?? '';
-    const names = entry && isGroup(entry) ? entry.commands.map((c) => c.name) : COMMANDS.map((c) => c.name);
+    const names = entry && isGroup(entry) ? entry.commands.map((c) => c.name) : commandNames();
     const near = closest(word, names);
     return `unknown ${path.length ? `${path.join(' ')} ` : ''}command ${JSON.stringify(word)}; ${near ? `did you mean ${near}?` : `use ${names.join(', ')}`}`;
   }
@@ -252,6 +261,7 @@ function parser(argv: string[], state: RunState): Argv {
 function normalize(argv: string[]): string[] {
   if (argv[0] === 'help') {
     const words = argv.slice(1).filter((a) => !a.startsWith('-'));
+    if (words[0] === 'completion') return ['completion', '--help'];
     const { path } = commandPath(words);
     if (path.length < words.length) {
       const scope = path.length ? `${path.join(' ')} ` : '';
@@ -272,11 +282,15 @@ export async function main(rawArgv: string[]): Promise<number> {
     argv = normalize(rawArgv);
     const y = parser(argv, state);
     // yargs prints the script but then goes on parsing `completion` as a command when it may not exit the process
-    if (argv[0] === 'completion' && argv.length === 1) y.showCompletionScript();
-    else await y.parseAsync();
+    if (argv[0] === 'completion') {
+      state.path = ['completion'];
+      if (argv.length === 1) y.showCompletionScript();
+      else if (argv.slice(1).every((a) => a === '--help' || a === '-h')) process.stdout.write(`${COMPLETION_HELP}\n`);
+      else throw new UsageError(`unexpected argument ${JSON.stringify(argv[1])}`);
+    } else await y.parseAsync();
   } catch (err) {
     state.error = err;
-    state.path = commandPath(argv).path;
+    state.path = argv[0] === 'completion' ? ['completion'] : commandPath(argv).path;
   }
   if (state.error === undefined) return state.code;
   const err = state.error;

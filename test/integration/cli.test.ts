@@ -273,6 +273,14 @@ describe('lars CLI (real nats-server)', function () {
     expect(devHelp.stdout).to.match(/--duration\s+<seconds>[\s\S]*\[default:\s+until\s+Ctrl-C\]/);
     expect(completion.code).to.equal(0);
     expect(completion.stdout).to.contain('--get-yargs-completions');
+    const [completionHelp, helpCompletion, completionExtra, typo] = await Promise.all([lars(['completion', '--help']), lars(['help', 'completion']), lars(['completion', 'extra']), lars(['complet'])]);
+    expect(completionHelp.code).to.equal(0);
+    expect(completionHelp.stdout).to.contain('lars completion >> ~/.bashrc');
+    expect(helpCompletion.stdout).to.equal(completionHelp.stdout);
+    expect(completionExtra.code).to.equal(2);
+    expect(completionExtra.stdout, 'no script before the error').to.equal('');
+    expect(completionExtra.stderr.trim()).to.equal(`lars completion: unexpected argument "extra"; run 'lars completion --help'`);
+    expect(typo.stderr.trim()).to.match(/unknown command "complet"; did you mean completion\?/);
     const words = await lars(['--get-yargs-completions', 'lars', 'route', '']);
     expect(words.stdout.split('\n')).to.include.members(['add', 'rm', 'ls', 'watch']);
   });
