@@ -21,8 +21,8 @@ import { lastTransitions, type AuditRow, type RouteRef } from './queries.ts';
 
 export type StateCounts = Record<HostState, number>;
 
-/** One line of the route list. */
-export interface RouteSummary {
+/** What the route list and the route page say of a route itself. */
+export interface RouteHead {
   route: string;
   modid: number;
   cmdid: number;
@@ -36,6 +36,10 @@ export interface RouteSummary {
   sender: string;
   panic: boolean;
   removed: boolean;
+}
+
+/** One line of the route list. */
+export interface RouteSummary extends RouteHead {
   hosts: number;
   states: StateCounts;
   /** Hosts not healthy (overloaded + probing + draining). */
@@ -62,19 +66,8 @@ export interface HostRow {
   last?: AuditRow;
 }
 
-export interface RouteDetail {
-  route: string;
-  modid: number;
-  cmdid: number;
-  published: boolean;
-  registered: boolean;
-  profile: string;
+export interface RouteDetail extends RouteHead {
   strategy?: string;
-  version: number;
-  ts: number;
-  sender: string;
-  panic: boolean;
-  removed: boolean;
   probe_num: number;
   states: StateCounts;
   hosts: HostRow[];
@@ -85,14 +78,11 @@ const emptyCounts = (): StateCounts => ({ healthy: 0, probing: 0, overloaded: 0,
 /** Worst first: overloaded, probing, draining, healthy. */
 const STATE_RANK: Record<string, number> = { overloaded: 0, probing: 1, draining: 2, healthy: 3 };
 
-function summarize(key: string, s: RouteState | undefined, reg: RegistryEntry | undefined): RouteSummary {
-  const p = routeKeyParts(key)!;
-  const states = emptyCounts();
-  for (const h of s?.hosts ?? []) states[h.state]++;
+function routeHead(ref: RouteRef, s: RouteState | undefined, reg: RegistryEntry | undefined): RouteHead {
   return {
-    route: key,
-    modid: p.modid,
-    cmdid: p.cmdid,
+    route: `${ref.modid}.${ref.cmdid}`,
+    modid: ref.modid,
+    cmdid: ref.cmdid,
     published: s !== undefined,
     registered: reg !== undefined,
     profile: s?.profile ?? reg?.profile ?? 'default',
@@ -101,6 +91,14 @@ function summarize(key: string, s: RouteState | undefined, reg: RegistryEntry | 
     sender: s?.sender ?? '',
     panic: s?.panic ?? false,
     removed: s?.removed ?? false,
+  };
+}
+
+function summarize(key: string, s: RouteState | undefined, reg: RegistryEntry | undefined): RouteSummary {
+  const states = emptyCounts();
+  for (const h of s?.hosts ?? []) states[h.state]++;
+  return {
+    ...routeHead(routeKeyParts(key)!, s, reg),
     hosts: s ? s.hosts.length : (reg?.hosts.length ?? 0),
     states,
     unhealthy: states.overloaded + states.probing + states.draining,
@@ -288,22 +286,7 @@ export class ConsoleBackend {
       }
     }
     hosts.sort((a, b) => (STATE_RANK[a.state] ?? 9) - (STATE_RANK[b.state] ?? 9) || b.since - a.since || a.host.localeCompare(b.host));
-    const d: RouteDetail = {
-      route: `${ref.modid}.${ref.cmdid}`,
-      modid: ref.modid,
-      cmdid: ref.cmdid,
-      published: s !== undefined,
-      registered: entry !== undefined,
-      profile: s?.profile ?? entry?.profile ?? 'default',
-      version: s?.version ?? 0,
-      ts: s?.ts ?? 0,
-      sender: s?.sender ?? '',
-      panic: s?.panic ?? false,
-      removed: s?.removed ?? false,
-      probe_num: s?.probe_num ?? 0,
-      states,
-      hosts,
-    };
+    const d: RouteDetail = { ...routeHead(ref, s, entry), probe_num: s?.probe_num ?? 0, states, hosts };
     const strategy = s?.strategy ?? entry?.strategy;
     if (strategy) d.strategy = strategy;
     return d;
