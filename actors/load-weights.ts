@@ -145,6 +145,11 @@ export class LoadWeighting {
     return now - this.periodStart >= this.params.weight_update_period * 1000;
   }
 
+  /** When the current period is over (`due` from then on), ms. */
+  dueAt(): number {
+    return this.periodStart + this.params.weight_update_period * 1000;
+  }
+
   /** Whether `s` has a load weight that is in use (renewed, past its blackout) at `now`. */
   private inUse(s: LoadHost, now: number): boolean {
     return s.loadWeight > 0 && now - s.loadSince >= this.params.weight_blackout_period * 1000;

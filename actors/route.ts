@@ -477,6 +477,34 @@ export class RouteActor implements RouteMechanism {
   }
 
   /**
+   * The earliest time at which `tick` can change the route, ms (Infinity:
+   * never by time alone). Ticked before then, the route changes only if
+   * something else reached it since its last tick (a report batch, a
+   * registry entry, a removal): a runtime ticks a route at its first tick
+   * after any of those, and otherwise once this time has come. Mirrors
+   * `tick`, rule for rule.
+   */
+  nextTick(): number {
+    const policy = this.policy;
+    const drainMs = this.params.drain_time * 1000;
+    const trialMs = this.params.probe_trial_timeout * 1000;
+    let due = this.weighting.dueAt();
+    for (const s of this.slots) {
+      if (s.state === 'draining') {
+        if (s.admin !== AdminMark.drained) due = Math.min(due, s.since + drainMs);
+      } else if (s.admin === undefined) {
+        due = Math.min(due, policy.tickDue(s));
+      }
+      if (s.state === 'probing' && trialMs > 0) {
+        // as nameTrialAgent picks: a trial agent is named (or replaced once it has been silent) only when another agent reported
+        const next = this.lastSender !== s.trialAgent ? this.lastSender : this.prevSender;
+        if (next !== undefined && next !== s.trialAgent) due = Math.min(due, s.trialAgent === undefined ? -Infinity : s.trialTs + trialMs);
+      }
+    }
+    return due;
+  }
+
+  /**
    * Names the agent that sends a probing host its trial calls: the sender of
    * the latest report batch other than `except`, an agent calling the route
    * now. None while no batch came, or when probe_trial_timeout is 0.

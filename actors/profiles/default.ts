@@ -7,7 +7,7 @@
  */
 import { nodeMachine } from '../node-machine.ts';
 import type { NodeParams } from '../params.ts';
-import { count, enterLars, hostTick, idleReport, setIdle } from './lars.ts';
+import { count, enterLars, hostTick, hostTickDue, idleReport, setIdle } from './lars.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
 
 export class DefaultPolicy implements ProfilePolicy {
@@ -62,6 +62,10 @@ export class DefaultPolicy implements ProfilePolicy {
 
   tick(s: PolicyHost, now: number): void {
     hostTick(this, s, now, this.route);
+  }
+
+  tickDue(s: PolicyHost): number {
+    return hostTickDue(this, s);
   }
 
   /** Latency outliers: a healthy host far slower than the median of its peers is ejected. */

@@ -115,6 +115,26 @@ export function hostTick(policy: ProfilePolicy, s: PolicyHost, now: number, rout
   }
 }
 
+/**
+ * The earliest time at which `hostTick` can change the host, ms (Infinity:
+ * never by time alone): a healthy host's window end or decay, an overloaded
+ * host's ejection end. Kept next to `hostTick`, rule for rule.
+ */
+export function hostTickDue(policy: ProfilePolicy, s: PolicyHost): number {
+  const p = policy.params;
+  switch (s.state) {
+    case 'healthy': {
+      const windowEnd = s.windowStart + p.idle_timeout * 1000;
+      return s.ejections > 0 ? Math.min(windowEnd, s.lastDecay + p.ejection_decay_time * 1000) : windowEnd;
+    }
+    case 'overloaded':
+      return policy.ejectionDue(s);
+    case 'probing':
+    case 'draining':
+      return Infinity;
+  }
+}
+
 /** `host_info::set_idle()` (the state flag and idle_ts: the machine and windowStart). */
 export function setIdle(s: PolicyHost, now: number, p: NodeParams): void {
   s.vsucc = p.init_succ_cnt; // vsucc = lb_config.init_succ_cnt;
@@ -209,6 +229,10 @@ export class LarsPolicy implements ProfilePolicy {
 
   tick(s: PolicyHost, now: number): void {
     hostTick(this, s, now, this.route);
+  }
+
+  tickDue(s: PolicyHost): number {
+    return hostTickDue(this, s);
   }
 
   afterTick(_now: number): void {

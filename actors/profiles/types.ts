@@ -68,7 +68,13 @@ export interface ProfilePolicy {
   report(s: PolicyHost, ok: boolean, latencyMs: number, now: number): void;
   /** A tick for one host that is not draining: windows, timeouts, ejection decay. */
   tick(s: PolicyHost, now: number): void;
-  /** After every host's tick: rules over the whole route (latency outliers). */
+  /** The earliest time at which `tick(s, now)` can change the host, ms (Infinity: never by time alone). */
+  tickDue(s: PolicyHost): number;
+  /**
+   * After every host's tick: rules over the whole route (latency outliers).
+   * Judges what reports and states say, not the time: called again with
+   * nothing reported and no state changed in between, it changes nothing.
+   */
   afterTick(now: number): void;
   /** Counter resets on entering the host's current state (Lars' set_idle / set_overload). */
   enter(s: PolicyHost, now: number): void;

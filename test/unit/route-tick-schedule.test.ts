@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { RouteActor } from '../../actors/route.ts';
+import type { Profile, RegistryEntry, RegistryHost, ReportBatch } from '../../schemas/messages.ts';
+
+const T0 = 1_700_000_000_000;
+const TICK_MS = 100;
+/** Short times, so that windows, ejections, decays, drains, trials and load periods all come round within a run. */
+const PARAMS = {
+  idle_timeout: 1,
+  overload_timeout: 0.7,
+  base_ejection_time: 0.5,
+  max_ejection_time: 2,
+  ejection_decay_time: 1.5,
+  drain_time: 0.8,
+  probe_trial_timeout: 0.4,
+  weight_update_period: 0.3,
+  weight_blackout_period: 0.6,
+  weight_expiration_period: 1.2,
+  slow_start_window: 0.5,
+  contin_err_limit: 3,
+  probe_succ_limit: 2,
+  min_requests: 2,
+  latency_min_calls: 3,
+  latency_min_gap_ms: 5,
+};
+
+const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'];
+
+type Step =
+  | { kind: 'wait'; ms: number }
+  | { kind: 'batch'; sender: string; reports: Array<[host: number, retcode: number, latency: number]>; util: Array<[host: number, util: number]> }
+  | { kind: 'registry'; hosts: number[]; admin: Array<'drained' | 'ejected' | undefined>; weight: number };
+
+function registryEntry(profile: Profile, hosts: number[], admin: ReadonlyArray<'drained' | 'ejected' | undefined>, weight: number): RegistryEntry {
+  return {
+    v: 1,
+    modid: 1,
+    cmdid: 2,
+    profile,
+    params: PARAMS,
+    hosts: hosts.map((i, k): RegistryHost => {
+      const h: RegistryHost = { ip: IPS[i]!, port: 8000, weight: k === 0 ? weight : 100 };
+      const mark = admin[k];
+      if (mark) h.admin = { state: mark, by: 'test', ts: 0 };
+      return h;
+    }),
+    updated_by: 'test',
+    ts: 0,
+  };
+}
+
+const host = fc.integer({ min: 0, max: IPS.length - 1 });
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 1, max: 900 }).map((ms): Step => ({ kind: 'wait', ms })) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .record({
+        sender: fc.constantFrom('a', 'b', 'c'),
+        reports: fc.array(fc.tuple(host, fc.constantFrom(0, 0, 1), fc.integer({ min: 1, max: 80 })), { maxLength: 12 }),
+        util: fc.array(fc.tuple(host, fc.double({ min: 0, max: 1, noNaN: true })), { maxLength: 3 }),
+      })
+      .map((b): Step => ({ kind: 'batch', ...b })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({
+        hosts: fc.uniqueArray(host, { minLength: 1, maxLength: IPS.length }),
+        admin: fc.array(fc.constantFrom<'drained' | 'ejected' | undefined>(undefined, undefined, undefined, 'drained', 'ejected'), { maxLength: IPS.length }),
+        weight: fc.constantFrom(50, 100),
+      })
+      .map((r): Step => ({ kind: 'registry', ...r })),
+  },
+);
+
+function batchOf(s: Extract<Step, { kind: 'batch' }>, t: number): ReportBatch {
+  const b: ReportBatch = {
+    v: 1,
+    sender: s.sender,
+    modid: 1,
+    cmdid: 2,
+    ts: t,
+    hosts: IPS.map((ip) => [ip, 8000] as [string, number]),
+    reports: s.reports.map(([h, rc, lat]) => [h, rc, lat, 0] as [number, number, number, number]),
+  };
+  if (s.util.length > 0) b.utilization = s.util;
+  return b;
+}
+
+describe('route tick schedule - nextTick', () => {
+  it('route - ticked only when something reached it or its nextTick has come, a route behaves exactly as one ticked every interval', () => {
+    fc.assert(
+      fc.property(fc.constantFrom<Profile>('default', 'lars'), fc.array(step, { minLength: 1, maxLength: 60 }), (profile, steps) => {
+        const first = registryEntry(profile, [0, 1, 2, 3], [], 100);
+        // `every` is ticked at each interval; `scheduled` only when touched since its last tick or due.
+        const every = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: first, now: T0 });
+        const scheduled = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: first, now: T0 });
+        let t = T0;
+        let touched = true;
+        const tickTo = (end: number): void => {
+          // ticks on the interval grid up to `end`, as a node's timer does
+          for (let next = t - (t % TICK_MS) + TICK_MS; next <= end; next += TICK_MS) {
+            every.tick(next);
+            if (touched || next >= scheduled.nextTick()) {
+              scheduled.tick(next);
+              touched = false;
+            }
+            compare(next);
+          }
+          t = end;
+        };
+        const compare = (at: number): void => {
+          expect(scheduled.checkpoint(at), `at +${at - T0} ms`).to.deep.equal(every.checkpoint(at));
+          expect(scheduled.flush(at), `flush at +${at - T0} ms`).to.deep.equal(every.flush(at));
+        };
+        for (const s of steps) {
+          if (s.kind === 'wait') {
+            tickTo(t + s.ms);
+            continue;
+          }
+          if (s.kind === 'batch') {
+            every.ingest(batchOf(s, t), t);
+            scheduled.ingest(batchOf(s, t), t);
+          } else {
+            const e = registryEntry(profile, s.hosts, s.admin, s.weight);
+            every.applyRegistry(e, t);
+            scheduled.applyRegistry(e, t);
+          }
+          touched = true;
+          compare(t);
+        }
+        tickTo(t + 3000);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('route - an idle route is due at its next load period or window end, whichever comes first', () => {
+    const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: registryEntry('default', [0, 1], [], 100), now: T0 });
+    expect(r.nextTick()).to.equal(T0 + PARAMS.weight_update_period * 1000);
+    const slow = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: { ...registryEntry('lars', [0, 1], [], 100), params: { idle_timeout: 15, weight_update_period: 60 } }, now: T0 });
+    expect(slow.nextTick()).to.equal(T0 + 15_000);
+  });
+});
