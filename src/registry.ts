@@ -246,9 +246,13 @@ export class RouteStore {
   }
 
   /** Writes a state; with `previousRevision`, only when the key is still at that revision (fencing). */
-  async put(state: RouteState, previousRevision?: number): Promise<number> {
-    const key = this.names.routeKey(state.modid, state.cmdid);
-    const data = encode(state);
+  put(state: RouteState, previousRevision?: number): Promise<number> {
+    return this.putEncoded(state.modid, state.cmdid, encode(state), previousRevision);
+  }
+
+  /** `put` of a state already encoded (as it was published). */
+  async putEncoded(modid: number, cmdid: number, data: Uint8Array, previousRevision?: number): Promise<number> {
+    const key = this.names.routeKey(modid, cmdid);
     if (previousRevision === undefined) return this.kv.put(key, data);
     if (previousRevision === 0) return this.kv.create(key, data);
     return this.kv.put(key, data, { previousSeq: previousRevision });

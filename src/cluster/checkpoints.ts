@@ -85,29 +85,44 @@ export class CheckpointStore {
   }
 
   /**
-   * Every checkpoint of one partition, by route key, in one pass: the number
-   * of keys under `<partition>.>` from the stream, then a watch on that
-   * filter until its last initial value.
+   * Every checkpoint record of one partition as stored (`decodeRecord` reads
+   * one), by route key, in one pass: the number of keys under `<partition>.>`
+   * from the stream, then a watch on that filter until its last initial
+   * value. Rejects when that value has not come within `timeoutMs`: a part
+   * of a partition's checkpoints is not what the caller asked for.
    */
-  async readPartition(partition: number, timeoutMs = 10_000): Promise<Map<string, CheckpointRecord>> {
-    const out = new Map<string, CheckpointRecord>();
+  async readPartition(partition: number, timeoutMs = 10_000): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
     const filter = `${partition}.>`;
     const info = await this.jsm.streams.info(this.stream, { subjects_filter: `${this.subjectPrefix}${filter}` });
     if (Object.keys(info.state.subjects ?? {}).length === 0) return out;
     const w = await this.kv.watch({ key: filter });
-    const timer = setTimeout(() => w.stop(), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      w.stop();
+    }, timeoutMs);
+    let complete = false;
     try {
       for await (const e of w) {
         const k = this.names.checkpointRoute(e.key);
-        const r = k ? CheckpointStore.decodeEntry(e) : undefined;
-        if (k && r) out.set(k.routeKey, r);
+        if (k && e.operation === 'PUT') out.set(k.routeKey, e.value);
         else if (k) out.delete(k.routeKey);
-        if (e.delta === 0) break;
+        if (e.delta === 0) {
+          complete = true;
+          break;
+        }
       }
     } finally {
       clearTimeout(timer);
       w.stop();
     }
+    if (!complete) throw new Error(`checkpoints of partition ${partition}: ${timedOut ? `not all read within ${timeoutMs} ms` : 'the watch ended early'} (${out.size} read)`);
     return out;
+  }
+
+  /** A record as `readPartition` gives it, decoded and checked; undefined when it is not a valid one. */
+  static decodeRecord(value: Uint8Array): CheckpointRecord | undefined {
+    return CheckpointStore.decodeEntry({ operation: 'PUT', value });
   }
 }

@@ -25,12 +25,13 @@ import { Registry, RouteStore, isConflict, openBucket, routeKeyParts, watchBucke
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { retry } from '../retry.ts';
-import { pool } from '../pool.ts';
+import { Limiter, pool } from '../pool.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
 import { SelfRegistry } from './self-registry.ts';
+import { TickSchedule } from './tick-schedule.ts';
 
 export interface RouteNodeOptions {
   nc: NatsConnection;
@@ -118,13 +119,17 @@ export class RouteNode {
   private registry!: Registry;
   private store!: RouteStore;
   private readonly routes = new Map<string, RouteSlot>();
+  /** Which routes the next tick ticks. */
+  private readonly ticks = new TickSchedule<RouteSlot>();
   private readonly dirty = new Set<RouteSlot>();
   private flushScheduled = false;
   private readonly subs = new Map<number, Subscription>();
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private watchStop: (() => void) | undefined;
-  /** Route states (and the actor's checkpoint taken with each) waiting for their KV write. */
-  private readonly kvPending = new Map<RouteSlot, { state: RouteState; checkpoint: RouteCheckpoint }>();
+  /** Route states waiting for their KV write, as published (the newest of each route). */
+  private readonly kvPending = new Map<RouteSlot, PendingWrite>();
+  /** Routes with a state write in flight: their next one waits for it (both would expect the same revision). */
+  private readonly kvWriting = new Set<RouteSlot>();
   private kvActive = 0;
   private kvIdle: Array<() => void> = [];
   /** Route-state writes in flight per partition, and who waits for any write to end (a partition's handover). */
@@ -169,6 +174,8 @@ export class RouteNode {
   private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined; rev?: number }>();
   /** Partitions lost on a write conflict of a route restored from its checkpoint alone: the next takeover reads every route's state. */
   private readonly verifyNext = new Set<number>();
+  /** One-pass checkpoint reads of partitions being taken over, a few at a time. */
+  private readonly partitionReads = new Limiter(PARTITION_READS);
   /** Routes whose restore read failed, retried while their partition is owned. */
   private readonly retryKeys = new Set<string>();
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -351,6 +358,7 @@ export class RouteNode {
       if (slot) {
         slot.registryRevision = e.revision;
         slot.actor.remove(now);
+        this.ticks.touch(slot);
         this.markDirty(slot);
       }
       return;
@@ -358,6 +366,7 @@ export class RouteNode {
     if (slot && !slot.actor.isRemoved) {
       slot.registryRevision = e.revision;
       slot.actor.applyRegistry(entry, now);
+      this.ticks.touch(slot);
       this.markDirty(slot);
       return;
     }
@@ -403,7 +412,10 @@ export class RouteNode {
     }
     const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0 };
     if (!last && rev !== undefined) ns.unverified = true;
+    const replaced = this.routes.get(key);
+    if (replaced) this.ticks.remove(replaced);
     this.routes.set(key, ns);
+    this.ticks.touch(ns);
     this.markDirty(ns);
   }
 
@@ -444,6 +456,7 @@ export class RouteNode {
       this.routes.delete(key);
       this.dirty.delete(slot);
       this.kvPending.delete(slot);
+      this.ticks.remove(slot);
     }
   }
 
@@ -475,37 +488,40 @@ export class RouteNode {
    */
   private async acquirePartition(p: number, entries: RegistryWatchEntry[]): Promise<void> {
     const verify = this.verifyNext.delete(p);
-    let cps: Map<string, CheckpointRecord> | undefined;
+    let cps: Map<string, Uint8Array> | undefined;
     if (entries.length >= BULK_RESTORE_MIN && !verify) {
       try {
-        cps = await this.checkpoints.readPartition(p);
+        cps = await this.partitionReads.run(() => this.checkpoints.readPartition(p));
       } catch (err) {
         this.log.warn({ err, partition: p }, 'partition checkpoints read failed; reading route by route');
       }
     }
-    const reads: RegistryWatchEntry[] = [];
-    for (const e of entries) {
-      const cp = cps?.get(e.key);
-      if (cp?.rev !== undefined && !verify) this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
-      else reads.push(e);
-    }
-    // A bounded number in flight: thousands of requests at once time out on a busy server.
-    await pool(reads, RESTORE_READS, async (e) => {
-      const parts = routeKeyParts(e.key)!;
-      const cp = cps?.get(e.key);
-      try {
-        const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
-        this.prefetched.set(e.key, { last, cp: c });
-      } catch {
-        // read again, with retries, when the entry is applied
-      }
-    });
-    // In slices, letting timers run between them (lease renewals: a long restore must not let the lease lapse).
+    // In slices, letting timers run between them (lease renewals: a long restore must not let the lease
+    // lapse). Each slice's checkpoints are decoded just before its routes are restored: decoded all at
+    // once, a partition's checkpoints would outlive many young-generation collections, each copying them.
     for (let i = 0; i < entries.length; i += RESTORE_SLICE) {
-      await Promise.all(entries.slice(i, i + RESTORE_SLICE).map((e) => this.enqueueRegistry(e, true)));
+      const slice = entries.slice(i, i + RESTORE_SLICE);
+      const reads: Array<{ e: RegistryWatchEntry; cp: CheckpointRecord | undefined }> = [];
+      for (const e of slice) {
+        const raw = cps?.get(e.key);
+        const cp = raw === undefined ? undefined : CheckpointStore.decodeRecord(raw);
+        if (cp?.rev !== undefined && !verify) this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
+        else reads.push({ e, cp });
+      }
+      // A bounded number in flight: thousands of requests at once time out on a busy server.
+      await pool(reads, RESTORE_READS, async ({ e, cp }) => {
+        const parts = routeKeyParts(e.key)!;
+        try {
+          const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
+          this.prefetched.set(e.key, { last, cp: c });
+        } catch {
+          // read again, with retries, when the entry is applied
+        }
+      });
+      await Promise.all(slice.map((e) => this.enqueueRegistry(e, true)));
+      for (const e of slice) this.prefetched.delete(e.key);
       if (i + RESTORE_SLICE < entries.length) await new Promise<void>((r) => setImmediate(r));
     }
-    for (const e of entries) this.prefetched.delete(e.key);
     if (!this.active.has(p) || this.closed) return;
     this.subscribePartition(p);
     this.emitPartition({ partition: p, kind: 'acquired', at: this.clock() });
@@ -617,17 +633,21 @@ export class RouteNode {
       return;
     }
     const r = slot.actor.ingest(b, this.clock());
+    this.ticks.touch(slot);
     this.counters.reports += r.applied;
     if (r.unknownHost > 0) this.rejects.reject('unknown_host', `${r.unknownHost} reports for hosts not in ${b.modid}.${b.cmdid}`, { subject: m.subject }, r.unknownHost);
     if (slot.actor.isDirty) this.markDirty(slot);
   }
 
+  /** Ticks the routes that something reached since their last tick or whose next tick has come (TickSchedule). */
   private tick(): void {
     if (this.registryLoaded) for (const k of this.selfRegs.expire()) void this.setEffective(k, KEEP_ADMIN);
     const now = this.clock();
-    for (const slot of this.routes.values()) {
+    // A route dropped or replaced has left the schedule (TickSchedule.remove).
+    for (const slot of this.ticks.take(now)) {
       slot.actor.tick(now);
       if (slot.actor.isDirty) this.markDirty(slot);
+      this.ticks.set(slot, slot.actor.nextTick());
     }
   }
 
@@ -662,8 +682,9 @@ export class RouteNode {
       const ch = a0.flush(now);
       if (!ch) continue;
       const a = slot.actor;
+      const data = encode(ch.state);
       try {
-        this.nc.publish(this.names.route(a.modid, a.cmdid), encode(ch.state));
+        this.nc.publish(this.names.route(a.modid, a.cmdid), data);
         this.counters.published++;
         for (const e of ch.events) {
           this.nc.publish(this.names.event(a.modid, a.cmdid), encode(e));
@@ -681,8 +702,11 @@ export class RouteNode {
           this.log.error({ err, route: `${a.modid}.${a.cmdid}` }, 'route change listener failed');
         }
       }
-      this.kvPending.set(slot, { state: ch.state, checkpoint: a.checkpoint(now) });
-      if (a.isRemoved) this.routes.delete(this.names.routeKey(a.modid, a.cmdid));
+      this.kvPending.set(slot, { data, removed: ch.state.removed });
+      if (a.isRemoved) {
+        this.routes.delete(this.names.routeKey(a.modid, a.cmdid));
+        this.ticks.remove(slot);
+      }
     }
     if (this.dirty.size > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
@@ -717,13 +741,17 @@ export class RouteNode {
   }
 
   private pumpKv(): void {
-    while (this.kvActive < 16 && this.kvPending.size > 0) {
-      const [slot, w] = this.kvPending.entries().next().value as [RouteSlot, { state: RouteState; checkpoint: RouteCheckpoint }];
+    if (this.kvActive >= KV_WRITES) return;
+    for (const [slot, w] of this.kvPending) {
+      if (this.kvActive >= KV_WRITES) break;
+      if (this.kvWriting.has(slot)) continue;
       this.kvPending.delete(slot);
+      this.kvWriting.add(slot);
       this.kvActive++;
       const p = slot.partition;
       this.kvActiveBy.set(p, (this.kvActiveBy.get(p) ?? 0) + 1);
-      void this.writeKv(slot, w.state, w.checkpoint).finally(() => {
+      void this.writeKv(slot, w).finally(() => {
+        this.kvWriting.delete(slot);
         this.kvActive--;
         const left = this.kvActiveBy.get(p)! - 1;
         if (left > 0) this.kvActiveBy.set(p, left);
@@ -751,14 +779,20 @@ export class RouteNode {
    * another node owns the partition now: the partition is dropped, never
    * re-read and overwritten.
    */
-  private async writeKv(slot: RouteSlot, state: RouteState, checkpoint: RouteCheckpoint): Promise<void> {
-    const route = `${state.modid}.${state.cmdid}`;
+  private async writeKv(slot: RouteSlot, w: PendingWrite): Promise<void> {
+    const a = slot.actor;
+    const route = `${a.modid}.${a.cmdid}`;
+    // Taken now, with the state it goes with: a later flush would have replaced the pending write,
+    // so the actor is at the version being written (changes since then go in as unpublished).
+    const checkpoint = a.checkpoint(this.clock());
+    let wrote = false;
     try {
       await retry(
         async () => {
-          if (!this.isCurrent(slot) && !state.removed) return;
-          slot.kvRevision = await this.store.put(state, slot.kvRevision);
+          if (!this.isCurrent(slot) && !w.removed) return;
+          slot.kvRevision = await this.store.putEncoded(a.modid, a.cmdid, w.data, slot.kvRevision);
           slot.unverified = false;
+          wrote = true;
           this.counters.kvWrites++;
         },
         {
@@ -777,10 +811,11 @@ export class RouteNode {
       }
       if (this.closed) return;
       // Keep the newest state for the next flush rather than losing it.
-      if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, { state, checkpoint });
+      if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, w);
       return;
     }
-    await this.storeCheckpoint(slot, checkpoint, Date.now());
+    // A checkpoint goes only with a state this node stored (its write fenced): not for a route dropped meanwhile.
+    if (wrote) await this.storeCheckpoint(slot, checkpoint, Date.now());
   }
 
   /**
@@ -888,6 +923,12 @@ export class RouteNode {
   }
 }
 
+/** A route state waiting for its KV write: its encoding as published. */
+interface PendingWrite {
+  data: Uint8Array;
+  removed: boolean;
+}
+
 /** `setEffective`: keep the admin entry the node holds. */
 const KEEP_ADMIN = Symbol('keep the admin entry');
 const NO_VALUE = new Uint8Array(0);
@@ -900,10 +941,18 @@ const BULK_RESTORE_MIN = 32;
 const RESTORE_SLICE = 128;
 /** Checkpoint writes in flight per partition being handed over. */
 const HANDOVER_WRITES = 64;
+/** Route-state writes in flight (each followed by its checkpoint's). */
+const KV_WRITES = 16;
 /** Changed routes published per event-loop turn. */
 const FLUSH_SLICE = 1024;
 /** Restore reads in flight per partition being taken over. */
 const RESTORE_READS = 16;
+/**
+ * Partitions whose checkpoints are read at once: each read is a watch, and
+ * nats-server 2.9 left most of twenty watches started together stalled
+ * halfway (five at once read in 0.8 s).
+ */
+const PARTITION_READS = 4;
 
 /** A digest of an encoded checkpoint record. */
 function digest(record: Uint8Array): string {
