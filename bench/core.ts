@@ -18,7 +18,9 @@
  * to check the group end to end; its figures are not comparable.
  * Environment knobs (defaults in brackets): BENCH_TRIALS [100] trials per
  * latency metric, BENCH_PUBLISHERS [auto: 1, 2 when the publisher is the
- * bottleneck], BENCH_HEAP_ROUTES [10000].
+ * bottleneck], BENCH_HEAP_ROUTES [10000];
+ * BENCH_CORE_ONLY=hop|picks|ingest|fanout|heap (comma separated) runs only
+ * those (fanout: propagation and ejection).
  */
 import { cpus, loadavg } from 'node:os';
 import { epochMs } from './_common.ts';
@@ -31,19 +33,25 @@ import { benchIngest } from './core/ingest.ts';
 import { benchFanout } from './core/fanout.ts';
 import { benchHeap } from './core/heap.ts';
 
+const PARTS = ['hop', 'picks', 'ingest', 'fanout', 'heap'];
+const only = process.env['BENCH_CORE_ONLY']?.split(',');
+const unknown = only?.filter((p) => !PARTS.includes(p)) ?? [];
+if (unknown.length > 0) throw new Error(`BENCH_CORE_ONLY: unknown part ${unknown.join(', ')} (parts: ${PARTS.join(', ')})`);
+const runs = (name: string): boolean => !only || only.includes(name);
+
 await runGroup('core', async () => {
   const tStart = epochMs();
   const loadStart = loadavg()[0]!;
   const ctx = await setupCore();
   const metrics: Metric[] = [];
-  metrics.push(...(await benchHop(ctx)));
-  metrics.push(...(await benchPicks(ctx)));
-  metrics.push(...(await benchIngest(ctx)));
-  metrics.push(...(await benchFanout(ctx)));
+  if (runs('hop')) metrics.push(...(await benchHop(ctx)));
+  if (runs('picks')) metrics.push(...(await benchPicks(ctx)));
+  if (runs('ingest')) metrics.push(...(await benchIngest(ctx)));
+  if (runs('fanout')) metrics.push(...(await benchFanout(ctx)));
   await ctx.node.close();
-  metrics.push(...(await benchHeap(ctx)));
+  if (runs('heap')) metrics.push(...(await benchHeap(ctx)));
   metrics.push({ name: 'machine_load_1m_start', value: loadStart, unit: 'load', note: `1-min load average at start (other work on the ${cpus().length}-core machine skews every figure)` });
   metrics.push({ name: 'machine_load_1m_end', value: loadavg()[0]!, unit: 'load', note: '1-min load average at the end' });
-  metrics.push({ name: 'core_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' });
+  metrics.push({ name: 'core_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: only ? `BENCH_CORE_ONLY=${only.join(',')}` : 'whole group' });
   record('core', metrics);
 });
