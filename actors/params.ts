@@ -51,7 +51,11 @@ export interface DefaultParams extends LarsParams {
   probe_weight_percent: number;
   /** Consecutive successes that bring a probing host back. */
   probe_succ_limit: number;
-  /** Errors that send a probing host back to overloaded, with a longer ejection. */
+  /**
+   * Errors that send a probing host back to overloaded, with a longer
+   * ejection. A trial call that fails as slowly as a latency outlier (a
+   * caller's timeout) counts for all of them: one such call ends the round.
+   */
   probe_err_limit: number;
   /**
    * One agent at a time sends a probing host its trial calls (named in the

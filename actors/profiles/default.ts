@@ -35,16 +35,24 @@ export class DefaultPolicy implements ProfilePolicy {
       case 'healthy':
         idleReport(s, ok, now, p, this.route);
         return;
-      case 'probing':
-        if (ok && !this.isSlow(latencyMs)) {
+      case 'probing': {
+        const slow = this.isSlow(latencyMs);
+        if (ok && !slow) {
           if (s.continSucc >= p.probe_succ_limit) this.route.send(s, { type: 'RECOVER', reason: 'probe_success', now }, now);
         } else {
           // An error, or a success as slow as an outlier: not a recovery.
           s.continSucc = 0;
-          s.probeErr++;
+          // A failed call as slow as an outlier left its caller waiting far
+          // beyond the peers (a caller's timeout): the host is still sick, and
+          // the round ends at once. Only for a call picked within this round
+          // (it took no longer than the round has lasted): a call picked
+          // before it says nothing of the host now. Other failures count one
+          // each: a fast error may be a leftover or noise.
+          s.probeErr = !ok && slow && latencyMs <= now - s.since ? p.probe_err_limit : s.probeErr + 1;
           if (s.probeErr >= p.probe_err_limit) this.route.eject(s, 'probe_failure', now);
         }
         return;
+      }
       case 'overloaded':
         // Out until its ejection time is over (the tick); reports of calls still in flight only count.
         return;

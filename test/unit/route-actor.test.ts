@@ -305,6 +305,43 @@ describe('route actor - probing judges latency too', () => {
     drain(r, clock, events);
     expect(events.filter((e) => e.ip === '10.0.0.1').map((e) => e.reason)).to.deep.equal(['latency_outlier', 'timeout', 'probe_failure', 'timeout', 'probe_success']);
   });
+
+  /** A route of 5 hosts whose first host, a latency outlier (200 ms against 10 ms), has just entered probing. */
+  function slowProbing(): { r: RouteActor; clock: Clock } {
+    const { r, clock } = route(5, 'default');
+    for (let round = 0; round < 100; round++) {
+      for (let h = 1; h <= 5; h++) r.report(`10.0.0.${h}:8000`, 0, h === 1 ? 200 : 10, clock.now());
+    }
+    r.tick(clock.advance(250));
+    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    expect(r.host(H1)!.state).to.equal('probing');
+    expect(r.peerLatency).to.equal(10);
+    return { r, clock };
+  }
+
+  it('route - a trial call that fails as slowly as an outlier (a caller timed out) ends the probe round at once', () => {
+    const { r, clock } = slowProbing();
+    clock.advance(1050);
+    r.report(H1, 1, 1000, clock.now());
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    expect(r.host(H1)!.reason).to.equal('probe_failure');
+    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000);
+  });
+
+  it('route - a fast error, a slow success, or a slow failure of a call picked before the round began counts one probe error', () => {
+    for (const [retcode, latencyMs, after] of [
+      [1, 5, 1050], // a fast error
+      [0, 1000, 1050], // a slow success
+      [1, 1000, 500], // longer than the round has lasted: picked before it began
+    ] as const) {
+      const { r, clock } = slowProbing();
+      r.report(H1, retcode, latencyMs, clock.advance(after));
+      expect(r.host(H1)!.state, `${retcode} ${latencyMs} ms`).to.equal('probing');
+      expect(r.host(H1)!.probeErr).to.equal(1);
+      r.report(H1, 1, 5, clock.advance(10));
+      expect(r.host(H1)!.state).to.equal('overloaded');
+    }
+  });
 });
 
 describe('route actor - registry writes', () => {
