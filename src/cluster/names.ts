@@ -14,6 +14,11 @@ export interface ClusterNames {
   checkpointKey(partition: number, routeKey: string): string;
   /** Partition and route key (`<modid>.<cmdid>`) of a checkpoint key, or undefined when the key is not one. */
   checkpointRoute(key: string): { partition: number; routeKey: string } | undefined;
+  /** The key filter of a partition's route checkpoints: `<partition>.*.*` (its handover keys are not under it). */
+  checkpointFilter(partition: number): string;
+  /** A partition's handover entry in the checkpoints bucket: `<partition>.handover`; its parts: `<partition>.handover-<i>`. */
+  handoverKey(partition: number): string;
+  handoverPartKey(partition: number, part: number): string;
   /** Lease key of a partition: `p<partition>`. */
   leaseKey(partition: number): string;
   /** Partition of a lease key, or undefined when the key is not one. */
@@ -32,6 +37,9 @@ export function clusterNames(prefix: string): ClusterNames {
       const m = /^(\d{1,4})\.(\d{1,10}\.\d{1,10})$/.exec(key);
       return m ? { partition: Number(m[1]), routeKey: m[2]! } : undefined;
     },
+    checkpointFilter: (p) => `${p}.*.*`,
+    handoverKey: (p) => `${p}.handover`,
+    handoverPartKey: (p, i) => `${p}.handover-${i}`,
     leaseKey: (p) => `p${p}`,
     leasePartition: (key) => {
       const m = /^p(\d{1,4})$/.exec(key);

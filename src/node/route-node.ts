@@ -12,7 +12,6 @@
  * each route from its checkpoint (`<prefix>_checkpoints`), else from its
  * last published state.
  */
-import { createHash } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KvWatchEntry } from '@nats-io/kv';
 import { names as makeNames, partitionOf, parseRouteTail, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
@@ -63,7 +62,7 @@ export interface RouteNodeStats {
   fenced: number;
   /** Partitions dropped because a fenced write or a lease renewal failed. */
   partitionsLost: number;
-  /** Checkpoints written at handovers (routes whose stored checkpoint was already current are skipped). */
+  /** Route checkpoints stored at handovers (in the partitions' handover records). */
   handoverCheckpoints: number;
   rejects: Record<string, number>;
 }
@@ -95,15 +94,8 @@ interface RouteSlot {
   kvRevision: number | undefined;
   /** `kvRevision` came from the checkpoint, not from a read of the routes bucket: true until a write succeeds on it. */
   unverified?: boolean;
-  /**
-   * The last checkpoint record stored for the route: its digest, and the two
-   * times it was taken at (node clock, wall clock). A handover encodes the
-   * route's checkpoint at those same times: the same bytes, nothing changed,
-   * nothing to store.
-   */
-  cpDigest?: string;
-  cpNow?: number;
-  cpWall?: number;
+  /** Created by a restore and changed by nothing since (no report, no registry entry): its first publish can wait (`republish`). */
+  takeover?: boolean;
 }
 
 export class RouteNode {
@@ -174,6 +166,16 @@ export class RouteNode {
   private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined; rev?: number }>();
   /** Partitions lost on a write conflict of a route restored from its checkpoint alone: the next takeover reads every route's state. */
   private readonly verifyNext = new Set<number>();
+  /** Partitions being restored now. */
+  private acquiring = 0;
+  /**
+   * Routes restored while partitions were being taken over, whose only change
+   * is the takeover itself: they are published under this node's name (and
+   * stored) once no partition is being restored, so that restoring, which
+   * lets the partitions' reports be judged, is not slowed down by tens of
+   * thousands of writes. A report or registry entry for one publishes it at once.
+   */
+  private readonly republish = new Set<RouteSlot>();
   /** One-pass checkpoint reads of partitions being taken over, a few at a time. */
   private readonly partitionReads = new Limiter(PARTITION_READS);
   /** Routes whose restore read failed, retried while their partition is owned. */
@@ -358,6 +360,7 @@ export class RouteNode {
       if (slot) {
         slot.registryRevision = e.revision;
         slot.actor.remove(now);
+        slot.takeover = false;
         this.ticks.touch(slot);
         this.markDirty(slot);
       }
@@ -366,6 +369,7 @@ export class RouteNode {
     if (slot && !slot.actor.isRemoved) {
       slot.registryRevision = e.revision;
       slot.actor.applyRegistry(entry, now);
+      slot.takeover = false;
       this.ticks.touch(slot);
       this.markDirty(slot);
       return;
@@ -410,7 +414,7 @@ export class RouteNode {
       this.log.warn({ route: key, version }, 'restored route had no pickable host; host states start afresh');
       actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...last.state, version, hosts: [] } });
     }
-    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0 };
+    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0, takeover: true };
     if (!last && rev !== undefined) ns.unverified = true;
     const replaced = this.routes.get(key);
     if (replaced) this.ticks.remove(replaced);
@@ -456,6 +460,7 @@ export class RouteNode {
       this.routes.delete(key);
       this.dirty.delete(slot);
       this.kvPending.delete(slot);
+      this.republish.delete(slot);
       this.ticks.remove(slot);
     }
   }
@@ -477,21 +482,36 @@ export class RouteNode {
     this.log.info({ partitions: ps, routes: [...byPartition.values()].reduce((a, l) => a + l.length, 0) }, 'partitions acquired');
   }
 
-  /**
-   * Restores one partition's routes. With many routes, its checkpoints in
-   * one pass, and a route whose checkpoint carries the routes-bucket
-   * revision it goes with needs nothing more; the others (no checkpoint, an
-   * older record, or a partition lost on a conflict with such a revision),
-   * and every route of a small partition (fewer than BULK_RESTORE_MIN: the
-   * one-pass read costs a few round trips), read their checkpoint and last
-   * published state in parallel. The entries are then applied in order.
-   */
+  /** Restores one partition's routes; the last restore to end lets the routes waiting in `republish` go out. */
   private async acquirePartition(p: number, entries: RegistryWatchEntry[]): Promise<void> {
+    this.acquiring++;
+    try {
+      await this.restorePartition(p, entries);
+    } finally {
+      if (--this.acquiring === 0 && this.republish.size > 0) {
+        const waiting = [...this.republish];
+        this.republish.clear();
+        for (const slot of waiting) this.markDirty(slot);
+      }
+    }
+  }
+
+  /**
+   * Restores one partition's routes from their checkpoints, read in bulk
+   * (`readCheckpoints`); a route whose checkpoint carries the routes-bucket
+   * revision it goes with needs nothing more. The others (no checkpoint, an
+   * older record, a partition lost on a conflict with such a revision, every
+   * route of a small partition without a handover) read their last
+   * published state, and their checkpoint when the bulk read could not tell
+   * that there is none, in parallel. The entries are then applied in order.
+   */
+  private async restorePartition(p: number, entries: RegistryWatchEntry[]): Promise<void> {
     const verify = this.verifyNext.delete(p);
     let cps: Map<string, Uint8Array> | undefined;
-    if (entries.length >= BULK_RESTORE_MIN && !verify) {
+    let complete = false;
+    if (!verify) {
       try {
-        cps = await this.partitionReads.run(() => this.checkpoints.readPartition(p));
+        ({ cps, complete } = await this.partitionReads.run(() => this.readCheckpoints(p, entries.length)));
       } catch (err) {
         this.log.warn({ err, partition: p }, 'partition checkpoints read failed; reading route by route');
       }
@@ -505,14 +525,14 @@ export class RouteNode {
       for (const e of slice) {
         const raw = cps?.get(e.key);
         const cp = raw === undefined ? undefined : CheckpointStore.decodeRecord(raw);
-        if (cp?.rev !== undefined && !verify) this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
+        if (cp?.rev !== undefined) this.prefetched.set(e.key, { last: undefined, cp, rev: cp.rev });
         else reads.push({ e, cp });
       }
       // A bounded number in flight: thousands of requests at once time out on a busy server.
       await pool(reads, RESTORE_READS, async ({ e, cp }) => {
         const parts = routeKeyParts(e.key)!;
         try {
-          const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cps ? cp : this.checkpoints.get(p, e.key)]);
+          const [last, c] = await Promise.all([this.store.get(parts.modid, parts.cmdid), cp !== undefined || complete ? cp : this.checkpoints.get(p, e.key)]);
           this.prefetched.set(e.key, { last, cp: c });
         } catch {
           // read again, with retries, when the entry is applied
@@ -525,6 +545,23 @@ export class RouteNode {
     if (!this.active.has(p) || this.closed) return;
     this.subscribePartition(p);
     this.emitPartition({ partition: p, kind: 'acquired', at: this.clock() });
+  }
+
+  /**
+   * A partition's checkpoints in bulk, by route key. Its handover (see
+   * CheckpointStore.putHandover) when no route checkpoint was stored after
+   * it; otherwise, or with no handover and many routes, its route
+   * checkpoints in one pass, the handover's record kept for a route where it
+   * is the newer. `complete`: a route missing from them has no checkpoint.
+   */
+  private async readCheckpoints(p: number, routes: number): Promise<{ cps: Map<string, Uint8Array> | undefined; complete: boolean }> {
+    const h = await this.checkpoints.readHandover(p);
+    if (h && !(await this.checkpoints.storedAfter(p, h.seq))) return { cps: h.records, complete: false };
+    if (!h && routes < BULK_RESTORE_MIN) return { cps: undefined, complete: false };
+    const stored = await this.checkpoints.readPartition(p);
+    const cps = new Map<string, Uint8Array>(h?.records);
+    for (const [k, r] of stored) if (h === undefined || r.seq > h.seq || !cps.has(k)) cps.set(k, r.value);
+    return { cps, complete: true };
   }
 
   private async loadKeys(keys: string[]): Promise<void> {
@@ -554,26 +591,44 @@ export class RouteNode {
     // From here their changes go into the checkpoints (dirty, with pending events) for the next owner to publish.
     for (const p of ps) this.handing.add(p);
     try {
+      const t0 = performance.now();
       await this.settledFor(set);
-      await this.writeHandoverCheckpoints(set);
+      const t1 = performance.now();
+      const written = this.counters.handoverCheckpoints;
+      await this.writeHandovers(set);
       if (drop) for (const p of ps) this.dropPartition(p);
       else for (const p of ps) this.closing?.add(p);
+      this.log.info({ partitions: ps, settleMs: Math.round(t1 - t0), checkpointsMs: Math.round(performance.now() - t1), checkpoints: this.counters.handoverCheckpoints - written }, 'partitions ready to hand over');
     } finally {
       for (const p of ps) this.handing.delete(p);
     }
   }
 
-  private async writeHandoverCheckpoints(set: ReadonlySet<number>): Promise<void> {
-    // Only while still holding the partition: a checkpoint write is not fenced by itself.
-    const slots = [...this.routes.values()].filter((s) => set.has(s.partition) && !s.actor.isRemoved && this.ownership.holds?.(s.partition) !== false);
+  /**
+   * Stores each partition's handover: every route's checkpoint, together
+   * (CheckpointStore.putHandover). Only while still holding the partition: the
+   * write is not fenced by itself. A failed write is logged; the next owner
+   * then restores from the route checkpoints, as after a crash.
+   */
+  private async writeHandovers(set: ReadonlySet<number>): Promise<void> {
     const now = this.clock();
     const ts = Date.now();
-    // A bounded number in flight: thousands of writes at once hold up every other request, the lease renewals included.
-    await pool(slots, HANDOVER_WRITES, async (s) => {
-      // Nothing happened to the route since its last checkpoint (no report, no tick that changed it): stored already.
-      if (s.cpDigest !== undefined && digest(CheckpointStore.encodeRecord(s.actor.checkpoint(s.cpNow!), s.cpWall!, s.kvRevision)) === s.cpDigest) return;
-      if (await this.storeCheckpoint(s, s.actor.checkpoint(now), ts)) this.counters.handoverCheckpoints++;
-    });
+    const byPartition = new Map<number, Array<readonly [string, Uint8Array]>>();
+    for (const p of set) if (this.ownership.holds?.(p) !== false) byPartition.set(p, []);
+    for (const [key, s] of this.routes) {
+      const records = byPartition.get(s.partition);
+      if (records && !s.actor.isRemoved) records.push([key, CheckpointStore.encodeRecord(s.actor.checkpoint(now), ts, s.kvRevision)]);
+    }
+    await Promise.all(
+      [...byPartition].map(async ([p, records]) => {
+        try {
+          await this.checkpoints.putHandover(p, records, this.nodeId);
+          this.counters.handoverCheckpoints += records.length;
+        } catch (err) {
+          this.log.warn({ err, partition: p }, 'handover checkpoints not stored; the next owner restores from the route checkpoints');
+        }
+      }),
+    );
   }
 
   /** A fenced write or renewal failed: the partition belongs to someone else now. */
@@ -634,6 +689,7 @@ export class RouteNode {
     }
     const r = slot.actor.ingest(b, this.clock());
     this.ticks.touch(slot);
+    slot.takeover = false;
     this.counters.reports += r.applied;
     if (r.unknownHost > 0) this.rejects.reject('unknown_host', `${r.unknownHost} reports for hosts not in ${b.modid}.${b.cmdid}`, { subject: m.subject }, r.unknownHost);
     if (slot.actor.isDirty) this.markDirty(slot);
@@ -673,12 +729,18 @@ export class RouteNode {
       this.dirty.delete(slot);
       const a0 = slot.actor;
       if (this.routes.get(this.names.routeKey(a0.modid, a0.cmdid)) !== slot || this.handing.has(slot.partition)) continue;
+      if (slot.takeover && this.acquiring > 0) {
+        this.republish.add(slot);
+        continue;
+      }
       if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
         // The lease may have expired (a stall, a slow renewal): publish nothing until it is renewed.
         this.counters.fenced++;
         this.reassert(slot.partition);
         continue;
       }
+      slot.takeover = false;
+      this.republish.delete(slot);
       const ch = a0.flush(now);
       if (!ch) continue;
       const a = slot.actor;
@@ -818,24 +880,14 @@ export class RouteNode {
     if (wrote) await this.storeCheckpoint(slot, checkpoint, Date.now());
   }
 
-  /**
-   * Stores a route's checkpoint with the routes revision it goes with, and
-   * notes what was stored (RouteSlot.cpDigest); false when the write failed
-   * (logged; the next handover writes it again).
-   */
-  private async storeCheckpoint(slot: RouteSlot, checkpoint: RouteCheckpoint, wall: number): Promise<boolean> {
+  /** Stores a route's checkpoint with the routes revision it goes with; a failed write is logged (the next handover stores it again). */
+  private async storeCheckpoint(slot: RouteSlot, checkpoint: RouteCheckpoint, wall: number): Promise<void> {
     const record = CheckpointStore.encodeRecord(checkpoint, wall, slot.kvRevision);
     try {
       await this.checkpoints.putEncoded(slot.partition, this.names.routeKey(slot.actor.modid, slot.actor.cmdid), record);
     } catch (err) {
-      slot.cpDigest = undefined;
       this.log.warn({ err, route: `${slot.actor.modid}.${slot.actor.cmdid}` }, 'checkpoint write failed');
-      return false;
     }
-    slot.cpDigest = digest(record);
-    slot.cpNow = checkpoint.ts;
-    slot.cpWall = wall;
-    return true;
   }
 
   /** Resolves when every route state has been written to KV. */
@@ -939,8 +991,6 @@ const SELF_BUCKET_MAX_AGE_MS = 2 * LIMITS.maxSelfTtlMs;
 const BULK_RESTORE_MIN = 32;
 /** Routes restored in one go before timers get a turn. */
 const RESTORE_SLICE = 128;
-/** Checkpoint writes in flight per partition being handed over. */
-const HANDOVER_WRITES = 64;
 /** Route-state writes in flight (each followed by its checkpoint's). */
 const KV_WRITES = 16;
 /** Changed routes published per event-loop turn. */
@@ -953,11 +1003,6 @@ const RESTORE_READS = 16;
  * halfway (five at once read in 0.8 s).
  */
 const PARTITION_READS = 4;
-
-/** A digest of an encoded checkpoint record. */
-function digest(record: Uint8Array): string {
-  return createHash('sha1').update(record).digest('base64');
-}
 
 function hasPickable(s: RouteState): boolean {
   return s.hosts.some((h) => h.pick_weight > 0);

@@ -1,0 +1,106 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { RouteActor } from '../../actors/route.ts';
+import { CheckpointStore } from '../../src/cluster/checkpoints.ts';
+import { encode } from '../../src/codec.ts';
+import type { Profile, RegistryEntry, ReportBatch } from '../../schemas/messages.ts';
+
+const T0 = 1_700_000_000_000;
+const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'];
+
+function entry(profile: Profile, params: Record<string, number>, zones: boolean): RegistryEntry {
+  return {
+    v: 1,
+    modid: 1,
+    cmdid: 2,
+    profile,
+    params,
+    hosts: IPS.map((ip, i) => (zones && i % 2 === 0 ? { ip, port: 8000, weight: 100, zone: 'a' } : { ip, port: 8000, weight: 100 })),
+    updated_by: 'test',
+    ts: 0,
+  };
+}
+
+/** A route after some reports, ticks and flushes: ejected, probing and healthy hosts, trial agents, load figures, maybe pending events. */
+const routes = fc
+  .record({
+    profile: fc.constantFrom<Profile>('default', 'lars'),
+    params: fc.constantFrom<Record<string, number>>({}, { contin_err_limit: 3, base_ejection_time: 0.2 }, { idle_timeout: 2, weight_update_period: 0.5 }),
+    zones: fc.boolean(),
+    steps: fc.array(
+      fc.record({
+        sender: fc.constantFrom('a', 'b'),
+        reports: fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.constantFrom(0, 1), fc.integer({ min: 1, max: 50 })), { maxLength: 20 }),
+        util: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+        waitMs: fc.integer({ min: 0, max: 700 }),
+        flush: fc.boolean(),
+      }),
+      { maxLength: 12 },
+    ),
+    removed: fc.boolean(),
+  })
+  .map(({ profile, params, zones, steps, removed }) => {
+    let t = T0;
+    const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: entry(profile, params, zones), now: t });
+    for (const s of steps) {
+      const b: ReportBatch = { v: 1, sender: s.sender, modid: 1, cmdid: 2, ts: t, hosts: IPS.map((ip) => [ip, 8000] as [string, number]), reports: s.reports.map(([h, rc, lat]) => [h, rc, lat, 0] as [number, number, number, number]) };
+      if (s.util !== undefined) b.utilization = [[0, s.util]];
+      r.ingest(b, t);
+      t += s.waitMs;
+      r.tick(t);
+      if (s.flush) r.flush(t);
+    }
+    if (removed) r.remove(t);
+    return r.checkpoint(t);
+  });
+
+describe('checkpoint records - what the checkpoints bucket stores', () => {
+  it('checkpoint records - a record decodes to the checkpoint and the revision it was written with, whatever the route went through', () => {
+    fc.assert(
+      fc.property(routes, fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }), (cp, rev) => {
+        const bytes = CheckpointStore.encodeRecord(cp, T0 + 5, rev);
+        const back = CheckpointStore.decodeRecord(bytes);
+        expect(back).to.not.equal(undefined);
+        expect(back!.checkpoint).to.deep.equal(cp);
+        expect(back!.ts).to.equal(T0 + 5);
+        expect(back!.rev).to.equal(rev);
+        // the same inputs give the same bytes (a handover compares digests)
+        expect(CheckpointStore.encodeRecord(cp, T0 + 5, rev)).to.deep.equal(bytes);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('checkpoint records - version 1 records (each host a map, every parameter) are read as before', () => {
+    fc.assert(
+      fc.property(routes, (cp) => {
+        const v1 = encode({ v: 1, checkpoint: cp, ts: T0, rev: 7 });
+        expect(CheckpointStore.decodeRecord(v1)).to.deep.equal({ checkpoint: cp, ts: T0, rev: 7 });
+        expect(CheckpointStore.encodeRecord(cp, T0, 7).length, 'version 2 is smaller').to.be.below(v1.length);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('checkpoint records - malformed ones are refused, not half read', () => {
+    const cp = fc.sample(routes, 50).find((c) => c.hosts.length > 0)!;
+    const good = CheckpointStore.decodeRecord(CheckpointStore.encodeRecord(cp, T0, 1));
+    expect(good).to.not.equal(undefined);
+    const packed = (mutate: (c: Record<string, unknown>) => void): Uint8Array => {
+      const r = JSON.parse(JSON.stringify({ v: 2, checkpoint: cp, ts: T0 })) as { checkpoint: Record<string, unknown> };
+      const hosts = cp.hosts as unknown as Array<Record<string, unknown>>;
+      const keys = [...new Set(hosts.flatMap((h) => Object.keys(h)))];
+      r.checkpoint['hosts'] = { keys, rows: hosts.map((h) => keys.map((k) => h[k] ?? null)) };
+      r.checkpoint['params'] = {};
+      mutate(r.checkpoint);
+      return encode(r);
+    };
+    expect(CheckpointStore.decodeRecord(packed(() => undefined)), 'the test builds a valid record').to.not.equal(undefined);
+    expect(CheckpointStore.decodeRecord(packed((c) => ((c['hosts'] as { rows: unknown[][] }).rows[0]!.length = 2)))).to.equal(undefined);
+    expect(CheckpointStore.decodeRecord(packed((c) => ((c['hosts'] as { keys: unknown[] }).keys[0] = 7)))).to.equal(undefined);
+    expect(CheckpointStore.decodeRecord(packed((c) => (c['hosts'] = [])))).to.equal(undefined);
+    expect(CheckpointStore.decodeRecord(packed((c) => (c['params'] = { idle_timeout: 'x' })))).to.equal(undefined);
+    expect(CheckpointStore.decodeRecord(packed((c) => (c['profile'] = 'other')))).to.equal(undefined);
+    expect(CheckpointStore.decodeRecord(encode({ v: 3, checkpoint: cp, ts: T0 }))).to.equal(undefined);
+  });
+});
