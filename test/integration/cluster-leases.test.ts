@@ -110,4 +110,36 @@ describe('cluster - partitions shared by leases (in-process nodes)', function ()
     }
     expect(rec.backwards()).to.deep.equal([]);
   });
+
+  it('cluster - route checkpoints stored after a handover win over it: after a crash, the next owner resumes the newer counters', async () => {
+    for (const id of ['n-a', 'n-b', 'n-c']) nodes.push(await startLeaseNode(c.server.url, c.prefix, id));
+    await settled(['n-a', 'n-b', 'n-c']);
+    const leaving = nodes[1]!;
+    const moved = leaving.node.servedPartitions();
+    await leaving.stop();
+    nodes = nodes.filter((n) => n !== leaving);
+    await settled(['n-a', 'n-c']);
+    // a route that came with the handover, and the node that has it now
+    const [rm, rc] = ROUTES.find(([m, cmd]) => moved.includes(partitionOf(m, cmd, PARTITIONS)))!;
+    const heir = nodes.find((n) => n.node.route(rm, rc))!;
+    const other = nodes.find((n) => n !== heir)!;
+    const agent = await c.agent();
+    // enough failures to eject a host: a new state, stored with its checkpoint (after the handover's)
+    const h = hosts(3, `10.${rm % 200}.0.`)[2]!;
+    for (let i = 0; i < 15; i++) agent.report(rm, rc, h, 1, 9);
+    agent.flushAll();
+    await waitFor(() => heir.node.route(rm, rc)!.host(`${h.ip}:${h.port}`)!.state === 'overloaded', { what: 'the host ejected by the heir' });
+    // then the heir dies without a handover of its own
+    await waitFor(
+      async () => {
+        await heir.node.settled();
+        return heir.node.route(rm, rc)!.isDirty === false;
+      },
+      { what: 'the heir stored the route' },
+    );
+    const counted = heir.node.route(rm, rc)!.checkpoint(Date.now()).hosts;
+    await heir.nc.close();
+    const restored = await waitFor(() => other.node.route(rm, rc), { timeoutMs: 20_000, what: `${rm}.${rc} taken over after the crash` });
+    expect(restored.checkpoint(Date.now()).hosts, 'the counters stored after the handover').to.deep.equal(counted);
+  });
 });
