@@ -4,7 +4,7 @@
  * calls run through the integration, which reports every outcome by itself.
  * The host must be ejected for the errors, ejected again for the timed-out
  * probes (reported at the timeout, not when the server finally answers), and
- * come back to its share once healthy.
+ * come back to its share once healthy and past its slow start.
  */
 import { expect } from 'chai';
 import type { Agent } from '../../src/agent/agent.ts';
@@ -63,6 +63,14 @@ export async function failHangRecover(o: FailHangRecover): Promise<void> {
   bad.mode = 'ok';
   const recovered = await waitForEvent(c.events.subscribe, (e) => isBad(e) && e.ts >= hangFrom && e.to === 'healthy', { what: 'recovery', timeoutMs: 30_000 });
   await waitFor(async () => (await agent.getRoute(modid, cmdid))!.version >= recovered.version, { what: 'agent has the recovery' });
+  // a host back from ejection ramps up over slow_start_window (the route's: 2 s here) before its full share
+  await waitFor(
+    async () => {
+      const h = (await agent.getRoute(modid, cmdid))!.hosts.find((x) => x.port === bad.port);
+      return h !== undefined && h.state === 'healthy' && h.pick_weight >= h.weight;
+    },
+    { what: 'slow start over', timeoutMs: 15_000 },
+  );
   const b0 = bad.requests;
   const g1 = goodRequests();
   await waitFor(() => goodRequests() >= g1 + 400, { what: 'calls after recovery' });

@@ -132,7 +132,7 @@ for (const protocol of [HttpProtocol.http1, HttpProtocol.h2c]) {
     it(`http - a host that answers 500, then hangs, loses its traffic without any manual report, and gets it back after it recovers (${protocol})`, async () => {
       servers = await Promise.all(['a', 'b', 'c'].map((id) => startServer(protocol, id)));
       const [bad, ...good] = servers as [TestServer, TestServer, TestServer];
-      await c.addRoute(30, 1, servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })), 'default', { base_ejection_time: 2, max_ejection_time: 4 });
+      await c.addRoute(30, 1, servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })), 'default', { base_ejection_time: 2, max_ejection_time: 4, slow_start_window: 2 });
       await waitFor(() => c.node!.route(30, 1), { what: 'route actor' });
       // swrr spreads by pick weight alone: what moves the traffic here is the route node's ejection, from the reports the client sent by itself
       const agent = await c.agent({ strategy: 'swrr' });
