@@ -166,8 +166,9 @@ export class RouteNode {
   private readonly prefetched = new Map<string, { last: { state: RouteState; revision: number } | undefined; cp: CheckpointRecord | undefined; rev?: number }>();
   /** Partitions lost on a write conflict of a route restored from its checkpoint alone: the next takeover reads every route's state. */
   private readonly verifyNext = new Set<number>();
-  /** Partitions being restored now. */
+  /** Partitions being restored now, and who waits for none to be (`settled`). */
   private acquiring = 0;
+  private restored: Array<() => void> = [];
   /**
    * Routes restored while partitions were being taken over, whose only change
    * is the takeover itself: they are published under this node's name (and
@@ -488,10 +489,13 @@ export class RouteNode {
     try {
       await this.restorePartition(p, entries);
     } finally {
-      if (--this.acquiring === 0 && this.republish.size > 0) {
+      if (--this.acquiring === 0) {
         const waiting = [...this.republish];
         this.republish.clear();
         for (const slot of waiting) this.markDirty(slot);
+        const done = this.restored;
+        this.restored = [];
+        for (const f of done) f();
       }
     }
   }
@@ -890,8 +894,9 @@ export class RouteNode {
     }
   }
 
-  /** Resolves when every route state has been written to KV. */
+  /** Resolves when every route state has been written to KV (those of partitions being restored now included). */
   async settled(): Promise<void> {
+    if (this.acquiring > 0) await new Promise<void>((r) => this.restored.push(r));
     if (this.flushScheduled) this.flush();
     if (this.kvActive === 0 && this.kvPending.size === 0) return;
     await new Promise<void>((r) => this.kvIdle.push(r));
