@@ -60,7 +60,9 @@ export interface ChildNode {
 
 /** `lars node` without --own (leases) in a child process, killed at teardown. */
 export function startChildNode(url: string, n: Names, partitions: number, id: string, leaseMs: number): ChildNode {
-  const child = spawn(process.execPath, [LARS_BIN, 'node', '--lease-ms', String(leaseMs)], {
+  // BENCH_NODE_NODE_ARGS: Node options for the nodes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`, written when a node stops gracefully).
+  const nodeArgs = process.env['BENCH_NODE_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, LARS_BIN, 'node', '--lease-ms', String(leaseMs)], {
     env: { ...process.env, LARS_NATS_URL: url, LARS_PREFIX: n.prefix, LARS_PARTITIONS: String(partitions), LARS_NODE_ID: id, LARS_LOG_LEVEL: process.env['BENCH_NODE_LOG'] ?? 'error', LARS_LOG_FORMAT: 'json' },
     stdio: ['ignore', process.env['BENCH_NODE_LOG'] ? 'inherit' : 'ignore', 'inherit'],
   });
