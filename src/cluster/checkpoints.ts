@@ -316,11 +316,17 @@ const hostTemplates = new Map<string, Readonly<Record<string, unknown>>>();
  * fixed shape; the same few field lists come over and over.
  */
 function hostTemplate(names: readonly string[]): Readonly<Record<string, unknown>> {
+  const last = lastTemplate;
+  if (last !== undefined && last.names.length === names.length && last.names.every((k, i) => k === names[i])) return last.template;
   const sig = names.join('\u0000');
   let t = hostTemplates.get(sig);
   if (t === undefined) {
     t = JSON.parse(`{${names.map((k) => `${JSON.stringify(k)}:null`).join(',')}}`) as Record<string, unknown>;
     if (hostTemplates.size < 64) hostTemplates.set(sig, t);
   }
+  lastTemplate = { names: [...names], template: t };
   return t;
 }
+
+/** The template asked for last, with its field names (records in a row have the same ones). */
+let lastTemplate: { names: readonly string[]; template: Readonly<Record<string, unknown>> } | undefined;

@@ -353,8 +353,8 @@ export class RouteNode {
       return;
     }
     const now = this.clock();
-    if (entry) {
-      const pr = resolveParams(entry.profile ?? 'default', entry.params ?? {});
+    if (entry?.params !== undefined && Object.keys(entry.params).length > 0) {
+      const pr = resolveParams(entry.profile ?? 'default', entry.params);
       if (!pr.ok) this.log.error({ route: key, error: pr.error }, 'registry params rejected; using profile defaults');
     }
     if (!entry) {
