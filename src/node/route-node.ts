@@ -94,7 +94,7 @@ interface RouteSlot {
   kvRevision: number | undefined;
   /** `kvRevision` came from the checkpoint, not from a read of the routes bucket: true until a write succeeds on it. */
   unverified?: boolean;
-  /** Created by a restore and changed by nothing since (no report, no registry entry): its first publish can wait (`republish`). */
+  /** Resumed from a checkpoint that had nothing unpublished, and reached by nothing since (no report, no registry entry): its first publish can wait (`republish`). */
   takeover?: boolean;
 }
 
@@ -409,13 +409,17 @@ export class RouteNode {
     let restored = last?.state;
     if (restored?.removed || fresh?.removed) restored = { ...(restored ?? emptyState(modid, cmdid)), version: Math.max(restored?.version ?? 0, fresh?.version ?? 0), hosts: [] };
     let actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, checkpoint, restored });
+    // Resumed from a checkpoint with nothing left unpublished: the publish under this node's name may wait (`republish`).
+    let quiet = checkpoint !== undefined && !fresh!.dirty && fresh!.pending.length === 0;
     if (last && hasPickable(last.state) && !hasPickable(actor.snapshot(now))) {
       // The previous owner published pickable hosts: never replace them with none because the restore went wrong.
       const version = Math.max(last.state.version, checkpoint?.version ?? 0);
       this.log.warn({ route: key, version }, 'restored route had no pickable host; host states start afresh');
       actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...last.state, version, hosts: [] } });
+      quiet = false;
     }
-    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0, takeover: true };
+    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0 };
+    if (quiet) ns.takeover = true;
     if (!last && rev !== undefined) ns.unverified = true;
     const replaced = this.routes.get(key);
     if (replaced) this.ticks.remove(replaced);
