@@ -91,6 +91,8 @@ export interface SeenState {
   sender: string;
   /** Date.now() at arrival. */
   at: number;
+  /** The state's own `ts`: the publishing node's clock when it published it. */
+  ts: number;
   pickable: number;
   ejected: string[];
 }
@@ -113,6 +115,7 @@ export class RouteRecorder {
           version: s.version,
           sender: s.sender,
           at: Date.now(),
+          ts: s.ts,
           pickable: s.hosts.filter((h) => h.pick_weight > 0).length,
           ejected: s.hosts.filter((h) => h.state === 'overloaded' || h.state === 'probing').map((h) => `${h.ip}:${h.port}`),
         });

@@ -24,6 +24,8 @@ interface LeaseSeen {
   revision: number;
   /** Index into the route recorder's list when this lease revision arrived. */
   at: number;
+  /** When the server stored it (its clock; the nodes run on the same machine). */
+  created: number;
 }
 
 describe('cluster - failover between `lars node` processes', function () {
@@ -90,7 +92,7 @@ describe('cluster - failover between `lars node` processes', function () {
     void (async () => {
       for await (const e of w) {
         const p = cn.leasePartition(e.key);
-        if (p !== undefined) leases.push({ partition: p, owner: decodeLease(e)?.node, revision: e.revision, at: rec.seen.length });
+        if (p !== undefined) leases.push({ partition: p, owner: decodeLease(e)?.node, revision: e.revision, at: rec.seen.length, created: e.created.getTime() });
       }
     })();
     // steady load on every route from one agent (swrr: the node, not the agent, is what judges the failing host)
@@ -194,7 +196,9 @@ describe('cluster - failover between `lars node` processes', function () {
       if (s.sender !== victim.id) continue;
       const k = `${s.modid}.${s.cmdid}`;
       const p = partitionOf(s.modid, s.cmdid, PARTITIONS);
-      const reacquired = leases.find((l) => l.partition === p && l.owner === victim.id && l.at <= i && l.revision > 0 && l.at >= takeoverIdx);
+      // Taken back before this state was published: the node publishes only once its lease write is stored. (Arrival order
+      // says nothing: the lease reaches this watch through a consumer, the state straight from the node.)
+      const reacquired = leases.find((l) => l.partition === p && l.owner === victim.id && l.revision > 0 && l.at >= takeoverIdx && l.created <= s.ts);
       const bar = firstNew.get(k);
       if (bar !== undefined && s.version > bar && !reacquired) stale.push(`${k} v${s.version} before the node took the lease back`);
       const newer = rec.seen.slice(takeoverIdx, i).filter((x) => x.modid === s.modid && x.cmdid === s.cmdid && x.sender !== victim.id);
