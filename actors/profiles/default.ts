@@ -80,23 +80,30 @@ export class DefaultPolicy implements ProfilePolicy {
   afterTick(now: number): void {
     const p = this.params;
     const hosts = this.route.hosts();
-    const lat = this.lat;
-    lat.length = 0;
-    for (const s of hosts) if (s.state === 'healthy' && s.latCalls >= p.latency_min_calls) lat.push(s.latency);
-    if (lat.length < 3) {
-      this.route.peerLatency = lat.length > 0 ? lat.reduce((a, b) => a + b, 0) / lat.length : 0;
-      return;
-    }
-    lat.sort((a, b) => a - b);
-    const mid = lat.length >> 1;
-    const median = lat.length % 2 === 1 ? lat[mid]! : (lat[mid - 1]! + lat[mid]!) / 2;
+    const median = this.peerMedian(hosts);
     this.route.peerLatency = median;
+    if (this.lat.length < 3) return;
+    let ejected = false;
     for (const s of hosts) {
       if (s.state !== 'healthy' || s.latCalls < p.latency_min_calls) continue;
       if (s.latency > median * p.latency_factor && s.latency - median >= p.latency_min_gap_ms) {
-        this.route.eject(s, 'latency_outlier', now);
+        ejected = this.route.eject(s, 'latency_outlier', now) || ejected;
       }
     }
+    // the peers are the healthy hosts: after an ejection, the median of those left (what the next tick would compute)
+    if (ejected) this.route.peerLatency = this.peerMedian(hosts);
+  }
+
+  /** The median latency of the healthy hosts with enough calls (their mean when fewer than three); `lat` holds them. */
+  private peerMedian(hosts: readonly PolicyHost[]): number {
+    const p = this.params;
+    const lat = this.lat;
+    lat.length = 0;
+    for (const s of hosts) if (s.state === 'healthy' && s.latCalls >= p.latency_min_calls) lat.push(s.latency);
+    if (lat.length < 3) return lat.length > 0 ? lat.reduce((a, b) => a + b, 0) / lat.length : 0;
+    lat.sort((a, b) => a - b);
+    const mid = lat.length >> 1;
+    return lat.length % 2 === 1 ? lat[mid]! : (lat[mid - 1]! + lat[mid]!) / 2;
   }
 
   enter(s: PolicyHost, now: number): void {
