@@ -519,7 +519,7 @@ export class RouteNode {
     let complete = false;
     if (!verify) {
       try {
-        ({ cps, complete } = await this.partitionReads.run(() => this.readCheckpoints(p, entries.length)));
+        ({ cps, complete } = await this.partitionReads.run(() => this.readCheckpoints(p, entries.map((e) => e.key))));
       } catch (err) {
         this.log.warn({ err, partition: p }, 'partition checkpoints read failed; reading route by route');
       }
@@ -559,13 +559,22 @@ export class RouteNode {
    * A partition's checkpoints in bulk, by route key. Its handover (see
    * CheckpointStore.putHandover) when no route checkpoint was stored after
    * it; otherwise, or with no handover and many routes, its route
-   * checkpoints in one pass, the handover's record kept for a route where it
-   * is the newer. `complete`: a route missing from them has no checkpoint.
+   * checkpoints (in one pass when it has many routes, one read each when few),
+   * the handover's record kept for a route where it is the newer.
+   * `complete`: a route missing from them has no checkpoint.
    */
-  private async readCheckpoints(p: number, routes: number): Promise<{ cps: Map<string, Uint8Array> | undefined; complete: boolean }> {
+  private async readCheckpoints(p: number, keys: readonly string[]): Promise<{ cps: Map<string, Uint8Array> | undefined; complete: boolean }> {
     const h = await this.checkpoints.readHandover(p);
     if (h && !(await this.checkpoints.storedAfter(p, h.seq))) return { cps: h.records, complete: false };
-    if (!h && routes < BULK_RESTORE_MIN) return { cps: undefined, complete: false };
+    if (keys.length < BULK_RESTORE_MIN) {
+      if (!h) return { cps: undefined, complete: false };
+      const cps = new Map<string, Uint8Array>(h.records);
+      await pool(keys, RESTORE_READS, async (k) => {
+        const r = await this.checkpoints.getStored(p, k);
+        if (r && (r.seq > h.seq || !cps.has(k))) cps.set(k, r.value);
+      });
+      return { cps, complete: true };
+    }
     const stored = await this.checkpoints.readPartition(p);
     const cps = new Map<string, Uint8Array>(h?.records);
     for (const [k, r] of stored) if (h === undefined || r.seq > h.seq || !cps.has(k)) cps.set(k, r.value);
