@@ -214,7 +214,12 @@ export class ReportLoad {
   }
 }
 
-/** Whether every route has its state and its checkpoint stored (the nodes' KV writes have caught up). */
+/**
+ * Whether every route has its state and its checkpoint stored (the nodes' KV
+ * writes have caught up). The checkpoints bucket also holds the partitions'
+ * handovers, so its count can reach `routes` a little early: `kvQuiet` tells
+ * when the writes have stopped.
+ */
 export async function kvCaughtUp(nc: NatsConnection, n: Names, routes: number): Promise<boolean> {
   try {
     const [st, cp] = await Promise.all([bindBucket(nc, n.routesBucket), bindBucket(nc, clusterNames(n.prefix).checkpointsBucket)]);
@@ -223,6 +228,24 @@ export async function kvCaughtUp(nc: NatsConnection, n: Names, routes: number): 
     return a.values >= routes && b.values >= routes;
   } catch {
     return false;
+  }
+}
+
+/** Resolves once neither the routes nor the checkpoints bucket has had a write for `quietMs` (the nodes are done writing). */
+export async function kvQuiet(nc: NatsConnection, n: Names, quietMs: number, timeoutMs: number): Promise<void> {
+  const [st, cp] = await Promise.all([bindBucket(nc, n.routesBucket), bindBucket(nc, clusterNames(n.prefix).checkpointsBucket)]);
+  if (st === undefined || cp === undefined) return;
+  const last = async (): Promise<string> => (await Promise.all([st.status(), cp.status()])).map((s) => s.streamInfo.state.last_seq).join('/');
+  const end = performance.now() + timeoutMs;
+  let seen = await last();
+  let since = performance.now();
+  while (performance.now() - since < quietMs && performance.now() < end) {
+    await sleep(250);
+    const now = await last();
+    if (now !== seen) {
+      seen = now;
+      since = performance.now();
+    }
   }
 }
 
