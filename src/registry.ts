@@ -279,22 +279,13 @@ export interface BucketWatch {
  * carries how many messages are still pending for the watch (`delta`), and
  * the last of the initial values is the first one with none left. An empty
  * bucket has no initial values.
- *
- * nats-server 2.9.10 sometimes counts one message too many as pending when a
- * key changes while the initial values are being delivered: the marker never
- * comes (seen as a node's start waiting out the whole `initTimeoutMs` while
- * other nodes wrote route states). So a watch that has delivered values and
- * then nothing for `quietMs` counts as initialized too; what comes later is
- * delivered all the same.
  */
-export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promise<void>, opts: { initTimeoutMs?: number; quietMs?: number; onError?: (err: unknown) => void } = {}): Promise<BucketWatch> {
+export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promise<void>, opts: { initTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Promise<BucketWatch> {
   const watch = await kv.watch({ key: '>' });
   let resolveInit!: () => void;
   const initialized = new Promise<void>((r) => (resolveInit = r));
-  let delivered = 0;
   void (async () => {
     for await (const e of watch) {
-      delivered++;
       await onEntry(e);
       if (e.delta === 0) resolveInit();
     }
@@ -303,15 +294,6 @@ export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promis
   if ((await kv.status()).values === 0) resolveInit();
   const timer = setTimeout(resolveInit, opts.initTimeoutMs ?? 30_000);
   timer.unref?.();
-  let seen = 0;
-  const quiet = setInterval(() => {
-    if (delivered > 0 && delivered === seen) resolveInit();
-    seen = delivered;
-  }, opts.quietMs ?? 2000);
-  quiet.unref?.();
-  void initialized.then(() => {
-    clearTimeout(timer);
-    clearInterval(quiet);
-  });
+  void initialized.then(() => clearTimeout(timer));
   return { initialized, stop: () => watch.stop() };
 }
