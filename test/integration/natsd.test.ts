@@ -11,6 +11,23 @@ import { freePort } from '../helpers/clickhouse-server.ts';
 import { lars } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
 
+/** Mocha hooks: a loopback port that accepts connections and never says a word; its port, once listening, and the sockets it accepted. */
+function useSilentPort(): { port: () => number; sockets: Socket[] } {
+  let server: Server;
+  let port = 0;
+  const sockets: Socket[] = [];
+  before(async () => {
+    server = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+  });
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+  return { port: () => port, sockets };
+}
+
 describe('natsd: what lars does with the NATS it finds', function () {
   this.timeout(60_000);
 
@@ -75,21 +92,10 @@ describe('natsd: what lars does with the NATS it finds', function () {
   });
 
   describe('a port that accepts connections and says nothing', () => {
-    let server: Server;
-    let port: number;
-    const sockets: Socket[] = [];
-    before(async () => {
-      server = createServer((s) => void sockets.push(s));
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      port = (server.address() as { port: number }).port;
-    });
-    after(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    });
+    const silent = useSilentPort();
 
     it('natsd - lars route ls and lars node say nothing answered as NATS, and exit instead of hanging', async () => {
-      const url = `nats://127.0.0.1:${port}`;
+      const url = `nats://127.0.0.1:${silent.port()}`;
       const t0 = Date.now();
       const [ls, node] = await Promise.all([lars(['route', 'ls', '--nats', url], {}, 20_000), lars(['node', '--nats', url], {}, 20_000)]);
       for (const [r, what] of [[ls, 'route ls'], [node, 'node']] as const) {
@@ -104,28 +110,17 @@ describe('natsd: what lars does with the NATS it finds', function () {
   });
 
   describe('the SDK on a port that accepts connections and says nothing', () => {
-    let server: Server;
-    let port: number;
-    const sockets: Socket[] = [];
-    before(async () => {
-      server = createServer((s) => void sockets.push(s));
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      port = (server.address() as { port: number }).port;
-    });
-    after(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    });
+    const silent = useSilentPort();
 
     it('natsd - createAgent rejects with what is wrong and leaves no socket open (the open-handle check sees any)', async () => {
-      const err = await createAgent({ servers: `nats://127.0.0.1:${port}` }).then(
+      const err = await createAgent({ servers: `nats://127.0.0.1:${silent.port()}` }).then(
         () => undefined,
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(NatsUnreachableError);
       expect((err as Error).message).to.contain('sent no NATS greeting within 3 s');
       // the client's own socket to the silent server is closed: the server sees it go
-      await waitFor(() => sockets.length > 0 && sockets.every((s) => s.closed || s.readableEnded), { what: 'the client socket closed', timeoutMs: 5000 });
+      await waitFor(() => silent.sockets.length > 0 && silent.sockets.every((s) => s.closed || s.readableEnded), { what: 'the client socket closed', timeoutMs: 5000 });
     });
   });
 
