@@ -4,21 +4,16 @@ import { RouteActor } from '../../actors/route.ts';
 import { CheckpointStore } from '../../src/cluster/checkpoints.ts';
 import { encode } from '../../src/codec.ts';
 import type { Profile, RegistryEntry, ReportBatch } from '../../schemas/messages.ts';
+import { entry as routeEntry } from '../helpers/route-entry.ts';
 
 const T0 = 1_700_000_000_000;
 const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'];
 
+/** The route actor tests' entry of four hosts, every other one in zone `a` when `zones`. */
 function entry(profile: Profile, params: Record<string, number>, zones: boolean): RegistryEntry {
-  return {
-    v: 1,
-    modid: 1,
-    cmdid: 2,
-    profile,
-    params,
-    hosts: IPS.map((ip, i) => (zones && i % 2 === 0 ? { ip, port: 8000, weight: 100, zone: 'a' } : { ip, port: 8000, weight: 100 })),
-    updated_by: 'test',
-    ts: 0,
-  };
+  const e = routeEntry(IPS.length, profile, params);
+  if (zones) e.hosts = e.hosts.map((h, i) => (i % 2 === 0 ? { ...h, zone: 'a' } : h));
+  return e;
 }
 
 /** A route after some reports, ticks and flushes: ejected, probing and healthy hosts, trial agents, load figures, maybe pending events. */
