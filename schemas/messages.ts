@@ -12,13 +12,14 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
-import type { TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import {
   IPV4_PATTERN,
   RejectAs,
   RegistryEntrySchema,
   ReportBatchSchema,
   RouteEventSchema,
+  RouteHostSchema,
   RouteStateSchema,
   SCHEMA_VERSION,
   SelfRegistrationSchema,
@@ -27,6 +28,7 @@ import {
   type RejectKind,
   type ReportBatch,
   type RouteEvent,
+  type RouteHost,
   type RouteState,
 } from './contract.ts';
 
@@ -123,6 +125,9 @@ function rejection<T>(check: TypeCheck<TSchema>, m: unknown, what: string): Vali
 
 const reportBatchCheck = TypeCompiler.Compile(ReportBatchSchema);
 const routeStateCheck = TypeCompiler.Compile(RouteStateSchema);
+// The route state's two halves, for a reader that validates only what changed (src/agent/route-state-reader.ts).
+const routeStateHeadCheck = TypeCompiler.Compile(Type.Omit(RouteStateSchema, ['hosts']));
+const routeHostCheck = TypeCompiler.Compile(RouteHostSchema);
 const routeEventCheck = TypeCompiler.Compile(RouteEventSchema);
 const registryEntryCheck = TypeCompiler.Compile(RegistryEntrySchema);
 const selfRegistrationCheck = TypeCompiler.Compile(SelfRegistrationSchema);
@@ -157,6 +162,20 @@ export function validateReportBatch(m: unknown): Validated<ReportBatch> {
 export function validateRouteState(m: unknown): Validated<RouteState> {
   if (routeStateCheck.Check(m)) return { ok: true, value: m };
   return rejection(routeStateCheck, m, 'route state');
+}
+
+/**
+ * A route state's fields other than `hosts` are valid. With every host valid
+ * (`isRouteHost`) and at most LIMITS.maxRouteHosts of them, the whole state
+ * is: `validateRouteState` would accept it.
+ */
+export function isRouteStateHead(m: object): boolean {
+  return routeStateHeadCheck.Check(m);
+}
+
+/** One host of a route state is valid (the `hosts[i]` part of `validateRouteState`). */
+export function isRouteHost(h: unknown): h is RouteHost {
+  return routeHostCheck.Check(h);
 }
 
 export function validateRouteEvent(m: unknown): Validated<RouteEvent> {

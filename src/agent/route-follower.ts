@@ -14,8 +14,8 @@
  */
 import { backoff, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Names } from '../../schemas/subjects.ts';
-import { validateRouteState, type RouteState } from '../../schemas/messages.ts';
-import { tryDecode } from '../codec.ts';
+import type { RouteState } from '../../schemas/messages.ts';
+import { RouteStateReader } from './route-state-reader.ts';
 import { RouteStore } from '../registry.ts';
 import { RejectCounter } from '../rejects.ts';
 import { silentLogger, type Logger } from '../log.ts';
@@ -83,6 +83,8 @@ export class FollowedRoute {
   sub: Subscription | undefined;
   retry: ReturnType<typeof setTimeout> | undefined;
   readFailures = 0;
+  /** Decodes the route's messages, reusing the hosts that did not change. */
+  readonly reader = new RouteStateReader();
 
   constructor(modid: number, cmdid: number) {
     this.modid = modid;
@@ -275,12 +277,7 @@ export class RouteFollower {
   }
 
   private onMessage(r: FollowedRoute, data: Uint8Array, subject: string): void {
-    const d = tryDecode(data);
-    if (!d.ok) {
-      this.rejects.reject('malformed', d.error.message, { subject, payload: data });
-      return;
-    }
-    const v = validateRouteState(d.value);
+    const v = r.reader.read(data);
     if (!v.ok) {
       this.rejects.reject(v.kind, v.detail, { subject, payload: data });
       return;
