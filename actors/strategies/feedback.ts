@@ -9,7 +9,9 @@
  *   (Finagle's and Linkerd's): a sample above the estimate replaces it at
  *   once, a faster one pulls it down with weight 1 − e^(−Δt/decayMs), Δt the
  *   time since the previous sample. A failed call counts as at least the
- *   caller's timeout, so a host that fails fast looks slow, not fast.
+ *   caller's timeout, so a host that fails fast looks slow, not fast; a call
+ *   the caller gave up on at the timeout counts as twice its latency, as it
+ *   counted while in flight (`AGE_FACTOR`).
  *
  * Time comes in as `now` (ms): a number, or a clock that is read only when
  * the answer depends on the time (`Now`). Nothing here reads a clock of its own.
@@ -25,6 +27,14 @@ export interface FeedbackOptions {
 }
 
 export const FEEDBACK_DEFAULTS: FeedbackOptions = { timeoutMs: 1000, decayMs: 10_000 };
+
+/**
+ * A call in flight (or given up on at the timeout) for `age` ms tells that
+ * the host takes about AGE_FACTOR × `age`: twice the mean age of the calls in
+ * flight is about the age of the oldest one (`latencyAt`), and a call given
+ * up on counts as twice its latency (`noteReport`).
+ */
+export const AGE_FACTOR = 2;
 
 /**
  * The time, ms: a number, or a clock read only when the answer depends on it.
@@ -103,7 +113,13 @@ export function noteReport(h: PickableHost, ok: boolean, latencyMs: number, now:
     h.pendingSum = n === 0 ? 0 : rest < n * picked ? n * picked : rest;
   }
   h.lifeTs = now;
-  const sample = ok || lat >= opts.timeoutMs ? lat : opts.timeoutMs;
+  // A call the caller gave up on at its timeout was not answered in that
+  // time: it was still unanswered, and `latencyAt` counted it, in flight that
+  // old, as AGE_FACTOR × its age. Giving up on it teaches nothing new, so it
+  // counts the same: the estimate does not drop when the call stops being in
+  // flight, and a host whose calls time out costs more than a peer with a
+  // few calls in flight at the usual latency.
+  const sample = ok ? lat : lat >= opts.timeoutMs ? AGE_FACTOR * lat : opts.timeoutMs;
   const est = h.latencyMs;
   const last = h.latencyTs ?? now;
   if (est === 0 || sample >= est) {
@@ -146,7 +162,7 @@ export function latencyAt(h: PickableHost, now: number, decayMs: number, timeout
   const n = liveInflight(h, now, timeoutMs);
   if (n > 0 && h.pendingSum !== undefined) {
     const age = now - h.pendingSum / n;
-    if (age <= timeoutMs && 2 * age > est) est = 2 * age;
+    if (age <= timeoutMs && AGE_FACTOR * age > est) est = AGE_FACTOR * age;
   }
   return est;
 }

@@ -103,6 +103,18 @@ describe('sim - host model against queueing theory', () => {
     expect(inService).to.be.greaterThan(150);
   });
 
+  it('sim - slow-host, p2c_ewma: the calls lost are those of the slowdown\'s first second; an agent whose calls to the host timed out sends it none before the ejection', () => {
+    const short: Scenario = { ...shipped('slow-host'), duration_s: 20 };
+    for (let seed = 1; seed <= 5; seed++) {
+      const r = simulate(short, { strategy: 'p2c_ewma', seed });
+      const failed = r.timeline.failed;
+      expect(failed[15], `seed ${seed}`).to.be.greaterThan(10);
+      // the host is ejected between 16.0 and 16.3 s; before a timeout counted as twice its latency, seeds 1 and 3 to 5 lost 1 or 2 calls started then
+      expect(failed.slice(16).reduce((a, b) => a + b, 0), `seed ${seed}`).to.equal(0);
+      expect(r.failed, `seed ${seed}`).to.equal(failed[15]);
+    }
+  });
+
   it('sim - a capacity limit queues calls first in, first out', () => {
     // 1 call at a time, 100 ms each, 3 calls at once: answers at 100, 200, 300 ms.
     const r = simulate(

@@ -105,6 +105,28 @@ describe('strategies - p2c_ewma', () => {
     expect(p2cEwmaCost(fast, 50)).to.be.greaterThan(p2cEwmaCost(ok, 50) * 10);
   });
 
+  it('strategies - a call given up on at the timeout counts as twice its latency, as it counted in flight: the estimate does not drop, and the host stays costlier than a loaded peer', () => {
+    const slow = host(1);
+    const peer = host(2);
+    noteReport(slow, true, 170, 0, OPTS);
+    notePick(slow, 100);
+    // just before the timeout, the call in flight makes the host look 2 × 999 ms
+    expect(latencyAt(slow, 1099, 10_000, 1000)).to.be.closeTo(1998, 1e-9);
+    noteReport(slow, false, 1000, 1100, OPTS);
+    expect(slow.inflight).to.equal(0);
+    expect(slow.latencyMs).to.equal(2000);
+    expect(latencyAt(slow, 1100, 10_000, 1000)).to.equal(2000);
+    // a peer at the usual 178 ms with 5 calls in flight (178 × 6 = 1068) is the cheaper pick
+    noteReport(peer, true, 178, 1100, OPTS);
+    for (let i = 0; i < 5; i++) notePick(peer, 1050);
+    expect(p2cEwmaCost(slow, 1120)).to.be.greaterThan(p2cEwmaCost(peer, 1120));
+    // a fast error is no timeout: at least the timeout, as before
+    const err = host(3);
+    notePick(err, 0);
+    noteReport(err, false, 5, 5, OPTS);
+    expect(err.latencyMs).to.equal(1000);
+  });
+
   it('strategies - peak EWMA: a slower sample is taken at once, a faster one pulls down with time, the estimate decays with the time since the last sample', () => {
     const h = host(1);
     noteReport(h, true, 100, 0, OPTS);
