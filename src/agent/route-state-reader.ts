@@ -49,30 +49,118 @@ function scalar(r: Reader): unknown {
     r.p++;
     return t === 0xc3;
   }
-  if ((t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb) return r.str(MAX_STRING) ?? NOT_SCALAR;
+  if ((t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb) return text(r) ?? NOT_SCALAR;
   if (t <= 0x7f || t >= 0xe0 || (t >= 0xca && t <= 0xd3)) return r.num() ?? NOT_SCALAR;
   return NOT_SCALAR;
+}
+
+/**
+ * Short ASCII strings seen (keys, states, reasons, addresses), by a hash of
+ * their bytes: a string a state repeats is matched against the bytes, not
+ * built again (and, as a key, looked up in the engine's string table).
+ */
+const TEXT_CACHE = new Map<number, string>();
+/** Bound on TEXT_CACHE; a publisher sending ever new strings cannot grow it further. */
+const TEXT_CACHE_MAX = 8192;
+const MAX_CACHED_TEXT = 32;
+
+/** A string (as `Reader.str`), from the cache when it is short ASCII. */
+function text(r: Reader): string | undefined {
+  const b = r.b;
+  const p = r.p;
+  const t = b[p]!;
+  if (t >= 0xa0 && t <= 0xa0 + MAX_CACHED_TEXT) {
+    const len = t - 0xa0;
+    const end = p + 1 + len;
+    if (end <= b.length) {
+      let h = len;
+      let ascii = true;
+      for (let i = p + 1; i < end; i++) {
+        const c = b[i]!;
+        if (c >= 0x80) ascii = false;
+        h = (Math.imul(h, 31) + c) | 0;
+      }
+      if (ascii) {
+        const cached = TEXT_CACHE.get(h);
+        if (cached !== undefined && cached.length === len) {
+          let same = true;
+          for (let i = 0; same && i < len; i++) same = cached.charCodeAt(i) === b[p + 1 + i];
+          if (same) {
+            r.p = end;
+            return cached;
+          }
+        }
+        const s = r.str(MAX_CACHED_TEXT);
+        if (s !== undefined && cached === undefined && TEXT_CACHE.size < TEXT_CACHE_MAX) TEXT_CACHE.set(h, s);
+        return s;
+      }
+    }
+  }
+  return r.str(MAX_STRING);
 }
 
 /** A map key the codec makes a property name as it is: a string other than `__proto__`. */
 function key(r: Reader): string | undefined {
   const t = r.b[r.p];
   if (t === undefined || !((t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb)) return undefined;
-  const k = r.str(MAX_STRING);
+  const k = text(r);
   return k === '__proto__' ? undefined : k;
 }
 
-/** A map whose values are all scalars (a host), or undefined. */
-function scalarMap(r: Reader): Record<string, unknown> | undefined {
+/** The next value is the short ASCII string `s`: then steps over it. */
+function sameText(r: Reader, s: string): boolean {
+  const len = s.length;
+  const b = r.b;
+  const p = r.p;
+  if (len > MAX_CACHED_TEXT || b[p] !== 0xa0 + len || p + 1 + len > b.length) return false;
+  for (let i = 0; i < len; i++) {
+    const c = b[p + 1 + i]!;
+    if (c >= 0x80 || c !== s.charCodeAt(i)) return false;
+  }
+  r.p = p + 1 + len;
+  return true;
+}
+
+/** A host's keys in the order route nodes write them (the contract's order); `trial_agent` may follow. */
+const HOST_KEYS = ['ip', 'port', 'weight', 'zone', 'state', 'reason', 'since', 'pick_weight'] as const;
+const TRIAL_AGENT = 'trial_agent';
+/** Most keys a host map may have for the fast path; more go to the general path. */
+const MAX_HOST_KEYS = 64;
+const KEYS: string[] = [];
+const VALUES: unknown[] = [];
+
+/**
+ * A host: a map whose values are all scalars, or undefined. Keys are matched
+ * against the contract's order, and a string value against the same key's
+ * value in `prev` (the host at the same index in the last state), before
+ * anything is decoded; a host in the contract's key order is built as one
+ * object literal.
+ */
+function readHost(r: Reader, prev: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   const n = r.map();
-  if (n === undefined) return undefined;
+  if (n === undefined || n > MAX_HOST_KEYS) return undefined;
+  for (let i = 0; i < n; i++) {
+    const expected: string | undefined = i < HOST_KEYS.length ? HOST_KEYS[i] : i === HOST_KEYS.length ? TRIAL_AGENT : undefined;
+    const k = expected !== undefined && sameText(r, expected) ? expected : key(r);
+    if (k === undefined) return undefined;
+    const was = prev === undefined ? undefined : prev[k];
+    const v = typeof was === 'string' && sameText(r, was) ? was : scalar(r);
+    if (v === NOT_SCALAR) return undefined;
+    KEYS[i] = k;
+    VALUES[i] = v;
+  }
+  let canonical = n === HOST_KEYS.length || (n === HOST_KEYS.length + 1 && KEYS[HOST_KEYS.length] === TRIAL_AGENT);
+  for (let i = 0; canonical && i < HOST_KEYS.length; i++) canonical = KEYS[i] === HOST_KEYS[i];
+  if (canonical) {
+    const h: Record<string, unknown> = { ip: VALUES[0], port: VALUES[1], weight: VALUES[2], zone: VALUES[3], state: VALUES[4], reason: VALUES[5], since: VALUES[6], pick_weight: VALUES[7] };
+    if (n > HOST_KEYS.length) h[TRIAL_AGENT] = VALUES[HOST_KEYS.length];
+    return h;
+  }
   const o: Record<string, unknown> = {};
   for (let i = 0; i < n; i++) {
-    const k = key(r);
-    if (k === undefined || Object.prototype.hasOwnProperty.call(o, k)) return undefined;
-    const v = scalar(r);
-    if (v === NOT_SCALAR) return undefined;
-    o[k] = v;
+    const k = KEYS[i]!;
+    if (Object.prototype.hasOwnProperty.call(o, k)) return undefined;
+    o[k] = VALUES[i];
   }
   return o;
 }
@@ -162,7 +250,7 @@ export class RouteStateReader {
             continue;
           }
         }
-        const h = scalarMap(r);
+        const h = readHost(r, this.prevHosts[j] as Record<string, unknown> | undefined);
         if (h === undefined || !isRouteHost(h)) return undefined;
         hosts[j] = h;
         ends[j] = r.p;

@@ -88,6 +88,31 @@ describe('route state reader', () => {
     );
   });
 
+  it('route state reader - hosts written in any key order, with non-ASCII text, read as the general path reads them', () => {
+    const shuffled = (o: Record<string, unknown>, order: number[]): Record<string, unknown> => {
+      const keys = Object.keys(o);
+      const out: Record<string, unknown> = {};
+      for (const i of order) if (i < keys.length && !(keys[i]! in out)) out[keys[i]!] = o[keys[i]!];
+      for (const k of keys) if (!(k in out)) out[k] = o[k];
+      return out;
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.array(fc.nat(9), { maxLength: 9 }), fc.constantFrom('registered', 'error_rate', 'é', 'ré', '\u{1F600}'), fc.boolean()), { minLength: 1, maxLength: 6 }),
+        (steps) => {
+          const reader = new RouteStateReader();
+          let version = 1;
+          for (const [order, reason, trial] of steps) {
+            const hosts = Array.from({ length: 4 }, (_, i) => shuffled(host(i, { reason, ...(trial ? { trial_agent: 'agent-é' } : {}) }), i % 2 ? order : []));
+            const bytes = encode(state(version++, hosts));
+            expectSame(reader.read(bytes), general(bytes), `order ${order.join(',')} reason ${reason}`);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('route state reader - every broken rule is refused with the general path kind and detail, after a good state too', () => {
     for (const m of routeStateMutations) {
       fc.assert(
