@@ -1,17 +1,16 @@
 import { expect } from 'chai';
 import { RouteActor, parseCheckpoint, type RouteChanges, type RouteCheckpoint } from '../../actors/route.ts';
-import { DEFAULT_DEFAULTS } from '../../actors/params.ts';
 import type { Profile, RegistryEntry } from '../../schemas/messages.ts';
 
 const T0 = 1_700_000_000_000;
 
-function entry(n: number, profile: Profile): RegistryEntry {
+function entry(n: number, profile: Profile, params: Record<string, number> = {}): RegistryEntry {
   return {
     v: 1,
     modid: 1,
     cmdid: 2,
     profile,
-    params: {},
+    params,
     hosts: Array.from({ length: n }, (_, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100, zone: i % 2 === 0 ? 'a' : 'b' })),
     updated_by: 'test',
     ts: 0,
@@ -65,19 +64,22 @@ function runTwins(a: RouteActor, b: RouteActor, hosts: number, start: number, ms
   return flushes;
 }
 
+/** Ejections of the mixed route, s: short enough that two of them end within one idle_timeout window. */
+const MIXED = { base_ejection_time: 5 };
+
 /** A default route with host 1 overloaded after 2 ejections, host 2 probing with one probe error, the rest healthy mid-window. */
 function mixedRoute(): { r: RouteActor; now: number } {
   let now = T0;
-  const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(6, 'default'), now });
+  const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(6, 'default', MIXED), now });
   r.flush(now);
   for (let i = 0; i < 15; i++) r.report(key(1), 1, 10, now);
-  now += DEFAULT_DEFAULTS.base_ejection_time * 1000;
+  now += MIXED.base_ejection_time * 1000;
   r.tick(now);
   r.report(key(1), 1, 10, now);
   r.report(key(1), 1, 10, now);
   for (let i = 0; i < 15; i++) r.report(key(2), 1, 10, now);
   r.flush(now);
-  now += DEFAULT_DEFAULTS.base_ejection_time * 1000;
+  now += MIXED.base_ejection_time * 1000;
   for (let h = 3; h <= 6; h++) for (let i = 0; i < 25; i++) r.report(key(h), i % 8 === 0 ? 1 : 0, 10 + h, now);
   r.tick(now);
   r.report(key(2), 1, 10, now);
@@ -104,7 +106,7 @@ describe('checkpoint - exact restore of a route actor', () => {
     // the published state is there too, but the checkpoint wins
     const stale = r.snapshot(now);
     stale.hosts = stale.hosts.map((h) => ({ ...h, state: 'healthy' }));
-    const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(6, 'default'), now, checkpoint: parsed.value, restored: stale });
+    const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(6, 'default', MIXED), now, checkpoint: parsed.value, restored: stale });
     expect(r2.checkpoint(now)).to.deep.equal(r.checkpoint(now));
     expect(r2.host(key(1))).to.include({ state: 'overloaded', ejections: 2, ejectUntil: h1.ejectUntil, verr: h1.verr });
 
@@ -131,7 +133,7 @@ describe('checkpoint - exact restore of a route actor', () => {
   it('checkpoint - a registry entry that changed since the checkpoint is applied on top', () => {
     const { r, now } = mixedRoute();
     r.flush(now);
-    const e = entry(6, 'default');
+    const e = entry(6, 'default', MIXED);
     e.hosts = e.hosts.filter((h) => h.ip !== '10.0.0.3');
     const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: e, now, checkpoint: r.checkpoint(now) });
     expect(r2.host(key(3))!.state).to.equal('draining');
@@ -152,7 +154,7 @@ describe('checkpoint - exact restore of a route actor', () => {
     const { r, now } = mixedRoute();
     const cp: RouteCheckpoint = { ...r.checkpoint(now), cmdid: 99 };
     const last = r.flush(now)!.state;
-    const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(6, 'default'), now, checkpoint: cp, restored: last });
+    const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(6, 'default', MIXED), now, checkpoint: cp, restored: last });
     expect(r2.host(key(2))).to.include({ state: 'probing', probeErr: 0, ejections: 1 });
     expect(r2.currentVersion).to.equal(last.version);
   });

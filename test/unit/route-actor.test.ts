@@ -195,7 +195,7 @@ describe('route actor - default profile', () => {
     // a lars-style success does not bring it back in the default profile
     for (let i = 0; i < 20; i++) r.report(H1, 0, 1, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
-    r.tick(clock.advance(5_000));
+    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
     expect(r.host(H1)!.state).to.equal('probing');
     const st = drain(r, clock, events)!;
     const h1 = st.hosts.find((h) => h.ip === '10.0.0.1')!;
@@ -205,7 +205,7 @@ describe('route actor - default profile', () => {
     r.report(H1, 1, 1, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
     expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000);
-    r.tick(clock.advance(9_999));
+    r.tick(clock.advance(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000 - 1));
     expect(r.host(H1)!.state).to.equal('overloaded');
     r.tick(clock.advance(1));
     expect(r.host(H1)!.state).to.equal('probing');
