@@ -25,7 +25,7 @@
  * states. Nothing in the project mutates a state it received; callers must
  * not either.
  */
-import { decode } from '../codec.ts';
+import { tryDecode } from '../codec.ts';
 import { LIMITS, isRouteHost, isRouteStateHead, validateRouteState, type RouteHost, type RouteState, type Validated } from '../../schemas/messages.ts';
 import { Reader } from '../msgpack-reader.ts';
 
@@ -82,14 +82,7 @@ function text(r: Reader): string | undefined {
       }
       if (ascii) {
         const cached = TEXT_CACHE.get(h);
-        if (cached !== undefined && cached.length === len) {
-          let same = true;
-          for (let i = 0; same && i < len; i++) same = cached.charCodeAt(i) === b[p + 1 + i];
-          if (same) {
-            r.p = end;
-            return cached;
-          }
-        }
+        if (cached !== undefined && sameText(r, cached)) return cached;
         const s = r.str(MAX_CACHED_TEXT);
         if (s !== undefined && cached === undefined && TEXT_CACHE.size < TEXT_CACHE_MAX) TEXT_CACHE.set(h, s);
         return s;
@@ -200,13 +193,8 @@ export class RouteStateReader {
       return { ok: true, value: fast };
     }
     this.counters.general++;
-    let m: unknown;
-    try {
-      m = decode(bytes);
-    } catch (err) {
-      return { ok: false, kind: 'malformed', detail: err instanceof Error ? err.message : String(err) };
-    }
-    return validateRouteState(m);
+    const d = tryDecode(bytes);
+    return d.ok ? validateRouteState(d.value) : { ok: false, kind: 'malformed', detail: d.error.message };
   }
 
   private fast(bytes: Uint8Array): RouteState | undefined {
