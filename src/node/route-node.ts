@@ -26,7 +26,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { retry } from '../retry.ts';
 import { Limiter, pool } from '../pool.ts';
 import { clusterNames } from '../cluster/names.ts';
-import { CheckpointStore, type CheckpointRecord } from '../cluster/checkpoints.ts';
+import { CheckpointStore, type CheckpointRecord, type StoredRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
 import { SelfRegistry } from './self-registry.ts';
@@ -361,8 +361,7 @@ export class RouteNode {
       if (slot) {
         slot.registryRevision = e.revision;
         slot.actor.remove(now);
-        slot.takeover = false;
-        this.ticks.touch(slot);
+        this.reached(slot);
         this.markDirty(slot);
       }
       return;
@@ -370,8 +369,7 @@ export class RouteNode {
     if (slot && !slot.actor.isRemoved) {
       slot.registryRevision = e.revision;
       slot.actor.applyRegistry(entry, now);
-      slot.takeover = false;
-      this.ticks.touch(slot);
+      this.reached(slot);
       this.markDirty(slot);
       return;
     }
@@ -571,13 +569,13 @@ export class RouteNode {
       const cps = new Map<string, Uint8Array>(h.records);
       await pool(keys, RESTORE_READS, async (k) => {
         const r = await this.checkpoints.getStored(p, k);
-        if (r && (r.seq > h.seq || !cps.has(k))) cps.set(k, r.value);
+        if (r) keepNewer(cps, h.seq, k, r);
       });
       return { cps, complete: true };
     }
     const stored = await this.checkpoints.readPartition(p);
     const cps = new Map<string, Uint8Array>(h?.records);
-    for (const [k, r] of stored) if (h === undefined || r.seq > h.seq || !cps.has(k)) cps.set(k, r.value);
+    for (const [k, r] of stored) keepNewer(cps, h?.seq, k, r);
     return { cps, complete: true };
   }
 
@@ -705,11 +703,16 @@ export class RouteNode {
       return;
     }
     const r = slot.actor.ingest(b, this.clock());
-    this.ticks.touch(slot);
-    slot.takeover = false;
+    this.reached(slot);
     this.counters.reports += r.applied;
     if (r.unknownHost > 0) this.rejects.reject('unknown_host', `${r.unknownHost} reports for hosts not in ${b.modid}.${b.cmdid}`, { subject: m.subject }, r.unknownHost);
     if (slot.actor.isDirty) this.markDirty(slot);
+  }
+
+  /** A report batch or a registry entry reached the route: it is ticked next, and no longer waits to be republished after a takeover. */
+  private reached(slot: RouteSlot): void {
+    this.ticks.touch(slot);
+    slot.takeover = false;
   }
 
   /** Ticks the routes that something reached since their last tick or whose next tick has come (TickSchedule). */
@@ -1021,6 +1024,15 @@ const RESTORE_READS = 16;
  * halfway (five at once read in 0.8 s).
  */
 const PARTITION_READS = 4;
+
+/**
+ * Puts route checkpoint `r` of route `key` in `cps` unless `cps` holds the
+ * route's record from the handover stored at `handoverSeq` and that handover
+ * is the newer (stream sequences).
+ */
+function keepNewer(cps: Map<string, Uint8Array>, handoverSeq: number | undefined, key: string, r: StoredRecord): void {
+  if (handoverSeq === undefined || r.seq > handoverSeq || !cps.has(key)) cps.set(key, r.value);
+}
 
 function hasPickable(s: RouteState): boolean {
   return s.hosts.some((h) => h.pick_weight > 0);
