@@ -75,11 +75,14 @@ export type LoadWeightParams = Pick<
 
 /**
  * gRPC's load weight of one host: `qps / (utilization + errorShare × penalty)`,
- * 0 (no weight) when the host served nothing or reported no utilization.
+ * 0 (no weight) when the host served nothing or reported no utilization,
+ * or a utilization so near 0 that the quotient is not a number (a denormal
+ * such as 5e-324 gives Infinity, which no checkpoint could hold).
  */
 export function loadWeight(qps: number, utilization: number, errorShare: number, penalty: number): number {
   if (!(qps > 0) || !(utilization > 0)) return 0;
-  return qps / (utilization + errorShare * penalty);
+  const w = qps / (utilization + errorShare * penalty);
+  return Number.isFinite(w) ? w : 0;
 }
 
 /** Share of its weight a host ramping since `rampStart` gets at `now` (1: the ramp is over). */

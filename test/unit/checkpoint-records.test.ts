@@ -73,6 +73,15 @@ describe('checkpoint records - what the checkpoints bucket stores', () => {
     );
   });
 
+  it('checkpoint records - a host that reported a utilization near 0 (a denormal) still has a record that decodes', () => {
+    const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: entry('default', { weight_update_period: 0.5 }, false), now: T0 });
+    r.ingest({ v: 1, sender: 'a', modid: 1, cmdid: 2, ts: T0, hosts: [[IPS[0]!, 8000]], reports: [[0, 0, 5, 0]], utilization: [[0, Number.MIN_VALUE]] }, T0);
+    r.tick(T0 + 500);
+    const cp = r.checkpoint(T0 + 500);
+    expect(cp.hosts.every((h) => Number.isFinite(h.load_weight ?? 0))).to.equal(true);
+    expect(CheckpointStore.decodeRecord(CheckpointStore.encodeRecord(cp, T0 + 500, 1))).to.not.equal(undefined);
+  });
+
   it('checkpoint records - version 1 records (each host a map, every parameter) are read as before', () => {
     fc.assert(
       fc.property(routes, (cp) => {

@@ -75,6 +75,9 @@ describe('load weights - the arithmetic', () => {
     // no calls or no utilization: no weight
     expect(loadWeight(0, 0.5, 0, 1)).to.equal(0);
     expect(loadWeight(100, 0, 0, 1)).to.equal(0);
+    // a utilization so small that the weight overflows: no weight, not Infinity
+    expect(loadWeight(2, Number.MIN_VALUE, 0, 1)).to.equal(0);
+    expect(loadWeight(2, 1e-300, 0, 1)).to.be.closeTo(2e300, 1e286);
   });
 
   it('load weights - slow start: the minimum share at once, then linear to the whole weight over the window', () => {
