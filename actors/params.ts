@@ -41,6 +41,12 @@ export interface DefaultParams extends LarsParams {
   base_ejection_time: number;
   /** ...up to this cap, s. */
   max_ejection_time: number;
+  /**
+   * An ejection that follows a failed probe lasts this many times what the
+   * ejection count alone gives: the host stayed sick through its whole
+   * ejection, and each probe round costs a caller's call.
+   */
+  probe_failure_multiplier: number;
   /** A healthy host's ejection count drops by one after this long without ejection, s. */
   ejection_decay_time: number;
   /** At most this percent of a route's hosts are ejected (overloaded or probing) at once; at least one may be. */
@@ -126,6 +132,7 @@ export const DEFAULT_DEFAULTS: DefaultParams = {
   latency_alpha: 0.1,
   base_ejection_time: 5,
   max_ejection_time: 300,
+  probe_failure_multiplier: 3,
   ejection_decay_time: 60,
   max_ejection_percent: 50,
   panic_threshold: 50,
@@ -174,6 +181,7 @@ const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
   latency_alpha: [0.0001, 1],
   base_ejection_time: [0.01, 86_400],
   max_ejection_time: [0.01, 86_400],
+  probe_failure_multiplier: [1, 1_000],
   ejection_decay_time: [0.01, 86_400],
   max_ejection_percent: [0, 100],
   panic_threshold: [0, 100],

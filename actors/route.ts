@@ -363,7 +363,7 @@ export class RouteActor implements RouteMechanism {
       }
     }
     const p = this.policy;
-    return this.send(s, { type: 'EJECT', reason, now, baseMs: p.ejectBaseMs, maxMs: p.ejectMaxMs }, now);
+    return this.send(s, { type: 'EJECT', reason, now, baseMs: p.ejectionBaseMs(reason), maxMs: p.ejectMaxMs }, now);
   }
 
   /** Sends `event` to the host's machine; a state change resets the counters, is recorded as an event and makes the route dirty. */

@@ -6,6 +6,7 @@
  * describes each rule and its defaults.
  */
 import { nodeMachine } from '../node-machine.ts';
+import type { Reason } from '../../schemas/messages.ts';
 import type { NodeParams } from '../params.ts';
 import { count, enterLars, hostTick, hostTickDue, idleReport, setIdle } from './lars.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
@@ -26,6 +27,16 @@ export class DefaultPolicy implements ProfilePolicy {
     // Envoy's outlier detection: the n-th ejection lasts n × base_ejection_time, up to max_ejection_time.
     this.ejectBaseMs = params.base_ejection_time * 1000;
     this.ejectMaxMs = params.max_ejection_time * 1000;
+  }
+
+  /**
+   * A host that fails its probe stayed sick through its whole ejection: the
+   * next one lasts probe_failure_multiplier times as long. First ejections
+   * stay short (most are a host shedding a load it could not carry, back as
+   * soon as the load is gone); a host in longer trouble is probed less often.
+   */
+  ejectionBaseMs(reason: Reason): number {
+    return reason === 'probe_failure' ? this.ejectBaseMs * this.params.probe_failure_multiplier : this.ejectBaseMs;
   }
 
   report(s: PolicyHost, ok: boolean, latencyMs: number, now: number): void {

@@ -195,6 +195,11 @@ export class LarsPolicy implements ProfilePolicy {
     this.ejectMaxMs = this.ejectBaseMs;
   }
 
+  /** Lars' overload_timeout, whatever the reason. */
+  ejectionBaseMs(): number {
+    return this.ejectBaseMs;
+  }
+
   report(s: PolicyHost, ok: boolean, _latencyMs: number, now: number): void {
     const p = this.params;
     count(s, ok);

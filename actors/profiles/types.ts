@@ -61,9 +61,11 @@ export interface ProfilePolicy {
   /** The node-state machine of the profile (the default one, or one with other guards via `provide()`). */
   readonly machine: NodeMachine;
   readonly params: NodeParams;
-  /** The n-th ejection lasts min(n × ejectBaseMs, ejectMaxMs). */
+  /** The n-th ejection lasts min(n × ejectBaseMs, ejectMaxMs)... */
   readonly ejectBaseMs: number;
   readonly ejectMaxMs: number;
+  /** ...with the base for an ejection for `reason` (the default profile lengthens the one after a failed probe). */
+  ejectionBaseMs(reason: Reason): number;
   /** One call result (retcode 0 = success): counts it and applies the rules of the host's state (Lars' report()). */
   report(s: PolicyHost, ok: boolean, latencyMs: number, now: number): void;
   /** A tick for one host that is not draining: windows, timeouts, ejection decay. */

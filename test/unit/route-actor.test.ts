@@ -15,6 +15,8 @@ class Clock {
 }
 
 const H1 = '10.0.0.1:8000';
+/** A second ejection, after a failed probe: 2 × base_ejection_time, times probe_failure_multiplier. */
+const AFTER_FAILED_PROBE_MS = 2 * DEFAULT_DEFAULTS.base_ejection_time * DEFAULT_DEFAULTS.probe_failure_multiplier * 1000;
 
 function route(n: number, profile: Profile, params: Record<string, number> = {}, clock = new Clock()): { r: RouteActor; clock: Clock; events: RouteEvent[] } {
   const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(n, profile, params), now: clock.now() });
@@ -200,12 +202,12 @@ describe('route actor - default profile', () => {
     const st = drain(r, clock, events)!;
     const h1 = st.hosts.find((h) => h.ip === '10.0.0.1')!;
     expect(h1.pick_weight).to.equal(10); // 10% of 100
-    // two probe errors: back out for twice as long
+    // two probe errors: back out, the second ejection lasting twice the base, times probe_failure_multiplier
     r.report(H1, 1, 1, clock.now());
     r.report(H1, 1, 1, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
-    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000);
-    r.tick(clock.advance(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000 - 1));
+    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(AFTER_FAILED_PROBE_MS);
+    r.tick(clock.advance(AFTER_FAILED_PROBE_MS - 1));
     expect(r.host(H1)!.state).to.equal('overloaded');
     r.tick(clock.advance(1));
     expect(r.host(H1)!.state).to.equal('probing');
@@ -298,7 +300,7 @@ describe('route actor - probing judges latency too', () => {
     r.report(H1, 0, 200, clock.now());
     r.report(H1, 0, 200, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
-    r.tick(clock.advance(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.tick(clock.advance(AFTER_FAILED_PROBE_MS));
     expect(r.host(H1)!.state).to.equal('probing');
     for (let i = 0; i < 5; i++) r.report(H1, 0, 11, clock.now());
     expect(r.host(H1)!.state).to.equal('healthy');
@@ -325,7 +327,26 @@ describe('route actor - probing judges latency too', () => {
     r.report(H1, 1, 1000, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
     expect(r.host(H1)!.reason).to.equal('probe_failure');
-    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(2 * DEFAULT_DEFAULTS.base_ejection_time * 1000);
+    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(AFTER_FAILED_PROBE_MS);
+  });
+
+  it('route - only an ejection after a failed probe is lengthened by probe_failure_multiplier', () => {
+    for (const m of [1, 3]) {
+      const { r, clock } = route(5, 'default', { probe_failure_multiplier: m });
+      const base = DEFAULT_DEFAULTS.base_ejection_time * 1000;
+      for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
+      expect(r.host(H1)!.ejectUntil - clock.now(), 'a first ejection: the base').to.equal(base);
+      r.tick(clock.advance(base));
+      expect(r.host(H1)!.state).to.equal('probing');
+      r.report(H1, 1, 1, clock.now());
+      r.report(H1, 1, 1, clock.now());
+      expect(r.host(H1)!.reason).to.equal('probe_failure');
+      expect(r.host(H1)!.ejectUntil - clock.now(), `multiplier ${m}`).to.equal(2 * base * m);
+      r.tick(clock.advance(2 * base * m));
+      r.report(H1, 1, 1, clock.now());
+      r.report(H1, 1, 1, clock.now());
+      expect(r.host(H1)!.ejectUntil - clock.now(), 'the third, after another failed probe').to.equal(Math.min(3 * base * m, DEFAULT_DEFAULTS.max_ejection_time * 1000));
+    }
   });
 
   it('route - a fast error, a slow success, or a slow failure of a call picked before the round began counts one probe error', () => {

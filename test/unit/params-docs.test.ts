@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
+import { DEFAULT_DEFAULTS, PARAM_NAMES, resolveParams, type NodeParams } from '../../actors/params.ts';
+
+/** docs/state-machine.md's parameter table: name → [lars column, default column]. */
+function documented(): Map<string, [string, string]> {
+  const text = readFileSync(new URL('../../docs/state-machine.md', import.meta.url), 'utf8');
+  const rows = new Map<string, [string, string]>();
+  for (const line of text.split('\n')) {
+    const m = /^\| ([a-z_]+) \| ([^|]+) \| ([^|]+) \|/.exec(line);
+    if (m) rows.set(m[1]!, [m[2]!.trim(), m[3]!.trim()]);
+  }
+  return rows;
+}
+
+describe('parameters - every one is documented with its defaults', () => {
+  it("params - docs/state-machine.md's table lists each parameter with the default profile's value and, where it gives one, the lars profile's", () => {
+    const rows = documented();
+    const lars = (resolveParams('lars') as { ok: true; params: NodeParams }).params;
+    for (const name of PARAM_NAMES) {
+      const row = rows.get(name);
+      expect(row, `${name} has a row`).to.not.equal(undefined);
+      expect(row![1], `${name}: default`).to.equal(String(DEFAULT_DEFAULTS[name]));
+      if (row![0] !== '—') expect(row![0], `${name}: lars`).to.equal(String(lars[name]));
+    }
+  });
+});
