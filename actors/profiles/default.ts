@@ -31,9 +31,10 @@ export class DefaultPolicy implements ProfilePolicy {
 
   /**
    * A host that fails its probe stayed sick through its whole ejection: the
-   * next one lasts probe_failure_multiplier times as long. First ejections
-   * stay short (most are a host shedding a load it could not carry, back as
-   * soon as the load is gone); a host in longer trouble is probed less often.
+   * ejection that follows lasts probe_failure_multiplier times what the
+   * ejection count alone gives. First ejections stay short (most are a host
+   * shedding a load it could not carry, back as soon as the load is gone);
+   * a host in longer trouble is probed less often.
    */
   ejectionBaseMs(reason: Reason): number {
     return reason === 'probe_failure' ? this.ejectBaseMs * this.params.probe_failure_multiplier : this.ejectBaseMs;
