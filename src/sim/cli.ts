@@ -11,7 +11,8 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.ts';
 import { StrategyName } from '../../actors/strategies/index.ts';
-import type { Command } from '../cli/command.ts';
+import type { Command, FlagValue } from '../cli/command.ts';
+import { parseParamFlags } from '../cli/params.ts';
 import { renderTable, type Row } from '../cli/table.ts';
 import { simulate, type SimResult } from './engine.ts';
 import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, type Scenario } from './scenario.ts';
@@ -23,8 +24,10 @@ const MAX_CHANGES_SHOWN = 12;
 export interface SimulateArgs {
   /** Path of the scenario file (JSON). */
   file: string;
-  /** Comma-separated strategy names; default the scenario's list, else swrr, p2c, lars. */
+  /** Comma-separated strategy names; default the scenario's list, else DEFAULT_SIM_STRATEGIES. */
   strategy?: string | undefined;
+  /** `--param name=value` (one or more): route parameters over the scenario's `route.params`. */
+  param?: FlagValue;
   seed?: string | number | undefined;
   /** Where to write the picture. */
   svg?: string | undefined;
@@ -77,6 +80,13 @@ function strategiesOf(arg: string | undefined, s: Scenario): StrategyName[] {
   return names as StrategyName[];
 }
 
+/** The scenario with `--param` overrides over its own `route.params`, and the overrides (a UsageError names a bad one). */
+function withParams(s: Scenario, raw: FlagValue): { scenario: Scenario; over: Record<string, number> } {
+  const over = parseParamFlags(raw, s.route?.profile ?? 'default', s.route?.params);
+  if (Object.keys(over).length === 0) return { scenario: s, over };
+  return { scenario: { ...s, route: { ...s.route, params: { ...s.route?.params, ...over } } }, over };
+}
+
 function seedOf(v: string | number | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -103,7 +113,7 @@ export function summaryRows(results: readonly SimResult[]): Row[] {
 
 /** Runs the command; returns the exit code. */
 export async function runSimulate(args: SimulateArgs): Promise<number> {
-  const scenario = loadScenario(args.file);
+  const { scenario, over } = withParams(loadScenario(args.file), args.param);
   const strategies = strategiesOf(args.strategy, scenario);
   const seed = seedOf(args.seed);
   const results: SimResult[] = [];
@@ -118,11 +128,12 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
     args.note?.(`picture written to ${args.svg}`);
   }
   if (args.json === true) {
-    args.out(JSON.stringify({ scenario: scenario.name, seed: results[0]?.seed, results }));
+    args.out(JSON.stringify({ scenario: scenario.name, seed: results[0]?.seed, params: over, results }));
     return 0;
   }
   const timeout = scenario.timeout_ms ?? 1000;
-  args.out(`${scenario.name} (seed ${results[0]?.seed ?? ''}, timeout ${timeout} ms)`);
+  const given = Object.entries(over).map(([k, v]) => `, ${k}=${v}`);
+  args.out(`${scenario.name} (seed ${results[0]?.seed ?? ''}, timeout ${timeout} ms${given.join('')})`);
   for (const l of renderTable(['strategy', 'calls', { key: 'success_pct', align: 'right' }, 'failed', 'timeouts', 'errors', 'no_host', 'p50_ms', 'p99_ms', 'p999_ms', 'state_changes'], summaryRows(results))) args.out(l);
   args.out('');
   args.out('per host: share of picks % [utilization where the host has a capacity] [state changes]');
@@ -149,16 +160,18 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
 export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'run a balancing scenario in virtual time with the real route actor and strategies',
-  usage: 'lars simulate <scenario-file> [--strategy s1,s2] [--seed n] [--svg out.svg] [--json]',
+  usage: 'lars simulate <scenario-file> [--strategy s1,s2] [--seed n] [--param name=value]... [--svg out.svg] [--json]',
   args: [{ name: 'scenario-file', help: 'a scenario (JSON), e.g. scenarios/slow-host.json; the shipped ones also by name (slow-host)' }],
   flags: {
-    strategy: { help: 'strategies to compare, comma-separated', placeholder: 's1,s2', defaultText: "the scenario's, else swrr,p2c,lars" },
+    strategy: { help: 'strategies to compare, comma-separated', placeholder: 's1,s2', defaultText: `the scenario's, else ${DEFAULT_SIM_STRATEGIES.join(',')}` },
     seed: { help: 'random seed (same seed, same result)', placeholder: 'n', defaultText: "the scenario's, else 1" },
+    param: { help: "override a route parameter over the scenario's, name=value (repeatable)", multiple: true, placeholder: 'name=value' },
     svg: { help: 'write a picture of share and latency over time', placeholder: 'file' },
     json: { help: 'print every figure as JSON instead of tables', boolean: true },
   },
   examples: [
-    ['lars simulate scenarios/slow-host.json', 'compare swrr, p2c and lars on a host turning slow'],
+    ['lars simulate scenarios/slow-host.json', `compare ${DEFAULT_SIM_STRATEGIES.join(', ')} on a host turning slow`],
+    ['lars simulate slow-host --strategy p2c_ewma --param probe_failure_multiplier=1', 'the same with one parameter changed'],
     ['lars simulate scenarios/flapping.json --strategy p2c --svg flapping.svg', 'one strategy, with a picture'],
   ],
   async run(args, flags, ctx) {
@@ -167,6 +180,7 @@ export const simulateCommand: Command = {
       file: args[0]!,
       strategy: str(flags['strategy']),
       seed: str(flags['seed']),
+      param: flags['param'],
       svg: str(flags['svg']),
       json: flags['json'] === true,
       out: (l) => ctx.out(l),

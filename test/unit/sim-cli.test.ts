@@ -54,6 +54,38 @@ describe('sim - lars simulate', () => {
     expect(j.results.map((x) => [x.strategy, x.calls, x.failed])).to.deep.equal([['p2c', direct.calls, direct.failed]]);
   });
 
+  it('sim - --param overrides a route parameter over the scenario: the run changes with it, and the header and --json name it', async () => {
+    const lines: string[] = [];
+    await runSimulate({ file: 'slow-host', strategy: 'p2c_ewma', param: ['probe_failure_multiplier=1', 'base_ejection_time=5'], out: (l) => lines.push(l) });
+    expect(lines[0]).to.equal('slow-host (seed 1, timeout 1000 ms, probe_failure_multiplier=1, base_ejection_time=5)');
+    const json: string[] = [];
+    await runSimulate({ file: 'slow-host', strategy: 'p2c_ewma', param: 'probe_failure_multiplier=1', json: true, out: (l) => json.push(l) });
+    const j = JSON.parse(json[0]!) as { params: Record<string, number>; results: Array<{ failed: number; stateChanges: unknown[] }> };
+    expect(j.params).to.deep.equal({ probe_failure_multiplier: 1 });
+    const plain: string[] = [];
+    await runSimulate({ file: 'slow-host', strategy: 'p2c_ewma', json: true, out: (l) => plain.push(l) });
+    const p = JSON.parse(plain[0]!) as { params: Record<string, number>; results: Array<{ failed: number; stateChanges: unknown[] }> };
+    expect(p.params).to.deep.equal({});
+    // one probe round fewer with the default multiplier: a second ejection of 30 s outlasts the slow period
+    expect(j.results[0]!.failed - p.results[0]!.failed).to.equal(1);
+    expect(j.results[0]!.stateChanges.length - p.results[0]!.stateChanges.length).to.equal(2);
+  });
+
+  it('sim - --param names an unknown parameter, or one out of its bounds: a usage error', async () => {
+    for (const [param, msg] of [
+      ['nope=1', /unknown parameter nope/],
+      ['probe_failure_multiplier=0', /probe_failure_multiplier must be in 1\.\.1000, got 0/],
+      ['base_ejection_time', /--param takes name=number/],
+    ] as const) {
+      const err = await runSimulate({ file, param: param, out: () => {} }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, param).to.be.instanceOf(UsageError);
+      expect((err as Error).message).to.match(msg);
+    }
+  });
+
   it('sim - --svg writes the picture: a panel per strategy with the change marks', async () => {
     const svg = join(dir, 'out.svg');
     await runSimulate({ file, strategy: 'swrr,lars', svg, out: () => {} });

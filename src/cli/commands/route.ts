@@ -1,7 +1,6 @@
 /** `lars route add|rm|ls|watch`: edit the registry and follow effective routes. */
 import { names, partitionOf } from '../../../schemas/subjects.ts';
 import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile, type SelfRegistration } from '../../../schemas/messages.ts';
-import { PARAM_NAMES, resolveParams } from '../../../actors/params.ts';
 import { PickStrategy } from '../../../schemas/contract.ts';
 import type { LarsConfig } from '../../config.ts';
 import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
@@ -11,9 +10,10 @@ import { RouteFollower } from '../../agent/route-follower.ts';
 import { readClusterSnapshot, summarizeCluster, type PartitionProblem } from '../../cluster/status.ts';
 import { clusterNames } from '../../cluster/names.ts';
 import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
-import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
+import type { Command, CommandContext, CommandGroup } from '../command.ts';
 import { formatAge, formatDuration, renderTable } from '../table.ts';
 import { withLifecycle } from '../lifecycle.ts';
+import { parseParamFlags } from '../params.ts';
 
 export function parseRouteId(modid: string | undefined, cmdid: string | undefined): { modid: number; cmdid: number } {
   const m = parseUint32(modid, 'modid');
@@ -48,23 +48,6 @@ export function parseHost(s: string): RegistryHost {
   }
   if (zone) h.zone = zone;
   return h;
-}
-
-function parseParams(raw: FlagValue, profile: Profile): Record<string, number> {
-  const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : [];
-  const out: Record<string, number> = {};
-  for (const kv of list) {
-    const eq = kv.indexOf('=');
-    const k = kv.slice(0, eq);
-    const text = kv.slice(eq + 1).trim();
-    const v = Number(text);
-    if (eq <= 0 || text === '' || !Number.isFinite(v)) throw new UsageError(`--param takes name=number, got ${JSON.stringify(kv)}`);
-    if (!(PARAM_NAMES as string[]).includes(k)) throw new UsageError(`unknown parameter ${k}; known: ${PARAM_NAMES.join(', ')}`);
-    out[k] = v;
-  }
-  const r = resolveParams(profile, out);
-  if (!r.ok) throw new UsageError(r.error);
-  return out;
 }
 
 export async function withNats<T>(config: LarsConfig, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
@@ -175,7 +158,7 @@ export const routeAddCommand: Command = {
     const profileFlag = flags['profile'];
     if (profileFlag !== undefined && profileFlag !== 'lars' && profileFlag !== 'default') throw new UsageError('--profile must be lars or default');
     const profile = profileFlag as Profile | undefined;
-    const params = parseParams(flags['param'], profile ?? 'default');
+    const params = parseParamFlags(flags['param'], profile ?? 'default');
     const strategyFlag = flags['strategy'];
     if (strategyFlag !== undefined && !(Object.values(PickStrategy) as unknown[]).includes(strategyFlag)) throw new UsageError(`--strategy must be one of ${Object.values(PickStrategy).join(', ')}`);
     const strategy = strategyFlag as PickStrategy | undefined;
