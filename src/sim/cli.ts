@@ -15,14 +15,14 @@ import type { Command, FlagValue } from '../cli/command.ts';
 import { parseParamFlags } from '../cli/params.ts';
 import { renderTable, type Row } from '../cli/table.ts';
 import { simulate, type SimResult } from './engine.ts';
-import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, type Scenario } from './scenario.ts';
+import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, scenarioFormatOf, type Scenario } from './scenario.ts';
 import { renderSvg } from './svg.ts';
 
 /** State changes listed per strategy in the text output. */
 const MAX_CHANGES_SHOWN = 12;
 
 export interface SimulateArgs {
-  /** Path of the scenario file (JSON). */
+  /** Path of the scenario file (JSON, or YAML: .yaml / .yml). */
   file: string;
   /** Comma-separated strategy names; default the scenario's list, else DEFAULT_SIM_STRATEGIES. */
   strategy?: string | undefined;
@@ -46,7 +46,8 @@ function shippedScenarios(): string | undefined {
 }
 
 /**
- * Reads and validates a scenario file; a missing or bad file is a UsageError
+ * Reads and validates a scenario file (YAML when it ends in .yaml or .yml,
+ * else JSON); a missing or bad file is a UsageError
  * naming it. A file that is not there is looked for among the shipped
  * scenarios by its name (`scenarios/slow-host.json`, or `slow-host`), so the
  * examples work from any directory.
@@ -67,7 +68,7 @@ export function loadScenario(file: string): Scenario {
     const why = code === 'ENOENT' ? `there is no such file${known.length ? `; the shipped ones: ${known.join(', ')}` : ''}` : (code ?? (err as Error).message);
     throw new UsageError(`cannot read scenario ${file}: ${why}`);
   }
-  const r = parseScenarioText(text);
+  const r = parseScenarioText(text, scenarioFormatOf(path));
   if (!r.ok) throw new UsageError(`scenario ${file}: ${r.error}`);
   return r.scenario;
 }
@@ -161,7 +162,7 @@ export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'run a balancing scenario in virtual time with the real route actor and strategies',
   usage: 'lars simulate <scenario-file> [--strategy s1,s2] [--seed n] [--param name=value]... [--svg out.svg] [--json]',
-  args: [{ name: 'scenario-file', help: 'a scenario (JSON), e.g. scenarios/slow-host.json; the shipped ones also by name (slow-host)' }],
+  args: [{ name: 'scenario-file', help: 'a scenario (JSON, or YAML: .yaml/.yml), e.g. scenarios/slow-host.json; the shipped ones also by name (slow-host)' }],
   flags: {
     strategy: { help: 'strategies to compare, comma-separated', placeholder: 's1,s2', defaultText: `the scenario's, else ${DEFAULT_SIM_STRATEGIES.join(',')}` },
     seed: { help: 'random seed (same seed, same result)', placeholder: 'n', defaultText: "the scenario's, else 1" },

@@ -1,5 +1,5 @@
 /**
- * Balancing scenarios: the file format (JSON) a user writes to describe
+ * Balancing scenarios: the file format (JSON or YAML) a user writes to describe
  * hosts, load and caller timeouts, its TypeBox schema (the one definition:
  * types and validation come from it) and its parser. docs/simulate.md
  * documents every field.
@@ -12,6 +12,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { parse as parseYaml } from 'yaml';
 import { resolveParams } from '../../actors/params.ts';
 import { StrategyName } from '../../actors/strategies/index.ts';
 
@@ -213,13 +214,22 @@ export function parseScenario(value: unknown): ScenarioResult {
   return { ok: true, scenario: s };
 }
 
-/** Parses scenario text (JSON). */
-export function parseScenarioText(text: string): ScenarioResult {
+/** The formats a scenario file may be written in. */
+export type ScenarioFormat = 'json' | 'yaml';
+
+/** The format of a scenario file by its name: `.yaml` or `.yml` is YAML, anything else JSON. */
+export function scenarioFormatOf(path: string): ScenarioFormat {
+  return /\.ya?ml$/i.test(path) ? 'yaml' : 'json';
+}
+
+/** Parses scenario text, JSON or YAML (1.2: a superset of JSON; duplicate keys and more than 100 aliases are errors). */
+export function parseScenarioText(text: string, format: ScenarioFormat = 'json'): ScenarioResult {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = format === 'yaml' ? parseYaml(text) : JSON.parse(text);
   } catch (err) {
-    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+    // the YAML parser's message ends with a code frame: its first line says what and where
+    return { ok: false, error: `not ${format === 'yaml' ? 'YAML' : 'JSON'}: ${(err as Error).message.split('\n')[0]!.replace(/:$/, '')}` };
   }
   return parseScenario(v);
 }

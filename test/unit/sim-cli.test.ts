@@ -100,6 +100,56 @@ describe('sim - lars simulate', () => {
     expect(text).to.contain('>timeout<');
   });
 
+  it('sim - a scenario written in YAML (.yaml or .yml) runs as its JSON twin does', async () => {
+    const yaml = [
+      '# the small flapping scenario, in YAML',
+      'name: small-flap',
+      'duration_s: 12',
+      'load: { kind: open, rate_per_s: 200 }',
+      'timeout_ms: 500',
+      'agents: 2',
+      'hosts:',
+      '  - count: 3',
+      '    latency: { dist: normal, mean_ms: 20, sd_ms: 2 }',
+      '  - name: flap',
+      '    latency: { dist: fixed, ms: 20 }',
+      '    changes:',
+      '      - { at_s: 3, for_s: 3, every_s: 6, errors: { rate: 1, latency_ms: 1 }, label: flap fails }',
+      '',
+    ].join('\n');
+    const run = async (f: string): Promise<unknown> => {
+      const lines: string[] = [];
+      await runSimulate({ file: f, strategy: 'swrr,p2c_ewma', json: true, out: (l) => lines.push(l) });
+      return JSON.parse(lines[0]!) as unknown;
+    };
+    const fromJson = await run(file);
+    for (const name of ['small.yaml', 'small.yml']) {
+      writeFileSync(join(dir, name), yaml);
+      expect(await run(join(dir, name)), name).to.deep.equal(fromJson);
+    }
+  });
+
+  it('sim - a scenario file that is not YAML, or not the format, says where', async () => {
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'name: x\nhosts: [1, 2\nagents: 2\n');
+    const dup = join(dir, 'dup.yaml');
+    writeFileSync(dup, 'name: x\nname: y\n');
+    const wrong = join(dir, 'wrong.yml');
+    writeFileSync(wrong, 'name: x\nduration_s: 10\nload: { kind: open, rate_per_s: fast }\nhosts: [{ latency: { dist: fixed, ms: 1 } }]\n');
+    for (const [f, msg] of [
+      [broken, /^scenario .*broken\.yaml: not YAML: .*line 3, column 1/],
+      [dup, /^scenario .*dup\.yaml: not YAML: Map keys must be unique.*line 2/],
+      [wrong, /^scenario .*wrong\.yml: load/],
+    ] as const) {
+      const err = await runSimulate({ file: f, out: () => {} }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, f).to.be.instanceOf(UsageError);
+      expect((err as Error).message).to.match(msg);
+    }
+  });
+
   it('sim - a missing file, a bad scenario, an unknown strategy or a bad seed is a usage error', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ ...small, load: { kind: 'open' } }));
