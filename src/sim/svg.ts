@@ -101,8 +101,9 @@ export function renderSvg(scenario: Scenario, results: readonly SimResult[]): st
     o.push(`<line x1="10" x2="${W - 10}" y1="${top + 4}" y2="${top + 4}" stroke="#bbb"/>`);
     const l = r.latency;
     o.push(
-      `<text x="${LEFT}" y="${top + 24}" font-size="14" font-weight="bold">${esc(r.strategy)}</text>` +
-        `<text x="${LEFT + 60}" y="${top + 24}" font-size="12">success ${r.successPct.toFixed(3)} % at the ${timeout} ms timeout · failed ${r.failed} (timeouts ${r.timeouts}, errors ${r.errors}, no host ${r.noHost}) · latency p50 ${f1(l.p50)} ms, p99 ${f1(l.p99)} ms, p99.9 ${f1(l.p999)} ms · state changes ${r.stateChanges.length}</text>`,
+      // one text: the summary follows the strategy's name however long the name is
+      `<text x="${LEFT}" y="${top + 24}"><tspan font-size="14" font-weight="bold">${esc(r.strategy)}</tspan>` +
+        `<tspan dx="14" font-size="12">success ${r.successPct.toFixed(3)} % at the ${timeout} ms timeout · failed ${r.failed} (timeouts ${r.timeouts}, errors ${r.errors}, no host ${r.noHost}) · latency p50 ${f1(l.p50)} ms, p99 ${f1(l.p99)} ms, p99.9 ${f1(l.p999)} ms · state changes ${r.stateChanges.length}</tspan></text>`,
     );
 
     // --- share (stacked areas)
