@@ -28,57 +28,26 @@ export class Reader {
       this.p++;
       return t - 0x100;
     }
-    const dv = this.dv;
+    // 0xcc–0xcf: unsigned of 1, 2, 4 or 8 bytes; 0xd0–0xd3: signed, the same widths
+    if (t < 0xcc || t > 0xd3) return undefined;
+    const signed = t >= 0xd0;
+    const w = signed ? t - 0xd0 : t - 0xcc;
     const p = this.p + 1;
-    let size: number;
-    let v: number;
-    switch (t) {
-      case 0xcc:
-        size = 1;
-        if (p + size > b.length) return undefined;
-        v = dv.getUint8(p);
-        break;
-      case 0xcd:
-        size = 2;
-        if (p + size > b.length) return undefined;
-        v = dv.getUint16(p);
-        break;
-      case 0xce:
-        size = 4;
-        if (p + size > b.length) return undefined;
-        v = dv.getUint32(p);
-        break;
-      case 0xd0:
-        size = 1;
-        if (p + size > b.length) return undefined;
-        v = dv.getInt8(p);
-        break;
-      case 0xd1:
-        size = 2;
-        if (p + size > b.length) return undefined;
-        v = dv.getInt16(p);
-        break;
-      case 0xd2:
-        size = 4;
-        if (p + size > b.length) return undefined;
-        v = dv.getInt32(p);
-        break;
-      // 64-bit integers become numbers the way the codec reads them (int64AsType 'number').
-      case 0xcf:
-        size = 8;
-        if (p + size > b.length) return undefined;
-        v = dv.getUint32(p) * 0x1_0000_0000 + dv.getUint32(p + 4);
-        break;
-      case 0xd3:
-        size = 8;
-        if (p + size > b.length) return undefined;
-        v = dv.getInt32(p) * 0x1_0000_0000 + dv.getUint32(p + 4);
-        break;
-      default:
-        return undefined;
-    }
+    const size = 1 << w;
+    if (p + size > b.length) return undefined;
     this.p = p + size;
-    return v;
+    const dv = this.dv;
+    switch (w) {
+      case 0:
+        return signed ? dv.getInt8(p) : dv.getUint8(p);
+      case 1:
+        return signed ? dv.getInt16(p) : dv.getUint16(p);
+      case 2:
+        return signed ? dv.getInt32(p) : dv.getUint32(p);
+      default:
+        // 64-bit integers become numbers the way the codec reads them (int64AsType 'number').
+        return (signed ? dv.getInt32(p) : dv.getUint32(p)) * 0x1_0000_0000 + dv.getUint32(p + 4);
+    }
   }
 
   /** An integer, a float32 or a float64. */
