@@ -38,6 +38,16 @@ function procs(): Array<{ pid: number; pgid: number; cmd: string }> {
   return out;
 }
 
+/**
+ * The nats-server processes `lars dev` started with its store under `dir`. Only once the process image is nats-server
+ * itself: it is first spawned as `setpriv --pdeathsig TERM -- nats-server …`, and until setpriv has exec'd, the death
+ * signal may not be armed yet and /proc may show an empty command line mid-exec.
+ */
+function natsServersOf(dir: string): Array<{ pid: number; pgid: number; cmd: string }> {
+  const store = join(dir, 'nats');
+  return procs().filter((x) => /(^|\/)nats-server$/.test(x.cmd.split(' ')[0] ?? '') && x.cmd.includes(store));
+}
+
 /** Processes holding a file under `dir` open (what would keep the chdb data directory locked). */
 function holders(dir: string): number[] {
   const pids: number[] = [];
@@ -179,7 +189,7 @@ describe('lifecycle', function () {
     await waitFor(() => p.out().includes('scenario: all hosts healthy') || p.child.exitCode !== null, { timeoutMs: 45_000, what: 'lars dev to be up' });
     expect(p.child.exitCode, p.err()).to.equal(null);
     const group = procs().filter((x) => x.pgid === p.child.pid);
-    const natsd = procs().filter((x) => x.cmd.includes('nats-server') && x.cmd.includes(join(dir, 'nats')));
+    const natsd = natsServersOf(dir);
     expect(group.map((x) => x.cmd).join('\n')).to.contain('scripts/start.mjs');
     expect(group.map((x) => x.cmd).join('\n')).to.contain('bin/lars.mjs dev');
     expect(natsd, 'the nats-server lars dev started').to.have.length(1);
@@ -206,14 +216,20 @@ describe('lifecycle', function () {
     expect(err, 'no second signal needed').to.not.contain('SIGINT again');
   });
 
-  it('lifecycle - lars dev killed outright (SIGKILL) takes its nats-server with it', async function () {
+  it('lifecycle - lars dev killed outright (SIGKILL) takes its nats-server with it', async () => {
     const dir = tempDir();
     const port = await freePort();
     const p = start([LARS_BIN, 'dev', '--plain', '--data-dir', dir, '--nats', `nats://127.0.0.1:${port}`], { detached: true });
     leftovers.push(p.child);
-    await waitFor(() => p.out().includes('starting nats-server') && procs().some((x) => x.cmd.includes('nats-server') && x.cmd.includes(join(dir, 'nats'))), { timeoutMs: 45_000, what: 'nats-server to start' });
-    const natsd = procs().filter((x) => x.cmd.includes('nats-server') && x.cmd.includes(join(dir, 'nats')));
-    if (!natsd[0]!.cmd.startsWith('/usr/sbin/nats-server') && !natsd[0]!.cmd.includes('nats-server')) this.skip();
+    let natsd: Array<{ pid: number; pgid: number; cmd: string }> = [];
+    await waitFor(
+      () => {
+        natsd = natsServersOf(dir);
+        return natsd.length > 0;
+      },
+      { timeoutMs: 45_000, what: 'nats-server to start' },
+    );
+    expect(natsd, 'the nats-server lars dev started').to.have.length(1);
     process.kill(p.child.pid!, 'SIGKILL');
     await p.exited;
     await waitFor(() => !alive(natsd[0]!.pid), { timeoutMs: 5000, what: 'the orphaned nats-server to exit' });
