@@ -22,8 +22,10 @@ function alive(pid: number): boolean {
   }
 }
 
-function procs(): Array<{ pid: number; pgid: number; cmd: string }> {
-  const out: Array<{ pid: number; pgid: number; cmd: string }> = [];
+type Proc = { pid: number; pgid: number; cmd: string };
+
+function procs(): Proc[] {
+  const out: Proc[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
@@ -43,7 +45,7 @@ function procs(): Array<{ pid: number; pgid: number; cmd: string }> {
  * itself: it is first spawned as `setpriv --pdeathsig TERM -- nats-server …`, and until setpriv has exec'd, the death
  * signal may not be armed yet and /proc may show an empty command line mid-exec.
  */
-function natsServersOf(dir: string): Array<{ pid: number; pgid: number; cmd: string }> {
+function natsServersOf(dir: string): Proc[] {
   const store = join(dir, 'nats');
   return procs().filter((x) => /(^|\/)nats-server$/.test(x.cmd.split(' ')[0] ?? '') && x.cmd.includes(store));
 }
@@ -221,11 +223,10 @@ describe('lifecycle', function () {
     const port = await freePort();
     const p = start([LARS_BIN, 'dev', '--plain', '--data-dir', dir, '--nats', `nats://127.0.0.1:${port}`], { detached: true });
     leftovers.push(p.child);
-    let natsd: Array<{ pid: number; pgid: number; cmd: string }> = [];
-    await waitFor(
+    const natsd = await waitFor(
       () => {
-        natsd = natsServersOf(dir);
-        return natsd.length > 0;
+        const found = natsServersOf(dir);
+        return p.out().includes('starting nats-server') && found.length > 0 && found;
       },
       { timeoutMs: 45_000, what: 'nats-server to start' },
     );
