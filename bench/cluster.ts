@@ -10,6 +10,9 @@
  *  3. failover.ts: failover_ms and failover_lost_reports (kill -9 of a
  *     `lars node`), stale_versions_seen (SIGSTOP of one).
  *  4. rebalance.ts: rebalance_100k_routes_ms (a fourth node joins three).
+ *  5. coordinated-crash.ts: acknowledged writes lost across a kill -9 of all
+ *     three nats-servers at once (coordinated_crash_lost_acked_<sync>), with
+ *     the stores synced on the server's schedule and on every write.
  * docs/benchmarks.md describes the method. Every child process and server
  * is stopped at the end, also on failure or Ctrl-C.
  *
@@ -17,8 +20,10 @@
  * Knobs: BENCH_SMALL_AGENTS [1000], BENCH_SMALL_CONNECTIONS [4 per process],
  * BENCH_SMALL_WINDOW [1 publish in flight per agent]; BENCH_LEASE_MS [2000],
  * BENCH_HANDOVER_ROUTES, BENCH_FAILOVER_ROUTES, BENCH_REBALANCE_ROUTES;
- * BENCH_CLUSTER_ONLY=small|handover|failover|rebalance (comma separated)
- * runs only those.
+ * BENCH_CRASH_TRIALS [3], BENCH_CRASH_LOAD_MS [4000], BENCH_CRASH_MODES
+ * [interval,always];
+ * BENCH_CLUSTER_ONLY=small|handover|failover|rebalance|crash (comma
+ * separated) runs only those.
  */
 import { loadavg } from 'node:os';
 import { epochMs } from './_common.ts';
@@ -28,6 +33,7 @@ import { benchAckedSmallBatches } from './cluster/acked-small-batches.ts';
 import { benchHandover } from './cluster/handover.ts';
 import { benchFailover } from './cluster/failover.ts';
 import { benchRebalance } from './cluster/rebalance.ts';
+import { benchCoordinatedCrash } from './cluster/coordinated-crash.ts';
 
 const only = process.env['BENCH_CLUSTER_ONLY']?.split(',');
 const runs = (name: string): boolean => !only || only.includes(name);
@@ -41,6 +47,8 @@ await runGroup('cluster', async () => {
   if (runs('handover')) metrics.push(...(await benchHandover()));
   if (runs('failover')) metrics.push(...(await benchFailover()));
   if (runs('rebalance')) metrics.push(...(await benchRebalance()));
+  // Durability and availability of the three NATS servers themselves.
+  if (runs('crash')) metrics.push(...(await benchCoordinatedCrash()));
   metrics.push({ name: 'cluster_load_1m_start', value: loadStart, unit: 'load', note: '1-min load average at start' });
   metrics.push({ name: 'cluster_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' });
   record('cluster', metrics);
