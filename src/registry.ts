@@ -4,7 +4,7 @@
  */
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { validateRegistryEntry, validateRouteState, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile } from '../schemas/messages.ts';
 import type { PickStrategy } from '../schemas/contract.ts';
 import { isUint32, type Names } from '../schemas/subjects.ts';
@@ -24,7 +24,19 @@ export interface OpenBucketOptions {
   replicas?: Replicas;
   /** The bucket's max_age, ms (nats-server 2.9 has no per-key TTL); 0 or absent = none. */
   ttlMs?: number;
+  /**
+   * How long each operation on the bucket waits for its answer, ms (default:
+   * the client's, 5 s). A short one lets a write cut off with its server
+   * fail soon and go again on the next server; such a write may still have
+   * been applied, which its caller must tell from a conflict (read back).
+   */
+  timeoutMs?: number;
   log?: Logger;
+}
+
+/** A KV manager whose operations wait `timeoutMs` at most (the client's default when absent). */
+function kvManager(nc: NatsConnection, timeoutMs: number | undefined): Kvm {
+  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs }));
 }
 
 /** The server a connection is on, as a URL. */
@@ -36,7 +48,7 @@ const serverUrl = (nc: NatsConnection): string => `nats://${nc.getServer()}`;
  * one asked for, when the servers can hold it.
  */
 export async function openBucket(nc: NatsConnection, bucket: string, history = 5, opts: OpenBucketOptions = {}): Promise<KV> {
-  const kvm = new Kvm(nc);
+  const kvm = kvManager(nc, opts.timeoutMs);
   const replicas = replicasFor(nc, opts.replicas);
   let kv: KV;
   try {
@@ -44,7 +56,7 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
     kv = await retry(() => kvm.create(bucket, { history, storage: StorageType.File, replicas, ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}) }), { attempts: 100, minMs: 50, maxMs: 250, randomize: true, retryIf: placementPending() });
   } catch (err) {
     // A concurrent creator with another config, or a server that refuses: try to bind to what exists.
-    const bound = await bindBucket(nc, bucket).catch(() => undefined);
+    const bound = await bindBucket(nc, bucket, opts.timeoutMs).catch(() => undefined);
     if (bound === undefined && JetStreamDisabledError.matches(err)) throw new JetStreamDisabledError(serverUrl(nc), { cause: err });
     if (bound === undefined) throw new RegistryError(`cannot open KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
     kv = bound;
@@ -65,13 +77,13 @@ export async function openBucket(nc: NatsConnection, bucket: string, history = 5
  * on a MSG.GET that meets a stream still being created, which is what a reader
  * starting next to a node that creates the bucket would send.
  */
-export async function bindBucket(nc: NatsConnection, bucket: string): Promise<KV | undefined> {
+export async function bindBucket(nc: NatsConnection, bucket: string, timeoutMs?: number): Promise<KV | undefined> {
   const jsm = await jetstreamManager(nc).catch((err: unknown) => {
     throw JetStreamDisabledError.matches(err) ? new JetStreamDisabledError(serverUrl(nc), { cause: err }) : err;
   });
   const info = await infoOrUndefined(jsm, `KV_${bucket}`);
   if (info === undefined) return undefined;
-  return new Kvm(nc).open(bucket, { allow_direct: info.config.allow_direct === true });
+  return kvManager(nc, timeoutMs).open(bucket, { allow_direct: info.config.allow_direct === true });
 }
 
 /** Every key's latest entry (deletions included), read once; none for an absent bucket. */
@@ -280,20 +292,39 @@ export interface BucketWatch {
  * the last of the initial values is the first one with none left. An empty
  * bucket has no initial values.
  */
-export async function watchBucket(kv: KV, onEntry: (e: KvEntry) => void | Promise<void>, opts: { initTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Promise<BucketWatch> {
+export async function watchBucket(
+  kv: KV,
+  onEntry: (e: KvEntry) => void | Promise<void>,
+  opts: { initTimeoutMs?: number; onError?: (err: unknown) => void; onEnd?: () => void } = {},
+): Promise<BucketWatch> {
   const watch = await kv.watch({ key: '>' });
   let resolveInit!: () => void;
   const initialized = new Promise<void>((r) => (resolveInit = r));
+  let stopped = false;
   void (async () => {
     for await (const e of watch) {
       await onEntry(e);
       if (e.delta === 0) resolveInit();
     }
+    // The watch's consumer went away (not stopped here): nothing more will come.
+    if (!stopped) opts.onEnd?.();
   })().catch((err: unknown) => opts.onError?.(err));
   // Nothing stored (the watch then delivers no initial value at all).
-  if ((await kv.status()).values === 0) resolveInit();
+  try {
+    if ((await kv.status()).values === 0) resolveInit();
+  } catch (err) {
+    stopped = true;
+    watch.stop();
+    throw err;
+  }
   const timer = setTimeout(resolveInit, opts.initTimeoutMs ?? 30_000);
   timer.unref?.();
   void initialized.then(() => clearTimeout(timer));
-  return { initialized, stop: () => watch.stop() };
+  return {
+    initialized,
+    stop: () => {
+      stopped = true;
+      watch.stop();
+    },
+  };
 }

@@ -13,18 +13,28 @@
  *   lease is deleted with compare-and-set and the successor, watching the
  *   bucket, takes it at once.
  * - Fencing: `holds(p)` is true only while the lease was renewed within
- *   `leaseMs - safetyMs` by the local clock; a renewal that fails its
- *   compare-and-set, or a lease revision written by another node, drops the
- *   partition at once.
+ *   `leaseMs - safetyMs` by the local clock; a lease revision written by
+ *   another node drops the partition at once. A renewal that fails its
+ *   compare-and-set reads the lease back first: a write of this node's own
+ *   (same name and incarnation) that timed out but was applied is adopted, a
+ *   lease that aged out or was deleted is taken again when it is still this
+ *   node's to take, and only a lease held by another node drops it.
+ * - Healing: the views of the leases and members buckets are caches. Each
+ *   starts over with a full read whenever its watch ends, when the
+ *   connection comes back (and then nobody is taken as gone or expired for a
+ *   lease time: they were cut off too), and when a partition this node
+ *   should own stays unowned; buckets missing after a server came back on a
+ *   fresh store are made again.
  */
-import type { KV } from '@nats-io/kv';
+import { randomBytes } from 'node:crypto';
+import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { planLeases, type LeaseAction } from '../../actors/ownership.ts';
+import { planLeases, rendezvousOwner, type LeaseAction } from '../../actors/ownership.ts';
 import { DEFAULT_PARTITIONS, DEFAULT_PREFIX } from '../../schemas/subjects.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import type { OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
+import type { OwnershipHealth, OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
-import { openTtlBucket } from './kv.ts';
+import { bucketMissing, errText, openTtlBucket } from './kv.ts';
 import { isConflict } from '../registry.ts';
 import { pool } from '../pool.ts';
 import { Membership } from './membership.ts';
@@ -65,6 +75,12 @@ export interface LeaseOwnershipOptions {
   heartbeatMs?: number;
   /** A member not heard from for this long is dead (default 3 heartbeats). */
   memberTtlMs?: number;
+  /**
+   * How long one lease or heartbeat write waits for its answer, ms (default
+   * leaseMs / 2, within 200..1000): a write cut off with its server fails in
+   * time for the next renewal to go through another one.
+   */
+  opTimeoutMs?: number;
 }
 
 interface Held {
@@ -86,6 +102,9 @@ export class LeaseOwnership implements PartitionOwnership {
   private readonly safetyMs: number;
   private readonly heartbeatMs: number;
   private readonly memberTtlMs: number;
+  private readonly opTimeoutMs: number;
+  /** This run of the node: tells its own lease writes from those of an earlier run under the same name. */
+  readonly incarnation = randomBytes(6).toString('hex');
   private kv!: KV;
   private membership!: Membership;
   private table!: LeaseTable;
@@ -100,12 +119,20 @@ export class LeaseOwnership implements PartitionOwnership {
   private readonly listeners = new Set<(owned: ReadonlySet<number>) => void>();
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private evalTimer: ReturnType<typeof setInterval> | undefined;
+  private selfCheckTimer: ReturnType<typeof setInterval> | undefined;
+  private statusLoop: Promise<void> | undefined;
+  /** Partitions this node should own and does not hold, since when (local clock). */
+  private readonly wantSince = new Map<number, number>();
+  /** When each partition was last seen owned by a live node (local clock). */
+  private readonly ownedAt: number[] = [];
+  private lastResyncAt = -Infinity;
+  private ensuring: Promise<void> | undefined;
   private evaluating = false;
   private again = false;
   private leaving = false;
   private closed = false;
   private started = false;
-  readonly counters = { taken: 0, takenOver: 0, released: 0, lost: 0, renewFailures: 0 };
+  readonly counters = { taken: 0, takenOver: 0, released: 0, lost: 0, renewFailures: 0, resyncs: 0, ownWritesFound: 0, retaken: 0, bucketsMade: 0 };
 
   constructor(o: LeaseOwnershipOptions) {
     this.nc = o.nc;
@@ -120,6 +147,8 @@ export class LeaseOwnership implements PartitionOwnership {
     this.safetyMs = o.safetyMs ?? Math.floor(this.leaseMs / 4);
     this.heartbeatMs = o.heartbeatMs ?? LEASE_DEFAULTS.heartbeatMs;
     this.memberTtlMs = o.memberTtlMs ?? this.heartbeatMs * 3;
+    this.opTimeoutMs = o.opTimeoutMs ?? Math.min(1000, Math.max(200, Math.floor(this.leaseMs / 2)));
+    for (let p = 0; p < this.partitions; p++) this.ownedAt.push(this.clock());
     if (this.renewMs + this.safetyMs >= this.leaseMs) throw new RangeError('lease renewal interval plus safety margin must be below the lease time');
   }
 
@@ -127,8 +156,8 @@ export class LeaseOwnership implements PartitionOwnership {
     if (this.started) return;
     this.started = true;
     this.hooks = hooks;
-    const membersKv = await openTtlBucket(this.nc, this.names.membersBucket, Math.max(this.memberTtlMs * 2, 1000));
-    this.kv = await openTtlBucket(this.nc, this.names.leasesBucket, Math.max(this.leaseMs * 5, 10_000));
+    const membersKv = await openTtlBucket(this.nc, this.names.membersBucket, this.membersTtl(), this.opTimeoutMs);
+    this.kv = await openTtlBucket(this.nc, this.names.leasesBucket, this.leasesTtl(), this.opTimeoutMs);
     this.membership = new Membership({
       kv: membersKv,
       nodeId: this.nodeId,
@@ -150,7 +179,76 @@ export class LeaseOwnership implements PartitionOwnership {
     this.renewTimer.unref?.();
     this.evalTimer = setInterval(() => this.schedule(), Math.min(this.heartbeatMs, Math.max(10, Math.floor(this.leaseMs / 8))));
     this.evalTimer.unref?.();
+    this.selfCheckTimer = setInterval(() => this.selfCheck(), Math.max(this.renewMs, Math.floor(this.leaseMs / 2)));
+    this.selfCheckTimer.unref?.();
+    this.statusLoop = this.watchConnection();
     this.schedule();
+  }
+
+  private membersTtl(): number {
+    return Math.max(this.memberTtlMs * 2, 1000);
+  }
+
+  private leasesTtl(): number {
+    return Math.max(this.leaseMs * 5, 10_000);
+  }
+
+  /** After every reconnect: the views are read again, and nobody is taken as gone for a while (they were cut off too). */
+  private async watchConnection(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (this.closed) break;
+        if (s.type !== 'reconnect') continue;
+        this.table.grace();
+        this.membership.grace();
+        this.resync('reconnected');
+        void this.ensureBuckets();
+      }
+    } catch (err) {
+      if (!this.closed) this.log.warn({ err: errText(err) }, 'connection status watch ended');
+    }
+  }
+
+  private resync(why: string): void {
+    this.lastResyncAt = this.clock();
+    this.counters.resyncs++;
+    this.log.info({ why }, 'reading leases and members again');
+    this.table.resync(why);
+    this.membership.resync(why);
+    this.schedule();
+  }
+
+  /** Makes the leases and members buckets again when a server lost them (a fresh store); one attempt at a time. */
+  private ensureBuckets(): Promise<void> {
+    if (this.ensuring) return this.ensuring;
+    const run = (async () => {
+      try {
+        await openTtlBucket(this.nc, this.names.membersBucket, this.membersTtl(), this.opTimeoutMs);
+        await openTtlBucket(this.nc, this.names.leasesBucket, this.leasesTtl(), this.opTimeoutMs);
+      } catch (err) {
+        this.warnLimited('buckets', { err: errText(err) }, 'leases and members buckets could not be opened; will retry');
+      }
+    })().finally(() => {
+      this.ensuring = undefined;
+    });
+    this.ensuring = run;
+    return run;
+  }
+
+  /**
+   * Runs a few times per lease time: a partition this node should own that
+   * stayed unowned for over a lease time means its view is stale (a change
+   * it never heard of): read everything again rather than wait.
+   */
+  private selfCheck(): void {
+    if (this.closed || this.leaving) return;
+    const now = this.clock();
+    let stuck = false;
+    for (const since of this.wantSince.values()) if (now - since > this.leaseMs + this.renewMs) stuck = true;
+    if (stuck && now - this.lastResyncAt > this.leaseMs * 2) {
+      this.resync('a partition of this node stayed unowned');
+      void this.ensureBuckets();
+    }
   }
 
   owned(): ReadonlySet<number> {
@@ -165,6 +263,34 @@ export class LeaseOwnership implements PartitionOwnership {
   /** Live members (not leaving) as this node sees them. */
   members(): string[] {
     return this.membership.live();
+  }
+
+  /** What readiness and the metrics tell of ownership: this node's share and the partitions without a live owner. */
+  health(): OwnershipHealth {
+    const now = this.clock();
+    const live = this.started ? this.membership.live() : [this.nodeId];
+    const liveSet = new Set(live);
+    let desired = 0;
+    let mineUnowned = 0;
+    const unowned: Array<{ partition: number; forMs: number }> = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const mine = !this.leaving && rendezvousOwner(p, live) === this.nodeId;
+      if (mine) desired++;
+      if (this.isOwned(p, now, liveSet)) {
+        this.ownedAt[p] = now;
+        continue;
+      }
+      unowned.push({ partition: p, forMs: now - this.ownedAt[p]! });
+      if (mine) mineUnowned++;
+    }
+    return { leaseMs: this.leaseMs, desired, held: this.held.size, unowned, mineUnowned };
+  }
+
+  /** Owned now: held here, or leased to a live member whose lease has not expired in this node's view. */
+  private isOwned(p: number, now: number, live: ReadonlySet<string>): boolean {
+    if (this.held.has(p)) return true;
+    const l = this.started ? this.table.get(p) : undefined;
+    return l !== undefined && l.owner !== this.nodeId && live.has(l.owner) && now - l.seenAt < this.leaseMs;
   }
 
   holds(partition: number): boolean {
@@ -215,6 +341,7 @@ export class LeaseOwnership implements PartitionOwnership {
     this.closed = true;
     if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.evalTimer) clearInterval(this.evalTimer);
+    if (this.selfCheckTimer) clearInterval(this.selfCheckTimer);
     const held = [...this.held];
     await Promise.all(held.map(([p, h]) => this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'))));
     this.held.clear();
@@ -281,7 +408,7 @@ export class LeaseOwnership implements PartitionOwnership {
       if (!h) return false;
       const t0 = this.clock();
       try {
-        const rev = await this.kv.update(this.names.leaseKey(p), encodeLease(this.nodeId, this.wall()), h.revision);
+        const rev = await this.kv.update(this.names.leaseKey(p), this.record(), h.revision);
         // Kept even when the partition is being released: the delete goes on this revision.
         h.revision = rev;
         h.renewedAt = t0;
@@ -289,18 +416,87 @@ export class LeaseOwnership implements PartitionOwnership {
         this.table.note(p, this.nodeId, rev);
         return true;
       } catch (err) {
-        if (isConflict(err)) {
-          this.drop(p, 'lease renewal conflict');
-          this.schedule();
-          return false;
-        }
+        if (isConflict(err)) return await this.recheck(p, h);
         this.counters.renewFailures++;
-        if (!this.closed) this.warnLimited('renew', { err, partition: p, failures: this.counters.renewFailures }, 'lease renewal failed; will retry');
+        if (bucketMissing(err)) void this.ensureBuckets();
+        if (!this.closed) this.warnLimited('renew', { err: errText(err), partition: p, failures: this.counters.renewFailures }, 'lease renewal failed; will retry');
         return false;
       }
     })().finally(() => this.renewing.delete(p));
     this.renewing.set(p, run);
     return run;
+  }
+
+  private record(): Uint8Array {
+    return encodeLease(this.nodeId, this.wall(), this.incarnation);
+  }
+
+  /** The lease's record is this run's own (a write of its own, whatever this node believed of it). */
+  private isMine(e: KvEntry | null): e is KvEntry {
+    const r = e ? decodeLease(e) : undefined;
+    return r !== undefined && r.node === this.nodeId && r.inc === this.incarnation;
+  }
+
+  /**
+   * A renewal failed its compare-and-set: reads the lease and acts on what
+   * is there, never on the failure alone. This run's own record: a write
+   * that timed out was applied after all; its revision is adopted and the
+   * lease renewed on it. No lease (it aged out while this node could not
+   * renew, or was deleted): taken again when this node should still own the
+   * partition. Another node's lease: the partition is lost.
+   */
+  private async recheck(p: number, h: Held): Promise<boolean> {
+    const key = this.names.leaseKey(p);
+    let e: KvEntry | null;
+    try {
+      e = await this.kv.get(key);
+    } catch (err) {
+      // Nothing learnt: the lease stays as it is (holds() lapses by time) and the next renewal asks again.
+      this.warnLimited('recheck', { err: errText(err), partition: p }, 'lease could not be read back after a conflict; will retry');
+      return false;
+    }
+    if (this.held.get(p) !== h) return false;
+    this.table.observe(p, e);
+    const t0 = this.clock();
+    try {
+      if (this.isMine(e)) {
+        this.counters.ownWritesFound++;
+        h.revision = await this.kv.update(key, this.record(), e.revision);
+      } else if (e === null || decodeLease(e) === undefined) {
+        if (!this.shouldOwn(p)) {
+          this.drop(p, 'lease expired');
+          this.schedule();
+          return false;
+        }
+        h.revision = await this.kv.create(key, this.record());
+        this.counters.retaken++;
+        this.log.info({ partition: p, revision: h.revision }, 'lease found expired; taken again');
+      } else {
+        this.drop(p, `lease taken by ${decodeLease(e)!.node}`);
+        this.schedule();
+        return false;
+      }
+    } catch (err) {
+      if (isConflict(err)) {
+        // Moved again meanwhile: the next renewal reads it back again.
+        const again = await this.kv.get(key).catch(() => undefined);
+        if (again !== undefined) this.table.observe(p, again);
+        if (again !== undefined && !this.isMine(again)) {
+          this.drop(p, 'lease taken by another node');
+          this.schedule();
+        }
+      }
+      return false;
+    }
+    h.renewedAt = t0;
+    if (this.held.get(p) !== h) return false;
+    this.table.note(p, this.nodeId, h.revision);
+    return true;
+  }
+
+  /** Rendezvous hashing over the live members gives this node the partition. */
+  private shouldOwn(p: number): boolean {
+    return !this.leaving && !this.closed && rendezvousOwner(p, this.membership.live()) === this.nodeId;
   }
 
   /** Runs one evaluation at a time; a trigger during one runs another after it. */
@@ -327,9 +523,15 @@ export class LeaseOwnership implements PartitionOwnership {
 
   private async evaluate(): Promise<void> {
     this.membership.check();
+    const live = this.membership.live();
+    const now = this.clock();
+    for (let p = 0; p < this.partitions; p++) {
+      if (this.held.has(p) || rendezvousOwner(p, live) !== this.nodeId) this.wantSince.delete(p);
+      else if (!this.wantSince.has(p)) this.wantSince.set(p, now);
+    }
     const actions = planLeases({
       self: this.nodeId,
-      live: this.membership.live(),
+      live,
       partitions: this.partitions,
       held: new Set(this.held.keys()),
       leases: this.table.view(),
@@ -350,30 +552,40 @@ export class LeaseOwnership implements PartitionOwnership {
     const key = this.names.leaseKey(p);
     const t0 = this.clock();
     try {
-      const rev = a.kind === 'takeover' ? await this.kv.update(key, encodeLease(this.nodeId, this.wall()), a.revision) : await this.kv.create(key, encodeLease(this.nodeId, this.wall()));
+      const rev = a.kind === 'takeover' ? await this.kv.update(key, this.record(), a.revision) : await this.kv.create(key, this.record());
       if (this.closed || this.leaving) {
         await this.kv.delete(key, { previousSeq: rev }).catch(() => undefined);
         return false;
       }
-      this.held.set(p, { revision: rev, renewedAt: t0 });
-      this.table.note(p, this.nodeId, rev);
+      this.hold(p, rev, t0);
       if (a.kind === 'takeover') this.counters.takenOver++;
       else this.counters.taken++;
       this.log.info({ partition: p, how: a.kind, revision: rev }, 'partition lease taken');
       return true;
     } catch (err) {
       if (!isConflict(err)) {
-        this.warnLimited('take', { err, partition: p }, 'lease write failed');
+        if (bucketMissing(err)) void this.ensureBuckets();
+        this.warnLimited('take', { err: errText(err), partition: p }, 'lease write failed');
         return false;
       }
-      // Someone renewed or took it meanwhile, or the key aged out: learn where it stands.
-      const e = await this.kv.get(key).catch(() => null);
-      const r = e ? decodeLease(e) : undefined;
-      if (e && r) this.table.note(p, r.node, e.revision);
-      else if (e) this.table.note(p, undefined, e.revision);
-      else this.table.note(p, undefined, 0);
-      return false;
+      // Someone renewed or took it meanwhile, the key aged out, or a write of this node's that timed out was applied: learn where it stands.
+      const e = await this.kv.get(key).catch(() => undefined);
+      if (e === undefined) return false;
+      this.table.observe(p, e);
+      if (!this.isMine(e) || this.closed || this.leaving) return false;
+      // Ours since it was stored (server time, on this node's clock).
+      const storedAt = this.clock() - Math.max(0, this.wall() - e.created.getTime());
+      this.counters.ownWritesFound++;
+      this.hold(p, e.revision, storedAt);
+      this.log.info({ partition: p, how: 'own write found', revision: e.revision }, 'partition lease taken');
+      return true;
     }
+  }
+
+  private hold(p: number, revision: number, renewedAt: number): void {
+    this.held.set(p, { revision, renewedAt });
+    this.table.note(p, this.nodeId, revision);
+    this.wantSince.delete(p);
   }
 
   /**

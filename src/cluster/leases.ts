@@ -8,7 +8,8 @@
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { encode, tryDecode } from '../codec.ts';
-import { bindBucket, watchBucket, type BucketWatch } from '../registry.ts';
+import { bindBucket } from '../registry.ts';
+import { LiveWatch } from './live-watch.ts';
 import type { LeaseView } from '../../actors/ownership.ts';
 import type { Logger } from '../log.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
@@ -18,10 +19,18 @@ export interface LeaseRecord {
   node: string;
   /** Holder's wall clock at the write, ms (informational). */
   ts: number;
+  /**
+   * The holder's incarnation (random per process run): a node that finds its
+   * own name and incarnation on a lease it thought it had lost knows that a
+   * write of its own, timed out, was applied after all.
+   */
+  inc?: string;
 }
 
-export function encodeLease(node: string, ts: number): Uint8Array {
-  return encode({ v: 1, node, ts } satisfies LeaseRecord);
+export function encodeLease(node: string, ts: number, inc?: string): Uint8Array {
+  const r: LeaseRecord = { v: 1, node, ts };
+  if (inc !== undefined) r.inc = inc;
+  return encode(r);
 }
 
 export function decodeLease(e: Pick<KvEntry, 'value' | 'operation'>): LeaseRecord | undefined {
@@ -30,7 +39,9 @@ export function decodeLease(e: Pick<KvEntry, 'value' | 'operation'>): LeaseRecor
   if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
   const r = d.value as Record<string, unknown>;
   if (r['v'] !== 1 || typeof r['node'] !== 'string' || r['node'].length === 0 || typeof r['ts'] !== 'number') return undefined;
-  return { v: 1, node: r['node'], ts: r['ts'] };
+  const out: LeaseRecord = { v: 1, node: r['node'], ts: r['ts'] };
+  if (typeof r['inc'] === 'string') out.inc = r['inc'];
+  return out;
 }
 
 /**
@@ -59,13 +70,19 @@ export interface LeaseChange {
   revision: number;
 }
 
+/**
+ * The leases as this node sees them, kept by a watch that starts over with a
+ * full view whenever it ends or the connection comes back (LiveWatch), and
+ * corrected by every read this node makes (`observe`).
+ */
 export class LeaseTable {
   private readonly leases = new Map<number, LeaseView>();
-  /** Highest revision seen per partition, deletes included. */
+  /** Highest revision seen per partition, deletes included (reset by a full view: a bucket made anew starts again at 1). */
   private readonly revs = new Map<number, number>();
-  private watch: BucketWatch | undefined;
-  private stopped = false;
+  private watch: LiveWatch | undefined;
   private badLoggedAt = -Infinity;
+  /** Leases of others are not taken as expired before this, local clock (set when this node was cut off from the bus). */
+  private graceFrom = -Infinity;
   badEntries = 0;
 
   private readonly kv: KV;
@@ -85,24 +102,67 @@ export class LeaseTable {
   }
 
   async start(): Promise<void> {
-    this.watch = await watchBucket(this.kv, (e) => this.onEntry(e), {
+    this.watch = new LiveWatch({
+      kv: this.kv,
+      what: 'leases',
+      log: this.log,
       // A partial view is safe (a write to a key missed here fails its compare-and-set and is read back): start soon.
       initTimeoutMs: 3000,
-      onError: (err) => {
-        if (!this.stopped) this.log.error({ err }, 'leases watch ended');
-      },
+      onSnapshot: (entries) => this.onSnapshot(entries),
+      onEntry: (e) => this.onEntry(e),
     });
-    await this.watch.initialized;
+    await this.watch.start();
+  }
+
+  /** Reads the whole table again (after a reconnect, or when it looks stale). */
+  resync(why: string): void {
+    this.watch?.restart(why);
+  }
+
+  /**
+   * This node was cut off from the bus until now: no lease of another node
+   * is taken as expired for a lease time from here, since its holder may
+   * have been cut off too and renews as soon as it can.
+   */
+  grace(): void {
+    this.graceFrom = this.clock();
+    for (const [p, l] of this.leases) if (l.seenAt < this.graceFrom) this.leases.set(p, { ...l, seenAt: this.graceFrom });
+  }
+
+  get restarts(): number {
+    return this.watch?.restarts ?? 0;
+  }
+
+  private onSnapshot(entries: ReadonlyMap<string, KvEntry>): void {
+    const seen = new Set<number>();
+    for (const e of entries.values()) {
+      const p = this.names.leasePartition(e.key);
+      if (p === undefined) continue;
+      seen.add(p);
+      this.apply(p, e, true);
+    }
+    for (const p of [...this.leases.keys()]) {
+      if (seen.has(p)) continue;
+      this.leases.delete(p);
+      this.revs.delete(p);
+      this.onChange({ partition: p, owner: undefined, revision: 0 });
+    }
   }
 
   private onEntry(e: KvEntry): void {
     const p = this.names.leasePartition(e.key);
-    if (p === undefined) return;
-    if (e.revision <= (this.revs.get(p) ?? 0)) return;
+    if (p !== undefined) this.apply(p, e, false);
+  }
+
+  /** `fresh`: the entry comes from a full view or a read, newer than anything held whatever its revision. */
+  private apply(p: number, e: KvEntry, fresh: boolean): void {
+    if (!fresh && e.revision <= (this.revs.get(p) ?? 0)) return;
+    const cur = this.leases.get(p);
+    if (fresh && cur !== undefined && cur.revision === e.revision && e.operation === 'PUT') return;
     this.revs.set(p, e.revision);
     if (e.operation !== 'PUT') {
-      this.leases.delete(p);
-      this.onChange({ partition: p, owner: undefined, revision: e.revision });
+      const had = this.leases.delete(p);
+      if (had || !fresh) this.onChange({ partition: p, owner: undefined, revision: e.revision });
       return;
     }
     const r = decodeLease(e);
@@ -116,17 +176,27 @@ export class LeaseTable {
       return;
     }
     const age = Math.max(0, this.wall() - e.created.getTime());
-    this.leases.set(p, { owner: r.node, revision: e.revision, seenAt: this.clock() - age });
+    this.leases.set(p, { owner: r.node, revision: e.revision, seenAt: Math.max(this.clock() - age, this.graceFrom) });
     this.onChange({ partition: p, owner: r.node, revision: e.revision });
   }
 
-  /** Records a lease revision learnt outside the watch (this node's own writes, a read after a failed takeover). */
+  /** Records a lease revision learnt outside the watch (this node's own writes). */
   note(p: number, owner: string | undefined, revision: number): void {
     if (revision < (this.revs.get(p) ?? 0)) return;
     this.revs.set(p, revision);
     const cur = this.leases.get(p);
     if (owner === undefined) this.leases.delete(p);
     else this.leases.set(p, { owner, revision, seenAt: cur && cur.revision === revision ? cur.seenAt : this.clock() });
+  }
+
+  /** What a read of the partition's key returned now (null: no such key): the truth, whatever was held before. */
+  observe(p: number, e: KvEntry | null): void {
+    if (e === null || e.operation !== 'PUT') {
+      this.leases.delete(p);
+      this.revs.set(p, e?.revision ?? 0);
+      return;
+    }
+    this.apply(p, e, true);
   }
 
   get(p: number): LeaseView | undefined {
@@ -138,7 +208,6 @@ export class LeaseTable {
   }
 
   stop(): void {
-    this.stopped = true;
     this.watch?.stop();
   }
 }

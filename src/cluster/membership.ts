@@ -5,9 +5,9 @@
  * relied on (on nats-server 2.9 an aged-out key sends watchers nothing).
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import { NoRespondersError } from '@nats-io/transport-node';
 import { encode, tryDecode } from '../codec.ts';
-import { watchBucket, type BucketWatch } from '../registry.ts';
+import { LiveWatch } from './live-watch.ts';
+import { errText, noResponders } from './kv.ts';
 import type { Logger } from '../log.ts';
 import { retry } from '../retry.ts';
 
@@ -96,12 +96,6 @@ export interface MembershipOptions {
   ingest?: () => { reports: number; batches: number; pending: number };
 }
 
-/** The publish found no responders (the client reports it as JetStream not enabled, the cause chain holds the original). */
-function noResponders(err: unknown): boolean {
-  for (let e = err, i = 0; e !== undefined && e !== null && i < 5; e = (e as { cause?: unknown }).cause, i++) if (e instanceof NoRespondersError) return true;
-  return false;
-}
-
 export class Membership {
   private readonly o: MembershipOptions;
   private readonly wall: () => number;
@@ -109,7 +103,9 @@ export class Membership {
   private readonly members = new Map<string, Seen>();
   private readonly listeners = new Set<() => void>();
   private timer: ReturnType<typeof setInterval> | undefined;
-  private watch: BucketWatch | undefined;
+  private watch: LiveWatch | undefined;
+  /** Members are not taken as gone before a TTL from here, local clock (set when this node was cut off from the bus). */
+  private graceFrom = -Infinity;
   private readonly started: number;
   private leaving = false;
   private stopped = false;
@@ -130,20 +126,22 @@ export class Membership {
     // On a NATS cluster, a bucket another node created a moment ago through another server may have no
     // responders on this server for up to about a second (nats-server 2.9): the first heartbeat waits for it.
     await retry(() => this.beat(), { attempts: 12, minMs: 50, maxMs: 500, retryIf: noResponders });
-    this.watch = await watchBucket(this.o.kv, (e) => this.onEntry(e), {
+    this.watch = new LiveWatch({
+      kv: this.o.kv,
+      what: 'members',
+      log: this.o.log,
       // A partial view is safe (a write to a key missed here fails its compare-and-set and is read back): start soon.
       initTimeoutMs: 3000,
-      onError: (err) => {
-        if (!this.stopped) this.o.log.error({ err }, 'members watch ended');
-      },
+      onSnapshot: (entries) => this.onSnapshot(entries),
+      onEntry: (e) => this.onEntry(e),
     });
-    await this.watch.initialized;
+    await this.watch.start();
     this.timer = setInterval(() => {
       void this.beat().catch((err: unknown) => {
         const now = this.o.clock();
         if (now - this.beatWarnedAt < 10_000) return;
         this.beatWarnedAt = now;
-        this.o.log.warn({ err }, 'member heartbeat failed; will retry');
+        this.o.log.warn({ err: errText(err) }, 'member heartbeat failed; will retry');
       });
       this.check();
     }, this.o.heartbeatMs);
@@ -175,10 +173,33 @@ export class Membership {
     await this.o.kv.put(this.o.key, encode(this.record()));
   }
 
-  private onEntry(e: KvEntry): void {
+  /** A full view of the bucket: members absent from it are gone. */
+  private onSnapshot(entries: ReadonlyMap<string, KvEntry>): void {
+    for (const k of [...this.members.keys()]) if (!entries.has(k)) this.members.delete(k);
+    for (const e of entries.values()) this.onEntry(e, false);
+    this.check();
+  }
+
+  /** Reads the members again (after a reconnect, or when the view looks stale). */
+  resync(why: string): void {
+    this.watch?.restart(why);
+  }
+
+  /**
+   * This node was cut off from the bus until now: no member is taken as gone
+   * for a member TTL from here (their heartbeats could not reach it either),
+   * and its own heartbeat goes at once.
+   */
+  grace(): void {
+    this.graceFrom = this.o.clock();
+    for (const s of this.members.values()) if (s.seenAt < this.graceFrom) s.seenAt = this.graceFrom;
+    void this.beat().catch(() => undefined);
+  }
+
+  private onEntry(e: KvEntry, check = true): void {
     if (e.operation !== 'PUT') {
       this.members.delete(e.key);
-      this.check();
+      if (check) this.check();
       return;
     }
     const r = decodeMember(e);
@@ -192,8 +213,8 @@ export class Membership {
       return;
     }
     const age = Math.max(0, this.wall() - e.created.getTime());
-    this.members.set(e.key, { record: r, seenAt: this.o.clock() - age });
-    this.check();
+    this.members.set(e.key, { record: r, seenAt: Math.max(this.o.clock() - age, this.graceFrom) });
+    if (check) this.check();
   }
 
   /** Live members that are not leaving, sorted; this node is one of them until it leaves. */

@@ -17,6 +17,19 @@ export interface OwnershipHooks {
   ingest?(): { reports: number; batches: number; pending: number };
 }
 
+/** Ownership as readiness and the metrics tell it (LeaseOwnership.health). */
+export interface OwnershipHealth {
+  leaseMs: number;
+  /** Partitions this node should own (rendezvous hashing over the live members). */
+  desired: number;
+  /** Partitions whose lease it holds. */
+  held: number;
+  /** Partitions without a live owner as this node sees the leases, and for how long each has had none, ms. */
+  unowned: Array<{ partition: number; forMs: number }>;
+  /** Of those, the ones this node should own (and so could take). */
+  mineUnowned: number;
+}
+
 export interface PartitionOwnership {
   /** Partitions owned now. */
   owned(): ReadonlySet<number>;
@@ -34,6 +47,8 @@ export interface PartitionOwnership {
   leave?(): Promise<void>;
   /** Releases everything held (after the node handed its partitions over). */
   close(): Promise<void>;
+  /** This node's share and the partitions without a live owner (absent: an explicit assignment, always owned). */
+  health?(): OwnershipHealth;
 }
 
 export class StaticOwnership implements PartitionOwnership {
