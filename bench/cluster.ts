@@ -13,6 +13,8 @@
  *  5. coordinated-crash.ts: acknowledged writes lost across a kill -9 of all
  *     three nats-servers at once (coordinated_crash_lost_acked_<sync>), with
  *     the stores synced on the server's schedule and on every write.
+ *  6. leader-loss.ts: leader_loss_ack_pause_ms, the longest time any agent's
+ *     acknowledgements stop when the REPORTS stream's leader is killed.
  * docs/benchmarks.md describes the method. Every child process and server
  * is stopped at the end, also on failure or Ctrl-C.
  *
@@ -22,7 +24,8 @@
  * BENCH_HANDOVER_ROUTES, BENCH_FAILOVER_ROUTES, BENCH_REBALANCE_ROUTES;
  * BENCH_CRASH_TRIALS [3], BENCH_CRASH_LOAD_MS [4000], BENCH_CRASH_MODES
  * [interval,always];
- * BENCH_CLUSTER_ONLY=small|handover|failover|rebalance|crash (comma
+ * BENCH_LEADERLOSS_TRIALS [5], BENCH_LEADERLOSS_AGENTS [10 per process];
+ * BENCH_CLUSTER_ONLY=small|handover|failover|rebalance|crash|leaderloss (comma
  * separated) runs only those.
  */
 import { loadavg } from 'node:os';
@@ -34,6 +37,7 @@ import { benchHandover } from './cluster/handover.ts';
 import { benchFailover } from './cluster/failover.ts';
 import { benchRebalance } from './cluster/rebalance.ts';
 import { benchCoordinatedCrash } from './cluster/coordinated-crash.ts';
+import { benchLeaderLoss } from './cluster/leader-loss.ts';
 
 const only = process.env['BENCH_CLUSTER_ONLY']?.split(',');
 const runs = (name: string): boolean => !only || only.includes(name);
@@ -48,6 +52,7 @@ await runGroup('cluster', async () => {
   if (runs('failover')) metrics.push(...(await benchFailover()));
   if (runs('rebalance')) metrics.push(...(await benchRebalance()));
   // Durability and availability of the three NATS servers themselves.
+  if (runs('leaderloss')) metrics.push(...(await benchLeaderLoss()));
   if (runs('crash')) metrics.push(...(await benchCoordinatedCrash()));
   metrics.push({ name: 'cluster_load_1m_start', value: loadStart, unit: 'load', note: '1-min load average at start' });
   metrics.push({ name: 'cluster_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' });

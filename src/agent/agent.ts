@@ -71,9 +71,18 @@ export interface AgentOptions {
   reportDelivery?: ReportDelivery;
   /** Acknowledged publishes outstanding at once (default 64). */
   publishWindow?: number;
-  /** How long a publish waits for its ack before it is retried, ms (default 5000). */
+  /**
+   * How long a publish waits for its ack before the client gives up on it, ms (default 5000). A lost
+   * publish is retried long before that: see retryIntervalMs.
+   */
   ackTimeoutMs?: number;
-  /** Pauses after failed publishes, ms, by consecutive failure (default [100, 250, 500, 1000, 2000, 5000]). */
+  /**
+   * No ack for this long while publishes are out, or a failed publish, is a stall (a stream leader lost,
+   * a server away): the oldest batch is published again now and at this interval until an ack comes,
+   * which brings back every publish sent before it that is still unanswered, ms (default 250).
+   */
+  retryIntervalMs?: number;
+  /** A stall longer than 20 s since the last ack retries after these pauses instead, ms, by retry (default [500, 1000, 2000, 5000]). */
   retryBackoffMs?: number[];
   /** How long `flush()` waits for acks when not told, ms (default 30000). */
   flushTimeoutMs?: number;
@@ -315,6 +324,7 @@ export class Agent {
         window: opts.publishWindow,
         maxReports: this.maxPendingReports,
         extraPending: () => this.batcher.buffered,
+        probeMs: opts.retryIntervalMs,
         backoffMs: opts.retryBackoffMs,
         noStreamHint: `start a route node ('lars node') or the sink ('lars sink'): either creates the ${this.names.reportsStream} stream`,
         log: this.log,

@@ -5,11 +5,23 @@
  * Batches are JetStream publishes on their report subject (core subscribers,
  * the route nodes, still receive them), up to `window` outstanding at once:
  * one at a time would cap a client at the round trip rate. Each carries a
- * `Nats-Msg-Id` (see `reportMsgId`), so a retry of a batch the stream had
- * stored already, inside the stream's duplicate window, is stored once.
- * A failed publish goes back to the queue; sending pauses with backoff and
- * resumes at once on reconnect. Only overflow of the bound drops reports:
- * the oldest batches not on the wire first.
+ * `Nats-Msg-Id` (see `reportMsgId`), so a publish of a batch the stream had
+ * stored already, inside the stream's duplicate window, is stored once: any
+ * batch may be published again at any time, and is whenever a publish may
+ * have been lost, without waiting for its ack timeout:
+ * - The stream answers the publishes of one connection in the order they
+ *   were sent. An ack for a publish means every publish sent before it that
+ *   is still unanswered was lost on the way (to a server that died, to a
+ *   stream leader that is gone): those are published again at once.
+ * - When nothing is acknowledged for `probeMs` while publishes are out (a
+ *   stream leader lost: its successor is elected in 4-9 s on nats-server
+ *   2.9), or a publish fails, the outbox stalls: it holds the window and
+ *   publishes only the oldest batch again, every `probeMs` for the first
+ *   `fastRetryMs` after the last ack, then along `backoffMs`. The first ack
+ *   ends the stall; by the rule above it brings back everything older at once.
+ * - A reconnect (kick) starts a stall with a probe at once.
+ * The ack timeout only frees a publish nobody answers. Only overflow of the
+ * bound drops reports: the oldest batches not on the wire first.
  */
 import { backoff, ClosedConnectionError, DrainingConnectionError, NoRespondersError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
@@ -93,7 +105,11 @@ export interface OutboxOptions {
   maxReports: number;
   /** Reports held elsewhere that count against the bound (the batcher's buffers). */
   extraPending?: () => number;
-  /** Pauses after failed publishes, ms, by consecutive failure; default [100, 250, 500, 1000, 2000, 5000]. */
+  /** No ack for this long while publishes are out is a stall; during one, the oldest batch is published again this often, ms; default 250. */
+  probeMs?: number;
+  /** A stall probes every `probeMs` until this long after the last ack (or reconnect), ms; default 20000 (a stream leader's election and more). */
+  fastRetryMs?: number;
+  /** After that, the pauses between probes, ms, by probe; default [500, 1000, 2000, 5000]. */
   backoffMs?: number[];
   /** What the operator should do when no stream captures the reports. */
   noStreamHint?: string;
@@ -110,7 +126,7 @@ export interface OutboxStats {
   pendingBatches: number;
   ackedBatches: number;
   ackedReports: number;
-  /** Publishes of a batch after its first. */
+  /** Publishes of a batch after its first (probes, and publishes found lost). */
   retriedBatches: number;
   /** Reports given up: overflow of the bound, or still unacknowledged at close. */
   droppedReports: number;
@@ -123,6 +139,14 @@ class Entry {
   readonly data: Uint8Array;
   readonly reports: number;
   attempts = 0;
+  /** Number of the latest publish of this batch (publishes are numbered in the order they are sent). */
+  sendNo = 0;
+  /** Its latest publish is out and unanswered: it counts against the window. */
+  inFlight = false;
+  /** Waiting in the queue to be sent. */
+  queued = false;
+  /** Acknowledged or dropped: whatever still answers for it is ignored. */
+  settled = false;
   constructor(seq: number, msgId: string, subject: string, data: Uint8Array, reports: number) {
     this.seq = seq;
     this.msgId = msgId;
@@ -147,22 +171,35 @@ export class Outbox {
   private readonly window: number;
   private readonly maxReports: number;
   private readonly extraPending: () => number;
+  private readonly probeMs: number;
+  private readonly fastRetryMs: number;
   private readonly policy: ReturnType<typeof backoff>;
   private readonly noStreamHint: string;
   private readonly log: Logger;
   private readonly rateLog: RateLimitedLog;
   private readonly clock: () => number;
-  /** Batches waiting to be sent, oldest first (a retried batch goes back in seq order). */
+  /** Batches waiting to be sent, in seq order; settled ones are skipped when reached. */
   private queue: Entry[] = [];
   private head = 0;
+  private queuedCount = 0;
   /** Every batch not yet settled (acked or dropped), in seq order: its first key is the oldest. */
   private readonly unsettled = new Map<number, Entry>();
-  private inflight = 0;
+  /** Batches in flight by the number of their latest publish: in the order those were sent. */
+  private readonly outstanding = new Map<number, Entry>();
   private inflightReports = 0;
   private seq = 0;
-  private failures = 0;
-  private pausedUntil = 0;
+  private sends = 0;
+  /** Holding the window: only probes go out until an ack arrives. */
+  private stalled = false;
+  private nextProbeAt = 0;
+  /** Probes since the fast phase of a stall ended (the backoff's index). */
+  private slowProbes = 0;
+  /** Last ack, or reconnect, or the start: the fast phase of a stall runs from here. */
+  private lastGoodAt: number;
+  /** Last ack, probe, or first publish after none was out: the stall check runs from here. */
+  private lastProgressAt: number;
   private wake: ReturnType<typeof setTimeout> | undefined;
+  private wakeAt = 0;
   private waiters: Waiter[] = [];
   private stopped = false;
   private closedConnection = false;
@@ -176,11 +213,14 @@ export class Outbox {
     this.window = Math.max(1, opts.window ?? 64);
     this.maxReports = Math.max(1, opts.maxReports);
     this.extraPending = opts.extraPending ?? (() => 0);
-    this.policy = backoff(opts.backoffMs ?? [100, 250, 500, 1000, 2000, 5000]);
+    this.probeMs = Math.max(1, opts.probeMs ?? 250);
+    this.fastRetryMs = Math.max(0, opts.fastRetryMs ?? 20_000);
+    this.policy = backoff(opts.backoffMs ?? [500, 1000, 2000, 5000]);
     this.noStreamHint = opts.noStreamHint ?? 'create the stream that captures the report subjects';
     this.log = (opts.log ?? silentLogger()).child({ mod: 'outbox' });
     this.clock = opts.clock ?? Date.now;
     this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, this.clock);
+    this.lastGoodAt = this.lastProgressAt = this.clock();
   }
 
   /** Sequence of the last batch added (0 before the first). */
@@ -193,19 +233,27 @@ export class Outbox {
     const seq = ++this.seq;
     const e = new Entry(seq, reportMsgId(this.sender, this.instance, seq), subject, data, reports);
     this.unsettled.set(seq, e);
+    e.queued = true;
     this.queue.push(e);
+    this.queuedCount++;
     this.counters.pendingReports += reports;
     this.enforceBound();
     this.pump();
   }
 
-  /** Resumes sending now (after a reconnect): the backoff starts over. */
+  /**
+   * The connection is back (a reconnect): what was out on the old one may be
+   * lost. Probes at once with the oldest batch; its ack brings back the rest.
+   */
   kick(): void {
-    this.failures = 0;
-    this.pausedUntil = 0;
-    if (this.wake !== undefined) clearTimeout(this.wake);
-    this.wake = undefined;
-    this.pump();
+    if (this.stopped) return;
+    const now = this.clock();
+    this.lastGoodAt = now;
+    this.slowProbes = 0;
+    if (this.unsettled.size === 0) return;
+    this.stalled = true;
+    this.probe(now);
+    this.arm();
   }
 
   /**
@@ -232,13 +280,17 @@ export class Outbox {
   /** Stops sending and gives up what is not acknowledged (counted as dropped); returns how many reports. */
   abandon(): number {
     this.stopped = true;
-    if (this.wake !== undefined) clearTimeout(this.wake);
-    this.wake = undefined;
+    this.disarm();
     let n = 0;
-    for (const e of this.unsettled.values()) n += e.reports;
+    for (const e of this.unsettled.values()) {
+      e.settled = true;
+      n += e.reports;
+    }
     this.unsettled.clear();
+    this.outstanding.clear();
     this.queue = [];
     this.head = 0;
+    this.queuedCount = 0;
     this.counters.pendingReports = 0;
     this.counters.droppedReports += n;
     if (n > 0) this.log.warn({ reports: n }, 'closing with unacknowledged report batches; they are dropped');
@@ -253,25 +305,31 @@ export class Outbox {
     return Infinity;
   }
 
-  private queued(): number {
-    return this.queue.length - this.head;
-  }
-
-  private shift(): Entry | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const e = this.queue[this.head++];
+  /** The oldest batch waiting in the queue (settled ones at the head are passed over). */
+  private peek(): Entry | undefined {
+    while (this.head < this.queue.length && !this.queue[this.head]!.queued) this.head++;
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
+    return this.queue[this.head];
+  }
+
+  private shift(): Entry | undefined {
+    const e = this.peek();
+    if (e === undefined) return undefined;
+    this.head++;
+    e.queued = false;
+    this.queuedCount--;
     return e;
   }
 
   private enforceBound(): void {
     let dropped = 0;
     let batches = 0;
-    while (this.counters.pendingReports + this.extraPending() > this.maxReports && this.queued() > 0) {
+    while (this.counters.pendingReports + this.extraPending() > this.maxReports && this.queuedCount > 0) {
       const e = this.shift()!;
+      e.settled = true;
       this.unsettled.delete(e.seq);
       this.counters.pendingReports -= e.reports;
       this.counters.droppedReports += e.reports;
@@ -286,55 +344,77 @@ export class Outbox {
 
   private pump(): void {
     if (this.stopped) return;
-    if (this.pausedUntil > 0) {
-      const wait = this.pausedUntil - this.clock();
-      if (wait > 0) {
-        if (this.wake === undefined) {
-          this.wake = setTimeout(() => {
-            this.wake = undefined;
-            this.pump();
-          }, wait);
-        }
-        return;
+    if (!this.stalled) {
+      while (this.outstanding.size < this.window && this.queuedCount > 0) {
+        const e = this.peek()!;
+        // What is on the wire stays within the bound too (a batch alone always goes).
+        if (this.outstanding.size > 0 && this.inflightReports + e.reports > this.maxReports) break;
+        this.shift();
+        this.send(e);
       }
-      this.pausedUntil = 0;
     }
-    while (this.inflight < this.window && this.queued() > 0) {
-      const e = this.queue[this.head]!;
-      // What is on the wire stays within the bound too (a batch alone always goes).
-      if (this.inflight > 0 && this.inflightReports + e.reports > this.maxReports) break;
-      this.shift();
-      this.send(e);
-    }
+    this.arm();
   }
 
   private send(e: Entry): void {
     if (e.attempts > 0) this.counters.retriedBatches++;
     e.attempts++;
-    this.inflight++;
-    this.inflightReports += e.reports;
+    if (e.inFlight) this.outstanding.delete(e.sendNo);
+    else {
+      if (this.outstanding.size === 0) this.lastProgressAt = this.clock();
+      e.inFlight = true;
+      this.inflightReports += e.reports;
+    }
+    const no = ++this.sends;
+    e.sendNo = no;
+    this.outstanding.set(no, e);
     this.publishFn(e.subject, e.data, e.msgId).then(
-      () => this.onAck(e),
-      (err: unknown) => this.onFail(e, err),
+      () => this.onAck(e, no),
+      (err: unknown) => this.onFail(e, no, err),
     );
   }
 
-  private onAck(e: Entry): void {
-    this.inflight--;
+  /** Takes a batch off the wire (its latest publish answered, or the batch settled). */
+  private land(e: Entry): void {
+    if (!e.inFlight) return;
+    this.outstanding.delete(e.sendNo);
+    e.inFlight = false;
     this.inflightReports -= e.reports;
-    if (this.stopped || !this.unsettled.delete(e.seq)) return;
-    this.counters.pendingReports -= e.reports;
-    this.counters.ackedBatches++;
-    this.counters.ackedReports += e.reports;
-    this.failures = 0;
+  }
+
+  private onAck(e: Entry, no: number): void {
+    if (this.stopped) return;
+    const now = this.clock();
+    this.lastGoodAt = this.lastProgressAt = now;
+    this.stalled = false;
+    this.slowProbes = 0;
+    if (!e.settled) {
+      e.settled = true;
+      this.land(e);
+      if (e.queued) {
+        e.queued = false;
+        this.queuedCount--;
+      }
+      this.unsettled.delete(e.seq);
+      this.counters.pendingReports -= e.reports;
+      this.counters.ackedBatches++;
+      this.counters.ackedReports += e.reports;
+    }
+    // Sent before this one and still unanswered: lost on the way (the stream answers in order).
+    let lost: Entry[] | undefined;
+    for (const [k, x] of this.outstanding) {
+      if (k > no) break;
+      (lost ??= []).push(x);
+    }
+    if (lost !== undefined) for (const x of lost) this.send(x);
     this.checkWaiters();
     this.pump();
   }
 
-  private onFail(e: Entry, err: unknown): void {
-    this.inflight--;
-    this.inflightReports -= e.reports;
-    if (this.stopped || !this.unsettled.has(e.seq)) return;
+  private onFail(e: Entry, no: number, err: unknown): void {
+    // An answer for a settled batch, or for a publish a newer one of the same batch replaced, changes nothing.
+    if (this.stopped || e.settled || no !== e.sendNo) return;
+    this.land(e);
     this.requeue(e);
     const kind = this.classify(err);
     this.logFailure(kind, e, err);
@@ -342,19 +422,73 @@ export class Outbox {
       // Nothing will reconnect this connection: keep the batches for close() to count; waiting flushes fail now.
       this.stopped = true;
       this.closedConnection = true;
+      this.disarm();
       for (const w of this.waiters.splice(0)) {
         if (w.timer) clearTimeout(w.timer);
         w.reject(new ClosedError('NATS connection'));
       }
       return;
     }
-    const now = this.clock();
-    // A burst of failures (a whole window timing out together) counts as one.
-    if (now >= this.pausedUntil) {
-      this.pausedUntil = now + this.policy.backoff(this.failures);
-      this.failures++;
+    if (!this.stalled) {
+      const now = this.clock();
+      this.stalled = true;
+      this.nextProbeAt = now + this.probeDelay(now);
     }
     this.pump();
+  }
+
+  /** Publishes the oldest batch again (or for the first time) and schedules the next probe. */
+  private probe(now: number): void {
+    let e: Entry | undefined;
+    for (const x of this.unsettled.values()) {
+      e = x;
+      break;
+    }
+    if (e === undefined) return;
+    // The oldest batch, when queued, heads the queue (it is in seq order).
+    if (e.queued) this.shift();
+    this.send(e);
+    this.lastProgressAt = now;
+    this.nextProbeAt = now + this.probeDelay(now);
+  }
+
+  private probeDelay(now: number): number {
+    if (now - this.lastGoodAt < this.fastRetryMs) return this.probeMs;
+    return this.policy.backoff(this.slowProbes++);
+  }
+
+  /** Sets the timer for the next stall check or probe, unless one is set for that time or sooner. */
+  private arm(): void {
+    if (this.stopped || this.unsettled.size === 0) return this.disarm();
+    let at: number;
+    if (this.stalled) at = this.nextProbeAt;
+    else if (this.outstanding.size > 0) at = this.lastProgressAt + this.probeMs;
+    else return this.disarm();
+    if (this.wake !== undefined && this.wakeAt <= at) return;
+    this.disarm();
+    this.wakeAt = at;
+    this.wake = setTimeout(() => this.onTimer(), Math.max(0, at - this.clock()));
+    // never what keeps a process alive (the connection is)
+    this.wake.unref?.();
+  }
+
+  private disarm(): void {
+    if (this.wake !== undefined) clearTimeout(this.wake);
+    this.wake = undefined;
+  }
+
+  private onTimer(): void {
+    this.wake = undefined;
+    if (this.stopped) return;
+    const now = this.clock();
+    if (this.stalled) {
+      if (now >= this.nextProbeAt) this.probe(now);
+    } else if (this.outstanding.size > 0 && now - this.lastProgressAt >= this.probeMs) {
+      this.rateLog.emit('warn', 'stall', { pendingReports: this.counters.pendingReports, pendingBatches: this.unsettled.size, waitedMs: now - this.lastProgressAt }, 'report batches not acknowledged in time (stream leader lost, or server away); probing with the oldest batch');
+      this.stalled = true;
+      this.probe(now);
+    }
+    this.arm();
   }
 
   /** Puts a failed batch back in seq order (failed batches are the oldest: the scan is short). */
@@ -363,6 +497,8 @@ export class Outbox {
     while (i < this.queue.length && this.queue[i]!.seq < e.seq) i++;
     if (i === this.head && this.head > 0) this.queue[--this.head] = e;
     else this.queue.splice(i, 0, e);
+    e.queued = true;
+    this.queuedCount++;
   }
 
   private logFailure(kind: PublishFailure, e: Entry, err: unknown): void {

@@ -157,6 +157,129 @@ describe('agent outbox', () => {
   });
 });
 
+describe('agent outbox: publishes lost with a stream leader or a server', () => {
+  it('outbox - with nothing acknowledged for probeMs, the oldest batch is published again; its ack sends every older unanswered publish again at once', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 4, maxReports: 1000, probeMs: 30 });
+    for (let k = 0; k < 3; k++) o.add('subj', data, 2);
+    expect(calls.map((c) => c.msgId)).to.deep.equal(['s/i/1', 's/i/2', 's/i/3']);
+    // the leader is gone: none of the three is ever answered
+    await waitFor(() => calls.length === 4, { what: 'a probe' });
+    expect(calls[3]!.msgId, 'the probe is the oldest batch').to.equal('s/i/1');
+    // a new leader answers the probe: 2 and 3 went out before it and are unanswered, so they were lost
+    calls[3]!.resolve();
+    await waitFor(() => calls.length === 6, { what: 'the lost publishes sent again' });
+    expect(calls.slice(4).map((c) => c.msgId)).to.deep.equal(['s/i/2', 's/i/3']);
+    calls[4]!.resolve();
+    calls[5]!.resolve();
+    await o.settled(1000);
+    // the first publishes' late answers change nothing
+    calls[0]!.resolve();
+    calls[1]!.reject(new TimeoutError());
+    await waitFor(() => o.stats().ackedBatches === 3);
+    expect(o.stats()).to.include({ ackedBatches: 3, ackedReports: 6, retriedBatches: 3, pendingBatches: 0, droppedReports: 0 });
+  });
+
+  it('outbox - acks in the order of the publishes send nothing again', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 8, maxReports: 1000, probeMs: 10_000 });
+    for (let k = 0; k < 8; k++) o.add('subj', data, 1);
+    for (const c of calls.slice(0, 8)) c.resolve();
+    await o.settled(1000);
+    expect(calls).to.have.length(8);
+    expect(o.stats()).to.include({ ackedBatches: 8, retriedBatches: 0 });
+  });
+
+  it('outbox - a stall holds the window and probes with one batch every probeMs, then along backoffMs once fastRetryMs has passed without an ack', async () => {
+    const { publish, calls } = manualPublisher();
+    const times: number[] = [];
+    const failing: PublishFn = (subject, d, msgId) => {
+      times.push(Date.now());
+      return publish(subject, d, msgId);
+    };
+    const o = new Outbox({ publish: failing, sender: 's', instance: 'i', window: 4, maxReports: 1000, probeMs: 20, fastRetryMs: 300, backoffMs: [300] });
+    for (let k = 0; k < 3; k++) o.add('subj', data, 1);
+    // no responders for every publish (no leader and no core subscriber): each fails at once
+    let answered = 0;
+    await waitFor(
+      () => {
+        for (; answered < calls.length; answered++) calls[answered]!.reject(noResponders());
+        return times.length > 0 && times.at(-1)! - times[0]! > 1100 && times.length >= 8;
+      },
+      { what: 'probes past the fast phase', timeoutMs: 5000, intervalMs: 1 },
+    );
+    for (; answered < calls.length; answered++) calls[answered]!.reject(noResponders());
+    const probes = calls.slice(3);
+    expect(new Set(probes.map((c) => c.msgId)), 'only the oldest batch goes out during a stall').to.deep.equal(new Set(['s/i/1']));
+    const gaps = times.slice(3).map((t, i, a) => (i === 0 ? t - times[2]! : t - a[i - 1]!));
+    const early = gaps.filter((_, i) => times[3 + i]! - times[0]! < 300);
+    expect(early.length, 'probes in the fast phase').to.be.at.least(3);
+    for (const g of early) expect(g).to.be.at.least(15);
+    const late = gaps.filter((_, i) => times[3 + i]! - times[0]! > 300 + 20 + 50);
+    expect(late.length).to.be.at.least(1);
+    for (const g of late) expect(g, 'past fastRetryMs the backoff applies').to.be.at.least(280);
+    // the stream is back: the probe is acknowledged, then the rest of the window goes
+    const n = calls.length;
+    await waitFor(() => calls.length > n, { timeoutMs: 2000, what: 'the next probe' });
+    calls[n]!.resolve();
+    await waitFor(() => calls.length >= n + 3, { what: 'the held batches' });
+    expect(calls.slice(n + 1, n + 3).map((c) => c.msgId)).to.deep.equal(['s/i/2', 's/i/3']);
+    for (const c of calls.slice(n + 1)) c.resolve();
+    await o.settled(1000);
+    expect(o.stats()).to.include({ ackedBatches: 3, pendingBatches: 0, droppedReports: 0 });
+  });
+
+  it('outbox - a reconnect probes at once; its ack brings back what was out on the old connection', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 4, maxReports: 1000, probeMs: 10_000 });
+    o.add('subj', data, 1);
+    o.add('subj', data, 1);
+    expect(calls).to.have.length(2);
+    o.kick();
+    expect(calls.map((c) => c.msgId)).to.deep.equal(['s/i/1', 's/i/2', 's/i/1']);
+    o.add('subj', data, 1);
+    expect(calls, 'the window is held until the probe is answered').to.have.length(3);
+    calls[2]!.resolve();
+    await waitFor(() => calls.length === 5, { what: 'batch 2 again, then batch 3' });
+    expect(calls.slice(3).map((c) => c.msgId)).to.deep.equal(['s/i/2', 's/i/3']);
+    calls[3]!.resolve();
+    calls[4]!.resolve();
+    await o.settled(1000);
+    expect(o.stats()).to.include({ ackedBatches: 3, retriedBatches: 2 });
+  });
+
+  it('outbox - an ack of an earlier publish settles a batch whose probe then fails; nothing is sent again for it', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 4, maxReports: 1000, probeMs: 20 });
+    o.add('subj', data, 5);
+    await waitFor(() => calls.length === 2, { what: 'a probe' });
+    calls[0]!.resolve();
+    await o.settled(1000);
+    calls[1]!.reject(new TimeoutError());
+    o.add('subj', data, 1);
+    calls[2]!.resolve();
+    await o.settled(1000);
+    expect(calls.map((c) => c.msgId)).to.deep.equal(['s/i/1', 's/i/1', 's/i/2']);
+    expect(o.stats()).to.include({ ackedBatches: 2, ackedReports: 6, retriedBatches: 1, pendingBatches: 0 });
+  });
+
+  it('outbox - a batch dropped by the bound while a stall holds the window is never probed', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 1, maxReports: 20, probeMs: 20 });
+    o.add('subj', data, 10); // on the wire, never answered
+    o.add('subj', data, 10); // queued
+    o.add('subj', data, 10); // over the bound: batch 2 (queued) is dropped
+    expect(o.stats()).to.include({ droppedReports: 10, pendingBatches: 2 });
+    await waitFor(() => calls.length === 2, { what: 'a probe' });
+    calls[1]!.resolve();
+    await waitFor(() => calls.length === 3, { what: 'the next batch' });
+    expect(calls.map((c) => c.msgId)).to.deep.equal(['s/i/1', 's/i/1', 's/i/3']);
+    calls[2]!.resolve();
+    await o.settled(1000);
+    expect(o.stats()).to.include({ ackedBatches: 2, droppedReports: 10, pendingReports: 0 });
+  });
+});
+
 describe('agent report batcher', () => {
   const n = names('t');
 
