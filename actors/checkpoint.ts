@@ -89,6 +89,9 @@ export interface RouteCheckpoint {
   /** The sender of the latest report batch, and the latest other than it (absent: none yet, or an older checkpoint). */
   last_sender?: string;
   prev_sender?: string;
+  /** When each was last heard, ms (absent in older checkpoints: not heard lately, so not named for trial calls). */
+  last_heard?: number;
+  prev_heard?: number;
   /** In the route's order. */
   hosts: HostCheckpoint[];
   pending: PendingRouteEvent[];
@@ -163,7 +166,7 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   if (!isRecord(x)) return fail('not an object');
   if (x['v'] !== 1) return fail('v must be 1');
   for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
-  for (const k of ['load_period_start', 'load_unit'] as const) if (x[k] !== undefined && !finite(x[k])) return fail(`${k} must be a number`);
+  for (const k of ['load_period_start', 'load_unit', 'last_heard', 'prev_heard'] as const) if (x[k] !== undefined && !finite(x[k])) return fail(`${k} must be a number`);
   for (const k of ['last_sender', 'prev_sender'] as const) if (x[k] !== undefined && typeof x[k] !== 'string') return fail(`${k} must be a string`);
   if (!known(PROFILES, x['profile'])) return fail('unknown profile');
   for (const k of ['panic', 'removed', 'dirty'] as const) if (typeof x[k] !== 'boolean') return fail(`${k} must be a boolean`);

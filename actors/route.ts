@@ -26,6 +26,8 @@ export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './check
 
 /** An operator's ejection lasts until cleared: a hundred years. */
 const ADMIN_EJECT_MS = 100 * 365 * 24 * 3600 * 1000;
+/** The time of a sender never heard (or heard at a time an older checkpoint did not record). */
+const NEVER = -Infinity;
 export { parseCheckpoint } from './checkpoint.ts';
 
 /** One host of a route: identity, machine fields, the per-report counters and its load figures. */
@@ -69,7 +71,7 @@ export class HostSlot implements PolicyHost, LoadHost {
   loadTs = NO_TIME;
   rampStart = NO_TIME;
   balance = 0;
-  /** Probing: the one agent that may send it trial calls now (undefined: none named), and when it last reported the host (or was named). */
+  /** Probing: the one agent that may send it trial calls now (undefined: none named), and when it last reported the host (or was named or dropped). */
   trialAgent: string | undefined = undefined;
   trialTs = 0;
 
@@ -148,9 +150,22 @@ export class RouteActor implements RouteMechanism {
   private active = 0;
   /** Median latency of the healthy peers at the last tick (figures and outlier rule; set by the default policy). */
   peerLatency = 0;
-  /** The sender of the latest report batch, and the latest one other than it: agents that are calling the route now. */
+  /**
+   * The agents heard from most recently, for naming a probing host's trial
+   * agent: the sender of the latest report batch and the latest one other
+   * than it, with when each was last heard (by the `now` of `ingest`). A map
+   * of sender to last-heard time bounded to the two entries the naming rule
+   * reads (the latest sender other than one gone silent), so thousands of
+   * agents cost the route nothing more, and ingest does no allocation for it.
+   */
   private lastSender: string | undefined = undefined;
+  private lastHeard = NEVER;
   private prevSender: string | undefined = undefined;
+  private prevHeard = NEVER;
+  /** The `now` of the last tick (NEVER before the first): what `nextTick` knows the last tick already judged. */
+  private lastTick = NEVER;
+  /** Inside `tick`: a suspect mark set and cleared within one tick changes panic only by their net result. */
+  private ticking = false;
   private removed = false;
 
   constructor(opts: RouteActorOptions) {
@@ -230,6 +245,9 @@ export class RouteActor implements RouteMechanism {
     this.peerLatency = cp.peer_latency;
     this.lastSender = cp.last_sender;
     this.prevSender = cp.prev_sender;
+    // an older checkpoint did not record when: those agents count as not heard lately
+    this.lastHeard = cp.last_heard ?? NEVER;
+    this.prevHeard = cp.prev_heard ?? NEVER;
     this.removed = cp.removed;
     this.panic = cp.panic;
     this.dirty = cp.dirty;
@@ -293,8 +311,10 @@ export class RouteActor implements RouteMechanism {
     const sender = batch.sender;
     if (sender !== this.lastSender) {
       this.prevSender = this.lastSender;
+      this.prevHeard = this.lastHeard;
       this.lastSender = sender;
     }
+    this.lastHeard = now;
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
       const h = hosts[i]!;
@@ -452,7 +472,8 @@ export class RouteActor implements RouteMechanism {
     const p = this.computePanic();
     if (p !== this.panic) {
       this.panic = p;
-      this.dirty = true;
+      // a tick publishes the net change (see tick)
+      if (!this.ticking) this.dirty = true;
     }
   }
 
@@ -462,18 +483,30 @@ export class RouteActor implements RouteMechanism {
   tick(now: number): void {
     const policy = this.policy;
     const drainMs = this.params.drain_time * 1000;
+    // A latency outlier the ejection cap holds in loses its suspect mark when
+    // its window renews and gets it back from afterTick in the same tick (its
+    // latency is not reset by a window): panic is published by its net change
+    // over the tick, not as two versions that change nothing.
+    const panic = this.panic;
+    this.ticking = true;
     let dropped = false;
-    for (const s of this.slots) {
-      if (s.state === 'draining') {
-        if (now - s.since >= drainMs && s.admin !== AdminMark.drained) dropped = true;
-      } else if (s.admin === undefined) {
-        policy.tick(s, now);
+    try {
+      for (const s of this.slots) {
+        if (s.state === 'draining') {
+          if (now - s.since >= drainMs && s.admin !== AdminMark.drained) dropped = true;
+        } else if (s.admin === undefined) {
+          policy.tick(s, now);
+        }
       }
+      if (dropped) this.dropDrained(now);
+      policy.afterTick(now);
+    } finally {
+      this.ticking = false;
     }
-    if (dropped) this.dropDrained(now);
-    policy.afterTick(now);
+    if (this.panic !== panic) this.dirty = true;
     this.tickTrials(now);
     if (this.weighting.due(now) && this.weighting.update(this.slots, now)) this.dirty = true;
+    this.lastTick = now;
   }
 
   /**
@@ -495,37 +528,89 @@ export class RouteActor implements RouteMechanism {
       } else if (s.admin === undefined) {
         due = Math.min(due, policy.tickDue(s));
       }
-      if (s.state === 'probing' && trialMs > 0) {
-        // as nameTrialAgent picks: a trial agent is named (or replaced once it has been silent) only when another agent reported
-        const next = this.lastSender !== s.trialAgent ? this.lastSender : this.prevSender;
-        if (next !== undefined && next !== s.trialAgent) due = Math.min(due, s.trialAgent === undefined ? -Infinity : s.trialTs + trialMs);
-      }
+      // A probing host without a trial agent gets one only from a report
+      // batch (an agent heard lately): the tick that follows the batch names
+      // it. With one, tickTrials acts at its timeout.
+      if (s.state === 'probing' && trialMs > 0 && s.trialAgent !== undefined) due = Math.min(due, this.trialDue(s.trialAgent, s.trialTs, trialMs));
     }
     return due;
   }
 
   /**
-   * Names the agent that sends a probing host its trial calls: the sender of
-   * the latest report batch other than `except`, an agent calling the route
-   * now. None while no batch came, or when probe_trial_timeout is 0.
+   * When tickTrials can next change the trial agent `agent` of a probing
+   * host, ms: at its timeout (`ts` + probe_trial_timeout) when another agent
+   * heard lately is there to take over then, else once `agent` itself has not
+   * been heard for probe_trial_timeout (it is dropped). A timeout the last
+   * tick already judged (it kept the agent: no other agent was heard) is
+   * judged again only when the agent goes quiet.
    */
-  private nameTrialAgent(s: HostSlot, now: number, except?: string): void {
-    if (this.params.probe_trial_timeout <= 0) return;
-    const next = this.lastSender !== except ? this.lastSender : this.prevSender;
-    if (next === undefined || next === s.trialAgent) return;
-    s.trialAgent = next;
-    s.trialTs = now;
-    this.dirty = true;
+  private trialDue(agent: string, ts: number, trialMs: number): number {
+    const at = Math.max(ts + trialMs, this.lastTick);
+    if (this.recentSender(at, agent) !== undefined) return at;
+    return Math.max(at, this.heardAt(agent) + trialMs);
   }
 
-  /** A probing host whose trial agent reported nothing of it for probe_trial_timeout gets another one (or a first one). */
+  /** When `sender` was last heard, if it is one of the two latest senders (NEVER otherwise: older than both). */
+  private heardAt(sender: string): number {
+    if (sender === this.lastSender) return this.lastHeard;
+    if (sender === this.prevSender) return this.prevHeard;
+    return NEVER;
+  }
+
+  /**
+   * The agent heard most recently other than `except`, if it was heard within
+   * probe_trial_timeout of `now`: an agent calling the route now.
+   */
+  private recentSender(now: number, except: string | undefined): string | undefined {
+    const windowMs = this.params.probe_trial_timeout * 1000;
+    if (this.lastSender !== except) return this.lastSender !== undefined && now - this.lastHeard < windowMs ? this.lastSender : undefined;
+    return this.prevSender !== undefined && now - this.prevHeard < windowMs ? this.prevSender : undefined;
+  }
+
+  /**
+   * Names the agent that sends a probing host its trial calls: the sender of
+   * the latest report batch, if it was heard within probe_trial_timeout (an
+   * agent calling the route now). None while no agent was heard lately, or
+   * when probe_trial_timeout is 0.
+   */
+  private nameTrialAgent(s: HostSlot, now: number): void {
+    if (this.params.probe_trial_timeout <= 0) return;
+    const next = this.recentSender(now, undefined);
+    if (next === undefined) return;
+    this.setTrialAgent(s, next, now);
+  }
+
+  /**
+   * A probing host's trial agent reported nothing of it for
+   * probe_trial_timeout: the latest other agent heard within that time (so
+   * since the silent one's last trial) takes over. With none, the silent
+   * agent keeps the host while it is still heard (it calls the route, its
+   * picks have not landed on the host yet), and is dropped once it is not:
+   * one version, then none until an agent reports again. Agents that closed
+   * are never named, and an idle route does not hand its trials around.
+   */
+  private replaceTrialAgent(s: HostSlot, silent: string, now: number): void {
+    const next = this.recentSender(now, silent);
+    if (next !== undefined) this.setTrialAgent(s, next, now);
+    else if (now - this.heardAt(silent) >= this.params.probe_trial_timeout * 1000) this.setTrialAgent(s, undefined, now);
+  }
+
+  private setTrialAgent(s: HostSlot, agent: string | undefined, now: number): void {
+    if (agent === s.trialAgent) return;
+    s.trialAgent = agent;
+    s.trialTs = now;
+    // in panic no trial agent is published (snapshot): nothing for agents to see
+    if (!this.panic) this.dirty = true;
+  }
+
+  /** A probing host gets a trial agent when an agent was heard lately, another one when its own went silent (replaceTrialAgent). */
   private tickTrials(now: number): void {
     const limit = this.params.probe_trial_timeout * 1000;
     if (limit <= 0) return;
     for (const s of this.slots) {
       if (s.state !== 'probing') continue;
       if (s.trialAgent === undefined) this.nameTrialAgent(s, now);
-      else if (now - s.trialTs >= limit) this.nameTrialAgent(s, now, s.trialAgent);
+      else if (now - s.trialTs >= limit) this.replaceTrialAgent(s, s.trialAgent, now);
     }
   }
 
@@ -767,7 +852,9 @@ export class RouteActor implements RouteMechanism {
       load_period_start: this.weighting.periodStart,
       load_unit: this.weighting.unit,
       ...(this.lastSender !== undefined ? { last_sender: this.lastSender } : {}),
+      ...(this.lastSender !== undefined && this.lastHeard !== NEVER ? { last_heard: this.lastHeard } : {}),
       ...(this.prevSender !== undefined ? { prev_sender: this.prevSender } : {}),
+      ...(this.prevSender !== undefined && this.prevHeard !== NEVER ? { prev_heard: this.prevHeard } : {}),
       hosts,
       pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
     };
