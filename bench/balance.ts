@@ -16,7 +16,9 @@
  * - flapping_failed_calls, flapping_state_changes: the flapping scenario
  *   (state changes of every host of the route).
  * Plus balance_sim_calls_per_sec (simulated calls per second of wall time)
- * and balance_sim_speedup (virtual seconds per wall second).
+ * and balance_sim_speedup (virtual seconds per wall second), and
+ * idle_route_versions_per_min: versions a route publishes once its callers
+ * are gone (./balance/idle-route.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -28,6 +30,7 @@ import { parseScenarioText, type Scenario } from '../src/sim/scenario.ts';
 import { summaryRows } from '../src/sim/cli.ts';
 import { renderTable } from '../src/cli/table.ts';
 import { record, type Metric } from './lib.ts';
+import { benchIdleRoute } from './balance/idle-route.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const STRATEGIES: StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.p2c_ewma, StrategyName.lars, StrategyName.hash];
@@ -122,4 +125,8 @@ for (const f of FIGURES) {
 }
 metrics.push({ name: 'balance_sim_calls_per_sec', value: simulatedCalls / wallS, unit: 'calls/s', note: `${simulatedCalls} simulated calls in ${wallS.toFixed(2)} s of wall time` });
 metrics.push({ name: 'balance_sim_speedup', value: simulatedMs / 1000 / wallS, unit: 'x real time', note: `${(simulatedMs / 1000).toFixed(0)} s of virtual time` });
+const idle = benchIdleRoute();
+console.log('\nidle route (callers stopped, 10 virtual minutes)');
+for (const l of renderTable(['moment', 'stopped_at_s', 'versions_while_calling', 'versions_idle'], idle.runs.map((x) => ({ moment: x.moment, stopped_at_s: (x.stoppedAtMs / 1000).toFixed(2), versions_while_calling: x.callingVersions, versions_idle: x.versions })))) console.log(l);
+metrics.push(...idle.metrics);
 record('balance', metrics);
