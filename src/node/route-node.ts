@@ -29,6 +29,7 @@ import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord, type StoredRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
+import { errText } from '../cluster/kv.ts';
 import { SelfRegistry } from './self-registry.ts';
 import { TickSchedule } from './tick-schedule.ts';
 
@@ -96,6 +97,20 @@ interface RouteSlot {
   unverified?: boolean;
   /** Resumed from a checkpoint that had nothing unpublished, and reached by nothing since (no report, no registry entry): its first publish can wait (`republish`). */
   takeover?: boolean;
+  /** Highest version of the route the routes bucket has acknowledged from this node (or held when the route was restored). */
+  ackedVersion: number;
+  /**
+   * The next state is published only once stored (set at a restore): the
+   * revision it was restored from may be stale, and the compare-and-set of
+   * that first write proves it is not before anything goes to the agents.
+   */
+  storeFirst: boolean;
+  /** Versions whose write timed out: one of them found stored under this node's name was this node's own write. */
+  uncertain?: Set<number>;
+  /** A state stored while the lease was not fresh: published once it is renewed. */
+  unsent?: PendingWrite;
+  /** Events of states never published (replaced while waiting): they go out with the route's next publish. */
+  carried?: RouteEvent[];
 }
 
 export class RouteNode {
@@ -140,7 +155,7 @@ export class RouteNode {
   /** When the pending flush was first asked for (performance.now()): publish latency. */
   private dirtyAt = 0;
   private readonly partitionListeners = new Set<(e: PartitionEvent) => void>();
-  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0, handoverCheckpoints: 0 };
+  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0, handoverCheckpoints: 0, publishWaits: 0, ownWritesFound: 0 };
   private checkpoints!: CheckpointStore;
   /** Last checkpoints read in bulk at start (only while starting). */
   private preloadedCheckpoints: Map<string, CheckpointRecord> | undefined;
@@ -403,20 +418,23 @@ export class RouteNode {
     // changed, so the new owner publishes the route under its name at once.
     // A removed route comes back with fresh hosts, its version continuing.
     const fresh = cp && (!last || cp.checkpoint.version >= last.state.version) ? cp.checkpoint : undefined;
-    const checkpoint = fresh && !fresh.removed ? { ...fresh, dirty: true } : undefined;
-    let restored = last?.state;
-    if (restored?.removed || fresh?.removed) restored = { ...(restored ?? emptyState(modid, cmdid)), version: Math.max(restored?.version ?? 0, fresh?.version ?? 0), hosts: [] };
+    // The previous owner may have published up to PUBLISH_LEAD versions beyond what it stored: this node's
+    // versions start above all of them (restoreVersion), so that none goes backwards and none means two contents.
+    const checkpoint = fresh && !fresh.removed ? { ...fresh, version: restoreVersion(fresh.version), dirty: true } : undefined;
+    let restored = last?.state === undefined ? undefined : { ...last.state, version: restoreVersion(last.state.version) };
+    if (restored?.removed || fresh?.removed) restored = { ...(restored ?? emptyState(modid, cmdid)), version: restoreVersion(Math.max(last?.state.version ?? 0, fresh?.version ?? 0)), hosts: [] };
     let actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, checkpoint, restored });
     // Resumed from a checkpoint with nothing left unpublished: the publish under this node's name may wait (`republish`).
     let quiet = checkpoint !== undefined && !fresh!.dirty && fresh!.pending.length === 0;
     if (last && hasPickable(last.state) && !hasPickable(actor.snapshot(now))) {
       // The previous owner published pickable hosts: never replace them with none because the restore went wrong.
-      const version = Math.max(last.state.version, checkpoint?.version ?? 0);
+      const version = Math.max(restoreVersion(last.state.version), checkpoint?.version ?? 0);
       this.log.warn({ route: key, version }, 'restored route had no pickable host; host states start afresh');
       actor = new RouteActor({ modid, cmdid, nodeId: this.nodeId, entry, now, restored: { ...last.state, version, hosts: [] } });
       quiet = false;
     }
-    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0 };
+    const stored = Math.max(last?.state.version ?? 0, fresh?.version ?? 0);
+    const ns: RouteSlot = { actor, partition, registryRevision: e.revision, kvRevision: last?.revision ?? rev ?? 0, ackedVersion: stored, storeFirst: true };
     if (quiet) ns.takeover = true;
     if (!last && rev !== undefined) ns.unverified = true;
     const replaced = this.routes.get(key);
@@ -765,26 +783,16 @@ export class RouteNode {
       if (!ch) continue;
       const a = slot.actor;
       const data = encode(ch.state);
-      try {
-        this.nc.publish(this.names.route(a.modid, a.cmdid), data);
-        this.counters.published++;
-        for (const e of ch.events) {
-          this.nc.publish(this.names.event(a.modid, a.cmdid), encode(e));
-          this.counters.events++;
-          this.log.info({ route: `${a.modid}.${a.cmdid}`, host: `${e.ip}:${e.port}`, from: e.from, to: e.to, reason: e.reason, version: e.version, figures: e.figures }, 'host state changed');
-        }
-      } catch (err) {
-        // Disconnected: the KV write below and the agents' re-read on reconnect carry the state.
-        this.log.warn({ err, route: `${a.modid}.${a.cmdid}` }, 'publish failed');
+      const prev = this.kvPending.get(slot);
+      if (slot.storeFirst || ch.state.version > slot.ackedVersion + PUBLISH_LEAD) {
+        // Stored first, published once the write is acknowledged; the events of a state it replaces go with it.
+        if (!slot.storeFirst) this.counters.publishWaits++;
+        this.kvPending.set(slot, { data, removed: ch.state.removed, version: ch.state.version, held: { state: ch.state, events: prev?.held ? [...prev.held.events, ...ch.events] : ch.events, at: this.dirtyAt } });
+      } else {
+        // Events of a state that waited for its write and is replaced by this one go out with this one.
+        this.send(slot, ch.state, data, prev?.held ? [...prev.held.events, ...ch.events] : ch.events, this.dirtyAt);
+        this.kvPending.set(slot, { data, removed: ch.state.removed, version: ch.state.version });
       }
-      for (const l of this.listeners) {
-        try {
-          l(ch.state, ch.events, performance.now() - this.dirtyAt);
-        } catch (err) {
-          this.log.error({ err, route: `${a.modid}.${a.cmdid}` }, 'route change listener failed');
-        }
-      }
-      this.kvPending.set(slot, { data, removed: ch.state.removed });
       if (a.isRemoved) {
         this.routes.delete(this.names.routeKey(a.modid, a.cmdid));
         this.ticks.remove(slot);
@@ -795,6 +803,32 @@ export class RouteNode {
       setImmediate(() => this.flush(FLUSH_SLICE));
     }
     this.pumpKv();
+  }
+
+  /** Publishes a route state and its events, and tells the change listeners. */
+  private send(slot: RouteSlot, state: RouteState, data: Uint8Array, stateEvents: readonly RouteEvent[], dirtyAt: number): void {
+    const a = slot.actor;
+    const events = slot.carried ? [...slot.carried, ...stateEvents] : stateEvents;
+    slot.carried = undefined;
+    try {
+      this.nc.publish(this.names.route(a.modid, a.cmdid), data);
+      this.counters.published++;
+      for (const e of events) {
+        this.nc.publish(this.names.event(a.modid, a.cmdid), encode(e));
+        this.counters.events++;
+        this.log.info({ route: `${a.modid}.${a.cmdid}`, host: `${e.ip}:${e.port}`, from: e.from, to: e.to, reason: e.reason, version: e.version, figures: e.figures }, 'host state changed');
+      }
+    } catch (err) {
+      // Disconnected: the KV write and the agents' re-read on reconnect carry the state.
+      this.log.warn({ err, route: `${a.modid}.${a.cmdid}` }, 'publish failed');
+    }
+    for (const l of this.listeners) {
+      try {
+        l(state, events as RouteEvent[], performance.now() - dirtyAt);
+      } catch (err) {
+        this.log.error({ err, route: `${a.modid}.${a.cmdid}` }, 'route change listener failed');
+      }
+    }
   }
 
   /** Renews a partition's lease before its held-back route states go out; drops the partition when that fails. */
@@ -811,7 +845,11 @@ export class RouteNode {
         if (this.closed) return;
         if (ok) {
           this.heldBack.delete(p);
-          for (const slot of this.routes.values()) if (slot.partition === p && slot.actor.isDirty) this.markDirty(slot);
+          for (const slot of this.routes.values()) {
+            if (slot.partition !== p) continue;
+            if (slot.unsent) this.sendStored(slot, slot.unsent);
+            if (slot.actor.isDirty) this.markDirty(slot);
+          }
         } else if (!this.ownership.owned().has(p)) {
           // The renewal failed its compare-and-set: another node has the partition.
           this.losePartition(p, 'lease could not be renewed before publishing');
@@ -857,9 +895,11 @@ export class RouteNode {
 
   /**
    * Stores a route state with compare-and-set on the revision this node last
-   * wrote (or read at takeover), then its checkpoint. A conflict means
-   * another node owns the partition now: the partition is dropped, never
-   * re-read and overwritten.
+   * wrote (or read at takeover), then its checkpoint; a state that waited
+   * for its write is published once stored. A conflict is read back: a write
+   * of this node's own that timed out but was applied is adopted; any other
+   * writer means another node owns the partition now: the partition is
+   * dropped, never overwritten.
    */
   private async writeKv(slot: RouteSlot, w: PendingWrite): Promise<void> {
     const a = slot.actor;
@@ -872,7 +912,16 @@ export class RouteNode {
       await retry(
         async () => {
           if (!this.isCurrent(slot) && !w.removed) return;
-          slot.kvRevision = await this.store.putEncoded(a.modid, a.cmdid, w.data, slot.kvRevision);
+          try {
+            slot.kvRevision = await this.store.putEncoded(a.modid, a.cmdid, w.data, slot.kvRevision);
+          } catch (err) {
+            if (!isConflict(err)) {
+              // It may still be applied: a conflict on the next attempt is then this write, found below.
+              (slot.uncertain ??= new Set()).add(w.version);
+              throw err;
+            }
+            if (!(await this.ownWriteFound(slot, w))) throw err;
+          }
           slot.unverified = false;
           wrote = true;
           this.counters.kvWrites++;
@@ -881,7 +930,7 @@ export class RouteNode {
           attempts: 3,
           minMs: 250,
           retryIf: (err) => !isConflict(err) && !this.closed,
-          onRetry: (err) => this.log.warn({ err, route }, 'route state KV write failed; will retry'),
+          onRetry: (err) => this.log.warn({ err: errText(err), route }, 'route state KV write failed; will retry'),
         },
       );
     } catch (err) {
@@ -894,10 +943,65 @@ export class RouteNode {
       if (this.closed) return;
       // Keep the newest state for the next flush rather than losing it.
       if (!this.kvPending.has(slot) && this.isCurrent(slot)) this.kvPending.set(slot, w);
+      else if (w.held) this.carryEvents(slot, w);
       return;
     }
+    if (!wrote) return;
+    if (w.version > slot.ackedVersion) slot.ackedVersion = w.version;
+    slot.storeFirst = false;
+    if (slot.uncertain) {
+      for (const v of slot.uncertain) if (v <= w.version) slot.uncertain.delete(v);
+      if (slot.uncertain.size === 0) slot.uncertain = undefined;
+    }
+    if (w.held) this.sendStored(slot, w);
     // A checkpoint goes only with a state this node stored (its write fenced): not for a route dropped meanwhile.
-    if (wrote) await this.storeCheckpoint(slot, checkpoint, Date.now());
+    await this.storeCheckpoint(slot, checkpoint, Date.now());
+  }
+
+  /**
+   * A state write met a conflict: reads the route back. Stored under this
+   * node's name at a version whose write timed out (or the very version
+   * being written), it is this node's own write, applied after all: its
+   * revision is adopted (and the state being written goes on it).
+   */
+  private async ownWriteFound(slot: RouteSlot, w: PendingWrite): Promise<boolean> {
+    const a = slot.actor;
+    let cur: { state: RouteState; revision: number } | undefined;
+    try {
+      cur = await this.store.get(a.modid, a.cmdid);
+    } catch {
+      return false;
+    }
+    if (!cur || cur.state.sender !== this.nodeId) return false;
+    const v = cur.state.version;
+    if (v !== w.version && !slot.uncertain?.has(v)) return false;
+    this.counters.ownWritesFound++;
+    slot.kvRevision = cur.revision;
+    if (v > slot.ackedVersion) slot.ackedVersion = v;
+    if (v === w.version) return true;
+    slot.kvRevision = await this.store.putEncoded(a.modid, a.cmdid, w.data, slot.kvRevision);
+    return true;
+  }
+
+  /** Publishes a state that waited for its write, now stored: while the partition is held and the route still this node's. */
+  private sendStored(slot: RouteSlot, w: PendingWrite): void {
+    const held = w.held!;
+    slot.unsent = undefined;
+    if (!this.isCurrent(slot) && !w.removed) return;
+    if (this.handing.has(slot.partition)) return;
+    if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
+      // Stored: it goes out once the lease is renewed (or the next owner publishes the route).
+      slot.unsent = w;
+      this.reassert(slot.partition);
+      return;
+    }
+    this.send(slot, held.state, w.data, held.events, held.at);
+  }
+
+  /** Keeps the events of a state that was not published for the route's next publish. */
+  private carryEvents(slot: RouteSlot, w: PendingWrite): void {
+    if (!w.held || w.held.events.length === 0 || !this.isCurrent(slot)) return;
+    slot.carried = [...(slot.carried ?? []), ...w.held.events];
   }
 
   /** Stores a route's checkpoint with the routes revision it goes with; a failed write is logged (the next handover stores it again). */
@@ -996,10 +1100,28 @@ export class RouteNode {
   }
 }
 
-/** A route state waiting for its KV write: its encoding as published. */
+/** A route state waiting for its KV write: its encoding as published (or to publish). */
 interface PendingWrite {
   data: Uint8Array;
   removed: boolean;
+  version: number;
+  /** Not published yet: published, with these events, once stored. */
+  held?: { state: RouteState; events: RouteEvent[]; at: number };
+}
+
+/**
+ * Versions a route may publish beyond the last one the routes bucket
+ * acknowledged. A node restoring a route from its stored state starts
+ * PUBLISH_LEAD + 1 above it (restoreVersion): above every version the
+ * previous owner may have published. Beyond the lead a route's states wait
+ * for their writes (a routes bucket that stops answering holds them back
+ * after PUBLISH_LEAD changes, not at once).
+ */
+export const PUBLISH_LEAD = 16;
+
+/** The version a route restored from a stored (or checkpointed) `version` continues from. */
+export function restoreVersion(version: number): number {
+  return version === 0 ? 0 : version + PUBLISH_LEAD + 1;
 }
 
 /** `setEffective`: keep the admin entry the node holds. */
