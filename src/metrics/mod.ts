@@ -21,7 +21,7 @@ import { PendingReader, registerSinkMetrics, sinkConsumers, sinkReadiness, DEFAU
 export { createRegistry, counterFrom, gaugeFrom, type RegistryOptions } from './collect.ts';
 export { startMetricsServer, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from './http.ts';
 export { trackConnection, registerConnectionMetrics, type ConnectionState } from './nats.ts';
-export { registerNodeMetrics, nodeReadiness, type NodeMetricsOptions } from './node.ts';
+export { registerNodeMetrics, nodeReadiness, READY_TAKE_GRACE_MS, type NodeMetricsOptions, type NodeReadinessInput } from './node.ts';
 export { registerSinkMetrics, sinkReadiness, sinkConsumers, PendingReader, DEFAULT_READY_MAX_PENDING, type SinkConsumer } from './sink.ts';
 export { registerAgentMetrics, type HasAgentStats } from './agent.ts';
 export { RouteBoard, OTHER_ROUTES, DEFAULT_TOP_ROUTES } from './routes.ts';
@@ -105,7 +105,7 @@ export function serveNodeHttp(c: Common & { topRoutes?: number }): Promise<Proce
     c,
     async (node, registry, conn) => {
       const detach = registry ? await registerNodeMetrics({ registry, node, nc: c.nc, connection: conn, topRoutes: c.topRoutes }) : undefined;
-      return { ready: nodeReadiness(conn, () => true), detach };
+      return { ready: nodeReadiness(conn, { started: () => true, health: () => node.ownershipHealth(), served: () => node.servedPartitions().length }), detach };
     },
     'routes loading',
   );

@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { partitionOf } from '../../schemas/subjects.ts';
 import type { RouteNode } from '../node/route-node.ts';
+import type { OwnershipHealth } from '../node/ownership.ts';
 import { RouteStore, routeKeyParts } from '../registry.ts';
 import { byLabel, counterFrom, gaugeFrom } from './collect.ts';
 import { registerConnectionMetrics, type ConnectionState } from './nats.ts';
@@ -53,6 +54,19 @@ export async function registerNodeMetrics(opts: NodeMetricsOptions): Promise<() 
   gaugeFrom(r, { name: 'lars_routes', help: 'Route actors this node runs', read: () => node.stats().routes });
   gaugeFrom(r, { name: 'lars_partitions_owned', help: 'Partitions this node serves now', read: () => node.servedPartitions().length });
   gaugeFrom(r, { name: 'lars_partitions_total', help: 'Partitions of the cluster (every one should be owned by a node)', read: () => node.partitions });
+  // Ownership as this node sees the leases (absent for a node pinned with --own).
+  const health = (): OwnershipHealth | undefined => node.ownershipHealth();
+  if (health() !== undefined) {
+    gaugeFrom(r, { name: 'lars_partitions_desired', help: 'Partitions this node should own (rendezvous hashing over the live members)', read: () => health()?.desired ?? 0 });
+    gaugeFrom(r, { name: 'lars_lease_seconds', help: 'Lease time of this node: a partition not renewed for this long is taken over, seconds', read: () => (health()?.leaseMs ?? 0) / 1000 });
+    gaugeFrom(r, { name: 'lars_cluster_partitions_unowned', help: 'Partitions without a live owner, as this node sees the leases', read: () => health()?.unowned.length ?? 0 });
+    gaugeFrom<'partition'>(r, {
+      name: 'lars_cluster_partition_unowned_seconds',
+      help: 'Per partition without a live owner (as this node sees the leases): seconds since it last had one',
+      labelNames: ['partition'],
+      read: () => (health()?.unowned ?? []).map((u) => [{ partition: String(u.partition) }, u.forMs / 1000] as const),
+    });
+  }
   gaugeFrom<'state'>(r, { name: 'lars_route_hosts', help: 'Hosts of the routes this node publishes, by state', labelNames: ['state'], read: () => byLabel('state', board.hostsByState()) });
   gaugeFrom(r, { name: 'lars_routes_in_panic', help: 'Routes of this node in panic (too few healthy hosts: traffic spread over all)', read: () => board.routesInPanic() });
   // The three per-route gauges share one top-N, computed once per scrape.
@@ -127,11 +141,37 @@ export async function registerNodeMetrics(opts: NodeMetricsOptions): Promise<() 
   };
 }
 
-/** A route node is ready while connected to NATS with its routes loaded. */
-export function nodeReadiness(connection: ConnectionState, started: () => boolean): () => Readiness {
+/**
+ * How long a partition this node should own may stay without an owner before
+ * the node says it is not ready, ms: taking a free lease is one write, so
+ * longer means it is stuck.
+ */
+export const READY_TAKE_GRACE_MS = 1000;
+
+/** What readiness reads of a node: whether it started, its ownership, the partitions it serves. */
+export interface NodeReadinessInput {
+  started: () => boolean;
+  health: () => OwnershipHealth | undefined;
+  served: () => number;
+}
+
+/**
+ * A route node is ready while it does its share of the work now: connected
+ * to NATS, routes loaded, serving partitions when it should own some, and
+ * not leaving partitions it should own without an owner (for longer than
+ * READY_TAKE_GRACE_MS). A node pinned to partitions (`--own`) owns them by
+ * definition.
+ */
+export function nodeReadiness(connection: ConnectionState, node: NodeReadinessInput): () => Readiness {
   return () => {
-    if (!started()) return { ready: false, reason: 'routes loading' };
+    if (!node.started()) return { ready: false, reason: 'routes loading' };
     if (!connection.connected()) return { ready: false, reason: 'not connected to NATS' };
+    const h = node.health();
+    if (h === undefined) return { ready: true };
+    const served = node.served();
+    if (h.desired > 0 && served === 0) return { ready: false, reason: `should own ${h.desired} partitions and owns none` };
+    const stuck = h.unowned.filter((u) => u.forMs > READY_TAKE_GRACE_MS).length;
+    if (h.mineUnowned > 0 && stuck > 0) return { ready: false, reason: `${h.mineUnowned} partitions this node should own have no owner (${h.unowned.length} unowned in the cluster)` };
     return { ready: true };
   };
 }

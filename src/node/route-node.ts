@@ -28,7 +28,7 @@ import { Limiter, pool } from '../pool.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord, type StoredRecord } from '../cluster/checkpoints.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
-import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
+import { StaticOwnership, type OwnershipHealth, type PartitionOwnership } from './ownership.ts';
 import { errText } from '../cluster/kv.ts';
 import { SelfRegistry } from './self-registry.ts';
 import { TickSchedule } from './tick-schedule.ts';
@@ -1052,6 +1052,11 @@ export class RouteNode {
     let pending = 0;
     for (const s of this.subs.values()) pending += s.getPending();
     return { reports: this.counters.reports, batches: this.counters.batches, pending };
+  }
+
+  /** This node's share of the partitions and the partitions without a live owner, as its ownership sees them (undefined: an explicit assignment). */
+  ownershipHealth(): OwnershipHealth | undefined {
+    return this.ownership.health?.();
   }
 
   /** Partitions this node serves now: routes loaded and reports taken (from `acquired` until `released` or `lost`). */

@@ -29,7 +29,7 @@ describe('metrics - Prometheus alert rules (promtool)', function () {
   it('metrics - promtool check rules accepts deploy/prometheus/rules.yml', () => {
     const r = promtool(bin!, 'check', 'rules', 'rules.yml');
     expect(r.status, r.out).to.equal(0);
-    expect(r.out).to.match(/SUCCESS: 7 rules found/);
+    expect(r.out).to.match(/SUCCESS: 8 rules found/);
   });
 
   it('metrics - promtool test rules passes deploy/prometheus/rules.test.yml, and every alert has a test', () => {
