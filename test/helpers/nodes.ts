@@ -54,9 +54,9 @@ export interface ChildNode {
   kill(signal: NodeJS.Signals): void;
 }
 
-/** Starts `lars node` (no --own: leases) in a child process. */
-export function startChildNode(url: string, prefix: string, id: string, leaseMs: number): ChildNode {
-  const child = spawn(process.execPath, [LARS_BIN, 'node', '--lease-ms', String(leaseMs)], {
+/** Starts `lars node` (no --own: leases) in a child process; `extraArgs` go after its flags (e.g. `--http <port>`). */
+export function startChildNode(url: string, prefix: string, id: string, leaseMs: number, extraArgs: string[] = []): ChildNode {
+  const child = spawn(process.execPath, [LARS_BIN, 'node', '--lease-ms', String(leaseMs), ...extraArgs], {
     env: { ...process.env, LARS_NATS_URL: url, LARS_PREFIX: prefix, LARS_PARTITIONS: String(PARTITIONS), LARS_NODE_ID: id, LARS_LOG_LEVEL: process.env['LARS_TEST_LOG'] ?? 'warn', LARS_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
