@@ -1,0 +1,53 @@
+/**
+ * What ClickHouse stores of the run's reports, per caller: rows, distinct
+ * report ids (from `latency_ms`, see workload.ts) within the ids the caller
+ * made, rows with ids it never made, and evidence (missing ids, ids stored
+ * twice with the stream sequences of their rows).
+ */
+import { openEngine } from '../../src/analytics/engine.ts';
+import { ID_SQL } from './workload.ts';
+import type { CallerTally } from './types.ts';
+
+const SAMPLE = 8;
+
+export async function tallyStored(url: string, database: string, made: ReadonlyMap<string, number>): Promise<CallerTally[]> {
+  const e = await openEngine({ url, database, requestTimeoutMs: 120_000 });
+  try {
+    const db = e.database;
+    const ids = `SELECT toString(caller) AS caller, ${ID_SQL} AS id, seq FROM ${db}.reports`;
+    const rows = await e.query<{ caller: string; rows: string | number; ids: string | number }>(
+      `SELECT caller, count() AS rows, uniqExact(id) AS ids FROM (${ids}) GROUP BY caller`,
+    );
+    const out: CallerTally[] = [];
+    for (const r of rows) {
+      const n = made.get(r.caller) ?? 0;
+      const q = `caller = '${r.caller.replaceAll("'", "\\'")}'`;
+      const inRange = await e.query<{ rows: string | number; ids: string | number }>(`SELECT count() AS rows, uniqExact(id) AS ids FROM (${ids}) WHERE ${q} AND id >= 1 AND id <= ${n}`);
+      const rowsIn = Number(inRange[0]?.rows ?? 0);
+      const distinct = Number(inRange[0]?.ids ?? 0);
+      const t: CallerTally = { caller: r.caller, made: n, rows: Number(r.rows), distinct, foreign: Number(r.rows) - rowsIn, missingSample: [], duplicateSample: [] };
+      if (rowsIn > distinct) {
+        const d = await e.query<{ id: string | number; c: string | number; seqs: Array<string | number> }>(
+          `SELECT id, count() AS c, groupArray(seq) AS seqs FROM (${ids}) WHERE ${q} GROUP BY id HAVING c > 1 ORDER BY id LIMIT ${SAMPLE}`,
+        );
+        t.duplicateSample = d.map((x) => ({ id: Number(x.id), rows: Number(x.c), seqs: x.seqs.map(Number) }));
+      }
+      if (distinct < n) {
+        // the ids present, in order: the gaps are the missing ones
+        const present = await e.query<{ id: string | number }>(`SELECT DISTINCT id FROM (${ids}) WHERE ${q} AND id >= 1 AND id <= ${n} ORDER BY id`);
+        let expect = 1;
+        for (const p of present) {
+          const id = Number(p.id);
+          for (; expect < id && t.missingSample.length < SAMPLE; expect++) t.missingSample.push(expect);
+          expect = id + 1;
+          if (t.missingSample.length >= SAMPLE) break;
+        }
+        for (; expect <= n && t.missingSample.length < SAMPLE; expect++) t.missingSample.push(expect);
+      }
+      out.push(t);
+    }
+    return out;
+  } finally {
+    await e.close();
+  }
+}
