@@ -83,6 +83,8 @@ export class Pipeline {
   private bytesPerMessage = 1024;
   /** When the consumer was last checked after an empty fetch. */
   private lastLook: number;
+  /** The last fetch failed (the consumer lost, its stream away): unbound until a fetch succeeds again. */
+  private failing = false;
 
   constructor(p: PipelineOptions) {
     this.p = p;
@@ -92,6 +94,11 @@ export class Pipeline {
     this.consumer = p.bound.consumer;
     this.highWater = p.bound.highWater;
     this.lastLook = p.now();
+  }
+
+  /** Whether the last fetch from the consumer worked (readiness: a sink whose consumers are not bound is not doing its work). */
+  isBound(): boolean {
+    return !this.failing;
   }
 
   heldMessages(): number {
@@ -159,6 +166,7 @@ export class Pipeline {
           got++;
         }
         failures = 0;
+        this.failing = false;
         // A quiet stream, or a consumer someone deleted (fetches then just
         // come back empty): look now and then.
         if (got === 0 && this.p.now() - this.lastLook > LOOK_INTERVAL_MS && !this.run.stopping) {
@@ -171,6 +179,7 @@ export class Pipeline {
         await deadline(statusDone, 1_000).catch(() => undefined);
         const gone = seen.has('consumer_deleted') || seen.has('consumer_not_found') || seen.has('stream_not_found') || isConsumerGone(err);
         this.stats.lastError = (err as Error).message;
+        this.failing = true;
         this.p.rlog.warn(`fetch-${this.name}`, { err, got, gone }, 'fetch from the stream failed; retrying');
         await sleep(backoffDelay(failures++, this.p.backoff), this.run.stopCtl.signal);
         if (!this.run.stopping && (failures >= 3 || gone)) await this.rebind(err);

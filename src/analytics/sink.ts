@@ -136,6 +136,7 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
       for (const p of pipelines) out[p.name] = { ...p.stats, quarantined: { ...p.stats.quarantined }, held: p.heldMessages() };
       return out;
     },
+    bound: () => pipelines.every((p) => p.isBound()),
     async stop() {
       await stopAll('stop');
       log.info({ id }, 'sink stopped');

@@ -95,6 +95,8 @@ export function emptyStats(): PipelineStats {
 export interface Sink {
   readonly id: string;
   stats(): Record<PipelineName, PipelineStats>;
+  /** Every pipeline's consumer bound: its last fetch worked. */
+  bound(): boolean;
   /** Stops fetching, stores what it holds (retrying up to stopTimeoutMs), acks, returns. */
   stop(): Promise<void>;
   /** Stops at once without acking or naking anything: what a crash leaves behind (tests). */

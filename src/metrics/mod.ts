@@ -119,7 +119,7 @@ export function serveSinkHttp(c: Common & { names: Names; pipelines?: readonly P
       const consumers = sinkConsumers(c.names, c.pipelines, c.durablePrefix);
       const pending = new PendingReader(c.nc, consumers);
       if (registry) registerSinkMetrics({ registry, sink, nc: c.nc, connection: conn, consumers, pending });
-      return { ready: sinkReadiness(conn, pending, () => true, c.readyMaxPending ?? DEFAULT_READY_MAX_PENDING) };
+      return { ready: sinkReadiness(conn, pending, () => sink.bound(), c.readyMaxPending ?? DEFAULT_READY_MAX_PENDING) };
     },
     'consumers not bound yet',
   );

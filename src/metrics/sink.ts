@@ -153,7 +153,7 @@ export const DEFAULT_READY_MAX_PENDING = 10_000;
 /** A sink is ready while connected to NATS, its consumers bound and each within `maxPending` messages of the stream's end. */
 export function sinkReadiness(connection: ConnectionState, pending: PendingReader, bound: () => boolean, maxPending = DEFAULT_READY_MAX_PENDING): () => Promise<Readiness> {
   return async () => {
-    if (!bound()) return { ready: false, reason: 'consumers not bound yet' };
+    if (!bound()) return { ready: false, reason: 'a consumer is not bound (its last fetch failed; binding it again)' };
     if (!connection.connected()) return { ready: false, reason: 'not connected to NATS' };
     const lag = await pending.read();
     if (!lag) return { ready: false, reason: 'consumer lag could not be read from JetStream' };

@@ -1,3 +1,4 @@
+import { jetstreamManager } from '@nats-io/jetstream';
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
@@ -94,5 +95,30 @@ describe('metrics - sink /metrics and /readyz (real nats-server, embedded ClickH
     expect((JSON.parse(behind.body) as { reason: string }).reason).to.equal(`consumer ${n.prefix}_sink_reports is 8 messages behind (ready at 5 or fewer)`);
     const lag = parsePrometheusText((await get(web.port, '/metrics')).body);
     expect(sampleValue(lag, 'lars_sink_stream_pending', { table: 'reports' })).to.equal(8);
+  });
+
+  it('metrics - a sink whose stream went away is not ready until its consumer is bound again, then stores what comes', async () => {
+    web = await serveSinkHttp({ settings: { port: 0, metrics: true }, nc, log: silentLogger(), names: n, pipelines: ['reports'], readyMaxPending: 1000 });
+    sink = await startSink({ nc, names: n, engine, pipelines: ['reports'], batch: { maxWaitMs: 50 }, fetchExpiresMs: 1000, log: silentLogger() });
+    await web.attach(sink);
+    await waitFor(async () => (await get(web!.port, '/readyz')).status === 200, { what: 'ready' });
+
+    // The reports stream is lost (as on a server that came back on a fresh store): the sink cannot fetch.
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(n.reportsStream);
+    const unbound = await waitFor(
+      async () => {
+        const r = await get(web!.port, '/readyz');
+        return r.status === 503 ? (JSON.parse(r.body) as { reason: string }) : undefined;
+      },
+      { what: '/readyz 503 while the consumer is not bound', timeoutMs: 20_000 },
+    );
+    expect(unbound.reason).to.equal('a consumer is not bound (its last fetch failed; binding it again)');
+
+    // The stream comes back (a route node or lars dev makes it again): the sink binds, is ready, and stores.
+    await ensureStreams(nc, n, TEST_STREAM_LIMITS);
+    await publishBatches(nc, n, randomBatches({ batches: 3, reportsPerBatch: 10, ts: Date.now() - 1_000, seed: 9 }));
+    await waitFor(async () => (await countRows(engine, 'reports')) === 30, { what: 'rows stored after the stream came back', timeoutMs: 30_000 });
+    await waitFor(async () => (await get(web!.port, '/readyz')).status === 200, { what: 'ready again', timeoutMs: 20_000 });
   });
 });
