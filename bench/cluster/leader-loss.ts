@@ -160,5 +160,8 @@ export async function benchLeaderLoss(): Promise<Metric[]> {
     ];
   } finally {
     await Promise.all(procs.map((c) => stopChild(c, { type: 'stop' } satisfies ToLeaderLossAgents, 8000)));
+    // not left running through the group's later benchmarks
+    await admin.close().catch(() => undefined);
+    await cluster.close();
   }
 }
