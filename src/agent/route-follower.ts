@@ -7,7 +7,9 @@
  * two arrives on the subscription), and keeps the highest version it has
  * seen: full state in every message makes a missed one harmless. After a
  * reconnect it reads every followed route from KV again, so the final state
- * is never missed. A missing key means the route is not registered.
+ * is never missed. A missing key means the route is not registered. A store
+ * that lost a state held here (a server back on a fresh store: the route's
+ * versions start again) makes it take the next state whatever its version.
  *
  * Used by the agent (picking) and on its own by `lars route watch` and
  * sidecars: nothing here knows about picking or reports.
@@ -51,7 +53,7 @@ export interface RouteFollowerOptions {
   /** Shared rejection counter (the agent passes its own); default a new one. */
   rejects?: RejectCounter;
   log?: Logger;
-  /** Injected clock, ms (rate limits of log lines). */
+  /** Injected clock, ms (rate limits of log lines and of store reads). */
   clock?: () => number;
   /** At most one line per route (held updates) or failure kind per interval, ms; default 10000. */
   logIntervalMs?: number;
@@ -67,6 +69,8 @@ export interface RouteFollowerStats {
   heldEmptyUpdates: number;
   /** Re-reads of every followed route after a reconnect. */
   resyncs: number;
+  /** Routes whose stored state was found gone while one was held (their versions start again). */
+  versionResets: number;
 }
 
 /** One followed route. Read-only outside this module; the agent reads it on every pick. */
@@ -85,6 +89,14 @@ export class FollowedRoute {
   readFailures = 0;
   /** Decodes the route's messages, reusing the hosts that did not change. */
   readonly reader = new RouteStateReader();
+  /**
+   * The routes bucket no longer has the state held here (a server back on a
+   * fresh store): the route's versions start again, so the next state is
+   * taken whatever its version. The held state is served until then.
+   */
+  versionReset = false;
+  /** When a lower version than the one held last made the follower read the route again (clock ms). */
+  checkedAt = -Infinity;
 
   constructor(modid: number, cmdid: number) {
     this.modid = modid;
@@ -108,6 +120,8 @@ function hasPickable(s: RouteState): boolean {
 }
 
 const READ_RETRY = backoff([250, 500, 1000, 2000, 5000]);
+/** At most one store read per route per interval, ms, prompted by lower versions on the route subject. */
+const VERIFY_INTERVAL_MS = 2000;
 
 export class RouteFollower {
   readonly names: Names;
@@ -123,7 +137,8 @@ export class RouteFollower {
   private storePromise: Promise<RouteStore | undefined> | undefined;
   private closed = false;
   private readonly statusIter: AsyncIterable<unknown> & { stop?: () => void };
-  private readonly counters = { routeUpdates: 0, staleUpdates: 0, heldEmptyUpdates: 0, resyncs: 0 };
+  private readonly clock: () => number;
+  private readonly counters = { routeUpdates: 0, staleUpdates: 0, heldEmptyUpdates: 0, resyncs: 0, versionResets: 0 };
 
   constructor(opts: RouteFollowerOptions) {
     this.nc = opts.nc;
@@ -132,7 +147,8 @@ export class RouteFollower {
     this.holdEmpty = opts.holdEmptyUpdates ?? true;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'route-follower' });
     this.rejects = opts.rejects ?? new RejectCounter(this.log);
-    this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, opts.clock ?? Date.now);
+    this.clock = opts.clock ?? Date.now;
+    this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, this.clock);
     const it = this.nc.status();
     this.statusIter = it;
     void this.watchStatus(it);
@@ -266,6 +282,14 @@ export class RouteFollower {
       const store = await this.routeStore();
       const cur = store ? await store.get(r.modid, r.cmdid) : undefined;
       r.readFailures = 0;
+      const held = r.state;
+      // The store has no state for the route, or an older version published later than the one held: the route's
+      // versions started again (a server back on a fresh store). A stale read from a lagging replica is older in both.
+      if (held !== undefined && !held.removed && !r.versionReset && (cur === undefined || (cur.state.version < held.version && cur.state.ts > held.ts))) {
+        r.versionReset = true;
+        this.counters.versionResets++;
+        this.log.warn({ route: `${r.modid}.${r.cmdid}`, held: held.version, stored: cur?.state.version }, "the routes bucket lost this route's state; serving the last one held and taking the next state published whatever its version");
+      }
       if (cur) this.apply(r, cur.state);
       else if (r.state === undefined) r.status = RouteStatus.unregistered;
     } catch (err) {
@@ -274,6 +298,13 @@ export class RouteFollower {
       // Without a reconnect to trigger a re-read (e.g. a KV timeout on a live connection), retry with backoff.
       r.retry = setTimeout(() => void this.readStored(r), READ_RETRY.backoff(r.readFailures++));
     }
+  }
+
+  private verify(r: FollowedRoute): void {
+    const now = this.clock();
+    if (now - r.checkedAt < VERIFY_INTERVAL_MS || r.retry !== undefined) return;
+    r.checkedAt = now;
+    void this.readStored(r);
   }
 
   private onMessage(r: FollowedRoute, data: Uint8Array, subject: string): void {
@@ -291,8 +322,11 @@ export class RouteFollower {
 
   private apply(r: FollowedRoute, s: RouteState): void {
     if (this.closed) return;
-    if (r.state !== undefined && s.version <= r.state.version) {
+    if (r.state !== undefined && s.version <= r.state.version && !r.versionReset) {
       this.counters.staleUpdates++;
+      // A lower version published later than the one held: read the store to tell a late message from versions that
+      // started again (at most once per VERIFY_INTERVAL_MS per route).
+      if (s.version < r.state.version && s.ts > r.state.ts) this.verify(r);
       return;
     }
     if (this.holdEmpty && !s.removed && r.status === RouteStatus.loaded && r.state !== undefined && hasPickable(r.state) && !explainsHosts(s)) {
@@ -306,6 +340,7 @@ export class RouteFollower {
       return;
     }
     this.counters.routeUpdates++;
+    r.versionReset = false;
     r.state = s;
     r.status = s.removed ? RouteStatus.unregistered : RouteStatus.loaded;
     for (const l of r.listeners) this.call(r, l, s);

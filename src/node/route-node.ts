@@ -197,6 +197,7 @@ export class RouteNode {
   /** Routes whose restore read failed, retried while their partition is owned. */
   private readonly retryKeys = new Set<string>();
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private statusLoop: Promise<void> | undefined;
 
   private constructor(opts: RouteNodeOptions) {
     this.nc = opts.nc;
@@ -223,6 +224,7 @@ export class RouteNode {
     await node.startRegistryWatch();
     for (const p of initial) node.subscribePartition(p);
     node.ownership.onChange((owned) => node.onOwnershipChange(owned));
+    node.statusLoop = node.followConnection(opts.onStart);
     node.tickTimer = setInterval(() => node.tick(), node.tickMs);
     node.tickTimer.unref?.();
     await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, node.closing === undefined), ingest: () => node.ingestFigures() });
@@ -230,6 +232,34 @@ export class RouteNode {
     node.onOwnershipChange(node.ownership.owned());
     node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
     return node;
+  }
+
+  /**
+   * After every reconnect, makes what the node needs on the bus again (its
+   * streams and buckets): a server that came back on a fresh store has none
+   * of them, and agents, sinks and the node itself would wait for them for
+   * good. Existing ones are left as they are.
+   */
+  private async followConnection(onStart: RouteNodeOptions['onStart']): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (this.closed) break;
+        if (s.type !== 'reconnect') continue;
+        const ensure = async (): Promise<void> => {
+          await onStart?.(this.nc, this.names);
+          await Registry.open(this.nc, this.names);
+          await RouteStore.open(this.nc, this.names);
+          await CheckpointStore.open(this.nc, this.names.prefix);
+          await openBucket(this.nc, this.names.selfRegBucket, 1, { ttlMs: SELF_BUCKET_MAX_AGE_MS });
+        };
+        // JetStream may answer only seconds after the connection (a server recovering its store, a leader election).
+        await retry(ensure, { attempts: 20, minMs: 250, maxMs: 5000, retryIf: () => !this.closed }).catch((err: unknown) => {
+          if (!this.closed) this.log.warn({ err: errText(err) }, 'streams and buckets could not be checked after the reconnect; the next reconnect tries again');
+        });
+      }
+    } catch (err) {
+      if (!this.closed) this.log.warn({ err: errText(err) }, 'connection status watch ended');
+    }
   }
 
   // ---------------------------------------------------------------- registry

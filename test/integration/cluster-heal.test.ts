@@ -133,4 +133,68 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
     expect(lying, 'samples where /readyz said ready with no partition served').to.deep.equal([]);
     expect(samples.some((s) => s.at > writable), 'samples taken after the outage').to.equal(true);
   });
+
+  it('heal - a server back on a fresh store: the node makes its streams and buckets again and owns every partition, reports flow again, and a route registered anew is followed by the agent despite its lower version', async () => {
+    server = await startNatsServer();
+    const prefix = uniquePrefix();
+    const n = names(prefix);
+    nc = await connectNats({ url: server.url, name: 'heal-test' });
+    await ensureStreams(nc, n, TEST_CLUSTER_STREAM_LIMITS);
+    const entry = async (): Promise<void> => {
+      const registry = await Registry.open(nc!, n);
+      await registry.addHosts(ROUTE[0], ROUTE[1], hosts(3, '10.41.0.'), 'test', { profile: 'default', params: { base_ejection_time: 30 } });
+    };
+    await entry();
+    const httpPort = await freePort();
+    node = startChildNode(server.url, prefix, NODE_ID, LEASE_MS, ['--http', String(httpPort)]);
+    await waitFor(async () => (await leaseOwners(nc!, prefix)).size === PARTITIONS && (await scrape(httpPort))?.ready, { timeoutMs: 30_000, what: 'the node owning every partition and ready', explain: () => node!.output().slice(-2000) });
+
+    const failing = new Set<string>();
+    // swrr: the node, not the agent, is what judges the failing host
+    agent = await createAgent({ servers: server.url, prefix, partitions: PARTITIONS, batchMaxDelayMs: 5, strategy: 'swrr' });
+    traffic = startTraffic(agent, ROUTE[0], ROUTE[1], (h) => (failing.has(h) ? { retcode: 1, latencyMs: 2 } : { retcode: 0, latencyMs: 2 }), { callsPerTick: 5, tickMs: 20 });
+    // A few versions before the outage: the host fails and is ejected, then recovers.
+    failing.add('10.41.0.3:8000');
+    await waitFor(async () => (await agent!.getRoute(ROUTE[0], ROUTE[1]))?.hosts.some((h) => h.ip === '10.41.0.3' && h.state === 'overloaded'), { timeoutMs: 20_000, what: 'a host ejected before the outage' });
+    failing.clear();
+    const held = (await agent.getRoute(ROUTE[0], ROUTE[1]))!.version;
+
+    await server.stop();
+    server = await startNatsServer({ port: server.port });
+    const writable = await waitFor(
+      async () => {
+        try {
+          await (await openTtlBucket(nc!, `${prefix}_heal_probe`, 0, 500)).put('k', new Uint8Array([1]));
+          return Date.now();
+        } catch {
+          return undefined;
+        }
+      },
+      { timeoutMs: 30_000, what: 'JetStream writable on the fresh store', intervalMs: 50 },
+    );
+    const owned = await waitFor(
+      async () => {
+        const o = await leaseOwners(nc!, prefix).catch(() => new Map<number, string>());
+        const s = await scrape(httpPort);
+        return o.size === PARTITIONS && s?.owned === PARTITIONS && s.ready ? Date.now() : undefined;
+      },
+      { timeoutMs: 30_000, what: 'every partition owned again on the fresh store', intervalMs: 50, explain: () => node!.output().slice(-3000) },
+    );
+    console.log(`      fresh store: every partition owned and the node ready ${owned - writable} ms after JetStream was writable`);
+    expect(owned - writable, 'from JetStream writable to every partition owned').to.be.at.most(LEASE_MS + 1000);
+    // The node made the reports stream again: the agent's held reports are acknowledged.
+    await waitFor(() => agent!.stats().pendingReports === 0 && agent!.stats().ackedBatches > 0, { timeoutMs: 30_000, what: "the agent's outbox drained into the new stream", explain: () => JSON.stringify(agent!.stats()) });
+
+    // The registry went with the store: the route is registered again; its versions start again below what the agent holds.
+    await entry();
+    failing.add('10.41.0.2:8000');
+    const r = await waitFor(
+      async () => {
+        const cur = await agent!.getRoute(ROUTE[0], ROUTE[1]);
+        return cur && cur.hosts.some((h) => h.ip === '10.41.0.2' && h.state === 'overloaded') ? cur : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the agent following the route registered anew (a host ejected on it)', explain: async () => `agent ${JSON.stringify(agent!.stats())} route ${JSON.stringify(await agent!.getRoute(ROUTE[0], ROUTE[1]))}` },
+    );
+    console.log(`      the agent held v${held} before; it follows the new route at v${r.version}`);
+  });
 });
