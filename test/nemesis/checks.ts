@@ -253,7 +253,7 @@ export function checkFencing(h: History): { result: CheckResult; fenced: number 
     if (fenced <= MAX_LISTED) {
       push(v, {
         at: m.t,
-        what: `route ${m.route} v${m.version} from ${m.sender} (stamped ${fmtT(h, m.ts)}) received at ${fmtT(h, m.t)}, ${m.t - e.created} ms after ${e.node}'s lease on partition ${m.partition} was stored (rev ${e.rev}, ${fmtT(h, e.created)})`,
+        what: `route ${m.route} v${m.version} from ${m.sender} received at ${fmtT(h, m.t)}, ${m.t - e.created} ms after ${e.node}'s lease on partition ${m.partition} was stored (rev ${e.rev}, ${fmtT(h, e.created)}); ${m.ts >= e.created ? `stamped ${m.ts - e.created} ms after that lease` : `stamped ${e.created - m.ts} ms before it, delivered late`}`,
       });
     }
   }

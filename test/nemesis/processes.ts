@@ -137,6 +137,9 @@ export class LarsProc implements Managed {
   private isPaused = false;
   /** Incarnations that exited before they answered (retried). */
   failedStarts = 0;
+  /** Incarnations that exited after they answered, without a kill or stop of the harness (not started again). */
+  crashes = 0;
+  private ending = false;
   private readonly o: LarsProcOptions;
   private readonly timeline: Timeline;
 
@@ -167,9 +170,12 @@ export class LarsProc implements Managed {
       const c = spawnNode(args, { ...this.o.env, LARS_NODE_ID: this.name }, join(this.o.logDir, `${this.id}.log`));
       this.child = c;
       this.isPaused = false;
+      this.ending = false;
+      let answered = false;
       this.timeline.note(this.id, ProcEventKind.start, c.pid);
       c.once('exit', () => {
         if (!this.stopped) this.timeline.note(this.id, ProcEventKind.exit, c.pid);
+        if (answered && !this.ending && !this.stopped) this.crashes++;
       });
       // Up when /healthz answers: the process has connected to NATS and serves its port.
       while (alive(c) && !(await answers(`http://127.0.0.1:${this.httpPort}/healthz`, 500))) {
@@ -177,6 +183,7 @@ export class LarsProc implements Managed {
         await new Promise((r) => setTimeout(r, 100));
       }
       if (alive(c)) {
+        answered = true;
         this.timeline.note(this.id, ProcEventKind.up, c.pid);
         return;
       }
@@ -190,6 +197,7 @@ export class LarsProc implements Managed {
   async kill(): Promise<void> {
     const c = this.child;
     if (!alive(c)) return;
+    this.ending = true;
     this.timeline.note(this.id, ProcEventKind.kill, c.pid);
     c.kill('SIGKILL');
     await exitOf(c);
@@ -198,6 +206,7 @@ export class LarsProc implements Managed {
   async stop(graceMs = 15_000): Promise<void> {
     const c = this.child;
     if (!alive(c)) return;
+    this.ending = true;
     this.timeline.note(this.id, ProcEventKind.stop, c.pid);
     if (this.isPaused) this.resume();
     c.kill('SIGTERM');

@@ -71,6 +71,7 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export function codeVersion(): string {
   const git = (args: string[]): string => spawnSync('git', args, { encoding: 'utf8' }).stdout.trim();
   const head = git(['rev-parse', '--short', 'HEAD']);
+  if (head === '') return 'not a git checkout';
   const dirty = git(['status', '--porcelain', '--', 'src', 'actors', 'schemas'])
     .split('\n')
     .filter((l) => l.trim().length > 0);
@@ -214,6 +215,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
     const tallies = await (await import('./stored.ts')).tallyStored(ch.url, database, new Map(finals.map((a) => [a.agent, a.made])));
     for (const a of agentProcs) await a.close();
     for (const p of larsProcs) if (p.failedStarts > 0) notes.push(`${p.id} exited before it answered ${p.failedStarts} times (started again)`);
+    for (const p of larsProcs) if (p.crashes > 0) notes.push(`${p.id} exited by itself ${p.crashes} times (not started again; see its log)`);
     for (const a of agentProcs) for (const e of a.errors) notes.push(`${a.cfg.proc}: ${e.split('\n')[0]}`);
     await rec.stop();
 

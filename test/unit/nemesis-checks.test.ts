@@ -130,7 +130,7 @@ describe('nemesis checks', () => {
     h.routeMsgs = [msg(T0 + 21_000, 9, 'n0', { ts: T0 + 20_990 })];
     let r = checkFencing(h);
     expect(r.fenced).to.equal(1);
-    expect(r.result.violations[0]!.what).to.match(/route 1.1 v9 from n0 .* received at \+21.0 s, 1000 ms after n1's lease on partition 0/);
+    expect(r.result.violations[0]!.what).to.match(/route 1.1 v9 from n0 received at \+21.0 s, 1000 ms after n1's lease on partition 0 .*; stamped 990 ms after that lease/);
     h.routeMsgs = [msg(T0 + 20_000 + FENCE_TOLERANCE_MS - 10, 9, 'n0', { ts: T0 + 19_000 })];
     expect(checkFencing(h).result.ok, 'within the tolerance').to.equal(true);
     h.routeMsgs = [msg(T0 + 24_000, 9, 'n0', { ts: T0 + 19_000 })];
