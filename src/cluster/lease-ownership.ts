@@ -269,14 +269,13 @@ export class LeaseOwnership implements PartitionOwnership {
   health(): OwnershipHealth {
     const now = this.clock();
     const live = this.started ? this.membership.live() : [this.nodeId];
-    const liveSet = new Set(live);
     let desired = 0;
     let mineUnowned = 0;
     const unowned: Array<{ partition: number; forMs: number }> = [];
     for (let p = 0; p < this.partitions; p++) {
       const mine = !this.leaving && rendezvousOwner(p, live) === this.nodeId;
       if (mine) desired++;
-      if (this.isOwned(p, now, liveSet)) {
+      if (this.isOwned(p, now)) {
         this.ownedAt[p] = now;
         continue;
       }
@@ -286,11 +285,16 @@ export class LeaseOwnership implements PartitionOwnership {
     return { leaseMs: this.leaseMs, desired, held: this.held.size, unowned, mineUnowned };
   }
 
-  /** Owned now: held here, or leased to a live member whose lease has not expired in this node's view. */
-  private isOwned(p: number, now: number, live: ReadonlySet<string>): boolean {
+  /**
+   * Owned now: held here, or leased to another node whose lease has not
+   * expired in this node's view. A renewed lease is proof enough that its
+   * holder is at work, whatever the members bucket says (it may be without
+   * a leader while the leases bucket is fine).
+   */
+  private isOwned(p: number, now: number): boolean {
     if (this.held.has(p)) return true;
     const l = this.started ? this.table.get(p) : undefined;
-    return l !== undefined && l.owner !== this.nodeId && live.has(l.owner) && now - l.seenAt < this.leaseMs;
+    return l !== undefined && l.owner !== this.nodeId && now - l.seenAt < this.leaseMs;
   }
 
   holds(partition: number): boolean {
