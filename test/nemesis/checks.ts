@@ -228,6 +228,8 @@ export function checkFencing(h: History): { result: CheckResult; fenced: number 
   }
   for (const l of byP.values()) l.sort((a, b) => a.created - b.created || a.rev - b.rev);
   const natsDown = faultStretches(h.procEvents, (p) => p.startsWith('nats-'), h.runEnd);
+  const downOf = new Map<string, Interval[]>();
+  const stalls = h.harnessStalls ?? [];
   const overlaps = (ivs: Interval[], a: number, b: number): boolean => ivs.some((iv) => iv.from < b && a < iv.to);
   let fenced = 0;
   let late = 0;
@@ -243,10 +245,13 @@ export function checkFencing(h: History): { result: CheckResult; fenced: number 
     if (e === undefined || e.node === undefined || e.node === m.sender) continue;
     // the sender took the lease back since
     if (ls.some((x) => x.node === m.sender && x.created > e.created && x.created <= m.t)) continue;
-    const senderPaused = faultStretches(h.procEvents, (p) => p === `node-${m.sender}`, h.runEnd);
-    if (m.ts < e.created && (overlaps(natsDown, m.ts, m.t) || overlaps(senderPaused, m.ts, m.t))) {
+    let senderDown = downOf.get(m.sender);
+    if (senderDown === undefined) downOf.set(m.sender, (senderDown = faultStretches(h.procEvents, (p) => p === `node-${m.sender}`, h.runEnd)));
+    // stamped before the other lease existed, and something other than the sender's decision held it on the way
+    const held = overlaps(natsDown, m.ts, m.t) ? 'a nats-server was paused or down' : overlaps(senderDown, m.ts, m.t) ? 'its sender was paused' : overlaps(stalls, m.ts, m.t) ? 'the harness stood still' : undefined;
+    if (m.ts < e.created && held !== undefined) {
       late++;
-      if (late <= 5) notes.push(`late delivery (not counted): route ${m.route} v${m.version} from ${m.sender} stamped at ${fmtT(h, m.ts)}, before ${e.node}'s lease on partition ${m.partition} (${fmtT(h, e.created)}), received at ${fmtT(h, m.t)} after a server or the sender was paused or down`);
+      if (late <= 5) notes.push(`late delivery (not counted): route ${m.route} v${m.version} from ${m.sender} stamped at ${fmtT(h, m.ts)}, before ${e.node}'s lease on partition ${m.partition} (${fmtT(h, e.created)}), received at ${fmtT(h, m.t)}: ${held} meanwhile`);
       continue;
     }
     fenced++;
@@ -258,8 +263,8 @@ export function checkFencing(h: History): { result: CheckResult; fenced: number 
     }
   }
   if (fenced > MAX_LISTED) push(v, { at: 0, what: `… and ${fenced - MAX_LISTED} more` });
-  if (late > 0) notes.push(`${late} states delivered late because a server or their sender was paused or down, each stamped before the other lease was stored`);
-  notes.push(`tolerance ${FENCE_TOLERANCE_MS} ms; the harness' longest event-loop delay was ${Math.round(h.harnessLagMaxMs)} ms`);
+  if (late > 0) notes.push(`${late} states delivered late (a server or their sender paused or down, or the harness standing still), each stamped before the other lease was stored`);
+  notes.push(`tolerance ${FENCE_TOLERANCE_MS} ms; the harness' longest event-loop delay was ${Math.round(h.harnessLagMaxMs)} ms (${stalls.length} stalls over 100 ms)`);
   return { result: result(CheckId.fencing, 'no state published for a partition whose lease the node no longer held', v, notes), fenced };
 }
 
@@ -337,6 +342,8 @@ export function checkReadiness(h: History, owned = ownership(h)): { result: Chec
   };
   let count = 0;
   let withUnownedMetric = 0;
+  /** The longest a node's lars_cluster_partitions_unowned disagreed with the lease history, over consecutive samples. */
+  let metricWorst: { node: string; from: number; to: number; said: number; truth: number } | undefined;
   for (const node of h.nodes) {
     const lives = incarnations(h.procEvents, `node-${node}`, h.runEnd);
     const samples = h.ready.filter((s) => s.node === node && s.t >= from).sort((a, b) => a.t - b.t);
@@ -348,8 +355,16 @@ export function checkReadiness(h: History, owned = ownership(h)): { result: Chec
       }
       run = undefined;
     };
+    let disagree: { from: number; said: number; truth: number } | undefined;
     for (const s of samples) {
-      if (s.unowned !== undefined) withUnownedMetric++;
+      if (s.unowned !== undefined) {
+        withUnownedMetric++;
+        const truth = unownedAt(owned, s.t);
+        if (s.unowned !== truth) {
+          disagree ??= { from: s.t, said: s.unowned, truth };
+          if (!metricWorst || s.t - disagree.from > metricWorst.to - metricWorst.from) metricWorst = { node, from: disagree.from, to: s.t, said: disagree.said, truth: disagree.truth };
+        } else disagree = undefined;
+      }
       if (s.ready === undefined || !aliveAt(lives, s.t)) {
         endRun();
         continue;
@@ -372,6 +387,9 @@ export function checkReadiness(h: History, owned = ownership(h)): { result: Chec
   }
   if (count > MAX_LISTED) push(v, { at: 0, what: `… ${count} in all` });
   notes.push(withUnownedMetric > 0 ? `lars_cluster_partitions_unowned exposed in ${withUnownedMetric} samples` : 'no node exposed lars_cluster_partitions_unowned');
+  if (metricWorst && metricWorst.to > metricWorst.from) {
+    notes.push(`longest disagreement of lars_cluster_partitions_unowned with the lease history: node ${metricWorst.node} from ${fmtT(h, metricWorst.from)} to ${fmtT(h, metricWorst.to)} (it said ${metricWorst.said} where ${metricWorst.truth} were unowned at the start; one sample apart is expected around a change)`);
+  }
   return { result: result(CheckId.readiness, 'readiness agrees with ownership at every sample', v, notes), count };
 }
 

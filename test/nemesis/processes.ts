@@ -166,8 +166,8 @@ export class LarsProc implements Managed {
     const deadline = Date.now() + (this.o.startTimeoutMs ?? 60_000);
     for (;;) {
       if (this.running()) throw new Error(`${this.id} is running already`);
-      const args = [LARS_BIN, this.kind, '--http', String(this.httpPort), ...this.o.args];
-      const c = spawnNode(args, { ...this.o.env, LARS_NODE_ID: this.name }, join(this.o.logDir, `${this.id}.log`));
+      const args = [LARS_BIN, this.kind, '--http', String(this.httpPort), '--node-id', this.name, ...this.o.args];
+      const c = spawnNode(args, this.o.env, join(this.o.logDir, `${this.id}.log`));
       this.child = c;
       this.isPaused = false;
       this.ending = false;

@@ -30,6 +30,8 @@ import type { LeaseEntry, ReadySample, RouteMsg } from './types.ts';
 const OBSERVER = { pingInterval: 1000, maxPingOut: 2, noAsyncTraces: true } as const;
 const SAMPLE_MS = 200;
 const READY_MS = 500;
+const TICK_MS = 50;
+const STALL_MS = 100;
 
 export interface RecorderOptions {
   /** Each server's client URL. */
@@ -53,6 +55,8 @@ export class Recorder {
   readonly routeMsgs = new Map<string, RouteMsg>();
   readonly ready: ReadySample[] = [];
   readonly sampleFailures: number[] = [];
+  /** Stretches when this process' event loop stood still for over STALL_MS. */
+  readonly stalls: Array<{ from: number; to: number }> = [];
   private readonly n: Names;
   private readonly cn: ReturnType<typeof clusterNames>;
   private readonly conns: NatsConnection[] = [];
@@ -86,6 +90,15 @@ export class Recorder {
     r.conns.push(sampler);
     r.timers.push(setInterval(() => void r.sample(sampler), SAMPLE_MS));
     r.timers.push(setInterval(() => void r.poll(), READY_MS));
+    // a timeline of this process' stalls: a receipt inside one may be late by the harness' doing
+    let last = Date.now();
+    r.timers.push(
+      setInterval(() => {
+        const now = Date.now();
+        if (now - last - TICK_MS > STALL_MS) r.stalls.push({ from: last + TICK_MS, to: now });
+        last = now;
+      }, TICK_MS),
+    );
     const probe = await connectNats({ url: all, name: 'nemesis-probe', extra: OBSERVER });
     r.conns.push(probe);
     // the probe's own bucket exists before any fault, so a heal is judged by a write, not by a create

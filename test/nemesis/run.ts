@@ -244,6 +244,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
       sinksDrained: drained,
       tallies,
       harnessLagMaxMs: rec.lagMaxMs(),
+      harnessStalls: rec.stalls,
     };
     return { history, verdict: judge(history), notes };
   } finally {

@@ -182,4 +182,6 @@ export interface History {
   tallies: CallerTally[];
   /** Longest event-loop delay of the harness, ms (a late receive time is its doing when large). */
   harnessLagMaxMs: number;
+  /** When the harness' event loop stood still for over 100 ms (receive times inside are late by up to that). */
+  harnessStalls: Array<{ from: number; to: number }>;
 }

@@ -36,6 +36,7 @@ function history(partitions = 2, over: Partial<History> = {}): History {
     sinksDrained: true,
     tallies: [],
     harnessLagMaxMs: 10,
+    harnessStalls: [],
     ...over,
   };
 }
@@ -133,6 +134,13 @@ describe('nemesis checks', () => {
     expect(r.result.violations[0]!.what).to.match(/route 1.1 v9 from n0 received at \+21.0 s, 1000 ms after n1's lease on partition 0 .*; stamped 990 ms after that lease/);
     h.routeMsgs = [msg(T0 + 20_000 + FENCE_TOLERANCE_MS - 10, 9, 'n0', { ts: T0 + 19_000 })];
     expect(checkFencing(h).result.ok, 'within the tolerance').to.equal(true);
+    // stamped in time, received late with nothing to explain the delay: counted
+    h.routeMsgs = [msg(T0 + 21_000, 9, 'n0', { ts: T0 + 19_900 })];
+    expect(checkFencing(h).result.violations[0]!.what).to.match(/stamped 100 ms before it, delivered late/);
+    // the same while the harness stood still: its receive time says nothing
+    h.harnessStalls = [{ from: T0 + 19_950, to: T0 + 20_990 }];
+    expect(checkFencing(h).fenced).to.equal(0);
+    h.harnessStalls = [];
     h.routeMsgs = [msg(T0 + 24_000, 9, 'n0', { ts: T0 + 19_000 })];
     h.procEvents.push(ev(T0 + 19_500, 'nats-1', 'pause'), ev(T0 + 23_900, 'nats-1', 'resume'));
     r = checkFencing(h);
