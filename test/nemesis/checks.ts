@@ -116,7 +116,19 @@ export function checkExactlyOnce(h: History): { result: CheckResult; lost: numbe
     const extra = t.rows - t.foreign - t.distinct;
     lost += missing;
     dup += extra;
-    if (missing > 0) push(v, { at: 0, what: `agent ${a.agent}: ${missing} of ${a.made} acknowledged reports missing from ClickHouse (ids ${t.missingSample.join(', ')}${missing > t.missingSample.length ? ', …' : ''})` });
+    if (missing > 0) {
+      const inStream = t.missingInStream;
+      const where =
+        inStream === undefined
+          ? ''
+          : inStream.length === 0
+            ? '; none of those ids is in the reports stream (lost by JetStream after its acknowledgement, or never sent)'
+            : `; in the reports stream: ${inStream
+                .slice(0, 4)
+                .map((x) => `id ${x.id} at seq ${x.seq}`)
+                .join(', ')}${inStream.length < t.missingSample.length ? `, the other ${t.missingSample.length - inStream.length} sampled ids not` : ''} (lost between the stream and ClickHouse)`;
+      push(v, { at: 0, what: `agent ${a.agent}: ${missing} of ${a.made} acknowledged reports missing from ClickHouse (ids ${t.missingSample.join(', ')}${missing > t.missingSample.length ? ', …' : ''})${where}` });
+    }
     if (extra > 0) {
       const ex = t.duplicateSample.map((d) => `id ${d.id}: ${d.rows} rows, stream seqs ${d.seqs.join('/')}`).join('; ');
       push(v, { at: 0, what: `agent ${a.agent}: ${extra} rows stored more than once (${ex})` });
@@ -243,8 +255,9 @@ export function checkFencing(h: History): { result: CheckResult; fenced: number 
       else break;
     }
     if (e === undefined || e.node === undefined || e.node === m.sender) continue;
-    // the sender took the lease back since
-    if (ls.some((x) => x.node === m.sender && x.created > e.created && x.created <= m.t)) continue;
+    // The sender took the lease back since. Its write counts up to the tolerance after the receipt: a takeover
+    // can be superseded by a renewal before any observer reads it, and the renewal is stored a little later.
+    if (ls.some((x) => x.node === m.sender && x.created > e.created && x.created <= m.t + FENCE_TOLERANCE_MS)) continue;
     let senderDown = downOf.get(m.sender);
     if (senderDown === undefined) downOf.set(m.sender, (senderDown = faultStretches(h.procEvents, (p) => p === `node-${m.sender}`, h.runEnd)));
     // stamped before the other lease existed, and something other than the sender's decision held it on the way
@@ -258,7 +271,7 @@ export function checkFencing(h: History): { result: CheckResult; fenced: number 
     if (fenced <= MAX_LISTED) {
       push(v, {
         at: m.t,
-        what: `route ${m.route} v${m.version} from ${m.sender} received at ${fmtT(h, m.t)}, ${m.t - e.created} ms after ${e.node}'s lease on partition ${m.partition} was stored (rev ${e.rev}, ${fmtT(h, e.created)}); ${m.ts >= e.created ? `stamped ${m.ts - e.created} ms after that lease` : `stamped ${e.created - m.ts} ms before it, delivered late`}`,
+        what: `route ${m.route} v${m.version} from ${m.sender} received at ${fmtT(h, m.t)}, ${m.t - e.created} ms after ${e.node}'s lease on partition ${m.partition} was stored (rev ${e.rev}, ${fmtT(h, e.created)}${e.sent !== undefined ? `, sent by ${e.node} at ${fmtT(h, e.sent)}` : ''}); ${m.ts >= e.created ? `stamped ${m.ts - e.created} ms after that lease` : `stamped ${e.created - m.ts} ms before it, delivered late`}`,
       });
     }
   }
@@ -281,7 +294,7 @@ function ownership(h: History): Interval[][] {
 /** The holder of partition p's latest lease stored before t, for the messages. */
 function lastHolder(h: History, p: number, t: number): string {
   let best: (typeof h.leases)[number] | undefined;
-  for (const e of h.leases) if (e.p === p && e.created <= t && (!best || e.rev > best.rev)) best = e;
+  for (const e of h.leases) if (e.p === p && e.created <= t && (!best || e.created > best.created || (e.created === best.created && e.rev > best.rev))) best = e;
   if (!best) return 'never leased';
   return best.node === undefined ? `lease deleted at ${fmtT(h, best.created)}` : `last lease ${best.node} at ${fmtT(h, best.created)}`;
 }

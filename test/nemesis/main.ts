@@ -61,7 +61,7 @@ const run = await runNemesis({
   workDir,
   log: (l) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${l}`),
 });
-const paths = writeReport(out, run.history, run.verdict, { code: codeVersion(), callsPerSec: rate, agents: 2 * AGENTS_PER_PROCESS, command });
+const paths = writeReport(out, run.history, run.verdict, { code: codeVersion(), callsPerSec: rate, agents: 2 * AGENTS_PER_PROCESS, command, notes: run.notes });
 for (const n of run.notes) console.log(`note: ${n}`);
 for (const c of run.verdict.checks) {
   console.log(`${c.ok ? 'held  ' : 'FAILED'} ${c.title}`);

@@ -3,8 +3,9 @@
  * process timeline (pure). A partition is owned at time T when its latest
  * lease revision stored at or before T names a node whose process was alive
  * at T (running and not paused, in the incarnation that wrote the lease) and
- * was written within the lease time before T. Server timestamps are used
- * throughout, so a late receipt by the recorder changes nothing.
+ * was written within the lease time before T. Server timestamps order the
+ * writes and are used throughout, so a late receipt by the recorder changes
+ * nothing.
  */
 import { ProcEventKind, type LeaseEntry, type ProcEvent } from './types.ts';
 
@@ -96,7 +97,8 @@ export function ownedIntervals(leases: readonly LeaseEntry[], events: readonly P
   const byP: LeaseEntry[][] = Array.from({ length: o.partitions }, () => []);
   for (const e of leases) if (e.p >= 0 && e.p < o.partitions) byP[e.p]!.push(e);
   return byP.map((es) => {
-    es.sort((a, b) => a.rev - b.rev);
+    // by server time: servers have numbered one write differently, and the same time on every replica
+    es.sort((a, b) => a.created - b.created || a.rev - b.rev);
     const owned: Interval[] = [];
     for (let i = 0; i < es.length; i++) {
       const e = es[i]!;

@@ -10,8 +10,10 @@
  * - a poller of every node's /readyz and /metrics every 500 ms;
  * - a JetStream write probe (a replicated bucket of its own) that says when
  *   the bus answers writes again after a fault.
- * Entries are merged by identity (lease: partition and revision; state:
- * route, sender, version, ts and hash), keeping the earliest receipt.
+ * Entries are merged by identity (lease: partition, holder and the holder's
+ * clock in the record, as servers have numbered one write differently; state: route,
+ * sender, version, ts and hash), keeping the earliest receipt; a lease write
+ * seen under a second revision is kept as evidence.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { KV } from '@nats-io/kv';
@@ -24,7 +26,7 @@ import { tryDecode } from '../../src/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import { names as makeNames, partitionOf, type Names } from '../../schemas/subjects.ts';
 import { stateHash } from './hash.ts';
-import type { LeaseEntry, ReadySample, RouteMsg } from './types.ts';
+import type { LeaseEntry, ReadySample, Renumbered, RouteMsg } from './types.ts';
 
 /** Observer connections notice a paused server within ~2 s instead of the clients' default 20 s. */
 const OBSERVER = { pingInterval: 1000, maxPingOut: 2, noAsyncTraces: true } as const;
@@ -52,6 +54,9 @@ interface Entryish {
 
 export class Recorder {
   readonly leases = new Map<string, LeaseEntry>();
+  /** Lease writes seen under more than one revision, by write identity. */
+  readonly renumbered = new Map<string, Renumbered>();
+  private readonly revsSeen = new Set<string>();
   readonly routeMsgs = new Map<string, RouteMsg>();
   readonly ready: ReadySample[] = [];
   readonly sampleFailures: number[] = [];
@@ -79,11 +84,11 @@ export class Recorder {
   static async start(o: RecorderOptions): Promise<Recorder> {
     const r = new Recorder(o);
     r.lag.enable();
-    for (const url of o.serverUrls) {
+    for (const [i, url] of o.serverUrls.entries()) {
       const nc = await connectNats({ url, name: 'nemesis-observer', extra: { ...OBSERVER, ignoreClusterUpdates: true } });
       r.conns.push(nc);
       nc.subscribe(r.n.routeAll, { callback: (_e, m) => r.onRoute(m.data) });
-      void r.watchLeases(nc);
+      void r.watchLeases(nc, `watch-${i}`);
     }
     const all = o.serverUrls.join(',');
     const sampler = await connectNats({ url: all, name: 'nemesis-sampler', extra: OBSERVER });
@@ -141,18 +146,33 @@ export class Recorder {
 
   // ------------------------------------------------------------ leases
 
-  private addLease(e: Entryish): void {
+  private addLease(e: Entryish, via: string): void {
     const p = this.cn.leasePartition(e.key);
     if (p === undefined) return;
-    const id = `${p}:${e.revision}`;
-    if (this.leases.has(id)) return;
+    const revId = `${p}:${e.revision}`;
+    if (this.revsSeen.has(revId)) return;
+    this.revsSeen.add(revId);
     const rec = e.operation === 'PUT' ? decodeLease({ value: e.value, operation: 'PUT' }) : undefined;
     if (e.operation === 'PUT' && rec === undefined) return;
-    this.leases.set(id, { p, rev: e.revision, node: rec?.node, created: e.created.getTime(), seen: Date.now() });
+    const created = e.created.getTime();
+    // One write is its record (holder and the holder's clock at the write): the revision and even the
+    // timestamp can differ by the server that answers.
+    const id = rec !== undefined ? `${p}:${rec.node}:${rec.ts}` : `${p}:-:${created}`;
+    const had = this.leases.get(id);
+    if (had !== undefined) {
+      // the same write under another revision: another server numbers the stream differently
+      let r = this.renumbered.get(id);
+      if (r === undefined) this.renumbered.set(id, (r = { p, node: rec?.node, created, revs: [{ rev: had.rev, via: had.via }] }));
+      r.revs.push({ rev: e.revision, via });
+      return;
+    }
+    const entry: LeaseEntry = { p, rev: e.revision, node: rec?.node, created, seen: Date.now(), via };
+    if (rec !== undefined) entry.sent = rec.ts;
+    this.leases.set(id, entry);
   }
 
   /** A watch of the leases bucket on one pinned connection, started again whenever it ends. */
-  private async watchLeases(nc: NatsConnection): Promise<void> {
+  private async watchLeases(nc: NatsConnection, via: string): Promise<void> {
     while (!this.stopped) {
       try {
         const kv = await bindBucket(nc, this.cn.leasesBucket, 2000);
@@ -160,7 +180,7 @@ export class Recorder {
           const w = await kv.watch({ key: '>' });
           const stop = (): void => w.stop();
           this.stops.push(stop);
-          for await (const e of w) this.addLease(e);
+          for await (const e of w) this.addLease(e, via);
           this.stops.splice(this.stops.indexOf(stop), 1);
         }
       } catch {
@@ -177,7 +197,7 @@ export class Recorder {
       const kv = await bindBucket(nc, this.cn.leasesBucket, 1000);
       if (kv === undefined) return;
       const got = await Promise.all(Array.from({ length: this.o.partitions }, (_, p) => kv.get(this.cn.leaseKey(p))));
-      for (const e of got) if (e) this.addLease(e);
+      for (const e of got) if (e) this.addLease(e, 'sample');
     } catch {
       this.sampleFailures.push(Date.now());
     } finally {
@@ -185,12 +205,12 @@ export class Recorder {
     }
   }
 
-  /** Partition → holder by the latest lease revision recorded, where it was written within `freshMs` of now. */
+  /** Partition → holder by the latest lease write recorded, where it was written within `freshMs` of now. */
   holders(freshMs: number): Map<number, string> {
     const latest = new Map<number, LeaseEntry>();
     for (const e of this.leases.values()) {
       const l = latest.get(e.p);
-      if (l === undefined || e.rev > l.rev) latest.set(e.p, e);
+      if (l === undefined || e.created > l.created || (e.created === l.created && e.rev > l.rev)) latest.set(e.p, e);
     }
     const now = Date.now();
     const out = new Map<number, string>();

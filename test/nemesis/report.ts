@@ -17,6 +17,8 @@ export interface RunInfo {
   callsPerSec: number;
   agents: number;
   command: string;
+  /** The run's own notes (processes started twice, a stream not read). */
+  notes: string[];
 }
 
 export const FIGURE_UNITS: Record<string, { unit: string; target?: string }> = {
@@ -46,6 +48,7 @@ export function renderMarkdown(h: History, v: Verdict, info: RunInfo): string {
   o.push(`- ${h.faults.length} faults in ${h.heals.length} groups over ${((h.nemesisEnd - h.nemesisStart) / 1000).toFixed(0)} s of nemesis, ${((h.runEnd - h.runStart) / 1000).toFixed(0)} s in all`);
   o.push(`- 3 nats-servers (R3), ${h.nodes.length} route nodes (lease ${h.leaseMs} ms, ${h.partitions} partitions), 2 sinks into clickhouse-server, ${info.agents} agents in 2 processes at ~${info.callsPerSec} calls/s on ${h.routes.length} routes`);
   o.push(`- bound after a heal: lease time + 1 s = ${boundMs(h)} ms; fencing tolerance ${FENCE_TOLERANCE_MS} ms; idle window counted after ${IDLE_SETTLE_MS} ms`);
+  for (const n of info.notes) o.push(`- note: ${n}`);
   o.push('', '![timeline](timeline.svg)', '');
   o.push('## Figures', '', '| figure | value | target |', '|---|---|---|');
   for (const [k, val] of Object.entries(v.figures) as Array<[string, number]>) {
@@ -63,6 +66,13 @@ export function renderMarkdown(h: History, v: Verdict, info: RunInfo): string {
     }
     o.push('');
   }
+  o.push('## Seen on the bus', '');
+  if (h.leaseRenumberedCount > 0) {
+    const ex = h.leaseRenumbered
+      .slice(0, 5)
+      .map((r) => `partition ${r.p}, ${r.node ?? 'a delete'} at ${rel(h, r.created)}: ${r.revs.map((x) => `rev ${x.rev} (${x.via})`).join(', ')}`);
+    o.push(`${h.leaseRenumberedCount} lease writes were seen under two or more revisions: the servers answering numbered the leases stream differently (a lease is compared and set by revision). E.g. ${ex.join('; ')}.`, '');
+  } else o.push('Every lease write was seen under one revision.', '');
   o.push('## Faults and heals', '', '| group | fault | target | started | process up | healed (JetStream writable) | unowned after heal |', '|---|---|---|---|---|---|---|');
   for (const heal of h.heals) {
     const hv = v.heals.find((x) => x.group === heal.group);
@@ -81,7 +91,7 @@ export function writeReport(dir: string, h: History, v: Verdict, info: RunInfo):
   mkdirSync(dir, { recursive: true });
   const paths = { markdown: join(dir, 'report.md'), json: join(dir, 'report.json'), svg: join(dir, 'timeline.svg'), history: join(dir, 'history.json.gz') };
   writeFileSync(paths.markdown, renderMarkdown(h, v, info));
-  writeFileSync(paths.json, JSON.stringify({ seed: h.seed, info, figures: v.figures, checks: v.checks, heals: v.heals, faults: h.faults, agents: h.agents }, null, 2) + '\n');
+  writeFileSync(paths.json, JSON.stringify({ seed: h.seed, info, figures: v.figures, checks: v.checks, heals: v.heals, faults: h.faults, agents: h.agents, leaseRenumberedCount: h.leaseRenumberedCount, leaseRenumbered: h.leaseRenumbered.slice(0, 20) }, null, 2) + '\n');
   writeFileSync(paths.svg, renderTimeline(h, v));
   writeFileSync(paths.history, gzipSync(JSON.stringify(h)));
   return paths;

@@ -24,6 +24,7 @@ import { AgentProcess } from './agents.ts';
 import { judge, type Verdict } from './checks.ts';
 import { LarsProc, NatsProc, Timeline, type Managed } from './processes.ts';
 import { Recorder } from './recorder.ts';
+import { locateMissing, tallyStored } from './stored.ts';
 import { FaultKind, LeaderOf, describeFault, quietMs, randomPlan, type FaultGroup, type PlannedFault } from './schedule.ts';
 import { ProcEventKind, ProcKind, type AgentFinal, type FaultRecord, type HealRecord, type History } from './types.ts';
 import { makeWorkload, routeKey, type FailWindow } from './workload.ts';
@@ -212,7 +213,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
     const runEnd = Date.now();
     const last = heals[heals.length - 1];
     if (last) last.windowEnd = runEnd;
-    const tallies = await (await import('./stored.ts')).tallyStored(ch.url, database, new Map(finals.map((a) => [a.agent, a.made])));
+    const tallies = await tallyStored(ch.url, database, new Map(finals.map((a) => [a.agent, a.made])));
+    // where the missing reports went: still in the stream (the sinks lost them) or not (JetStream did)
+    const located = await locateMissing(admin, n.reportsStream, tallies).catch((err: unknown) => void notes.push(`the reports stream could not be read for the missing reports: ${String(err)}`));
+    if (located && located.firstSeq > 1) notes.push(`the reports stream had discarded its first ${located.firstSeq - 1} messages (its size limit): a missing report not found there may be one of them`);
     for (const a of agentProcs) await a.close();
     for (const p of larsProcs) if (p.failedStarts > 0) notes.push(`${p.id} exited before it answered ${p.failedStarts} times (started again)`);
     for (const p of larsProcs) if (p.crashes > 0) notes.push(`${p.id} exited by itself ${p.crashes} times (not started again; see its log)`);
@@ -232,6 +236,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
       runEnd,
       procEvents: timeline.events,
       leases: [...rec.leases.values()],
+      leaseRenumbered: [...rec.renumbered.values()].slice(0, 200),
+      leaseRenumberedCount: rec.renumbered.size,
       leaseSampleFailures: rec.sampleFailures,
       routeMsgs: [...rec.routeMsgs.values()],
       ready: rec.ready,

@@ -4,8 +4,12 @@
  * made, rows with ids it never made, and evidence (missing ids, ids stored
  * twice with the stream sequences of their rows).
  */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { openEngine } from '../../src/analytics/engine.ts';
-import { ID_SQL } from './workload.ts';
+import { decode } from '../../src/codec.ts';
+import type { NatsConnection } from '../../src/nats/connect.ts';
+import type { ReportBatch } from '../../schemas/messages.ts';
+import { ID_SCALE, ID_SQL } from './workload.ts';
 import type { CallerTally } from './types.ts';
 
 const SAMPLE = 8;
@@ -50,4 +54,46 @@ export async function tallyStored(url: string, database: string, made: ReadonlyM
   } finally {
     await e.close();
   }
+}
+
+/**
+ * Where the sampled missing reports are: reads the whole reports stream
+ * (before the servers stop) and fills each tally's `missingInStream` with
+ * the stream sequence of every sampled missing id found there. A missing
+ * report that is in the stream was lost between the stream and ClickHouse
+ * (the sinks); one that is not, by JetStream after its acknowledgement.
+ */
+export async function locateMissing(nc: NatsConnection, stream: string, tallies: CallerTally[], timeoutMs = 180_000): Promise<{ firstSeq: number } | undefined> {
+  const wanted = new Map<string, CallerTally>();
+  for (const t of tallies) if (t.missingSample.length > 0) wanted.set(t.caller, t);
+  if (wanted.size === 0) return undefined;
+  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+  const state = (await jsm.streams.info(stream)).state;
+  const total = state.last_seq;
+  const consumer = await jetstream(nc, { timeout: 10_000 }).consumers.get(stream);
+  const until = Date.now() + timeoutMs;
+  let seen = 0;
+  for (const t of wanted.values()) t.missingInStream = [];
+  while (seen < total && Date.now() < until) {
+    const batch = await consumer.fetch({ max_messages: 2000, expires: 2000 });
+    let got = 0;
+    for await (const m of batch) {
+      got++;
+      seen = m.seq;
+      let b: ReportBatch;
+      try {
+        b = decode(m.data) as ReportBatch;
+      } catch {
+        continue;
+      }
+      const t = wanted.get(b.sender);
+      if (!t) continue;
+      for (const r of b.reports) {
+        const id = Math.round((r[2] - 1) * ID_SCALE);
+        if (t.missingSample.includes(id)) t.missingInStream!.push({ id, seq: m.seq });
+      }
+    }
+    if (got === 0) break;
+  }
+  return { firstSeq: state.first_seq };
 }

@@ -37,16 +37,36 @@ export interface ProcEvent {
   pid?: number;
 }
 
-/** One stored state of a lease key (a renewal is a new revision), from a watch or a sample. */
+/**
+ * One stored state of a lease key (a renewal is a new revision), from a watch
+ * or a sample. One write is known by its partition, holder and the holder's
+ * clock in the record: the revision is the stream sequence of the server
+ * that answered, and replicas have been seen to number one write
+ * differently (and to stamp it a millisecond apart).
+ */
 export interface LeaseEntry {
   p: number;
+  /** The revision it was first seen under. */
   rev: number;
   /** Holder; undefined for a delete or purge. */
   node: string | undefined;
-  /** The server's timestamp of the write, ms. */
+  /** The server's timestamp of the write, ms (of the server that answered first). */
   created: number;
+  /** The holder's clock when it sent the write (the record's `ts`; undefined for a delete). */
+  sent?: number;
   /** When the harness first saw it. */
   seen: number;
+  /** Who saw it first: `watch-<server>` or `sample`. */
+  via: string;
+}
+
+/** One lease write seen under more than one revision (servers numbering the stream differently). */
+export interface Renumbered {
+  p: number;
+  node: string | undefined;
+  created: number;
+  /** Each revision with who saw it. */
+  revs: Array<{ rev: number; via: string }>;
 }
 
 /** One route state message seen on `<prefix>.route.>` (the first receipt of it). */
@@ -139,6 +159,8 @@ export interface CallerTally {
   foreign: number;
   /** Up to a few missing ids and duplicated ids, as evidence. */
   missingSample: number[];
+  /** Of the sampled missing ids, those found in the reports stream, with their stream sequence (absent: the stream was not read). */
+  missingInStream?: Array<{ id: number; seq: number }>;
   duplicateSample: Array<{ id: number; rows: number; seqs: number[] }>;
 }
 
@@ -167,6 +189,9 @@ export interface History {
   runEnd: number;
   procEvents: ProcEvent[];
   leases: LeaseEntry[];
+  /** Lease writes seen under two or more revisions (at most 200 kept), and how many in all. */
+  leaseRenumbered: Renumbered[];
+  leaseRenumberedCount: number;
   /** Lease samples that could not read the bucket, by time. */
   leaseSampleFailures: number[];
   routeMsgs: RouteMsg[];
