@@ -11,7 +11,7 @@
  * - a JetStream write probe (a replicated bucket of its own) that says when
  *   the bus answers writes again after a fault.
  * Entries are merged by identity (lease: partition, holder and the holder's
- * clock in the record, as servers have numbered one write differently; state: route,
+ * clock in the record, as one record has been seen at two revisions; state: route,
  * sender, version, ts and hash), keeping the earliest receipt; a lease write
  * seen under a second revision is kept as evidence.
  */
@@ -155,15 +155,15 @@ export class Recorder {
     const rec = e.operation === 'PUT' ? decodeLease({ value: e.value, operation: 'PUT' }) : undefined;
     if (e.operation === 'PUT' && rec === undefined) return;
     const created = e.created.getTime();
-    // One write is its record (holder and the holder's clock at the write): the revision and even the
-    // timestamp can differ by the server that answers.
+    // One write is its record (holder and the holder's clock at the write): the same record has been
+    // seen at two revisions, with timestamps a millisecond apart.
     const id = rec !== undefined ? `${p}:${rec.node}:${rec.ts}` : `${p}:-:${created}`;
     const had = this.leases.get(id);
     if (had !== undefined) {
-      // the same write under another revision: another server numbers the stream differently
+      // the same record under another revision: stored twice, or numbered differently by another server
       let r = this.renumbered.get(id);
-      if (r === undefined) this.renumbered.set(id, (r = { p, node: rec?.node, created, revs: [{ rev: had.rev, via: had.via }] }));
-      r.revs.push({ rev: e.revision, via });
+      if (r === undefined) this.renumbered.set(id, (r = { p, node: rec?.node, created: had.created, revs: [{ rev: had.rev, via: had.via, created: had.created }] }));
+      r.revs.push({ rev: e.revision, via, created });
       return;
     }
     const entry: LeaseEntry = { p, rev: e.revision, node: rec?.node, created, seen: Date.now(), via };

@@ -70,9 +70,9 @@ export function renderMarkdown(h: History, v: Verdict, info: RunInfo): string {
   if (h.leaseRenumberedCount > 0) {
     const ex = h.leaseRenumbered
       .slice(0, 5)
-      .map((r) => `partition ${r.p}, ${r.node ?? 'a delete'} at ${rel(h, r.created)}: ${r.revs.map((x) => `rev ${x.rev} (${x.via})`).join(', ')}`);
-    o.push(`${h.leaseRenumberedCount} lease writes were seen under two or more revisions: the servers answering numbered the leases stream differently (a lease is compared and set by revision). E.g. ${ex.join('; ')}.`, '');
-  } else o.push('Every lease write was seen under one revision.', '');
+      .map((r) => `partition ${r.p}, ${r.node ?? 'a delete'}'s record of ${rel(h, r.created)}: ${r.revs.map((x) => `rev ${x.rev} (${x.via}, stamped ${rel(h, x.created)})`).join(', ')}`);
+    o.push(`${h.leaseRenumberedCount} lease records were seen under two or more revisions: the same bytes (holder, its clock, its incarnation) stored twice in the leases bucket, or numbered differently by the servers answering (a lease is compared and set by revision). E.g. ${ex.join('; ')}.`, '');
+  } else o.push('Every lease record was seen under one revision.', '');
   o.push('## Faults and heals', '', '| group | fault | target | started | process up | healed (JetStream writable) | unowned after heal |', '|---|---|---|---|---|---|---|');
   for (const heal of h.heals) {
     const hv = v.heals.find((x) => x.group === heal.group);

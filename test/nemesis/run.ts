@@ -24,7 +24,7 @@ import { AgentProcess } from './agents.ts';
 import { judge, type Verdict } from './checks.ts';
 import { LarsProc, NatsProc, Timeline, type Managed } from './processes.ts';
 import { Recorder } from './recorder.ts';
-import { locateMissing, tallyStored } from './stored.ts';
+import { locateMissing, quarantined, tallyStored } from './stored.ts';
 import { FaultKind, LeaderOf, describeFault, quietMs, randomPlan, type FaultGroup, type PlannedFault } from './schedule.ts';
 import { ProcEventKind, ProcKind, type AgentFinal, type FaultRecord, type HealRecord, type History } from './types.ts';
 import { makeWorkload, routeKey, type FailWindow } from './workload.ts';
@@ -215,6 +215,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
     if (last) last.windowEnd = runEnd;
     const tallies = await tallyStored(ch.url, database, new Map(finals.map((a) => [a.agent, a.made])));
     // where the missing reports went: still in the stream (the sinks lost them) or not (JetStream did)
+    const q = await quarantined(ch.url, database).catch(() => ({}) as Record<string, number>);
+    if (Object.keys(q).length > 0) notes.push(`the sinks quarantined messages (not stored as reports): ${JSON.stringify(q)}`);
     const located = await locateMissing(admin, n.reportsStream, tallies).catch((err: unknown) => void notes.push(`the reports stream could not be read for the missing reports: ${String(err)}`));
     if (located && located.firstSeq > 1) notes.push(`the reports stream had discarded its first ${located.firstSeq - 1} messages (its size limit): a missing report not found there may be one of them`);
     for (const a of agentProcs) await a.close();

@@ -14,6 +14,17 @@ import type { CallerTally } from './types.ts';
 
 const SAMPLE = 8;
 
+/** Messages the sinks put in the quarantine table (not stored as reports), by kind. */
+export async function quarantined(url: string, database: string): Promise<Record<string, number>> {
+  const e = await openEngine({ url, database, requestTimeoutMs: 60_000 });
+  try {
+    const r = await e.query<{ kind: string; c: string | number }>(`SELECT kind, count() AS c FROM ${e.database}.quarantine GROUP BY kind`);
+    return Object.fromEntries(r.map((x) => [x.kind, Number(x.c)]));
+  } finally {
+    await e.close();
+  }
+}
+
 export async function tallyStored(url: string, database: string, made: ReadonlyMap<string, number>): Promise<CallerTally[]> {
   const e = await openEngine({ url, database, requestTimeoutMs: 120_000 });
   try {

@@ -40,9 +40,9 @@ export interface ProcEvent {
 /**
  * One stored state of a lease key (a renewal is a new revision), from a watch
  * or a sample. One write is known by its partition, holder and the holder's
- * clock in the record: the revision is the stream sequence of the server
- * that answered, and replicas have been seen to number one write
- * differently (and to stamp it a millisecond apart).
+ * clock in the record: the same record has been seen at two revisions of
+ * the bucket (stored twice, or numbered differently by the server that
+ * answered), and with timestamps a millisecond apart.
  */
 export interface LeaseEntry {
   p: number;
@@ -60,13 +60,13 @@ export interface LeaseEntry {
   via: string;
 }
 
-/** One lease write seen under more than one revision (servers numbering the stream differently). */
+/** One lease record seen under more than one revision (stored twice, or numbered differently by the servers). */
 export interface Renumbered {
   p: number;
   node: string | undefined;
   created: number;
-  /** Each revision with who saw it. */
-  revs: Array<{ rev: number; via: string }>;
+  /** Each revision with who saw it and the server timestamp it came with. */
+  revs: Array<{ rev: number; via: string; created: number }>;
 }
 
 /** One route state message seen on `<prefix>.route.>` (the first receipt of it). */
