@@ -15,6 +15,9 @@
  *     the stores synced on the server's schedule and on every write.
  *  6. leader-loss.ts: leader_loss_ack_pause_ms, the longest time any agent's
  *     acknowledgements stop when the REPORTS stream's leader is killed.
+ *  7. judging-gap.ts: leader_loss_judging_gap_ms, how long a host failing from
+ *     a server's kill -9 goes unejected (three `lars node` processes).
+ *  8. recovery.ts: recovery_after_nats_restart_ms (one server away 6 s).
  * docs/benchmarks.md describes the method. Every child process and server
  * is stopped at the end, also on failure or Ctrl-C.
  *
@@ -25,8 +28,9 @@
  * BENCH_CRASH_TRIALS [3], BENCH_CRASH_LOAD_MS [4000], BENCH_CRASH_MODES
  * [interval,always];
  * BENCH_LEADERLOSS_TRIALS [5], BENCH_LEADERLOSS_AGENTS [10 per process];
- * BENCH_CLUSTER_ONLY=small|handover|failover|rebalance|crash|leaderloss (comma
- * separated) runs only those.
+ * BENCH_RECOVERY_TRIALS [3];
+ * BENCH_CLUSTER_ONLY=small|handover|failover|rebalance|crash|leaderloss|judging|recovery
+ * (comma separated) runs only those.
  */
 import { loadavg } from 'node:os';
 import { epochMs } from './_common.ts';
@@ -38,6 +42,8 @@ import { benchFailover } from './cluster/failover.ts';
 import { benchRebalance } from './cluster/rebalance.ts';
 import { benchCoordinatedCrash } from './cluster/coordinated-crash.ts';
 import { benchLeaderLoss } from './cluster/leader-loss.ts';
+import { benchJudgingGap } from './cluster/judging-gap.ts';
+import { benchRecovery } from './cluster/recovery.ts';
 
 const only = process.env['BENCH_CLUSTER_ONLY']?.split(',');
 const runs = (name: string): boolean => !only || only.includes(name);
@@ -53,6 +59,9 @@ await runGroup('cluster', async () => {
   if (runs('rebalance')) metrics.push(...(await benchRebalance()));
   // Durability and availability of the three NATS servers themselves.
   if (runs('leaderloss')) metrics.push(...(await benchLeaderLoss()));
+  // Healing: routes judged through a server fault, ownership back after an outage.
+  if (runs('judging')) metrics.push(...(await benchJudgingGap()));
+  if (runs('recovery')) metrics.push(...(await benchRecovery()));
   if (runs('crash')) metrics.push(...(await benchCoordinatedCrash()));
   metrics.push({ name: 'cluster_load_1m_start', value: loadStart, unit: 'load', note: '1-min load average at start' });
   metrics.push({ name: 'cluster_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' });

@@ -352,8 +352,31 @@ export class Outbox {
         this.shift();
         this.send(e);
       }
-    }
+    } else this.sendFresh();
     this.arm();
+  }
+
+  /**
+   * During a stall, batches never sent yet go out once all the same (only
+   * retries wait for the probe): the route nodes take reports on the subject
+   * whether the stream stores them or not, so the routes are judged through
+   * a stream's leader election; what the stream missed is sent again once it
+   * answers. The batches never sent are the end of the queue (it is in seq
+   * order).
+   */
+  private sendFresh(): void {
+    let from = this.queue.length;
+    while (from > this.head && this.queue[from - 1]!.queued && this.queue[from - 1]!.attempts === 0) from--;
+    let to = from;
+    for (; to < this.queue.length; to++) {
+      const e = this.queue[to]!;
+      if (this.outstanding.size > 0 && this.inflightReports + e.reports > this.maxReports) break;
+      e.queued = false;
+      this.queuedCount--;
+      this.send(e);
+    }
+    // Out of the queue: a batch that fails is put back in its place by requeue().
+    if (to > from) this.queue.splice(from, to - from);
   }
 
   private send(e: Entry): void {

@@ -127,6 +127,8 @@ export class LeaseOwnership implements PartitionOwnership {
   private readonly ownedAt: number[] = [];
   private lastResyncAt = -Infinity;
   private ensuring: Promise<void> | undefined;
+  /** Since when lease writes have been failing (local clock), none having gone through since. */
+  private writesFailingSince: number | undefined;
   private evaluating = false;
   private again = false;
   private leaving = false;
@@ -416,11 +418,13 @@ export class LeaseOwnership implements PartitionOwnership {
         // Kept even when the partition is being released: the delete goes on this revision.
         h.revision = rev;
         h.renewedAt = t0;
+        this.writesAnswer();
         if (this.held.get(p) !== h) return false;
         this.table.note(p, this.nodeId, rev);
         return true;
       } catch (err) {
         if (isConflict(err)) return await this.recheck(p, h);
+        this.writeFailed(t0);
         this.counters.renewFailures++;
         if (bucketMissing(err)) void this.ensureBuckets();
         if (!this.closed) this.warnLimited('renew', { err: errText(err), partition: p, failures: this.counters.renewFailures }, 'lease renewal failed; will retry');
@@ -429,6 +433,37 @@ export class LeaseOwnership implements PartitionOwnership {
     })().finally(() => this.renewing.delete(p));
     this.renewing.set(p, run);
     return run;
+  }
+
+  /**
+   * A lease write went through after writes had failed for longer than a
+   * renewal interval (the bucket without a leader, a server lost): the other
+   * nodes could not renew either, so nobody is taken as gone or expired for
+   * a lease time from now, as after a reconnect. Taking their partitions
+   * over the moment the bucket answers again would move partitions from
+   * live nodes and back.
+   */
+  /**
+   * A lease write failed without a conflict (the bucket without a leader,
+   * the server away): while this node cannot write, neither may the others
+   * be able to, so no lease of theirs is taken as expired meanwhile (their
+   * clocks of expiry start again from now). Expiry is judged only on time
+   * during which this node could have seen a renewal.
+   */
+  private writeFailed(at: number): void {
+    this.writesFailingSince ??= at;
+    this.table.grace();
+  }
+
+  private writesAnswer(): void {
+    const since = this.writesFailingSince;
+    if (since === undefined) return;
+    this.writesFailingSince = undefined;
+    const now = this.clock();
+    if (now - since <= this.renewMs) return;
+    this.log.info({ failingMs: now - since }, 'lease writes answer again; others get a lease time to renew');
+    this.table.grace();
+    this.membership.grace();
   }
 
   private record(): Uint8Array {
@@ -568,6 +603,7 @@ export class LeaseOwnership implements PartitionOwnership {
       return true;
     } catch (err) {
       if (!isConflict(err)) {
+        this.writeFailed(t0);
         if (bucketMissing(err)) void this.ensureBuckets();
         this.warnLimited('take', { err: errText(err), partition: p }, 'lease write failed');
         return false;

@@ -138,6 +138,8 @@ export class Membership {
     await this.watch.start();
     this.timer = setInterval(() => {
       void this.beat().catch((err: unknown) => {
+        // Nobody's heartbeat gets through while this one does not: no member is taken as gone meanwhile.
+        this.holdOthers();
         const now = this.o.clock();
         if (now - this.beatWarnedAt < 10_000) return;
         this.beatWarnedAt = now;
@@ -191,9 +193,14 @@ export class Membership {
    * and its own heartbeat goes at once.
    */
   grace(): void {
+    this.holdOthers();
+    void this.beat().catch(() => undefined);
+  }
+
+  /** Every member counts as heard from now (see grace). */
+  private holdOthers(): void {
     this.graceFrom = this.o.clock();
     for (const s of this.members.values()) if (s.seenAt < this.graceFrom) s.seenAt = this.graceFrom;
-    void this.beat().catch(() => undefined);
   }
 
   private onEntry(e: KvEntry, check = true): void {
