@@ -9,7 +9,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { encode, tryDecode } from '../codec.ts';
 import { bindBucket } from '../registry.ts';
-import { LiveWatch } from './live-watch.ts';
+import { LiveWatch } from '../nats/live-watch.ts';
 import type { LeaseView } from '../../actors/ownership.ts';
 import type { Logger } from '../log.ts';
 import { clusterNames, type ClusterNames } from './names.ts';

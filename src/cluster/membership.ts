@@ -6,7 +6,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import { encode, tryDecode } from '../codec.ts';
-import { LiveWatch } from './live-watch.ts';
+import { LiveWatch } from '../nats/live-watch.ts';
 import { errText, noResponders } from './kv.ts';
 import type { Logger } from '../log.ts';
 import { retry } from '../retry.ts';

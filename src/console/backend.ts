@@ -11,7 +11,8 @@ import { names as namesOf, type Names } from '../../schemas/subjects.ts';
 import { validateRouteEvent, validateRouteState, type RegistryEntry, type RouteEvent, type RouteState, type SelfRegistration } from '../../schemas/messages.ts';
 import { HostState } from '../../schemas/contract.ts';
 import { tryDecode } from '../codec.ts';
-import { Registry, RouteStore, bindBucket, watchBucket, routeKeyParts, type BucketWatch } from '../registry.ts';
+import { Registry, RouteStore, bindBucket, routeKeyParts } from '../registry.ts';
+import { LiveWatch } from '../nats/live-watch.ts';
 import { decodeSelfRegistration } from '../node/self-registry.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
@@ -154,7 +155,7 @@ export class ConsoleBackend {
   private readonly entries = new Map<string, RegistryEntry>();
   private readonly summaries = new Map<string, RouteSummary>();
   private readonly followed = new Map<string, Followed>();
-  private readonly watches: BucketWatch[] = [];
+  private readonly watches: LiveWatch[] = [];
   private registry: Registry | undefined;
   private routesKv: KV | undefined;
   private registryKv: KV | undefined;
@@ -174,6 +175,7 @@ export class ConsoleBackend {
   static async start(o: ConsoleBackendOptions): Promise<ConsoleBackend> {
     const b = new ConsoleBackend(o);
     await b.bind();
+    void b.followConnection();
     return b;
   }
 
@@ -182,22 +184,45 @@ export class ConsoleBackend {
     if (this.routesKv && this.registryKv) return Promise.resolve();
     this.binding ??= (async () => {
       try {
+        // Watches that start over with a full view when they end (a server restarted, a bucket made anew) or the connection comes back.
         if (!this.registryKv && (this.registryKv = await bindBucket(this.nc, this.names.registryBucket).catch(() => undefined))) {
-          const kv = this.registryKv;
-          this.watches.push(await watchBucket(kv, (e) => this.onRegistry(e), { onError: (err) => this.rateLog.warn('registry watch', { err }, 'registry watch ended') }));
+          const w = new LiveWatch({ kv: this.registryKv, what: 'registry', log: this.log, onSnapshot: (all) => this.replace(this.entries, all, (e) => this.onRegistry(e)), onEntry: (e) => this.onRegistry(e) });
+          this.watches.push(w);
+          await w.start();
           this.registry = await Registry.open(this.nc, this.names);
         }
         if (!this.routesKv && (this.routesKv = await bindBucket(this.nc, this.names.routesBucket).catch(() => undefined))) {
-          const kv = this.routesKv;
-          const w = await watchBucket(kv, (e) => this.onRouteEntry(e), { onError: (err) => this.rateLog.warn('routes watch', { err }, 'routes watch ended') });
+          const w = new LiveWatch({ kv: this.routesKv, what: 'routes', log: this.log, onSnapshot: (all) => this.replace(this.states, all, (e) => this.onRouteEntry(e)), onEntry: (e) => this.onRouteEntry(e) });
           this.watches.push(w);
-          await w.initialized;
+          await w.start();
         }
       } finally {
         this.binding = undefined;
       }
     })();
     return this.binding;
+  }
+
+  /** A full view of a bucket: keys held but absent from it are gone, then every entry applies. */
+  private replace(held: Map<string, unknown>, all: ReadonlyMap<string, KvEntry>, apply: (e: KvEntry) => void): void {
+    for (const k of [...held.keys()]) {
+      if (all.has(k)) continue;
+      held.delete(k);
+      this.resummarize(k);
+    }
+    for (const e of all.values()) apply(e);
+  }
+
+  /** After a reconnect the views are read again: what changed while away is not missed. */
+  private async followConnection(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (this.closed) break;
+        if (s.type === 'reconnect') for (const w of this.watches) w.restart('reconnected');
+      }
+    } catch {
+      // the connection closed
+    }
   }
 
   private onRegistry(e: KvEntry): void {

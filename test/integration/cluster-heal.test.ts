@@ -14,6 +14,7 @@ import { parsePrometheusText, sampleValue } from '../../src/metrics/parse.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { Registry } from '../../src/registry.ts';
 import { ensureStreams } from '../../src/streams.ts';
+import { ConsoleBackend } from '../../src/console/backend.ts';
 import { names } from '../../schemas/subjects.ts';
 import { PARTITIONS, TEST_CLUSTER_STREAM_LIMITS, hosts, uniquePrefix } from '../helpers/cluster.ts';
 import { startChildNode, leaseOwners, type ChildNode } from '../helpers/nodes.ts';
@@ -52,9 +53,12 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
   let node: ChildNode | undefined;
   let traffic: Traffic | undefined;
   let sampler: ReturnType<typeof setInterval> | undefined;
+  let console_: ConsoleBackend | undefined;
 
   afterEach(async () => {
     if (sampler) clearInterval(sampler);
+    await console_?.close();
+    console_ = undefined;
     traffic?.stop();
     await agent?.close().catch(() => undefined);
     node?.kill('SIGKILL');
@@ -134,7 +138,7 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
     expect(samples.some((s) => s.at > writable), 'samples taken after the outage').to.equal(true);
   });
 
-  it('heal - a server back on a fresh store: the node makes its streams and buckets again and owns every partition, reports flow again, and a route registered anew is followed by the agent despite its lower version', async () => {
+  it('heal - a server back on a fresh store: the node makes its streams and buckets again and owns every partition, reports flow again, and a route registered anew is followed by the agent despite its lower version and shown by the console', async () => {
     server = await startNatsServer();
     const prefix = uniquePrefix();
     const n = names(prefix);
@@ -158,6 +162,9 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
     await waitFor(async () => (await agent!.getRoute(ROUTE[0], ROUTE[1]))?.hosts.some((h) => h.ip === '10.41.0.3' && h.state === 'overloaded'), { timeoutMs: 20_000, what: 'a host ejected before the outage' });
     failing.clear();
     const held = (await agent.getRoute(ROUTE[0], ROUTE[1]))!.version;
+    // The console's view of the routes, made before the outage.
+    console_ = await ConsoleBackend.start({ nc, prefix });
+    expect((await console_.routes()).map((r) => r.route)).to.deep.equal([`${ROUTE[0]}.${ROUTE[1]}`]);
 
     await server.stop();
     server = await startNatsServer({ port: server.port });
@@ -186,6 +193,7 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
     await waitFor(() => agent!.stats().pendingReports === 0 && agent!.stats().ackedBatches > 0, { timeoutMs: 30_000, what: "the agent's outbox drained into the new stream", explain: () => JSON.stringify(agent!.stats()) });
 
     // The registry went with the store: the route is registered again; its versions start again below what the agent holds.
+    const registeredAgain = Date.now();
     await entry();
     failing.add('10.41.0.2:8000');
     const r = await waitFor(
@@ -196,5 +204,11 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
       { timeoutMs: 30_000, what: 'the agent following the route registered anew (a host ejected on it)', explain: async () => `agent ${JSON.stringify(agent!.stats())} route ${JSON.stringify(await agent!.getRoute(ROUTE[0], ROUTE[1]))}` },
     );
     console.log(`      the agent held v${held} before; it follows the new route at v${r.version}`);
+    // The console sees the route as the new store has it, with the host just ejected.
+    await waitFor(async () => (await console_!.routes()).find((x) => x.route === `${ROUTE[0]}.${ROUTE[1]}` && x.ts >= registeredAgain && x.states.overloaded === 1), {
+      timeoutMs: 20_000,
+      what: 'the console showing the route of the new store',
+      explain: async () => JSON.stringify(await console_!.routes()),
+    });
   });
 });
