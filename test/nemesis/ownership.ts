@@ -97,7 +97,7 @@ export function ownedIntervals(leases: readonly LeaseEntry[], events: readonly P
   const byP: LeaseEntry[][] = Array.from({ length: o.partitions }, () => []);
   for (const e of leases) if (e.p >= 0 && e.p < o.partitions) byP[e.p]!.push(e);
   return byP.map((es) => {
-    // by server time: servers have numbered one write differently, and the same time on every replica
+    // by server time: one record has been seen at two revisions, and revisions are per server
     es.sort((a, b) => a.created - b.created || a.rev - b.rev);
     const owned: Interval[] = [];
     for (let i = 0; i < es.length; i++) {
