@@ -50,7 +50,7 @@ describe('nemesis - short run: faults on servers, nodes and sinks, checked on th
         workDir: out,
         log: (l) => console.log(`      ${l}`),
       });
-      const paths = writeReport(out, run.history, run.verdict, { code: codeVersion(), callsPerSec: CALLS_PER_SEC, agents: 10, command: 'npx mocha --config .mocharc.integration.json test/integration/nemesis.test.ts' });
+      const paths = writeReport(out, run.history, run.verdict, { code: codeVersion(), callsPerSec: CALLS_PER_SEC, agents: 10, command: 'npx mocha --config .mocharc.integration.json test/integration/nemesis.test.ts', notes: run.notes });
       console.log(`      report: ${paths.markdown}`);
       for (const n of run.notes) console.log(`      note: ${n}`);
       console.log(`      figures: ${JSON.stringify(run.verdict.figures)}`);
