@@ -28,6 +28,17 @@ export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './check
 const ADMIN_EJECT_MS = 100 * 365 * 24 * 3600 * 1000;
 /** The time of a sender never heard (or heard at a time an older checkpoint did not record). */
 const NEVER = -Infinity;
+
+/**
+ * A route with no input (report batch, registry entry) for this long, ms,
+ * is not ticked by time alone until the next input (`nextTick` says
+ * Infinity after one last tick at that point): ejections ending, windows
+ * closing, slow starts stepping, load weights lapsing and trial agents going
+ * all wait, and the tick the next input brings applies them at once. A route
+ * nobody calls publishes nothing; a caller that comes back picks from the
+ * last state and its first report batch brings the route up to date.
+ */
+export const QUIET_MS = 3000;
 export { parseCheckpoint } from './checkpoint.ts';
 
 /** One host of a route: identity, machine fields, the per-report counters and its load figures. */
@@ -167,11 +178,14 @@ export class RouteActor implements RouteMechanism {
   /** Inside `tick`: a suspect mark set and cleared within one tick changes panic only by their net result. */
   private ticking = false;
   private removed = false;
+  /** The last input (report batch, registry entry, removal) or the actor's start: time-driven changes stop QUIET_MS after it. */
+  private lastInput: number;
 
   constructor(opts: RouteActorOptions) {
     this.modid = opts.modid;
     this.cmdid = opts.cmdid;
     this.nodeId = opts.nodeId;
+    this.lastInput = opts.now;
     const cp = opts.checkpoint;
     if (cp && cp.v === 1 && cp.modid === opts.modid && cp.cmdid === opts.cmdid) {
       this.resume(cp, opts.entry, opts.now);
@@ -315,6 +329,7 @@ export class RouteActor implements RouteMechanism {
       this.lastSender = sender;
     }
     this.lastHeard = now;
+    this.lastInput = now;
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
       const h = hosts[i]!;
@@ -533,7 +548,11 @@ export class RouteActor implements RouteMechanism {
       // it. With one, tickTrials acts at its timeout.
       if (s.state === 'probing' && trialMs > 0 && s.trialAgent !== undefined) due = Math.min(due, this.trialDue(s.trialAgent, s.trialTs, trialMs));
     }
-    return due;
+    // A quiet route is left alone: what falls due QUIET_MS or more after its last input waits for the next one
+    // (the tick that input brings catches up at once). One tick at that point closes what was due before it.
+    const quiet = this.lastInput + QUIET_MS;
+    if (due < quiet) return due;
+    return this.lastTick < quiet ? quiet : Infinity;
   }
 
   /**
@@ -668,6 +687,7 @@ export class RouteActor implements RouteMechanism {
    * only when one of these changed something.
    */
   applyRegistry(entry: RegistryEntry, now: number): void {
+    this.lastInput = now;
     const oldProfile = this.profile;
     const oldParams = JSON.stringify(this.params);
     const oldStrategy = this.strategy;
@@ -722,6 +742,7 @@ export class RouteActor implements RouteMechanism {
 
   /** The route was deleted from the registry: the next flush publishes a tombstone. */
   remove(now: number): void {
+    this.lastInput = now;
     for (const s of this.slots) {
       const e = this.makeEvent(s, s.state, 'removed', now, {});
       e.to = 'none';

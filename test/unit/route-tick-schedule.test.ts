@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { RouteActor } from '../../actors/route.ts';
+import { QUIET_MS, RouteActor } from '../../actors/route.ts';
 import type { Profile, RegistryEntry, RegistryHost, ReportBatch } from '../../schemas/messages.ts';
 
 const T0 = 1_700_000_000_000;
@@ -90,7 +90,7 @@ function batchOf(s: Extract<Step, { kind: 'batch' }>, t: number): ReportBatch {
 }
 
 describe('route tick schedule - nextTick', () => {
-  it('route - ticked only when something reached it or its nextTick has come, a route behaves exactly as one ticked every interval', () => {
+  it('route - ticked only when something reached it or its nextTick has come, a route behaves exactly as one ticked every interval until it has been quiet for QUIET_MS', () => {
     fc.assert(
       fc.property(fc.constantFrom<Profile>('default', 'lars'), fc.array(step, { minLength: 1, maxLength: 60 }), (profile, steps) => {
         const first = registryEntry(profile, [0, 1, 2, 3], [], 100);
@@ -99,10 +99,16 @@ describe('route tick schedule - nextTick', () => {
         const scheduled = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: first, now: T0 });
         let t = T0;
         let touched = true;
+        // the reference is ticked at every interval, except once quiet (QUIET_MS after the last input, one tick at that point)
+        let lastInput = T0;
+        let lastEveryTick = -Infinity;
         const tickTo = (end: number): void => {
           // ticks on the interval grid up to `end`, as a node's timer does
           for (let next = t - (t % TICK_MS) + TICK_MS; next <= end; next += TICK_MS) {
-            every.tick(next);
+            if (lastEveryTick < lastInput + QUIET_MS) {
+              every.tick(next);
+              lastEveryTick = next;
+            }
             if (touched || next >= scheduled.nextTick()) {
               scheduled.tick(next);
               touched = false;
@@ -129,6 +135,7 @@ describe('route tick schedule - nextTick', () => {
             scheduled.applyRegistry(e, t);
           }
           touched = true;
+          lastInput = t;
           compare(t);
         }
         tickTo(t + 3000);
@@ -140,7 +147,36 @@ describe('route tick schedule - nextTick', () => {
   it('route - an idle route is due at its next load period or window end, whichever comes first', () => {
     const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: registryEntry('default', [0, 1], [], 100), now: T0 });
     expect(r.nextTick()).to.equal(T0 + PARAMS.weight_update_period * 1000);
-    const slow = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: { ...registryEntry('lars', [0, 1], [], 100), params: { idle_timeout: 15, weight_update_period: 60 } }, now: T0 });
-    expect(slow.nextTick()).to.equal(T0 + 15_000);
+    const slow = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry: { ...registryEntry('lars', [0, 1], [], 100), params: { idle_timeout: 15, weight_update_period: 4 } }, now: T0 });
+    expect(slow.nextTick()).to.equal(T0 + 3_000);
+  });
+
+  it('route - a route quiet for QUIET_MS is due once more, then never by time alone; the next input brings what fell due meanwhile', () => {
+    const entry = { ...registryEntry('default', [0, 1, 2, 3], [], 100), params: { ...PARAMS, base_ejection_time: 10, max_ejection_time: 60, idle_timeout: 60, weight_update_period: 60 } };
+    const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry, now: T0 });
+    r.flush(T0);
+    const batch = (t: number, failing: boolean): ReportBatch =>
+      batchOf({ kind: 'batch', sender: 'a', util: [], reports: Array.from({ length: 40 }, (_, i): [number, number, number] => [i % 4, failing && i % 4 === 0 ? 1 : 0, 5]) }, t);
+    // host 0 fails and is ejected for 10 s: its ejection ends by time, long after the last batch
+    r.ingest(batch(T0, true), T0);
+    r.tick(T0);
+    expect(r.flush(T0)?.state.hosts.find((h) => h.ip === IPS[0])?.state).to.equal('overloaded');
+    // ticked when due, up to QUIET_MS after the batch at the latest, then never by time
+    const ticks: number[] = [];
+    for (let due = r.nextTick(); due !== Infinity && ticks.length < 100; due = r.nextTick()) {
+      ticks.push(due - T0);
+      r.tick(due);
+      r.flush(due);
+    }
+    expect(r.nextTick(), 'then never by time').to.equal(Infinity);
+    expect(ticks.at(-1), 'the last tick by time').to.equal(QUIET_MS);
+    expect(ticks.every((t) => t <= QUIET_MS), `ticks ${ticks.join(', ')}`).to.equal(true);
+    expect(r.flush(T0 + QUIET_MS), 'still ejected when it went quiet').to.equal(undefined);
+    expect(r.snapshot(T0 + QUIET_MS).hosts.find((h) => h.ip === IPS[0])?.state).to.equal('overloaded');
+    const late = T0 + 60_000;
+    // a batch comes: the tick it brings applies the ejection's end at once
+    r.ingest(batch(late, false), late);
+    r.tick(late);
+    expect(r.flush(late)?.state.hosts.find((h) => h.ip === IPS[0])?.state).to.equal('probing');
   });
 });
