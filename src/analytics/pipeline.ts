@@ -52,6 +52,14 @@ class Batch {
   bytes = 0;
   /** When its oldest message was delivered or last kept alive (clock ms). */
   aliveAt = 0;
+  /**
+   * Not kept alive for a whole ack wait (this process was stopped or
+   * starved): the stream may have given its messages to another worker,
+   * which stores them. They are neither stored nor acknowledged here: the
+   * stream delivers them again (to this worker or another), and a
+   * redelivery is looked up before it is stored.
+   */
+  stale = false;
 
   full(l: BatchLimits): boolean {
     return this.items.length >= l.maxMessages || this.rows >= l.maxRows || this.bytes >= l.maxBytes;
@@ -200,6 +208,8 @@ export class Pipeline {
       b.items.push({ msg: m, seq, redelivered: true, line: '', rows: 0, dup: true });
       return;
     }
+    // A filling batch that went stale while this process was stopped is left to the stream; new messages start a new one.
+    if (this.current.items.length > 0 && this.isStale(this.current)) this.cut();
     const item = this.p.rows.prepare(m);
     // At or below what is stored, or below what this worker has seen already
     // (the consumer's position fell back, e.g. acks lost in a server crash):
@@ -232,7 +242,10 @@ export class Pipeline {
     this.held.add(b);
     for (const s of b.seqs) this.heldSeqs.set(s, b);
     this.chain = this.chain
-      .then(() => this.p.writer.flush(b.items))
+      .then(() => {
+        if (this.isStale(b)) return this.dropStale(b);
+        return this.p.writer.flush(b.items);
+      })
       .catch((err: unknown) => this.p.log.error({ err }, 'batch flush failed'))
       .finally(() => {
         this.held.delete(b);
@@ -269,11 +282,24 @@ export class Pipeline {
    * held message hears from us within 7/12 of it; a batch stored quickly
    * costs no in-progress ack at all.
    */
+  /** Whether the batch went a whole ack wait without being kept alive (checked, and marked, now). */
+  private isStale(b: Batch): boolean {
+    if (!b.stale && b.items.length > 0 && this.p.now() - b.aliveAt >= this.p.ackWaitMs) b.stale = true;
+    return b.stale;
+  }
+
+  private dropStale(b: Batch): void {
+    this.stats.staleDropped += b.items.length;
+    this.p.rlog.warn(`stale-${this.name}`, { messages: b.items.length, ackWaitMs: this.p.ackWaitMs }, 'held messages went a whole ack wait without in-progress acks (the process was stopped or starved): left to the stream to deliver again, not stored here');
+  }
+
   private keepAlive(): void {
     const now = this.p.now();
     const due = this.p.ackWaitMs / 4;
     try {
       for (const b of [...this.held, this.current]) {
+        // Too late to keep alive: the messages may be another worker's now (see Batch.stale).
+        if (this.isStale(b)) continue;
         if (b.items.length === 0 || now - b.aliveAt < due) continue;
         for (const i of b.items) i.msg.working();
         b.aliveAt = now;

@@ -86,10 +86,12 @@ export interface PipelineStats {
   lastError: string | undefined;
   /** Messages held right now (filling, queued and inserting batches): bounded by about 3 batches. */
   held: number;
+  /** Messages left to the stream unstored because they went a whole ack wait without in-progress acks (this process stopped or starved). */
+  staleDropped: number;
 }
 
 export function emptyStats(): PipelineStats {
-  return { received: 0, rows: 0, batches: 0, acked: 0, redelivered: 0, duplicatesSkipped: 0, quarantined: {}, retries: 0, lastError: undefined, held: 0 };
+  return { received: 0, rows: 0, batches: 0, acked: 0, redelivered: 0, duplicatesSkipped: 0, quarantined: {}, retries: 0, lastError: undefined, held: 0, staleDropped: 0 };
 }
 
 export interface Sink {

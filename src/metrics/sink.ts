@@ -113,6 +113,7 @@ export function registerSinkMetrics(opts: SinkMetricsOptions): void {
   counterFrom(r, { name: 'lars_sink_messages_acked_total', help: 'Stream messages acknowledged after their rows were stored, by table', labelNames: table, read: per((s) => s.acked) });
   counterFrom(r, { name: 'lars_sink_messages_redelivered_total', help: 'Stream messages delivered again (another worker or an earlier attempt held them), by table', labelNames: table, read: per((s) => s.redelivered) });
   counterFrom(r, { name: 'lars_sink_duplicates_skipped_total', help: 'Messages skipped because their rows were already stored, by table', labelNames: table, read: per((s) => s.duplicatesSkipped) });
+  counterFrom(r, { name: 'lars_sink_stale_dropped_total', help: 'Messages left to the stream unstored because they went a whole ack wait without in-progress acks (the worker was stopped or starved), by table', labelNames: table, read: per((s) => s.staleDropped) });
   counterFrom<'table' | 'reason'>(r, {
     name: 'lars_sink_quarantined_total',
     help: 'Messages put in quarantine instead of their table, by table and reason',
