@@ -154,6 +154,12 @@ export class LeaseOwnership implements PartitionOwnership {
     if (this.renewMs + this.safetyMs >= this.leaseMs) throw new RangeError('lease renewal interval plus safety margin must be below the lease time');
   }
 
+  /** Makes or binds the members and leases buckets (idempotent; start does it too): a process can wait for them while the servers settle. */
+  async prepare(): Promise<void> {
+    await openTtlBucket(this.nc, this.names.membersBucket, this.membersTtl(), this.opTimeoutMs);
+    await openTtlBucket(this.nc, this.names.leasesBucket, this.leasesTtl(), this.opTimeoutMs);
+  }
+
   async start(hooks: OwnershipHooks): Promise<void> {
     if (this.started) return;
     this.started = true;

@@ -35,6 +35,8 @@ export interface PartitionOwnership {
   owned(): ReadonlySet<number>;
   /** Registers a listener for ownership changes; returns a function that removes it. */
   onChange(listener: (owned: ReadonlySet<number>) => void): () => void;
+  /** Makes or binds what `start` needs on the bus (idempotent, may be retried); optional. */
+  prepare?(): Promise<void>;
   /** Starts taking part (membership, leases); called once by the node before it reads `owned()`. */
   start?(hooks: OwnershipHooks): Promise<void>;
   /** Fencing: whether this node may still publish for `partition` now (its lease renewed recently enough by the local clock). */

@@ -1,9 +1,13 @@
 /** `lars node`: runs a route node until stopped. */
-import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, watchConnection, type NatsConnection } from '../../nats/connect.ts';
+import { names } from '../../../schemas/subjects.ts';
+import { Registry, RouteStore } from '../../registry.ts';
+import { CheckpointStore } from '../../cluster/checkpoints.ts';
 import { RouteNode } from '../../node/route-node.ts';
 import { createLogger } from '../../log.ts';
 import { ensureStreams } from '../../streams.ts';
 import { leaseMsOf, nodeOwnership } from '../../cluster/index.ts';
+import { startWhenSettled } from '../start-retry.ts';
 import { UsageError } from '../../errors.ts';
 import type { Command } from '../command.ts';
 import { closeConnection, withLifecycle } from '../lifecycle.ts';
@@ -52,6 +56,16 @@ export const nodeCommand: Command = {
       const ctl = own === undefined ? await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}-leases`, extra: { noAsyncTraces: true } }) : undefined;
       if (ctl) life.add('NATS connection (leases)', () => closeConnection(ctl));
       const ownership = nodeOwnership({ nc: ctl ?? nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
+      // What the node opens first (streams, buckets) is made or bound here, waiting while the servers settle.
+      await startWhenSettled(
+        'the route node',
+        async () => {
+          await prepareNode(nc, cfg.prefix);
+          await ownership.prepare?.();
+        },
+        log,
+        life.stopped,
+      );
       const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
       life.add('route node', () => node.close());
       await web?.attach(node);
@@ -69,6 +83,15 @@ export const nodeCommand: Command = {
     });
   },
 };
+
+/** The streams and buckets a route node opens at start, made when missing (idempotent). */
+async function prepareNode(nc: NatsConnection, prefix: string): Promise<void> {
+  const n = names(prefix);
+  await ensureStreams(nc, n);
+  await Registry.open(nc, n);
+  await RouteStore.open(nc, n);
+  await CheckpointStore.open(nc, prefix);
+}
 
 /** `0-31,40` → [0..31, 40], each within 0..partitions-1. */
 export function parsePartitions(spec: string, partitions: number): number[] {

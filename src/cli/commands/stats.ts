@@ -7,6 +7,7 @@ import { requireJetStream } from '../../natsd.ts';
 import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
+import { startWhenSettled } from '../start-retry.ts';
 import { PipelineName, type Sink } from '../../analytics/sink.ts';
 import { HTTP_FLAGS, httpSettings, serveSinkHttp, type ProcessHttp } from '../../metrics/mod.ts';
 import { names } from '../../../schemas/subjects.ts';
@@ -137,13 +138,19 @@ export const sinkCommand: Command = {
     try {
       await requireJetStream(nc, cfg.natsUrl);
       if (http) web = await serveSinkHttp({ settings: http, nc, log, names: names(cfg.prefix), pipelines: only ? [only] : undefined, labels: { node: cfg.nodeId } });
-      const a = await startAnalytics(cfg, nc, log, {
-        ...(retentionDays !== undefined ? { retention: { reportsDays: retentionDays } } : {}),
-        sink: {
-          batch: { ...(batchRows !== undefined ? { maxRows: batchRows } : {}), ...(batchMs !== undefined ? { maxWaitMs: batchMs } : {}) },
-          ...(only !== undefined ? { pipelines: [only] } : {}),
-        },
-      });
+      const a = await startWhenSettled(
+        'the sink',
+        () =>
+          startAnalytics(cfg, nc, log, {
+            ...(retentionDays !== undefined ? { retention: { reportsDays: retentionDays } } : {}),
+            sink: {
+              batch: { ...(batchRows !== undefined ? { maxRows: batchRows } : {}), ...(batchMs !== undefined ? { maxWaitMs: batchMs } : {}) },
+              ...(only !== undefined ? { pipelines: [only] } : {}),
+            },
+          }),
+        log,
+        life.stopped,
+      );
       await web?.attach(a.sink);
       log.info({ engine: a.engine.description }, 'sink ready; Ctrl-C to stop');
       await life.stopped;
