@@ -19,6 +19,7 @@
  * 6. idle routes: at most one new version per minute per route without
  *    traffic.
  */
+import { QUIET_MS } from '../../actors/route.ts';
 import { aliveAt, gaps, incarnations, ownedIntervals, unownedAt, type Interval } from './ownership.ts';
 import { ProcEventKind, type History, type ProcEvent, type RouteMsg } from './types.ts';
 
@@ -31,8 +32,13 @@ import { ProcEventKind, type History, type ProcEvent, type RouteMsg } from './ty
  * harness' event loop, whose worst delay the report gives).
  */
 export const FENCE_TOLERANCE_MS = 250;
-/** States published by a node within this long after its callers stopped still carry their last reports. */
-export const IDLE_SETTLE_MS = 1500;
+/**
+ * States published by a node within this long after its callers stopped
+ * still carry their last reports (1.5 s), or what fell due before the route
+ * went quiet (QUIET_MS after its last input: then it changes nothing by
+ * time alone).
+ */
+export const IDLE_SETTLE_MS = QUIET_MS + 1500;
 
 export const CheckId = {
   exactlyOnce: 'exactly-once',
