@@ -75,6 +75,12 @@ export class DurableConsumer {
     return { consumer: await js.consumers.get(stream, durable), highWater, created };
   }
 
+  /** The highest stream sequence stored in the pipeline's table (what a consumer whose position fell back may deliver again). */
+  storedHighWater(): Promise<number> {
+    const { jsm, engine, stream, table } = this.o;
+    return storedHighWater(jsm, stream, engine, table);
+  }
+
   /** True when this call created the consumer (it starts at the stream's first message). */
   private async ensure(): Promise<boolean> {
     const { jsm, stream, durable, maxAckPending, log } = this.o;

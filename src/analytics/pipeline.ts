@@ -93,6 +93,14 @@ export class Pipeline {
   private lastLook: number;
   /** The last fetch failed (the consumer lost, its stream away): unbound until a fetch succeeds again. */
   private failing = false;
+  /**
+   * After a fetch failed (a server lost or restarted, a leadership change),
+   * the consumer's acknowledged position may have fallen back: messages
+   * another worker stored can come again as first deliveries. Until the
+   * stored high-water mark is read again, every message is looked up.
+   */
+  private suspect = false;
+  private refreshing: Promise<void> | undefined;
 
   constructor(p: PipelineOptions) {
     this.p = p;
@@ -188,6 +196,7 @@ export class Pipeline {
         const gone = seen.has('consumer_deleted') || seen.has('consumer_not_found') || seen.has('stream_not_found') || isConsumerGone(err);
         this.stats.lastError = (err as Error).message;
         this.failing = true;
+        this.refreshHighWater();
         this.p.rlog.warn(`fetch-${this.name}`, { err, got, gone }, 'fetch from the stream failed; retrying');
         await sleep(backoffDelay(failures++, this.p.backoff), this.run.stopCtl.signal);
         if (!this.run.stopping && (failures >= 3 || gone)) await this.rebind(err);
@@ -214,7 +223,7 @@ export class Pipeline {
     // At or below what is stored, or below what this worker has seen already
     // (the consumer's position fell back, e.g. acks lost in a server crash):
     // may be stored, so it is looked up before it is inserted.
-    if (seq <= this.highWater || seq <= this.maxSeen) item.redelivered = true;
+    if (this.suspect || seq <= this.highWater || seq <= this.maxSeen) item.redelivered = true;
     if (seq > this.maxSeen) this.maxSeen = seq;
     if (item.rows > 0) this.rowsPerMessage += (item.rows - this.rowsPerMessage) / 16;
     this.bytesPerMessage += (m.data.length - this.bytesPerMessage) / 16;
@@ -253,6 +262,24 @@ export class Pipeline {
         const w = this.roomWaiters;
         this.roomWaiters = [];
         for (const r of w) r();
+      });
+  }
+
+  /** Reads the stored high-water mark again (see `suspect`); one read at a time, retried on the next failure if it fails. */
+  private refreshHighWater(): void {
+    this.suspect = true;
+    if (this.refreshing) return;
+    this.refreshing = this.p.durable
+      .storedHighWater()
+      .then((hw) => {
+        this.highWater = Math.max(this.highWater, hw);
+        this.suspect = false;
+      })
+      .catch((err: unknown) => {
+        this.p.rlog.warn(`highwater-${this.name}`, { err: errText(err) }, 'stored high-water mark not read; looking every message up until it is');
+      })
+      .finally(() => {
+        this.refreshing = undefined;
       });
   }
 

@@ -143,8 +143,28 @@ export async function readClusterSnapshot(nc: NatsConnection, prefix: string): P
   return { members, leases };
 }
 
-/** The cluster's status under `prefix` now. */
+/**
+ * The cluster's status under `prefix` now. Ages are taken from when the
+ * read began (a slow read would age every lease by its own length), and the
+ * leases of partitions that look unowned are read once more, one by one,
+ * before they are reported: the bulk read may come from a replica a moment
+ * behind.
+ */
 export async function clusterStatus(nc: NatsConnection, o: { prefix: string; partitions: number; now?: () => number }): Promise<ClusterStatus> {
+  const now = o.now ?? Date.now;
+  const at = now();
   const snap = await readClusterSnapshot(nc, o.prefix);
-  return summarizeCluster(snap, { prefix: o.prefix, partitions: o.partitions, now: (o.now ?? Date.now)() });
+  const first = summarizeCluster(snap, { prefix: o.prefix, partitions: o.partitions, now: at });
+  if (first.problems.length === 0) return first;
+  const cn = clusterNames(o.prefix);
+  const kv = await bindBucket(nc, cn.leasesBucket).catch(() => undefined);
+  if (kv === undefined) return first;
+  await Promise.all(
+    first.problems.map(async ({ partition: p }) => {
+      const e = await kv.get(cn.leaseKey(p)).catch(() => null);
+      const r = e ? decodeLease(e) : undefined;
+      if (e && r && e.created.getTime() > (snap.leases.get(p)?.storedAt ?? -Infinity)) snap.leases.set(p, { node: r.node, storedAt: e.created.getTime() });
+    }),
+  );
+  return summarizeCluster(snap, { prefix: o.prefix, partitions: o.partitions, now: at });
 }
