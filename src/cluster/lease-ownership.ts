@@ -16,9 +16,10 @@
  *   `leaseMs - safetyMs` by the local clock; a lease revision written by
  *   another node drops the partition at once. A renewal that fails its
  *   compare-and-set reads the lease back first: a write of this node's own
- *   (same name and incarnation) that timed out but was applied is adopted, a
- *   lease that aged out or was deleted is taken again when it is still this
- *   node's to take, and only a lease held by another node drops it.
+ *   (same name and incarnation) that timed out but was applied is adopted;
+ *   anything else drops the partition (another node's lease, or none: it may
+ *   have been taken over and released while this node was stopped), which
+ *   is then taken and restored afresh when it is still this node's.
  * - Healing: the views of the leases and members buckets are caches. Each
  *   starts over with a full read whenever its watch ends, when the
  *   connection comes back (and then nobody is taken as gone or expired for a
@@ -115,6 +116,8 @@ export class LeaseOwnership implements PartitionOwnership {
   private readonly releases = new Set<Promise<void>>();
   private readonly warnedAt = new Map<string, number>();
   private readonly renewing = new Map<number, Promise<boolean>>();
+  /** When each renewal in `renewing` began (local clock). */
+  private readonly renewingSince = new Map<number, number>();
   private snapshot: ReadonlySet<number> = new Set();
   private readonly listeners = new Set<(owned: ReadonlySet<number>) => void>();
   private renewTimer: ReturnType<typeof setInterval> | undefined;
@@ -134,7 +137,7 @@ export class LeaseOwnership implements PartitionOwnership {
   private leaving = false;
   private closed = false;
   private started = false;
-  readonly counters = { taken: 0, takenOver: 0, released: 0, lost: 0, renewFailures: 0, resyncs: 0, ownWritesFound: 0, retaken: 0, bucketsMade: 0 };
+  readonly counters = { taken: 0, takenOver: 0, released: 0, lost: 0, renewFailures: 0, resyncs: 0, ownWritesFound: 0, leasesGone: 0, bucketsMade: 0, renewalsAbandoned: 0 };
 
   constructor(o: LeaseOwnershipOptions) {
     this.nc = o.nc;
@@ -152,6 +155,11 @@ export class LeaseOwnership implements PartitionOwnership {
     this.opTimeoutMs = o.opTimeoutMs ?? Math.min(1000, Math.max(200, Math.floor(this.leaseMs / 2)));
     for (let p = 0; p < this.partitions; p++) this.ownedAt.push(this.clock());
     if (this.renewMs + this.safetyMs >= this.leaseMs) throw new RangeError('lease renewal interval plus safety margin must be below the lease time');
+  }
+
+  /** Rendezvous hashing over the live members gives this node the partition. */
+  private shouldOwn(p: number): boolean {
+    return !this.leaving && !this.closed && rendezvousOwner(p, this.membership.live()) === this.nodeId;
   }
 
   /** Makes or binds the members and leases buckets (idempotent; start does it too): a process can wait for them while the servers settle. */
@@ -414,7 +422,14 @@ export class LeaseOwnership implements PartitionOwnership {
 
   private renew(p: number): Promise<boolean> {
     const cur = this.renewing.get(p);
-    if (cur) return cur;
+    // A renewal still out after several write timeouts is not waited for any longer (each of its requests is
+    // bounded; this bounds their sum): the next one goes, on the revision held now.
+    if (cur && this.clock() - (this.renewingSince.get(p) ?? 0) < 4 * this.opTimeoutMs) return cur;
+    if (cur) {
+      this.counters.renewalsAbandoned++;
+      this.warnLimited('renew-stuck', { partition: p, ms: this.clock() - (this.renewingSince.get(p) ?? 0) }, 'a lease renewal has been out too long; renewing again');
+    }
+    this.renewingSince.set(p, this.clock());
     const run = (async (): Promise<boolean> => {
       const h = this.held.get(p);
       if (!h) return false;
@@ -436,7 +451,12 @@ export class LeaseOwnership implements PartitionOwnership {
         if (!this.closed) this.warnLimited('renew', { err: errText(err), partition: p, failures: this.counters.renewFailures }, 'lease renewal failed; will retry');
         return false;
       }
-    })().finally(() => this.renewing.delete(p));
+    })().finally(() => {
+      if (this.renewing.get(p) === run) {
+        this.renewing.delete(p);
+        this.renewingSince.delete(p);
+      }
+    });
     this.renewing.set(p, run);
     return run;
   }
@@ -507,15 +527,21 @@ export class LeaseOwnership implements PartitionOwnership {
       if (this.isMine(e)) {
         this.counters.ownWritesFound++;
         h.revision = await this.kv.update(key, this.record(), e.revision);
-      } else if (e === null || decodeLease(e) === undefined) {
-        if (!this.shouldOwn(p)) {
-          this.drop(p, 'lease expired');
-          this.schedule();
-          return false;
-        }
+      } else if (e === null && this.shouldOwn(p)) {
+        // Aged out (or a server back on a fresh store): taken again. Another node may have held it meanwhile (taken
+        // over while this one was stopped, its lease aged out since) and stored route states this node never saw:
+        // the node stores each route's next state before it publishes it, which a newer stored state refuses.
         h.revision = await this.kv.create(key, this.record());
-        this.counters.retaken++;
-        this.log.info({ partition: p, revision: h.revision }, 'lease found expired; taken again');
+        this.counters.leasesGone++;
+        this.hooks?.verify?.([p]);
+        this.log.info({ partition: p, revision: h.revision }, 'lease found aged out; taken again, routes verified before they publish');
+      } else if (e === null || decodeLease(e) === undefined) {
+        // Deleted: another node released it, so it held it meanwhile and may have published above what this node
+        // holds. The partition is dropped, and taken and restored afresh when it is still this node's to own.
+        this.counters.leasesGone++;
+        this.drop(p, e === null ? 'lease aged out' : 'lease deleted');
+        this.schedule();
+        return false;
       } else {
         this.drop(p, `lease taken by ${decodeLease(e)!.node}`);
         this.schedule();
@@ -539,10 +565,6 @@ export class LeaseOwnership implements PartitionOwnership {
     return true;
   }
 
-  /** Rendezvous hashing over the live members gives this node the partition. */
-  private shouldOwn(p: number): boolean {
-    return !this.leaving && !this.closed && rendezvousOwner(p, this.membership.live()) === this.nodeId;
-  }
 
   /** Runs one evaluation at a time; a trigger during one runs another after it. */
   private schedule(): void {

@@ -13,6 +13,12 @@ export interface OwnershipHooks {
    * their actors.
    */
   handOver(partitions: readonly number[]): Promise<void>;
+  /**
+   * The partitions' leases were taken again after a gap (they aged out):
+   * another node may have stored route states meanwhile, so each of their
+   * routes stores its next state (compare-and-set) before publishing it.
+   */
+  verify?(partitions: readonly number[]): void;
   /** The node's report intake so far, announced with its heartbeats (`lars cluster status`). */
   ingest?(): { reports: number; batches: number; pending: number };
 }

@@ -227,7 +227,7 @@ export class RouteNode {
     node.statusLoop = node.followConnection(opts.onStart);
     node.tickTimer = setInterval(() => node.tick(), node.tickMs);
     node.tickTimer.unref?.();
-    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, node.closing === undefined), ingest: () => node.ingestFigures() });
+    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, node.closing === undefined), ingest: () => node.ingestFigures(), verify: (ps) => node.verify(ps) });
     // Changes that came while starting.
     node.onOwnershipChange(node.ownership.owned());
     node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
@@ -692,6 +692,12 @@ export class RouteNode {
         }
       }),
     );
+  }
+
+  /** The partitions' leases had a gap: each route's next state is stored before it is published (see OwnershipHooks.verify). */
+  private verify(ps: readonly number[]): void {
+    const set = new Set(ps);
+    for (const slot of this.routes.values()) if (set.has(slot.partition)) slot.storeFirst = true;
   }
 
   /** A fenced write or renewal failed: the partition belongs to someone else now. */

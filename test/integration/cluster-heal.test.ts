@@ -188,7 +188,7 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
       { timeoutMs: 30_000, what: 'every partition owned again on the fresh store', intervalMs: 50, explain: () => node!.output().slice(-3000) },
     );
     console.log(`      fresh store: every partition owned and the node ready ${owned - writable} ms after JetStream was writable`);
-    expect(owned - writable, 'from JetStream writable to every partition owned').to.be.at.most(LEASE_MS + 1000);
+    expect(owned - writable, `from JetStream writable to every partition owned; the node's log ends: ${node.output().slice(-4000)}`).to.be.at.most(LEASE_MS + 1000);
     // The node made the reports stream again: the agent's held reports are acknowledged.
     await waitFor(() => agent!.stats().pendingReports === 0 && agent!.stats().ackedBatches > 0, { timeoutMs: 30_000, what: "the agent's outbox drained into the new stream", explain: () => JSON.stringify(agent!.stats()) });
 
