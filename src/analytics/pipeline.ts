@@ -112,6 +112,13 @@ export class Pipeline {
     this.lastLook = p.now();
   }
 
+  /** Stores messages recovered from the stream (Reconciler) in turn with the pipeline's batches. */
+  storeRecovered(items: Item[]): Promise<void> {
+    const run = this.chain.then(() => this.p.writer.flush(items));
+    this.chain = run.catch((err: unknown) => this.p.log.error({ err }, 'recovered messages not stored'));
+    return run;
+  }
+
   /** Whether the last fetch from the consumer worked (readiness: a sink whose consumers are not bound is not doing its work). */
   isBound(): boolean {
     return !this.failing;

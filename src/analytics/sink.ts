@@ -35,6 +35,8 @@ import { eventRows, reportRows } from './items.ts';
 import { enforceRetention } from './migrate.ts';
 import { Pipeline } from './pipeline.ts';
 import { Quarantine } from './quarantine.ts';
+import { Reconciler } from './reconcile.ts';
+import { errText, openTtlBucket } from '../cluster/kv.ts';
 import {
   DEFAULT_ACK_WAIT_MS,
   DEFAULT_BATCH_LIMITS,
@@ -58,6 +60,9 @@ export {
   type SinkHooks,
   type SinkOptions,
 } from './types.ts';
+
+/** Claims of recovered messages age out after this long (a claim only needs to outlive one pass of each sink). */
+const CLAIMS_TTL_MS = 10 * 60_000;
 
 export async function startSink(opts: SinkOptions): Promise<Sink> {
   const log = (opts.log ?? silentLogger()).child({ mod: 'sink' });
@@ -115,6 +120,35 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
     );
   }
   for (const p of pipelines) p.start();
+  // Each pipeline's check that what its consumer acknowledged past is stored (see Reconciler).
+  const reconcileMs = opts.reconcileMs ?? 30_000;
+  const reconcilers: Reconciler[] = [];
+  if (reconcileMs > 0) {
+    const claims = await openTtlBucket(opts.nc, `${opts.names.prefix}_sink_claims`, CLAIMS_TTL_MS).catch((err: unknown) => {
+      rlog.warn('claims', { err: errText(err) }, 'recovery claims bucket not opened; recovering without claims');
+      return undefined;
+    });
+    for (const p of pipelines) {
+      const reports = p.name === PipelineName.reports;
+      const r = new Reconciler({
+        jsm,
+        stream: reports ? opts.names.reportsStream : opts.names.eventsStream,
+        durable: durableName(prefix, p.name),
+        engine: opts.engine,
+        rows: reports ? reportRows(opts.engine, opts.names.reportsStream) : eventRows(opts.engine, opts.names.eventsStream),
+        table: reports ? TABLES.reports : TABLES.events,
+        store: (items) => p.storeRecovered(items),
+        claims,
+        stats: p.stats,
+        log: log.child({ pipeline: p.name }),
+        rlog,
+        intervalMs: reconcileMs,
+        now,
+      });
+      r.start();
+      reconcilers.push(r);
+    }
+  }
   let retentionTimer: NodeJS.Timeout | undefined;
   if (!opts.engine.features.ttl) {
     const enforce = () => {
@@ -127,6 +161,7 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
   log.info({ id, pipelines: which, limits, ackWaitMs, engine: opts.engine.description }, 'sink started');
   const stopAll = async (how: 'stop' | 'abort') => {
     if (retentionTimer) clearInterval(retentionTimer);
+    await Promise.all(reconcilers.map((r) => r.stop()));
     await Promise.all(pipelines.map((p) => (how === 'stop' ? p.stop() : p.abort())));
   };
   return {

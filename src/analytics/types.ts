@@ -58,6 +58,8 @@ export interface SinkOptions {
   maxAckPending?: number;
   /** How long one fetch waits for messages, ms. */
   fetchExpiresMs?: number;
+  /** How often the sink checks that every message its consumer acknowledged past is stored, ms (Reconciler); 0: never. Default 30000. */
+  reconcileMs?: number;
   backoff?: Partial<BackoffOptions>;
   /** On stop, how long to keep retrying the last batches before handing them back (nak). */
   stopTimeoutMs?: number;
@@ -88,10 +90,12 @@ export interface PipelineStats {
   held: number;
   /** Messages left to the stream unstored because they went a whole ack wait without in-progress acks (this process stopped or starved). */
   staleDropped: number;
+  /** Messages the consumer passed without delivering them, found missing from ClickHouse, fetched from the stream and stored (Reconciler). */
+  recovered: number;
 }
 
 export function emptyStats(): PipelineStats {
-  return { received: 0, rows: 0, batches: 0, acked: 0, redelivered: 0, duplicatesSkipped: 0, quarantined: {}, retries: 0, lastError: undefined, held: 0, staleDropped: 0 };
+  return { received: 0, rows: 0, batches: 0, acked: 0, redelivered: 0, duplicatesSkipped: 0, quarantined: {}, retries: 0, lastError: undefined, held: 0, staleDropped: 0, recovered: 0 };
 }
 
 export interface Sink {
