@@ -84,6 +84,11 @@ export interface AgentOptions {
   retryIntervalMs?: number;
   /** A stall longer than 20 s since the last ack retries after these pauses instead, ms, by retry (default [500, 1000, 2000, 5000]). */
   retryBackoffMs?: number[];
+  /**
+   * This long after a stall ended, the batches acknowledged around it are published once more (same msg
+   * ids: a stream that has them stores nothing) to confirm them, ms; 0: never (default 5000).
+   */
+  confirmDelayMs?: number;
   /** How long `flush()` waits for acks when not told, ms (default 30000). */
   flushTimeoutMs?: number;
   /** How long `close()` waits for acks before dropping what is left, ms (default 5000). */
@@ -124,6 +129,8 @@ export interface AgentStats {
   ackedBatches: number;
   /** Publishes of a batch after its first ('acked' delivery). */
   retriedBatches: number;
+  /** Batches acknowledged around a stall and published once more to confirm them ('acked' delivery). */
+  confirmedBatches: number;
   /** Reports given up: beyond maxPendingReports, refused by the client ('core'), or unacknowledged at close. */
   droppedReports: number;
   routeUpdates: number;
@@ -326,6 +333,7 @@ export class Agent {
         extraPending: () => this.batcher.buffered,
         probeMs: opts.retryIntervalMs,
         backoffMs: opts.retryBackoffMs,
+        confirmDelayMs: opts.confirmDelayMs,
         noStreamHint: `start a route node ('lars node') or the sink ('lars sink'): either creates the ${this.names.reportsStream} stream`,
         log: this.log,
         clock,
@@ -535,6 +543,7 @@ export class Agent {
       pendingReports: this.batcher.buffered + (o?.pendingReports ?? 0),
       ackedBatches: o?.ackedBatches ?? 0,
       retriedBatches: o?.retriedBatches ?? 0,
+      confirmedBatches: o?.confirmedBatches ?? 0,
       droppedReports: this.counters.droppedReports + (o?.droppedReports ?? 0),
       routeUpdates: f.routeUpdates,
       staleUpdates: f.staleUpdates,

@@ -20,6 +20,13 @@
  *   `fastRetryMs` after the last ack, then along `backoffMs`. The first ack
  *   ends the stall; by the rule above it brings back everything older at once.
  * - A reconnect (kick) starts a stall with a probe at once.
+ * - An acknowledgement given around a stall is confirmed: nats-server 2.9
+ *   has been seen to lose a few acknowledged publishes when its servers all
+ *   restart or a leader is lost (the nemesis, docs/chaos.md). Batches
+ *   acknowledged from just before a stall began until `confirmDelayMs` after
+ *   it ended are published once more then, with their own msg ids: a stream
+ *   that has them answers "duplicate" and stores nothing, one that lost one
+ *   stores it. Such a batch counts as pending again until confirmed.
  * The ack timeout only frees a publish nobody answers. Only overflow of the
  * bound drops reports: the oldest batches not on the wire first.
  */
@@ -117,6 +124,8 @@ export interface OutboxOptions {
   clock?: () => number;
   /** At most one log line per failure kind per interval, ms; default 10000. */
   logIntervalMs?: number;
+  /** How long after a stall ends the batches acknowledged around it are published once more to confirm them, ms; default 5000; 0: never. */
+  confirmDelayMs?: number;
 }
 
 export interface OutboxStats {
@@ -130,6 +139,8 @@ export interface OutboxStats {
   retriedBatches: number;
   /** Reports given up: overflow of the bound, or still unacknowledged at close. */
   droppedReports: number;
+  /** Batches acknowledged around a stall and published once more to confirm them. */
+  confirmedBatches: number;
 }
 
 class Entry {
@@ -147,6 +158,10 @@ class Entry {
   queued = false;
   /** Acknowledged or dropped: whatever still answers for it is ignored. */
   settled = false;
+  /** Acknowledged before; published again to confirm it (its ack is not counted again). */
+  confirming = false;
+  /** When it was acknowledged (outbox clock). */
+  ackedAt = 0;
   constructor(seq: number, msgId: string, subject: string, data: Uint8Array, reports: number) {
     this.seq = seq;
     this.msgId = msgId;
@@ -203,7 +218,13 @@ export class Outbox {
   private waiters: Waiter[] = [];
   private stopped = false;
   private closedConnection = false;
-  private readonly counters = { pendingReports: 0, ackedBatches: 0, ackedReports: 0, retriedBatches: 0, droppedReports: 0 };
+  private readonly counters = { pendingReports: 0, ackedBatches: 0, ackedReports: 0, retriedBatches: 0, droppedReports: 0, confirmedBatches: 0 };
+  private readonly confirmDelayMs: number;
+  /** Batches acknowledged lately (oldest first), kept for a confirmation after a stall. */
+  private acked: Entry[] = [];
+  /** When the current (or last) stall began; undefined when none since the last confirmation. */
+  private stallFrom: number | undefined;
+  private confirmTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: OutboxOptions) {
     this.publishFn = opts.publish;
@@ -221,6 +242,7 @@ export class Outbox {
     this.clock = opts.clock ?? Date.now;
     this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, this.clock);
     this.lastGoodAt = this.lastProgressAt = this.clock();
+    this.confirmDelayMs = Math.max(0, opts.confirmDelayMs ?? 5000);
   }
 
   /** Sequence of the last batch added (0 before the first). */
@@ -251,7 +273,7 @@ export class Outbox {
     this.lastGoodAt = now;
     this.slowProbes = 0;
     if (this.unsettled.size === 0) return;
-    this.stalled = true;
+    this.beginStall(now);
     this.probe(now);
     this.arm();
   }
@@ -281,10 +303,13 @@ export class Outbox {
   abandon(): number {
     this.stopped = true;
     this.disarm();
+    if (this.confirmTimer !== undefined) clearTimeout(this.confirmTimer);
+    this.acked = [];
     let n = 0;
     for (const e of this.unsettled.values()) {
       e.settled = true;
-      n += e.reports;
+      // A confirmation given up is no report lost: the batch was acknowledged once.
+      if (!e.confirming) n += e.reports;
     }
     this.unsettled.clear();
     this.outstanding.clear();
@@ -332,6 +357,8 @@ export class Outbox {
       e.settled = true;
       this.unsettled.delete(e.seq);
       this.counters.pendingReports -= e.reports;
+      // A confirmation given up is no report lost: the batch was acknowledged once.
+      if (e.confirming) continue;
       this.counters.droppedReports += e.reports;
       dropped += e.reports;
       batches++;
@@ -420,9 +447,14 @@ export class Outbox {
       }
       this.unsettled.delete(e.seq);
       this.counters.pendingReports -= e.reports;
-      this.counters.ackedBatches++;
-      this.counters.ackedReports += e.reports;
+      if (e.confirming) this.counters.confirmedBatches++;
+      else {
+        this.counters.ackedBatches++;
+        this.counters.ackedReports += e.reports;
+        this.keepAcked(e, now);
+      }
     }
+    if (this.stallFrom !== undefined) this.scheduleConfirm();
     // Sent before this one and still unanswered: lost on the way (the stream answers in order).
     let lost: Entry[] | undefined;
     for (const [k, x] of this.outstanding) {
@@ -454,9 +486,70 @@ export class Outbox {
     }
     if (!this.stalled) {
       const now = this.clock();
-      this.stalled = true;
+      this.beginStall(now);
       this.nextProbeAt = now + this.probeDelay(now);
     }
+    this.pump();
+  }
+
+  private beginStall(now: number): void {
+    this.stalled = true;
+    // Acks given a little before the stall was seen may be lost with it too.
+    this.stallFrom = Math.min(this.stallFrom ?? Infinity, now - this.probeMs * 2);
+    if (this.confirmTimer !== undefined) {
+      clearTimeout(this.confirmTimer);
+      this.confirmTimer = undefined;
+    }
+  }
+
+  /** Keeps an acknowledged batch for a while, for a confirmation after a stall. */
+  private keepAcked(e: Entry, now: number): void {
+    if (this.confirmDelayMs === 0) return;
+    e.ackedAt = now;
+    this.acked.push(e);
+    // What no confirmation can ask for any more: acknowledged before the stall under way, or long ago.
+    const keepFrom = Math.min(this.stallFrom ?? Infinity, now - this.confirmDelayMs - this.probeMs * 4);
+    let i = 0;
+    while (i < this.acked.length && this.acked[i]!.ackedAt < keepFrom) i++;
+    if (i > 0) this.acked = this.acked.slice(i);
+    // Bounded like the pending reports.
+    let kept = 0;
+    for (const x of this.acked) kept += x.reports;
+    while (kept > this.maxReports && this.acked.length > 0) kept -= this.acked.shift()!.reports;
+  }
+
+  /** After a stall ended: the confirmation, `confirmDelayMs` after the last ack (each ack while it waits moves it on, up to that delay). */
+  private scheduleConfirm(): void {
+    if (this.confirmDelayMs === 0 || this.stopped || this.stalled || this.confirmTimer !== undefined) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined;
+      this.confirm();
+    }, this.confirmDelayMs);
+    this.confirmTimer.unref?.();
+  }
+
+  /** Publishes once more every batch acknowledged since the stall began: see the module's comment. */
+  private confirm(): void {
+    const from = this.stallFrom;
+    if (this.stopped || from === undefined) return;
+    if (this.stalled) return; // another stall: confirmed after it
+    this.stallFrom = undefined;
+    const again = this.acked.filter((e) => e.ackedAt >= from);
+    this.acked = [];
+    if (again.length === 0) return;
+    for (const old of again) {
+      if (this.unsettled.has(old.seq)) continue;
+      const e = new Entry(old.seq, old.msgId, old.subject, old.data, old.reports);
+      e.confirming = true;
+      this.unsettled.set(e.seq, e);
+      this.counters.pendingReports += e.reports;
+      this.requeue(e);
+    }
+    // `unsettled` stays in seq order (its first key is the oldest).
+    const all = [...this.unsettled.values()].sort((a, b) => a.seq - b.seq);
+    this.unsettled.clear();
+    for (const e of all) this.unsettled.set(e.seq, e);
+    this.log.info({ batches: again.length }, 'report batches acknowledged around a stall published once more to confirm them');
     this.pump();
   }
 
@@ -508,7 +601,7 @@ export class Outbox {
       if (now >= this.nextProbeAt) this.probe(now);
     } else if (this.outstanding.size > 0 && now - this.lastProgressAt >= this.probeMs) {
       this.rateLog.emit('warn', 'stall', { pendingReports: this.counters.pendingReports, pendingBatches: this.unsettled.size, waitedMs: now - this.lastProgressAt }, 'report batches not acknowledged in time (stream leader lost, or server away); probing with the oldest batch');
-      this.stalled = true;
+      this.beginStall(now);
       this.probe(now);
     }
     this.arm();

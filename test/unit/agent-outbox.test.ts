@@ -259,6 +259,33 @@ describe('agent outbox: publishes lost with a stream leader or a server', () => 
     expect(o.stats()).to.include({ ackedBatches: 3, pendingBatches: 0, droppedReports: 0 });
   });
 
+  it('outbox - batches acknowledged around a stall are published once more, with their ids, confirmDelayMs after it ended; those acks count once', async () => {
+    const { publish, calls } = manualPublisher();
+    const o = new Outbox({ publish, sender: 's', instance: 'i', window: 8, maxReports: 1000, probeMs: 20, confirmDelayMs: 150 });
+    o.add('subj', data, 1);
+    calls[0]!.resolve();
+    await waitFor(() => o.stats().ackedBatches === 1);
+    // long before any stall: not confirmed later
+    await new Promise((r) => setTimeout(r, 200)); // the fault's timing: batch 1's ack well before the stall
+    o.add('subj', data, 2);
+    await waitFor(() => calls.length === 2);
+    calls[1]!.reject(new TimeoutError());
+    await waitFor(() => calls.length >= 3, { what: 'a probe' });
+    o.add('subj', data, 3);
+    // the stream answers again: the probe and the fresh batch are acknowledged
+    for (const c of calls.slice(2)) c.resolve();
+    await waitFor(() => o.stats().ackedBatches === 3 && o.stats().pendingBatches === 0);
+    const n = calls.length;
+    await waitFor(() => calls.length >= n + 2, { what: 'the confirmation publishes', timeoutMs: 2000 });
+    expect(calls.slice(n).map((c) => c.msgId).sort(), 'batches 2 and 3, not 1').to.deep.equal(['s/i/2', 's/i/3']);
+    expect(o.stats()).to.include({ pendingBatches: 2, pendingReports: 5, ackedBatches: 3, ackedReports: 6 });
+    for (const c of calls.slice(n)) c.resolve();
+    await waitFor(() => o.stats().confirmedBatches === 2);
+    expect(o.stats()).to.include({ pendingBatches: 0, pendingReports: 0, ackedBatches: 3, ackedReports: 6, droppedReports: 0 });
+    await new Promise((r) => setTimeout(r, 300)); // nothing more comes: one confirmation per stall
+    expect(calls.length).to.equal(n + 2);
+  });
+
   it('outbox - a reconnect probes at once; its ack brings back what was out on the old connection', async () => {
     const { publish, calls } = manualPublisher();
     const o = new Outbox({ publish, sender: 's', instance: 'i', window: 4, maxReports: 1000, probeMs: 10_000 });
