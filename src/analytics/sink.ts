@@ -161,8 +161,9 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
   log.info({ id, pipelines: which, limits, ackWaitMs, engine: opts.engine.description }, 'sink started');
   const stopAll = async (how: 'stop' | 'abort') => {
     if (retentionTimer) clearInterval(retentionTimer);
-    await Promise.all(reconcilers.map((r) => r.stop()));
-    await Promise.all(pipelines.map((p) => (how === 'stop' ? p.stop() : p.abort())));
+    // Pipelines first and synchronously: an abort marks them aborted before any pending insert can ack.
+    const pipes = pipelines.map((p) => (how === 'stop' ? p.stop() : p.abort()));
+    await Promise.all([...pipes, ...reconcilers.map((r) => r.stop())]);
   };
   return {
     id,

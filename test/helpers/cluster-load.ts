@@ -95,13 +95,14 @@ export interface StoredReports {
  * batch's sender.
  */
 export async function readStoredReports(nc: NatsConnection, n: Names): Promise<StoredReports> {
-  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
-  const st = (await jsm.streams.info(n.reportsStream)).state;
+  // No account-info check (the meta leader may still be moving after a server was lost); each read retried until the stream answers.
+  const jsm = await jetstreamManager(nc, { timeout: 5_000, checkAPI: false });
+  const st = await retried(() => jsm.streams.info(n.reportsStream), 'the reports stream info').then((i) => i.state);
   const batches = new Map<string, StoredBatch>();
   let messages = 0;
   let reports = 0;
   for (let seq = st.first_seq; seq <= st.last_seq && st.messages > 0; seq++) {
-    const m = await jsm.streams.getMessage(n.reportsStream, { seq });
+    const m = await retried(() => jsm.streams.getMessage(n.reportsStream, { seq }), `reports message ${seq}`);
     if (!m) continue;
     messages++;
     const id = m.header.get('Nats-Msg-Id');
@@ -115,6 +116,18 @@ export async function readStoredReports(nc: NatsConnection, n: Names): Promise<S
   }
   expect(messages, 'messages read').to.equal(st.messages);
   return { messages, batches, reports };
+}
+
+/** A JetStream read retried on timeouts (a stream or meta leader being elected) for up to 30 s. */
+async function retried<T>(read: () => Promise<T>, what: string): Promise<T> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if ((err as Error).name !== 'TimeoutError' || Date.now() > until) throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+    }
+  }
 }
 
 export interface ChdbSink {

@@ -45,6 +45,33 @@ async function scrape(port: number): Promise<{ ready: boolean; owned: number; lo
   }
 }
 
+/** When a write first succeeds (JetStream answers again). */
+function writableAt(write: () => Promise<unknown>, what: string): Promise<number> {
+  return waitFor(
+    async () => {
+      try {
+        await write();
+        return Date.now();
+      } catch {
+        return undefined;
+      }
+    },
+    { timeoutMs: 30_000, what, intervalMs: 20 },
+  );
+}
+
+/** When every partition is leased to the node, served by it, and its /readyz says ready. */
+function ownedAt(nc: NatsConnection, prefix: string, httpPort: number, node: ChildNode, what: string): Promise<number> {
+  return waitFor(
+    async () => {
+      const o = await leaseOwners(nc, prefix).catch(() => new Map<number, string>());
+      const s = await scrape(httpPort);
+      return o.size === PARTITIONS && [...o.values()].every((id) => id === NODE_ID) && s?.owned === PARTITIONS && s.ready ? Date.now() : undefined;
+    },
+    { timeoutMs: 30_000, what, intervalMs: 50, explain: () => node.output().slice(-3000) },
+  );
+}
+
 describe('cluster - healing after a NATS outage (a `lars node` process, one nats-server)', function () {
   this.timeout(120_000);
   let server: NatsServer | undefined;
@@ -98,25 +125,8 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
     const stoppedAt = Date.now();
     await new Promise((r) => setTimeout(r, OUTAGE_MS)); // the fault itself: the server stays away this long
     server = await server.restart();
-    const writable = await waitFor(
-      async () => {
-        try {
-          await probe.put('k', new Uint8Array([1]));
-          return Date.now();
-        } catch {
-          return undefined;
-        }
-      },
-      { timeoutMs: 30_000, what: 'JetStream writable again', intervalMs: 20 },
-    );
-    const owned = await waitFor(
-      async () => {
-        const o = await leaseOwners(nc!, prefix).catch(() => new Map<number, string>());
-        const s = await scrape(httpPort);
-        return o.size === PARTITIONS && [...o.values()].every((id) => id === NODE_ID) && s?.owned === PARTITIONS && s.ready ? Date.now() : undefined;
-      },
-      { timeoutMs: 30_000, what: 'every partition owned again and the node ready', intervalMs: 50, explain: () => node!.output().slice(-3000) },
-    );
+    const writable = await writableAt(() => probe.put('k', new Uint8Array([1])), 'JetStream writable again');
+    const owned = await ownedAt(nc, prefix, httpPort, node, 'every partition owned again and the node ready');
     console.log(`      outage ${writable - stoppedAt} ms until JetStream writable; every partition owned and the node ready ${owned - writable} ms after that`);
     expect(owned - writable, 'from JetStream writable to every partition owned').to.be.at.most(LEASE_MS + 1000);
 
@@ -168,25 +178,8 @@ describe('cluster - healing after a NATS outage (a `lars node` process, one nats
 
     await server.stop();
     server = await startNatsServer({ port: server.port });
-    const writable = await waitFor(
-      async () => {
-        try {
-          await (await openTtlBucket(nc!, `${prefix}_heal_probe`, 0, 500)).put('k', new Uint8Array([1]));
-          return Date.now();
-        } catch {
-          return undefined;
-        }
-      },
-      { timeoutMs: 30_000, what: 'JetStream writable on the fresh store', intervalMs: 50 },
-    );
-    const owned = await waitFor(
-      async () => {
-        const o = await leaseOwners(nc!, prefix).catch(() => new Map<number, string>());
-        const s = await scrape(httpPort);
-        return o.size === PARTITIONS && s?.owned === PARTITIONS && s.ready ? Date.now() : undefined;
-      },
-      { timeoutMs: 30_000, what: 'every partition owned again on the fresh store', intervalMs: 50, explain: () => node!.output().slice(-3000) },
-    );
+    const writable = await writableAt(async () => (await openTtlBucket(nc!, `${prefix}_heal_probe`, 0, 500)).put('k', new Uint8Array([1])), 'JetStream writable on the fresh store');
+    const owned = await ownedAt(nc, prefix, httpPort, node, 'every partition owned again on the fresh store');
     console.log(`      fresh store: every partition owned and the node ready ${owned - writable} ms after JetStream was writable`);
     expect(owned - writable, `from JetStream writable to every partition owned; the node's log ends: ${node.output().slice(-4000)}`).to.be.at.most(LEASE_MS + 1000);
     // The node made the reports stream again: the agent's held reports are acknowledged.

@@ -9,31 +9,12 @@ import { RouteActor } from '../../actors/route.ts';
 import { resolveParams, type NodeParams } from '../../actors/params.ts';
 import type { Profile, RegistryEntry, RegistryHost, ReportBatch } from '../../schemas/messages.ts';
 import { entry } from '../helpers/route-entry.ts';
+import { IPS, SHORT_PARAMS } from '../helpers/short-params.ts';
 
 const T0 = 1_700_000_000_000;
 const TICK_MS = 100;
-const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'];
-/** Short times, so that windows, ejections, drains, trials and load periods all come round within a run. */
-const PARAMS = {
-  idle_timeout: 1,
-  overload_timeout: 0.7,
-  base_ejection_time: 0.5,
-  max_ejection_time: 2,
-  ejection_decay_time: 1.5,
-  drain_time: 0.8,
-  probe_trial_timeout: 0.4,
-  weight_update_period: 0.3,
-  weight_blackout_period: 0.6,
-  weight_expiration_period: 1.2,
-  slow_start_window: 0.5,
-  contin_err_limit: 3,
-  probe_succ_limit: 2,
-  min_requests: 2,
-  latency_min_calls: 3,
-  latency_min_gap_ms: 5,
-  max_ejection_percent: 40,
-  panic_threshold: 60,
-};
+/** Short times (SHORT_PARAMS), with a cap and a panic threshold that small routes reach. */
+const PARAMS = { ...SHORT_PARAMS, max_ejection_percent: 40, panic_threshold: 60 };
 
 /** Over PARAMS: a trial timeout longer than the ejections (a host entering probing after the last input names an agent), load weights on and off. */
 const VARIANTS: Array<Record<string, number>> = [{}, { probe_trial_timeout: 3 }, { load_weighting: 1 }, { load_weighting: 0, slow_start_window: 0 }];
