@@ -181,7 +181,8 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
       const by = actor(typeof body.by === 'string' && body.by.trim() !== '' ? `console:${body.by.trim()}` : 'console');
       const r = await b.act({ route: ref, addr, action, by, weight, dryRun: body.dryRun === true });
       log.info({ route: r.route, host: r.host, action, by, changed: r.changed, dryRun: r.dryRun }, 'operator action');
-      return sendJson(res, 200, r);
+      // `by` as the registry and the route event record it, so the page names the actor as everything else does.
+      return sendJson(res, 200, { ...r, by });
     }
     if (req.method !== 'GET') throw new HttpError(405, 'GET only');
     switch (sub) {
