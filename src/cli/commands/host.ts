@@ -32,7 +32,8 @@ async function runAction(action: Action, args: string[], flags: Record<string, F
   );
   if (flags['json'] === true) ctx.out(JSON.stringify(out));
   else if (!out.changed) ctx.out(`${out.route} ${out.host}: nothing to do (${describeHost(out.before)})`);
-  else ctx.out(`${out.route} ${out.host}: ${describeHost(out.before)} → ${describeHost(out.after)}${dry ? '  (dry run: nothing written)' : ''}`);
+  // Who acted, named as the route event names them (`by`): in the mark after drain and eject, said apart after the others.
+  else ctx.out(`${out.route} ${out.host}: ${describeHost(out.before)} → ${describeHost(out.after)}${out.after.admin ? '' : ` (by ${by})`}${dry ? '  (dry run: nothing written)' : ''}`);
   return 0;
 }
 
