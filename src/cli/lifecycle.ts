@@ -6,7 +6,9 @@
  * connection before the nats-server), each announced on stderr. The whole
  * shutdown has a deadline counted from the first signal; a second signal or
  * the deadline ends the process at once, and the exit hooks of the child
- * servers (src/natsd.ts) kill those.
+ * servers (src/natsd.ts) kill those. Steps run without a stop being asked
+ * for (a start-up that failed) are not announced, but at log level debug:
+ * the user sees the one line of the error.
  */
 import type { CommandContext } from './command.ts';
 
@@ -29,6 +31,8 @@ export interface LifecycleOptions {
   signals?: SignalSource;
   /** Ends the process; default process.exit. */
   exit?: (code: number) => void;
+  /** Announce the steps of a shutdown nobody asked for (after a failed start) too; default false. */
+  debug?: boolean;
 }
 
 interface Step {
@@ -44,6 +48,9 @@ export class Lifecycle {
   private readonly deadlineMs: number;
   private readonly signals: SignalSource;
   private readonly exit: (code: number) => void;
+  private readonly debug: boolean;
+  /** A stop was asked for (signal, stop signal, requestStop): the steps are announced. */
+  private asked = false;
   private signalCount = 0;
   private deadline: NodeJS.Timeout | undefined;
   private shuttingDown: Promise<void> | undefined;
@@ -65,6 +72,7 @@ export class Lifecycle {
     this.deadlineMs = opts.deadlineMs ?? SHUTDOWN_DEADLINE_MS;
     this.signals = opts.signals ?? process;
     this.exit = opts.exit ?? ((code) => process.exit(code));
+    this.debug = opts.debug ?? false;
     this.stopped = new Promise<void>((r) => (this.resolveStopped = r));
     this.signals.on('SIGINT', this.onSignal);
     this.signals.on('SIGTERM', this.onSignal);
@@ -78,6 +86,12 @@ export class Lifecycle {
 
   /** Stops by itself (e.g. `--duration` elapsed): the same path as a signal. */
   requestStop(): void {
+    this.asked = true;
+    this.startDeadline();
+    this.resolveStopped();
+  }
+
+  private startDeadline(): void {
     if (this.deadline === undefined) {
       this.deadline = setTimeout(() => {
         this.note(`still stopping ${this.current ?? 'the start-up'} after ${(this.deadlineMs / 1000).toFixed(0)} s: exiting now`);
@@ -86,17 +100,17 @@ export class Lifecycle {
       // A clean shutdown that empties the event loop ends the process without waiting for this.
       this.deadline.unref();
     }
-    this.resolveStopped();
   }
 
   /** Runs one stop step now, announced like the registered ones (for commands that stop inline). */
   async step(what: string, stop: () => unknown): Promise<void> {
     this.current = what;
-    this.note(`stopping ${what}…`);
+    const announce = this.asked || this.debug;
+    if (announce) this.note(`stopping ${what}…`);
     try {
       await stop();
     } catch (err) {
-      this.note(`stopping ${what} failed: ${(err as Error)?.message ?? String(err)}`);
+      if (announce) this.note(`stopping ${what} failed: ${(err as Error)?.message ?? String(err)}`);
     } finally {
       this.current = undefined;
     }
@@ -105,7 +119,8 @@ export class Lifecycle {
   /** Runs the registered steps once, in reverse order; a failing step is reported and the next one runs. */
   shutdown(): Promise<void> {
     this.shuttingDown ??= (async () => {
-      if (this.deadline === undefined) this.requestStop();
+      this.startDeadline();
+      this.resolveStopped();
       for (const step of this.steps.splice(0).reverse()) await this.step(step.what, step.stop);
       clearTimeout(this.deadline);
       this.signals.off('SIGINT', this.onSignal);
@@ -121,8 +136,13 @@ export class Lifecycle {
  * ends (a start-up error included, so an open connection never keeps the
  * process alive after the error is printed).
  */
-export async function withLifecycle<T>(ctx: Pick<CommandContext, 'stopSignal'>, fn: (life: Lifecycle) => Promise<T>, opts: Omit<LifecycleOptions, 'stopSignal'> = {}): Promise<T> {
-  const life = new Lifecycle({ ...opts, stopSignal: ctx.stopSignal });
+export async function withLifecycle<T>(
+  ctx: Pick<CommandContext, 'stopSignal'> & { config?: { logLevel?: string } },
+  fn: (life: Lifecycle) => Promise<T>,
+  opts: Omit<LifecycleOptions, 'stopSignal'> = {},
+): Promise<T> {
+  const debug = ctx.config?.logLevel === 'debug' || ctx.config?.logLevel === 'trace';
+  const life = new Lifecycle({ debug, ...opts, stopSignal: ctx.stopSignal });
   try {
     return await fn(life);
   } finally {
