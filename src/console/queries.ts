@@ -17,7 +17,15 @@ export interface HostRef {
   port: number;
 }
 
-/** One host's calls per time bucket; `t` in seconds since the epoch. Buckets without calls are absent. */
+/**
+ * One host's calls per time bucket; `t` (bucket starts, seconds since the
+ * epoch) is dense: every bucket from `fromS` up to the last whole one before
+ * `toS` is there, with zero calls and errors and null latency where the host
+ * had no calls, so a chart shows a hole as a hole (never a line joining the
+ * calls on either side). The bucket `toS` falls in, still filling, is added
+ * only when it has calls already (the sink stores a batch a moment after
+ * the calls: an empty one would draw a drop that did not happen).
+ */
 export interface HostSeries {
   bucketS: number;
   fromS: number;
@@ -25,8 +33,8 @@ export interface HostSeries {
   t: number[];
   calls: number[];
   errors: number[];
-  p50: number[];
-  p99: number[];
+  p50: Array<number | null>;
+  p99: Array<number | null>;
   marks: StateMark[];
 }
 
@@ -122,15 +130,41 @@ WHERE ${routeWhere(route)} AND ${hostWhere(host)} AND time >= toDateTime(${fromS
 ORDER BY time, version`,
     ),
   ]);
-  const s: HostSeries = { bucketS, fromS, toS, t: [], calls: [], errors: [], p50: [], p99: [], marks: [] };
-  for (const r of rows) {
-    s.t.push(num(r['t']));
-    s.calls.push(num(r['calls']));
-    s.errors.push(num(r['errors']));
-    s.p50.push(Math.round(num(r['p50']) * 100) / 100);
-    s.p99.push(Math.round(num(r['p99']) * 100) / 100);
-  }
+  // Dense in TypeScript: ORDER BY ... WITH FILL came in ClickHouse 19.14, after Debian's 18.16.
+  const s = denseSeries(bucketS, fromS, toS, rows);
   for (const m of marks) s.marks.push({ t: num(m['t']), from: String(m['from_state']), to: String(m['to_state']), reason: String(m['reason']) });
+  return s;
+}
+
+/** A bucket's figures as ClickHouse returned them (only buckets with calls). */
+interface BucketRow {
+  t: number;
+  calls: number;
+  errors: number;
+  p50: number;
+  p99: number;
+}
+
+const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+/** Every bucket from `fromS` on: the rows where there are calls, zero calls and null latency where there are none (see HostSeries). */
+export function denseSeries(bucketS: number, fromS: number, toS: number, rows: readonly Record<string, unknown>[]): HostSeries {
+  const byT = new Map<number, BucketRow>();
+  for (const r of rows) {
+    const b: BucketRow = { t: num(r['t']), calls: num(r['calls']), errors: num(r['errors']), p50: num(r['p50']), p99: num(r['p99']) };
+    if (b.calls > 0) byT.set(b.t, b);
+  }
+  const current = Math.floor(toS / bucketS) * bucketS;
+  const s: HostSeries = { bucketS, fromS, toS, t: [], calls: [], errors: [], p50: [], p99: [], marks: [] };
+  for (let t = fromS; t <= current; t += bucketS) {
+    const b = byT.get(t);
+    if (t === current && !b) break;
+    s.t.push(t);
+    s.calls.push(b?.calls ?? 0);
+    s.errors.push(b?.errors ?? 0);
+    s.p50.push(b ? round2(b.p50) : null);
+    s.p99.push(b ? round2(b.p99) : null);
+  }
   return s;
 }
 

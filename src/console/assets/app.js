@@ -72,7 +72,8 @@
       });
       const body = await r.json().catch(() => ({}));
       if (!r.ok) throw new Error(r.status + ': ' + (body.error || r.statusText));
-      status(body.changed ? action + ' ' + host + ': done (by ' + (body.after.admin ? body.after.admin.by : user.value || 'console') + ')' : action + ' ' + host + ': nothing to do', 'ok');
+      // Named as the registry and the route event name the actor (console:<user>), whatever the action.
+      status(body.changed ? action + ' ' + host + ': done (by ' + body.by + ')' : action + ' ' + host + ': nothing to do', 'ok');
     } catch (err) {
       status(action + ' ' + host + ' refused: ' + err.message, 'error');
     }
@@ -247,12 +248,15 @@
       return;
     }
     if (panel.dataset.host !== host) return;
+    // The series is dense (zero calls, null latency where there were none): a hole is drawn as a hole
+    // (spanGaps off), never as a line joining the calls on either side of it.
     const errPct = s.t.map((_, i) => (s.calls[i] ? (100 * s.errors[i]) / s.calls[i] : null));
-    const perSec = s.calls.map((n) => n / s.bucketS);
+    // The bucket still filling is rated over the seconds it has had.
+    const perSec = s.calls.map((n, i) => n / Math.max(1, Math.min(s.bucketS, s.toS - s.t[i])));
     const width = Math.min(900, Math.max(420, Math.floor((panel.clientWidth - 60) / 2)));
     const axisTime = { stroke: '#67707a', grid: { stroke: '#eee' } };
-    const x0 = [s.fromS, ...s.t, s.toS];
-    const pad = (arr) => [null, ...arr, null];
+    const xScale = { time: true, range: () => [s.fromS, s.toS] };
+    const data = { traffic: [s.t, perSec, errPct], latency: [s.t, s.p50, s.p99] };
     charts.forEach((x) => x.destroy());
     charts = [
       new uPlot(
@@ -260,12 +264,12 @@
           title: 'calls/s and error rate (' + s.bucketS + ' s buckets since ' + clock(s.fromS * 1000) + ')',
           width,
           height: 220,
-          scales: { x: { time: true }, pct: { range: [0, 100] } },
-          series: [{}, { label: 'calls/s', stroke: '#3465a4', width: 1.5 }, { label: 'errors %', stroke: '#c62828', width: 2, scale: 'pct' }],
+          scales: { x: xScale, pct: { range: [0, 100] } },
+          series: [{}, { label: 'calls/s', stroke: '#3465a4', width: 1.5, spanGaps: false }, { label: 'errors %', stroke: '#c62828', width: 2, scale: 'pct', spanGaps: false }],
           axes: [axisTime, { stroke: '#67707a', grid: { stroke: '#eee' } }, { side: 1, scale: 'pct', stroke: '#c62828', grid: { show: false } }],
           plugins: [marksPlugin(s.marks)],
         },
-        [x0, pad(perSec), pad(errPct)],
+        data.traffic,
         $('#chart-traffic'),
       ),
       new uPlot(
@@ -273,15 +277,17 @@
           title: 'latency ms',
           width,
           height: 220,
-          scales: { x: { time: true } },
-          series: [{}, { label: 'p50', stroke: '#1a7f37', width: 1.5 }, { label: 'p99', stroke: '#8e44ad', width: 1.5 }],
+          scales: { x: xScale },
+          series: [{}, { label: 'p50', stroke: '#1a7f37', width: 1.5, spanGaps: false }, { label: 'p99', stroke: '#8e44ad', width: 1.5, spanGaps: false }],
           axes: [axisTime, { stroke: '#67707a', grid: { stroke: '#eee' } }],
           plugins: [marksPlugin(s.marks)],
         },
-        [x0, pad(s.p50), pad(s.p99)],
+        data.latency,
         $('#chart-latency'),
       ),
     ];
+    // What the charts were given, read by the tests: [t, calls/s, errors %] and [t, p50, p99].
+    rendered.chart = { host: host, bucketS: s.bucketS, traffic: charts[0].data, latency: charts[1].data, x: [charts[0].scales.x.min, charts[0].scales.x.max] };
     let peak = 0;
     let peakAt = 0;
     errPct.forEach((v, i) => {
@@ -292,10 +298,11 @@
     });
     const cap = $('#chart-caption');
     cap.dataset.peakErrPct = String(Math.round(peak));
-    cap.dataset.calls = String(s.calls.reduce((x, y) => x + y, 0));
+    const total = s.calls.reduce((x, y) => x + y, 0);
+    cap.dataset.calls = String(total);
     cap.dataset.marks = s.marks.map((mk) => mk.to).join(',');
     cap.textContent =
-      (s.t.length ? 'peak error rate ' + peak.toFixed(0) + '%' + (peak > 0 ? ' at ' + clock(peakAt * 1000) : '') : 'no calls in the last hour') +
+      (total ? 'peak error rate ' + peak.toFixed(0) + '%' + (peak > 0 ? ' at ' + clock(peakAt * 1000) : '') : 'no calls since ' + clock(s.fromS * 1000)) +
       (s.marks.length ? ' · state changes: ' + s.marks.map((mk) => clock(mk.t * 1000) + ' ' + mk.from + ' → ' + mk.to + ' (' + mk.reason + ')').join('; ') : ' · no state changes');
   }
 
@@ -305,7 +312,7 @@
       '<h1>Route ' + esc(route) + ' <span id="live" class="badge stale">connecting</span> <span id="panic"></span></h1><div class="meta" id="meta"></div>' +
       '<div class="scroll"><table id="hosts"><thead><tr><th>host</th><th>state</th><th>reason</th><th>figures behind it</th><th>since</th><th class="num">weight</th><th class="num">pick weight</th><th class="num">share</th><th>zone</th><th>origin</th><th>admin</th><th>actions</th></tr></thead><tbody></tbody></table></div>' +
       '<div id="weightbox" class="meta"></div><div id="hostpanel" class="hostpanel" hidden></div>' +
-      '<div class="cols"><div><h2>Audit trail of the route</h2><div id="route-audit"></div></div><div><h2>Callers (last hour)</h2><div id="callers"></div></div></div>';
+      '<h2>Audit trail of the route</h2><div id="route-audit" class="wide"></div><h2>Callers (last hour)</h2><div id="callers" class="wide"></div>';
     let selected = new URLSearchParams(location.hash.split('?')[1] || '').get('host') || '';
     let last;
     let drawn;
