@@ -129,19 +129,7 @@ LIMIT ${p.limit}`,
     defaultSince: HOUR,
     columns: ['period', 'calls', 'errors', 'error_rate', 'p50_ms', 'p99_ms'],
     numeric: ['calls', 'errors', 'error_rate', 'p50_ms', 'p99_ms'],
-    sql: (db, p) => {
-      const at = sec(Math.floor((p.atMs ?? 0) / 60_000) * 60_000);
-      const w = sec(p.windowMs ?? 30 * 60_000);
-      return `SELECT if(minute < toDateTime(${at}), 'before', 'after') AS period, countMerge(calls) AS calls, sumMerge(errors) AS errors,
-  round(errors / calls, 4) AS error_rate,
-  round(quantileTDigestMerge(0.5)(latency), 2) AS p50_ms,
-  round(quantileTDigestMerge(0.99)(latency), 2) AS p99_ms
-FROM ${db}.${TABLES.rollup}
-WHERE minute >= toDateTime(${at - w}) AND minute < toDateTime(${at + w})${routeFilter(p)}
-GROUP BY period
-ORDER BY period DESC
-LIMIT ${p.limit}`;
-    },
+    sql: (db, p) => deploySql(db, p),
   },
   quarantine: {
     kind: StatsKind.quarantine,
@@ -158,6 +146,63 @@ ORDER BY messages DESC, stream, kind
 LIMIT ${p.limit}`,
   },
 };
+
+const MINUTE = 60_000;
+
+/**
+ * Before [at − window, at) and after [at, at + window), to the millisecond:
+ * the whole minutes of each side from the per-minute rollup, the part
+ * minutes at its ends from the raw reports (a few minutes of rows at most),
+ * merged as aggregate states. Rounding `at` to the minute moved calls to the
+ * wrong side, and dropped the minute still running when the after side ends
+ * now (the default `--at`).
+ */
+function deploySql(db: string, p: StatsParams): string {
+  const at = Math.round(p.atMs ?? 0);
+  const w = Math.max(1, Math.round(p.windowMs ?? 30 * MINUTE));
+  const whole: string[] = [];
+  const parts: string[] = [];
+  for (const [a, b] of [
+    [at - w, at],
+    [at, at + w],
+  ] as const) {
+    const m0 = Math.ceil(a / MINUTE) * MINUTE;
+    const m1 = Math.floor(b / MINUTE) * MINUTE;
+    if (m0 < m1) {
+      whole.push(`(minute >= toDateTime(${sec(m0)}) AND minute < toDateTime(${sec(m1)}))`);
+      if (a < m0) parts.push(rawSpan(a, m0));
+      if (m1 < b) parts.push(rawSpan(m1, b));
+    } else parts.push(rawSpan(a, b));
+  }
+  const period = (ms: string): string => `if(${ms} < ${at}, 'before', 'after')`;
+  const sources: string[] = [];
+  if (whole.length > 0) {
+    sources.push(`SELECT ${period('toUInt64(toUInt32(minute)) * 1000')} AS period, calls, errors, latency
+  FROM ${db}.${TABLES.rollup}
+  WHERE (${whole.join(' OR ')})${routeFilter(p)}`);
+  }
+  if (parts.length > 0) {
+    sources.push(`SELECT ${period('ts_ms')} AS period, countState() AS calls, sumState(toUInt64(retcode != 0)) AS errors, quantileTDigestState(latency_ms) AS latency
+  FROM ${db}.${TABLES.reports}
+  WHERE (${parts.join(' OR ')})${routeFilter(p)}
+  GROUP BY period`);
+  }
+  return `SELECT period, countMerge(calls) AS calls, sumMerge(errors) AS errors,
+  round(errors / calls, 4) AS error_rate,
+  round(quantileTDigestMerge(0.5)(latency), 2) AS p50_ms,
+  round(quantileTDigestMerge(0.99)(latency), 2) AS p99_ms
+FROM (
+  ${sources.join('\n  UNION ALL\n  ')}
+)
+GROUP BY period
+ORDER BY period DESC
+LIMIT ${p.limit}`;
+}
+
+/** Raw reports in [fromMs, toMs): `time` bounds the read (the sort key, whole seconds on 18.16), `ts_ms` cuts it to the millisecond. */
+function rawSpan(fromMs: number, toMs: number): string {
+  return `(time >= toDateTime(${sec(fromMs)}) AND time < toDateTime(${Math.ceil(toMs / 1000)}) AND ts_ms >= ${fromMs} AND ts_ms < ${toMs})`;
+}
 
 export function isStatsKind(s: string): s is StatsKind {
   return Object.prototype.hasOwnProperty.call(STATS, s);

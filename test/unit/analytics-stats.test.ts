@@ -28,10 +28,31 @@ describe('analytics stats', () => {
     expect(sql).to.contain('minute >= toDateTime(1795000000)');
     expect(sql).to.contain('AND modid = 100 AND cmdid = 7');
     expect(sql).to.contain('LIMIT 10');
-    const d = STATS.deploy.sql('lars', { fromMs: 0, atMs: Date.UTC(2026, 10, 26, 10, 0, 42), windowMs: 600_000, limit: 5 });
-    const at = Date.UTC(2026, 10, 26, 10) / 1000;
-    expect(d).to.contain(`minute < toDateTime(${at})`);
-    expect(d).to.contain(`minute >= toDateTime(${at - 600})`);
+  });
+
+  it('analytics stats - deploy splits at --at to the millisecond: whole minutes from the rollup, the part minutes at the ends from raw reports', () => {
+    const atMs = Date.UTC(2026, 10, 26, 10, 0, 42, 250);
+    const d = STATS.deploy.sql('lars', { fromMs: 0, atMs, windowMs: 600_000, limit: 5 });
+    const min = (m: number, s = 0): number => Date.UTC(2026, 10, 26, 10, m, s) / 1000;
+    // before [09:50:42.250, 10:00:42.250): whole minutes 09:51..09:59, after [10:00:42.250, 10:10:42.250): 10:01..10:09
+    expect(d).to.contain(`(minute >= toDateTime(${min(-9)}) AND minute < toDateTime(${min(0)}))`);
+    expect(d).to.contain(`(minute >= toDateTime(${min(1)}) AND minute < toDateTime(${min(10)}))`);
+    for (const [a, b] of [
+      [atMs - 600_000, Date.UTC(2026, 10, 26, 9, 51)],
+      [Date.UTC(2026, 10, 26, 10, 0), atMs],
+      [atMs, Date.UTC(2026, 10, 26, 10, 1)],
+      [Date.UTC(2026, 10, 26, 10, 10), atMs + 600_000],
+    ]) {
+      expect(d).to.contain(`ts_ms >= ${a} AND ts_ms < ${b})`);
+    }
+    expect(d).to.contain(`if(ts_ms < ${atMs}, 'before', 'after')`);
+    // A window shorter than a minute reads raw reports only.
+    const short = STATS.deploy.sql('lars', { fromMs: 0, atMs, windowMs: 20_000, limit: 5 });
+    expect(short).to.not.contain('reports_1m');
+    expect(short).to.contain(`ts_ms >= ${atMs - 20_000} AND ts_ms < ${atMs})`);
+    // On whole minutes, the rollup alone.
+    const aligned = STATS.deploy.sql('lars', { fromMs: 0, atMs: Date.UTC(2026, 10, 26, 10), windowMs: 600_000, limit: 5 });
+    expect(aligned).to.not.contain('ts_ms');
   });
 
   it('analytics stats - table output aligns numbers right', () => {
@@ -47,6 +68,7 @@ describe('analytics stats', () => {
       [['errors'], { route: '7' }],
       [['errors'], { since: 'yesterday' }],
       [['deploy'], { at: 'not a time' }],
+      [['deploy'], { window: '0m' }],
       [['errors'], { limit: '0' }],
     ] as Array<[string[], Record<string, string>]>) {
       let err: unknown;

@@ -50,7 +50,7 @@ export const statsCommand: Command = {
   flags: {
     route: { help: 'only this route', placeholder: 'modid.cmdid' },
     since: { help: 'look back this far: 90s, 15m, 1h, 2d (ejections: since 00:00 UTC)', placeholder: 'duration', defaultText: 'per question' },
-    at: { help: 'deploy: the deploy time (ISO 8601 or epoch ms)', placeholder: 'time', defaultText: 'now minus --window' },
+    at: { help: 'deploy: the deploy time (ISO 8601 or epoch ms), to the millisecond', placeholder: 'time', defaultText: 'now minus --window' },
     window: { help: 'deploy: time compared on each side', placeholder: 'duration', defaultText: '30m' },
     limit: { help: 'at most this many rows', placeholder: 'n', defaultText: '100' },
     json: { help: 'print rows as JSON (full precision)', boolean: true },
@@ -61,7 +61,7 @@ export const statsCommand: Command = {
     if (!what || !isStatsKind(what)) throw new UsageError(`say what to show: ${Object.keys(STATS).join(', ')}`);
     if (args.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(args[1])}`);
     const spec = STATS[what];
-    const now = Date.now();
+    const now = ctx.now?.() ?? Date.now();
     const p: StatsParams = { fromMs: 0, limit: positiveInt(flags, 'limit') ?? 100 };
     const route = str(flags, 'route');
     if (route !== undefined) {
@@ -79,7 +79,7 @@ export const statsCommand: Command = {
     }
     const window = str(flags, 'window');
     p.windowMs = window === undefined ? 30 * 60_000 : parseDuration(window);
-    if (p.windowMs === undefined) throw new UsageError(`--window takes a duration like 30m, got ${JSON.stringify(window)}`);
+    if (p.windowMs === undefined || p.windowMs <= 0) throw new UsageError(`--window takes a duration like 30m, got ${JSON.stringify(window)}`);
     const at = str(flags, 'at');
     if (at !== undefined) {
       p.atMs = parseTime(at);
