@@ -53,6 +53,10 @@ export interface LarsConfig {
   natsTlsKey: string;
   /** Bearer token for the web console's operator actions; empty = actions off. */
   consoleToken: string;
+  /** What the console token guards: `actions` (operator actions only) or `all` (reading too). */
+  consoleAuth: string;
+  /** Address every HTTP listener binds (metrics and health, the console, the sidecar's API): loopback unless told otherwise. */
+  httpHost: string;
 }
 
 export interface ConfigKeySpec {
@@ -87,6 +91,8 @@ export const CONFIG_KEYS = {
   natsTlsCert: { flag: 'nats-tls-cert', env: 'LARS_NATS_TLS_CERT', kind: 'string', placeholder: 'file', help: 'client certificate (PEM) for NATS' },
   natsTlsKey: { flag: 'nats-tls-key', env: 'LARS_NATS_TLS_KEY', kind: 'string', placeholder: 'file', help: 'client key (PEM) for NATS' },
   consoleToken: { flag: 'console-token', env: 'LARS_CONSOLE_TOKEN', kind: 'string', placeholder: 'token', help: "the web console's operator actions need this bearer token; unset = actions off" },
+  consoleAuth: { flag: 'console-auth', env: 'LARS_CONSOLE_AUTH', kind: 'string', placeholder: 'what', help: 'what the console token guards: operator actions only, or all of the console (reading too)', choices: ['actions', 'all'] },
+  httpHost: { flag: 'http-host', env: 'LARS_HTTP_HOST', kind: 'string', placeholder: 'addr', help: 'address every HTTP listener binds (metrics, health, console, sidecar API); 0.0.0.0 for every interface' },
 } as const satisfies Record<keyof LarsConfig, ConfigKeySpec>;
 
 export function defaultConfig(): LarsConfig {
@@ -111,6 +117,8 @@ export function defaultConfig(): LarsConfig {
     natsTlsCert: '',
     natsTlsKey: '',
     consoleToken: '',
+    consoleAuth: 'actions',
+    httpHost: '127.0.0.1',
   };
 }
 
@@ -244,6 +252,8 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
     if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(cfg.clickhouseCluster)) throw new ConfigError(`${from('clickhouseCluster')} must be a name of [A-Za-z0-9_-], got ${JSON.stringify(cfg.clickhouseCluster)}`);
     if (!cfg.clickhouseUrl) throw new ConfigError(`a clickhouse cluster (${from('clickhouseCluster')}) needs clickhouse-url: the HTTP URL of every server of the cluster, comma separated`);
   }
+  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(cfg.httpHost)) throw new ConfigError(`${from('httpHost')} must be an address or host name (127.0.0.1, 0.0.0.0, ::1), got ${JSON.stringify(cfg.httpHost)}`);
+  if (cfg.consoleAuth === 'all' && !cfg.consoleToken) throw new ConfigError(`${from('consoleAuth')} all guards reading the console with its token, and no token is set: set console-token (LARS_CONSOLE_TOKEN)`);
   if (!/^(auto|[1-5])$/.test(cfg.replicas)) throw new ConfigError(`${from('replicas')} must be auto or a count from 1 to 5, got ${JSON.stringify(cfg.replicas)}`);
   return cfg;
 }

@@ -16,6 +16,10 @@ export const ErrorCode = {
   clickhouse: 'LARS_CLICKHOUSE',
   /** The person at the terminal said no to a destructive command. */
   cancelled: 'LARS_CANCELLED',
+  /** A port this process should listen on is taken by another process. */
+  portInUse: 'LARS_PORT_IN_USE',
+  /** A port could not be listened on for another reason (an address not of this machine, a privileged port). */
+  listen: 'LARS_LISTEN',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -73,6 +77,18 @@ export class NatsAuthError extends LarsError {
   constructor(url: string, options?: { cause?: unknown }) {
     super(ErrorCode.natsAuth, `NATS at ${url} refused the credentials (authorization violation): set nats-user and nats-pass (LARS_NATS_USER, LARS_NATS_PASS) for a user allowed to do this`, options);
     this.name = 'NatsAuthError';
+  }
+}
+
+/** A server of this process could not listen: `code` says whether the port is taken (`LARS_PORT_IN_USE`) or why else. */
+export class ListenError extends LarsError {
+  readonly port: number;
+  readonly host: string;
+  constructor(code: typeof ErrorCode.portInUse | typeof ErrorCode.listen, message: string, where: { port: number; host: string }, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ListenError';
+    this.port = where.port;
+    this.host = where.host;
   }
 }
 
