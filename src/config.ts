@@ -11,6 +11,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MAX_PARTITIONS, isValidPrefix } from '../schemas/subjects.ts';
 import { ConfigError } from './errors.ts';
+import { redactNatsUrl } from './nats/url.ts';
 
 /** pino's levels, most verbose first, and `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -44,9 +45,15 @@ export interface LarsConfig {
   clickhouseReplicated: string;
   /** Replicas of streams and KV buckets: 'auto' (3 on a NATS cluster, 1 on one server) or a count 1..5. */
   replicas: string;
-  /** NATS user and password (or put them in the URL). */
+  /** NATS user and password (or put them in the URL: nats://user:pass@host:4222). */
   natsUser: string;
   natsPass: string;
+  /** NATS token (or in the URL: nats://token@host:4222). */
+  natsToken: string;
+  /** File holding the NATS user's NKey seed (SU...). */
+  natsNkey: string;
+  /** NATS credentials file (.creds: the user's JWT and NKey seed). */
+  natsCreds: string;
   /** NATS TLS: CA, client certificate and key files (PEM); any one set turns TLS on. */
   natsTlsCa: string;
   natsTlsCert: string;
@@ -87,6 +94,9 @@ export const CONFIG_KEYS = {
   replicas: { flag: 'replicas', env: 'LARS_REPLICAS', kind: 'string', placeholder: 'auto|n', help: 'replicas of streams and KV buckets: auto = 3 on a NATS cluster, 1 on one server' },
   natsUser: { flag: 'nats-user', env: 'LARS_NATS_USER', kind: 'string', placeholder: 'user', help: 'NATS user' },
   natsPass: { flag: 'nats-pass', env: 'LARS_NATS_PASS', kind: 'string', placeholder: 'password', help: 'NATS password' },
+  natsToken: { flag: 'nats-token', env: 'LARS_NATS_TOKEN', kind: 'string', placeholder: 'token', help: 'NATS token' },
+  natsNkey: { flag: 'nats-nkey', env: 'LARS_NATS_NKEY', kind: 'string', placeholder: 'file', help: "file with the NATS user's NKey seed" },
+  natsCreds: { flag: 'nats-creds', env: 'LARS_NATS_CREDS', kind: 'string', placeholder: 'file', help: 'NATS credentials file (.creds)' },
   natsTlsCa: { flag: 'nats-tls-ca', env: 'LARS_NATS_TLS_CA', kind: 'string', placeholder: 'file', help: 'CA certificate (PEM) to verify the NATS servers' },
   natsTlsCert: { flag: 'nats-tls-cert', env: 'LARS_NATS_TLS_CERT', kind: 'string', placeholder: 'file', help: 'client certificate (PEM) for NATS' },
   natsTlsKey: { flag: 'nats-tls-key', env: 'LARS_NATS_TLS_KEY', kind: 'string', placeholder: 'file', help: 'client key (PEM) for NATS' },
@@ -113,6 +123,9 @@ export function defaultConfig(): LarsConfig {
     replicas: 'auto',
     natsUser: '',
     natsPass: '',
+    natsToken: '',
+    natsNkey: '',
+    natsCreds: '',
     natsTlsCa: '',
     natsTlsCert: '',
     natsTlsKey: '',
@@ -242,7 +255,7 @@ export function loadConfig(src: ConfigSources = {}): LarsConfig {
   if (cfg.partitions < 1 || cfg.partitions > MAX_PARTITIONS) throw new ConfigError(`${from('partitions')} must be in 1..${MAX_PARTITIONS}, got ${cfg.partitions}`);
   for (const u of cfg.natsUrl.split(',')) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u.trim()) && !/^[\w.-]+:\d+$/.test(u.trim())) {
-      throw new ConfigError(`bad NATS URL ${JSON.stringify(u)} in ${from('natsUrl')}: use nats://host:port (or tls://, ws://, wss://, host:port), comma separated for several`);
+      throw new ConfigError(`bad NATS URL ${JSON.stringify(redactNatsUrl(u))} in ${from('natsUrl')}: use nats://host:port (or tls://, ws://, wss://, host:port), comma separated for several`);
     }
   }
   for (const u of cfg.clickhouseUrl ? cfg.clickhouseUrl.split(',') : []) {

@@ -1,4 +1,5 @@
 /** Small typed errors with stable codes. Expected failures travel as data; these are for the rest. */
+import { redactNatsUrl } from './nats/url.ts';
 
 export const ErrorCode = {
   config: 'LARS_CONFIG',
@@ -46,16 +47,24 @@ export class UsageError extends LarsError {
   }
 }
 
+/**
+ * Who connects to NATS, so that an error names the settings to fix: the `lars`
+ * command's flags and environment, or the SDK's options (createAgent).
+ */
+export const NatsHint = { cli: 'cli', sdk: 'sdk' } as const;
+export type NatsHint = (typeof NatsHint)[keyof typeof NatsHint];
+
 export class NatsUnreachableError extends LarsError {
   /**
    * `why`: what went wrong ("connection refused"), said after the URL; `notNats`: something else
-   * answers there. Either way the message ends with how to fix it.
+   * answers there. Either way the message ends with how to fix it. The URL is shown without its secrets.
    */
-  constructor(url: string, options?: { cause?: unknown; why?: string; notNats?: boolean }) {
+  constructor(url: string, options?: { cause?: unknown; why?: string; notNats?: boolean; hint?: NatsHint }) {
+    const setting = options?.hint === NatsHint.sdk ? "createAgent's servers (or LARS_NATS_URL)" : '--nats (LARS_NATS_URL)';
     const fix = options?.notNats
-      ? 'give --nats (LARS_NATS_URL) the client port of a NATS server (4222 by default)'
-      : 'start nats-server -js there, or give --nats (LARS_NATS_URL) a running one';
-    super(ErrorCode.natsUnreachable, `cannot reach NATS at ${url}${options?.why ? ` (${options.why})` : ''}: ${fix}`, options);
+      ? `give ${setting} the client port of a NATS server (4222 by default)`
+      : `start nats-server -js there, or give ${setting} a running one`;
+    super(ErrorCode.natsUnreachable, `cannot reach NATS at ${redactNatsUrl(url)}${options?.why ? ` (${options.why})` : ''}: ${fix}`, options);
     this.name = 'NatsUnreachableError';
   }
 }
@@ -63,7 +72,7 @@ export class NatsUnreachableError extends LarsError {
 /** The NATS server has no JetStream (started without -js), which every stream and KV bucket needs. */
 export class JetStreamDisabledError extends LarsError {
   constructor(url: string, options?: { cause?: unknown }) {
-    super(ErrorCode.jetstreamDisabled, `JetStream is not enabled on ${url}: start nats-server with -js`, options);
+    super(ErrorCode.jetstreamDisabled, `JetStream is not enabled on ${redactNatsUrl(url)}: start nats-server with -js`, options);
     this.name = 'JetStreamDisabledError';
   }
 
@@ -74,8 +83,16 @@ export class JetStreamDisabledError extends LarsError {
 }
 
 export class NatsAuthError extends LarsError {
-  constructor(url: string, options?: { cause?: unknown }) {
-    super(ErrorCode.natsAuth, `NATS at ${url} refused the credentials (authorization violation): set nats-user and nats-pass (LARS_NATS_USER, LARS_NATS_PASS) for a user allowed to do this`, options);
+  /**
+   * `as`: how the connection logged in, without secrets ("as user admin", "with a token"); `hint`: who
+   * connects, to name the settings to fix. The URL is shown without its secrets.
+   */
+  constructor(url: string, options?: { cause?: unknown; as?: string; hint?: NatsHint }) {
+    const fix =
+      options?.hint === NatsHint.sdk
+        ? 'give createAgent the login of a user the server knows: user and pass, token, nkeySeedFile or credsFile (or LARS_NATS_USER and LARS_NATS_PASS, LARS_NATS_TOKEN, LARS_NATS_NKEY or LARS_NATS_CREDS in the environment)'
+        : 'give the login of a user the server knows: --nats-user and --nats-pass, --nats-token, --nats-nkey or --nats-creds (LARS_NATS_USER and LARS_NATS_PASS, LARS_NATS_TOKEN, LARS_NATS_NKEY, LARS_NATS_CREDS)';
+    super(ErrorCode.natsAuth, `NATS at ${redactNatsUrl(url)} refused the credentials (authorization violation${options?.as ? `; ${options.as}` : ''}): ${fix}`, options);
     this.name = 'NatsAuthError';
   }
 }

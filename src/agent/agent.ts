@@ -18,7 +18,7 @@ import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategi
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../codec.ts';
 import { RejectCounter } from '../rejects.ts';
-import { connectNats } from '../nats/connect.ts';
+import { connectNats, natsOptionsFromSdk, type NatsLoginOptions } from '../nats/connect.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { ClosedError } from '../errors.ts';
 import { RouteFollower, RouteStatus, type FollowedRoute } from './route-follower.ts';
@@ -34,10 +34,16 @@ export const ReportDelivery = {
 } as const;
 export type ReportDelivery = (typeof ReportDelivery)[keyof typeof ReportDelivery];
 
-export interface AgentOptions {
-  /** An open connection (the agent will not close it), or... */
+/**
+ * The agent's options. Without `nc`, the agent connects to `servers` (default
+ * LARS_NATS_URL, else nats://127.0.0.1:4222) and logs in with the login and
+ * TLS options of NatsLoginOptions (user/pass, token, nkeySeed/nkeySeedFile,
+ * credsFile, tls), each taken from the LARS_NATS_* environment when not given.
+ */
+export interface AgentOptions extends NatsLoginOptions {
+  /** An open connection (the agent will not close it; the login options are then unused), or... */
   nc?: NatsConnection;
-  /** ...a URL to connect to (the agent owns and closes that connection). */
+  /** ...URL(s) to connect to, comma separated, credentials allowed (the agent owns and closes that connection). */
   servers?: string;
   prefix?: string;
   partitions?: number;
@@ -571,10 +577,11 @@ export class Agent {
   }
 }
 
-/** Creates an agent on an open connection or on a new one to `servers`. */
+/** Creates an agent on an open connection or on a new one to `servers`, logged in as its options or LARS_NATS_* say. */
 export async function createAgent(opts: AgentOptions = {}): Promise<Agent> {
   if (opts.nc) return new Agent(opts.nc, false, opts);
   // No async stack traces: the client would build two Error objects per acknowledged publish.
-  const nc = await connectNats({ url: opts.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222', name: opts.agentId ?? 'lars-agent', extra: { noAsyncTraces: true } });
+  const url = opts.servers ?? (process.env['LARS_NATS_URL'] || 'nats://127.0.0.1:4222');
+  const nc = await connectNats({ ...natsOptionsFromSdk(url, opts), name: opts.agentId ?? 'lars-agent', extra: { noAsyncTraces: true } });
   return new Agent(nc, true, opts);
 }

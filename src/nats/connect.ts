@@ -2,51 +2,209 @@
 import { channel } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { AuthorizationError, connect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
-import { ConfigError, NatsAuthError, NatsUnreachableError } from '../errors.ts';
+import { AuthorizationError, connect, credsAuthenticator, nkeyAuthenticator, nkeys, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { ConfigError, NatsAuthError, NatsHint, NatsUnreachableError } from '../errors.ts';
 import type { LarsConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { hasUrlLogin, redactNatsUrl, splitNatsUrls, takeUrlLogin, type UrlLogin } from './url.ts';
 
 export type { NatsConnection };
+export { redactNatsUrl };
 
-export interface ConnectOptions {
+/** How a connection logs in; at most one of user/pass, token, nkeySeed and creds. */
+export interface NatsLogin {
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** The user's NKey seed (`SU...`). */
+  nkeySeed?: string;
+  /** The text of a `.creds` file: the user's JWT and NKey seed. */
+  creds?: string;
+}
+
+export interface ConnectOptions extends NatsLogin {
+  /** URL(s), comma separated; each may carry credentials (nats://user:pass@host:4222, nats://token@host:4222). */
   url: string;
   name?: string;
   /** Keep reconnecting forever (long-running components); default true. */
   reconnect?: boolean;
   /** First-connect timeout, ms. */
   timeoutMs?: number;
-  /** User and password (the URL may carry them too). */
-  user?: string;
-  pass?: string;
   /** TLS: CA, client certificate and key, as PEM text. */
   tls?: { ca?: string; cert?: string; key?: string };
+  /** Who connects: the settings a refused login's message tells to fix (default the `lars` command's). */
+  hint?: NatsHint;
   extra?: Partial<ConnectionOptions>;
 }
 
-/** Connection options of a config: URL(s), credentials and TLS files (read now, so a bad path is a config error). */
-export function natsOptionsFromConfig(cfg: Pick<LarsConfig, 'natsUrl' | 'natsUser' | 'natsPass' | 'natsTlsCa' | 'natsTlsCert' | 'natsTlsKey'>): Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'tls'> {
-  const o: Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'tls'> = { url: cfg.natsUrl };
+/**
+ * How an SDK caller logs in to NATS (createAgent's options). Files are read
+ * when connecting; a file that cannot be read is a ConfigError. Options left
+ * out are taken from the environment: LARS_NATS_USER, LARS_NATS_PASS,
+ * LARS_NATS_TOKEN, LARS_NATS_NKEY, LARS_NATS_CREDS (login, used only when no
+ * login option is given and the URL carries none) and LARS_NATS_TLS_CA,
+ * LARS_NATS_TLS_CERT, LARS_NATS_TLS_KEY (files, used only without `tls`).
+ */
+export interface NatsLoginOptions {
+  /** User and password (or in the URL: nats://user:pass@host:4222). */
+  user?: string;
+  pass?: string;
+  /** A token (or in the URL: nats://token@host:4222). */
+  token?: string;
+  /** The user's NKey seed (`SU...`)... */
+  nkeySeed?: string;
+  /** ...or a file holding it. */
+  nkeySeedFile?: string;
+  /** A NATS credentials file (`.creds`: the user's JWT and NKey seed). */
+  credsFile?: string;
+  /** TLS: the CA that signed the servers' certificates and the client's certificate and key; any one turns TLS on. */
+  tls?: NatsTlsOptions;
+}
+
+/** TLS material as PEM text (`ca`, `cert`, `key`) or as files (`caFile`, `certFile`, `keyFile`), as in the NATS client. */
+export interface NatsTlsOptions {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+function readSecretFile(what: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read the NATS ${what} file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The user seed in an NKey seed file (comments and blank lines around it are fine), checked. */
+function nkeySeedOf(text: string, where: string): string {
+  const seed = /\bSU[A-Z2-7]{50,}\b/.exec(text)?.[0];
+  if (seed !== undefined) {
+    try {
+      nkeys.fromSeed(new TextEncoder().encode(seed));
+      return seed;
+    } catch {
+      // said below, without the seed
+    }
+  }
+  throw new ConfigError(`${where} holds no valid NATS user seed (a line starting with SU, as \`nsc\` or \`nk -gen user\` write it)`);
+}
+
+/** A `.creds` file's text, checked to hold a JWT and a user seed as the client reads them. */
+function credsOf(text: string, path: string): string {
+  const blocks = [...text.matchAll(/\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/gi)].map((m) => m[1]!.trim());
+  if (blocks.length < 2 || !/^S[A-Z][A-Z2-7]+$/.test(blocks[1]!)) {
+    throw new ConfigError(`the NATS credentials file ${path} is not a .creds file: it must hold a USER JWT block and a USER NKEY SEED block, as \`nsc generate creds\` writes them`);
+  }
+  return text;
+}
+
+function tlsFromFiles(files: { ca?: string; cert?: string; key?: string }): ConnectOptions['tls'] {
+  const tls: NonNullable<ConnectOptions['tls']> = {};
+  if (files.ca) tls.ca = readSecretFile('TLS CA', files.ca);
+  if (files.cert) tls.cert = readSecretFile('TLS certificate', files.cert);
+  if (files.key) tls.key = readSecretFile('TLS key', files.key);
+  return Object.keys(tls).length > 0 ? tls : undefined;
+}
+
+type ConnectSettings = Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'token' | 'nkeySeed' | 'creds' | 'tls' | 'hint'>;
+
+/** Connection options of a config: URL(s), login and TLS files (read now, so a bad path is a config error). */
+export function natsOptionsFromConfig(cfg: Pick<LarsConfig, 'natsUrl' | 'natsUser' | 'natsPass' | 'natsToken' | 'natsNkey' | 'natsCreds' | 'natsTlsCa' | 'natsTlsCert' | 'natsTlsKey'>): ConnectSettings {
+  const o: ConnectSettings = { url: cfg.natsUrl, hint: NatsHint.cli };
   if (cfg.natsUser) o.user = cfg.natsUser;
   if (cfg.natsPass) o.pass = cfg.natsPass;
-  const read = (what: string, path: string): string | undefined => {
-    if (!path) return undefined;
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new ConfigError(`cannot read the NATS TLS ${what} file ${path}: ${(err as Error).message}`, { cause: err });
-    }
-  };
-  const ca = read('CA', cfg.natsTlsCa);
-  const cert = read('certificate', cfg.natsTlsCert);
-  const key = read('key', cfg.natsTlsKey);
-  if (ca !== undefined || cert !== undefined || key !== undefined) {
-    o.tls = {};
-    if (ca !== undefined) o.tls.ca = ca;
-    if (cert !== undefined) o.tls.cert = cert;
-    if (key !== undefined) o.tls.key = key;
-  }
+  if (cfg.natsToken) o.token = cfg.natsToken;
+  if (cfg.natsNkey) o.nkeySeed = nkeySeedOf(readSecretFile('NKey seed', cfg.natsNkey), `the NATS NKey seed file ${cfg.natsNkey}`);
+  if (cfg.natsCreds) o.creds = credsOf(readSecretFile('credentials', cfg.natsCreds), cfg.natsCreds);
+  const tls = tlsFromFiles({ ca: cfg.natsTlsCa, cert: cfg.natsTlsCert, key: cfg.natsTlsKey });
+  if (tls) o.tls = tls;
   return o;
+}
+
+/**
+ * Connection options of an SDK caller: its options first; the login from the
+ * environment only when the options and the URL give none, TLS files from the
+ * environment only without `tls`.
+ */
+export function natsOptionsFromSdk(url: string, opts: NatsLoginOptions, env: NodeJS.ProcessEnv = process.env): ConnectSettings {
+  const o: ConnectSettings = { url, hint: NatsHint.sdk };
+  const given = [opts.user, opts.pass, opts.token, opts.nkeySeed, opts.nkeySeedFile, opts.credsFile].some((v) => v !== undefined) || hasUrlLogin(url);
+  const e = (k: string): string | undefined => (env[k] ? env[k] : undefined);
+  const login = given
+    ? { user: opts.user, pass: opts.pass, token: opts.token, nkeySeed: opts.nkeySeed, nkeySeedFile: opts.nkeySeedFile, credsFile: opts.credsFile }
+    : { user: e('LARS_NATS_USER'), pass: e('LARS_NATS_PASS'), token: e('LARS_NATS_TOKEN'), nkeySeed: undefined, nkeySeedFile: e('LARS_NATS_NKEY'), credsFile: e('LARS_NATS_CREDS') };
+  if (login.user !== undefined) o.user = login.user;
+  if (login.pass !== undefined) o.pass = login.pass;
+  if (login.token !== undefined) o.token = login.token;
+  if (login.nkeySeed !== undefined) o.nkeySeed = nkeySeedOf(login.nkeySeed, "createAgent's nkeySeed");
+  if (login.nkeySeedFile !== undefined) o.nkeySeed = nkeySeedOf(readSecretFile('NKey seed', login.nkeySeedFile), `the NATS NKey seed file ${login.nkeySeedFile}`);
+  if (login.credsFile !== undefined) o.creds = credsOf(readSecretFile('credentials', login.credsFile), login.credsFile);
+  const t = opts.tls;
+  const tls = t
+    ? { ...tlsFromFiles({ ca: t.caFile, cert: t.certFile, key: t.keyFile }), ...(t.ca ? { ca: t.ca } : {}), ...(t.cert ? { cert: t.cert } : {}), ...(t.key ? { key: t.key } : {}) }
+    : tlsFromFiles({ ca: e('LARS_NATS_TLS_CA'), cert: e('LARS_NATS_TLS_CERT'), key: e('LARS_NATS_TLS_KEY') });
+  if (tls && Object.keys(tls).length > 0) o.tls = tls;
+  return o;
+}
+
+/** The servers without credentials, and the login the connection uses: the options' own, else the URLs'. */
+function loginOf(opts: ConnectOptions): { servers: string[]; login: NatsLogin; as: string } {
+  const taken = splitNatsUrls(opts.url).map(takeUrlLogin);
+  const servers = taken.map((t) => t.url);
+  const ways = [
+    opts.user !== undefined || opts.pass !== undefined ? 'a user and password' : undefined,
+    opts.token !== undefined ? 'a token' : undefined,
+    opts.nkeySeed !== undefined ? 'an NKey seed' : undefined,
+    opts.creds !== undefined ? 'a credentials file' : undefined,
+  ].filter((w): w is string => w !== undefined);
+  const names = opts.hint === NatsHint.sdk ? 'user and pass, token, nkeySeed or nkeySeedFile, credsFile' : '--nats-user and --nats-pass, --nats-token, --nats-nkey, --nats-creds';
+  if (ways.length > 1) throw new ConfigError(`NATS login: ${ways.join(' and ')} are both set; give one way to log in (${names})`);
+  if (ways.length === 1) {
+    const login: NatsLogin = {};
+    if (opts.user !== undefined) login.user = opts.user;
+    if (opts.pass !== undefined) login.pass = opts.pass;
+    if (opts.token !== undefined) login.token = opts.token;
+    if (opts.nkeySeed !== undefined) login.nkeySeed = opts.nkeySeed;
+    if (opts.creds !== undefined) login.creds = opts.creds;
+    return { servers, login, as: describeLogin(login) };
+  }
+  const fromUrls = taken.map((t) => t.login).filter((l): l is UrlLogin => l !== undefined);
+  const first = fromUrls[0];
+  if (first === undefined) return { servers, login: {}, as: 'with no credentials' };
+  if (fromUrls.some((l) => JSON.stringify(l) !== JSON.stringify(first))) {
+    throw new ConfigError(`the NATS URLs ${redactNatsUrl(opts.url)} carry different credentials; the client logs in one way to every server: give them the same, or give the login apart (${names})`);
+  }
+  const login: NatsLogin = 'token' in first ? { token: first.token } : { user: first.user, pass: first.pass };
+  return { servers, login, as: describeLogin(login) };
+}
+
+/** How a login logs in, without its secrets, for a refused login's message. */
+function describeLogin(l: NatsLogin): string {
+  if (l.user !== undefined) return `as user ${JSON.stringify(l.user)}`;
+  if (l.token !== undefined) return 'with a token';
+  const seed = l.nkeySeed ?? (l.creds === undefined ? undefined : /\bSU[A-Z2-7]{50,}\b/.exec(l.creds)?.[0]);
+  let pub: string | undefined;
+  try {
+    pub = seed === undefined ? undefined : nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
+  } catch {
+    pub = undefined;
+  }
+  if (l.nkeySeed !== undefined) return `with the NKey ${pub ?? '(unreadable seed)'}`;
+  if (l.creds !== undefined) return `with the credentials of ${pub ?? 'a user'}`;
+  return 'with no credentials';
+}
+
+function clientLogin(l: NatsLogin): Partial<ConnectionOptions> {
+  const te = new TextEncoder();
+  if (l.creds !== undefined) return { authenticator: credsAuthenticator(te.encode(l.creds)) };
+  if (l.nkeySeed !== undefined) return { authenticator: nkeyAuthenticator(te.encode(l.nkeySeed)) };
+  if (l.token !== undefined) return { token: l.token };
+  if (l.user !== undefined || l.pass !== undefined) return { user: l.user ?? '', pass: l.pass ?? '' };
+  return {};
 }
 
 /** Every TCP client socket the process opens is announced here (a documented Node channel). */
@@ -68,7 +226,7 @@ function whyUnreachable(err: unknown, dialled: readonly Socket[], timeoutMs: num
 }
 
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
-  const servers = opts.url.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const { servers, login, as } = loginOf(opts);
   const timeoutMs = opts.timeoutMs ?? 3000;
   // The client leaves the socket of a server that accepted the connection and never sent its INFO
   // open after the connect timeout (nats-io/nats.js#64): it would keep the process alive. The sockets
@@ -89,19 +247,18 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
       reconnectTimeWait: 250,
       reconnectJitter: 100,
       pingInterval: 10_000,
-      ...(opts.user !== undefined ? { user: opts.user } : {}),
-      ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
+      ...clientLogin(login),
       ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
       ...opts.extra,
     });
   } catch (err) {
-    if (err instanceof AuthorizationError) throw new NatsAuthError(opts.url, { cause: err });
+    if (err instanceof AuthorizationError) throw new NatsAuthError(opts.url, { cause: err, as, ...(opts.hint ? { hint: opts.hint } : {}) });
     const why = whyUnreachable(err, dialled, timeoutMs);
     // Only sockets still dialling or that never heard from one of these servers: another connection
     // opened at the same time to a server that answers has had its INFO by then.
     const ports = new Set(servers.map((s) => Number(/:(\d+)\/?$/.exec(s)?.[1] ?? 4222)));
     for (const s of dialled) if (!s.destroyed && (s.connecting || (s.bytesRead === 0 && ports.has(s.remotePort ?? -1)))) s.destroy();
-    throw new NatsUnreachableError(opts.url, { cause: err, ...why });
+    throw new NatsUnreachableError(opts.url, { cause: err, ...why, ...(opts.hint ? { hint: opts.hint } : {}) });
   } finally {
     clientSockets.unsubscribe(onSocket);
   }
@@ -131,7 +288,7 @@ export function watchConnection(nc: NatsConnection, log: Logger, now: () => numb
   let lostAt: number | undefined;
   const iter = nc.status()[Symbol.asyncIterator]();
   const closed = nc.closed().then(() => ({ done: true as const, value: undefined }));
-  const url = (server: string) => (/^[a-z]+:\/\//.test(server) ? server : `nats://${server}`);
+  const url = (server: string) => redactNatsUrl(/^[a-z]+:\/\//.test(server) ? server : `nats://${server}`);
   const done = (async () => {
     for (;;) {
       const r = await Promise.race([iter.next(), closed]);
