@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import type { LarsConfig } from '../config.ts';
-import { connectNats, type NatsConnection } from '../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, redactNatsUrl, sdkLoginFromConfig, type NatsConnection } from '../nats/connect.ts';
 import { findNatsServer, startNatsServer, probePort, requireJetStream, PortBusyError, NATS_INSTALL_COMMAND, type NatsServer } from '../natsd.ts';
 import { RouteNode } from '../node/route-node.ts';
 import { Registry, RouteStore } from '../registry.ts';
@@ -25,6 +25,7 @@ import { LarsError, ErrorCode } from '../errors.ts';
 import { startAnalytics, type Analytics } from '../analytics/mod.ts';
 import { durableName } from '../analytics/sink.ts';
 import { closeConnection } from '../cli/lifecycle.ts';
+import { serveSharedConsole } from '../console/serve.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 
 export const DEMO_MODID = 1;
@@ -67,6 +68,8 @@ export interface DemoOptions {
   tty: boolean;
   /** Runs the scenario this many times faster (ejection times shrink alike). */
   speed?: number;
+  /** Serve the console on this loopback port (0: any free one), on the demo's own ClickHouse engine; absent: no console. */
+  consolePort?: number;
 }
 
 function isLocal(url: string): boolean {
@@ -85,7 +88,7 @@ async function ensureNats(cfg: LarsConfig, out: (l: string) => void, life: DemoL
     if (probe.kind === 'other') throw new PortBusyError(port, probe.what);
     if (probe.kind === 'free') return startLocalNats(cfg, port, out, life);
   }
-  const nc = await connectNats({ url: cfg.natsUrl, name: 'lars-dev', timeoutMs: 3000 });
+  const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: 'lars-dev', timeoutMs: 3000 });
   life.add('NATS connection', () => closeConnection(nc));
   await requireJetStream(nc, cfg.natsUrl);
   return { nc };
@@ -97,9 +100,9 @@ async function startLocalNats(cfg: LarsConfig, port: number, out: (l: string) =>
     const root = typeof process.getuid === 'function' && process.getuid() === 0;
     const hasApt = spawnSync('sh', ['-c', 'command -v apt-get']).status === 0;
     if (!root || !hasApt) {
-      throw new LarsError(ErrorCode.natsServerMissing, `no NATS at ${cfg.natsUrl} and nats-server is not installed; install it with: sudo ${NATS_INSTALL_COMMAND}`);
+      throw new LarsError(ErrorCode.natsServerMissing, `no NATS at ${redactNatsUrl(cfg.natsUrl)} and nats-server is not installed; install it with: sudo ${NATS_INSTALL_COMMAND}`);
     }
-    out(`no NATS at ${cfg.natsUrl}: installing Debian's nats-server`);
+    out(`no NATS at ${redactNatsUrl(cfg.natsUrl)}: installing Debian's nats-server`);
     let r = spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${NATS_INSTALL_COMMAND}`], { stdio: 'inherit' });
     if (r.status !== 0) {
       spawnSync('sh', ['-c', 'apt-get update'], { stdio: 'inherit' });
@@ -110,7 +113,7 @@ async function startLocalNats(cfg: LarsConfig, port: number, out: (l: string) =>
   }
   const storeDir = resolve(cfg.dataDir, 'nats');
   mkdirSync(storeDir, { recursive: true });
-  out(`no NATS at ${cfg.natsUrl}: starting nats-server with JetStream (data in ${storeDir})`);
+  out(`no NATS at ${redactNatsUrl(cfg.natsUrl)}: starting nats-server with JetStream (data in ${storeDir})`);
   const server = await startNatsServer({ port, storeDir, binary: bin });
   life.add(`nats-server (pid ${server.process.pid})`, () => server.stop());
   const nc = await connectNats({ url: server.url, name: 'lars-dev' });
@@ -161,6 +164,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     analyticsNote = `off (${(err as Error).message})`;
     note(`analytics: ${analyticsNote}; the demo runs without it`);
   }
+  if (opts.consolePort !== undefined) {
+    // Served here, on the demo's engine: the embedded one opens its data in one process only, so `lars console` could not read it.
+    const web = await serveSharedConsole({ nc, prefix: cfg.prefix, log, engine: analytics?.engine, analyticsOff: analyticsNote, port: opts.consolePort, token: cfg.consoleToken || undefined });
+    life.add('console', () => web.close());
+    note(`console: ${web.url}#/route/${DEMO_MODID}/${DEMO_CMDID}${web.fellBack ? ` (port ${opts.consolePort} is in use)` : ''}  actions: token ${cfg.consoleToken ? 'from LARS_CONSOLE_TOKEN' : web.token}`);
+  }
   const storedRows = (): number => {
     const st = analytics?.sink.stats();
     return st ? Object.values(st).reduce((a, p) => a + p.rows, 0) : 0;
@@ -183,7 +192,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   life.add('agents', async () => {
     for (const a of agents) await a.close();
   });
-  for (let i = 0; i < 3; i++) agents.push(await createAgent({ servers: url, prefix: cfg.prefix, partitions: cfg.partitions, agentId: `demo-agent-${i + 1}`, batchMaxDelayMs: 10 }));
+  for (let i = 0; i < 3; i++) agents.push(await createAgent({ servers: url, ...(server ? {} : sdkLoginFromConfig(cfg)), prefix: cfg.prefix, partitions: cfg.partitions, agentId: `demo-agent-${i + 1}`, batchMaxDelayMs: 10 }));
   await Promise.all(agents.map((a) => a.getRoute(DEMO_MODID, DEMO_CMDID)));
   note(
     `simulating: ${HOSTS.length} hosts ${HOSTS[0]!.ip}:${HOSTS[0]!.port}-${HOSTS[HOSTS.length - 1]!.port} (no real servers: the demo draws each call's result and latency) ` +
