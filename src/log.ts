@@ -1,7 +1,9 @@
 /**
  * The pino root logger; components take `child({ mod })`, route actors `child({ route })`.
  * Lines are JSON (one object per line, for collectors) or, for a person at a
- * terminal, pretty: local clock time, level, message, then the fields.
+ * terminal, pretty: local clock time, level, message, then the fields. No
+ * field is called `name`: pino-pretty shows it where a logger's name goes,
+ * before the message (test/unit/log-lines.test.ts checks every log call).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
 import pretty from 'pino-pretty';

@@ -127,7 +127,7 @@ async function migrateOne(engine: AnalyticsEngine, opts: MigrateOptions): Promis
         `${m.version}\t${m.name}\t${sum}\t${engine.version.text}\t${at}\n`,
       );
       result.applied.push(m.version);
-      log.info({ version: m.version, name: m.name }, 'applied clickhouse migration');
+      log.info({ version: m.version, migration: m.name }, 'applied clickhouse migration');
     }
   }
   if (f.ttl) result.retentionChanged = await reconcileTtl(engine, retention, log);

@@ -28,6 +28,4 @@ export function bucketMissing(err: unknown): boolean {
 }
 
 /** An error as one short line for a log (expected failures need no stack). */
-export function errText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
+export { errText } from '../ratelog.ts';

@@ -36,6 +36,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import type { OwnershipHealth, OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 import { bucketMissing, errText, openTtlBucket } from './kv.ts';
+import { errField, partitionRanges, PartitionLog } from '../ratelog.ts';
 import { isConflict } from '../registry.ts';
 import { pool } from '../pool.ts';
 import { Membership } from './membership.ts';
@@ -115,6 +116,10 @@ export class LeaseOwnership implements PartitionOwnership {
   /** Handovers under way that an evaluation started. */
   private readonly releases = new Set<Promise<void>>();
   private readonly warnedAt = new Map<string, number>();
+  /** One line per burst of takes and of losses (a start takes every lease; a node back from a pause loses them all). */
+  private readonly takenLog: PartitionLog;
+  private readonly retakenLog: PartitionLog;
+  private readonly lostLog: PartitionLog;
   private readonly renewing = new Map<number, Promise<boolean>>();
   /** When each renewal in `renewing` began (local clock). */
   private readonly renewingSince = new Map<number, number>();
@@ -145,6 +150,13 @@ export class LeaseOwnership implements PartitionOwnership {
     this.names = clusterNames(o.prefix ?? DEFAULT_PREFIX);
     this.partitions = o.partitions ?? DEFAULT_PARTITIONS;
     this.log = (o.log ?? silentLogger()).child({ mod: 'leases' });
+    this.takenLog = new PartitionLog(this.log, { level: 'info', msg: 'partitions taken', eventMsg: 'partition lease taken', groupBy: 'how' });
+    this.retakenLog = new PartitionLog(this.log, {
+      level: 'info',
+      msg: 'partitions taken again after their leases aged out; routes verified before they publish',
+      eventMsg: 'lease found aged out; taken again, routes verified before they publish',
+    });
+    this.lostLog = new PartitionLog(this.log, { level: 'warn', msg: 'partitions lost', eventMsg: 'partition lost', groupBy: 'why' });
     this.clock = o.clock ?? Date.now;
     this.wall = o.wall ?? Date.now;
     this.leaseMs = o.leaseMs ?? LEASE_DEFAULTS.leaseMs;
@@ -326,7 +338,8 @@ export class LeaseOwnership implements PartitionOwnership {
   lost(partition: number): void {
     const h = this.held.get(partition);
     if (!h) return;
-    this.drop(partition, 'a fenced write failed');
+    // the node that found the fenced write failing logs the loss, with what failed
+    this.drop(partition, 'a fenced write failed', false);
     // Free the lease if it is still ours, so that ownership is decided afresh.
     void this.deleteLease(partition, h)
       .catch(() => undefined)
@@ -363,9 +376,10 @@ export class LeaseOwnership implements PartitionOwnership {
     if (this.evalTimer) clearInterval(this.evalTimer);
     if (this.selfCheckTimer) clearInterval(this.selfCheckTimer);
     const held = [...this.held];
-    await Promise.all(held.map(([p, h]) => this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'))));
+    await Promise.all(held.map(([p, h]) => this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err: errField(this.log, err), partition: p }, 'lease release failed'))));
     this.held.clear();
     this.emit();
+    for (const l of [this.takenLog, this.retakenLog, this.lostLog]) l.flush();
     this.table.stop();
     await this.membership.stop();
     this.log.info({ released: held.length }, 'left the cluster');
@@ -399,10 +413,11 @@ export class LeaseOwnership implements PartitionOwnership {
     }
   }
 
-  private drop(p: number, why: string): void {
+  private drop(p: number, why: string, logged = true): void {
     if (!this.held.delete(p)) return;
     this.counters.lost++;
-    this.log.warn({ partition: p, why }, 'partition lost');
+    if (logged) this.lostLog.add(p, { why });
+    else this.log.debug({ partition: p, why }, 'partition lost');
     this.emit();
   }
 
@@ -534,7 +549,7 @@ export class LeaseOwnership implements PartitionOwnership {
         h.revision = await this.kv.create(key, this.record());
         this.counters.leasesGone++;
         this.hooks?.verify?.([p]);
-        this.log.info({ partition: p, revision: h.revision }, 'lease found aged out; taken again, routes verified before they publish');
+        this.retakenLog.add(p, { revision: h.revision });
       } else if (e === null || decodeLease(e) === undefined) {
         // Deleted: another node released it, so it held it meanwhile and may have published above what this node
         // holds. The partition is dropped, and taken and restored afresh when it is still this node's to own.
@@ -627,7 +642,7 @@ export class LeaseOwnership implements PartitionOwnership {
       this.hold(p, rev, t0);
       if (a.kind === 'takeover') this.counters.takenOver++;
       else this.counters.taken++;
-      this.log.info({ partition: p, how: a.kind, revision: rev }, 'partition lease taken');
+      this.takenLog.add(p, { how: a.kind, revision: rev });
       return true;
     } catch (err) {
       if (!isConflict(err)) {
@@ -645,7 +660,7 @@ export class LeaseOwnership implements PartitionOwnership {
       const storedAt = this.clock() - Math.max(0, this.wall() - e.created.getTime());
       this.counters.ownWritesFound++;
       this.hold(p, e.revision, storedAt);
-      this.log.info({ partition: p, how: 'own write found', revision: e.revision }, 'partition lease taken');
+      this.takenLog.add(p, { how: 'own write found', revision: e.revision });
       return true;
     }
   }
@@ -671,7 +686,7 @@ export class LeaseOwnership implements PartitionOwnership {
         const h = this.held.get(p);
         if (!h) return;
         this.held.delete(p);
-        await this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err, partition: p }, 'lease release failed'));
+        await this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err: errField(this.log, err), partition: p }, 'lease release failed'));
         this.counters.released++;
       } finally {
         this.releasing.delete(p);
@@ -679,6 +694,6 @@ export class LeaseOwnership implements PartitionOwnership {
       }
     };
     await pool(queue, HANDOVER_CONCURRENCY, one);
-    if (queue.length > 0) this.log.info({ partitions: ps }, 'partitions handed over');
+    if (queue.length > 0) this.log.info({ partitions: partitionRanges(queue), count: queue.length }, `partitions handed over: ${queue.length} (${partitionRanges(queue)})`);
   }
 }

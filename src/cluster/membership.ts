@@ -8,6 +8,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { encode, tryDecode } from '../codec.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
 import { errText, noResponders } from './kv.ts';
+import { errField } from '../ratelog.ts';
 import type { Logger } from '../log.ts';
 import { retry } from '../retry.ts';
 
@@ -261,7 +262,7 @@ export class Membership {
   async leave(): Promise<void> {
     this.leaving = true;
     this.check();
-    await this.beat().catch((err: unknown) => this.o.log.warn({ err }, 'leaving announcement failed'));
+    await this.beat().catch((err: unknown) => this.o.log.warn({ err: errField(this.o.log, err) }, 'leaving announcement failed'));
   }
 
   /** Stops heartbeating and removes this node's entry. */

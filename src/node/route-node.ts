@@ -30,6 +30,7 @@ import { CheckpointStore, type CheckpointRecord, type StoredRecord } from '../cl
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 import { StaticOwnership, type OwnershipHealth, type PartitionOwnership } from './ownership.ts';
 import { errText } from '../cluster/kv.ts';
+import { errField, partitionRanges, PartitionLog } from '../ratelog.ts';
 import { SelfRegistry } from './self-registry.ts';
 import { TickSchedule } from './tick-schedule.ts';
 
@@ -120,6 +121,9 @@ export class RouteNode {
   readonly rejects: RejectCounter;
   private readonly nc: NatsConnection;
   private readonly log: Logger;
+  /** One line per burst of partitions lost by this node's own finding (a fenced write refused), and of partitions held back. */
+  private readonly lostLog: PartitionLog;
+  private readonly heldBackLog: PartitionLog;
   private readonly clock: () => number;
   private readonly ownership: PartitionOwnership;
   private readonly tickMs: number;
@@ -205,6 +209,12 @@ export class RouteNode {
     this.names = makeNames(opts.prefix);
     this.partitions = opts.partitions ?? DEFAULT_PARTITIONS;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'route-node' });
+    this.lostLog = new PartitionLog(this.log, { level: 'warn', msg: 'partitions lost; their routes are dropped', eventMsg: 'partition lost; its routes are dropped', groupBy: 'why' });
+    this.heldBackLog = new PartitionLog(this.log, {
+      level: 'warn',
+      msg: 'leases not renewed recently enough; route states held back until they are',
+      eventMsg: 'lease not renewed recently enough; route states held back until it is',
+    });
     this.clock = opts.clock ?? Date.now;
     this.ownership = opts.ownership ?? StaticOwnership.all(this.partitions);
     this.tickMs = opts.tickMs ?? 100;
@@ -436,7 +446,7 @@ export class RouteNode {
       try {
         [last, cp] = await retry(() => Promise.all([this.store.get(modid, cmdid), this.checkpoints.get(partition, key)]), { attempts: 3, minMs: 50, retryIf: () => !this.closed });
       } catch (err) {
-        this.log.warn({ err, route: key }, 'route restore read failed; retrying later');
+        this.log.warn({ err: errField(this.log, err), route: key }, 'route restore read failed; retrying later');
         this.retryLater(key);
         return;
       }
@@ -518,8 +528,8 @@ export class RouteNode {
 
   private onOwnershipChange(owned: ReadonlySet<number>): void {
     if (this.closed) return;
-    // Handed-over partitions are gone already: what is left here was lost.
-    for (const p of [...this.active]) if (!owned.has(p) && !this.closing?.has(p)) this.losePartition(p, 'the ownership no longer holds it');
+    // Handed-over partitions are gone already: what is left here was lost (the ownership logged why).
+    for (const p of [...this.active]) if (!owned.has(p) && !this.closing?.has(p)) this.losePartition(p, 'the ownership no longer holds it', false);
     const added = [...owned].filter((p) => !this.active.has(p));
     if (added.length === 0) return;
     for (const p of added) this.active.add(p);
@@ -530,7 +540,8 @@ export class RouteNode {
   private async acquire(ps: number[]): Promise<void> {
     const byPartition = new Map<number, RegistryWatchEntry[]>(ps.map((p) => [p, [...(this.registryByPartition.get(p)?.values() ?? [])]]));
     await Promise.all(ps.map((p) => this.acquirePartition(p, byPartition.get(p)!)));
-    this.log.info({ partitions: ps, routes: [...byPartition.values()].reduce((a, l) => a + l.length, 0) }, 'partitions acquired');
+    const routes = [...byPartition.values()].reduce((a, l) => a + l.length, 0);
+    this.log.info({ partitions: partitionRanges(ps), count: ps.length, routes }, `partitions acquired: ${ps.length} (${partitionRanges(ps)}), ${routes} routes`);
   }
 
   /** Restores one partition's routes; the last restore to end lets the routes waiting in `republish` go out. */
@@ -567,7 +578,7 @@ export class RouteNode {
       try {
         ({ cps, complete } = await this.partitionReads.run(() => this.readCheckpoints(p, entries.map((e) => e.key))));
       } catch (err) {
-        this.log.warn({ err, partition: p }, 'partition checkpoints read failed; reading route by route');
+        this.log.warn({ err: errField(this.log, err), partition: p }, 'partition checkpoints read failed; reading route by route');
       }
     }
     // In slices, letting timers run between them (lease renewals: a long restore must not let the lease
@@ -661,7 +672,7 @@ export class RouteNode {
       await this.writeHandovers(set);
       if (drop) for (const p of ps) this.dropPartition(p);
       else for (const p of ps) this.closing?.add(p);
-      this.log.info({ partitions: ps, settleMs: Math.round(t1 - t0), checkpointsMs: Math.round(performance.now() - t1), checkpoints: this.counters.handoverCheckpoints - written }, 'partitions ready to hand over');
+      this.log.debug({ partitions: ps, settleMs: Math.round(t1 - t0), checkpointsMs: Math.round(performance.now() - t1), checkpoints: this.counters.handoverCheckpoints - written }, 'partitions ready to hand over');
     } finally {
       for (const p of ps) this.handing.delete(p);
     }
@@ -688,7 +699,7 @@ export class RouteNode {
           await this.checkpoints.putHandover(p, records, this.nodeId);
           this.counters.handoverCheckpoints += records.length;
         } catch (err) {
-          this.log.warn({ err, partition: p }, 'handover checkpoints not stored; the next owner restores from the route checkpoints');
+          this.log.warn({ err: errField(this.log, err), partition: p }, 'handover checkpoints not stored; the next owner restores from the route checkpoints');
         }
       }),
     );
@@ -701,11 +712,12 @@ export class RouteNode {
   }
 
   /** A fenced write or renewal failed: the partition belongs to someone else now. */
-  private losePartition(p: number, why: string): void {
+  private losePartition(p: number, why: string, log = true): void {
     if (!this.active.has(p)) return;
     this.heldBack.delete(p);
     this.counters.partitionsLost++;
-    this.log.warn({ partition: p, why }, 'partition lost; its routes are dropped');
+    if (log) this.lostLog.add(p, { why });
+    else this.log.debug({ partition: p, why }, 'partition lost; its routes are dropped');
     this.dropPartition(p);
     this.emitPartition({ partition: p, kind: 'lost', at: this.clock() });
     this.ownership.lost?.(p);
@@ -856,7 +868,7 @@ export class RouteNode {
       }
     } catch (err) {
       // Disconnected: the KV write and the agents' re-read on reconnect carry the state.
-      this.log.warn({ err, route: `${a.modid}.${a.cmdid}` }, 'publish failed');
+      this.log.warn({ err: errField(this.log, err), route: `${a.modid}.${a.cmdid}` }, 'publish failed');
     }
     for (const l of this.listeners) {
       try {
@@ -873,7 +885,7 @@ export class RouteNode {
     this.reasserting.add(p);
     if (!this.heldBack.has(p)) {
       this.heldBack.add(p);
-      this.log.warn({ partition: p }, 'lease not renewed recently enough; route states held back until it is');
+      this.heldBackLog.add(p);
     }
     void this.ownership
       .reassert(p)
@@ -1046,7 +1058,7 @@ export class RouteNode {
     try {
       await this.checkpoints.putEncoded(slot.partition, this.names.routeKey(slot.actor.modid, slot.actor.cmdid), record);
     } catch (err) {
-      this.log.warn({ err, route: `${slot.actor.modid}.${slot.actor.cmdid}` }, 'checkpoint write failed');
+      this.log.warn({ err: errField(this.log, err), route: `${slot.actor.modid}.${slot.actor.cmdid}` }, 'checkpoint write failed');
     }
   }
 
@@ -1130,13 +1142,15 @@ export class RouteNode {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise((r) => (timer = setTimeout(r, 3000)));
     // A lease ownership hands its partitions over one after another here, each lease released once its checkpoints are stored.
-    await Promise.race([this.ownership.leave?.().catch((err: unknown) => this.log.warn({ err }, 'leaving failed')), deadline]);
+    await Promise.race([this.ownership.leave?.().catch((err: unknown) => this.log.warn({ err: errField(this.log, err) }, 'leaving failed')), deadline]);
     // What is still served (an explicit assignment, or a handover that ran out of time) is handed over at once.
     await Promise.race([this.handOver([...this.active].filter((p) => !this.closing?.has(p)), false), deadline]);
     clearTimeout(timer);
     this.closed = true;
     this.watchStop?.();
     await this.ownership.close();
+    this.lostLog.flush();
+    this.heldBackLog.flush();
     this.log.info(this.stats(), 'route node stopped');
   }
 }

@@ -181,7 +181,7 @@ describe('cluster - failover between `lars node` processes', function () {
     await waitFor(() => rec.of(route[0], route[1]).some((s) => s.ejected.includes(SICK_HOST(route[0])) && s.sender !== victim.id), { timeoutMs: 10_000, what: 'the new owner ejecting the host' });
     victim.kill('SIGCONT');
     // woken, it finds out it lost the leases, rejoins and gets its partitions back by handover
-    await waitFor(() => /partition lost/.test(victim.output()), { timeoutMs: 10_000, what: 'the woken node dropping its partitions' });
+    await waitFor(() => /partitions? lost/.test(victim.output()), { timeoutMs: 10_000, what: 'the woken node dropping its partitions' });
     await waitFor(
       async () => {
         const owners = await leaseOwners(c.nc, c.prefix);
