@@ -16,6 +16,7 @@ import { connect as netConnect } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { delay, type NatsConnection } from '@nats-io/transport-node';
 import { LarsError, ErrorCode, JetStreamDisabledError } from './errors.ts';
+import { redactNatsUrl } from './nats/url.ts';
 
 export const NATS_INSTALL_COMMAND = 'apt-get install -y nats-server';
 
@@ -325,7 +326,7 @@ export async function requireJetStream(nc: NatsConnection, url: string): Promise
   } catch (err) {
     const msg = (err as Error)?.message ?? String(err);
     if (JetStreamDisabledError.matches(err)) throw new JetStreamDisabledError(url, { cause: err });
-    throw new LarsError(ErrorCode.natsUnreachable, `cannot use JetStream on ${url}: ${msg}`, { cause: err });
+    throw new LarsError(ErrorCode.natsUnreachable, `cannot use JetStream on ${redactNatsUrl(url)}: ${msg}`, { cause: err });
   }
 }
 

@@ -15,11 +15,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SelfRegistration } from '../../schemas/messages.ts';
-import { connectNats } from '../nats/connect.ts';
+import { connectNats, type ConnectSettings } from '../nats/connect.ts';
 import { SelfRegWriter } from './self-register.ts';
 
 export interface HeartbeatWorkerData {
-  servers: string;
+  /** Where to connect and how to log in (files read by the main thread). */
+  connect: ConnectSettings;
   name: string;
   prefix: string | undefined;
   record: SelfRegistration;
@@ -44,7 +45,7 @@ async function run(d: HeartbeatWorkerData): Promise<void> {
   let nc;
   let writer: SelfRegWriter;
   try {
-    nc = await connectNats({ url: d.servers, name: d.name });
+    nc = await connectNats({ ...d.connect, name: d.name });
     writer = await SelfRegWriter.open(nc, d.prefix);
     await writer.put({ ...d.record, ts: Date.now() });
   } catch (err) {

@@ -28,7 +28,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
 import { encode } from '../codec.ts';
-import { connectNats } from '../nats/connect.ts';
+import { connectNats, natsOptionsFromSdk, type NatsLoginOptions } from '../nats/connect.ts';
 import { bindBucket } from '../registry.ts';
 import { LarsError, ErrorCode } from '../errors.ts';
 import { RateLimitedLog } from '../ratelog.ts';
@@ -48,7 +48,8 @@ export const SELF_DEFAULTS = {
   threadRestartMs: 1000,
 } as const;
 
-export interface SelfRegisterOptions {
+/** With `servers` (not `nc`), the login and TLS options are createAgent's: given, else LARS_NATS_*. */
+export interface SelfRegisterOptions extends NatsLoginOptions {
   modid: number;
   cmdid: number;
   ip: string;
@@ -172,7 +173,7 @@ export async function registerSelf(o: SelfRegisterOptions): Promise<SelfRegistra
     return registerThreaded(o, record, heartbeatMs);
   }
   const own = o.nc === undefined;
-  const nc = o.nc ?? (await connectNats({ url: o.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222', name: `lars-selfreg-${o.modid}.${o.cmdid}` }));
+  const nc = o.nc ?? (await connectNats({ ...natsOptionsFromSdk(o.servers ?? (process.env['LARS_NATS_URL'] || 'nats://127.0.0.1:4222'), o), name: `lars-selfreg-${o.modid}.${o.cmdid}` }));
   const log = (o.log ?? silentLogger()).child({ mod: 'selfreg', route: `${o.modid}.${o.cmdid}`, host: `${o.ip}:${o.port}` });
   let writer: SelfRegWriter;
   try {
@@ -242,7 +243,7 @@ async function registerThreaded(o: SelfRegisterOptions, record: SelfRegistration
   const pulseTimer = setInterval(beatPulse, Math.min(heartbeatMs, 1000));
   pulseTimer.unref();
   const data: HeartbeatWorkerData = {
-    servers: o.servers ?? process.env['LARS_NATS_URL'] ?? 'nats://127.0.0.1:4222',
+    connect: natsOptionsFromSdk(o.servers ?? (process.env['LARS_NATS_URL'] || 'nats://127.0.0.1:4222'), o),
     name: `lars-selfreg-${o.modid}.${o.cmdid}`,
     prefix: o.prefix,
     record,

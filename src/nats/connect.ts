@@ -110,7 +110,8 @@ function tlsFromFiles(files: { ca?: string; cert?: string; key?: string }): Conn
   return Object.keys(tls).length > 0 ? tls : undefined;
 }
 
-type ConnectSettings = Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'token' | 'nkeySeed' | 'creds' | 'tls' | 'hint'>;
+/** Where to connect and how to log in, files already read: plain data (a worker thread can be given it). */
+export type ConnectSettings = Pick<ConnectOptions, 'url' | 'user' | 'pass' | 'token' | 'nkeySeed' | 'creds' | 'tls' | 'hint'>;
 
 /** Connection options of a config: URL(s), login and TLS files (read now, so a bad path is a config error). */
 export function natsOptionsFromConfig(cfg: Pick<LarsConfig, 'natsUrl' | 'natsUser' | 'natsPass' | 'natsToken' | 'natsNkey' | 'natsCreds' | 'natsTlsCa' | 'natsTlsCert' | 'natsTlsKey'>): ConnectSettings {
@@ -122,6 +123,22 @@ export function natsOptionsFromConfig(cfg: Pick<LarsConfig, 'natsUrl' | 'natsUse
   if (cfg.natsCreds) o.creds = credsOf(readSecretFile('credentials', cfg.natsCreds), cfg.natsCreds);
   const tls = tlsFromFiles({ ca: cfg.natsTlsCa, cert: cfg.natsTlsCert, key: cfg.natsTlsKey });
   if (tls) o.tls = tls;
+  return o;
+}
+
+/** A config's login and TLS files as SDK options (createAgent), for agents a command makes. */
+export function sdkLoginFromConfig(cfg: Pick<LarsConfig, 'natsUser' | 'natsPass' | 'natsToken' | 'natsNkey' | 'natsCreds' | 'natsTlsCa' | 'natsTlsCert' | 'natsTlsKey'>): NatsLoginOptions {
+  const o: NatsLoginOptions = {};
+  if (cfg.natsUser) o.user = cfg.natsUser;
+  if (cfg.natsPass) o.pass = cfg.natsPass;
+  if (cfg.natsToken) o.token = cfg.natsToken;
+  if (cfg.natsNkey) o.nkeySeedFile = cfg.natsNkey;
+  if (cfg.natsCreds) o.credsFile = cfg.natsCreds;
+  const tls: NatsTlsOptions = {};
+  if (cfg.natsTlsCa) tls.caFile = cfg.natsTlsCa;
+  if (cfg.natsTlsCert) tls.certFile = cfg.natsTlsCert;
+  if (cfg.natsTlsKey) tls.keyFile = cfg.natsTlsKey;
+  if (Object.keys(tls).length > 0) o.tls = tls;
   return o;
 }
 

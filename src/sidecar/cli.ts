@@ -7,7 +7,7 @@ import { connect as tcpConnect } from 'node:net';
 import { StrategyName } from '../../actors/strategies/types.ts';
 import type { Command, CommandContext, FlagValue } from '../cli/command.ts';
 import { closeConnection, withLifecycle } from '../cli/lifecycle.ts';
-import { connectNats, natsOptionsFromConfig, watchConnection } from '../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection } from '../nats/connect.ts';
 import { requireJetStream } from '../natsd.ts';
 import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from './lars-udp.ts';
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from './http-api.ts';
@@ -124,7 +124,7 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
       life.add(`registration ${r.modid}/${r.cmdid}@${r.ip}:${r.port}`, () => reg.stop());
     }
     const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports() } : null, http: sidecar.http ? { host: o.httpHost, port: sidecar.http.port() } : null };
-    log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, ...ready }, 'sidecar ready; Ctrl-C to stop');
+    log.info({ nats: redactNatsUrl(cfg.natsUrl), prefix: cfg.prefix, ...ready }, 'sidecar ready; Ctrl-C to stop');
     ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')}` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}`);
     await life.stopped;
     return 0;

@@ -1,5 +1,5 @@
 /** `lars node`: runs a route node until stopped. */
-import { connectNats, natsOptionsFromConfig, watchConnection, type NatsConnection } from '../../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection, type NatsConnection } from '../../nats/connect.ts';
 import { names } from '../../../schemas/subjects.ts';
 import { Registry, RouteStore } from '../../registry.ts';
 import { CheckpointStore } from '../../cluster/checkpoints.ts';
@@ -43,14 +43,16 @@ export const nodeCommand: Command = {
     if (flags['console'] !== undefined && !http) throw new UsageError('--console needs --http <port>');
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
+      // the port first: one taken fails the command before anything connects
+      const web = http && (await serveNodeHttp({ settings: http, host: cfg.httpHost, log, labels: { node: cfg.nodeId } }));
+      if (web) life.add('HTTP server', () => web.close());
       // No async stack traces: the client would build two Error objects per KV write (thousands at a takeover).
       const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}`, extra: { noAsyncTraces: true } });
       life.add('NATS connection', () => closeConnection(nc));
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());
       await requireJetStream(nc, cfg.natsUrl);
-      const web = http && (await serveNodeHttp({ settings: http, nc, log, labels: { node: cfg.nodeId } }));
-      if (web) life.add('HTTP server', () => web.close());
+      web?.connect(nc);
       // Leases and membership on a connection of their own: a renewal must not queue behind thousands of
       // route-state writes (a node taking many routes over would otherwise let its own leases look stale).
       const ctl = own === undefined ? await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}-leases`, extra: { noAsyncTraces: true } }) : undefined;
@@ -74,10 +76,10 @@ export const nodeCommand: Command = {
         if (a.engine) life.add('ClickHouse (console)', () => a.engine!.close());
         const backend = await ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine });
         life.add('console backend', () => backend.close());
-        web.mount(createConsoleHandler({ backend, token: cfg.consoleToken || undefined, analyticsOff: a.off, log }));
-        log.info({ port: web.port, actions: cfg.consoleToken !== '' }, 'web console on the --http port');
+        web.mount(createConsoleHandler({ backend, token: cfg.consoleToken || undefined, readAuth: cfg.consoleAuth === 'all', analyticsOff: a.off, log }));
+        log.info({ url: web.url, actions: cfg.consoleToken !== '', readAuth: cfg.consoleAuth === 'all' }, 'web console on the --http port');
       }
-      log.info({ nats: cfg.natsUrl, prefix: cfg.prefix, partitions: cfg.partitions }, 'route node ready; Ctrl-C to stop');
+      log.info({ nats: redactNatsUrl(cfg.natsUrl), prefix: cfg.prefix, partitions: cfg.partitions }, 'route node ready; Ctrl-C to stop');
       await life.stopped;
       return 0;
     });
