@@ -7,9 +7,9 @@ export { RouteNode, type RouteNodeOptions, type RouteNodeStats } from './node/ro
 export { StaticOwnership, type PartitionOwnership } from './node/ownership.ts';
 export { Registry, RouteStore } from './registry.ts';
 export { loadConfig, defaultConfig, type LarsConfig } from './config.ts';
-export { connectNats } from './nats/connect.ts';
+export { connectNats, redactNatsUrl, type NatsLoginOptions, type NatsTlsOptions } from './nats/connect.ts';
 export { startNatsServer, type NatsServer } from './natsd.ts';
-export { LarsError, ConfigError, UsageError, NatsUnreachableError, RegistryError, ClosedError, ErrorCode } from './errors.ts';
+export { LarsError, ConfigError, UsageError, NatsUnreachableError, NatsAuthError, RegistryError, ClosedError, ErrorCode } from './errors.ts';
 export { createLogger } from './log.ts';
 export * from '../schemas/subjects.ts';
 export * from '../schemas/messages.ts';
