@@ -2,10 +2,18 @@
  * The per-host node-state machine (xstate v5).
  *
  * States: healthy (Lars "idle"), overloaded (ejected), probing (half-open,
- * trial traffic), draining (removed from the registry). The machine holds the
- * legal transitions and what each one stamps (reason, since, ejection count
- * and deadline); every change of a host's state or of these fields goes
- * through it. The per-report arithmetic that decides *when* to send an event
+ * trial traffic), draining (removed from the registry, or drained by an
+ * operator). The machine holds the legal transitions and what each one
+ * stamps (reason, since, ejection count and deadline); every change of a
+ * host's state or of these fields goes through it.
+ *
+ * A host drained while it was out (overloaded or probing) comes back out:
+ * re-added or undrained, it is overloaded until its ejection ends if that is
+ * still ahead, else probing (lars: healthy, as when an ejection elapses).
+ * Draining does not forgive a sick host. The deadline records it: it is
+ * after `since` only while an ejection runs (leaving `overloaded` cuts it to
+ * that moment), and a drain from overloaded or probing keeps it at or after
+ * the drain's `since`, a drain from healthy before it. The per-report arithmetic that decides *when* to send an event
  * lives in the route's profile policy (actors/profiles/) as plain fields: a
  * report is not an xstate event.
  *
@@ -28,7 +36,11 @@ export interface NodeContext {
   reason: Reason;
   /** Ejections so far (decays while healthy); scales the ejection time. */
   ejections: number;
-  /** When an ejection ends (overloaded → probing/healthy), ms. */
+  /**
+   * When an ejection ends (overloaded → probing/healthy), ms; never later
+   * than the moment the host left `overloaded`. While draining: at or after
+   * `since` when the host was out (overloaded or probing) when drained.
+   */
   ejectUntil: number;
 }
 
@@ -41,7 +53,7 @@ export type NodeEvent =
   | { type: 'EJECTION_ELAPSED'; now: number; /** default `timeout`; `admin_clear` when an operator ends it */ reason?: Reason }
   /** Removed from the registry. */
   | { type: 'DRAIN'; now: number; /** default `removed`; `admin_drain` for a maintenance drain */ reason?: Reason }
-  /** Added back while draining. */
+  /** Added back while draining: healthy, or back out when drained while out (see the module comment). */
   | { type: 'READD'; now: number; /** default `readded`; `admin_undrain` */ reason?: Reason }
   /** A healthy host went ejection_decay_time without an ejection: one ejection is forgiven. */
   | { type: 'DECAY'; now: number }
@@ -88,6 +100,10 @@ const machineSetup = setup({
     restoresProbing: ({ event }) => event.type === 'RESTORE' && event.state === 'probing',
     restoresDraining: ({ event }) => event.type === 'RESTORE' && event.state === 'draining',
     hasEjections: ({ context }) => context.ejections > 0,
+    /** Draining, drained while its ejection runs, and the ejection has not ended yet. */
+    ejectionRunning: ({ context, event }) => event.type === 'READD' && context.ejectUntil > event.now,
+    /** Draining, drained while out (overloaded or probing). */
+    drainedWhileOut: ({ context }) => context.ejectUntil >= context.since,
   },
   actions: {
     eject: assign(({ event, context }) => {
@@ -96,9 +112,18 @@ const machineSetup = setup({
       const ms = Math.min(event.baseMs * ejections, event.maxMs);
       return { since: event.now, reason: event.reason, ejections, ejectUntil: event.now + ms };
     }),
-    recover: assign(({ event }) => (event.type === 'RECOVER' ? { since: event.now, reason: event.reason } : {})),
-    elapsed: assign(({ event }) => (event.type === 'EJECTION_ELAPSED' ? { since: event.now, reason: event.reason ?? ('timeout' as const) } : {})),
-    drain: assign(({ event }) => (event.type === 'DRAIN' ? { since: event.now, reason: event.reason ?? ('removed' as const) } : {})),
+    // leaving an ejection (recovered, elapsed or cleared by an operator) ends its deadline there
+    recover: assign(({ event, context }) => (event.type === 'RECOVER' ? { since: event.now, reason: event.reason, ejectUntil: Math.min(context.ejectUntil, event.now) } : {})),
+    elapsed: assign(({ event, context }) =>
+      event.type === 'EJECTION_ELAPSED' ? { since: event.now, reason: event.reason ?? ('timeout' as const), ejectUntil: Math.min(context.ejectUntil, event.now) } : {},
+    ),
+    // a healthy host's deadline stays before the drain; an ejected or probing host's at or after it
+    drain: assign(({ event, context }) =>
+      event.type === 'DRAIN' ? { since: event.now, reason: event.reason ?? ('removed' as const), ejectUntil: Math.min(context.ejectUntil, event.now - 1) } : {},
+    ),
+    drainOut: assign(({ event, context }) =>
+      event.type === 'DRAIN' ? { since: event.now, reason: event.reason ?? ('removed' as const), ejectUntil: Math.max(context.ejectUntil, event.now) } : {},
+    ),
     readd: assign(({ event }) => (event.type === 'READD' ? { since: event.now, reason: event.reason ?? ('readded' as const) } : {})),
     decay: assign(({ context }) => ({ ejections: context.ejections - 1 })),
     adoptLars: assign(({ event }) =>
@@ -138,20 +163,25 @@ export const nodeMachine = machineSetup.createMachine({
           { target: 'healthy', actions: 'elapsed' },
         ],
         RECOVER: { guard: not('probesBeforeRecovery'), target: 'healthy', actions: 'recover' },
-        DRAIN: { target: 'draining', actions: 'drain' },
+        DRAIN: { target: 'draining', actions: 'drainOut' },
       },
     },
     probing: {
       on: {
         RECOVER: { target: 'healthy', actions: 'recover' },
         EJECT: { target: 'overloaded', actions: 'eject' },
-        DRAIN: { target: 'draining', actions: 'drain' },
+        DRAIN: { target: 'draining', actions: 'drainOut' },
         PROFILE_LARS: { guard: not('probesBeforeRecovery'), target: 'overloaded', actions: 'adoptLars' },
       },
     },
     draining: {
       on: {
-        READD: { target: 'healthy', actions: 'readd' },
+        READD: [
+          // drained while out: the rest of its ejection, or the probing that follows one (lars: healthy)
+          { guard: 'ejectionRunning', target: 'overloaded', actions: 'readd' },
+          { guard: and(['drainedWhileOut', 'probesBeforeRecovery']), target: 'probing', actions: 'readd' },
+          { target: 'healthy', actions: 'readd' },
+        ],
       },
     },
   },

@@ -84,6 +84,47 @@ describe("route actor - an operator's actions", () => {
     expect(h1(s)!.pick_weight).to.equal(0);
   });
 
+  it('admin - a sick host drained and undrained comes back ejected (its ejection goes on), then probing; not healthy', () => {
+    const { r, events, flush } = setup('default');
+    for (let i = 0; i < 20; i++) r.report(H1, 1, 5, T0 + 20 + i);
+    r.tick(T0 + 100);
+    const ejected = h1(flush(T0 + 100))!;
+    expect(ejected).to.include({ state: 'overloaded', pick_weight: 0 });
+    const until = r.host(H1)!.ejectUntil;
+    expect(until).to.be.greaterThan(T0 + 1000);
+    r.applyRegistry(marked(3, 'default', 'drained'), T0 + 500);
+    expect(h1(flush(T0 + 500))).to.include({ state: 'draining', reason: 'admin_drain' });
+    r.applyRegistry({ ...marked(3, 'default'), updated_by: 'bob' }, T0 + 1000);
+    expect(h1(flush(T0 + 1000))).to.include({ state: 'overloaded', reason: 'admin_undrain', pick_weight: 0 });
+    expect(events.at(-1)).to.include({ from: 'draining', to: 'overloaded', reason: 'admin_undrain', by: 'bob' });
+    expect(r.host(H1)!.ejectUntil, 'the same ejection').to.equal(until);
+    // the ejection ends when it would have: probing, with trial traffic
+    r.tick(until - 1);
+    expect(r.host(H1)!.state).to.equal('overloaded');
+    r.tick(until);
+    expect(h1(flush(until))).to.include({ state: 'probing', reason: 'timeout' });
+  });
+
+  it('admin - a host drained while probing comes back probing; drained after its ejection ended, probing too', () => {
+    const { r, flush } = setup('default');
+    for (let i = 0; i < 20; i++) r.report(H1, 1, 5, T0 + 20 + i);
+    r.tick(T0 + 100);
+    const until = r.host(H1)!.ejectUntil;
+    r.tick(until);
+    expect(r.host(H1)!.state).to.equal('probing');
+    r.applyRegistry(marked(3, 'default', 'drained'), until + 10);
+    r.applyRegistry(marked(3, 'default'), until + 20);
+    expect(h1(flush(until + 20))).to.include({ state: 'probing', reason: 'admin_undrain' });
+    // the lars profile has no probing: an ejection over while drained is healthy again
+    const l = setup('lars');
+    for (let i = 0; i < 20; i++) l.r.report(H1, 1, 5, T0 + 20 + i);
+    l.r.tick(T0 + 100);
+    expect(l.r.host(H1)!.state).to.equal('overloaded');
+    l.r.applyRegistry(marked(3, 'lars', 'drained'), T0 + 200);
+    l.r.applyRegistry(marked(3, 'lars'), T0 + 3_600_000);
+    expect(h1(l.flush(T0 + 3_600_000))).to.include({ state: 'healthy', reason: 'admin_undrain' });
+  });
+
   it('admin - the CLI actions: each sets or lifts its mark with who and when, and an action already in force changes nothing', () => {
     const h = { ip: '10.0.0.1', port: 80, weight: 100, zone: 'z' };
     const d = applyHostAction(h, 'drain', 'alice', 5)!;

@@ -31,11 +31,13 @@ const STATES: HostState[] = ['healthy', 'overloaded', 'probing', 'draining'];
  */
 type Table = Record<HostState, Partial<Record<NodeEvent['type'], HostState | 'same'>>>;
 
+// The fixture host's deadline (T0 + 10 s) is after its `since` (T0): a draining one was drained while out, and its
+// ejection is over at NOW, so READD brings it back through probing (lars: healthy). The other cases are below.
 const DEFAULT_TABLE: Table = {
   healthy: { EJECT: 'overloaded', DRAIN: 'draining', DECAY: 'same', RESTORE: 'overloaded' },
   overloaded: { EJECTION_ELAPSED: 'probing', DRAIN: 'draining' },
   probing: { RECOVER: 'healthy', EJECT: 'overloaded', DRAIN: 'draining' },
-  draining: { READD: 'healthy' },
+  draining: { READD: 'probing' },
 };
 
 const LARS_TABLE: Table = {
@@ -119,11 +121,71 @@ describe('node machine - what each transition stamps', () => {
   });
 
   it('node machine - DRAIN stamps removed, READD stamps readded', () => {
-    const f = host('overloaded');
+    const f = host('healthy');
     step(nodeMachine, f, EVENTS.DRAIN);
     expect(f).to.include({ state: 'draining', since: NOW, reason: 'removed', ejections: 2 });
     step(nodeMachine, f, { type: 'READD', now: NOW + 1 });
     expect(f).to.include({ state: 'healthy', since: NOW + 1, reason: 'readded', ejections: 2 });
+  });
+
+  it('node machine - a host drained while its ejection runs comes back overloaded until the ejection ends (default profile)', () => {
+    const f: NodeFields = { state: 'healthy', since: T0, reason: 'registered', ejections: 0, ejectUntil: 0 };
+    step(nodeMachine, f, { type: 'EJECT', reason: 'consecutive_errors', now: T0, baseMs: 30_000, maxMs: 300_000 });
+    step(nodeMachine, f, { type: 'DRAIN', now: T0 + 1_000, reason: 'admin_drain' });
+    expect(f).to.include({ state: 'draining', ejectUntil: T0 + 30_000 });
+    step(nodeMachine, f, { type: 'READD', now: T0 + 10_000, reason: 'admin_undrain' });
+    expect(f).to.deep.equal({ state: 'overloaded', since: T0 + 10_000, reason: 'admin_undrain', ejections: 1, ejectUntil: T0 + 30_000 });
+    // the rest of the ejection as any: then probing
+    step(nodeMachine, f, { type: 'EJECTION_ELAPSED', now: T0 + 30_000 });
+    expect(f).to.include({ state: 'probing', reason: 'timeout' });
+  });
+
+  it('node machine - a host drained while out whose ejection ended meanwhile comes back probing (lars: healthy)', () => {
+    for (const [m, to] of [
+      [nodeMachine, 'probing'],
+      [larsMachine, 'healthy'],
+    ] as const) {
+      const f: NodeFields = { state: 'healthy', since: T0, reason: 'registered', ejections: 0, ejectUntil: 0 };
+      step(m, f, { type: 'EJECT', reason: 'consecutive_errors', now: T0, baseMs: 30_000, maxMs: 300_000 });
+      step(m, f, { type: 'DRAIN', now: T0 + 1_000 });
+      step(m, f, { type: 'READD', now: T0 + 60_000 });
+      expect(f).to.include({ state: to, since: T0 + 60_000, reason: 'readded', ejections: 1 });
+    }
+  });
+
+  it('node machine - a host drained while probing comes back probing', () => {
+    const f = host('probing');
+    step(nodeMachine, f, { type: 'DRAIN', now: NOW, reason: 'admin_drain' });
+    step(nodeMachine, f, { type: 'READD', now: NOW + 1, reason: 'admin_undrain' });
+    expect(f).to.include({ state: 'probing', since: NOW + 1, reason: 'admin_undrain' });
+  });
+
+  it('node machine - a host drained while healthy comes back healthy, even right after recovering (both profiles)', () => {
+    // lars recovers before its deadline (success rate): the deadline is cut to the recovery
+    const g: NodeFields = { state: 'healthy', since: T0, reason: 'registered', ejections: 0, ejectUntil: 0 };
+    step(larsMachine, g, { type: 'EJECT', reason: 'error_rate', now: T0, baseMs: 30_000, maxMs: 300_000 });
+    step(larsMachine, g, { type: 'RECOVER', reason: 'success_rate', now: T0 + 5_000 });
+    expect(g).to.include({ state: 'healthy', ejectUntil: T0 + 5_000 });
+    step(larsMachine, g, { type: 'DRAIN', now: T0 + 5_000 });
+    step(larsMachine, g, { type: 'READD', now: T0 + 6_000 });
+    expect(g.state).to.equal('healthy');
+    // default: probed back, drained at the very moment of recovery
+    const f = host('probing');
+    step(nodeMachine, f, { type: 'RECOVER', reason: 'probe_success', now: NOW });
+    step(nodeMachine, f, { type: 'DRAIN', now: NOW });
+    step(nodeMachine, f, { type: 'READD', now: NOW + 1 });
+    expect(f.state).to.equal('healthy');
+  });
+
+  it("node machine - an operator's ejection cleared (far deadline) then drained comes back probing, not ejected for a century", () => {
+    const f: NodeFields = { state: 'healthy', since: T0, reason: 'registered', ejections: 0, ejectUntil: 0 };
+    const century = 100 * 365 * 24 * 3600 * 1000;
+    step(nodeMachine, f, { type: 'EJECT', reason: 'admin_eject', now: T0, baseMs: century, maxMs: century });
+    step(nodeMachine, f, { type: 'EJECTION_ELAPSED', now: T0 + 1_000, reason: 'admin_clear' });
+    expect(f).to.include({ state: 'probing', ejectUntil: T0 + 1_000 });
+    step(nodeMachine, f, { type: 'DRAIN', now: T0 + 1_000, reason: 'admin_drain' });
+    step(nodeMachine, f, { type: 'READD', now: T0 + 2_000, reason: 'admin_undrain' });
+    expect(f.state).to.equal('probing');
   });
 
   it('node machine - DECAY forgives one ejection and nothing else; at zero it is ignored', () => {
