@@ -16,7 +16,7 @@ import { parseParamFlags } from '../cli/params.ts';
 import { renderTable, type Row } from '../cli/table.ts';
 import { simulate, type SimResult } from './engine.ts';
 import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, scenarioFormatOf, type Scenario } from './scenario.ts';
-import { renderSvg } from './svg.ts';
+import { renderSvg, svgSize } from './svg.ts';
 
 /** State changes listed per strategy in the text output. */
 const MAX_CHANGES_SHOWN = 12;
@@ -112,6 +112,13 @@ export function summaryRows(results: readonly SimResult[]): Row[] {
   }));
 }
 
+/** A command line that turns the picture into a PNG with headless Chromium, its window the picture's size (else the last panel is cut off). */
+export function pngCommand(svg: string, panels: number): string {
+  const { width, height } = svgSize(panels);
+  const png = /\.svg$/i.test(svg) ? svg.replace(/\.svg$/i, '.png') : `${svg}.png`;
+  return `chromium --headless --no-sandbox --disable-gpu --screenshot=${png} --window-size=${width},${height} ${svg}`;
+}
+
 /** Runs the command; returns the exit code. */
 export async function runSimulate(args: SimulateArgs): Promise<number> {
   const { scenario, over } = withParams(loadScenario(args.file), args.param);
@@ -126,7 +133,8 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
   }
   if (args.svg !== undefined) {
     writeFileSync(args.svg, renderSvg(scenario, results));
-    args.note?.(`picture written to ${args.svg}`);
+    const { width, height } = svgSize(results.length);
+    args.note?.(`picture written to ${args.svg} (${width}x${height} px); as PNG: ${pngCommand(args.svg, results.length)}`);
   }
   if (args.json === true) {
     args.out(JSON.stringify({ scenario: scenario.name, seed: results[0]?.seed, params: over, results }));

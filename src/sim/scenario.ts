@@ -10,8 +10,10 @@
  * virtual-time run has to model). A real-time runner reads the same file
  * and ignores `system`.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { Kind, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
+import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { resolveParams } from '../../actors/params.ts';
 import { StrategyName } from '../../actors/strategies/index.ts';
@@ -179,13 +181,83 @@ const check = TypeCompiler.Compile(ScenarioSchema);
 
 export type ScenarioResult = { ok: true; scenario: Scenario } | { ok: false; error: string };
 
+/** Problems named in one error message; the rest are counted. */
+const MAX_PROBLEMS = 3;
+
+/** A JSON pointer (`/hosts/0/latency`) as the field path docs/simulate.md uses (`hosts.0.latency`). */
+function dotted(pointer: string): string {
+  return pointer.replace(/^\//, '').replaceAll('/', '.');
+}
+
+/** A value as the error shows it: JSON, cut at 60 characters. */
+function shown(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const j = JSON.stringify(v);
+  return j.length > 60 ? `${j.slice(0, 57)}...` : j;
+}
+
+/** The literal a schema stands for, when it is one. */
+function literalOf(schema: TSchema): string | number | boolean | undefined {
+  return schema[Kind] === 'Literal' ? (schema as TSchema & { const: string | number | boolean }).const : undefined;
+}
+
+/**
+ * What is wrong with `value` at `path` where the schema is a union: which
+ * choice it must be (a union of literals), or, for a union of objects told
+ * apart by one field (`dist`, `kind`), that field, or the first thing wrong
+ * within the object that field chose.
+ */
+function unionProblem(path: string, schema: TSchema, value: unknown): { path: string; message: string } {
+  const variants = (schema as { anyOf?: TSchema[] }).anyOf ?? [];
+  const literals = variants.map(literalOf);
+  if (variants.length > 0 && literals.every((l) => l !== undefined)) return { path, message: `must be one of ${literals.join(', ')}, got ${shown(value)}` };
+  const props = variants.map((v) => (v as { properties?: Record<string, TSchema> }).properties ?? {});
+  const key = Object.keys(props[0] ?? {}).find((k) => props.every((p) => p[k] !== undefined && literalOf(p[k]) !== undefined));
+  if (key === undefined) return { path, message: 'matches none of the forms it may take' };
+  const choices = props.map((p) => literalOf(p[key]!));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { path, message: `must be an object with ${key} one of ${choices.join(', ')}, got ${shown(value)}` };
+  }
+  const tag = (value as Record<string, unknown>)[key];
+  const i = choices.findIndex((c) => c === tag);
+  if (i < 0) return { path: path ? `${path}.${key}` : key, message: `must be one of ${choices.join(', ')}, got ${shown(tag)}` };
+  const inner = Value.Errors(variants[i]!, value).First();
+  return inner ? problemOf(inner, path) : { path, message: 'invalid' };
+}
+
+/** One schema error as a field path and what is wrong there; `base` is the path the error's own is relative to. */
+function problemOf(e: ValueError, base = ''): { path: string; message: string } {
+  const own = dotted(e.path);
+  const path = base && own ? `${base}.${own}` : base || own;
+  if (e.type === ValueErrorType.Union) return unionProblem(path, e.schema, e.value);
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return { path, message: 'required, missing' };
+  if (e.type === ValueErrorType.ObjectAdditionalProperties) return { path, message: 'unknown field' };
+  return { path, message: `${e.message.replace(/^Expected/, 'expected')}, got ${shown(e.value)}` };
+}
+
+/**
+ * The schema's complaints about a scenario, each field once (a missing field
+ * is not also the wrong type), in the order of the file, as one line:
+ * `name: required, missing; hosts.0.latency: must be an object with dist one of ...`.
+ */
+export function scenarioProblems(value: unknown): string {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  let more = 0;
+  for (const e of check.Errors(value)) {
+    const p = problemOf(e);
+    const at = dotted(e.path);
+    if (seen.has(at)) continue;
+    seen.add(at);
+    if (out.length < MAX_PROBLEMS) out.push(`${p.path || '(root)'}: ${p.message}`);
+    else more++;
+  }
+  return `${out.join('; ')}${more > 0 ? `; and ${more} more` : ''}` || '(root): invalid';
+}
+
 /** Validates a parsed JSON value as a scenario: the schema, then the rules it cannot say. */
 export function parseScenario(value: unknown): ScenarioResult {
-  if (!check.Check(value)) {
-    const e = check.Errors(value).First();
-    const path = e?.path ? e.path.replace(/^\//, '').replaceAll('/', '.') : '(root)';
-    return { ok: false, error: `${path}: ${e?.message ?? 'invalid'}` };
-  }
+  if (!check.Check(value)) return { ok: false, error: scenarioProblems(value) };
   const s = value;
   if (s.duration_s === undefined && s.calls === undefined) return { ok: false, error: 'duration_s or calls is required (the load stops at the first reached)' };
   let hosts = 0;

@@ -48,6 +48,11 @@ function niceStep(span: number, target: number): number {
   return 10 * p;
 }
 
+/** The picture's size in pixels with `panels` strategies: what a browser window needs to show all of it. */
+export function svgSize(panels: number): { width: number; height: number } {
+  return { width: W, height: HEAD_H + panels * PANEL_H };
+}
+
 /** Renders the results of one scenario (one entry per strategy) as an SVG document. */
 export function renderSvg(scenario: Scenario, results: readonly SimResult[]): string {
   const colours = hostColours(scenario);
@@ -73,7 +78,7 @@ export function renderSvg(scenario: Scenario, results: readonly SimResult[]): st
   let maxFail = 1;
   for (const r of results) for (const v of r.timeline.failed) maxFail = Math.max(maxFail, (v * 1000) / bucketMs);
 
-  const H = HEAD_H + results.length * PANEL_H;
+  const H = svgSize(results.length).height;
   const o: string[] = [];
   o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
   o.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
