@@ -121,10 +121,14 @@ function describeFlag(help: string, f: { placeholder?: string; boolean?: boolean
   return `${placeholderOf(f).trim() ? `${placeholderOf(f).trim()}  ` : ''}${help}${extra}${f.defaultText !== undefined ? ` [default: ${f.defaultText}]` : ''}`;
 }
 
-function configOptions(): Record<string, Options> {
+/** Where a command's help sends the reader for the global flags (listed once, in `lars --help`). */
+export const GLOBAL_FLAGS_LINE = 'global flags: see lars --help';
+
+/** The global (configuration) flags; `hidden`: parsed but left out of the help (every command's but `lars --help`). */
+function configOptions(hidden = false): Record<string, Options> {
   const defaults = defaultConfig() as unknown as Record<string, string | number>;
   const opts: Record<string, Options> = {
-    config: { type: 'string', requiresArg: true, group: CONFIG_GROUP, describe: '<file>  JSON config file (env LARS_CONFIG) [default: ./lars.config.json when present]' },
+    config: { type: 'string', requiresArg: true, group: CONFIG_GROUP, hidden, describe: '<file>  JSON config file (env LARS_CONFIG) [default: ./lars.config.json when present]' },
   };
   for (const [key, s] of Object.entries(CONFIG_KEYS)) {
     const spec: ConfigKeySpec = s;
@@ -133,6 +137,7 @@ function configOptions(): Record<string, Options> {
       type: 'string',
       requiresArg: true,
       group: CONFIG_GROUP,
+      hidden,
       describe: describeFlag(spec.help, { placeholder: spec.placeholder, choices: spec.choices, defaultText: def === '' ? undefined : def }, ` (env ${spec.env})`),
     };
   }
@@ -153,7 +158,8 @@ function commandSpec(c: Command): string {
 
 function build(y: Argv, c: Command, path: string[]): Argv {
   y.usage(c.usage.replace(/^lars /, '$0 ') + (c.summary.includes('\n') ? '' : `\n\n${c.summary}`));
-  if (c.summary.includes('\n')) y.epilog(c.summary);
+  // one epilog: yargs runs several together without a blank line between them
+  y.epilog(c.summary.includes('\n') ? `${c.summary}\n\n${GLOBAL_FLAGS_LINE}` : GLOBAL_FLAGS_LINE);
   for (const a of c.args ?? []) y.positional(a.name, { type: 'string', describe: a.help });
   for (const [name, f] of Object.entries(c.flags)) {
     y.option(name, {
@@ -165,7 +171,7 @@ function build(y: Argv, c: Command, path: string[]): Argv {
       ...(f.boolean ? {} : { requiresArg: true }),
     });
   }
-  y.options(configOptions());
+  y.options(configOptions(true));
   for (const [cmd, what] of c.examples ?? []) y.example(cmd, what);
   return y;
 }
@@ -241,6 +247,8 @@ function parser(argv: string[], state: RunState): Argv {
         e.summary,
         (g) => {
           g.usage(`$0 ${e.name} <command> [args] [flags]\n\n${e.summary}`);
+          g.options(configOptions(true));
+          g.epilog(GLOBAL_FLAGS_LINE);
           for (const c of e.commands) {
             g.command(commandSpec(c), c.summary.split('\n')[0]!, (cy) => build(cy, c, [e.name, c.name]), (a) => runCommand(c, [e.name, c.name], a, state));
           }

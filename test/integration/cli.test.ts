@@ -14,6 +14,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { LARS_BIN, hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
 import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
 import { ensureStreams } from '../../src/streams.ts';
+import { CONFIG_KEYS } from '../../src/config.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
@@ -273,9 +274,19 @@ describe('lars CLI (real nats-server)', function () {
     expect(addHelp.code).to.equal(0);
     expect(addHelp.stdout).to.contain('lars route add <modid> <cmdid>');
     expect(addHelp.stdout).to.match(/--profile\s+<default\|lars>/);
-    expect(addHelp.stdout).to.match(/--nats\s+<url>.*\[default:\s+nats:\/\/127\.0\.0\.1:4222\]/s);
+    // the global flags once, in lars --help; a command's help lists its own and points there
+    expect(bare.stdout).to.match(/--nats\s+<url>.*\[default:\s+nats:\/\/127\.0\.0\.1:4222\]/s);
+    for (const spec of Object.values(CONFIG_KEYS)) expect(bare.stdout, `--${spec.flag} in lars --help`).to.match(new RegExp(`--${spec.flag}\\s`));
+    expect(addHelp.stdout).not.to.match(/--nats\b|--prefix\b|--log-level\b|Configuration \(flags/);
+    expect(addHelp.stdout.trim().split('\n').at(-1)).to.equal('global flags: see lars --help');
+    expect(routeHelp.stdout.trim().split('\n').at(-1)).to.equal('global flags: see lars --help');
+    expect(routeHelp.stdout).not.to.match(/--nats\b/);
     // every long-running command's flags show their placeholder and default
     const [nodeHelp, devHelp] = await Promise.all([lars(['node', '--help']), lars(['dev', '--help'])]);
+    for (const h of [nodeHelp, devHelp]) {
+      expect(h.stdout).not.to.match(/--nats\b|--clickhouse-url\b/);
+      expect(h.stdout.trim().split('\n').at(-1)).to.equal('global flags: see lars --help');
+    }
     expect(nodeHelp.stdout).to.match(/--own\s+<partitions>[\s\S]*\[default:\s+shared\s+with\s+the\s+other\s+nodes\s+by\s+leases\]/);
     expect(nodeHelp.stdout).to.match(/--lease-ms\s+<ms>[\s\S]*\[default:\s+2000\]/);
     expect(devHelp.stdout).to.match(/--speed\s+<factor>[\s\S]*\[default:\s+1\]/);
