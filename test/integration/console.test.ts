@@ -5,18 +5,22 @@
  * backend shows as ejected with its reason without a reload; its chart shows
  * the error spike and the ejection mark; drain from the page takes the host
  * out of an agent's picks and records who did it; an action without the
- * token is refused. With LARS_CONSOLE_SCREENSHOTS=<dir> the main views are
- * saved there (docs/img holds the ones the README shows).
+ * token is refused; a host with five quiet minutes gets zero buckets there
+ * (endpoint and chart data); the acting user is named alike after every
+ * action, from the page and the CLI; the audit trails fit at 1,280, 1,400
+ * and 1,920 px; `lars dev` serves the console on its own embedded engine.
+ * Screenshots go to LARS_CONSOLE_SCREENSHOTS=<dir> (default a temp dir;
+ * docs/img holds the ones the README shows).
  */
 import { expect } from 'chai';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PARTITIONS, TestCluster, hosts } from '../helpers/cluster.ts';
 import { prng, publishBatches, publishEvents, reportBatch, routeEvent } from '../../src/analytics/fixtures.ts';
 import type { ReportBatch, ReportTuple, RouteEvent } from '../../schemas/messages.ts';
-import { useNatsAndClickHouse, randomDatabase } from '../helpers/clickhouse-server.ts';
+import { useNatsAndClickHouse, randomDatabase, freePort } from '../helpers/clickhouse-server.ts';
 import { startTraffic, samplePicks, type Traffic } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
@@ -25,6 +29,7 @@ import { startSink, type Sink } from '../../src/analytics/sink.ts';
 import { ConsoleBackend } from '../../src/console/backend.ts';
 import { startConsoleServer, type ConsoleServer } from '../../src/console/server.ts';
 import type { Agent } from '../../src/agent/agent.ts';
+import { lars, larsLive } from '../helpers/cli.ts';
 
 const M = 5151;
 const C = 3;
@@ -36,6 +41,66 @@ const LOAD_ID = '(() => window.__lars.loadId)()';
 const SHOTS = process.env['LARS_CONSOLE_SCREENSHOTS'] ?? join(tmpdir(), 'lars-console-shots');
 
 const HISTORY_HOST = '10.52.0.5:8000';
+
+/**
+ * Runs in the page: what of the audit tables sticks out of its box or is clipped (the page wider than the
+ * window, a box whose content is wider than it, a cell past the box's right edge or with hidden text).
+ */
+const AUDIT_OVERFLOW = `(() => {
+  const out = [];
+  if (document.documentElement.scrollWidth > window.innerWidth) out.push('page ' + document.documentElement.scrollWidth + ' px wide in ' + window.innerWidth);
+  for (const table of document.querySelectorAll('table.audit')) {
+    const box = table.parentElement;
+    const right = box.getBoundingClientRect().right;
+    const where = box.id || box.className;
+    if (box.scrollWidth > box.clientWidth + 1) out.push(where + ': content ' + box.scrollWidth + ' px in ' + box.clientWidth);
+    for (const cell of table.querySelectorAll('th, td')) {
+      const r = cell.getBoundingClientRect();
+      if (r.right > right + 1) out.push(where + ': "' + cell.innerText.slice(0, 30) + '" ends at ' + Math.round(r.right) + ' past ' + Math.round(right));
+      if (cell.scrollWidth > cell.clientWidth + 1) out.push(where + ': "' + cell.innerText.slice(0, 30) + '" clipped (' + cell.scrollWidth + ' in ' + cell.clientWidth + ')');
+    }
+  }
+  return out;
+})()`;
+
+/** A route whose one host had calls, then none for five minutes, then calls again. */
+const HOLE = 5153;
+const HOLE_HOST = '10.53.0.1:8000';
+const BUCKET_MS = 10_000;
+
+/**
+ * HOLE_HOST's calls, aligned on the chart's 10 s buckets: 9 calls/s from 12 to 9 minutes ago, none for
+ * five minutes, 3 calls/s from 4 to 2 minutes ago, none since. Latency 10 ms, then 30 ms.
+ */
+function callsWithAHole(now: number): { batches: ReportBatch[]; start: number; holeFrom: number; holeTo: number; end: number; total: number } {
+  const start = Math.floor(now / BUCKET_MS) * BUCKET_MS - 12 * 60_000;
+  const holeFrom = start + 3 * 60_000;
+  const holeTo = holeFrom + 5 * 60_000;
+  const end = holeTo + 2 * 60_000;
+  const hs: Array<[string, number]> = [['10.53.0.1', 8000]];
+  const batches: ReportBatch[] = [];
+  const every10s = (from: number, to: number, perSec: number, latency: number): void => {
+    for (let ts = from; ts < to; ts += BUCKET_MS) {
+      const n = perSec * 10;
+      const rs: ReportTuple[] = Array.from({ length: n }, (_, i) => [0, 0, latency, Math.floor((i * BUCKET_MS) / n)]);
+      batches.push(reportBatch({ modid: HOLE, cmdid: 1, ts, sender: 'checkout', hosts: hs, reports: rs }));
+    }
+  };
+  every10s(start, holeFrom, 9, 10);
+  every10s(holeTo, end, 3, 30);
+  return { batches, start, holeFrom, holeTo, end, total: batches.reduce((k, b) => k + b.reports.length, 0) };
+}
+
+interface Series {
+  bucketS: number;
+  fromS: number;
+  toS: number;
+  t: number[];
+  calls: number[];
+  errors: number[];
+  p50: Array<number | null>;
+  p99: Array<number | null>;
+}
 
 /** 30 minutes of calls on the big route from two callers; one host fails for 3 minutes 20 minutes ago and is ejected, probed and healed. */
 function pastIncident(now: number): { batches: ReportBatch[]; events: RouteEvent[] } {
@@ -82,6 +147,7 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
   const failing = '10.51.0.1:8000';
   const pageErrors: string[] = [];
   const history = pastIncident(Date.now());
+  const hole = callsWithAHole(Date.now());
 
   // Registered before the servers' hooks: mocha runs `after` hooks in order, and everything must close before the servers stop.
   after(async () => {
@@ -103,6 +169,7 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
     // A past incident on the big route, published before the route node starts (it follows the
     // subjects live, so it never judges these): the REPORTS and EVENTS streams keep them for the sink.
     await publishBatches(c.nc, c.n, history.batches, PARTITIONS);
+    await publishBatches(c.nc, c.n, hole.batches, PARTITIONS);
     await publishEvents(c.nc, c.n, history.events);
     await c.startNode();
     engine = await openEngine({ url: s.ch.url, database: randomDatabase('lars_console'), requestTimeoutMs: 10_000 });
@@ -112,6 +179,7 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
     const big = hosts(12, '10.52.0.');
     big[3] = { ...big[3]!, zone: 'eu-1' };
     await c.addRoute(BIG, 1, big);
+    await c.addRoute(HOLE, 1, hosts(1, '10.53.0.'));
     backend = await ConsoleBackend.start({ nc: c.nc, prefix: c.prefix, engine });
     web = await startConsoleServer({ backend, token: TOKEN, port: 0 });
     agent = await c.agent({ strategy: 'swrr' });
@@ -227,5 +295,160 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
       explain: async () => `caption: ${await cap.textContent()}`,
     });
     await page.screenshot({ path: join(SHOTS, 'console-host.png'), fullPage: true });
+  });
+
+  it('console - a host that had no calls for five minutes: the series has zero buckets there, and the chart draws them as zero calls and no latency', async () => {
+    const url = `${web.url}api/routes/${HOLE}/1/series?host=${HOLE_HOST}&minutes=60`;
+    let s: Series | undefined;
+    await waitFor(
+      async () => {
+        s = (await (await fetch(url)).json()) as Series;
+        return s.calls.reduce((a, b) => a + b, 0) === hole.total;
+      },
+      { what: 'every call of the host stored', timeoutMs: 30_000, intervalMs: 250, explain: async () => `calls: ${s?.calls.reduce((a, b) => a + b, 0)} of ${hole.total}` },
+    );
+    const series = s!;
+    expect(series.bucketS).to.equal(BUCKET_MS / 1000);
+    expect(series.t[0]).to.equal(series.fromS);
+    // dense: every bucket from the window's start to the last whole one
+    series.t.forEach((t, i) => i > 0 && expect(t - series.t[i - 1]!, `bucket ${i}`).to.equal(series.bucketS));
+    expect(series.t.at(-1)).to.be.at.least(Math.floor(series.toS / series.bucketS) * series.bucketS - series.bucketS);
+    for (const k of ['calls', 'errors', 'p50', 'p99'] as const) expect(series[k], k).to.have.length(series.t.length);
+    const at = (fromMs: number, toMs: number): number[] => series.t.flatMap((t, i) => (t * 1000 >= fromMs && t * 1000 < toMs ? [i] : []));
+    const inHole = at(hole.holeFrom, hole.holeTo);
+    expect(inHole, 'the five minutes without calls').to.have.length(30);
+    for (const i of inHole) expect([series.calls[i], series.errors[i], series.p50[i], series.p99[i]], `bucket at ${series.t[i]}`).to.deep.equal([0, 0, null, null]);
+    for (const i of at(hole.start, hole.holeFrom)) expect([series.calls[i], series.p50[i]]).to.deep.equal([90, 10]);
+    for (const i of at(hole.holeTo, hole.end)) expect([series.calls[i], series.p50[i]]).to.deep.equal([30, 30]);
+    const after = at(hole.end, Date.now());
+    expect(after.length, 'the quiet minutes since').to.be.at.least(10);
+    for (const i of after) expect([series.calls[i], series.p50[i]]).to.deep.equal([0, null]);
+
+    // What the page hands uPlot: zero calls/s and null latency (a gap: spanGaps off) across the hole, the x axis the whole window.
+    await page.goto(`${web.url}#/route/${HOLE}/1?host=${HOLE_HOST}`);
+    const chart = await waitFor(
+      async () => {
+        const c = (await page.evaluate('window.__lars.chart')) as { host: string; traffic: Array<Array<number | null>>; latency: Array<Array<number | null>>; x: number[] } | undefined;
+        return c?.host === HOLE_HOST && c.traffic[0]!.length >= series.t.length ? c : undefined;
+      },
+      { what: "the host's chart drawn", timeoutMs: 15_000, intervalMs: 100 },
+    );
+    const [tx, perSec, errPct] = chart.traffic;
+    const [lx, p50, p99] = chart.latency;
+    expect(lx).to.deep.equal(tx);
+    expect(chart.x[0]).to.equal(series.fromS);
+    expect(chart.x[1]).to.be.at.least(series.toS);
+    const idx = (t: number): number => tx!.indexOf(t);
+    for (const i of inHole) {
+      const j = idx(series.t[i]!);
+      expect(j, `bucket ${series.t[i]} on the chart`).to.be.at.least(0);
+      expect([perSec![j], errPct![j], p50![j], p99![j]]).to.deep.equal([0, null, null, null]);
+    }
+    for (const i of at(hole.start, hole.holeFrom)) expect(perSec![idx(series.t[i]!)]).to.equal(9);
+    for (const i of at(hole.holeTo, hole.end)) expect(perSec![idx(series.t[i]!)]).to.equal(3);
+    await page.screenshot({ path: join(SHOTS, 'console-hole.png'), fullPage: true });
+  });
+
+  it('console - the acting user is named as the route event names them after every action, from the page and the CLI', async () => {
+    const target = '10.51.0.2:8000'; // drained by console:alice above
+    await page.goto(`${web.url}#/route/${M}/${C}`);
+    await page.fill('#user', 'alice');
+    await page.fill('#token', TOKEN);
+    await page.locator(`#hosts tr[data-host="${target}"] button[data-act="undrain"]`).click();
+    await page.locator('#status.ok').filter({ hasText: `undrain ${target}: done (by console:alice)` }).waitFor({ timeout: 10_000 });
+    await waitFor(() => c.events.items.some((e) => `${e.ip}:${e.port}` === target && e.reason === 'admin_undrain' && e.by === 'console:alice'), { what: 'the undrain event, by console:alice' });
+    await page.locator(`#route-audit tr[data-reason="admin_undrain"]`).filter({ hasText: 'console:alice' }).first().waitFor({ timeout: 10_000 });
+
+    const other = '10.51.0.4:8000';
+    const env = { LARS_NATS_URL: servers().nats.url, LARS_PREFIX: c.prefix, LARS_PARTITIONS: String(PARTITIONS) };
+    const d = await lars(['host', 'drain', String(M), String(C), other, '--by', 'carol'], env);
+    expect(d.code, d.stderr).to.equal(0);
+    expect(d.stdout).to.contain('drained by carol');
+    await page.locator(`#hosts tr[data-host="${other}"]`).filter({ hasText: 'drained by carol' }).waitFor({ timeout: 10_000 });
+    const u = await lars(['host', 'undrain', String(M), String(C), other, '--by', 'carol'], env);
+    expect(u.code, u.stderr).to.equal(0);
+    expect(u.stdout).to.match(/drained by carol → weight 100 \(by carol\)/);
+    await waitFor(() => c.events.items.some((e) => `${e.ip}:${e.port}` === other && e.reason === 'admin_undrain' && e.by === 'carol'), { what: 'the undrain event, by carol' });
+    await page.locator(`#route-audit tr[data-reason="admin_undrain"]`).filter({ hasText: 'carol' }).first().waitFor({ timeout: 10_000 });
+  });
+
+  for (const width of [1280, 1400, 1920]) {
+    it(`console - at ${width} px nothing of the audit trails is cut off`, async () => {
+      const p = await browser.newPage({ viewport: { width, height: 1000 } });
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      try {
+        await p.goto(`${web.url}#/route/${BIG}/1?host=${HISTORY_HOST}`);
+        await p.locator('#route-audit table.audit tr[data-to]').first().waitFor({ timeout: 10_000 });
+        await p.locator('#host-audit table.audit tr[data-to]').first().waitFor({ timeout: 10_000 });
+        await p.locator('#chart-caption[data-marks]').waitFor({ timeout: 30_000 });
+        const overflow = (await p.evaluate(AUDIT_OVERFLOW)) as string[];
+        await p.screenshot({ path: join(SHOTS, `console-layout-${width}.png`), fullPage: true });
+        expect(overflow).to.deep.equal([]);
+        expect(await p.locator('#route-audit table.audit th').allInnerTexts()).to.deep.equal(['time', 'host', 'from → to', 'reason', 'version', 'by', 'figures']);
+      } finally {
+        await p.close();
+      }
+    });
+  }
+});
+
+describe('lars dev serves the console (npm start)', function () {
+  this.timeout(120_000);
+  let run: ReturnType<typeof larsLive> | undefined;
+  let browser: Browser | undefined;
+
+  after(async () => {
+    await browser?.close();
+    if (run && run.child.exitCode === null) {
+      run.child.kill('SIGINT');
+      await run.exited;
+    }
+  });
+
+  it("console - during lars dev the demo's console draws the failing host's calls and ejection from the demo's embedded ClickHouse", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lars-dev-console-'));
+    const natsPort = await freePort();
+    run = larsLive(['dev', '--plain', '--speed', '4', '--duration', '90', '--console', '0', '--data-dir', dir, '--nats', `nats://127.0.0.1:${natsPort}`]);
+    const r = run;
+    const line = await waitFor(() => r.lines.find((l) => l.startsWith('console: ')), {
+      what: "the demo's console line",
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      explain: () => `stdout: ${r.lines.join('\n')}\nstderr: ${r.errLines.join('\n')}`,
+    });
+    const m = /^console: (http:\/\/127\.0\.0\.1:\d+\/)#\/route\/1\/1 {2}actions: token (\S+)$/.exec(line);
+    expect(m, line).to.not.equal(null);
+    const [, base, token] = m!;
+    const routes = (await (await fetch(`${base}api/routes`)).json()) as { routes: Array<{ route: string }>; analytics: { on: boolean; engine?: string } };
+    expect(routes.analytics.on, 'analytics on, on the demo engine').to.equal(true);
+    expect(routes.analytics.engine).to.match(/^chdb .* at /);
+    expect(routes.routes.map((x) => x.route)).to.include('1.1');
+    // The failing host's picture, from the demo's engine: its calls and its ejection.
+    const host = '127.0.0.1:9003';
+    await waitFor(
+      async () => {
+        const s = (await (await fetch(`${base}api/routes/1/1/series?host=${host}`)).json()) as { calls: number[]; marks: Array<{ to: string }> };
+        return s.calls.some((n) => n > 0) && s.marks.some((x) => x.to === 'overloaded');
+      },
+      { what: "the failing host's calls and ejection in the demo's console", timeoutMs: 60_000, intervalMs: 500 },
+    );
+    // The printed token works for actions (a dry run: the demo goes on unchanged).
+    const dry = await fetch(`${base}api/routes/1/1/hosts/127.0.0.1:9001/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ by: 'dave', dryRun: true }) });
+    expect(dry.status).to.equal(200);
+    expect(await dry.json()).to.include({ dryRun: true, by: 'console:dave' });
+    // And in the browser, as README's picture shows it.
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+    await page.goto(`${base}#/route/1/1?host=${host}`);
+    const cap = page.locator('#chart-caption');
+    await waitFor(async () => ((await cap.getAttribute('data-marks')) ?? '').split(',').includes('overloaded') && Number(await cap.getAttribute('data-calls')) > 0, {
+      what: "the demo host's chart",
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      explain: async () => `caption: ${await cap.textContent()}`,
+    });
+    await page.screenshot({ path: join(SHOTS, 'console-dev.png'), fullPage: true });
+    r.child.kill('SIGINT');
+    expect(await r.exited, r.errLines.join('\n')).to.equal(0);
   });
 });
