@@ -1,4 +1,4 @@
-# Image for route nodes, sinks and CLI use: `docker build -t lars-nats .`
+# Image for route nodes, sinks, the console, the sidecar and CLI use: `docker build -t lars-nats .`
 #
 # Two stages: `build` compiles the TypeScript (dev dependencies there only);
 # the final stage holds production dependencies, dist/ and bin/, and runs as
@@ -29,9 +29,17 @@ RUN npm run build
 FROM node:20-bookworm-slim
 ARG WITH_CHDB=false
 ARG CLICKHOUSE_URL=http://clickhouse:8123
+# HTTP listeners (metrics, health, the console, the sidecar's API) bind loopback
+# unless told otherwise; a container's loopback is out of reach of everything
+# else (Prometheus, a published port), so the image opens them to the
+# container's interfaces: what leaves the container is decided by publishing.
+# A sidecar container sharing its service's network (a pod, compose
+# network_mode: service:<app>) that should answer that service only:
+# LARS_HTTP_HOST=127.0.0.1 (the health check below still reaches it).
 ENV NODE_ENV=production \
     LARS_CLICKHOUSE_URL=${CLICKHOUSE_URL} \
-    LARS_DATA_DIR=/data
+    LARS_DATA_DIR=/data \
+    LARS_HTTP_HOST=0.0.0.0
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm install --omit=dev --no-audit --no-fund \
@@ -44,8 +52,10 @@ COPY bin ./bin
 COPY schemas/*.proto ./schemas/
 COPY scenarios ./scenarios
 USER node
-# Long-running commands serve /healthz on --http 9464 (docker-compose passes it);
-# alive = the event loop turns. /readyz (used by compose) also needs NATS and loaded routes.
+# Every long-running role serves /healthz on port 9464 when run as docker-compose.yml
+# runs it: `node`, `sink` and `agent` with --http 9464, `console` with --port 9464.
+# Alive = the event loop turns. /readyz (used by compose) also needs NATS and the
+# role's work started (test/integration/deploy-health.test.ts runs this probe on each).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:9464/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 ENTRYPOINT ["node", "bin/lars.mjs"]

@@ -25,13 +25,13 @@ export interface ListenSpec {
 }
 
 /** The one-line error for a socket that could not bind `port` on `host`; other errors are returned as they are. */
-export function listenError(err: unknown, spec: ListenSpec): unknown {
+export function listenError(err: Error, spec: ListenSpec): Error {
   const host = spec.host ?? DEFAULT_HTTP_HOST;
   const what = spec.what ?? 'HTTP';
   const where = { port: spec.port, host };
   const portFlag = spec.portFlag ? ` with ${spec.portFlag}` : '';
   const hostFlag = spec.hostFlag ?? '--http-host';
-  switch ((err as NodeJS.ErrnoException)?.code) {
+  switch ((err as NodeJS.ErrnoException).code) {
     case 'EADDRINUSE':
       return new ListenError(ErrorCode.portInUse, `${what} port ${spec.port} on ${host} is in use: stop what holds it, or choose another port${portFlag}`, where, { cause: err });
     case 'EACCES':

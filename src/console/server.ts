@@ -2,7 +2,12 @@
  * The console's HTTP side: the page (static files, no build step), a JSON
  * API over `ConsoleBackend`, a server-sent-event stream per route, and the
  * operator actions behind a bearer token. Served by `lars console`, or by a
- * route node's `--http` port next to `/metrics`.
+ * route node's `--http` port next to `/metrics`. With `readAuth`
+ * (`--console-auth all`) the token guards reading too: every `/api/` path
+ * wants it, as the bearer header or the page's `lars_console_token` cookie
+ * (an EventSource cannot send headers); actions want the header only, so a
+ * cookie alone never acts. The page's static files carry no data and are
+ * served to anyone.
  *
  *   GET  /                                  the page
  *   GET  /api/routes                        every route, worst first
@@ -11,20 +16,21 @@
  *   GET  /api/routes/<m>/<c>/series?host=ip:port&minutes=60   calls, errors, p50/p99 over time, with state marks
  *   GET  /api/routes/<m>/<c>/audit[?host=ip:port]             transitions, newest first
  *   GET  /api/routes/<m>/<c>/callers        callers of the route, last hour
+ *   GET  /api/stats/<kind>?from=&at=&window=&limit=&route=   a `lars stats` question (times in ms)
  *   POST /api/routes/<m>/<c>/hosts/<ip:port>/<drain|undrain|eject|clear|weight>   {by, weight?, dryRun?}
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
 import { isUint32 } from '../../schemas/subjects.ts';
 import { LarsError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { runStats } from '../analytics/stats.ts';
+import { startMetricsServer, type Readiness } from '../metrics/http.ts';
+import { STATS, isStatsKind, parseRouteArg, runStats, type StatsParams } from '../analytics/stats.ts';
 import { actor, isHostAction, parseHostAddr, parseWeight } from '../admin/host-actions.ts';
 import { auditTrail, hostSeries, type RouteRef } from './queries.ts';
 import type { ConsoleBackend } from './backend.ts';
@@ -33,6 +39,8 @@ export interface ConsoleHandlerOptions {
   backend: ConsoleBackend;
   /** Operator actions need `Authorization: Bearer <token>`; absent: actions are off. */
   token?: string;
+  /** Reading needs the token too (`--console-auth all`): the bearer header or the `lars_console_token` cookie. */
+  readAuth?: boolean;
   /** Why analytics is off, shown on the page (absent with an engine). */
   analyticsOff?: string;
   log?: Logger;
@@ -65,6 +73,24 @@ const ASSETS: Record<string, { file: () => string; type: string }> = {
   '/vendor/uplot.js': { file: () => createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
   '/vendor/uplot.css': { file: () => createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
+
+/** The cookie the page keeps the token in when reading needs it (SameSite=Strict: other sites' pages never send it). */
+export const TOKEN_COOKIE = 'lars_console_token';
+
+/** One cookie's value from the request, URL-decoded. */
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -121,6 +147,15 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
   const tokenDigest = o.token ? digest(o.token) : undefined;
   const engine = b.engine;
   const analytics = engine ? { on: true, engine: engine.description } : { on: false, reason: o.analyticsOff ?? 'no ClickHouse configured' };
+
+  if (o.readAuth && !tokenDigest) throw new Error('readAuth needs a token');
+  const tokenOk = (t: string | undefined): boolean => t !== undefined && t !== '' && tokenDigest !== undefined && timingSafeEqual(digest(t), tokenDigest);
+  const authorizeRead = (req: IncomingMessage): void => {
+    if (!o.readAuth) return;
+    const bearer = /^Bearer (.+)$/.exec(req.headers['authorization'] ?? '')?.[1];
+    if (tokenOk(bearer) || tokenOk(cookie(req, TOKEN_COOKIE))) return;
+    throw new HttpError(401, "this console is read with its token only (console-auth all): send Authorization: Bearer <token>, or type the token in the page's header");
+  };
 
   const authorize = (req: IncomingMessage): void => {
     if (!tokenDigest) throw new HttpError(403, 'operator actions are off: start the console with --token (or LARS_CONSOLE_TOKEN)');
@@ -212,6 +247,32 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
     }
   };
 
+  /** `lars stats` through this process's engine (what `lars dev` holds): `GET /api/stats/<kind>?from=&at=&window=` (ms) `&limit=&route=m.c`. */
+  const stats = async (req: IncomingMessage, res: ServerResponse, u: URL, parts: string[]): Promise<void> => {
+    if (req.method !== 'GET') throw new HttpError(405, 'GET only');
+    const kind = parts[2] ?? '';
+    if (parts.length !== 3 || !isStatsKind(kind)) throw new HttpError(404, `say what to show: ${Object.keys(STATS).join(', ')}`);
+    if (!engine) throw new HttpError(404, `no stats: ${analytics.reason}`);
+    const int = (name: string, max: number): number | undefined => {
+      const v = u.searchParams.get(name);
+      if (v === null) return undefined;
+      if (!/^\d{1,15}$/.test(v) || Number(v) > max) throw new HttpError(400, `${name} must be a whole number up to ${max}`);
+      return Number(v);
+    };
+    const p: StatsParams = { fromMs: int('from', Number.MAX_SAFE_INTEGER) ?? 0, limit: int('limit', 100_000) ?? 100 };
+    const at = int('at', Number.MAX_SAFE_INTEGER);
+    const window = int('window', Number.MAX_SAFE_INTEGER);
+    if (at !== undefined) p.atMs = at;
+    if (window !== undefined) p.windowMs = window;
+    const route = u.searchParams.get('route');
+    if (route !== null) {
+      const r = parseRouteArg(route);
+      if (!r) throw new HttpError(400, `route must be modid.cmdid, got ${JSON.stringify(route)}`);
+      p.route = r;
+    }
+    return sendJson(res, 200, { rows: await runStats(engine, kind, p) });
+  };
+
   return async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://console');
     const asset = ASSETS[u.pathname === '/index.html' ? '/' : u.pathname];
@@ -228,8 +289,10 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
         return true;
       }
       const parts = u.pathname.split('/').filter((p) => p !== '');
-      if (parts[0] !== 'api' || parts[1] !== 'routes') return false;
-      await api(req, res, u, parts);
+      if (parts[0] !== 'api' || (parts[1] !== 'routes' && parts[1] !== 'stats')) return false;
+      authorizeRead(req);
+      if (parts[1] === 'stats') await stats(req, res, u, parts);
+      else await api(req, res, u, parts);
     } catch (err) {
       if (res.headersSent) {
         res.destroy();
@@ -249,41 +312,38 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
 export interface ConsoleServer {
   readonly port: number;
   readonly url: string;
+  /** Serves the console from now on (a server started without a backend answers 503 until then); ready per `ready`, default always. */
+  attach(o: ConsoleHandlerOptions, ready?: () => Readiness): void;
   close(): Promise<void>;
 }
 
-/** `lars console`: the console on its own port, with `/healthz`. */
-export async function startConsoleServer(o: ConsoleHandlerOptions & { port: number; host?: string }): Promise<ConsoleServer> {
-  const handle = createConsoleHandler(o);
-  const log = (o.log ?? silentLogger()).child({ mod: 'console-http' });
-  const server = createServer((req, res) => {
-    if (req.url === '/healthz') return sendJson(res, 200, { status: 'alive' });
-    handle(req, res)
-      .then((done) => {
-        if (!done) sendJson(res, 404, { error: 'not found' });
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, 'console request failed');
-        res.destroy();
-      });
+export type ConsoleServerOptions = Partial<ConsoleHandlerOptions> & {
+  port: number;
+  /** Default loopback; `--http-host` (LARS_HTTP_HOST). */
+  host?: string;
+  /** The flag that sets the port, named when it is taken (default `--port`). */
+  portFlag?: string;
+};
+
+/**
+ * `lars console`: the console on its own port, with `/healthz` and `/readyz`
+ * (the metrics server's, without metrics). Bound at once; given no backend,
+ * it serves the console once `attach`ed, so a port in use fails before
+ * anything connects.
+ */
+export async function startConsoleServer(o: ConsoleServerOptions): Promise<ConsoleServer> {
+  let handle: ConsoleHandler | undefined;
+  let ready: () => Readiness = () => ({ ready: false, reason: 'console starting' });
+  const server = await startMetricsServer({ port: o.port, host: o.host, portFlag: o.portFlag ?? '--port', ready: () => ready(), log: o.log });
+  server.mount(async (req, res) => {
+    if (handle) return handle(req, res);
+    sendJson(res, 503, { error: 'the console is starting' });
+    return true;
   });
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return {
-    port: addr.port,
-    url: `http://${host}:${addr.port}/`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+  const attach = (h: ConsoleHandlerOptions, r?: () => Readiness): void => {
+    handle = createConsoleHandler(h);
+    ready = r ?? (() => ({ ready: true }));
   };
+  if (o.backend) attach({ ...o, backend: o.backend });
+  return { port: server.port, url: server.url, attach, close: () => server.close() };
 }

@@ -1,9 +1,13 @@
 /**
  * Prometheus metrics and health endpoints of the long-running processes:
- * `lars node --http <port>` and `lars sink --http <port>` serve `/metrics`,
- * `/healthz` and `/readyz` on one port (docs/metrics.md lists every metric).
- * Metrics can be turned off (`--metrics off`) while health stays served:
- * then no listener is added to the node and nothing is read at all.
+ * `lars node --http <port>`, `lars sink --http <port>` and `lars agent
+ * --http <port>` (src/sidecar/cli.ts, from the same parts: it also serves
+ * them on its API port) serve `/metrics`, `/healthz` and `/readyz` on one port
+ * (docs/metrics.md lists every metric), on loopback unless `--http-host`
+ * says otherwise. The port is bound before anything connects, so a port in
+ * use fails the command at once. Metrics can be turned off (`--metrics
+ * off`) while health stays served: then no listener is added to the node
+ * and nothing is read at all.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
@@ -19,16 +23,17 @@ import { nodeReadiness, registerNodeMetrics } from './node.ts';
 import { PendingReader, registerSinkMetrics, sinkConsumers, sinkReadiness, DEFAULT_READY_MAX_PENDING } from './sink.ts';
 
 export { createRegistry, counterFrom, gaugeFrom, type RegistryOptions } from './collect.ts';
-export { startMetricsServer, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from './http.ts';
+export { startMetricsServer, healthHandler, HEALTH_PATHS, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from './http.ts';
 export { trackConnection, registerConnectionMetrics, type ConnectionState } from './nats.ts';
 export { registerNodeMetrics, nodeReadiness, READY_TAKE_GRACE_MS, type NodeMetricsOptions, type NodeReadinessInput } from './node.ts';
 export { registerSinkMetrics, sinkReadiness, sinkConsumers, PendingReader, DEFAULT_READY_MAX_PENDING, type SinkConsumer } from './sink.ts';
 export { registerAgentMetrics, type HasAgentStats } from './agent.ts';
+export { registerSidecarMetrics, sidecarReadiness, type HasSidecarStats } from './sidecar.ts';
 export { RouteBoard, OTHER_ROUTES, DEFAULT_TOP_ROUTES } from './routes.ts';
 
-/** The flags `lars node` and `lars sink` take for their HTTP endpoints. */
+/** The flags `lars node`, `lars sink` and `lars agent` take for their HTTP endpoints. */
 export const HTTP_FLAGS = {
-  http: { help: 'serve /metrics, /healthz and /readyz on this port (0: any free port, logged)', placeholder: 'port', defaultText: 'off' },
+  http: { help: 'serve /metrics, /healthz and /readyz on this port of --http-host (0: any free port, logged)', placeholder: 'port', defaultText: 'off' },
   metrics: { help: 'with --http: Prometheus metrics on or off (health is served either way)', choices: ['on', 'off'] as const, defaultText: 'on' },
 };
 
@@ -52,9 +57,13 @@ export function httpSettings(flags: Readonly<Record<string, unknown>>): HttpSett
 
 export interface ProcessHttp<T> {
   readonly port: number;
+  /** `http://host:port/`. */
+  readonly url: string;
   readonly registry: Registry | undefined;
   /** Serves further paths on the same port (the web console). */
   mount(h: ExtraHandler): void;
+  /** The process' NATS connection, once open (when it was not given at the start). */
+  connect(nc: NatsConnection): void;
   /** Metrics and readiness of the component, once started. */
   attach(component: T): Promise<void>;
   close(): Promise<void>;
@@ -62,7 +71,10 @@ export interface ProcessHttp<T> {
 
 interface Common {
   settings: HttpSettings;
-  nc: NatsConnection;
+  /** Default loopback; `--http-host` (LARS_HTTP_HOST). */
+  host?: string;
+  /** The connection, or none yet: the port is served (not ready) until `connect`. */
+  nc?: NatsConnection;
   log: Logger;
   /** Labels on every sample (besides Prometheus' own `instance` and `job`). */
   labels?: Record<string, string>;
@@ -70,30 +82,33 @@ interface Common {
 
 type Attached = { ready: () => Readiness | Promise<Readiness>; detach?: () => void };
 
-async function serve<T>(c: Common, onAttach: (component: T, registry: Registry | undefined, conn: ConnectionState) => Promise<Attached>, notYet: string): Promise<ProcessHttp<T>> {
+const NOT_CONNECTED_YET: Readiness = { ready: false, reason: 'not connected to NATS yet' };
+
+async function serve<T>(c: Common, onAttach: (component: T, registry: Registry | undefined, nc: NatsConnection, conn: ConnectionState) => Promise<Attached>, notYet: string): Promise<ProcessHttp<T>> {
   const registry = c.settings.metrics ? createRegistry({ labels: c.labels }) : undefined;
-  const conn = trackConnection(c.nc);
-  let ready: () => Readiness | Promise<Readiness> = () => ({ ready: false, reason: notYet });
-  let server: MetricsServer;
-  try {
-    server = await startMetricsServer({ port: c.settings.port, registry, ready: () => ready(), log: c.log });
-  } catch (err) {
-    conn.stop();
-    throw err;
-  }
+  let link: { nc: NatsConnection; conn: ConnectionState } | undefined;
+  let ready: () => Readiness | Promise<Readiness> = () => (link ? { ready: false, reason: notYet } : NOT_CONNECTED_YET);
+  const server: MetricsServer = await startMetricsServer({ port: c.settings.port, host: c.host, registry, ready: () => ready(), log: c.log });
+  const connect = (nc: NatsConnection): void => {
+    if (!link) link = { nc, conn: trackConnection(nc) };
+  };
+  if (c.nc) connect(c.nc);
   let detach: (() => void) | undefined;
   return {
     port: server.port,
+    url: server.url,
     registry,
     mount: (h) => server.mount(h),
+    connect,
     async attach(component) {
-      const a = await onAttach(component, registry, conn);
+      if (!link) throw new Error('attach before connect: the HTTP endpoints have no NATS connection');
+      const a = await onAttach(component, registry, link.nc, link.conn);
       ready = a.ready;
       detach = a.detach;
     },
     async close() {
       detach?.();
-      conn.stop();
+      link?.conn.stop();
       await server.close();
     },
   };
@@ -103,8 +118,8 @@ async function serve<T>(c: Common, onAttach: (component: T, registry: Registry |
 export function serveNodeHttp(c: Common & { topRoutes?: number }): Promise<ProcessHttp<RouteNode>> {
   return serve<RouteNode>(
     c,
-    async (node, registry, conn) => {
-      const detach = registry ? await registerNodeMetrics({ registry, node, nc: c.nc, connection: conn, topRoutes: c.topRoutes }) : undefined;
+    async (node, registry, nc, conn) => {
+      const detach = registry ? await registerNodeMetrics({ registry, node, nc, connection: conn, topRoutes: c.topRoutes }) : undefined;
       return { ready: nodeReadiness(conn, { started: () => true, health: () => node.ownershipHealth(), served: () => node.servedPartitions().length }), detach };
     },
     'routes loading',
@@ -115,12 +130,13 @@ export function serveNodeHttp(c: Common & { topRoutes?: number }): Promise<Proce
 export function serveSinkHttp(c: Common & { names: Names; pipelines?: readonly PipelineName[]; durablePrefix?: string; readyMaxPending?: number }): Promise<ProcessHttp<Sink>> {
   return serve<Sink>(
     c,
-    async (sink, registry, conn) => {
+    async (sink, registry, nc, conn) => {
       const consumers = sinkConsumers(c.names, c.pipelines, c.durablePrefix);
-      const pending = new PendingReader(c.nc, consumers);
-      if (registry) registerSinkMetrics({ registry, sink, nc: c.nc, connection: conn, consumers, pending });
+      const pending = new PendingReader(nc, consumers);
+      if (registry) registerSinkMetrics({ registry, sink, nc, connection: conn, consumers, pending });
       return { ready: sinkReadiness(conn, pending, () => sink.bound(), c.readyMaxPending ?? DEFAULT_READY_MAX_PENDING) };
     },
     'consumers not bound yet',
   );
 }
+

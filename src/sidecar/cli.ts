@@ -10,7 +10,8 @@ import { closeConnection, withLifecycle } from '../cli/lifecycle.ts';
 import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection } from '../nats/connect.ts';
 import { requireJetStream } from '../natsd.ts';
 import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from './lars-udp.ts';
-import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from './http-api.ts';
+import { DEFAULT_HTTP_PORT } from './http-api.ts';
+import { HTTP_FLAGS, createRegistry, healthHandler, httpSettings, registerSidecarMetrics, sidecarReadiness, startMetricsServer, trackConnection, type Readiness } from '../metrics/mod.ts';
 import { Sidecar } from './sidecar.ts';
 import { DEFAULT_MAX_ROUTES } from './route-budget.ts';
 
@@ -56,7 +57,6 @@ export interface AgentCliOptions {
   udpPorts: number[];
   udpHost: string;
   httpPort: number;
-  httpHost: string;
   strategy: StrategyName | undefined;
   zone: string | undefined;
   maxRoutes: number;
@@ -87,7 +87,6 @@ export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptio
     udpPorts,
     udpHost: str(flags, 'udp-host') ?? DEFAULT_UDP_HOST,
     httpPort,
-    httpHost: str(flags, 'http-host') ?? DEFAULT_HTTP_HOST,
     strategy: strategy as StrategyName | undefined,
     zone,
     maxRoutes,
@@ -99,9 +98,17 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
   if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
   const o = parseAgentFlags(flags);
   if (o.udpPorts.length === 0 && o.httpPort === 0) throw new UsageError('both APIs are off (--udp-ports off, --http-port 0): nothing to serve');
+  const http = httpSettings(flags);
   const cfg = ctx.config;
   const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
   return withLifecycle(ctx, async (life) => {
+    // metrics and health, on --http and on the API port: one registry, one readiness
+    const registry = http?.metrics !== false ? createRegistry({ labels: { node: cfg.nodeId } }) : undefined;
+    let readiness: () => Readiness = () => ({ ready: false, reason: 'not connected to NATS yet' });
+    const health = healthHandler({ registry, ready: () => readiness() });
+    // the --http port first: one taken fails the command before anything connects
+    const web = http && (await startMetricsServer({ port: http.port, host: cfg.httpHost, registry, ready: () => readiness(), log }));
+    if (web) life.add('HTTP server (metrics and health)', () => web.close());
     // No async stack traces: the client would build two Error objects per acknowledged publish.
     const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-agent-${cfg.nodeId}`, extra: { noAsyncTraces: true } });
     life.add('NATS connection', () => closeConnection(nc));
@@ -109,23 +116,28 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
     life.add('connection watch', () => status.stop());
     // routes are read from, and reports stored in, JetStream: without it every answer would be "not registered"
     await requireJetStream(nc, cfg.natsUrl);
+    const conn = trackConnection(nc);
+    life.add('connection state', () => conn.stop());
+    readiness = () => ({ ready: false, reason: 'sidecar starting' });
     const sidecar = await Sidecar.start({
       nc,
       agent: { prefix: cfg.prefix, partitions: cfg.partitions, agentId: cfg.nodeId, ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.zone ? { zone: o.zone } : {}) },
       udp: o.udpPorts.length > 0 ? { host: o.udpHost, ports: o.udpPorts } : undefined,
-      http: o.httpPort > 0 ? { host: o.httpHost, port: o.httpPort } : undefined,
+      http: o.httpPort > 0 ? { host: cfg.httpHost, port: o.httpPort, extra: health } : undefined,
       maxRoutes: o.maxRoutes,
       log,
     });
     life.add('sidecar', () => sidecar.close());
+    if (registry) registerSidecarMetrics(registry, sidecar, nc, conn);
+    readiness = sidecarReadiness(conn);
     // Registered last, stopped first: the services leave their routes (draining) while the sidecar still serves.
     for (const r of o.register) {
       const reg = await registerSelf({ nc, prefix: cfg.prefix, ...r, ttlMs: o.registerTtlMs, instance: `${cfg.nodeId} (lars agent)`, log, alive: () => answers(r.ip, r.port) });
       life.add(`registration ${r.modid}/${r.cmdid}@${r.ip}:${r.port}`, () => reg.stop());
     }
-    const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports() } : null, http: sidecar.http ? { host: o.httpHost, port: sidecar.http.port() } : null };
+    const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports() } : null, http: sidecar.http ? { host: cfg.httpHost, port: sidecar.http.port() } : null, metrics: web ? web.url : null };
     log.info({ nats: redactNatsUrl(cfg.natsUrl), prefix: cfg.prefix, ...ready }, 'sidecar ready; Ctrl-C to stop');
-    ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')}` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}`);
+    ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')}` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}${web ? `, metrics and health ${web.url}` : ''}`);
     await life.stopped;
     return 0;
   });
@@ -134,12 +146,12 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
 export const agentCommand: Command = {
   name: 'agent',
   summary: "run a sidecar for the services on this host: Lars' UDP protocol and an HTTP/JSON API over one shared route cache",
-  usage: 'lars agent [--udp-ports 8888,8889,8890] [--http-port 8900] [--strategy swrr] [--zone z] [flags]',
+  usage: 'lars agent [--udp-ports 8888,8889,8890] [--http-port 8900] [--http 9464] [--strategy swrr] [--zone z] [flags]',
   flags: {
     'udp-ports': { help: "ports for Lars' UDP protocol, comma separated (every port answers every route); off = none", placeholder: 'ports', defaultText: DEFAULT_UDP_PORTS.join(',') },
     'udp-host': { help: 'address the UDP ports bind', placeholder: 'ip', defaultText: DEFAULT_UDP_HOST },
-    'http-port': { help: 'port of the HTTP/JSON API; 0 = off', placeholder: 'port', defaultText: String(DEFAULT_HTTP_PORT) },
-    'http-host': { help: 'address the HTTP API binds', placeholder: 'ip', defaultText: DEFAULT_HTTP_HOST },
+    'http-port': { help: 'port of the HTTP/JSON API (also /metrics, /readyz) on --http-host; 0 = off', placeholder: 'port', defaultText: String(DEFAULT_HTTP_PORT) },
+    ...HTTP_FLAGS,
     strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: "the route's, else p2c_ewma" },
     zone: { help: "zone of this host: stamped on its reports, and picks prefer the zone's hosts (spilling to other zones as it weakens)", placeholder: 'zone' },
     'max-routes': { help: 'routes local callers may make the sidecar follow; requests for more are refused', placeholder: 'n', defaultText: String(DEFAULT_MAX_ROUTES) },
@@ -154,6 +166,7 @@ export const agentCommand: Command = {
     ['lars agent', 'UDP on 127.0.0.1:8888-8890, HTTP on 127.0.0.1:8900'],
     ['lars agent --udp-ports off --http-port 9000 --strategy lars', 'HTTP only, with Lars round robin and probing'],
     ['lars agent --register 7/1@10.0.0.5:8080,100,eu-1', 'also registers the service on 10.0.0.5:8080 for route 7/1'],
+    ['lars agent --http 9464 --http-host 0.0.0.0', 'metrics and health on :9464 for Prometheus and a container health check (the API answers on every interface too)'],
   ],
   run: runAgent,
 };

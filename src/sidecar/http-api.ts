@@ -7,6 +7,7 @@
  *   POST /v1/report                      one report, or {"reports": [...]}
  *   GET  /v1/routes/stream?modid=&cmdid= server-sent events: the state now, then every change
  *   GET  /healthz                        liveness and counters
+ *   GET  /metrics, /readyz               as on `--http` (when the sidecar mounts them: `extra`)
  *
  * Errors are JSON `{ ok: false, code, message }` with a 4xx/5xx status.
  * A route change is serialised once, whatever the number of streams
@@ -14,6 +15,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listen, DEFAULT_HTTP_HOST } from '../listen.ts';
+import type { ExtraHandler } from '../metrics/http.ts';
 import type { Agent } from '../agent/agent.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
@@ -24,7 +27,7 @@ import { SELF_DEFAULTS, type SelfRegWriter } from '../agent/self-register.ts';
 import { SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
 
 export const DEFAULT_HTTP_PORT = 8900;
-export const DEFAULT_HTTP_HOST = '127.0.0.1';
+export { DEFAULT_HTTP_HOST };
 /** Largest request body, bytes. */
 export const MAX_BODY_BYTES = 1 << 20;
 /** Most reports in one POST. */
@@ -58,6 +61,8 @@ export interface HttpApiOptions {
   selfReg?: () => Promise<SelfRegWriter>;
   /** Extra fields of /healthz (the other API's counters). */
   health?: () => Record<string, unknown>;
+  /** Further paths, tried before the 404 (`/metrics`, `/readyz`). */
+  extra?: ExtraHandler;
   log?: Logger;
   clock?: () => number;
 }
@@ -147,6 +152,7 @@ export class HttpApi {
   private readonly health: () => Record<string, unknown>;
   private readonly budget: RouteBudget;
   private readonly selfReg: (() => Promise<SelfRegWriter>) | undefined;
+  private readonly extra: ExtraHandler | undefined;
   private readonly streams = new Map<string, RouteStreams>();
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly counters: HttpApiStats = { requests: 0, badRequests: 0, reports: 0, streams: 0, streamEvents: 0, registrations: 0 };
@@ -159,6 +165,7 @@ export class HttpApi {
     this.health = opts.health ?? (() => ({}));
     this.budget = opts.budget ?? new RouteBudget(opts.agent);
     this.selfReg = opts.selfReg;
+    this.extra = opts.extra;
     this.server = createServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 30_000 }, (req, res) => this.onRequest(req, res));
     // Idle keep-alive sockets may live long; event streams must not be cut by the request timeout.
     this.server.on('clientError', (err, socket) => {
@@ -172,14 +179,7 @@ export class HttpApi {
     const api = new HttpApi(opts);
     const port = opts.port ?? DEFAULT_HTTP_PORT;
     const host = opts.host ?? DEFAULT_HTTP_HOST;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => reject(err.code === 'EADDRINUSE' ? new Error(`HTTP port ${port} on ${host} is in use (--http-port)`, { cause: err }) : err);
-      api.server.once('error', onError);
-      api.server.listen(port, host, () => {
-        api.server.off('error', onError);
-        resolve();
-      });
-    });
+    await listen(api.server, { port, host, portFlag: '--http-port' });
     api.heartbeat = setInterval(() => api.beat(), api.heartbeatMs);
     api.heartbeat.unref();
     return api;
@@ -229,8 +229,16 @@ export class HttpApi {
           this.only(req, 'GET');
           this.json(res, 200, { ok: true, connected: this.agent.isConnected(), agent: this.agent.stats(), http: this.stats(), ...this.health() });
           return;
-        default:
-          throw new BadRequest(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/register, /v1/deregister, /v1/routes/stream, /healthz`, 404, HttpErrorCode.notFound);
+        default: {
+          const extra = this.extra;
+          const notFound = new BadRequest(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/register, /v1/deregister, /v1/routes/stream, /healthz${extra ? ', /readyz, /metrics' : ''}`, 404, HttpErrorCode.notFound);
+          if (!extra) throw notFound;
+          void extra(req, res).then(
+            (served) => served || this.fail(res, notFound),
+            (err: unknown) => this.fail(res, err),
+          );
+          return;
+        }
       }
     } catch (err) {
       this.fail(res, err);

@@ -17,6 +17,7 @@ import type { Agent, HostPick } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
+import { listenError } from '../listen.ts';
 import { RouteBudget } from './route-budget.ts';
 import {
   larsTypes,
@@ -152,7 +153,7 @@ export class LarsUdpServer {
       const sock = createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes });
       const onError = (err: NodeJS.ErrnoException): void => {
         sock.close();
-        reject(err.code === 'EADDRINUSE' ? new Error(`UDP port ${port} on ${host} is in use (--udp-ports)`, { cause: err }) : err);
+        reject(listenError(err, { port, host, what: 'UDP', portFlag: '--udp-ports', hostFlag: '--udp-host' }));
       };
       sock.once('error', onError);
       sock.bind(port, host, () => {

@@ -12,6 +12,7 @@ import { HostCache, LarsUdpServer, DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS, type Lar
 import { HttpApi, DEFAULT_HTTP_HOST, type HttpApiStats } from './http-api.ts';
 import { RouteBudget, DEFAULT_MAX_ROUTES } from './route-budget.ts';
 import { SelfRegWriter } from '../agent/self-register.ts';
+import type { ExtraHandler } from '../metrics/http.ts';
 
 export interface SidecarOptions {
   /** An open connection (not closed by the sidecar), or... */
@@ -22,8 +23,8 @@ export interface SidecarOptions {
   agent?: Omit<AgentOptions, 'nc' | 'servers' | 'log'>;
   /** Lars' UDP protocol; undefined = off. Port 0 = any free port. */
   udp?: { host?: string; ports?: readonly number[] } | undefined;
-  /** The HTTP API; undefined = off. Port 0 = any free port. */
-  http?: { host?: string; port: number; heartbeatMs?: number } | undefined;
+  /** The HTTP API; undefined = off. Port 0 = any free port. `extra` serves further paths (`/metrics`, `/readyz`). */
+  http?: { host?: string; port: number; heartbeatMs?: number; extra?: ExtraHandler } | undefined;
   /** Routes local callers may make the sidecar follow (default 10000); beyond, new routes are refused. */
   maxRoutes?: number;
   log?: Logger;
@@ -32,17 +33,21 @@ export interface SidecarOptions {
 export interface SidecarStats {
   udp: LarsUdpStats | undefined;
   http: HttpApiStats | undefined;
+  /** Requests refused because they would have made the sidecar follow more than `maxRoutes` routes. */
+  routesRefused: number;
 }
 
 export class Sidecar {
   readonly agent: Agent;
   readonly udp: LarsUdpServer | undefined;
   readonly http: HttpApi | undefined;
+  private readonly budget: RouteBudget;
 
-  private constructor(agent: Agent, udp: LarsUdpServer | undefined, http: HttpApi | undefined) {
+  private constructor(agent: Agent, udp: LarsUdpServer | undefined, http: HttpApi | undefined, budget: RouteBudget) {
     this.agent = agent;
     this.udp = udp;
     this.http = http;
+    this.budget = budget;
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -68,18 +73,18 @@ export class Sidecar {
           }
           return writer;
         };
-        http = await HttpApi.start({ agent, selfReg, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, log, budget, health: () => ({ ...(u ? { udp: u.stats() } : {}), maxRoutes: budget.max, refusedRoutes: budget.refused }) });
+        http = await HttpApi.start({ agent, selfReg, host: opts.http.host ?? DEFAULT_HTTP_HOST, port: opts.http.port, heartbeatMs: opts.http.heartbeatMs, extra: opts.http.extra, log, budget, health: () => ({ ...(u ? { udp: u.stats() } : {}), maxRoutes: budget.max, refusedRoutes: budget.refused }) });
       }
     } catch (err) {
       await udp?.close();
       await agent.close();
       throw err;
     }
-    return new Sidecar(agent, udp, http);
+    return new Sidecar(agent, udp, http, budget);
   }
 
   stats(): SidecarStats {
-    return { udp: this.udp?.stats(), http: this.http?.stats() };
+    return { udp: this.udp?.stats(), http: this.http?.stats(), routesRefused: this.budget.refused };
   }
 
   /** Stops both APIs, then the agent (its last reports are flushed, its connection closed if owned). */

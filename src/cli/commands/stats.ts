@@ -2,7 +2,7 @@
 import { TABLES } from '../../../schemas/clickhouse/migrations.ts';
 import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
-import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
+import { connectNats, natsOptionsFromConfig, watchConnection, type NatsConnection } from '../../nats/connect.ts';
 import { requireJetStream } from '../../natsd.ts';
 import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
@@ -132,12 +132,19 @@ export const sinkCommand: Command = {
     const http = httpSettings(flags);
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     const life = new Lifecycle({ stopSignal: ctx.stopSignal });
-    const nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-sink-${cfg.nodeId}` });
+    // the port first: one taken fails the command before anything connects
+    const web: ProcessHttp<Sink> | undefined = http && (await serveSinkHttp({ settings: http, host: cfg.httpHost, log, names: names(cfg.prefix), pipelines: only ? [only] : undefined, labels: { node: cfg.nodeId } }));
+    let nc: NatsConnection;
+    try {
+      nc = await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-sink-${cfg.nodeId}` });
+    } catch (err) {
+      await web?.close();
+      throw err;
+    }
     const status = watchConnection(nc, log);
-    let web: ProcessHttp<Sink> | undefined;
     try {
       await requireJetStream(nc, cfg.natsUrl);
-      if (http) web = await serveSinkHttp({ settings: http, nc, log, names: names(cfg.prefix), pipelines: only ? [only] : undefined, labels: { node: cfg.nodeId } });
+      web?.connect(nc);
       const a = await startWhenSettled(
         'the sink',
         () =>
