@@ -2,7 +2,9 @@
  * The Lars console page: plain browser JavaScript, no build step.
  * #/                   the routes, worst first (refreshed from the console server every 2 s)
  * #/route/<m>/<c>      one route, live over server-sent events; a host's pictures and audit trail on click
- * Operator actions send the token typed in the header as a bearer token.
+ * Operator actions send the token typed in the header as a bearer token. A console
+ * that wants its token for reading too (--console-auth all) reads it from a cookie the
+ * token field sets (an EventSource cannot send headers); actions never rely on the cookie.
  */
 'use strict';
 (function () {
@@ -52,11 +54,18 @@
   const token = $('#token');
   user.value = localStorage.getItem('lars.user') || '';
   user.addEventListener('change', () => localStorage.setItem('lars.user', user.value));
+  token.addEventListener('change', () => {
+    document.cookie = 'lars_console_token=' + encodeURIComponent(token.value) + '; path=/; SameSite=Strict' + (token.value ? '' : '; max-age=0');
+    // a page refused for want of the token is read again with it
+    if (document.body.dataset.needsToken === 'yes') navigate();
+  });
 
   async function getJson(url) {
     const r = await fetch(url, { cache: 'no-store' });
     const body = await r.json().catch(() => ({}));
+    if (r.status === 401) document.body.dataset.needsToken = 'yes';
     if (!r.ok) throw new Error(r.status + ': ' + (body.error || r.statusText));
+    document.body.dataset.needsToken = 'no';
     return body;
   }
 
