@@ -2,9 +2,13 @@
  * The console served inside another process on that process's connection
  * and ClickHouse engine: `lars dev` serves it this way, since the embedded
  * engine (chdb) opens its data directory in one process only, and a
- * separate `lars console` could not read the demo's pictures.
+ * separate `lars console` could not read the demo's pictures. The address
+ * is written to a file beside the engine's data while it serves, so that
+ * `lars stats` on the same data directory asks it instead of failing.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { AnalyticsEngine } from '../analytics/engine.ts';
 import type { Logger } from '../log.ts';
@@ -22,6 +26,37 @@ export interface SharedConsoleOptions {
   port: number;
   /** Operator actions need it; absent: a random one is made (and returned to be shown). */
   token?: string;
+  /** Where to write the console's address while it serves (`announcedConsole` reads it). */
+  announce?: string;
+}
+
+/** The announce file of a data directory: where `lars dev` says where its console is while it holds the embedded engine. */
+export function announceFile(dataDir: string): string {
+  return join(dataDir, 'console.json');
+}
+
+/** What the announce file holds. */
+interface Announced {
+  v: 1;
+  url: string;
+  pid: number;
+}
+
+/** The address a live process announced in `file`, if any (a file left by a process that is gone does not count). */
+export function announcedConsole(file: string): string | undefined {
+  let a: Partial<Announced>;
+  try {
+    a = JSON.parse(readFileSync(file, 'utf8')) as Partial<Announced>;
+  } catch {
+    return undefined;
+  }
+  if (a.v !== 1 || typeof a.url !== 'string' || typeof a.pid !== 'number') return undefined;
+  try {
+    process.kill(a.pid, 0);
+  } catch {
+    return undefined;
+  }
+  return a.url;
 }
 
 export interface SharedConsole {
@@ -59,12 +94,15 @@ export async function serveSharedConsole(o: SharedConsoleOptions): Promise<Share
     await backend.close();
     throw err;
   }
+  const announce = o.announce;
+  if (announce) writeFileSync(announce, JSON.stringify({ v: 1, url: server.url, pid: process.pid } satisfies Announced) + '\n');
   return {
     url: server.url,
     port: server.port,
     token,
     fellBack,
     close: async () => {
+      if (announce) rmSync(announce, { force: true });
       await server.close();
       await backend.close();
     },

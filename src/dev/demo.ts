@@ -25,7 +25,8 @@ import { LarsError, ErrorCode } from '../errors.ts';
 import { startAnalytics, type Analytics } from '../analytics/mod.ts';
 import { durableName } from '../analytics/sink.ts';
 import { closeConnection } from '../cli/lifecycle.ts';
-import { serveSharedConsole } from '../console/serve.ts';
+import { announceFile, serveSharedConsole } from '../console/serve.ts';
+import { EngineKind } from '../analytics/engine.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 
 export const DEMO_MODID = 1;
@@ -166,7 +167,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   }
   if (opts.consolePort !== undefined) {
     // Served here, on the demo's engine: the embedded one opens its data in one process only, so `lars console` could not read it.
-    const web = await serveSharedConsole({ nc, prefix: cfg.prefix, log, engine: analytics?.engine, analyticsOff: analyticsNote, port: opts.consolePort, token: cfg.consoleToken || undefined });
+    // Announced beside the data: `lars stats` on the same data directory asks this console while the demo holds the engine.
+    const web = await serveSharedConsole({
+      nc,
+      prefix: cfg.prefix,
+      log,
+      engine: analytics?.engine,
+      analyticsOff: analyticsNote,
+      port: opts.consolePort,
+      token: cfg.consoleToken || undefined,
+      announce: analytics?.engine.kind === EngineKind.chdb ? announceFile(cfg.dataDir) : undefined,
+    });
     life.add('console', () => web.close());
     note(`console: ${web.url}#/route/${DEMO_MODID}/${DEMO_CMDID}${web.fellBack ? ` (port ${opts.consolePort} is in use)` : ''}  actions: token ${cfg.consoleToken ? 'from LARS_CONSOLE_TOKEN' : web.token}`);
   }

@@ -432,6 +432,12 @@ describe('lars dev serves the console (npm start)', function () {
       },
       { what: "the failing host's calls and ejection in the demo's console", timeoutMs: 60_000, intervalMs: 500 },
     );
+    // `lars stats` on the demo's data directory asks the demo's console, since the demo holds the engine.
+    const st = await lars(['stats', 'errors', '--route', '1.1', '--since', '10m', '--json', '--data-dir', dir]);
+    expect(st.code, st.stderr).to.equal(0);
+    expect(st.stderr).to.contain(`the embedded ClickHouse is held by lars dev; asking its console at ${base}`);
+    const failing = (JSON.parse(st.stdout) as Array<{ host: string; port: number; errors: number }>).find((x) => x.port === 9003);
+    expect(failing?.errors, 'the failing host has errors').to.be.greaterThan(0);
     // The printed token works for actions (a dry run: the demo goes on unchanged).
     const dry = await fetch(`${base}api/routes/1/1/hosts/127.0.0.1:9001/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ by: 'dave', dryRun: true }) });
     expect(dry.status).to.equal(200);

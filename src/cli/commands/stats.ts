@@ -4,7 +4,7 @@ import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
 import { connectNats, natsOptionsFromConfig, watchConnection, type NatsConnection } from '../../nats/connect.ts';
 import { requireJetStream } from '../../natsd.ts';
-import { engineOptionsFromConfig, openEngine } from '../../analytics/engine.ts';
+import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
 import { startWhenSettled } from '../start-retry.ts';
@@ -19,11 +19,31 @@ import {
   parseTime,
   runStats,
   startOfUtcDay,
+  type StatsKind,
   type StatsParams,
+  type StatsRow,
 } from '../../analytics/stats.ts';
+import { announceFile, announcedConsole } from '../../console/serve.ts';
 import type { Command, FlagValue } from '../command.ts';
 import { Lifecycle } from '../lifecycle.ts';
 import { renderTable } from '../table.ts';
+
+/** A `lars stats` question asked of a console (GET /api/stats/<kind>), for the engine that console's process holds. */
+async function statsViaConsole(url: string, what: StatsKind, p: StatsParams): Promise<StatsRow[]> {
+  const q = new URLSearchParams({ from: String(Math.round(p.fromMs)), limit: String(p.limit) });
+  if (p.atMs !== undefined) q.set('at', String(Math.round(p.atMs)));
+  if (p.windowMs !== undefined) q.set('window', String(Math.round(p.windowMs)));
+  if (p.route) q.set('route', `${p.route.modid}.${p.route.cmdid}`);
+  let r: Response;
+  try {
+    r = await fetch(`${url}api/stats/${what}?${q.toString()}`, { signal: AbortSignal.timeout(30_000) });
+  } catch (err) {
+    throw new LarsError(ErrorCode.clickhouse, `the embedded ClickHouse is held by lars dev, and its console at ${url} does not answer: ${(err as Error).message}`, { cause: err });
+  }
+  const body = (await r.json().catch(() => ({}))) as { rows?: StatsRow[]; error?: string };
+  if (!r.ok || !Array.isArray(body.rows)) throw new LarsError(ErrorCode.clickhouse, `the console of lars dev at ${url} answered ${r.status}: ${body.error ?? r.statusText}`);
+  return body.rows;
+}
 
 function str(flags: Record<string, FlagValue>, name: string): string | undefined {
   const v = flags[name];
@@ -87,7 +107,19 @@ export const statsCommand: Command = {
     } else {
       p.atMs = now - p.windowMs;
     }
-    const engine = await openEngine(engineOptionsFromConfig(ctx.config));
+    let engine: AnalyticsEngine;
+    try {
+      engine = await openEngine(engineOptionsFromConfig(ctx.config));
+    } catch (err) {
+      // The embedded engine opens its data in one process only: while `lars dev` holds it, its console answers instead.
+      const url = ctx.config.clickhouseUrl ? undefined : announcedConsole(announceFile(ctx.config.dataDir));
+      if (!url) throw err;
+      ctx.note?.(`the embedded ClickHouse is held by lars dev; asking its console at ${url}`);
+      const rows = await statsViaConsole(url, what, p);
+      if (flags['json'] === true) ctx.out(JSON.stringify(rows));
+      else for (const line of renderTable(spec.columns, rows)) ctx.out(line);
+      return 0;
+    }
     try {
       const rows = await runStats(engine, what, p).catch((err: unknown) => {
         if (classifyFailure(err).kind === FailureKind.missingSchema) {
