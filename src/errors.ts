@@ -17,6 +17,8 @@ export const ErrorCode = {
   clickhouse: 'LARS_CLICKHOUSE',
   /** The person at the terminal said no to a destructive command. */
   cancelled: 'LARS_CANCELLED',
+  /** An action that would leave a route without a host to send its traffic to, asked for without --force (console: without confirming). */
+  confirmationRequired: 'LARS_CONFIRMATION_REQUIRED',
   /** A port this process should listen on is taken by another process. */
   portInUse: 'LARS_PORT_IN_USE',
   /** A port could not be listened on for another reason (an address not of this machine, a privileged port). */
@@ -106,6 +108,16 @@ export class ListenError extends LarsError {
     this.name = 'ListenError';
     this.port = where.port;
     this.host = where.host;
+  }
+}
+
+/** An operator's action refused until confirmed: `consequence` says what it would do (one phrase, without the remedy). */
+export class ConfirmationRequiredError extends LarsError {
+  readonly consequence: string;
+  constructor(message: string, consequence: string) {
+    super(ErrorCode.confirmationRequired, message);
+    this.name = 'ConfirmationRequiredError';
+    this.consequence = consequence;
   }
 }
 

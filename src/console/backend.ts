@@ -427,10 +427,22 @@ export class ConsoleBackend {
     })();
   }
 
-  /** Carries out an operator action on the registry. */
+  /**
+   * Carries out an operator action on the registry. A drain or eject that
+   * would leave the route without a healthy host (or in panic) is refused
+   * with ConfirmationRequiredError unless `r.force` (the page asks first).
+   */
   async act(r: HostActionRequest): Promise<HostActionResult> {
     this.registry ??= await Registry.open(this.nc, this.names);
-    return actOnHost(this.registry, r);
+    const published = {
+      get: async (modid: number, cmdid: number): Promise<{ state: RouteState } | undefined> => {
+        await this.bind();
+        const e = this.routesKv ? await this.routesKv.get(this.names.routeKey(modid, cmdid)) : null;
+        const state = e ? RouteStore.decodeEntry(e) : undefined;
+        return state ? { state } : undefined;
+      },
+    };
+    return actOnHost(this.registry, r, published);
   }
 
   async close(): Promise<void> {

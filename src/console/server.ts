@@ -17,7 +17,8 @@
  *   GET  /api/routes/<m>/<c>/audit[?host=ip:port]             transitions, newest first
  *   GET  /api/routes/<m>/<c>/callers        callers of the route, last hour
  *   GET  /api/stats/<kind>?from=&at=&window=&limit=&route=   a `lars stats` question (times in ms)
- *   POST /api/routes/<m>/<c>/hosts/<ip:port>/<drain|undrain|eject|clear|weight>   {by, weight?, dryRun?}
+ *   POST /api/routes/<m>/<c>/hosts/<ip:port>/<drain|undrain|eject|clear|weight>   {by, weight?, dryRun?, force?}
+ *        a drain or eject of the route's last healthy hosts (or into panic): 409 {error, code, consequence} until sent with force: true
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -27,7 +28,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isUint32 } from '../../schemas/subjects.ts';
-import { LarsError } from '../errors.ts';
+import { ConfirmationRequiredError, LarsError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { startMetricsServer, type Readiness } from '../metrics/http.ts';
 import { STATS, isStatsKind, parseRouteArg, runStats, type StatsParams } from '../analytics/stats.ts';
@@ -204,7 +205,7 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
       authorize(req);
       const action = parts[6]!;
       if (!isHostAction(action)) throw new HttpError(404, `unknown action ${action}; known: drain, undrain, eject, clear, weight`);
-      const body = (await readBody(req)) as { by?: unknown; weight?: unknown; dryRun?: unknown };
+      const body = (await readBody(req)) as { by?: unknown; weight?: unknown; dryRun?: unknown; force?: unknown };
       let addr: { ip: string; port: number };
       let weight: number | undefined;
       try {
@@ -214,8 +215,8 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
         throw new HttpError(400, (err as Error).message);
       }
       const by = actor(typeof body.by === 'string' && body.by.trim() !== '' ? `console:${body.by.trim()}` : 'console');
-      const r = await b.act({ route: ref, addr, action, by, weight, dryRun: body.dryRun === true });
-      log.info({ route: r.route, host: r.host, action, by, changed: r.changed, dryRun: r.dryRun }, 'operator action');
+      const r = await b.act({ route: ref, addr, action, by, weight, dryRun: body.dryRun === true, force: body.force === true });
+      log.info({ route: r.route, host: r.host, action, by, changed: r.changed, dryRun: r.dryRun, ...(r.warning !== undefined ? { forced: r.warning } : {}) }, 'operator action');
       // `by` as the registry and the route event record it, so the page names the actor as everything else does.
       return sendJson(res, 200, { ...r, by });
     }
@@ -299,6 +300,7 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
         return true;
       }
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+      else if (err instanceof ConfirmationRequiredError) sendJson(res, 409, { error: err.message, code: err.code, consequence: err.consequence });
       else if (err instanceof LarsError) sendJson(res, 400, { error: err.message, code: err.code });
       else {
         log.error({ err, url: req.url }, 'console request failed');

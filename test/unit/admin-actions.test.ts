@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { RouteActor } from '../../actors/route.ts';
 import { createStrategy } from '../../actors/strategies/index.ts';
 import { entry } from '../helpers/route-entry.ts';
-import { applyHostAction } from '../../src/admin/host-actions.ts';
+import { applyHostAction, riskOf } from '../../src/admin/host-actions.ts';
 import type { Profile, RegistryEntry, RouteEvent, RouteState } from '../../schemas/messages.ts';
 
 const T0 = 1_700_000_000_000;
@@ -138,5 +138,45 @@ describe("route actor - an operator's actions", () => {
     expect(applyHostAction(e, 'clear', 'carol', 9)).to.deep.equal(h);
     expect(applyHostAction(h, 'weight', 'dave', 9, 50)).to.deep.equal({ ...h, weight: 50 });
     expect(applyHostAction(h, 'weight', 'dave', 9, 100)).to.equal(undefined);
+  });
+
+  it('admin - a drain or eject of the last healthy host, or into panic, is a risk that says what would happen; anything else is not', () => {
+    const e = entry(3, 'default');
+    const A = { ip: '10.0.0.1', port: 8000 };
+    const state = (states: string[], panic = false): RouteState => ({
+      v: 1,
+      sender: 'n1',
+      modid: 1,
+      cmdid: 2,
+      version: 3,
+      ts: T0,
+      profile: 'default',
+      panic,
+      removed: false,
+      probe_num: 1,
+      hosts: states.map((st, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100, state: st as 'healthy', reason: 'registered', since: T0, pick_weight: st === 'healthy' ? 100 : 0 })),
+    });
+    // the others sick: the last healthy one
+    const last = riskOf(e, state(['healthy', 'overloaded', 'probing']), A, 'drain');
+    expect(last).to.equal('10.0.0.1:8000 is the last healthy host of route 1.2 (the others: 10.0.0.2:8000 overloaded, 10.0.0.3:8000 probing): the route goes into panic: its traffic spreads over every host, the failing ones included');
+    expect(riskOf(e, state(['healthy', 'overloaded', 'probing']), A, 'eject')).to.equal(last);
+    // one of two healthy left out of three: below the default panic_threshold of 50 %
+    expect(riskOf(e, state(['healthy', 'healthy', 'overloaded']), A, 'eject')).to.equal(
+      'route 1.2 would go into panic (1 of 3 hosts healthy, below panic_threshold 50 %): its traffic spreads over every host, the failing ones included',
+    );
+    // a drain leaves the active set: 1 of 2 is not below 50 %
+    expect(riskOf(e, state(['healthy', 'healthy', 'overloaded']), A, 'drain')).to.equal(undefined);
+    expect(riskOf(e, state(['healthy', 'healthy', 'healthy']), A, 'eject')).to.equal(undefined);
+    // a host already out, or an action that adds traffic, risks nothing
+    expect(riskOf(e, state(['overloaded', 'overloaded', 'overloaded']), A, 'drain')).to.equal(undefined);
+    for (const a of ['undrain', 'clear', 'weight'] as const) expect(riskOf(e, state(['healthy', 'overloaded', 'overloaded']), A, a)).to.equal(undefined);
+    // an operator's mark counts even before the route node published it
+    const marks = entry(2, 'default');
+    marks.hosts[1] = { ...marks.hosts[1]!, admin: { state: 'drained', by: 'alice', ts: T0 } };
+    expect(riskOf(marks, undefined, A, 'drain')).to.equal('10.0.0.1:8000 is the last healthy host of route 1.2 (the others: 10.0.0.2:8000 drained): callers get no host (NO_HOST)');
+    // a route's only host; lars has no panic
+    expect(riskOf(entry(1, 'lars'), undefined, A, 'eject')).to.equal("10.0.0.1:8000 is the last healthy host of route 1.2 (it is the route's only host): callers get no host (NO_HOST)");
+    const lars = { ...state(['healthy', 'overloaded']), profile: 'lars' as const };
+    expect(riskOf(entry(2, 'lars'), lars, A, 'drain')).to.equal('10.0.0.1:8000 is the last healthy host of route 1.2 (the others: 10.0.0.2:8000 overloaded): callers get only the trial calls Lars sends to the hosts it ejected');
   });
 });

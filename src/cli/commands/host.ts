@@ -4,11 +4,13 @@
  * the CLI's node id) and carried out by the route node through the
  * node-state machine, where they become events with reasons `admin_drain`,
  * `admin_undrain`, `admin_eject`, `admin_clear`. `--dry-run` shows the
- * change and writes nothing.
+ * change and writes nothing. A drain or eject that would leave the route
+ * without a healthy host, or put it into panic, is refused with what would
+ * happen unless `--force` (src/admin/host-actions.ts).
  */
 import { names } from '../../../schemas/subjects.ts';
 import { LIMITS, type RegistryHost } from '../../../schemas/messages.ts';
-import { Registry } from '../../registry.ts';
+import { Registry, RouteStore } from '../../registry.ts';
 import { UsageError } from '../../errors.ts';
 import { HostAction as Action, actOnHost, actor, parseHostAddr, parseWeight } from '../../admin/host-actions.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
@@ -27,13 +29,17 @@ async function runAction(action: Action, args: string[], flags: Record<string, F
   const byFlag = flags['by'];
   const by = actor(typeof byFlag === 'string' && byFlag.length > 0 ? byFlag : `cli@${ctx.config.nodeId}`);
   const dry = flags['dry-run'] === true;
-  const out = await withNats(ctx.config, async (nc) =>
-    actOnHost(await Registry.open(nc, names(ctx.config.prefix)), { route: id, addr, action, by, weight, dryRun: dry }),
-  );
+  const force = flags['force'] === true;
+  const out = await withNats(ctx.config, async (nc) => {
+    const n = names(ctx.config.prefix);
+    const routes = await RouteStore.bind(nc, n);
+    return actOnHost(await Registry.open(nc, n), { route: id, addr, action, by, weight, dryRun: dry, force }, routes);
+  });
   if (flags['json'] === true) ctx.out(JSON.stringify(out));
   else if (!out.changed) ctx.out(`${out.route} ${out.host}: nothing to do (${describeHost(out.before)})`);
   // Who acted, named as the route event names them (`by`): in the mark after drain and eject, said apart after the others.
   else ctx.out(`${out.route} ${out.host}: ${describeHost(out.before)} → ${describeHost(out.after)}${out.after.admin ? '' : ` (by ${by})`}${dry ? '  (dry run: nothing written)' : ''}`);
+  if (out.warning !== undefined && flags['json'] !== true) (ctx.note ?? ctx.out)(`${dry ? 'would need --force' : 'done with --force'}: ${out.warning}`);
   return 0;
 }
 
@@ -44,17 +50,21 @@ const hostArgs = [
 ];
 const commonFlags = {
   'dry-run': { help: 'show the change, write nothing', boolean: true },
+  force: { help: 'drain or eject even the last healthy hosts of the route (or into panic)', boolean: true },
   by: { help: 'who acts (recorded in the registry and the events); default cli@<node id>', placeholder: 'name' },
   json: { help: 'print machine-readable JSON instead of text', boolean: true },
 } as const;
+
+const withoutForce = { 'dry-run': commonFlags['dry-run'], by: commonFlags.by, json: commonFlags.json } as const;
+const risky = (a: Action): boolean => a === Action.drain || a === Action.eject;
 
 function command(action: Action, summary: string, example: string): Command {
   return {
     name: action,
     summary,
-    usage: `lars host ${action} <modid> <cmdid> <ip:port>${action === Action.weight ? ' <weight>' : ''} [--by name] [--dry-run]`,
+    usage: `lars host ${action} <modid> <cmdid> <ip:port>${action === Action.weight ? ' <weight>' : ''} [--by name] [--dry-run]${risky(action) ? ' [--force]' : ''}`,
     args: action === Action.weight ? [...hostArgs, { name: 'weight', help: `${LIMITS.minWeight}..${LIMITS.maxWeight}` }] : hostArgs,
-    flags: commonFlags,
+    flags: risky(action) ? commonFlags : withoutForce,
     examples: [[example, summary]],
     run: (args, flags, ctx) => runAction(action, args, flags, ctx),
   };

@@ -80,6 +80,12 @@
         body: JSON.stringify(Object.assign({ by: user.value }, extra || {})),
       });
       const body = await r.json().catch(() => ({}));
+      // the last healthy hosts of the route (or into panic): say what would happen and ask
+      if (r.status === 409 && body.consequence && !(extra && extra.force)) {
+        if (window.confirm(action + ' ' + host + ': ' + body.consequence + '.\n\n' + action + ' anyway?')) return act(route, host, action, Object.assign({}, extra, { force: true }));
+        status(action + ' ' + host + ': not done (' + body.consequence + ')', 'error');
+        return;
+      }
       if (!r.ok) throw new Error(r.status + ': ' + (body.error || r.statusText));
       // Named as the registry and the route event name the actor (console:<user>), whatever the action.
       status(body.changed ? action + ' ' + host + ': done (by ' + body.by + ')' : action + ' ' + host + ': nothing to do', 'ok');
