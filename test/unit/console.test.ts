@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { compareSummaries, type RouteSummary } from '../../src/console/backend.ts';
-import { bucketFor, MIN_WINDOW_S } from '../../src/console/queries.ts';
+import { bucketFor, denseSeries, MIN_WINDOW_S } from '../../src/console/queries.ts';
 
 function summary(route: string, o: Partial<RouteSummary> = {}): RouteSummary {
   const [m, c] = route.split('.').map(Number);
@@ -20,5 +20,20 @@ describe('console - pure parts', () => {
     expect(bucketFor(3600)).to.equal(30);
     expect(bucketFor(7 * 24 * 3600)).to.equal(3600);
     for (const w of [120, 900, 3600, 86_400]) expect(w / bucketFor(w)).to.be.at.most(120);
+  });
+
+  it('console - a series is dense: zero calls and null latency where there were none, the bucket still filling only with calls', () => {
+    const row = (t: number, calls: number, p50: number) => ({ t, calls: String(calls), errors: 0, p50, p99: p50 * 2 });
+    // buckets of 10 s from 1000 to now 1057: calls at 1000 and 1030, none at 1010, 1020, 1040; 1050 is still filling
+    const s = denseSeries(10, 1000, 1057, [row(1000, 90, 10), row(1030, 30, 30.004)]);
+    expect(s.t).to.deep.equal([1000, 1010, 1020, 1030, 1040]);
+    expect(s.calls).to.deep.equal([90, 0, 0, 30, 0]);
+    expect(s.errors).to.deep.equal([0, 0, 0, 0, 0]);
+    expect(s.p50).to.deep.equal([10, null, null, 30, null]);
+    expect(s.p99).to.deep.equal([20, null, null, 60.01, null]);
+    // the bucket still filling, once it has calls
+    expect(denseSeries(10, 1000, 1057, [row(1050, 4, 12)]).t).to.deep.equal([1000, 1010, 1020, 1030, 1040, 1050]);
+    // rows outside the window are not drawn
+    expect(denseSeries(10, 1000, 1057, [row(990, 4, 12), row(1100, 4, 12)]).calls).to.deep.equal([0, 0, 0, 0, 0]);
   });
 });
