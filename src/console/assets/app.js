@@ -302,7 +302,8 @@
       ),
     ];
     // What the charts were given, read by the tests: [t, calls/s, errors %] and [t, p50, p99].
-    rendered.chart = { host: host, bucketS: s.bucketS, traffic: charts[0].data, latency: charts[1].data, x: [charts[0].scales.x.min, charts[0].scales.x.max] };
+    const drawn = charts;
+    rendered.chart = { host: host, bucketS: s.bucketS, traffic: drawn[0].data, latency: drawn[1].data, x: () => [drawn[0].scales.x.min, drawn[0].scales.x.max] };
     let peak = 0;
     let peakAt = 0;
     errPct.forEach((v, i) => {
