@@ -106,15 +106,31 @@ describe('deployment files', function () {
     const bin = spawnSync('sh', ['-c', 'command -v docker-compose']).stdout.toString().trim();
     if (!bin) this.skip();
     const cwd = new URL('../..', import.meta.url).pathname;
-    const passwords = { LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_ADMIN_PASSWORD: 'pd' };
-    const r = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env: { ...process.env, ...passwords } });
-    expect(r.status, r.stderr).to.equal(0);
-    // the NATS passwords are required, not defaulted
+    const passwords = { LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_ADMIN_PASSWORD: 'pd', LARS_CLICKHOUSE_PASSWORD: 'pc' };
     const env = { ...process.env };
     for (const k of Object.keys(passwords)) delete env[k];
-    const missing = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env });
-    expect(missing.status).to.not.equal(0);
-    expect(missing.stderr).to.match(/set LARS_\w+_PASSWORD/);
+    const r = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env: { ...env, ...passwords } });
+    expect(r.status, r.stderr).to.equal(0);
+    // every password is required, none defaulted: each one missing stops compose, naming it
+    for (const k of Object.keys(passwords)) {
+      const without: NodeJS.ProcessEnv = { ...env, ...passwords };
+      delete without[k];
+      const missing = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env: without });
+      expect(missing.status, k).to.not.equal(0);
+      expect(missing.stderr, k).to.include(`set ${k}`);
+    }
+  });
+
+  it('deploy - docker-compose.yml: every password is required (no default) and named in its header', () => {
+    const required = [...new Set([...compose.matchAll(/\$\{(LARS_\w+_PASSWORD):\?set \1\}/g)].map((m) => m[1]!))].sort();
+    expect(required).to.deep.equal(['LARS_ADMIN_PASSWORD', 'LARS_AGENT_PASSWORD', 'LARS_CLICKHOUSE_PASSWORD', 'LARS_NODE_PASSWORD', 'LARS_SINK_PASSWORD']);
+    expect(compose, 'no password has a default').to.not.match(/PASSWORD:-/);
+    const header = compose.slice(0, compose.search(/^[^#\s]/m));
+    for (const k of required) expect(header, k).to.include(k);
+    // ... and the docs that say what to set before `up` name them all
+    const ops = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    const para = ops.slice(ops.indexOf('**A deployment:**'), ops.indexOf('\n- **Route nodes:**'));
+    for (const k of required) expect(para, `docs/operations.md, "A deployment", names ${k}`).to.include(k);
   });
 
   it('deploy - every lars command in docker-compose.yml parses', async () => {
