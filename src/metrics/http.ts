@@ -95,7 +95,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   server.keepAliveTimeout = 5_000;
   const addr = await listen(server, { port: opts.port, host: opts.host, portFlag: opts.portFlag ?? '--http' });
   const url = urlOf(addr);
-  log.info({ port: addr.port, host: addr.address, metrics: opts.registry !== undefined }, `serving /metrics, /healthz and /readyz on ${url}`);
+  log.info({ port: addr.port, host: addr.address, metrics: opts.registry !== undefined }, `serving ${opts.registry ? '/metrics, ' : ''}/healthz and /readyz on ${url}`);
   return {
     port: addr.port,
     host: addr.address,
