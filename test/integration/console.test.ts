@@ -366,7 +366,7 @@ describe('web console (headless Chromium, real nats-server, route node, sink and
 
     const other = '10.51.0.4:8000';
     const env = { LARS_NATS_URL: servers().nats.url, LARS_PREFIX: c.prefix, LARS_PARTITIONS: String(PARTITIONS) };
-    const d = await lars(['host', 'drain', String(M), String(C), other, '--by', 'carol'], env);
+    const d = await lars(['host', 'drain', String(M), String(C), other, '--by', 'carol', '--force'], env);
     expect(d.code, d.stderr).to.equal(0);
     expect(d.stdout).to.contain('drained by carol');
     await page.locator(`#hosts tr[data-host="${other}"]`).filter({ hasText: 'drained by carol' }).waitFor({ timeout: 10_000 });
