@@ -1,8 +1,10 @@
 /**
  * `lars dev` (what `npm start` runs): a whole system on one machine with a
  * live demo. Uses the NATS at the configured URL, or starts a local
- * nats-server with JetStream under <dataDir>/nats; starts a route node;
- * registers a demo route (its last state from an earlier run wiped); drives
+ * nats-server with JetStream under <dataDir>/nats; on a NATS it did not
+ * start, refuses to share a prefix with route nodes or a route 1.1 already
+ * there (src/dev/clean-start.ts); starts a route node; registers a demo
+ * route (its entry, state and checkpoint from an earlier run removed); drives
  * traffic through three agents against five simulated hosts (no real
  * servers: each call's result and latency are drawn by the demo); makes one
  * host fail and recover, then another slow and fast again, in a loop; shows
@@ -17,7 +19,8 @@ import type { LarsConfig } from '../config.ts';
 import { connectNats, natsOptionsFromConfig, redactNatsUrl, sdkLoginFromConfig, type NatsConnection } from '../nats/connect.ts';
 import { findNatsServer, startNatsServer, probePort, requireJetStream, PortBusyError, NATS_INSTALL_COMMAND, type NatsServer } from '../natsd.ts';
 import { RouteNode } from '../node/route-node.ts';
-import { Registry, RouteStore } from '../registry.ts';
+import { Registry } from '../registry.ts';
+import { DEMO_NODE_PREFIX, clearDemoRoute, refuseForeign } from './clean-start.ts';
 import { createAgent, type Agent } from '../agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import type { RouteEvent, RouteState } from '../../schemas/messages.ts';
@@ -71,6 +74,8 @@ export interface DemoOptions {
   speed?: number;
   /** Serve the console on this loopback port (0: any free one), on the demo's own ClickHouse engine; absent: no console. */
   consolePort?: number;
+  /** On a NATS it did not start, run even where route nodes or another route 1.1 exist under the prefix (src/dev/clean-start.ts). */
+  force?: boolean;
 }
 
 function isLocal(url: string): boolean {
@@ -140,10 +145,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const logPath = join(cfg.dataDir, 'node.log');
   const log = pino({ level: cfg.logLevel, base: { node: cfg.nodeId } }, pino.destination({ dest: logPath, sync: false, mkdir: true }));
   life.add(`node log ${logPath}`, () => log.flush());
-  // A clean start: the demo route's last state (host states, ejections) from an earlier run is wiped before the node loads it.
-  const store = await RouteStore.open(nc, n);
-  await store.kv.purge(n.routeKey(DEMO_MODID, DEMO_CMDID));
-  const node = await RouteNode.start({ nc, nodeId: `dev-${cfg.nodeId}`, prefix: cfg.prefix, partitions: cfg.partitions, log });
+  // Nothing of someone else's is taken over without asking (a NATS the demo started is its own).
+  if (!server) await refuseForeign(nc, n, cfg.partitions, { modid: DEMO_MODID, cmdid: DEMO_CMDID, hosts: HOSTS }, { url, force: opts.force === true });
+  // A clean start: the demo route's entry, last state and checkpoint from an earlier run are removed before the node starts.
+  await clearDemoRoute(nc, n, cfg.partitions, { modid: DEMO_MODID, cmdid: DEMO_CMDID });
+  const node = await RouteNode.start({ nc, nodeId: `${DEMO_NODE_PREFIX}${cfg.nodeId}`, prefix: cfg.prefix, partitions: cfg.partitions, log });
   life.add('route node', () => node.close());
   // Every raw report and transition into ClickHouse: chdb under <dataDir>/clickhouse unless LARS_CLICKHOUSE_URL is set.
   let analytics: Analytics | undefined;

@@ -7,11 +7,12 @@ import { withLifecycle } from '../lifecycle.ts';
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run NATS (if none is reachable), a route node and a live fault demo',
-  usage: 'lars dev [--duration <seconds>] [--plain] [--speed <factor>] [--console <port|off>]',
+  usage: 'lars dev [--duration <seconds>] [--plain] [--speed <factor>] [--console <port|off>] [--force]',
   flags: {
     duration: { help: 'stop by itself after this many seconds', placeholder: 'seconds', defaultText: 'until Ctrl-C' },
     speed: { help: 'run the demo scenario this many times faster, up to 100', placeholder: 'factor', defaultText: '1' },
     plain: { help: 'print one line per change instead of redrawing the screen', boolean: true },
+    force: { help: 'on a NATS it did not start, run even where route nodes or another route 1.1 exist under the prefix (the demo replaces route 1.1)', boolean: true },
     console: { help: "serve the web console on this loopback port, on the demo's own ClickHouse (a free port when it is taken; 0: any free port; off: none)", placeholder: 'port|off', defaultText: '7070' },
   },
   async run(_args, flags, ctx) {
@@ -28,6 +29,6 @@ export const devCommand: Command = {
     }
     const consolePort = consoleFlag === 'off' ? undefined : Number(consoleFlag);
     const tty = !flags['plain'] && process.stdout.isTTY === true;
-    return withLifecycle(ctx, (life) => runDemo({ config: ctx.config, out: (l) => ctx.out(l), life, durationS, tty, speed, consolePort }));
+    return withLifecycle(ctx, (life) => runDemo({ config: ctx.config, out: (l) => ctx.out(l), life, durationS, tty, speed, consolePort, force: flags['force'] === true }));
   },
 };
