@@ -624,6 +624,8 @@ export class LeaseOwnership implements PartitionOwnership {
     const releases = actions.filter((a): a is Extract<LeaseAction, { kind: 'release' }> => a.kind === 'release');
     const takes = actions.filter((a) => a.kind !== 'release');
     const got = await Promise.all(takes.map((a) => this.take(a)));
+    // the evaluation's takes in one line, before the node loads what they brought
+    this.takenLog.flush();
     if (got.some(Boolean)) this.emit();
     // In the background: a long handover must not hold back the takes of the next evaluations.
     if (releases.length > 0) this.track(this.release(releases.map((a) => a.partition)));
