@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -11,6 +11,7 @@ import { Registry } from '../../src/registry.ts';
 import { names } from '../../schemas/subjects.ts';
 import { silentLogger } from '../../src/log.ts';
 import { ensureStreams } from '../../src/streams.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -38,6 +39,48 @@ function run(cmd: string, args: string[], opts: { cwd: string; env?: Record<stri
   });
 }
 
+/** Processes under `pid` (from /proc), with their command lines. */
+function descendants(pid: number): Array<{ pid: number; cmd: string }> {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // gone while listed
+    }
+  }
+  const out: Array<{ pid: number; cmd: string }> = [];
+  const visit = (p: number): void => {
+    for (const c of children.get(p) ?? []) {
+      try {
+        out.push({ pid: c, cmd: readFileSync(`/proc/${c}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() });
+      } catch {
+        // gone
+      }
+      visit(c);
+    }
+  };
+  visit(pid);
+  return out;
+}
+
+/** A running process (a zombie counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The package names npm lists under `install scripts not yet covered by allowScripts`. */
+function unreviewedScripts(out: string): string[] {
+  return [...out.matchAll(/^npm warn install-scripts {3}(\S+)@/gm)].map((m) => m[1]!).sort();
+}
+
 /** The README's SDK snippet (the ```js block that calls createAgent). */
 function readmeSnippet(): string {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -54,6 +97,7 @@ describe('the package from plain Node (npm pack, npm install, import and require
   let nats: NatsServer;
   let nc: NatsConnection;
   let node: RouteNode;
+  let installOutput = '';
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'lars-pkg-'));
@@ -67,6 +111,7 @@ describe('the package from plain Node (npm pack, npm install, import and require
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }, null, 2));
     const install = await run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 240_000 });
     expect(install.code, install.stderr).to.equal(0);
+    installOutput = install.stdout + install.stderr;
     // no dependency asks for another Node than the package's engines allow
     expect(install.stderr, 'npm install warnings').to.not.contain('EBADENGINE');
 
@@ -202,5 +247,115 @@ ${body(9102, 2)}
     const r = await run(join(app, 'node_modules', '.bin', 'lars'), ['dev', '--plain', '--duration', '1', '--data-dir', dir, '--nats', nats.url, '--prefix', 'pkgdev'], { cwd: app, timeoutMs: 60_000 });
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/analytics: off \(.*npm install chdb.*\); the demo runs without it/);
+  });
+
+  it("package - npm 11 names only what README says (lars-nats's prepare, msgpackr-extract); after README's npm approve-scripts the next install is quiet", async () => {
+    expect(unreviewedScripts(installOutput), installOutput).to.deep.equal(['lars-nats', 'msgpackr-extract']);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const approve = /`(npm approve-scripts [^`]+)`/.exec(readme)?.[1];
+    expect(approve, 'README names the npm approve-scripts command').to.equal('npm approve-scripts lars-nats msgpackr-extract');
+    const a = await run('npm', approve!.split(' ').slice(1), { cwd: app, timeoutMs: 60_000 });
+    expect(a.code, a.stderr).to.equal(0);
+    rmSync(join(app, 'node_modules'), { recursive: true, force: true });
+    const again = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 240_000 });
+    expect(again.code, again.stderr).to.equal(0);
+    expect(again.stdout + again.stderr).to.not.contain('allowScripts');
+  });
+
+  it('package - npx lars in the project runs the installed command', async () => {
+    const v = await run('npx', ['lars', '--version'], { cwd: app, timeoutMs: 60_000 });
+    expect(v.code, v.stderr).to.equal(0);
+    expect(v.stdout.trim()).to.equal((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`package - npx lars node stopped with ${signal} (a supervisor stopping npx): the node process stops too, gracefully`, async () => {
+      const npx = spawn('npx', ['lars', 'node', '--nats', nats.url, '--prefix', `pkgorphan${signal.toLowerCase()}`, '--partitions', '8'], {
+        cwd: app,
+        env: { ...process.env, LARS_LOG_LEVEL: 'info', LARS_LOG_FORMAT: 'json' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      npx.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      npx.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      let lars: { pid: number; cmd: string } | undefined;
+      try {
+        await waitFor(() => out.includes('route node ready'), { what: 'lars node ready under npx', timeoutMs: 60_000, explain: () => out });
+        lars = descendants(npx.pid!).find((p) => /node_modules\/(\.bin\/lars|lars-nats\/bin\/lars\.mjs) node /.test(p.cmd));
+        expect(lars, JSON.stringify(descendants(npx.pid!))).to.not.equal(undefined);
+        npx.kill(signal);
+        // the stop of a route node hands its partitions over: seconds, not more
+        await waitFor(() => !alive(lars!.pid), { what: `lars node (pid ${lars!.pid}) to stop after npx got ${signal}`, timeoutMs: 20_000, intervalMs: 50, explain: () => out });
+        expect(out).to.match(/stopping route node…/);
+        if (signal === 'SIGKILL') expect(out).to.match(/parent process \d+ (\(through shell \d+\) )?is gone: stopping as on SIGTERM/);
+      } finally {
+        killLeft(npx, lars?.pid);
+      }
+    });
+  }
+});
+
+/** Kills what a test left running (npx and the lars process under it). */
+function killLeft(npx: ChildProcess, pid: number | undefined): void {
+  if (npx.exitCode === null && npx.signalCode === null) npx.kill('SIGKILL');
+  if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+describe('the package from git (npm install git+file://, as from any git URL)', function () {
+  // a clone, npm installing its dev dependencies and building it there, then the install
+  this.timeout(900_000);
+  let work: string;
+  let app: string;
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let node: RouteNode;
+  let installOutput = '';
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'lars-git-'));
+    // a clean clone of HEAD: what a user's git URL gives
+    const repo = join(work, 'repo');
+    const clone = await run('git', ['clone', '--quiet', '--no-hardlinks', ROOT, repo], { cwd: work, timeoutMs: 120_000 });
+    expect(clone.code, clone.stderr).to.equal(0);
+    app = join(work, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }, null, 2));
+    const install = await run('npm', ['install', `git+file://${repo}`, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 840_000 });
+    installOutput = install.stdout + install.stderr;
+    expect(install.code, installOutput).to.equal(0);
+
+    nats = await startNatsServer();
+    nc = await connectNats({ url: nats.url });
+    node = await RouteNode.start({ nc, nodeId: 'git-test', prefix: 'lars', partitions: 64, log: silentLogger(), onStart: async (c, nn) => void (await ensureStreams(c, nn)) });
+    const registry = await Registry.open(nc, names('lars'));
+    await registry.update(1, 1, () => ({ v: 1, modid: 1, cmdid: 1, hosts: [{ ip: '10.0.0.1', port: 8080, weight: 100 }], updated_by: 'test', ts: Date.now() }));
+  });
+
+  after(async () => {
+    await node?.close();
+    await nc?.drain();
+    await nats?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('package - from git: built (dist/ with the CLI, the ESM and CommonJS entries), no sources', () => {
+    const pkg = join(app, 'node_modules', 'lars-nats');
+    for (const f of ['dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/cjs/index.js', 'bin/lars.mjs']) expect(existsSync(join(pkg, f)), f).to.equal(true);
+    expect(existsSync(join(pkg, 'src')), 'no TypeScript sources').to.equal(false);
+    // npm lists the package's prepare (it ran) and msgpackr's native decoder, as README says
+    expect(unreviewedScripts(installOutput), installOutput).to.deep.equal(['lars-nats', 'msgpackr-extract']);
+  });
+
+  it('package - from git: npx lars --version', async () => {
+    const v = await run('npx', ['lars', '--version'], { cwd: app, timeoutMs: 60_000 });
+    expect(v.code, v.stderr).to.equal(0);
+    expect(v.stdout.trim()).to.equal((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  it("package - from git: the README's SDK snippet runs as ESM, closes and exits", async () => {
+    writeFileSync(join(app, 'snippet.mjs'), `async function callService() { return true; }\n${readmeSnippet()}`);
+    const r = await run(process.execPath, ['snippet.mjs'], { cwd: app, env: { LARS_NATS_URL: nats.url }, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout.trim()).to.equal('called 10.0.0.1:8080: ok');
   });
 });
