@@ -10,6 +10,8 @@ import { expect } from 'chai';
 import { TestCluster, useNatsServer, PARTITIONS, hosts } from '../helpers/cluster.ts';
 import { lars } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { ConsoleBackend } from '../../src/console/backend.ts';
 import { startConsoleServer } from '../../src/console/server.ts';
 
@@ -146,5 +148,43 @@ describe('lars host: operator actions (real nats-server, route node, the CLI)', 
     await waitFor(() => host()?.reason === 'admin_undrain', { what: 'undrained' });
     expect(host()).to.include({ state: 'overloaded', pick_weight: 0 });
     expect(c.events.items.some((e) => `${e.ip}:${e.port}` === target && e.from === 'draining' && e.to === 'overloaded' && e.reason === 'admin_undrain')).to.equal(true);
+  });
+
+  it("host - the console's page asks before draining the last healthy host, saying what would happen; no: nothing done, yes: drained", async function () {
+    const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+    if (!existsSync(CHROMIUM)) this.skip();
+    const env = { LARS_NATS_URL: server().url, LARS_PREFIX: c.prefix, LARS_PARTITIONS: String(PARTITIONS) };
+    for (const h of ['10.46.0.2:8000', '10.46.0.3:8000']) expect((await lars(['host', 'drain', String(M), String(C), h], env)).code).to.equal(0);
+    await waitFor(() => c.latest(M, C)?.hosts.filter((h) => h.state === 'healthy').length === 1, { what: 'one healthy host left' });
+    const backend = await ConsoleBackend.start({ nc: c.nc, prefix: c.prefix });
+    const web = await startConsoleServer({ backend, token: 'tok', port: 0 });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const asked: string[] = [];
+      let answer = false;
+      page.on('dialog', (d) => {
+        asked.push(d.message());
+        void (answer ? d.accept() : d.dismiss());
+      });
+      await page.goto(`${web.url}#/route/${M}/${C}`);
+      await page.fill('#user', 'dora');
+      await page.fill('#token', 'tok');
+      const drain = page.locator('#hosts tr[data-host="10.46.0.1:8000"] button[data-act="drain"]');
+      await drain.click();
+      await page.locator('#status.error').filter({ hasText: 'drain 10.46.0.1:8000: not done' }).waitFor({ timeout: 10_000 });
+      expect(asked).to.have.length(1);
+      expect(asked[0]).to.contain('10.46.0.1:8000 is the last healthy host of route 4646.2').and.contain('callers get no host (NO_HOST)').and.contain('drain anyway?');
+      expect((await c.registry.get(M, C))!.entry.hosts[0]!.admin, 'nothing written').to.equal(undefined);
+      answer = true;
+      await drain.click();
+      await page.locator('#status.ok').filter({ hasText: 'drain 10.46.0.1:8000: done' }).waitFor({ timeout: 10_000 });
+      expect(asked).to.have.length(2);
+      expect((await c.registry.get(M, C))!.entry.hosts[0]!.admin).to.include({ state: 'drained', by: 'console:dora' });
+    } finally {
+      await browser.close();
+      await web.close();
+      await backend.close();
+    }
   });
 });
