@@ -59,13 +59,20 @@ export type NatsHint = (typeof NatsHint)[keyof typeof NatsHint];
 export class NatsUnreachableError extends LarsError {
   /**
    * `why`: what went wrong ("connection refused"), said after the URL; `notNats`: something else
-   * answers there. Either way the message ends with how to fix it. The URL is shown without its secrets.
+   * answers there; `tls`: the server's certificate is not trusted, or the server wants another client
+   * certificate. Either way the message ends with how to fix it. The URL is shown without its secrets.
    */
-  constructor(url: string, options?: { cause?: unknown; why?: string; notNats?: boolean; hint?: NatsHint }) {
-    const setting = options?.hint === NatsHint.sdk ? "createAgent's servers (or LARS_NATS_URL)" : '--nats (LARS_NATS_URL)';
-    const fix = options?.notNats
-      ? `give ${setting} the client port of a NATS server (4222 by default)`
-      : `start nats-server -js there, or give ${setting} a running one`;
+  constructor(url: string, options?: { cause?: unknown; why?: string; notNats?: boolean; tls?: 'server' | 'client'; hint?: NatsHint }) {
+    const sdk = options?.hint === NatsHint.sdk;
+    const setting = sdk ? "createAgent's servers (or LARS_NATS_URL)" : '--nats (LARS_NATS_URL)';
+    const fix =
+      options?.tls === 'server'
+        ? `give ${sdk ? "createAgent's tls.caFile (or LARS_NATS_TLS_CA)" : '--nats-tls-ca (LARS_NATS_TLS_CA)'} the CA that signed the server's certificate, and connect by a name or address the certificate holds`
+        : options?.tls === 'client'
+          ? `give ${sdk ? "createAgent's tls.certFile and tls.keyFile (or LARS_NATS_TLS_CERT, LARS_NATS_TLS_KEY)" : '--nats-tls-cert and --nats-tls-key (LARS_NATS_TLS_CERT, LARS_NATS_TLS_KEY)'} a client certificate signed by a CA the server trusts`
+          : options?.notNats
+            ? `give ${setting} the client port of a NATS server (4222 by default)`
+            : `start nats-server -js there, or give ${setting} a running one`;
     super(ErrorCode.natsUnreachable, `cannot reach NATS at ${redactNatsUrl(url)}${options?.why ? ` (${options.why})` : ''}: ${fix}`, options);
     this.name = 'NatsUnreachableError';
   }

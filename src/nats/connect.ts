@@ -227,13 +227,26 @@ function clientLogin(l: NatsLogin): Partial<ConnectionOptions> {
 /** Every TCP client socket the process opens is announced here (a documented Node channel). */
 const clientSockets = channel('net.client.socket');
 
-/** What went wrong with a first connect, in words, and whether something other than NATS answered. */
-function whyUnreachable(err: unknown, dialled: readonly Socket[], timeoutMs: number): { why?: string; notNats?: boolean } {
-  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } };
+/** Node's codes for a server certificate this client does not trust. */
+const UNTRUSTED_SERVER = /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+/** TLS alerts of a server that wants a client certificate, or not this one. */
+const CLIENT_CERT_REFUSED = /^ERR_SSL_(TLSV13_ALERT_CERTIFICATE_REQUIRED|SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|SSLV3_ALERT_CERTIFICATE_UNKNOWN|SSLV3_ALERT_HANDSHAKE_FAILURE)$/;
+
+/** What went wrong with a first connect, in words; whether something other than NATS answered; which side of TLS failed. */
+function whyUnreachable(err: unknown, dialled: readonly Socket[], timeoutMs: number, tls: ConnectOptions['tls']): { why?: string; notNats?: boolean; tls?: 'server' | 'client' } {
+  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } };
   const code = e.code ?? e.cause?.code;
+  if (code !== undefined && UNTRUSTED_SERVER.test(code)) return { why: `TLS: the server's certificate is not trusted: ${e.cause?.message ?? e.message ?? code}`, tls: 'server' };
+  const refusal = `it ${tls?.cert === undefined ? 'asks for a client certificate' : 'does not accept this client certificate'}`;
+  if (code !== undefined && CLIENT_CERT_REFUSED.test(code)) return { why: `TLS: the server refused the connection: ${refusal}`, tls: 'client' };
   if (code === 'ECONNREFUSED') return { why: 'connection refused' };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { why: 'unknown host' };
   if (e.name === 'TimeoutError') {
+    // Over TLS 1.3 a server that verifies clients refuses a certificate after the client's side of the
+    // handshake is done: the client hears an alert it does not report, and waits out its timeout.
+    if (tls !== undefined && dialled.some((s) => s.bytesRead > 0 && s.destroyed)) {
+      return { why: `TLS: the server closed the connection after the handshake: ${refusal}`, tls: 'client' };
+    }
     const silent = dialled.some((s) => s.bytesRead === 0 && s.remotePort !== undefined);
     if (silent) return { why: `something accepted the connection but sent no NATS greeting within ${timeoutMs / 1000} s`, notNats: true };
     return { why: `no answer within ${timeoutMs / 1000} s` };
@@ -270,7 +283,7 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     });
   } catch (err) {
     if (err instanceof AuthorizationError) throw new NatsAuthError(opts.url, { cause: err, as, ...(opts.hint ? { hint: opts.hint } : {}) });
-    const why = whyUnreachable(err, dialled, timeoutMs);
+    const why = whyUnreachable(err, dialled, timeoutMs, opts.tls);
     // Only sockets still dialling or that never heard from one of these servers: another connection
     // opened at the same time to a server that answers has had its INFO by then.
     const ports = new Set(servers.map((s) => Number(/:(\d+)\/?$/.exec(s)?.[1] ?? 4222)));

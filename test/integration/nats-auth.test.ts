@@ -21,7 +21,7 @@ import { Registry } from '../../src/registry.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { createAgent, type AgentOptions } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
-import { LarsError, NatsAuthError } from '../../src/errors.ts';
+import { NatsAuthError, NatsUnreachableError } from '../../src/errors.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
@@ -177,11 +177,13 @@ describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar
     const operator = nkeys.createOperator();
     const account = nkeys.createAccount();
     const user = nkeys.createUser();
+    const system = nkeys.createAccount();
     const opJwt = signJwt({ iss: operator.getPublicKey(), sub: operator.getPublicKey(), name: 'lars-test', nats: { type: 'operator', version: 2 } }, operator);
     const limits = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
     const accJwt = signJwt({ iss: operator.getPublicKey(), sub: account.getPublicKey(), name: 'lars', nats: { limits, default_permissions: { pub: {}, sub: {} }, type: 'account', version: 2 } }, operator);
+    const sysJwt = signJwt({ iss: operator.getPublicKey(), sub: system.getPublicKey(), name: 'SYS', nats: { limits: { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 }, type: 'account', version: 2 } }, operator);
     const userJwt = signJwt({ iss: account.getPublicKey(), sub: user.getPublicKey(), name: 'lars-user', nats: { pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user', version: 2 } }, account);
-    writeFileSync(join(dir, 'creds.conf'), `operator: "${opJwt}"\nresolver: MEMORY\nresolver_preload: {\n  ${account.getPublicKey()}: "${accJwt}"\n}\n`);
+    writeFileSync(join(dir, 'creds.conf'), `operator: "${opJwt}"\nsystem_account: ${system.getPublicKey()}\nresolver: MEMORY\nresolver_preload: {\n  ${account.getPublicKey()}: "${accJwt}"\n  ${system.getPublicKey()}: "${sysJwt}"\n}\n`);
     credsFile = join(dir, 'user.creds');
     writeFileSync(
       credsFile,
@@ -190,12 +192,15 @@ describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar
 
     const tlsFiles = { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), cert: readFileSync(join(dir, 'client.pem'), 'utf8'), key: readFileSync(join(dir, 'client.key'), 'utf8') };
     const credsText = readFileSync(credsFile, 'utf8');
-    [users, token, tls, creds] = await Promise.all([
+    const opened = await Promise.allSettled([
       openSite(join(dir, 'users.conf'), { user: 'admin', pass: PASSWORDS.LARS_ADMIN_PASSWORD }, { user: 'route-node', pass: PASSWORDS.LARS_NODE_PASSWORD }),
       openSite(join(dir, 'token.conf'), { token: TOKEN }, { token: TOKEN }),
       openSite(join(dir, 'tls.conf'), { user: 'admin', pass: PASSWORDS.LARS_ADMIN_PASSWORD, tls: tlsFiles }, { user: 'route-node', pass: PASSWORDS.LARS_NODE_PASSWORD, tls: tlsFiles }),
       openSite(join(dir, 'creds.conf'), { creds: credsText }, { creds: credsText }),
     ]);
+    // the sites that started are closed by after() even when another did not start
+    [users, token, tls, creds] = opened.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+    for (const r of opened) if (r.status === 'rejected') throw r.reason;
   });
 
   after(async () => {
@@ -286,9 +291,16 @@ describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar
     setEnv({ LARS_NATS_TLS_CA: files.caFile, LARS_NATS_TLS_CERT: files.certFile, LARS_NATS_TLS_KEY: files.keyFile });
     await agentWorks(s, { servers: s.url, user: 'agent', pass: PASSWORDS.LARS_AGENT_PASSWORD });
     await routeLsWorks({ LARS_NATS_URL: s.url, LARS_NATS_USER: 'admin', LARS_NATS_PASS: PASSWORDS.LARS_ADMIN_PASSWORD, LARS_NATS_TLS_CA: files.caFile, LARS_NATS_TLS_CERT: files.certFile, LARS_NATS_TLS_KEY: files.keyFile });
-    // without a client certificate the server does not let the connection in
-    const e = await refusal(createAgent({ servers: s.url, user: 'agent', pass: PASSWORDS.LARS_AGENT_PASSWORD, tls: { caFile: files.caFile } }));
-    expect(e).to.be.instanceOf(LarsError);
+    // without a client certificate the server does not let the connection in; without the CA the client does not trust the server
+    let e = await refusal(createAgent({ servers: s.url, user: 'agent', pass: PASSWORDS.LARS_AGENT_PASSWORD, tls: { caFile: files.caFile } }));
+    expect(e).to.be.instanceOf(NatsUnreachableError);
+    expect(e.message).to.contain("it asks for a client certificate").and.contain("tls.certFile");
+    e = await refusal(createAgent({ servers: s.url, user: 'agent', pass: PASSWORDS.LARS_AGENT_PASSWORD, tls: { certFile: files.certFile, keyFile: files.keyFile } }));
+    expect(e).to.be.instanceOf(NatsUnreachableError);
+    expect(e.message).to.contain("the server's certificate is not trusted").and.contain('tls.caFile');
+    const r = await lars(['route', 'ls'], { LARS_NATS_URL: s.url, LARS_NATS_USER: 'admin', LARS_NATS_PASS: PASSWORDS.LARS_ADMIN_PASSWORD, LARS_NATS_TLS_CA: files.caFile, LARS_NATS_TLS_CERT: '', LARS_NATS_TLS_KEY: '', LARS_PARTITIONS: String(PARTITIONS) });
+    expect(r.code).to.equal(1);
+    expect(r.stderr, r.stderr).to.contain("it asks for a client certificate").and.contain("--nats-tls-cert");
   });
 
   it('nats auth - a .creds file on a server in operator mode, from the SDK (option, environment) and the CLI', async () => {
