@@ -443,6 +443,20 @@ describe('lars dev serves the console (npm start)', function () {
     expect(st.stderr).to.contain(`the embedded ClickHouse is held by lars dev; asking its console at ${base}`);
     const failing = (JSON.parse(st.stdout) as Array<{ host: string; port: number; errors: number }>).find((x) => x.port === 9003);
     expect(failing?.errors, 'the failing host has errors').to.be.greaterThan(0);
+    // `lars console` beside the demo cannot open the engine, and says whose console has the pictures.
+    const beside = larsLive(['console', '--port', '0', '--data-dir', dir, '--nats', `nats://127.0.0.1:${natsPort}`]);
+    try {
+      const said = await waitFor(() => beside.lines.find((l) => l.startsWith('console at ')), {
+        what: "lars console's start line",
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        explain: () => `stdout: ${beside.lines.join('\n')}\nstderr: ${beside.errLines.join('\n')}`,
+      });
+      expect(said).to.contain(`analytics off: the embedded ClickHouse is held by lars dev, whose own console at ${base} has the pictures`);
+    } finally {
+      beside.child.kill('SIGINT');
+      await beside.exited;
+    }
     // The printed token works for actions (a dry run: the demo goes on unchanged).
     const dry = await fetch(`${base}api/routes/1/1/hosts/127.0.0.1:9001/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ by: 'dave', dryRun: true }) });
     expect(dry.status).to.equal(200);

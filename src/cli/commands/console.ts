@@ -13,6 +13,7 @@ import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from '../..
 import type { LarsConfig } from '../../config.ts';
 import { ConsoleBackend } from '../../console/backend.ts';
 import { startConsoleServer } from '../../console/server.ts';
+import { announceFile, announcedConsole } from '../../console/serve.ts';
 import { UsageError } from '../../errors.ts';
 import { trackConnection } from '../../metrics/nats.ts';
 import type { Command } from '../command.ts';
@@ -26,6 +27,9 @@ export async function consoleEngine(cfg: LarsConfig, log: Logger, embedded: bool
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0] ?? String(err);
     log.warn({ err: msg }, 'console without analytics');
+    // The embedded engine opens its data in one process only: while `lars dev` holds it, its own console has the pictures.
+    const demo = cfg.clickhouseUrl ? undefined : announcedConsole(announceFile(cfg.dataDir));
+    if (demo) return { off: `the embedded ClickHouse is held by lars dev, whose own console at ${demo} has the pictures` };
     return { off: `ClickHouse could not be opened: ${msg}` };
   }
 }
