@@ -20,6 +20,7 @@ import { RouteNode } from '../../src/node/route-node.ts';
 import { Registry } from '../../src/registry.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { createAgent, type AgentOptions } from '../../src/agent/agent.ts';
+import { registerSelf } from '../../src/agent/self-register.ts';
 import { names } from '../../schemas/subjects.ts';
 import { NatsAuthError, NatsUnreachableError } from '../../src/errors.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -265,6 +266,20 @@ describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/refused the credentials \(authorization violation; with the NKey U[A-Z2-7]+\)/);
     expect(r.stderr).not.to.contain(readFileSync(stranger, 'utf8').trim());
+  });
+
+  it('nats auth - registerSelf logs in as createAgent does, from its heartbeat thread too (NKey file, then the environment)', async () => {
+    const s = users!;
+    const inRoute = (ip: string) => () => s.node.route(78, 1)?.snapshot(Date.now()).hosts.some((h) => h.ip === ip);
+    const reg = await registerSelf({ servers: s.url, nkeySeedFile: join(dir, 'agent.nk'), prefix: 'lars', modid: 78, cmdid: 1, ip: '127.0.0.78', port: 9000, ttlMs: 5000 });
+    await waitFor(inRoute('127.0.0.78'), { what: 'the host registered with an NKey in the route' });
+    await reg.stop({ drainMs: 0 });
+    setEnv({ LARS_NATS_USER: 'agent', LARS_NATS_PASS: PASSWORDS.LARS_AGENT_PASSWORD });
+    const reg2 = await registerSelf({ servers: s.url, prefix: 'lars', modid: 78, cmdid: 1, ip: '127.0.0.79', port: 9000, ttlMs: 5000 });
+    await waitFor(inRoute('127.0.0.79'), { what: 'the host registered with the environment login in the route' });
+    await reg2.stop({ drainMs: 0 });
+    const e = await refusal(registerSelf({ servers: s.url, user: 'agent', pass: 'wrong-secret-5', prefix: 'lars', modid: 78, cmdid: 1, ip: '127.0.0.80', port: 9000, ttlMs: 5000 }));
+    expect(e.message).to.contain('refused the credentials').and.not.contain('wrong-secret-5');
   });
 
   it('nats auth - a token, from the SDK (option, environment, URL) and the CLI (flag, environment, URL)', async () => {
