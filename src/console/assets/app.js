@@ -57,7 +57,10 @@
   token.addEventListener('change', () => {
     document.cookie = 'lars_console_token=' + encodeURIComponent(token.value) + '; path=/; SameSite=Strict' + (token.value ? '' : '; max-age=0');
     // a page refused for want of the token is read again with it
-    if (document.body.dataset.needsToken === 'yes') navigate();
+    if (document.body.dataset.needsToken === 'yes') {
+      status('');
+      navigate();
+    }
   });
 
   async function getJson(url) {
