@@ -17,7 +17,10 @@ export const ErrorCode = {
   clickhouse: 'LARS_CLICKHOUSE',
   /** The person at the terminal said no to a destructive command. */
   cancelled: 'LARS_CANCELLED',
-  /** An action that would leave a route without a host to send its traffic to, asked for without --force (console: without confirming). */
+  /**
+   * Asked for without --force (console: without confirming): a drain or eject that would leave a route without a
+   * healthy host or put it into panic, or `lars dev` on a NATS where it would take over route nodes or a route.
+   */
   confirmationRequired: 'LARS_CONFIRMATION_REQUIRED',
   /** A port this process should listen on is taken by another process. */
   portInUse: 'LARS_PORT_IN_USE',
