@@ -48,6 +48,8 @@ export interface InsertOptions {
    * is used so that two different inserts with equal content are never merged.
    */
   token?: string;
+  /** The query id the server runs the insert under (server engine), for `settle`. */
+  queryId?: string;
 }
 
 export interface AnalyticsEngine {
@@ -69,6 +71,13 @@ export interface AnalyticsEngine {
   /** Inserts a TabSeparated body into `table` (qualified name). */
   insertTsv(table: string, columns: readonly string[] | undefined, body: string, opts?: InsertOptions): Promise<void>;
   ping(): Promise<boolean>;
+  /**
+   * Resolves once no query with this id runs on the server any more (server
+   * engine; at once for chdb, whose inserts run in this process). An insert
+   * whose answer was lost (a dropped connection) may still be writing: what
+   * it stored is only visible after that. False when it still ran at `timeoutMs`.
+   */
+  settle(queryId: string, timeoutMs: number): Promise<boolean>;
   /** An engine on another server of the same deployment (same credentials), on `database` (server engine only). */
   atServer(url: string, database: string): Promise<AnalyticsEngine>;
   close(): Promise<void>;
@@ -380,6 +389,7 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
         query: `INSERT INTO ${table}${cols} FORMAT TabSeparated`,
         values: Readable.from([Buffer.from(body)]),
         clickhouse_settings: settings as ClickHouseSettings,
+        ...(opts.queryId !== undefined ? { query_id: opts.queryId } : {}),
       });
       // Drain the (empty) response so the socket returns to the pool.
       for await (const _ of r.stream) void _;
@@ -390,6 +400,17 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
         return r.success;
       } catch {
         return false;
+      }
+    },
+    async settle(queryId, timeoutMs) {
+      if (kind === EngineKind.chdb) return true;
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const r = await client.query({ query: `SELECT count() AS n FROM system.processes WHERE query_id = ${sqlString(queryId)}`, format: 'JSONEachRow' });
+        const rows = await r.json<{ n: number | string }>();
+        if (Number(rows[0]?.n ?? 0) === 0) return true;
+        if (Date.now() >= until) return false;
+        await new Promise((res) => setTimeout(res, 100));
       }
     },
     close: () => p.onClose(),

@@ -6,7 +6,7 @@
  * the bad messages, and the hand-back (nak) of a batch a stopping worker
  * could not store.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Retention } from '../../schemas/clickhouse/migrations.ts';
 import type { Logger } from '../log.ts';
 import type { RateLimitedLog } from '../ratelog.ts';
@@ -53,8 +53,13 @@ export interface WriterOptions {
   now: () => number;
 }
 
+/** How long a retry waits for a failed insert to end on the server before it looks its rows up anyway. */
+const SETTLE_TIMEOUT_MS = 30_000;
+
 export class BatchWriter {
   private readonly o: WriterOptions;
+  /** Query ids of inserts sent and not known to have succeeded (see settleInserts). */
+  private sent: string[] = [];
 
   constructor(o: WriterOptions) {
     this.o = o;
@@ -95,8 +100,10 @@ export class BatchWriter {
         const f = classifyFailure(err);
         stats.retries++;
         stats.lastError = f.message;
-        // Whatever failed may have landed in part: look before the next try.
+        // Whatever failed may have landed in part: look before the next try,
+        // once the failed inserts have finished on the server (see settleInserts).
         check = 'all';
+        const settling = this.settleInserts();
         if (run.stopping && this.o.now() >= run.stopDeadline) {
           // Redelivered once our last pull request has expired: nats-server 2.9
           // would otherwise hand them straight back to it, and our closed inbox
@@ -114,6 +121,7 @@ export class BatchWriter {
         let delay = backoffDelay(attempt, this.o.backoff);
         if (run.stopping) delay = Math.min(delay, Math.max(0, run.stopDeadline - this.o.now()));
         await sleep(delay, run.stopCtl.signal);
+        await settling;
       }
     }
   }
@@ -161,6 +169,24 @@ export class BatchWriter {
     }
   }
 
+  /**
+   * Waits until the inserts sent since the last call no longer run on the
+   * server. An insert whose connection broke (a socket hang up, a timeout)
+   * may have been received whole and still be writing; a look-up before it
+   * ends finds nothing and the retry would store its rows twice.
+   */
+  private async settleInserts(): Promise<void> {
+    const ids = this.sent;
+    this.sent = [];
+    for (const id of ids) {
+      const done = await this.o.engine.settle(id, SETTLE_TIMEOUT_MS).catch((err: unknown) => {
+        this.o.rlog.warn(`settle-${this.o.pipeline}`, { err, queryId: id }, 'could not ask ClickHouse whether a failed insert still runs');
+        return false;
+      });
+      if (!done) this.o.rlog.warn(`settle-${this.o.pipeline}`, { queryId: id }, 'a failed insert may still be running; its rows are looked up anyway');
+    }
+  }
+
   private async insert(items: Item[]): Promise<void> {
     const { log, rows, engine } = this.o;
     if (log.isLevelEnabled('debug')) {
@@ -170,6 +196,9 @@ export class BatchWriter {
     for (const i of items) h.update(i.variant ? `,${i.seq}:${i.variant}` : `,${i.seq}`);
     let body = '';
     for (const i of items) body += i.line;
-    await engine.insertTsv(rows.table, rows.columns, body, { token: h.digest('hex') });
+    const queryId = randomUUID();
+    this.sent.push(queryId);
+    await engine.insertTsv(rows.table, rows.columns, body, { token: h.digest('hex'), queryId });
+    this.sent = this.sent.filter((id) => id !== queryId);
   }
 }
