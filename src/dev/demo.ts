@@ -205,6 +205,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     updated_by: 'lars-dev',
     ts: Date.now(),
   }));
+  // On a NATS that is not the demo's, nothing of it stays registered: removed before its node stops (which publishes the removal).
+  if (!server && opts.force !== true) life.add(`demo route ${DEMO_MODID}.${DEMO_CMDID}`, () => registry.update(DEMO_MODID, DEMO_CMDID, () => null));
   const agents: Agent[] = [];
   life.add('agents', async () => {
     for (const a of agents) await a.close();
