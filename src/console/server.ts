@@ -316,6 +316,8 @@ export interface ConsoleServer {
   readonly url: string;
   /** Serves the console from now on (a server started without a backend answers 503 until then); ready per `ready`, default always. */
   attach(o: ConsoleHandlerOptions, ready?: () => Readiness): void;
+  /** Stops serving the console (503, not ready) while the server still answers: before its backend is closed. */
+  detach(): void;
   close(): Promise<void>;
 }
 
@@ -335,17 +337,23 @@ export type ConsoleServerOptions = Partial<ConsoleHandlerOptions> & {
  */
 export async function startConsoleServer(o: ConsoleServerOptions): Promise<ConsoleServer> {
   let handle: ConsoleHandler | undefined;
-  let ready: () => Readiness = () => ({ ready: false, reason: 'console starting' });
+  let phase = 'starting';
+  let ready: () => Readiness = () => ({ ready: false, reason: `console ${phase}` });
   const server = await startMetricsServer({ port: o.port, host: o.host, portFlag: o.portFlag ?? '--port', ready: () => ready(), log: o.log });
   server.mount(async (req, res) => {
     if (handle) return handle(req, res);
-    sendJson(res, 503, { error: 'the console is starting' });
+    sendJson(res, 503, { error: `the console is ${phase}` });
     return true;
   });
   const attach = (h: ConsoleHandlerOptions, r?: () => Readiness): void => {
     handle = createConsoleHandler(h);
     ready = r ?? (() => ({ ready: true }));
   };
+  const detach = (): void => {
+    handle = undefined;
+    phase = 'stopping';
+    ready = () => ({ ready: false, reason: 'console stopping' });
+  };
   if (o.backend) attach({ ...o, backend: o.backend });
-  return { port: server.port, url: server.url, attach, close: () => server.close() };
+  return { port: server.port, url: server.url, attach, detach, close: () => server.close() };
 }

@@ -252,7 +252,7 @@ describe('lifecycle', function () {
       { name: 'lars route watch', args: async () => ['route', 'watch', '1', '1'], up: /watching for it to appear/, steps: [] },
       { name: 'lars sink', args: async () => ['sink', '--data-dir', tempDir()], up: /sink ready/, steps: ['stopping ClickHouse sink…', 'stopping NATS connection…'] },
       { name: 'lars agent', args: async () => ['agent', '--udp-ports', 'off', '--http-port', String(await freePort())], up: /sidecar ready/, steps: ['stopping sidecar…', 'stopping NATS connection…'] },
-      { name: 'lars console', args: async () => ['console', '--port', String(await freePort()), '--analytics', 'off'], up: /console ready/, steps: ['stopping HTTP server…', 'stopping console backend…', 'stopping NATS connection…'] },
+      { name: 'lars console', args: async () => ['console', '--port', String(await freePort()), '--analytics', 'off'], up: /console ready/, steps: ['stopping console backend…', 'stopping NATS connection…', 'stopping HTTP server…'] },
     ];
     for (const c of commands) {
       for (const how of ['SIGTERM', 'Ctrl-C'] as const) {

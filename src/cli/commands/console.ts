@@ -64,7 +64,11 @@ export const consoleCommand: Command = {
       const a = analytics === 'off' ? { off: 'turned off (--analytics off)' } : await consoleEngine(cfg, log, true);
       if (a.engine) life.add('ClickHouse', () => a.engine!.close());
       const backend = await ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine });
-      life.add('console backend', () => backend.close());
+      // stopped before its backend: requests meanwhile get 503 "stopping", not errors of a closed backend
+      life.add('console backend', () => {
+        server.detach();
+        return backend.close();
+      });
       const conn = trackConnection(nc);
       life.add('connection state', () => conn.stop());
       const readAuth = cfg.consoleAuth === 'all';
