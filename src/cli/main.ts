@@ -59,7 +59,7 @@ const COMPLETION_HELP = `lars completion
 
 print a bash/zsh completion script for lars (commands, sub-commands and flags); install it with
   lars completion >> ~/.bashrc    (or ~/.zshrc)
-then open a new shell. It needs \`lars\` on the PATH (npm install -g lars-nats, or npm link).`;
+then open a new shell. It needs \`lars\` on the PATH (npm install -g /path/to/lars-nats-<version>.tgz, or npm link in a clone).`;
 
 /** What a person types to reach the help of `path`. */
 const helpOf = (path: string[]) => `lars ${[...path, '--help'].join(' ')}`;
