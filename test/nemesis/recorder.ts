@@ -56,7 +56,6 @@ export class Recorder {
   readonly leases = new Map<string, LeaseEntry>();
   /** Lease writes seen under more than one revision, by write identity. */
   readonly renumbered = new Map<string, Renumbered>();
-  private readonly revsSeen = new Set<string>();
   readonly routeMsgs = new Map<string, RouteMsg>();
   readonly ready: ReadySample[] = [];
   readonly sampleFailures: number[] = [];
@@ -149,21 +148,21 @@ export class Recorder {
   private addLease(e: Entryish, via: string): void {
     const p = this.cn.leasePartition(e.key);
     if (p === undefined) return;
-    const revId = `${p}:${e.revision}`;
-    if (this.revsSeen.has(revId)) return;
-    this.revsSeen.add(revId);
     const rec = e.operation === 'PUT' ? decodeLease({ value: e.value, operation: 'PUT' }) : undefined;
     if (e.operation === 'PUT' && rec === undefined) return;
     const created = e.created.getTime();
     // One write is its record (holder and the holder's clock at the write): the same record has been
     // seen at two revisions, with timestamps a millisecond apart.
     const id = rec !== undefined ? `${p}:${rec.node}:${rec.ts}` : `${p}:-:${created}`;
+    // Records are told apart by what they are, not by their revision: servers whose copies of the bucket
+    // were numbered differently give one revision to different records.
     const had = this.leases.get(id);
     if (had !== undefined) {
+      if (had.rev === e.revision) return;
       // the same record under another revision: stored twice, or numbered differently by another server
       let r = this.renumbered.get(id);
       if (r === undefined) this.renumbered.set(id, (r = { p, node: rec?.node, created: had.created, revs: [{ rev: had.rev, via: had.via, created: had.created }] }));
-      r.revs.push({ rev: e.revision, via, created });
+      if (!r.revs.some((x) => x.rev === e.revision)) r.revs.push({ rev: e.revision, via, created });
       return;
     }
     const entry: LeaseEntry = { p, rev: e.revision, node: rec?.node, created, seen: Date.now(), via };
