@@ -20,6 +20,7 @@ import { LIMITS } from '../schemas/messages.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { retry } from './retry.ts';
 import { ConfigError } from './errors.ts';
+import { errText } from './ratelog.ts';
 
 /** A replica count, or `auto`: 3 on a cluster, 1 on a single server. */
 export type Replicas = number | 'auto';
@@ -229,7 +230,7 @@ export async function setReplicas(jsm: JetStreamManager, info: StreamInfo, repli
     log.info({ stream: name, from, to: replicas }, 'stream replica count changed');
     return updated;
   } catch (err) {
-    log.warn({ err, stream: name, from, to: replicas }, 'could not change the stream replica count; using it as it is');
+    log.warn({ err: errText(err), stream: name, from, to: replicas }, 'could not change the stream replica count; using it as it is');
     return info;
   }
 }
