@@ -45,13 +45,6 @@ import { LeaseTable, encodeLease, decodeLease, type LeaseChange } from './leases
 export const LEASE_DEFAULTS = {
   leaseMs: 2000,
   heartbeatMs: 500,
-  /**
-   * A node whose lease writes time out (the leases bucket electing a leader:
-   * 4-9 s on nats-server 2.9) keeps publishing, every state stored first, for
-   * at most this long after its last renewal; nobody can take a lease over
-   * meanwhile unless it can write where this node cannot.
-   */
-  maxDoubtMs: 10_000,
 } as const;
 
 /**
@@ -76,8 +69,6 @@ export interface LeaseOwnershipOptions {
   wall?: () => number;
   /** A lease not renewed for this long is taken over (default 2000). */
   leaseMs?: number;
-  /** See LEASE_DEFAULTS.maxDoubtMs; 0 turns doubtful publishing off. */
-  maxDoubtMs?: number;
   /** Renewal interval (default leaseMs / 4). */
   renewMs?: number;
   /** The holder stops publishing this long before others may take over (default leaseMs / 4). */
@@ -146,8 +137,6 @@ export class LeaseOwnership implements PartitionOwnership {
   private ensuring: Promise<void> | undefined;
   /** Since when lease writes have been failing (local clock), none having gone through since. */
   private writesFailingSince: number | undefined;
-  /** How long after its last renewal a lease lapsed by timed-out writes counts as `doubtful` (see LEASE_DEFAULTS.maxDoubtMs). */
-  private readonly maxDoubtMs: number;
   private evaluating = false;
   private again = false;
   private leaving = false;
@@ -171,7 +160,6 @@ export class LeaseOwnership implements PartitionOwnership {
     this.clock = o.clock ?? Date.now;
     this.wall = o.wall ?? Date.now;
     this.leaseMs = o.leaseMs ?? LEASE_DEFAULTS.leaseMs;
-    this.maxDoubtMs = o.maxDoubtMs ?? Math.max(LEASE_DEFAULTS.maxDoubtMs, 5 * this.leaseMs);
     this.renewMs = o.renewMs ?? Math.max(10, Math.floor(this.leaseMs / 4));
     this.safetyMs = o.safetyMs ?? Math.floor(this.leaseMs / 4);
     this.heartbeatMs = o.heartbeatMs ?? LEASE_DEFAULTS.heartbeatMs;
@@ -340,14 +328,6 @@ export class LeaseOwnership implements PartitionOwnership {
   holds(partition: number): boolean {
     const h = this.held.get(partition);
     return h !== undefined && this.clock() - h.renewedAt < this.leaseMs - this.safetyMs;
-  }
-
-  doubtful(partition: number): boolean {
-    const h = this.held.get(partition);
-    const since = this.writesFailingSince;
-    if (h === undefined || since === undefined) return false;
-    // Fresh when the writes began to fail, and not for longer than a leader election of the lease store takes.
-    return h.renewedAt >= since - this.leaseMs && this.clock() - h.renewedAt < this.maxDoubtMs;
   }
 
   reassert(partition: number): Promise<boolean> {

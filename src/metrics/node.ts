@@ -50,7 +50,6 @@ export async function registerNodeMetrics(opts: NodeMetricsOptions): Promise<() 
   counterFrom(r, { name: 'lars_route_kv_writes_total', help: 'Route states written to the routes KV bucket', read: () => node.stats().kvWrites });
   counterFrom(r, { name: 'lars_route_kv_conflicts_total', help: 'Route state KV writes refused because another node wrote the route', read: () => node.stats().kvConflicts });
   counterFrom(r, { name: 'lars_route_states_fenced_total', help: 'Route states held back because the partition lease was not fresh enough', read: () => node.stats().fenced });
-  counterFrom(r, { name: 'lars_route_states_doubtful_total', help: 'Route states stored first and published while the partition lease could not be written (its store electing a leader)', read: () => node.stats().doubtful });
   counterFrom(r, { name: 'lars_partitions_lost_total', help: 'Partitions dropped after a failed fenced write or lease renewal', read: () => node.stats().partitionsLost });
   gaugeFrom(r, { name: 'lars_routes', help: 'Route actors this node runs', read: () => node.stats().routes });
   gaugeFrom(r, { name: 'lars_partitions_owned', help: 'Partitions this node serves now', read: () => node.servedPartitions().length });

@@ -47,13 +47,6 @@ export interface PartitionOwnership {
   start?(hooks: OwnershipHooks): Promise<void>;
   /** Fencing: whether this node may still publish for `partition` now (its lease renewed recently enough by the local clock). */
   holds?(partition: number): boolean;
-  /**
-   * Whether the lease of a held `partition` lapsed only because this node's
-   * lease writes time out (no conflict seen, the lease store without a leader)
-   * for a bounded time: route states may then go out stored first, the route
-   * store's compare-and-set fencing them instead of the lease. Optional.
-   */
-  doubtful?(partition: number): boolean;
   /** Tries to renew the partition's lease at once; false when it is lost. */
   reassert?(partition: number): Promise<boolean>;
   /** The node found out it lost `partition` (a fenced write failed): stop counting it as owned. */

@@ -62,8 +62,6 @@ export interface RouteNodeStats {
   kvConflicts: number;
   /** Route states held back because the partition's lease was not fresh enough. */
   fenced: number;
-  /** Route states published stored first while the lease's writes timed out (see PartitionOwnership.doubtful). */
-  doubtful: number;
   /** Partitions dropped because a fenced write or a lease renewal failed. */
   partitionsLost: number;
   /** Route checkpoints stored at handovers (in the partitions' handover records). */
@@ -161,7 +159,7 @@ export class RouteNode {
   /** When the pending flush was first asked for (performance.now()): publish latency. */
   private dirtyAt = 0;
   private readonly partitionListeners = new Set<(e: PartitionEvent) => void>();
-  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, doubtful: 0, partitionsLost: 0, handoverCheckpoints: 0, publishWaits: 0, ownWritesFound: 0 };
+  private readonly counters = { batches: 0, reports: 0, published: 0, events: 0, kvWrites: 0, kvConflicts: 0, fenced: 0, partitionsLost: 0, handoverCheckpoints: 0, publishWaits: 0, ownWritesFound: 0 };
   private checkpoints!: CheckpointStore;
   /** Last checkpoints read in bulk at start (only while starting). */
   private preloadedCheckpoints: Map<string, CheckpointRecord> | undefined;
@@ -822,18 +820,10 @@ export class RouteNode {
         continue;
       }
       if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
-        if (this.ownership.doubtful?.(slot.partition)) {
-          // The lease lapsed only because its writes time out (the leases bucket electing a leader, when
-          // nobody can take a lease over): judged on as before, at most PUBLISH_LEAD versions past the
-          // stored one, the route store's compare-and-set the fence (a successor starts PUBLISH_LEAD + 1
-          // above what is stored, so versions still never collide).
-          this.counters.doubtful++;
-        } else {
-          // The lease may have expired (a stall, a slow renewal): publish nothing until it is renewed.
-          this.counters.fenced++;
-          this.reassert(slot.partition);
-          continue;
-        }
+        // The lease may have expired (a stall, a slow renewal): publish nothing until it is renewed.
+        this.counters.fenced++;
+        this.reassert(slot.partition);
+        continue;
       }
       slot.takeover = false;
       this.republish.delete(slot);
@@ -1047,7 +1037,7 @@ export class RouteNode {
     slot.unsent = undefined;
     if (!this.isCurrent(slot) && !w.removed) return;
     if (this.handing.has(slot.partition)) return;
-    if (this.ownership.holds && !this.ownership.holds(slot.partition) && !this.ownership.doubtful?.(slot.partition)) {
+    if (this.ownership.holds && !this.ownership.holds(slot.partition)) {
       // Stored: it goes out once the lease is renewed (or the next owner publishes the route).
       slot.unsent = w;
       this.reassert(slot.partition);
