@@ -34,7 +34,7 @@ function tier(config) {
 let status = 0;
 if (!integrationOnly) status = await tier('.mocharc.unit.json');
 if (status === 0 && !unitOnly) {
-  if (!ensureDebianPackages([['nats-server', 'nats-server'], ['clickhouse-server', 'clickhouse-server'], ['clickhouse-client', 'clickhouse-client']])) process.exit(1);
+  if (!ensureDebianPackages([['nats-server', 'nats-server'], ['clickhouse-server', 'clickhouse-server'], ['clickhouse-client', 'clickhouse-client'], ['openssl', 'openssl']])) process.exit(1);
   status = await tier('.mocharc.integration.json');
 }
 console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.pending ? `, ${totals.pending} skipped` : ''}`);
