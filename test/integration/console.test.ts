@@ -28,6 +28,7 @@ import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
 import { ConsoleBackend } from '../../src/console/backend.ts';
 import { startConsoleServer, type ConsoleServer } from '../../src/console/server.ts';
+import type { HostSeries } from '../../src/console/queries.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
 
@@ -94,16 +95,8 @@ function callsWithAHole(now: number): { batches: ReportBatch[]; start: number; h
   return { batches, start, holeFrom, holeTo, end, total: batches.reduce((k, b) => k + b.reports.length, 0) };
 }
 
-interface Series {
-  bucketS: number;
-  fromS: number;
-  toS: number;
-  t: number[];
-  calls: number[];
-  errors: number[];
-  p50: Array<number | null>;
-  p99: Array<number | null>;
-}
+/** The series endpoint's answer, as the console's query gives it. */
+type Series = Omit<HostSeries, 'marks'>;
 
 /** 30 minutes of calls on the big route from two callers; one host fails for 3 minutes 20 minutes ago and is ejected, probed and healed. */
 function pastIncident(now: number): { batches: ReportBatch[]; events: RouteEvent[] } {
