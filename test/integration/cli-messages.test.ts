@@ -4,30 +4,20 @@
  * changes one line. The real `lars` binary against a real nats-server.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { findNatsServer, probePort, startNatsServer } from '../../src/natsd.ts';
+import { startNatsServer } from '../../src/natsd.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { uniquePrefix } from '../helpers/cluster.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { useNatsWithoutJetStream } from '../helpers/nats-no-js.ts';
 
 describe('cli messages: one line per failure, one line per event (real nats-server)', function () {
   this.timeout(90_000);
 
   describe('a NATS server without JetStream', () => {
-    let child: ChildProcess;
+    const natsUrl = useNatsWithoutJetStream();
     let url: string;
-    before(async () => {
-      const port = await freePort();
-      child = spawn(findNatsServer()!, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-      await waitFor(async () => (await probePort(port)).kind === 'nats', { timeoutMs: 10_000, what: 'nats-server without -js' });
-      url = `nats://127.0.0.1:${port}`;
-    });
-    after(async () => {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await gone;
-    });
+    before(() => (url = natsUrl()));
 
     it('cli messages - node, agent, console and sink fail with exactly one line on stderr, naming the fix', async () => {
       const commands = [

@@ -1,15 +1,15 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findNatsServer, probePort, startNatsServer, PortBusyError } from '../../src/natsd.ts';
+import { probePort, startNatsServer, PortBusyError } from '../../src/natsd.ts';
 import { LarsError, NatsUnreachableError } from '../../src/errors.ts';
 import { createAgent } from '../../src/agent/agent.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { lars } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { useNatsWithoutJetStream } from '../helpers/nats-no-js.ts';
 
 /** Mocha hooks: a loopback port that accepts connections and never says a word; its port, once listening, and the sockets it accepted. */
 function useSilentPort(): { port: () => number; sockets: Socket[] } {
@@ -32,19 +32,9 @@ describe('natsd: what lars does with the NATS it finds', function () {
   this.timeout(60_000);
 
   describe('a NATS server without JetStream', () => {
-    let child: ChildProcess;
+    const natsUrl = useNatsWithoutJetStream();
     let url: string;
-    before(async () => {
-      const port = await freePort();
-      child = spawn(findNatsServer()!, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-      await waitFor(async () => (await probePort(port)).kind === 'nats', { timeoutMs: 10_000, what: 'nats-server without -js' });
-      url = `nats://127.0.0.1:${port}`;
-    });
-    after(async () => {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await gone;
-    });
+    before(() => (url = natsUrl()));
 
     it('natsd - lars node fails fast: JetStream is not enabled, start nats-server with -js', async () => {
       const t0 = Date.now();
