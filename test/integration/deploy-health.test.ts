@@ -9,17 +9,18 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import type { NatsServer } from '../../src/natsd.ts';
 import { larsLive } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { rolePasswords, setEnvironment, startPermissionsServer } from '../helpers/secured-nats.ts';
 
 const HEALTH_PORT = '9464';
-const PASSWORDS = { LARS_AGENT_PASSWORD: 'agentpw1', LARS_NODE_PASSWORD: 'nodepw1', LARS_SINK_PASSWORD: 'sinkpw1', LARS_ADMIN_PASSWORD: 'adminpw1', LARS_CLICKHOUSE_PASSWORD: 'chpw1' };
+const PASSWORDS = { ...rolePasswords(), LARS_CLICKHOUSE_PASSWORD: 'chpw1' };
 
 interface ComposeService {
   image?: string;
@@ -69,25 +70,17 @@ describe('deploy - the image health check on every role (Dockerfile, docker-comp
   }
   let dir: string;
   let server: NatsServer;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'lars-health-'));
-    copyFileSync(new URL('../../deploy/nats/permissions.conf', import.meta.url), join(dir, 'permissions.conf'));
-    writeFileSync(join(dir, 'server.conf'), 'include permissions.conf\n');
-    for (const [k, v] of Object.entries(PASSWORDS)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
-    server = await startNatsServer({ args: ['-c', join(dir, 'server.conf')] });
+    restoreEnv = setEnvironment(PASSWORDS);
+    server = await startPermissionsServer(dir);
   });
 
   after(async () => {
     await server?.stop();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -24,17 +24,13 @@ import { registerSelf } from '../../src/agent/self-register.ts';
 import { names } from '../../schemas/subjects.ts';
 import { NatsAuthError, NatsUnreachableError } from '../../src/errors.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { rolePasswords, setEnvironment } from '../helpers/secured-nats.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 
 type KeyPair = ReturnType<typeof nkeys.createUser>;
 
-const PASSWORDS = {
-  LARS_AGENT_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-  LARS_NODE_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-  LARS_SINK_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-  LARS_ADMIN_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-};
+const PASSWORDS = rolePasswords();
 const TOKEN = `t${randomBytes(12).toString('hex')}`;
 const MODID = 7;
 const CMDID = 7;
@@ -128,7 +124,7 @@ async function refusal(p: Promise<unknown>): Promise<Error> {
 describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar', function () {
   this.timeout(120_000);
   let dir: string;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   const agentUser = nkeys.createUser();
   const adminUser = nkeys.createUser();
   let users: Site | undefined;
@@ -155,10 +151,7 @@ describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'lars-auth-'));
-    for (const [k, v] of Object.entries(PASSWORDS)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = setEnvironment(PASSWORDS);
     // The shipped permissions, with two NKey users added to its users: one with the agent's rights, one with the admin's.
     const shipped = readFileSync(new URL('../../deploy/nats/permissions.conf', import.meta.url), 'utf8');
     const adminLine = /^\s*\{ user: admin,.*$/m.exec(shipped)?.[0];
@@ -206,10 +199,7 @@ describe('nats auth - every way to log in, from the SDK, the CLI and the sidecar
 
   after(async () => {
     await Promise.all([users, token, tls, creds].map(closeSite));
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -4,12 +4,11 @@
  * write route state, write the registry or publish on a route subject.
  */
 import { expect } from 'chai';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Kvm } from '@nats-io/kv';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import type { NatsServer } from '../../src/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
 import { Registry, bindBucket } from '../../src/registry.ts';
@@ -19,14 +18,10 @@ import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import { encode } from '../../src/codec.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { rolePasswords, setEnvironment, startPermissionsServer } from '../helpers/secured-nats.ts';
 import { lars } from '../helpers/cli.ts';
 
-const PASSWORDS = {
-  LARS_AGENT_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-  LARS_NODE_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-  LARS_SINK_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-  LARS_ADMIN_PASSWORD: `p${randomBytes(8).toString('hex')}`,
-};
+const PASSWORDS = rolePasswords();
 
 function connectAs(url: string, user: string, pass: string): Promise<NatsConnection> {
   return connectNats({ url, name: user, extra: { user, pass } });
@@ -54,18 +49,12 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
   let node: RouteNode;
   let agentNc: NatsConnection;
   let agent: Agent;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'lars-sec-'));
-    // nats-server resolves includes relative to the including file: use the shipped file as is.
-    copyFileSync(new URL('../../deploy/nats/permissions.conf', import.meta.url), join(dir, 'permissions.conf'));
-    writeFileSync(join(dir, 'server.conf'), 'include permissions.conf\n');
-    for (const [k, v] of Object.entries(PASSWORDS)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
-    server = await startNatsServer({ args: ['-c', join(dir, 'server.conf')] });
+    restoreEnv = setEnvironment(PASSWORDS);
+    server = await startPermissionsServer(dir);
     admin = await connectAs(server.url, 'admin', PASSWORDS.LARS_ADMIN_PASSWORD);
     const registry = await Registry.open(admin, n);
     // As `lars node` does at start: the agent's acknowledged report publishes need the REPORTS stream.
@@ -83,10 +72,7 @@ describe('security - per-role NATS permissions from deploy/nats', function () {
     await node?.close();
     for (const nc of [agentNc, nodeNc, admin]) await nc?.close().catch(() => undefined);
     await server?.stop();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
     rmSync(dir, { recursive: true, force: true });
   });
 
