@@ -349,6 +349,10 @@ interface EngineParts {
 
 function makeEngine(p: EngineParts): AnalyticsEngine {
   const { client, features, kind } = p;
+  const query = async <T>(sql: string): Promise<T[]> => {
+    const rs = await client.query({ query: sql, format: 'JSONEachRow' });
+    return rs.json<T>();
+  };
   return {
     kind,
     client,
@@ -362,10 +366,7 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
     async command(sql) {
       await client.command({ query: sql });
     },
-    async query<T>(sql: string) {
-      const rs = await client.query({ query: sql, format: 'JSONEachRow' });
-      return rs.json<T>();
-    },
+    query,
     async insertTsv(table, columns, body, opts = {}) {
       if (body.length === 0) return;
       const settings: Record<string, string | number> = {};
@@ -406,8 +407,7 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
       if (kind === EngineKind.chdb) return true;
       const until = Date.now() + timeoutMs;
       for (;;) {
-        const r = await client.query({ query: `SELECT count() AS n FROM system.processes WHERE query_id = ${sqlString(queryId)}`, format: 'JSONEachRow' });
-        const rows = await r.json<{ n: number | string }>();
+        const rows = await query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE query_id = ${sqlString(queryId)}`);
         if (Number(rows[0]?.n ?? 0) === 0) return true;
         if (Date.now() >= until) return false;
         await new Promise((res) => setTimeout(res, 100));
