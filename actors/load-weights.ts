@@ -33,7 +33,7 @@
  * published every period for noise. Pure: time comes in as `now`, ms.
  */
 import { LIMITS, type HostState } from '../schemas/messages.ts';
-import type { NodeParams } from './params.ts';
+import type { RouteParams } from './params.ts';
 
 /** A time field that holds no time. */
 export const NO_TIME = -1;
@@ -60,9 +60,9 @@ export interface LoadHost {
   balance: number;
 }
 
-/** The parameters load weighting reads (a route's NodeParams). */
+/** The parameters load weighting reads (a route's RouteParams). */
 export type LoadWeightParams = Pick<
-  NodeParams,
+  RouteParams,
   | 'load_weighting'
   | 'weight_update_period'
   | 'weight_blackout_period'

@@ -1,5 +1,5 @@
 /**
- * Parameters of the node-state machine, by profile. Names and defaults of the
+ * Parameters of the host-state machine, by profile. Names and defaults of the
  * `lars` profile are Lars' own (lb_agent conf); times are seconds as in Lars.
  * docs/state-machine.md explains each one and why its default is what it is.
  */
@@ -108,7 +108,7 @@ export interface DefaultParams extends LarsParams {
   slow_start_min_percent: number;
 }
 
-export type NodeParams = DefaultParams;
+export type RouteParams = DefaultParams;
 
 /** Lars' shipped defaults (lb_agent conf). */
 export const LARS_DEFAULTS: LarsParams = {
@@ -124,7 +124,7 @@ export const LARS_DEFAULTS: LarsParams = {
   overload_timeout: 15,
 };
 
-export const DEFAULT_DEFAULTS: DefaultParams = {
+export const DEFAULT_PARAMS: DefaultParams = {
   ...LARS_DEFAULTS,
   latency_factor: 5,
   latency_min_gap_ms: 20,
@@ -155,7 +155,7 @@ export const DEFAULT_DEFAULTS: DefaultParams = {
 
 /** Lars has no cap, no panic, no latency rule, no load weights and no slow start: the lars profile turns them off. */
 const LARS_PROFILE: DefaultParams = {
-  ...DEFAULT_DEFAULTS,
+  ...DEFAULT_PARAMS,
   ...LARS_DEFAULTS,
   max_ejection_percent: 100,
   panic_threshold: 0,
@@ -204,11 +204,11 @@ const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
 
 export const PARAM_NAMES = Object.keys(BOUNDS) as Array<keyof DefaultParams>;
 
-export type ParamsResult = { ok: true; params: NodeParams } | { ok: false; error: string };
+export type ParamsResult = { ok: true; params: RouteParams } | { ok: false; error: string };
 
 /** The profile's defaults with `overrides` applied; unknown names or out-of-range values are errors. */
 export function resolveParams(profile: Profile, overrides: Record<string, number> = {}): ParamsResult {
-  const params: NodeParams = { ...(profile === 'lars' ? LARS_PROFILE : DEFAULT_DEFAULTS) };
+  const params: RouteParams = { ...(profile === 'lars' ? LARS_PROFILE : DEFAULT_PARAMS) };
   for (const [k, v] of Object.entries(overrides)) {
     const b = BOUNDS[k as keyof DefaultParams];
     if (!b) return { ok: false, error: `unknown parameter ${k}` };

@@ -2,7 +2,7 @@
  * The route actor's mechanism: one instance per (modid, cmdid). It holds the
  * route's hosts, feeds every reported call result to the route's profile
  * policy (actors/profiles/: what a report or a tick does to a host), sends
- * each host's node-state machine the events the policy decides on, keeps the
+ * each host's host-state machine the events the policy decides on, keeps the
  * ejection cap and panic bookkeeping, turns the hosts' reported load into
  * pick weights (./load-weights.ts), and produces the effective route and the
  * transition events to publish.
@@ -18,8 +18,8 @@ import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
 import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import { LoadWeighting, NO_TIME, type LoadHost } from './load-weights.ts';
-import { INITIAL_STATE, initialContext, restore, step, type NodeEvent } from './node-machine.ts';
-import { resolveParams, type NodeParams } from './params.ts';
+import { INITIAL_STATE, initialContext, restore, step, type HostEvent } from './host-machine.ts';
+import { resolveParams, type RouteParams } from './params.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
 export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
@@ -143,7 +143,7 @@ export class RouteActor implements RouteMechanism {
   readonly cmdid: number;
   readonly nodeId: string;
   profile: Profile = 'default';
-  params!: NodeParams;
+  params!: RouteParams;
   /** The strategy agents are told to use: the entry's, or `lars` for a lars-profile route that names none. */
   strategy: PickStrategy | undefined;
   private policy!: ProfilePolicy;
@@ -305,7 +305,7 @@ export class RouteActor implements RouteMechanism {
     this.strategy = entry.strategy ?? (profile === 'lars' ? 'lars' : undefined);
     const r = resolveParams(profile, entry.params ?? {});
     // A registry entry with bad params keeps the profile's defaults; the runtime reports the error.
-    this.params = r.ok ? r.params : (resolveParams(profile) as { ok: true; params: NodeParams }).params;
+    this.params = r.ok ? r.params : (resolveParams(profile) as { ok: true; params: RouteParams }).params;
     this.profile = profile;
     this.policy = createPolicy(profile, this.params, this);
     // the current load period goes on under new parameters
@@ -402,7 +402,7 @@ export class RouteActor implements RouteMechanism {
   }
 
   /** Sends `event` to the host's machine; a state change resets the counters, is recorded as an event and makes the route dirty. */
-  send(s: PolicyHost, event: NodeEvent, now: number): boolean {
+  send(s: PolicyHost, event: HostEvent, now: number): boolean {
     const from = s.state;
     if (!step(this.policy.machine, s, event)) return false;
     // figures of the counters that led here, before entering the state resets them

@@ -5,23 +5,23 @@
  * parameters) the ejection cap and panic mode. docs/state-machine.md
  * describes each rule and its defaults.
  */
-import { nodeMachine } from '../node-machine.ts';
+import { hostMachine } from '../host-machine.ts';
 import type { Reason } from '../../schemas/messages.ts';
-import type { NodeParams } from '../params.ts';
+import type { RouteParams } from '../params.ts';
 import { count, enterLars, hostTick, hostTickDue, idleReport, setIdle } from './lars.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
 
 export class DefaultPolicy implements ProfilePolicy {
   readonly profile = 'default' as const;
-  readonly machine = nodeMachine;
-  readonly params: NodeParams;
+  readonly machine = hostMachine;
+  readonly params: RouteParams;
   readonly ejectBaseMs: number;
   readonly ejectMaxMs: number;
   private readonly route: RouteMechanism;
   /** Scratch for the peers' latencies at a tick (reused: ticks allocate nothing per host). */
   private lat: number[] = [];
 
-  constructor(params: NodeParams, route: RouteMechanism) {
+  constructor(params: RouteParams, route: RouteMechanism) {
     this.params = params;
     this.route = route;
     // Envoy's outlier detection: the n-th ejection lasts n × base_ejection_time, up to max_ejection_time.

@@ -12,13 +12,13 @@
  * The default profile reuses the functions exported here for the rules it
  * shares with Lars (./default.ts).
  */
-import { nodeMachine, type NodeMachine } from '../node-machine.ts';
-import type { NodeParams } from '../params.ts';
+import { hostMachine, type HostMachine } from '../host-machine.ts';
+import type { RouteParams } from '../params.ts';
 import type { Reason } from '../../schemas/messages.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
 
 /** Lars has no probing: recovery goes straight from overloaded to healthy. */
-export const larsMachine: NodeMachine = nodeMachine.provide({ guards: { probesBeforeRecovery: () => false } });
+export const larsMachine: HostMachine = hostMachine.provide({ guards: { probesBeforeRecovery: () => false } });
 
 /**
  * The reason stamped on a probing host that becomes overloaded because its
@@ -49,7 +49,7 @@ export function count(s: PolicyHost, ok: boolean): void {
  * set_overload; a host the ejection cap holds in (default profile only: lars'
  * cap is 100 %) goes on to the window check like a host that did not trip.
  */
-export function idleReport(s: PolicyHost, ok: boolean, now: number, p: NodeParams, route: RouteMechanism): void {
+export function idleReport(s: PolicyHost, ok: boolean, now: number, p: RouteParams, route: RouteMechanism): void {
   // if (hi->overload == false && retcode != lars::RET_SUCC) {
   if (!ok) {
     // double err_rate = hi->verr * 1.0 / (hi->vsucc + hi->verr);
@@ -67,7 +67,7 @@ export function idleReport(s: PolicyHost, ok: boolean, now: number, p: NodeParam
 }
 
 /** `host_info::check_window()`: the real error rate of the window reaches window_err_rate. */
-export function checkWindow(s: PolicyHost, p: NodeParams): boolean {
+export function checkWindow(s: PolicyHost, p: RouteParams): boolean {
   // if (rsucc + rerr == 0) return false;
   const calls = s.rsucc + s.rerr;
   if (calls === 0) return false;
@@ -78,7 +78,7 @@ export function checkWindow(s: PolicyHost, p: NodeParams): boolean {
 }
 
 /** The end of an idle host's window (`idle_timeout`): overloaded by check_window(), else a fresh window. */
-export function closeWindow(s: PolicyHost, now: number, p: NodeParams, route: RouteMechanism): void {
+export function closeWindow(s: PolicyHost, now: number, p: RouteParams, route: RouteMechanism): void {
   // if (hi->check_window() == true) { hi->set_overload(); ... }
   if (checkWindow(s, p) && route.eject(s, 'window_error_rate', now)) return;
   // else { hi->set_idle(); }
@@ -86,7 +86,7 @@ export function closeWindow(s: PolicyHost, now: number, p: NodeParams, route: Ro
 }
 
 /** Lars checks the window on the next report; the tick checks it too, so an idle host's window closes as well. */
-export function idleTick(s: PolicyHost, now: number, p: NodeParams, route: RouteMechanism): void {
+export function idleTick(s: PolicyHost, now: number, p: RouteParams, route: RouteMechanism): void {
   if (now - s.windowStart >= p.idle_timeout * 1000) closeWindow(s, now, p, route);
   // Beyond Lars: the ejection count (published in event figures; the default profile scales ejections by it) decays.
   if (s.state === 'healthy' && s.ejections > 0 && now - s.lastDecay >= p.ejection_decay_time * 1000) {
@@ -136,7 +136,7 @@ export function hostTickDue(policy: ProfilePolicy, s: PolicyHost): number {
 }
 
 /** `host_info::set_idle()` (the state flag and idle_ts: the machine and windowStart). */
-export function setIdle(s: PolicyHost, now: number, p: NodeParams): void {
+export function setIdle(s: PolicyHost, now: number, p: RouteParams): void {
   s.vsucc = p.init_succ_cnt; // vsucc = lb_config.init_succ_cnt;
   s.verr = 0; // verr = 0;
   s.rsucc = 0; // rsucc = 0;
@@ -148,7 +148,7 @@ export function setIdle(s: PolicyHost, now: number, p: NodeParams): void {
 }
 
 /** `host_info::set_overload()` (overload_ts is the machine's `since`). */
-export function setOverload(s: PolicyHost, p: NodeParams): void {
+export function setOverload(s: PolicyHost, p: RouteParams): void {
   s.vsucc = 0; // vsucc = 0;
   s.verr = p.init_err_cnt; // verr = lb_config.init_err_cnt;
   s.rsucc = 0; // rsucc = 0;
@@ -159,7 +159,7 @@ export function setOverload(s: PolicyHost, p: NodeParams): void {
 }
 
 /** Counter resets on entering healthy, overloaded or draining (both profiles). */
-export function enterLars(s: PolicyHost, now: number, p: NodeParams): void {
+export function enterLars(s: PolicyHost, now: number, p: RouteParams): void {
   switch (s.state) {
     case 'healthy':
       setIdle(s, now, p);
@@ -182,12 +182,12 @@ export function enterLars(s: PolicyHost, now: number, p: NodeParams): void {
 export class LarsPolicy implements ProfilePolicy {
   readonly profile = 'lars' as const;
   readonly machine = larsMachine;
-  readonly params: NodeParams;
+  readonly params: RouteParams;
   readonly ejectBaseMs: number;
   readonly ejectMaxMs: number;
   private readonly route: RouteMechanism;
 
-  constructor(params: NodeParams, route: RouteMechanism) {
+  constructor(params: RouteParams, route: RouteMechanism) {
     this.params = params;
     this.route = route;
     // An overloaded host is forced back after overload_timeout, however often it was overloaded.

@@ -9,11 +9,11 @@
  * hot path, so each call site sees at most the two policy classes.
  */
 import type { Profile, Reason } from '../../schemas/messages.ts';
-import type { NodeEvent, NodeFields, NodeMachine } from '../node-machine.ts';
-import type { NodeParams } from '../params.ts';
+import type { HostEvent, HostFields, HostMachine } from '../host-machine.ts';
+import type { RouteParams } from '../params.ts';
 
 /** The per-host fields a policy reads and resets (the route's host slot). */
-export interface PolicyHost extends NodeFields {
+export interface PolicyHost extends HostFields {
   readonly ip: string;
   readonly port: number;
   weight: number;
@@ -51,16 +51,16 @@ export interface RouteMechanism {
    */
   eject(s: PolicyHost, reason: Reason, now: number): boolean;
   /** Sends a machine event; a state change is recorded as a route event. True when the state changed. */
-  send(s: PolicyHost, event: NodeEvent, now: number): boolean;
+  send(s: PolicyHost, event: HostEvent, now: number): boolean;
   /** The window of a healthy host rolls over without an ejection: Lars' set_idle, and the suspect mark goes. */
   renewWindow(s: PolicyHost, now: number): void;
 }
 
 export interface ProfilePolicy {
   readonly profile: Profile;
-  /** The node-state machine of the profile (the default one, or one with other guards via `provide()`). */
-  readonly machine: NodeMachine;
-  readonly params: NodeParams;
+  /** The host-state machine of the profile (the default one, or one with other guards via `provide()`). */
+  readonly machine: HostMachine;
+  readonly params: RouteParams;
   /** The n-th ejection lasts min(n × ejectBaseMs, ejectMaxMs)... */
   readonly ejectBaseMs: number;
   readonly ejectMaxMs: number;

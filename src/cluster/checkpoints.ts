@@ -34,7 +34,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCheckpoint, type HostCheckpoint, type RouteCheckpoint } from '../../actors/route.ts';
-import { resolveParams, type NodeParams } from '../../actors/params.ts';
+import { resolveParams, type RouteParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
 import { encode, tryDecode } from '../codec.ts';
 import { openTtlBucket } from './kv.ts';
@@ -260,7 +260,7 @@ const defaultsByProfile = new Map<Profile, Readonly<Record<string, number>>>();
 /** The profile's parameters with no override (what a version 2 record leaves out). */
 function profileDefaults(profile: Profile): Readonly<Record<string, number>> {
   let d = defaultsByProfile.get(profile);
-  if (d === undefined) defaultsByProfile.set(profile, (d = (resolveParams(profile) as { ok: true; params: NodeParams }).params as unknown as Record<string, number>));
+  if (d === undefined) defaultsByProfile.set(profile, (d = (resolveParams(profile) as { ok: true; params: RouteParams }).params as unknown as Record<string, number>));
   return d;
 }
 

@@ -3,7 +3,7 @@ import { useCluster, hosts } from '../helpers/cluster.ts';
 import { startTraffic, type Traffic } from '../helpers/traffic.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import type { RouteState } from '../../schemas/messages.ts';
-import { DEFAULT_DEFAULTS } from '../../actors/params.ts';
+import { DEFAULT_PARAMS } from '../../actors/params.ts';
 
 const FAILING = '10.0.0.1:8000';
 
@@ -38,7 +38,7 @@ describe('idle route - no work without traffic (real nats-server, a route node o
       await waitFor(() => agents.every((a, i) => a.stats().batches >= open[i]!), { what: 'the agents sending on' });
       const made = agents.reduce((n, a) => n + a.stats().batches, 0);
       await waitFor(() => c.node!.stats().batches >= made, { what: 'their batches ingested' });
-      await advance(DEFAULT_DEFAULTS.base_ejection_time * 1000);
+      await advance(DEFAULT_PARAMS.base_ejection_time * 1000);
       const probing = await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 30 && s.hosts[0]!.state === 'probing' && s.hosts[0]!.trial_agent !== undefined, { what: 'host 1 probing with a trial agent' });
       expect(['agent-f48a', 'agent-9fb3']).to.include(probing.hosts[0]!.trial_agent);
       for (const t of traffic) t.reset();

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { RouteActor } from '../../actors/route.ts';
 import { entry } from '../helpers/route-entry.ts';
-import { DEFAULT_DEFAULTS, resolveParams } from '../../actors/params.ts';
+import { DEFAULT_PARAMS, resolveParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
 
 const T0 = 1_700_000_000_000;
@@ -15,10 +15,10 @@ function route(n: number, profile: Profile, params: Record<string, number> = {})
 
 describe('guard rails - minimum request volume (min_requests)', () => {
   it('guard - a single failure on an idle host does not eject it at the end of its window (default profile)', () => {
-    expect(DEFAULT_DEFAULTS.min_requests).to.equal(10);
+    expect(DEFAULT_PARAMS.min_requests).to.equal(10);
     const r = route(3, 'default');
     r.report(H1, 1, 5, T0 + 1000);
-    r.tick(T0 + DEFAULT_DEFAULTS.idle_timeout * 1000);
+    r.tick(T0 + DEFAULT_PARAMS.idle_timeout * 1000);
     expect(r.host(H1)!.state).to.equal('healthy');
     expect(r.host(H1)!.rerr).to.equal(0); // a fresh window
   });
@@ -26,7 +26,7 @@ describe('guard rails - minimum request volume (min_requests)', () => {
   it('guard - with min_requests calls in the window the window error rate judges the host', () => {
     const r = route(3, 'default', { min_requests: 10 });
     for (let i = 0; i < 10; i++) r.report(H1, 1, 5, T0 + 1000 + i);
-    r.tick(T0 + DEFAULT_DEFAULTS.idle_timeout * 1000);
+    r.tick(T0 + DEFAULT_PARAMS.idle_timeout * 1000);
     expect(r.host(H1)!.state).to.equal('overloaded');
     expect(r.host(H1)!.reason).to.equal('window_error_rate');
   });
@@ -48,19 +48,19 @@ describe('guard rails - counters reset when an ejection ends', () => {
     expect(r.host(H1)!.state).to.equal('overloaded');
     // calls that were in flight come back failed while it is out
     for (let i = 0; i < 30; i++) r.report(H1, 1, 5, (t += 1));
-    r.tick(T0 + DEFAULT_DEFAULTS.base_ejection_time * 1000 + 100);
+    r.tick(T0 + DEFAULT_PARAMS.base_ejection_time * 1000 + 100);
     const h = r.host(H1)!;
     expect(h.state).to.equal('probing');
     expect([h.vsucc, h.verr, h.rsucc, h.rerr, h.continErr, h.continSucc, h.probeErr, h.latCalls]).to.deep.equal([0, 0, 0, 0, 0, 0, 0, 0]);
     // one failed trial is not yet probe_err_limit (2)
-    r.report(H1, 1, 5, T0 + DEFAULT_DEFAULTS.base_ejection_time * 1000 + 200);
+    r.report(H1, 1, 5, T0 + DEFAULT_PARAMS.base_ejection_time * 1000 + 200);
     expect(r.host(H1)!.state).to.equal('probing');
   });
 });
 
 describe('guard rails - one host may always be ejected (eject_at_least_one)', () => {
   it('guard - default 1 (Envoy): a failing host of a two-host route is ejected and the other takes the traffic', () => {
-    expect(DEFAULT_DEFAULTS.eject_at_least_one).to.equal(1);
+    expect(DEFAULT_PARAMS.eject_at_least_one).to.equal(1);
     const r = route(2, 'default', { max_ejection_percent: 10 });
     for (let i = 0; i < 15; i++) r.report(H1, 1, 5, T0 + i);
     expect(r.host(H1)!.state).to.equal('overloaded');

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { RouteActor, parseCheckpoint } from '../../actors/route.ts';
-import { DEFAULT_DEFAULTS } from '../../actors/params.ts';
+import { DEFAULT_PARAMS } from '../../actors/params.ts';
 import { loadWeight, slowStartFactor, NO_TIME } from '../../actors/load-weights.ts';
 import { entry } from '../helpers/route-entry.ts';
 import type { Profile, ReportBatch, ReportTuple, RouteState, UtilizationTuple } from '../../schemas/messages.ts';
@@ -174,9 +174,9 @@ describe('load weights - slow start', () => {
     const a = new Route(3);
     for (let i = 0; i < 15; i++) a.r.report(key(1), 1, 1, a.t);
     expect(a.r.host(key(1))!.state).to.equal('overloaded');
-    a.run([{ calls: 0 }, { calls: 10 }, { calls: 10 }], DEFAULT_DEFAULTS.base_ejection_time);
+    a.run([{ calls: 0 }, { calls: 10 }, { calls: 10 }], DEFAULT_PARAMS.base_ejection_time);
     expect(a.r.host(key(1))!.state).to.equal('probing');
-    for (let i = 0; i < DEFAULT_DEFAULTS.probe_succ_limit; i++) a.r.report(key(1), 0, 1, a.t);
+    for (let i = 0; i < DEFAULT_PARAMS.probe_succ_limit; i++) a.r.report(key(1), 0, 1, a.t);
     expect(a.r.host(key(1))!.state).to.equal('healthy');
     expect(a.r.flush(a.t)!.state.hosts[0]!.pick_weight, 'at once').to.equal(10);
     const ramp = a.run([{ calls: 10 }, { calls: 10 }, { calls: 10 }], 10).map((s) => s.hosts[0]!.pick_weight);
@@ -200,10 +200,10 @@ describe('load weights - slow start', () => {
     for (let i = 0; i < 15; i++) a.r.report(key(3), 1, 1, a.t);
     expect(a.r.host(key(3))!.state).to.equal('overloaded');
     expect(a.picks()[2]).to.equal(0);
-    a.run([...UNEVEN.slice(0, 2), { calls: 0 }], DEFAULT_DEFAULTS.base_ejection_time - 1);
+    a.run([...UNEVEN.slice(0, 2), { calls: 0 }], DEFAULT_PARAMS.base_ejection_time - 1);
     expect(a.picks().slice(0, 2), 'the others keep their weights meanwhile').to.deep.equal([43, 86]);
     a.run([...UNEVEN.slice(0, 2), { calls: 0 }], 1);
-    for (let i = 0; i < DEFAULT_DEFAULTS.probe_succ_limit; i++) a.r.report(key(3), 0, 1, a.t);
+    for (let i = 0; i < DEFAULT_PARAMS.probe_succ_limit; i++) a.r.report(key(3), 0, 1, a.t);
     expect(a.r.host(key(3))!.state).to.equal('healthy');
     // 10 % of its load weight, not of its registry weight
     expect(a.picks()[2]).to.equal(17);

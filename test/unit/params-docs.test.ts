@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { DEFAULT_DEFAULTS, PARAM_NAMES, resolveParams, type NodeParams } from '../../actors/params.ts';
+import { DEFAULT_PARAMS, PARAM_NAMES, resolveParams, type RouteParams } from '../../actors/params.ts';
 
 /** docs/state-machine.md's parameter table: name → [lars column, default column]. */
 function documented(): Map<string, [string, string]> {
@@ -16,11 +16,11 @@ function documented(): Map<string, [string, string]> {
 describe('parameters - every one is documented with its defaults', () => {
   it("params - docs/state-machine.md's table lists each parameter with the default profile's value and, where it gives one, the lars profile's", () => {
     const rows = documented();
-    const lars = (resolveParams('lars') as { ok: true; params: NodeParams }).params;
+    const lars = (resolveParams('lars') as { ok: true; params: RouteParams }).params;
     for (const name of PARAM_NAMES) {
       const row = rows.get(name);
       expect(row, `${name} has a row`).to.not.equal(undefined);
-      expect(row![1], `${name}: default`).to.equal(String(DEFAULT_DEFAULTS[name]));
+      expect(row![1], `${name}: default`).to.equal(String(DEFAULT_PARAMS[name]));
       if (row![0] !== '—') expect(row![0], `${name}: lars`).to.equal(String(lars[name]));
     }
   });

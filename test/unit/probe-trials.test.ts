@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { RouteActor, parseCheckpoint } from '../../actors/route.ts';
-import { DEFAULT_DEFAULTS } from '../../actors/params.ts';
+import { DEFAULT_PARAMS } from '../../actors/params.ts';
 import { trialWeight } from '../../actors/strategies/hosts.ts';
 import { entry } from '../helpers/route-entry.ts';
 import type { ReportBatch, RouteHost, RouteState } from '../../schemas/messages.ts';
@@ -30,7 +30,7 @@ function probingRoute(params: Record<string, number> = {}): { r: RouteActor; t: 
   calling(r, t);
   for (let i = 0; i < 15; i++) r.report(H1, 1, 1, t);
   expect(r.host(H1)!.state).to.equal('overloaded');
-  t += DEFAULT_DEFAULTS.base_ejection_time * 1000;
+  t += DEFAULT_PARAMS.base_ejection_time * 1000;
   calling(r, t - 100);
   r.tick(t);
   expect(r.host(H1)!.state).to.equal('probing');
@@ -87,14 +87,14 @@ describe('probe trials - one agent at a time', () => {
 
   it('trials - leaving probing ends the naming; a route without report batches names nobody', () => {
     const { r, t } = probingRoute();
-    for (let i = 0; i < DEFAULT_DEFAULTS.probe_succ_limit; i++) r.report(H1, 0, 1, t);
+    for (let i = 0; i < DEFAULT_PARAMS.probe_succ_limit; i++) r.report(H1, 0, 1, t);
     expect(r.host(H1)!.state).to.equal('healthy');
     expect(r.host(H1)!.trialAgent).to.equal(undefined);
     expect(h1(r.flush(t)!.state)).not.to.have.property('trial_agent');
 
     const quiet = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(4, 'default'), now: T0 });
     for (let i = 0; i < 15; i++) quiet.report(H1, 1, 1, T0);
-    quiet.tick(T0 + DEFAULT_DEFAULTS.base_ejection_time * 1000);
+    quiet.tick(T0 + DEFAULT_PARAMS.base_ejection_time * 1000);
     expect(quiet.host(H1)!.state).to.equal('probing');
     expect(h1(quiet.flush(T0 + 5000)!.state)).not.to.have.property('trial_agent');
     // the first batch names an agent at the next tick

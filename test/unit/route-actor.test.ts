@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { RouteActor } from '../../actors/route.ts';
 import { entry } from '../helpers/route-entry.ts';
-import { LARS_DEFAULTS, DEFAULT_DEFAULTS, resolveParams } from '../../actors/params.ts';
+import { LARS_DEFAULTS, DEFAULT_PARAMS, resolveParams } from '../../actors/params.ts';
 import type { Profile, RegistryEntry, RouteEvent, RouteState } from '../../schemas/messages.ts';
 
 /** A manual clock: tests advance it instead of sleeping. */
@@ -16,7 +16,7 @@ class Clock {
 
 const H1 = '10.0.0.1:8000';
 /** A second ejection, after a failed probe: 2 × base_ejection_time, times probe_failure_multiplier. */
-const AFTER_FAILED_PROBE_MS = 2 * DEFAULT_DEFAULTS.base_ejection_time * DEFAULT_DEFAULTS.probe_failure_multiplier * 1000;
+const AFTER_FAILED_PROBE_MS = 2 * DEFAULT_PARAMS.base_ejection_time * DEFAULT_PARAMS.probe_failure_multiplier * 1000;
 
 function route(n: number, profile: Profile, params: Record<string, number> = {}, clock = new Clock()): { r: RouteActor; clock: Clock; events: RouteEvent[] } {
   const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(n, profile, params), now: clock.now() });
@@ -193,11 +193,11 @@ describe('route actor - default profile', () => {
     const { r, clock, events } = route(5, 'default');
     for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
-    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(DEFAULT_DEFAULTS.base_ejection_time * 1000);
+    expect(r.host(H1)!.ejectUntil - clock.now()).to.equal(DEFAULT_PARAMS.base_ejection_time * 1000);
     // a lars-style success does not bring it back in the default profile
     for (let i = 0; i < 20; i++) r.report(H1, 0, 1, clock.now());
     expect(r.host(H1)!.state).to.equal('overloaded');
-    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.base_ejection_time * 1000));
     expect(r.host(H1)!.state).to.equal('probing');
     const st = drain(r, clock, events)!;
     const h1 = st.hosts.find((h) => h.ip === '10.0.0.1')!;
@@ -223,7 +223,7 @@ describe('route actor - default profile', () => {
     ]);
     // the count decays after a stable period
     expect(r.host(H1)!.ejections).to.equal(2);
-    r.tick(clock.advance(DEFAULT_DEFAULTS.ejection_decay_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.ejection_decay_time * 1000));
     expect(r.host(H1)!.ejections).to.equal(1);
   });
 
@@ -256,7 +256,7 @@ describe('route actor - default profile', () => {
     expect(r.host(H1)!.state).to.equal('draining');
     let st = drain(r, clock, events)!;
     expect(st.hosts[0]).to.include({ state: 'draining', pick_weight: 0, reason: 'removed' });
-    r.tick(clock.advance(DEFAULT_DEFAULTS.drain_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.drain_time * 1000));
     expect(r.host(H1)).to.equal(undefined);
     st = drain(r, clock, events)!;
     expect(st.hosts).to.have.length(2);
@@ -295,7 +295,7 @@ describe('route actor - probing judges latency too', () => {
     }
     r.tick(clock.advance(250));
     expect(r.host(H1)!.state).to.equal('overloaded');
-    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.base_ejection_time * 1000));
     expect(r.host(H1)!.state).to.equal('probing');
     r.report(H1, 0, 200, clock.now());
     r.report(H1, 0, 200, clock.now());
@@ -315,7 +315,7 @@ describe('route actor - probing judges latency too', () => {
       for (let h = 1; h <= 5; h++) r.report(`10.0.0.${h}:8000`, 0, h === 1 ? 200 : 10, clock.now());
     }
     r.tick(clock.advance(250));
-    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.base_ejection_time * 1000));
     expect(r.host(H1)!.state).to.equal('probing');
     expect(r.peerLatency).to.equal(10);
     return { r, clock };
@@ -333,7 +333,7 @@ describe('route actor - probing judges latency too', () => {
   it('route - only an ejection after a failed probe is lengthened by probe_failure_multiplier', () => {
     for (const m of [1, 3]) {
       const { r, clock } = route(5, 'default', { probe_failure_multiplier: m });
-      const base = DEFAULT_DEFAULTS.base_ejection_time * 1000;
+      const base = DEFAULT_PARAMS.base_ejection_time * 1000;
       for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
       expect(r.host(H1)!.ejectUntil - clock.now(), 'a first ejection: the base').to.equal(base);
       r.tick(clock.advance(base));
@@ -345,7 +345,7 @@ describe('route actor - probing judges latency too', () => {
       r.tick(clock.advance(2 * base * m));
       r.report(H1, 1, 1, clock.now());
       r.report(H1, 1, 1, clock.now());
-      expect(r.host(H1)!.ejectUntil - clock.now(), 'the third, after another failed probe').to.equal(Math.min(3 * base * m, DEFAULT_DEFAULTS.max_ejection_time * 1000));
+      expect(r.host(H1)!.ejectUntil - clock.now(), 'the third, after another failed probe').to.equal(Math.min(3 * base * m, DEFAULT_PARAMS.max_ejection_time * 1000));
     }
   });
 
@@ -404,7 +404,7 @@ describe('route actor - registry writes', () => {
   it('route - switching to lars moves probing hosts to overloaded through the machine, with an event', () => {
     const { r, clock, events } = route(5, 'default');
     for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
-    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.base_ejection_time * 1000));
     r.report(H1, 0, 1, clock.now());
     expect(r.host(H1)).to.include({ state: 'probing', continSucc: 1 });
     drain(r, clock, events);
@@ -426,7 +426,7 @@ describe('route actor - registry writes', () => {
   it('route - a lars route restored from a published state with a probing host has it overloaded', () => {
     const { r, clock } = route(3, 'default');
     for (let i = 0; i < 15; i++) r.report(H1, 1, 1, clock.now());
-    r.tick(clock.advance(DEFAULT_DEFAULTS.base_ejection_time * 1000));
+    r.tick(clock.advance(DEFAULT_PARAMS.base_ejection_time * 1000));
     const last = r.flush(clock.now())!.state;
     expect(last.hosts[0]!.state).to.equal('probing');
     const r2 = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(3, 'lars'), now: clock.now(), restored: last });

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { RouteActor } from '../../actors/route.ts';
-import { resolveParams, type NodeParams } from '../../actors/params.ts';
+import { resolveParams, type RouteParams } from '../../actors/params.ts';
 import type { Profile, RegistryEntry, RegistryHost, ReportBatch } from '../../schemas/messages.ts';
 import { entry } from '../helpers/route-entry.ts';
 import { IPS, SHORT_PARAMS } from '../helpers/short-params.ts';
@@ -89,14 +89,14 @@ function batchOf(s: Extract<Step, { kind: 'batch' }>, t: number): ReportBatch {
 }
 
 /** The documented bound on versions published by time alone after the last input, for a route of `hosts` hosts. */
-export function idleVersionBound(profile: Profile, p: NodeParams, hosts: number): number {
+export function idleVersionBound(profile: Profile, p: RouteParams, hosts: number): number {
   const ramp = p.slow_start_window > 0 ? Math.ceil(p.slow_start_window / p.weight_update_period) + 1 : 0;
   const load = p.load_weighting >= 1 ? 2 : 0;
   return hosts * (profile === 'lars' ? 2 + 2 * ramp + load : 4 + ramp + load);
 }
 
 /** The documented time after the last input, ms, past which a route publishes nothing by time alone. */
-export function idleHorizonMs(p: NodeParams): number {
+export function idleHorizonMs(p: RouteParams): number {
   const s =
     2 * p.idle_timeout +
     Math.max(p.max_ejection_time, p.overload_timeout) +
@@ -109,7 +109,7 @@ export function idleHorizonMs(p: NodeParams): number {
   return s * 1000;
 }
 
-function params(profile: Profile, over: Record<string, number>): NodeParams {
+function params(profile: Profile, over: Record<string, number>): RouteParams {
   const r = resolveParams(profile, over);
   if (!r.ok) throw new Error(r.error);
   return r.params;

@@ -1,5 +1,5 @@
 /**
- * The per-host node-state machine (xstate v5).
+ * The per-host host-state machine (xstate v5).
  *
  * States: healthy (Lars "idle"), overloaded (ejected), probing (half-open,
  * trial traffic), draining (removed from the registry, or drained by an
@@ -29,7 +29,7 @@
 import { setup, assign, and, not, transition } from 'xstate';
 import type { HostState, Reason } from '../schemas/messages.ts';
 
-export interface NodeContext {
+export interface HostContext {
   /** When the current state was entered, ms. */
   since: number;
   /** Why the current state was entered. */
@@ -44,7 +44,7 @@ export interface NodeContext {
   ejectUntil: number;
 }
 
-export type NodeEvent =
+export type HostEvent =
   /** A threshold crossed (healthy/probing → overloaded); the n-th ejection lasts min(n × baseMs, maxMs). */
   | { type: 'EJECT'; reason: Reason; now: number; baseMs: number; maxMs: number }
   /** Recovery by Lars' success rules (overloaded → healthy, lars) or by probe success (probing → healthy). */
@@ -73,7 +73,7 @@ export type NodeEvent =
   | { type: 'RESTORE'; state: HostState; since: number; reason: Reason; ejections: number; ejectUntil: number };
 
 /** What a host is created with: the machine's initial context. */
-export interface NodeInput {
+export interface HostInput {
   /** Creation time, ms: the `since` of the initial `healthy` state. */
   now: number;
 }
@@ -82,15 +82,15 @@ export interface NodeInput {
 export const INITIAL_STATE = 'healthy' satisfies HostState;
 
 /** The initial context of a host created at `input.now` (the machine's `context`; routes create hosts with it). */
-export function initialContext(input: NodeInput): NodeContext {
+export function initialContext(input: HostInput): HostContext {
   return { since: input.now, reason: 'registered', ejections: 0, ejectUntil: 0 };
 }
 
 const machineSetup = setup({
   types: {
-    context: {} as NodeContext,
-    events: {} as NodeEvent,
-    input: {} as NodeInput,
+    context: {} as HostContext,
+    events: {} as HostEvent,
+    input: {} as HostInput,
   },
   guards: {
     /** default profile: recovery goes through probing; lars: straight back (provided as false). */
@@ -135,8 +135,8 @@ const machineSetup = setup({
   },
 });
 
-export const nodeMachine = machineSetup.createMachine({
-  id: 'node',
+export const hostMachine = machineSetup.createMachine({
+  id: 'host',
   context: ({ input }) => initialContext(input),
   initial: INITIAL_STATE,
   states: {
@@ -186,10 +186,10 @@ export const nodeMachine = machineSetup.createMachine({
     },
   },
 });
-export type NodeMachine = typeof nodeMachine;
+export type HostMachine = typeof hostMachine;
 
 /** Plain-field form of a host's machine state, as a route keeps it. */
-export interface NodeFields extends NodeContext {
+export interface HostFields extends HostContext {
   state: HostState;
 }
 
@@ -198,7 +198,7 @@ export interface NodeFields extends NodeContext {
  * The fields are updated in place (state and context); returns true when the
  * state changed. An event the state does not handle changes nothing.
  */
-export function step(machine: NodeMachine, fields: NodeFields, event: NodeEvent): boolean {
+export function step(machine: HostMachine, fields: HostFields, event: HostEvent): boolean {
   const snapshot = machine.resolveState({
     value: fields.state,
     context: { since: fields.since, reason: fields.reason, ejections: fields.ejections, ejectUntil: fields.ejectUntil },
@@ -214,8 +214,8 @@ export function step(machine: NodeMachine, fields: NodeFields, event: NodeEvent)
   return changed;
 }
 
-type RestoreEvent = Extract<NodeEvent, { type: 'RESTORE' }>;
-const restoreTargets = new WeakMap<NodeMachine, Map<HostState, HostState>>();
+type RestoreEvent = Extract<HostEvent, { type: 'RESTORE' }>;
+const restoreTargets = new WeakMap<HostMachine, Map<HostState, HostState>>();
 
 /**
  * `step(machine, fields, restoreEvent)` for a host in its initial state, at
@@ -226,13 +226,13 @@ const restoreTargets = new WeakMap<NodeMachine, Map<HostState, HostState>>();
  * is the recorded one, as the machine's `restore` action sets it. A host not
  * in its initial state goes through `step`.
  */
-export function restore(machine: NodeMachine, fields: NodeFields, event: RestoreEvent): boolean {
+export function restore(machine: HostMachine, fields: HostFields, event: RestoreEvent): boolean {
   if (fields.state !== INITIAL_STATE) return step(machine, fields, event);
   let targets = restoreTargets.get(machine);
   if (targets === undefined) restoreTargets.set(machine, (targets = new Map<HostState, HostState>()));
   let target = targets.get(event.state);
   if (target === undefined) {
-    const probe: NodeFields = { state: INITIAL_STATE, since: 0, reason: 'registered', ejections: 0, ejectUntil: 0 };
+    const probe: HostFields = { state: INITIAL_STATE, since: 0, reason: 'registered', ejections: 0, ejectUntil: 0 };
     step(machine, probe, { ...event, since: 0, ejections: 0, ejectUntil: 0 });
     target = probe.state;
     targets.set(event.state, target);
