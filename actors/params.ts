@@ -1,208 +1,128 @@
 /**
- * Parameters of the host-state machine, by profile. Names and defaults of the
- * `lars` profile are Lars' own (lb_agent conf); times are seconds as in Lars.
- * docs/state-machine.md explains each one and why its default is what it is.
+ * Parameters of the host-state machine, by profile: one table, one row per
+ * parameter with its default, the lars profile's value, its bounds and what
+ * it means. The parameters' type, the profiles' values, the validation of a
+ * registry entry's overrides and the docs check (test/unit/params-docs.test.ts)
+ * all come from it: a new parameter is one row here and one in
+ * docs/state-machine.md's table, which explains each one and why its default
+ * is what it is. Names and defaults of Lars' own parameters are Lars' (lb_agent
+ * conf); times are seconds as in Lars.
  */
 import type { Profile } from '../schemas/messages.ts';
 
-export interface LarsParams {
-  /** After probe_num picks among healthy hosts, one pick goes to an overloaded host (agent side). */
-  probe_num: number;
-  /** Virtual successes a host starts with when it becomes healthy. */
-  init_succ_cnt: number;
-  /** Virtual errors a host starts with when it becomes overloaded. */
-  init_err_cnt: number;
-  /** healthy → overloaded when verr / (vsucc + verr) > err_rate. */
-  err_rate: number;
-  /** overloaded → healthy when vsucc / (vsucc + verr) > succ_rate. */
-  succ_rate: number;
-  /** healthy → overloaded at this many consecutive errors. */
-  contin_err_limit: number;
-  /** overloaded → healthy at this many consecutive successes. */
-  contin_succ_limit: number;
-  /** Real error rate over one idle_timeout window that overloads a host. */
-  window_err_rate: number;
-  /** Window length for healthy hosts, s: at its end the counters reset (or the host is overloaded by window_err_rate). */
-  idle_timeout: number;
-  /** An overloaded host is forced back after this long, s (lars profile); see base_ejection_time for default. */
-  overload_timeout: number;
+/** One parameter. */
+export interface ParamSpec {
+  /** The default profile's value. */
+  readonly default: number;
+  /**
+   * The lars profile's value. Absent: Lars has no such parameter (`—` in the
+   * docs' lars column) and the lars profile keeps the default.
+   */
+  readonly lars?: number;
+  /** One of Lars' own parameters (lb_agent conf): its name and default are Lars'. */
+  readonly lbAgent?: true;
+  /** Bounds a registry entry's override must lie in, inclusive. */
+  readonly min: number;
+  readonly max: number;
+  /** What it means. */
+  readonly doc: string;
 }
 
-export interface DefaultParams extends LarsParams {
-  /** A host whose latency is above latency_factor × the peers' median is an outlier... */
-  latency_factor: number;
-  /** ...and above the median by at least this many ms (ignores noise on fast routes). */
-  latency_min_gap_ms: number;
-  /** Calls a host needs in its window before its latency is judged. */
-  latency_min_calls: number;
-  /** Weight of each new latency sample in the host's moving average. */
-  latency_alpha: number;
-  /** First ejection lasts this long, s; the n-th lasts n times as long... */
-  base_ejection_time: number;
-  /** ...up to this cap, s. */
-  max_ejection_time: number;
-  /**
-   * An ejection that follows a failed probe lasts this many times what the
-   * ejection count alone gives: the host stayed sick through its whole
-   * ejection, and each probe round costs a caller's call.
-   */
-  probe_failure_multiplier: number;
-  /** A healthy host's ejection count drops by one after this long without ejection, s. */
-  ejection_decay_time: number;
-  /** At most this percent of a route's hosts are ejected (overloaded or probing) at once; at least one may be. */
-  max_ejection_percent: number;
-  /** Below this percent of well hosts the route is in panic and traffic spreads over every non-draining host. */
-  panic_threshold: number;
-  /** A probing host gets this percent of its weight as trial traffic. */
-  probe_weight_percent: number;
-  /** Consecutive successes that bring a probing host back. */
-  probe_succ_limit: number;
-  /**
-   * Errors that send a probing host back to overloaded, with a longer
-   * ejection. A trial call that fails as slowly as a latency outlier (a
-   * caller's timeout) counts for all of them: one such call ends the round.
-   */
-  probe_err_limit: number;
-  /**
-   * One agent at a time sends a probing host its trial calls (named in the
-   * route state); when it reported nothing of the host for this long, s,
-   * another one takes over. Set above the callers' timeout. 0: every agent
-   * may send trials (each within its own bound).
-   */
-  probe_trial_timeout: number;
-  /** A host removed from the registry drains (no picks, reports still taken) this long, s, then leaves the route. */
-  drain_time: number;
-  /**
-   * Calls a host needs in its window before the window's real error rate
-   * (window_err_rate) may eject it: a single failure on an idle host does not
-   * (lars profile: 1, Lars' own rule: any call).
-   */
-  min_requests: number;
-  /**
-   * 1: at least one host may always be ejected, whatever max_ejection_percent
-   * gives (Envoy's rule; in a one- or two-host route panic or the other host
-   * then carries the traffic). 0: the cap is floor(hosts × max_ejection_percent
-   * / 100) strictly, so a route too small for the percent ejects nobody.
-   */
-  eject_at_least_one: number;
-  /**
-   * 1: a healthy host's pick weight comes from its reported load (gRPC's
-   * weighted round robin): qps / (utilization + error share ×
-   * error_utilization_penalty), scaled so the weighted hosts' mean is their
-   * mean registry weight. Only hosts that report utilization get one. 0: off.
-   */
-  load_weighting: number;
-  /** Load weights are computed from the calls, errors and utilization of this period, s. */
-  weight_update_period: number;
-  /** A host's load weight is used only once it has had one for this long, s (a new or returning host's first figures are noisy). */
-  weight_blackout_period: number;
-  /** A load weight not renewed for this long lapses, s: the host falls back to its registry weight (and blackout starts again). */
-  weight_expiration_period: number;
-  /** How much errors count against a host's load weight: the error share of its calls, times this, is added to its utilization. */
-  error_utilization_penalty: number;
-  /** A new route version is published for load weights only when a host's pick weight moved by at least this percent. */
-  weight_change_percent: number;
-  /** A host that comes back healthy (or joins a running route) ramps its pick weight up over this long, s; 0: off. */
-  slow_start_window: number;
-  /** ...starting from this percent of its weight. */
-  slow_start_min_percent: number;
-}
+export const PARAMS = {
+  probe_num: { default: 10, lars: 10, lbAgent: true, min: 0, max: 1_000_000, doc: 'After probe_num picks among healthy hosts, one pick goes to an overloaded host (agent side).' },
+  init_succ_cnt: { default: 180, lars: 180, lbAgent: true, min: 0, max: 1_000_000, doc: 'Virtual successes a host starts with when it becomes healthy.' },
+  init_err_cnt: { default: 5, lars: 5, lbAgent: true, min: 0, max: 1_000_000, doc: 'Virtual errors a host starts with when it becomes overloaded.' },
+  err_rate: { default: 0.1, lars: 0.1, lbAgent: true, min: 0, max: 1, doc: 'healthy → overloaded when verr / (vsucc + verr) > err_rate.' },
+  succ_rate: { default: 0.5, lars: 0.5, lbAgent: true, min: 0, max: 1, doc: 'overloaded → healthy when vsucc / (vsucc + verr) > succ_rate.' },
+  contin_err_limit: { default: 15, lars: 15, lbAgent: true, min: 1, max: 1_000_000, doc: 'healthy → overloaded at this many consecutive errors.' },
+  contin_succ_limit: { default: 15, lars: 15, lbAgent: true, min: 1, max: 1_000_000, doc: 'overloaded → healthy at this many consecutive successes.' },
+  window_err_rate: { default: 0.7, lars: 0.7, lbAgent: true, min: 0, max: 1, doc: 'Real error rate over one idle_timeout window that overloads a host.' },
+  idle_timeout: { default: 15, lars: 15, lbAgent: true, min: 0.01, max: 86_400, doc: 'Window length for healthy hosts, s: at its end the counters reset (or the host is overloaded by window_err_rate).' },
+  overload_timeout: { default: 15, lars: 15, lbAgent: true, min: 0.01, max: 86_400, doc: 'An overloaded host is forced back after this long, s (lars profile); see base_ejection_time for default.' },
+  latency_factor: { default: 5, min: 1, max: 1_000, doc: "A host whose latency is above latency_factor × the peers' median is an outlier..." },
+  latency_min_gap_ms: { default: 20, min: 0, max: 3_600_000, doc: '...and above the median by at least this many ms (ignores noise on fast routes).' },
+  latency_min_calls: { default: 20, min: 1, max: 1_000_000, doc: 'Calls a host needs in its window before its latency is judged.' },
+  latency_alpha: { default: 0.1, min: 0.0001, max: 1, doc: "Weight of each new latency sample in the host's moving average." },
+  base_ejection_time: { default: 5, min: 0.01, max: 86_400, doc: 'First ejection lasts this long, s; the n-th lasts n times as long...' },
+  max_ejection_time: { default: 300, min: 0.01, max: 86_400, doc: '...up to this cap, s.' },
+  probe_failure_multiplier: {
+    default: 3,
+    min: 1,
+    max: 1_000,
+    doc: 'An ejection that follows a failed probe lasts this many times what the ejection count alone gives: the host stayed sick through its whole ejection, and each probe round costs a caller\'s call.',
+  },
+  ejection_decay_time: { default: 60, min: 0.01, max: 86_400, doc: "A healthy host's ejection count drops by one after this long without ejection, s." },
+  max_ejection_percent: { default: 50, lars: 100, min: 0, max: 100, doc: "At most this percent of a route's hosts are ejected (overloaded or probing) at once; at least one may be." },
+  panic_threshold: { default: 50, lars: 0, min: 0, max: 100, doc: 'Below this percent of well hosts the route is in panic and traffic spreads over every non-draining host.' },
+  probe_weight_percent: { default: 10, min: 1, max: 100, doc: 'A probing host gets this percent of its weight as trial traffic.' },
+  probe_succ_limit: { default: 5, min: 1, max: 1_000_000, doc: 'Consecutive successes that bring a probing host back.' },
+  probe_err_limit: {
+    default: 2,
+    min: 1,
+    max: 1_000_000,
+    doc: "Errors that send a probing host back to overloaded, with a longer ejection. A trial call that fails as slowly as a latency outlier (a caller's timeout) counts for all of them: one such call ends the round.",
+  },
+  probe_trial_timeout: {
+    default: 2,
+    min: 0,
+    max: 3_600,
+    doc: "One agent at a time sends a probing host its trial calls (named in the route state); when it reported nothing of the host for this long, s, another one takes over. Set above the callers' timeout. 0: every agent may send trials (each within its own bound).",
+  },
+  drain_time: { default: 10, min: 0, max: 86_400, doc: 'A host removed from the registry drains (no picks, reports still taken) this long, s, then leaves the route.' },
+  min_requests: {
+    default: 10,
+    lars: 1,
+    min: 1,
+    max: 1_000_000,
+    doc: "Calls a host needs in its window before the window's real error rate (window_err_rate) may eject it: a single failure on an idle host does not (lars profile: 1, Lars' own rule: any call).",
+  },
+  eject_at_least_one: {
+    default: 1,
+    lars: 1,
+    min: 0,
+    max: 1,
+    doc: "1: at least one host may always be ejected, whatever max_ejection_percent gives (Envoy's rule; in a one- or two-host route panic or the other host then carries the traffic). 0: the cap is floor(hosts × max_ejection_percent / 100) strictly, so a route too small for the percent ejects nobody.",
+  },
+  load_weighting: {
+    default: 1,
+    lars: 0,
+    min: 0,
+    max: 1,
+    doc: "1: a healthy host's pick weight comes from its reported load (gRPC's weighted round robin): qps / (utilization + error share × error_utilization_penalty), scaled so the weighted hosts' mean is their mean registry weight. Only hosts that report utilization get one. 0: off.",
+  },
+  weight_update_period: { default: 1, lars: 1, min: 0.1, max: 3_600, doc: 'Load weights are computed from the calls, errors and utilization of this period, s.' },
+  weight_blackout_period: { default: 10, lars: 10, min: 0, max: 86_400, doc: "A host's load weight is used only once it has had one for this long, s (a new or returning host's first figures are noisy)." },
+  weight_expiration_period: { default: 180, lars: 180, min: 0.1, max: 86_400, doc: 'A load weight not renewed for this long lapses, s: the host falls back to its registry weight (and blackout starts again).' },
+  error_utilization_penalty: { default: 1, lars: 1, min: 0, max: 1_000, doc: "How much errors count against a host's load weight: the error share of its calls, times this, is added to its utilization." },
+  weight_change_percent: { default: 5, lars: 5, min: 0, max: 100, doc: "A new route version is published for load weights only when a host's pick weight moved by at least this percent." },
+  slow_start_window: { default: 10, lars: 0, min: 0, max: 86_400, doc: 'A host that comes back healthy (or joins a running route) ramps its pick weight up over this long, s; 0: off.' },
+  slow_start_min_percent: { default: 10, lars: 10, min: 1, max: 100, doc: '...starting from this percent of its weight.' },
+} as const satisfies Record<string, ParamSpec>;
 
-export type RouteParams = DefaultParams;
+export type ParamName = keyof typeof PARAMS;
+
+/** A route's resolved parameters: every one of the table's, by name (see PARAMS for what each means). */
+export type RouteParams = { [K in ParamName]: number };
+
+/** Lars' own parameters (lb_agent conf). */
+export type LarsParams = { [K in ParamName as (typeof PARAMS)[K] extends { lbAgent: true } ? K : never]: number };
+
+/** The default profile's parameters: all of them. */
+export type DefaultParams = RouteParams;
+
+/** The parameters' names, in the table's order. */
+export const PARAM_NAMES = Object.keys(PARAMS) as ParamName[];
+
+const SPECS: ReadonlyArray<readonly [ParamName, ParamSpec]> = PARAM_NAMES.map((k) => [k, PARAMS[k]]);
 
 /** Lars' shipped defaults (lb_agent conf). */
-export const LARS_DEFAULTS: LarsParams = {
-  probe_num: 10,
-  init_succ_cnt: 180,
-  init_err_cnt: 5,
-  err_rate: 0.1,
-  succ_rate: 0.5,
-  contin_err_limit: 15,
-  contin_succ_limit: 15,
-  window_err_rate: 0.7,
-  idle_timeout: 15,
-  overload_timeout: 15,
-};
+export const LARS_DEFAULTS = Object.fromEntries(SPECS.filter(([, s]) => s.lbAgent === true).map(([k, s]) => [k, s.default])) as LarsParams;
 
-export const DEFAULT_PARAMS: DefaultParams = {
-  ...LARS_DEFAULTS,
-  latency_factor: 5,
-  latency_min_gap_ms: 20,
-  latency_min_calls: 20,
-  latency_alpha: 0.1,
-  base_ejection_time: 5,
-  max_ejection_time: 300,
-  probe_failure_multiplier: 3,
-  ejection_decay_time: 60,
-  max_ejection_percent: 50,
-  panic_threshold: 50,
-  probe_weight_percent: 10,
-  probe_succ_limit: 5,
-  probe_err_limit: 2,
-  probe_trial_timeout: 2,
-  drain_time: 10,
-  min_requests: 10,
-  eject_at_least_one: 1,
-  load_weighting: 1,
-  weight_update_period: 1,
-  weight_blackout_period: 10,
-  weight_expiration_period: 180,
-  error_utilization_penalty: 1,
-  weight_change_percent: 5,
-  slow_start_window: 10,
-  slow_start_min_percent: 10,
-};
+/** The default profile's parameters. (Built with Object.fromEntries: an object of fixed shape, read on the report path.) */
+export const DEFAULT_PARAMS = Object.fromEntries(SPECS.map(([k, s]) => [k, s.default])) as RouteParams;
 
 /** Lars has no cap, no panic, no latency rule, no load weights and no slow start: the lars profile turns them off. */
-const LARS_PROFILE: DefaultParams = {
-  ...DEFAULT_PARAMS,
-  ...LARS_DEFAULTS,
-  max_ejection_percent: 100,
-  panic_threshold: 0,
-  min_requests: 1,
-  load_weighting: 0,
-  slow_start_window: 0,
-};
-
-const BOUNDS: Record<keyof DefaultParams, [min: number, max: number]> = {
-  probe_num: [0, 1_000_000],
-  init_succ_cnt: [0, 1_000_000],
-  init_err_cnt: [0, 1_000_000],
-  err_rate: [0, 1],
-  succ_rate: [0, 1],
-  contin_err_limit: [1, 1_000_000],
-  contin_succ_limit: [1, 1_000_000],
-  window_err_rate: [0, 1],
-  idle_timeout: [0.01, 86_400],
-  overload_timeout: [0.01, 86_400],
-  latency_factor: [1, 1_000],
-  latency_min_gap_ms: [0, 3_600_000],
-  latency_min_calls: [1, 1_000_000],
-  latency_alpha: [0.0001, 1],
-  base_ejection_time: [0.01, 86_400],
-  max_ejection_time: [0.01, 86_400],
-  probe_failure_multiplier: [1, 1_000],
-  ejection_decay_time: [0.01, 86_400],
-  max_ejection_percent: [0, 100],
-  panic_threshold: [0, 100],
-  probe_weight_percent: [1, 100],
-  probe_succ_limit: [1, 1_000_000],
-  probe_err_limit: [1, 1_000_000],
-  probe_trial_timeout: [0, 3_600],
-  drain_time: [0, 86_400],
-  min_requests: [1, 1_000_000],
-  eject_at_least_one: [0, 1],
-  load_weighting: [0, 1],
-  weight_update_period: [0.1, 3_600],
-  weight_blackout_period: [0, 86_400],
-  weight_expiration_period: [0.1, 86_400],
-  error_utilization_penalty: [0, 1_000],
-  weight_change_percent: [0, 100],
-  slow_start_window: [0, 86_400],
-  slow_start_min_percent: [1, 100],
-};
-
-export const PARAM_NAMES = Object.keys(BOUNDS) as Array<keyof DefaultParams>;
+const LARS_PROFILE = Object.fromEntries(SPECS.map(([k, s]) => [k, s.lars ?? s.default])) as RouteParams;
 
 export type ParamsResult = { ok: true; params: RouteParams } | { ok: false; error: string };
 
@@ -210,12 +130,12 @@ export type ParamsResult = { ok: true; params: RouteParams } | { ok: false; erro
 export function resolveParams(profile: Profile, overrides: Record<string, number> = {}): ParamsResult {
   const params: RouteParams = { ...(profile === 'lars' ? LARS_PROFILE : DEFAULT_PARAMS) };
   for (const [k, v] of Object.entries(overrides)) {
-    const b = BOUNDS[k as keyof DefaultParams];
+    const b: ParamSpec | undefined = Object.hasOwn(PARAMS, k) ? PARAMS[k as ParamName] : undefined;
     if (!b) return { ok: false, error: `unknown parameter ${k}` };
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < b[0] || v > b[1]) {
-      return { ok: false, error: `parameter ${k} must be in ${b[0]}..${b[1]}, got ${String(v)}` };
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < b.min || v > b.max) {
+      return { ok: false, error: `parameter ${k} must be in ${b.min}..${b.max}, got ${String(v)}` };
     }
-    params[k as keyof DefaultParams] = v;
+    params[k as ParamName] = v;
   }
   return { ok: true, params };
 }

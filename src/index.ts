@@ -13,5 +13,5 @@ export { LarsError, ConfigError, UsageError, NatsUnreachableError, NatsAuthError
 export { createLogger } from './log.ts';
 export * from '../schemas/subjects.ts';
 export * from '../schemas/messages.ts';
-export { LARS_DEFAULTS, DEFAULT_PARAMS, resolveParams, type LarsParams, type DefaultParams } from '../actors/params.ts';
+export { LARS_DEFAULTS, DEFAULT_PARAMS, PARAMS, resolveParams, type LarsParams, type DefaultParams, type RouteParams, type ParamSpec } from '../actors/params.ts';
 export { StrategyName } from '../actors/strategies/types.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { DEFAULT_PARAMS, PARAM_NAMES, resolveParams, type RouteParams } from '../../actors/params.ts';
+import { DEFAULT_PARAMS, PARAMS, PARAM_NAMES, resolveParams, type ParamSpec, type RouteParams } from '../../actors/params.ts';
 
 /** docs/state-machine.md's parameter table: name → [lars column, default column]. */
 function documented(): Map<string, [string, string]> {
@@ -22,6 +22,22 @@ describe('parameters - every one is documented with its defaults', () => {
       expect(row, `${name} has a row`).to.not.equal(undefined);
       expect(row![1], `${name}: default`).to.equal(String(DEFAULT_PARAMS[name]));
       if (row![0] !== '—') expect(row![0], `${name}: lars`).to.equal(String(lars[name]));
+    }
+  });
+
+  it("params - the docs' lars column is the table's lars value, `—` exactly where the table gives none", () => {
+    const rows = documented();
+    for (const name of PARAM_NAMES) {
+      const spec: ParamSpec = PARAMS[name];
+      expect(rows.get(name)?.[0], name).to.equal(spec.lars === undefined ? '—' : String(spec.lars));
+    }
+  });
+
+  it('params - every row of the table has a doc line and its default within its bounds, for both profiles', () => {
+    for (const name of PARAM_NAMES) {
+      const spec: ParamSpec = PARAMS[name];
+      expect(spec.doc, name).to.match(/\S/);
+      for (const v of [spec.default, spec.lars ?? spec.default]) expect(v, name).to.be.within(spec.min, spec.max);
     }
   });
 });
