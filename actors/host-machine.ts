@@ -28,6 +28,7 @@
  */
 import { setup, assign, and, not, transition } from 'xstate';
 import type { HostState, Reason } from '../schemas/messages.ts';
+import { ejectionMs, type EjectionTimes } from './ejection.ts';
 
 export interface HostContext {
   /** When the current state was entered, ms. */
@@ -45,8 +46,8 @@ export interface HostContext {
 }
 
 export type HostEvent =
-  /** A threshold crossed (healthy/probing → overloaded); the n-th ejection lasts min(n × baseMs, maxMs). */
-  | { type: 'EJECT'; reason: Reason; now: number; baseMs: number; maxMs: number }
+  /** A threshold crossed (healthy/probing → overloaded); the n-th ejection lasts `ejectionMs` of these times (./ejection.ts). */
+  | ({ type: 'EJECT'; reason: Reason; now: number } & EjectionTimes)
   /** Recovery by Lars' success rules (overloaded → healthy, lars) or by probe success (probing → healthy). */
   | { type: 'RECOVER'; reason: Reason; now: number }
   /** The ejection time elapsed: to probing (default) or straight to healthy (lars, overload_timeout). */
@@ -109,7 +110,7 @@ const machineSetup = setup({
     eject: assign(({ event, context }) => {
       if (event.type !== 'EJECT') return {};
       const ejections = context.ejections + 1;
-      const ms = Math.min(event.baseMs * ejections, event.maxMs);
+      const ms = ejectionMs(event, event.reason, ejections);
       return { since: event.now, reason: event.reason, ejections, ejectUntil: event.now + ms };
     }),
     // leaving an ejection (recovered, elapsed or cleared by an operator) ends its deadline there

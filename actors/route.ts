@@ -17,6 +17,7 @@
 import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
 import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
+import { ADMIN_EJECTION, ejectionMs } from './ejection.ts';
 import { LoadWeighting, NO_TIME, type LoadHost } from './load-weights.ts';
 import { INITIAL_STATE, initialContext, restore, step, type HostEvent } from './host-machine.ts';
 import { resolveParams, type RouteParams } from './params.ts';
@@ -24,8 +25,6 @@ import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism 
 
 export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 
-/** An operator's ejection lasts until cleared: a hundred years. */
-const ADMIN_EJECT_MS = 100 * 365 * 24 * 3600 * 1000;
 /** The time of a sender never heard (or heard at a time an older checkpoint did not record). */
 const NEVER = -Infinity;
 
@@ -203,7 +202,7 @@ export class RouteActor implements RouteMechanism {
       if (r && r.state !== 'draining') {
         // Resume where the previous owner left the host; counters start afresh.
         const out = r.state === 'overloaded' || r.state === 'probing';
-        this.restoreHost(s, r.state, r.since, r.reason, out ? 1 : 0, out ? now + this.policy.ejectBaseMs : 0);
+        this.restoreHost(s, r.state, r.since, r.reason, out ? 1 : 0, out ? now + ejectionMs(this.policy.ejection, undefined, 1) : 0);
         this.policy.enter(s, now);
       } else {
         this.policy.enter(s, now);
@@ -397,8 +396,8 @@ export class RouteActor implements RouteMechanism {
         return false;
       }
     }
-    const p = this.policy;
-    return this.send(s, { type: 'EJECT', reason, now, baseMs: p.ejectionBaseMs(reason), maxMs: p.ejectMaxMs }, now);
+    const t = this.policy.ejection;
+    return this.send(s, { type: 'EJECT', reason, now, baseMs: t.baseMs, maxMs: t.maxMs, probeFailureMultiplier: t.probeFailureMultiplier }, now);
   }
 
   /** Sends `event` to the host's machine; a state change resets the counters, is recorded as an event and makes the route dirty. */
@@ -654,7 +653,7 @@ export class RouteActor implements RouteMechanism {
     if (prev === AdminMark.drained && s.state === 'draining') this.send(s, { type: 'READD', now, reason: 'admin_undrain' }, now);
     if (prev === AdminMark.ejected && s.state === 'overloaded') this.send(s, { type: 'EJECTION_ELAPSED', now, reason: 'admin_clear' }, now);
     if (mark === AdminMark.drained && s.state !== 'draining') this.send(s, { type: 'DRAIN', now, reason: 'admin_drain' }, now);
-    if (mark === AdminMark.ejected && (s.state === 'healthy' || s.state === 'probing')) this.send(s, { type: 'EJECT', reason: 'admin_eject', now, baseMs: ADMIN_EJECT_MS, maxMs: ADMIN_EJECT_MS }, now);
+    if (mark === AdminMark.ejected && (s.state === 'healthy' || s.state === 'probing')) this.send(s, { type: 'EJECT', reason: 'admin_eject', now, ...ADMIN_EJECTION }, now);
     this.dirty = true;
   }
 

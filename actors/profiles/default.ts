@@ -6,7 +6,7 @@
  * describes each rule and its defaults.
  */
 import { hostMachine } from '../host-machine.ts';
-import type { Reason } from '../../schemas/messages.ts';
+import { ejectionTimes, type EjectionTimes } from '../ejection.ts';
 import type { RouteParams } from '../params.ts';
 import { count, enterLars, hostTick, hostTickDue, idleReport, setIdle } from './lars.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
@@ -15,8 +15,7 @@ export class DefaultPolicy implements ProfilePolicy {
   readonly profile = 'default' as const;
   readonly machine = hostMachine;
   readonly params: RouteParams;
-  readonly ejectBaseMs: number;
-  readonly ejectMaxMs: number;
+  readonly ejection: EjectionTimes;
   private readonly route: RouteMechanism;
   /** Scratch for the peers' latencies at a tick (reused: ticks allocate nothing per host). */
   private lat: number[] = [];
@@ -24,20 +23,8 @@ export class DefaultPolicy implements ProfilePolicy {
   constructor(params: RouteParams, route: RouteMechanism) {
     this.params = params;
     this.route = route;
-    // Envoy's outlier detection: the n-th ejection lasts n × base_ejection_time, up to max_ejection_time.
-    this.ejectBaseMs = params.base_ejection_time * 1000;
-    this.ejectMaxMs = params.max_ejection_time * 1000;
-  }
-
-  /**
-   * A host that fails its probe stayed sick through its whole ejection: the
-   * ejection that follows lasts probe_failure_multiplier times what the
-   * ejection count alone gives. First ejections stay short (most are a host
-   * shedding a load it could not carry, back as soon as the load is gone);
-   * a host in longer trouble is probed less often.
-   */
-  ejectionBaseMs(reason: Reason): number {
-    return reason === 'probe_failure' ? this.ejectBaseMs * this.params.probe_failure_multiplier : this.ejectBaseMs;
+    // the n-th ejection lasts n × base_ejection_time, up to max_ejection_time; longer after a failed probe
+    this.ejection = ejectionTimes('default', params);
   }
 
   report(s: PolicyHost, ok: boolean, latencyMs: number, now: number): void {

@@ -13,6 +13,7 @@
  * shares with Lars (./default.ts).
  */
 import { hostMachine, type HostMachine } from '../host-machine.ts';
+import { ejectionMs, ejectionTimes, type EjectionTimes } from '../ejection.ts';
 import type { RouteParams } from '../params.ts';
 import type { Reason } from '../../schemas/messages.ts';
 import type { PolicyHost, ProfilePolicy, RouteMechanism } from './types.ts';
@@ -183,21 +184,14 @@ export class LarsPolicy implements ProfilePolicy {
   readonly profile = 'lars' as const;
   readonly machine = larsMachine;
   readonly params: RouteParams;
-  readonly ejectBaseMs: number;
-  readonly ejectMaxMs: number;
+  readonly ejection: EjectionTimes;
   private readonly route: RouteMechanism;
 
   constructor(params: RouteParams, route: RouteMechanism) {
     this.params = params;
     this.route = route;
     // An overloaded host is forced back after overload_timeout, however often it was overloaded.
-    this.ejectBaseMs = params.overload_timeout * 1000;
-    this.ejectMaxMs = this.ejectBaseMs;
-  }
-
-  /** Lars' overload_timeout, whatever the reason. */
-  ejectionBaseMs(): number {
-    return this.ejectBaseMs;
+    this.ejection = ejectionTimes('lars', params);
   }
 
   report(s: PolicyHost, ok: boolean, _latencyMs: number, now: number): void {
@@ -259,7 +253,8 @@ export class LarsPolicy implements ProfilePolicy {
 
   adopt(s: PolicyHost, now: number): void {
     if (s.state === 'probing') {
-      this.route.send(s, { type: 'PROFILE_LARS', reason: PROFILE_CHANGE_REASON, now, ejectMs: this.ejectBaseMs }, now);
+      // a fresh overload_timeout: what any lars ejection lasts
+      this.route.send(s, { type: 'PROFILE_LARS', reason: PROFILE_CHANGE_REASON, now, ejectMs: ejectionMs(this.ejection, PROFILE_CHANGE_REASON, 1) }, now);
     }
   }
 

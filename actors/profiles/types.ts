@@ -9,6 +9,7 @@
  * hot path, so each call site sees at most the two policy classes.
  */
 import type { Profile, Reason } from '../../schemas/messages.ts';
+import type { EjectionTimes } from '../ejection.ts';
 import type { HostEvent, HostFields, HostMachine } from '../host-machine.ts';
 import type { RouteParams } from '../params.ts';
 
@@ -61,11 +62,8 @@ export interface ProfilePolicy {
   /** The host-state machine of the profile (the default one, or one with other guards via `provide()`). */
   readonly machine: HostMachine;
   readonly params: RouteParams;
-  /** The n-th ejection lasts min(n × ejectBaseMs, ejectMaxMs)... */
-  readonly ejectBaseMs: number;
-  readonly ejectMaxMs: number;
-  /** ...with the base for an ejection for `reason` (the default profile lengthens the one after a failed probe). */
-  ejectionBaseMs(reason: Reason): number;
+  /** What the length of a host's ejection is computed from (`ejectionMs`, actors/ejection.ts). */
+  readonly ejection: EjectionTimes;
   /** One call result (retcode 0 = success): counts it and applies the rules of the host's state (Lars' report()). */
   report(s: PolicyHost, ok: boolean, latencyMs: number, now: number): void;
   /** A tick for one host that is not draining: windows, timeouts, ejection decay. */
