@@ -16,10 +16,11 @@
  */
 import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
-import type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
-import { ADMIN_EJECTION, ejectionMs } from './ejection.ts';
-import { LoadWeighting, NO_TIME, type LoadHost } from './load-weights.ts';
-import { INITIAL_STATE, initialContext, restore, step, type HostEvent } from './host-machine.ts';
+import type { PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
+import { ADMIN_EJECTION } from './ejection.ts';
+import { HostSlot, hostCheckpoint, resumeHost, resumePublished } from './host-slot.ts';
+import { LoadWeighting } from './load-weights.ts';
+import { step, type HostEvent } from './host-machine.ts';
 import { resolveParams, type RouteParams } from './params.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
@@ -39,69 +40,6 @@ const NEVER = -Infinity;
  */
 export const QUIET_MS = 3000;
 export { parseCheckpoint } from './checkpoint.ts';
-
-/** One host of a route: identity, machine fields, the per-report counters and its load figures. */
-export class HostSlot implements PolicyHost, LoadHost {
-  readonly ip: string;
-  readonly port: number;
-  readonly key: string;
-  weight: number;
-  zone: string | undefined;
-  // machine fields (changed only through the machine)
-  state: HostState;
-  since: number;
-  reason: Reason;
-  ejections: number;
-  ejectUntil: number;
-  // Lars counters
-  vsucc = 0;
-  verr = 0;
-  rsucc = 0;
-  rerr = 0;
-  continSucc = 0;
-  continErr = 0;
-  /** Start of the current window (Lars idle_ts). */
-  windowStart: number;
-  // default profile
-  latency = 0;
-  latCalls = 0;
-  probeErr = 0;
-  /** Crossed an ejection threshold but the ejection cap held it in. */
-  suspect = false;
-  lastDecay: number;
-  /** An operator's mark in force (registry `admin`): the host takes no traffic and its reports judge nothing. */
-  admin: AdminMark | undefined = undefined;
-  // load weights and slow start (./load-weights.ts)
-  loadCalls = 0;
-  loadErrors = 0;
-  utilSum = 0;
-  utilSamples = 0;
-  loadWeight = 0;
-  loadSince = NO_TIME;
-  loadTs = NO_TIME;
-  rampStart = NO_TIME;
-  balance = 0;
-  /** Probing: the one agent that may send it trial calls now (undefined: none named), and when it last reported the host (or was named or dropped). */
-  trialAgent: string | undefined = undefined;
-  trialTs = 0;
-
-  /** A host in the machine's initial state, created at `now`. */
-  constructor(h: RegistryHost, now: number) {
-    this.ip = h.ip;
-    this.port = h.port;
-    this.key = `${h.ip}:${h.port}`;
-    this.weight = h.weight;
-    this.zone = h.zone ?? undefined;
-    const c = initialContext({ now });
-    this.state = INITIAL_STATE;
-    this.since = c.since;
-    this.reason = c.reason;
-    this.ejections = c.ejections;
-    this.ejectUntil = c.ejectUntil;
-    this.windowStart = now;
-    this.lastDecay = now;
-  }
-}
 
 export interface IngestResult {
   /** Reports applied to known hosts. */
@@ -201,8 +139,7 @@ export class RouteActor implements RouteMechanism {
       const r = restored.get(s.key);
       if (r && r.state !== 'draining') {
         // Resume where the previous owner left the host; counters start afresh.
-        const out = r.state === 'overloaded' || r.state === 'probing';
-        this.restoreHost(s, r.state, r.since, r.reason, out ? 1 : 0, out ? now + ejectionMs(this.policy.ejection, undefined, 1) : 0);
+        resumePublished(this.policy.machine, s, r, this.policy.ejection, now);
         this.policy.enter(s, now);
       } else {
         this.policy.enter(s, now);
@@ -223,34 +160,8 @@ export class RouteActor implements RouteMechanism {
     this.weighting.unit = cp.load_unit ?? 0;
     this.version = cp.version;
     for (const h of cp.hosts) {
-      const reg: RegistryHost = { ip: h.ip, port: h.port, weight: h.weight };
-      if (h.zone !== undefined) reg.zone = h.zone;
-      const s = new HostSlot(reg, now);
-      if (this.byKey.has(s.key)) continue;
-      this.restoreHost(s, h.state, h.since, h.reason, h.ejections, h.eject_until);
-      s.vsucc = h.vsucc;
-      s.verr = h.verr;
-      s.rsucc = h.rsucc;
-      s.rerr = h.rerr;
-      s.continSucc = h.contin_succ;
-      s.continErr = h.contin_err;
-      s.windowStart = h.idle_ts;
-      s.latency = h.latency;
-      s.latCalls = h.lat_calls;
-      s.probeErr = h.probe_err;
-      s.suspect = h.suspect;
-      s.lastDecay = h.last_decay;
-      s.loadCalls = h.load_calls ?? 0;
-      s.loadErrors = h.load_errors ?? 0;
-      s.utilSum = h.util_sum ?? 0;
-      s.utilSamples = h.util_samples ?? 0;
-      s.loadWeight = h.load_weight ?? 0;
-      s.loadSince = h.load_since ?? NO_TIME;
-      s.loadTs = h.load_ts ?? NO_TIME;
-      s.rampStart = h.ramp_start ?? NO_TIME;
-      s.balance = h.balance ?? 0;
-      s.trialAgent = h.trial_agent;
-      s.trialTs = h.trial_ts ?? 0;
+      if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
+      const s = resumeHost(this.policy.machine, h, now);
       this.slots.push(s);
       this.byKey.set(s.key, s);
     }
@@ -266,11 +177,6 @@ export class RouteActor implements RouteMechanism {
     this.dirty = cp.dirty;
     this.recount();
     this.applyRegistry(entry, now);
-  }
-
-  /** A host resumes the machine state a previous owner recorded (RESTORE; no route event). */
-  private restoreHost(s: HostSlot, state: HostState, since: number, reason: Reason, ejections: number, ejectUntil: number): void {
-    restore(this.policy.machine, s, { type: 'RESTORE', state, since, reason, ejections, ejectUntil });
   }
 
   get hostCount(): number {
@@ -820,43 +726,7 @@ export class RouteActor implements RouteMechanism {
    * actor built with it resumes exactly here, on this node or another.
    */
   checkpoint(now: number): RouteCheckpoint {
-    const hosts = this.slots.map((s): HostCheckpoint => {
-      const h: HostCheckpoint = {
-        ip: s.ip,
-        port: s.port,
-        weight: s.weight,
-        state: s.state,
-        reason: s.reason,
-        since: s.since,
-        ejections: s.ejections,
-        eject_until: s.ejectUntil,
-        vsucc: s.vsucc,
-        verr: s.verr,
-        rsucc: s.rsucc,
-        rerr: s.rerr,
-        contin_succ: s.continSucc,
-        contin_err: s.continErr,
-        idle_ts: s.windowStart,
-        latency: s.latency,
-        lat_calls: s.latCalls,
-        probe_err: s.probeErr,
-        suspect: s.suspect,
-        last_decay: s.lastDecay,
-        load_calls: s.loadCalls,
-        load_errors: s.loadErrors,
-        util_sum: s.utilSum,
-        util_samples: s.utilSamples,
-        load_weight: s.loadWeight,
-        load_since: s.loadSince,
-        load_ts: s.loadTs,
-        ramp_start: s.rampStart,
-        balance: s.balance,
-        trial_ts: s.trialTs,
-      };
-      if (s.trialAgent !== undefined) h.trial_agent = s.trialAgent;
-      if (s.zone !== undefined) h.zone = s.zone;
-      return h;
-    });
+    const hosts = this.slots.map(hostCheckpoint);
     return {
       v: 1,
       modid: this.modid,

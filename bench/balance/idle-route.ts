@@ -15,7 +15,8 @@
  *   one calls).
  * The figure is the worst of the three, per minute. Target ≤ 1.
  */
-import { RouteActor, type HostSlot } from '../../actors/route.ts';
+import { RouteActor } from '../../actors/route.ts';
+import type { HostSlot } from '../../actors/host-slot.ts';
 import { trialWeight } from '../../actors/strategies/hosts.ts';
 import type { RegistryEntry, ReportBatch, ReportTuple, RouteState } from '../../schemas/messages.ts';
 import type { Metric } from '../lib.ts';

@@ -1,0 +1,200 @@
+/**
+ * One host of a route (`HostSlot`): identity, the host machine's fields, the
+ * per-report counters and its load figures, all plain fields (the report path
+ * reads and writes them with no allocation); and its checkpoint round trip.
+ *
+ * Which fields a checkpoint keeps, under which name, and what a checkpoint
+ * written before a field existed gives for it is one list, `HOST_FIELDS`:
+ * writing a host's checkpoint and reading it back both follow it, so a new
+ * per-host field is a property here and one entry in the list (and its line in
+ * HostCheckpoint, actors/checkpoint.ts). A unit test fails for a property of
+ * the slot that is neither in the list nor named in `NOT_CHECKPOINTED`.
+ */
+import type { AdminMark } from '../schemas/contract.ts';
+import type { HostState, Reason, RegistryHost, RouteHost } from '../schemas/messages.ts';
+import type { HostCheckpoint } from './checkpoint.ts';
+import { ejectionMs, type EjectionTimes } from './ejection.ts';
+import { INITIAL_STATE, initialContext, restore, type HostMachine } from './host-machine.ts';
+import { NO_TIME, type LoadHost } from './load-weights.ts';
+import type { PolicyHost } from './profiles/types.ts';
+
+/** One host of a route: identity, machine fields, the per-report counters and its load figures. */
+export class HostSlot implements PolicyHost, LoadHost {
+  readonly ip: string;
+  readonly port: number;
+  readonly key: string;
+  weight: number;
+  zone: string | undefined;
+  // machine fields (changed only through the machine)
+  state: HostState;
+  since: number;
+  reason: Reason;
+  ejections: number;
+  ejectUntil: number;
+  // Lars counters
+  vsucc = 0;
+  verr = 0;
+  rsucc = 0;
+  rerr = 0;
+  continSucc = 0;
+  continErr = 0;
+  /** Start of the current window (Lars idle_ts). */
+  windowStart: number;
+  // default profile
+  latency = 0;
+  latCalls = 0;
+  probeErr = 0;
+  /** Crossed an ejection threshold but the ejection cap held it in. */
+  suspect = false;
+  lastDecay: number;
+  /** An operator's mark in force (registry `admin`): the host takes no traffic and its reports judge nothing. */
+  admin: AdminMark | undefined = undefined;
+  // load weights and slow start (./load-weights.ts)
+  loadCalls = 0;
+  loadErrors = 0;
+  utilSum = 0;
+  utilSamples = 0;
+  loadWeight = 0;
+  loadSince = NO_TIME;
+  loadTs = NO_TIME;
+  rampStart = NO_TIME;
+  balance = 0;
+  /** Probing: the one agent that may send it trial calls now (undefined: none named), and when it last reported the host (or was named or dropped). */
+  trialAgent: string | undefined = undefined;
+  trialTs = 0;
+
+  /** A host in the machine's initial state, created at `now`. */
+  constructor(h: RegistryHost, now: number) {
+    this.ip = h.ip;
+    this.port = h.port;
+    this.key = `${h.ip}:${h.port}`;
+    this.weight = h.weight;
+    this.zone = h.zone ?? undefined;
+    const c = initialContext({ now });
+    this.state = INITIAL_STATE;
+    this.since = c.since;
+    this.reason = c.reason;
+    this.ejections = c.ejections;
+    this.ejectUntil = c.ejectUntil;
+    this.windowStart = now;
+    this.lastDecay = now;
+  }
+}
+
+/** How one per-host field is kept in a checkpoint. */
+export interface HostField {
+  /** The slot's property... */
+  readonly slot: keyof HostSlot;
+  /** ...and the checkpoint's key for it (Lars' names for its counters). */
+  readonly cp: keyof HostCheckpoint;
+  /**
+   * How it is read back: copied (absent), as the registry host the slot is
+   * created from (`identity`), or through the machine (`machine`: RESTORE).
+   */
+  readonly kind?: 'identity' | 'machine';
+  /** Written only when set; absent from the checkpoint otherwise. */
+  readonly optional?: true;
+  /** What a checkpoint written before the field existed gives for it (absent: every checkpoint has it). */
+  readonly absent?: number;
+}
+
+/** Every per-host field a checkpoint keeps, in the order a checkpoint lists them. */
+export const HOST_FIELDS: readonly HostField[] = [
+  { slot: 'ip', cp: 'ip', kind: 'identity' },
+  { slot: 'port', cp: 'port', kind: 'identity' },
+  { slot: 'weight', cp: 'weight', kind: 'identity' },
+  { slot: 'state', cp: 'state', kind: 'machine' },
+  { slot: 'reason', cp: 'reason', kind: 'machine' },
+  { slot: 'since', cp: 'since', kind: 'machine' },
+  { slot: 'ejections', cp: 'ejections', kind: 'machine' },
+  { slot: 'ejectUntil', cp: 'eject_until', kind: 'machine' },
+  { slot: 'vsucc', cp: 'vsucc' },
+  { slot: 'verr', cp: 'verr' },
+  { slot: 'rsucc', cp: 'rsucc' },
+  { slot: 'rerr', cp: 'rerr' },
+  { slot: 'continSucc', cp: 'contin_succ' },
+  { slot: 'continErr', cp: 'contin_err' },
+  { slot: 'windowStart', cp: 'idle_ts' },
+  { slot: 'latency', cp: 'latency' },
+  { slot: 'latCalls', cp: 'lat_calls' },
+  { slot: 'probeErr', cp: 'probe_err' },
+  { slot: 'suspect', cp: 'suspect' },
+  { slot: 'lastDecay', cp: 'last_decay' },
+  // load weights and slow start: absent in checkpoints written before them
+  { slot: 'loadCalls', cp: 'load_calls', absent: 0 },
+  { slot: 'loadErrors', cp: 'load_errors', absent: 0 },
+  { slot: 'utilSum', cp: 'util_sum', absent: 0 },
+  { slot: 'utilSamples', cp: 'util_samples', absent: 0 },
+  { slot: 'loadWeight', cp: 'load_weight', absent: 0 },
+  { slot: 'loadSince', cp: 'load_since', absent: NO_TIME },
+  { slot: 'loadTs', cp: 'load_ts', absent: NO_TIME },
+  { slot: 'rampStart', cp: 'ramp_start', absent: NO_TIME },
+  { slot: 'balance', cp: 'balance', absent: 0 },
+  // probing trials: absent in checkpoints written before them
+  { slot: 'trialTs', cp: 'trial_ts', absent: 0 },
+  { slot: 'trialAgent', cp: 'trial_agent', optional: true },
+  { slot: 'zone', cp: 'zone', kind: 'identity', optional: true },
+];
+
+/** The slot's properties a checkpoint does not keep, and why. */
+export const NOT_CHECKPOINTED: Readonly<Partial<Record<keyof HostSlot, string>>> = {
+  key: 'derived from ip and port',
+  admin: "the registry entry applied after a resume sets the operator's mark again",
+};
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * A function compiled from HOST_FIELDS (names checked as identifiers; no
+ * input reaches it): straight-line code as if written by hand. A loop over
+ * the list with computed names costs five times as much per host, and every
+ * route's checkpoint is written with each of its stored states and read back
+ * on every takeover.
+ */
+function compile<F>(args: readonly string[], body: string): F {
+  for (const f of HOST_FIELDS) if (!NAME.test(f.slot) || !NAME.test(f.cp)) throw new Error(`host field ${f.slot}/${f.cp} is not an identifier`);
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- built from HOST_FIELDS above, see the comment
+  return new Function(...args, body) as F;
+}
+
+const writeHost = compile<(s: HostSlot) => HostCheckpoint>(
+  ['s'],
+  [
+    `const h = { ${HOST_FIELDS.filter((f) => f.optional !== true).map((f) => `${f.cp}: s.${f.slot}`).join(', ')} };`,
+    ...HOST_FIELDS.filter((f) => f.optional === true).map((f) => `if (s.${f.slot} !== undefined) h.${f.cp} = s.${f.slot};`),
+    'return h;',
+  ].join('\n'),
+);
+
+const readCopied = compile<(s: HostSlot, h: HostCheckpoint) => void>(
+  ['s', 'h'],
+  HOST_FIELDS.filter((f) => f.kind === undefined)
+    .map((f) => `s.${f.slot} = h.${f.cp}${f.absent !== undefined ? ` ?? ${JSON.stringify(f.absent)}` : ''};`)
+    .join('\n'),
+);
+
+/** The host's checkpoint: every field of HOST_FIELDS under its checkpoint name (optional ones only when set). */
+export function hostCheckpoint(s: HostSlot): HostCheckpoint {
+  return writeHost(s);
+}
+
+/** The slot a host's checkpoint describes, exactly: identity, the machine state it recorded (RESTORE, with `machine`'s rules), every other field. */
+export function resumeHost(machine: HostMachine, h: HostCheckpoint, now: number): HostSlot {
+  const reg: RegistryHost = { ip: h.ip, port: h.port, weight: h.weight };
+  if (h.zone !== undefined) reg.zone = h.zone;
+  const s = new HostSlot(reg, now);
+  restore(machine, s, { type: 'RESTORE', state: h.state, since: h.since, reason: h.reason, ejections: h.ejections, ejectUntil: h.eject_until });
+  readCopied(s, h);
+  return s;
+}
+
+/**
+ * A new slot `s` resumes a host of a published route state, which carries its
+ * state, reason and since but no counters: an ejected (overloaded or probing)
+ * host counts one ejection, ending one first ejection's length from `now`
+ * (`ejectionMs` with the published reason not weighed).
+ */
+export function resumePublished(machine: HostMachine, s: HostSlot, r: RouteHost, ejection: EjectionTimes, now: number): void {
+  const out = r.state === 'overloaded' || r.state === 'probing';
+  restore(machine, s, { type: 'RESTORE', state: r.state, since: r.since, reason: r.reason, ejections: out ? 1 : 0, ejectUntil: out ? now + ejectionMs(ejection, undefined, 1) : 0 });
+}
