@@ -81,6 +81,18 @@ export class HostSlot implements PolicyHost, LoadHost {
   }
 }
 
+/**
+ * What agents see of host `s` in the route state: picked with `pickWeight`,
+ * and its trial agent named when `trials` (outside panic, with
+ * probe_trial_timeout on) and it is probing.
+ */
+export function publishedHost(s: HostSlot, pickWeight: number, trials: boolean): RouteHost {
+  const h: RouteHost = { ip: s.ip, port: s.port, weight: s.weight, state: s.state, reason: s.reason, since: s.since, pick_weight: pickWeight };
+  if (s.zone !== undefined) h.zone = s.zone;
+  if (trials && s.trialAgent !== undefined && s.state === 'probing') h.trial_agent = s.trialAgent;
+  return h;
+}
+
 /** How one per-host field is kept in a checkpoint. */
 export interface HostField {
   /** The slot's property... */

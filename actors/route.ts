@@ -15,19 +15,21 @@
  * runtime calls `tick(now)` periodically and `flush(now)` after a burst.
  */
 import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
-import type { HostState, Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteEvent, RouteHost, RouteState, EventFigures } from '../schemas/messages.ts';
+import type { Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteHost, RouteState } from '../schemas/messages.ts';
 import type { PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
-import { ADMIN_EJECTION } from './ejection.ts';
-import { HostSlot, hostCheckpoint, resumeHost, resumePublished } from './host-slot.ts';
+import type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
+import { applyAdminMark, stampBy } from './admin-marks.ts';
+import { HostSlot, hostCheckpoint, publishedHost, resumeHost, resumePublished } from './host-slot.ts';
+import { hostEvent, hostFigures, leftEvent, routeState } from './route-output.ts';
+import { ejectionCap, inPanic } from './route-health.ts';
 import { LoadWeighting } from './load-weights.ts';
 import { step, type HostEvent } from './host-machine.ts';
 import { resolveParams, type RouteParams } from './params.ts';
+import { NEVER, TrialAgents } from './trial-agents.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
 export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 
-/** The time of a sender never heard (or heard at a time an older checkpoint did not record). */
-const NEVER = -Infinity;
 
 /**
  * A route with no input (report batch, registry entry) for this long, ms,
@@ -41,39 +43,7 @@ const NEVER = -Infinity;
 export const QUIET_MS = 3000;
 export { parseCheckpoint } from './checkpoint.ts';
 
-export interface IngestResult {
-  /** Reports applied to known hosts. */
-  applied: number;
-  /** Reports for hosts this route does not have (dropped). */
-  unknownHost: number;
-}
-
-export interface RouteChanges {
-  state: RouteState;
-  events: RouteEvent[];
-}
-
-export interface RouteActorOptions {
-  modid: number;
-  cmdid: number;
-  /** Sender id stamped on published messages. */
-  nodeId: string;
-  entry: RegistryEntry;
-  now: number;
-  /**
-   * The route's full state as another node left it (`checkpoint()`): the
-   * actor resumes exactly there, then applies `entry` as a registry update.
-   * Takes precedence over `restored`. Ignored when it is for another route.
-   */
-  checkpoint?: RouteCheckpoint;
-  /**
-   * Last published state (from the routes KV), to resume version and host
-   * states after a restart when there is no checkpoint. It lacks the
-   * counters: they start afresh, and an ejected host counts one ejection,
-   * ending one base ejection time (lars: overload_timeout) from now.
-   */
-  restored?: RouteState;
-}
+export type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
 
 export class RouteActor implements RouteMechanism {
   readonly modid: number;
@@ -98,18 +68,8 @@ export class RouteActor implements RouteMechanism {
   private active = 0;
   /** Median latency of the healthy peers at the last tick (figures and outlier rule; set by the default policy). */
   peerLatency = 0;
-  /**
-   * The agents heard from most recently, for naming a probing host's trial
-   * agent: the sender of the latest report batch and the latest one other
-   * than it, with when each was last heard (by the `now` of `ingest`). A map
-   * of sender to last-heard time bounded to the two entries the naming rule
-   * reads (the latest sender other than one gone silent), so thousands of
-   * agents cost the route nothing more, and ingest does no allocation for it.
-   */
-  private lastSender: string | undefined = undefined;
-  private lastHeard = NEVER;
-  private prevSender: string | undefined = undefined;
-  private prevHeard = NEVER;
+  /** The agents heard lately, for naming a probing host's trial agent. */
+  private trials!: TrialAgents;
   /** The `now` of the last tick (NEVER before the first): what `nextTick` knows the last tick already judged. */
   private lastTick = NEVER;
   /** Inside `tick`: a suspect mark set and cleared within one tick changes panic only by their net result. */
@@ -143,7 +103,7 @@ export class RouteActor implements RouteMechanism {
         this.policy.enter(s, now);
       } else {
         this.policy.enter(s, now);
-        this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
+        this.pending.push(hostEvent(this, s, 'none', 'registered', now, {}));
       }
       this.slots.push(s);
       this.byKey.set(s.key, s);
@@ -167,11 +127,7 @@ export class RouteActor implements RouteMechanism {
     }
     this.pending = cp.pending.map((e) => ({ ...e, figures: { ...e.figures } }));
     this.peerLatency = cp.peer_latency;
-    this.lastSender = cp.last_sender;
-    this.prevSender = cp.prev_sender;
-    // an older checkpoint did not record when: those agents count as not heard lately
-    this.lastHeard = cp.last_heard ?? NEVER;
-    this.prevHeard = cp.prev_heard ?? NEVER;
+    this.trials.load(cp);
     this.removed = cp.removed;
     this.panic = cp.panic;
     this.dirty = cp.dirty;
@@ -216,6 +172,8 @@ export class RouteActor implements RouteMechanism {
     // the current load period goes on under new parameters
     if (this.weighting === undefined) this.weighting = new LoadWeighting(this.params, now);
     else this.weighting.params = this.params;
+    if (this.trials === undefined) this.trials = new TrialAgents(this.params);
+    else this.trials.params = this.params;
   }
 
   // ------------------------------------------------------------ fast path
@@ -228,12 +186,7 @@ export class RouteActor implements RouteMechanism {
   ingest(batch: ReportBatch, now: number): IngestResult {
     const hosts = batch.hosts;
     const sender = batch.sender;
-    if (sender !== this.lastSender) {
-      this.prevSender = this.lastSender;
-      this.prevHeard = this.lastHeard;
-      this.lastSender = sender;
-    }
-    this.lastHeard = now;
+    this.trials.heard(sender, now);
     this.lastInput = now;
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
@@ -292,9 +245,7 @@ export class RouteActor implements RouteMechanism {
   /** Ejects `s` unless the route's ejection cap holds a healthy host in (then it is marked suspect). */
   eject(s: PolicyHost, reason: Reason, now: number): boolean {
     if (s.state === 'healthy') {
-      const pct = Math.floor((this.active * this.params.max_ejection_percent) / 100);
-      const cap = this.params.eject_at_least_one >= 1 ? Math.max(1, pct) : pct;
-      if (this.ejected >= cap) {
+      if (this.ejected >= ejectionCap(this.active, this.params)) {
         if (!s.suspect) {
           s.suspect = true;
           this.updatePanic();
@@ -311,7 +262,7 @@ export class RouteActor implements RouteMechanism {
     const from = s.state;
     if (!step(this.policy.machine, s, event)) return false;
     // figures of the counters that led here, before entering the state resets them
-    const figures = this.figures(s);
+    const figures = hostFigures(s, this.peerLatency);
     if (s.state === 'overloaded' && s.ejectUntil > now) figures.ejection_ms = s.ejectUntil - now;
     figures.ejections = s.ejections;
     this.policy.enter(s, now);
@@ -321,8 +272,8 @@ export class RouteActor implements RouteMechanism {
     else if (s.state === 'healthy' && from !== 'healthy') this.weighting.enterHealthy(slot, now);
     else if (from === 'healthy') this.weighting.leaveHealthy(slot);
     slot.trialAgent = undefined;
-    if (s.state === 'probing') this.nameTrialAgent(slot, now);
-    this.pending.push(this.makeEvent(s, from, s.reason, now, figures));
+    if (s.state === 'probing') this.trials.name(slot, now);
+    this.pending.push(hostEvent(this, s, from, s.reason, now, figures));
     this.recount();
     this.panic = this.computePanic();
     this.dirty = true;
@@ -333,40 +284,6 @@ export class RouteActor implements RouteMechanism {
     const wasSuspect = s.suspect;
     this.policy.setIdle(s, now);
     if (wasSuspect) this.updatePanic();
-  }
-
-  private figures(s: PolicyHost): EventFigures {
-    const v = s.vsucc + s.verr;
-    const r = s.rsucc + s.rerr;
-    const f: EventFigures = {
-      err_rate: v > 0 ? s.verr / v : 0,
-      succ_rate: v > 0 ? s.vsucc / v : 0,
-      window_err_rate: r > 0 ? s.rerr / r : 0,
-      consecutive_errors: s.continErr,
-      consecutive_successes: s.continSucc,
-      calls: r,
-    };
-    if (s.latCalls > 0) {
-      f.latency_ms = s.latency;
-      f.peer_latency_ms = this.peerLatency;
-    }
-    return f;
-  }
-
-  private makeEvent(s: PolicyHost, from: HostState | 'none', reason: Reason, now: number, figures: EventFigures): PendingRouteEvent {
-    return {
-      v: 1,
-      sender: this.nodeId,
-      modid: this.modid,
-      cmdid: this.cmdid,
-      ts: now,
-      ip: s.ip,
-      port: s.port,
-      from,
-      to: s.state,
-      reason,
-      figures,
-    };
   }
 
   private recount(): void {
@@ -381,11 +298,7 @@ export class RouteActor implements RouteMechanism {
   }
 
   private computePanic(): boolean {
-    const t = this.params.panic_threshold;
-    if (t <= 0 || this.active === 0) return false;
-    let well = 0;
-    for (const s of this.slots) if (s.state === 'healthy' && !s.suspect) well++;
-    return (well * 100) / this.active < t;
+    return inPanic(this.slots, this.active, this.params);
   }
 
   private updatePanic(): void {
@@ -424,7 +337,7 @@ export class RouteActor implements RouteMechanism {
       this.ticking = false;
     }
     if (this.panic !== panic) this.dirty = true;
-    this.tickTrials(now);
+    if (this.trials.tick(this.slots, now) && !this.panic) this.dirty = true;
     if (this.weighting.due(now) && this.weighting.update(this.slots, now)) this.dirty = true;
     this.lastTick = now;
   }
@@ -440,7 +353,6 @@ export class RouteActor implements RouteMechanism {
   nextTick(): number {
     const policy = this.policy;
     const drainMs = this.params.drain_time * 1000;
-    const trialMs = this.params.probe_trial_timeout * 1000;
     let due = this.weighting.dueAt();
     for (const s of this.slots) {
       if (s.state === 'draining') {
@@ -448,10 +360,7 @@ export class RouteActor implements RouteMechanism {
       } else if (s.admin === undefined) {
         due = Math.min(due, policy.tickDue(s));
       }
-      // A probing host without a trial agent gets one only from a report
-      // batch (an agent heard lately): the tick that follows the batch names
-      // it. With one, tickTrials acts at its timeout.
-      if (s.state === 'probing' && trialMs > 0 && s.trialAgent !== undefined) due = Math.min(due, this.trialDue(s.trialAgent, s.trialTs, trialMs));
+      due = Math.min(due, this.trials.due(s, this.lastTick));
     }
     // A quiet route is left alone: what falls due QUIET_MS or more after its last input waits for the next one
     // (the tick that input brings catches up at once). One tick at that point closes what was due before it.
@@ -460,106 +369,11 @@ export class RouteActor implements RouteMechanism {
     return this.lastTick < quiet ? quiet : Infinity;
   }
 
-  /**
-   * When tickTrials can next change the trial agent `agent` of a probing
-   * host, ms: at its timeout (`ts` + probe_trial_timeout) when another agent
-   * heard lately is there to take over then, else once `agent` itself has not
-   * been heard for probe_trial_timeout (it is dropped). A timeout the last
-   * tick already judged (it kept the agent: no other agent was heard) is
-   * judged again only when the agent goes quiet.
-   */
-  private trialDue(agent: string, ts: number, trialMs: number): number {
-    const at = Math.max(ts + trialMs, this.lastTick);
-    if (this.recentSender(at, agent) !== undefined) return at;
-    return Math.max(at, this.heardAt(agent) + trialMs);
-  }
-
-  /** When `sender` was last heard, if it is one of the two latest senders (NEVER otherwise: older than both). */
-  private heardAt(sender: string): number {
-    if (sender === this.lastSender) return this.lastHeard;
-    if (sender === this.prevSender) return this.prevHeard;
-    return NEVER;
-  }
-
-  /**
-   * The agent heard most recently other than `except`, if it was heard within
-   * probe_trial_timeout of `now`: an agent calling the route now.
-   */
-  private recentSender(now: number, except: string | undefined): string | undefined {
-    const windowMs = this.params.probe_trial_timeout * 1000;
-    if (this.lastSender !== except) return this.lastSender !== undefined && now - this.lastHeard < windowMs ? this.lastSender : undefined;
-    return this.prevSender !== undefined && now - this.prevHeard < windowMs ? this.prevSender : undefined;
-  }
-
-  /**
-   * Names the agent that sends a probing host its trial calls: the sender of
-   * the latest report batch, if it was heard within probe_trial_timeout (an
-   * agent calling the route now). None while no agent was heard lately, or
-   * when probe_trial_timeout is 0.
-   */
-  private nameTrialAgent(s: HostSlot, now: number): void {
-    if (this.params.probe_trial_timeout <= 0) return;
-    const next = this.recentSender(now, undefined);
-    if (next === undefined) return;
-    this.setTrialAgent(s, next, now);
-  }
-
-  /**
-   * A probing host's trial agent reported nothing of it for
-   * probe_trial_timeout: the latest other agent heard within that time (so
-   * since the silent one's last trial) takes over. With none, the silent
-   * agent keeps the host while it is still heard (it calls the route, its
-   * picks have not landed on the host yet), and is dropped once it is not:
-   * one version, then none until an agent reports again. Agents that closed
-   * are never named, and an idle route does not hand its trials around.
-   */
-  private replaceTrialAgent(s: HostSlot, silent: string, now: number): void {
-    const next = this.recentSender(now, silent);
-    if (next !== undefined) this.setTrialAgent(s, next, now);
-    else if (now - this.heardAt(silent) >= this.params.probe_trial_timeout * 1000) this.setTrialAgent(s, undefined, now);
-  }
-
-  private setTrialAgent(s: HostSlot, agent: string | undefined, now: number): void {
-    if (agent === s.trialAgent) return;
-    s.trialAgent = agent;
-    s.trialTs = now;
-    // in panic no trial agent is published (snapshot): nothing for agents to see
-    if (!this.panic) this.dirty = true;
-  }
-
-  /** A probing host gets a trial agent when an agent was heard lately, another one when its own went silent (replaceTrialAgent). */
-  private tickTrials(now: number): void {
-    const limit = this.params.probe_trial_timeout * 1000;
-    if (limit <= 0) return;
-    for (const s of this.slots) {
-      if (s.state !== 'probing') continue;
-      if (s.trialAgent === undefined) this.nameTrialAgent(s, now);
-      else if (now - s.trialTs >= limit) this.replaceTrialAgent(s, s.trialAgent, now);
-    }
-  }
-
-  /**
-   * An operator's mark set or lifted (`lars host`), through the machine:
-   * drained → draining, kept in the route however long (`admin_drain`),
-   * and back to healthy when lifted (`admin_undrain`); ejected → overloaded
-   * until cleared, with no probe and no report judged (`admin_eject`), and
-   * cleared as if its ejection time had run out (`admin_clear`: probing in
-   * the default profile, healthy in lars).
-   */
+  /** An operator's mark set or lifted (actors/admin-marks.ts); the events it brings say who asked. */
   private applyAdmin(s: HostSlot, mark: AdminMark | undefined, now: number, by: string | undefined): void {
     const first = this.pending.length;
-    this.applyAdminMark(s, mark, now);
-    // the events of an operator's action say who asked
-    if (by !== undefined && by !== '') for (let i = first; i < this.pending.length; i++) this.pending[i]!.by = by;
-  }
-
-  private applyAdminMark(s: HostSlot, mark: AdminMark | undefined, now: number): void {
-    const prev = s.admin;
-    s.admin = mark;
-    if (prev === AdminMark.drained && s.state === 'draining') this.send(s, { type: 'READD', now, reason: 'admin_undrain' }, now);
-    if (prev === AdminMark.ejected && s.state === 'overloaded') this.send(s, { type: 'EJECTION_ELAPSED', now, reason: 'admin_clear' }, now);
-    if (mark === AdminMark.drained && s.state !== 'draining') this.send(s, { type: 'DRAIN', now, reason: 'admin_drain' }, now);
-    if (mark === AdminMark.ejected && (s.state === 'healthy' || s.state === 'probing')) this.send(s, { type: 'EJECT', reason: 'admin_eject', now, ...ADMIN_EJECTION }, now);
+    applyAdminMark(this, s, mark, now);
+    stampBy(this.pending, first, by);
     this.dirty = true;
   }
 
@@ -569,9 +383,7 @@ export class RouteActor implements RouteMechanism {
     for (const s of this.slots) {
       if (s.state === 'draining' && s.admin !== AdminMark.drained && now - s.since >= this.params.drain_time * 1000) {
         this.byKey.delete(s.key);
-        const e = this.makeEvent(s, 'draining', 'removed', now, {});
-        e.to = 'none';
-        this.pending.push(e);
+        this.pending.push(leftEvent(this, s, 'draining', now));
       } else {
         keep.push(s);
       }
@@ -627,7 +439,7 @@ export class RouteActor implements RouteMechanism {
       this.weighting.enterHealthy(s, now);
       this.slots.push(s);
       this.byKey.set(s.key, s);
-      this.pending.push(this.makeEvent(s, 'none', 'registered', now, {}));
+      this.pending.push(hostEvent(this, s, 'none', 'registered', now, {}));
       if (h.admin !== undefined) this.applyAdmin(s, h.admin.state, now, h.admin.by);
       changed = true;
     }
@@ -648,11 +460,7 @@ export class RouteActor implements RouteMechanism {
   /** The route was deleted from the registry: the next flush publishes a tombstone. */
   remove(now: number): void {
     this.lastInput = now;
-    for (const s of this.slots) {
-      const e = this.makeEvent(s, s.state, 'removed', now, {});
-      e.to = 'none';
-      this.pending.push(e);
-    }
+    for (const s of this.slots) this.pending.push(leftEvent(this, s, s.state, now));
     this.slots = [];
     this.byKey.clear();
     this.recount();
@@ -668,37 +476,10 @@ export class RouteActor implements RouteMechanism {
 
   /** The effective route as it stands (without bumping the version). */
   snapshot(now: number): RouteState {
-    const p = this.params;
-    const hosts: RouteHost[] = this.slots.map((s) => {
-      const h: RouteHost = {
-        ip: s.ip,
-        port: s.port,
-        weight: s.weight,
-        state: s.state,
-        reason: s.reason,
-        since: s.since,
-        pick_weight: this.pickWeight(s),
-      };
-      if (s.zone !== undefined) h.zone = s.zone;
-      // in panic every agent spreads over every host: no one agent's trials
-      if (s.trialAgent !== undefined && s.state === 'probing' && !this.panic && this.params.probe_trial_timeout > 0) h.trial_agent = s.trialAgent;
-      return h;
-    });
-    const state: RouteState = {
-      v: 1,
-      sender: this.nodeId,
-      modid: this.modid,
-      cmdid: this.cmdid,
-      version: Math.max(1, this.version),
-      ts: now,
-      profile: this.profile,
-      panic: this.panic,
-      removed: this.removed,
-      probe_num: p.probe_num,
-      hosts,
-    };
-    if (this.strategy !== undefined) state.strategy = this.strategy;
-    return state;
+    // in panic every agent spreads over every host: no one agent's trials
+    const trials = !this.panic && this.params.probe_trial_timeout > 0;
+    const hosts = this.slots.map((s) => publishedHost(s, this.pickWeight(s), trials));
+    return routeState(this, this.version, this.panic, this.removed, hosts, now);
   }
 
   private pickWeight(s: HostSlot): number {
@@ -741,10 +522,7 @@ export class RouteActor implements RouteMechanism {
       peer_latency: this.peerLatency,
       load_period_start: this.weighting.periodStart,
       load_unit: this.weighting.unit,
-      ...(this.lastSender !== undefined ? { last_sender: this.lastSender } : {}),
-      ...(this.lastSender !== undefined && this.lastHeard !== NEVER ? { last_heard: this.lastHeard } : {}),
-      ...(this.prevSender !== undefined ? { prev_sender: this.prevSender } : {}),
-      ...(this.prevSender !== undefined && this.prevHeard !== NEVER ? { prev_heard: this.prevHeard } : {}),
+      ...this.trials.save(),
       hosts,
       pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
     };
