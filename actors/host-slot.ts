@@ -201,12 +201,15 @@ export function resumeHost(machine: HostMachine, h: HostCheckpoint, now: number)
 }
 
 /**
- * A new slot `s` resumes a host of a published route state, which carries its
- * state, reason and since but no counters: an ejected (overloaded or probing)
- * host counts one ejection, ending one first ejection's length from `now`
- * (`ejectionMs` with the published reason not weighed).
+ * A new slot `s` resumes host `r` of a published route state, which carries
+ * its state, reason and since but no counters: an ejected (overloaded or
+ * probing) host counts one ejection, ending one first ejection's length from
+ * `now` (`ejectionMs` with the published reason not weighed). A host the
+ * state does not list, or lists draining, is not resumed (false).
  */
-export function resumePublished(machine: HostMachine, s: HostSlot, r: RouteHost, ejection: EjectionTimes, now: number): void {
+export function resumePublished(machine: HostMachine, s: HostSlot, r: RouteHost | undefined, ejection: EjectionTimes, now: number): boolean {
+  if (r === undefined || r.state === 'draining') return false;
   const out = r.state === 'overloaded' || r.state === 'probing';
   restore(machine, s, { type: 'RESTORE', state: r.state, since: r.since, reason: r.reason, ejections: out ? 1 : 0, ejectUntil: out ? now + ejectionMs(ejection, undefined, 1) : 0 });
+  return true;
 }

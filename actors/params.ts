@@ -139,3 +139,9 @@ export function resolveParams(profile: Profile, overrides: Record<string, number
   }
   return { ok: true, params };
 }
+
+/** The profile's defaults with `overrides` applied, or the profile's defaults alone when an override is bad (the caller reports it). */
+export function paramsOrDefaults(profile: Profile, overrides: Record<string, number> = {}): RouteParams {
+  const r = resolveParams(profile, overrides);
+  return r.ok ? r.params : (resolveParams(profile) as { ok: true; params: RouteParams }).params;
+}

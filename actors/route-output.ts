@@ -5,10 +5,11 @@
  * that led to a transition, as they stood before entering the new state
  * reset them.
  */
-import type { PickStrategy } from '../schemas/contract.ts';
+import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { EventFigures, HostState, Profile, Reason, RouteHost, RouteState } from '../schemas/messages.ts';
 import type { PendingRouteEvent } from './checkpoint.ts';
-import type { PolicyHost } from './profiles/types.ts';
+import type { HostSlot } from './host-slot.ts';
+import type { PolicyHost, ProfilePolicy } from './profiles/types.ts';
 
 /** Who publishes a route's events, and for which route. */
 export interface RouteIds {
@@ -42,6 +43,18 @@ export function routeState(r: PublishedRoute, version: number, panic: boolean, r
   };
   if (r.strategy !== undefined) state.strategy = r.strategy;
   return state;
+}
+
+/**
+ * The weight agents pick host `s` with: none while it drains or an operator
+ * ejected it (in panic too); its registry weight in panic; else its load
+ * weight or slow start when healthy and it has one, or what the profile gives.
+ */
+export function pickWeight(s: HostSlot, panic: boolean, policy: ProfilePolicy): number {
+  if (s.state === 'draining' || s.admin === AdminMark.ejected) return 0;
+  if (panic) return s.weight;
+  if (s.state === 'healthy' && s.balance > 0) return s.balance;
+  return policy.pickWeight(s);
 }
 
 /** The figures of host `s`'s counters now; `peerLatency` is the healthy peers' median latency, ms. */

@@ -20,30 +20,19 @@ import type { PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
 import { applyAdminMark, stampBy } from './admin-marks.ts';
 import { HostSlot, hostCheckpoint, publishedHost, resumeHost, resumePublished } from './host-slot.ts';
-import { hostEvent, hostFigures, leftEvent, routeState } from './route-output.ts';
+import { hostEvent, hostFigures, leftEvent, pickWeight, routeState } from './route-output.ts';
 import { ejectionCap, inPanic } from './route-health.ts';
 import { LoadWeighting } from './load-weights.ts';
 import { step, type HostEvent } from './host-machine.ts';
-import { resolveParams, type RouteParams } from './params.ts';
+import { paramsOrDefaults, type RouteParams } from './params.ts';
+import { quietDue } from './route-schedule.ts';
 import { NEVER, TrialAgents } from './trial-agents.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
 export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
-
-
-/**
- * A route with no input (report batch, registry entry) for this long, ms,
- * is not ticked by time alone until the next input (`nextTick` says
- * Infinity after one last tick at that point): ejections ending, windows
- * closing, slow starts stepping, load weights lapsing and trial agents going
- * all wait, and the tick the next input brings applies them at once. A route
- * nobody calls publishes nothing; a caller that comes back picks from the
- * last state and its first report batch brings the route up to date.
- */
-export const QUIET_MS = 3000;
-export { parseCheckpoint } from './checkpoint.ts';
-
 export type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
+export { parseCheckpoint } from './checkpoint.ts';
+export { QUIET_MS } from './route-schedule.ts';
 
 export class RouteActor implements RouteMechanism {
   readonly modid: number;
@@ -96,20 +85,14 @@ export class RouteActor implements RouteMechanism {
     for (const h of opts.entry.hosts) {
       if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
       const s = new HostSlot(h, now);
-      const r = restored.get(s.key);
-      if (r && r.state !== 'draining') {
-        // Resume where the previous owner left the host; counters start afresh.
-        resumePublished(this.policy.machine, s, r, this.policy.ejection, now);
-        this.policy.enter(s, now);
-      } else {
-        this.policy.enter(s, now);
-        this.pending.push(hostEvent(this, s, 'none', 'registered', now, {}));
-      }
-      this.slots.push(s);
-      this.byKey.set(s.key, s);
+      // where the previous owner left the host, counters afresh; a host it did not have (or drained) is new
+      const resumed = resumePublished(this.policy.machine, s, restored.get(s.key), this.policy.ejection, now);
+      this.policy.enter(s, now);
+      if (!resumed) this.pending.push(hostEvent(this, s, 'none', 'registered', now, {}));
+      this.add(s);
     }
     this.recount();
-    this.panic = this.computePanic();
+    this.panic = inPanic(this.slots, this.active, this.params);
     this.dirty = true;
   }
 
@@ -119,12 +102,8 @@ export class RouteActor implements RouteMechanism {
     this.weighting.periodStart = cp.load_period_start ?? now;
     this.weighting.unit = cp.load_unit ?? 0;
     this.version = cp.version;
-    for (const h of cp.hosts) {
-      if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
-      const s = resumeHost(this.policy.machine, h, now);
-      this.slots.push(s);
-      this.byKey.set(s.key, s);
-    }
+    // a host listed twice: the first
+    for (const h of cp.hosts) if (!this.byKey.has(`${h.ip}:${h.port}`)) this.add(resumeHost(this.policy.machine, h, now));
     this.pending = cp.pending.map((e) => ({ ...e, figures: { ...e.figures } }));
     this.peerLatency = cp.peer_latency;
     this.trials.load(cp);
@@ -133,6 +112,11 @@ export class RouteActor implements RouteMechanism {
     this.dirty = cp.dirty;
     this.recount();
     this.applyRegistry(entry, now);
+  }
+
+  private add(s: HostSlot): void {
+    this.slots.push(s);
+    this.byKey.set(s.key, s);
   }
 
   get hostCount(): number {
@@ -164,9 +148,8 @@ export class RouteActor implements RouteMechanism {
   private configure(entry: Pick<RegistryEntry, 'profile' | 'params' | 'strategy'>, now: number): void {
     const profile = entry.profile ?? 'default';
     this.strategy = entry.strategy ?? (profile === 'lars' ? 'lars' : undefined);
-    const r = resolveParams(profile, entry.params ?? {});
     // A registry entry with bad params keeps the profile's defaults; the runtime reports the error.
-    this.params = r.ok ? r.params : (resolveParams(profile) as { ok: true; params: RouteParams }).params;
+    this.params = paramsOrDefaults(profile, entry.params ?? {});
     this.profile = profile;
     this.policy = createPolicy(profile, this.params, this);
     // the current load period goes on under new parameters
@@ -275,7 +258,7 @@ export class RouteActor implements RouteMechanism {
     if (s.state === 'probing') this.trials.name(slot, now);
     this.pending.push(hostEvent(this, s, from, s.reason, now, figures));
     this.recount();
-    this.panic = this.computePanic();
+    this.panic = inPanic(this.slots, this.active, this.params);
     this.dirty = true;
     return true;
   }
@@ -297,12 +280,8 @@ export class RouteActor implements RouteMechanism {
     this.active = active;
   }
 
-  private computePanic(): boolean {
-    return inPanic(this.slots, this.active, this.params);
-  }
-
   private updatePanic(): void {
-    const p = this.computePanic();
+    const p = inPanic(this.slots, this.active, this.params);
     if (p !== this.panic) {
       this.panic = p;
       // a tick publishes the net change (see tick)
@@ -362,11 +341,7 @@ export class RouteActor implements RouteMechanism {
       }
       due = Math.min(due, this.trials.due(s, this.lastTick));
     }
-    // A quiet route is left alone: what falls due QUIET_MS or more after its last input waits for the next one
-    // (the tick that input brings catches up at once). One tick at that point closes what was due before it.
-    const quiet = this.lastInput + QUIET_MS;
-    if (due < quiet) return due;
-    return this.lastTick < quiet ? quiet : Infinity;
+    return quietDue(due, this.lastInput, this.lastTick);
   }
 
   /** An operator's mark set or lifted (actors/admin-marks.ts); the events it brings say who asked. */
@@ -391,7 +366,7 @@ export class RouteActor implements RouteMechanism {
     if (keep.length === this.slots.length) return;
     this.slots = keep;
     this.recount();
-    this.panic = this.computePanic();
+    this.panic = inPanic(this.slots, this.active, this.params);
     this.dirty = true;
   }
 
@@ -437,15 +412,14 @@ export class RouteActor implements RouteMechanism {
       this.policy.enter(s, now);
       // joining a running route: slow start
       this.weighting.enterHealthy(s, now);
-      this.slots.push(s);
-      this.byKey.set(s.key, s);
+      this.add(s);
       this.pending.push(hostEvent(this, s, 'none', 'registered', now, {}));
       if (h.admin !== undefined) this.applyAdmin(s, h.admin.state, now, h.admin.by);
       changed = true;
     }
     if (this.params.drain_time === 0) this.dropDrained(now);
     this.recount();
-    const panic = this.computePanic();
+    const panic = inPanic(this.slots, this.active, this.params);
     if (panic !== this.panic) {
       this.panic = panic;
       changed = true;
@@ -478,17 +452,8 @@ export class RouteActor implements RouteMechanism {
   snapshot(now: number): RouteState {
     // in panic every agent spreads over every host: no one agent's trials
     const trials = !this.panic && this.params.probe_trial_timeout > 0;
-    const hosts = this.slots.map((s) => publishedHost(s, this.pickWeight(s), trials));
+    const hosts = this.slots.map((s) => publishedHost(s, pickWeight(s, this.panic, this.policy), trials));
     return routeState(this, this.version, this.panic, this.removed, hosts, now);
-  }
-
-  private pickWeight(s: HostSlot): number {
-    // an operator's ejection holds in panic too
-    if (s.state === 'draining' || s.admin === AdminMark.ejected) return 0;
-    if (this.panic) return s.weight;
-    // load weights and slow start stand in for a healthy host's registry weight
-    if (s.state === 'healthy' && s.balance > 0) return s.balance;
-    return this.policy.pickWeight(s);
   }
 
   /** When anything changed since the last flush: the next version of the route and its events. */
