@@ -166,7 +166,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function compile<F>(args: readonly string[], body: string): F {
   for (const f of HOST_FIELDS) if (!NAME.test(f.slot) || !NAME.test(f.cp)) throw new Error(`host field ${f.slot}/${f.cp} is not an identifier`);
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- built from HOST_FIELDS above, see the comment
-  return new Function(...args, body) as F;
+  return new Function(...args, `'use strict';\n${body}`) as F;
 }
 
 const writeHost = compile<(s: HostSlot) => HostCheckpoint>(

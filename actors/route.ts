@@ -102,8 +102,11 @@ export class RouteActor implements RouteMechanism {
     this.weighting.periodStart = cp.load_period_start ?? now;
     this.weighting.unit = cp.load_unit ?? 0;
     this.version = cp.version;
-    // a host listed twice: the first
-    for (const h of cp.hosts) if (!this.byKey.has(`${h.ip}:${h.port}`)) this.add(resumeHost(this.policy.machine, h, now));
+    for (const h of cp.hosts) {
+      const s = resumeHost(this.policy.machine, h, now);
+      // a host listed twice: the first
+      if (!this.byKey.has(s.key)) this.add(s);
+    }
     this.pending = cp.pending.map((e) => ({ ...e, figures: { ...e.figures } }));
     this.peerLatency = cp.peer_latency;
     this.trials.load(cp);
