@@ -19,18 +19,23 @@ import type { RouteMechanism } from './profiles/types.ts';
 
 /**
  * Sets host `s`'s mark to `mark` (undefined: none), sending its machine the
- * events that lift the previous mark and apply the new one.
+ * events that lift the previous mark and apply the new one; the events this
+ * adds to the route's `pending` say who asked (`by`). Returns true: the route
+ * has a change to publish.
  */
-export function applyAdminMark(route: Pick<RouteMechanism, 'send'>, s: HostSlot, mark: AdminMark | undefined, now: number): void {
+export function applyAdminMark(route: Pick<RouteMechanism, 'send'>, pending: PendingRouteEvent[], s: HostSlot, mark: AdminMark | undefined, now: number, by: string | undefined): true {
+  const first = pending.length;
+  setMark(route, s, mark, now);
+  // the events of an operator's action say who asked
+  if (by !== undefined && by !== '') for (let i = first; i < pending.length; i++) pending[i]!.by = by;
+  return true;
+}
+
+function setMark(route: Pick<RouteMechanism, 'send'>, s: HostSlot, mark: AdminMark | undefined, now: number): void {
   const prev = s.admin;
   s.admin = mark;
   if (prev === AdminMark.drained && s.state === 'draining') route.send(s, { type: 'READD', now, reason: 'admin_undrain' }, now);
   if (prev === AdminMark.ejected && s.state === 'overloaded') route.send(s, { type: 'EJECTION_ELAPSED', now, reason: 'admin_clear' }, now);
   if (mark === AdminMark.drained && s.state !== 'draining') route.send(s, { type: 'DRAIN', now, reason: 'admin_drain' }, now);
   if (mark === AdminMark.ejected && (s.state === 'healthy' || s.state === 'probing')) route.send(s, { type: 'EJECT', reason: 'admin_eject', now, ...ADMIN_EJECTION }, now);
-}
-
-/** The events of an operator's action, `pending` from index `first` on, say who asked (`by`; none when unknown). */
-export function stampBy(pending: PendingRouteEvent[], first: number, by: string | undefined): void {
-  if (by !== undefined && by !== '') for (let i = first; i < pending.length; i++) pending[i]!.by = by;
 }

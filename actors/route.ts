@@ -1,11 +1,13 @@
 /**
  * The route actor's mechanism: one instance per (modid, cmdid). It holds the
- * route's hosts, feeds every reported call result to the route's profile
- * policy (actors/profiles/: what a report or a tick does to a host), sends
- * each host's host-state machine the events the policy decides on, keeps the
- * ejection cap and panic bookkeeping, turns the hosts' reported load into
- * pick weights (./load-weights.ts), and produces the effective route and the
- * transition events to publish.
+ * route's hosts (./host-slot.ts), feeds every reported call result to the
+ * route's profile policy (actors/profiles/: what a report or a tick does to a
+ * host), sends each host's machine (./host-machine.ts) the events the policy
+ * decides on, keeps the ejection cap and panic bookkeeping
+ * (./route-health.ts), turns the hosts' reported load into pick weights
+ * (./load-weights.ts), names probing hosts' trial agents (./trial-agents.ts),
+ * applies operators' marks (./admin-marks.ts), and produces the effective
+ * route and the transition events to publish (./route-output.ts).
  *
  * Every change of a host's state goes through the machine (`send`/`step`),
  * including a restore after a restart or a failover (a RESTORE event) and a
@@ -18,7 +20,7 @@ import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
 import type { Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteHost, RouteState } from '../schemas/messages.ts';
 import type { PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
-import { applyAdminMark, stampBy } from './admin-marks.ts';
+import { applyAdminMark } from './admin-marks.ts';
 import { HostSlot, hostCheckpoint, publishedHost, resumeHost, resumePublished } from './host-slot.ts';
 import { hostEvent, hostFigures, leftEvent, pickWeight, routeState } from './route-output.ts';
 import { ejectionCap, inPanic } from './route-health.ts';
@@ -80,8 +82,7 @@ export class RouteActor implements RouteMechanism {
     const now = opts.now;
     this.version = opts.restored?.version ?? 0;
     this.configure(opts.entry, now);
-    const restored = new Map<string, RouteHost>();
-    for (const h of opts.restored?.hosts ?? []) restored.set(`${h.ip}:${h.port}`, h);
+    const restored = new Map((opts.restored?.hosts ?? []).map((h): [string, RouteHost] => [`${h.ip}:${h.port}`, h]));
     for (const h of opts.entry.hosts) {
       if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
       const s = new HostSlot(h, now);
@@ -347,14 +348,6 @@ export class RouteActor implements RouteMechanism {
     return quietDue(due, this.lastInput, this.lastTick);
   }
 
-  /** An operator's mark set or lifted (actors/admin-marks.ts); the events it brings say who asked. */
-  private applyAdmin(s: HostSlot, mark: AdminMark | undefined, now: number, by: string | undefined): void {
-    const first = this.pending.length;
-    applyAdminMark(this, s, mark, now);
-    stampBy(this.pending, first, by);
-    this.dirty = true;
-  }
-
   /** Drained hosts leave the route (`to: none`). */
   private dropDrained(now: number): void {
     const keep: HostSlot[] = [];
@@ -401,7 +394,7 @@ export class RouteActor implements RouteMechanism {
           changed = true;
         }
         const mark = h.admin?.state;
-        if (mark !== s.admin) this.applyAdmin(s, mark, now, h.admin?.by ?? entry.updated_by);
+        if (mark !== s.admin) this.dirty = applyAdminMark(this, this.pending, s, mark, now, h.admin?.by ?? entry.updated_by);
         else if (s.state === 'draining' && mark !== AdminMark.drained) this.send(s, { type: 'READD', now }, now);
         wanted.delete(s.key);
       } else {
@@ -417,7 +410,7 @@ export class RouteActor implements RouteMechanism {
       this.weighting.enterHealthy(s, now);
       this.add(s);
       this.pending.push(hostEvent(this, s, 'none', 'registered', now, {}));
-      if (h.admin !== undefined) this.applyAdmin(s, h.admin.state, now, h.admin.by);
+      if (h.admin !== undefined) this.dirty = applyAdminMark(this, this.pending, s, h.admin.state, now, h.admin.by);
       changed = true;
     }
     if (this.params.drain_time === 0) this.dropDrained(now);
