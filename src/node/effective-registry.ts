@@ -6,15 +6,16 @@
  * applied, one at a time in arrival order, by the node's `apply`.
  */
 import type { KvWatchEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, validateRegistryEntry } from '../../schemas/messages.ts';
 import { mergeEntry, type HeardHost } from '../../actors/self-registration.ts';
-import { encode, tryDecode } from '../codec.ts';
-import { openBucket, routeKeyParts, watchBucket, type Registry } from '../registry.ts';
-import type { RejectCounter } from '../rejects.ts';
-import type { Logger } from '../log.ts';
+import { encode, tryDecode } from '../lib/codec.ts';
+import { routeKeyParts, type Registry } from '../registry/registry.ts';
+import { openBucket, watchBucket } from '../nats/buckets.ts';
+import type { RejectCounter } from '../lib/rejects.ts';
+import type { Logger } from '../lib/log.ts';
 import { SelfRegistry } from './self-registry.ts';
-import type { NatsConnection } from '@nats-io/transport-node';
 
 /** A registry change as applied: key, revision, operation and value of a registry bucket watch entry. */
 export type RegistryChange = Pick<KvWatchEntry, 'key' | 'revision' | 'operation' | 'value'>;

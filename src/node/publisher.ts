@@ -9,10 +9,10 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Names } from '../../schemas/subjects.ts';
 import type { RouteState, RouteEvent } from '../../schemas/messages.ts';
-import { encode } from '../codec.ts';
-import { errField, PartitionLog } from '../ratelog.ts';
-import type { Logger } from '../log.ts';
-import type { PartitionOwnership } from './ownership.ts';
+import { encode } from '../lib/codec.ts';
+import { errField, PartitionLog } from '../lib/ratelog.ts';
+import type { Logger } from '../lib/log.ts';
+import type { PartitionOwnership } from '../cluster/ownership.ts';
 import type { PartitionTable } from './partition-table.ts';
 import type { NodeCounters } from './counters.ts';
 import type { PendingWrite, RouteSlot } from './route-slot.ts';

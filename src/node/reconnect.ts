@@ -6,11 +6,13 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Names } from '../../schemas/subjects.ts';
-import { Registry, RouteStore, openBucket } from '../registry.ts';
-import { retry } from '../retry.ts';
+import { Registry } from '../registry/registry.ts';
+import { RouteStore } from '../registry/route-store.ts';
+import { openBucket } from '../nats/buckets.ts';
+import { retry } from '../lib/retry.ts';
 import { CheckpointStore } from '../cluster/checkpoints.ts';
-import { errText } from '../cluster/kv.ts';
-import type { Logger } from '../log.ts';
+import { errText } from '../lib/ratelog.ts';
+import type { Logger } from '../lib/log.ts';
 import { SELF_BUCKET_MAX_AGE_MS } from './effective-registry.ts';
 
 /** Runs until the connection closes or `isClosed()`; `onStart` is the node's own (its streams). */

@@ -5,13 +5,15 @@
  * checkpoints), and one route's at a time when nothing was read ahead.
  */
 import type { RouteState } from '../../schemas/messages.ts';
-import { RouteStore, routeKeyParts, watchBucket } from '../registry.ts';
-import { retry } from '../retry.ts';
-import { Limiter, pool } from '../pool.ts';
+import { routeKeyParts } from '../registry/registry.ts';
+import { RouteStore } from '../registry/route-store.ts';
+import { watchBucket } from '../nats/buckets.ts';
+import { retry } from '../lib/retry.ts';
+import { Limiter, pool } from '../lib/pool.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { CheckpointStore, type CheckpointRecord, type StoredRecord } from '../cluster/checkpoints.ts';
-import { errField } from '../ratelog.ts';
-import type { Logger } from '../log.ts';
+import { errField } from '../lib/ratelog.ts';
+import type { Logger } from '../lib/log.ts';
 import type { RegistryWatchEntry } from './effective-registry.ts';
 
 /** What was read of one route to restore it. */

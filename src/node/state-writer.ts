@@ -8,12 +8,12 @@
 import type { RouteState } from '../../schemas/messages.ts';
 import type { RouteCheckpoint } from '../../actors/checkpoint.ts';
 import type { Names } from '../../schemas/subjects.ts';
-import { isConflict, type RouteStore } from '../registry.ts';
-import { retry } from '../retry.ts';
+import type { RouteStore } from '../registry/route-store.ts';
+import { isConflict } from '../nats/buckets.ts';
+import { retry } from '../lib/retry.ts';
 import { CheckpointStore } from '../cluster/checkpoints.ts';
-import { errText } from '../cluster/kv.ts';
-import { errField } from '../ratelog.ts';
-import type { Logger } from '../log.ts';
+import { errField, errText } from '../lib/ratelog.ts';
+import type { Logger } from '../lib/log.ts';
 import type { NodeCounters } from './counters.ts';
 import type { PendingWrite, RouteSlot } from './route-slot.ts';
 
