@@ -44,51 +44,49 @@ export interface PartitionRecord<S extends PartitionSub = PartitionSub> {
 }
 
 export class PartitionTable<S extends PartitionSub = PartitionSub> {
-  private readonly records: Array<PartitionRecord<S>>;
-
-  readonly partitions: number;
+  /** By partition (0 … partitions - 1 made at once; any other number an ownership names, when first named). */
+  private readonly records = new Map<number, PartitionRecord<S>>();
 
   constructor(partitions: number) {
-    this.partitions = partitions;
-    this.records = Array.from({ length: partitions }, (_, partition) => ({ partition, phase: PartitionPhase.released, sub: undefined, kept: false, heldBack: false, reasserting: false, verifyNext: false }));
+    for (let p = 0; p < partitions; p++) this.records.set(p, released(p));
   }
 
-  /** The record of partition `p` (one of 0 … partitions - 1). */
+  /** The record of partition `p`. */
   get(p: number): PartitionRecord<S> {
-    const r = this.records[p];
-    if (r === undefined) throw new RangeError(`partition ${p} is not one of 0..${this.partitions - 1}`);
+    let r = this.records.get(p);
+    if (r === undefined) this.records.set(p, (r = released(p)));
     return r;
   }
 
   /** The node holds the partition's routes (loaded or loading): from `take` until dropped. */
   isActive(p: number): boolean {
-    const r = this.records[p];
+    const r = this.records.get(p);
     return r !== undefined && (r.phase !== PartitionPhase.released || r.kept);
   }
 
   /** The partition is being handed over: nothing more is published for it. */
   isHanding(p: number): boolean {
-    return this.records[p]?.phase === PartitionPhase.handing;
+    return this.records.get(p)?.phase === PartitionPhase.handing;
   }
 
   /** Partitions whose routes the node holds, ascending. */
   active(): number[] {
     const out: number[] = [];
-    for (const r of this.records) if (r.phase !== PartitionPhase.released || r.kept) out.push(r.partition);
-    return out;
+    for (const r of this.records.values()) if (r.phase !== PartitionPhase.released || r.kept) out.push(r.partition);
+    return out.sort(ascending);
   }
 
   /** Partitions whose reports are subscribed, ascending. */
   subscribed(): number[] {
     const out: number[] = [];
-    for (const r of this.records) if (r.sub !== undefined) out.push(r.partition);
-    return out;
+    for (const r of this.records.values()) if (r.sub !== undefined) out.push(r.partition);
+    return out.sort(ascending);
   }
 
   /** Report batches waiting in the subscriptions. */
   pending(): number {
     let n = 0;
-    for (const r of this.records) if (r.sub !== undefined) n += r.sub.getPending();
+    for (const r of this.records.values()) if (r.sub !== undefined) n += r.sub.getPending();
     return n;
   }
 
@@ -148,4 +146,12 @@ export class PartitionTable<S extends PartitionSub = PartitionSub> {
     r.verifyNext = false;
     return v;
   }
+}
+
+function released<S extends PartitionSub>(partition: number): PartitionRecord<S> {
+  return { partition, phase: PartitionPhase.released, sub: undefined, kept: false, heldBack: false, reasserting: false, verifyNext: false };
+}
+
+function ascending(a: number, b: number): number {
+  return a - b;
 }

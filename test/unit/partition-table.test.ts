@@ -25,8 +25,10 @@ describe('partition table - one record per partition with its phase and flags', 
     }
     expect(t.active()).to.deep.equal([]);
     expect(t.subscribed()).to.deep.equal([]);
-    expect(() => t.get(4)).to.throw(RangeError);
     expect(t.isActive(4)).to.equal(false);
+    t.take(9);
+    t.take(1);
+    expect(t.active(), 'a partition beyond the count is kept too, in order').to.deep.equal([1, 9]);
   });
 
   it('partition table - taken, a partition is restoring (active, no reports taken); served, its reports are subscribed', () => {
