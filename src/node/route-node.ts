@@ -10,7 +10,15 @@
  * read at takeover, and a conflict means the partition is lost: its actors
  * are dropped at once and ownership decides afresh. A new owner restores
  * each route from its checkpoint (`<prefix>_checkpoints`), else from its
- * last published state.
+ * last published state (actors/resume.ts).
+ *
+ * This class starts and stops the node, follows ownership changes (acquire,
+ * hand over, lose) and runs the tick and flush loop; its parts do the rest:
+ * PartitionTable (each partition's phase), EffectiveRegistry (admin and
+ * self-registered entries, applied in order), RouteTable (the routes held),
+ * RestoreReader (restore reads), Ingress (report batches read or rejected),
+ * Publisher (states on the bus under the lease), StateWriter (fenced writes,
+ * checkpoints).
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
