@@ -13,7 +13,7 @@ import {
   swrrSequence,
   type PickableHost,
   type Random,
-  type RouteView,
+  type PickView,
   type Strategy,
 } from '../../actors/strategies/index.ts';
 import type { HostState } from '../../schemas/messages.ts';
@@ -22,7 +22,7 @@ function host(i: number, pickWeight = 100, state: HostState = 'healthy', latency
   return { ip: `10.0.0.${i}`, port: 8000 + i, pickWeight, state, latencyMs, inflight };
 }
 
-function view(hosts: PickableHost[], opts: { panic?: boolean; probeNum?: number } = {}): RouteView {
+function view(hosts: PickableHost[], opts: { panic?: boolean; probeNum?: number } = {}): PickView {
   return { hosts, panic: opts.panic ?? false, probeNum: opts.probeNum ?? 10 };
 }
 
