@@ -278,12 +278,13 @@ export class Outbox {
         this.queue.shift();
         this.send(e);
       }
-    } else this.queue.takeFresh(this.fits, this.sendOne);
+    } else this.sendFresh();
     this.arm();
   }
 
   /** What is on the wire stays within the bound too (a batch alone always goes). */
   private readonly fits = (e: PendingBatch): boolean => this.outstanding.size === 0 || this.inflightReports + e.reports <= this.maxReports;
+  private readonly sendOne = (e: PendingBatch): void => this.send(e);
 
   /**
    * During a stall, batches never sent yet go out once all the same (only
@@ -292,7 +293,9 @@ export class Outbox {
    * a stream's leader election; what the stream missed is sent again once it
    * answers.
    */
-  private readonly sendOne = (e: PendingBatch): void => this.send(e);
+  private sendFresh(): void {
+    this.queue.takeFresh(this.fits, this.sendOne);
+  }
 
   private send(e: PendingBatch): void {
     if (e.attempts > 0) this.counters.retriedBatches++;
