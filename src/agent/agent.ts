@@ -18,17 +18,17 @@ import { createStrategy } from '../../actors/strategies/index.ts';
 import { boundTrials, notePick, noteRelease, noteReport, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware } from '../../actors/strategies/zone.ts';
 import type { StrategyName, Random } from '../../actors/strategies/types.ts';
-import { encode } from '../codec.ts';
-import { RejectCounter } from '../rejects.ts';
+import { encode } from '../lib/codec.ts';
+import { RejectCounter } from '../lib/rejects.ts';
 import { connectNats, natsOptionsFromSdk } from '../nats/connect.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { ClosedError } from '../errors.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { ClosedError } from '../lib/errors.ts';
 import { RouteFollower, RouteStatus, type FollowedRoute } from './route-follower.ts';
 import { ReportBatcher } from './report-batcher.ts';
 import { Outbox } from './outbox.ts';
 import { jetStreamPublisher } from './publisher.ts';
 import { ReportDelivery, resolveAgentOptions, type AgentOptions } from './options.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 
 export { ReportDelivery, type AgentOptions } from './options.ts';
 

@@ -9,7 +9,7 @@ import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, type FeedbackOptions } from '../
 import { ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { Random, StrategyName } from '../../actors/strategies/types.ts';
 import type { NatsLoginOptions } from '../nats/connect.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../lib/log.ts';
 import { BATCH_DEFAULTS } from './report-batcher.ts';
 import { FOLLOWER_DEFAULTS } from './route-follower.ts';
 import { OUTBOX_DEFAULTS } from './outbox.ts';

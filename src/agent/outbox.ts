@@ -31,9 +31,9 @@
  * bound drops reports: the oldest batches not on the wire first.
  */
 import { backoff } from '@nats-io/transport-node';
-import { silentLogger, type Logger } from '../log.ts';
-import { ClosedError } from '../errors.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { ClosedError } from '../lib/errors.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 import { AckedBatches, BatchQueue, PendingBatch } from './batch-queue.ts';
 import { classifyPublishError, logPublishFailure, PublishFailure, type PublishFn } from './publisher.ts';
 import { SettleWaiters } from './settle-waiters.ts';

@@ -5,7 +5,7 @@
  */
 import { ClosedConnectionError, DrainingConnectionError, NoRespondersError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
-import type { RateLimitedLog } from '../ratelog.ts';
+import type { RateLimitedLog } from '../lib/ratelog.ts';
 
 /** Why a publish was not acknowledged. */
 export const PublishFailure = {

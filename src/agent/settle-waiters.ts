@@ -3,7 +3,7 @@
  * `Agent.flush()` and `close()`, each until every batch up to its own
  * sequence is acknowledged or dropped, or its time is up.
  */
-import { LarsError, ErrorCode } from '../errors.ts';
+import { LarsError, ErrorCode } from '../lib/errors.ts';
 
 interface Waiter {
   upTo: number;

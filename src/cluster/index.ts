@@ -1,8 +1,8 @@
 /** Cluster ownership for route nodes: leases in KV over live members, or an explicit partition set. */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { UsageError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { StaticOwnership, type PartitionOwnership } from '../node/ownership.ts';
+import { UsageError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
 import { LeaseOwnership, LEASE_DEFAULTS } from './lease-ownership.ts';
 
 export { LeaseOwnership, LEASE_DEFAULTS, type LeaseOwnershipOptions } from './lease-ownership.ts';
