@@ -19,7 +19,7 @@ import { bindBucket, readBucket } from '../nats/buckets.ts';
 import { clusterNames } from './names.ts';
 import { decodeLease } from './leases.ts';
 import { decodeMember, type IngestFigures, type MemberRecord } from './membership.ts';
-import { LEASE_DEFAULTS } from './lease-ownership.ts';
+import { LEASE_DEFAULTS } from './lease-config.ts';
 
 export interface MemberStatus {
   node: string;
