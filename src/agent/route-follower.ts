@@ -18,11 +18,11 @@ import { backoff, type NatsConnection, type Subscription } from '@nats-io/transp
 import type { Names } from '../../schemas/subjects.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 import { RouteStateReader } from './route-state-reader.ts';
-import { RouteStore } from '../registry.ts';
-import { RejectCounter } from '../rejects.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { ClosedError } from '../errors.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { RouteStore } from '../registry/route-store.ts';
+import { RejectCounter } from '../lib/rejects.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { ClosedError } from '../lib/errors.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 
 export const RouteStatus = {
   /** Followed, but neither the KV read nor a route message has answered yet. */
@@ -38,6 +38,9 @@ export type RouteStatus = (typeof RouteStatus)[keyof typeof RouteStatus];
 export type RouteView = { readonly status: 'loading' | 'unregistered'; readonly state?: undefined } | { readonly status: 'loaded'; readonly state: RouteState };
 
 export type RouteListener = (state: RouteState) => void;
+
+/** The follower's defaults (RouteFollowerOptions). */
+export const FOLLOWER_DEFAULTS = { loadTimeoutMs: 2000, holdEmptyUpdates: true } as const;
 
 export interface RouteFollowerOptions {
   nc: NatsConnection;
@@ -143,8 +146,8 @@ export class RouteFollower {
   constructor(opts: RouteFollowerOptions) {
     this.nc = opts.nc;
     this.names = opts.names;
-    this.loadTimeoutMs = opts.loadTimeoutMs ?? 2000;
-    this.holdEmpty = opts.holdEmptyUpdates ?? true;
+    this.loadTimeoutMs = opts.loadTimeoutMs ?? FOLLOWER_DEFAULTS.loadTimeoutMs;
+    this.holdEmpty = opts.holdEmptyUpdates ?? FOLLOWER_DEFAULTS.holdEmptyUpdates;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'route-follower' });
     this.rejects = opts.rejects ?? new RejectCounter(this.log);
     this.clock = opts.clock ?? Date.now;

@@ -36,8 +36,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCheckpoint, type HostCheckpoint, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams, type RouteParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
-import { encode, tryDecode } from '../codec.ts';
-import { openTtlBucket } from './kv.ts';
+import { encode, tryDecode } from '../lib/codec.ts';
+import { openTtlBucket } from '../nats/buckets.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 import { randomBytes } from 'node:crypto';
 

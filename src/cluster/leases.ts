@@ -7,11 +7,11 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { encode, tryDecode } from '../codec.ts';
-import { bindBucket } from '../registry.ts';
+import { encode, tryDecode } from '../lib/codec.ts';
+import { bindBucket } from '../nats/buckets.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
 import type { LeaseView } from '../../actors/ownership.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../lib/log.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 
 export interface LeaseRecord {

@@ -7,9 +7,9 @@
 import type { KV } from '@nats-io/kv';
 import { validateSelfRegistration, type RegistryHost, type SelfRegistration, type Validated } from '../../schemas/messages.ts';
 import { isLive, liveHosts, nextExpiry, type HeardHost } from '../../actors/self-registration.ts';
-import { tryDecode } from '../codec.ts';
-import type { RejectCounter } from '../rejects.ts';
-import { watchBucket } from '../registry.ts';
+import { tryDecode } from '../lib/codec.ts';
+import type { RejectCounter } from '../lib/rejects.ts';
+import { watchBucket } from '../nats/buckets.ts';
 
 export class SelfRegistry {
   /** route key `<modid>.<cmdid>` → bucket key → host. */
