@@ -1,5 +1,5 @@
 /**
- * The per-host host-state machine (xstate v5).
+ * The host machine: the state of one host of a route (xstate v5).
  *
  * States: healthy (Lars "idle"), overloaded (ejected), probing (half-open,
  * trial traffic), draining (removed from the registry, or drained by an
