@@ -31,7 +31,8 @@ export interface RouteActorOptions {
    * Last published state (from the routes KV), to resume version and host
    * states after a restart when there is no checkpoint. It lacks the
    * counters: they start afresh, and an ejected host counts one ejection,
-   * ending one base ejection time (lars: overload_timeout) from now.
+   * ending one base ejection time (lars: overload_timeout) from now, never
+   * past max_ejection_time (actors/ejection.ts).
    */
   restored?: RouteState;
 }
