@@ -343,7 +343,7 @@ export class RouteActor implements RouteMechanism {
       } else if (s.admin === undefined) {
         due = Math.min(due, policy.tickDue(s));
       }
-      due = Math.min(due, this.trials.due(s, this.lastTick));
+      if (s.state === 'probing' && s.trialAgent !== undefined) due = Math.min(due, this.trials.due(s, this.lastTick));
     }
     return quietDue(due, this.lastInput, this.lastTick);
   }
