@@ -5,7 +5,7 @@
  * Batches are JetStream publishes on their report subject (core subscribers,
  * the route nodes, still receive them), up to `window` outstanding at once:
  * one at a time would cap a client at the round trip rate. Each carries a
- * `Nats-Msg-Id` (see `reportMsgId`), so a publish of a batch the stream had
+ * `Nats-Msg-Id` (`reportMsgId`, schemas/msg-id.ts), so a publish of a batch the stream had
  * stored already, inside the stream's duplicate window, is stored once: any
  * batch may be published again at any time, and is whenever a publish may
  * have been lost, without waiting for its ack timeout:
@@ -35,31 +35,7 @@ import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
 import { silentLogger, type Logger } from '../log.ts';
 import { LarsError, ErrorCode, ClosedError } from '../errors.ts';
 import { RateLimitedLog } from '../ratelog.ts';
-
-/**
- * `Nats-Msg-Id` of a report batch: `<sender>/<instance>/<seq>`. `sender` is
- * the batch's sender (the agent id), `instance` a random token per agent
- * process (so a restarted agent with a fixed id never reuses an id), `seq`
- * the agent's batch sequence from 1, over all routes. A consumer that sees
- * the same id twice (a retried batch whose first publish did arrive) can
- * drop the second.
- */
-export function reportMsgId(sender: string, instance: string, seq: number): string {
-  return `${sender}/${instance}/${seq}`;
-}
-
-/** The parts of a `reportMsgId`, or undefined when `id` is not one. */
-export function parseReportMsgId(id: string): { sender: string; instance: string; seq: number } | undefined {
-  const b = id.lastIndexOf('/');
-  if (b <= 0) return undefined;
-  const a = id.lastIndexOf('/', b - 1);
-  if (a <= 0) return undefined;
-  const seq = Number(id.slice(b + 1));
-  if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
-  const instance = id.slice(a + 1, b);
-  if (instance.length === 0) return undefined;
-  return { sender: id.slice(0, a), instance, seq };
-}
+import { reportMsgId } from '../../schemas/msg-id.ts';
 
 /** Why a publish was not acknowledged. */
 export const PublishFailure = {

@@ -11,7 +11,7 @@ import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/streams.ts';
 import { decode } from '../../src/codec.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
-import { parseReportMsgId } from '../../src/agent/outbox.ts';
+import { parseReportMsgId } from '../../schemas/msg-id.ts';
 import { names, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
 import { uniquePrefix, TEST_CLUSTER_STREAM_LIMITS } from '../helpers/cluster.ts';
