@@ -1,12 +1,14 @@
 /**
  * The JSON Schema files of the contract, rendered from the TypeBox
- * definition (contract.ts). `npm run schemas` writes them beside this file;
+ * definition: the messages of contract.ts and the stored records of
+ * cluster-records.ts. `npm run schemas` writes them beside this file;
  * a unit test fails when a committed file differs from this rendering.
  *
  * TypeBox emits draft-07 keywords (a tuple is `items: [...]` with
  * `additionalItems: false`), so the files declare draft-07.
  */
 import { MESSAGE_SCHEMAS } from './contract.ts';
+import { RECORD_SCHEMAS } from './cluster-records.ts';
 
 export const JSON_SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#';
 const ID_BASE = 'https://lars-nats.example/schemas/v1/';
@@ -27,7 +29,7 @@ function ordered(x: unknown): unknown {
 /** `{ 'report-batch.schema.json': '<text>', ... }`, each text ending with a newline. */
 export function jsonSchemaFiles(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [base, schema] of Object.entries(MESSAGE_SCHEMAS)) {
+  for (const [base, schema] of Object.entries({ ...MESSAGE_SCHEMAS, ...RECORD_SCHEMAS })) {
     // JSON text drops TypeBox's symbol keys (Kind, Optional, RejectAs).
     const plain = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
     const file = `${base}.schema.json`;

@@ -37,6 +37,8 @@ import { parseCheckpoint, type HostCheckpoint, type RouteCheckpoint } from '../.
 import { resolveParams, type NodeParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
 import { encode, tryDecode } from '../codec.ts';
+import { decodeCheckpointRecord } from '../../schemas/records.ts';
+import type { CheckpointRecordV2 } from '../../schemas/cluster-records.ts';
 import { openTtlBucket } from './kv.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 import { randomBytes } from 'node:crypto';
@@ -74,17 +76,16 @@ export class CheckpointStore {
     return new CheckpointStore(kv, await jetstreamManager(nc), names, status.streamInfo.config.name, names.checkpointsBucket);
   }
 
+  /** A checkpoint entry's record (version 1 or 2, the contract's CheckpointRecord) with its checkpoint checked; undefined for a delete or anything not valid. */
   static decodeEntry(e: Pick<KvEntry, 'value' | 'operation'>): CheckpointRecord | undefined {
     if (e.operation !== 'PUT') return undefined;
-    const d = tryDecode(e.value);
-    if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
-    const r = d.value as Record<string, unknown>;
-    if ((r['v'] !== 1 && r['v'] !== 2) || typeof r['ts'] !== 'number') return undefined;
-    const c = parseCheckpoint(r['v'] === 2 ? unpackCheckpoint(r['checkpoint']) : r['checkpoint']);
+    const d = decodeCheckpointRecord(e.value);
+    if (!d.ok) return undefined;
+    const r = d.value;
+    const c = parseCheckpoint(r.v === 2 ? unpackCheckpoint((r as CheckpointRecordV2).checkpoint) : r.checkpoint);
     if (!c.ok) return undefined;
-    const out: CheckpointRecord = { checkpoint: c.value, ts: r['ts'] };
-    const rev = r['rev'];
-    if (typeof rev === 'number' && Number.isSafeInteger(rev) && rev >= 0) out.rev = rev;
+    const out: CheckpointRecord = { checkpoint: c.value, ts: r.ts };
+    if (r.rev !== undefined) out.rev = r.rev;
     return out;
   }
 
@@ -103,7 +104,7 @@ export class CheckpointStore {
   static encodeRecord(checkpoint: RouteCheckpoint, ts: number, rev: number | undefined): Uint8Array {
     const r: { v: 2; checkpoint: PackedCheckpoint; ts: number; rev?: number } = { v: 2, checkpoint: packCheckpoint(checkpoint), ts };
     if (rev !== undefined) r.rev = rev;
-    return encode(r);
+    return encode(r satisfies CheckpointRecordV2);
   }
 
   /**
@@ -291,22 +292,12 @@ function packHosts(hosts: readonly HostCheckpoint[]): { keys: string[]; rows: un
   return { keys, rows };
 }
 
-/** A version 2 checkpoint back in RouteCheckpoint's shape (parseCheckpoint then checks it); anything malformed is left for parseCheckpoint to refuse. */
-function unpackCheckpoint(x: unknown): unknown {
-  if (typeof x !== 'object' || x === null) return x;
-  const c = x as Record<string, unknown>;
-  const packed = c['hosts'] as { keys?: unknown; rows?: unknown } | undefined;
-  const params = c['params'];
-  const profile = c['profile'];
-  if (typeof packed !== 'object' || packed === null || !Array.isArray(packed.keys) || !Array.isArray(packed.rows) || typeof params !== 'object' || params === null) return undefined;
-  if (profile !== 'default' && profile !== 'lars') return undefined;
-  const keys = packed.keys as unknown[];
-  if (!keys.every((k) => typeof k === 'string')) return undefined;
-  const names = keys as string[];
+/** A version 2 checkpoint (its layout checked by the contract's validator) back in RouteCheckpoint's shape; parseCheckpoint then checks it. */
+function unpackCheckpoint(c: CheckpointRecordV2['checkpoint']): unknown {
+  const names = c.hosts.keys;
   const template = hostTemplate(names);
   const hosts: Array<Record<string, unknown>> = [];
-  for (const row of packed.rows as unknown[]) {
-    if (!Array.isArray(row) || row.length !== names.length) return undefined;
+  for (const row of c.hosts.rows) {
     const h = { ...template };
     for (let i = 0; i < names.length; i++) {
       const v: unknown = row[i];
@@ -314,7 +305,7 @@ function unpackCheckpoint(x: unknown): unknown {
     }
     hosts.push(h);
   }
-  return { ...c, params: { ...profileDefaults(profile), ...params }, hosts };
+  return { ...c, params: { ...profileDefaults(c.profile), ...c.params }, hosts };
 }
 
 const hostTemplates = new Map<string, Readonly<Record<string, unknown>>>();

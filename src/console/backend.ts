@@ -13,7 +13,7 @@ import { HostState } from '../../schemas/contract.ts';
 import { tryDecode } from '../codec.ts';
 import { Registry, RouteStore, bindBucket, routeKeyParts } from '../registry.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
-import { decodeSelfRegistration } from '../node/self-registry.ts';
+import { decodeSelfRegistration } from '../../schemas/records.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { RateLimitedLog } from '../ratelog.ts';
 import type { AnalyticsEngine } from '../analytics/engine.ts';

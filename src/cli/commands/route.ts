@@ -5,7 +5,7 @@ import { PickStrategy } from '../../../schemas/contract.ts';
 import type { LarsConfig } from '../../config.ts';
 import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
 import { Registry, RouteStore, bindBucket, readBucket } from '../../registry.ts';
-import { decodeSelfRegistration } from '../../node/self-registry.ts';
+import { decodeSelfRegistration } from '../../../schemas/records.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
 import { readClusterSnapshot, summarizeCluster, type PartitionProblem } from '../../cluster/status.ts';
 import { clusterNames } from '../../cluster/names.ts';
