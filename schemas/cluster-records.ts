@@ -1,7 +1,8 @@
 /**
  * The records route nodes store for one another, as TypeBox schemas beside
  * the wire messages of contract.ts: a partition's lease, a member's
- * heartbeat and a route's checkpoint (versions 1 and 2, both read). Their
+ * heartbeat, a route's checkpoint (versions 1 and 2, both read) and a
+ * partition's handover (an entry and its parts). Their
  * buckets and keys are built in src/cluster/names.ts; the validators are
  * records.ts'; `npm run schemas` writes their JSON Schema files with the
  * messages'.
@@ -119,6 +120,39 @@ export const CheckpointRecordV2Schema = Type.Object(
   { title: 'CheckpointRecordV2', description: `A route's checkpoint, as route nodes write it. ${CHECKPOINT_KEY}.` },
 );
 
+// --------------------------------------------------------------- handovers
+
+export const HandoverEntrySchema = Type.Object(
+  {
+    v: RecordVersion(1),
+    id: Type.String({ description: 'names this handover in its parts' }),
+    node: Type.String({ description: 'the node that handed the partition over (informational)' }),
+    ts: WallMs('wall clock of the handover, ms since the Unix epoch (informational)'),
+    parts: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'how many parts hold its records: keys <partition>.handover-0 .. -<parts - 1>' }),
+    routes: Type.Integer({ minimum: 0, description: 'how many route records the parts hold (informational)' }),
+  },
+  {
+    title: 'HandoverEntry',
+    description:
+      "A partition's graceful handover: every route's checkpoint record stored together in a few parts, made valid by this entry written after them. KV <prefix>_checkpoints key <partition>.handover. A route checkpoint stored after the entry wins over the handover's record of that route.",
+  },
+);
+
+export const HandoverPartSchema = Type.Object(
+  {
+    v: RecordVersion(1),
+    id: Type.String({ description: "the id of the handover entry it belongs to; a part with another id is not this handover's" }),
+    records: Type.Array(
+      Type.Tuple([
+        Type.String({ description: 'route key <modid>.<cmdid>' }),
+        Type.Uint8Array({ description: 'the route\'s checkpoint record (a CheckpointRecord) as stored' }),
+      ]),
+      { description: '[route key, checkpoint record bytes] per route' },
+    ),
+  },
+  { title: 'HandoverPart', description: 'Some of the route checkpoint records of a handover. KV <prefix>_checkpoints key <partition>.handover-<i>.' },
+);
+
 /** The holder of a partition's lease. KV `<prefix>_leases` key `p<partition>`. */
 export type LeaseRecord = Static<typeof LeaseRecordSchema>;
 /** A route node's report intake as announced in its heartbeat. */
@@ -130,10 +164,17 @@ export type CheckpointRecordV1 = Static<typeof CheckpointRecordV1Schema>;
 /** A checkpoint record of version 2, as written. */
 export type CheckpointRecordV2 = Static<typeof CheckpointRecordV2Schema>;
 
+/** A partition's graceful handover entry. */
+export type HandoverEntry = Static<typeof HandoverEntrySchema>;
+/** Some of a handover's route checkpoint records. */
+export type HandoverPart = Static<typeof HandoverPartSchema>;
+
 /** Every stored record's schema, by the base name of its `.schema.json` file. */
 export const RECORD_SCHEMAS = {
   'lease-record': LeaseRecordSchema,
   'member-record': MemberRecordSchema,
   'checkpoint-record-v1': CheckpointRecordV1Schema,
   'checkpoint-record-v2': CheckpointRecordV2Schema,
+  'handover-entry': HandoverEntrySchema,
+  'handover-part': HandoverPartSchema,
 } as const;

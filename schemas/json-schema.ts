@@ -15,11 +15,16 @@ const ID_BASE = 'https://lars-nats.example/schemas/v1/';
 
 const FIRST = ['$schema', '$id', 'title', 'description', 'type'];
 
-/** Keywords in a readable order: identity, description and type first, the rest as TypeBox wrote them. */
+/**
+ * Keywords in a readable order: identity, description and type first, the
+ * rest as TypeBox wrote them. Bytes (msgpack bin, TypeBox's Uint8Array) have
+ * no JSON Schema type: such a value is described, not typed.
+ */
 function ordered(x: unknown): unknown {
   if (Array.isArray(x)) return x.map(ordered);
   if (typeof x !== 'object' || x === null) return x;
   const o = x as Record<string, unknown>;
+  if (o['type'] === 'Uint8Array') return { description: `bytes (msgpack bin): ${typeof o['description'] === 'string' ? o['description'] : ''}` };
   const out: Record<string, unknown> = {};
   for (const k of FIRST) if (k in o) out[k] = ordered(o[k]);
   for (const [k, v] of Object.entries(o)) if (!(k in out)) out[k] = ordered(v);

@@ -16,11 +16,15 @@ import type { RejectKind, SelfRegistration } from './contract.ts';
 import {
   CheckpointRecordV1Schema,
   CheckpointRecordV2Schema,
+  HandoverEntrySchema,
+  HandoverPartSchema,
   IngestFiguresSchema,
   LeaseRecordSchema,
   MemberRecordSchema,
   type CheckpointRecordV1,
   type CheckpointRecordV2,
+  type HandoverEntry,
+  type HandoverPart,
   type LeaseRecord,
   type MemberRecord,
 } from './cluster-records.ts';
@@ -146,4 +150,28 @@ export function validateCheckpointRecord(m: unknown): Validated<CheckpointRecord
 /** A stored route checkpoint (KV `<prefix>_checkpoints`), version 1 or 2. */
 export function decodeCheckpointRecord(value: Uint8Array): Validated<CheckpointRecordAny> {
   return decoded(value, validateCheckpointRecord);
+}
+
+// ---------------------------------------------------------------- handovers
+
+// A reader needs the id and the number of parts; the other fields are informational.
+const handoverEntryCheck = TypeCompiler.Compile(Type.Pick(HandoverEntrySchema, ['v', 'id', 'parts']));
+const handoverPartCheck = TypeCompiler.Compile(HandoverPartSchema);
+
+/** A partition's handover entry (KV `<prefix>_checkpoints` key `<partition>.handover`): its id and number of parts checked. */
+export function decodeHandoverEntry(value: Uint8Array): Validated<Pick<HandoverEntry, 'v' | 'id' | 'parts'> & Partial<HandoverEntry>> {
+  return decoded(value, (m) => {
+    const v = versionOf(m, 'handover entry', [1]);
+    if (typeof v !== 'number') return v;
+    return handoverEntryCheck.Check(m) ? { ok: true, value: m } : refused(handoverEntryCheck, m, 'handover entry');
+  });
+}
+
+/** One part of a handover (key `<partition>.handover-<i>`); whether its id is the entry's is the caller's to check. */
+export function decodeHandoverPart(value: Uint8Array): Validated<HandoverPart> {
+  return decoded(value, (m) => {
+    const v = versionOf(m, 'handover part', [1]);
+    if (typeof v !== 'number') return v;
+    return handoverPartCheck.Check(m) ? { ok: true, value: m } : refused(handoverPartCheck, m, 'handover part');
+  });
 }

@@ -36,9 +36,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCheckpoint, type HostCheckpoint, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams, type NodeParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
-import { encode, tryDecode } from '../codec.ts';
-import { decodeCheckpointRecord } from '../../schemas/records.ts';
-import type { CheckpointRecordV2 } from '../../schemas/cluster-records.ts';
+import { encode } from '../codec.ts';
+import { decodeCheckpointRecord, decodeHandoverEntry, decodeHandoverPart } from '../../schemas/records.ts';
+import type { CheckpointRecordV2, HandoverEntry } from '../../schemas/cluster-records.ts';
 import { openTtlBucket } from './kv.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 import { randomBytes } from 'node:crypto';
@@ -128,7 +128,7 @@ export class CheckpointStore {
       bytes += size;
     }
     if (part.length > 0) parts.push(part);
-    await Promise.all(parts.map((p, i) => this.kv.put(this.names.handoverPartKey(partition, i), encode({ v: 1, id, records: p } satisfies HandoverPart))));
+    await Promise.all(parts.map((p, i) => this.kv.put(this.names.handoverPartKey(partition, i), encode({ v: 1, id, records: p }))));
     const entry: HandoverEntry = { v: 1, id, node, ts: Date.now(), parts: parts.length, routes: records.length };
     await this.kv.put(this.names.handoverKey(partition), encode(entry));
   }
@@ -141,20 +141,16 @@ export class CheckpointStore {
   async readHandover(partition: number): Promise<{ records: Map<string, Uint8Array>; seq: number } | undefined> {
     const e = await this.kv.get(this.names.handoverKey(partition));
     if (!e || e.operation !== 'PUT') return undefined;
-    const d = tryDecode(e.value);
-    const entry = d.ok ? (d.value as Partial<HandoverEntry> | null) : null;
-    if (entry?.v !== 1 || typeof entry.id !== 'string' || typeof entry.parts !== 'number' || !Number.isSafeInteger(entry.parts) || entry.parts < 0) return undefined;
+    const d = decodeHandoverEntry(e.value);
+    if (!d.ok) return undefined;
+    const entry = d.value;
     const parts = await Promise.all(Array.from({ length: entry.parts }, (_, i) => this.kv.get(this.names.handoverPartKey(partition, i))));
     const records = new Map<string, Uint8Array>();
     for (const pe of parts) {
       if (!pe || pe.operation !== 'PUT') return undefined;
-      const pd = tryDecode(pe.value);
-      const part = pd.ok ? (pd.value as Partial<HandoverPart> | null) : null;
-      if (part?.v !== 1 || part.id !== entry.id || !Array.isArray(part.records)) return undefined;
-      for (const r of part.records as unknown[]) {
-        if (!Array.isArray(r) || typeof r[0] !== 'string' || !(r[1] instanceof Uint8Array)) return undefined;
-        records.set(r[0], r[1]);
-      }
+      const pd = decodeHandoverPart(pe.value);
+      if (!pd.ok || pd.value.id !== entry.id) return undefined;
+      for (const r of pd.value.records) records.set(r[0], r[1]);
     }
     return { records, seq: e.revision };
   }
@@ -228,26 +224,6 @@ export interface StoredRecord {
 
 /** Handover parts stay well under nats-server's default max_payload (1 MiB). */
 const HANDOVER_PART_BYTES = 256 * 1024;
-
-/** `<partition>.handover`: the parts of one handover, written after them. */
-interface HandoverEntry {
-  v: 1;
-  /** Names this handover in its parts. */
-  id: string;
-  /** The node that handed the partition over. */
-  node: string;
-  /** Wall clock, ms. */
-  ts: number;
-  parts: number;
-  routes: number;
-}
-
-/** `<partition>.handover-<i>`: route key and record (`encodeRecord`) of some of the partition's routes. */
-interface HandoverPart {
-  v: 1;
-  id: string;
-  records: Array<readonly [string, Uint8Array]>;
-}
 
 /** A checkpoint as version 2 stores it (see the top of this file). */
 type PackedCheckpoint = Omit<RouteCheckpoint, 'hosts' | 'params'> & {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { encode } from '../../schemas/codec.ts';
 import { parseReportMsgId, reportMsgId } from '../../schemas/msg-id.ts';
 import { validatePostedBody, validatePostedReport } from '../../schemas/posted-report.ts';
-import { decodeCheckpointRecord, decodeLeaseRecord, decodeMemberRecord, decodeSelfRegistration, validateCheckpointRecord, validateLeaseRecord, validateMemberRecord } from '../../schemas/records.ts';
+import { decodeCheckpointRecord, decodeHandoverEntry, decodeHandoverPart, decodeLeaseRecord, decodeMemberRecord, decodeSelfRegistration, validateCheckpointRecord, validateLeaseRecord, validateMemberRecord } from '../../schemas/records.ts';
 import { RECORD_SCHEMAS } from '../../schemas/cluster-records.ts';
 import { jsonSchemaFiles } from '../../schemas/json-schema.ts';
 import type { Validated } from '../../schemas/messages.ts';
@@ -77,6 +77,21 @@ describe('contract - message id and stored records', () => {
     expect(kind(validateCheckpointRecord({ ...v1, checkpoint: 'x' }))).to.equal('wrong_type');
     expect(kind(validateCheckpointRecord({ ...v1, v: 3 }))).to.equal('bad_version');
     expect(kind(validateCheckpointRecord({ v: 1, checkpoint: {} }))).to.equal('wrong_type');
+  });
+
+  it('contract - a handover entry needs its id and number of parts; a part, its id and [route key, bytes] pairs', () => {
+    const entry = { v: 1, id: 'ab', node: 'n', ts: 1, parts: 2, routes: 3 };
+    expect(decodeHandoverEntry(encode(entry))).to.deep.equal({ ok: true, value: entry });
+    expect(decodeHandoverEntry(encode({ v: 1, id: 'ab', parts: 0 })).ok, 'the informational fields may be absent').to.equal(true);
+    expect(kind(decodeHandoverEntry(encode({ ...entry, parts: -1 })))).to.equal('out_of_range');
+    expect(kind(decodeHandoverEntry(encode({ ...entry, id: 5 })))).to.equal('wrong_type');
+    expect(kind(decodeHandoverEntry(encode({ ...entry, v: 2 })))).to.equal('bad_version');
+    const bytes = new Uint8Array([1, 2, 3]);
+    const part = decodeHandoverPart(encode({ v: 1, id: 'ab', records: [['1.2', bytes]] }));
+    expect(part.ok && part.value.records[0]![0] === '1.2' && [...part.value.records[0]![1]].join() === '1,2,3').to.equal(true);
+    expect(kind(decodeHandoverPart(encode({ v: 1, id: 'ab', records: [['1.2', 'x']] })))).to.not.equal('ok');
+    expect(kind(decodeHandoverPart(encode({ v: 1, id: 'ab', records: [[1, bytes]] })))).to.not.equal('ok');
+    expect(kind(decodeHandoverPart(new Uint8Array([0xc1])))).to.equal('malformed');
   });
 
   it('contract - a stored self-registration decodes from its bytes, or is malformed', () => {
