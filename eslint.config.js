@@ -1,5 +1,6 @@
 // Lint: typescript-eslint with type information; floating promises are errors.
 import tseslint from 'typescript-eslint';
+import lars from './scripts/lint-layers.mjs';
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.lars/', 'bin/', 'scripts/', 'eslint.config.js'] },
@@ -14,6 +15,12 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': 'off',
       '@typescript-eslint/no-unnecessary-type-assertion': 'off',
     },
+  },
+  {
+    // The one-way layout: which folder may import which (scripts/lint-layers.mjs), and no import cycles.
+    files: ['src/**/*.ts', 'actors/**/*.ts', 'schemas/**/*.ts'],
+    plugins: { lars },
+    rules: { 'lars/layers': 'error', 'lars/no-cycle': 'error' },
   },
   {
     // The console page: plain browser JavaScript served as is (no type information, browser globals).

@@ -143,7 +143,7 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, everyMs = 
   return true;
 }
 
-export { pool } from '../src/pool.ts';
+export { pool } from '../src/lib/pool.ts';
 
 /** Rounds a latency to µs for the results file. */
 export const ms = (v: number): number => Number(v.toFixed(3));

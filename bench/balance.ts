@@ -27,7 +27,7 @@ import { performance } from 'node:perf_hooks';
 import { DEFAULT_STRATEGY, StrategyName } from '../actors/strategies/index.ts';
 import { simulate, type SimResult } from '../src/sim/engine.ts';
 import { parseScenarioText, type Scenario } from '../src/sim/scenario.ts';
-import { summaryRows } from '../src/sim/cli.ts';
+import { summaryRows } from '../src/cli/commands/simulate.ts';
 import { renderTable } from '../src/cli/table.ts';
 import { record, type Metric } from './lib.ts';
 import { benchIdleRoute } from './balance/idle-route.ts';

@@ -20,8 +20,8 @@ import { QUICK, logger, runGroup } from './_harness.ts';
 import { record, type Metric } from './lib.ts';
 import { setupCore } from './core/setup.ts';
 import { ingestRun } from './core/ingest.ts';
-import { serveNodeHttp } from '../src/metrics/mod.ts';
-import { silentLogger } from '../src/log.ts';
+import { serveNodeHttp } from '../src/cli/metrics.ts';
+import { silentLogger } from '../src/lib/log.ts';
 import { benchConsolePage } from './console/page.ts';
 
 const log = logger('console');

@@ -6,7 +6,7 @@
 // what it started, then exits with its code. A SIGTERM sent to this process
 // alone (a supervisor, `kill`) is passed on, and so is the end of npm: a
 // supervisor that stops `npm start` may end npm and its shell without this
-// process hearing of it (see src/cli/lifecycle.ts, which does the same for
+// process hearing of it (see src/lib/lifecycle.ts, which does the same for
 // `lars dev` under this process).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -12,7 +12,7 @@
  *
  * Measured twice, on a fresh server each time: with the store synced on the
  * server's schedule (the figure above) and with every write synced before
- * its ack (src/natsd.ts StoreSync.always: `sync_interval: always` on
+ * its ack (src/nats/natsd.ts StoreSync.always: `sync_interval: always` on
  * nats-server 2.10+; on the installed 2.9.10, which has no such setting,
  * the store directory's synchronous-updates attribute), the cost of
  * durability across a power loss (acked_reports_per_sec_small_batches_sync_always).
@@ -23,9 +23,9 @@ import type { ChildProcess } from 'node:child_process';
 import { jetstreamManager } from '@nats-io/jetstream';
 // Leaf modules rather than src/index.ts: this group needs no route node or agent code.
 import { names as makeNames, DEFAULT_PARTITIONS } from '../../schemas/subjects.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { connectNats } from '../../src/nats/connect.ts';
-import { StoreSync, startNatsServer } from '../../src/natsd.ts';
+import { StoreSync, startNatsServer } from '../../src/nats/natsd.ts';
 import { epochMs, percentile, sleep, type FromSenders, type SendersConfig, type ToSenders } from '../_common.ts';
 import { QUICK, askAll, envInt, logger, machineCpuMs, ms, nextMessage, procCpuMs, spawnChild, stopChild } from '../_harness.ts';
 import type { Metric } from '../lib.ts';

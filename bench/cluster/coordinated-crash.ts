@@ -9,7 +9,7 @@
  * missing after: every acked msg id must be in the stream, every key's
  * stored revision at least the last one acknowledged.
  *
- * Run once per store sync mode (src/natsd.ts StoreSync): `interval` (the
+ * Run once per store sync mode (src/nats/natsd.ts StoreSync): `interval` (the
  * server's default, fsync every few minutes) and `always` (every write
  * synced before it is acknowledged; on the installed 2.9.10 the store
  * directories' synchronous-updates attribute). A kill -9 is a crash of the
@@ -24,9 +24,9 @@ import { performance } from 'node:perf_hooks';
 import { jetstream, jetstreamManager, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { names as makeNames } from '../../schemas/subjects.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { StoreSync } from '../../src/natsd.ts';
+import { StoreSync } from '../../src/nats/natsd.ts';
 import { NatsCluster } from '../../test/helpers/nats-cluster.ts';
 import { sleep } from '../_common.ts';
 import { QUICK, envInt, logger, onTeardown } from '../_harness.ts';

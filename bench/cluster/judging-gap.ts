@@ -17,7 +17,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { names as makeNames } from '../../schemas/subjects.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { clusterNames } from '../../src/cluster/index.ts';
 import { NatsCluster } from '../../test/helpers/nats-cluster.ts';
 import { createNodeBuckets, ensureStreamsOnCluster } from '../../test/helpers/cluster-load.ts';

@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { names as makeNames, DEFAULT_PARTITIONS } from '../../schemas/subjects.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { NatsCluster } from '../../test/helpers/nats-cluster.ts';
 import { epochMs, percentile, sleep } from '../_common.ts';

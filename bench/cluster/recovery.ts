@@ -9,12 +9,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { names as makeNames } from '../../schemas/subjects.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
-import { Registry } from '../../src/registry.ts';
-import { ensureStreams } from '../../src/streams.ts';
-import { openTtlBucket } from '../../src/cluster/kv.ts';
+import { Registry } from '../../src/registry/registry.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
+import { openTtlBucket } from '../../src/nats/buckets.ts';
 import { startTraffic, type Traffic } from '../../test/helpers/traffic.ts';
 import { epochMs, sleep } from '../_common.ts';
 import { QUICK, envInt, logger, onTeardown } from '../_harness.ts';

@@ -22,11 +22,11 @@ import { QUICK, logger, onTeardown } from '../_harness.ts';
 import type { Metric } from '../lib.ts';
 import { benchServer, freshPrefix } from '../cluster/_nodes.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { ConsoleBackend } from '../../src/console/backend.ts';
 import { startConsoleServer } from '../../src/console/server.ts';
 import { actOnHost } from '../../src/admin/host-actions.ts';
-import { tryDecode } from '../../src/codec.ts';
+import { tryDecode } from '../../src/lib/codec.ts';
 import { validateRouteState, type RegistryHost } from '../../schemas/messages.ts';
 import type { Names } from '../../schemas/subjects.ts';
 

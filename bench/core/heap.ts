@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { names as makeNames, type RegistryEntry } from '../../src/index.ts';
-import { openBucket } from '../../src/registry.ts';
-import { encode } from '../../src/codec.ts';
+import { openBucket } from '../../src/nats/buckets.ts';
+import { encode } from '../../src/lib/codec.ts';
 import { epochMs, type FromHeap, type HeapConfig } from '../_common.ts';
 import { nextMessage, pool, spawnChild, stopChild } from '../_harness.ts';
 import type { Metric } from '../lib.ts';

@@ -11,7 +11,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { RouteNodeStats } from '../../src/index.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { epochMs, sleep, type FromPublisher, type PublisherConfig, type ToPublisher } from '../_common.ts';
 import { QUICK, askAll, envInt, nextMessage, procCpuMs, spawnChild, stopChild } from '../_harness.ts';
 import type { Metric } from '../lib.ts';

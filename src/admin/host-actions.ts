@@ -13,8 +13,8 @@
  */
 import { AdminMark, LIMITS, type RegistryEntry, type RegistryHost, type RouteState } from '../../schemas/messages.ts';
 import { resolveParams } from '../../actors/params.ts';
-import type { Registry } from '../registry.ts';
-import { ConfirmationRequiredError, ErrorCode, LarsError, RegistryError, UsageError } from '../errors.ts';
+import type { Registry } from '../registry/registry.ts';
+import { ConfirmationRequiredError, ErrorCode, LarsError, RegistryError, UsageError } from '../lib/errors.ts';
 
 export const HostAction = {
   drain: 'drain',

@@ -16,15 +16,15 @@ import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, boundTrials, notePick, noteRelease, noteReport, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
-import { encode } from '../codec.ts';
-import { RejectCounter } from '../rejects.ts';
+import { encode } from '../lib/codec.ts';
+import { RejectCounter } from '../lib/rejects.ts';
 import { connectNats, natsOptionsFromSdk, type NatsLoginOptions } from '../nats/connect.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { ClosedError } from '../errors.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { ClosedError } from '../lib/errors.ts';
 import { RouteFollower, RouteStatus, type FollowedRoute } from './route-follower.ts';
 import { ReportBatcher } from './report-batcher.ts';
 import { Outbox, jetStreamPublisher, type PublishFn } from './outbox.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 
 export const ReportDelivery = {
   /** JetStream publishes, acknowledged, kept in the outbox and retried until acknowledged. */

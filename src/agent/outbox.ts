@@ -32,9 +32,9 @@
  */
 import { backoff, ClosedConnectionError, DrainingConnectionError, NoRespondersError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
-import { silentLogger, type Logger } from '../log.ts';
-import { LarsError, ErrorCode, ClosedError } from '../errors.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { LarsError, ErrorCode, ClosedError } from '../lib/errors.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 import { reportMsgId } from '../../schemas/msg-id.ts';
 
 /** Why a publish was not acknowledged. */

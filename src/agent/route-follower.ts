@@ -18,11 +18,11 @@ import { backoff, type NatsConnection, type Subscription } from '@nats-io/transp
 import type { Names } from '../../schemas/subjects.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 import { RouteStateReader } from './route-state-reader.ts';
-import { RouteStore } from '../registry.ts';
-import { RejectCounter } from '../rejects.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { ClosedError } from '../errors.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { RouteStore } from '../registry/route-store.ts';
+import { RejectCounter } from '../lib/rejects.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { ClosedError } from '../lib/errors.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 
 export const RouteStatus = {
   /** Followed, but neither the KV read nor a route message has answered yet. */

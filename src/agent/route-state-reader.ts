@@ -25,9 +25,9 @@
  * states. Nothing in the project mutates a state it received; callers must
  * not either.
  */
-import { tryDecode } from '../codec.ts';
+import { tryDecode } from '../lib/codec.ts';
 import { LIMITS, isRouteHost, isRouteStateHead, validateRouteState, type RouteHost, type RouteState, type Validated } from '../../schemas/messages.ts';
-import { Reader } from '../msgpack-reader.ts';
+import { Reader } from '../lib/msgpack-reader.ts';
 
 /** What a rejected message is: the general path's kinds, plus `malformed` for bytes the codec refuses. */
 export type RouteStateRead = Validated<RouteState> | { ok: false; kind: 'malformed'; detail: string };

@@ -14,29 +14,10 @@
  * `{type: 'stopped'}`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { SelfRegistration } from '../../schemas/messages.ts';
-import { connectNats, type ConnectSettings } from '../nats/connect.ts';
+import { connectNats } from '../nats/connect.ts';
 import { SelfRegWriter } from './self-register.ts';
+import type { HeartbeatWorkerData, MainToWorker, WorkerToMain } from './heartbeat-messages.ts';
 
-export interface HeartbeatWorkerData {
-  /** Where to connect and how to log in (files read by the main thread). */
-  connect: ConnectSettings;
-  name: string;
-  prefix: string | undefined;
-  record: SelfRegistration;
-  heartbeatMs: number;
-  maxStallMs: number;
-  /** BigInt64Array(1) on a SharedArrayBuffer: the main thread's last pulse, ms since the epoch. */
-  pulse: SharedArrayBuffer;
-}
-
-export type WorkerToMain =
-  | { type: 'ready' }
-  | { type: 'beat'; count: number }
-  | { type: 'withheld'; stalledMs: number }
-  | { type: 'error'; message: string; fatal: boolean }
-  | { type: 'stopped' };
-export type MainToWorker = { type: 'stop'; drainMs: number };
 
 async function run(d: HeartbeatWorkerData): Promise<void> {
   const port = parentPort!;

@@ -27,13 +27,13 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
-import { encode } from '../codec.ts';
+import { encode } from '../lib/codec.ts';
 import { connectNats, natsOptionsFromSdk, type NatsLoginOptions } from '../nats/connect.ts';
-import { bindBucket } from '../registry.ts';
-import { LarsError, ErrorCode } from '../errors.ts';
-import { RateLimitedLog } from '../ratelog.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import type { HeartbeatWorkerData, MainToWorker, WorkerToMain } from './self-register-worker.ts';
+import { bindBucket } from '../nats/buckets.ts';
+import { LarsError, ErrorCode } from '../lib/errors.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import type { HeartbeatWorkerData, MainToWorker, WorkerToMain } from './heartbeat-messages.ts';
 
 export const SELF_DEFAULTS = {
   ttlMs: 10_000,

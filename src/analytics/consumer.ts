@@ -13,7 +13,7 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../lib/log.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import { storedHighWater } from './dedup.ts';
 import type { PipelineName } from './types.ts';

@@ -15,9 +15,9 @@ import { createClient, ClickHouseLogLevel, type ClickHouseClient, type ClickHous
 import { featuresFor, parseVersion, type Features, type ServerVersion } from '../../schemas/clickhouse/features.ts';
 import { isValidDatabaseName } from '../../schemas/clickhouse/migrations.ts';
 import { isValidClusterName, type ClusterLayout } from '../../schemas/clickhouse/cluster.ts';
-import type { LarsConfig } from '../config.ts';
-import { LarsError, ErrorCode } from '../errors.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import type { LarsConfig } from '../lib/config.ts';
+import { LarsError, ErrorCode } from '../lib/errors.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
 
 export const EngineKind = { chdb: 'chdb', server: 'server' } as const;
 export type EngineKind = (typeof EngineKind)[keyof typeof EngineKind];

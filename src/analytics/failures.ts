@@ -117,4 +117,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return d.finally(() => signal?.removeEventListener('abort', cancel));
 }
 
-export { RateLimitedLog } from '../ratelog.ts';
+export { RateLimitedLog } from '../lib/ratelog.ts';

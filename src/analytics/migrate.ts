@@ -20,8 +20,8 @@ import {
 import type { Features } from '../../schemas/clickhouse/features.ts';
 import { DISTRIBUTED_TABLES, distributedStatements, localDatabase, replicatedStatement, type ClusterLayout } from '../../schemas/clickhouse/cluster.ts';
 import { clickhouseCode } from './failures.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { LarsError, ErrorCode } from '../errors.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { LarsError, ErrorCode } from '../lib/errors.ts';
 import { sqlString, type AnalyticsEngine } from './engine.ts';
 
 export interface MigrateOptions {

@@ -6,9 +6,9 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Retention } from '../../schemas/clickhouse/migrations.ts';
 import { names } from '../../schemas/subjects.ts';
-import type { LarsConfig } from '../config.ts';
-import type { Logger } from '../log.ts';
-import { ensureStreams, type Replicas } from '../streams.ts';
+import type { LarsConfig } from '../lib/config.ts';
+import type { Logger } from '../lib/log.ts';
+import { ensureStreams, type Replicas } from '../nats/streams.ts';
 import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from './engine.ts';
 import { runMigrations } from './migrate.ts';
 import { startSink, type Sink, type SinkOptions } from './sink.ts';

@@ -10,8 +10,8 @@
  */
 import type { Consumer, ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jetstream';
 import { deadline } from '@nats-io/transport-node';
-import type { Logger } from '../log.ts';
-import type { RateLimitedLog } from '../ratelog.ts';
+import type { Logger } from '../lib/log.ts';
+import type { RateLimitedLog } from '../lib/ratelog.ts';
 import type { Binding, DurableConsumer } from './consumer.ts';
 import { isConsumerGone } from './consumer.ts';
 import { backoffDelay, sleep, type BackoffOptions } from './failures.ts';

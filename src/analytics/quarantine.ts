@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { TABLES } from '../../schemas/clickhouse/migrations.ts';
-import type { RateLimitedLog } from '../ratelog.ts';
+import type { RateLimitedLog } from '../lib/ratelog.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import { FailureKind, classifyFailure } from './failures.ts';
 import type { Item } from './items.ts';

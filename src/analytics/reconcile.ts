@@ -15,10 +15,10 @@
 import type { JetStreamManager, JsMsg, StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { TABLES } from '../../schemas/clickhouse/migrations.ts';
-import type { Logger } from '../log.ts';
-import type { RateLimitedLog } from '../ratelog.ts';
-import { errText } from '../cluster/kv.ts';
-import { isConflict } from '../registry.ts';
+import type { Logger } from '../lib/log.ts';
+import type { RateLimitedLog } from '../lib/ratelog.ts';
+import { errText } from '../lib/ratelog.ts';
+import { isConflict } from '../nats/buckets.ts';
 import { timeAt } from './dedup.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import type { Item, RowSource } from './items.ts';

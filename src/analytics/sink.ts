@@ -26,8 +26,8 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { TABLES } from '../../schemas/clickhouse/migrations.ts';
-import { silentLogger } from '../log.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { silentLogger } from '../lib/log.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 import { DurableConsumer, durableName } from './consumer.ts';
 import { Dedup } from './dedup.ts';
 import { DEFAULT_BACKOFF } from './failures.ts';
@@ -36,7 +36,8 @@ import { enforceRetention } from './migrate.ts';
 import { Pipeline } from './pipeline.ts';
 import { Quarantine } from './quarantine.ts';
 import { Reconciler } from './reconcile.ts';
-import { errText, openTtlBucket } from '../cluster/kv.ts';
+import { errText } from '../lib/ratelog.ts';
+import { openTtlBucket } from '../nats/buckets.ts';
 import {
   DEFAULT_ACK_WAIT_MS,
   DEFAULT_BATCH_LIMITS,

@@ -21,7 +21,7 @@ import type { Features } from '../../schemas/clickhouse/features.ts';
 import { LIMITS, SCHEMA_VERSION, isIPv4, isPort } from '../../schemas/messages.ts';
 import { UINT32_MAX } from '../../schemas/subjects.ts';
 import { escapeTsv, ipv4ToUint32, type RowSpan } from './rows.ts';
-import { Reader, skipValue } from '../msgpack-reader.ts';
+import { Reader, skipValue } from '../lib/msgpack-reader.ts';
 
 export interface Transcoded {
   line: string;

@@ -2,7 +2,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Retention } from '../../schemas/clickhouse/migrations.ts';
 import type { Names } from '../../schemas/subjects.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../lib/log.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import type { BackoffOptions } from './failures.ts';
 

@@ -8,8 +8,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Retention } from '../../schemas/clickhouse/migrations.ts';
-import type { Logger } from '../log.ts';
-import type { RateLimitedLog } from '../ratelog.ts';
+import type { Logger } from '../lib/log.ts';
+import type { RateLimitedLog } from '../lib/ratelog.ts';
 import type { Dedup } from './dedup.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import { FailureKind, backoffDelay, classifyFailure, sleep, type BackoffOptions } from './failures.ts';

@@ -1,5 +1,5 @@
 /** The shape of a `lars` sub-command; src/cli/main.ts turns these into the yargs command tree. */
-import type { LarsConfig } from '../config.ts';
+import type { LarsConfig } from '../lib/config.ts';
 
 export interface CommandContext {
   config: LarsConfig;

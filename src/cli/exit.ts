@@ -1,5 +1,5 @@
 /** Exit codes of `lars`, and the one place that maps errors to them. */
-import { ConfigError, UsageError } from '../errors.ts';
+import { ConfigError, UsageError } from '../lib/errors.ts';
 
 export const ExitCode = {
   ok: 0,

@@ -10,9 +10,9 @@
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type Options } from 'yargs';
-import { CONFIG_KEYS, closest, defaultConfig, loadConfig, replicasOf, type ConfigKeySpec } from '../config.ts';
-import { setProcessReplicas } from '../streams.ts';
-import { UsageError } from '../errors.ts';
+import { CONFIG_KEYS, closest, defaultConfig, loadConfig, replicasOf, type ConfigKeySpec } from '../lib/config.ts';
+import { setProcessReplicas } from '../nats/streams.ts';
+import { UsageError } from '../lib/errors.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from './command.ts';
 import { ExitCode, exitCodeFor, wantsHelpHint } from './exit.ts';
 import { confirmOnTerminal } from './confirm.ts';

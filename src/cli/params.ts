@@ -5,7 +5,7 @@
  */
 import { PARAM_NAMES, resolveParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../lib/errors.ts';
 import type { FlagValue } from './command.ts';
 
 /**

@@ -9,8 +9,8 @@
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { TimeoutError } from '@nats-io/transport-node';
-import type { Logger } from '../log.ts';
-import { errText } from '../cluster/kv.ts';
+import type { Logger } from '../lib/log.ts';
+import { errText } from '../lib/ratelog.ts';
 
 /** JetStream API codes of a cluster that is settling: no leader yet, replicas not placeable yet. */
 const SETTLING_CODES = new Set([10008 /* JetStream temporarily unavailable */, 10005 /* no suitable peers for placement */, 10074 /* cluster has no meta leader */]);

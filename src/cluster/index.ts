@@ -1,11 +1,13 @@
 /** Cluster ownership for route nodes: leases in KV over live members, or an explicit partition set. */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { UsageError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { StaticOwnership, type PartitionOwnership } from '../node/ownership.ts';
-import { LeaseOwnership, LEASE_DEFAULTS } from './lease-ownership.ts';
+import { UsageError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { StaticOwnership, type PartitionOwnership } from './ownership.ts';
+import { LeaseOwnership } from './lease-ownership.ts';
+import { LEASE_DEFAULTS } from './lease-config.ts';
 
-export { LeaseOwnership, LEASE_DEFAULTS, type LeaseOwnershipOptions } from './lease-ownership.ts';
+export { LeaseOwnership } from './lease-ownership.ts';
+export { LEASE_DEFAULTS, type LeaseOwnershipOptions } from './lease-config.ts';
 export { clusterNames, type ClusterNames } from './names.ts';
 
 /** The lease time of a `--lease-ms` flag value (the default when absent); a bad value is a UsageError. */

@@ -28,68 +28,23 @@
  *   fresh store are made again.
  */
 import { randomBytes } from 'node:crypto';
-import type { KV, KvEntry } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { planLeases, rendezvousOwner, type LeaseAction } from '../../actors/ownership.ts';
 import { DEFAULT_PARTITIONS, DEFAULT_PREFIX } from '../../schemas/subjects.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import type { OwnershipHealth, OwnershipHooks, PartitionOwnership } from '../node/ownership.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import type { OwnershipHealth, OwnershipHooks, PartitionOwnership } from './ownership.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
-import { bucketMissing, errText, openTtlBucket } from './kv.ts';
-import { errField, partitionRanges, PartitionLog } from '../ratelog.ts';
-import { isConflict } from '../registry.ts';
-import { pool } from '../pool.ts';
+import { bucketMissing, isConflict } from '../nats/buckets.ts';
+import { errField, errText, PartitionLog, RateLimitedLog } from '../lib/ratelog.ts';
+import { LeaseBuckets } from './lease-buckets.ts';
+import { UnownedPartitions } from './unowned-partitions.ts';
+import { LeaseWrites } from './lease-writes.ts';
+import { Handovers, type Held } from './handovers.ts';
+import { Renewals } from './renewals.ts';
 import { Membership } from './membership.ts';
-import { LeaseTable, encodeLease, decodeLease, type LeaseChange } from './leases.ts';
-
-export const LEASE_DEFAULTS = {
-  leaseMs: 2000,
-  heartbeatMs: 500,
-} as const;
-
-/**
- * Partitions handed over at once when several are released: each one's lease
- * goes as soon as it is done. One at a time: handovers running together share
- * the node's KV writes and wait on each other, and what a partition without an
- * owner costs is the time from its release to its successor's start
- * (`graceful_handover_gap_ms`: 59 ms one at a time, 102 ms two, 132 ms four, on
- * the benchmark machine); the whole stop takes longer, not a partition.
- */
-export const HANDOVER_CONCURRENCY = 1;
-
-export interface LeaseOwnershipOptions {
-  nc: NatsConnection;
-  nodeId: string;
-  prefix?: string;
-  partitions?: number;
-  log?: Logger;
-  /** Injected clock for every timing decision, ms. */
-  clock?: () => number;
-  /** Wall clock, to age KV entries by their server timestamp. */
-  wall?: () => number;
-  /** A lease not renewed for this long is taken over (default 2000). */
-  leaseMs?: number;
-  /** Renewal interval (default leaseMs / 4). */
-  renewMs?: number;
-  /** The holder stops publishing this long before others may take over (default leaseMs / 4). */
-  safetyMs?: number;
-  /** Membership heartbeat interval (default 500). */
-  heartbeatMs?: number;
-  /** A member not heard from for this long is dead (default 3 heartbeats). */
-  memberTtlMs?: number;
-  /**
-   * How long one lease or heartbeat write waits for its answer, ms (default
-   * leaseMs / 2, within 200..1000): a write cut off with its server fails in
-   * time for the next renewal to go through another one.
-   */
-  opTimeoutMs?: number;
-}
-
-interface Held {
-  revision: number;
-  /** Local clock when the write that produced `revision` was sent. */
-  renewedAt: number;
-}
+import { leaseTimings, type LeaseOwnershipOptions } from './lease-config.ts';
+import { LeaseTable, type LeaseChange } from './leases.ts';
 
 export class LeaseOwnership implements PartitionOwnership {
   readonly nodeId: string;
@@ -105,6 +60,9 @@ export class LeaseOwnership implements PartitionOwnership {
   private readonly heartbeatMs: number;
   private readonly memberTtlMs: number;
   private readonly opTimeoutMs: number;
+  private readonly buckets: LeaseBuckets;
+  private readonly unowned: UnownedPartitions;
+  private readonly writes: LeaseWrites;
   /** This run of the node: tells its own lease writes from those of an earlier run under the same name. */
   readonly incarnation = randomBytes(6).toString('hex');
   private kv!: KV;
@@ -112,31 +70,21 @@ export class LeaseOwnership implements PartitionOwnership {
   private table!: LeaseTable;
   private hooks: OwnershipHooks | undefined;
   private readonly held = new Map<number, Held>();
-  private readonly releasing = new Set<number>();
-  /** Handovers under way that an evaluation started. */
-  private readonly releases = new Set<Promise<void>>();
-  private readonly warnedAt = new Map<string, number>();
+  private readonly handovers: Handovers;
+  /** One warning per kind per 10 s: an unreachable server fails every renewal of every partition. */
+  private readonly warnings: RateLimitedLog;
   /** One line per burst of takes and of losses (a start takes every lease; a node back from a pause loses them all). */
   private readonly takenLog: PartitionLog;
   private readonly retakenLog: PartitionLog;
   private readonly lostLog: PartitionLog;
-  private readonly renewing = new Map<number, Promise<boolean>>();
-  /** When each renewal in `renewing` began (local clock). */
-  private readonly renewingSince = new Map<number, number>();
+  private readonly renewals: Renewals;
   private snapshot: ReadonlySet<number> = new Set();
   private readonly listeners = new Set<(owned: ReadonlySet<number>) => void>();
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private evalTimer: ReturnType<typeof setInterval> | undefined;
   private selfCheckTimer: ReturnType<typeof setInterval> | undefined;
   private statusLoop: Promise<void> | undefined;
-  /** Partitions this node should own and does not hold, since when (local clock). */
-  private readonly wantSince = new Map<number, number>();
-  /** When each partition was last seen owned by a live node (local clock). */
-  private readonly ownedAt: number[] = [];
   private lastResyncAt = -Infinity;
-  private ensuring: Promise<void> | undefined;
-  /** Since when lease writes have been failing (local clock), none having gone through since. */
-  private writesFailingSince: number | undefined;
   private evaluating = false;
   private again = false;
   private leaving = false;
@@ -158,15 +106,56 @@ export class LeaseOwnership implements PartitionOwnership {
     });
     this.lostLog = new PartitionLog(this.log, { level: 'warn', msg: 'partitions lost', eventMsg: 'partition lost', groupBy: 'why' });
     this.clock = o.clock ?? Date.now;
+    this.warnings = new RateLimitedLog(this.log, 10_000, this.clock);
     this.wall = o.wall ?? Date.now;
-    this.leaseMs = o.leaseMs ?? LEASE_DEFAULTS.leaseMs;
-    this.renewMs = o.renewMs ?? Math.max(10, Math.floor(this.leaseMs / 4));
-    this.safetyMs = o.safetyMs ?? Math.floor(this.leaseMs / 4);
-    this.heartbeatMs = o.heartbeatMs ?? LEASE_DEFAULTS.heartbeatMs;
-    this.memberTtlMs = o.memberTtlMs ?? this.heartbeatMs * 3;
-    this.opTimeoutMs = o.opTimeoutMs ?? Math.min(1000, Math.max(200, Math.floor(this.leaseMs / 2)));
-    for (let p = 0; p < this.partitions; p++) this.ownedAt.push(this.clock());
-    if (this.renewMs + this.safetyMs >= this.leaseMs) throw new RangeError('lease renewal interval plus safety margin must be below the lease time');
+    const t = leaseTimings(o);
+    ({ leaseMs: this.leaseMs, renewMs: this.renewMs, safetyMs: this.safetyMs, heartbeatMs: this.heartbeatMs, memberTtlMs: this.memberTtlMs, opTimeoutMs: this.opTimeoutMs } = t);
+    this.buckets = new LeaseBuckets(this.nc, this.names, t, (err) => this.warnings.warn('buckets', { err: errText(err) }, 'leases and members buckets could not be opened; will retry'));
+    this.unowned = new UnownedPartitions(this.partitions, this.clock);
+    this.handovers = new Handovers({
+      held: this.held,
+      log: this.log,
+      handOver: (ps) => this.hooks?.handOver(ps),
+      deleteLease: (p, h) => this.deleteLease(p, h),
+      released: (left) => {
+        if (left) this.counters.released++;
+        this.emit();
+      },
+    });
+    this.renewals = new Renewals({
+      nodeId: this.nodeId,
+      held: this.held,
+      clock: this.clock,
+      opTimeoutMs: this.opTimeoutMs,
+      counters: this.counters,
+      warnings: this.warnings,
+      kv: () => this.kv,
+      key: (p) => this.names.leaseKey(p),
+      writes: () => this.writes,
+      table: () => this.table,
+      ensureBuckets: () => void this.buckets.ensure(),
+      closed: () => this.closed,
+      shouldOwn: (p) => this.shouldOwn(p),
+      verify: (ps) => this.hooks?.verify?.(ps),
+      retaken: (p, revision) => this.retakenLog.add(p, { revision }),
+      lost: (p, why) => {
+        this.drop(p, why);
+        this.schedule();
+      },
+    });
+    this.writes = new LeaseWrites({
+      nodeId: this.nodeId,
+      incarnation: this.incarnation,
+      clock: this.clock,
+      wall: this.wall,
+      renewMs: this.renewMs,
+      log: this.log,
+      onFailing: () => this.table.grace(),
+      onAnswerAgain: () => {
+        this.table.grace();
+        this.membership.grace();
+      },
+    });
   }
 
   /** Rendezvous hashing over the live members gives this node the partition. */
@@ -176,16 +165,15 @@ export class LeaseOwnership implements PartitionOwnership {
 
   /** Makes or binds the members and leases buckets (idempotent; start does it too): a process can wait for them while the servers settle. */
   async prepare(): Promise<void> {
-    await openTtlBucket(this.nc, this.names.membersBucket, this.membersTtl(), this.opTimeoutMs);
-    await openTtlBucket(this.nc, this.names.leasesBucket, this.leasesTtl(), this.opTimeoutMs);
+    await this.buckets.open();
   }
 
   async start(hooks: OwnershipHooks): Promise<void> {
     if (this.started) return;
     this.started = true;
     this.hooks = hooks;
-    const membersKv = await openTtlBucket(this.nc, this.names.membersBucket, this.membersTtl(), this.opTimeoutMs);
-    this.kv = await openTtlBucket(this.nc, this.names.leasesBucket, this.leasesTtl(), this.opTimeoutMs);
+    const { members: membersKv, leases } = await this.buckets.open();
+    this.kv = leases;
     this.membership = new Membership({
       kv: membersKv,
       nodeId: this.nodeId,
@@ -213,14 +201,6 @@ export class LeaseOwnership implements PartitionOwnership {
     this.schedule();
   }
 
-  private membersTtl(): number {
-    return Math.max(this.memberTtlMs * 2, 1000);
-  }
-
-  private leasesTtl(): number {
-    return Math.max(this.leaseMs * 5, 10_000);
-  }
-
   /** After every reconnect: the views are read again, and nobody is taken as gone for a while (they were cut off too). */
   private async watchConnection(): Promise<void> {
     try {
@@ -230,7 +210,7 @@ export class LeaseOwnership implements PartitionOwnership {
         this.table.grace();
         this.membership.grace();
         this.resync('reconnected');
-        void this.ensureBuckets();
+        void this.buckets.ensure();
       }
     } catch (err) {
       if (!this.closed) this.log.warn({ err: errText(err) }, 'connection status watch ended');
@@ -246,23 +226,6 @@ export class LeaseOwnership implements PartitionOwnership {
     this.schedule();
   }
 
-  /** Makes the leases and members buckets again when a server lost them (a fresh store); one attempt at a time. */
-  private ensureBuckets(): Promise<void> {
-    if (this.ensuring) return this.ensuring;
-    const run = (async () => {
-      try {
-        await openTtlBucket(this.nc, this.names.membersBucket, this.membersTtl(), this.opTimeoutMs);
-        await openTtlBucket(this.nc, this.names.leasesBucket, this.leasesTtl(), this.opTimeoutMs);
-      } catch (err) {
-        this.warnLimited('buckets', { err: errText(err) }, 'leases and members buckets could not be opened; will retry');
-      }
-    })().finally(() => {
-      this.ensuring = undefined;
-    });
-    this.ensuring = run;
-    return run;
-  }
-
   /**
    * Runs a few times per lease time: a partition this node should own that
    * stayed unowned for over a lease time means its view is stale (a change
@@ -271,11 +234,9 @@ export class LeaseOwnership implements PartitionOwnership {
   private selfCheck(): void {
     if (this.closed || this.leaving) return;
     const now = this.clock();
-    let stuck = false;
-    for (const since of this.wantSince.values()) if (now - since > this.leaseMs + this.renewMs) stuck = true;
-    if (stuck && now - this.lastResyncAt > this.leaseMs * 2) {
+    if (this.unowned.wantedLongerThan(now, this.leaseMs + this.renewMs) && now - this.lastResyncAt > this.leaseMs * 2) {
       this.resync('a partition of this node stayed unowned');
-      void this.ensureBuckets();
+      void this.buckets.ensure();
     }
   }
 
@@ -297,20 +258,8 @@ export class LeaseOwnership implements PartitionOwnership {
   health(): OwnershipHealth {
     const now = this.clock();
     const live = this.started ? this.membership.live() : [this.nodeId];
-    let desired = 0;
-    let mineUnowned = 0;
-    const unowned: Array<{ partition: number; forMs: number }> = [];
-    for (let p = 0; p < this.partitions; p++) {
-      const mine = !this.leaving && rendezvousOwner(p, live) === this.nodeId;
-      if (mine) desired++;
-      if (this.isOwned(p, now)) {
-        this.ownedAt[p] = now;
-        continue;
-      }
-      unowned.push({ partition: p, forMs: now - this.ownedAt[p]! });
-      if (mine) mineUnowned++;
-    }
-    return { leaseMs: this.leaseMs, desired, held: this.held.size, unowned, mineUnowned };
+    const counts = this.unowned.count(now, (p) => !this.leaving && rendezvousOwner(p, live) === this.nodeId, (p) => this.isOwned(p, now));
+    return { leaseMs: this.leaseMs, held: this.held.size, ...counts };
   }
 
   /**
@@ -332,7 +281,7 @@ export class LeaseOwnership implements PartitionOwnership {
 
   reassert(partition: number): Promise<boolean> {
     if (!this.held.has(partition)) return Promise.resolve(false);
-    return this.renew(partition);
+    return this.renewals.renew(partition);
   }
 
   lost(partition: number): void {
@@ -355,13 +304,8 @@ export class LeaseOwnership implements PartitionOwnership {
     if (this.leaving || !this.started) return;
     this.leaving = true;
     await this.membership.leave();
-    await this.release([...this.held.keys()].sort((a, b) => a - b));
-    await Promise.all(this.releases);
-  }
-
-  private track(p: Promise<void>): void {
-    const t = p.catch((err: unknown) => this.log.error({ err }, 'partition handover failed')).finally(() => this.releases.delete(t));
-    this.releases.add(t);
+    await this.handovers.release([...this.held.keys()].sort((a, b) => a - b));
+    await this.handovers.settled();
   }
 
   async close(): Promise<void> {
@@ -389,17 +333,8 @@ export class LeaseOwnership implements PartitionOwnership {
 
   /** Deletes a held lease with compare-and-set, after any renewal in flight (which moves the revision). */
   private async deleteLease(p: number, h: Held): Promise<void> {
-    await this.renewing.get(p);
+    await this.renewals.inFlight(p);
     await this.kv.delete(this.names.leaseKey(p), { previousSeq: h.revision });
-  }
-
-  /** One warning per kind per 10 s: an unreachable server fails every renewal of every partition. */
-  private warnLimited(kind: string, obj: Record<string, unknown>, msg: string): void {
-    const now = this.clock();
-    const last = this.warnedAt.get(kind);
-    if (last !== undefined && now - last < 10_000) return;
-    this.warnedAt.set(kind, now);
-    this.log.warn(obj, msg);
   }
 
   private emit(): void {
@@ -424,7 +359,7 @@ export class LeaseOwnership implements PartitionOwnership {
   private onLease(c: LeaseChange): void {
     if (this.closed) return;
     const h = this.held.get(c.partition);
-    if (h && c.revision > h.revision && c.owner !== this.nodeId && !this.releasing.has(c.partition)) {
+    if (h && c.revision > h.revision && c.owner !== this.nodeId && !this.handovers.releasing(c.partition)) {
       this.drop(c.partition, c.owner === undefined ? 'lease deleted' : `lease taken by ${c.owner}`);
     }
     if (c.owner === undefined || !h) this.schedule();
@@ -432,154 +367,8 @@ export class LeaseOwnership implements PartitionOwnership {
 
   private renewAll(): void {
     if (this.closed) return;
-    for (const p of this.held.keys()) void this.renew(p);
+    for (const p of this.held.keys()) void this.renewals.renew(p);
   }
-
-  private renew(p: number): Promise<boolean> {
-    const cur = this.renewing.get(p);
-    // A renewal still out after several write timeouts is not waited for any longer (each of its requests is
-    // bounded; this bounds their sum): the next one goes, on the revision held now.
-    if (cur && this.clock() - (this.renewingSince.get(p) ?? 0) < 4 * this.opTimeoutMs) return cur;
-    if (cur) {
-      this.counters.renewalsAbandoned++;
-      this.warnLimited('renew-stuck', { partition: p, ms: this.clock() - (this.renewingSince.get(p) ?? 0) }, 'a lease renewal has been out too long; renewing again');
-    }
-    this.renewingSince.set(p, this.clock());
-    const run = (async (): Promise<boolean> => {
-      const h = this.held.get(p);
-      if (!h) return false;
-      const t0 = this.clock();
-      try {
-        const rev = await this.kv.update(this.names.leaseKey(p), this.record(), h.revision);
-        // Kept even when the partition is being released: the delete goes on this revision.
-        h.revision = rev;
-        h.renewedAt = t0;
-        this.writesAnswer();
-        if (this.held.get(p) !== h) return false;
-        this.table.note(p, this.nodeId, rev);
-        return true;
-      } catch (err) {
-        if (isConflict(err)) return await this.recheck(p, h);
-        this.writeFailed(t0);
-        this.counters.renewFailures++;
-        if (bucketMissing(err)) void this.ensureBuckets();
-        if (!this.closed) this.warnLimited('renew', { err: errText(err), partition: p, failures: this.counters.renewFailures }, 'lease renewal failed; will retry');
-        return false;
-      }
-    })().finally(() => {
-      if (this.renewing.get(p) === run) {
-        this.renewing.delete(p);
-        this.renewingSince.delete(p);
-      }
-    });
-    this.renewing.set(p, run);
-    return run;
-  }
-
-  /**
-   * A lease write went through after writes had failed for longer than a
-   * renewal interval (the bucket without a leader, a server lost): the other
-   * nodes could not renew either, so nobody is taken as gone or expired for
-   * a lease time from now, as after a reconnect. Taking their partitions
-   * over the moment the bucket answers again would move partitions from
-   * live nodes and back.
-   */
-  /**
-   * A lease write failed without a conflict (the bucket without a leader,
-   * the server away): while this node cannot write, neither may the others
-   * be able to, so no lease of theirs is taken as expired meanwhile (their
-   * clocks of expiry start again from now). Expiry is judged only on time
-   * during which this node could have seen a renewal.
-   */
-  private writeFailed(at: number): void {
-    this.writesFailingSince ??= at;
-    this.table.grace();
-  }
-
-  private writesAnswer(): void {
-    const since = this.writesFailingSince;
-    if (since === undefined) return;
-    this.writesFailingSince = undefined;
-    const now = this.clock();
-    if (now - since <= this.renewMs) return;
-    this.log.info({ failingMs: now - since }, 'lease writes answer again; others get a lease time to renew');
-    this.table.grace();
-    this.membership.grace();
-  }
-
-  private record(): Uint8Array {
-    return encodeLease(this.nodeId, this.wall(), this.incarnation);
-  }
-
-  /** The lease's record is this run's own (a write of its own, whatever this node believed of it). */
-  private isMine(e: KvEntry | null): e is KvEntry {
-    const r = e ? decodeLease(e) : undefined;
-    return r !== undefined && r.node === this.nodeId && r.inc === this.incarnation;
-  }
-
-  /**
-   * A renewal failed its compare-and-set: reads the lease and acts on what
-   * is there, never on the failure alone. This run's own record: a write
-   * that timed out was applied after all; its revision is adopted and the
-   * lease renewed on it. No lease (it aged out while this node could not
-   * renew, or was deleted): taken again when this node should still own the
-   * partition. Another node's lease: the partition is lost.
-   */
-  private async recheck(p: number, h: Held): Promise<boolean> {
-    const key = this.names.leaseKey(p);
-    let e: KvEntry | null;
-    try {
-      e = await this.kv.get(key);
-    } catch (err) {
-      // Nothing learnt: the lease stays as it is (holds() lapses by time) and the next renewal asks again.
-      this.warnLimited('recheck', { err: errText(err), partition: p }, 'lease could not be read back after a conflict; will retry');
-      return false;
-    }
-    if (this.held.get(p) !== h) return false;
-    this.table.observe(p, e);
-    const t0 = this.clock();
-    try {
-      if (this.isMine(e)) {
-        this.counters.ownWritesFound++;
-        h.revision = await this.kv.update(key, this.record(), e.revision);
-      } else if (e === null && this.shouldOwn(p)) {
-        // Aged out (or a server back on a fresh store): taken again. Another node may have held it meanwhile (taken
-        // over while this one was stopped, its lease aged out since) and stored route states this node never saw:
-        // the node stores each route's next state before it publishes it, which a newer stored state refuses.
-        h.revision = await this.kv.create(key, this.record());
-        this.counters.leasesGone++;
-        this.hooks?.verify?.([p]);
-        this.retakenLog.add(p, { revision: h.revision });
-      } else if (e === null || decodeLease(e) === undefined) {
-        // Deleted: another node released it, so it held it meanwhile and may have published above what this node
-        // holds. The partition is dropped, and taken and restored afresh when it is still this node's to own.
-        this.counters.leasesGone++;
-        this.drop(p, e === null ? 'lease aged out' : 'lease deleted');
-        this.schedule();
-        return false;
-      } else {
-        this.drop(p, `lease taken by ${decodeLease(e)!.node}`);
-        this.schedule();
-        return false;
-      }
-    } catch (err) {
-      if (isConflict(err)) {
-        // Moved again meanwhile: the next renewal reads it back again.
-        const again = await this.kv.get(key).catch(() => undefined);
-        if (again !== undefined) this.table.observe(p, again);
-        if (again !== undefined && !this.isMine(again)) {
-          this.drop(p, 'lease taken by another node');
-          this.schedule();
-        }
-      }
-      return false;
-    }
-    h.renewedAt = t0;
-    if (this.held.get(p) !== h) return false;
-    this.table.note(p, this.nodeId, h.revision);
-    return true;
-  }
-
 
   /** Runs one evaluation at a time; a trigger during one runs another after it. */
   private schedule(): void {
@@ -607,10 +396,7 @@ export class LeaseOwnership implements PartitionOwnership {
     this.membership.check();
     const live = this.membership.live();
     const now = this.clock();
-    for (let p = 0; p < this.partitions; p++) {
-      if (this.held.has(p) || rendezvousOwner(p, live) !== this.nodeId) this.wantSince.delete(p);
-      else if (!this.wantSince.has(p)) this.wantSince.set(p, now);
-    }
+    this.unowned.want(now, (p) => !this.held.has(p) && rendezvousOwner(p, live) === this.nodeId);
     const actions = planLeases({
       self: this.nodeId,
       live,
@@ -628,7 +414,7 @@ export class LeaseOwnership implements PartitionOwnership {
     this.takenLog.flush();
     if (got.some(Boolean)) this.emit();
     // In the background: a long handover must not hold back the takes of the next evaluations.
-    if (releases.length > 0) this.track(this.release(releases.map((a) => a.partition)));
+    if (releases.length > 0) this.handovers.start(releases.map((a) => a.partition));
   }
 
   private async take(a: LeaseAction): Promise<boolean> {
@@ -636,7 +422,7 @@ export class LeaseOwnership implements PartitionOwnership {
     const key = this.names.leaseKey(p);
     const t0 = this.clock();
     try {
-      const rev = a.kind === 'takeover' ? await this.kv.update(key, this.record(), a.revision) : await this.kv.create(key, this.record());
+      const rev = a.kind === 'takeover' ? await this.kv.update(key, this.writes.record(), a.revision) : await this.kv.create(key, this.writes.record());
       if (this.closed || this.leaving) {
         await this.kv.delete(key, { previousSeq: rev }).catch(() => undefined);
         return false;
@@ -648,16 +434,16 @@ export class LeaseOwnership implements PartitionOwnership {
       return true;
     } catch (err) {
       if (!isConflict(err)) {
-        this.writeFailed(t0);
-        if (bucketMissing(err)) void this.ensureBuckets();
-        this.warnLimited('take', { err: errText(err), partition: p }, 'lease write failed');
+        this.writes.failed(t0);
+        if (bucketMissing(err)) void this.buckets.ensure();
+        this.warnings.warn('take', { err: errText(err), partition: p }, 'lease write failed');
         return false;
       }
       // Someone renewed or took it meanwhile, the key aged out, or a write of this node's that timed out was applied: learn where it stands.
       const e = await this.kv.get(key).catch(() => undefined);
       if (e === undefined) return false;
       this.table.observe(p, e);
-      if (!this.isMine(e) || this.closed || this.leaving) return false;
+      if (!this.writes.isMine(e) || this.closed || this.leaving) return false;
       // Ours since it was stored (server time, on this node's clock).
       const storedAt = this.clock() - Math.max(0, this.wall() - e.created.getTime());
       this.counters.ownWritesFound++;
@@ -670,32 +456,6 @@ export class LeaseOwnership implements PartitionOwnership {
   private hold(p: number, revision: number, renewedAt: number): void {
     this.held.set(p, { revision, renewedAt });
     this.table.note(p, this.nodeId, revision);
-    this.wantSince.delete(p);
-  }
-
-  /**
-   * Hands partitions over and releases their leases, pipelined: at most
-   * `HANDOVER_CONCURRENCY` partitions at a time, each one's lease deleted as
-   * soon as its own handover (last route writes, checkpoints) is done, so the
-   * time a partition has no owner does not grow with the number of routes.
-   */
-  private async release(ps: number[]): Promise<void> {
-    const queue = ps.filter((p) => this.held.has(p) && !this.releasing.has(p));
-    for (const p of queue) this.releasing.add(p);
-    const one = async (p: number): Promise<void> => {
-      try {
-        await this.hooks?.handOver([p]);
-        const h = this.held.get(p);
-        if (!h) return;
-        this.held.delete(p);
-        await this.deleteLease(p, h).catch((err: unknown) => this.log.warn({ err: errField(this.log, err), partition: p }, 'lease release failed'));
-        this.counters.released++;
-      } finally {
-        this.releasing.delete(p);
-        this.emit();
-      }
-    };
-    await pool(queue, HANDOVER_CONCURRENCY, one);
-    if (queue.length > 0) this.log.info({ partitions: partitionRanges(queue), count: queue.length }, `partitions handed over: ${queue.length} (${partitionRanges(queue)})`);
+    this.unowned.held(p);
   }
 }

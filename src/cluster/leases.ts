@@ -7,13 +7,13 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { encode } from '../codec.ts';
+import { encode } from '../lib/codec.ts';
 import { decodeLeaseRecord } from '../../schemas/records.ts';
 import type { LeaseRecord } from '../../schemas/cluster-records.ts';
-import { bindBucket } from '../registry.ts';
+import { bindBucket } from '../nats/buckets.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
 import type { LeaseView } from '../../actors/ownership.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../lib/log.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 
 /** The contract's LeaseRecord (schemas/cluster-records.ts). */

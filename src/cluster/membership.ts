@@ -5,14 +5,14 @@
  * relied on (on nats-server 2.9 an aged-out key sends watchers nothing).
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import { encode } from '../codec.ts';
+import { encode } from '../lib/codec.ts';
 import { decodeMemberRecord } from '../../schemas/records.ts';
 import type { IngestFigures, MemberRecord } from '../../schemas/cluster-records.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
-import { errText, noResponders } from './kv.ts';
-import { errField } from '../ratelog.ts';
-import type { Logger } from '../log.ts';
-import { retry } from '../retry.ts';
+import { noResponders } from '../nats/buckets.ts';
+import { errField, errText } from '../lib/ratelog.ts';
+import type { Logger } from '../lib/log.ts';
+import { retry } from '../lib/retry.ts';
 
 /** The contract's MemberRecord and IngestFigures (schemas/cluster-records.ts). */
 export type { IngestFigures, MemberRecord };

@@ -15,11 +15,11 @@
  * owner) are in the REPORTS stream only: they show as an unowned partition.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { bindBucket, readBucket } from '../registry.ts';
+import { bindBucket, readBucket } from '../nats/buckets.ts';
 import { clusterNames } from './names.ts';
 import { decodeLease } from './leases.ts';
 import { decodeMember, type IngestFigures, type MemberRecord } from './membership.ts';
-import { LEASE_DEFAULTS } from './lease-ownership.ts';
+import { LEASE_DEFAULTS } from './lease-config.ts';
 
 export interface MemberStatus {
   node: string;

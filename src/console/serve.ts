@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { AnalyticsEngine } from '../analytics/engine.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../lib/log.ts';
 import { ConsoleBackend } from './backend.ts';
 import { startConsoleServer, type ConsoleServer } from './server.ts';
 

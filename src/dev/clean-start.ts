@@ -17,10 +17,12 @@
 import type { NatsConnection } from '../nats/connect.ts';
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
 import type { RegistryHost } from '../../schemas/messages.ts';
-import { Registry, RouteStore, bindBucket } from '../registry.ts';
+import { Registry } from '../registry/registry.ts';
+import { RouteStore } from '../registry/route-store.ts';
+import { bindBucket } from '../nats/buckets.ts';
 import { clusterNames } from '../cluster/names.ts';
 import { readClusterSnapshot, summarizeCluster } from '../cluster/status.ts';
-import { ConfirmationRequiredError } from '../errors.ts';
+import { ConfirmationRequiredError } from '../lib/errors.ts';
 
 /** The node ids the demo's route nodes take (`dev-<node id>`). */
 export const DEMO_NODE_PREFIX = 'dev-';

@@ -15,19 +15,19 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
-import type { LarsConfig } from '../config.ts';
+import type { LarsConfig } from '../lib/config.ts';
 import { connectNats, natsOptionsFromConfig, redactNatsUrl, sdkLoginFromConfig, type NatsConnection } from '../nats/connect.ts';
-import { findNatsServer, startNatsServer, probePort, requireJetStream, PortBusyError, NATS_INSTALL_COMMAND, type NatsServer } from '../natsd.ts';
+import { findNatsServer, startNatsServer, probePort, requireJetStream, PortBusyError, NATS_INSTALL_COMMAND, type NatsServer } from '../nats/natsd.ts';
 import { RouteNode } from '../node/route-node.ts';
-import { Registry } from '../registry.ts';
+import { Registry } from '../registry/registry.ts';
 import { DEMO_NODE_PREFIX, clearDemoRoute, refuseForeign } from './clean-start.ts';
 import { createAgent, type Agent } from '../agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
 import type { RouteEvent, RouteState } from '../../schemas/messages.ts';
-import { LarsError, ErrorCode } from '../errors.ts';
+import { LarsError, ErrorCode } from '../lib/errors.ts';
 import { startAnalytics, type Analytics } from '../analytics/mod.ts';
 import { durableName } from '../analytics/sink.ts';
-import { closeConnection } from '../cli/lifecycle.ts';
+import { closeConnection } from '../lib/lifecycle.ts';
 import { announceFile, serveSharedConsole } from '../console/serve.ts';
 import { EngineKind } from '../analytics/engine.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -52,7 +52,7 @@ const PHASES: Phase[] = [
   { at: 32, text: 'host :9005 is fast again' },
 ];
 
-/** What the demo needs of the command's lifecycle (src/cli/lifecycle.ts). */
+/** What the demo needs of the command's lifecycle (src/lib/lifecycle.ts). */
 export interface DemoLifecycle {
   /** Resolves when the demo should stop. */
   readonly stopped: Promise<void>;

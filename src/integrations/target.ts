@@ -1,5 +1,5 @@
 /** What the RPC integrations share: route targets and the error for a call with no host to go to. */
-import { ErrorCode, LarsError } from '../errors.ts';
+import { ErrorCode, LarsError } from '../lib/errors.ts';
 import type { Agent, HostPick, NoHostCode } from '../agent/agent.ts';
 
 /** A call could not be sent: the route has no host now (`reason` NO_ROUTE or NO_HOST, as the agent answers). */

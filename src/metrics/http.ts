@@ -6,8 +6,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import { listen, urlOf } from '../listen.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import { listen, urlOf } from '../http/listen.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
 import { HttpError } from '../http/error.ts';
 import { sendError, sendJson } from '../http/json.ts';
 

@@ -3,10 +3,10 @@ import { channel } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { AuthorizationError, connect, credsAuthenticator, nkeyAuthenticator, nkeys, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
-import { ConfigError, NatsAuthError, NatsHint, NatsUnreachableError } from '../errors.ts';
-import type { LarsConfig } from '../config.ts';
-import type { Logger } from '../log.ts';
-import { hasUrlLogin, redactNatsUrl, splitNatsUrls, takeUrlLogin, type UrlLogin } from './url.ts';
+import { ConfigError, NatsAuthError, NatsHint, NatsUnreachableError } from '../lib/errors.ts';
+import type { LarsConfig } from '../lib/config.ts';
+import type { Logger } from '../lib/log.ts';
+import { hasUrlLogin, redactNatsUrl, splitNatsUrls, takeUrlLogin, type UrlLogin } from '../lib/nats-url.ts';
 
 export type { NatsConnection };
 export { redactNatsUrl };

@@ -8,8 +8,8 @@
  * for good.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import type { Logger } from '../log.ts';
-import { watchBucket, type BucketWatch } from '../registry.ts';
+import type { Logger } from '../lib/log.ts';
+import { watchBucket, type BucketWatch } from './buckets.ts';
 
 export interface LiveWatchOptions {
   kv: KV;

@@ -8,8 +8,8 @@ import type { KV } from '@nats-io/kv';
 import type { RegistryHost } from '../../schemas/messages.ts';
 import { decodeSelfRegistration } from '../../schemas/records.ts';
 import { isLive, liveHosts, nextExpiry, type HeardHost } from '../../actors/self-registration.ts';
-import type { RejectCounter } from '../rejects.ts';
-import { watchBucket } from '../registry.ts';
+import type { RejectCounter } from '../lib/rejects.ts';
+import { watchBucket } from '../nats/buckets.ts';
 
 export class SelfRegistry {
   /** route key `<modid>.<cmdid>` → bucket key → host. */

@@ -15,13 +15,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listen, DEFAULT_HTTP_HOST } from '../listen.ts';
+import { listen, DEFAULT_HTTP_HOST } from '../http/listen.ts';
 import type { ExtraHandler } from '../metrics/http.ts';
 import type { Agent } from '../agent/agent.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 import { MAX_POSTED_REPORTS, validatePostedBody, validatePostedReport, type PostedReport } from '../../schemas/posted-report.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { RateLimitedLog } from '../ratelog.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
 import { RouteBudget } from './route-budget.ts';
 import { SELF_DEFAULTS, type SelfRegWriter } from '../agent/self-register.ts';
 import { SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';

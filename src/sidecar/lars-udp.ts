@@ -15,9 +15,9 @@
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import type { Agent, HostPick } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { RateLimitedLog } from '../ratelog.ts';
-import { listenError } from '../listen.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { RateLimitedLog } from '../lib/ratelog.ts';
+import { listenError } from '../http/listen.ts';
 import { RouteBudget } from './route-budget.ts';
 import {
   larsTypes,

@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createAgent, type Agent, type AgentOptions } from '../agent/agent.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
 import { HostCache, LarsUdpServer, DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS, type LarsUdpStats } from './lars-udp.ts';
 import { HttpApi, DEFAULT_HTTP_HOST, type HttpApiStats } from './http-api.ts';
 import { RouteBudget, DEFAULT_MAX_ROUTES } from './route-budget.ts';

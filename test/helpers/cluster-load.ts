@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { decode } from '../../src/codec.ts';
+import { decode } from '../../src/lib/codec.ts';
 import { parseReportMsgId } from '../../schemas/msg-id.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Names } from '../../schemas/subjects.ts';
@@ -16,9 +16,10 @@ import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts'
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { durableName, startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
 import { clusterNames, LEASE_DEFAULTS } from '../../src/cluster/index.ts';
-import { openTtlBucket } from '../../src/cluster/kv.ts';
-import { RouteStore, bindBucket } from '../../src/registry.ts';
-import { ensureStreams, type EnsureStreamsOptions } from '../../src/streams.ts';
+import { openTtlBucket } from '../../src/nats/buckets.ts';
+import { RouteStore } from '../../src/registry/route-store.ts';
+import { bindBucket } from '../../src/nats/buckets.ts';
+import { ensureStreams, type EnsureStreamsOptions } from '../../src/nats/streams.ts';
 import { waitFor } from './wait.ts';
 import { randomDatabase, sharedChdbPath } from './clickhouse-server.ts';
 import { startTraffic, type Behaviour, type Traffic } from './traffic.ts';

@@ -4,17 +4,17 @@
  * own subject prefix.
  */
 import { randomBytes } from 'node:crypto';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode, type RouteNodeOptions } from '../../src/node/route-node.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { createAgent, type Agent, type AgentOptions } from '../../src/agent/agent.ts';
 import { names, type Names } from '../../schemas/subjects.ts';
-import { tryDecode } from '../../src/codec.ts';
+import { tryDecode } from '../../src/lib/codec.ts';
 import { validateRouteEvent, validateRouteState } from '../../schemas/messages.ts';
 import type { RegistryHost, RouteEvent, RouteState, Profile } from '../../schemas/messages.ts';
-import { createLogger } from '../../src/log.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { createLogger } from '../../src/lib/log.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 
 export const PARTITIONS = 8;
 /** Small streams per test prefix: the server reserves max_bytes up front. */

@@ -1,6 +1,6 @@
 /** Mocha hooks: a nats-server without JetStream for the enclosing suite; the returned function gives its URL. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { findNatsServer, probePort } from '../../src/natsd.ts';
+import { findNatsServer, probePort } from '../../src/nats/natsd.ts';
 import { freePort } from './clickhouse-server.ts';
 import { waitFor } from './wait.ts';
 

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 
 /** A fresh password for each role permissions.conf reads from the environment. */
 export function rolePasswords(): { LARS_AGENT_PASSWORD: string; LARS_NODE_PASSWORD: string; LARS_SINK_PASSWORD: string; LARS_ADMIN_PASSWORD: string } {

@@ -6,10 +6,10 @@
  */
 import { expect } from 'chai';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
-import { decode } from '../../src/codec.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
+import { decode } from '../../src/lib/codec.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { parseReportMsgId } from '../../schemas/msg-id.ts';
 import { names, type Names } from '../../schemas/subjects.ts';

@@ -10,14 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { names, type Names } from '../../schemas/subjects.ts';
 import { TABLES } from '../../schemas/clickhouse/migrations.ts';
 import { localDatabase } from '../../schemas/clickhouse/cluster.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
 import { runStats } from '../../src/analytics/stats.ts';
-import { faultScenario, publishBatches } from '../../src/analytics/fixtures.ts';
+import { faultScenario, publishBatches } from '../helpers/analytics-fixtures.ts';
 import { countRows, randomDatabase, rowsPerSeq, waitFor, TEST_STREAM_LIMITS } from '../helpers/clickhouse-server.ts';
 import { startClickHouseCluster, type ClickHouseCluster } from '../helpers/clickhouse-cluster.ts';
 

@@ -10,12 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch, ReportTuple, RouteEvent } from '../../schemas/messages.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
-import { defaultConfig } from '../../src/config.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
+import { defaultConfig } from '../../src/lib/config.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
-import { publishBatches, publishEvents, reportBatch, routeEvent } from '../../src/analytics/fixtures.ts';
+import { publishBatches, publishEvents, reportBatch, routeEvent } from '../helpers/analytics-fixtures.ts';
 import { statsCommand } from '../../src/cli/commands/stats.ts';
 import {
   TEST_STREAM_LIMITS,

@@ -10,12 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { names, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch, ReportTuple } from '../../schemas/messages.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
-import { defaultConfig } from '../../src/config.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
+import { defaultConfig } from '../../src/lib/config.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
-import { publishBatches, reportBatch } from '../../src/analytics/fixtures.ts';
+import { publishBatches, reportBatch } from '../helpers/analytics-fixtures.ts';
 import { statsCommand } from '../../src/cli/commands/stats.ts';
 import { TEST_STREAM_LIMITS, countRows, engineCases, randomDatabase, sharedChdbDataDir, waitFor, type ClickHouseServer, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 

@@ -9,14 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { names, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
-import { encode } from '../../src/codec.ts';
-import type { NatsServer } from '../../src/natsd.ts';
+import { encode } from '../../src/lib/codec.ts';
+import type { NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { DEFAULT_ACK_WAIT_MS, startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
-import { publishBatches, randomBatches } from '../../src/analytics/fixtures.ts';
+import { publishBatches, randomBatches } from '../helpers/analytics-fixtures.ts';
 import { TEST_STREAM_LIMITS, countRows, engineCases, randomDatabase, rowsPerSeq, waitFor, type ClickHouseServer, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 function memoryLog() {

@@ -8,7 +8,7 @@ import { TABLES, MIGRATIONS, type Migration } from '../../schemas/clickhouse/mig
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { enforceRetention, runMigrations } from '../../src/analytics/migrate.ts';
 import { ingestLine } from '../../src/analytics/rows.ts';
-import { reportBatch } from '../../src/analytics/fixtures.ts';
+import { reportBatch } from '../helpers/analytics-fixtures.ts';
 import { countRows, engineCases, randomDatabase, startClickHouseServer, type ClickHouseServer } from '../helpers/clickhouse-server.ts';
 
 async function tables(e: AnalyticsEngine): Promise<string[]> {

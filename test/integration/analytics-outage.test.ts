@@ -6,13 +6,13 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { names, type Names } from '../../schemas/subjects.ts';
-import type { NatsServer } from '../../src/natsd.ts';
+import type { NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
-import { publishBatches, randomBatches } from '../../src/analytics/fixtures.ts';
+import { publishBatches, randomBatches } from '../helpers/analytics-fixtures.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
 import {
   TEST_STREAM_LIMITS,

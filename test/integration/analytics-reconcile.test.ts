@@ -10,14 +10,14 @@ import { nanos } from '@nats-io/transport-node';
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { names, type Names } from '../../schemas/subjects.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { durableName, startSink, type Sink } from '../../src/analytics/sink.ts';
-import { publishBatches, randomBatches } from '../../src/analytics/fixtures.ts';
-import { silentLogger } from '../../src/log.ts';
+import { publishBatches, randomBatches } from '../helpers/analytics-fixtures.ts';
+import { silentLogger } from '../../src/lib/log.ts';
 import { countRows, randomDatabase, rowsPerSeq, sharedChdbPath, TEST_STREAM_LIMITS } from '../helpers/clickhouse-server.ts';
 import { waitFor } from '../helpers/wait.ts';
 

@@ -8,14 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
-import { encode } from '../../src/codec.ts';
+import { encode } from '../../src/lib/codec.ts';
 import { DEFAULT_RETENTION, MIGRATIONS } from '../../schemas/clickhouse/migrations.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
-import { faultScenario, publishBatches, publishEvents, randomBatches, reportBatch, routeEvent } from '../../src/analytics/fixtures.ts';
+import { faultScenario, publishBatches, publishEvents, randomBatches, reportBatch, routeEvent } from '../helpers/analytics-fixtures.ts';
 import {
   countRows,
   engineCases,

@@ -3,10 +3,10 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { names } from '../../schemas/subjects.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { ensureStreams, DEFAULT_EVENT_STREAM_LIMITS } from '../../src/streams.ts';
-import { publishBatches, publishEvents, faultScenario } from '../../src/analytics/fixtures.ts';
+import { ensureStreams, DEFAULT_EVENT_STREAM_LIMITS } from '../../src/nats/streams.ts';
+import { publishBatches, publishEvents, faultScenario } from '../helpers/analytics-fixtures.ts';
 import { TEST_STREAM_LIMITS, waitFor } from '../helpers/clickhouse-server.ts';
 
 describe('streams', function () {

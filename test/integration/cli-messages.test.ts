@@ -4,7 +4,7 @@
  * changes one line. The real `lars` binary against a real nats-server.
  */
 import { expect } from 'chai';
-import { startNatsServer } from '../../src/natsd.ts';
+import { startNatsServer } from '../../src/nats/natsd.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { uniquePrefix } from '../helpers/cluster.ts';
 import { lars, larsLive } from '../helpers/cli.ts';

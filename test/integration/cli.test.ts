@@ -4,21 +4,21 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats } from '../../src/nats/connect.ts';
-import { RouteStore } from '../../src/registry.ts';
+import { RouteStore } from '../../src/registry/route-store.ts';
 import { names } from '../../schemas/subjects.ts';
 import { TestCluster, PARTITIONS, uniquePrefix } from '../helpers/cluster.ts';
 import { samplePicks } from '../helpers/traffic.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { LARS_BIN, hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
 import type { RegistryEntry, RouteState } from '../../schemas/messages.ts';
-import { ensureStreams } from '../../src/streams.ts';
-import { CONFIG_KEYS } from '../../src/config.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
+import { CONFIG_KEYS } from '../../src/lib/config.ts';
 import { openEngine, type AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink } from '../../src/analytics/sink.ts';
-import { publishBatches, reportBatch } from '../../src/analytics/fixtures.ts';
+import { publishBatches, reportBatch } from '../helpers/analytics-fixtures.ts';
 import { TEST_STREAM_LIMITS, countRows, findClickHouseServer, freePort, randomDatabase, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 describe('lars CLI (real nats-server)', function () {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { bindBucket } from '../../src/registry.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
+import { bindBucket } from '../../src/nats/buckets.ts';
 import { rendezvousOwner } from '../../actors/ownership.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { clusterNames } from '../../src/cluster/index.ts';

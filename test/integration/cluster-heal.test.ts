@@ -7,13 +7,13 @@
  * be ejected.
  */
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { openTtlBucket } from '../../src/cluster/kv.ts';
-import { parsePrometheusText, sampleValue } from '../../src/metrics/parse.ts';
+import { openTtlBucket } from '../../src/nats/buckets.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/metrics-parse.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
-import { Registry } from '../../src/registry.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { Registry } from '../../src/registry/registry.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { ConsoleBackend } from '../../src/console/backend.ts';
 import { names } from '../../schemas/subjects.ts';
 import { PARTITIONS, TEST_CLUSTER_STREAM_LIMITS, hosts, uniquePrefix } from '../helpers/cluster.ts';

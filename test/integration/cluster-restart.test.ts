@@ -6,7 +6,7 @@
  * every stored batch has exactly its reports as rows, under its sender.
  */
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats } from '../../src/nats/connect.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import { TestCluster, hosts } from '../helpers/cluster.ts';

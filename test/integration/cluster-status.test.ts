@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { clusterNames } from '../../src/cluster/names.ts';
-import { bindBucket } from '../../src/registry.ts';
+import { bindBucket } from '../../src/nats/buckets.ts';
 import { encodeLease } from '../../src/cluster/leases.ts';
 import type { ClusterStatus } from '../../src/cluster/status.ts';
 import { TestCluster, PARTITIONS, hosts } from '../helpers/cluster.ts';

@@ -9,10 +9,10 @@
  */
 import { expect } from 'chai';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { tryDecode } from '../../src/codec.ts';
+import { tryDecode } from '../../src/lib/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import { names } from '../../schemas/subjects.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { NatsCluster } from '../helpers/nats-cluster.ts';
 import { createNodeBuckets, ensureStreamsOnCluster } from '../helpers/cluster-load.ts';

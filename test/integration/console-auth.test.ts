@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { chromium, type Browser } from 'playwright-core';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PARTITIONS, TestCluster, hosts } from '../helpers/cluster.ts';
-import { prng, publishBatches, publishEvents, reportBatch, routeEvent } from '../../src/analytics/fixtures.ts';
+import { prng, publishBatches, publishEvents, reportBatch, routeEvent } from '../helpers/analytics-fixtures.ts';
 import type { ReportBatch, ReportTuple, RouteEvent } from '../../schemas/messages.ts';
 import { useNatsAndClickHouse, randomDatabase, freePort } from '../helpers/clickhouse-server.ts';
 import { startTraffic, samplePicks, type Traffic } from '../helpers/traffic.ts';

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import type { NatsServer } from '../../src/natsd.ts';
+import type { NatsServer } from '../../src/nats/natsd.ts';
 import { larsLive } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { waitFor } from '../helpers/wait.ts';

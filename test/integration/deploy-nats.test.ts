@@ -11,7 +11,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'no
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findNatsServer, natsServerVersion, supportsSyncInterval } from '../../src/natsd.ts';
+import { findNatsServer, natsServerVersion, supportsSyncInterval } from '../../src/nats/natsd.ts';
 
 const deployDir = new URL('../../deploy/nats/', import.meta.url);
 const ENV = { NATS_SERVER_NAME: 'nats-1', LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_ADMIN_PASSWORD: 'pd' };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { hasScript, lars, larsLive, larsOnTerminal } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
-import { startNatsServer } from '../../src/natsd.ts';
+import { startNatsServer } from '../../src/nats/natsd.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 

@@ -5,8 +5,8 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lifecycle, type SignalSource } from '../../src/cli/lifecycle.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { Lifecycle, type SignalSource } from '../../src/lib/lifecycle.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
 import { LARS_BIN } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';

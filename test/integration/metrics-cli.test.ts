@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
-import { parsePrometheusText, sampleValue } from '../../src/metrics/parse.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/metrics-parse.ts';
 import { larsLive } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
-import { closeConnection } from '../../src/cli/lifecycle.ts';
-import { createRegistry, registerAgentMetrics, serveNodeHttp, OTHER_ROUTES, type ProcessHttp } from '../../src/metrics/mod.ts';
-import { parsePrometheusText, sampleValue, type ParsedFamily } from '../../src/metrics/parse.ts';
-import { silentLogger } from '../../src/log.ts';
+import { closeConnection } from '../../src/lib/lifecycle.ts';
+import { createRegistry, registerAgentMetrics, serveNodeHttp, OTHER_ROUTES, type ProcessHttp } from '../../src/cli/metrics.ts';
+import { parsePrometheusText, sampleValue, type ParsedFamily } from '../helpers/metrics-parse.ts';
+import { silentLogger } from '../../src/lib/log.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import { TestCluster, PARTITIONS, hosts } from '../helpers/cluster.ts';
 import { startTraffic } from '../helpers/traffic.ts';

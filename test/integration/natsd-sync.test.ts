@@ -1,5 +1,5 @@
 /**
- * src/natsd.ts StoreSync on the installed nats-server: `always` makes every
+ * src/nats/natsd.ts StoreSync on the installed nats-server: `always` makes every
  * file of the JetStream store synchronous (on 2.9, which has no
  * sync_interval, by the store directory's attribute, inherited by the files
  * the server creates), `interval` leaves the store as the server makes it.
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { StoreSync, findNatsServer, natsServerVersion, startNatsServer, supportsSyncInterval, type NatsServer } from '../../src/natsd.ts';
+import { StoreSync, findNatsServer, natsServerVersion, startNatsServer, supportsSyncInterval, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats } from '../../src/nats/connect.ts';
 
 /** Files (not directories) under `dir` with their lsattr flags. */

@@ -4,13 +4,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode } from '../../src/node/route-node.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { names } from '../../schemas/subjects.ts';
-import { silentLogger } from '../../src/log.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { silentLogger } from '../../src/lib/log.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -9,12 +9,14 @@ import { pino } from 'pino';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { deadline } from '@nats-io/transport-node';
 import { names } from '../../schemas/subjects.ts';
-import { startNatsServer, type NatsServer } from '../../src/natsd.ts';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
-import { Registry, RouteStore, bindBucket, isConflict, openBucket, watchBucket } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
+import { RouteStore } from '../../src/registry/route-store.ts';
+import { bindBucket, isConflict, openBucket, watchBucket } from '../../src/nats/buckets.ts';
 import { readClusterSnapshot } from '../../src/cluster/status.ts';
 import { createAgent } from '../../src/agent/agent.ts';
-import { ensureStreams } from '../../src/streams.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 import { TEST_STREAM_LIMITS } from '../helpers/clickhouse-server.ts';
 
 function memoryLog() {

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { names } from '../../schemas/subjects.ts';
-import { Registry } from '../../src/registry.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { NatsCluster } from '../helpers/nats-cluster.ts';
 import { freePort, randomDatabase, startClickHouseServer, type ClickHouseServer } from '../helpers/clickhouse-server.ts';

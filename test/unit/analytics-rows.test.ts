@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { FEATURES_18_16, featuresFor, parseVersion } from '../../schemas/clickhouse/features.ts';
 import { eventColumns, reportColumns } from '../../schemas/clickhouse/migrations.ts';
 import { escapeTsv, eventLine, floatText, ingestLine, ipv4ToUint32, quarantineLine, reportSpan, uint32ToIpv4 } from '../../src/analytics/rows.ts';
-import { reportBatch, routeEvent } from '../../src/analytics/fixtures.ts';
+import { reportBatch, routeEvent } from '../helpers/analytics-fixtures.ts';
 
 const MODERN = featuresFor(parseVersion('26.7.2.1')!);
 

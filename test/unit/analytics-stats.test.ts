@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { STATS, formatTable, parseDuration, parseRouteArg, parseTime, startOfUtcDay } from '../../src/analytics/stats.ts';
 import { statsCommand, sinkCommand } from '../../src/cli/commands/stats.ts';
-import { defaultConfig } from '../../src/config.ts';
-import { UsageError } from '../../src/errors.ts';
+import { defaultConfig } from '../../src/lib/config.ts';
+import { UsageError } from '../../src/lib/errors.ts';
 import type { CommandContext } from '../../src/cli/command.ts';
 
 function ctx(): CommandContext {

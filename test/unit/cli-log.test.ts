@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { createLogger, resolveLogFormat } from '../../src/log.ts';
+import { createLogger, resolveLogFormat } from '../../src/lib/log.ts';
 
 function sink(): { stream: Writable; text: () => string } {
   let out = '';

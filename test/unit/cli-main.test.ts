@@ -2,11 +2,11 @@ import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
 import { confirmOnTerminal } from '../../src/cli/confirm.ts';
 import { ExitCode, exitCodeFor } from '../../src/cli/exit.ts';
-import { ConfigError, LarsError, ErrorCode, NatsUnreachableError, RegistryError, UsageError } from '../../src/errors.ts';
+import { ConfigError, LarsError, ErrorCode, NatsUnreachableError, RegistryError, UsageError } from '../../src/lib/errors.ts';
 import { parseHost } from '../../src/cli/commands/route.ts';
 import { parsePartitions } from '../../src/cli/commands/node.ts';
 import { routeRmCommand } from '../../src/cli/commands/route.ts';
-import { defaultConfig } from '../../src/config.ts';
+import { defaultConfig } from '../../src/lib/config.ts';
 import type { CommandContext } from '../../src/cli/command.ts';
 
 describe('cli - exit codes, confirmation, argument parsing', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { StaticOwnership } from '../../src/node/ownership.ts';
+import { StaticOwnership } from '../../src/cluster/ownership.ts';
 
 describe('cluster - explicit ownership (--own)', () => {
   it('cluster - a lost partition is dropped at once and owned again after the retake delay, never one outside the assignment', async () => {

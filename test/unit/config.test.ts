@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { loadConfig, defaultConfig } from '../../src/config.ts';
-import { ConfigError } from '../../src/errors.ts';
-import { RejectCounter } from '../../src/rejects.ts';
+import { loadConfig, defaultConfig } from '../../src/lib/config.ts';
+import { ConfigError } from '../../src/lib/errors.ts';
+import { RejectCounter } from '../../src/lib/rejects.ts';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 

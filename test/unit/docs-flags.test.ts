@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { CONFIG_KEYS, type ConfigKeySpec } from '../../src/config.ts';
+import { CONFIG_KEYS, type ConfigKeySpec } from '../../src/lib/config.ts';
 import { COMMANDS } from '../../src/cli/main.ts';
 import type { Command, CommandGroup } from '../../src/cli/command.ts';
 
@@ -46,7 +46,7 @@ function known(flag: string, set: Set<string>): boolean {
 }
 
 describe('docs - every flag a document names exists', () => {
-  it('docs - a flag in a lars command line is a global flag (src/config.ts) or one of that command; a flag alone is one of some command', () => {
+  it('docs - a flag in a lars command line is a global flag (src/lib/config.ts) or one of that command; a flag alone is one of some command', () => {
     const { byPath, any } = commands();
     const wrong: string[] = [];
     for (const doc of DOCS) {
@@ -69,7 +69,7 @@ describe('docs - every flag a document names exists', () => {
     expect(wrong).to.deep.equal([]);
   });
 
-  it("docs - operations.md's configuration table has a row for every key of src/config.ts, with its flag and environment variable", () => {
+  it("docs - operations.md's configuration table has a row for every key of src/lib/config.ts, with its flag and environment variable", () => {
     const text = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
     const section = text.slice(text.indexOf('## Configuration'), text.indexOf('## Running it'));
     const rows = section.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| key') && !l.startsWith('|---'));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
-import { Lifecycle, sameAncestors, watchedAncestors, type ParentWatch, type SignalSource } from '../../src/cli/lifecycle.ts';
+import { Lifecycle, sameAncestors, watchedAncestors, type ParentWatch, type SignalSource } from '../../src/lib/lifecycle.ts';
 
 class FakeSignals extends EventEmitter implements SignalSource {
   send(sig: 'SIGINT' | 'SIGTERM'): void {

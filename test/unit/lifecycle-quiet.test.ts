@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
-import { Lifecycle, withLifecycle, type SignalSource } from '../../src/cli/lifecycle.ts';
-import { defaultConfig } from '../../src/config.ts';
+import { Lifecycle, withLifecycle, type SignalSource } from '../../src/lib/lifecycle.ts';
+import { defaultConfig } from '../../src/lib/config.ts';
 
 class FakeSignals extends EventEmitter implements SignalSource {
   send(sig: 'SIGINT' | 'SIGTERM'): void {

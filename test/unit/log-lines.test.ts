@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { PartitionLog, RateLimitedLog, errField, partitionRanges } from '../../src/ratelog.ts';
+import { PartitionLog, RateLimitedLog, errField, partitionRanges } from '../../src/lib/ratelog.ts';
 
 function memoryLogger(level = 'info') {
   const records: Array<Record<string, unknown>> = [];

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type { RouteState } from '../../schemas/messages.ts';
-import { RouteBoard, OTHER_ROUTES, httpSettings, startMetricsServer, createRegistry, counterFrom, type Readiness } from '../../src/metrics/mod.ts';
-import { parsePrometheusText, sampleValue, MetricsFormatError } from '../../src/metrics/parse.ts';
-import { UsageError } from '../../src/errors.ts';
+import { RouteBoard, OTHER_ROUTES, httpSettings, startMetricsServer, createRegistry, counterFrom, type Readiness } from '../../src/cli/metrics.ts';
+import { parsePrometheusText, sampleValue, MetricsFormatError } from '../helpers/metrics-parse.ts';
+import { UsageError } from '../../src/lib/errors.ts';
 
 type HostSpec = [ip: string, state: 'healthy' | 'overloaded' | 'probing' | 'draining', since: number];
 

@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nkeys } from '@nats-io/transport-node';
-import { redactNatsUrl, takeUrlLogin, hasUrlLogin } from '../../src/nats/url.ts';
+import { redactNatsUrl, takeUrlLogin, hasUrlLogin } from '../../src/lib/nats-url.ts';
 import { connectNats, natsOptionsFromConfig, natsOptionsFromSdk } from '../../src/nats/connect.ts';
-import { defaultConfig, loadConfig } from '../../src/config.ts';
-import { ConfigError, JetStreamDisabledError, NatsAuthError, NatsHint, NatsUnreachableError } from '../../src/errors.ts';
+import { defaultConfig, loadConfig } from '../../src/lib/config.ts';
+import { ConfigError, JetStreamDisabledError, NatsAuthError, NatsHint, NatsUnreachableError } from '../../src/lib/errors.ts';
 
 describe('nats login - URLs, options and files', () => {
   let dir: string;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { StoreSync, parseNatsVersion, storeSyncFromEnv, storeSyncPlan, supportsSyncInterval } from '../../src/natsd.ts';
+import { StoreSync, parseNatsVersion, storeSyncFromEnv, storeSyncPlan, supportsSyncInterval } from '../../src/nats/natsd.ts';
 
 describe('natsd store sync', () => {
   it('natsd - versions parse from the --version line; sync_interval is 2.10 and later', () => {

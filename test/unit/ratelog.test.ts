@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { RateLimitedLog } from '../../src/ratelog.ts';
+import { RateLimitedLog } from '../../src/lib/ratelog.ts';
 
 function memoryLogger() {
   const records: Array<Record<string, unknown>> = [];

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { chooseReplicas, setProcessReplicas } from '../../src/streams.ts';
-import { loadConfig, replicasOf } from '../../src/config.ts';
+import { chooseReplicas, setProcessReplicas } from '../../src/nats/streams.ts';
+import { loadConfig, replicasOf } from '../../src/lib/config.ts';
 
 describe('replicas from the config', () => {
   afterEach(() => setProcessReplicas('auto'));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { CLUSTER_REPLICAS, chooseReplicas, streamConfig, DEFAULT_REPORT_STREAM_LIMITS } from '../../src/streams.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { CLUSTER_REPLICAS, chooseReplicas, streamConfig, DEFAULT_REPORT_STREAM_LIMITS } from '../../src/nats/streams.ts';
+import { ConfigError } from '../../src/lib/errors.ts';
 
 describe('replicas', () => {
   it('replicas - auto is 3 when the server names a cluster, 1 on a single server', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { retry } from '../../src/retry.ts';
+import { retry } from '../../src/lib/retry.ts';
 
 class Flaky extends Error {
   override name = 'Flaky';

@@ -2,11 +2,11 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runSimulate } from '../../src/sim/cli.ts';
+import { runSimulate } from '../../src/cli/commands/simulate.ts';
 import { simulate } from '../../src/sim/engine.ts';
 import { parseScenario } from '../../src/sim/scenario.ts';
 import { renderSvg } from '../../src/sim/svg.ts';
-import { UsageError } from '../../src/errors.ts';
+import { UsageError } from '../../src/lib/errors.ts';
 
 const small = {
   name: 'small-flap',

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseScenario } from '../../src/sim/scenario.ts';
-import { pngCommand, runSimulate } from '../../src/sim/cli.ts';
+import { pngCommand, runSimulate } from '../../src/cli/commands/simulate.ts';
 import { svgSize } from '../../src/sim/svg.ts';
-import { UsageError } from '../../src/errors.ts';
+import { UsageError } from '../../src/lib/errors.ts';
 
 const base = { name: 's', duration_s: 1, load: { kind: 'open', rate_per_s: 10 }, hosts: [{ latency: { dist: 'fixed', ms: 1 } }] };
 

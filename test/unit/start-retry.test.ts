@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { TimeoutError } from '@nats-io/transport-node';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { settling, startWhenSettled } from '../../src/cli/start-retry.ts';
-import { JetStreamDisabledError } from '../../src/errors.ts';
-import { silentLogger } from '../../src/log.ts';
+import { JetStreamDisabledError } from '../../src/lib/errors.ts';
+import { silentLogger } from '../../src/lib/log.ts';
 
 const apiError = (code: number): JetStreamApiError => new JetStreamApiError({ code: 503, err_code: code, description: 'x' });
 

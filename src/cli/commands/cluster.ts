@@ -1,7 +1,7 @@
 /** `lars cluster status`: members, partitions per node, lease ages and report lag, from the cluster's buckets. */
 import { connectNats, natsOptionsFromConfig } from '../../nats/connect.ts';
 import { clusterStatus, type ClusterStatus } from '../../cluster/status.ts';
-import { UsageError } from '../../errors.ts';
+import { UsageError } from '../../lib/errors.ts';
 import { ExitCode } from '../exit.ts';
 import type { Command, CommandGroup } from '../command.ts';
 import { formatAge, formatDuration, renderTable } from '../table.ts';

@@ -7,17 +7,17 @@
  * command before anything connects.
  */
 import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
-import { requireJetStream } from '../../natsd.ts';
-import { createLogger, type Logger } from '../../log.ts';
+import { requireJetStream } from '../../nats/natsd.ts';
+import { createLogger, type Logger } from '../../lib/log.ts';
 import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from '../../analytics/engine.ts';
-import type { LarsConfig } from '../../config.ts';
+import type { LarsConfig } from '../../lib/config.ts';
 import { ConsoleBackend } from '../../console/backend.ts';
 import { startConsoleServer } from '../../console/server.ts';
 import { announceFile, announcedConsole } from '../../console/serve.ts';
-import { UsageError } from '../../errors.ts';
+import { UsageError } from '../../lib/errors.ts';
 import { trackConnection } from '../../metrics/nats.ts';
 import type { Command } from '../command.ts';
-import { closeConnection, withLifecycle } from '../lifecycle.ts';
+import { closeConnection, withLifecycle } from '../../lib/lifecycle.ts';
 
 /** The analytics engine for a console, or why there is none (shown on the page). */
 export async function consoleEngine(cfg: LarsConfig, log: Logger, embedded: boolean): Promise<{ engine?: AnalyticsEngine; off?: string }> {

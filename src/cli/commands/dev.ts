@@ -1,8 +1,8 @@
 /** `lars dev`: the whole system on one machine with a live demo (what `npm start` runs). */
 import { runDemo } from '../../dev/demo.ts';
-import { UsageError } from '../../errors.ts';
+import { UsageError } from '../../lib/errors.ts';
 import type { Command } from '../command.ts';
-import { withLifecycle } from '../lifecycle.ts';
+import { withLifecycle } from '../../lib/lifecycle.ts';
 
 export const devCommand: Command = {
   name: 'dev',

@@ -1,8 +1,8 @@
 /** Commands contributed by other components (analytics). */
 import type { Command, CommandGroup } from '../command.ts';
 import { statsCommand, sinkCommand } from './stats.ts';
-import { agentCommand } from '../../sidecar/cli.ts';
-import { simulateCommand } from '../../sim/cli.ts';
+import { agentCommand } from './agent.ts';
+import { simulateCommand } from './simulate.ts';
 import { clusterGroup } from './cluster.ts';
 import { consoleCommand } from './console.ts';
 

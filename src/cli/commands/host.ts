@@ -10,8 +10,9 @@
  */
 import { names } from '../../../schemas/subjects.ts';
 import { LIMITS, type RegistryHost } from '../../../schemas/messages.ts';
-import { Registry, RouteStore } from '../../registry.ts';
-import { UsageError } from '../../errors.ts';
+import { Registry } from '../../registry/registry.ts';
+import { RouteStore } from '../../registry/route-store.ts';
+import { UsageError } from '../../lib/errors.ts';
 import { HostAction as Action, actOnHost, actor, parseHostAddr, parseWeight } from '../../admin/host-actions.ts';
 import type { Command, CommandContext, CommandGroup, FlagValue } from '../command.ts';
 import { parseRouteId, withNats } from './route.ts';

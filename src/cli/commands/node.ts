@@ -1,18 +1,19 @@
 /** `lars node`: runs a route node until stopped. */
 import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection, type NatsConnection } from '../../nats/connect.ts';
 import { names } from '../../../schemas/subjects.ts';
-import { Registry, RouteStore } from '../../registry.ts';
+import { Registry } from '../../registry/registry.ts';
+import { RouteStore } from '../../registry/route-store.ts';
 import { CheckpointStore } from '../../cluster/checkpoints.ts';
 import { RouteNode } from '../../node/route-node.ts';
-import { createLogger } from '../../log.ts';
-import { ensureStreams } from '../../streams.ts';
+import { createLogger } from '../../lib/log.ts';
+import { ensureStreams } from '../../nats/streams.ts';
 import { leaseMsOf, nodeOwnership } from '../../cluster/index.ts';
 import { startWhenSettled } from '../start-retry.ts';
-import { UsageError } from '../../errors.ts';
+import { UsageError } from '../../lib/errors.ts';
 import type { Command } from '../command.ts';
-import { closeConnection, withLifecycle } from '../lifecycle.ts';
-import { requireJetStream } from '../../natsd.ts';
-import { HTTP_FLAGS, httpSettings, serveNodeHttp } from '../../metrics/mod.ts';
+import { closeConnection, withLifecycle } from '../../lib/lifecycle.ts';
+import { requireJetStream } from '../../nats/natsd.ts';
+import { HTTP_FLAGS, httpSettings, serveNodeHttp } from '../metrics.ts';
 import { ConsoleBackend } from '../../console/backend.ts';
 import { createConsoleHandler } from '../../console/server.ts';
 import { consoleEngine } from './console.ts';

@@ -2,17 +2,19 @@
 import { names, partitionOf } from '../../../schemas/subjects.ts';
 import { isIPv4, isPort, LIMITS, type RegistryEntry, type RegistryHost, type RouteState, type Profile, type SelfRegistration } from '../../../schemas/messages.ts';
 import { PickStrategy } from '../../../schemas/contract.ts';
-import type { LarsConfig } from '../../config.ts';
+import type { LarsConfig } from '../../lib/config.ts';
 import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../nats/connect.ts';
-import { Registry, RouteStore, bindBucket, readBucket } from '../../registry.ts';
+import { Registry } from '../../registry/registry.ts';
+import { RouteStore } from '../../registry/route-store.ts';
+import { bindBucket, readBucket } from '../../nats/buckets.ts';
 import { decodeSelfRegistration } from '../../../schemas/records.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
 import { readClusterSnapshot, summarizeCluster, type PartitionProblem } from '../../cluster/status.ts';
 import { clusterNames } from '../../cluster/names.ts';
-import { ErrorCode, LarsError, UsageError } from '../../errors.ts';
+import { ErrorCode, LarsError, UsageError } from '../../lib/errors.ts';
 import type { Command, CommandContext, CommandGroup } from '../command.ts';
 import { formatAge, formatDuration, renderTable } from '../table.ts';
-import { withLifecycle } from '../lifecycle.ts';
+import { withLifecycle } from '../../lib/lifecycle.ts';
 import { parseParamFlags } from '../params.ts';
 
 export function parseRouteId(modid: string | undefined, cmdid: string | undefined): { modid: number; cmdid: number } {

@@ -1,15 +1,15 @@
 /** `lars stats <what>` (the common analyst questions) and `lars sink` (a sink worker). */
 import { TABLES } from '../../../schemas/clickhouse/migrations.ts';
-import { UsageError, LarsError, ErrorCode } from '../../errors.ts';
-import { createLogger } from '../../log.ts';
+import { UsageError, LarsError, ErrorCode } from '../../lib/errors.ts';
+import { createLogger } from '../../lib/log.ts';
 import { connectNats, natsOptionsFromConfig, watchConnection, type NatsConnection } from '../../nats/connect.ts';
-import { requireJetStream } from '../../natsd.ts';
+import { requireJetStream } from '../../nats/natsd.ts';
 import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from '../../analytics/engine.ts';
 import { classifyFailure, FailureKind } from '../../analytics/failures.ts';
 import { startAnalytics } from '../../analytics/mod.ts';
 import { startWhenSettled } from '../start-retry.ts';
 import { PipelineName, type Sink } from '../../analytics/sink.ts';
-import { HTTP_FLAGS, httpSettings, serveSinkHttp, type ProcessHttp } from '../../metrics/mod.ts';
+import { HTTP_FLAGS, httpSettings, serveSinkHttp, type ProcessHttp } from '../metrics.ts';
 import { names } from '../../../schemas/subjects.ts';
 import {
   STATS,
@@ -25,7 +25,7 @@ import {
 } from '../../analytics/stats.ts';
 import { announceFile, announcedConsole } from '../../console/serve.ts';
 import type { Command, FlagValue } from '../command.ts';
-import { Lifecycle } from '../lifecycle.ts';
+import { Lifecycle } from '../../lib/lifecycle.ts';
 import { renderTable } from '../table.ts';
 
 /** A `lars stats` question asked of a console (GET /api/stats/<kind>), for the engine that console's process holds. */

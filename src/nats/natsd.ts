@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { delay, type NatsConnection } from '@nats-io/transport-node';
-import { LarsError, ErrorCode, JetStreamDisabledError } from './errors.ts';
-import { redactNatsUrl } from './nats/url.ts';
+import { LarsError, ErrorCode, JetStreamDisabledError } from '../lib/errors.ts';
+import { redactNatsUrl } from '../lib/nats-url.ts';
 
 export const NATS_INSTALL_COMMAND = 'apt-get install -y nats-server';
 

@@ -9,14 +9,14 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../errors.ts';
-import { StrategyName } from '../../actors/strategies/index.ts';
-import type { Command, FlagValue } from '../cli/command.ts';
-import { parseParamFlags } from '../cli/params.ts';
-import { renderTable, type Row } from '../cli/table.ts';
-import { simulate, type SimResult } from './engine.ts';
-import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, scenarioFormatOf, type Scenario } from './scenario.ts';
-import { renderSvg, svgSize } from './svg.ts';
+import { UsageError } from '../../lib/errors.ts';
+import { StrategyName } from '../../../actors/strategies/index.ts';
+import type { Command, FlagValue } from '../command.ts';
+import { parseParamFlags } from '../params.ts';
+import { renderTable, type Row } from '../table.ts';
+import { simulate, type SimResult } from '../../sim/engine.ts';
+import { DEFAULT_SIM_STRATEGIES, isStrategyName, parseScenarioText, scenarioFormatOf, type Scenario } from '../../sim/scenario.ts';
+import { renderSvg, svgSize } from '../../sim/svg.ts';
 
 /** State changes listed per strategy in the text output. */
 const MAX_CHANGES_SHOWN = 12;

@@ -1,19 +1,19 @@
 /** `lars agent`: runs the sidecar (Lars' UDP protocol and the HTTP API) until stopped. */
-import { createLogger } from '../log.ts';
-import { UsageError } from '../errors.ts';
-import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
-import { registerSelf, SELF_DEFAULTS, type SelfRegisterOptions } from '../agent/self-register.ts';
+import { createLogger } from '../../lib/log.ts';
+import { UsageError } from '../../lib/errors.ts';
+import { LIMITS, isIPv4, isPort } from '../../../schemas/messages.ts';
+import { registerSelf, SELF_DEFAULTS, type SelfRegisterOptions } from '../../agent/self-register.ts';
 import { connect as tcpConnect } from 'node:net';
-import { StrategyName } from '../../actors/strategies/types.ts';
-import type { Command, CommandContext, FlagValue } from '../cli/command.ts';
-import { closeConnection, withLifecycle } from '../cli/lifecycle.ts';
-import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection } from '../nats/connect.ts';
-import { requireJetStream } from '../natsd.ts';
-import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from './lars-udp.ts';
-import { DEFAULT_HTTP_PORT } from './http-api.ts';
-import { HTTP_FLAGS, createRegistry, healthHandler, httpSettings, registerSidecarMetrics, sidecarReadiness, startMetricsServer, trackConnection, type Readiness } from '../metrics/mod.ts';
-import { Sidecar } from './sidecar.ts';
-import { DEFAULT_MAX_ROUTES } from './route-budget.ts';
+import { StrategyName } from '../../../actors/strategies/types.ts';
+import type { Command, CommandContext, FlagValue } from '../command.ts';
+import { closeConnection, withLifecycle } from '../../lib/lifecycle.ts';
+import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection } from '../../nats/connect.ts';
+import { requireJetStream } from '../../nats/natsd.ts';
+import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from '../../sidecar/lars-udp.ts';
+import { DEFAULT_HTTP_PORT } from '../../sidecar/http-api.ts';
+import { HTTP_FLAGS, createRegistry, healthHandler, httpSettings, registerSidecarMetrics, sidecarReadiness, startMetricsServer, trackConnection, type Readiness } from '../metrics.ts';
+import { Sidecar } from '../../sidecar/sidecar.ts';
+import { DEFAULT_MAX_ROUTES } from '../../sidecar/route-budget.ts';
 
 const STRATEGIES = Object.values(StrategyName);
 

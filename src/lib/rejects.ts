@@ -4,7 +4,7 @@
  * carrying how many were suppressed and a truncated sample of the payload.
  */
 import type { Logger } from 'pino';
-import type { RejectKind } from '../schemas/messages.ts';
+import type { RejectKind } from '../../schemas/messages.ts';
 import { RateLimitedLog } from './ratelog.ts';
 
 export class RejectCounter {

@@ -15,12 +15,12 @@
  */
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { nanos, type NatsConnection, type ServerInfo } from '@nats-io/transport-node';
-import type { Names } from '../schemas/subjects.ts';
-import { LIMITS } from '../schemas/messages.ts';
-import { silentLogger, type Logger } from './log.ts';
-import { retry } from './retry.ts';
-import { ConfigError } from './errors.ts';
-import { errText } from './ratelog.ts';
+import type { Names } from '../../schemas/subjects.ts';
+import { LIMITS } from '../../schemas/messages.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { retry } from '../lib/retry.ts';
+import { ConfigError } from '../lib/errors.ts';
+import { errText } from '../lib/ratelog.ts';
 
 /** A replica count, or `auto`: 3 on a cluster, 1 on a single server. */
 export type Replicas = number | 'auto';

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics and health endpoints of the long-running processes:
  * `lars node --http <port>`, `lars sink --http <port>` and `lars agent
- * --http <port>` (src/sidecar/cli.ts, from the same parts: it also serves
+ * --http <port>` (src/cli/commands/agent.ts, from the same parts: it also serves
  * them on its API port) serve `/metrics`, `/healthz` and `/readyz` on one port
  * (docs/metrics.md lists every metric), on loopback unless `--http-host`
  * says otherwise. The port is bound before anything connects, so a port in
@@ -13,23 +13,23 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import type { Names } from '../../schemas/subjects.ts';
 import type { PipelineName, Sink } from '../analytics/sink.ts';
-import { UsageError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { UsageError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
 import type { RouteNode } from '../node/route-node.ts';
-import { createRegistry } from './collect.ts';
-import { startMetricsServer, type ExtraHandler, type MetricsServer, type Readiness } from './http.ts';
-import { trackConnection, type ConnectionState } from './nats.ts';
-import { nodeReadiness, registerNodeMetrics } from './node.ts';
-import { PendingReader, registerSinkMetrics, sinkConsumers, sinkReadiness, DEFAULT_READY_MAX_PENDING } from './sink.ts';
+import { createRegistry } from '../metrics/collect.ts';
+import { startMetricsServer, type ExtraHandler, type MetricsServer, type Readiness } from '../metrics/http.ts';
+import { trackConnection, type ConnectionState } from '../metrics/nats.ts';
+import { nodeReadiness, registerNodeMetrics } from '../node/metrics.ts';
+import { PendingReader, registerSinkMetrics, sinkConsumers, sinkReadiness, DEFAULT_READY_MAX_PENDING } from '../analytics/metrics.ts';
 
-export { createRegistry, counterFrom, gaugeFrom, type RegistryOptions } from './collect.ts';
-export { startMetricsServer, healthHandler, HEALTH_PATHS, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from './http.ts';
-export { trackConnection, registerConnectionMetrics, type ConnectionState } from './nats.ts';
-export { registerNodeMetrics, nodeReadiness, READY_TAKE_GRACE_MS, type NodeMetricsOptions, type NodeReadinessInput } from './node.ts';
-export { registerSinkMetrics, sinkReadiness, sinkConsumers, PendingReader, DEFAULT_READY_MAX_PENDING, type SinkConsumer } from './sink.ts';
-export { registerAgentMetrics, type HasAgentStats } from './agent.ts';
-export { registerSidecarMetrics, sidecarReadiness, type HasSidecarStats } from './sidecar.ts';
-export { RouteBoard, OTHER_ROUTES, DEFAULT_TOP_ROUTES } from './routes.ts';
+export { createRegistry, counterFrom, gaugeFrom, type RegistryOptions } from '../metrics/collect.ts';
+export { startMetricsServer, healthHandler, HEALTH_PATHS, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from '../metrics/http.ts';
+export { trackConnection, registerConnectionMetrics, type ConnectionState } from '../metrics/nats.ts';
+export { registerNodeMetrics, nodeReadiness, READY_TAKE_GRACE_MS, type NodeMetricsOptions, type NodeReadinessInput } from '../node/metrics.ts';
+export { registerSinkMetrics, sinkReadiness, sinkConsumers, PendingReader, DEFAULT_READY_MAX_PENDING, type SinkConsumer } from '../analytics/metrics.ts';
+export { registerAgentMetrics, type HasAgentStats } from '../agent/metrics.ts';
+export { registerSidecarMetrics, sidecarReadiness, type HasSidecarStats } from '../sidecar/metrics.ts';
+export { RouteBoard, OTHER_ROUTES, DEFAULT_TOP_ROUTES } from '../metrics/routes.ts';
 
 /** The flags `lars node`, `lars sink` and `lars agent` take for their HTTP endpoints. */
 export const HTTP_FLAGS = {

@@ -4,8 +4,8 @@
  * its own registry, or with `startMetricsServer` from this module's entry.
  */
 import type { Registry } from 'prom-client';
-import type { AgentStats } from '../agent/agent.ts';
-import { byLabel, counterFrom, gaugeFrom } from './collect.ts';
+import type { AgentStats } from './agent.ts';
+import { byLabel, counterFrom, gaugeFrom } from '../metrics/collect.ts';
 
 /** What the agent metrics read: an Agent, or anything with the same stats (a sidecar). */
 export interface HasAgentStats {

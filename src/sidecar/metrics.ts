@@ -7,11 +7,11 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import type { SidecarStats } from '../sidecar/sidecar.ts';
-import { registerAgentMetrics, type HasAgentStats } from './agent.ts';
-import { byLabel, counterFrom, type Sample } from './collect.ts';
-import type { Readiness } from './http.ts';
-import { registerConnectionMetrics, type ConnectionState } from './nats.ts';
+import type { SidecarStats } from './sidecar.ts';
+import { registerAgentMetrics, type HasAgentStats } from '../agent/metrics.ts';
+import { byLabel, counterFrom, type Sample } from '../metrics/collect.ts';
+import type { Readiness } from '../metrics/http.ts';
+import { registerConnectionMetrics, type ConnectionState } from '../metrics/nats.ts';
 
 /** What the sidecar metrics read: a Sidecar (its agent and both APIs). */
 export interface HasSidecarStats {

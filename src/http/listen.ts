@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, ListenError } from './errors.ts';
+import { ErrorCode, ListenError } from '../lib/errors.ts';
 
 /** Where HTTP listeners bind when nothing says otherwise: this machine only. */
 export const DEFAULT_HTTP_HOST = '127.0.0.1';

@@ -9,9 +9,9 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MAX_PARTITIONS, isValidPrefix } from '../schemas/subjects.ts';
+import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MAX_PARTITIONS, isValidPrefix } from '../../schemas/subjects.ts';
 import { ConfigError } from './errors.ts';
-import { redactNatsUrl } from './nats/url.ts';
+import { redactNatsUrl } from './nats-url.ts';
 
 /** pino's levels, most verbose first, and `silent`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -6,13 +6,14 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { partitionOf } from '../../schemas/subjects.ts';
-import type { RouteNode } from '../node/route-node.ts';
-import type { OwnershipHealth } from '../node/ownership.ts';
-import { RouteStore, routeKeyParts } from '../registry.ts';
-import { byLabel, counterFrom, gaugeFrom } from './collect.ts';
-import { registerConnectionMetrics, type ConnectionState } from './nats.ts';
-import { RouteBoard, DEFAULT_TOP_ROUTES } from './routes.ts';
-import type { Readiness } from './http.ts';
+import type { RouteNode } from './route-node.ts';
+import type { OwnershipHealth } from '../cluster/ownership.ts';
+import { RouteStore } from '../registry/route-store.ts';
+import { routeKeyParts } from '../registry/registry.ts';
+import { byLabel, counterFrom, gaugeFrom } from '../metrics/collect.ts';
+import { registerConnectionMetrics, type ConnectionState } from '../metrics/nats.ts';
+import { RouteBoard, DEFAULT_TOP_ROUTES } from '../metrics/routes.ts';
+import type { Readiness } from '../metrics/http.ts';
 
 export interface NodeMetricsOptions {
   registry: Registry;

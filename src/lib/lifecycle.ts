@@ -6,7 +6,7 @@
  * connection before the nats-server), each announced on stderr. The whole
  * shutdown has a deadline counted from the first signal; a second signal or
  * the deadline ends the process at once, and the exit hooks of the child
- * servers (src/natsd.ts) kill those. Steps run without a stop being asked
+ * servers (src/nats/natsd.ts) kill those. Steps run without a stop being asked
  * for (a start-up that failed) are not announced, but at log level debug:
  * the user sees the one line of the error.
  *
@@ -19,7 +19,6 @@
  * that is meant to outlive its shell).
  */
 import { readFileSync } from 'node:fs';
-import type { CommandContext } from './command.ts';
 
 /** Default time from the first signal to a forced exit. */
 export const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -232,7 +231,7 @@ export class Lifecycle {
  * process alive after the error is printed).
  */
 export async function withLifecycle<T>(
-  ctx: Pick<CommandContext, 'stopSignal'> & { config?: { logLevel?: string } },
+  ctx: { stopSignal: Promise<void>; config?: { logLevel?: string } },
   fn: (life: Lifecycle) => Promise<T>,
   opts: Omit<LifecycleOptions, 'stopSignal'> = {},
 ): Promise<T> {

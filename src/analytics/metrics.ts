@@ -10,10 +10,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge, type Registry } from 'prom-client';
 import { TABLES } from '../../schemas/clickhouse/migrations.ts';
 import type { Names } from '../../schemas/subjects.ts';
-import { durableName, PipelineName, type PipelineStats, type Sink } from '../analytics/sink.ts';
-import { counterFrom, gaugeFrom, type Sample } from './collect.ts';
-import type { Readiness } from './http.ts';
-import { registerConnectionMetrics, type ConnectionState } from './nats.ts';
+import { durableName, PipelineName, type PipelineStats, type Sink } from './sink.ts';
+import { counterFrom, gaugeFrom, type Sample } from '../metrics/collect.ts';
+import type { Readiness } from '../metrics/http.ts';
+import { registerConnectionMetrics, type ConnectionState } from '../metrics/nats.ts';
 
 export interface SinkConsumer {
   pipeline: PipelineName;

@@ -1,5 +1,5 @@
 /** Small typed errors with stable codes. Expected failures travel as data; these are for the rest. */
-import { redactNatsUrl } from './nats/url.ts';
+import { redactNatsUrl } from './nats-url.ts';
 
 export const ErrorCode = {
   config: 'LARS_CONFIG',
