@@ -47,18 +47,6 @@ function timeOf(now: Now): number {
   return typeof now === 'number' ? now : now();
 }
 
-/** Strategies that read the hosts' calls in flight or their latency on every pick. */
-const LOAD_AWARE: ReadonlySet<string> = new Set<string>([StrategyName.p2c, StrategyName.p2c_ewma]);
-
-/**
- * Whether picks of strategy `name` weigh load (calls in flight, their age,
- * latency): those need `notePick` to keep the in-flight ages exact. The
- * others need them only on probing hosts (the trial bound).
- */
-export function weighsLoad(name: string): boolean {
-  return LOAD_AWARE.has(name);
-}
-
 /**
  * The calls in flight on `h` that count at `now`: none when the host has
  * shown no sign of life (a report, or a pick while it had nothing in flight)
@@ -76,10 +64,11 @@ export function liveInflight(h: PickableHost, now: number, timeoutMs: number): n
 
 /**
  * A call was picked on `h` at `now`. With `ages` false (a strategy that does
- * not weigh load, see `weighsLoad`), a pick on a host that is not probing and
- * already has calls in flight only counts the call: no clock is read, and the
- * sum of pick times is left behind (nothing reads it for such a strategy; an
- * age it would give is beyond any timeout, so `latencyAt` ignores it).
+ * not weigh load: its entry's `weighsLoad` in strategies/index.ts), a pick on
+ * a host that is not probing and already has calls in flight only counts the
+ * call: no clock is read, and the sum of pick times is left behind (nothing
+ * reads it for such a strategy; an age it would give is beyond any timeout,
+ * so `latencyAt` ignores it).
  */
 export function notePick(h: PickableHost, now: Now, opts: FeedbackOptions = FEEDBACK_DEFAULTS, ages = true): void {
   if (!ages && h.inflight > 0 && h.state !== 'probing') {

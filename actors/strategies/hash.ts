@@ -14,7 +14,7 @@
 import { hash32 } from './hash32.ts';
 import { hostKeys, positiveHosts, sameHostSet, sameWeights } from './hosts.ts';
 import { createSwrr } from './swrr.ts';
-import { StrategyName, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
+import { StrategyName, type PickView, type Strategy, type StrategyOptions } from './types.ts';
 
 export const HASH_VNODES = 160;
 const MAX_VNODES = 1000;
@@ -42,7 +42,7 @@ class Hash implements Strategy {
     this.fallback = createSwrr(opts.random ? { random: opts.random } : {});
   }
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     this.fallback.update(view);
     const { idx, weights } = positiveHosts(view.hosts);
     if (sameHostSet(this.keys, view.hosts) && sameWeights(this.idx, this.weights, idx, weights)) return;

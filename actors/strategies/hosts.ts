@@ -1,4 +1,4 @@
-/** Helpers the strategies share for reading a `RouteView`, and the agents for building one. */
+/** Helpers the strategies share for reading a `PickView`, and the agents for building one. */
 import type { RouteHost } from '../../schemas/messages.ts';
 import type { PickableHost } from './types.ts';
 

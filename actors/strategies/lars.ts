@@ -28,7 +28,7 @@
  * host with a positive pick weight, and the counter is left alone.
  */
 import { hostKeys, sameHostSet } from './hosts.ts';
-import { StrategyName, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
+import { StrategyName, type PickView, type Strategy, type StrategyOptions } from './types.ts';
 
 export type LarsOptions = StrategyOptions;
 
@@ -69,7 +69,7 @@ class Lars implements Strategy {
   /** Lars' `_access_cnt`. */
   private counter = 0;
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     const hosts = view.hosts;
     if (!sameHostSet(this.keys, hosts)) {
       const remap = lastRemapper(this.keys, hostKeys(hosts));

@@ -23,7 +23,7 @@
 import { FEEDBACK_DEFAULTS, latencyAt, liveInflight } from './feedback.ts';
 import { WeightedPairs } from './pair.ts';
 import { seededRandom } from './random.ts';
-import { StrategyName, type PickableHost, type Random, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
+import { StrategyName, type PickableHost, type Random, type PickView, type Strategy, type StrategyOptions } from './types.ts';
 
 export interface P2cEwmaOptions extends StrategyOptions {
   /** The clock, ms; default a clock stuck at 0 (no decay: tests). The agent and the simulator inject theirs. */
@@ -56,7 +56,7 @@ class P2cEwma implements Strategy {
     this.timeoutMs = opts.timeoutMs ?? FEEDBACK_DEFAULTS.timeoutMs;
   }
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     this.pairs.update(view);
   }
 

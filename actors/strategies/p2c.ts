@@ -17,7 +17,7 @@
  */
 import { WeightedPairs } from './pair.ts';
 import { seededRandom } from './random.ts';
-import { StrategyName, type PickableHost, type Random, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
+import { StrategyName, type PickableHost, type Random, type PickView, type Strategy, type StrategyOptions } from './types.ts';
 
 export type P2cOptions = StrategyOptions;
 
@@ -35,7 +35,7 @@ class P2c implements Strategy {
     this.random = opts.random ?? seededRandom();
   }
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     this.pairs.update(view);
   }
 

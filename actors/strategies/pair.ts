@@ -14,7 +14,7 @@
  * comparison is the plain one.
  */
 import { positiveHosts } from './hosts.ts';
-import type { PickableHost, Random, RouteView } from './types.ts';
+import type { PickableHost, Random, PickView } from './types.ts';
 
 export class WeightedPairs {
   hosts: readonly PickableHost[] = [];
@@ -28,7 +28,7 @@ export class WeightedPairs {
   private cum = new Float64Array(0);
   private total = 0;
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     const { idx, weights } = positiveHosts(view.hosts);
     const cum = new Float64Array(idx.length);
     let total = 0;

@@ -14,7 +14,7 @@
  * sequence repeated is exactly what live SWRR returns. Other weights run live.
  */
 import { hostKeys, positiveHosts, sameHostSet, sameWeights } from './hosts.ts';
-import { StrategyName, type RouteView, type Strategy, type StrategyOptions } from './types.ts';
+import { StrategyName, type PickView, type Strategy, type StrategyOptions } from './types.ts';
 
 export const SWRR_MAX_PERIOD = 4096;
 /** Largest decimal scale tried to turn fractional (probing) weights into integers. */
@@ -127,7 +127,7 @@ class Swrr implements Strategy {
     this.maxPeriod = Math.max(0, Math.floor(opts.maxPeriod ?? SWRR_MAX_PERIOD));
   }
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     const { idx, weights } = positiveHosts(view.hosts);
     if (sameHostSet(this.keys, view.hosts) && sameWeights(this.idx, this.weights, idx, weights)) return;
     this.keys = hostKeys(view.hosts);

@@ -27,7 +27,8 @@ export interface PickableHost {
   lifeTs?: number | undefined;
 }
 
-export interface RouteView {
+/** A route as a strategy picks from it: the hosts as the agent holds them (actors/agent-route.ts), panic and probe_num. */
+export interface PickView {
   readonly hosts: readonly PickableHost[];
   /** Route in panic: pick weights already spread over all non-draining hosts. */
   readonly panic: boolean;
@@ -37,8 +38,8 @@ export interface RouteView {
 
 export interface Strategy {
   readonly name: StrategyName;
-  /** Rebuilds internal state for a new route view. Keeps rotation state when it can. */
-  update(view: RouteView): void;
+  /** Rebuilds internal state for a new view of the route. Keeps rotation state when it can. */
+  update(view: PickView): void;
   /**
    * Returns the index in `view.hosts` of the chosen host, or -1 when no host
    * may be picked. `key` is used by the consistent-hash strategy only.

@@ -28,7 +28,7 @@
  */
 import { fmix32, fnv1a32 } from './hash32.ts';
 import { seededRandom } from './random.ts';
-import type { PickableHost, Random, RouteView, Strategy, StrategyOptions } from './types.ts';
+import type { PickableHost, Random, PickView, Strategy, StrategyOptions } from './types.ts';
 
 /** A host that may say its zone and nominal weight (the agent's hosts do). */
 export interface ZonedHost extends PickableHost {
@@ -120,7 +120,7 @@ class ZoneAware implements ZoneAwareStrategy {
     this.random = random;
   }
 
-  update(view: RouteView): void {
+  update(view: PickView): void {
     const hosts = view.hosts as readonly ZonedHost[];
     const localHosts: PickableHost[] = [];
     const remoteHosts: PickableHost[] = [];

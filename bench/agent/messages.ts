@@ -1,10 +1,12 @@
 /** Configuration and IPC messages between bench/agent.ts and its child processes. */
+import type { StrategyName } from '../../actors/strategies/types.ts';
 
 export interface SidecarChildConfig {
   url: string;
   prefix: string;
   partitions: number;
-  strategy: 'swrr' | 'lars' | 'p2c' | 'hash';
+  /** Any of the contract's strategy names. */
+  strategy: StrategyName;
 }
 
 export type ToSidecar = { type: 'cpu' } | { type: 'stop' };

@@ -6,113 +6,34 @@
  * route-follower.ts), a pick strategy per route, a ReportBatcher (per-route
  * batches by count and age) and, with acknowledged delivery (the default),
  * an Outbox that keeps every batch until JetStream has acknowledged it.
+ * Each route is held as the agent-route model (actors/agent-route.ts) the
+ * simulator runs too; the options are resolved in ./options.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { names as makeNames, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
-import { HostState, LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
-import { trialWeight } from '../../actors/strategies/hosts.ts';
-import { createStrategy, DEFAULT_STRATEGY } from '../../actors/strategies/index.ts';
-import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, boundTrials, notePick, noteRelease, noteReport, weighsLoad, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
-import { createZoneAware, ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
-import type { PickableHost, Strategy, StrategyName, Random } from '../../actors/strategies/types.ts';
+import { names as makeNames, type Names } from '../../schemas/subjects.ts';
+import { LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
+import { AgentRoute, type MakeStrategy, type PickedHost } from '../../actors/agent-route.ts';
+import { createStrategy } from '../../actors/strategies/index.ts';
+import { boundTrials, notePick, noteRelease, noteReport, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
+import { createZoneAware } from '../../actors/strategies/zone.ts';
+import type { StrategyName, Random } from '../../actors/strategies/types.ts';
 import { encode } from '../lib/codec.ts';
 import { RejectCounter } from '../lib/rejects.ts';
-import { connectNats, natsOptionsFromSdk, type NatsLoginOptions } from '../nats/connect.ts';
+import { connectNats, natsOptionsFromSdk } from '../nats/connect.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { ClosedError } from '../lib/errors.ts';
 import { RouteFollower, RouteStatus, type FollowedRoute } from './route-follower.ts';
 import { ReportBatcher } from './report-batcher.ts';
-import { Outbox, jetStreamPublisher, type PublishFn } from './outbox.ts';
+import { Outbox } from './outbox.ts';
+import { jetStreamPublisher } from './publisher.ts';
+import { ReportDelivery, resolveAgentOptions, type AgentOptions } from './options.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
 
-export const ReportDelivery = {
-  /** JetStream publishes, acknowledged, kept in the outbox and retried until acknowledged. */
-  acked: 'acked',
-  /** Plain core publishes (captured by the stream, never acknowledged): what a server restart eats is lost. */
-  core: 'core',
-} as const;
-export type ReportDelivery = (typeof ReportDelivery)[keyof typeof ReportDelivery];
-
-/**
- * The agent's options. Without `nc`, the agent connects to `servers` (default
- * LARS_NATS_URL, else nats://127.0.0.1:4222) and logs in with the login and
- * TLS options of NatsLoginOptions (user/pass, token, nkeySeed/nkeySeedFile,
- * credsFile, tls), each taken from the LARS_NATS_* environment when not given.
- */
-export interface AgentOptions extends NatsLoginOptions {
-  /** An open connection (the agent will not close it; the login options are then unused), or... */
-  nc?: NatsConnection;
-  /** ...URL(s) to connect to, comma separated, credentials allowed (the agent owns and closes that connection). */
-  servers?: string;
-  prefix?: string;
-  partitions?: number;
-  /** Sender id on every report batch; default a random id. */
-  agentId?: string;
-  /** The caller's zone: stamped on reports, and picks prefer hosts of this zone (see zoneAware). */
-  zone?: string;
-  /** With `zone` set, prefer hosts of that zone and spill to others as it weakens (default true). */
-  zoneAware?: boolean;
-  /** Local healthy share, percent, under which picks spill to other zones in proportion (default 70). */
-  zoneMinHealthyPercent?: number;
-  /**
-   * Pick strategy for every route, overriding the one a route names. Without
-   * it: the route's strategy (its registry entry's; `lars` for a lars-profile
-   * route), else power of two choices over peak-EWMA latency (p2c_ewma).
-   */
-  strategy?: StrategyName;
-  /** The callers' timeout, ms: a failed call counts as at least this slow in the latency estimate (default 1000). */
-  timeoutMs?: number;
-  /** Trial calls a probing host may have in flight at once from this agent (default 1). */
-  probeTrials?: number;
-  /** A batch is sent when it holds this many reports (default 1000, at most 10000)... */
-  batchMaxReports?: number;
-  /** ...or when its oldest report is this old, ms (default 20). */
-  batchMaxDelayMs?: number;
-  /** How long `getHost` waits for a route on its first use, ms (default 2000). */
-  loadTimeoutMs?: number;
-  /** Reports buffered or unacknowledged at most (default 100000); beyond it the oldest are dropped and counted. */
-  maxPendingReports?: number;
-  /** 'acked' (default): JetStream publishes kept until acknowledged; 'core': plain publishes, as before acks. */
-  reportDelivery?: ReportDelivery;
-  /** Acknowledged publishes outstanding at once (default 64). */
-  publishWindow?: number;
-  /**
-   * How long a publish waits for its ack before the client gives up on it, ms (default 5000). A lost
-   * publish is retried long before that: see retryIntervalMs.
-   */
-  ackTimeoutMs?: number;
-  /**
-   * No ack for this long while publishes are out, or a failed publish, is a stall (a stream leader lost,
-   * a server away): the oldest batch is published again now and at this interval until an ack comes,
-   * which brings back every publish sent before it that is still unanswered, ms (default 250).
-   */
-  retryIntervalMs?: number;
-  /** A stall longer than 20 s since the last ack retries after these pauses instead, ms, by retry (default [500, 1000, 2000, 5000]). */
-  retryBackoffMs?: number[];
-  /**
-   * This long after a stall ended, the batches acknowledged around it are published once more (same msg
-   * ids: a stream that has them stores nothing) to confirm them, ms; 0: never (default 5000).
-   */
-  confirmDelayMs?: number;
-  /** How long `flush()` waits for acks when not told, ms (default 30000). */
-  flushTimeoutMs?: number;
-  /** How long `close()` waits for acks before dropping what is left, ms (default 5000). */
-  closeTimeoutMs?: number;
-  /** Keep the last route state with pickable hosts against an update that leaves none without a reason (default true). */
-  holdEmptyUpdates?: boolean;
-  log?: Logger;
-  random?: Random;
-  /** Injected clock, ms. */
-  clock?: () => number;
-  /** Replaces the JetStream publish of a batch (tests). */
-  publish?: PublishFn;
-}
+export { ReportDelivery, type AgentOptions } from './options.ts';
 
 /** Result of a pick: a host, or why there is none. */
-export type HostPick =
-  | { readonly ok: true; readonly ip: string; readonly port: number }
-  | { readonly ok: false; readonly code: NoHostCode; readonly message: string };
+export type HostPick = PickedHost | { readonly ok: false; readonly code: NoHostCode; readonly message: string };
 
 export const NoHostCode = {
   /** No live state: the route is not registered (or was removed), or is still loading (see `message`). */
@@ -147,117 +68,14 @@ export interface AgentStats {
   rejects: Record<string, number>;
 }
 
-class AgentHost implements PickableHost {
-  readonly ip: string;
-  readonly port: number;
-  pickWeight: number;
-  state: PickableHost['state'];
-  reason: PickableHost['reason'] = undefined;
-  /**
-   * `state === 'probing'`, kept with it: the pick path tests it on every pick, and a
-   * state decoded from a message is a string of its own, slower to compare than a boolean.
-   */
-  probing: boolean;
-  /** Registry weight and zone, for zone-aware picking. */
-  weight = 0;
-  zone: string | null | undefined = undefined;
-  latencyMs = 0;
-  inflight = 0;
-  // the feedback's fields (actors/strategies/feedback.ts), present from the start: one object shape
-  latencyTs: number | undefined = undefined;
-  pendingSum: number | undefined = undefined;
-  lifeTs: number | undefined = undefined;
-  /** Preallocated pick result: picking allocates nothing. */
-  readonly result: HostPick;
-
-  constructor(ip: string, port: number, pickWeight: number, state: PickableHost['state']) {
-    this.ip = ip;
-    this.port = port;
-    this.pickWeight = pickWeight;
-    this.state = state;
-    this.probing = state === HostState.probing;
-    this.result = Object.freeze({ ok: true as const, ip, port });
-  }
-}
-
-/** A route as the agent picks from it: the followed state, its hosts and a strategy. */
-class AgentRoute {
+/** A route as the agent picks from it: the followed state, and the agent-route model kept current by it. */
+class FollowedAgentRoute extends AgentRoute {
   readonly f: FollowedRoute;
-  hosts: AgentHost[] = [];
-  byKey = new Map<string, AgentHost>();
-  byResult = new Map<object, AgentHost>();
-  strategy: Strategy;
-  /** Whether the strategy weighs load (feedback.ts `weighsLoad`): its picks read the clock. */
-  weighsLoad: boolean;
-  private strategyName: StrategyName;
-  private readonly override: StrategyName | undefined;
-  private readonly make: (name: StrategyName) => Strategy;
 
-  /** This agent's id: a probing host whose trials are another agent's is picked with weight 0 here. */
-  private readonly agentId: string;
-
-  constructor(f: FollowedRoute, override: StrategyName | undefined, make: (name: StrategyName) => Strategy, agentId: string) {
+  constructor(f: FollowedRoute, agentId: string, override: StrategyName | undefined, make: MakeStrategy) {
+    super(agentId, override, make);
     this.f = f;
-    this.agentId = agentId;
-    this.override = override;
-    this.make = make;
-    this.strategyName = override ?? DEFAULT_STRATEGY;
-    this.strategy = make(this.strategyName);
-    this.weighsLoad = weighsLoad(this.strategyName);
   }
-
-  /** Applies a new state: the agent's listener, called before any caller's. */
-  readonly apply = (s: RouteState): void => {
-    let next = this.hosts;
-    let same = next.length === s.hosts.length;
-    for (let i = 0; same && i < next.length; i++) {
-      const a = next[i]!;
-      const h = s.hosts[i]!;
-      same = a.ip === h.ip && a.port === h.port;
-    }
-    if (same) {
-      // The usual change (states and weights of the same hosts): no maps rebuilt.
-      for (let i = 0; i < next.length; i++) {
-        const a = next[i]!;
-        const h = s.hosts[i]!;
-        a.pickWeight = trialWeight(h, this.agentId);
-        a.state = h.state;
-        a.reason = h.reason;
-        a.probing = h.state === HostState.probing;
-        a.weight = h.weight;
-        a.zone = h.zone;
-      }
-    } else {
-      next = [];
-      const byKey = new Map<string, AgentHost>();
-      const byResult = new Map<object, AgentHost>();
-      for (const h of s.hosts) {
-        const key = `${h.ip}:${h.port}`;
-        let ah = this.byKey.get(key);
-        if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
-        ah.pickWeight = trialWeight(h, this.agentId);
-        ah.state = h.state;
-        ah.reason = h.reason;
-        ah.probing = h.state === HostState.probing;
-        ah.weight = h.weight;
-        ah.zone = h.zone;
-        next.push(ah);
-        byKey.set(key, ah);
-        byResult.set(ah.result, ah);
-      }
-      this.hosts = next;
-      this.byKey = byKey;
-      this.byResult = byResult;
-    }
-    // The caller's override, else the route's strategy, else the default.
-    const name = this.override ?? s.strategy ?? DEFAULT_STRATEGY;
-    if (name !== this.strategyName) {
-      this.strategyName = name;
-      this.strategy = this.make(name);
-      this.weighsLoad = weighsLoad(name);
-    }
-    this.strategy.update({ hosts: next, panic: s.panic, probeNum: s.probe_num });
-  };
 }
 
 const NOT_REGISTERED: HostPick = Object.freeze({ ok: false as const, code: NoHostCode.noRoute, message: 'route is not registered' });
@@ -286,7 +104,7 @@ export class Agent {
   private readonly closeTimeoutMs: number;
   private readonly log: Logger;
   private readonly rateLog: RateLimitedLog;
-  private readonly routes = new Map<number, Map<number, AgentRoute>>();
+  private readonly routes = new Map<number, Map<number, FollowedAgentRoute>>();
   private readonly batcher: ReportBatcher;
   private readonly outbox: Outbox | undefined;
   private readonly statusIter: AsyncIterable<unknown> & { stop?: () => void };
@@ -296,50 +114,48 @@ export class Agent {
 
   /** Use createAgent(). */
   constructor(nc: NatsConnection, ownsConnection: boolean, opts: AgentOptions) {
+    const o = resolveAgentOptions(opts);
     this.nc = nc;
     this.ownsConnection = ownsConnection;
-    this.id = opts.agentId ?? `agent-${randomBytes(6).toString('hex')}`;
-    this.names = makeNames(opts.prefix);
-    this.strategyOverride = opts.strategy;
-    this.feedback = { ...FEEDBACK_DEFAULTS, timeoutMs: opts.timeoutMs ?? FEEDBACK_DEFAULTS.timeoutMs };
-    this.probeTrials = Math.max(1, Math.floor(opts.probeTrials ?? DEFAULT_MAX_TRIALS));
-    if (!(this.feedback.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${opts.timeoutMs}`);
-    this.random = opts.random ?? Math.random;
-    this.pickZone = opts.zone !== undefined && opts.zoneAware !== false ? opts.zone : undefined;
-    this.zoneMinHealthyPercent = opts.zoneMinHealthyPercent ?? ZONE_MIN_HEALTHY_PERCENT;
-    if (!(this.zoneMinHealthyPercent >= 0 && this.zoneMinHealthyPercent <= 100)) throw new RangeError(`zoneMinHealthyPercent must be within 0-100, got ${this.zoneMinHealthyPercent}`);
-    this.maxPendingReports = Math.max(1, opts.maxPendingReports ?? 100_000);
-    this.flushTimeoutMs = opts.flushTimeoutMs ?? 30_000;
-    this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
-    this.delivery = opts.reportDelivery ?? ReportDelivery.acked;
-    const clock = opts.clock ?? Date.now;
+    this.id = o.agentId;
+    this.names = makeNames(o.prefix);
+    this.strategyOverride = o.strategy;
+    this.feedback = o.feedback;
+    this.probeTrials = o.probeTrials;
+    this.random = o.random;
+    this.pickZone = o.pickZone;
+    this.zoneMinHealthyPercent = o.zoneMinHealthyPercent;
+    this.maxPendingReports = o.maxPendingReports;
+    this.flushTimeoutMs = o.flushTimeoutMs;
+    this.closeTimeoutMs = o.closeTimeoutMs;
+    this.delivery = o.reportDelivery;
+    const clock = o.clock;
     this.clock = clock;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'agent', agent: this.id });
     this.rateLog = new RateLimitedLog(this.log, 10_000, clock);
     this.rejects = new RejectCounter(this.log);
-    this.follower = new RouteFollower({ nc, names: this.names, loadTimeoutMs: opts.loadTimeoutMs, holdEmptyUpdates: opts.holdEmptyUpdates, rejects: this.rejects, log: this.log, clock });
+    this.follower = new RouteFollower({ nc, names: this.names, loadTimeoutMs: o.loadTimeoutMs, holdEmptyUpdates: o.holdEmptyUpdates, rejects: this.rejects, log: this.log, clock });
     this.batcher = new ReportBatcher({
       names: this.names,
-      partitions: opts.partitions ?? DEFAULT_PARTITIONS,
+      partitions: o.partitions,
       sender: this.id,
-      zone: opts.zone,
-      maxReports: opts.batchMaxReports,
-      maxDelayMs: opts.batchMaxDelayMs,
+      zone: o.zone,
+      maxReports: o.batchMaxReports,
+      maxDelayMs: o.batchMaxDelayMs,
       clock,
       sink: this.delivery === ReportDelivery.core ? this.publishCore : this.publishAcked,
     });
     if (this.delivery === ReportDelivery.acked) {
-      const ackTimeoutMs = opts.ackTimeoutMs ?? 5000;
       this.outbox = new Outbox({
-        publish: opts.publish ?? jetStreamPublisher(nc, ackTimeoutMs),
+        publish: opts.publish ?? jetStreamPublisher(nc, o.ackTimeoutMs),
         sender: this.id,
         instance: randomBytes(4).toString('hex'),
-        window: opts.publishWindow,
+        window: o.publishWindow,
         maxReports: this.maxPendingReports,
         extraPending: () => this.batcher.buffered,
-        probeMs: opts.retryIntervalMs,
-        backoffMs: opts.retryBackoffMs,
-        confirmDelayMs: opts.confirmDelayMs,
+        probeMs: o.retryIntervalMs,
+        backoffMs: o.retryBackoffMs,
+        confirmDelayMs: o.confirmDelayMs,
         noStreamHint: `start a route node ('lars node') or the sink ('lars sink'): either creates the ${this.names.reportsStream} stream`,
         log: this.log,
         clock,
@@ -376,7 +192,7 @@ export class Agent {
     return this.pickFrom(this.routeFor(modid, cmdid), key);
   }
 
-  private pickFrom(r: AgentRoute, key: string | undefined): HostPick {
+  private pickFrom(r: FollowedAgentRoute, key: string | undefined): HostPick {
     const st = r.f.status;
     if (st !== RouteStatus.loaded) return st === RouteStatus.loading ? LOADING : NOT_REGISTERED;
     const i = r.strategy.pick(key);
@@ -391,7 +207,7 @@ export class Agent {
   }
 
   /** The rest of a pick: the probing hosts' trial bound, and the clock where the answer depends on it. */
-  private pickNoted(r: AgentRoute, key: string | undefined, first: number): HostPick {
+  private pickNoted(r: FollowedAgentRoute, key: string | undefined, first: number): HostPick {
     const ages = r.weighsLoad;
     const now = ages ? this.clock() : this.clock;
     const i = boundTrials(r.strategy, r.hosts, key, first, now, this.probeTrials, this.feedback.timeoutMs);
@@ -419,7 +235,7 @@ export class Agent {
     await Promise.all(routes.map(([m, c]) => this.getRoute(m, c)));
   }
 
-  private routeFor(modid: number, cmdid: number): AgentRoute {
+  private routeFor(modid: number, cmdid: number): FollowedAgentRoute {
     let inner = this.routes.get(modid);
     if (inner === undefined) {
       inner = new Map();
@@ -429,7 +245,7 @@ export class Agent {
     if (r === undefined) {
       if (this.closed) throw new ClosedError('agent');
       const f = this.follower.route(modid, cmdid);
-      r = new AgentRoute(f, this.strategyOverride, this.newStrategy, this.id);
+      r = new FollowedAgentRoute(f, this.id, this.strategyOverride, this.newStrategy);
       inner.set(cmdid, r);
       // First listener of the route: the hosts are current before any caller's listener runs.
       this.follower.follow(modid, cmdid, r.apply);
@@ -437,7 +253,7 @@ export class Agent {
     return r;
   }
 
-  private readonly newStrategy = (name: StrategyName): Strategy => {
+  private readonly newStrategy: MakeStrategy = (name) => {
     const random = this.random;
     const opts = { random, now: this.clock, decayMs: this.feedback.decayMs, timeoutMs: this.feedback.timeoutMs };
     if (this.pickZone === undefined) return createStrategy(name, opts);
@@ -580,8 +396,10 @@ export class Agent {
 /** Creates an agent on an open connection or on a new one to `servers`, logged in as its options or LARS_NATS_* say. */
 export async function createAgent(opts: AgentOptions = {}): Promise<Agent> {
   if (opts.nc) return new Agent(opts.nc, false, opts);
+  // Bad options fail before a connection is opened (the agent resolves them again, to the same id).
+  const agentId = resolveAgentOptions(opts).agentId;
   // No async stack traces: the client would build two Error objects per acknowledged publish.
   const url = opts.servers ?? (process.env['LARS_NATS_URL'] || 'nats://127.0.0.1:4222');
   const nc = await connectNats({ ...natsOptionsFromSdk(url, opts), name: opts.agentId ?? 'lars-agent', extra: { noAsyncTraces: true } });
-  return new Agent(nc, true, opts);
+  return new Agent(nc, true, { ...opts, agentId });
 }

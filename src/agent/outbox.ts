@@ -30,50 +30,17 @@
  * The ack timeout only frees a publish nobody answers. Only overflow of the
  * bound drops reports: the oldest batches not on the wire first.
  */
-import { backoff, ClosedConnectionError, DrainingConnectionError, NoRespondersError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
+import { backoff } from '@nats-io/transport-node';
 import { silentLogger, type Logger } from '../lib/log.ts';
-import { LarsError, ErrorCode, ClosedError } from '../lib/errors.ts';
+import { ClosedError } from '../lib/errors.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
 import { reportMsgId } from '../../schemas/msg-id.ts';
+import { AckedBatches, BatchQueue, PendingBatch } from './batch-queue.ts';
+import { classifyPublishError, logPublishFailure, PublishFailure, type PublishFn } from './publisher.ts';
+import { SettleWaiters } from './settle-waiters.ts';
 
-/** Why a publish was not acknowledged. */
-export const PublishFailure = {
-  /** Nothing answers on the subject: no stream captures it (or JetStream is off). */
-  noStream: 'no_stream',
-  /** No ack in time: server away, restarting, or the only listener a core subscriber. */
-  timeout: 'timeout',
-  /** The stream refused the message (a JetStream API error). */
-  refused: 'refused',
-  /** The connection is closed for good. */
-  closed: 'closed',
-  other: 'other',
-} as const;
-export type PublishFailure = (typeof PublishFailure)[keyof typeof PublishFailure];
-
-function inChain(err: unknown, test: (e: unknown) => boolean): boolean {
-  for (let e = err, i = 0; e !== undefined && e !== null && i < 5; e = (e as { cause?: unknown }).cause, i++) if (test(e)) return true;
-  return false;
-}
-
-export function classifyPublishError(err: unknown): PublishFailure {
-  if (inChain(err, (e) => e instanceof NoRespondersError)) return PublishFailure.noStream;
-  if (inChain(err, (e) => e instanceof TimeoutError)) return PublishFailure.timeout;
-  if (inChain(err, (e) => e instanceof ClosedConnectionError || e instanceof DrainingConnectionError)) return PublishFailure.closed;
-  if (err instanceof JetStreamApiError) return PublishFailure.refused;
-  return PublishFailure.other;
-}
-
-/** Publishes one batch; resolves on the stream's ack, rejects otherwise. */
-export type PublishFn = (subject: string, data: Uint8Array, msgId: string) => Promise<void>;
-
-/** A PublishFn over JetStream publish (ack awaited, at most `ackTimeoutMs`). */
-export function jetStreamPublisher(nc: NatsConnection, ackTimeoutMs: number): PublishFn {
-  const js = jetstream(nc, { timeout: ackTimeoutMs });
-  return async (subject, data, msgId) => {
-    await js.publish(subject, data, { msgID: msgId, timeout: ackTimeoutMs });
-  };
-}
+/** The outbox's defaults (OutboxOptions). */
+export const OUTBOX_DEFAULTS = { window: 64, probeMs: 250, fastRetryMs: 20_000, backoffMs: [500, 1000, 2000, 5000], confirmDelayMs: 5000 } as const;
 
 export interface OutboxOptions {
   publish: PublishFn;
@@ -119,41 +86,6 @@ export interface OutboxStats {
   confirmedBatches: number;
 }
 
-class Entry {
-  readonly seq: number;
-  readonly msgId: string;
-  readonly subject: string;
-  readonly data: Uint8Array;
-  readonly reports: number;
-  attempts = 0;
-  /** Number of the latest publish of this batch (publishes are numbered in the order they are sent). */
-  sendNo = 0;
-  /** Its latest publish is out and unanswered: it counts against the window. */
-  inFlight = false;
-  /** Waiting in the queue to be sent. */
-  queued = false;
-  /** Acknowledged or dropped: whatever still answers for it is ignored. */
-  settled = false;
-  /** Acknowledged before; published again to confirm it (its ack is not counted again). */
-  confirming = false;
-  /** When it was acknowledged (outbox clock). */
-  ackedAt = 0;
-  constructor(seq: number, msgId: string, subject: string, data: Uint8Array, reports: number) {
-    this.seq = seq;
-    this.msgId = msgId;
-    this.subject = subject;
-    this.data = data;
-    this.reports = reports;
-  }
-}
-
-interface Waiter {
-  upTo: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
-
 export class Outbox {
   private readonly publishFn: PublishFn;
   private readonly classify: (err: unknown) => PublishFailure;
@@ -169,14 +101,12 @@ export class Outbox {
   private readonly log: Logger;
   private readonly rateLog: RateLimitedLog;
   private readonly clock: () => number;
-  /** Batches waiting to be sent, in seq order; settled ones are skipped when reached. */
-  private queue: Entry[] = [];
-  private head = 0;
-  private queuedCount = 0;
+  /** Batches waiting to be sent, in seq order. */
+  private readonly queue = new BatchQueue();
   /** Every batch not yet settled (acked or dropped), in seq order: its first key is the oldest. */
-  private readonly unsettled = new Map<number, Entry>();
+  private readonly unsettled = new Map<number, PendingBatch>();
   /** Batches in flight by the number of their latest publish: in the order those were sent. */
-  private readonly outstanding = new Map<number, Entry>();
+  private readonly outstanding = new Map<number, PendingBatch>();
   private inflightReports = 0;
   private seq = 0;
   private sends = 0;
@@ -191,13 +121,13 @@ export class Outbox {
   private lastProgressAt: number;
   private wake: ReturnType<typeof setTimeout> | undefined;
   private wakeAt = 0;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new SettleWaiters();
   private stopped = false;
   private closedConnection = false;
   private readonly counters = { pendingReports: 0, ackedBatches: 0, ackedReports: 0, retriedBatches: 0, droppedReports: 0, confirmedBatches: 0 };
   private readonly confirmDelayMs: number;
   /** Batches acknowledged lately (oldest first), kept for a confirmation after a stall. */
-  private acked: Entry[] = [];
+  private readonly acked = new AckedBatches();
   /** When the current (or last) stall began; undefined when none since the last confirmation. */
   private stallFrom: number | undefined;
   private confirmTimer: ReturnType<typeof setTimeout> | undefined;
@@ -207,18 +137,18 @@ export class Outbox {
     this.classify = opts.classify ?? classifyPublishError;
     this.sender = opts.sender;
     this.instance = opts.instance;
-    this.window = Math.max(1, opts.window ?? 64);
+    this.window = Math.max(1, opts.window ?? OUTBOX_DEFAULTS.window);
     this.maxReports = Math.max(1, opts.maxReports);
     this.extraPending = opts.extraPending ?? (() => 0);
-    this.probeMs = Math.max(1, opts.probeMs ?? 250);
-    this.fastRetryMs = Math.max(0, opts.fastRetryMs ?? 20_000);
-    this.policy = backoff(opts.backoffMs ?? [500, 1000, 2000, 5000]);
+    this.probeMs = Math.max(1, opts.probeMs ?? OUTBOX_DEFAULTS.probeMs);
+    this.fastRetryMs = Math.max(0, opts.fastRetryMs ?? OUTBOX_DEFAULTS.fastRetryMs);
+    this.policy = backoff(opts.backoffMs ?? [...OUTBOX_DEFAULTS.backoffMs]);
     this.noStreamHint = opts.noStreamHint ?? 'create the stream that captures the report subjects';
     this.log = (opts.log ?? silentLogger()).child({ mod: 'outbox' });
     this.clock = opts.clock ?? Date.now;
     this.rateLog = new RateLimitedLog(this.log, opts.logIntervalMs ?? 10_000, this.clock);
     this.lastGoodAt = this.lastProgressAt = this.clock();
-    this.confirmDelayMs = Math.max(0, opts.confirmDelayMs ?? 5000);
+    this.confirmDelayMs = Math.max(0, opts.confirmDelayMs ?? OUTBOX_DEFAULTS.confirmDelayMs);
   }
 
   /** Sequence of the last batch added (0 before the first). */
@@ -229,11 +159,9 @@ export class Outbox {
   /** Queues an encoded batch of `reports` reports and sends what the window allows. */
   add(subject: string, data: Uint8Array, reports: number): void {
     const seq = ++this.seq;
-    const e = new Entry(seq, reportMsgId(this.sender, this.instance, seq), subject, data, reports);
+    const e = new PendingBatch(seq, reportMsgId(this.sender, this.instance, seq), subject, data, reports);
     this.unsettled.set(seq, e);
-    e.queued = true;
     this.queue.push(e);
-    this.queuedCount++;
     this.counters.pendingReports += reports;
     this.enforceBound();
     this.pump();
@@ -261,14 +189,7 @@ export class Outbox {
   settled(timeoutMs: number, upTo = this.seq): Promise<void> {
     if (this.oldestUnsettled() > upTo) return Promise.resolve();
     if (this.closedConnection) return Promise.reject(new ClosedError('NATS connection'));
-    return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { upTo, resolve, reject, timer: undefined };
-      w.timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new LarsError(ErrorCode.timeout, `report batches not acknowledged within ${timeoutMs} ms (${this.counters.pendingReports} reports pending)`));
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
+    return this.waiters.wait(upTo, timeoutMs, () => this.counters.pendingReports);
   }
 
   stats(): OutboxStats {
@@ -280,7 +201,7 @@ export class Outbox {
     this.stopped = true;
     this.disarm();
     if (this.confirmTimer !== undefined) clearTimeout(this.confirmTimer);
-    this.acked = [];
+    this.acked.clear();
     let n = 0;
     for (const e of this.unsettled.values()) {
       e.settled = true;
@@ -289,9 +210,7 @@ export class Outbox {
     }
     this.unsettled.clear();
     this.outstanding.clear();
-    this.queue = [];
-    this.head = 0;
-    this.queuedCount = 0;
+    this.queue.clear();
     this.counters.pendingReports = 0;
     this.counters.droppedReports += n;
     if (n > 0) this.log.warn({ reports: n }, 'closing with unacknowledged report batches; they are dropped');
@@ -306,30 +225,11 @@ export class Outbox {
     return Infinity;
   }
 
-  /** The oldest batch waiting in the queue (settled ones at the head are passed over). */
-  private peek(): Entry | undefined {
-    while (this.head < this.queue.length && !this.queue[this.head]!.queued) this.head++;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return this.queue[this.head];
-  }
-
-  private shift(): Entry | undefined {
-    const e = this.peek();
-    if (e === undefined) return undefined;
-    this.head++;
-    e.queued = false;
-    this.queuedCount--;
-    return e;
-  }
-
   private enforceBound(): void {
     let dropped = 0;
     let batches = 0;
-    while (this.counters.pendingReports + this.extraPending() > this.maxReports && this.queuedCount > 0) {
-      const e = this.shift()!;
+    while (this.counters.pendingReports + this.extraPending() > this.maxReports && this.queue.size > 0) {
+      const e = this.queue.shift()!;
       e.settled = true;
       this.unsettled.delete(e.seq);
       this.counters.pendingReports -= e.reports;
@@ -348,41 +248,32 @@ export class Outbox {
   private pump(): void {
     if (this.stopped) return;
     if (!this.stalled) {
-      while (this.outstanding.size < this.window && this.queuedCount > 0) {
-        const e = this.peek()!;
-        // What is on the wire stays within the bound too (a batch alone always goes).
-        if (this.outstanding.size > 0 && this.inflightReports + e.reports > this.maxReports) break;
-        this.shift();
+      while (this.outstanding.size < this.window && this.queue.size > 0) {
+        const e = this.queue.peek()!;
+        if (!this.fits(e)) break;
+        this.queue.shift();
         this.send(e);
       }
     } else this.sendFresh();
     this.arm();
   }
 
+  /** What is on the wire stays within the bound too (a batch alone always goes). */
+  private readonly fits = (e: PendingBatch): boolean => this.outstanding.size === 0 || this.inflightReports + e.reports <= this.maxReports;
+  private readonly sendOne = (e: PendingBatch): void => this.send(e);
+
   /**
    * During a stall, batches never sent yet go out once all the same (only
    * retries wait for the probe): the route nodes take reports on the subject
    * whether the stream stores them or not, so the routes are judged through
    * a stream's leader election; what the stream missed is sent again once it
-   * answers. The batches never sent are the end of the queue (it is in seq
-   * order).
+   * answers.
    */
   private sendFresh(): void {
-    let from = this.queue.length;
-    while (from > this.head && this.queue[from - 1]!.queued && this.queue[from - 1]!.attempts === 0) from--;
-    let to = from;
-    for (; to < this.queue.length; to++) {
-      const e = this.queue[to]!;
-      if (this.outstanding.size > 0 && this.inflightReports + e.reports > this.maxReports) break;
-      e.queued = false;
-      this.queuedCount--;
-      this.send(e);
-    }
-    // Out of the queue: a batch that fails is put back in its place by requeue().
-    if (to > from) this.queue.splice(from, to - from);
+    this.queue.takeFresh(this.fits, this.sendOne);
   }
 
-  private send(e: Entry): void {
+  private send(e: PendingBatch): void {
     if (e.attempts > 0) this.counters.retriedBatches++;
     e.attempts++;
     if (e.inFlight) this.outstanding.delete(e.sendNo);
@@ -401,14 +292,14 @@ export class Outbox {
   }
 
   /** Takes a batch off the wire (its latest publish answered, or the batch settled). */
-  private land(e: Entry): void {
+  private land(e: PendingBatch): void {
     if (!e.inFlight) return;
     this.outstanding.delete(e.sendNo);
     e.inFlight = false;
     this.inflightReports -= e.reports;
   }
 
-  private onAck(e: Entry, no: number): void {
+  private onAck(e: PendingBatch, no: number): void {
     if (this.stopped) return;
     const now = this.clock();
     this.lastGoodAt = this.lastProgressAt = now;
@@ -417,10 +308,7 @@ export class Outbox {
     if (!e.settled) {
       e.settled = true;
       this.land(e);
-      if (e.queued) {
-        e.queued = false;
-        this.queuedCount--;
-      }
+      this.queue.remove(e);
       this.unsettled.delete(e.seq);
       this.counters.pendingReports -= e.reports;
       if (e.confirming) this.counters.confirmedBatches++;
@@ -432,7 +320,7 @@ export class Outbox {
     }
     if (this.stallFrom !== undefined) this.scheduleConfirm();
     // Sent before this one and still unanswered: lost on the way (the stream answers in order).
-    let lost: Entry[] | undefined;
+    let lost: PendingBatch[] | undefined;
     for (const [k, x] of this.outstanding) {
       if (k > no) break;
       (lost ??= []).push(x);
@@ -442,22 +330,19 @@ export class Outbox {
     this.pump();
   }
 
-  private onFail(e: Entry, no: number, err: unknown): void {
+  private onFail(e: PendingBatch, no: number, err: unknown): void {
     // An answer for a settled batch, or for a publish a newer one of the same batch replaced, changes nothing.
     if (this.stopped || e.settled || no !== e.sendNo) return;
     this.land(e);
-    this.requeue(e);
+    this.queue.requeue(e);
     const kind = this.classify(err);
-    this.logFailure(kind, e, err);
+    logPublishFailure(this.rateLog, kind, { subject: e.subject, pendingReports: this.counters.pendingReports, pendingBatches: this.unsettled.size }, err, this.noStreamHint);
     if (kind === PublishFailure.closed) {
       // Nothing will reconnect this connection: keep the batches for close() to count; waiting flushes fail now.
       this.stopped = true;
       this.closedConnection = true;
       this.disarm();
-      for (const w of this.waiters.splice(0)) {
-        if (w.timer) clearTimeout(w.timer);
-        w.reject(new ClosedError('NATS connection'));
-      }
+      this.waiters.rejectAll(() => new ClosedError('NATS connection'));
       return;
     }
     if (!this.stalled) {
@@ -479,19 +364,11 @@ export class Outbox {
   }
 
   /** Keeps an acknowledged batch for a while, for a confirmation after a stall. */
-  private keepAcked(e: Entry, now: number): void {
+  private keepAcked(e: PendingBatch, now: number): void {
     if (this.confirmDelayMs === 0) return;
-    e.ackedAt = now;
-    this.acked.push(e);
     // What no confirmation can ask for any more: acknowledged before the stall under way, or long ago.
     const keepFrom = Math.min(this.stallFrom ?? Infinity, now - this.confirmDelayMs - this.probeMs * 4);
-    let i = 0;
-    while (i < this.acked.length && this.acked[i]!.ackedAt < keepFrom) i++;
-    if (i > 0) this.acked = this.acked.slice(i);
-    // Bounded like the pending reports.
-    let kept = 0;
-    for (const x of this.acked) kept += x.reports;
-    while (kept > this.maxReports && this.acked.length > 0) kept -= this.acked.shift()!.reports;
+    this.acked.keep(e, now, keepFrom, this.maxReports);
   }
 
   /** After a stall ended: the confirmation, `confirmDelayMs` after the last ack (each ack while it waits moves it on, up to that delay). */
@@ -510,16 +387,15 @@ export class Outbox {
     if (this.stopped || from === undefined) return;
     if (this.stalled) return; // another stall: confirmed after it
     this.stallFrom = undefined;
-    const again = this.acked.filter((e) => e.ackedAt >= from);
-    this.acked = [];
+    const again = this.acked.takeSince(from);
     if (again.length === 0) return;
     for (const old of again) {
       if (this.unsettled.has(old.seq)) continue;
-      const e = new Entry(old.seq, old.msgId, old.subject, old.data, old.reports);
+      const e = new PendingBatch(old.seq, old.msgId, old.subject, old.data, old.reports);
       e.confirming = true;
       this.unsettled.set(e.seq, e);
       this.counters.pendingReports += e.reports;
-      this.requeue(e);
+      this.queue.requeue(e);
     }
     // `unsettled` stays in seq order (its first key is the oldest).
     const all = [...this.unsettled.values()].sort((a, b) => a.seq - b.seq);
@@ -531,14 +407,14 @@ export class Outbox {
 
   /** Publishes the oldest batch again (or for the first time) and schedules the next probe. */
   private probe(now: number): void {
-    let e: Entry | undefined;
+    let e: PendingBatch | undefined;
     for (const x of this.unsettled.values()) {
       e = x;
       break;
     }
     if (e === undefined) return;
     // The oldest batch, when queued, heads the queue (it is in seq order).
-    if (e.queued) this.shift();
+    if (e.queued) this.queue.shift();
     this.send(e);
     this.lastProgressAt = now;
     this.nextProbeAt = now + this.probeDelay(now);
@@ -583,43 +459,7 @@ export class Outbox {
     this.arm();
   }
 
-  /** Puts a failed batch back in seq order (failed batches are the oldest: the scan is short). */
-  private requeue(e: Entry): void {
-    let i = this.head;
-    while (i < this.queue.length && this.queue[i]!.seq < e.seq) i++;
-    if (i === this.head && this.head > 0) this.queue[--this.head] = e;
-    else this.queue.splice(i, 0, e);
-    e.queued = true;
-    this.queuedCount++;
-  }
-
-  private logFailure(kind: PublishFailure, e: Entry, err: unknown): void {
-    const ctx = { subject: e.subject, pendingReports: this.counters.pendingReports, pendingBatches: this.unsettled.size };
-    switch (kind) {
-      case PublishFailure.noStream:
-        this.rateLog.emit('error', kind, ctx, `no JetStream stream captures ${e.subject}: report batches are held and retried; ${this.noStreamHint}`);
-        break;
-      case PublishFailure.timeout:
-        this.rateLog.emit('warn', kind, ctx, 'report batch not acknowledged in time (server away or restarting, or no stream captures the subject); retrying');
-        break;
-      case PublishFailure.closed:
-        this.rateLog.emit('error', kind, ctx, 'the connection is closed; report batches can no longer be sent');
-        break;
-      default:
-        this.rateLog.emit('warn', kind, { ...ctx, err }, 'report batch publish failed; retrying');
-    }
-  }
-
   private checkWaiters(): void {
-    if (this.waiters.length === 0) return;
-    const oldest = this.oldestUnsettled();
-    const keep: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (oldest > w.upTo) {
-        if (w.timer) clearTimeout(w.timer);
-        w.resolve();
-      } else keep.push(w);
-    }
-    this.waiters = keep;
+    if (this.waiters.size > 0) this.waiters.release(this.oldestUnsettled());
   }
 }

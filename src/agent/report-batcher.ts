@@ -16,6 +16,9 @@ import { LIMITS, type ReportBatch, type ReportTuple, type UtilizationTuple } fro
 /** Receives each full (or flushed) batch; `reports` is `batch.reports.length`. */
 export type BatchSink = (subject: string, batch: ReportBatch, reports: number) => void;
 
+/** The batcher's defaults: a batch leaves at this many reports, or when its oldest is this old, ms. */
+export const BATCH_DEFAULTS = { maxReports: 1000, maxDelayMs: 20 } as const;
+
 export interface ReportBatcherOptions {
   names: Names;
   partitions: number;
@@ -95,8 +98,8 @@ export class ReportBatcher {
     this.partitions = opts.partitions;
     this.sender = opts.sender;
     this.zone = opts.zone;
-    this.maxReports = Math.max(1, Math.min(opts.maxReports ?? 1000, LIMITS.maxBatchReports));
-    this.maxDelayMs = opts.maxDelayMs ?? 20;
+    this.maxReports = Math.max(1, Math.min(opts.maxReports ?? BATCH_DEFAULTS.maxReports, LIMITS.maxBatchReports));
+    this.maxDelayMs = opts.maxDelayMs ?? BATCH_DEFAULTS.maxDelayMs;
     this.clock = opts.clock ?? Date.now;
     this.sink = opts.sink;
   }

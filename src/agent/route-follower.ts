@@ -39,6 +39,9 @@ export type RouteView = { readonly status: 'loading' | 'unregistered'; readonly 
 
 export type RouteListener = (state: RouteState) => void;
 
+/** The follower's defaults (RouteFollowerOptions). */
+export const FOLLOWER_DEFAULTS = { loadTimeoutMs: 2000, holdEmptyUpdates: true } as const;
+
 export interface RouteFollowerOptions {
   nc: NatsConnection;
   names: Names;
@@ -143,8 +146,8 @@ export class RouteFollower {
   constructor(opts: RouteFollowerOptions) {
     this.nc = opts.nc;
     this.names = opts.names;
-    this.loadTimeoutMs = opts.loadTimeoutMs ?? 2000;
-    this.holdEmpty = opts.holdEmptyUpdates ?? true;
+    this.loadTimeoutMs = opts.loadTimeoutMs ?? FOLLOWER_DEFAULTS.loadTimeoutMs;
+    this.holdEmpty = opts.holdEmptyUpdates ?? FOLLOWER_DEFAULTS.holdEmptyUpdates;
     this.log = (opts.log ?? silentLogger()).child({ mod: 'route-follower' });
     this.rejects = opts.rejects ?? new RejectCounter(this.log);
     this.clock = opts.clock ?? Date.now;

@@ -23,7 +23,8 @@ function isEjected(state: string): boolean {
   return state === HostState.overloaded || state === HostState.probing;
 }
 
-interface RouteView {
+/** What the per-route metrics keep of a route's latest state. */
+interface RouteTally {
   partition: number;
   panic: boolean;
   byState: Map<string, number>;
@@ -42,7 +43,7 @@ export interface RouteRow {
 
 export class RouteBoard {
   readonly top: number;
-  private readonly routes = new Map<string, RouteView>();
+  private readonly routes = new Map<string, RouteTally>();
   private readonly partitionOf: (modid: number, cmdid: number) => number;
 
   constructor(top: number = DEFAULT_TOP_ROUTES, partitionOf: (modid: number, cmdid: number) => number = () => 0) {

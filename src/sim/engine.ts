@@ -14,15 +14,16 @@
  * - A batch leaves after `batch_max_delay_ms` or at `batch_max_reports` and
  *   reaches the route actor `report_delay_ms` later; the actor ingests it and
  *   flushes, and ticks every `tick_ms`. Every published route state reaches
- *   each agent's strategy `propagation_ms` later.
+ *   each agent `propagation_ms` later, which applies it to its hosts and
+ *   strategy as the SDK does (actors/agent-route.ts).
  *
  * No timers and no clock: time is the event queue's. Randomness comes from
  * seeded streams (arrivals, each host, each agent), so a seed fixes the run.
  */
 import { RouteActor } from '../../actors/route.ts';
-import { createStrategy, type PickableHost, type Strategy, type StrategyName } from '../../actors/strategies/index.ts';
+import { AgentRoute, type MakeStrategy } from '../../actors/agent-route.ts';
+import { createStrategy, type StrategyName } from '../../actors/strategies/index.ts';
 import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState, UtilizationTuple } from '../../schemas/messages.ts';
-import { trialWeight } from '../../actors/strategies/hosts.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
@@ -116,31 +117,14 @@ type Event =
   | { k: 'route'; agent: number; state: RouteState }
   | { k: 'capacity'; host: number };
 
-/** A host as an agent holds it (the SDK's AgentHost). */
-class AgentHost implements PickableHost {
-  readonly ip: string;
-  readonly port: number;
-  pickWeight: number;
-  state: HostState;
-  latencyMs = 0;
-  inflight = 0;
-  // the feedback's fields (actors/strategies/feedback.ts), present from the start: one object shape
-  latencyTs: number | undefined = undefined;
-  pendingSum: number | undefined = undefined;
-  lifeTs: number | undefined = undefined;
-  constructor(ip: string, port: number, pickWeight: number, state: HostState) {
-    this.ip = ip;
-    this.port = port;
-    this.pickWeight = pickWeight;
-    this.state = state;
-  }
-}
-
 class SimAgent {
   readonly id: string;
-  readonly strategy: Strategy;
-  hosts: AgentHost[] = [];
-  /** Index in `hosts` by simulated host index (the scenario's hosts never change). */
+  /**
+   * The route as the agent holds it, the SDK's own model (actors/agent-route.ts). Its hosts are in the
+   * scenario's order (the route state keeps the registry's, and the scenario's hosts never change): a
+   * host's index there is the simulated host's.
+   */
+  readonly route: AgentRoute;
   private version = 0;
   reports: ReportTuple[] = [];
   /** The latest utilization each host answered with in the current batch (NaN: none), and how many hosts have one. */
@@ -149,9 +133,9 @@ class SimAgent {
   batchTs = 0;
   gen = 0;
 
-  constructor(id: string, strategy: Strategy, hosts: number) {
+  constructor(id: string, strategy: StrategyName, make: MakeStrategy, hosts: number) {
     this.id = id;
-    this.strategy = strategy;
+    this.route = new AgentRoute(id, strategy, make);
     this.util = new Float64Array(hosts).fill(Number.NaN);
   }
 
@@ -168,21 +152,11 @@ class SimAgent {
     return out;
   }
 
-  /** A route state arrives: the SDK's AgentRoute.apply for an unchanged host list, in order of versions. */
+  /** A route state arrives: applied as the SDK applies it, in order of versions (as the SDK's route follower keeps them). */
   apply(s: RouteState): void {
     if (s.version <= this.version) return;
     this.version = s.version;
-    if (this.hosts.length !== s.hosts.length) {
-      this.hosts = s.hosts.map((h) => new AgentHost(h.ip, h.port, trialWeight(h, this.id), h.state));
-    } else {
-      for (let i = 0; i < this.hosts.length; i++) {
-        const a = this.hosts[i]!;
-        const h = s.hosts[i]!;
-        a.pickWeight = trialWeight(h, this.id);
-        a.state = h.state;
-      }
-    }
-    this.strategy.update({ hosts: this.hosts, panic: s.panic, probeNum: s.probe_num });
+    this.route.apply(s);
   }
 }
 
@@ -229,7 +203,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   const agents: SimAgent[] = [];
   for (let a = 0; a < nAgents; a++) {
     const random: Random = streamRandom(seed, 10_000 + a);
-    agents.push(new SimAgent(`sim-agent-${a}`, createStrategy(opts.strategy, { random, now, decayMs: feedback.decayMs, timeoutMs }), hosts.length));
+    agents.push(new SimAgent(`sim-agent-${a}`, opts.strategy, (name) => createStrategy(name, { random, now, decayMs: feedback.decayMs, timeoutMs }), hosts.length));
   }
 
   // ---------------------------------------------------------------- measurements
@@ -296,7 +270,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       if (ag.util[call.host] !== ag.util[call.host]) ag.utilHosts++;
       ag.util[call.host] = utilization;
     }
-    const lat = noteReport(ag.hosts[call.host]!, retcode === 0, latencyMs, now, feedback);
+    const lat = noteReport(ag.route.hosts[call.host]!, retcode === 0, latencyMs, now, feedback);
     if (ag.reports.length === 0) {
       ag.batchTs = now;
       q.push(now + sys.batch_max_delay_ms, { k: 'batchAge', agent: call.agent, gen: ag.gen });
@@ -340,7 +314,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     issued++;
     if (issued >= maxCalls) stopLoad(now);
     const ag = agents[a]!;
-    const i = pickBounded(ag.strategy, ag.hosts, undefined, now, DEFAULT_MAX_TRIALS, timeoutMs);
+    const r = ag.route;
+    const i = pickBounded(r.strategy, r.hosts, undefined, now, DEFAULT_MAX_TRIALS, timeoutMs);
     const b = bucket(now);
     if (i < 0) {
       noHost++;
@@ -349,7 +324,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       bucketFailed[b]!++;
       return false;
     }
-    notePick(ag.hosts[i]!, now, feedback);
+    notePick(r.hosts[i]!, now, feedback);
     picks[i]!++;
     bucketPicks[b]![i]!++;
     const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true };

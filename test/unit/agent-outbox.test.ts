@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { ClosedConnectionError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
-import { Outbox, PublishFailure, classifyPublishError, type PublishFn } from '../../src/agent/outbox.ts';
+import { Outbox } from '../../src/agent/outbox.ts';
+import { PublishFailure, classifyPublishError, type PublishFn } from '../../src/agent/publisher.ts';
 import { parseReportMsgId, reportMsgId } from '../../schemas/msg-id.ts';
 import { ReportBatcher } from '../../src/agent/report-batcher.ts';
 import { names } from '../../schemas/subjects.ts';

@@ -14,7 +14,7 @@ import {
   weighsLoad,
   StrategyName,
   type PickableHost,
-  type RouteView,
+  type PickView,
   type Strategy,
 } from '../../actors/strategies/index.ts';
 import { WeightedPairs } from '../../actors/strategies/pair.ts';
@@ -24,7 +24,7 @@ function host(i: number, pickWeight = 100, state: HostState = 'healthy'): Pickab
   return { ip: `10.0.0.${i}`, port: 8000 + i, pickWeight, state, latencyMs: 0, inflight: 0 };
 }
 
-function view(hosts: PickableHost[]): RouteView {
+function view(hosts: PickableHost[]): PickView {
   return { hosts, panic: false, probeNum: 10 };
 }
 

@@ -5,6 +5,8 @@ import {
   createP2c,
   createStrategy,
   createSwrr,
+  STRATEGIES,
+  weighsLoad,
   fnv1a32,
   hash32,
   integerWeights,
@@ -13,7 +15,7 @@ import {
   swrrSequence,
   type PickableHost,
   type Random,
-  type RouteView,
+  type PickView,
   type Strategy,
 } from '../../actors/strategies/index.ts';
 import type { HostState } from '../../schemas/messages.ts';
@@ -22,7 +24,7 @@ function host(i: number, pickWeight = 100, state: HostState = 'healthy', latency
   return { ip: `10.0.0.${i}`, port: 8000 + i, pickWeight, state, latencyMs, inflight };
 }
 
-function view(hosts: PickableHost[], opts: { panic?: boolean; probeNum?: number } = {}): RouteView {
+function view(hosts: PickableHost[], opts: { panic?: boolean; probeNum?: number } = {}): PickView {
   return { hosts, panic: opts.panic ?? false, probeNum: opts.probeNum ?? 10 };
 }
 
@@ -380,6 +382,15 @@ describe('strategies/index', () => {
   it('strategies/index - createStrategy builds each named strategy', () => {
     for (const name of names) expect(createStrategy(name, { random: seededRandom(1) }).name).to.equal(name);
     expect(() => createStrategy('nope' as StrategyName)).to.throw(RangeError);
+  });
+
+  it('strategies/index - the table has one entry per contract name, and nothing else answers to a name', () => {
+    expect(Object.keys(STRATEGIES).sort()).to.deep.equal([...names].sort());
+    for (const name of names) expect(weighsLoad(name)).to.equal(STRATEGIES[name].weighsLoad);
+    for (const other of ['nope', 'toString', '__proto__', 'constructor']) {
+      expect(weighsLoad(other), other).to.equal(false);
+      expect(() => createStrategy(other as StrategyName), other).to.throw(RangeError);
+    }
   });
 
   it('strategies/index - every strategy returns -1 on an empty or all-zero route', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createStrategy, seededRandom, StrategyName, type RouteView } from '../../actors/strategies/index.ts';
+import { createStrategy, seededRandom, StrategyName, type PickView } from '../../actors/strategies/index.ts';
 import { createZoneAware, localHealthyShare, spillFraction, ZONE_MIN_HEALTHY_PERCENT, type ZonedHost } from '../../actors/strategies/zone.ts';
 import type { HostState } from '../../schemas/messages.ts';
 
@@ -12,7 +12,7 @@ function host(i: number, zone: string | undefined, state: HostState = 'healthy',
   return { ip: `10.0.0.${i}`, port: 8000, zone, weight, pickWeight, state, latencyMs: 0, inflight: 0 };
 }
 
-function view(hosts: ZonedHost[], panic = false): RouteView {
+function view(hosts: ZonedHost[], panic = false): PickView {
   return { hosts, panic, probeNum: 10 };
 }
 
