@@ -36,7 +36,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCheckpoint, type HostCheckpoint, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams, type NodeParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { decodeCheckpointRecord, decodeHandoverEntry, decodeHandoverPart } from '../../schemas/records.ts';
 import type { CheckpointRecordV2, HandoverEntry } from '../../schemas/cluster-records.ts';
 import { openTtlBucket } from '../nats/buckets.ts';

@@ -7,7 +7,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { decodeLeaseRecord } from '../../schemas/records.ts';
 import type { LeaseRecord } from '../../schemas/cluster-records.ts';
 import { bindBucket } from '../nats/buckets.ts';

@@ -5,7 +5,7 @@
  * relied on (on nats-server 2.9 an aged-out key sends watchers nothing).
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { decodeMemberRecord } from '../../schemas/records.ts';
 import type { IngestFigures, MemberRecord } from '../../schemas/cluster-records.ts';
 import { LiveWatch } from '../nats/live-watch.ts';

@@ -10,7 +10,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { names as namesOf, type Names } from '../../schemas/subjects.ts';
 import { validateRouteEvent, validateRouteState, type RegistryEntry, type RouteEvent, type RouteState, type SelfRegistration } from '../../schemas/messages.ts';
 import { HostState } from '../../schemas/contract.ts';
-import { tryDecode } from '../lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { Registry, routeKeyParts } from '../registry/registry.ts';
 import { RouteStore } from '../registry/route-store.ts';
 import { bindBucket } from '../nats/buckets.ts';

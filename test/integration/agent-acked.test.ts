@@ -9,7 +9,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';
-import { decode } from '../../src/lib/codec.ts';
+import { decode } from '../../schemas/codec.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { parseReportMsgId } from '../../schemas/msg-id.ts';
 import { names, type Names } from '../../schemas/subjects.ts';
