@@ -15,7 +15,7 @@
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import { connectNats, names as makeNames, partitionOf, type ReportBatch, type ReportTuple } from '../src/index.ts';
-import { encode } from '../src/lib/codec.ts';
+import { encode } from '../schemas/codec.ts';
 import { childConfig, epochMs, exitWithParent, toParent, type FromPublisher, type PublisherConfig, type ToPublisher } from './_common.ts';
 
 const cfg = childConfig<PublisherConfig>();

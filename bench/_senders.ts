@@ -16,7 +16,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../src/nats/connect.ts';
 import { names as makeNames, partitionOf } from '../schemas/subjects.ts';
 import type { ReportBatch, ReportTuple } from '../schemas/messages.ts';
-import { encode } from '../src/lib/codec.ts';
+import { encode } from '../schemas/codec.ts';
 import { benchHosts, childConfig, epochMs, exitWithParent, sleep, toParent, type FromSenders, type SendersConfig, type ToSenders } from './_common.ts';
 
 const cfg = childConfig<SendersConfig>();

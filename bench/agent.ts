@@ -22,7 +22,7 @@ import { cpus, loadavg } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { startNatsServer, connectNats, RouteNode, Registry, names as makeNames, type RouteState } from '../src/index.ts';
 import { ensureStreams } from '../src/nats/streams.ts';
-import { encode } from '../src/lib/codec.ts';
+import { encode } from '../schemas/codec.ts';
 import { benchHosts, epochMs, sleep } from './_common.ts';
 import { QUICK, envInt, logger, nextMessage, onTeardown, runGroup, spawnChild, stopChild, waitFor } from './_harness.ts';
 import { record, type Metric } from './lib.ts';

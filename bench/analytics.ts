@@ -27,7 +27,7 @@ import { Readable } from 'node:stream';
 import { names } from '../schemas/subjects.ts';
 import type { ReportBatch } from '../schemas/messages.ts';
 import { TABLES, reportColumns } from '../schemas/clickhouse/migrations.ts';
-import { encode } from '../src/lib/codec.ts';
+import { encode } from '../schemas/codec.ts';
 import { startNatsServer } from '../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../src/nats/connect.ts';
 import { ensureStreams } from '../src/nats/streams.ts';

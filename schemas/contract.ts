@@ -130,7 +130,7 @@ const Weight = () => Type.Integer({ minimum: LIMITS.minWeight, maximum: LIMITS.m
 const Zone = () => Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.maxZoneLength }), Type.Null()]));
 const RouteVersion = (description: string) => Type.Integer({ minimum: 1, maximum: LIMITS.maxVersion, description });
 const HostStateSchema = () => Type.Union(Object.values(HostState).map((s) => Type.Literal(s)));
-const ProfileSchema = () => Type.Union([Type.Literal(Profile.default), Type.Literal(Profile.lars)]);
+export const ProfileSchema = () => Type.Union([Type.Literal(Profile.default), Type.Literal(Profile.lars)]);
 const StrategySchema = (description: string) => Type.Union(Object.values(PickStrategy).map((s) => Type.Literal(s)), { description });
 /**
  * Readers accept any short string as a reason, so a reason added later does
@@ -371,6 +371,33 @@ export const SelfRegistrationSchema = Type.Object(
   },
 );
 
+/**
+ * One call result as a local service posts it to the sidecar
+ * (`POST /v1/report`, JSON). Unknown fields are refused, so a typo is not
+ * silently dropped.
+ */
+export const PostedReportSchema = Type.Object(
+  {
+    modid: Uint32(),
+    cmdid: Uint32(),
+    ip: Ipv4(),
+    port: Port(),
+    retcode: Type.Integer({ minimum: LIMITS.minRetcode, maximum: LIMITS.maxRetcode, description: 'retcode: 0 success, anything else an error (int32, Lars)' }),
+    latency_ms: Type.Optional(Type.Number({ minimum: 0, maximum: LIMITS.maxLatencyMs, description: 'latency of the call, ms; absent: 0' })),
+    utilization: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: "the host's busy share it answered with, 0..1; the route node weighs hosts by it" })),
+  },
+  {
+    title: 'PostedReport',
+    description: 'One call result posted to the sidecar (POST /v1/report, JSON), alone or in a PostedReports batch.',
+    additionalProperties: false,
+  },
+);
+
+export const PostedReportsSchema = Type.Object(
+  { reports: Type.Array(PostedReportSchema, { maxItems: LIMITS.maxBatchReports }) },
+  { title: 'PostedReports', description: 'Several call results posted to the sidecar at once (POST /v1/report, JSON): all are taken or none.', additionalProperties: false },
+);
+
 /** One call result inside a batch: `[host_index, retcode, latency_ms, offset_ms]`. */
 export type ReportTuple = Static<typeof ReportTupleSchema>;
 /** One host's reported utilization inside a batch: `[host_index, utilization]`. */
@@ -391,6 +418,11 @@ export type RegistryEntry = Static<typeof RegistryEntrySchema>;
 /** A self-registered host. KV `<prefix>_selfreg` key `<modid>.<cmdid>.<ip-dashed>_<port>`. */
 export type SelfRegistration = Static<typeof SelfRegistrationSchema>;
 
+/** One call result posted to the sidecar (`POST /v1/report`). */
+export type PostedReport = Static<typeof PostedReportSchema>;
+/** Call results posted to the sidecar at once: `{"reports": [...]}`. */
+export type PostedReports = Static<typeof PostedReportsSchema>;
+
 /** Every message schema, by the base name of its `.schema.json` file. */
 export const MESSAGE_SCHEMAS = {
   'report-batch': ReportBatchSchema,
@@ -398,4 +430,6 @@ export const MESSAGE_SCHEMAS = {
   'route-event': RouteEventSchema,
   'registry-entry': RegistryEntrySchema,
   'self-registration': SelfRegistrationSchema,
+  'posted-report': PostedReportSchema,
+  'posted-reports': PostedReportsSchema,
 } as const;

@@ -60,7 +60,7 @@ function fail<T>(kind: RejectKind, detail: string): Validated<T> {
  * is `out_of_range`; too many items is `oversize`; a schema may override the
  * kind of its own failures (RejectAs: the version, the report tuple).
  */
-function rejectKindOf(e: ValueError): RejectKind {
+export function rejectKindOf(e: ValueError): RejectKind {
   const own = (e.schema as { [RejectAs]?: RejectKind })[RejectAs];
   switch (e.type) {
     case ValueErrorType.Union: {
@@ -98,7 +98,7 @@ function rejectKindOf(e: ValueError): RejectKind {
 }
 
 /** `/hosts/0/1` → `hosts[0][1]`, `/figures/x` → `figures.x`. */
-function fieldPath(pointer: string): string {
+export function fieldPath(pointer: string): string {
   let out = '';
   for (const raw of pointer.split('/').slice(1)) {
     const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');

@@ -1,7 +1,7 @@
 /** Public API of the package: the agent SDK, the route node, the registry and the contract. */
 export { createAgent, Agent, NoHostCode, ReportDelivery, type AgentOptions, type HostPick, type AgentStats } from './agent/agent.ts';
 export { RouteFollower, RouteStatus, type RouteFollowerOptions, type RouteFollowerStats, type RouteView, type RouteListener } from './agent/route-follower.ts';
-export { reportMsgId, parseReportMsgId } from './agent/outbox.ts';
+export { reportMsgId, parseReportMsgId, type ReportMsgIdParts } from '../schemas/msg-id.ts';
 export { registerSelf, SELF_DEFAULTS, type SelfRegisterOptions, type SelfRegistrationHandle } from './agent/self-register.ts';
 export { RouteNode, type RouteNodeOptions, type RouteNodeStats } from './node/route-node.ts';
 export { StaticOwnership, type PartitionOwnership } from './cluster/ownership.ts';

@@ -19,7 +19,7 @@ import { readLeaseHolders } from '../../src/cluster/leases.ts';
 import { Registry } from '../../src/registry/registry.ts';
 import { bindBucket } from '../../src/nats/buckets.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';
-import { encode, tryDecode } from '../../src/lib/codec.ts';
+import { encode, tryDecode } from '../../schemas/codec.ts';
 import { names as makeNames, partitionOf, type Names } from '../../schemas/subjects.ts';
 import type { RegistryEntry, ReportBatch } from '../../schemas/messages.ts';
 import { benchHosts, sleep } from '../_common.ts';

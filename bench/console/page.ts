@@ -26,7 +26,7 @@ import { Registry } from '../../src/registry/registry.ts';
 import { ConsoleBackend } from '../../src/console/backend.ts';
 import { startConsoleServer } from '../../src/console/server.ts';
 import { actOnHost } from '../../src/admin/host-actions.ts';
-import { tryDecode } from '../../src/lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { validateRouteState, type RegistryHost } from '../../schemas/messages.ts';
 import type { Names } from '../../schemas/subjects.ts';
 

@@ -4,7 +4,7 @@
  * the host ejected, and whether any of them still picks it.
  */
 import { partitionOf, type ReportBatch, type ReportTuple } from '../../src/index.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { epochMs, percentile, sleep } from '../_common.ts';
 import { ms } from '../_harness.ts';
 import type { Metric } from '../lib.ts';

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { names as makeNames, type RegistryEntry } from '../../src/index.ts';
 import { openBucket } from '../../src/nats/buckets.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { epochMs, type FromHeap, type HeapConfig } from '../_common.ts';
 import { nextMessage, pool, spawnChild, stopChild } from '../_harness.ts';
 import type { Metric } from '../lib.ts';

@@ -18,7 +18,7 @@ import { createStrategy } from '../../actors/strategies/index.ts';
 import { boundTrials, notePick, noteRelease, noteReport, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware } from '../../actors/strategies/zone.ts';
 import type { StrategyName, Random } from '../../actors/strategies/types.ts';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { RejectCounter } from '../lib/rejects.ts';
 import { connectNats, natsOptionsFromSdk } from '../nats/connect.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';

@@ -5,7 +5,7 @@
  * Batches are JetStream publishes on their report subject (core subscribers,
  * the route nodes, still receive them), up to `window` outstanding at once:
  * one at a time would cap a client at the round trip rate. Each carries a
- * `Nats-Msg-Id` (see `reportMsgId`), so a publish of a batch the stream had
+ * `Nats-Msg-Id` (`reportMsgId`, schemas/msg-id.ts), so a publish of a batch the stream had
  * stored already, inside the stream's duplicate window, is stored once: any
  * batch may be published again at any time, and is whenever a publish may
  * have been lost, without waiting for its ack timeout:
@@ -34,34 +34,10 @@ import { backoff } from '@nats-io/transport-node';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { ClosedError } from '../lib/errors.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
+import { reportMsgId } from '../../schemas/msg-id.ts';
 import { AckedBatches, BatchQueue, PendingBatch } from './batch-queue.ts';
 import { classifyPublishError, logPublishFailure, PublishFailure, type PublishFn } from './publisher.ts';
 import { SettleWaiters } from './settle-waiters.ts';
-
-/**
- * `Nats-Msg-Id` of a report batch: `<sender>/<instance>/<seq>`. `sender` is
- * the batch's sender (the agent id), `instance` a random token per agent
- * process (so a restarted agent with a fixed id never reuses an id), `seq`
- * the agent's batch sequence from 1, over all routes. A consumer that sees
- * the same id twice (a retried batch whose first publish did arrive) can
- * drop the second.
- */
-export function reportMsgId(sender: string, instance: string, seq: number): string {
-  return `${sender}/${instance}/${seq}`;
-}
-
-/** The parts of a `reportMsgId`, or undefined when `id` is not one. */
-export function parseReportMsgId(id: string): { sender: string; instance: string; seq: number } | undefined {
-  const b = id.lastIndexOf('/');
-  if (b <= 0) return undefined;
-  const a = id.lastIndexOf('/', b - 1);
-  if (a <= 0) return undefined;
-  const seq = Number(id.slice(b + 1));
-  if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
-  const instance = id.slice(a + 1, b);
-  if (instance.length === 0) return undefined;
-  return { sender: id.slice(0, a), instance, seq };
-}
 
 /** The outbox's defaults (OutboxOptions). */
 export const OUTBOX_DEFAULTS = { window: 64, probeMs: 250, fastRetryMs: 20_000, backoffMs: [500, 1000, 2000, 5000], confirmDelayMs: 5000 } as const;

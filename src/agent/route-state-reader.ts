@@ -25,7 +25,7 @@
  * states. Nothing in the project mutates a state it received; callers must
  * not either.
  */
-import { tryDecode } from '../lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { LIMITS, isRouteHost, isRouteStateHead, validateRouteState, type RouteHost, type RouteState, type Validated } from '../../schemas/messages.ts';
 import { Reader } from '../lib/msgpack-reader.ts';
 

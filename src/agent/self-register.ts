@@ -27,7 +27,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { connectNats, natsOptionsFromSdk, type NatsLoginOptions } from '../nats/connect.ts';
 import { bindBucket } from '../nats/buckets.ts';
 import { LarsError, ErrorCode } from '../lib/errors.ts';

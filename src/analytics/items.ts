@@ -7,7 +7,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { TABLES, eventColumns } from '../../schemas/clickhouse/migrations.ts';
 import { validateReportBatch, validateRouteEvent, type RejectKind, type ReportBatch, type RouteEvent } from '../../schemas/messages.ts';
 import { parseRouteTail } from '../../schemas/subjects.ts';
-import { tryDecode } from '../lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import { DAY_MS, eventLine, ingestLine, reportSpan, type RowSpan } from './rows.ts';
 import { transcodeReportBatch } from './transcode.ts';

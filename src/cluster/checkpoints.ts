@@ -36,7 +36,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCheckpoint, type HostCheckpoint, type RouteCheckpoint } from '../../actors/route.ts';
 import { resolveParams, type RouteParams } from '../../actors/params.ts';
 import type { Profile } from '../../schemas/messages.ts';
-import { encode, tryDecode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
+import { decodeCheckpointRecord, decodeHandoverEntry, decodeHandoverPart } from '../../schemas/records.ts';
+import type { CheckpointRecordV2, HandoverEntry } from '../../schemas/cluster-records.ts';
 import { openTtlBucket } from '../nats/buckets.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 import { randomBytes } from 'node:crypto';
@@ -74,17 +76,16 @@ export class CheckpointStore {
     return new CheckpointStore(kv, await jetstreamManager(nc), names, status.streamInfo.config.name, names.checkpointsBucket);
   }
 
+  /** A checkpoint entry's record (version 1 or 2, the contract's CheckpointRecord) with its checkpoint checked; undefined for a delete or anything not valid. */
   static decodeEntry(e: Pick<KvEntry, 'value' | 'operation'>): CheckpointRecord | undefined {
     if (e.operation !== 'PUT') return undefined;
-    const d = tryDecode(e.value);
-    if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
-    const r = d.value as Record<string, unknown>;
-    if ((r['v'] !== 1 && r['v'] !== 2) || typeof r['ts'] !== 'number') return undefined;
-    const c = parseCheckpoint(r['v'] === 2 ? unpackCheckpoint(r['checkpoint']) : r['checkpoint']);
+    const d = decodeCheckpointRecord(e.value);
+    if (!d.ok) return undefined;
+    const r = d.value;
+    const c = parseCheckpoint(r.v === 2 ? unpackCheckpoint((r as CheckpointRecordV2).checkpoint) : r.checkpoint);
     if (!c.ok) return undefined;
-    const out: CheckpointRecord = { checkpoint: c.value, ts: r['ts'] };
-    const rev = r['rev'];
-    if (typeof rev === 'number' && Number.isSafeInteger(rev) && rev >= 0) out.rev = rev;
+    const out: CheckpointRecord = { checkpoint: c.value, ts: r.ts };
+    if (r.rev !== undefined) out.rev = r.rev;
     return out;
   }
 
@@ -103,7 +104,7 @@ export class CheckpointStore {
   static encodeRecord(checkpoint: RouteCheckpoint, ts: number, rev: number | undefined): Uint8Array {
     const r: { v: 2; checkpoint: PackedCheckpoint; ts: number; rev?: number } = { v: 2, checkpoint: packCheckpoint(checkpoint), ts };
     if (rev !== undefined) r.rev = rev;
-    return encode(r);
+    return encode(r satisfies CheckpointRecordV2);
   }
 
   /**
@@ -127,7 +128,7 @@ export class CheckpointStore {
       bytes += size;
     }
     if (part.length > 0) parts.push(part);
-    await Promise.all(parts.map((p, i) => this.kv.put(this.names.handoverPartKey(partition, i), encode({ v: 1, id, records: p } satisfies HandoverPart))));
+    await Promise.all(parts.map((p, i) => this.kv.put(this.names.handoverPartKey(partition, i), encode({ v: 1, id, records: p }))));
     const entry: HandoverEntry = { v: 1, id, node, ts: Date.now(), parts: parts.length, routes: records.length };
     await this.kv.put(this.names.handoverKey(partition), encode(entry));
   }
@@ -140,20 +141,16 @@ export class CheckpointStore {
   async readHandover(partition: number): Promise<{ records: Map<string, Uint8Array>; seq: number } | undefined> {
     const e = await this.kv.get(this.names.handoverKey(partition));
     if (!e || e.operation !== 'PUT') return undefined;
-    const d = tryDecode(e.value);
-    const entry = d.ok ? (d.value as Partial<HandoverEntry> | null) : null;
-    if (entry?.v !== 1 || typeof entry.id !== 'string' || typeof entry.parts !== 'number' || !Number.isSafeInteger(entry.parts) || entry.parts < 0) return undefined;
+    const d = decodeHandoverEntry(e.value);
+    if (!d.ok) return undefined;
+    const entry = d.value;
     const parts = await Promise.all(Array.from({ length: entry.parts }, (_, i) => this.kv.get(this.names.handoverPartKey(partition, i))));
     const records = new Map<string, Uint8Array>();
     for (const pe of parts) {
       if (!pe || pe.operation !== 'PUT') return undefined;
-      const pd = tryDecode(pe.value);
-      const part = pd.ok ? (pd.value as Partial<HandoverPart> | null) : null;
-      if (part?.v !== 1 || part.id !== entry.id || !Array.isArray(part.records)) return undefined;
-      for (const r of part.records as unknown[]) {
-        if (!Array.isArray(r) || typeof r[0] !== 'string' || !(r[1] instanceof Uint8Array)) return undefined;
-        records.set(r[0], r[1]);
-      }
+      const pd = decodeHandoverPart(pe.value);
+      if (!pd.ok || pd.value.id !== entry.id) return undefined;
+      for (const r of pd.value.records) records.set(r[0], r[1]);
     }
     return { records, seq: e.revision };
   }
@@ -228,26 +225,6 @@ export interface StoredRecord {
 /** Handover parts stay well under nats-server's default max_payload (1 MiB). */
 const HANDOVER_PART_BYTES = 256 * 1024;
 
-/** `<partition>.handover`: the parts of one handover, written after them. */
-interface HandoverEntry {
-  v: 1;
-  /** Names this handover in its parts. */
-  id: string;
-  /** The node that handed the partition over. */
-  node: string;
-  /** Wall clock, ms. */
-  ts: number;
-  parts: number;
-  routes: number;
-}
-
-/** `<partition>.handover-<i>`: route key and record (`encodeRecord`) of some of the partition's routes. */
-interface HandoverPart {
-  v: 1;
-  id: string;
-  records: Array<readonly [string, Uint8Array]>;
-}
-
 /** A checkpoint as version 2 stores it (see the top of this file). */
 type PackedCheckpoint = Omit<RouteCheckpoint, 'hosts' | 'params'> & {
   /** Only the parameters that differ from the profile's defaults. */
@@ -291,22 +268,12 @@ function packHosts(hosts: readonly HostCheckpoint[]): { keys: string[]; rows: un
   return { keys, rows };
 }
 
-/** A version 2 checkpoint back in RouteCheckpoint's shape (parseCheckpoint then checks it); anything malformed is left for parseCheckpoint to refuse. */
-function unpackCheckpoint(x: unknown): unknown {
-  if (typeof x !== 'object' || x === null) return x;
-  const c = x as Record<string, unknown>;
-  const packed = c['hosts'] as { keys?: unknown; rows?: unknown } | undefined;
-  const params = c['params'];
-  const profile = c['profile'];
-  if (typeof packed !== 'object' || packed === null || !Array.isArray(packed.keys) || !Array.isArray(packed.rows) || typeof params !== 'object' || params === null) return undefined;
-  if (profile !== 'default' && profile !== 'lars') return undefined;
-  const keys = packed.keys as unknown[];
-  if (!keys.every((k) => typeof k === 'string')) return undefined;
-  const names = keys as string[];
+/** A version 2 checkpoint (its layout checked by the contract's validator) back in RouteCheckpoint's shape; parseCheckpoint then checks it. */
+function unpackCheckpoint(c: CheckpointRecordV2['checkpoint']): unknown {
+  const names = c.hosts.keys;
   const template = hostTemplate(names);
   const hosts: Array<Record<string, unknown>> = [];
-  for (const row of packed.rows as unknown[]) {
-    if (!Array.isArray(row) || row.length !== names.length) return undefined;
+  for (const row of c.hosts.rows) {
     const h = { ...template };
     for (let i = 0; i < names.length; i++) {
       const v: unknown = row[i];
@@ -314,7 +281,7 @@ function unpackCheckpoint(x: unknown): unknown {
     }
     hosts.push(h);
   }
-  return { ...c, params: { ...profileDefaults(profile), ...params }, hosts };
+  return { ...c, params: { ...profileDefaults(c.profile), ...c.params }, hosts };
 }
 
 const hostTemplates = new Map<string, Readonly<Record<string, unknown>>>();

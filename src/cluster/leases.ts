@@ -7,25 +7,17 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { encode, tryDecode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
+import { decodeLeaseRecord } from '../../schemas/records.ts';
+import type { LeaseRecord } from '../../schemas/cluster-records.ts';
 import { bindBucket } from '../nats/buckets.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
 import type { LeaseView } from '../../actors/ownership.ts';
 import type { Logger } from '../lib/log.ts';
 import { clusterNames, type ClusterNames } from './names.ts';
 
-export interface LeaseRecord {
-  v: 1;
-  node: string;
-  /** Holder's wall clock at the write, ms (informational). */
-  ts: number;
-  /**
-   * The holder's incarnation (random per process run): a node that finds its
-   * own name and incarnation on a lease it thought it had lost knows that a
-   * write of its own, timed out, was applied after all.
-   */
-  inc?: string;
-}
+/** The contract's LeaseRecord (schemas/cluster-records.ts). */
+export type { LeaseRecord };
 
 export function encodeLease(node: string, ts: number, inc?: string): Uint8Array {
   const r: LeaseRecord = { v: 1, node, ts };
@@ -33,15 +25,11 @@ export function encodeLease(node: string, ts: number, inc?: string): Uint8Array 
   return encode(r);
 }
 
+/** A lease entry's record; undefined for a delete or a value that is not a valid LeaseRecord. */
 export function decodeLease(e: Pick<KvEntry, 'value' | 'operation'>): LeaseRecord | undefined {
   if (e.operation !== 'PUT') return undefined;
-  const d = tryDecode(e.value);
-  if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
-  const r = d.value as Record<string, unknown>;
-  if (r['v'] !== 1 || typeof r['node'] !== 'string' || r['node'].length === 0 || typeof r['ts'] !== 'number') return undefined;
-  const out: LeaseRecord = { v: 1, node: r['node'], ts: r['ts'] };
-  if (typeof r['inc'] === 'string') out.inc = r['inc'];
-  return out;
+  const r = decodeLeaseRecord(e.value);
+  return r.ok ? r.value : undefined;
 }
 
 /**

@@ -5,71 +5,23 @@
  * relied on (on nats-server 2.9 an aged-out key sends watchers nothing).
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import { encode, tryDecode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
+import { decodeMemberRecord } from '../../schemas/records.ts';
+import type { IngestFigures, MemberRecord } from '../../schemas/cluster-records.ts';
 import { LiveWatch } from '../nats/live-watch.ts';
 import { noResponders } from '../nats/buckets.ts';
 import { errField, errText } from '../lib/ratelog.ts';
 import type { Logger } from '../lib/log.ts';
 import { retry } from '../lib/retry.ts';
 
-export interface MemberRecord {
-  v: 1;
-  node: string;
-  /** When the node started, ms since the epoch. */
-  started: number;
-  /** Partitions it holds at the heartbeat. */
-  partitions?: number[];
-  /** The node is stopping: others stop counting it as a member for ownership. */
-  leaving?: boolean;
-  /** Its lease time and heartbeat interval, ms (for `lars cluster status`). */
-  leaseMs?: number;
-  heartbeatMs?: number;
-  /** What it ingested, for `lars cluster status`. */
-  ingest?: IngestFigures;
-  ts: number;
-}
+/** The contract's MemberRecord and IngestFigures (schemas/cluster-records.ts). */
+export type { IngestFigures, MemberRecord };
 
-/** A route node's report intake as announced in its heartbeat. */
-export interface IngestFigures {
-  /** Reports and batches ingested since the node started. */
-  reports: number;
-  batches: number;
-  /** Batches received and not processed yet (its subscriptions' queues) at the heartbeat. */
-  pending: number;
-  /** Reports ingested per second since the previous heartbeat. */
-  reportsPerSec: number;
-  /** Batches ingested per second since the previous heartbeat. */
-  batchesPerSec: number;
-}
-
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-
-function decodeIngest(v: unknown): IngestFigures | undefined {
-  if (typeof v !== 'object' || v === null) return undefined;
-  const r = v as Record<string, unknown>;
-  const { reports, batches, pending, reportsPerSec, batchesPerSec } = r;
-  if (!isCount(reports) || !isCount(batches) || !isCount(pending) || !isCount(reportsPerSec) || !isCount(batchesPerSec)) return undefined;
-  return { reports, batches, pending, reportsPerSec, batchesPerSec };
-}
-
+/** A member entry's record; undefined for a delete or a value that is not a valid MemberRecord (figures that are not valid are left out). */
 export function decodeMember(e: Pick<KvEntry, 'value' | 'operation'>): MemberRecord | undefined {
   if (e.operation !== 'PUT') return undefined;
-  const d = tryDecode(e.value);
-  if (!d.ok || typeof d.value !== 'object' || d.value === null) return undefined;
-  const r = d.value as Record<string, unknown>;
-  if (r['v'] !== 1 || typeof r['node'] !== 'string' || r['node'].length === 0 || r['node'].length > 256) return undefined;
-  if (typeof r['started'] !== 'number' || typeof r['ts'] !== 'number') return undefined;
-  if (r['leaving'] !== undefined && typeof r['leaving'] !== 'boolean') return undefined;
-  const parts = r['partitions'];
-  if (parts !== undefined && (!Array.isArray(parts) || parts.some((p) => !Number.isInteger(p)))) return undefined;
-  const m: MemberRecord = { v: 1, node: r['node'], started: r['started'], ts: r['ts'] };
-  if (parts !== undefined) m.partitions = parts as number[];
-  if (r['leaving'] === true) m.leaving = true;
-  if (isCount(r['leaseMs'])) m.leaseMs = r['leaseMs'];
-  if (isCount(r['heartbeatMs'])) m.heartbeatMs = r['heartbeatMs'];
-  const ingest = decodeIngest(r['ingest']);
-  if (ingest) m.ingest = ingest;
-  return m;
+  const r = decodeMemberRecord(e.value);
+  return r.ok ? r.value : undefined;
 }
 
 interface Seen {

@@ -1,6 +1,6 @@
 /**
  * Repeated report batches. An agent publishes each batch to JetStream with
- * `Nats-Msg-Id: <sender>/<instance>/<seq>` (src/agent/outbox.ts) and
+ * `Nats-Msg-Id: <sender>/<instance>/<seq>` (schemas/msg-id.ts) and
  * retries it when no acknowledgement came; the stream stores a retry once,
  * but a route node's core subscription sees every publish. This memory lets
  * the node skip a batch it has already ingested.
@@ -13,7 +13,7 @@
  * are forgotten, and at most `maxSenders` are kept (least recently heard
  * first out). Cost: one map lookup and a few bit operations per batch.
  */
-import { parseReportMsgId } from '../agent/outbox.ts';
+import { parseReportMsgId } from '../../schemas/msg-id.ts';
 
 export const DEDUP_DEFAULTS = {
   /** Seqs remembered below the highest one, per sender instance (a multiple of 32). */

@@ -33,6 +33,10 @@ import { silentLogger, type Logger } from '../lib/log.ts';
 import { startMetricsServer, type Readiness } from '../metrics/http.ts';
 import { STATS, isStatsKind, parseRouteArg, runStats, type StatsParams } from '../analytics/stats.ts';
 import { actor, isHostAction, parseHostAddr, parseWeight } from '../admin/host-actions.ts';
+import { HttpError } from '../http/error.ts';
+import { readJsonBody } from '../http/body.ts';
+import { SseChannel } from '../http/sse.ts';
+import { sendError, sendJson } from '../http/json.ts';
 import { auditTrail, hostSeries, type RouteRef } from './queries.ts';
 import type { ConsoleBackend } from './backend.ts';
 
@@ -51,14 +55,8 @@ export interface ConsoleHandlerOptions {
 /** A request handler; resolves false for a path it does not serve. */
 export type ConsoleHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
-const JSON_TYPE = 'application/json; charset=utf-8';
 const MAX_BODY = 4096;
 const SSE_PING_MS = 15_000;
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
-}
 
 /** The page's files, beside this module (src/console/assets in a checkout, dist/src/console/assets once built). */
 function assetsDir(): string {
@@ -95,30 +93,6 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
-}
-
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY) throw new HttpError(413, `body over ${MAX_BODY} bytes`);
-    chunks.push(c);
-  }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new HttpError(400, 'body is not JSON');
-  }
-}
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
 }
 
 function routeRef(m: string, c: string): RouteRef {
@@ -165,9 +139,8 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
   };
 
   const stream = async (req: IncomingMessage, res: ServerResponse, ref: RouteRef): Promise<void> => {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write('retry: 2000\n\n');
-    const send = (event: string, data: unknown): void => void res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const ch = new SseChannel(req, res, { retryMs: 2000, heartbeatMs: SSE_PING_MS, heartbeat: 'ping', cacheControl: 'no-store', headers: { 'x-accel-buffering': 'no' } });
+    const send = (event: string, data: unknown): void => ch.send(event, data);
     let firstSent = false;
     const queued: unknown[] = [];
     const stop = b.follow(ref, {
@@ -177,14 +150,9 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
       },
       event: (a) => (firstSent ? send('transition', a) : queued.push(a)),
     });
-    const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS);
-    ping.unref();
-    req.on('close', () => {
-      clearInterval(ping);
-      stop();
-    });
+    ch.onClose(stop);
     const d = await b.detail(ref);
-    if (!res.writableEnded) {
+    if (!ch.closed) {
       if (!firstSent) send('route', d ?? { route: `${ref.modid}.${ref.cmdid}`, missing: true });
       firstSent = true;
       for (const a of queued.splice(0)) send('transition', a);
@@ -205,7 +173,7 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
       authorize(req);
       const action = parts[6]!;
       if (!isHostAction(action)) throw new HttpError(404, `unknown action ${action}; known: drain, undrain, eject, clear, weight`);
-      const body = (await readBody(req)) as { by?: unknown; weight?: unknown; dryRun?: unknown; force?: unknown };
+      const body = (await readJsonBody(req, res, { maxBytes: MAX_BODY, empty: () => ({}) })) as { by?: unknown; weight?: unknown; dryRun?: unknown; force?: unknown };
       let addr: { ip: string; port: number };
       let weight: number | undefined;
       try {
@@ -299,7 +267,7 @@ export function createConsoleHandler(o: ConsoleHandlerOptions): ConsoleHandler {
         res.destroy();
         return true;
       }
-      if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+      if (err instanceof HttpError) sendError(res, err);
       else if (err instanceof ConfirmationRequiredError) sendJson(res, 409, { error: err.message, code: err.code, consequence: err.consequence });
       else if (err instanceof LarsError) sendJson(res, 400, { error: err.message, code: err.code });
       else {

@@ -2,7 +2,7 @@
  * A reader of plain msgpack for the fast paths that skip building a decoded
  * object (the sink's report batches, src/analytics/transcode.ts; the agents'
  * route states, src/agent/route-state-reader.ts). It reads what the codec
- * (src/lib/codec.ts) reads, the same way, and answers undefined (or false) for
+ * (schemas/codec.ts) reads, the same way, and answers undefined (or false) for
  * anything it leaves to the codec: the caller then takes the general path.
  */
 /** Reads plain msgpack; every method returns undefined for anything outside the fast path. */

@@ -8,6 +8,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Registry } from 'prom-client';
 import { listen, urlOf } from '../http/listen.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
+import { HttpError } from '../http/error.ts';
+import { sendError, sendJson } from '../http/json.ts';
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
@@ -38,12 +40,13 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+/** The Prometheus text. */
+function sendText(res: ServerResponse, type: string, body: string): void {
+  res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
   res.end(body);
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8';
+const GET_ONLY = 'GET only';
 
 /** The three paths this module serves. */
 export const HEALTH_PATHS = ['/metrics', '/healthz', '/readyz'] as const;
@@ -57,18 +60,19 @@ export function healthHandler(opts: Pick<MetricsServerOptions, 'registry' | 'rea
   return async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') return false;
+    // Answered here, not thrown: a server that mounts this handler answers in its own shape.
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, JSON_TYPE, JSON.stringify({ error: 'GET only' }));
+      sendError(res, new HttpError(405, GET_ONLY));
       return true;
     }
     if (path === '/metrics') {
-      if (!opts.registry) send(res, 404, JSON_TYPE, JSON.stringify({ error: 'metrics are turned off' }));
-      else send(res, 200, opts.registry.contentType, await opts.registry.metrics());
+      if (!opts.registry) sendError(res, new HttpError(404, 'metrics are turned off'));
+      else sendText(res, opts.registry.contentType, await opts.registry.metrics());
     } else if (path === '/healthz') {
-      send(res, 200, JSON_TYPE, JSON.stringify({ status: 'alive', uptimeS: Math.round((Date.now() - started) / 1000) }));
+      sendJson(res, 200, { status: 'alive', uptimeS: Math.round((Date.now() - started) / 1000) });
     } else {
       const r = await opts.ready();
-      send(res, r.ready ? 200 : 503, JSON_TYPE, JSON.stringify(r.ready ? { status: 'ready' } : { status: 'not ready', reason: r.reason }));
+      sendJson(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
     }
     return true;
   };
@@ -81,13 +85,13 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (await health(req, res)) return;
     if (extra && (await extra(req, res))) return;
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, JSON_TYPE, JSON.stringify({ error: 'GET only' }));
-    return send(res, 404, JSON_TYPE, JSON.stringify({ error: 'not found', paths: HEALTH_PATHS }));
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, new HttpError(405, GET_ONLY));
+    return sendJson(res, 404, { error: 'not found', paths: HEALTH_PATHS });
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, 'http request failed');
-      if (!res.headersSent) send(res, 500, JSON_TYPE, JSON.stringify({ error: 'internal error' }));
+      if (!res.headersSent) sendError(res, new HttpError(500, 'internal error'));
       else res.destroy();
     });
   });

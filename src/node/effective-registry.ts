@@ -10,7 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, validateRegistryEntry } from '../../schemas/messages.ts';
 import { mergeEntry, type HeardHost } from '../../actors/self-registration.ts';
-import { encode, tryDecode } from '../lib/codec.ts';
+import { encode, tryDecode } from '../../schemas/codec.ts';
 import { routeKeyParts, type Registry } from '../registry/registry.ts';
 import { openBucket, watchBucket } from '../nats/buckets.ts';
 import type { RejectCounter } from '../lib/rejects.ts';

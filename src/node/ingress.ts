@@ -8,7 +8,7 @@
 import type { Msg } from '@nats-io/transport-node';
 import { partitionOf, parseRouteTail } from '../../schemas/subjects.ts';
 import { LIMITS, validateReportBatch, type ReportBatch } from '../../schemas/messages.ts';
-import { tryDecode } from '../lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import type { RejectCounter } from '../lib/rejects.ts';
 import { ReportDedup, DedupVerdict } from '../cluster/report-dedup.ts';
 

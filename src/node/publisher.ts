@@ -9,7 +9,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Names } from '../../schemas/subjects.ts';
 import type { RouteState, RouteEvent } from '../../schemas/messages.ts';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { errField, PartitionLog } from '../lib/ratelog.ts';
 import type { Logger } from '../lib/log.ts';
 import type { PartitionOwnership } from '../cluster/ownership.ts';

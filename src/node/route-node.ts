@@ -26,7 +26,7 @@ import type { RouteState, RouteEvent } from '../../schemas/messages.ts';
 import type { HeardHost } from '../../actors/self-registration.ts';
 import type { RouteActor } from '../../actors/route.ts';
 import { PUBLISH_LEAD } from '../../actors/resume.ts';
-import { encode } from '../lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { Registry } from '../registry/registry.ts';
 import { RouteStore } from '../registry/route-store.ts';
 import { RejectCounter } from '../lib/rejects.ts';

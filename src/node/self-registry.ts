@@ -5,9 +5,9 @@
  * merge rules are actors/self-registration.ts'.
  */
 import type { KV } from '@nats-io/kv';
-import { validateSelfRegistration, type RegistryHost, type SelfRegistration, type Validated } from '../../schemas/messages.ts';
+import type { RegistryHost } from '../../schemas/messages.ts';
+import { decodeSelfRegistration } from '../../schemas/records.ts';
 import { isLive, liveHosts, nextExpiry, type HeardHost } from '../../actors/self-registration.ts';
-import { tryDecode } from '../lib/codec.ts';
 import type { RejectCounter } from '../lib/rejects.ts';
 import { watchBucket } from '../nats/buckets.ts';
 
@@ -138,10 +138,4 @@ export function routeOfKey(key: string): string | undefined {
   const cmdid = Number(m[2]);
   if (modid > 0xffffffff || cmdid > 0xffffffff) return undefined;
   return `${modid}.${cmdid}`;
-}
-
-/** A stored self-registration, decoded and checked against the contract. */
-export function decodeSelfRegistration(value: Uint8Array): Validated<SelfRegistration> {
-  const d = tryDecode(value);
-  return d.ok ? validateSelfRegistration(d.value) : { ok: false, kind: 'malformed', detail: d.error.message };
 }

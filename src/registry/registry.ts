@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { validateRegistryEntry, LIMITS, type RegistryEntry, type RegistryHost, type Profile } from '../../schemas/messages.ts';
 import type { PickStrategy } from '../../schemas/contract.ts';
 import { isUint32, type Names } from '../../schemas/subjects.ts';
-import { encode, tryDecode } from '../lib/codec.ts';
+import { encode, tryDecode } from '../../schemas/codec.ts';
 import { RegistryError, LarsError, ErrorCode } from '../lib/errors.ts';
 import { retry } from '../lib/retry.ts';
 import { isConflict, openBucket, type OpenBucketOptions } from '../nats/buckets.ts';

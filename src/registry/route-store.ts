@@ -3,7 +3,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { validateRouteState, type RouteState } from '../../schemas/messages.ts';
 import type { Names } from '../../schemas/subjects.ts';
-import { encode, tryDecode } from '../lib/codec.ts';
+import { encode, tryDecode } from '../../schemas/codec.ts';
 import { bindBucket, openBucket, type OpenBucketOptions } from '../nats/buckets.ts';
 
 export class RouteStore {

@@ -19,31 +19,35 @@ import { listen, DEFAULT_HTTP_HOST } from '../http/listen.ts';
 import type { ExtraHandler } from '../metrics/http.ts';
 import type { Agent } from '../agent/agent.ts';
 import type { RouteState } from '../../schemas/messages.ts';
-import { LIMITS, isIPv4, isPort } from '../../schemas/messages.ts';
+import { MAX_POSTED_REPORTS, validatePostedBody, validatePostedReport, type PostedReport } from '../../schemas/posted-report.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
 import { RouteBudget } from './route-budget.ts';
 import { SELF_DEFAULTS, type SelfRegWriter } from '../agent/self-register.ts';
 import { SelfState, validateSelfRegistration, type SelfRegistration } from '../../schemas/messages.ts';
+import { HttpError, HttpErrorCode as KitCode } from '../http/error.ts';
+import { readJsonBody } from '../http/body.ts';
+import { SseChannel, sseEvent } from '../http/sse.ts';
 
 export const DEFAULT_HTTP_PORT = 8900;
 export { DEFAULT_HTTP_HOST };
 /** Largest request body, bytes. */
 export const MAX_BODY_BYTES = 1 << 20;
 /** Most reports in one POST. */
-export const MAX_REPORTS_PER_POST = 10_000;
+export const MAX_REPORTS_PER_POST = MAX_POSTED_REPORTS;
 
+/** The codes of the API's errors: the HTTP kit's, and the sidecar's own. */
 export const HttpErrorCode = {
-  badRequest: 'BAD_REQUEST',
-  notFound: 'NOT_FOUND',
-  methodNotAllowed: 'METHOD_NOT_ALLOWED',
-  tooLarge: 'PAYLOAD_TOO_LARGE',
+  badRequest: KitCode.badRequest,
+  notFound: KitCode.notFound,
+  methodNotAllowed: KitCode.methodNotAllowed,
+  tooLarge: KitCode.tooLarge,
   noRoute: 'NO_ROUTE',
   noHost: 'NO_HOST',
   tooManyRoutes: 'TOO_MANY_ROUTES',
   /** Self-registration is not possible now (no route node created its bucket yet, or NATS refused). */
-  unavailable: 'UNAVAILABLE',
-  internal: 'INTERNAL',
+  unavailable: KitCode.unavailable,
+  internal: KitCode.internal,
 } as const;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
@@ -77,66 +81,34 @@ export interface HttpApiStats {
   registrations: number;
 }
 
-/** One report as posted. */
-export interface PostedReport {
-  modid: number;
-  cmdid: number;
-  ip: string;
-  port: number;
-  retcode: number;
-  latency_ms?: number;
-  /** The host's busy share it answered with, 0..1 (optional): the route node weighs hosts by it. */
-  utilization?: number;
-}
+/** One report as posted (the contract's PostedReport, schemas/contract.ts). */
+export type { PostedReport };
 
-class BadRequest extends Error {
-  readonly status: number;
-  readonly code: HttpErrorCode;
-  constructor(message: string, status = 400, code: HttpErrorCode = HttpErrorCode.badRequest) {
-    super(message);
-    this.name = 'BadRequest';
-    this.status = status;
-    this.code = code;
-  }
+/** An answer other than a success: 400 BAD_REQUEST, or another status and one of the API's codes. */
+function refuse(message: string, status = 400, code: HttpErrorCode = HttpErrorCode.badRequest): HttpError {
+  return new HttpError(status, message, code);
 }
 
 const UINT32_MAX = 4_294_967_295;
 
 function routeId(q: URLSearchParams, name: 'modid' | 'cmdid'): number {
   const v = q.get(name);
-  if (v === null) throw new BadRequest(`${name} is required (an integer 0..${UINT32_MAX})`);
+  if (v === null) throw refuse(`${name} is required (an integer 0..${UINT32_MAX})`);
   const n = /^\d{1,10}$/.test(v) ? Number(v) : Number.NaN;
-  if (!(n <= UINT32_MAX)) throw new BadRequest(`${name} must be an integer 0..${UINT32_MAX}, got ${JSON.stringify(v.slice(0, 40))}`);
+  if (!(n <= UINT32_MAX)) throw refuse(`${name} must be an integer 0..${UINT32_MAX}, got ${JSON.stringify(v.slice(0, 40))}`);
   return n;
 }
 
-/** Validates one posted report; `at` names it in the error ("reports[3]"). */
+/** Validates one posted report (the contract's PostedReport); `at` names it in the error ("reports[3]"). */
 export function validateReport(r: unknown, at: string): PostedReport {
-  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new BadRequest(`${at} must be an object {modid, cmdid, ip, port, retcode, latency_ms, utilization}`);
-  const o = r as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!REPORT_FIELDS.includes(k)) throw new BadRequest(`${at}.${k} is not a report field (${REPORT_FIELDS.join(', ')})`);
-  const int = (k: string, min: number, max: number): number => {
-    const v = o[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new BadRequest(`${at}.${k} must be an integer ${min}..${max}, got ${JSON.stringify(v) ?? 'nothing'}`);
-    return v;
-  };
-  const modid = int('modid', 0, UINT32_MAX);
-  const cmdid = int('cmdid', 0, UINT32_MAX);
-  if (!isIPv4(o['ip'])) throw new BadRequest(`${at}.ip must be an IPv4 address a.b.c.d, got ${JSON.stringify(o['ip']) ?? 'nothing'}`);
-  if (!isPort(o['port'])) throw new BadRequest(`${at}.port must be an integer 1..65535, got ${JSON.stringify(o['port']) ?? 'nothing'}`);
-  const retcode = int('retcode', -2_147_483_648, 2_147_483_647);
-  const lat = o['latency_ms'];
-  if (lat !== undefined && (typeof lat !== 'number' || !(lat >= 0) || lat > LIMITS.maxLatencyMs)) throw new BadRequest(`${at}.latency_ms must be a number 0..${LIMITS.maxLatencyMs}, got ${JSON.stringify(lat)}`);
-  const util = o['utilization'];
-  if (util !== undefined && (typeof util !== 'number' || !(util >= 0 && util <= 1))) throw new BadRequest(`${at}.utilization must be a number 0..1, got ${JSON.stringify(util)}`);
-  return { modid, cmdid, ip: o['ip'], port: o['port'], retcode, ...(lat !== undefined ? { latency_ms: lat } : {}), ...(util !== undefined ? { utilization: util } : {}) };
+  const v = validatePostedReport(r, at);
+  if (!v.ok) throw refuse(v.detail);
+  return v.value;
 }
-
-const REPORT_FIELDS: readonly string[] = ['modid', 'cmdid', 'ip', 'port', 'retcode', 'latency_ms', 'utilization'];
 
 /** Streams following one route: one listener on the agent, one serialisation per change. */
 class RouteStreams {
-  readonly clients = new Set<ServerResponse>();
+  readonly clients = new Set<SseChannel>();
   last: string | undefined;
   stop: (() => void) | undefined;
 }
@@ -231,7 +203,7 @@ export class HttpApi {
           return;
         default: {
           const extra = this.extra;
-          const notFound = new BadRequest(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/register, /v1/deregister, /v1/routes/stream, /healthz${extra ? ', /readyz, /metrics' : ''}`, 404, HttpErrorCode.notFound);
+          const notFound = refuse(`no such endpoint ${path.slice(0, 80)}; see /v1/host, /v1/route, /v1/report, /v1/register, /v1/deregister, /v1/routes/stream, /healthz${extra ? ', /readyz, /metrics' : ''}`, 404, HttpErrorCode.notFound);
           if (!extra) throw notFound;
           void extra(req, res).then(
             (served) => served || this.fail(res, notFound),
@@ -246,7 +218,7 @@ export class HttpApi {
   }
 
   private only(req: IncomingMessage, method: 'GET' | 'POST'): void {
-    if (req.method !== method) throw new BadRequest(`${req.method ?? '?'} not allowed here; use ${method}`, 405, HttpErrorCode.methodNotAllowed);
+    if (req.method !== method) throw refuse(`${req.method ?? '?'} not allowed here; use ${method}`, 405, HttpErrorCode.methodNotAllowed);
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {
@@ -256,7 +228,7 @@ export class HttpApi {
   }
 
   private fail(res: ServerResponse, err: unknown): void {
-    if (err instanceof BadRequest) {
+    if (err instanceof HttpError) {
       this.counters.badRequests++;
       if (!res.headersSent) this.json(res, err.status, { ok: false, code: err.code, message: err.message });
       return;
@@ -268,7 +240,7 @@ export class HttpApi {
 
   /** Refuses a route that would be one more than the sidecar may follow. */
   private followable(modid: number, cmdid: number): void {
-    if (!this.budget.allows(modid, cmdid)) throw new BadRequest(`the sidecar already follows ${this.budget.max} routes; route ${modid}.${cmdid} is not followed`, 503, HttpErrorCode.tooManyRoutes);
+    if (!this.budget.allows(modid, cmdid)) throw refuse(`the sidecar already follows ${this.budget.max} routes; route ${modid}.${cmdid} is not followed`, 503, HttpErrorCode.tooManyRoutes);
   }
 
   private async host(q: URLSearchParams, res: ServerResponse): Promise<void> {
@@ -290,58 +262,19 @@ export class HttpApi {
   }
 
   /**
-   * Reads a JSON body of at most `max` bytes; calls `take` with it, or
-   * answers 413 or 400 itself. A body over the limit closes the connection.
+   * Reads a JSON body of at most `max` bytes (the HTTP kit's reader); calls
+   * `take` with it, or answers 413 or 400. A body over the limit closes the
+   * connection.
    */
   private readJson(req: IncomingMessage, res: ServerResponse, max: number, tooLarge: string, take: (body: unknown) => void): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > max) {
-      res.setHeader('connection', 'close');
-      this.fail(res, new BadRequest(`body of ${declared} bytes is over ${max}; ${tooLarge}`, 413, HttpErrorCode.tooLarge));
-      req.resume();
-      return;
-    }
-    req.on('data', (c: Buffer) => {
-      if (refused) return;
-      size += c.length;
-      if (size > max) {
-        refused = true;
-        res.setHeader('connection', 'close');
-        this.fail(res, new BadRequest(`body over ${max} bytes; ${tooLarge}`, 413, HttpErrorCode.tooLarge));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('error', () => undefined);
-    req.on('end', () => {
-      if (refused) return;
-      try {
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch (err) {
-          throw new BadRequest(`body is not JSON: ${(err as Error).message}`);
-        }
-        take(body);
-      } catch (err) {
-        this.fail(res, err);
-      }
-    });
+    readJsonBody(req, res, { maxBytes: max, hint: tooLarge }).then(take).catch((err: unknown) => this.fail(res, err));
   }
 
   private report(req: IncomingMessage, res: ServerResponse): void {
     this.readJson(req, res, MAX_BODY_BYTES, `post at most ${MAX_REPORTS_PER_POST} reports at once`, (body) => {
-      let reports: PostedReport[];
-      if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'reports' in body) {
-        const list = (body as { reports: unknown }).reports;
-        if (!Array.isArray(list)) throw new BadRequest('reports must be an array of reports');
-        if (list.length > MAX_REPORTS_PER_POST) throw new BadRequest(`${list.length} reports; post at most ${MAX_REPORTS_PER_POST} at once`);
-        if (Object.keys(body).length !== 1) throw new BadRequest('a batch is {"reports": [...]} and nothing else');
-        reports = list.map((r, i) => validateReport(r, `reports[${i}]`));
-      } else reports = [validateReport(body, 'report')];
+      const v = validatePostedBody(body);
+      if (!v.ok) throw refuse(v.detail);
+      const reports = v.value;
       // All valid or none taken: a client fixes its request and posts it again whole.
       for (const r of reports) this.agent.report(r.modid, r.cmdid, r, r.retcode, r.latency_ms ?? 0, r.utilization);
       this.counters.reports += reports.length;
@@ -357,10 +290,10 @@ export class HttpApi {
    */
   private register(req: IncomingMessage, res: ServerResponse, state: SelfState): void {
     this.readJson(req, res, 4096, 'a registration is one small JSON object', (body) => {
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequest('a registration is a JSON object {modid, cmdid, ip, port[, weight, zone, ttl_ms, instance]}');
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw refuse('a registration is a JSON object {modid, cmdid, ip, port[, weight, zone, ttl_ms, instance]}');
       const b = body as Record<string, unknown>;
       const drainMs = b['drain_ms'] ?? SELF_DEFAULTS.drainMs;
-      if (state === SelfState.draining && !(typeof drainMs === 'number' && Number.isInteger(drainMs) && drainMs >= 0 && drainMs <= 600_000)) throw new BadRequest('drain_ms must be an integer 0..600000');
+      if (state === SelfState.draining && !(typeof drainMs === 'number' && Number.isInteger(drainMs) && drainMs >= 0 && drainMs <= 600_000)) throw refuse('drain_ms must be an integer 0..600000');
       const rec = {
         v: 1,
         modid: b['modid'],
@@ -375,9 +308,9 @@ export class HttpApi {
         ts: Date.now(),
       };
       const v = validateSelfRegistration(rec);
-      if (!v.ok) throw new BadRequest(`registration refused: ${v.detail}`);
+      if (!v.ok) throw refuse(`registration refused: ${v.detail}`);
       const open = this.selfReg;
-      if (open === undefined) throw new BadRequest('self-registration is not served by this sidecar', 503, HttpErrorCode.unavailable);
+      if (open === undefined) throw refuse('self-registration is not served by this sidecar', 503, HttpErrorCode.unavailable);
       void this.writeRegistration(open, v.value, state, drainMs as number, res).catch((err: unknown) => this.fail(res, err));
     });
   }
@@ -387,7 +320,7 @@ export class HttpApi {
     try {
       w = await open();
     } catch (err) {
-      throw new BadRequest((err as Error).message, 503, HttpErrorCode.unavailable);
+      throw refuse((err as Error).message, 503, HttpErrorCode.unavailable);
     }
     if (state === SelfState.up) {
       await w.put(rec);
@@ -404,9 +337,8 @@ export class HttpApi {
     const cmdid = routeId(q, 'cmdid');
     this.followable(modid, cmdid);
     const key = `${modid}.${cmdid}`;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    req.socket.setTimeout(0);
-    req.socket.setNoDelay(true);
+    // The server beats for all its streams at once (`beat`).
+    const ch = new SseChannel(req, res, { retryMs: 1000 });
     let rs = this.streams.get(key);
     if (rs === undefined) {
       const created = new RouteStreams();
@@ -415,21 +347,20 @@ export class HttpApi {
       created.stop = this.agent.watchRoute(modid, cmdid, (s) => this.broadcast(created, s));
     }
     const view = this.agent.follower.state(modid, cmdid);
-    res.write(`retry: 1000\n\n`);
-    if (view.status === 'loaded') res.write(rs.last ?? eventOf(view.state));
-    else res.write(`event: status\ndata: ${JSON.stringify({ status: view.status })}\n\n`);
-    rs.clients.add(res);
+    if (view.status === 'loaded') ch.write(rs.last ?? eventOf(view.state));
+    else ch.send('status', { status: view.status });
+    rs.clients.add(ch);
     this.counters.streams++;
     const done = (): void => {
       const cur = this.streams.get(key);
       if (!cur) return;
-      cur.clients.delete(res);
+      cur.clients.delete(ch);
       if (cur.clients.size === 0) {
         cur.stop?.();
         this.streams.delete(key);
       }
     };
-    res.on('close', done);
+    ch.onClose(done);
   }
 
   private broadcast(rs: RouteStreams, s: RouteState): void {
@@ -442,7 +373,7 @@ export class HttpApi {
   }
 
   private beat(): void {
-    for (const rs of this.streams.values()) for (const c of rs.clients) c.write(': heartbeat\n\n');
+    for (const rs of this.streams.values()) for (const c of rs.clients) c.heartbeat();
   }
 
   /** Stops accepting, ends every stream and idle connection. */
@@ -462,5 +393,5 @@ export class HttpApi {
 
 /** One SSE event of a route state: `id` is its version. */
 function eventOf(s: RouteState): string {
-  return `id: ${s.version}\nevent: route\ndata: ${JSON.stringify(s)}\n\n`;
+  return sseEvent('route', s, s.version);
 }

@@ -6,7 +6,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SCHEMA_VERSION, type EventFigures, type HostState, type Reason, type ReportBatch, type ReportTuple, type RouteEvent } from '../../schemas/messages.ts';
 import { DEFAULT_PARTITIONS, partitionOf, type Names } from '../../schemas/subjects.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { seededRandom } from '../../actors/strategies/random.ts';
 
 /** A small deterministic PRNG (mulberry32), the one the pick strategies' tests use. */

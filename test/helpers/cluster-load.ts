@@ -7,8 +7,8 @@
 import { expect } from 'chai';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { decode } from '../../src/lib/codec.ts';
-import { parseReportMsgId } from '../../src/agent/outbox.ts';
+import { decode } from '../../schemas/codec.ts';
+import { parseReportMsgId } from '../../schemas/msg-id.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Names } from '../../schemas/subjects.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';

@@ -10,7 +10,7 @@ import { RouteNode, type RouteNodeOptions } from '../../src/node/route-node.ts';
 import { Registry } from '../../src/registry/registry.ts';
 import { createAgent, type Agent, type AgentOptions } from '../../src/agent/agent.ts';
 import { names, type Names } from '../../schemas/subjects.ts';
-import { tryDecode } from '../../src/lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { validateRouteEvent, validateRouteState } from '../../schemas/messages.ts';
 import type { RegistryHost, RouteEvent, RouteState, Profile } from '../../schemas/messages.ts';
 import { createLogger } from '../../src/lib/log.ts';

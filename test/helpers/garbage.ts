@@ -1,7 +1,7 @@
 /** Floods every subject of a prefix with bad input of every kind, until stopped. */
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { PARTITIONS } from './cluster.ts';
 
 export interface Flood {

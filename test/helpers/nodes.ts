@@ -9,7 +9,7 @@ import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteNode, type RouteNodeOptions } from '../../src/node/route-node.ts';
 import { LeaseOwnership } from '../../src/cluster/index.ts';
 import { readLeaseHolders } from '../../src/cluster/leases.ts';
-import { tryDecode } from '../../src/lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import type { Names } from '../../schemas/subjects.ts';
 import { createLogger } from '../../src/lib/log.ts';

@@ -11,7 +11,7 @@ import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { RouteStore } from '../../src/registry/route-store.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { RouteFollower } from '../../src/agent/route-follower.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names, type Names } from '../../schemas/subjects.ts';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { names, type Names } from '../../schemas/subjects.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import type { NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';

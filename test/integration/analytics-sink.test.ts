@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { names, partitionOf, DEFAULT_PARTITIONS, type Names } from '../../schemas/subjects.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { DEFAULT_RETENTION, MIGRATIONS } from '../../schemas/clickhouse/migrations.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';

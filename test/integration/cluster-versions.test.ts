@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import type { NatsConnection } from '../../src/nats/connect.ts';
-import { tryDecode } from '../../src/lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import { names } from '../../schemas/subjects.ts';
 import { Registry } from '../../src/registry/registry.ts';

@@ -3,7 +3,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import { useCluster, hosts, PARTITIONS } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { partitionOf } from '../../schemas/subjects.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
 

@@ -17,7 +17,7 @@ import { registerSelf } from '../../src/agent/self-register.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { names } from '../../schemas/subjects.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { rolePasswords, setEnvironment, startPermissionsServer } from '../helpers/secured-nats.ts';
 import { lars } from '../helpers/cli.ts';

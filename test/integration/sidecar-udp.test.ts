@@ -12,7 +12,7 @@ import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import { Sidecar } from '../../src/sidecar/sidecar.ts';
 import type { RouteState } from '../../schemas/messages.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 
 // ------------------------------------------------------------ a Lars client from the description
 

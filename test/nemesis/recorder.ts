@@ -22,7 +22,7 @@ import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { bindBucket, openBucket } from '../../src/nats/buckets.ts';
 import { clusterNames } from '../../src/cluster/names.ts';
 import { decodeLease } from '../../src/cluster/leases.ts';
-import { tryDecode } from '../../src/lib/codec.ts';
+import { tryDecode } from '../../schemas/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import { names as makeNames, partitionOf, type Names } from '../../schemas/subjects.ts';
 import { stateHash } from './hash.ts';

@@ -6,7 +6,7 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { openEngine } from '../../src/analytics/engine.ts';
-import { decode } from '../../src/lib/codec.ts';
+import { decode } from '../../schemas/codec.ts';
 import type { NatsConnection } from '../../src/nats/connect.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
 import { ID_SCALE, ID_SQL } from './workload.ts';

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { ClosedConnectionError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
-import { Outbox, parseReportMsgId, reportMsgId } from '../../src/agent/outbox.ts';
+import { Outbox } from '../../src/agent/outbox.ts';
 import { PublishFailure, classifyPublishError, type PublishFn } from '../../src/agent/publisher.ts';
+import { parseReportMsgId, reportMsgId } from '../../schemas/msg-id.ts';
 import { ReportBatcher } from '../../src/agent/report-batcher.ts';
 import { names } from '../../schemas/subjects.ts';
 import { validateReportBatch, type ReportBatch } from '../../schemas/messages.ts';

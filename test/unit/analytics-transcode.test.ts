@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { featuresFor, parseVersion, FEATURES_18_16 } from '../../schemas/clickhouse/features.ts';
 import { validateReportBatch, type ReportBatch } from '../../schemas/messages.ts';
-import { encode, tryDecode } from '../../src/lib/codec.ts';
+import { encode, tryDecode } from '../../schemas/codec.ts';
 import { prng, randomBatches, reportBatch } from '../helpers/analytics-fixtures.ts';
 import { ingestLine } from '../../src/analytics/rows.ts';
 import { transcodeReportBatch } from '../../src/analytics/transcode.ts';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { RouteActor } from '../../actors/route.ts';
 import { CheckpointStore } from '../../src/cluster/checkpoints.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import type { Profile, RegistryEntry, ReportBatch } from '../../schemas/messages.ts';
 import { entry as routeEntry } from '../helpers/route-entry.ts';
 

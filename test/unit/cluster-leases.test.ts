@@ -3,7 +3,7 @@ import { planLeases, rendezvousOwner, type LeaseView, type LeasePlanInput } from
 import { clusterNames } from '../../src/cluster/names.ts';
 import { decodeMember } from '../../src/cluster/membership.ts';
 import { decodeLease, encodeLease } from '../../src/cluster/leases.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 
 const P = 16;
 const live = ['a', 'b', 'c'];

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { summarizeCluster, type ClusterSnapshot } from '../../src/cluster/status.ts';
 import { decodeMember, type MemberRecord } from '../../src/cluster/membership.ts';
-import { encode } from '../../src/lib/codec.ts';
+import { encode } from '../../schemas/codec.ts';
 import { formatClusterStatus } from '../../src/cli/commands/cluster.ts';
 
 const NOW = 1_700_000_000_000;

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { readFileSync, readdirSync } from 'node:fs';
 import { jsonSchemaFiles } from '../../schemas/json-schema.ts';
 import { validateRegistryEntry, validateReportBatch, validateRouteEvent, validateRouteState, type Validated } from '../../schemas/messages.ts';
+import { validateCheckpointRecord, validateLeaseRecord, validateMemberRecord } from '../../schemas/records.ts';
+import { validatePostedReport } from '../../schemas/posted-report.ts';
 import {
   registryEntry,
   registryEntryMutations,
@@ -210,6 +212,29 @@ describe('contract - one definition', () => {
         const v = c.validate(mu.apply(sample!, 0.5));
         expect(v.ok, `${c.file} ${mu.name}`).to.equal(false);
         if (!v.ok) expect(v.kind, `${c.file} ${mu.name}: ${v.detail}`).to.equal(mu.kind);
+      }
+    }
+  });
+
+  it('contract - the posted report and the stored records: their JSON Schema files accept what their validators accept and refuse what they refuse', () => {
+    const report = { modid: 1, cmdid: 2, ip: '10.0.0.1', port: 80, retcode: 0, latency_ms: 1.5, utilization: 0.5 };
+    const lease = { v: 1, node: 'n1', ts: 5, inc: 'ab' };
+    const member = { v: 1, node: 'n1', started: 1, ts: 2, partitions: [0, 3], leaving: true, leaseMs: 2000, heartbeatMs: 500, ingest: { reports: 5, batches: 1, pending: 0, reportsPerSec: 2, batchesPerSec: 1 } };
+    const packed = { v: 1, profile: 'lars', params: { idle_timeout: 2 }, hosts: { keys: ['ip', 'port'], rows: [['10.0.0.1', 80], ['10.0.0.2', null]] } };
+    const cases: Array<[string, (m: unknown) => boolean, Json, Json[]]> = [
+      ['posted-report', (m) => validatePostedReport(m, 'report').ok, report, [{ ...report, port: 0 }, { ...report, utilization: 2 }, { ...report, ip: '1.2.3' }, { modid: 1 }]],
+      ['lease-record', (m) => validateLeaseRecord(m).ok, lease, [{ ...lease, v: 2 }, { ...lease, node: '' }, { v: 1, node: 'n1' }]],
+      ['member-record', (m) => validateMemberRecord(m).ok, member, [{ ...member, partitions: [1.5] }, { ...member, leaving: 'yes' }, { ...member, node: 'x'.repeat(257) }]],
+      ['checkpoint-record-v1', (m) => validateCheckpointRecord(m).ok, { v: 1, checkpoint: { v: 1 }, ts: 1, rev: 0 }, [{ v: 1, checkpoint: 'x', ts: 1 }, { v: 1, checkpoint: {} }]],
+      ['checkpoint-record-v2', (m) => validateCheckpointRecord(m).ok, { v: 2, checkpoint: packed, ts: 1, rev: 4 }, [{ v: 2, checkpoint: { ...packed, profile: 'x' }, ts: 1 }, { v: 2, checkpoint: { ...packed, params: { a: 'x' } }, ts: 1 }, { v: 2, checkpoint: { ...packed, hosts: [] }, ts: 1 }]],
+    ];
+    for (const [base, validate, good, bads] of cases) {
+      const schema = committed(`${base}.schema.json`);
+      expect(validate(good), `${base}: validator, valid sample`).to.equal(true);
+      expect(jsonSchemaAccepts(schema, good), `${base}: JSON Schema, valid sample`).to.equal(true);
+      for (const bad of bads) {
+        expect(validate(bad), `${base}: validator, ${JSON.stringify(bad)}`).to.equal(false);
+        expect(jsonSchemaAccepts(schema, bad), `${base}: JSON Schema, ${JSON.stringify(bad)}`).to.equal(false);
       }
     }
   });

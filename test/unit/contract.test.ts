@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { partitionOf, names, parseRouteTail, isValidPrefix } from '../../schemas/subjects.ts';
 import { validateReportBatch, validateRouteState, validateRegistryEntry, validateRouteEvent, LIMITS } from '../../schemas/messages.ts';
-import { encode, decode, tryDecode } from '../../src/lib/codec.ts';
+import { encode, decode, tryDecode } from '../../schemas/codec.ts';
 
 const batch = () => ({ v: 1, sender: 'a1', modid: 1, cmdid: 2, ts: 1_700_000_000_000, hosts: [['10.0.0.1', 80]], reports: [[0, 0, 1.5, 0], [0, 1, 20, 3]] });
 

@@ -25,7 +25,7 @@ describe('lint - the layer rule', () => {
   it('a back-edge fails: the route node importing the CLI, the domain importing the runtime, the cluster importing the agent', () => {
     const back = [
       ['src/node/route-node.ts', "import { main } from '../cli/main.ts';"],
-      ['actors/route.ts', "import { encode } from '../src/lib/codec.ts';"],
+      ['actors/route.ts', "import { retry } from '../src/lib/retry.ts';"],
       ['src/cluster/leases.ts', "import { createAgent } from '../agent/agent.ts';"],
       ['schemas/messages.ts', "export { planLeases } from '../actors/ownership.ts';"],
       ['src/lib/log.ts', "const m = await import('../nats/connect.ts');"],

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { validateRouteState, type RouteState } from '../../schemas/messages.ts';
-import { encode, tryDecode } from '../../src/lib/codec.ts';
+import { encode, tryDecode } from '../../schemas/codec.ts';
 import { RouteStateReader, type RouteStateRead } from '../../src/agent/route-state-reader.ts';
 import { routeState, routeStateMutations } from './contract-arbitraries.ts';
 

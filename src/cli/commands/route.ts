@@ -7,7 +7,7 @@ import { connectNats, natsOptionsFromConfig, type NatsConnection } from '../../n
 import { Registry } from '../../registry/registry.ts';
 import { RouteStore } from '../../registry/route-store.ts';
 import { bindBucket, readBucket } from '../../nats/buckets.ts';
-import { decodeSelfRegistration } from '../../node/self-registry.ts';
+import { decodeSelfRegistration } from '../../../schemas/records.ts';
 import { RouteFollower } from '../../agent/route-follower.ts';
 import { readClusterSnapshot, summarizeCluster, type PartitionProblem } from '../../cluster/status.ts';
 import { clusterNames } from '../../cluster/names.ts';

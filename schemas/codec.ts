@@ -1,6 +1,7 @@
 /**
- * msgpack encoding of every wire message. Plain msgpack (no records, no
- * extensions) so that any language's msgpack library reads it.
+ * msgpack encoding of every wire message and stored record of the contract.
+ * Plain msgpack (no records, no extensions) so that any language's msgpack
+ * library reads it (schemas/README.md, "Encoding").
  */
 import { Packr, Unpackr, C1 } from 'msgpackr';
 
