@@ -13,57 +13,13 @@
  * a pending window or ejection by that skew, nothing more.
  */
 import type { HostState, Profile, Reason, RouteEvent } from '../schemas/messages.ts';
+import { hostKeys, type HostCheckpoint } from './host-slot.ts';
 
 /** A transition not yet published (its route version is given at the next flush). */
 export type PendingRouteEvent = Omit<RouteEvent, 'version'>;
 
-/** One host: registry fields, machine fields, Lars' counters (Lars' names) and the default profile's extras. */
-export interface HostCheckpoint {
-  ip: string;
-  port: number;
-  weight: number;
-  zone?: string;
-  state: HostState;
-  reason: Reason;
-  /** When the host entered `state`, ms. */
-  since: number;
-  ejections: number;
-  /** When the current ejection ends, ms (0: never ejected). */
-  eject_until: number;
-  vsucc: number;
-  verr: number;
-  rsucc: number;
-  rerr: number;
-  contin_succ: number;
-  contin_err: number;
-  /** Start of the current window, ms (Lars idle_ts). */
-  idle_ts: number;
-  /** Moving average of the latency, ms, over `lat_calls` samples. */
-  latency: number;
-  lat_calls: number;
-  probe_err: number;
-  suspect: boolean;
-  /** Last ejection-count decay, ms. */
-  last_decay: number;
-  // Load weights and slow start (actors/load-weights.ts); absent in checkpoints written before them (then 0, or -1 for a time: none).
-  /** Calls and errors reported in the current load period. */
-  load_calls?: number;
-  load_errors?: number;
-  /** Utilization samples of the current load period: sum and count. */
-  util_sum?: number;
-  util_samples?: number;
-  /** The host's load weight at its last renewal (0: none), since when it has had one and when it was renewed, ms (-1: none). */
-  load_weight?: number;
-  load_since?: number;
-  load_ts?: number;
-  /** When its slow start began, ms (-1: not ramping). */
-  ramp_start?: number;
-  /** The pick weight in force from load weights and slow start (0: the registry weight). */
-  balance?: number;
-  /** Probing: the agent named for its trial calls, and when it last reported the host (or was named), ms. */
-  trial_agent?: string;
-  trial_ts?: number;
-}
+/** One host's checkpoint (./host-slot.ts). */
+export type { HostCheckpoint } from './host-slot.ts';
 
 export interface RouteCheckpoint {
   v: 1;
@@ -124,27 +80,13 @@ const REASONS: Record<Reason, true> = {
 };
 const known = (set: Readonly<Record<string, true>>, x: unknown): boolean => typeof x === 'string' && Object.hasOwn(set, x);
 
-const HOST_NUMBERS = [
-  'port',
-  'weight',
-  'since',
-  'ejections',
-  'eject_until',
-  'vsucc',
-  'verr',
-  'rsucc',
-  'rerr',
-  'contin_succ',
-  'contin_err',
-  'idle_ts',
-  'latency',
-  'lat_calls',
-  'probe_err',
-  'last_decay',
-] as const;
-
-/** Host fields of load weights and slow start: numbers when present. */
-const HOST_LOAD_NUMBERS = ['load_calls', 'load_errors', 'util_sum', 'util_samples', 'load_weight', 'load_since', 'load_ts', 'ramp_start', 'balance', 'trial_ts'] as const;
+// The host fields of each kind, from the one list of what a host's checkpoint keeps (./host-slot.ts), in its order.
+const HOST_STRINGS = hostKeys('string', false);
+const HOST_NUMBERS = hostKeys('number', false);
+const HOST_BOOLEANS = hostKeys('boolean', false);
+/** Absent in checkpoints written before them (load weights, slow start, trials), or when not set. */
+const HOST_OPTIONAL_NUMBERS = hostKeys('number', true);
+const HOST_OPTIONAL_STRINGS = hostKeys('string', true);
 
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -176,14 +118,13 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   if (!Array.isArray(hosts)) return fail('hosts must be an array');
   for (const [i, h] of hosts.entries()) {
     if (!isRecord(h)) return fail(`hosts[${i}] is not an object`);
-    if (typeof h['ip'] !== 'string') return fail(`hosts[${i}].ip must be a string`);
+    for (const k of HOST_STRINGS) if (typeof h[k] !== 'string') return fail(`hosts[${i}].${k} must be a string`);
     for (const k of HOST_NUMBERS) if (!finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
-    for (const k of HOST_LOAD_NUMBERS) if (h[k] !== undefined && !finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
-    if (h['trial_agent'] !== undefined && typeof h['trial_agent'] !== 'string') return fail(`hosts[${i}].trial_agent must be a string`);
-    if (h['zone'] !== undefined && typeof h['zone'] !== 'string') return fail(`hosts[${i}].zone must be a string`);
+    for (const k of HOST_OPTIONAL_NUMBERS) if (h[k] !== undefined && !finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
+    for (const k of HOST_OPTIONAL_STRINGS) if (h[k] !== undefined && typeof h[k] !== 'string') return fail(`hosts[${i}].${k} must be a string`);
     if (!known(STATES, h['state'])) return fail(`hosts[${i}].state is unknown`);
     if (!known(REASONS, h['reason'])) return fail(`hosts[${i}].reason is unknown`);
-    if (typeof h['suspect'] !== 'boolean') return fail(`hosts[${i}].suspect must be a boolean`);
+    for (const k of HOST_BOOLEANS) if (typeof h[k] !== 'boolean') return fail(`hosts[${i}].${k} must be a boolean`);
   }
   const pending = x['pending'];
   if (!Array.isArray(pending)) return fail('pending must be an array');

@@ -1,18 +1,19 @@
 /**
  * One host of a route (`HostSlot`): identity, the host machine's fields, the
  * per-report counters and its load figures, all plain fields (the report path
- * reads and writes them with no allocation); and its checkpoint round trip.
+ * reads and writes them with no allocation); and its checkpoint
+ * (`HostCheckpoint`) with the round trip.
  *
- * Which fields a checkpoint keeps, under which name, and what a checkpoint
- * written before a field existed gives for it is one list, `HOST_FIELDS`:
- * writing a host's checkpoint and reading it back both follow it, so a new
- * per-host field is a property here and one entry in the list (and its line in
- * HostCheckpoint, actors/checkpoint.ts). A unit test fails for a property of
- * the slot that is neither in the list nor named in `NOT_CHECKPOINTED`.
+ * Which fields a checkpoint keeps, under which name and type, and what a
+ * checkpoint written before a field existed gives for it is one list,
+ * `HOST_FIELDS`: writing a host's checkpoint, reading it back and checking
+ * one read from a store (`parseCheckpoint`, ./checkpoint.ts) all follow it,
+ * so a new per-host field is a property of the slot, one entry in the list
+ * and its line in `HostCheckpoint`. A unit test fails for a property of the
+ * slot that is neither in the list nor named in `NOT_CHECKPOINTED`.
  */
 import type { AdminMark } from '../schemas/contract.ts';
 import type { HostState, Reason, RegistryHost, RouteHost } from '../schemas/messages.ts';
-import type { HostCheckpoint } from './checkpoint.ts';
 import { ejectionMs, type EjectionTimes } from './ejection.ts';
 import { INITIAL_STATE, initialContext, restore, type HostMachine } from './host-machine.ts';
 import { NO_TIME, type LoadHost } from './load-weights.ts';
@@ -93,12 +94,62 @@ export function publishedHost(s: HostSlot, pickWeight: number, trials: boolean):
   return h;
 }
 
+/** One host: registry fields, machine fields, Lars' counters (Lars' names) and the default profile's extras. */
+export interface HostCheckpoint {
+  ip: string;
+  port: number;
+  weight: number;
+  zone?: string;
+  state: HostState;
+  reason: Reason;
+  /** When the host entered `state`, ms. */
+  since: number;
+  ejections: number;
+  /** When the current ejection ends, ms (0: never ejected). */
+  eject_until: number;
+  vsucc: number;
+  verr: number;
+  rsucc: number;
+  rerr: number;
+  contin_succ: number;
+  contin_err: number;
+  /** Start of the current window, ms (Lars idle_ts). */
+  idle_ts: number;
+  /** Moving average of the latency, ms, over `lat_calls` samples. */
+  latency: number;
+  lat_calls: number;
+  probe_err: number;
+  suspect: boolean;
+  /** Last ejection-count decay, ms. */
+  last_decay: number;
+  // Load weights and slow start (actors/load-weights.ts); absent in checkpoints written before them (then 0, or -1 for a time: none).
+  /** Calls and errors reported in the current load period. */
+  load_calls?: number;
+  load_errors?: number;
+  /** Utilization samples of the current load period: sum and count. */
+  util_sum?: number;
+  util_samples?: number;
+  /** The host's load weight at its last renewal (0: none), since when it has had one and when it was renewed, ms (-1: none). */
+  load_weight?: number;
+  load_since?: number;
+  load_ts?: number;
+  /** When its slow start began, ms (-1: not ramping). */
+  ramp_start?: number;
+  /** The pick weight in force from load weights and slow start (0: the registry weight). */
+  balance?: number;
+  /** Probing: the agent named for its trial calls, and when it last reported the host (or was named), ms. */
+  trial_agent?: string;
+  trial_ts?: number;
+}
+
 /** How one per-host field is kept in a checkpoint. */
 export interface HostField {
   /** The slot's property... */
   readonly slot: keyof HostSlot;
   /** ...and the checkpoint's key for it (Lars' names for its counters). */
   readonly cp: keyof HostCheckpoint;
+  /** What a checkpoint holds for it (`parseCheckpoint` checks it): a finite number, a string, a boolean, a host state or a reason. */
+  readonly type: 'number' | 'string' | 'boolean' | 'state' | 'reason';
   /**
    * How it is read back: copied (absent), as the registry host the slot is
    * created from (`identity`), or through the machine (`machine`: RESTORE).
@@ -112,41 +163,46 @@ export interface HostField {
 
 /** Every per-host field a checkpoint keeps, in the order a checkpoint lists them. */
 export const HOST_FIELDS: readonly HostField[] = [
-  { slot: 'ip', cp: 'ip', kind: 'identity' },
-  { slot: 'port', cp: 'port', kind: 'identity' },
-  { slot: 'weight', cp: 'weight', kind: 'identity' },
-  { slot: 'state', cp: 'state', kind: 'machine' },
-  { slot: 'reason', cp: 'reason', kind: 'machine' },
-  { slot: 'since', cp: 'since', kind: 'machine' },
-  { slot: 'ejections', cp: 'ejections', kind: 'machine' },
-  { slot: 'ejectUntil', cp: 'eject_until', kind: 'machine' },
-  { slot: 'vsucc', cp: 'vsucc' },
-  { slot: 'verr', cp: 'verr' },
-  { slot: 'rsucc', cp: 'rsucc' },
-  { slot: 'rerr', cp: 'rerr' },
-  { slot: 'continSucc', cp: 'contin_succ' },
-  { slot: 'continErr', cp: 'contin_err' },
-  { slot: 'windowStart', cp: 'idle_ts' },
-  { slot: 'latency', cp: 'latency' },
-  { slot: 'latCalls', cp: 'lat_calls' },
-  { slot: 'probeErr', cp: 'probe_err' },
-  { slot: 'suspect', cp: 'suspect' },
-  { slot: 'lastDecay', cp: 'last_decay' },
+  { slot: 'ip', cp: 'ip', type: 'string', kind: 'identity' },
+  { slot: 'port', cp: 'port', type: 'number', kind: 'identity' },
+  { slot: 'weight', cp: 'weight', type: 'number', kind: 'identity' },
+  { slot: 'state', cp: 'state', type: 'state', kind: 'machine' },
+  { slot: 'reason', cp: 'reason', type: 'reason', kind: 'machine' },
+  { slot: 'since', cp: 'since', type: 'number', kind: 'machine' },
+  { slot: 'ejections', cp: 'ejections', type: 'number', kind: 'machine' },
+  { slot: 'ejectUntil', cp: 'eject_until', type: 'number', kind: 'machine' },
+  { slot: 'vsucc', cp: 'vsucc', type: 'number' },
+  { slot: 'verr', cp: 'verr', type: 'number' },
+  { slot: 'rsucc', cp: 'rsucc', type: 'number' },
+  { slot: 'rerr', cp: 'rerr', type: 'number' },
+  { slot: 'continSucc', cp: 'contin_succ', type: 'number' },
+  { slot: 'continErr', cp: 'contin_err', type: 'number' },
+  { slot: 'windowStart', cp: 'idle_ts', type: 'number' },
+  { slot: 'latency', cp: 'latency', type: 'number' },
+  { slot: 'latCalls', cp: 'lat_calls', type: 'number' },
+  { slot: 'probeErr', cp: 'probe_err', type: 'number' },
+  { slot: 'suspect', cp: 'suspect', type: 'boolean' },
+  { slot: 'lastDecay', cp: 'last_decay', type: 'number' },
   // load weights and slow start: absent in checkpoints written before them
-  { slot: 'loadCalls', cp: 'load_calls', absent: 0 },
-  { slot: 'loadErrors', cp: 'load_errors', absent: 0 },
-  { slot: 'utilSum', cp: 'util_sum', absent: 0 },
-  { slot: 'utilSamples', cp: 'util_samples', absent: 0 },
-  { slot: 'loadWeight', cp: 'load_weight', absent: 0 },
-  { slot: 'loadSince', cp: 'load_since', absent: NO_TIME },
-  { slot: 'loadTs', cp: 'load_ts', absent: NO_TIME },
-  { slot: 'rampStart', cp: 'ramp_start', absent: NO_TIME },
-  { slot: 'balance', cp: 'balance', absent: 0 },
+  { slot: 'loadCalls', cp: 'load_calls', type: 'number', absent: 0 },
+  { slot: 'loadErrors', cp: 'load_errors', type: 'number', absent: 0 },
+  { slot: 'utilSum', cp: 'util_sum', type: 'number', absent: 0 },
+  { slot: 'utilSamples', cp: 'util_samples', type: 'number', absent: 0 },
+  { slot: 'loadWeight', cp: 'load_weight', type: 'number', absent: 0 },
+  { slot: 'loadSince', cp: 'load_since', type: 'number', absent: NO_TIME },
+  { slot: 'loadTs', cp: 'load_ts', type: 'number', absent: NO_TIME },
+  { slot: 'rampStart', cp: 'ramp_start', type: 'number', absent: NO_TIME },
+  { slot: 'balance', cp: 'balance', type: 'number', absent: 0 },
   // probing trials: absent in checkpoints written before them
-  { slot: 'trialTs', cp: 'trial_ts', absent: 0 },
-  { slot: 'trialAgent', cp: 'trial_agent', optional: true },
-  { slot: 'zone', cp: 'zone', kind: 'identity', optional: true },
+  { slot: 'trialTs', cp: 'trial_ts', type: 'number', absent: 0 },
+  { slot: 'trialAgent', cp: 'trial_agent', type: 'string', optional: true },
+  { slot: 'zone', cp: 'zone', type: 'string', kind: 'identity', optional: true },
 ];
+
+/** The checkpoint keys of HOST_FIELDS of `type`, `optional`: absent in some checkpoints (older ones, or not set). */
+export function hostKeys(type: HostField['type'], optional: boolean): ReadonlyArray<keyof HostCheckpoint> {
+  return HOST_FIELDS.filter((f) => f.type === type && (f.optional === true || f.absent !== undefined) === optional).map((f) => f.cp);
+}
 
 /** The slot's properties a checkpoint does not keep, and why. */
 export const NOT_CHECKPOINTED: Readonly<Partial<Record<keyof HostSlot, string>>> = {

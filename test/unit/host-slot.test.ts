@@ -56,6 +56,20 @@ describe('host slot - checkpoint round trip', () => {
     expect(parseCheckpoint(JSON.parse(JSON.stringify(cp)))).to.include({ ok: true });
   });
 
+  it('host slot - parseCheckpoint refuses each field of HOST_FIELDS of the wrong type, by name; a field that may be absent may be absent', () => {
+    const wrong = { number: 'x', string: 5, boolean: 1, state: 'zombie', reason: 'zombie' } as const;
+    const route = (h: Record<string, unknown>): unknown => ({ v: 1, modid: 1, cmdid: 2, ts: T0, version: 3, profile: 'default', params: {}, panic: false, removed: false, dirty: false, peer_latency: 0, hosts: [h], pending: [] });
+    for (const f of HOST_FIELDS) {
+      const h = hostCheckpoint(busySlot()) as unknown as Record<string, unknown>;
+      h[f.cp] = wrong[f.type];
+      const r = parseCheckpoint(route(h));
+      expect(r.ok, f.cp).to.equal(false);
+      expect(r.ok ? '' : r.error, f.cp).to.match(new RegExp(`^hosts\\[0\\]\\.${f.cp} `));
+      delete h[f.cp];
+      expect(parseCheckpoint(route(h)).ok, `${f.cp} absent`).to.equal(f.optional === true || f.absent !== undefined);
+    }
+  });
+
   it('host slot - a checkpoint written before a field existed gives its stated value for it', () => {
     const h = hostCheckpoint(busySlot()) as unknown as Record<string, unknown>;
     for (const f of HOST_FIELDS) if (f.absent !== undefined) delete h[f.cp];
