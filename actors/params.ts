@@ -124,16 +124,19 @@ export const DEFAULT_PARAMS = Object.fromEntries(SPECS.map(([k, s]) => [k, s.def
 /** Lars has no cap, no panic, no latency rule, no load weights and no slow start: the lars profile turns them off. */
 const LARS_PROFILE = Object.fromEntries(SPECS.map(([k, s]) => [k, s.lars ?? s.default])) as RouteParams;
 
+/** Each parameter's bounds, by name (a Map: no name of Object.prototype is a parameter). */
+const BOUNDS = new Map<string, readonly [min: number, max: number]>(SPECS.map(([k, s]) => [k, [s.min, s.max]]));
+
 export type ParamsResult = { ok: true; params: RouteParams } | { ok: false; error: string };
 
 /** The profile's defaults with `overrides` applied; unknown names or out-of-range values are errors. */
 export function resolveParams(profile: Profile, overrides: Record<string, number> = {}): ParamsResult {
   const params: RouteParams = { ...(profile === 'lars' ? LARS_PROFILE : DEFAULT_PARAMS) };
   for (const [k, v] of Object.entries(overrides)) {
-    const b: ParamSpec | undefined = Object.hasOwn(PARAMS, k) ? PARAMS[k as ParamName] : undefined;
+    const b = BOUNDS.get(k);
     if (!b) return { ok: false, error: `unknown parameter ${k}` };
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < b.min || v > b.max) {
-      return { ok: false, error: `parameter ${k} must be in ${b.min}..${b.max}, got ${String(v)}` };
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < b[0] || v > b[1]) {
+      return { ok: false, error: `parameter ${k} must be in ${b[0]}..${b[1]}, got ${String(v)}` };
     }
     params[k as ParamName] = v;
   }
