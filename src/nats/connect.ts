@@ -239,6 +239,10 @@ function whyUnreachable(err: unknown, dialled: readonly Socket[], timeoutMs: num
   if (code !== undefined && UNTRUSTED_SERVER.test(code)) return { why: `TLS: the server's certificate is not trusted: ${e.cause?.message ?? e.message ?? code}`, tls: 'server' };
   const refusal = `it ${tls?.cert === undefined ? 'asks for a client certificate' : 'does not accept this client certificate'}`;
   if (code !== undefined && CLIENT_CERT_REFUSED.test(code)) return { why: `TLS: the server refused the connection: ${refusal}`, tls: 'client' };
+  // Over TLS 1.3 a server refusing the client's certificate may also just reset the connection after the handshake.
+  if (code === 'ECONNRESET' && tls !== undefined && dialled.some((s) => s.bytesRead > 0)) {
+    return { why: `TLS: the server closed the connection after the handshake: ${refusal}`, tls: 'client' };
+  }
   if (code === 'ECONNREFUSED') return { why: 'connection refused' };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { why: 'unknown host' };
   if (e.name === 'TimeoutError') {

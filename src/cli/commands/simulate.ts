@@ -38,7 +38,7 @@ export interface SimulateArgs {
 
 /** The scenarios the package ships (scenarios/ beside src/ in a checkout, beside dist/ when installed). */
 function shippedScenarios(): string | undefined {
-  for (const up of ['../../scenarios/', '../../../scenarios/']) {
+  for (const up of ['../../../scenarios/', '../../../../scenarios/']) {
     const dir = fileURLToPath(new URL(up, import.meta.url));
     if (existsSync(dir)) return dir;
   }
