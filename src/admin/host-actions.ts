@@ -1,7 +1,7 @@
 /**
  * An operator's actions on one host of a route (drain, undrain, eject, clear,
  * weight), written to the registry with who did them. The route node carries
- * them out through the node-state machine, where they become events with the
+ * them out through the host machine, where they become events with the
  * reasons `admin_drain`, `admin_undrain`, `admin_eject` and `admin_clear`.
  * Shared by `lars host` and the web console.
  *

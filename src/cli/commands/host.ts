@@ -2,7 +2,7 @@
  * `lars host drain|undrain|eject|clear|weight`: an operator's actions on one
  * host of a route, written to the registry with who did them (`--by`, default
  * the CLI's node id) and carried out by the route node through the
- * node-state machine, where they become events with reasons `admin_drain`,
+ * host machine, where they become events with reasons `admin_drain`,
  * `admin_undrain`, `admin_eject`, `admin_clear`. `--dry-run` shows the
  * change and writes nothing. A drain or eject that would leave the route
  * without a healthy host, or put it into panic, is refused with what would

@@ -144,7 +144,7 @@ export const routeAddCommand: Command = {
   usage: 'lars route add <modid> <cmdid> [ip:port[,weight[,zone]]...] [--profile lars|default] [--strategy name] [--param name=value]...',
   args: [...routeArgs, { name: 'hosts', help: 'ip:port[,weight[,zone]]: weight 1..10000 (default 100), zone up to 64 characters', variadic: true }],
   flags: {
-    profile: { help: 'node-state profile of the route', choices: ['default', 'lars'], placeholder: 'profile' },
+    profile: { help: 'the host machine profile of the route (what a report, a tick and an ejection do)', choices: ['default', 'lars'], placeholder: 'profile' },
     param: { help: 'override a profile parameter, name=value (repeatable)', multiple: true, placeholder: 'name=value' },
     strategy: { help: "pick strategy agents use for the route unless their caller overrides it (default: lars for the lars profile, else the agent's)", choices: Object.values(PickStrategy), placeholder: 'name' },
     json: jsonFlag,
