@@ -27,14 +27,14 @@ import { ejectionCap, inPanic } from './route-health.ts';
 import { LoadWeighting } from './load-weights.ts';
 import { step, type HostEvent } from './host-machine.ts';
 import { paramsOrDefaults, type RouteParams } from './params.ts';
-import { quietDue } from './route-schedule.ts';
+import { quietDue, QUIET_MS } from './route-schedule.ts';
 import { NEVER, TrialAgents } from './trial-agents.ts';
 import { createPolicy, type PolicyHost, type ProfilePolicy, type RouteMechanism } from './profiles/index.ts';
 
 export type { HostCheckpoint, PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 export type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
 export { parseCheckpoint } from './checkpoint.ts';
-export { QUIET_MS } from './route-schedule.ts';
+export { QUIET_MS };
 
 export class RouteActor implements RouteMechanism {
   readonly modid: number;
@@ -171,6 +171,7 @@ export class RouteActor implements RouteMechanism {
    * allocation per report.
    */
   ingest(batch: ReportBatch, now: number): IngestResult {
+    if (now - this.lastInput >= QUIET_MS) this.catchUp(now);
     const hosts = batch.hosts;
     const sender = batch.sender;
     this.trials.heard(sender, now);
@@ -325,6 +326,11 @@ export class RouteActor implements RouteMechanism {
     this.lastTick = now;
   }
 
+  /** First input after a quiet spell: missed ticks applied first, the input judged as if ticked all along (docs/state-machine.md). */
+  private catchUp(now: number): void {
+    if (now > this.lastTick) this.tick(now);
+  }
+
   /**
    * The earliest time at which `tick` can change the route, ms (Infinity:
    * never by time alone). Ticked before then, the route changes only if
@@ -375,6 +381,7 @@ export class RouteActor implements RouteMechanism {
    * only when one of these changed something.
    */
   applyRegistry(entry: RegistryEntry, now: number): void {
+    if (now - this.lastInput >= QUIET_MS) this.catchUp(now);
     this.lastInput = now;
     const oldProfile = this.profile;
     const oldParams = JSON.stringify(this.params);

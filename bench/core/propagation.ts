@@ -29,11 +29,11 @@ export async function propagationTrials(ctx: CoreContext, pass: AgentPass): Prom
     if (i === WARMUP_TRIALS) cpu0 = await pass.cpuUs();
     const counted = i >= WARMUP_TRIALS;
     const before = pass.propVersion();
-    const w = i % 2 === 0 ? 150 : 100;
     const tReg = epochMs();
+    // the first host's weight toggles from whatever it is now (a pass may start on either value)
     await ctx.registry.update(PROP_ROUTE[0], PROP_ROUTE[1], (cur) => {
       if (!cur) throw new Error('propagation route vanished');
-      return { ...cur, hosts: cur.hosts.map((h, j) => (j === 0 ? { ...h, weight: w } : h)), updated_by: 'bench-core', ts: Date.now() };
+      return { ...cur, hosts: cur.hosts.map((h, j) => (j === 0 ? { ...h, weight: h.weight === 150 ? 100 : 150 } : h)), updated_by: 'bench-core', ts: Date.now() };
     });
     if (!(await pass.when(() => pass.propVersion() > before, 3000))) throw new Error(`node published no new version of the propagation route in trial ${i}`);
     const key = `${PROP_ROUTE[0]}.${PROP_ROUTE[1]}.${pass.propVersion()}`;

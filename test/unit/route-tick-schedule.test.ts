@@ -157,9 +157,28 @@ describe('route tick schedule - nextTick', () => {
     expect(r.flush(T0 + QUIET_MS), 'still ejected when it went quiet').to.equal(undefined);
     expect(r.snapshot(T0 + QUIET_MS).hosts.find((h) => h.ip === IPS[0])?.state).to.equal('overloaded');
     const late = T0 + 60_000;
-    // a batch comes: the tick it brings applies the ejection's end at once
+    // a batch comes: the ejection's end is applied at once, before its calls (host 0 probing from then on) ...
     r.ingest(batch(late, false), late);
     r.tick(late);
-    expect(r.flush(late)?.state.hosts.find((h) => h.ip === IPS[0])?.state).to.equal('probing');
+    const out = r.flush(late);
+    expect(out?.events.map((e) => `${e.ip} ${e.from}->${e.to} ${e.reason}`)).to.deep.equal([`${IPS[0]} overloaded->probing timeout`, `${IPS[0]} probing->healthy probe_success`]);
+    // ... so its successful calls to host 0 count as trial calls and bring it back, as on a route ticked all along
+    expect(out?.state.hosts.find((h) => h.ip === IPS[0])?.state).to.equal('healthy');
+  });
+  it('route - fifteen errors after a long silence eject the host: the window left open while the route was quiet closes before they count', () => {
+    for (const profile of ['default', 'lars'] as const) {
+      const entry = { ...registryEntry(profile, [0, 1, 2, 3], [], 100), params: {} };
+      const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n', entry, now: T0 });
+      r.flush(T0);
+      // quiet for far longer than a window (idle_timeout): the route is not ticked meanwhile (nextTick says so)
+      for (let due = r.nextTick(); due !== Infinity; due = r.nextTick()) r.tick(due);
+      const late = T0 + 120_000;
+      // one batch, host 0 failing its fifteen calls in a row (contin_err_limit), as the first input since
+      r.ingest(batchOf({ kind: 'batch', sender: 'a', util: [], reports: Array.from({ length: 15 }, (): [number, number, number] => [0, 503, 12]) }, late), late);
+      r.tick(late);
+      const out = r.flush(late);
+      expect(out?.state.hosts.find((h) => h.ip === IPS[0])?.state, profile).to.equal('overloaded');
+      expect(out?.events.map((e) => e.reason), profile).to.include('consecutive_errors');
+    }
   });
 });
