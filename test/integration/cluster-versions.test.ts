@@ -13,6 +13,8 @@ import { tryDecode } from '../../schemas/codec.ts';
 import { validateRouteState } from '../../schemas/messages.ts';
 import { names } from '../../schemas/subjects.ts';
 import { Registry } from '../../src/registry/registry.ts';
+import { bindBucket } from '../../src/nats/buckets.ts';
+import { clusterNames } from '../../src/cluster/names.ts';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { NatsCluster } from '../helpers/nats-cluster.ts';
 import { createNodeBuckets, ensureStreamsOnCluster } from '../helpers/cluster-load.ts';
@@ -108,7 +110,9 @@ describe('cluster - route versions across a lost JetStream quorum (three real na
     const stored = await waitFor(async () => {
       try {
         const e = await (await Registry.open(nc!, n)).kv.status();
-        return e !== undefined ? true : undefined;
+        // the leases bucket has its leader again too (B's start opens it)
+        const leases = await (await bindBucket(nc!, clusterNames(prefix).leasesBucket, 2000))?.status();
+        return e !== undefined && leases !== undefined ? true : undefined;
       } catch {
         return undefined;
       }
