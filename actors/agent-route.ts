@@ -53,6 +53,16 @@ export class AgentHost implements PickableHost {
     this.probing = state === HostState.probing;
     this.result = Object.freeze({ ok: true as const, ip, port });
   }
+
+  /** Takes the route state's view of this host: its state, reason, weights and zone as `agentId` picks it. */
+  take(h: RouteState['hosts'][number], agentId: string): void {
+    this.pickWeight = trialWeight(h, agentId);
+    this.state = h.state;
+    this.reason = h.reason;
+    this.probing = h.state === HostState.probing;
+    this.weight = h.weight;
+    this.zone = h.zone;
+  }
 }
 
 /** Makes a strategy instance for a route (the agent's randomness, clock and zone preference go in here). */
@@ -94,14 +104,7 @@ export class AgentRoute {
     if (same) {
       // The usual change (states and weights of the same hosts): no maps rebuilt.
       for (let i = 0; i < next.length; i++) {
-        const a = next[i]!;
-        const h = s.hosts[i]!;
-        a.pickWeight = trialWeight(h, this.agentId);
-        a.state = h.state;
-        a.reason = h.reason;
-        a.probing = h.state === HostState.probing;
-        a.weight = h.weight;
-        a.zone = h.zone;
+        next[i]!.take(s.hosts[i]!, this.agentId);
       }
     } else {
       next = [];
@@ -111,12 +114,7 @@ export class AgentRoute {
         const key = `${h.ip}:${h.port}`;
         let ah = this.byKey.get(key);
         if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
-        ah.pickWeight = trialWeight(h, this.agentId);
-        ah.state = h.state;
-        ah.reason = h.reason;
-        ah.probing = h.state === HostState.probing;
-        ah.weight = h.weight;
-        ah.zone = h.zone;
+        ah.take(h, this.agentId);
         next.push(ah);
         byKey.set(key, ah);
         byResult.set(ah.result, ah);
