@@ -171,7 +171,7 @@ export class RouteActor implements RouteMechanism {
    * allocation per report.
    */
   ingest(batch: ReportBatch, now: number): IngestResult {
-    if (now - this.lastInput >= QUIET_MS) this.catchUp(now);
+    this.catchUp(now);
     const hosts = batch.hosts;
     const sender = batch.sender;
     this.trials.heard(sender, now);
@@ -328,7 +328,7 @@ export class RouteActor implements RouteMechanism {
 
   /** First input after a quiet spell: missed ticks applied first, the input judged as if ticked all along (docs/state-machine.md). */
   private catchUp(now: number): void {
-    if (now > this.lastTick) this.tick(now);
+    if (now - this.lastInput >= QUIET_MS && now > this.lastTick) this.tick(now);
   }
 
   /**
@@ -381,7 +381,7 @@ export class RouteActor implements RouteMechanism {
    * only when one of these changed something.
    */
   applyRegistry(entry: RegistryEntry, now: number): void {
-    if (now - this.lastInput >= QUIET_MS) this.catchUp(now);
+    this.catchUp(now);
     this.lastInput = now;
     const oldProfile = this.profile;
     const oldParams = JSON.stringify(this.params);
