@@ -117,9 +117,13 @@ async function handle(m: ToChild, timers: NodeJS.Timeout[]): Promise<void> {
     case 'fail':
       behaviour.add(m.windows);
       return;
-    case 'idle':
+    case 'idle': {
       for (const c of callers) for (const r of c.routes) if (m.routes.includes(r.key)) r.idle = true;
+      const rs = await Promise.allSettled(callers.map((c) => c.agent.flush({ timeoutMs: m.timeoutMs })));
+      const failed = rs.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+      send(failed.length === 0 ? { type: 'idled' } : { type: 'idled', error: failed.slice(0, 3).join('; ') });
       return;
+    }
     case 'stop':
       calling = false;
       return;

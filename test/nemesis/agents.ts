@@ -32,7 +32,7 @@ export interface AgentProcessConfig {
 
 export type ToChild =
   | { type: 'fail'; windows: FailWindow[] }
-  | { type: 'idle'; routes: string[] }
+  | { type: 'idle'; routes: string[]; timeoutMs: number }
   | { type: 'stop' }
   | { type: 'flush'; timeoutMs: number }
   | { type: 'close' };
@@ -42,6 +42,7 @@ export type FromChild =
   | { type: 'sample'; sample: Omit<AgentSample, 'proc'> }
   | { type: 'applied'; rows: Array<[t: number, agent: string, route: string, version: number, hash: string]> }
   | { type: 'flushed'; agents: AgentFinal[]; error?: string }
+  | { type: 'idled'; error?: string }
   | { type: 'closed'; agents: AgentFinal[] }
   | { type: 'error'; message: string };
 
@@ -112,6 +113,17 @@ export class AgentProcess {
 
   send(m: ToChild): void {
     if (this.child.connected) this.child.send(m);
+  }
+
+  /**
+   * Stops the calls on `routes` and waits until the reports already made on
+   * them are acknowledged (a batch retried after a fault reaches its route
+   * late): from the answer on, those routes get no input.
+   */
+  async idle(routes: string[], timeoutMs: number): Promise<void> {
+    this.send({ type: 'idle', routes, timeoutMs });
+    const m = await this.next('idled', timeoutMs + 10_000);
+    if (m.error !== undefined) throw new Error(`${this.cfg.proc}: reports made before the idle spell not acknowledged: ${m.error}`);
   }
 
   /** Stops every call, waits until the agents' outboxes are acknowledged (or the timeout), and returns their tallies. */

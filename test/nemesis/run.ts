@@ -195,7 +195,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
     });
     for (const a of agentProcs) a.send({ type: 'fail', windows: fail });
     await delay(quietMs(o.leaseMs, 0));
-    for (const a of agentProcs) a.send({ type: 'idle', routes: idleRoutes });
+    // The idle spell counts from the moment the reports made before it are all acknowledged (retried batches arrive late).
+    await Promise.all(agentProcs.map((a) => a.idle(idleRoutes, 30_000)));
     const idleStart = Date.now();
     log(`routes ${idleRoutes.join(', ')} idle for ${o.idleMs / 1000} s`);
     await delay(o.idleMs);
