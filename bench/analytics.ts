@@ -114,7 +114,7 @@ async function ingestOnly(e: AnalyticsEngine, batches: ReportBatch[]): Promise<n
   });
   if (body) bodies.push(body);
   const t0 = performance.now();
-  for (const b of bodies) await e.insertTsv(`${e.database}.${TABLES.reportsIngest}`, undefined, b);
+  for (const b of bodies) await e.insertTsv(`${e.database}.${TABLES.reportsIngestV2}`, undefined, b);
   const dt = (performance.now() - t0) / 1000;
   const stored = await count(e, TABLES.reports);
   if (stored !== TOTAL) throw new Error(`ingest insert stored ${stored} of ${TOTAL}`);

@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { useCluster, type TestCluster } from '../helpers/cluster.ts';
+import { waitFor, waitForEvent } from '../helpers/wait.ts';
+import { createHttpClient, TIMEOUT_HEADER } from '../../src/integrations/http.ts';
+import type { RouteState } from '../../schemas/messages.ts';
+
+/** A real loopback HTTP server: answers 200, 503, or hangs until the client goes away (which it counts). */
+interface Backend {
+  readonly port: number;
+  mode: 'ok' | 'fail' | 'hang';
+  requests: number;
+  /** Requests whose client went away before an answer. */
+  aborted: number;
+  /** The x-lars-timeout-ms values received. */
+  timeouts: number[];
+  close(): Promise<void>;
+}
+
+async function backend(id: string): Promise<Backend> {
+  const b = { mode: 'ok', requests: 0, aborted: 0, timeouts: [] as number[] } as unknown as Backend;
+  const server = http.createServer((req, res) => {
+    b.requests++;
+    b.timeouts.push(Number(req.headers[TIMEOUT_HEADER]));
+    req.resume();
+    res.on('error', () => undefined);
+    if (b.mode === 'ok') {
+      res.end(id);
+    } else if (b.mode === 'fail') {
+      res.writeHead(503);
+      res.end('overloaded');
+    } else {
+      res.on('close', () => {
+        if (!res.writableEnded) b.aborted++;
+      });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return Object.assign(b, {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  });
+}
+
+describe('HTTP calls under the call policy (real servers, nats-server and route node)', function () {
+  this.timeout(60_000);
+  const cluster = useCluster();
+  let c: TestCluster;
+  let servers: Backend[] = [];
+  beforeEach(async () => {
+    c = cluster();
+    servers = await Promise.all(['a', 'b', 'c'].map(backend));
+  });
+  afterEach(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  async function route(cmdid: number): Promise<void> {
+    await c.addRoute(
+      14,
+      cmdid,
+      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
+    );
+    await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 14 && s.cmdid === cmdid, { what: 'route published' });
+  }
+
+  it('http call - a host answering 503 has its requests retried on another host, each attempt told its time', async () => {
+    await route(1);
+    const a = await c.agent({ strategy: 'swrr' });
+    const client = createHttpClient(a, { timeoutMs: 2000 });
+    servers[0]!.mode = 'fail';
+    try {
+      for (let i = 0; i < 30; i++) {
+        const res = await client.call('lars://14.1/item');
+        expect(res.statusCode).to.equal(200);
+        expect(res.host.port).to.not.equal(servers[0]!.port);
+      }
+      expect(servers[0]!.requests, 'the failing host was tried').to.be.at.least(1);
+      expect(servers[1]!.requests + servers[2]!.requests).to.equal(30);
+      const told = servers.flatMap((s) => s.timeouts);
+      expect(told.every((ms) => ms > 0 && ms <= 2000)).to.equal(true);
+    } finally {
+      await client.close();
+      await a.close();
+    }
+  });
+
+  it('http call - an idempotent request to a host that hangs is hedged to another; the first answer wins and the hung host sees the abort', async () => {
+    await route(2);
+    const a = await c.agent({ strategy: 'swrr' });
+    const client = createHttpClient(a, { timeoutMs: 5000, policy: { idempotent: true, hedgeDelayMs: 50 } });
+    try {
+      // first attempts for the hedge budget (5 % of them)
+      for (let i = 0; i < 60; i++) await client.call('lars://14.2/warm');
+      servers[0]!.mode = 'hang';
+      const before = servers[0]!.requests;
+      const t0 = Date.now();
+      for (let i = 0; i < 6; i++) {
+        const res = await client.call('lars://14.2/item');
+        expect(res.statusCode).to.equal(200);
+        expect(res.host.port, 'answered by a host that does not hang').to.not.equal(servers[0]!.port);
+      }
+      expect(servers[0]!.requests - before, 'the hung host was tried').to.be.at.least(1);
+      expect(Date.now() - t0, 'no call waited for the hung host').to.be.below(5000);
+      await waitFor(() => servers[0]!.aborted >= 1, { what: 'the hung host to see its request aborted' });
+      await waitFor(() => servers[0]!.aborted === servers[0]!.requests - before, { what: 'every request to the hung host aborted' });
+    } finally {
+      await client.close();
+      await a.close();
+    }
+  });
+});
