@@ -15,7 +15,8 @@ describe('agent call (real nats-server and route node)', function () {
   });
 
   it("call - a failing host's calls are retried on other hosts, and the route node publishes the budgets it computed from the marked reports", async () => {
-    await c.addRoute(13, 1, hosts(3));
+    // 1 host of 10 fails: a tenth of the first attempts, within the 10 % retry budget
+    await c.addRoute(13, 1, hosts(10));
     await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 13 && s.cmdid === 1, { what: 'route published' });
     const a = await c.agent({ strategy: 'swrr' });
     const served = new Map<string, number>();
