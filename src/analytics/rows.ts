@@ -1,6 +1,6 @@
 /**
  * Wire messages → ClickHouse TabSeparated rows. One report batch becomes one
- * row of `reports_ingest` (columnar arrays; the views expand it into one row
+ * row of `reports_ingest_v2` (columnar arrays; the views expand it into one row
  * per call), one route event one row of `route_events`.
  *
  * This runs once per message on the sink's hot path: plain loops, no
@@ -106,7 +106,7 @@ function hostArrays(hosts: ReadonlyArray<[string, number]>, f: Features): [strin
 }
 
 /**
- * One `reports_ingest` row for a validated batch: its hosts and its reports as
+ * One `reports_ingest_v2` row for a validated batch: its hosts and its reports as
  * parallel arrays. `skipDays` (UTC day numbers) leaves out the reports of days
  * already stored (a retry after a partial write on a server without dedup
  * tokens); returns '' when nothing is left.

@@ -1,6 +1,6 @@
 /**
  * The sink's fast path: a report batch's msgpack bytes straight to its
- * `reports_ingest` row, validated on the way, without building the decoded
+ * `reports_ingest_v2` row, validated on the way, without building the decoded
  * object (decoding plus formatting cost ~0.7 µs per report; this ~0.3 µs).
  *
  * It applies the contract's rules for a ReportBatch (schemas/contract.ts and
