@@ -25,12 +25,13 @@ export interface AgentPolicy {
 
 /**
  * Without a route's figures (a node that publishes none, a route nobody has
- * called yet): the default retry percent, one retry a second, no hedging
- * (no latency has been measured), no shedding.
+ * called yet): the default retry percent and the route's default floor (as
+ * if this agent were its only caller), no hedging (no latency has been
+ * measured), no shedding.
  */
 export const AGENT_POLICY_DEFAULTS: AgentPolicy = Object.freeze({
   retryBudget: DEFAULT_PARAMS.retry_budget_percent / 100,
-  retryFloor: 1,
+  retryFloor: DEFAULT_PARAMS.retry_min_per_sec,
   hedgeDelayMs: undefined,
   hedgeBudget: DEFAULT_PARAMS.hedge_budget_percent / 100,
   shed: 0,

@@ -102,38 +102,39 @@ export function policyChanged(last: CallPolicy | undefined, next: CallPolicy): b
 
 /**
  * A route's call policy over time: its window, and the policy last
- * published. The route actor feeds it report batches and asks it at its
- * ticks whether the policy changed enough to publish.
+ * published. The route actor feeds it report batches; at most once a slot
+ * (a second), a batch also has the policy judged again, and the route
+ * publishes a new version when it changed enough. Only batches do: a route
+ * whose callers are gone publishes nothing for its window draining (the next
+ * batch brings it up to date), and no tick is needed for it.
  */
 export class RouteCallPolicy {
   params: RouteParams;
   private window: CallWindow;
   /** The policy as published (undefined: none yet, the route state carries no call-policy fields). */
   published: CallPolicy | undefined = undefined;
-  /**
-   * A batch came since the last update: only then is the policy judged again,
-   * so a route whose callers are gone publishes no versions for its window
-   * draining (the next batch brings it up to date).
-   */
-  private fresh = false;
+  /** The next time a batch has the policy judged, ms: the slot after the last judgement. */
+  private nextUpdate = -Infinity;
 
   constructor(params: RouteParams, now: number) {
     this.params = params;
     this.window = new CallWindow(params.call_window, now);
   }
 
-  /** New parameters: a window of another length starts afresh. */
+  /** New parameters: a window of another length starts afresh; turned off, no policy is published. */
   configure(params: RouteParams, now: number): void {
-    // turned off: dropped from the next state (applyRegistry publishes a parameter change anyway)
     if (params.call_policy === 0) this.published = undefined;
     this.params = params;
     if (Math.max(1, Math.ceil(params.call_window)) !== this.window.slots) this.window = new CallWindow(params.call_window, now);
   }
 
-  ingest(batch: Parameters<CallWindow['ingest']>[0], now: number): void {
-    if (this.params.call_policy === 0) return;
+  /** One validated batch at `now`; true when the published policy changed (the route publishes a new version). */
+  ingest(batch: Parameters<CallWindow['ingest']>[0], now: number): boolean {
+    if (this.params.call_policy === 0) return false;
     this.window.ingest(batch, now);
-    this.fresh = true;
+    if (now < this.nextUpdate) return false;
+    this.nextUpdate = this.window.dueAt();
+    return this.update(now);
   }
 
   /** The policy the window gives at `now`. */
@@ -142,25 +143,11 @@ export class RouteCallPolicy {
     return computePolicy(this.params, t, this.window.percentile(this.params.hedge_percentile, MIN_HEDGE_SAMPLES), this.window.recent(SHED_SLOTS, now));
   }
 
-  /** Recomputes at `now`; true when the published policy changed (the route publishes a new version). */
+  /** Judges the policy at `now`; true when the published one changed. */
   update(now: number): boolean {
-    if (this.params.call_policy === 0) {
-      // turned off: the next state carries no policy
-      const had = this.published !== undefined;
-      this.published = undefined;
-      this.fresh = false;
-      return had;
-    }
-    if (!this.fresh) return false;
-    this.fresh = false;
     const next = this.current(now);
     if (!policyChanged(this.published, next)) return false;
     this.published = next;
     return true;
-  }
-
-  /** When a tick can next change the policy, ms: the next slot after a batch came. */
-  dueAt(): number {
-    return this.fresh ? this.window.dueAt() : Infinity;
   }
 }

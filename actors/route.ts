@@ -16,7 +16,7 @@
  * comes in as `now` (ms) on every call; the runtime calls `tick(now)`
  * periodically and `flush(now)` after a burst.
  */
-import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
+import { AdminMark, CallRetcode, type PickStrategy } from '../schemas/contract.ts';
 import type { Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteHost, RouteState } from '../schemas/messages.ts';
 import type { PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
@@ -181,7 +181,7 @@ export class RouteActor implements RouteMechanism {
     const hosts = batch.hosts;
     const sender = batch.sender;
     this.trials.heard(sender, now);
-    this.calls.ingest(batch, now);
+    if (this.calls.ingest(batch, now)) this.dirty = true;
     this.lastInput = now;
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
@@ -231,8 +231,8 @@ export class RouteActor implements RouteMechanism {
     // The latency estimate is kept in both profiles (event figures); only the default profile judges it.
     s.latency = s.latCalls === 0 ? latencyMs : s.latency + this.params.latency_alpha * (latencyMs - s.latency);
     s.latCalls++;
-    // an operator's mark decides the host's state, not its reports
-    if (s.admin === undefined) this.policy.report(s, retcode === 0, latencyMs, now);
+    // an operator's mark decides the host's state, not its reports; a refusal as overloaded ejects nothing (default profile)
+    if (s.admin === undefined && (retcode !== CallRetcode.overloaded || this.profile === 'lars')) this.policy.report(s, retcode === 0, latencyMs, now);
   }
 
   // ------------------------------------------------------------ transitions (RouteMechanism: for the profile policy)
@@ -330,7 +330,6 @@ export class RouteActor implements RouteMechanism {
     if (this.panic !== panic) this.dirty = true;
     if (this.trials.tick(this.slots, now) && !this.panic) this.dirty = true;
     if (this.weighting.due(now) && this.weighting.update(this.slots, now)) this.dirty = true;
-    if (this.calls.dueAt() <= now && this.calls.update(now)) this.dirty = true;
     this.lastTick = now;
   }
 
@@ -348,7 +347,7 @@ export class RouteActor implements RouteMechanism {
   nextTick(): number {
     const policy = this.policy;
     const drainMs = this.params.drain_time * 1000;
-    let due = Math.min(this.weighting.dueAt(), this.calls.dueAt());
+    let due = this.weighting.dueAt();
     for (const s of this.slots) {
       if (s.state === 'draining') {
         if (s.admin !== AdminMark.drained) due = Math.min(due, s.since + drainMs);

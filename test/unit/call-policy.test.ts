@@ -3,7 +3,7 @@ import { CallWindow, SLOT_MS, bucketUpperMs, latencyBucket } from '../../actors/
 import { MAX_SHED, RouteCallPolicy, computePolicy, policyChanged, sreThrottle, type CallPolicy } from '../../actors/call-policy.ts';
 import { DEFAULT_PARAMS, resolveParams, type RouteParams } from '../../actors/params.ts';
 import { RouteActor } from '../../actors/route.ts';
-import { AttemptKind } from '../../schemas/contract.ts';
+import { AttemptKind, CallRetcode } from '../../schemas/contract.ts';
 import { validateReportBatch, validateRouteState, type AttemptTuple, type ReportBatch } from '../../schemas/messages.ts';
 import { entry } from '../helpers/route-entry.ts';
 
@@ -121,27 +121,26 @@ describe('call policy - budgets from every caller', () => {
     expect(policyChanged(a, { ...a, retryFloor: 0.95 })).to.equal(false);
   });
 
-  it('call policy - a route publishes nothing before its first calls, then a policy; shedding engages and lifts as the window slides', () => {
+  it('call policy - judged at the first batch, then at most once a second by a batch; shedding engages and lifts within seconds', () => {
     const rp = new RouteCallPolicy(DEFAULT_PARAMS, T0);
-    expect(rp.update(T0 + SLOT_MS)).to.equal(false);
-    expect(rp.dueAt()).to.equal(Infinity);
-    rp.ingest(batch('a', 100, { fail: 100 }), T0 + SLOT_MS);
-    expect(rp.update(T0 + 2 * SLOT_MS)).to.equal(true);
+    expect(rp.published).to.equal(undefined);
+    expect(rp.ingest(batch('a', 100, { fail: 100 }), T0 + SLOT_MS)).to.equal(true);
     expect(rp.published!.shed).to.equal(MAX_SHED);
-    let t = T0 + 2 * SLOT_MS;
     // the hosts recover: successes only, second by second
+    let t = T0 + SLOT_MS;
+    expect(rp.ingest(batch('a', 100), t + 500), 'the same second: not judged again').to.equal(false);
+    expect(rp.published!.shed).to.equal(MAX_SHED);
     while (rp.published!.shed > 0 && t < T0 + 60_000) {
       t += SLOT_MS;
       rp.ingest(batch('a', 100), t);
-      rp.update(t);
     }
     expect(rp.published!.shed).to.equal(0);
-    expect(t - T0, 'lifted once accepts are half the window').to.be.below(5_000);
+    expect(t - T0, 'lifted once the last 2 s accepted half the calls').to.be.at.most(2 * SLOT_MS);
   });
 });
 
 describe('route actor - call policy published with the route state', () => {
-  it('route - a called route publishes its budgets, hedge delay and shedding in a state the contract accepts', () => {
+  it('route - a called route publishes its budgets, hedge delay and shedding in a state the contract accepts; ticks alone publish nothing for them', () => {
     const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default'), now: T0 });
     const first = r.flush(T0)!.state;
     expect(first.retry_budget, 'no policy before any call').to.equal(undefined);
@@ -151,32 +150,48 @@ describe('route actor - call policy published with the route state', () => {
     b.reports.forEach((x, i) => (x[2] = 1 + i / 10));
     expect(validateReportBatch(b).ok).to.equal(true);
     r.ingest(b, T0 + 200);
-    expect(r.nextTick()).to.be.at.most(T0 + SLOT_MS);
-    r.tick(T0 + SLOT_MS);
-    const s = r.flush(T0 + SLOT_MS)!.state;
+    const s = r.flush(T0 + 200)!.state;
     expect(s).to.include({ retry_budget: 0.1, retry_floor: 3, hedge_budget: 0.05, shed: 0 });
     expect(s.hedge_delay_ms, 'p95 of 1.0..5.9 ms is 5.7 ms, within one bucket above').to.be.within(5.7, 5.7 * 1.19);
     expect(validateRouteState(s).ok).to.equal(true);
-    // the same figures a second later: no new version
+    // the same figures a second later: no new version; nor from ticks while nobody calls
     r.ingest(b, T0 + SLOT_MS + 100);
-    r.tick(T0 + 2 * SLOT_MS);
-    expect(r.flush(T0 + 2 * SLOT_MS)).to.equal(undefined);
+    expect(r.flush(T0 + SLOT_MS + 100)).to.equal(undefined);
+    for (let t = T0 + 2 * SLOT_MS; t < T0 + 30 * SLOT_MS; t += 100) r.tick(t);
+    expect(r.flush(T0 + 30 * SLOT_MS)).to.equal(undefined);
   });
 
   it('route - call_policy 0: no call-policy fields, and a policy published before is dropped from the next state', () => {
     const off = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default', { call_policy: 0 }), now: T0 });
     off.flush(T0);
     off.ingest(batch('a', 50), T0 + 200);
-    off.tick(T0 + SLOT_MS);
-    expect(off.flush(T0 + SLOT_MS), 'nothing to publish').to.equal(undefined);
+    expect(off.flush(T0 + 200), 'nothing to publish').to.equal(undefined);
     const on = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default'), now: T0 });
     on.flush(T0);
     on.ingest(batch('a', 50), T0 + 200);
-    on.tick(T0 + SLOT_MS);
-    expect(on.flush(T0 + SLOT_MS)!.state.retry_budget).to.equal(0.1);
+    expect(on.flush(T0 + 200)!.state.retry_budget).to.equal(0.1);
     on.applyRegistry(entry(3, 'default', { call_policy: 0 }), T0 + SLOT_MS + 1);
     const s = on.flush(T0 + SLOT_MS + 1)!.state;
     for (const k of ['retry_budget', 'retry_floor', 'hedge_delay_ms', 'hedge_budget', 'shed']) expect(s, k).to.not.have.property(k);
+  });
+
+  it('route - a host refusing calls as overloaded (retcode -4) is not ejected, and the refusals make the route shed', () => {
+    const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default'), now: T0 });
+    r.flush(T0);
+    const b = batch('a', 100);
+    b.reports.forEach((x) => (x[1] = CallRetcode.overloaded));
+    r.ingest(b, T0 + 100);
+    expect(r.host('10.0.0.1:8000')!.state).to.equal('healthy');
+    expect(r.flush(T0 + 100)!.state.shed).to.equal(MAX_SHED);
+    // any other error code ejects as before
+    const e = batch('a', 100);
+    e.reports.forEach((x) => (x[1] = -5));
+    r.ingest(e, T0 + 200);
+    expect(r.host('10.0.0.1:8000')!.state).to.equal('overloaded');
+    // the lars profile keeps Lars' rule: every non-zero retcode is an error
+    const l = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'lars'), now: T0 });
+    l.ingest(b, T0 + 100);
+    expect(l.host('10.0.0.1:8000')!.state).to.equal('overloaded');
   });
 
   it('route - an attempt mark past the batch\'s reports is refused by the contract', () => {
