@@ -16,21 +16,29 @@ export const SLOT_MS = 1000;
 /** Callers counted at most (more count as this many): the route-wide floor is shared among them. */
 export const MAX_CALLERS = 4096;
 
-/** Latency histogram: bucket 0 holds latencies up to MIN_LATENCY_MS, then PER_OCTAVE buckets per doubling. */
-export const HISTOGRAM_BUCKETS = 96;
-const PER_OCTAVE = 4;
-const MIN_LATENCY_MS = 1 / 64;
+/**
+ * Latency histogram in units of 1/64 ms: bucket 4·k + j holds the latencies
+ * in [2^k·(1 + j/4), 2^k·(1 + (j + 1)/4)) units (4 linear buckets per
+ * doubling, each at most 25 % wide), found with integer operations only:
+ * the report path pays no logarithm.
+ */
+export const HISTOGRAM_BUCKETS = 128;
+const UNITS_PER_MS = 64;
 
 /** The histogram bucket of a latency, ms. */
 export function latencyBucket(ms: number): number {
-  if (!(ms > MIN_LATENCY_MS)) return 0;
-  const b = Math.ceil(Math.log2(ms / MIN_LATENCY_MS) * PER_OCTAVE);
-  return b < HISTOGRAM_BUCKETS ? b : HISTOGRAM_BUCKETS - 1;
+  // 3,600,000 ms × 64 is below 2^31: one int32
+  const q = (ms * UNITS_PER_MS) | 0;
+  if (q < 4) return q < 0 ? 0 : q;
+  const k = 31 - Math.clz32(q);
+  return (k << 2) | ((q >>> (k - 2)) & 3);
 }
 
-/** The largest latency bucket `b` holds, ms (the last bucket holds everything above too). */
+/** The largest latency bucket `b` holds, ms (its exclusive upper end). */
 export function bucketUpperMs(b: number): number {
-  return MIN_LATENCY_MS * 2 ** (b / PER_OCTAVE);
+  if (b < 4) return (b + 1) / UNITS_PER_MS;
+  const k = b >> 2;
+  return (2 ** k * (1 + ((b & 3) + 1) / 4)) / UNITS_PER_MS;
 }
 
 /** Fields of a slot, in the slot array. */
@@ -168,8 +176,8 @@ export class CallWindow {
 
   /**
    * The `p`-th percentile (0..100) of the latencies of the last half window
-   * to the last whole one, ms: the upper bound of the bucket it falls in
-   * (buckets are 19 % wide). Undefined with fewer than `minSamples` latencies.
+   * to the last whole one, ms: the upper end of the bucket it falls in
+   * (buckets are at most 25 % wide). Undefined with fewer than `minSamples` latencies.
    */
   percentile(p: number, minSamples: number): number | undefined {
     let total = 0;
