@@ -12,6 +12,7 @@
  *
  * Pure: no I/O, no timers.
  */
+import type { RouteState } from '../schemas/messages.ts';
 import type { RouteParams } from './params.ts';
 import { CallWindow, type WindowTotals } from './call-window.ts';
 
@@ -135,6 +136,29 @@ export class RouteCallPolicy {
     if (now < this.nextUpdate) return false;
     this.nextUpdate = this.window.dueAt();
     return this.update(now);
+  }
+
+  /** The published policy as a checkpoint keeps it (see RouteCheckpoint.call_policy): `{}` when none. */
+  save(): { call_policy?: number[] } {
+    const p = this.published;
+    return p === undefined ? {} : { call_policy: [p.retryBudget, p.retryFloor, p.hedgeDelayMs ?? -1, p.hedgeBudget, p.shed] };
+  }
+
+  /** Resumes what a checkpoint or a published state says was published (the window starts afresh). */
+  restore(saved: readonly number[] | undefined, state: RouteState | undefined): void {
+    if (this.params.call_policy === 0) return;
+    if (saved !== undefined && saved.length === 5) {
+      const [retryBudget, retryFloor, hedge, hedgeBudget, shed] = saved as [number, number, number, number, number];
+      this.published = { retryBudget, retryFloor, hedgeDelayMs: hedge < 0 ? undefined : hedge, hedgeBudget, shed };
+    } else if (state?.retry_budget !== undefined) {
+      this.published = {
+        retryBudget: state.retry_budget,
+        retryFloor: state.retry_floor ?? 0,
+        hedgeDelayMs: state.hedge_delay_ms,
+        hedgeBudget: state.hedge_budget ?? 0,
+        shed: state.shed ?? 0,
+      };
+    }
   }
 
   /** The policy the window gives at `now`. */

@@ -26,7 +26,7 @@ export interface PublishedRoute extends RouteIds {
   /** The strategy agents are told to use (none: theirs). */
   readonly strategy: PickStrategy | undefined;
   /** The call policy published with the state (none: the state carries no call-policy fields). */
-  readonly callPolicy?: CallPolicy | undefined;
+  readonly calls?: { readonly published: CallPolicy | undefined };
 }
 
 /** The state of route `r` at `now`, as version `version` (at least 1). */
@@ -45,7 +45,7 @@ export function routeState(r: PublishedRoute, version: number, panic: boolean, r
     hosts,
   };
   if (r.strategy !== undefined) state.strategy = r.strategy;
-  const c = r.callPolicy;
+  const c = r.calls?.published;
   if (c !== undefined) {
     state.retry_budget = c.retryBudget;
     state.retry_floor = c.retryFloor;

@@ -25,7 +25,7 @@ import { HostSlot, hostCheckpoint, publishedHost, resumeHost, resumePublished } 
 import { hostEvent, hostFigures, leftEvent, pickWeight, routeState } from './route-output.ts';
 import { ejectionCap, inPanic } from './route-health.ts';
 import { LoadWeighting } from './load-weights.ts';
-import { RouteCallPolicy, type CallPolicy } from './call-policy.ts';
+import { RouteCallPolicy } from './call-policy.ts';
 import { step, type HostEvent } from './host-machine.ts';
 import { paramsOrDefaults, type RouteParams } from './params.ts';
 import { quietDue, QUIET_MS } from './route-schedule.ts';
@@ -48,8 +48,8 @@ export class RouteActor implements RouteMechanism {
   private policy!: ProfilePolicy;
   /** Pick weights from reported load, and slow start. */
   private weighting!: LoadWeighting;
-  /** Retry and hedge budgets, hedge delay and shedding from every caller's reports. */
-  private calls!: RouteCallPolicy;
+  /** Retry and hedge budgets, hedge delay and shedding from every caller's reports; `published`: as last published. */
+  calls!: RouteCallPolicy;
   private slots: HostSlot[] = [];
   private byKey = new Map<string, HostSlot>();
   private version = 0;
@@ -85,6 +85,7 @@ export class RouteActor implements RouteMechanism {
     const now = opts.now;
     this.version = opts.restored?.version ?? 0;
     this.configure(opts.entry, now);
+    this.calls.restore(undefined, opts.restored);
     const restored = new Map((opts.restored?.hosts ?? []).map((h): [string, RouteHost] => [`${h.ip}:${h.port}`, h]));
     for (const h of opts.entry.hosts) {
       if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
@@ -106,6 +107,7 @@ export class RouteActor implements RouteMechanism {
     this.weighting.periodStart = cp.load_period_start ?? now;
     this.weighting.unit = cp.load_unit ?? 0;
     this.version = cp.version;
+    this.calls.restore(cp.call_policy, undefined);
     for (const h of cp.hosts) {
       const s = resumeHost(this.policy.machine, h, now);
       // a host listed twice: the first
@@ -166,11 +168,6 @@ export class RouteActor implements RouteMechanism {
     else this.trials.params = this.params;
     if (this.calls === undefined) this.calls = new RouteCallPolicy(this.params, now);
     else this.calls.configure(this.params, now);
-  }
-
-  /** The call policy as last published (none before the route's first calls). */
-  get callPolicy(): CallPolicy | undefined {
-    return this.calls.published;
   }
 
   // ------------------------------------------------------------ fast path
@@ -492,6 +489,7 @@ export class RouteActor implements RouteMechanism {
       load_period_start: this.weighting.periodStart,
       load_unit: this.weighting.unit,
       ...this.trials.save(),
+      ...this.calls.save(),
       hosts,
       pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
     };

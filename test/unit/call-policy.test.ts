@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { CallWindow, HISTOGRAM_BUCKETS, SLOT_MS, bucketUpperMs, latencyBucket } from '../../actors/call-window.ts';
 import { MAX_SHED, RouteCallPolicy, computePolicy, policyChanged, sreThrottle, type CallPolicy } from '../../actors/call-policy.ts';
 import { DEFAULT_PARAMS, resolveParams, type RouteParams } from '../../actors/params.ts';
-import { RouteActor } from '../../actors/route.ts';
+import { RouteActor, parseCheckpoint } from '../../actors/route.ts';
 import { AttemptKind, CallRetcode } from '../../schemas/contract.ts';
 import { validateReportBatch, validateRouteState, type AttemptTuple, type ReportBatch } from '../../schemas/messages.ts';
 import { entry } from '../helpers/route-entry.ts';
@@ -197,6 +197,27 @@ describe('route actor - call policy published with the route state', () => {
     const l = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'lars'), now: T0 });
     l.ingest(b, T0 + 100);
     expect(l.host('10.0.0.1:8000')!.state).to.equal('overloaded');
+  });
+
+  it('route - a route taken over (checkpoint or published state) goes on from the policy published: no version for the same figures', () => {
+    const r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default'), now: T0 });
+    r.flush(T0);
+    const b = batch('a', 50);
+    r.ingest(b, T0 + 200);
+    const published = r.flush(T0 + 200)!.state;
+    const cp = parseCheckpoint(JSON.parse(JSON.stringify(r.checkpoint(T0 + 300))) as unknown);
+    expect(cp.ok).to.equal(true);
+    if (!cp.ok) return;
+    expect(cp.value.call_policy).to.have.length(5);
+    const fromCheckpoint = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(3, 'default'), now: T0 + 300, checkpoint: cp.value });
+    const fromState = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n2', entry: entry(3, 'default'), now: T0 + 300, restored: published });
+    fromState.flush(T0 + 300);
+    for (const x of [fromCheckpoint, fromState]) {
+      expect(x.calls.published).to.deep.equal(r.calls.published);
+      x.ingest(b, T0 + 400);
+      expect(x.flush(T0 + 400), 'the same figures: nothing new').to.equal(undefined);
+    }
+    expect(parseCheckpoint({ ...cp.value, call_policy: [1, 2] })).to.deep.equal({ ok: false, error: 'call_policy must be 5 numbers' });
   });
 
   it('route - an attempt mark past the batch\'s reports is refused by the contract', () => {
