@@ -111,7 +111,7 @@ export const PARAMS = {
     doc: "Retries may add at most this percent of the route's first attempts over the window, all callers together (each agent enforces its share locally).",
   },
   retry_min_per_sec: { default: 3, min: 0, max: 1_000_000, doc: '...plus this many retries per second for the whole route, shared among its callers (a floor for routes called rarely).' },
-  hedge_percentile: { default: 95, min: 50, max: 99.9, doc: "An idempotent call with no answer after this percentile of the route's measured latency may be hedged to another host..." },
+  hedge_percentile: { default: 99, min: 50, max: 99.9, doc: "An idempotent call with no answer after this percentile of the route's measured latency may be hedged to another host..." },
   hedge_min_delay_ms: { default: 1, min: 0, max: 3_600_000, doc: '...the hedge delay is at least this, ms...' },
   hedge_max_delay_ms: { default: 1000, min: 0, max: 3_600_000, doc: '...and at most this, ms.' },
   hedge_budget_percent: { default: 5, min: 0, max: 100, doc: "Hedges may add at most this percent of the route's first attempts over the window; 0: no hedging." },

@@ -1,58 +1,73 @@
 /**
- * `npm run bench -- calls`: the retry-storm scenario of the call policies
- * (docs/calls.md), in virtual time, with the real parts: `agent.call`'s
- * engine (src/agent/call.ts), each agent's budget (actors/agent-budget.ts)
- * and the route actor computing the route's policy from every caller's
- * marked reports (actors/route.ts, actors/call-policy.ts).
+ * `npm run bench -- calls`: the call policies (docs/calls.md) on three
+ * scenarios, in virtual time, with the real parts: `agent.call`'s engine
+ * (src/agent/call.ts), each agent's budget (actors/agent-budget.ts) and the
+ * route actor computing the route's policy from every caller's marked
+ * reports (actors/route.ts, actors/call-policy.ts). Reports leave each agent
+ * every 20 ms and reach the route actor 2 ms later; the actor's states reach
+ * the agents 2 ms after a flush (ticked every 100 ms). Each scenario runs with
+ * the default policy and without (the figures side by side):
  *
- * Three agents call a route of 10 hosts, 200 logical calls a second each
- * (evenly spaced), at most 3 attempts per call. Every host fails every call
- * (fast, 2 ms) from 10 s to 40 s, then recovers; the run ends at 50 s. Reports
- * leave each agent every 20 ms and reach the route actor 2 ms later; the
- * actor is ticked every 100 ms and its states reach the agents 2 ms after a
- * flush. The same run three times: the default policy; without any budget
- * (retries limited only by the 3 attempts, no shedding); and with the budget
- * but no shedding (shed_k 0).
- *
- * Figures: `retry_storm_amplification` (attempts per logical call started
- * during the outage, target ≤ 1.2; `_no_budget` beside it, 3.0 expected),
- * `retry_storm_amplification_no_shed`, and `retry_storm_recovery_ms` (from
- * the hosts' recovery to the first 100 ms from which every logical call
- * succeeds, target ≤ 2000).
+ * - retry-storm: 3 agents, 200 logical calls a second each, at most 3
+ *   attempts, on 10 hosts that all fail every call (fast, 2 ms) from 10 s to
+ *   40 s. `retry_storm_amplification`: attempts per logical call started
+ *   during the outage (target ≤ 1.2; 3.0 without any budget);
+ *   `retry_storm_recovery_ms`: from the hosts' recovery to the first 100 ms
+ *   from which every call succeeds (target ≤ 2000).
+ * - one-bad-host: 1 of 10 hosts fails 30 % of its calls fast; 3 agents, 200
+ *   calls a second each, 30 s. `retry_logical_success_pct` (target ≥ 99.99;
+ *   without retries beside it).
+ * - tail-at-scale (after Dean and Barroso): each request fans out to 100
+ *   hosts and waits for every answer; a leaf answers in p50/p95/p99 ≈
+ *   1/5/10 ms, and 1 call in 2,000 stalls 200–2000 ms. 2 agents, 10 requests
+ *   a second each, 30 s; requests are idempotent (hedged). `tail_p999_ratio_hedged`:
+ *   p99.9 of the requests with the policy ÷ without (target ≤ 0.10);
+ *   `hedge_extra_calls_pct` (target ≤ 5).
  */
 import { RouteActor } from '../actors/route.ts';
 import { AgentCallBudget, policyOf, type AgentPolicy } from '../actors/agent-budget.ts';
 import type { PickedHost } from '../actors/agent-route.ts';
 import type { AttemptTuple, RegistryEntry, ReportBatch, ReportTuple, RouteState } from '../schemas/messages.ts';
 import { EventQueue } from '../src/sim/heap.ts';
-import { newCallCounters, runCall, type CallTimers } from '../src/agent/call.ts';
+import { newCallCounters, runCall, type CallOptions, type CallTimers } from '../src/agent/call.ts';
 import { record, type Metric } from './lib.ts';
 
 const T0 = 1_700_000_000_000;
-const HOSTS = 10;
-const AGENTS = 3;
-const RATE = 200;
-const OUTAGE_FROM = 10_000;
-const OUTAGE_TO = 40_000;
-const END = 50_000;
 const BATCH_MS = 20;
 const DELAY_MS = 2;
 const TICK_MS = 100;
-const HOST_MS = 2;
 
-type Ev = () => void;
+interface Scenario {
+  hosts: number;
+  agents: number;
+  /** Logical requests a second per agent, evenly spaced. */
+  rate: number;
+  /** Calls per request (all must succeed; the request lasts as long as the slowest). */
+  fanout: number;
+  endMs: number;
+  /** One call to host `h` started at `t` (ms from the start): fails or not, and how long it takes, ms. */
+  leaf(h: number, t: number, random: () => number): { fail: boolean; ms: number };
+  call: CallOptions;
+  params: Record<string, number>;
+}
 
 interface Run {
-  calls: number;
+  requests: number;
+  failedRequests: number;
+  /** Attempts and requests started in [from, to) of `window`. */
+  windowRequests: number;
+  windowAttempts: number;
   attempts: number;
-  outageCalls: number;
-  outageAttempts: number;
-  recoveryMs: number;
+  hedges: number;
+  firsts: number;
+  latencies: number[];
+  /** Per 100 ms bucket from `window.to`: requests started, failed. */
+  after: Map<number, [number, number]>;
   stops: Record<string, number>;
 }
 
-async function run(params: Record<string, number>): Promise<Run> {
-  const q = new EventQueue<Ev>();
+async function run(sc: Scenario, window: { from: number; to: number } = { from: 0, to: Infinity }): Promise<Run> {
+  const q = new EventQueue<() => void>();
   let now = T0;
   const timers: CallTimers = {
     now: () => now,
@@ -70,29 +85,30 @@ async function run(params: Record<string, number>): Promise<Run> {
     modid: 1,
     cmdid: 1,
     profile: 'default',
-    params,
-    hosts: Array.from({ length: HOSTS }, (_, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100 })),
+    params: sc.params,
+    hosts: Array.from({ length: sc.hosts }, (_, i) => ({ ip: `10.0.${i >> 8}.${(i & 255) + 1}`, port: 8000, weight: 100 })),
     updated_by: 'bench',
     ts: 0,
   };
   const actor = new RouteActor({ modid: 1, cmdid: 1, nodeId: 'bench', entry, now });
   let state: RouteState = actor.flush(now)!.state;
   const picks: PickedHost[] = entry.hosts.map((h) => ({ ok: true, ip: h.ip, port: h.port }));
-  const out: Run = { calls: 0, attempts: 0, outageCalls: 0, outageAttempts: 0, recoveryMs: NaN, stops: {} };
-  /** Per 100 ms bucket after the recovery: logical calls started, and those that failed. */
-  const after = new Map<number, [number, number]>();
-  const agents = Array.from({ length: AGENTS }, (_, a) => {
+  const index = new Map<PickedHost, number>(picks.map((p, i) => [p, i]));
+  const out: Run = { requests: 0, failedRequests: 0, windowRequests: 0, windowAttempts: 0, attempts: 0, hedges: 0, firsts: 0, latencies: [], after: new Map(), stops: {} };
+  const hostRandom = mulberry(99);
+  const agents = Array.from({ length: sc.agents }, (_, a) => {
     let policy: AgentPolicy = policyOf(state);
     const reports: ReportTuple[] = [];
     const marks: AttemptTuple[] = [];
-    let rr = a;
+    let rr = a * 7;
+    const counters = newCallCounters();
     const deps = {
-      counters: newCallCounters(),
-      pick: () => picks[rr++ % HOSTS],
+      counters,
+      pick: () => picks[rr++ % sc.hosts],
       release: () => undefined,
       report: (h: PickedHost, retcode: number, lat: number, mark: { attempt: number; kind: 0 | 1 | 2 } | undefined) => {
         if (mark !== undefined) marks.push([reports.length, mark.attempt, mark.kind]);
-        reports.push([picks.findIndex((p) => p === h), retcode, lat, 0]);
+        reports.push([index.get(h)!, retcode, lat, 0]);
       },
       policy: () => policy,
       budget: new AgentCallBudget(now),
@@ -112,7 +128,7 @@ async function run(params: Record<string, number>): Promise<Run> {
       q.push(now + BATCH_MS, flushBatch);
     };
     q.push(now + BATCH_MS + a, flushBatch);
-    return { deps, setPolicy: (p: AgentPolicy) => (policy = p) };
+    return { deps, counters, setPolicy: (p: AgentPolicy) => (policy = p) };
   });
   const publish = (): void => {
     const ch = actor.flush(now);
@@ -127,65 +143,58 @@ async function run(params: Record<string, number>): Promise<Run> {
     q.push(now + TICK_MS, tick);
   };
   q.push(now + TICK_MS, tick);
-  const failing = (): boolean => now - T0 >= OUTAGE_FROM && now - T0 < OUTAGE_TO;
-  const call = (ag: (typeof agents)[number]): void => {
+  const request = (ag: (typeof agents)[number]): void => {
     const startedAt = now - T0;
-    const outage = startedAt >= OUTAGE_FROM && startedAt < OUTAGE_TO;
-    out.calls++;
-    if (outage) out.outageCalls++;
-    void runCall(
-      1,
-      1,
-      ag.deps,
-      () =>
-        new Promise<void>((resolve, reject) => {
-          out.attempts++;
-          if (outage) out.outageAttempts++;
-          const fail = failing();
-          timers.set(() => (fail ? reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })) : resolve()), HOST_MS);
-        }),
-      { maxAttempts: 3, attemptTimeoutMs: 1000 },
-    ).then(
-      () => bucket(startedAt, false),
-      (err: { reason?: string }) => {
-        out.stops[err.reason ?? 'other'] = (out.stops[err.reason ?? 'other'] ?? 0) + 1;
-        bucket(startedAt, true);
-      },
-    );
-  };
-  const bucket = (startedAt: number, failed: boolean): void => {
-    if (startedAt < OUTAGE_TO) return;
-    const b = Math.floor((startedAt - OUTAGE_TO) / 100);
-    const v = after.get(b) ?? [0, 0];
-    v[0]++;
-    if (failed) v[1]++;
-    after.set(b, v);
+    const counted = startedAt >= window.from && startedAt < window.to;
+    out.requests++;
+    if (counted) out.windowRequests++;
+    const leaf = (h: PickedHost): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        out.attempts++;
+        if (counted) out.windowAttempts++;
+        const r = sc.leaf(index.get(h)!, now - T0, hostRandom);
+        timers.set(() => (r.fail ? reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })) : resolve()), r.ms);
+      });
+    const subs = Array.from({ length: sc.fanout }, () => runCall(1, 1, ag.deps, leaf, sc.call));
+    void Promise.allSettled(subs).then((rs) => {
+      const failed = rs.some((r) => r.status === 'rejected');
+      for (const r of rs) {
+        if (r.status === 'rejected') {
+          const why = (r.reason as { reason?: string }).reason ?? 'other';
+          out.stops[why] = (out.stops[why] ?? 0) + 1;
+        }
+      }
+      if (failed) out.failedRequests++;
+      else out.latencies.push(now - T0 - startedAt);
+      if (startedAt >= window.to) {
+        const b = Math.floor((startedAt - window.to) / 100);
+        const v = out.after.get(b) ?? [0, 0];
+        v[0]++;
+        if (failed) v[1]++;
+        out.after.set(b, v);
+      }
+    });
   };
   agents.forEach((ag, a) => {
-    const every = 1000 / RATE;
+    const every = 1000 / sc.rate;
     const next = (): void => {
-      call(ag);
-      if (now - T0 + every < END) q.push(now + every, next);
+      request(ag);
+      if (now - T0 + every < sc.endMs) q.push(now + every, next);
     };
     q.push(now + a * 0.3, next);
   });
   for (;;) {
     const e = q.pop();
-    if (e === undefined || e.t - T0 > END + 2000) break;
+    if (e === undefined || e.t - T0 > sc.endMs + 5000) break;
     now = e.t;
     e.ev();
     // the promise jobs of what just happened (attempts settling, calls ending)
     await new Promise((r) => setImmediate(r));
   }
-  // the first bucket from which every call succeeded to the end
-  const last = Math.floor((END - OUTAGE_TO) / 100) - 1;
-  let from = last + 1;
-  for (let b = last; b >= 0; b--) {
-    const v = after.get(b);
-    if (v !== undefined && v[1] > 0) break;
-    from = b;
+  for (const ag of agents) {
+    out.firsts += ag.counters.first;
+    out.hedges += ag.counters.hedge;
   }
-  out.recoveryMs = from * 100;
   return out;
 }
 
@@ -200,15 +209,90 @@ function mulberry(seed: number): () => number {
   };
 }
 
-const withPolicy = await run({});
-const noBudget = await run({ retry_budget_percent: 10_000, retry_min_per_sec: 1_000_000, shed_k: 0 });
-const noShed = await run({ shed_k: 0 });
-const amp = (r: Run): number => r.outageAttempts / Math.max(1, r.outageCalls);
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+}
+
+/** From `window.to`: the first 100 ms bucket from which every request succeeded, ms. */
+function recoveryMs(r: Run, sc: Scenario, window: { to: number }): number {
+  const last = Math.floor((sc.endMs - window.to) / 100) - 1;
+  let from = last + 1;
+  for (let b = last; b >= 0; b--) {
+    const v = r.after.get(b);
+    if (v !== undefined && v[1] > 0) break;
+    from = b;
+  }
+  return from * 100;
+}
+
+const NO_POLICY = { retry_budget_percent: 10_000, retry_min_per_sec: 1_000_000, shed_k: 0 };
+
+// ------------------------------------------------------------------ retry-storm
+const OUTAGE = { from: 10_000, to: 40_000 };
+const storm = (params: Record<string, number>): Scenario => ({
+  hosts: 10,
+  agents: 3,
+  rate: 200,
+  fanout: 1,
+  endMs: 50_000,
+  leaf: (_h, t) => ({ fail: t >= OUTAGE.from && t < OUTAGE.to, ms: 2 }),
+  call: { maxAttempts: 3, attemptTimeoutMs: 1000 },
+  params,
+});
+const stormOn = await run(storm({}), OUTAGE);
+const stormOff = await run(storm(NO_POLICY), OUTAGE);
+const stormNoShed = await run(storm({ shed_k: 0 }), OUTAGE);
+const amp = (r: Run): number => r.windowAttempts / Math.max(1, r.windowRequests);
+
+// ------------------------------------------------------------------ one-bad-host
+const badHost = (call: CallOptions): Scenario => ({
+  hosts: 10,
+  agents: 3,
+  rate: 200,
+  fanout: 1,
+  endMs: 30_000,
+  leaf: (h, _t, random) => ({ fail: h === 0 && random() < 0.3, ms: h === 0 ? 1 : 2 }),
+  call,
+  params: {},
+});
+const badOn = await run(badHost({ maxAttempts: 3 }));
+const badOff = await run(badHost({ maxAttempts: 1 }));
+const successPct = (r: Run): number => (100 * (r.requests - r.failedRequests)) / Math.max(1, r.requests);
+
+// ------------------------------------------------------------------ tail-at-scale
+function leafMs(u: number, v: number): number {
+  if (u < 0.0005) return 200 + v * 1800;
+  if (u < 0.5) return 0.5 + u;
+  if (u < 0.95) return 1 + ((u - 0.5) / 0.45) * 4;
+  if (u < 0.99) return 5 + ((u - 0.95) / 0.04) * 5;
+  return 10 + ((u - 0.99) / 0.01) * 40;
+}
+const tail = (call: CallOptions, params: Record<string, number> = {}): Scenario => ({
+  hosts: 100,
+  agents: 2,
+  rate: 10,
+  fanout: 100,
+  endMs: 30_000,
+  leaf: (_h, _t, random) => ({ fail: false, ms: leafMs(random(), random()) }),
+  call,
+  params,
+});
+const tailOn = await run(tail({ idempotent: true, attemptTimeoutMs: 5000, maxAttempts: 2 }));
+const tailOff = await run(tail({ attemptTimeoutMs: 5000, maxAttempts: 1 }));
+const p999 = (r: Run): number => percentile(r.latencies, 99.9);
+
 const metrics: Metric[] = [
-  { name: 'retry_storm_amplification', value: amp(withPolicy), unit: 'attempts/call', target: '<= 1.2', note: `default policy; stops ${JSON.stringify(withPolicy.stops)}` },
-  { name: 'retry_storm_amplification_no_budget', value: amp(noBudget), unit: 'attempts/call', note: 'no retry budget, no shedding: 3 attempts per call' },
-  { name: 'retry_storm_amplification_no_shed', value: amp(noShed), unit: 'attempts/call', note: 'retry budget, no shedding' },
-  { name: 'retry_storm_recovery_ms', value: withPolicy.recoveryMs, unit: 'ms', target: '<= 2000', note: 'hosts back → every call succeeds' },
-  { name: 'retry_storm_recovery_ms_no_budget', value: noBudget.recoveryMs, unit: 'ms' },
+  { name: 'retry_storm_amplification', value: amp(stormOn), unit: 'attempts/call', target: '<= 1.2', note: `default policy; stops ${JSON.stringify(stormOn.stops)}` },
+  { name: 'retry_storm_amplification_no_budget', value: amp(stormOff), unit: 'attempts/call', note: 'no retry budget, no shedding: 3 attempts per call' },
+  { name: 'retry_storm_amplification_no_shed', value: amp(stormNoShed), unit: 'attempts/call', note: 'retry budget, no shedding' },
+  { name: 'retry_storm_recovery_ms', value: recoveryMs(stormOn, storm({}), OUTAGE), unit: 'ms', target: '<= 2000', note: 'hosts back → every call succeeds' },
+  { name: 'retry_storm_recovery_ms_no_budget', value: recoveryMs(stormOff, storm(NO_POLICY), OUTAGE), unit: 'ms' },
+  { name: 'retry_logical_success_pct', value: successPct(badOn), unit: '%', target: '>= 99.99', note: `one bad host (30 % fast failures), ${badOn.requests} calls; stops ${JSON.stringify(badOn.stops)}` },
+  { name: 'retry_logical_success_pct_no_retries', value: successPct(badOff), unit: '%' },
+  { name: 'tail_p999_ratio_hedged', value: p999(tailOn) / p999(tailOff), unit: 'ratio', target: '<= 0.1', note: `p99.9 ${p999(tailOn).toFixed(1)} ms hedged, ${p999(tailOff).toFixed(1)} ms without` },
+  { name: 'tail_p999_ms_hedged', value: p999(tailOn), unit: 'ms' },
+  { name: 'tail_p999_ms_no_hedge', value: p999(tailOff), unit: 'ms' },
+  { name: 'hedge_extra_calls_pct', value: (100 * tailOn.hedges) / Math.max(1, tailOn.firsts), unit: '%', target: '<= 5', note: `${tailOn.hedges} hedges for ${tailOn.firsts} first attempts` },
 ];
 record('calls', metrics);
