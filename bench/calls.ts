@@ -23,6 +23,14 @@
  *   a second each, 30 s; requests are idempotent (hedged). `tail_p999_ratio_hedged`:
  *   p99.9 of the requests with the policy ÷ without (target ≤ 0.10);
  *   `hedge_extra_calls_pct` (target ≤ 5).
+ * - overload: 10 hosts of 2 workers, 20 ms a call (1,000 calls a second); a
+ *   host refuses a call as overloaded (retcode -4, at once) when it would
+ *   wait more than one call's time. 4 agents offer half the capacity, twice
+ *   it from 10 s to 30 s, half again to 40 s. `overload_goodput_pct`
+ *   (successful calls started under the load ÷ capacity, target ≥ 90),
+ *   `overload_p99_ratio` (p99 of admitted calls under the load ÷ unloaded,
+ *   target ≤ 2), `overload_recovery_ms` (target ≤ 5000) and
+ *   `overload_attempts_per_call`.
  */
 import { RouteActor } from '../actors/route.ts';
 import { AgentCallBudget, policyOf, type AgentPolicy } from '../actors/agent-budget.ts';
@@ -45,8 +53,10 @@ interface Scenario {
   /** Calls per request (all must succeed; the request lasts as long as the slowest). */
   fanout: number;
   endMs: number;
-  /** One call to host `h` started at `t` (ms from the start): fails or not, and how long it takes, ms. */
-  leaf(h: number, t: number, random: () => number): { fail: boolean; ms: number };
+  /** One call to host `h` started at `t` (ms from the start): fails or not (with the retcode it answers, default a connection error), and how long it takes, ms. */
+  leaf(h: number, t: number, random: () => number): { fail: boolean; ms: number; retcode?: number };
+  /** Requests a second per agent at `t` (ms from the start), over `rate`. */
+  rateAt?(t: number): number;
   call: CallOptions;
   params: Record<string, number>;
 }
@@ -61,6 +71,8 @@ interface Run {
   hedges: number;
   firsts: number;
   latencies: number[];
+  /** Every request: when it started (ms from the start), how long it took, whether it succeeded. */
+  samples: Array<[number, number, boolean]>;
   /** Per 100 ms bucket from `window.to`: requests started, failed. */
   after: Map<number, [number, number]>;
   stops: Record<string, number>;
@@ -94,7 +106,7 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
   let state: RouteState = actor.flush(now)!.state;
   const picks: PickedHost[] = entry.hosts.map((h) => ({ ok: true, ip: h.ip, port: h.port }));
   const index = new Map<PickedHost, number>(picks.map((p, i) => [p, i]));
-  const out: Run = { requests: 0, failedRequests: 0, windowRequests: 0, windowAttempts: 0, attempts: 0, hedges: 0, firsts: 0, latencies: [], after: new Map(), stops: {} };
+  const out: Run = { requests: 0, failedRequests: 0, windowRequests: 0, windowAttempts: 0, attempts: 0, hedges: 0, firsts: 0, latencies: [], samples: [], after: new Map(), stops: {} };
   const hostRandom = mulberry(99);
   const agents = Array.from({ length: sc.agents }, (_, a) => {
     let policy: AgentPolicy = policyOf(state);
@@ -153,7 +165,8 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
         out.attempts++;
         if (counted) out.windowAttempts++;
         const r = sc.leaf(index.get(h)!, now - T0, hostRandom);
-        timers.set(() => (r.fail ? reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })) : resolve()), r.ms);
+        const err = r.retcode !== undefined ? Object.assign(new Error('refused'), { retcode: r.retcode }) : Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
+        timers.set(() => (r.fail ? reject(err) : resolve()), r.ms);
       });
     const subs = Array.from({ length: sc.fanout }, () => runCall(1, 1, ag.deps, leaf, sc.call));
     void Promise.allSettled(subs).then((rs) => {
@@ -166,6 +179,7 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
       }
       if (failed) out.failedRequests++;
       else out.latencies.push(now - T0 - startedAt);
+      out.samples.push([startedAt, now - T0 - startedAt, !failed]);
       if (startedAt >= window.to) {
         const b = Math.floor((startedAt - window.to) / 100);
         const v = out.after.get(b) ?? [0, 0];
@@ -176,9 +190,9 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
     });
   };
   agents.forEach((ag, a) => {
-    const every = 1000 / sc.rate;
     const next = (): void => {
       request(ag);
+      const every = 1000 / (sc.rateAt?.(now - T0) ?? sc.rate);
       if (now - T0 + every < sc.endMs) q.push(now + every, next);
     };
     q.push(now + a * 0.3, next);
@@ -282,6 +296,44 @@ const tailOn = await run(tail({ idempotent: true, attemptTimeoutMs: 5000, maxAtt
 const tailOff = await run(tail({ attemptTimeoutMs: 5000, maxAttempts: 1 }));
 const p999 = (r: Run): number => percentile(r.latencies, 99.9);
 
+// ------------------------------------------------------------------ overload
+// 10 hosts of 2 workers, 20 ms a call: 1,000 calls a second in all. A host
+// refuses a call as overloaded (retcode -4, at once) when it would wait more
+// than one call's time for a worker. Offered: half the capacity, twice the
+// capacity from 10 s to 30 s, half again until 40 s.
+const SERVICE_MS = 20;
+const WORKERS = 2;
+const LOAD = { from: 10_000, to: 30_000 };
+const CAPACITY = (10 * WORKERS * 1000) / SERVICE_MS;
+const overload = (params: Record<string, number>): Scenario => {
+  const freeAt = Array.from({ length: 10 }, () => new Array<number>(WORKERS).fill(0));
+  return {
+    hosts: 10,
+    agents: 4,
+    rate: CAPACITY / 2 / 4,
+    rateAt: (t) => (t >= LOAD.from && t < LOAD.to ? (2 * CAPACITY) / 4 : CAPACITY / 2 / 4),
+    fanout: 1,
+    endMs: 40_000,
+    leaf: (h, t) => {
+      const w = freeAt[h]!;
+      let i = 0;
+      for (let k = 1; k < WORKERS; k++) if (w[k]! < w[i]!) i = k;
+      const start = Math.max(t, w[i]!);
+      if (start - t > SERVICE_MS) return { fail: true, ms: 0.1, retcode: -4 };
+      w[i] = start + SERVICE_MS;
+      return { fail: false, ms: start + SERVICE_MS - t };
+    },
+    call: { maxAttempts: 3, attemptTimeoutMs: 1000 },
+    params,
+  };
+};
+const overOn = await run(overload({}), LOAD);
+const overOff = await run(overload(NO_POLICY), LOAD);
+const okIn = (r: Run, from: number, to: number): number[] => r.samples.filter(([t, , ok]) => ok && t >= from && t < to).map(([, ms]) => ms);
+const goodputPct = (r: Run): number => (100 * okIn(r, LOAD.from, LOAD.to).length) / ((CAPACITY * (LOAD.to - LOAD.from)) / 1000);
+const p99Ratio = (r: Run): number => percentile(okIn(r, LOAD.from, LOAD.to), 99) / percentile(okIn(r, 0, LOAD.from), 99);
+const overloadRecovery = (r: Run): number => recoveryMs(r, overload({}), LOAD);
+
 const metrics: Metric[] = [
   { name: 'retry_storm_amplification', value: amp(stormOn), unit: 'attempts/call', target: '<= 1.2', note: `default policy; stops ${JSON.stringify(stormOn.stops)}` },
   { name: 'retry_storm_amplification_no_budget', value: amp(stormOff), unit: 'attempts/call', note: 'no retry budget, no shedding: 3 attempts per call' },
@@ -293,6 +345,14 @@ const metrics: Metric[] = [
   { name: 'tail_p999_ratio_hedged', value: p999(tailOn) / p999(tailOff), unit: 'ratio', target: '<= 0.1', note: `p99.9 ${p999(tailOn).toFixed(1)} ms hedged, ${p999(tailOff).toFixed(1)} ms without` },
   { name: 'tail_p999_ms_hedged', value: p999(tailOn), unit: 'ms' },
   { name: 'tail_p999_ms_no_hedge', value: p999(tailOff), unit: 'ms' },
+  { name: 'overload_goodput_pct', value: goodputPct(overOn), unit: '%', target: '>= 90', note: `successful calls started under 2x load ÷ capacity; stops ${JSON.stringify(overOn.stops)}` },
+  { name: 'overload_goodput_pct_no_policy', value: goodputPct(overOff), unit: '%' },
+  { name: 'overload_p99_ratio', value: p99Ratio(overOn), unit: 'ratio', target: '<= 2', note: 'p99 of admitted calls under 2x load ÷ unloaded p99' },
+  { name: 'overload_p99_ratio_no_policy', value: p99Ratio(overOff), unit: 'ratio' },
+  { name: 'overload_attempts_per_call', value: amp(overOn), unit: 'attempts/call', note: 'under 2x load: the budget keeps refused calls from being retried into the full hosts' },
+  { name: 'overload_attempts_per_call_no_policy', value: amp(overOff), unit: 'attempts/call' },
+  { name: 'overload_recovery_ms', value: overloadRecovery(overOn), unit: 'ms', target: '<= 5000', note: 'load back to half → every call succeeds' },
+  { name: 'overload_recovery_ms_no_policy', value: overloadRecovery(overOff), unit: 'ms' },
   { name: 'hedge_extra_calls_pct', value: (100 * tailOn.hedges) / Math.max(1, tailOn.firsts), unit: '%', target: '<= 5', note: `${tailOn.hedges} hedges for ${tailOn.firsts} first attempts` },
 ];
 record('calls', metrics);
