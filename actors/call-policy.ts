@@ -111,30 +111,35 @@ export function policyChanged(last: CallPolicy | undefined, next: CallPolicy): b
  */
 export class RouteCallPolicy {
   params: RouteParams;
-  private window: CallWindow;
+  /** Made at the route's first batch: a route nobody calls holds none (about 1.5 KB a route). */
+  private window: CallWindow | undefined = undefined;
   /** The policy as published (undefined: none yet, the route state carries no call-policy fields). */
   published: CallPolicy | undefined = undefined;
   /** The next time a batch has the policy judged, ms: the slot after the last judgement. */
   private nextUpdate = -Infinity;
 
-  constructor(params: RouteParams, now: number) {
+  constructor(params: RouteParams) {
     this.params = params;
-    this.window = new CallWindow(params.call_window, now);
   }
 
   /** New parameters: a window of another length starts afresh; turned off, no policy is published. */
-  configure(params: RouteParams, now: number): void {
+  configure(params: RouteParams): void {
     if (params.call_policy === 0) this.published = undefined;
     this.params = params;
-    if (Math.max(1, Math.ceil(params.call_window)) !== this.window.slots) this.window = new CallWindow(params.call_window, now);
+    if (this.window !== undefined && (params.call_policy === 0 || Math.max(1, Math.ceil(params.call_window)) !== this.window.slots)) this.window = undefined;
+  }
+
+  private windowAt(now: number): CallWindow {
+    return (this.window ??= new CallWindow(this.params.call_window, now));
   }
 
   /** One validated batch at `now`; true when the published policy changed (the route publishes a new version). */
   ingest(batch: Parameters<CallWindow['ingest']>[0], now: number): boolean {
     if (this.params.call_policy === 0) return false;
-    this.window.ingest(batch, now);
+    const w = this.windowAt(now);
+    w.ingest(batch, now);
     if (now < this.nextUpdate) return false;
-    this.nextUpdate = this.window.dueAt();
+    this.nextUpdate = w.dueAt();
     return this.update(now);
   }
 
@@ -163,8 +168,8 @@ export class RouteCallPolicy {
 
   /** The policy the window gives at `now`. */
   current(now: number): CallPolicy {
-    const t = this.window.totals(now);
-    return computePolicy(this.params, t, this.window.percentile(this.params.hedge_percentile, MIN_HEDGE_SAMPLES), this.window.recent(SHED_SLOTS, now));
+    const w = this.windowAt(now);
+    return computePolicy(this.params, w.totals(now), w.percentile(this.params.hedge_percentile, MIN_HEDGE_SAMPLES), w.recent(SHED_SLOTS, now));
   }
 
   /** Judges the policy at `now`; true when the published one changed. */

@@ -166,8 +166,8 @@ export class RouteActor implements RouteMechanism {
     else this.weighting.params = this.params;
     if (this.trials === undefined) this.trials = new TrialAgents(this.params);
     else this.trials.params = this.params;
-    if (this.calls === undefined) this.calls = new RouteCallPolicy(this.params, now);
-    else this.calls.configure(this.params, now);
+    if (this.calls === undefined) this.calls = new RouteCallPolicy(this.params);
+    else this.calls.configure(this.params);
   }
 
   // ------------------------------------------------------------ fast path

@@ -127,7 +127,7 @@ describe('call policy - budgets from every caller', () => {
   });
 
   it('call policy - judged at the first batch, then at most once a second by a batch; shedding engages and lifts within seconds', () => {
-    const rp = new RouteCallPolicy(DEFAULT_PARAMS, T0);
+    const rp = new RouteCallPolicy(DEFAULT_PARAMS);
     expect(rp.published).to.equal(undefined);
     expect(rp.ingest(batch('a', 100, { fail: 100 }), T0 + SLOT_MS)).to.equal(true);
     expect(rp.published!.shed).to.equal(MAX_SHED);
