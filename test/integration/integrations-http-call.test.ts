@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import { createHttpClient, TIMEOUT_HEADER } from '../../src/integrations/http.ts';
+import { CallError } from '../../src/agent/agent.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 
 /** A real loopback HTTP server: answers 200, 503, or hangs until the client goes away (which it counts). */
@@ -87,6 +88,29 @@ describe('HTTP calls under the call policy (real servers, nats-server and route 
     } finally {
       await client.close();
       await a.close();
+    }
+  });
+
+  it('http call - every host answering 503: two agents together stay within the route budget, counted by the servers', async () => {
+    await route(3);
+    const agents = [await c.agent(), await c.agent()];
+    const clients = agents.map((a) => createHttpClient(a, { timeoutMs: 2000 }));
+    for (const s of servers) s.mode = 'fail';
+    const perAgent = 150;
+    const start = Date.now();
+    try {
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let i = 0; i < perAgent; i++) await client.call('lars://14.3/item').catch((err: unknown) => expect(err).to.be.instanceOf(CallError));
+        }),
+      );
+      const seconds = Math.max(1, (Date.now() - start) / 1000);
+      const served = servers.reduce((n, x) => n + x.requests, 0);
+      // 10 % of first attempts, plus the floor of 3 a second (each agent's own until the route's share reached it): not 3 attempts a call
+      expect(served, `${served} requests for ${2 * perAgent} calls in ${seconds.toFixed(1)} s`).to.be.at.most(2 * perAgent * 1.1 + 2 * 3 * Math.ceil(seconds) + 2);
+    } finally {
+      await Promise.all(clients.map((x) => x.close()));
+      await Promise.all(agents.map((a) => a.close()));
     }
   });
 
