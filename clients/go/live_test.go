@@ -1,0 +1,163 @@
+package lars
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests against a real nats-server and route node, started by
+// test/integration/go-sdk.test.ts, which names them in the environment:
+//
+//	LARS_TEST_NATS_URL    the server
+//	LARS_TEST_PREFIX      the cluster's prefix
+//	LARS_TEST_PARTITIONS  its partition count
+//	LARS_TEST_ROUTE       modid,cmdid of a registered route (swrr) whose hosts may be failed
+//	LARS_TEST_MIXED       modid,cmdid of a route the TypeScript agent picks from too
+//
+// Without them these tests are skipped (`go test ./...` alone runs the
+// conformance and unit tests).
+
+func liveEnv(t *testing.T) (Options, [2]uint32, [2]uint32) {
+	url := os.Getenv("LARS_TEST_NATS_URL")
+	if url == "" {
+		t.Skip("no LARS_TEST_NATS_URL: run by test/integration/go-sdk.test.ts")
+	}
+	parts, _ := strconv.Atoi(os.Getenv("LARS_TEST_PARTITIONS"))
+	route := func(name string) [2]uint32 {
+		p := strings.Split(os.Getenv(name), ",")
+		if len(p) != 2 {
+			t.Fatalf("%s must be modid,cmdid", name)
+		}
+		m, _ := strconv.ParseUint(p[0], 10, 32)
+		c, _ := strconv.ParseUint(p[1], 10, 32)
+		return [2]uint32{uint32(m), uint32(c)}
+	}
+	return Options{Servers: url, Prefix: os.Getenv("LARS_TEST_PREFIX"), Partitions: parts, BatchMaxDelay: 5 * time.Millisecond}, route("LARS_TEST_ROUTE"), route("LARS_TEST_MIXED")
+}
+
+// waitUntil polls check until it holds or the deadline passes.
+func waitUntil(t *testing.T, what string, timeout time.Duration, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLiveFailingHostLeavesPicks(t *testing.T) {
+	opts, route, _ := liveEnv(t)
+	opts.Strategy = StrategySwrr
+	opts.AgentID = "go-live-" + randomID(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	first, err := a.Route(ctx, route[0], route[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Hosts) < 2 {
+		t.Fatalf("route has %d hosts", len(first.Hosts))
+	}
+	updates, err := a.Watch(ctx, route[0], route[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := first.Hosts[0]
+	// every call to the first host fails, every other succeeds: the node ejects it, the agent stops picking it
+	start := time.Now()
+	var ejectedAt time.Time
+	var updated RouteState
+	for ejectedAt.IsZero() && time.Since(start) < 10*time.Second {
+		h, err := a.GetHost(ctx, route[0], route[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := int32(0)
+		if h.IP == bad.IP && h.Port == bad.Port {
+			rc = 1
+		}
+		if err := a.Report(h, rc, 2*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-updates:
+			for _, x := range s.Hosts {
+				if x.IP == bad.IP && x.Port == bad.Port && x.PickWeight == 0 {
+					ejectedAt, updated = time.Now(), s
+				}
+			}
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if ejectedAt.IsZero() {
+		t.Fatalf("no route update ejected %s:%d within 10s", bad.IP, bad.Port)
+	}
+	if updated.Version <= first.Version {
+		t.Fatalf("update version %d is not above %d", updated.Version, first.Version)
+	}
+	for i := 0; i < 50; i++ {
+		h, err := a.GetHost(ctx, route[0], route[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.IP == bad.IP && h.Port == bad.Port {
+			t.Fatalf("ejected host picked after the update of version %d", updated.Version)
+		}
+		_ = a.Report(h, 0, time.Millisecond)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := a.Stats()
+	if st.AckedReports == 0 || st.AckedReports != st.Reports || st.DroppedReports != 0 {
+		t.Fatalf("reports %d, acknowledged %d, dropped %d", st.Reports, st.AckedReports, st.DroppedReports)
+	}
+	fmt.Printf("GO_LIVE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports, "ejected_ms": ejectedAt.Sub(start).Milliseconds(), "version": updated.Version}))
+}
+
+// TestLiveMixedSwrr prints the Go agent's view of the mixed route and its swrr picks from a seeded start, for the TypeScript side to compare.
+func TestLiveMixedSwrr(t *testing.T) {
+	opts, _, mixed := liveEnv(t)
+	opts.Strategy = StrategySwrr
+	seed, _ := strconv.ParseUint(os.Getenv("LARS_TEST_SEED"), 10, 32)
+	opts.Random = func() Random { return SeededRandom(uint32(seed)) }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	s, err := a.Route(ctx, mixed[0], mixed[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	picks := make([]string, 0, 40)
+	for i := 0; i < 40; i++ {
+		h, err := a.GetHost(ctx, mixed[0], mixed[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		picks = append(picks, h.String())
+	}
+	fmt.Printf("GO_MIXED %s\n", mustJSON(map[string]any{"version": s.Version, "picks": picks}))
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
