@@ -83,14 +83,15 @@ func Connect(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("lars: connect to %s: %w", o.Servers, r.err)
 	}
 	a.nc = r.nc
-	js, err := r.nc.JetStream()
+	// the outbox bounds what is out (PublishWindow); the client's own bound must not block it
+	js, err := r.nc.JetStream(nats.PublishAsyncMaxPending(1 << 20))
 	if err != nil {
 		r.nc.Close()
 		return nil, err
 	}
 	a.js = js
 	a.rejects.log = o.Logger
-	a.batcher = newBatcher(n, o.Partitions, a.id, o.Zone, o.BatchMaxReports, o.BatchMaxDelay, a.nowMs, a.toOutbox)
+	a.batcher = newBatcher(n, o.Partitions, a.id, o.Zone, o.BatchMaxReports, o.BatchMaxDelay, a.toOutbox)
 	a.outbox = newOutbox(a.jsPublish, a.id, randomID(4), o.PublishWindow, o.MaxPendingReports, a.batcher.pending, o.RetryInterval, o.Logger)
 	return a, nil
 }
@@ -101,13 +102,35 @@ func (a *Agent) ID() string { return a.id }
 // Conn is the agent's NATS connection.
 func (a *Agent) Conn() *nats.Conn { return a.nc }
 
-func (a *Agent) nowMs() float64 { return float64(a.o.Now().UnixMilli()) }
+// nowMs is the clock in whole milliseconds since the epoch, as the TypeScript
+// agent's Date.now(). Without an injected Now it reads the monotonic clock
+// only (time.Since of the agent's start), half the cost of time.Now.
+func (a *Agent) nowMs() float64 {
+	if a.o.ownClock {
+		return math.Floor(a.o.baseMs + float64(time.Since(a.o.base))/1e6)
+	}
+	return float64(a.o.Now().UnixMilli())
+}
 
+// jsPublish publishes one batch to JetStream with its message id and waits for the ack (at most AckTimeout).
+// An asynchronous publish: the acks of all batches come back on one subscription.
 func (a *Agent) jsPublish(ctx context.Context, subject string, data []byte, msgID string) error {
-	ctx, cancel := context.WithTimeout(ctx, a.o.AckTimeout)
-	defer cancel()
-	_, err := a.js.PublishMsg(&nats.Msg{Subject: subject, Data: data}, nats.MsgId(msgID), nats.Context(ctx))
-	return err
+	f, err := a.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, nats.MsgId(msgID))
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(a.o.AckTimeout)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-t.C:
+		return nats.ErrTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (a *Agent) toOutbox(subject string, data []byte, reports int) { a.outbox.add(subject, data, reports) }
@@ -226,14 +249,14 @@ func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, 
 			r.mu.Unlock()
 		}
 	}
+	now := a.nowMs()
 	if ph != nil && r != nil {
-		now := a.nowMs()
 		r.mu.Lock()
 		noteReport(ph, retcode == 0, lat, now, a.o.fb)
 		r.mu.Unlock()
 	}
 	a.reports.Add(1)
-	a.batcher.add(h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization)
+	a.batcher.add(now, h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization)
 	return nil
 }
 

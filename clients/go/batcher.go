@@ -17,7 +17,6 @@ type batcher struct {
 	zone       string
 	maxReports int
 	maxDelay   time.Duration
-	nowMs      func() float64
 	sink       func(subject string, data []byte, reports int)
 	buffers    map[uint64]*routeBuffer
 	// the buffers by modid in order of first use, each in order of first use: the order batches are flushed in
@@ -37,15 +36,14 @@ type routeBuffer struct {
 	objIndex map[*pickHost]int
 }
 
-func newBatcher(n names, partitions int, sender, zone string, maxReports int, maxDelay time.Duration, nowMs func() float64, sink func(string, []byte, int)) *batcher {
-	return &batcher{names: n, partitions: partitions, sender: sender, zone: zone, maxReports: maxReports, maxDelay: maxDelay, nowMs: nowMs, sink: sink, buffers: map[uint64]*routeBuffer{}, byMod: map[uint32][]*routeBuffer{}}
+func newBatcher(n names, partitions int, sender, zone string, maxReports int, maxDelay time.Duration, sink func(string, []byte, int)) *batcher {
+	return &batcher{names: n, partitions: partitions, sender: sender, zone: zone, maxReports: maxReports, maxDelay: maxDelay, sink: sink, buffers: map[uint64]*routeBuffer{}, byMod: map[uint32][]*routeBuffer{}}
 }
 
-// add buffers one checked report (latency capped, utilization within 0..1 or negative for none);
+// add buffers one checked report made at now (ms) (latency capped, utilization within 0..1 or negative for none);
 // hp is the agent's object of the host when the caller has it.
-func (b *batcher) add(modid, cmdid uint32, ip string, port int, hp *pickHost, retcode int32, latencyMs float64, utilization float64) {
+func (b *batcher) add(now float64, modid, cmdid uint32, ip string, port int, hp *pickHost, retcode int32, latencyMs float64, utilization float64) {
 	b.mu.Lock()
-	now := b.nowMs()
 	k := uint64(modid)<<32 | uint64(cmdid)
 	rb := b.buffers[k]
 	if rb == nil {

@@ -20,7 +20,7 @@ func benchRoute(b *testing.B, strategyName string) (*Agent, *followed) {
 	}
 	n, _ := newNames(o.Prefix)
 	a := &Agent{o: o, id: o.AgentID, names: n, done: make(chan struct{})}
-	a.batcher = newBatcher(n, o.Partitions, a.id, "", o.BatchMaxReports, time.Hour, a.nowMs, func(string, []byte, int) {})
+	a.batcher = newBatcher(n, o.Partitions, a.id, "", o.BatchMaxReports, time.Hour, func(string, []byte, int) {})
 	r := &followed{modid: 1, cmdid: 1, loaded: make(chan struct{}), watchers: map[chan RouteState]struct{}{}, nowFn: a.nowMs}
 	r.model = newAgentRoute(a.id, o.Strategy, a.newStrategy(o.Random(), a.nowMs))
 	r.model.modid, r.model.cmdid, r.model.owner = 1, 1, r
@@ -120,7 +120,7 @@ func BenchmarkLiveAckedSmallBatches(b *testing.B) {
 		b.Skip("no LARS_BENCH_NATS_URL: run by npm run bench -- go")
 	}
 	ctx := context.Background()
-	a, err := Connect(ctx, Options{Servers: url, Prefix: os.Getenv("LARS_BENCH_PREFIX"), BatchMaxReports: 10, PublishWindow: 256, MaxPendingReports: 1 << 30})
+	a, err := Connect(ctx, Options{Servers: url, Prefix: os.Getenv("LARS_BENCH_PREFIX"), BatchMaxReports: 10, PublishWindow: 1000, MaxPendingReports: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}

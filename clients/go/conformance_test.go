@@ -271,7 +271,7 @@ func TestConformanceWire(t *testing.T) {
 			reports int
 		}
 		var got []out
-		b := newBatcher(n, v.Partitions, v.Sender, zone, v.MaxReports, 1<<62, func() float64 { return clock }, func(s string, d []byte, r int) {
+		b := newBatcher(n, v.Partitions, v.Sender, zone, v.MaxReports, 1<<62, func(s string, d []byte, r int) {
 			got = append(got, out{s, hex.EncodeToString(d), r})
 		})
 		for _, st := range v.Steps {
@@ -284,7 +284,7 @@ func TestConformanceWire(t *testing.T) {
 			if st.Utilization != nil {
 				u = *st.Utilization
 			}
-			b.add(st.Modid, st.Cmdid, st.IP, st.Port, nil, st.Retcode, st.LatencyMs, u)
+			b.add(clock, st.Modid, st.Cmdid, st.IP, st.Port, nil, st.Retcode, st.LatencyMs, u)
 		}
 		b.flush()
 		b.stop()

@@ -161,3 +161,75 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestLiveOutage reports steadily while the test driver kills the
+// nats-server and starts it again on its store (LARS_TEST_OUTAGE set): every
+// report made is acknowledged in the end, none dropped. It prints GO_READY
+// once acks flow, GO_DISCONNECTED when it lost the server, and GO_OUTAGE
+// with its counts at the end.
+func TestLiveOutage(t *testing.T) {
+	if os.Getenv("LARS_TEST_OUTAGE") == "" {
+		t.Skip("no LARS_TEST_OUTAGE: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	opts.AgentID = "go-outage"
+	opts.BatchMaxReports = 50
+	opts.BatchMaxDelay = 10 * time.Millisecond
+	opts.AckTimeout = 2 * time.Second
+	ctx := context.Background()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		k := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for i := 0; i < 12; i++ {
+				k++
+				h := Host{IP: fmt.Sprintf("10.0.0.%d", 1+k%2), Port: 8000, Modid: uint32(1 + k%3), Cmdid: 1}
+				rc := int32(0)
+				if k%7 == 0 {
+					rc = 1
+				}
+				if err := a.Report(h, rc, time.Duration(1+k%13)*time.Millisecond); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	waitUntil(t, "steady acked traffic", 20*time.Second, func() bool { return a.Stats().AckedBatches >= 20 })
+	fmt.Println("GO_READY")
+	waitUntil(t, "the disconnect", 20*time.Second, func() bool { return !a.IsConnected() })
+	fmt.Println("GO_DISCONNECTED")
+	before := a.Stats().Reports
+	waitUntil(t, "the reconnect", 60*time.Second, func() bool { return a.IsConnected() })
+	if a.Stats().Reports <= before {
+		t.Fatal("no reports made during the outage")
+	}
+	acked := a.Stats().AckedBatches
+	waitUntil(t, "acks after the restart", 30*time.Second, func() bool { return a.Stats().AckedBatches >= acked+20 })
+	close(stop)
+	<-stopped
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	st := a.Stats()
+	if st.DroppedReports != 0 || st.PendingReports != 0 || st.AckedBatches != st.Batches || st.AckedReports != st.Reports {
+		t.Fatalf("after the outage: %+v", st)
+	}
+	fmt.Printf("GO_OUTAGE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports, "batches": st.Batches, "retried": st.RetriedBatches}))
+}

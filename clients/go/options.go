@@ -74,6 +74,10 @@ type resolved struct {
 	Options
 	pickZone string
 	fb       feedbackOptions
+	// no Now given: the agent's clock is base (wall and monotonic) plus the monotonic time since
+	ownClock bool
+	base     time.Time
+	baseMs   float64
 }
 
 func env(v *string, name string) {
@@ -163,10 +167,12 @@ func resolve(o Options) (resolved, error) {
 	if o.Random == nil {
 		o.Random = newRandom
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	r := resolved{Options: o, fb: feedbackOptions{timeoutMs: float64(o.Timeout) / 1e6, decayMs: 10000}}
+	if o.Now == nil {
+		r.Now = time.Now
+		r.ownClock, r.base = true, time.Now()
+		r.baseMs = float64(r.base.UnixNano()) / 1e6
+	}
 	if o.Zone != "" && !o.NoZonePreference {
 		r.pickZone = o.Zone
 	}

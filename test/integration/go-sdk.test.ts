@@ -8,23 +8,49 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { useCluster, hosts, PARTITIONS, type TestCluster } from '../helpers/cluster.ts';
+import { useCluster, hosts, uniquePrefix, PARTITIONS, TEST_CLUSTER_STREAM_LIMITS, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { decode } from '../../schemas/codec.ts';
 import { names } from '../../schemas/subjects.ts';
 import { parseReportMsgId } from '../../schemas/msg-id.ts';
 import type { ReportBatch } from '../../schemas/messages.ts';
 import { seededRandom } from '../../actors/strategies/index.ts';
-import { ensureGo, goEnv } from '../../scripts/go.mjs';
+import { ensureGo, goEnv, runGo } from '../../scripts/go.mjs';
+import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
+import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
+import { ensureStreams } from '../../src/nats/streams.ts';
 
-/** Runs `go test -run <pattern>` in the SDK with the cluster named in the environment. */
-function goTest(pattern: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const { dir, env: goenv } = goEnv();
+/** The SDK's test binary, built once per run (its output streams, unlike `go test`'s). */
+let testBinary: string | undefined;
+
+function buildTestBinary(): string {
+  if (testBinary !== undefined) return testBinary;
+  const out = join(mkdtempSync(join(tmpdir(), 'lars-go-')), 'lars.test');
+  const r = runGo(['test', '-c', '-o', out, '.'], { stdio: 'pipe', timeoutMs: 300_000 });
+  if (r.status !== 0) throw new Error(`go test -c failed:\n${r.stdout}\n${r.stderr}`);
+  testBinary = out;
+  return out;
+}
+
+/** Runs the SDK's tests matching `pattern` with the cluster named in the environment; `onLine` sees each line of output as it comes. */
+function goTest(pattern: string, env: Record<string, string>, onLine?: (line: string) => void): Promise<{ code: number | null; out: string }> {
+  const bin = buildTestBinary();
+  const { dir } = goEnv();
   return new Promise((resolve, reject) => {
-    const child = spawn('go', ['test', '-count=1', '-v', '-run', pattern, '.'], { cwd: dir, env: { ...goenv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['-test.count=1', '-test.v', '-test.run', pattern], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let partial = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      partial += d.toString();
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) onLine?.(l);
+    });
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const t = setTimeout(() => {
       child.kill('SIGKILL');
@@ -35,6 +61,35 @@ function goTest(pattern: string, env: Record<string, string>): Promise<{ code: n
       resolve({ code, out });
     });
   });
+}
+
+/** The distinct report batches of `sender` in the REPORTS stream: reports, distinct ids, and every stored copy. */
+async function storedReports(nc: NatsConnection, prefix: string, sender: string): Promise<{ reports: number; distinct: number; messages: number }> {
+  const n = names(prefix);
+  const jsm = await jetstreamManager(nc);
+  const total = (await jsm.streams.info(n.reportsStream)).state.messages;
+  const consumer = await jetstream(nc).consumers.get(n.reportsStream);
+  const ids = new Set<string>();
+  let reports = 0;
+  let seen = 0;
+  let messages = 0;
+  while (seen < total) {
+    const batch = await consumer.fetch({ max_messages: 1000, expires: 2000 });
+    for await (const m of batch) {
+      seen++;
+      const id = m.headers?.get('Nats-Msg-Id') ?? '';
+      const parsed = parseReportMsgId(id);
+      expect(parsed, `msg id ${id}`).to.not.equal(undefined);
+      const b = decode(m.data) as ReportBatch;
+      if (b.sender !== sender) continue;
+      messages++;
+      expect(parsed!.sender).to.equal(sender);
+      if (ids.has(id)) continue;
+      ids.add(id);
+      reports += b.reports.length;
+    }
+  }
+  return { reports, distinct: ids.size, messages };
 }
 
 function line(out: string, tag: string): Record<string, unknown> {
@@ -53,6 +108,10 @@ describe('Go SDK (clients/go) on a real cluster', function () {
   beforeEach(() => {
     c = cluster();
   });
+  after(() => {
+    if (testBinary !== undefined) rmSync(dirname(testBinary), { recursive: true, force: true });
+    testBinary = undefined;
+  });
 
   function env(extra: Record<string, string> = {}): Record<string, string> {
     return { LARS_TEST_NATS_URL: c.server.url, LARS_TEST_PREFIX: c.prefix, LARS_TEST_PARTITIONS: String(PARTITIONS), LARS_TEST_ROUTE: '41,1', LARS_TEST_MIXED: '41,2', ...extra };
@@ -69,29 +128,8 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     // the route node published the version the Go agent saw
     expect(c.states.items.some((s) => s.modid === 41 && s.cmdid === 1 && s.version === live.version)).to.equal(true);
     // every acknowledged report is in the stream, under the Go agent's id
-    const nc = await c.connection();
-    const n = names(c.prefix);
-    const jsm = await jetstreamManager(nc);
-    const total = (await jsm.streams.info(n.reportsStream)).state.messages;
-    const consumer = await jetstream(nc).consumers.get(n.reportsStream);
-    const ids = new Set<string>();
-    let reports = 0;
-    let seen = 0;
-    while (seen < total) {
-      const batch = await consumer.fetch({ max_messages: 1000, expires: 2000 });
-      for await (const m of batch) {
-        seen++;
-        const id = m.headers?.get('Nats-Msg-Id') ?? '';
-        const parsed = parseReportMsgId(id);
-        expect(parsed, `msg id ${id}`).to.not.equal(undefined);
-        const b = decode(m.data) as ReportBatch;
-        if (b.sender !== live.agent || ids.has(id)) continue;
-        ids.add(id);
-        expect(parsed!.sender).to.equal(live.agent);
-        reports += b.reports.length;
-      }
-    }
-    expect(reports).to.equal(live.reports);
+    const stored = await storedReports(await c.connection(), c.prefix, live.agent);
+    expect(stored.reports).to.equal(live.reports);
   });
 
   it('go-sdk - Go and TypeScript agents on one route hold the same version and pick the same swrr sequence from the same seed', async () => {
@@ -113,5 +151,39 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     expect(go.version).to.equal(state!.version);
     expect(go.picks).to.deep.equal(tsPicks);
     expect(new Set(tsPicks).size, 'the sequence visits every host').to.equal(5);
+  });
+
+  it('go-sdk - the nats-server killed and started again on its store: the Go agent loses no acknowledged report, drops none', async () => {
+    let server: NatsServer = await startNatsServer();
+    const prefix = uniquePrefix();
+    let admin: NatsConnection | undefined;
+    try {
+      admin = await connectNats({ url: server.url, name: 'admin' });
+      await ensureStreams(admin, names(prefix), TEST_CLUSTER_STREAM_LIMITS);
+      await admin.close();
+      admin = undefined;
+      let restarted: Promise<void> | undefined;
+      const r = await goTest('TestLiveOutage', { ...env(), LARS_TEST_NATS_URL: server.url, LARS_TEST_PREFIX: prefix, LARS_TEST_OUTAGE: '1' }, (l) => {
+        if (l === 'GO_READY') server.process.kill('SIGKILL');
+        if (l === 'GO_DISCONNECTED') {
+          restarted = (async () => {
+            await new Promise((res) => setTimeout(res, 3000)); // the outage: traffic goes on for its length
+            server = await startNatsServer({ port: server.port, storeDir: server.storeDir });
+          })();
+        }
+      });
+      await restarted;
+      expect(r.code, r.out).to.equal(0);
+      const out = line(r.out, 'GO_OUTAGE') as { agent: string; reports: number; batches: number; retried: number };
+      expect(out.retried, 'batches retried across the outage').to.be.above(0);
+      admin = await connectNats({ url: server.url, name: 'admin' });
+      const stored = await storedReports(admin, prefix, out.agent);
+      expect(stored.reports, 'reports in the stream (distinct msg ids)').to.equal(out.reports);
+      expect(stored.distinct).to.equal(out.batches);
+      expect(stored.messages, 'stored once: retries inside the duplicate window are dropped by the stream').to.equal(stored.distinct);
+    } finally {
+      await admin?.close().catch(() => undefined);
+      await server.stop();
+    }
   });
 });
