@@ -109,6 +109,10 @@ func BenchmarkRouteUpdate(b *testing.B) {
 		r.mu.Unlock()
 		a.onMessage(r, states[i%len(states)], "lars.route.1.1")
 	}
+	b.StopTimer()
+	if n := a.counters.updates.Load(); n < uint64(b.N) {
+		b.Fatalf("%d of %d updates applied (rejects %v)", n, b.N, a.rejects.snapshot())
+	}
 }
 
 // BenchmarkLiveAckedSmallBatches: acknowledged reports per second in batches

@@ -338,7 +338,7 @@ func encodeRouteState(s *RouteState) []byte {
 	w.arrayHeader(len(s.Hosts))
 	for i := range s.Hosts {
 		h := &s.Hosts[i]
-		m := 8
+		m := 7
 		if h.Zone != "" {
 			m++
 		}
