@@ -233,3 +233,51 @@ func TestLiveOutage(t *testing.T) {
 	}
 	fmt.Printf("GO_OUTAGE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports, "batches": st.Batches, "retried": st.RetriedBatches}))
 }
+
+// ScriptedReports is the fixed list of reports TestLiveScriptedReports makes
+// (test/integration/go-sdk.test.ts makes the same with a TypeScript agent
+// and compares the rows the sink stores for each).
+func scriptedReports() []struct {
+	host    Host
+	retcode int32
+	latency time.Duration
+} {
+	out := make([]struct {
+		host    Host
+		retcode int32
+		latency time.Duration
+	}, 30)
+	for k := range out {
+		out[k].host = Host{IP: fmt.Sprintf("10.9.0.%d", 1+k%3), Port: 8000 + k%2, Modid: 41, Cmdid: 3}
+		if k%5 == 0 {
+			out[k].retcode = 500
+		}
+		out[k].latency = time.Duration(k) * 1250 * time.Microsecond
+	}
+	return out
+}
+
+func TestLiveScriptedReports(t *testing.T) {
+	if os.Getenv("LARS_TEST_SCRIPT") == "" {
+		t.Skip("no LARS_TEST_SCRIPT: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	opts.AgentID = os.Getenv("LARS_TEST_AGENT_ID")
+	opts.Zone = "z1"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	for _, r := range scriptedReports() {
+		if err := a.Report(r.host, r.retcode, r.latency); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("GO_SCRIPT %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": a.Stats().AckedReports}))
+}

@@ -23,6 +23,10 @@ import { ensureGo, goEnv, runGo } from '../../scripts/go.mjs';
 import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 import { connectNats, type NatsConnection } from '../../src/nats/connect.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';
+import { openEngine } from '../../src/analytics/engine.ts';
+import { runMigrations } from '../../src/analytics/migrate.ts';
+import { startSink } from '../../src/analytics/sink.ts';
+import { randomDatabase, sharedChdbPath } from '../helpers/clickhouse-server.ts';
 
 /** The SDK's test binary, built once per run (its output streams, unlike `go test`'s). */
 let testBinary: string | undefined;
@@ -184,6 +188,34 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     } finally {
       await admin?.close().catch(() => undefined);
       await server.stop();
+    }
+  });
+
+  it('go-sdk - the sink stores the same rows for a Go agent\'s reports as for a TypeScript agent\'s (chdb)', async () => {
+    const engine = await openEngine({ path: sharedChdbPath(), database: randomDatabase() });
+    await runMigrations(engine);
+    const sink = await startSink({ nc: await c.connection(), names: names(c.prefix), engine, batch: { maxWaitMs: 100 } });
+    try {
+      // the list TestLiveScriptedReports makes (clients/go/live_test.go, scriptedReports)
+      const ts = await c.agent({ agentId: 'ts-rows', zone: 'z1' });
+      for (let k = 0; k < 30; k++) ts.report(41, 3, { ip: `10.9.0.${1 + (k % 3)}`, port: 8000 + (k % 2) }, k % 5 === 0 ? 500 : 0, k * 1.25);
+      await ts.flush();
+      const r = await goTest('TestLiveScriptedReports', env({ LARS_TEST_SCRIPT: '1', LARS_TEST_AGENT_ID: 'go-rows' }));
+      expect(r.code, r.out).to.equal(0);
+      expect((line(r.out, 'GO_SCRIPT') as { reports: number }).reports).to.equal(30);
+      const rows = async (caller: string): Promise<string[]> =>
+        (
+          await engine.query<Record<string, unknown>>(
+            `SELECT modid, cmdid, toString(ip) AS ip, port, retcode, latency_ms, zone FROM ${engine.database}.reports WHERE caller = '${caller}' ORDER BY latency_ms, ip, port`,
+          )
+        ).map((x) => JSON.stringify([x['modid'], x['cmdid'], x['ip'], x['port'], x['retcode'], x['latency_ms'], x['zone']].map(String)));
+      await waitFor(async () => (await rows('go-rows')).length === 30 && (await rows('ts-rows')).length === 30, { what: 'rows of both agents in ClickHouse', timeoutMs: 30_000 });
+      const go = await rows('go-rows');
+      expect(go).to.deep.equal(await rows('ts-rows'));
+      expect(go.some((x) => x.includes('"500"'))).to.equal(true);
+    } finally {
+      await sink.stop();
+      await engine.close();
     }
   });
 });
