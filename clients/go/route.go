@@ -35,6 +35,7 @@ func trialWeight(h *RouteHost, agentID string) float64 {
 func (a *pickHost) take(h *RouteHost, agentID string) {
 	a.pickWeight = trialWeight(h, agentID)
 	a.state = h.State
+	a.reason = h.Reason
 	a.probing = h.State == StateProbing
 	a.weight = h.Weight
 	a.zone = h.Zone

@@ -14,6 +14,7 @@ type pickHost struct {
 	key        string // ip:port
 	pickWeight float64
 	state      string
+	reason     string
 	probing    bool
 	weight     int
 	zone       string
@@ -58,8 +59,7 @@ func createStrategy(name string, o strategyOptions) strategy {
 	case StrategyHash:
 		return newHash(o.random)
 	case StrategyLars:
-		// Lars' own strategy is not implemented here: its routes pick by swrr over the same weights.
-		return newSwrr(o.random, 0, swrrMaxPeriod)
+		return newLars()
 	default:
 		return newP2cEwma(o)
 	}

@@ -208,6 +208,25 @@ export function pickVectors(): PickVector[] {
       ],
     }),
   );
+  // lars: round robin with one probe in probe_num + 1, none while all are overloaded, panic, an operator's ejection never probed
+  const ov = (i: number, over: Partial<RouteHost> = {}): RouteHost => host(i, { state: 'overloaded', reason: 'consecutive_errors', pick_weight: 0, ...over });
+  out.push(
+    runPickScript({
+      ...BASE,
+      name: 'lars round robin with probing, all overloaded, panic, host set changed',
+      strategy: 'lars',
+      steps: [
+        { op: 'route', state: state(1, [host(1), ov(2), host(3), ov(4, { reason: 'admin_eject' }), host(5, { state: 'draining', reason: 'removed', pick_weight: 0 })], { probe_num: 3 }) },
+        ...picks(12),
+        { op: 'route', state: state(2, [ov(1), ov(2), ov(3)], { probe_num: 2 }) },
+        ...picks(9, 100),
+        { op: 'route', state: state(3, [host(1), ov(2), host(3)], { probe_num: 2, panic: true }) },
+        ...picks(5, 200),
+        { op: 'route', state: state(4, [host(6), host(1), ov(2), host(3, { state: 'probing', reason: 'timeout', pick_weight: 10 })], { probe_num: 2, strategy: 'lars', profile: 'lars' }) },
+        ...picks(9, 300),
+      ],
+    }),
+  );
   // hash: keys to hosts, keyless calls by swrr
   const keys = (k: number): string => `user-${k * 7919}`;
   out.push(
