@@ -5,5 +5,5 @@ export const GO_MODULE: string;
 export const GO_DEBIAN_PACKAGES: string[];
 export function ensureGo(): boolean;
 export function goEnv(): { dir: string; env: Record<string, string | undefined> };
-export function runGo(args: string[], opts?: { stdio?: 'inherit'; env?: Record<string, string>; timeoutMs?: number }): number;
-export function runGo(args: string[], opts: { stdio: 'pipe'; env?: Record<string, string>; timeoutMs?: number }): SpawnSyncReturns<string>;
+export function runGo(args: string[], opts?: { stdio?: 'inherit'; env?: Record<string, string>; timeoutMs?: number }, cwd?: string): number;
+export function runGo(args: string[], opts: { stdio: 'pipe'; env?: Record<string, string>; timeoutMs?: number }, cwd?: string): SpawnSyncReturns<string>;

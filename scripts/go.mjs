@@ -55,9 +55,10 @@ export function goEnv() {
   return { dir: link, env };
 }
 
-/** Runs `go <args>` in the SDK's directory; returns the exit status (output inherited unless `opts.stdio` says otherwise). */
-export function runGo(args, opts = {}) {
-  const { dir, env } = goEnv();
+/** Runs `go <args>` in the SDK's directory (or `cwd`); returns the exit status (output inherited unless `opts.stdio` says otherwise). */
+export function runGo(args, opts = {}, cwd = undefined) {
+  const { dir: sdk, env } = goEnv();
+  const dir = cwd ?? sdk;
   const r = spawnSync('go', args, { cwd: dir, env: { ...env, ...(opts.env ?? {}) }, stdio: opts.stdio ?? 'inherit', encoding: 'utf8', timeout: opts.timeoutMs });
   if (opts.stdio === 'pipe') return r;
   return r.status ?? 1;

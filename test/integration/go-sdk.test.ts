@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -216,6 +216,26 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     } finally {
       await sink.stop();
       await engine.close();
+    }
+  });
+
+  it("go-sdk - docs/go.md's first example runs as written: it picks a host of route 1.1 and reports the call", async () => {
+    await c.addRoute(1, 1, hosts(2, '127.0.5.', 7500));
+    await waitFor(() => c.latest(1, 1), { what: 'route 1.1 published' });
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'go.md'), 'utf8');
+    const code = /```go\n(package main\n[\s\S]*?)```/.exec(doc)?.[1];
+    expect(code, 'a package main example in docs/go.md').to.be.a('string');
+    const { env: goenv } = goEnv();
+    const gopath = goenv['GOPATH']!.split(':')[0]!;
+    const dir = join(gopath, 'src', 'lars-go-example', c.prefix);
+    mkdirSync(dir, { recursive: true });
+    try {
+      writeFileSync(join(dir, 'main.go'), code!);
+      const r = runGo(['run', '.'], { stdio: 'pipe', timeoutMs: 120_000, env: { PWD: dir, LARS_NATS_URL: c.server.url, LARS_PREFIX: c.prefix } }, dir);
+      expect(r.status, `${r.stdout}\n${r.stderr}`).to.equal(0);
+      expect(r.stdout).to.match(/^called 127\.0\.5\.[12]:7500$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
