@@ -281,3 +281,73 @@ func TestLiveScriptedReports(t *testing.T) {
 	}
 	fmt.Printf("GO_SCRIPT %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": a.Stats().AckedReports}))
 }
+
+// TestLiveRegister registers a host on route 41.5 (LARS_TEST_REGISTER set):
+// it joins the route, stays past its TTL on heartbeats, and leaves on Stop.
+func TestLiveRegister(t *testing.T) {
+	if os.Getenv("LARS_TEST_REGISTER") == "" {
+		t.Skip("no LARS_TEST_REGISTER: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	const ttl = 2 * time.Second
+	reg, err := a.Register(ctx, Registration{Modid: 41, Cmdid: 5, IP: "127.0.6.9", Port: 7600, TTL: ttl, DrainTime: 300 * time.Millisecond, Instance: "go-live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := a.Watch(ctx, 41, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pickable := func(s RouteState) bool {
+		for _, h := range s.Hosts {
+			if h.IP == "127.0.6.9" && h.Port == 7600 && h.PickWeight > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	waitState := func(what string, want bool) RouteState {
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case s, ok := <-states:
+				if !ok {
+					t.Fatalf("watch closed waiting for %s", what)
+				}
+				if pickable(s) == want {
+					return s
+				}
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	joined := waitState("the registered host in the route", true)
+	// heartbeats keep it there past its TTL: no state without it for 1.5 TTL
+	hold := time.After(ttl + ttl/2)
+	for held := false; !held; {
+		select {
+		case s := <-states:
+			if !pickable(s) {
+				t.Fatalf("the host left its route while heartbeating (version %d)", s.Version)
+			}
+		case <-hold:
+			held = true
+		}
+	}
+	if err := reg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left := waitState("the host leaving the route", false)
+	if left.Version <= joined.Version {
+		t.Fatalf("leaving version %d not above %d", left.Version, joined.Version)
+	}
+	fmt.Printf("GO_REGISTER %s\n", mustJSON(map[string]any{"joined": joined.Version, "left": left.Version}))
+}

@@ -238,4 +238,14 @@ describe('Go SDK (clients/go) on a real cluster', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('go-sdk - Register: the host joins its route, stays past its TTL on heartbeats, and leaves on Stop', async () => {
+    const r = await goTest('TestLiveRegister', env({ LARS_TEST_REGISTER: '1' }));
+    expect(r.code, r.out).to.equal(0);
+    const out = line(r.out, 'GO_REGISTER') as { joined: number; left: number };
+    const joined = c.states.items.find((s) => s.modid === 41 && s.cmdid === 5 && s.version === out.joined);
+    expect(joined?.hosts.some((h) => h.ip === '127.0.6.9' && h.port === 7600 && h.pick_weight > 0), 'the route node published the host').to.equal(true);
+    await waitFor(() => (c.latest(41, 5)?.version ?? 0) >= out.left, { what: 'the leaving state seen here' });
+    expect(c.latest(41, 5)!.hosts.some((h) => h.ip === '127.0.6.9' && h.pick_weight > 0)).to.equal(false);
+  });
 });
