@@ -237,7 +237,7 @@ func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, 
 	}
 	ph, r := h.h, h.r
 	if ph == nil {
-		if !ipv4Pattern.MatchString(h.IP) || h.Port < 1 || h.Port > 65535 {
+		if !isIPv4(h.IP) || h.Port < 1 || h.Port > 65535 {
 			return fmt.Errorf("lars: bad report: host %s", h)
 		}
 		if v, ok := a.routes.Load(routeKey(h.Modid, h.Cmdid)); ok {

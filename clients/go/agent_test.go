@@ -236,3 +236,11 @@ func TestRouteStateRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v", got)
 	}
 }
+
+func TestIsIPv4(t *testing.T) {
+	for _, s := range []string{"0.0.0.0", "255.255.255.255", "10.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1.2.3.04", "a.b.c.d", "", "1..2.3", "1.2.3.4 ", "199.249.250.9", "1000.1.1.1", "1.2.3.-1", "٣.1.1.1"} {
+		if isIPv4(s) != ipv4Pattern.MatchString(s) {
+			t.Errorf("%q: isIPv4 %v, pattern %v", s, isIPv4(s), ipv4Pattern.MatchString(s))
+		}
+	}
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Benchmarks of the in-process paths (`npm run bench -- go` runs them and
@@ -149,4 +152,78 @@ func BenchmarkLiveAckedSmallBatches(b *testing.B) {
 	if st := a.Stats(); st.DroppedReports != 0 {
 		b.Fatalf("%d reports dropped", st.DroppedReports)
 	}
+}
+
+// BenchmarkLiveRouteUpdateCPU: the process CPU (user + system) per route
+// update of 10 hosts received from a real nats-server and applied, one
+// host's weight changed each time, 1000 updates a second (the publisher
+// shares the process: its publish is counted too). Skipped without
+// LARS_BENCH_NATS_URL.
+func BenchmarkLiveRouteUpdateCPU(b *testing.B) {
+	url := os.Getenv("LARS_BENCH_NATS_URL")
+	if url == "" {
+		b.Skip("no LARS_BENCH_NATS_URL: run by npm run bench -- go")
+	}
+	ctx := context.Background()
+	prefix := os.Getenv("LARS_BENCH_PREFIX")
+	a, err := Connect(ctx, Options{Servers: url, Prefix: prefix, LoadTimeout: 100 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close(ctx)
+	pub, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	r, err := a.route(1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	subject := a.names.route(1, 1)
+	version := uint64(0)
+	publish := func(n int) {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < n; i++ {
+			<-tick.C
+			version++
+			s := tenHostState(version)
+			s.Hosts[version%10].PickWeight = float64(50 + version%50)
+			if err := pub.Publish(subject, encodeRouteState(s)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		_ = pub.Flush()
+		want := version
+		waitBench(b, func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.state != nil && r.state.Version == want })
+	}
+	publish(200) // warm up
+	b.ResetTimer()
+	start := cpuTime()
+	before := a.counters.updates.Load()
+	publish(b.N)
+	used := cpuTime() - start
+	b.StopTimer()
+	applied := a.counters.updates.Load() - before
+	if applied != uint64(b.N) {
+		b.Fatalf("%d of %d updates applied", applied, b.N)
+	}
+	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu_us/update")
+}
+
+func waitBench(b *testing.B, check func() bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !check() {
+		if time.Now().After(deadline) {
+			b.Fatal("timed out waiting for the updates")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -319,5 +320,42 @@ func TestConformanceWire(t *testing.T) {
 		if got := Partition(p.Modid, p.Cmdid, p.Partitions); got != p.Partition {
 			t.Errorf("partition of %d.%d mod %d: %d, want %d", p.Modid, p.Cmdid, p.Partitions, got, p.Partition)
 		}
+	}
+}
+
+// The route state's fast path accepts exactly the samples the general path
+// accepts, with the same value, and leaves every refusal to it.
+func TestRouteStateFastPathAgreesWithTheGeneralPath(t *testing.T) {
+	var w wireFile
+	readVectors(t, "wire.json", &w)
+	fast := 0
+	for _, m := range w.Messages {
+		if m.Kind != "route_state" {
+			continue
+		}
+		b, _ := hex.DecodeString(m.Hex)
+		fs, fok := fastRouteState(b)
+		gs, gerr := decodeRouteStateGeneral(b)
+		if fok && gerr != nil {
+			t.Errorf("%q: the fast path accepts what the general path refuses (%v)", m.Name, gerr)
+			continue
+		}
+		if fok {
+			fast++
+			if !reflect.DeepEqual(fs, gs) {
+				t.Errorf("%q: fast %+v\ngeneral %+v", m.Name, fs, gs)
+			}
+		}
+	}
+	if fast < 4 {
+		t.Errorf("the fast path took only %d valid samples", fast)
+	}
+	s := tenHostState(3)
+	s.Strategy, s.Hosts[0].Zone, s.Hosts[1].TrialAgent = StrategyHash, "z1", "agent-b"
+	b := encodeRouteState(s)
+	fs, ok := fastRouteState(b)
+	gs, err := decodeRouteStateGeneral(b)
+	if !ok || err != nil || !reflect.DeepEqual(fs, gs) {
+		t.Fatalf("fast %v %+v, general %v %+v", ok, fs, err, gs)
 	}
 }

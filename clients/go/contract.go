@@ -56,6 +56,14 @@ func DecodeRouteState(b []byte) (*RouteState, error) {
 	if len(b) > maxMsgBytes {
 		return nil, reject(RejectOversize, "message of %d bytes", len(b))
 	}
+	if s, ok := fastRouteState(b); ok {
+		return s, nil
+	}
+	return decodeRouteStateGeneral(b)
+}
+
+// decodeRouteStateGeneral: every value decoded, then checked (names the rejection of a refused state).
+func decodeRouteStateGeneral(b []byte) (*RouteState, error) {
 	v, err := decodeMsgpack(b)
 	if err != nil {
 		return nil, reject(RejectMalformed, "%v", err)

@@ -39,6 +39,31 @@ func reject(kind RejectKind, format string, args ...any) *RejectError {
 
 var ipv4Pattern = regexp.MustCompile(`^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$`)
 
+// isIPv4 is ipv4Pattern without the regular expression: four decimal parts
+// 0-255, no leading zeros (TestIsIPv4 holds it to the pattern).
+func isIPv4(s string) bool {
+	parts, i := 0, 0
+	for parts < 4 {
+		start, v := i, 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' && i-start < 3 {
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		n := i - start
+		if n == 0 || v > 255 || (n > 1 && s[start] == '0') {
+			return false
+		}
+		parts++
+		if parts < 4 {
+			if i >= len(s) || s[i] != '.' {
+				return false
+			}
+			i++
+		}
+	}
+	return i == len(s)
+}
+
 const (
 	maxUint32   = 4294967295
 	maxSafeInt  = 9007199254740991
@@ -143,7 +168,7 @@ func (c *checker) ip(v any, path string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if !ipv4Pattern.MatchString(s) {
+	if !isIPv4(s) {
 		c.fail(RejectOutOfRange, path, "not a dotted-decimal IPv4 address")
 		return "", false
 	}
