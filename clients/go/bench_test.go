@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // Benchmarks of the in-process paths (`npm run bench -- go` runs them and
@@ -154,76 +153,64 @@ func BenchmarkLiveAckedSmallBatches(b *testing.B) {
 	}
 }
 
-// BenchmarkLiveRouteUpdateCPU: the process CPU (user + system) per route
-// update of 10 hosts received from a real nats-server and applied, one
-// host's weight changed each time, 1000 updates a second (the publisher
-// shares the process: its publish is counted too). Skipped without
-// LARS_BENCH_NATS_URL.
-func BenchmarkLiveRouteUpdateCPU(b *testing.B) {
-	url := os.Getenv("LARS_BENCH_NATS_URL")
-	if url == "" {
-		b.Skip("no LARS_BENCH_NATS_URL: run by npm run bench -- go")
-	}
-	ctx := context.Background()
-	prefix := os.Getenv("LARS_BENCH_PREFIX")
-	a, err := Connect(ctx, Options{Servers: url, Prefix: prefix, LoadTimeout: 100 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close(ctx)
-	pub, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pub.Close()
-	r, err := a.route(1, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	subject := a.names.route(1, 1)
-	version := uint64(0)
-	publish := func(n int) {
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < n; i++ {
-			<-tick.C
-			version++
-			s := tenHostState(version)
-			s.Hosts[version%10].PickWeight = float64(50 + version%50)
-			if err := pub.Publish(subject, encodeRouteState(s)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		_ = pub.Flush()
-		want := version
-		waitBench(b, func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.state != nil && r.state.Version == want })
-	}
-	publish(200) // warm up
-	b.ResetTimer()
-	start := cpuTime()
-	before := a.counters.updates.Load()
-	publish(b.N)
-	used := cpuTime() - start
-	b.StopTimer()
-	applied := a.counters.updates.Load() - before
-	if applied != uint64(b.N) {
-		b.Fatalf("%d of %d updates applied", applied, b.N)
-	}
-	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu_us/update")
-}
-
-func waitBench(b *testing.B, check func() bool) {
-	deadline := time.Now().Add(30 * time.Second)
-	for !check() {
-		if time.Now().After(deadline) {
-			b.Fatal("timed out waiting for the updates")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestLiveFollowCPU follows route 1.1 on LARS_BENCH_NATS_URL while
+// bench/go.ts publishes LARS_BENCH_FOLLOW states of 10 hosts to it, and
+// prints the process CPU (user + system) per update between the first and
+// the last: the agent's cost of a route update, its NATS client included,
+// measured as the TypeScript agent's is (the publisher is another process).
+func TestLiveFollowCPU(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("LARS_BENCH_FOLLOW"))
+	if n == 0 {
+		t.Skip("no LARS_BENCH_FOLLOW: run by npm run bench -- go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, Options{Servers: os.Getenv("LARS_BENCH_NATS_URL"), Prefix: os.Getenv("LARS_BENCH_PREFIX"), LoadTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	r, err := a.route(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Conn().Flush(); err != nil { // the route subscription is on the server
+		t.Fatal(err)
+	}
+	fmt.Println("GO_FOLLOW_READY")
+	version := func() uint64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.state == nil {
+			return 0
+		}
+		return r.state.Version
+	}
+	// looked at 20 times a second: the harness costs next to nothing beside 1000 updates a second
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var start time.Duration
+	var first uint64
+	for range tick.C {
+		v := version()
+		if first == 0 && v > 0 {
+			first, start = a.counters.updates.Load(), cpuTime()
+		}
+		if v >= uint64(n) {
+			used := cpuTime() - start
+			updates := a.counters.updates.Load() - first
+			fmt.Printf("GO_FOLLOW %s\n", mustJSON(map[string]any{"updates": updates, "cpu_us_per_update": float64(used.Microseconds()) / float64(updates)}))
+			return
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	t.Fatal("timed out before the last update")
 }
