@@ -16,13 +16,14 @@ import { fileURLToPath } from 'node:url';
 import { ensureDebianPackages, root } from './lib.mjs';
 
 export const GO_MODULE = 'github.com/lars-nats/lars-nats/clients/go';
-export const GO_DEBIAN_PACKAGES = ['golang-go', 'golang-github-nats-io-go-nats-dev'];
+/** Go, the NATS client library, and the C toolchain `go test -race` needs (cgo). */
+export const GO_DEBIAN_PACKAGES = ['golang-go', 'golang-github-nats-io-go-nats-dev', 'gcc', 'libc6-dev'];
 const GOCODE = '/usr/share/gocode';
 const NATS_SRC = join(GOCODE, 'src', 'github.com', 'nats-io', 'nats.go');
 
 /** Installs Go and the NATS client library from Debian when missing (as root); false when they are not there after. */
 export function ensureGo() {
-  if (!ensureDebianPackages([['go', 'golang-go']])) return false;
+  if (!ensureDebianPackages([['go', 'golang-go'], ['gcc', 'gcc']])) return false;
   if (existsSync(NATS_SRC)) return true;
   // a library has no binary to look for: its source tree is what is checked
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
