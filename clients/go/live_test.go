@@ -164,7 +164,8 @@ func mustJSON(v any) string {
 
 // TestLiveOutage reports steadily while the test driver kills the
 // nats-server and starts it again on its store (LARS_TEST_OUTAGE set): every
-// report made is acknowledged in the end, none dropped. It prints GO_READY
+// report made is acknowledged in the end, none dropped, and picks go on from
+// the cache while the server is away. It prints GO_READY
 // once acks flow, GO_DISCONNECTED when it lost the server, and GO_OUTAGE
 // with its counts at the end.
 func TestLiveOutage(t *testing.T) {
@@ -209,10 +210,32 @@ func TestLiveOutage(t *testing.T) {
 			}
 		}
 	}()
+	// a route followed before the outage: its state arrives on its subject (no route node here)
+	if _, err := a.route(9, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s := tenHostState(3)
+	s.Modid, s.Cmdid = 9, 9
+	if err := a.Conn().Publish(a.names.route(9, 9), encodeRouteState(s)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "route 9.9 loaded", 10*time.Second, func() bool {
+		_, err := a.GetHost(ctx, 9, 9)
+		return err == nil
+	})
 	waitUntil(t, "steady acked traffic", 20*time.Second, func() bool { return a.Stats().AckedBatches >= 20 })
 	fmt.Println("GO_READY")
 	waitUntil(t, "the disconnect", 20*time.Second, func() bool { return !a.IsConnected() })
 	fmt.Println("GO_DISCONNECTED")
+	// NATS away: picks go on from the cache
+	for i := 0; i < 20; i++ {
+		if _, err := a.GetHost(ctx, 9, 9); err != nil {
+			t.Fatalf("pick while NATS is away: %v", err)
+		}
+	}
 	before := a.Stats().Reports
 	waitUntil(t, "the reconnect", 60*time.Second, func() bool { return a.IsConnected() })
 	if a.Stats().Reports <= before {

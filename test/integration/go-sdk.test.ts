@@ -157,7 +157,7 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     expect(new Set(tsPicks).size, 'the sequence visits every host').to.equal(5);
   });
 
-  it('go-sdk - the nats-server killed and started again on its store: the Go agent loses no acknowledged report, drops none', async () => {
+  it('go-sdk - the nats-server killed and started again on its store: the Go agent loses no acknowledged report, drops none, and picks from its cache while the server is away', async () => {
     let server: NatsServer = await startNatsServer();
     const prefix = uniquePrefix();
     let admin: NatsConnection | undefined;
