@@ -300,6 +300,7 @@ func (a *Agent) Close(ctx context.Context) error {
 	a.closed.Store(true)
 	close(a.done)
 	a.batcher.stop()
+	a.batcher.flush() // a report made while flushing: to the outbox, which counts what is left as dropped
 	a.outbox.abandon()
 	a.routes.Range(func(_, v any) bool {
 		v.(*followed).close()
