@@ -244,3 +244,43 @@ func TestIsIPv4(t *testing.T) {
 		}
 	}
 }
+
+// lossyStream never answers the first publish of each message id (as a lost
+// publish or a lost leader), and stores the rest.
+type lossyStream struct {
+	fakeStream
+	seen map[string]bool
+}
+
+func (l *lossyStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
+	l.mu.Lock()
+	first := !l.seen[msgID]
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[msgID] = true
+	l.mu.Unlock()
+	if first {
+		<-ctx.Done() // no answer until the outbox gives up on everything
+		return ctx.Err()
+	}
+	return l.fakeStream.publish(ctx, subject, data, msgID)
+}
+
+func TestOutboxPublishesAgainWhenNoAckComesInTime(t *testing.T) {
+	l := &lossyStream{}
+	o := newOutbox(l.publish, "a1", "i1", 8, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
+	for i := 0; i < 5; i++ {
+		o.add("lars.report.0.1.1", []byte{0x80}, 2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.settled(ctx); err != nil {
+		t.Fatalf("the unanswered publishes were not sent again: %v (%+v)", err, o.stats())
+	}
+	st := o.stats()
+	if st.ackedBatches != 5 || st.retried < 5 || st.drops != 0 {
+		t.Fatalf("%+v", st)
+	}
+	o.abandon()
+}

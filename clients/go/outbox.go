@@ -10,10 +10,11 @@ import (
 // outbox keeps every report batch until JetStream has acknowledged it
 // (src/agent/outbox.ts): up to `window` publishes outstanding at once, each
 // with its message id <sender>/<instance>/<seq>, so that a batch published
-// again is stored once. A failed publish (no ack within AckTimeout, no
-// stream, the connection away) stalls the outbox: it holds the window and
-// publishes only the oldest batch, every RetryInterval, until an ack ends
-// the stall; a reconnect probes at once. Only overflow of the bound drops
+// again is stored once. A failed publish (no stream, the connection away,
+// no ack within AckTimeout), or no ack at all for RetryInterval while
+// publishes are out, stalls the outbox: it holds the window and publishes the
+// oldest batch again, every RetryInterval, until an ack ends the stall; a
+// reconnect probes at once. Only overflow of the bound drops
 // reports, the oldest batches not on the wire first, and counts them.
 
 // publishFunc publishes one batch and returns once the stream acknowledged it.
@@ -26,7 +27,8 @@ type pendingBatch struct {
 	data     []byte
 	reports  int
 	attempts int
-	inFlight bool
+	sends    int  // publishes of it not answered yet
+	queued   bool // in the queue
 }
 
 type outboxStats struct {
@@ -52,6 +54,8 @@ type outbox struct {
 	pendingReports int
 	stalled        bool
 	probeTimer     *time.Timer
+	lastProgress   time.Time   // last ack, or the first publish while none was out
+	watchdog       *time.Timer // the stall check while publishes are out
 	stopped        bool
 	changed        chan struct{} // closed and replaced on every settlement
 	ctx            context.Context
@@ -77,6 +81,7 @@ func (o *outbox) add(subject string, data []byte, reports int) {
 	o.seq++
 	e := &pendingBatch{seq: o.seq, msgID: ReportMsgID(o.sender, o.instance, o.seq), subject: subject, data: data, reports: reports}
 	o.unsettled[e.seq] = e
+	e.queued = true
 	o.queue = append(o.queue, e)
 	o.pendingReports += reports
 	o.enforceBound()
@@ -89,6 +94,7 @@ func (o *outbox) enforceBound() {
 	for o.pendingReports+o.extraPending() > o.maxReports && len(o.queue) > 0 {
 		e := o.queue[0]
 		o.queue = o.queue[1:]
+		e.queued = false
 		delete(o.unsettled, e.seq)
 		o.pendingReports -= e.reports
 		dropped += e.reports
@@ -110,7 +116,10 @@ func (o *outbox) pump() {
 	for o.inflight < o.window && len(o.queue) > 0 {
 		e := o.queue[0]
 		o.queue = o.queue[1:]
-		o.send(e)
+		e.queued = false
+		if _, ok := o.unsettled[e.seq]; ok {
+			o.send(e)
+		}
 	}
 }
 
@@ -120,8 +129,12 @@ func (o *outbox) send(e *pendingBatch) {
 		o.st.retried++
 	}
 	e.attempts++
-	e.inFlight = true
+	e.sends++
+	if o.inflight == 0 {
+		o.lastProgress = time.Now()
+	}
 	o.inflight++
+	o.armWatchdog()
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
@@ -132,13 +145,45 @@ func (o *outbox) send(e *pendingBatch) {
 	}()
 }
 
+// armWatchdog: no ack for RetryInterval while publishes are out is a stall
+// (a stream leader lost, a server away): the oldest batch is published again
+// then, without waiting for the publishes' ack timeout (o.mu held).
+func (o *outbox) armWatchdog() { o.armWatchdogIn(o.retry) }
+
+func (o *outbox) armWatchdogIn(d time.Duration) {
+	if o.watchdog != nil || o.stopped {
+		return
+	}
+	o.watchdog = time.AfterFunc(d, func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.watchdog = nil
+		if o.stopped || o.inflight == 0 {
+			return
+		}
+		if wait := o.retry - time.Since(o.lastProgress); wait > 0 {
+			o.armWatchdogIn(wait)
+			return
+		}
+		if !o.stalled {
+			o.stalled = true
+			o.log.Warn("report batches not acknowledged in time (stream leader lost, or server away); publishing the oldest again", "pendingReports", o.pendingReports)
+		}
+		o.probe()
+		o.armWatchdog()
+	})
+}
+
 func (o *outbox) answered(e *pendingBatch, err error) {
-	e.inFlight = false
+	e.sends--
 	o.inflight--
 	if o.stopped {
 		return
 	}
 	if _, ok := o.unsettled[e.seq]; !ok {
+		if err == nil {
+			o.progress()
+		}
 		return
 	}
 	if err == nil {
@@ -147,26 +192,35 @@ func (o *outbox) answered(e *pendingBatch, err error) {
 		o.st.ackedBatches++
 		o.st.ackedReports += uint64(e.reports)
 		o.settle()
-		if o.stalled {
-			o.stalled = false
-			if o.probeTimer != nil {
-				o.probeTimer.Stop()
-				o.probeTimer = nil
-			}
-		}
+		o.progress()
 		o.pump()
 		return
 	}
-	// back in the queue, in seq order
-	i := sort.Search(len(o.queue), func(i int) bool { return o.queue[i].seq > e.seq })
-	o.queue = append(o.queue, nil)
-	copy(o.queue[i+1:], o.queue[i:])
-	o.queue[i] = e
+	// back in the queue, in seq order, unless another publish of it is still out or it is queued already
+	if e.sends == 0 && !e.queued {
+		i := sort.Search(len(o.queue), func(i int) bool { return o.queue[i].seq > e.seq })
+		o.queue = append(o.queue, nil)
+		copy(o.queue[i+1:], o.queue[i:])
+		o.queue[i] = e
+		e.queued = true
+	}
 	if !o.stalled {
 		o.stalled = true
 		o.log.Warn("report batch not acknowledged; holding the window and retrying the oldest batch", "err", err.Error(), "pendingReports", o.pendingReports)
 	}
 	o.armProbe(o.retry)
+}
+
+// progress: an ack came; a stall ends (o.mu held).
+func (o *outbox) progress() {
+	o.lastProgress = time.Now()
+	if o.stalled {
+		o.stalled = false
+		if o.probeTimer != nil {
+			o.probeTimer.Stop()
+			o.probeTimer = nil
+		}
+	}
 }
 
 func (o *outbox) armProbe(d time.Duration) {
@@ -181,14 +235,24 @@ func (o *outbox) armProbe(d time.Duration) {
 	})
 }
 
-// probe publishes the oldest batch not on the wire (o.mu held).
+// probe publishes the oldest unsettled batch again, on the wire or not (o.mu held):
+// its message id makes a second copy harmless.
 func (o *outbox) probe() {
-	if o.stopped || !o.stalled || len(o.queue) == 0 || o.inflight > 0 {
+	if o.stopped || !o.stalled || len(o.unsettled) == 0 {
 		return
 	}
-	e := o.queue[0]
-	o.queue = o.queue[1:]
+	e := o.unsettled[o.oldestUnsettled()]
+	if e.queued {
+		for i, x := range o.queue {
+			if x == e {
+				o.queue = append(o.queue[:i], o.queue[i+1:]...)
+				break
+			}
+		}
+		e.queued = false
+	}
 	o.send(e)
+	o.lastProgress = time.Now()
 }
 
 // kick: the connection is back; probe now.
@@ -255,6 +319,10 @@ func (o *outbox) abandon() int {
 	if o.probeTimer != nil {
 		o.probeTimer.Stop()
 		o.probeTimer = nil
+	}
+	if o.watchdog != nil {
+		o.watchdog.Stop()
+		o.watchdog = nil
 	}
 	n := 0
 	for _, e := range o.unsettled {
