@@ -136,10 +136,29 @@ export class RouteCallPolicy {
   /** One validated batch at `now`; true when the published policy changed (the route publishes a new version). */
   ingest(batch: Parameters<CallWindow['ingest']>[0], now: number): boolean {
     if (this.params.call_policy === 0) return false;
-    const w = this.windowAt(now);
-    w.ingest(batch, now);
+    this.windowAt(now).ingest(batch, now);
+    return this.judge(now);
+  }
+
+  /**
+   * A batch from `sender` begins at `now` (the report path's form of
+   * `ingest`): the histogram its reports' latencies go into, or undefined
+   * when the route has no call policy. Its reports are counted by `end`.
+   */
+  begin(sender: string, now: number): Uint32Array | undefined {
+    return this.params.call_policy === 0 ? undefined : this.windowAt(now).begin(sender, now);
+  }
+
+  /** The batch begun at `now` ends with `accepts` of its reports accepted; true when the published policy changed. */
+  end(batch: Parameters<CallWindow['ingest']>[0], accepts: number, now: number): boolean {
+    this.window!.end(batch, accepts);
+    return this.judge(now);
+  }
+
+  /** Judges the policy when its next judgement is due (at most once a second). */
+  private judge(now: number): boolean {
     if (now < this.nextUpdate) return false;
-    this.nextUpdate = w.dueAt();
+    this.nextUpdate = this.window!.dueAt();
     return this.update(now);
   }
 

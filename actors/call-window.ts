@@ -34,6 +34,21 @@ export function latencyBucket(ms: number): number {
   return (k << 2) | ((q >>> (k - 2)) & 3);
 }
 
+/** Latencies a batch adds to the histogram at most (about; see addLatencies). */
+const HIST_SAMPLES = 64;
+
+/**
+ * A batch's latencies into the histogram `hist`: every report of a batch of
+ * up to HIST_SAMPLES; of a larger one every k-th, counted k times, so that
+ * each batch weighs as many reports as it holds (the histogram gives only a
+ * percentile, and a 1,000-report batch costs 64 updates, not 1,000).
+ */
+export function addLatencies(hist: Uint32Array, reports: ReadonlyArray<readonly [number, number, number, ...unknown[]]>): void {
+  const n = reports.length;
+  const k = n <= HIST_SAMPLES ? 1 : Math.floor(n / HIST_SAMPLES);
+  for (let i = 0; i < n; i += k) hist[latencyBucket(reports[i]![2])]! += k;
+}
+
 /** The largest latency bucket `b` holds, ms (its exclusive upper end). */
 export function bucketUpperMs(b: number): number {
   if (b < 4) return (b + 1) / UNITS_PER_MS;
@@ -107,18 +122,30 @@ export class CallWindow {
     if (this.callers.size > 0) for (const [c, t] of this.callers) if (t <= oldest) this.callers.delete(c);
   }
 
-  /** One validated report batch at `now`. */
+  /** One validated report batch at `now` (`begin`, each report into the histogram, `end`). */
   ingest(batch: ReportBatch, now: number): void {
-    this.advance(now);
-    if (this.callers.has(batch.sender) || this.callers.size < MAX_CALLERS) this.callers.set(batch.sender, now);
+    const hist = this.begin(batch.sender, now);
     const reports = batch.reports;
-    const hist = this.cur;
     let accepts = 0;
-    for (let i = 0; i < reports.length; i++) {
-      const r = reports[i]!;
-      if (r[1] === 0) accepts++;
-      hist[latencyBucket(r[2])]!++;
-    }
+    for (let i = 0; i < reports.length; i++) if (reports[i]![1] === 0) accepts++;
+    addLatencies(hist, reports);
+    this.end(batch, accepts);
+  }
+
+  /**
+   * A batch from `sender` begins at `now`: the window moves there and the
+   * sender is heard. Returns the histogram the batch's latencies go into
+   * (`addLatencies`); the route actor counts the accepted reports in its own
+   * pass over them, then calls `end`.
+   */
+  begin(sender: string, now: number): Uint32Array {
+    this.advance(now);
+    if (this.callers.has(sender) || this.callers.size < MAX_CALLERS) this.callers.set(sender, now);
+    return this.cur;
+  }
+
+  /** The batch begun last ends: its reports, `accepts` of them accepted, and its attempt marks are counted. */
+  end(batch: ReportBatch, accepts: number): void {
     let retries = 0;
     let hedges = 0;
     const marks = batch.attempts;
@@ -131,7 +158,7 @@ export class CallWindow {
     }
     const at = this.head * FIELDS;
     const c = this.counts;
-    c[at + FIRSTS]! += reports.length - retries - hedges;
+    c[at + FIRSTS]! += batch.reports.length - retries - hedges;
     c[at + RETRIES]! += retries;
     c[at + HEDGES]! += hedges;
     c[at + ACCEPTS]! += accepts;

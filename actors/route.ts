@@ -24,8 +24,9 @@ import { applyAdminMark } from './admin-marks.ts';
 import { HostSlot, hostCheckpoint, publishedHost, resumeHost, resumePublished } from './host-slot.ts';
 import { hostEvent, hostFigures, leftEvent, pickWeight, routeState } from './route-output.ts';
 import { ejectionCap, inPanic } from './route-health.ts';
-import { LoadWeighting } from './load-weights.ts';
+import { LoadWeighting, addUtilization } from './load-weights.ts';
 import { RouteCallPolicy } from './call-policy.ts';
+import { addLatencies } from './call-window.ts';
 import { step, type HostEvent } from './host-machine.ts';
 import { paramsOrDefaults, type RouteParams } from './params.ts';
 import { quietDue, QUIET_MS } from './route-schedule.ts';
@@ -178,7 +179,9 @@ export class RouteActor implements RouteMechanism {
     const hosts = batch.hosts;
     const sender = batch.sender;
     this.trials.heard(sender, now);
-    if (this.calls.ingest(batch, now)) this.dirty = true;
+    // the call policy's window (undefined: none): the batch's accepted reports are counted in the pass below
+    const hist = this.calls.begin(sender, now);
+    let accepts = 0;
     this.lastInput = now;
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
@@ -193,6 +196,7 @@ export class RouteActor implements RouteMechanism {
     let unknownHost = 0;
     for (let i = 0; i < reports.length; i++) {
       const r = reports[i]!;
+      if (r[1] === 0) accepts++;
       const s = map[r[0]];
       if (s === undefined) {
         unknownHost++;
@@ -201,16 +205,11 @@ export class RouteActor implements RouteMechanism {
       this.apply(s, r[1], r[2], now);
       applied++;
     }
-    const util = batch.utilization;
-    if (util !== undefined) {
-      for (let i = 0; i < util.length; i++) {
-        const u = util[i]!;
-        const s = map[u[0]];
-        if (s === undefined) continue;
-        s.utilSum += u[1];
-        s.utilSamples++;
-      }
+    if (hist !== undefined) {
+      addLatencies(hist, reports);
+      if (this.calls.end(batch, accepts, now)) this.dirty = true;
     }
+    if (batch.utilization !== undefined) addUtilization(map, batch.utilization);
     return { applied, unknownHost };
   }
 
