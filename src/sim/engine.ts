@@ -23,10 +23,12 @@
 import { RouteActor } from '../../actors/route.ts';
 import { AgentRoute, type MakeStrategy } from '../../actors/agent-route.ts';
 import { createStrategy, type StrategyName } from '../../actors/strategies/index.ts';
-import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState, UtilizationTuple } from '../../schemas/messages.ts';
+import { AttemptKind, type AttemptTuple, type HostState, type RegistryEntry, type ReportBatch, type ReportTuple, type RouteState, type UtilizationTuple } from '../../schemas/messages.ts';
+import { policyOf, type AgentPolicy } from '../../actors/agent-budget.ts';
 import { EventQueue } from './heap.ts';
-import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
-import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
+import { expandHosts, type SimHost } from './hosts.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteRelease, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
+import { SimCallers, type CallCounts, type LogicalCall, type SimCall } from './calls.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
 import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
 
@@ -40,6 +42,25 @@ const CMDID = 1;
 export interface SimOptions {
   strategy: StrategyName;
   seed?: number;
+  /** With the scenario's `call`: false runs its callers without the call policy (no budget, no hedges, no shedding). Default true. */
+  callPolicy?: boolean;
+}
+
+/** Per 100 ms bucket of call start time. */
+const FINE_MS = 100;
+
+/** The callers' calls, for a scenario with `call`. */
+export interface CallResult extends CallCounts {
+  /** Whether the callers kept the call policy. */
+  policy: boolean;
+  /** Latency of the requests (a request waits for all its `fanout` calls), ms. */
+  requestLatency: { p50: number; p99: number; p999: number; max: number };
+  failedRequests: number;
+  /** Per 1 s bucket of the logical call's start time: logical calls, and their attempts. */
+  logicalPerBucket: number[];
+  attemptsPerBucket: number[];
+  /** Failed logical calls per 100 ms bucket of their start time. */
+  failedPer100ms: number[];
 }
 
 export interface HostResult {
@@ -95,16 +116,11 @@ export interface SimResult {
   /** Events processed, route versions published. */
   events: number;
   versions: number;
+  /** With the scenario's `call`: what the callers' calls did (then `calls`, `ok`, `failed` and the latencies count logical calls; `timeouts` and `errors` count attempts). */
+  callStats?: CallResult;
 }
 
-interface Call extends HostCall {
-  agent: number;
-  host: number;
-  start: number;
-  /** Answered or timed out: the caller is done with it. */
-  done: boolean;
-  caller: number;
-}
+type Call = SimCall;
 
 type Event =
   | { k: 'arrival' }
@@ -115,7 +131,8 @@ type Event =
   | { k: 'ingest'; batch: ReportBatch }
   | { k: 'tick' }
   | { k: 'route'; agent: number; state: RouteState }
-  | { k: 'capacity'; host: number };
+  | { k: 'capacity'; host: number }
+  | { k: 'hedge'; lc: LogicalCall };
 
 class SimAgent {
   readonly id: string;
@@ -127,6 +144,10 @@ class SimAgent {
   readonly route: AgentRoute;
   private version = 0;
   reports: ReportTuple[] = [];
+  /** Attempt marks of the batch's retries and hedges. */
+  marks: AttemptTuple[] = [];
+  /** The call policy of the latest route state. */
+  policy: AgentPolicy = policyOf(undefined);
   /** The latest utilization each host answered with in the current batch (NaN: none), and how many hosts have one. */
   util: Float64Array;
   utilHosts = 0;
@@ -157,6 +178,7 @@ class SimAgent {
     if (s.version <= this.version) return;
     this.version = s.version;
     this.route.apply(s);
+    this.policy = policyOf(s);
   }
 }
 
@@ -259,6 +281,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     const batch: ReportBatch = { v: 1, sender: ag.id, modid: MODID, cmdid: CMDID, ts: ag.batchTs, hosts: batchHosts, reports: ag.reports };
     const util = ag.takeUtilization();
     if (util !== undefined) batch.utilization = util;
+    if (ag.marks.length > 0) {
+      batch.attempts = ag.marks;
+      ag.marks = [];
+    }
     ag.reports = [];
     ag.gen++;
     q.push(now + sys.report_delay_ms, { k: 'ingest', batch });
@@ -275,6 +301,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       ag.batchTs = now;
       q.push(now + sys.batch_max_delay_ms, { k: 'batchAge', agent: call.agent, gen: ag.gen });
     }
+    if (call.kind !== undefined && call.kind !== AttemptKind.first) ag.marks.push([ag.reports.length, call.n!, call.kind]);
     ag.reports.push([call.host, retcode, lat, Math.floor(now - ag.batchTs)]);
     if (ag.reports.length >= sys.batch_max_reports) sendBatch(call.agent, now);
   };
@@ -327,12 +354,78 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     notePick(r.hosts[i]!, now, feedback);
     picks[i]!++;
     bucketPicks[b]![i]!++;
-    const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true };
+    const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true, timeoutMs };
     outstanding++;
     q.push(now + timeoutMs, { k: 'timeout', call });
     const end = hosts[i]!.arrive(call, now);
     if (end !== undefined) q.push(end, { k: 'hostDone', call });
     return true;
+  };
+
+  // ---------------------------------------------------------------- calls under the call policy
+  const think = scenario.load.kind === 'closed' ? (scenario.load.think_ms ?? 0) : 0;
+  const reqLatencies: number[] = [];
+  let failedRequests = 0;
+  const logicalPerBucket: number[] = [];
+  const attemptsPerBucket: number[] = [];
+  const failedPer100ms: number[] = [];
+  const inc = (arr: number[], i: number): void => {
+    while (arr.length <= i) arr.push(0);
+    arr[i]!++;
+  };
+  const callers =
+    scenario.call === undefined
+      ? undefined
+      : new SimCallers(
+          scenario.call,
+          {
+            timeoutMs,
+            pick: (a, now) => {
+              const r = agents[a]!.route;
+              return pickBounded(r.strategy, r.hosts, undefined, now, DEFAULT_MAX_TRIALS, timeoutMs);
+            },
+            launch: (call, now) => {
+              notePick(agents[call.agent]!.route.hosts[call.host]!, now, feedback);
+              picks[call.host]!++;
+              bucketPicks[bucket(now)]![call.host]!++;
+              inc(attemptsPerBucket, Math.floor(call.lc!.start / BUCKET_MS));
+              q.push(now + call.timeoutMs, { k: 'timeout', call });
+              const end = hosts[call.host]!.arrive(call, now);
+              if (end !== undefined) q.push(end, { k: 'hostDone', call });
+            },
+            release: (call, now) => noteRelease(agents[call.agent]!.route.hosts[call.host]!, now),
+            report: (call, retcode, lat, now, util) => report(call, retcode, lat, now, util),
+            hedgeAt: (t, lc) => q.push(t, { k: 'hedge', lc }),
+            policy: (a) => agents[a]!.policy,
+            random: (a) => shedRandom[a]!(),
+            logicalDone: (lc, success, lat, now) => {
+              lastAnswer = now;
+              latencies.push(lat);
+              const b = bucket(lc.start);
+              bucketLat[b]!.push(lat);
+              inc(logicalPerBucket, b);
+              if (success) ok++;
+              else {
+                bucketFailed[b]!++;
+                inc(failedPer100ms, Math.floor(lc.start / FINE_MS));
+              }
+            },
+            requestDone: (req, now) => {
+              outstanding--;
+              reqLatencies.push(now - req.start);
+              if (!req.ok) failedRequests++;
+              if (req.caller >= 0) nextCall(req.caller, now + think + (now === req.start ? NO_HOST_RETRY_MS : 0));
+            },
+          },
+          nAgents,
+          opts.callPolicy !== false,
+        );
+  const shedRandom = agents.map((_, a) => streamRandom(seed, 20_000 + a));
+  const startRequest = (a: number, caller: number, now: number): void => {
+    issued++;
+    if (issued >= maxCalls) stopLoad(now);
+    outstanding++;
+    callers!.request(a, caller, now);
   };
 
   // ---------------------------------------------------------------- start
@@ -359,7 +452,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     switch (ev.k) {
       case 'arrival': {
         if (!loadActive) break;
-        startCall(Math.floor(agentChoice() * nAgents), -1, now);
+        if (callers !== undefined) startRequest(Math.floor(agentChoice() * nAgents), -1, now);
+        else startCall(Math.floor(agentChoice() * nAgents), -1, now);
         if (!loadActive) break;
         const gap = load.kind === 'open' && load.arrivals === 'fixed' ? 1000 / load.rate_per_s : exponential(arrivalRandom, 1000 / (load as { rate_per_s: number }).rate_per_s);
         q.push(now + gap, { k: 'arrival' });
@@ -367,7 +461,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       }
       case 'caller': {
         if (!loadActive) break;
-        if (!startCall(ev.caller % nAgents, ev.caller, now)) {
+        if (callers !== undefined) startRequest(ev.caller % nAgents, ev.caller, now);
+        else if (!startCall(ev.caller % nAgents, ev.caller, now)) {
           lastAnswer = now;
           nextCall(ev.caller, now + NO_HOST_RETRY_MS);
         }
@@ -377,6 +472,11 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         const call = ev.call;
         for (const next of hosts[call.host]!.finish(now)) q.push(next.hostDone, { k: 'hostDone', call: next });
         if (call.done) break;
+        if (call.lc !== undefined) {
+          if (!call.ok) errors++;
+          callers!.answered(call, now, hosts[call.host]!.utilization());
+          break;
+        }
         const lat = now - call.start;
         report(call, call.ok ? 0 : 1, lat, now, hosts[call.host]!.utilization());
         if (!call.ok) errors++;
@@ -387,6 +487,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         const call = ev.call;
         if (call.done) break;
         timeouts++;
+        if (call.lc !== undefined) {
+          callers!.timedOut(call, now);
+          break;
+        }
         report(call, 1, timeoutMs, now);
         finishCall(call, now, false, timeoutMs);
         break;
@@ -408,6 +512,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       }
       case 'route': {
         agents[ev.agent]!.apply(ev.state);
+        break;
+      }
+      case 'hedge': {
+        callers!.hedge(ev.lc, now);
         break;
       }
       case 'capacity': {
@@ -443,6 +551,22 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     p99.push(pct(s, 99));
   }
   const failed = calls - ok;
+  let callStats: CallResult | undefined;
+  if (callers !== undefined) {
+    const c = callers.counts;
+    noHost = c.stops.no_host;
+    const rs = Float64Array.from(reqLatencies).sort();
+    callStats = {
+      ...c,
+      stops: { ...c.stops },
+      policy: opts.callPolicy !== false,
+      requestLatency: { p50: pct(rs, 50), p99: pct(rs, 99), p999: pct(rs, 99.9), max: rs.length > 0 ? rs[rs.length - 1]! : Number.NaN },
+      failedRequests,
+      logicalPerBucket,
+      attemptsPerBucket,
+      failedPer100ms,
+    };
+  }
   return {
     scenario: scenario.name,
     strategy: opts.strategy,
@@ -462,5 +586,6 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     endMs: lastAnswer,
     events,
     versions,
+    ...(callStats === undefined ? {} : { callStats }),
   };
 }

@@ -122,6 +122,26 @@ export const SystemSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Callers that make calls under the route's call policy, as the SDK's
+ * `agent.call` does (retries to another host within the budget, hedges,
+ * shedding), instead of single picks. Absent: single picks.
+ */
+export const CallSchema = Type.Object(
+  {
+    /** Attempts of a call at most, the first included (default 3). */
+    max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+    /** The call may run twice: it is hedged after the route's hedge delay (default false). */
+    idempotent: Type.Optional(Type.Boolean()),
+    /** Whether a host's error may be retried (default true: as a connection error; a timeout always may). */
+    retry_errors: Type.Optional(Type.Boolean()),
+    /** A request waits for this many calls made at once, each to its own host (fan-out; default 1). */
+    fanout: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  },
+  { additionalProperties: false },
+);
+export type CallSpec = Static<typeof CallSchema>;
+
 export const ScenarioSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 64 }),
@@ -149,6 +169,8 @@ export const ScenarioSchema = Type.Object(
     strategies: Type.Optional(Type.Array(Type.String())),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
     system: Type.Optional(SystemSchema),
+    /** Calls under the route's call policy (retries, hedges, fan-out); absent: single picks. */
+    call: Type.Optional(CallSchema),
   },
   { additionalProperties: false },
 );
