@@ -21,14 +21,16 @@
  * seeded streams (arrivals, each host, each agent), so a seed fixes the run.
  */
 import { RouteActor } from '../../actors/route.ts';
-import { AgentRoute, type MakeStrategy } from '../../actors/agent-route.ts';
 import { createStrategy, type StrategyName } from '../../actors/strategies/index.ts';
-import { AttemptKind, type AttemptTuple, type HostState, type RegistryEntry, type ReportBatch, type ReportTuple, type RouteState, type UtilizationTuple } from '../../schemas/messages.ts';
-import { policyOf, type AgentPolicy } from '../../actors/agent-budget.ts';
+import { AttemptKind, type RegistryEntry, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type SimHost } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteRelease, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
-import { SimCallers, type CallCounts, type LogicalCall, type SimCall } from './calls.ts';
+import { SimCallers, type LogicalCall, type SimCall } from './calls.ts';
+import { SimAgent } from './agent.ts';
+import { pct, type CallResult, type HostResult, type SimResult, type StateChange } from './result.ts';
+
+export type { CallResult, HostResult, SimResult, StateChange } from './result.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
 import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
 
@@ -39,6 +41,9 @@ export const NO_HOST_RETRY_MS = 1;
 const MODID = 1;
 const CMDID = 1;
 
+/** Per 100 ms bucket of call start time. */
+const FINE_MS = 100;
+
 export interface SimOptions {
   strategy: StrategyName;
   seed?: number;
@@ -46,79 +51,6 @@ export interface SimOptions {
   callPolicy?: boolean;
 }
 
-/** Per 100 ms bucket of call start time. */
-const FINE_MS = 100;
-
-/** The callers' calls, for a scenario with `call`. */
-export interface CallResult extends CallCounts {
-  /** Whether the callers kept the call policy. */
-  policy: boolean;
-  /** Latency of the requests (a request waits for all its `fanout` calls), ms. */
-  requestLatency: { p50: number; p99: number; p999: number; max: number };
-  failedRequests: number;
-  /** Per 1 s bucket of the logical call's start time: logical calls, and their attempts. */
-  logicalPerBucket: number[];
-  attemptsPerBucket: number[];
-  /** Failed logical calls per 100 ms bucket of their start time. */
-  failedPer100ms: number[];
-}
-
-export interface HostResult {
-  label: string;
-  key: string;
-  picks: number;
-  /** Share of all picks, %. */
-  sharePct: number;
-  /** Busy time over capacity time during the load, 0..1; null for a host without a capacity limit. */
-  utilization: number | null;
-  /** Mean calls in service during the load. */
-  meanConcurrency: number;
-  maxQueue: number;
-  stateChanges: number;
-}
-
-export interface StateChange {
-  t: number;
-  host: string;
-  from: HostState | 'none';
-  to: HostState | 'none';
-  reason: string;
-}
-
-export interface SimResult {
-  scenario: string;
-  strategy: StrategyName;
-  seed: number;
-  calls: number;
-  ok: number;
-  failed: number;
-  /** Failed calls by cause. */
-  timeouts: number;
-  errors: number;
-  noHost: number;
-  successPct: number;
-  /** Latency as the callers see it, ms (a timeout counts as the timeout, NO_HOST as 0). */
-  latency: { mean: number; p50: number; p99: number; p999: number; max: number };
-  hosts: HostResult[];
-  /** Per 1 s bucket of call start time. */
-  timeline: {
-    bucketMs: number;
-    /** picks[b][h]: picks of host h in bucket b. */
-    picks: number[][];
-    p50: number[];
-    p99: number[];
-    failed: number[];
-  };
-  stateChanges: StateChange[];
-  /** When the load stopped, and when the last call was answered, ms. */
-  loadEndMs: number;
-  endMs: number;
-  /** Events processed, route versions published. */
-  events: number;
-  versions: number;
-  /** With the scenario's `call`: what the callers' calls did (then `calls`, `ok`, `failed` and the latencies count logical calls; `timeouts` and `errors` count attempts). */
-  callStats?: CallResult;
-}
 
 type Call = SimCall;
 
@@ -133,62 +65,6 @@ type Event =
   | { k: 'route'; agent: number; state: RouteState }
   | { k: 'capacity'; host: number }
   | { k: 'hedge'; lc: LogicalCall };
-
-class SimAgent {
-  readonly id: string;
-  /**
-   * The route as the agent holds it, the SDK's own model (actors/agent-route.ts). Its hosts are in the
-   * scenario's order (the route state keeps the registry's, and the scenario's hosts never change): a
-   * host's index there is the simulated host's.
-   */
-  readonly route: AgentRoute;
-  private version = 0;
-  reports: ReportTuple[] = [];
-  /** Attempt marks of the batch's retries and hedges. */
-  marks: AttemptTuple[] = [];
-  /** The call policy of the latest route state. */
-  policy: AgentPolicy = policyOf(undefined);
-  /** The latest utilization each host answered with in the current batch (NaN: none), and how many hosts have one. */
-  util: Float64Array;
-  utilHosts = 0;
-  batchTs = 0;
-  gen = 0;
-
-  constructor(id: string, strategy: StrategyName, make: MakeStrategy, hosts: number) {
-    this.id = id;
-    this.route = new AgentRoute(id, strategy, make);
-    this.util = new Float64Array(hosts).fill(Number.NaN);
-  }
-
-  /** The batch's utilization pairs (the latest per host), and a fresh start for the next batch. */
-  takeUtilization(): UtilizationTuple[] | undefined {
-    if (this.utilHosts === 0) return undefined;
-    const out: UtilizationTuple[] = [];
-    for (let h = 0; h < this.util.length; h++) {
-      const u = this.util[h]!;
-      if (u === u) out.push([h, u]);
-    }
-    this.util.fill(Number.NaN);
-    this.utilHosts = 0;
-    return out;
-  }
-
-  /** A route state arrives: applied as the SDK applies it, in order of versions (as the SDK's route follower keeps them). */
-  apply(s: RouteState): void {
-    if (s.version <= this.version) return;
-    this.version = s.version;
-    this.route.apply(s);
-    this.policy = policyOf(s);
-  }
-}
-
-/** Nearest-rank percentile of sorted values (p in 0..100). */
-function pct(sorted: Float64Array | number[], p: number): number {
-  const n = sorted.length;
-  if (n === 0) return Number.NaN;
-  const rank = Math.max(1, Math.ceil((p / 100) * n));
-  return sorted[Math.min(rank, n) - 1]!;
-}
 
 /** Runs `scenario` with one strategy. Same scenario, strategy and seed: the same result. */
 export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
