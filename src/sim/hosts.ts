@@ -162,7 +162,13 @@ export class SimHost<C extends HostCall = HostCall> {
     const fails = b.errors !== undefined && b.errors.rate > 0 && this.random() < b.errors.rate;
     call.ok = !fails;
     if (fails) this.failed++;
-    const d = fails && b.errors!.latency_ms !== undefined ? b.errors!.latency_ms : drawLatency(b.latency, this.random);
+    const stalls = this.spec.stalls;
+    const d =
+      fails && b.errors!.latency_ms !== undefined
+        ? b.errors!.latency_ms
+        : !fails && stalls !== undefined && stalls.rate > 0 && this.random() < stalls.rate
+          ? drawLatency(stalls.latency, this.random)
+          : drawLatency(b.latency, this.random);
     call.hostDone = t + d;
     return call.hostDone;
   }

@@ -44,6 +44,17 @@ export const ErrorsSchema = Type.Object(
 );
 export type Errors = Static<typeof ErrorsSchema>;
 
+export const StallsSchema = Type.Object(
+  {
+    /** Probability that a call (one that does not fail) stalls (0..1). */
+    rate: Type.Number({ minimum: 0, maximum: 1 }),
+    /** A stalled call's service time instead of the latency draw. */
+    latency: LatencySchema,
+  },
+  { additionalProperties: false },
+);
+export type Stalls = Static<typeof StallsSchema>;
+
 export const ChangeSchema = Type.Object(
   {
     /** Starts this many seconds into the run. */
@@ -71,6 +82,8 @@ export const HostGroupSchema = Type.Object(
     count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
     latency: LatencySchema,
     errors: Type.Optional(ErrorsSchema),
+    /** Rare stalls (a pause, a collection, a flush): a call stalls with probability `rate` and takes a draw of `latency` instead. Absent: none. */
+    stalls: Type.Optional(StallsSchema),
     /** Calls served at once; more wait in a FIFO queue. Absent: unlimited. */
     capacity: Type.Optional(Type.Integer({ minimum: 1 })),
     /** Registry weight (default 100). */
