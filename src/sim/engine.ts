@@ -28,7 +28,7 @@ import { expandHosts, type SimHost } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteRelease, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
 import { SimCallers, type LogicalCall, type SimCall } from './calls.ts';
 import { SimAgent } from './agent.ts';
-import { pct, type CallResult, type HostResult, type SimResult, type StateChange } from './result.ts';
+import { FINE_MS, pct, type CallResult, type HostResult, type SimResult, type StateChange } from './result.ts';
 
 export type { CallResult, HostResult, SimResult, StateChange } from './result.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
@@ -41,8 +41,6 @@ export const NO_HOST_RETRY_MS = 1;
 const MODID = 1;
 const CMDID = 1;
 
-/** Per 100 ms bucket of call start time. */
-const FINE_MS = 100;
 
 export interface SimOptions {
   strategy: StrategyName;

@@ -7,6 +7,9 @@ import type { HostState } from '../../schemas/messages.ts';
 import type { StrategyName } from '../../actors/strategies/index.ts';
 import type { CallCounts } from './calls.ts';
 
+/** The callers' failed calls are also counted per this long of start time, ms. */
+export const FINE_MS = 100;
+
 /** The callers' calls, for a scenario with `call`. */
 export interface CallResult extends CallCounts {
   /** Whether the callers kept the call policy. */
