@@ -23,6 +23,7 @@
 import { RouteActor } from '../../actors/route.ts';
 import { createStrategy, type StrategyName } from '../../actors/strategies/index.ts';
 import { AttemptKind, type RegistryEntry, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
+import { policyOf } from '../../actors/agent-budget.ts';
 import { EventQueue } from './heap.ts';
 import { expandHosts, type SimHost } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteRelease, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
@@ -128,6 +129,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   };
 
   // ---------------------------------------------------------------- route node
+  // The call policy the route published last, and its extremes.
+  let published = policyOf(undefined);
+  let maxShed = 0;
+  let minRetryBudget = Infinity;
   const publish = (now: number): void => {
     const ch = actor.flush(now);
     if (!ch) return;
@@ -139,6 +144,9 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       stateChanges.push({ t: now, host: hi === undefined ? `${e.ip}:${e.port}` : hosts[hi]!.label, from: e.from, to: e.to, reason: e.reason });
     }
     for (let a = 0; a < agents.length; a++) q.push(now + sys.propagation_ms, { k: 'route', agent: a, state: ch.state });
+    published = policyOf(ch.state);
+    if (published.shed > maxShed) maxShed = published.shed;
+    if (published.retryBudget < minRetryBudget) minRetryBudget = published.retryBudget;
   };
 
   // Agents start with the route loaded (as after Agent.prepare).
@@ -436,6 +444,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       policy: opts.callPolicy !== false,
       requestLatency: { p50: pct(rs, 50), p99: pct(rs, 99), p999: pct(rs, 99.9), max: rs.length > 0 ? rs[rs.length - 1]! : Number.NaN },
       failedRequests,
+      route: { last: published, maxShed, minRetryBudget },
       logicalPerBucket,
       attemptsPerBucket,
       failedPer100ms,

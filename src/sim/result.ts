@@ -6,6 +6,7 @@
 import type { HostState } from '../../schemas/messages.ts';
 import type { StrategyName } from '../../actors/strategies/index.ts';
 import type { CallCounts } from './calls.ts';
+import type { AgentPolicy } from '../../actors/agent-budget.ts';
 
 /** The callers' failed calls are also counted per this long of start time, ms. */
 export const FINE_MS = 100;
@@ -17,6 +18,8 @@ export interface CallResult extends CallCounts {
   /** Latency of the requests (a request waits for all its `fanout` calls), ms. */
   requestLatency: { p50: number; p99: number; p999: number; max: number };
   failedRequests: number;
+  /** The call policy the route published: the last one, the largest shedding share and the smallest retry budget over the run. */
+  route: { last: AgentPolicy; maxShed: number; minRetryBudget: number };
   /** Per 1 s bucket of the logical call's start time: logical calls, and their attempts. */
   logicalPerBucket: number[];
   attemptsPerBucket: number[];
