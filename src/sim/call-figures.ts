@@ -2,7 +2,8 @@
  * Figures of a run whose callers make calls under the call policy
  * (./calls.ts), over a window of the scenario's time (an outage, an
  * overload): attempts per logical call, the successful calls per second, the
- * time until calls stop failing once it ends, and the hedges' extra load.
+ * time until calls stop failing (beyond 1 % of a 100 ms bucket) once it ends,
+ * and the hedges' extra load.
  */
 import { FINE_MS, type SimResult } from './result.ts';
 import type { Scenario } from './scenario.ts';
@@ -49,11 +50,20 @@ export function goodputPerSec(r: SimResult, w: Window): number {
   return ok / ((w.toMs - w.fromMs) / 1000);
 }
 
-/** Seconds from `atMs` until the last failed logical call started after it (to the end of its 100 ms bucket); 0 when none failed. */
+/** A 100 ms bucket serves normally when at most this share of the calls started in it failed. */
+export const NORMAL_FAILED_SHARE = 0.01;
+
+/**
+ * Seconds from `atMs` to the end of the last 100 ms bucket after it in which
+ * more than NORMAL_FAILED_SHARE of the logical calls started failed; 0 when
+ * none.
+ */
 export function recoverySec(r: SimResult, atMs: number): number {
-  const f = calls(r).failedPer100ms;
+  const c = calls(r);
+  const f = c.failedPer100ms;
   for (let i = f.length - 1; i >= 0 && (i + 1) * FINE_MS > atMs; i--) {
-    if ((f[i] ?? 0) > 0) return Math.max(0, (i + 1) * FINE_MS - atMs) / 1000;
+    const n = c.logicalPer100ms[i] ?? 0;
+    if ((f[i] ?? 0) > NORMAL_FAILED_SHARE * n) return Math.max(0, (i + 1) * FINE_MS - atMs) / 1000;
   }
   return 0;
 }

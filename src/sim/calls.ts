@@ -14,7 +14,7 @@
  */
 import { AgentCallBudget, type AgentPolicy } from '../../actors/agent-budget.ts';
 import { AfterFailure, DEFAULT_MAX_ATTEMPTS, afterFailure, hedgeDelay, mayHedge, shedsCall } from '../../actors/call-decide.ts';
-import { AttemptKind } from '../../schemas/messages.ts';
+import { AttemptKind, CallRetcode } from '../../schemas/messages.ts';
 import type { HostCall } from './hosts.ts';
 import type { CallSpec } from './scenario.ts';
 
@@ -155,11 +155,12 @@ export class SimCallers {
     return true;
   }
 
-  /** The host answered attempt `call` (of a logical call) at `now`. */
-  answered(call: SimCall, now: number, utilization: number | undefined): void {
+  /** The host answered attempt `call` (of a logical call) at `now`, or refused it as overloaded (retcode -4, retried as the SDK does). */
+  answered(call: SimCall, now: number, utilization: number | undefined, refused = false): void {
     const lc = call.lc!;
     this.end(call);
-    this.env.report(call, call.ok ? 0 : 1, now - call.start, now, utilization);
+    this.env.report(call, refused ? CallRetcode.overloaded : call.ok ? 0 : 1, now - call.start, now, utilization);
+    if (refused) return this.next(lc, true, now);
     if (!call.ok) return this.next(lc, this.spec.retry_errors !== false, now);
     lc.settled = true;
     for (const other of lc.live.splice(0)) {

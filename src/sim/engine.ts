@@ -63,7 +63,8 @@ type Event =
   | { k: 'tick' }
   | { k: 'route'; agent: number; state: RouteState }
   | { k: 'capacity'; host: number }
-  | { k: 'hedge'; lc: LogicalCall };
+  | { k: 'hedge'; lc: LogicalCall }
+  | { k: 'refused'; call: Call };
 
 /** Runs `scenario` with one strategy. Same scenario, strategy and seed: the same result. */
 export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
@@ -251,6 +252,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   const logicalPerBucket: number[] = [];
   const attemptsPerBucket: number[] = [];
   const failedPer100ms: number[] = [];
+  const logicalPer100ms: number[] = [];
   const inc = (arr: number[], i: number): void => {
     while (arr.length <= i) arr.push(0);
     arr[i]!++;
@@ -272,6 +274,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
               bucketPicks[bucket(now)]![call.host]!++;
               inc(attemptsPerBucket, Math.floor(call.lc!.start / BUCKET_MS));
               q.push(now + call.timeoutMs, { k: 'timeout', call });
+              if (hosts[call.host]!.refuses(now)) {
+                q.push(now, { k: 'refused', call });
+                return;
+              }
               const end = hosts[call.host]!.arrive(call, now);
               if (end !== undefined) q.push(end, { k: 'hostDone', call });
             },
@@ -286,6 +292,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
               const b = bucket(lc.start);
               bucketLat[b]!.push(lat);
               inc(logicalPerBucket, b);
+              inc(logicalPer100ms, Math.floor(lc.start / FINE_MS));
               if (success) ok++;
               else {
                 bucketFailed[b]!++;
@@ -396,6 +403,12 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         agents[ev.agent]!.apply(ev.state);
         break;
       }
+      case 'refused': {
+        if (ev.call.done) break;
+        errors++;
+        callers!.answered(ev.call, now, undefined, true);
+        break;
+      }
       case 'hedge': {
         callers!.hedge(ev.lc, now);
         break;
@@ -447,6 +460,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       route: { last: published, maxShed, minRetryBudget },
       logicalPerBucket,
       attemptsPerBucket,
+      logicalPer100ms,
       failedPer100ms,
     };
   }

@@ -143,6 +143,12 @@ export class SimHost<C extends HostCall = HostCall> {
     return this.utilAvg > 1 ? 1 : this.utilAvg;
   }
 
+  /** Whether a call arriving at `t` is refused as overloaded: every slot busy and the queue at its `queue_limit`. */
+  refuses(t: number): boolean {
+    const limit = this.spec.queue_limit;
+    return limit !== undefined && this.busy >= this.capacityAt(t) && this.queued >= limit;
+  }
+
   /**
    * A call arrives at `t`. Returns the service end time when the host starts
    * it now, or undefined when it waits in the queue.

@@ -23,7 +23,8 @@ export interface CallResult extends CallCounts {
   /** Per 1 s bucket of the logical call's start time: logical calls, and their attempts. */
   logicalPerBucket: number[];
   attemptsPerBucket: number[];
-  /** Failed logical calls per 100 ms bucket of their start time. */
+  /** Logical calls, and failed ones, per 100 ms bucket of their start time. */
+  logicalPer100ms: number[];
   failedPer100ms: number[];
 }
 

@@ -86,6 +86,8 @@ export const HostGroupSchema = Type.Object(
     stalls: Type.Optional(StallsSchema),
     /** Calls served at once; more wait in a FIFO queue. Absent: unlimited. */
     capacity: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** With a capacity: calls that would wait beyond this many queued are refused at once as overloaded (retcode -4). Absent: the queue is unbounded. */
+    queue_limit: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Registry weight (default 100). */
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     /** The host answers each call with its utilization, which the agent reports (default: when it has a capacity). */
