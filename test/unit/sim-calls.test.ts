@@ -96,6 +96,25 @@ describe('sim - calls under the call policy', () => {
     expect(h.requestLatency.p99).to.be.lessThan(100);
   });
 
+  it('sim calls - a host at its queue limit refuses a call as overloaded: retried elsewhere, and the host is not ejected for it', () => {
+    const s = scenario({
+      duration_s: 5,
+      load: { kind: 'open', rate_per_s: 200, arrivals: 'fixed' },
+      hosts: [
+        { name: 'small', latency: { dist: 'fixed', ms: 12 }, capacity: 1, queue_limit: 0 },
+        { name: 'big', latency: { dist: 'fixed', ms: 12 } },
+      ],
+      call: { max_attempts: 2 },
+    });
+    const r = simulate(s, { strategy: 'swrr' });
+    const c = stats(r);
+    expect(r.errors).to.be.greaterThan(0);
+    expect(r.hosts[0]!.maxQueue).to.equal(0);
+    expect(c.retry + c.stops.budget).to.equal(r.errors);
+    expect(r.failed).to.equal(c.stops.budget);
+    expect(r.stateChanges.filter((x) => x.host === 'small')).to.deep.equal([]);
+  });
+
   it('sim calls - the same seed gives the same figures', () => {
     const a = simulate(storm, { strategy: 'p2c', seed: 3 });
     const b = simulate(storm, { strategy: 'p2c', seed: 3 });
