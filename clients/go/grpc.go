@@ -38,7 +38,7 @@ const (
 	// GRPCBalancerName is the balancer's registered name.
 	GRPCBalancerName = "lars"
 	// GRPCKeyMetadata is the outgoing metadata key whose value is a call's hash key.
-	GRPCKeyMetadata = "lars-key"
+	GRPCKeyMetadata  = "lars-key"
 	grpcPickAttempts = 3
 )
 
