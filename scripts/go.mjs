@@ -1,5 +1,5 @@
 // The Go SDK's build (clients/go), with Go and its libraries from Debian
-// (golang-go, golang-github-nats-io-go-nats-dev): no module downloads. The
+// (golang-go, golang-github-nats-io-go-nats-dev, golang-google-grpc-dev): no module downloads. The
 // module's go.mod names its dependencies for users elsewhere; here the
 // package builds in GOPATH mode, with GOPATH a directory linking the SDK at
 // its import path, followed by Debian's /usr/share/gocode.
@@ -16,24 +16,25 @@ import { fileURLToPath } from 'node:url';
 import { ensureDebianPackages, root } from './lib.mjs';
 
 export const GO_MODULE = 'github.com/lars-nats/lars-nats/clients/go';
-/** Go, the NATS client library, and the C toolchain `go test -race` needs (cgo). */
-export const GO_DEBIAN_PACKAGES = ['golang-go', 'golang-github-nats-io-go-nats-dev', 'gcc', 'libc6-dev'];
+/** Go, the NATS client library, grpc-go (the gRPC resolver and balancer), and the C toolchain `go test -race` needs (cgo). */
+export const GO_DEBIAN_PACKAGES = ['golang-go', 'golang-github-nats-io-go-nats-dev', 'golang-google-grpc-dev', 'gcc', 'libc6-dev'];
 const GOCODE = '/usr/share/gocode';
-const NATS_SRC = join(GOCODE, 'src', 'github.com', 'nats-io', 'nats.go');
+/** The libraries' source trees (a library has no binary to look for: its sources are what is checked). */
+const LIBRARY_SRCS = [join(GOCODE, 'src', 'github.com', 'nats-io', 'nats.go'), join(GOCODE, 'src', 'google.golang.org', 'grpc')];
 
-/** Installs Go and the NATS client library from Debian when missing (as root); false when they are not there after. */
+/** Installs Go and the libraries from Debian when missing (as root); false when they are not there after. */
 export function ensureGo() {
   if (!ensureDebianPackages([['go', 'golang-go'], ['gcc', 'gcc']])) return false;
-  if (existsSync(NATS_SRC)) return true;
-  // a library has no binary to look for: its source tree is what is checked
+  const present = () => LIBRARY_SRCS.every((p) => existsSync(p));
+  if (present()) return true;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const cmd = `apt-get install -y ${GO_DEBIAN_PACKAGES.join(' ')}`;
   if (!isRoot) {
-    console.error(`[lars] missing ${NATS_SRC}; install with: sudo ${cmd}`);
+    console.error(`[lars] missing ${LIBRARY_SRCS.filter((p) => !existsSync(p)).join(', ')}; install with: sudo ${cmd}`);
     return false;
   }
   spawnSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd} || (apt-get update && DEBIAN_FRONTEND=noninteractive ${cmd})`], { stdio: 'inherit' });
-  return existsSync(NATS_SRC);
+  return present();
 }
 
 /** The SDK's directory as GOPATH mode sees it (a link under a private GOPATH), and the environment to build it with. */

@@ -40,6 +40,26 @@ function buildTestBinary(): string {
   return out;
 }
 
+/** `go run .` in `dir` without blocking this process (the route node of the test cluster runs in it). */
+function goRunAsync(dir: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const { env: goenv } = goEnv();
+  return new Promise((resolve, reject) => {
+    const child = spawn('go', ['run', '.'], { cwd: dir, env: { ...goenv, ...env, PWD: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+  });
+}
+
 /** Runs the SDK's tests matching `pattern` with the cluster named in the environment; `onLine` sees each line of output as it comes. */
 function goTest(pattern: string, env: Record<string, string>, onLine?: (line: string) => void): Promise<{ code: number | null; out: string }> {
   const bin = buildTestBinary();
@@ -234,6 +254,25 @@ describe('Go SDK (clients/go) on a real cluster', function () {
       const r = runGo(['run', '.'], { stdio: 'pipe', timeoutMs: 120_000, env: { PWD: dir, LARS_NATS_URL: c.server.url, LARS_PREFIX: c.prefix } }, dir);
       expect(r.status, `${r.stdout}\n${r.stderr}`).to.equal(0);
       expect(r.stdout).to.match(/^called 127\.0\.5\.[12]:7500$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("go-sdk - docs/go.md's gRPC example runs as written: it registers its own health server and calls it through lars:///7.9", async () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'go.md'), 'utf8');
+    const code = [...doc.matchAll(/```go\n(package main\n[\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('lars:///7.9'));
+    expect(code, 'the gRPC example in docs/go.md').to.be.a('string');
+    const { env: goenv } = goEnv();
+    const gopath = goenv['GOPATH']!.split(':')[0]!;
+    const dir = join(gopath, 'src', 'lars-go-grpc-example', c.prefix);
+    mkdirSync(dir, { recursive: true });
+    try {
+      writeFileSync(join(dir, 'main.go'), code!);
+      // not runGo (spawnSync): the route node runs in this process and must take the registration while the program waits
+      const r = await goRunAsync(dir, { LARS_NATS_URL: c.server.url, LARS_PREFIX: c.prefix });
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.match(/^lars:\/\/\/7\.9 answered SERVING$/m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
