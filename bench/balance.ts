@@ -15,6 +15,8 @@
  *   mean utilization in the uneven-capacity scenario;
  * - flapping_failed_calls, flapping_state_changes: the flapping scenario
  *   (state changes of every host of the route).
+ * The scenarios whose callers make calls under the call policy give the
+ * figures of ./balance/calls.ts, with and without the policy.
  * Plus balance_sim_calls_per_sec (simulated calls per second of wall time)
  * and balance_sim_speedup (virtual seconds per wall second), and
  * idle_route_versions_per_min: versions a route publishes once its callers
@@ -31,6 +33,7 @@ import { summaryRows } from '../src/cli/commands/simulate.ts';
 import { renderTable } from '../src/cli/table.ts';
 import { record, type Metric } from './lib.ts';
 import { benchIdleRoute } from './balance/idle-route.ts';
+import { benchCallScenarios } from './balance/calls.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const STRATEGIES: StrategyName[] = [StrategyName.swrr, StrategyName.p2c, StrategyName.p2c_ewma, StrategyName.lars, StrategyName.hash];
@@ -102,6 +105,9 @@ for (const name of scenarioNames) {
     console.log(l);
   }
 }
+const callFigures = benchCallScenarios(load);
+simulatedCalls += callFigures.simulatedCalls;
+simulatedMs += callFigures.simulatedMs;
 const wallS = (performance.now() - t0) / 1000;
 
 // Side by side: one row per figure, one column per strategy.
@@ -123,6 +129,7 @@ for (const f of FIGURES) {
 for (const f of FIGURES) {
   for (const s of STRATEGIES) metrics.push({ name: `${f.name}_${s}`, value: f.value(results.get(f.scenario)!.get(s)!), unit: f.unit, note: f.scenario });
 }
+metrics.push(...callFigures.metrics);
 metrics.push({ name: 'balance_sim_calls_per_sec', value: simulatedCalls / wallS, unit: 'calls/s', note: `${simulatedCalls} simulated calls in ${wallS.toFixed(2)} s of wall time` });
 metrics.push({ name: 'balance_sim_speedup', value: simulatedMs / 1000 / wallS, unit: 'x real time', note: `${(simulatedMs / 1000).toFixed(0)} s of virtual time` });
 const idle = benchIdleRoute();

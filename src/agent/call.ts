@@ -17,7 +17,8 @@
  */
 import { AttemptKind } from '../../schemas/contract.ts';
 import type { PickedHost } from '../../actors/agent-route.ts';
-import { AgentCallBudget, type AgentPolicy } from '../../actors/agent-budget.ts';
+import type { AgentCallBudget, AgentPolicy } from '../../actors/agent-budget.ts';
+import { AfterFailure, DEFAULT_MAX_ATTEMPTS, afterFailure, hedgeDelay as hedgeDelayOf, mayHedge, shedsCall } from '../../actors/call-decide.ts';
 import { AttemptTimeoutError, CallError, CallStop, type AttemptRecord } from './call-error.ts';
 import type { AttemptMark } from './report-batcher.ts';
 
@@ -158,7 +159,7 @@ const KIND_MARK = { first: AttemptKind.first, retry: AttemptKind.retry, hedge: A
 /** One logical call under the route's policy: the result of the attempt that answered first, or a CallError. */
 export function runCall<T>(modid: number, cmdid: number, deps: CallDeps, fn: (host: PickedHost, signal: AbortSignal, info: AttemptInfo) => Promise<T>, opts: CallOptions = {}): Promise<T> {
   const t = deps.timers;
-  const maxAttempts = Math.max(1, Math.floor(opts.maxAttempts ?? 3));
+  const maxAttempts = Math.max(1, Math.floor(opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS));
   const attemptMs = opts.attemptTimeoutMs ?? deps.timeoutMs;
   const start = t.now();
   const deadline = start + (opts.deadlineMs ?? attemptMs * maxAttempts);
@@ -264,27 +265,23 @@ export function runCall<T>(modid: number, cmdid: number, deps: CallDeps, fn: (ho
 
     /** After a failure: retry, wait for an attempt still out, or give up. */
     const next = (retriable: boolean): void => {
-      if (!retriable) return live.length > 0 ? undefined : fail(CallStop.notRetriable);
-      if (live.length > 0) return;
-      if (made >= maxAttempts) return fail(CallStop.attempts);
-      if (t.now() >= deadline) return fail(CallStop.deadline);
-      if (!deps.budget.takeRetry(policy, t.now())) return fail(CallStop.budget);
+      const d = afterFailure({ retriable, live: live.length, made, maxAttempts, now: t.now(), deadline }, deps.budget, policy);
+      if (d === AfterFailure.wait) return;
+      if (d !== AfterFailure.retry) return fail(d);
       if (!launch('retry')) fail(CallStop.noHost, 'no host other than those tried');
     };
 
     deps.counters.calls++;
     if (opts.signal?.aborted) return fail(CallStop.aborted);
-    if (AgentCallBudget.shed(policy, deps.random())) return fail(CallStop.shed, `the route sheds ${Math.round(policy.shed * 100)} % of calls`);
+    if (shedsCall(policy, deps.random())) return fail(CallStop.shed, `the route sheds ${Math.round(policy.shed * 100)} % of calls`);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     deadlineTimer = t.set(() => fail(CallStop.deadline), Math.max(0, deadline - start));
     deps.budget.first(start);
     if (!launch('first')) return fail(CallStop.noHost);
-    const hedgeDelay = opts.hedgeDelayMs ?? policy.hedgeDelayMs;
-    if (!settled && opts.idempotent === true && opts.hedge !== false && hedgeDelay !== undefined && maxAttempts > 1) {
+    const hedgeDelay = hedgeDelayOf(policy, { ...opts, maxAttempts });
+    if (!settled && hedgeDelay !== undefined) {
       hedgeTimer = t.set(() => {
-        if (settled || live.length === 0 || made >= maxAttempts) return;
-        if (!deps.budget.takeHedge(opts.hedgeDelayMs !== undefined ? { ...policy, hedgeDelayMs: hedgeDelay } : policy, t.now())) return;
-        launch('hedge');
+        if (mayHedge({ settled, live: live.length, made, maxAttempts, now: t.now() }, deps.budget, policy, hedgeDelay)) launch('hedge');
       }, hedgeDelay);
     }
   });

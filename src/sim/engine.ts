@@ -21,12 +21,17 @@
  * seeded streams (arrivals, each host, each agent), so a seed fixes the run.
  */
 import { RouteActor } from '../../actors/route.ts';
-import { AgentRoute, type MakeStrategy } from '../../actors/agent-route.ts';
 import { createStrategy, type StrategyName } from '../../actors/strategies/index.ts';
-import type { HostState, RegistryEntry, ReportBatch, ReportTuple, RouteState, UtilizationTuple } from '../../schemas/messages.ts';
+import { AttemptKind, type RegistryEntry, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
+import { policyOf } from '../../actors/agent-budget.ts';
 import { EventQueue } from './heap.ts';
-import { expandHosts, type HostCall, type SimHost } from './hosts.ts';
-import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
+import { expandHosts, type SimHost } from './hosts.ts';
+import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteRelease, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
+import { SimCallers, type LogicalCall, type SimCall } from './calls.ts';
+import { SimAgent } from './agent.ts';
+import { FINE_MS, pct, type CallResult, type HostResult, type SimResult, type StateChange } from './result.ts';
+
+export type { CallResult, HostResult, SimResult, StateChange } from './result.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
 import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
 
@@ -37,74 +42,16 @@ export const NO_HOST_RETRY_MS = 1;
 const MODID = 1;
 const CMDID = 1;
 
+
 export interface SimOptions {
   strategy: StrategyName;
   seed?: number;
+  /** With the scenario's `call`: false runs its callers without the call policy (no budget, no hedges, no shedding). Default true. */
+  callPolicy?: boolean;
 }
 
-export interface HostResult {
-  label: string;
-  key: string;
-  picks: number;
-  /** Share of all picks, %. */
-  sharePct: number;
-  /** Busy time over capacity time during the load, 0..1; null for a host without a capacity limit. */
-  utilization: number | null;
-  /** Mean calls in service during the load. */
-  meanConcurrency: number;
-  maxQueue: number;
-  stateChanges: number;
-}
 
-export interface StateChange {
-  t: number;
-  host: string;
-  from: HostState | 'none';
-  to: HostState | 'none';
-  reason: string;
-}
-
-export interface SimResult {
-  scenario: string;
-  strategy: StrategyName;
-  seed: number;
-  calls: number;
-  ok: number;
-  failed: number;
-  /** Failed calls by cause. */
-  timeouts: number;
-  errors: number;
-  noHost: number;
-  successPct: number;
-  /** Latency as the callers see it, ms (a timeout counts as the timeout, NO_HOST as 0). */
-  latency: { mean: number; p50: number; p99: number; p999: number; max: number };
-  hosts: HostResult[];
-  /** Per 1 s bucket of call start time. */
-  timeline: {
-    bucketMs: number;
-    /** picks[b][h]: picks of host h in bucket b. */
-    picks: number[][];
-    p50: number[];
-    p99: number[];
-    failed: number[];
-  };
-  stateChanges: StateChange[];
-  /** When the load stopped, and when the last call was answered, ms. */
-  loadEndMs: number;
-  endMs: number;
-  /** Events processed, route versions published. */
-  events: number;
-  versions: number;
-}
-
-interface Call extends HostCall {
-  agent: number;
-  host: number;
-  start: number;
-  /** Answered or timed out: the caller is done with it. */
-  done: boolean;
-  caller: number;
-}
+type Call = SimCall;
 
 type Event =
   | { k: 'arrival' }
@@ -115,58 +62,9 @@ type Event =
   | { k: 'ingest'; batch: ReportBatch }
   | { k: 'tick' }
   | { k: 'route'; agent: number; state: RouteState }
-  | { k: 'capacity'; host: number };
-
-class SimAgent {
-  readonly id: string;
-  /**
-   * The route as the agent holds it, the SDK's own model (actors/agent-route.ts). Its hosts are in the
-   * scenario's order (the route state keeps the registry's, and the scenario's hosts never change): a
-   * host's index there is the simulated host's.
-   */
-  readonly route: AgentRoute;
-  private version = 0;
-  reports: ReportTuple[] = [];
-  /** The latest utilization each host answered with in the current batch (NaN: none), and how many hosts have one. */
-  util: Float64Array;
-  utilHosts = 0;
-  batchTs = 0;
-  gen = 0;
-
-  constructor(id: string, strategy: StrategyName, make: MakeStrategy, hosts: number) {
-    this.id = id;
-    this.route = new AgentRoute(id, strategy, make);
-    this.util = new Float64Array(hosts).fill(Number.NaN);
-  }
-
-  /** The batch's utilization pairs (the latest per host), and a fresh start for the next batch. */
-  takeUtilization(): UtilizationTuple[] | undefined {
-    if (this.utilHosts === 0) return undefined;
-    const out: UtilizationTuple[] = [];
-    for (let h = 0; h < this.util.length; h++) {
-      const u = this.util[h]!;
-      if (u === u) out.push([h, u]);
-    }
-    this.util.fill(Number.NaN);
-    this.utilHosts = 0;
-    return out;
-  }
-
-  /** A route state arrives: applied as the SDK applies it, in order of versions (as the SDK's route follower keeps them). */
-  apply(s: RouteState): void {
-    if (s.version <= this.version) return;
-    this.version = s.version;
-    this.route.apply(s);
-  }
-}
-
-/** Nearest-rank percentile of sorted values (p in 0..100). */
-function pct(sorted: Float64Array | number[], p: number): number {
-  const n = sorted.length;
-  if (n === 0) return Number.NaN;
-  const rank = Math.max(1, Math.ceil((p / 100) * n));
-  return sorted[Math.min(rank, n) - 1]!;
-}
+  | { k: 'capacity'; host: number }
+  | { k: 'hedge'; lc: LogicalCall }
+  | { k: 'refused'; call: Call };
 
 /** Runs `scenario` with one strategy. Same scenario, strategy and seed: the same result. */
 export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
@@ -232,6 +130,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   };
 
   // ---------------------------------------------------------------- route node
+  // The call policy the route published last, and its extremes.
+  let published = policyOf(undefined);
+  let maxShed = 0;
+  let minRetryBudget = Infinity;
   const publish = (now: number): void => {
     const ch = actor.flush(now);
     if (!ch) return;
@@ -243,6 +145,9 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       stateChanges.push({ t: now, host: hi === undefined ? `${e.ip}:${e.port}` : hosts[hi]!.label, from: e.from, to: e.to, reason: e.reason });
     }
     for (let a = 0; a < agents.length; a++) q.push(now + sys.propagation_ms, { k: 'route', agent: a, state: ch.state });
+    published = policyOf(ch.state);
+    if (published.shed > maxShed) maxShed = published.shed;
+    if (published.retryBudget < minRetryBudget) minRetryBudget = published.retryBudget;
   };
 
   // Agents start with the route loaded (as after Agent.prepare).
@@ -259,6 +164,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     const batch: ReportBatch = { v: 1, sender: ag.id, modid: MODID, cmdid: CMDID, ts: ag.batchTs, hosts: batchHosts, reports: ag.reports };
     const util = ag.takeUtilization();
     if (util !== undefined) batch.utilization = util;
+    if (ag.marks.length > 0) {
+      batch.attempts = ag.marks;
+      ag.marks = [];
+    }
     ag.reports = [];
     ag.gen++;
     q.push(now + sys.report_delay_ms, { k: 'ingest', batch });
@@ -275,6 +184,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       ag.batchTs = now;
       q.push(now + sys.batch_max_delay_ms, { k: 'batchAge', agent: call.agent, gen: ag.gen });
     }
+    if (call.kind !== undefined && call.kind !== AttemptKind.first) ag.marks.push([ag.reports.length, call.n!, call.kind]);
     ag.reports.push([call.host, retcode, lat, Math.floor(now - ag.batchTs)]);
     if (ag.reports.length >= sys.batch_max_reports) sendBatch(call.agent, now);
   };
@@ -327,12 +237,84 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     notePick(r.hosts[i]!, now, feedback);
     picks[i]!++;
     bucketPicks[b]![i]!++;
-    const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true };
+    const call: Call = { agent: a, host: i, start: now, done: false, caller, hostDone: 0, ok: true, timeoutMs };
     outstanding++;
     q.push(now + timeoutMs, { k: 'timeout', call });
     const end = hosts[i]!.arrive(call, now);
     if (end !== undefined) q.push(end, { k: 'hostDone', call });
     return true;
+  };
+
+  // ---------------------------------------------------------------- calls under the call policy
+  const think = scenario.load.kind === 'closed' ? (scenario.load.think_ms ?? 0) : 0;
+  const reqLatencies: number[] = [];
+  let failedRequests = 0;
+  const logicalPerBucket: number[] = [];
+  const attemptsPerBucket: number[] = [];
+  const failedPer100ms: number[] = [];
+  const logicalPer100ms: number[] = [];
+  const inc = (arr: number[], i: number): void => {
+    while (arr.length <= i) arr.push(0);
+    arr[i]!++;
+  };
+  const callers =
+    scenario.call === undefined
+      ? undefined
+      : new SimCallers(
+          scenario.call,
+          {
+            timeoutMs,
+            pick: (a, now) => {
+              const r = agents[a]!.route;
+              return pickBounded(r.strategy, r.hosts, undefined, now, DEFAULT_MAX_TRIALS, timeoutMs);
+            },
+            launch: (call, now) => {
+              notePick(agents[call.agent]!.route.hosts[call.host]!, now, feedback);
+              picks[call.host]!++;
+              bucketPicks[bucket(now)]![call.host]!++;
+              inc(attemptsPerBucket, Math.floor(call.lc!.start / BUCKET_MS));
+              q.push(now + call.timeoutMs, { k: 'timeout', call });
+              if (hosts[call.host]!.refuses(now)) {
+                q.push(now, { k: 'refused', call });
+                return;
+              }
+              const end = hosts[call.host]!.arrive(call, now);
+              if (end !== undefined) q.push(end, { k: 'hostDone', call });
+            },
+            release: (call, now) => noteRelease(agents[call.agent]!.route.hosts[call.host]!, now),
+            report: (call, retcode, lat, now, util) => report(call, retcode, lat, now, util),
+            hedgeAt: (t, lc) => q.push(t, { k: 'hedge', lc }),
+            policy: (a) => agents[a]!.policy,
+            random: (a) => shedRandom[a]!(),
+            logicalDone: (lc, success, lat, now) => {
+              lastAnswer = now;
+              latencies.push(lat);
+              const b = bucket(lc.start);
+              bucketLat[b]!.push(lat);
+              inc(logicalPerBucket, b);
+              inc(logicalPer100ms, Math.floor(lc.start / FINE_MS));
+              if (success) ok++;
+              else {
+                bucketFailed[b]!++;
+                inc(failedPer100ms, Math.floor(lc.start / FINE_MS));
+              }
+            },
+            requestDone: (req, now) => {
+              outstanding--;
+              reqLatencies.push(now - req.start);
+              if (!req.ok) failedRequests++;
+              if (req.caller >= 0) nextCall(req.caller, now + think + (now === req.start ? NO_HOST_RETRY_MS : 0));
+            },
+          },
+          nAgents,
+          opts.callPolicy !== false,
+        );
+  const shedRandom = agents.map((_, a) => streamRandom(seed, 20_000 + a));
+  const startRequest = (a: number, caller: number, now: number): void => {
+    issued++;
+    if (issued >= maxCalls) stopLoad(now);
+    outstanding++;
+    callers!.request(a, caller, now);
   };
 
   // ---------------------------------------------------------------- start
@@ -359,7 +341,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     switch (ev.k) {
       case 'arrival': {
         if (!loadActive) break;
-        startCall(Math.floor(agentChoice() * nAgents), -1, now);
+        if (callers !== undefined) startRequest(Math.floor(agentChoice() * nAgents), -1, now);
+        else startCall(Math.floor(agentChoice() * nAgents), -1, now);
         if (!loadActive) break;
         const gap = load.kind === 'open' && load.arrivals === 'fixed' ? 1000 / load.rate_per_s : exponential(arrivalRandom, 1000 / (load as { rate_per_s: number }).rate_per_s);
         q.push(now + gap, { k: 'arrival' });
@@ -367,7 +350,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       }
       case 'caller': {
         if (!loadActive) break;
-        if (!startCall(ev.caller % nAgents, ev.caller, now)) {
+        if (callers !== undefined) startRequest(ev.caller % nAgents, ev.caller, now);
+        else if (!startCall(ev.caller % nAgents, ev.caller, now)) {
           lastAnswer = now;
           nextCall(ev.caller, now + NO_HOST_RETRY_MS);
         }
@@ -377,6 +361,11 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         const call = ev.call;
         for (const next of hosts[call.host]!.finish(now)) q.push(next.hostDone, { k: 'hostDone', call: next });
         if (call.done) break;
+        if (call.lc !== undefined) {
+          if (!call.ok) errors++;
+          callers!.answered(call, now, hosts[call.host]!.utilization());
+          break;
+        }
         const lat = now - call.start;
         report(call, call.ok ? 0 : 1, lat, now, hosts[call.host]!.utilization());
         if (!call.ok) errors++;
@@ -387,6 +376,10 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         const call = ev.call;
         if (call.done) break;
         timeouts++;
+        if (call.lc !== undefined) {
+          callers!.timedOut(call, now);
+          break;
+        }
         report(call, 1, timeoutMs, now);
         finishCall(call, now, false, timeoutMs);
         break;
@@ -408,6 +401,16 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       }
       case 'route': {
         agents[ev.agent]!.apply(ev.state);
+        break;
+      }
+      case 'refused': {
+        if (ev.call.done) break;
+        errors++;
+        callers!.answered(ev.call, now, undefined, true);
+        break;
+      }
+      case 'hedge': {
+        callers!.hedge(ev.lc, now);
         break;
       }
       case 'capacity': {
@@ -443,6 +446,24 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     p99.push(pct(s, 99));
   }
   const failed = calls - ok;
+  let callStats: CallResult | undefined;
+  if (callers !== undefined) {
+    const c = callers.counts;
+    noHost = c.stops.no_host;
+    const rs = Float64Array.from(reqLatencies).sort();
+    callStats = {
+      ...c,
+      stops: { ...c.stops },
+      policy: opts.callPolicy !== false,
+      requestLatency: { p50: pct(rs, 50), p99: pct(rs, 99), p999: pct(rs, 99.9), max: rs.length > 0 ? rs[rs.length - 1]! : Number.NaN },
+      failedRequests,
+      route: { last: published, maxShed, minRetryBudget },
+      logicalPerBucket,
+      attemptsPerBucket,
+      logicalPer100ms,
+      failedPer100ms,
+    };
+  }
   return {
     scenario: scenario.name,
     strategy: opts.strategy,
@@ -462,5 +483,6 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
     endMs: lastAnswer,
     events,
     versions,
+    ...(callStats === undefined ? {} : { callStats }),
   };
 }

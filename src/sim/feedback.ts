@@ -3,4 +3,4 @@
  * very functions the agent SDK uses (actors/strategies/feedback.ts), so that
  * both follow one rule.
  */
-export { notePick, noteReport, pickBounded, latencyAt, liveInflight, FEEDBACK_DEFAULTS, DEFAULT_MAX_TRIALS, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
+export { notePick, noteReport, noteRelease, pickBounded, latencyAt, liveInflight, FEEDBACK_DEFAULTS, DEFAULT_MAX_TRIALS, type FeedbackOptions } from '../../actors/strategies/feedback.ts';

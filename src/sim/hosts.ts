@@ -143,6 +143,12 @@ export class SimHost<C extends HostCall = HostCall> {
     return this.utilAvg > 1 ? 1 : this.utilAvg;
   }
 
+  /** Whether a call arriving at `t` is refused as overloaded: every slot busy and the queue at its `queue_limit`. */
+  refuses(t: number): boolean {
+    const limit = this.spec.queue_limit;
+    return limit !== undefined && this.busy >= this.capacityAt(t) && this.queued >= limit;
+  }
+
   /**
    * A call arrives at `t`. Returns the service end time when the host starts
    * it now, or undefined when it waits in the queue.
@@ -162,7 +168,13 @@ export class SimHost<C extends HostCall = HostCall> {
     const fails = b.errors !== undefined && b.errors.rate > 0 && this.random() < b.errors.rate;
     call.ok = !fails;
     if (fails) this.failed++;
-    const d = fails && b.errors!.latency_ms !== undefined ? b.errors!.latency_ms : drawLatency(b.latency, this.random);
+    const stalls = this.spec.stalls;
+    const d =
+      fails && b.errors!.latency_ms !== undefined
+        ? b.errors!.latency_ms
+        : !fails && stalls !== undefined && stalls.rate > 0 && this.random() < stalls.rate
+          ? drawLatency(stalls.latency, this.random)
+          : drawLatency(b.latency, this.random);
     call.hostDone = t + d;
     return call.hostDone;
   }

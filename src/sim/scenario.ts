@@ -44,6 +44,17 @@ export const ErrorsSchema = Type.Object(
 );
 export type Errors = Static<typeof ErrorsSchema>;
 
+export const StallsSchema = Type.Object(
+  {
+    /** Probability that a call (one that does not fail) stalls (0..1). */
+    rate: Type.Number({ minimum: 0, maximum: 1 }),
+    /** A stalled call's service time instead of the latency draw. */
+    latency: LatencySchema,
+  },
+  { additionalProperties: false },
+);
+export type Stalls = Static<typeof StallsSchema>;
+
 export const ChangeSchema = Type.Object(
   {
     /** Starts this many seconds into the run. */
@@ -71,8 +82,12 @@ export const HostGroupSchema = Type.Object(
     count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
     latency: LatencySchema,
     errors: Type.Optional(ErrorsSchema),
+    /** Rare stalls (a pause, a collection, a flush): a call stalls with probability `rate` and takes a draw of `latency` instead. Absent: none. */
+    stalls: Type.Optional(StallsSchema),
     /** Calls served at once; more wait in a FIFO queue. Absent: unlimited. */
     capacity: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** With a capacity: calls that would wait beyond this many queued are refused at once as overloaded (retcode -4). Absent: the queue is unbounded. */
+    queue_limit: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Registry weight (default 100). */
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     /** The host answers each call with its utilization, which the agent reports (default: when it has a capacity). */
@@ -122,6 +137,26 @@ export const SystemSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Callers that make calls under the route's call policy, as the SDK's
+ * `agent.call` does (retries to another host within the budget, hedges,
+ * shedding), instead of single picks. Absent: single picks.
+ */
+export const CallSchema = Type.Object(
+  {
+    /** Attempts of a call at most, the first included (default 3). */
+    max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+    /** The call may run twice: it is hedged after the route's hedge delay (default false). */
+    idempotent: Type.Optional(Type.Boolean()),
+    /** Whether a host's error may be retried (default true: as a connection error; a timeout always may). */
+    retry_errors: Type.Optional(Type.Boolean()),
+    /** A request waits for this many calls made at once, each to its own host (fan-out; default 1). */
+    fanout: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  },
+  { additionalProperties: false },
+);
+export type CallSpec = Static<typeof CallSchema>;
+
 export const ScenarioSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 64 }),
@@ -149,6 +184,8 @@ export const ScenarioSchema = Type.Object(
     strategies: Type.Optional(Type.Array(Type.String())),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
     system: Type.Optional(SystemSchema),
+    /** Calls under the route's call policy (retries, hedges, fan-out); absent: single picks. */
+    call: Type.Optional(CallSchema),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,145 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { simulate, type SimResult } from '../../src/sim/engine.ts';
+import { parseScenario, parseScenarioText, type Scenario } from '../../src/sim/scenario.ts';
+import { amplification, changeWindow, hedgeExtraPct, recoverySec } from '../../src/sim/call-figures.ts';
+
+const scenariosDir = join(import.meta.dirname, '..', '..', 'scenarios');
+
+function shipped(name: string): Scenario {
+  const r = parseScenarioText(readFileSync(join(scenariosDir, `${name}.json`), 'utf8'));
+  if (!r.ok) throw new Error(r.error);
+  return r.scenario;
+}
+
+function scenario(s: Omit<Scenario, 'name'>): Scenario {
+  const r = parseScenario({ name: 'test', ...s });
+  if (!r.ok) throw new Error(r.error);
+  return r.scenario;
+}
+
+function stats(r: SimResult): NonNullable<SimResult['callStats']> {
+  expect(r.callStats).to.not.equal(undefined);
+  return r.callStats!;
+}
+
+describe('sim - calls under the call policy', () => {
+  it('sim calls - a failed attempt is retried on another host within the budget; with one attempt per call every error is a failed call', () => {
+    const s = scenario({
+      duration_s: 5,
+      load: { kind: 'open', rate_per_s: 100, arrivals: 'fixed' },
+      hosts: [
+        { name: 'bad', latency: { dist: 'fixed', ms: 10 }, errors: { rate: 1, latency_ms: 1 } },
+        { name: 'good', latency: { dist: 'fixed', ms: 10 } },
+      ],
+      call: { max_attempts: 2 },
+    });
+    const r = simulate(s, { strategy: 'swrr' });
+    const c = stats(r);
+    expect(r.errors).to.be.greaterThan(0);
+    // each error was retried on the good host (the bad one was tried already) and succeeded, unless the budget stopped it
+    expect(c.retry + c.stops.budget).to.equal(r.errors);
+    expect(c.retry).to.be.greaterThan(0);
+    expect(r.failed).to.equal(c.stops.budget);
+    expect(r.hosts[0]!.picks).to.equal(r.errors);
+    expect(r.hosts[1]!.picks).to.equal(c.first - r.errors + c.retry);
+    // with one attempt per call, every error is a failed call
+    const single = simulate({ ...s, call: { max_attempts: 1 } }, { strategy: 'swrr' });
+    expect(stats(single).retry).to.equal(0);
+    expect(single.failed).to.be.at.least(single.errors);
+    expect(single.errors).to.equal(r.errors);
+    expect(single.failed).to.be.greaterThan(r.failed);
+  });
+
+  // The retry storm, shortened: the outage lasts to 15 s and the run to 20 s.
+  const storm: Scenario = { ...shipped('retry-storm'), duration_s: 20, hosts: [{ ...shipped('retry-storm').hosts[0]!, changes: [{ at_s: 5, for_s: 10, errors: { rate: 1, latency_ms: 5 } }] }] };
+
+  it('sim calls - a retry storm: the budget and shedding keep attempts near one per call; without them every call makes three', () => {
+    const w = changeWindow(storm);
+    const withPolicy = simulate(storm, { strategy: 'p2c_ewma' });
+    const without = simulate(storm, { strategy: 'p2c_ewma', callPolicy: false });
+    expect(amplification(without, w)).to.be.closeTo(3, 0.01);
+    expect(amplification(withPolicy, w)).to.be.lessThan(1.2);
+    expect(stats(withPolicy).stops.budget).to.be.greaterThan(0);
+    expect(stats(withPolicy).stops.shed).to.be.greaterThan(0);
+    // the route saw the attempt marks: its accept ratio fell and it shed
+    expect(stats(withPolicy).route.maxShed).to.be.greaterThan(0.5);
+    // ... and after the hosts recover, calls succeed again within 2 s
+    expect(recoverySec(withPolicy, w.toMs)).to.be.at.most(2);
+    expect(stats(withPolicy).route.last.shed).to.equal(0);
+  });
+
+  it('sim calls - callers that keep no budget: the route counts their retries from the marks and shrinks every agent’s share', () => {
+    const without = simulate(storm, { strategy: 'p2c_ewma', callPolicy: false });
+    const c = stats(without);
+    expect(c.retry).to.be.greaterThan(c.first);
+    // 10 % of first attempts is the default; retries far past it shrink the published share
+    expect(c.route.minRetryBudget).to.be.lessThan(0.05);
+  });
+
+  it('sim calls - hedged fan-out: the request tail shrinks for a few percent more calls, and the loser of each race is cancelled', () => {
+    const tail: Scenario = { ...shipped('tail-at-scale'), duration_s: 20, hosts: [{ ...shipped('tail-at-scale').hosts[0]!, count: 20, stalls: { rate: 0.002, latency: { dist: 'fixed', ms: 500 } } }], call: { max_attempts: 2, idempotent: true, fanout: 20 } };
+    const hedged = simulate(tail, { strategy: 'p2c_ewma' });
+    const plain = simulate(tail, { strategy: 'p2c_ewma', callPolicy: false });
+    const h = stats(hedged);
+    expect(h.requests).to.equal(stats(plain).requests);
+    expect(h.logical).to.equal(h.requests * 20);
+    expect(h.hedge).to.be.greaterThan(0);
+    expect(hedgeExtraPct(hedged)).to.be.at.most(5);
+    expect(stats(plain).hedge).to.equal(0);
+    // every answered race cancels the other attempt; no call is lost
+    expect(h.cancelled).to.be.greaterThan(0);
+    expect(h.cancelled).to.be.at.most(h.hedge);
+    expect(hedged.failed).to.equal(0);
+    expect(plain.callStats!.requestLatency.p99).to.be.at.least(500);
+    expect(h.requestLatency.p99).to.be.lessThan(100);
+  });
+
+  it('sim calls - a host at its queue limit refuses a call as overloaded: retried elsewhere, and the host is not ejected for it', () => {
+    const s = scenario({
+      duration_s: 5,
+      load: { kind: 'open', rate_per_s: 200, arrivals: 'fixed' },
+      hosts: [
+        { name: 'small', latency: { dist: 'fixed', ms: 12 }, capacity: 1, queue_limit: 0 },
+        { name: 'big', latency: { dist: 'fixed', ms: 12 } },
+      ],
+      call: { max_attempts: 2 },
+    });
+    const r = simulate(s, { strategy: 'swrr' });
+    const c = stats(r);
+    expect(r.errors).to.be.greaterThan(0);
+    expect(r.hosts[0]!.maxQueue).to.equal(0);
+    expect(c.retry + c.stops.budget).to.equal(r.errors);
+    expect(r.failed).to.equal(c.stops.budget);
+    expect(r.stateChanges.filter((x) => x.host === 'small')).to.deep.equal([]);
+  });
+
+  it('sim calls - the same seed gives the same figures', () => {
+    const a = simulate(storm, { strategy: 'p2c', seed: 3 });
+    const b = simulate(storm, { strategy: 'p2c', seed: 3 });
+    expect(a.callStats).to.deep.equal(b.callStats);
+    expect(a.latency).to.deep.equal(b.latency);
+  });
+
+  it('sim calls - a scenario without `call` makes single picks and gives no call figures', () => {
+    const r = simulate({ ...storm, call: undefined, duration_s: 2 }, { strategy: 'p2c' });
+    expect(r.callStats).to.equal(undefined);
+    expect(r.calls).to.be.greaterThan(500);
+  });
+
+  it('sim calls - a host stalls a call with its stalls rate', () => {
+    const s = scenario({
+      calls: 200,
+      load: { kind: 'closed', callers: 1 },
+      hosts: [{ latency: { dist: 'fixed', ms: 1 }, stalls: { rate: 1, latency: { dist: 'fixed', ms: 40 } } }],
+    });
+    expect(simulate(s, { strategy: 'swrr' }).latency.max).to.equal(40);
+  });
+
+  it('sim calls - a wrong `call` is a scenario error naming the field', () => {
+    const r = parseScenario({ name: 't', duration_s: 1, load: { kind: 'open', rate_per_s: 1 }, hosts: [{ latency: { dist: 'fixed', ms: 1 } }], call: { max_attempts: 0 } });
+    expect(r.ok).to.equal(false);
+    expect(r.ok ? '' : r.error).to.match(/call\.max_attempts/);
+  });
+});
