@@ -41,6 +41,12 @@ export const MIN_HEDGE_SAMPLES = 20;
 export const SHED_SLOTS = 2;
 /** The most a route sheds: a tenth of the calls still reach it, so that it sees its hosts recover. */
 export const MAX_SHED = 0.9;
+/**
+ * Calls the last SHED_SLOTS must hold before the route sheds at all: on a
+ * handful (a young route, a quiet one), a few unlucky picks of a failing
+ * host would make half of the next calls refused.
+ */
+export const MIN_SHED_REQUESTS = 20;
 /** A published figure is renewed (a new route version) when it moved by more than this share. */
 export const POLICY_CHANGE = 0.1;
 
@@ -65,7 +71,7 @@ export function computePolicy(p: RouteParams, t: WindowTotals, hedgeDelayMs: num
   const hratio = p.hedge_budget_percent / 100;
   const hallowed = hratio * t.firsts;
   const hscale = t.hedges > hallowed ? hallowed / t.hedges : 1;
-  const shed = Math.min(MAX_SHED, sreThrottle(recent.requests, recent.accepts, p.shed_k));
+  const shed = recent.requests < MIN_SHED_REQUESTS ? 0 : Math.min(MAX_SHED, sreThrottle(recent.requests, recent.accepts, p.shed_k));
   return {
     retryBudget: round(ratio * scale),
     retryFloor: round((p.retry_min_per_sec / t.callers) * scale),
