@@ -13,7 +13,7 @@
  * a pending window or ejection by that skew, nothing more.
  */
 import type { HostState, Profile, Reason, RouteEvent } from '../schemas/messages.ts';
-import { hostKeys, type HostCheckpoint } from './host-slot.ts';
+import { hostFieldError, type HostCheckpoint } from './host-slot.ts';
 
 /** A transition not yet published (its route version is given at the next flush). */
 export type PendingRouteEvent = Omit<RouteEvent, 'version'>;
@@ -80,13 +80,12 @@ const REASONS: Record<Reason, true> = {
 };
 const known = (set: Readonly<Record<string, true>>, x: unknown): boolean => typeof x === 'string' && Object.hasOwn(set, x);
 
-// The host fields of each kind, from the one list of what a host's checkpoint keeps (./host-slot.ts), in its order.
-const HOST_STRINGS = hostKeys('string', false);
-const HOST_NUMBERS = hostKeys('number', false);
-const HOST_BOOLEANS = hostKeys('boolean', false);
-/** Absent in checkpoints written before them (load weights, slow start, trials), or when not set. */
-const HOST_OPTIONAL_NUMBERS = hostKeys('number', true);
-const HOST_OPTIONAL_STRINGS = hostKeys('string', true);
+const isState = (x: unknown): boolean => known(STATES, x);
+const isReason = (x: unknown): boolean => known(REASONS, x);
+
+function fail(error: string): CheckpointResult {
+  return { ok: false, error };
+}
 
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -104,7 +103,6 @@ function finite(x: unknown): x is number {
  * profile's defaults.
  */
 export function parseCheckpoint(x: unknown): CheckpointResult {
-  const fail = (error: string): CheckpointResult => ({ ok: false, error });
   if (!isRecord(x)) return fail('not an object');
   if (x['v'] !== 1) return fail('v must be 1');
   for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
@@ -116,15 +114,11 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   if (!isRecord(params) || !Object.values(params).every(finite)) return fail('params must map names to numbers');
   const hosts = x['hosts'];
   if (!Array.isArray(hosts)) return fail('hosts must be an array');
-  for (const [i, h] of hosts.entries()) {
+  for (let i = 0; i < hosts.length; i++) {
+    const h: unknown = hosts[i];
     if (!isRecord(h)) return fail(`hosts[${i}] is not an object`);
-    for (const k of HOST_STRINGS) if (typeof h[k] !== 'string') return fail(`hosts[${i}].${k} must be a string`);
-    for (const k of HOST_NUMBERS) if (!finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
-    for (const k of HOST_OPTIONAL_NUMBERS) if (h[k] !== undefined && !finite(h[k])) return fail(`hosts[${i}].${k} must be a number`);
-    for (const k of HOST_OPTIONAL_STRINGS) if (h[k] !== undefined && typeof h[k] !== 'string') return fail(`hosts[${i}].${k} must be a string`);
-    if (!known(STATES, h['state'])) return fail(`hosts[${i}].state is unknown`);
-    if (!known(REASONS, h['reason'])) return fail(`hosts[${i}].reason is unknown`);
-    for (const k of HOST_BOOLEANS) if (typeof h[k] !== 'boolean') return fail(`hosts[${i}].${k} must be a boolean`);
+    const bad = hostFieldError(h, isState, isReason);
+    if (bad !== undefined) return fail(`hosts[${i}].${bad}`);
   }
   const pending = x['pending'];
   if (!Array.isArray(pending)) return fail('pending must be an array');

@@ -199,10 +199,6 @@ export const HOST_FIELDS: readonly HostField[] = [
   { slot: 'zone', cp: 'zone', type: 'string', kind: 'identity', optional: true },
 ];
 
-/** The checkpoint keys of HOST_FIELDS of `type`, `optional`: absent in some checkpoints (older ones, or not set). */
-export function hostKeys(type: HostField['type'], optional: boolean): ReadonlyArray<keyof HostCheckpoint> {
-  return HOST_FIELDS.filter((f) => f.type === type && (f.optional === true || f.absent !== undefined) === optional).map((f) => f.cp);
-}
 
 /** The slot's properties a checkpoint does not keep, and why. */
 export const NOT_CHECKPOINTED: Readonly<Partial<Record<keyof HostSlot, string>>> = {
@@ -240,6 +236,46 @@ const readCopied = compile<(s: HostSlot, h: HostCheckpoint) => void>(
     .map((f) => `s.${f.slot} = h.${f.cp}${f.absent !== undefined ? ` ?? ${JSON.stringify(f.absent)}` : ''};`)
     .join('\n'),
 );
+
+/** What a field of `type` must be, for the message that names the field. */
+const MUST: Record<HostField['type'], string> = { number: 'must be a number', string: 'must be a string', boolean: 'must be a boolean', state: 'is unknown', reason: 'is unknown' };
+
+/** The test a value of field `f` (held in `v`) fails, as an expression. */
+function failsType(f: HostField, v: string): string {
+  switch (f.type) {
+    case 'number':
+      return `(typeof ${v} !== 'number' || !Number.isFinite(${v}))`;
+    case 'string':
+    case 'boolean':
+      return `typeof ${v} !== '${f.type}'`;
+    case 'state':
+      return `!isState(${v})`;
+    case 'reason':
+      return `!isReason(${v})`;
+  }
+}
+
+const checkHost = compile<(h: Record<string, unknown>, isState: (x: unknown) => boolean, isReason: (x: unknown) => boolean) => string | undefined>(
+  ['h', 'isState', 'isReason'],
+  [
+    'let v;',
+    ...HOST_FIELDS.map((f) => {
+      const absentOk = f.optional === true || f.absent !== undefined;
+      return `v = h.${f.cp}; if (${absentOk ? 'v !== undefined && ' : ''}${failsType(f, 'v')}) return '${f.cp} ${MUST[f.type]}';`;
+    }),
+    'return undefined;',
+  ].join('\n'),
+);
+
+/**
+ * The first field of a host's checkpoint read from a store that is not what
+ * HOST_FIELDS says, as "<key> must be a number" (or a string, a boolean; a
+ * state or reason "is unknown"); undefined when every field is. Fields that
+ * older checkpoints lack, or that are written only when set, may be absent.
+ */
+export function hostFieldError(h: Record<string, unknown>, isState: (x: unknown) => boolean, isReason: (x: unknown) => boolean): string | undefined {
+  return checkHost(h, isState, isReason);
+}
 
 /** The host's checkpoint: every field of HOST_FIELDS under its checkpoint name (optional ones only when set). */
 export function hostCheckpoint(s: HostSlot): HostCheckpoint {

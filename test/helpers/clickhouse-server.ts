@@ -74,26 +74,34 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
   const configDir = opts.configDir ?? '/etc/clickhouse-server';
   const dir = mkdtempSync(join(tmpdir(), 'lars-ch-'));
   for (const sub of ['data', 'tmp', 'log', 'user_files', 'format_schemas']) mkdirSync(join(dir, sub), { recursive: true });
-  const [httpPort, tcpPort, interserverPort] = [await freePort(), await freePort(), await freePort()];
-  let xml = readFileSync(join(configDir, 'config.xml'), 'utf8');
-  xml = setTag(xml, 'log', join(dir, 'log', 'server.log'));
-  xml = setTag(xml, 'errorlog', join(dir, 'log', 'server.err.log'));
-  xml = setTag(xml, 'http_port', String(httpPort));
-  xml = setTag(xml, 'tcp_port', String(tcpPort));
-  xml = setTag(xml, 'interserver_http_port', String(interserverPort));
-  xml = setTag(xml, 'path', `${join(dir, 'data')}/`);
-  xml = setTag(xml, 'tmp_path', `${join(dir, 'tmp')}/`);
-  xml = setTag(xml, 'user_files_path', `${join(dir, 'user_files')}/`);
-  xml = setTag(xml, 'format_schema_path', `${join(dir, 'format_schemas')}/`);
-  xml = setTag(xml, 'mark_cache_size', String(256 * 2 ** 20));
-  // Loopback IPv4 only; drop secure and extra listeners the package may enable.
-  xml = xml.replace(/<listen_host>[^<]*<\/listen_host>/g, '').replace('</yandex>', '<listen_host>127.0.0.1</listen_host>\n</yandex>');
-  for (const t of ['https_port', 'tcp_port_secure', 'mysql_port', 'postgresql_port', 'grpc_port']) {
-    xml = xml.replace(new RegExp(`<${t}>[^<]*</${t}>`, 'g'), '');
-  }
-  writeFileSync(join(dir, 'config.xml'), xml);
-  writeFileSync(join(dir, 'users.xml'), readFileSync(join(configDir, 'users.xml'), 'utf8'));
-  const url = `http://127.0.0.1:${httpPort}`;
+  let httpPort = 0;
+  let tcpPort = 0;
+  let url = '';
+  /** Picks free ports and writes the config for them. */
+  const configure = async (): Promise<void> => {
+    const [hp, tp, interserverPort] = [await freePort(), await freePort(), await freePort()];
+    httpPort = hp;
+    tcpPort = tp;
+    url = `http://127.0.0.1:${httpPort}`;
+    let xml = readFileSync(join(configDir, 'config.xml'), 'utf8');
+    xml = setTag(xml, 'log', join(dir, 'log', 'server.log'));
+    xml = setTag(xml, 'errorlog', join(dir, 'log', 'server.err.log'));
+    xml = setTag(xml, 'http_port', String(httpPort));
+    xml = setTag(xml, 'tcp_port', String(tcpPort));
+    xml = setTag(xml, 'interserver_http_port', String(interserverPort));
+    xml = setTag(xml, 'path', `${join(dir, 'data')}/`);
+    xml = setTag(xml, 'tmp_path', `${join(dir, 'tmp')}/`);
+    xml = setTag(xml, 'user_files_path', `${join(dir, 'user_files')}/`);
+    xml = setTag(xml, 'format_schema_path', `${join(dir, 'format_schemas')}/`);
+    xml = setTag(xml, 'mark_cache_size', String(256 * 2 ** 20));
+    // Loopback IPv4 only; drop secure and extra listeners the package may enable.
+    xml = xml.replace(/<listen_host>[^<]*<\/listen_host>/g, '').replace('</yandex>', '<listen_host>127.0.0.1</listen_host>\n</yandex>');
+    for (const t of ['https_port', 'tcp_port_secure', 'mysql_port', 'postgresql_port', 'grpc_port']) {
+      xml = xml.replace(new RegExp(`<${t}>[^<]*</${t}>`, 'g'), '');
+    }
+    writeFileSync(join(dir, 'config.xml'), xml);
+    writeFileSync(join(dir, 'users.xml'), readFileSync(join(configDir, 'users.xml'), 'utf8'));
+  };
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let stderr = '';
@@ -132,7 +140,18 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
     clearTimeout(t);
   }
 
-  await start();
+  // A port found free may be taken by another process before the server binds it
+  // (it then exits at once): the first start tries again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    await configure();
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/exited with/.test((err as Error).message)) throw err;
+      await exited;
+    }
+  }
   const exitHook = () => {
     child?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

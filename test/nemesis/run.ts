@@ -196,7 +196,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisRun> {
     for (const a of agentProcs) a.send({ type: 'fail', windows: fail });
     await delay(quietMs(o.leaseMs, 0));
     // The idle spell counts from the moment the reports made before it are all acknowledged (retried batches arrive late).
-    await Promise.all(agentProcs.map((a) => a.idle(idleRoutes, 30_000)));
+    // (Not acknowledged within 30 s: said in the notes, and the idle check may then count what arrived late.)
+    await Promise.all(agentProcs.map((a) => a.idle(idleRoutes, 30_000).catch((err: unknown) => void notes.push(String((err as Error).message ?? err)))));
     const idleStart = Date.now();
     log(`routes ${idleRoutes.join(', ')} idle for ${o.idleMs / 1000} s`);
     await delay(o.idleMs);
