@@ -18,9 +18,7 @@
  * its send has left: see `replyBuffer`), and the pick result is the
  * agent's own object, its address converted to Lars' int once.
  */
-import { createSocket, type Socket, type RemoteInfo, type SocketOptions } from 'node:dgram';
-import { lookup as dnsLookup } from 'node:dns';
-import { isIP } from 'node:net';
+import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import type { Agent, HostPick } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
@@ -118,17 +116,6 @@ const isRouteId = (n: number): boolean => n >= 0;
  */
 const REPLY_RING = 256;
 
-/**
- * The sockets' address lookup: a reply goes to the request's source, an
- * address literal, answered at once (dgram's default, dns.lookup, answers
- * a literal on the next tick: a tick and a closure per reply); names (a
- * `--udp-host` of `localhost`) go to dns.lookup.
- */
-const literalLookup = ((address: string, family: number, cb: (err: Error | null, address: string, family: number) => void): void => {
-  if (isIP(address) === 4) cb(null, address, 4);
-  else dnsLookup(address, family, cb);
-}) as unknown as NonNullable<SocketOptions['lookup']>;
-
 export class LarsUdpServer {
   private readonly agent: Agent;
   private readonly log: Logger;
@@ -173,7 +160,7 @@ export class LarsUdpServer {
 
   private bind(host: string, port: number, recvBufferBytes: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const sock = createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes, lookup: literalLookup });
+      const sock = createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes });
       const onError = (err: NodeJS.ErrnoException): void => {
         sock.close();
         reject(listenError(err, { port, host, what: 'UDP', portFlag: '--udp-ports', hostFlag: '--udp-host' }));
