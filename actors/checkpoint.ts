@@ -48,6 +48,11 @@ export interface RouteCheckpoint {
   /** When each was last heard, ms (absent in older checkpoints: not heard lately, so not named for trial calls). */
   last_heard?: number;
   prev_heard?: number;
+  /**
+   * The call policy last published: `[retry_budget, retry_floor, hedge_delay_ms (-1: none), hedge_budget, shed]`
+   * (absent: none published, or an older checkpoint). The window behind it starts afresh.
+   */
+  call_policy?: number[];
   /** In the route's order. */
   hosts: HostCheckpoint[];
   pending: PendingRouteEvent[];
@@ -108,6 +113,8 @@ export function parseCheckpoint(x: unknown): CheckpointResult {
   for (const k of ['modid', 'cmdid', 'ts', 'version', 'peer_latency'] as const) if (!finite(x[k])) return fail(`${k} must be a number`);
   for (const k of ['load_period_start', 'load_unit', 'last_heard', 'prev_heard'] as const) if (x[k] !== undefined && !finite(x[k])) return fail(`${k} must be a number`);
   for (const k of ['last_sender', 'prev_sender'] as const) if (x[k] !== undefined && typeof x[k] !== 'string') return fail(`${k} must be a string`);
+  const cpol = x['call_policy'];
+  if (cpol !== undefined && !(Array.isArray(cpol) && cpol.length === 5 && cpol.every(finite))) return fail('call_policy must be 5 numbers');
   if (!known(PROFILES, x['profile'])) return fail('unknown profile');
   for (const k of ['panic', 'removed', 'dirty'] as const) if (typeof x[k] !== 'boolean') return fail(`${k} must be a boolean`);
   const params = x['params'];

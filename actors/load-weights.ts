@@ -120,6 +120,17 @@ function clearPeriod(s: LoadHost): void {
   s.utilSamples = 0;
 }
 
+/** A batch's utilization samples (`[host index, utilization]`) added to its hosts (`map`: by the batch's host index; undefined: not in the route). */
+export function addUtilization(map: ReadonlyArray<LoadHost | undefined>, util: ReadonlyArray<readonly [number, number]>): void {
+  for (let i = 0; i < util.length; i++) {
+    const u = util[i]!;
+    const s = map[u[0]];
+    if (s === undefined) continue;
+    s.utilSum += u[1];
+    s.utilSamples++;
+  }
+}
+
 /** Forgets everything of a host's load (it is leaving the route, or load weighting is off). */
 export function clearLoad(s: LoadHost): void {
   clearPeriod(s);

@@ -97,6 +97,30 @@ export const PARAMS = {
   weight_change_percent: { default: 5, lars: 5, min: 0, max: 100, doc: "A new route version is published for load weights only when a host's pick weight moved by at least this percent." },
   slow_start_window: { default: 10, lars: 0, min: 0, max: 86_400, doc: 'A host that comes back healthy (or joins a running route) ramps its pick weight up over this long, s; 0: off.' },
   slow_start_min_percent: { default: 10, lars: 10, min: 1, max: 100, doc: '...starting from this percent of its weight.' },
+  call_policy: {
+    default: 1,
+    min: 0,
+    max: 1,
+    doc: "1: the route computes its call policy from every caller's reports (retry and hedge budgets, hedge delay, shedding) and publishes it with its state. 0: off; agents keep their own defaults.",
+  },
+  call_window: { default: 10, min: 1, max: 600, doc: "The sliding window of the route's call policy, s: first attempts, retries, hedges, accepts and latencies of every caller over this long." },
+  retry_budget_percent: {
+    default: 10,
+    min: 0,
+    max: 10_000,
+    doc: "Retries may add at most this percent of the route's first attempts over the window, all callers together (each agent enforces its share locally).",
+  },
+  retry_min_per_sec: { default: 3, min: 0, max: 1_000_000, doc: '...plus this many retries per second for the whole route, shared among its callers (a floor for routes called rarely).' },
+  hedge_percentile: { default: 99, min: 50, max: 99.9, doc: "An idempotent call with no answer after this percentile of the route's measured latency may be hedged to another host..." },
+  hedge_min_delay_ms: { default: 1, min: 0, max: 3_600_000, doc: '...the hedge delay is at least this, ms...' },
+  hedge_max_delay_ms: { default: 1000, min: 0, max: 3_600_000, doc: '...and at most this, ms.' },
+  hedge_budget_percent: { default: 5, min: 0, max: 100, doc: "Hedges may add at most this percent of the route's first attempts over the window; 0: no hedging." },
+  shed_k: {
+    default: 2,
+    min: 0,
+    max: 100,
+    doc: "Client-side adaptive throttling (the SRE book's K): agents refuse max(0, (requests - K × accepts) / (requests + 1)) of new calls, requests and accepts of every caller over the last 2 s; 0: off.",
+  },
 } as const satisfies Record<string, ParamSpec>;
 
 export type ParamName = keyof typeof PARAMS;

@@ -10,6 +10,7 @@ import type { EventFigures, HostState, Profile, Reason, RouteHost, RouteState } 
 import type { PendingRouteEvent } from './checkpoint.ts';
 import type { HostSlot } from './host-slot.ts';
 import type { PolicyHost, ProfilePolicy } from './profiles/types.ts';
+import type { CallPolicy } from './call-policy.ts';
 
 /** Who publishes a route's events, and for which route. */
 export interface RouteIds {
@@ -24,6 +25,8 @@ export interface PublishedRoute extends RouteIds {
   readonly params: { readonly probe_num: number };
   /** The strategy agents are told to use (none: theirs). */
   readonly strategy: PickStrategy | undefined;
+  /** The call policy published with the state (none: the state carries no call-policy fields). */
+  readonly calls?: { readonly published: CallPolicy | undefined };
 }
 
 /** The state of route `r` at `now`, as version `version` (at least 1). */
@@ -42,6 +45,14 @@ export function routeState(r: PublishedRoute, version: number, panic: boolean, r
     hosts,
   };
   if (r.strategy !== undefined) state.strategy = r.strategy;
+  const c = r.calls?.published;
+  if (c !== undefined) {
+    state.retry_budget = c.retryBudget;
+    state.retry_floor = c.retryFloor;
+    if (c.hedgeDelayMs !== undefined) state.hedge_delay_ms = c.hedgeDelayMs;
+    state.hedge_budget = c.hedgeBudget;
+    state.shed = c.shed;
+  }
   return state;
 }
 

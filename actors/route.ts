@@ -6,17 +6,17 @@
  * decides on, keeps the ejection cap and panic bookkeeping
  * (./route-health.ts), turns the hosts' reported load into pick weights
  * (./load-weights.ts), names probing hosts' trial agents (./trial-agents.ts),
- * applies operators' marks (./admin-marks.ts), and produces the effective
- * route and the transition events to publish (./route-output.ts).
+ * applies operators' marks (./admin-marks.ts), computes the route's call
+ * policy (./call-policy.ts), and produces the effective route and the
+ * transition events to publish (./route-output.ts).
  *
  * Every change of a host's state goes through the machine (`send`/`step`),
  * including a restore after a restart or a failover (a RESTORE event) and a
- * switch to the lars profile (PROFILE_LARS).
- *
- * Pure: no I/O, no timers. Time comes in as `now` (ms) on every call; the
- * runtime calls `tick(now)` periodically and `flush(now)` after a burst.
+ * switch to the lars profile (PROFILE_LARS). Pure: no I/O, no timers. Time
+ * comes in as `now` (ms) on every call; the runtime calls `tick(now)`
+ * periodically and `flush(now)` after a burst.
  */
-import { AdminMark, type PickStrategy } from '../schemas/contract.ts';
+import { AdminMark, CallRetcode, type PickStrategy } from '../schemas/contract.ts';
 import type { Profile, Reason, RegistryEntry, RegistryHost, ReportBatch, RouteHost, RouteState } from '../schemas/messages.ts';
 import type { PendingRouteEvent, RouteCheckpoint } from './checkpoint.ts';
 import type { IngestResult, RouteActorOptions, RouteChanges } from './route-types.ts';
@@ -24,7 +24,9 @@ import { applyAdminMark } from './admin-marks.ts';
 import { HostSlot, hostCheckpoint, publishedHost, resumeHost, resumePublished } from './host-slot.ts';
 import { hostEvent, hostFigures, leftEvent, pickWeight, routeState } from './route-output.ts';
 import { ejectionCap, inPanic } from './route-health.ts';
-import { LoadWeighting } from './load-weights.ts';
+import { LoadWeighting, addUtilization } from './load-weights.ts';
+import { RouteCallPolicy } from './call-policy.ts';
+import { addLatencies } from './call-window.ts';
 import { step, type HostEvent } from './host-machine.ts';
 import { paramsOrDefaults, type RouteParams } from './params.ts';
 import { quietDue, QUIET_MS } from './route-schedule.ts';
@@ -47,6 +49,8 @@ export class RouteActor implements RouteMechanism {
   private policy!: ProfilePolicy;
   /** Pick weights from reported load, and slow start. */
   private weighting!: LoadWeighting;
+  /** Retry and hedge budgets, hedge delay and shedding from every caller's reports; `published`: as last published. */
+  calls!: RouteCallPolicy;
   private slots: HostSlot[] = [];
   private byKey = new Map<string, HostSlot>();
   private version = 0;
@@ -82,6 +86,7 @@ export class RouteActor implements RouteMechanism {
     const now = opts.now;
     this.version = opts.restored?.version ?? 0;
     this.configure(opts.entry, now);
+    this.calls.restore(undefined, opts.restored);
     const restored = new Map((opts.restored?.hosts ?? []).map((h): [string, RouteHost] => [`${h.ip}:${h.port}`, h]));
     for (const h of opts.entry.hosts) {
       if (this.byKey.has(`${h.ip}:${h.port}`)) continue;
@@ -103,6 +108,7 @@ export class RouteActor implements RouteMechanism {
     this.weighting.periodStart = cp.load_period_start ?? now;
     this.weighting.unit = cp.load_unit ?? 0;
     this.version = cp.version;
+    this.calls.restore(cp.call_policy, undefined);
     for (const h of cp.hosts) {
       const s = resumeHost(this.policy.machine, h, now);
       // a host listed twice: the first
@@ -161,20 +167,21 @@ export class RouteActor implements RouteMechanism {
     else this.weighting.params = this.params;
     if (this.trials === undefined) this.trials = new TrialAgents(this.params);
     else this.trials.params = this.params;
+    if (this.calls === undefined) this.calls = new RouteCallPolicy(this.params);
+    else this.calls.configure(this.params);
   }
 
   // ------------------------------------------------------------ fast path
 
-  /**
-   * Applies a validated batch: its call results, and the utilization the
-   * hosts reported (samples for their load weights). Hot path: no
-   * allocation per report.
-   */
+  /** Applies a validated batch: its call results, the utilization the hosts reported (samples for their load weights), its attempt marks. Hot path: no allocation per report. */
   ingest(batch: ReportBatch, now: number): IngestResult {
     this.catchUp(now);
     const hosts = batch.hosts;
     const sender = batch.sender;
     this.trials.heard(sender, now);
+    // the call policy's window (undefined: none): the batch's accepted reports are counted in the pass below
+    const hist = this.calls.begin(sender, now);
+    let accepts = 0;
     this.lastInput = now;
     const map = new Array<HostSlot | undefined>(hosts.length);
     for (let i = 0; i < hosts.length; i++) {
@@ -189,6 +196,7 @@ export class RouteActor implements RouteMechanism {
     let unknownHost = 0;
     for (let i = 0; i < reports.length; i++) {
       const r = reports[i]!;
+      if (r[1] === 0) accepts++;
       const s = map[r[0]];
       if (s === undefined) {
         unknownHost++;
@@ -197,16 +205,11 @@ export class RouteActor implements RouteMechanism {
       this.apply(s, r[1], r[2], now);
       applied++;
     }
-    const util = batch.utilization;
-    if (util !== undefined) {
-      for (let i = 0; i < util.length; i++) {
-        const u = util[i]!;
-        const s = map[u[0]];
-        if (s === undefined) continue;
-        s.utilSum += u[1];
-        s.utilSamples++;
-      }
+    if (hist !== undefined) {
+      addLatencies(hist, reports);
+      if (this.calls.end(batch, accepts, now)) this.dirty = true;
     }
+    if (batch.utilization !== undefined) addUtilization(map, batch.utilization);
     return { applied, unknownHost };
   }
 
@@ -224,8 +227,8 @@ export class RouteActor implements RouteMechanism {
     // The latency estimate is kept in both profiles (event figures); only the default profile judges it.
     s.latency = s.latCalls === 0 ? latencyMs : s.latency + this.params.latency_alpha * (latencyMs - s.latency);
     s.latCalls++;
-    // an operator's mark decides the host's state, not its reports
-    if (s.admin === undefined) this.policy.report(s, retcode === 0, latencyMs, now);
+    // an operator's mark decides the host's state, not its reports; a refusal as overloaded ejects nothing (default profile)
+    if (s.admin === undefined && (retcode !== CallRetcode.overloaded || this.profile === 'lars')) this.policy.report(s, retcode === 0, latencyMs, now);
   }
 
   // ------------------------------------------------------------ transitions (RouteMechanism: for the profile policy)
@@ -332,12 +335,10 @@ export class RouteActor implements RouteMechanism {
   }
 
   /**
-   * The earliest time at which `tick` can change the route, ms (Infinity:
-   * never by time alone). Ticked before then, the route changes only if
-   * something else reached it since its last tick (a report batch, a
-   * registry entry, a removal): a runtime ticks a route at its first tick
-   * after any of those, and otherwise once this time has come. Mirrors
-   * `tick`, rule for rule.
+   * The earliest time at which `tick` can change the route, ms (Infinity: never by time alone). Ticked before
+   * then, the route changes only if something else reached it since its last tick (a report batch, a registry
+   * entry, a removal): a runtime ticks a route at its first tick after any of those, and otherwise once this
+   * time has come. Mirrors `tick`, rule for rule.
    */
   nextTick(): number {
     const policy = this.policy;
@@ -375,10 +376,9 @@ export class RouteActor implements RouteMechanism {
   // ------------------------------------------------------------ registry
 
   /**
-   * Applies a new registry entry: new hosts join healthy, missing ones drain,
-   * drained ones come back, weights and zones update, a changed profile or
-   * parameters take effect. The route is dirty (a new version is published)
-   * only when one of these changed something.
+   * Applies a new registry entry: new hosts join healthy, missing ones drain, drained ones come back, weights
+   * and zones update, a changed profile or parameters take effect. The route is dirty (a new version is
+   * published) only when one of these changed something.
    */
   applyRegistry(entry: RegistryEntry, now: number): void {
     this.catchUp(now);
@@ -470,10 +470,7 @@ export class RouteActor implements RouteMechanism {
     return { state, events };
   }
 
-  /**
-   * The route's full state as plain JSON (see actors/checkpoint.ts): a new
-   * actor built with it resumes exactly here, on this node or another.
-   */
+  /** The route's full state as plain JSON (see actors/checkpoint.ts): a new actor built with it resumes exactly here, on this node or another. */
   checkpoint(now: number): RouteCheckpoint {
     const hosts = this.slots.map(hostCheckpoint);
     return {
@@ -491,6 +488,7 @@ export class RouteActor implements RouteMechanism {
       load_period_start: this.weighting.periodStart,
       load_unit: this.weighting.unit,
       ...this.trials.save(),
+      ...this.calls.save(),
       hosts,
       pending: this.pending.map((e) => ({ ...e, figures: { ...e.figures } })),
     };

@@ -11,7 +11,7 @@
  *     reports stream while a sink worker runs; the rate is rows / (time from
  *     the first publish until all rows are counted in `reports`);
  *  3. lost: published minus stored, after the sink stopped;
- *  4. for reference, the sink's own insert (one `reports_ingest` row per
+ *  4. for reference, the sink's own insert (one `reports_ingest_v2` row per
  *     batch) with the text built beforehand: what the sink costs over it.
  * docs/benchmarks-analytics.md explains the figures.
  *
@@ -114,7 +114,7 @@ async function ingestOnly(e: AnalyticsEngine, batches: ReportBatch[]): Promise<n
   });
   if (body) bodies.push(body);
   const t0 = performance.now();
-  for (const b of bodies) await e.insertTsv(`${e.database}.${TABLES.reportsIngest}`, undefined, b);
+  for (const b of bodies) await e.insertTsv(`${e.database}.${TABLES.reportsIngestV2}`, undefined, b);
   const dt = (performance.now() - t0) / 1000;
   const stored = await count(e, TABLES.reports);
   if (stored !== TOTAL) throw new Error(`ingest insert stored ${stored} of ${TOTAL}`);

@@ -45,6 +45,12 @@ export const LIMITS = {
   minSelfTtlMs: 1_000,
   maxSelfTtlMs: 600_000,
   maxInstanceLength: 128,
+  /** Largest attempt number of one logical call in a report's attempt mark. */
+  maxAttempt: 255,
+  /** Largest retry budget a route publishes: retries per first attempt. */
+  maxRetryBudget: 100,
+  /** Largest retry floor a route publishes: retries per second per agent. */
+  maxRetryFloor: 1_000_000,
 } as const;
 
 export const HostState = {
@@ -86,6 +92,23 @@ export const Reason = {
   admin_clear: 'admin_clear',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/**
+ * What one call of a report was, in a batch's `attempts` marks: a report
+ * without a mark is a first attempt. A retry goes to another host after a
+ * failed attempt; a hedge is sent while an earlier attempt is still
+ * outstanding (the first answer wins).
+ */
+export const AttemptKind = { first: 0, retry: 1, hedge: 2 } as const;
+export type AttemptKind = (typeof AttemptKind)[keyof typeof AttemptKind];
+
+/**
+ * Retcodes with a meaning of their own (any other non-zero retcode is an
+ * error, as in Lars). `overloaded`: the host refused the call because it is
+ * overloaded (HTTP 503 with Retry-After, gRPC RESOURCE_EXHAUSTED); it counts
+ * against the route's accept ratio (client-side throttling) like any error.
+ */
+export const CallRetcode = { ok: 0, overloaded: -4 } as const;
 
 /** Why an inbound message was dropped. Counted per kind by every consumer. */
 export const RejectKind = {
@@ -173,6 +196,22 @@ export const UtilizationTupleSchema = Type.Tuple(
   { description: '[host_index, utilization]' },
 );
 
+/**
+ * One report's attempt mark inside a batch: `[report_index, attempt, kind]`.
+ * Any value that is a number but not an allowed one is `out_of_range`.
+ */
+export const AttemptTupleSchema = Type.Tuple(
+  [
+    rejectAs(Type.Integer({ minimum: 0, description: 'report_index: index into reports (< reports.length, checked in code)' }), 'out_of_range'),
+    rejectAs(Type.Integer({ minimum: 1, maximum: LIMITS.maxAttempt, description: 'attempt: 1 for the first attempt of a logical call, 2 for the next, ...' }), 'out_of_range'),
+    rejectAs(
+      Type.Union([Type.Literal(AttemptKind.first), Type.Literal(AttemptKind.retry), Type.Literal(AttemptKind.hedge)], { description: 'kind: 0 first attempt, 1 retry, 2 hedge' }),
+      'out_of_range',
+    ),
+  ],
+  { description: '[report_index, attempt, kind]' },
+);
+
 export const ReportBatchSchema = Type.Object(
   {
     v: Version,
@@ -194,12 +233,19 @@ export const ReportBatchSchema = Type.Object(
           "optional: the utilization the hosts reported with their answers (at most one pair per host is written; a reader takes each pair as one sample); the route node turns it into load-driven pick weights. Absent: the hosts' utilization is not known",
       }),
     ),
+    attempts: Type.Optional(
+      Type.Array(AttemptTupleSchema, {
+        maxItems: LIMITS.maxBatchReports,
+        description:
+          'optional: attempt marks of the reports that were not first attempts (retries and hedges of one logical call), at most one per report; a report without a mark is a first attempt. Absent: every report is a first attempt',
+      }),
+    ),
   },
   {
     title: 'ReportBatch',
     description:
       'A batch of call results for one route, agent → route node. Subject <prefix>.report.<partition>.<modid>.<cmdid>. ' +
-      'Checked in code as well: every reports[i][0] and utilization[i][0] (host_index) is < hosts.length.',
+      'Checked in code as well: every reports[i][0] and utilization[i][0] (host_index) is < hosts.length; every attempts[i][0] (report_index) is < reports.length.',
   },
 );
 
@@ -241,6 +287,33 @@ export const RouteStateSchema = Type.Object(
     probe_num: Type.Integer({ minimum: 0, description: "Lars' probe_num: the lars strategy sends one pick in probe_num + 1 to an overloaded host" }),
     strategy: Type.Optional(
       StrategySchema("the pick strategy agents use for this route unless their caller overrides it (the registry entry's, or 'lars' for a lars-profile route that names none); absent: the agent's default"),
+    ),
+    retry_budget: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: LIMITS.maxRetryBudget,
+        description:
+          "optional call policy: retries an agent may add per first attempt of the route, over the route's sliding window (computed by the route node from every caller's reports). Absent: the node does not compute budgets; the agent keeps its own default",
+      }),
+    ),
+    retry_floor: Type.Optional(
+      Type.Number({ minimum: 0, maximum: LIMITS.maxRetryFloor, description: 'optional call policy: retries per second an agent may make whatever its first attempts (its share of the route-wide floor)' }),
+    ),
+    hedge_delay_ms: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: LIMITS.maxLatencyMs,
+        description: "optional call policy: an idempotent call without an answer after this long, ms, may be hedged to another host (a percentile of the route's measured latency, bounded). Absent: no hedging",
+      }),
+    ),
+    hedge_budget: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'optional call policy: hedges an agent may add per first attempt of the route, over the sliding window' })),
+    shed: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description:
+          "optional call policy: the route is shedding: the share of new calls an agent refuses locally (client-side adaptive throttling over the route's accept ratio). Absent or 0: not shedding",
+      }),
     ),
     hosts: Type.Array(RouteHostSchema, { maxItems: LIMITS.maxRouteHosts }),
   },
@@ -400,6 +473,8 @@ export const PostedReportsSchema = Type.Object(
 
 /** One call result inside a batch: `[host_index, retcode, latency_ms, offset_ms]`. */
 export type ReportTuple = Static<typeof ReportTupleSchema>;
+/** One report's attempt mark inside a batch: `[report_index, attempt, kind]`. */
+export type AttemptTuple = Static<typeof AttemptTupleSchema>;
 /** One host's reported utilization inside a batch: `[host_index, utilization]`. */
 export type UtilizationTuple = Static<typeof UtilizationTupleSchema>;
 /** A batch of call results for one route. Subject `<prefix>.report.<partition>.<modid>.<cmdid>`. */

@@ -32,8 +32,8 @@ import {
   type RouteState,
 } from './contract.ts';
 
-export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState, AdminMark } from './contract.ts';
-export type { ReportTuple, UtilizationTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
+export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState, AdminMark, AttemptKind, CallRetcode } from './contract.ts';
+export type { ReportTuple, UtilizationTuple, AttemptTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; kind: RejectKind; detail: string };
 
@@ -132,7 +132,7 @@ const routeEventCheck = TypeCompiler.Compile(RouteEventSchema);
 const registryEntryCheck = TypeCompiler.Compile(RegistryEntrySchema);
 const selfRegistrationCheck = TypeCompiler.Compile(SelfRegistrationSchema);
 
-/** The rule beyond the schema: every host_index (of a report or a utilization) points into `hosts`. */
+/** The rules beyond the schema: every host_index (of a report or a utilization) points into `hosts`, every attempt mark's report_index into `reports`. */
 function checkHostIndexes(b: ReportBatch): Validated<ReportBatch> {
   const nh = b.hosts.length;
   const reports = b.reports;
@@ -145,6 +145,14 @@ function checkHostIndexes(b: ReportBatch): Validated<ReportBatch> {
     for (let i = 0; i < util.length; i++) {
       const hi = util[i]![0];
       if (hi >= nh) return fail('out_of_range', `utilization[${i}][0]: host index ${hi} is not below the ${nh} hosts of the batch`);
+    }
+  }
+  const marks = b.attempts;
+  if (marks !== undefined) {
+    const nr = reports.length;
+    for (let i = 0; i < marks.length; i++) {
+      const ri = marks[i]![0];
+      if (ri >= nr) return fail('out_of_range', `attempts[${i}][0]: report index ${ri} is not below the ${nr} reports of the batch`);
     }
   }
   return { ok: true, value: b };

@@ -4,6 +4,7 @@
 // and ends with one line: "N passed, N failed".
 import { spawn } from 'node:child_process';
 import { ensureNodeModules, ensureDebianPackages, root } from './lib.mjs';
+import { ensureGo, runGo } from './go.mjs';
 
 const integrationOnly = process.argv.includes('--integration-only');
 const unitOnly = process.argv.includes('--unit-only');
@@ -34,8 +35,20 @@ function tier(config) {
 let status = 0;
 if (!integrationOnly) status = await tier('.mocharc.unit.json');
 if (status === 0 && !unitOnly) {
-  if (!ensureDebianPackages([['nats-server', 'nats-server'], ['clickhouse-server', 'clickhouse-server'], ['clickhouse-client', 'clickhouse-client'], ['openssl', 'openssl']])) process.exit(1);
+  if (!ensureDebianPackages([['nats-server', 'nats-server'], ['clickhouse-server', 'clickhouse-server'], ['clickhouse-client', 'clickhouse-client'], ['openssl', 'openssl']]) || !ensureGo()) process.exit(1);
   status = await tier('.mocharc.integration.json');
+}
+// the Go SDK (clients/go): vet, then its tests with the race detector (conformance vectors; its live tests run in the integration tier)
+if (status === 0 && !integrationOnly) {
+  if (!ensureGo()) process.exit(1);
+  const vet = runGo(['vet', './...']);
+  const go = vet === 0 ? runGo(['test', '-race', '-count=1', './...'], { stdio: 'pipe' }) : { status: vet, stdout: '', stderr: '' };
+  if (go.stdout) process.stdout.write(go.stdout + go.stderr);
+  const ok = vet === 0 && go.status === 0;
+  if (ok) totals.passed += 1;
+  else totals.failed += 1;
+  console.log(`go vet + go test -race ./... (clients/go): ${ok ? 'ok' : 'FAILED'}`);
+  if (!ok) status = 1;
 }
 console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.pending ? `, ${totals.pending} skipped` : ''}`);
 process.exit(status);

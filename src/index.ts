@@ -1,5 +1,6 @@
 /** Public API of the package: the agent SDK, the route node, the registry and the contract. */
 export { createAgent, Agent, NoHostCode, ReportDelivery, type AgentOptions, type HostPick, type AgentStats } from './agent/agent.ts';
+export { CallError, CallStop, classifyError, type AttemptInfo, type AttemptRecord, type CallOptions, type Classified } from './agent/agent.ts';
 export { RouteFollower, RouteStatus, type RouteFollowerOptions, type RouteFollowerStats, type RouteView, type RouteListener } from './agent/route-follower.ts';
 export { reportMsgId, parseReportMsgId, type ReportMsgIdParts } from '../schemas/msg-id.ts';
 export { registerSelf, SELF_DEFAULTS, type SelfRegisterOptions, type SelfRegistrationHandle } from './agent/self-register.ts';

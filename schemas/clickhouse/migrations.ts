@@ -50,6 +50,13 @@ export const TABLES = {
   rollupMv: 'reports_1m_mv',
   events: 'route_events',
   quarantine: 'quarantine',
+  /** Since migration 6 the sink inserts here: the ingest row with the batch's attempt marks. */
+  reportsIngestV2: 'reports_ingest_v2',
+  reportsIngestV2Mv: 'reports_ingest_v2_mv',
+  rollupV2Mv: 'reports_1m_v2_mv',
+  /** One row per marked report (a retry or a hedge), with its attempt number and kind. */
+  attempts: 'report_attempts',
+  attemptsMv: 'report_attempts_mv',
 } as const;
 
 export interface RetentionRule {
@@ -66,6 +73,7 @@ export const RETENTION_TABLES: readonly RetentionRule[] = [
   { table: TABLES.rollup, partitionBy: 'month', retention: 'rollupDays', ttlFrom: () => 'minute' },
   { table: TABLES.events, partitionBy: 'month', retention: 'eventsDays', ttlFrom: (f) => (f.dateTime64 ? 'toDateTime(time)' : 'time') },
   { table: TABLES.quarantine, partitionBy: 'month', retention: 'quarantineDays', ttlFrom: () => 'time' },
+  { table: TABLES.attempts, partitionBy: 'day', retention: 'reportsDays', ttlFrom: (f) => (f.dateTime64 ? 'toDateTime(time)' : 'time') },
 ];
 
 function ttlOf(table: string, f: Features, retention: Retention): string {
@@ -134,6 +142,9 @@ export function eventColumns(f: Features): string[] {
 /** Column list of the reports ingest table (one row per report batch). */
 export const INGEST_COLUMNS = ['ts', 'modid', 'cmdid', 'caller', 'zone', 'seq', 'host_ip', 'host_port', 'r_host', 'r_retcode', 'r_latency', 'r_offset'] as const;
 
+/** Column list of the ingest table the sink writes since migration 6: the batch's attempt marks as three more parallel arrays. */
+export const INGEST_V2_COLUMNS = [...INGEST_COLUMNS, 'a_index', 'a_attempt', 'a_kind'] as const;
+
 /** Column list of the quarantine table. */
 export const QUARANTINE_COLUMNS = ['time', 'stream', 'seq', 'subject', 'kind', 'detail', 'sink', 'payload'] as const;
 
@@ -144,6 +155,8 @@ const X_JOIN = 'ARRAY JOIN r_host AS x_host, r_retcode AS x_retcode, r_latency A
 const X_MS = 'ts + x_offset';
 const X_IP = 'host_ip[x_host + 1]';
 const X_PORT = 'host_port[x_host + 1]';
+/** A marked report's time, after `ARRAY JOIN` of the attempt marks (`y_index`: the report's index). */
+const Y_MS = 'ts + r_offset[y_index + 1]';
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -274,6 +287,90 @@ ${EVENT_FIGURES.map((n) => `  ${n} Nullable(Float64),`).join('\n')}
     // The operator behind an admin_* transition (RouteEvent.by); empty for the node's own judgements.
     // 18.16 has no ADD COLUMN IF NOT EXISTS: the runner takes "column already exists" as done (two sinks may migrate at once).
     statements: ({ db, features: f }) => [`ALTER TABLE ${db}.${TABLES.events} ADD COLUMN actor ${lc(f)} DEFAULT ''`],
+  },
+  {
+    version: 6,
+    name: 'attempt marks: ingest table v2, report_attempts',
+    // A second ingest table rather than new columns on the first: a sink of an
+    // earlier version goes on inserting its rows into reports_ingest (whose
+    // views stay), a new one inserts into reports_ingest_v2, and neither
+    // loses or doubles a row while both run.
+    statements: ({ db, features: f, retention }) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.attempts} (
+  time ${timeType(f)},
+  ${tsMsColumn(f)},
+  modid UInt32,
+  cmdid UInt32,
+  ip ${ipType(f)},
+  port UInt16,
+  retcode Int32,
+  latency_ms Float32,
+  caller ${lc(f)},
+  zone ${lc(f)},
+  seq UInt64,
+  attempt UInt8,
+  kind UInt8
+) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (modid, cmdid, time)${ttlOf(TABLES.attempts, f, retention)}${dedupSettings(f)}`,
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reportsIngestV2} (
+  ts UInt64,
+  modid UInt32,
+  cmdid UInt32,
+  caller String,
+  zone String,
+  seq UInt64,
+  host_ip Array(${ipType(f)}),
+  host_port Array(UInt16),
+  r_host Array(UInt16),
+  r_retcode Array(Int32),
+  r_latency Array(Float32),
+  r_offset Array(UInt32),
+  a_index Array(UInt16),
+  a_attempt Array(UInt8),
+  a_kind Array(UInt8)
+) ENGINE = Null`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.reportsIngestV2Mv} TO ${db}.${TABLES.reports} AS
+SELECT
+  ${timeFromMs(f, X_MS)} AS time,${f.dateTime64 ? '' : `\n  ${X_MS} AS ts_ms,`}
+  modid,
+  cmdid,
+  ${X_IP} AS ip,
+  ${X_PORT} AS port,
+  x_retcode AS retcode,
+  x_latency AS latency_ms,
+  caller,
+  zone,
+  seq
+FROM ${db}.${TABLES.reportsIngestV2} ${X_JOIN}`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.rollupV2Mv} TO ${db}.${TABLES.rollup} AS
+SELECT
+  toDateTime(intDiv(${X_MS}, 60000) * 60, 'UTC') AS minute,
+  modid,
+  cmdid,
+  ${X_IP} AS ip,
+  ${X_PORT} AS port,
+  countState() AS calls,
+  sumState(toUInt64(x_retcode != 0)) AS errors,
+  sumState(toFloat64(x_latency)) AS latency_sum,
+  maxState(x_latency) AS latency_max,
+  quantileTDigestState(x_latency) AS latency
+FROM ${db}.${TABLES.reportsIngestV2} ${X_JOIN}
+GROUP BY minute, modid, cmdid, ip, port`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.attemptsMv} TO ${db}.${TABLES.attempts} AS
+SELECT
+  ${timeFromMs(f, Y_MS)} AS time,${f.dateTime64 ? '' : `\n  ${Y_MS} AS ts_ms,`}
+  modid,
+  cmdid,
+  host_ip[r_host[y_index + 1] + 1] AS ip,
+  host_port[r_host[y_index + 1] + 1] AS port,
+  r_retcode[y_index + 1] AS retcode,
+  r_latency[y_index + 1] AS latency_ms,
+  caller,
+  zone,
+  seq,
+  y_attempt AS attempt,
+  y_kind AS kind
+FROM ${db}.${TABLES.reportsIngestV2} ARRAY JOIN a_index AS y_index, a_attempt AS y_attempt, a_kind AS y_kind`,
+    ],
   },
 ];
 

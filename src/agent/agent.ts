@@ -14,6 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { names as makeNames, type Names } from '../../schemas/subjects.ts';
 import { LIMITS, isIPv4, isPort, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { AgentRoute, type MakeStrategy, type PickedHost } from '../../actors/agent-route.ts';
+import { AgentCallBudget, policyOf } from '../../actors/agent-budget.ts';
 import { createStrategy } from '../../actors/strategies/index.ts';
 import { boundTrials, notePick, noteRelease, noteReport, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { createZoneAware } from '../../actors/strategies/zone.ts';
@@ -24,13 +25,15 @@ import { connectNats, natsOptionsFromSdk } from '../nats/connect.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { ClosedError } from '../lib/errors.ts';
 import { RouteFollower, RouteStatus, type FollowedRoute } from './route-follower.ts';
-import { ReportBatcher } from './report-batcher.ts';
+import { ReportBatcher, type AttemptMark } from './report-batcher.ts';
 import { Outbox } from './outbox.ts';
 import { jetStreamPublisher } from './publisher.ts';
 import { ReportDelivery, resolveAgentOptions, type AgentOptions } from './options.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
+import { newCallCounters, runCall, type AttemptInfo, type CallCounters, type CallDeps, type CallOptions, type CallTimers } from './call.ts';
 
 export { ReportDelivery, type AgentOptions } from './options.ts';
+export { CallError, CallStop, classifyError, type AttemptInfo, type AttemptRecord, type CallOptions, type Classified } from './call.ts';
 
 /** Result of a pick: a host, or why there is none. */
 export type HostPick = PickedHost | { readonly ok: false; readonly code: NoHostCode; readonly message: string };
@@ -66,11 +69,15 @@ export interface AgentStats {
   heldEmptyUpdates: number;
   resyncs: number;
   rejects: Record<string, number>;
+  /** `call()`: logical calls, attempts by kind, calls stopped without a result by why. */
+  calls: CallCounters;
 }
 
 /** A route as the agent picks from it: the followed state, and the agent-route model kept current by it. */
 class FollowedAgentRoute extends AgentRoute {
   readonly f: FollowedRoute;
+  /** What `call` needs of the route (made on its first call): its picks, reports and this agent's budget. */
+  calls: CallDeps | undefined = undefined;
 
   constructor(f: FollowedRoute, agentId: string, override: StrategyName | undefined, make: MakeStrategy) {
     super(agentId, override, make);
@@ -96,6 +103,7 @@ export class Agent {
   private readonly probeTrials: number;
   private readonly clock: () => number;
   private readonly random: Random | undefined;
+  private readonly callTimers: CallTimers;
   /** The zone picks prefer, when zone-aware. */
   private readonly pickZone: string | undefined;
   private readonly zoneMinHealthyPercent: number;
@@ -111,6 +119,7 @@ export class Agent {
   private closed = false;
   private connected = true;
   private readonly counters = { picks: 0, reports: 0, droppedReports: 0 };
+  private readonly callCounters = newCallCounters();
 
   /** Use createAgent(). */
   constructor(nc: NatsConnection, ownsConnection: boolean, opts: AgentOptions) {
@@ -131,6 +140,7 @@ export class Agent {
     this.delivery = o.reportDelivery;
     const clock = o.clock;
     this.clock = clock;
+    this.callTimers = opts.callTimers ?? { now: clock, set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) };
     this.log = (opts.log ?? silentLogger()).child({ mod: 'agent', agent: this.id });
     this.rateLog = new RateLimitedLog(this.log, 10_000, clock);
     this.rejects = new RejectCounter(this.log);
@@ -218,6 +228,39 @@ export class Agent {
     return h.result;
   }
 
+  /**
+   * One logical call under the route's call policy (./call.ts): picks a host,
+   * runs `fn(host, signal, info)`, reports each attempt, retries retriable
+   * failures on other hosts within the route's retry budget and the deadline,
+   * hedges idempotent calls after the route's hedge delay, refuses calls while
+   * the route sheds. Resolves with the first answer; rejects with a
+   * `CallError` naming why it stopped and every attempt.
+   */
+  async call<T>(modid: number, cmdid: number, fn: (host: PickedHost, signal: AbortSignal, info: AttemptInfo) => Promise<T>, opts: CallOptions = {}): Promise<T> {
+    const r = this.routeFor(modid, cmdid);
+    if (r.f.status === RouteStatus.loading) await this.follower.waitLoaded(r.f);
+    r.calls ??= this.callDeps(r, modid, cmdid);
+    return runCall(modid, cmdid, r.calls, fn, opts);
+  }
+
+  private callDeps(r: FollowedAgentRoute, modid: number, cmdid: number): CallDeps {
+    const random = this.random ?? Math.random;
+    return {
+      counters: this.callCounters,
+      pick: (key) => {
+        const p = this.pickFrom(r, key);
+        return p.ok ? p : undefined;
+      },
+      release: (h) => this.release(modid, cmdid, h),
+      report: (h, retcode, latencyMs, mark) => this.report(modid, cmdid, h, retcode, latencyMs, undefined, mark),
+      policy: () => policyOf(r.f.state),
+      budget: new AgentCallBudget(this.clock()),
+      timers: this.callTimers,
+      random: () => random(),
+      timeoutMs: this.feedback.timeoutMs,
+    };
+  }
+
   /** The current effective route (loading it on first use), or undefined when it is not registered. */
   async getRoute(modid: number, cmdid: number): Promise<RouteState | undefined> {
     this.routeFor(modid, cmdid);
@@ -298,11 +341,17 @@ export class Agent {
    * in the response), is the host's busy share, 0..1: the route node turns
    * it into the host's load-driven pick weight. Above 1 counts as 1; a
    * negative or non-finite value is a RangeError, as a bad latency is.
+   * `mark`, for a call that was a retry or a hedge of a logical call (see
+   * `call()`), is its attempt number (2..255) and kind: the route counts it
+   * against the route's retry or hedge budget.
    */
-  report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number, utilization?: number): void {
+  report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number, utilization?: number, mark?: AttemptMark): void {
     if (this.closed) return;
     if (!Number.isInteger(retcode) || !(latencyMs >= 0)) throw new RangeError(`bad report: retcode ${retcode} latency ${latencyMs}`);
     if (utilization !== undefined && !(utilization >= 0 && utilization < Infinity)) throw new RangeError(`bad report: utilization ${utilization}`);
+    if (mark !== undefined && !(Number.isInteger(mark.attempt) && mark.attempt >= 1 && mark.attempt <= LIMITS.maxAttempt && (mark.kind === 0 || mark.kind === 1 || mark.kind === 2))) {
+      throw new RangeError(`bad report: attempt ${mark.attempt} kind ${mark.kind}`);
+    }
     const lat = latencyMs > LIMITS.maxLatencyMs ? LIMITS.maxLatencyMs : latencyMs;
     // A pick result of this agent is known valid and found by identity: no string building, no regex.
     const r = this.routes.get(modid)?.get(cmdid);
@@ -314,7 +363,7 @@ export class Agent {
     // local feedback for the latency-aware strategies (the simulator applies the same function)
     if (h !== undefined) noteReport(h, retcode === 0, lat, this.clock(), this.feedback);
     this.counters.reports++;
-    this.batcher.add(modid, cmdid, host, retcode, lat, utilization === undefined || utilization <= 1 ? utilization : 1);
+    this.batcher.add(modid, cmdid, host, retcode, lat, utilization === undefined || utilization <= 1 ? utilization : 1, mark !== undefined && mark.kind !== 0 ? mark : undefined);
   }
 
   private readonly publishAcked = (subject: string, batch: ReportBatch, n: number): void => {
@@ -372,6 +421,7 @@ export class Agent {
       heldEmptyUpdates: f.heldEmptyUpdates,
       resyncs: f.resyncs,
       rejects: this.rejects.snapshot(),
+      calls: { ...this.callCounters, stops: { ...this.callCounters.stops } },
     };
   }
 

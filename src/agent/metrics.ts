@@ -26,5 +26,21 @@ export function registerAgentMetrics(r: Registry, agent: HasAgentStats): void {
   counterFrom(r, { name: 'lars_agent_route_updates_stale_total', help: 'Route states ignored as older than the one held', read: () => s().staleUpdates });
   counterFrom(r, { name: 'lars_agent_route_updates_held_total', help: 'Route states not applied because they left no pickable host (the last good state was kept)', read: () => s().heldEmptyUpdates });
   counterFrom(r, { name: 'lars_agent_resyncs_total', help: 'Route re-reads from the routes KV bucket (after a reconnect or a version gap)', read: () => s().resyncs });
+  counterFrom(r, { name: 'lars_agent_calls_total', help: 'Logical calls started by call()', read: () => s().calls.calls });
+  counterFrom<'kind'>(r, {
+    name: 'lars_agent_call_attempts_total',
+    help: 'Attempts of call(), by kind (first, retry, hedge)',
+    labelNames: ['kind'],
+    read: () => {
+      const c = s().calls;
+      return byLabel('kind', { first: c.first, retry: c.retry, hedge: c.hedge });
+    },
+  });
+  counterFrom<'reason'>(r, {
+    name: 'lars_agent_call_stops_total',
+    help: 'Calls of call() that stopped without a result, by reason (budget, deadline, shed, no_host, attempts, not_retriable, aborted)',
+    labelNames: ['reason'],
+    read: () => byLabel('reason', s().calls.stops),
+  });
   counterFrom<'kind'>(r, { name: 'lars_agent_rejected_total', help: 'Inbound route messages rejected, by kind', labelNames: ['kind'], read: () => byLabel('kind', s().rejects) });
 }

@@ -14,6 +14,7 @@ import { BATCH_DEFAULTS } from './report-batcher.ts';
 import { FOLLOWER_DEFAULTS } from './route-follower.ts';
 import { OUTBOX_DEFAULTS } from './outbox.ts';
 import type { PublishFn } from './publisher.ts';
+import type { CallTimers } from './call.ts';
 
 export const ReportDelivery = {
   /** JetStream publishes, acknowledged, kept in the outbox and retried until acknowledged. */
@@ -96,6 +97,8 @@ export interface AgentOptions extends NatsLoginOptions {
   clock?: () => number;
   /** Replaces the JetStream publish of a batch (tests). */
   publish?: PublishFn;
+  /** Timers of `call` (attempt timeouts, hedge delays, deadlines); default the `clock` with setTimeout (tests inject manual ones). */
+  callTimers?: CallTimers;
 }
 
 /** The defaults of AgentOptions (those of the agent's parts are theirs). */

@@ -11,7 +11,14 @@
  * its input before calling `add`.
  */
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
-import { LIMITS, type ReportBatch, type ReportTuple, type UtilizationTuple } from '../../schemas/messages.ts';
+import { LIMITS, type AttemptTuple, type ReportBatch, type ReportTuple, type UtilizationTuple } from '../../schemas/messages.ts';
+import type { AttemptKind } from '../../schemas/contract.ts';
+
+/** A report's attempt mark: its attempt number within its logical call (2 or more) and why it was made. */
+export interface AttemptMark {
+  readonly attempt: number;
+  readonly kind: AttemptKind;
+}
 
 /** Receives each full (or flushed) batch; `reports` is `batch.reports.length`. */
 export type BatchSink = (subject: string, batch: ReportBatch, reports: number) => void;
@@ -46,6 +53,8 @@ class RouteBuffer {
   /** The latest utilization per host index (undefined: none reported in this batch), and how many hosts have one. */
   util: Array<number | undefined> = [];
   utilHosts = 0;
+  /** Attempt marks of the reports that were not first attempts (the contract's `attempts`). */
+  marks: AttemptTuple[] = [];
   ts = 0;
 
   constructor(modid: number, cmdid: number, subject: string) {
@@ -63,6 +72,7 @@ class RouteBuffer {
       this.util = [];
       this.utilHosts = 0;
     }
+    if (this.marks.length > 0) this.marks = [];
     this.ts = 0;
   }
 
@@ -106,9 +116,10 @@ export class ReportBatcher {
 
   /**
    * Adds one validated report (latency already capped at LIMITS.maxLatencyMs;
-   * utilization, when the host answered with one, already within 0..1).
+   * utilization, when the host answered with one, already within 0..1; a
+   * mark, when the call was a retry or a hedge, already checked).
    */
-  add(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number, utilization?: number): void {
+  add(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number, utilization?: number, mark?: AttemptMark): void {
     const now = this.clock();
     let inner = this.buffers.get(modid);
     if (inner === undefined) {
@@ -134,6 +145,7 @@ export class ReportBatcher {
     }
     let off = now - b.ts;
     if (off < 0) off = 0;
+    if (mark !== undefined) b.marks.push([b.reports.length, mark.attempt, mark.kind]);
     b.reports.push([hi, retcode | 0, latencyMs, off > LIMITS.maxOffsetMs ? LIMITS.maxOffsetMs : Math.floor(off)]);
     if (utilization !== undefined) {
       if (b.util[hi] === undefined) b.utilHosts++;
@@ -165,6 +177,7 @@ export class ReportBatcher {
     const batch: ReportBatch = { v: 1, sender: this.sender, modid: b.modid, cmdid: b.cmdid, ts: b.ts, hosts: b.hosts, reports: b.reports };
     if (this.zone !== undefined) batch.zone = this.zone;
     if (b.utilHosts > 0) batch.utilization = b.utilization();
+    if (b.marks.length > 0) batch.attempts = b.marks;
     b.reset();
     this.buffered -= n;
     this.batches++;

@@ -77,7 +77,7 @@ export function reportRows(engine: AnalyticsEngine, stream: string): RowSource {
   const f = engine.features;
   return {
     stream,
-    table: `${engine.database}.${TABLES.reportsIngest}`,
+    table: `${engine.database}.${TABLES.reportsIngestV2}`,
     prepare(m) {
       const t = transcodeReportBatch(m.data, m.seq, f);
       if (t && subjectMatches(m.subject, t.span.modid, t.span.cmdid)) {

@@ -1,6 +1,6 @@
 /**
  * Wire messages → ClickHouse TabSeparated rows. One report batch becomes one
- * row of `reports_ingest` (columnar arrays; the views expand it into one row
+ * row of `reports_ingest_v2` (columnar arrays; the views expand it into one row
  * per call), one route event one row of `route_events`.
  *
  * This runs once per message on the sink's hot path: plain loops, no
@@ -106,17 +106,27 @@ function hostArrays(hosts: ReadonlyArray<[string, number]>, f: Features): [strin
 }
 
 /**
- * One `reports_ingest` row for a validated batch: its hosts and its reports as
+ * One `reports_ingest_v2` row for a validated batch: its hosts and its reports as
  * parallel arrays. `skipDays` (UTC day numbers) leaves out the reports of days
  * already stored (a retry after a partial write on a server without dedup
  * tokens); returns '' when nothing is left.
  */
 export function ingestLine(b: ReportBatch, seq: number, f: Features, skipDays?: ReadonlySet<number>): string {
   let reports = b.reports;
+  let marks = b.attempts ?? [];
   if (skipDays && skipDays.size > 0) {
     const ts = Math.floor(b.ts);
-    reports = reports.filter((r) => !skipDays.has(Math.floor((ts + r[3]) / DAY_MS)));
+    // the marks follow their reports to their new indexes
+    const index = new Array<number>(reports.length).fill(-1);
+    const kept: typeof reports = [];
+    reports.forEach((r, i) => {
+      if (skipDays.has(Math.floor((ts + r[3]) / DAY_MS))) return;
+      index[i] = kept.length;
+      kept.push(r);
+    });
+    reports = kept;
     if (reports.length === 0) return '';
+    marks = marks.filter((m) => index[m[0]]! >= 0).map((m) => [index[m[0]]!, m[1], m[2]]);
   }
   const [ips, ports] = hostArrays(b.hosts, f);
   const n = reports.length;
@@ -133,7 +143,13 @@ export function ingestLine(b: ReportBatch, seq: number, f: Features, skipDays?: 
   }
   const zone = typeof b.zone === 'string' ? escapeTsv(b.zone) : '';
   // JSON.stringify of a number array is ClickHouse's array literal, and V8 prints it fastest.
-  return `${Math.floor(b.ts)}\t${b.modid}\t${b.cmdid}\t${escapeTsv(b.sender)}\t${zone}\t${seq}\t${ips}\t${ports}\t${JSON.stringify(hs)}\t${JSON.stringify(rcs)}\t${JSON.stringify(lats)}\t${JSON.stringify(offs)}\n`;
+  return `${Math.floor(b.ts)}\t${b.modid}\t${b.cmdid}\t${escapeTsv(b.sender)}\t${zone}\t${seq}\t${ips}\t${ports}\t${JSON.stringify(hs)}\t${JSON.stringify(rcs)}\t${JSON.stringify(lats)}\t${JSON.stringify(offs)}\t${markColumns(marks)}\n`;
+}
+
+/** The attempt marks as the ingest table's three columns (`a_index`, `a_attempt`, `a_kind`), tab-separated. */
+export function markColumns(marks: ReadonlyArray<readonly [number, number, number]>): string {
+  if (marks.length === 0) return '[]\t[]\t[]';
+  return `${JSON.stringify(marks.map((m) => m[0]))}\t${JSON.stringify(marks.map((m) => m[1]))}\t${JSON.stringify(marks.map((m) => m[2]))}`;
 }
 
 const FIGURE_SET: ReadonlySet<string> = new Set(EVENT_FIGURES);

@@ -1,11 +1,11 @@
 /**
  * The sink's fast path: a report batch's msgpack bytes straight to its
- * `reports_ingest` row, validated on the way, without building the decoded
+ * `reports_ingest_v2` row, validated on the way, without building the decoded
  * object (decoding plus formatting cost ~0.7 µs per report; this ~0.3 µs).
  *
  * It applies the contract's rules for a ReportBatch (schemas/contract.ts and
  * the host index rule of `validateReportBatch`) to the bytes (the optional
- * `utilization` pairs are checked, not stored: the route nodes use them), and reads every
+ * `utilization` pairs are checked, not stored: the route nodes use them; the `attempts` marks go to their own columns), and reads every
  * plain msgpack form a writer in any language may choose: any integer width
  * (64-bit ones as the codec reads them), float32 and float64, UTF-8 text,
  * and unknown keys (skipped, as the contract says readers do). So for a batch
@@ -20,7 +20,7 @@
 import type { Features } from '../../schemas/clickhouse/features.ts';
 import { LIMITS, SCHEMA_VERSION, isIPv4, isPort } from '../../schemas/messages.ts';
 import { UINT32_MAX } from '../../schemas/subjects.ts';
-import { escapeTsv, ipv4ToUint32, type RowSpan } from './rows.ts';
+import { escapeTsv, ipv4ToUint32, markColumns, type RowSpan } from './rows.ts';
 import { Reader, skipValue } from '../lib/msgpack-reader.ts';
 
 export interface Transcoded {
@@ -103,6 +103,31 @@ function readUtilization(r: Reader, nh: number): boolean {
   return true;
 }
 
+/**
+ * Checks an `attempts` array (`[report_index, attempt, kind]` marks, report
+ * indexes below `nr`) and steps over it. With `nr` -1 (the report count comes
+ * later) it checks the shape only.
+ */
+function readAttempts(r: Reader, nr: number): boolean {
+  const n = r.array();
+  if (n === undefined || n > LIMITS.maxBatchReports) return false;
+  MARKS.length = 0;
+  for (let i = 0; i < n; i++) {
+    if (r.array() !== 3) return false;
+    const ri = r.num();
+    const a = r.num();
+    const k = r.num();
+    if (ri === undefined || a === undefined || k === undefined) return false;
+    if (nr < 0) continue;
+    if (!(ri >= 0 && ri < nr) || (ri | 0) !== ri || !(a >= 1 && a <= LIMITS.maxAttempt) || (a | 0) !== a || !(k === 0 || k === 1 || k === 2)) return false;
+    MARKS.push([ri, a, k]);
+  }
+  return true;
+}
+
+/** The marks read last by `readAttempts` with a report count. */
+const MARKS: Array<[number, number, number]> = [];
+
 function isU32(x: number | undefined): x is number {
   return x !== undefined && Number.isInteger(x) && x >= 0 && x <= UINT32_MAX;
 }
@@ -125,6 +150,7 @@ export function transcodeReportBatch(bytes: Uint8Array, seq: number, f: Features
   let reportsAt = -1;
   let reports: ReportColumns | undefined;
   let utilAt = -1;
+  let attemptsAt = -1;
   let seen = 0;
   for (let k = 0; k < keys; k++) {
     const key = readKey(r);
@@ -191,6 +217,11 @@ export function transcodeReportBatch(bytes: Uint8Array, seq: number, f: Features
         if (!hostsDone) utilAt = r.p;
         if (!readUtilization(r, hostsDone ? nh : -1)) return undefined;
         break;
+      case 'attempts':
+        // checked once the report count is known
+        attemptsAt = r.p;
+        if (!readAttempts(r, -1)) return undefined;
+        break;
     }
   }
   if (r.p !== bytes.length) return undefined;
@@ -207,9 +238,15 @@ export function transcodeReportBatch(bytes: Uint8Array, seq: number, f: Features
     r.p = utilAt;
     if (!readUtilization(r, nh)) return undefined;
   }
+  let marks = '[]\t[]\t[]';
+  if (attemptsAt >= 0) {
+    r.p = attemptsAt;
+    if (!readAttempts(r, reports.n)) return undefined;
+    marks = markColumns(MARKS);
+  }
   const t = Math.floor(ts);
   return {
-    line: `${t}\t${modid}\t${cmdid}\t${escapeTsv(sender)}\t${zone}\t${seq}\t[${ips}]\t[${ports}]\t${reports.text}\n`,
+    line: `${t}\t${modid}\t${cmdid}\t${escapeTsv(sender)}\t${zone}\t${seq}\t[${ips}]\t[${ports}]\t${reports.text}\t${marks}\n`,
     rows: reports.n,
     span: { modid, cmdid, minMs: t + reports.lo, maxMs: t + reports.hi },
   };
@@ -249,4 +286,5 @@ const KEY_BITS: Record<string, number | undefined> = Object.assign(Object.create
   hosts: 64,
   reports: 128,
   utilization: 256,
+  attempts: 512,
 });

@@ -38,6 +38,8 @@ export interface RouteHead {
   ts: number;
   sender: string;
   panic: boolean;
+  /** The share of calls agents refuse while the route sheds (docs/calls.md); 0 when it does not. */
+  shed: number;
   removed: boolean;
 }
 
@@ -71,6 +73,8 @@ export interface HostRow {
 
 export interface RouteDetail extends RouteHead {
   strategy?: string;
+  /** The call policy the route published (docs/calls.md), when it publishes one. */
+  calls?: { retry_budget: number; retry_floor: number; hedge_delay_ms?: number; hedge_budget: number };
   probe_num: number;
   states: StateCounts;
   hosts: HostRow[];
@@ -93,6 +97,7 @@ function routeHead(ref: RouteRef, s: RouteState | undefined, reg: RegistryEntry 
     ts: s?.ts ?? 0,
     sender: s?.sender ?? '',
     panic: s?.panic ?? false,
+    shed: s?.shed ?? 0,
     removed: s?.removed ?? false,
   };
 }
@@ -316,6 +321,10 @@ export class ConsoleBackend {
     const d: RouteDetail = { ...routeHead(ref, s, entry), probe_num: s?.probe_num ?? 0, states, hosts };
     const strategy = s?.strategy ?? entry?.strategy;
     if (strategy) d.strategy = strategy;
+    if (s?.retry_budget !== undefined) {
+      d.calls = { retry_budget: s.retry_budget, retry_floor: s.retry_floor ?? 0, hedge_budget: s.hedge_budget ?? 0 };
+      if (s.hedge_delay_ms !== undefined) d.calls.hedge_delay_ms = s.hedge_delay_ms;
+    }
     return d;
   }
 

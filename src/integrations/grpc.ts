@@ -23,6 +23,7 @@ import { connectionRetcode, grpcRetcode, resolveFailurePolicy, type FailurePolic
 import { isRouteId } from './target.ts';
 
 export { DEFAULT_FAILURE_POLICY, DEFAULT_GRPC_FAILURE_CODES, GrpcCode, Retcode, type FailurePolicy } from './outcome.ts';
+export { createGrpcCaller, GrpcCaller, classifyGrpc, type GrpcCallerOptions, type UnaryInvoke } from './grpc-call.ts';
 
 /** URI scheme of the resolver. */
 export const LARS_GRPC_SCHEME = 'lars';

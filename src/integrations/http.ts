@@ -14,7 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent as UndiciAgent, H2CClient, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Agent } from '../agent/agent.ts';
+import { classifyError, type Agent, type CallOptions, type Classified } from '../agent/agent.ts';
 import { connectionRetcode, httpRetcode, resolveFailurePolicy, timeoutRetcode, type FailurePolicy, type ResolvedFailurePolicy } from './outcome.ts';
 import { CallTimeoutError, isRouteId, pickHost } from './target.ts';
 
@@ -31,7 +31,37 @@ export const HttpProtocol = {
 } as const;
 export type HttpProtocol = (typeof HttpProtocol)[keyof typeof HttpProtocol];
 
+/**
+ * The header that carries an attempt's time to the callee, ms (as gRPC's
+ * `grpc-timeout` does): a server may stop working on a request whose caller
+ * has given up. Sent by `HttpClient.call`.
+ */
+export const TIMEOUT_HEADER = 'x-lars-timeout-ms';
+
+/** An answer whose status the failure policy counts as a failure, thrown inside `HttpClient.call` so the call policy can retry it. */
+export class HttpStatusError extends Error {
+  readonly response: HttpResponse;
+  readonly retcode: number;
+  constructor(response: HttpResponse) {
+    super(`HTTP ${response.statusCode} from ${response.host.ip}:${response.host.port}`);
+    this.name = 'HttpStatusError';
+    this.response = response;
+    this.retcode = response.retcode;
+  }
+}
+
+/** HttpClient.call's classification: 5xx and 429 answers are retried, as are timeouts and connection errors; other failures are not. */
+export function classifyHttp(err: unknown): Classified {
+  if (err instanceof HttpStatusError) {
+    const st = err.response.statusCode;
+    return { retcode: err.retcode, retriable: st >= 500 || st === 429 };
+  }
+  return classifyError(err);
+}
+
 export interface HttpClientOptions {
+  /** The call policy of `call()` (attempts, deadline, hedging of idempotent requests); a request's `policy` overrides it field by field. */
+  policy?: CallOptions;
   /** Default http1. */
   protocol?: HttpProtocol;
   /** Timeout of a whole call (headers and body), ms, unless a request says otherwise (default 10000). */
@@ -104,6 +134,7 @@ export class HttpClient {
   private readonly timeoutMs: number;
   private readonly clock: () => number;
   private readonly ownsDispatcher: boolean;
+  private readonly defaultPolicy: CallOptions;
 
   constructor(agent: Agent, opts: HttpClientOptions = {}) {
     this.agent = agent;
@@ -113,6 +144,7 @@ export class HttpClient {
     this.clock = opts.clock ?? (() => performance.now());
     const protocol = opts.protocol ?? HttpProtocol.http1;
     this.scheme = protocol === HttpProtocol.https ? 'https' : 'http';
+    this.defaultPolicy = opts.policy ?? {};
     this.ownsDispatcher = opts.dispatcher === undefined;
     this.dispatcher = opts.dispatcher ?? buildDispatcher(protocol, opts);
   }
@@ -167,6 +199,46 @@ export class HttpClient {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onCallerAbort);
     }
+  }
+
+  /**
+   * Sends one logical request under the route's call policy (`agent.call`):
+   * a failure the failure policy counts (5xx, 429, a timeout, a connection
+   * error) is retried on another host within the route's retry budget and
+   * the deadline, an idempotent request (`policy.idempotent`, e.g. a GET) is
+   * hedged, and each attempt carries its time to the callee in
+   * `x-lars-timeout-ms`. Resolves with the first successful response;
+   * rejects with a `CallError` listing every attempt (a failed answer is its
+   * attempt's `error`, an HttpStatusError holding the response).
+   */
+  async call(target: string | HttpTarget, opts: HttpRequestOptions & { policy?: CallOptions } = {}): Promise<HttpResponse> {
+    const t = typeof target === 'string' ? parseLarsUrl(target) : target;
+    const policy: CallOptions = { attemptTimeoutMs: opts.timeoutMs ?? this.timeoutMs, classify: classifyHttp, ...this.defaultPolicy, ...opts.policy };
+    if (opts.key !== undefined) policy.key = opts.key;
+    if (opts.signal !== undefined) policy.signal = opts.signal;
+    return this.agent.call(
+      t.modid,
+      t.cmdid,
+      async (host, signal, info) => {
+        const start = this.clock();
+        const res = await this.dispatcher.request({
+          origin: `${this.scheme}://${host.ip}:${host.port}`,
+          path: t.path ?? '/',
+          method: opts.method ?? 'GET',
+          headers: { ...opts.headers, [TIMEOUT_HEADER]: String(Math.max(0, Math.floor(info.timeoutMs))) },
+          body: opts.body,
+          signal,
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        });
+        const body = Buffer.from(await res.body.arrayBuffer());
+        const latencyMs = this.clock() - start;
+        const r = new Response(res.statusCode, res.headers, body, { ip: host.ip, port: host.port }, latencyMs, httpRetcode(this.policy, res.statusCode, latencyMs));
+        if (r.retcode !== 0) throw new HttpStatusError(r);
+        return r;
+      },
+      policy,
+    );
   }
 
   /** Closes the connections (the agent stays open). */

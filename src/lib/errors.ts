@@ -26,6 +26,8 @@ export const ErrorCode = {
   portInUse: 'LARS_PORT_IN_USE',
   /** A port could not be listened on for another reason (an address not of this machine, a privileged port). */
   listen: 'LARS_LISTEN',
+  /** A call (`agent.call`) gave up: its error says why (budget, deadline, shedding, no host, ...) and lists every attempt. */
+  callFailed: 'LARS_CALL_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

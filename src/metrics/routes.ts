@@ -1,6 +1,6 @@
 /**
  * What the route metrics show of the routes a node publishes, kept from its
- * route changes (never from the report path): hosts by state, panic, and
+ * route changes (never from the report path): hosts by state, panic, shedding, and
  * for every ejected host since when. Label sets stay bounded however many
  * routes there are: only the `top` worst routes get a `route` label, the
  * rest are summed under `route="_other"`.
@@ -27,6 +27,8 @@ function isEjected(state: string): boolean {
 interface RouteTally {
   partition: number;
   panic: boolean;
+  /** The route's published shedding share (0: not shedding). */
+  shed: number;
   byState: Map<string, number>;
   /** `ip:port` → since when ejected (ms since the epoch), kept across overloaded ⇄ probing. */
   ejectedSince: Map<string, number>;
@@ -68,7 +70,7 @@ export class RouteBoard {
         ejectedSince.set(hk, prev?.ejectedSince.get(hk) ?? h.since);
       }
     }
-    this.routes.set(key, { partition: this.partitionOf(s.modid, s.cmdid), panic: s.panic, byState, ejectedSince });
+    this.routes.set(key, { partition: this.partitionOf(s.modid, s.cmdid), panic: s.panic, shed: s.shed ?? 0, byState, ejectedSince });
   }
 
   /** Forgets the routes of a partition this node no longer serves. */
@@ -94,6 +96,13 @@ export class RouteBoard {
   routesInPanic(): number {
     let n = 0;
     for (const v of this.routes.values()) if (v.panic) n++;
+    return n;
+  }
+
+  /** Routes whose published state says they shed calls (docs/calls.md). */
+  routesShedding(): number {
+    let n = 0;
+    for (const v of this.routes.values()) if (v.shed > 0) n++;
     return n;
   }
 

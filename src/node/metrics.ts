@@ -70,6 +70,7 @@ export async function registerNodeMetrics(opts: NodeMetricsOptions): Promise<() 
   }
   gaugeFrom<'state'>(r, { name: 'lars_route_hosts', help: 'Hosts of the routes this node publishes, by state', labelNames: ['state'], read: () => byLabel('state', board.hostsByState()) });
   gaugeFrom(r, { name: 'lars_routes_in_panic', help: 'Routes of this node in panic (too few healthy hosts: traffic spread over all)', read: () => board.routesInPanic() });
+  gaugeFrom(r, { name: 'lars_routes_shedding', help: 'Routes of this node shedding calls (too few accepted: agents refuse a share of calls locally)', read: () => board.routesShedding() });
   // The three per-route gauges share one top-N, computed once per scrape.
   let rowsAt = -1;
   let rows = board.rows(clock());

@@ -97,7 +97,7 @@ describe('analytics failover', function () {
           nc: ncA,
           names: n,
           engine: gatedEngine(engine, async (table) => {
-            if (!table.endsWith('reports_ingest')) return;
+            if (!table.endsWith('reports_ingest_v2')) return;
             blocked++;
             await held;
             if (dead) throw new Error('worker gone');
@@ -133,7 +133,7 @@ describe('analytics failover', function () {
         let slowMs = 0;
         let first = true;
         const slow = gatedEngine(engine, async (table) => {
-          if (!table.endsWith('reports_ingest') || !first) return;
+          if (!table.endsWith('reports_ingest_v2') || !first) return;
           first = false;
           const t0 = Date.now();
           // The scenario itself: one insert that takes three and a half ack waits.

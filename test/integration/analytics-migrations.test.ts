@@ -51,6 +51,21 @@ describe('analytics migrations', function () {
         expect(recorded.map((r) => Number(r.version))).to.deep.equal(MIGRATIONS.map((m) => m.version));
       });
 
+      it(`migrations (${ec.name}) - a batch's attempt marks: every call in reports, the retries and hedges in report_attempts too`, async () => {
+        await runMigrations(engine);
+        const b = reportBatch({ modid: 3, cmdid: 4, ts: Date.now(), sender: 's', hosts: [['10.0.0.1', 1], ['10.0.0.2', 2]], reports: [[0, -1, 30, 0], [1, 0, 4, 35], [1, 0, 5, 40]] });
+        b.attempts = [[1, 2, 1], [2, 2, 2]];
+        await engine.insertTsv(`${engine.database}.${TABLES.reportsIngestV2}`, undefined, ingestLine(b, 7, engine.features));
+        expect(await countRows(engine, TABLES.reports)).to.equal(3);
+        const rows = await engine.query<{ port: number | string; attempt: number | string; kind: number | string; retcode: number | string }>(
+          `SELECT port, attempt, kind, retcode FROM ${engine.database}.${TABLES.attempts} ORDER BY kind`,
+        );
+        expect(rows.map((r) => [Number(r.port), Number(r.attempt), Number(r.kind), Number(r.retcode)])).to.deep.equal([
+          [2, 2, 1, 0],
+          [2, 2, 2, 0],
+        ]);
+      });
+
       it(`migrations (${ec.name}) - several processes migrating at once all succeed`, async () => {
         const results = await Promise.all([runMigrations(engine), runMigrations(engine), runMigrations(engine)]);
         expect(results.every((r) => r.drifted.length === 0)).to.equal(true);
@@ -91,11 +106,11 @@ describe('analytics migrations', function () {
         const now = Date.now();
         const old = reportBatch({ modid: 1, cmdid: 1, ts: now - 10 * 86_400_000, sender: 's', hosts: [['10.0.0.1', 1]], reports: [[0, 0, 1, 0]] });
         const fresh = { ...old, ts: now };
-        await engine.insertTsv(`${engine.database}.${TABLES.reportsIngest}`, undefined, ingestLine(old, 1, engine.features) + ingestLine(fresh, 2, engine.features));
+        await engine.insertTsv(`${engine.database}.${TABLES.reportsIngestV2}`, undefined, ingestLine(old, 1, engine.features) + ingestLine(fresh, 2, engine.features));
         if (engine.features.ttl) {
           const ddl = await engine.query<{ engine_full: string }>(`SELECT engine_full FROM system.tables WHERE database = '${engine.database}' AND name = 'reports'`);
           expect(ddl[0]?.engine_full).to.match(/toIntervalDay\(7\)|INTERVAL 7 DAY/);
-          expect((await runMigrations(engine, { retention: { reportsDays: 9 } })).retentionChanged).to.deep.equal(['reports']);
+          expect((await runMigrations(engine, { retention: { reportsDays: 9 } })).retentionChanged, 'report_attempts keeps as long as reports').to.deep.equal(['reports', 'report_attempts']);
           // Rows already past the TTL are dropped when their part is written or merged.
           await engine.command(`OPTIMIZE TABLE ${engine.database}.reports FINAL`);
           expect(await countRows(engine, 'reports')).to.equal(1);

@@ -36,14 +36,14 @@ describe('analytics rows', () => {
 
   it('analytics rows - one ingest row per batch, hosts as IPv4 text on modern servers', () => {
     expect(ingestLine(batch, 42, MODERN)).to.equal(
-      "1795000000000\t7\t8\tsvc\\ta\tz1\t42\t['10.0.0.1','192.168.255.254']\t[80,65535]\t[0,1]\t[0,-1]\t[1.5,250]\t[0,999]\n",
+      "1795000000000\t7\t8\tsvc\\ta\tz1\t42\t['10.0.0.1','192.168.255.254']\t[80,65535]\t[0,1]\t[0,-1]\t[1.5,250]\t[0,999]\t[]\t[]\t[]\n",
     );
   });
 
   it('analytics rows - hosts as numbers on 18.16, no zone when unknown', () => {
     const b = { ...batch, zone: undefined };
     expect(ingestLine(b, 1, FEATURES_18_16)).to.equal(
-      '1795000000000\t7\t8\tsvc\\ta\t\t1\t[167772161,3232301054]\t[80,65535]\t[0,1]\t[0,-1]\t[1.5,250]\t[0,999]\n',
+      '1795000000000\t7\t8\tsvc\\ta\t\t1\t[167772161,3232301054]\t[80,65535]\t[0,1]\t[0,-1]\t[1.5,250]\t[0,999]\t[]\t[]\t[]\n',
     );
   });
 
@@ -51,9 +51,18 @@ describe('analytics rows', () => {
     const day0 = Math.floor(batch.ts / 86_400_000);
     const midnight = (day0 + 1) * 86_400_000;
     const b = { ...batch, ts: midnight - 500, reports: batch.reports };
-    expect(ingestLine(b, 1, MODERN, new Set([day0]))).to.contain('\t[1]\t[-1]\t[250]\t[999]\n');
+    expect(ingestLine(b, 1, MODERN, new Set([day0]))).to.contain('\t[1]\t[-1]\t[250]\t[999]\t[]\t[]\t[]\n');
     expect(ingestLine(b, 1, MODERN, new Set([day0, day0 + 1]))).to.equal('');
     expect(reportSpan(b)).to.deep.equal({ modid: 7, cmdid: 8, minMs: midnight - 500, maxMs: midnight + 499 });
+  });
+
+  it('analytics rows - attempt marks in their three columns, following their reports when days are left out', () => {
+    const day0 = Math.floor(batch.ts / 86_400_000);
+    const midnight = (day0 + 1) * 86_400_000;
+    const b = { ...batch, ts: midnight - 500, attempts: [[1, 2, 1]] as Array<[number, number, 0 | 1 | 2]> };
+    expect(ingestLine(b, 1, MODERN)).to.contain('\t[0,999]\t[1]\t[2]\t[1]\n');
+    expect(ingestLine(b, 1, MODERN, new Set([day0]))).to.contain('\t[1]\t[-1]\t[250]\t[999]\t[0]\t[2]\t[1]\n');
+    expect(ingestLine({ ...b, attempts: [[0, 3, 2]] }, 1, MODERN, new Set([day0]))).to.contain('\t[999]\t[]\t[]\t[]\n');
   });
 
   it('analytics rows - route events: known figures in columns, others in arrays, absent ones NULL', () => {

@@ -9,7 +9,7 @@ import { transcodeReportBatch } from '../../src/analytics/transcode.ts';
 import fc from 'fast-check';
 import { reportBatch as validBatch, reportBatchMutations } from './contract-arbitraries.ts';
 
-const BATCH_KEYS: ReadonlySet<string> = new Set(['v', 'sender', 'modid', 'cmdid', 'ts', 'zone', 'hosts', 'reports', 'utilization']);
+const BATCH_KEYS: ReadonlySet<string> = new Set(['v', 'sender', 'modid', 'cmdid', 'ts', 'zone', 'hosts', 'reports', 'utilization', 'attempts']);
 
 interface WriteOptions {
   /** Integers: smallest width, always 64-bit, or float64. */

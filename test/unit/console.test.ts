@@ -4,7 +4,7 @@ import { bucketFor, denseSeries, MIN_WINDOW_S } from '../../src/console/queries.
 
 function summary(route: string, o: Partial<RouteSummary> = {}): RouteSummary {
   const [m, c] = route.split('.').map(Number);
-  return { route, modid: m!, cmdid: c!, published: true, registered: true, profile: 'default', version: 1, ts: 1, sender: 'n', panic: false, removed: false, hosts: 3, states: { healthy: 3, probing: 0, overloaded: 0, draining: 0 }, unhealthy: 0, ...o };
+  return { route, modid: m!, cmdid: c!, published: true, registered: true, profile: 'default', version: 1, ts: 1, sender: 'n', panic: false, shed: 0, removed: false, hosts: 3, states: { healthy: 3, probing: 0, overloaded: 0, draining: 0 }, unhealthy: 0, ...o };
 }
 
 describe('console - pure parts', () => {

@@ -57,8 +57,18 @@ export const reportBatch = fc
         fc.constant<typeof ABSENT>(ABSENT),
         fc.array(fc.tuple(fc.nat(hosts.length - 1), fc.oneof(fc.constantFrom(0, 1), fc.double({ min: 0, max: 1, noNaN: true }))), { maxLength: hosts.length }),
       ),
+      // optional: batches of agents that mark no attempts leave it out (indexes fitted to the reports below)
+      attempts: fc.oneof(
+        fc.constant<typeof ABSENT>(ABSENT),
+        fc.array(fc.tuple(fc.nat(29), fc.integer({ min: 1, max: LIMITS.maxAttempt }), fc.constantFrom(0, 1, 2)), { maxLength: 5 }),
+      ),
     }),
   )
+  .map((m) => {
+    const a = m.attempts;
+    if (a === ABSENT) return m;
+    return { ...m, attempts: a.map(([i, n, k]): [number, number, number] => [i % m.reports.length, n, k]) };
+  })
   .map(present);
 
 const routeHost = fc
@@ -88,7 +98,13 @@ export const routeState = fc.record({
   removed: fc.boolean(),
   probe_num: fc.nat(),
   hosts: fc.array(routeHost, { maxLength: 6 }),
-});
+  // optional: the call policy, after the hosts as route nodes write it; states of nodes that compute none leave it out
+  retry_budget: fc.oneof(fc.constant<typeof ABSENT>(ABSENT), fc.double({ min: 0, max: LIMITS.maxRetryBudget, noNaN: true })),
+  retry_floor: fc.oneof(fc.constant<typeof ABSENT>(ABSENT), fc.double({ min: 0, max: 100, noNaN: true })),
+  hedge_delay_ms: fc.oneof(fc.constant<typeof ABSENT>(ABSENT), fc.double({ min: 0, max: LIMITS.maxLatencyMs, noNaN: true })),
+  hedge_budget: fc.oneof(fc.constant<typeof ABSENT>(ABSENT), fc.double({ min: 0, max: 1, noNaN: true })),
+  shed: fc.oneof(fc.constant<typeof ABSENT>(ABSENT), fc.constantFrom(0, 0.5, 0.9)),
+}).map(present);
 
 export const routeEvent = fc.record({
   v: fc.constant(1),
@@ -204,6 +220,18 @@ const ZONE: Mutation[] = [
 const hostAt = pick('hosts');
 const reportAt = pick('reports');
 const utilAt = pick('utilization');
+const attemptAt = pick('attempts');
+
+/** An attempt-mark mutation needs a mark to mutate: the batch gets one when it has none. */
+function withAttempts(muts: Mutation[]): Mutation[] {
+  return muts.map((mu) => ({
+    ...mu,
+    apply: (m: Msg, at: number) => {
+      const list = m['attempts'] as unknown[] | undefined;
+      return mu.apply(list !== undefined && list.length > 0 ? m : { ...m, attempts: [[0, 2, 1]] }, at);
+    },
+  }));
+}
 
 /** A utilization mutation needs a pair to mutate: the batch gets one when it has none. */
 function withUtilization(muts: Mutation[]): Mutation[] {
@@ -280,6 +308,20 @@ export const reportBatchMutations: Mutation[] = [
       kind: 'out_of_range',
       codeOnly: true,
       apply: (m, at) => set(['utilization', utilAt, 0], (m['hosts'] as unknown[]).length)(m, at),
+    },
+  ]),
+  { name: 'attempts not an array', kind: 'wrong_type', apply: set(['attempts'], 2) },
+  ...withAttempts([
+    { name: 'attempt mark of 2', kind: 'wrong_type', apply: set(['attempts', attemptAt], (p: unknown) => (p as unknown[]).slice(0, 2)) },
+    { name: 'attempt number 0', kind: 'out_of_range', apply: set(['attempts', attemptAt, 1], 0) },
+    { name: 'attempt number over the limit', kind: 'out_of_range', apply: set(['attempts', attemptAt, 1], LIMITS.maxAttempt + 1) },
+    { name: 'attempt kind 3', kind: 'out_of_range', apply: set(['attempts', attemptAt, 2], 3) },
+    { name: 'attempt report index fraction', kind: 'out_of_range', apply: set(['attempts', attemptAt, 0], 0.5) },
+    {
+      name: 'attempt report index past the reports',
+      kind: 'out_of_range',
+      codeOnly: true,
+      apply: (m, at) => set(['attempts', attemptAt, 0], (m['reports'] as unknown[]).length)(m, at),
     },
   ]),
 ];

@@ -1,3 +1,4 @@
+import { newCallCounters } from '../../src/agent/call.ts';
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -144,7 +145,7 @@ describe('console - reading guarded by the token (--console-auth all)', () => {
 describe('metrics - the sidecar', () => {
   it('metrics - lars_sidecar_* from the APIs, lars_agent_* from its agent, lars_nats_connected from the connection', async () => {
     const registry = createRegistry({ defaultMetrics: false });
-    const agentStats = { picks: 7, reports: 5, batches: 1, ackedBatches: 1, retriedBatches: 0, confirmedBatches: 0, pendingReports: 0, droppedReports: 2, routes: 3, routeUpdates: 4, staleUpdates: 0, heldEmptyUpdates: 0, resyncs: 0, rejects: {} };
+    const agentStats = { picks: 7, reports: 5, batches: 1, ackedBatches: 1, retriedBatches: 0, confirmedBatches: 0, pendingReports: 0, droppedReports: 2, routes: 3, routeUpdates: 4, staleUpdates: 0, heldEmptyUpdates: 0, resyncs: 0, rejects: {}, calls: newCallCounters() };
     const sidecar: HasSidecarStats = {
       agent: { stats: () => agentStats },
       stats: () => ({

@@ -21,7 +21,8 @@ class Route {
   readonly n: number;
   constructor(n: number, profile: Profile = 'default', params: Record<string, number> = {}) {
     this.n = n;
-    this.r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(n, profile, params), now: this.t });
+    // these tests count the versions load weights publish: the call policy's own are tested in call-policy.test.ts
+    this.r = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(n, profile, { call_policy: 0, ...params }), now: this.t });
     this.r.flush(this.t);
   }
 
@@ -234,7 +235,7 @@ describe('load weights - checkpoints', () => {
     const parsed = parseCheckpoint(cp);
     expect(parsed.ok).to.equal(true);
     if (!parsed.ok) return;
-    const b = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default'), now: a.t, checkpoint: parsed.value });
+    const b = new RouteActor({ modid: 1, cmdid: 2, nodeId: 'n1', entry: entry(3, 'default', { call_policy: 0 }), now: a.t, checkpoint: parsed.value });
     b.flush(a.t);
     const twin = { t: a.t, r: b };
     for (let s = 0; s < 6; s++) {

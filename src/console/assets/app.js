@@ -119,7 +119,7 @@
       '<td>' + esc(r.profile) + '</td>' +
       '<td class="num">' + r.hosts + '</td>' +
       '<td>' + (r.published ? chips : '<span class="chip unpublished">not published</span>') + (r.removed ? ' removed' : '') + '</td>' +
-      '<td>' + (r.panic ? '<span class="badge panic">PANIC</span>' : '') + '</td>' +
+      '<td>' + (r.panic ? '<span class="badge panic">PANIC</span>' : '') + (r.shed > 0 ? ' <span class="badge panic" title="agents refuse this share of new calls">SHEDDING ' + Math.round(r.shed * 100) + ' %</span>' : '') + '</td>' +
       '<td class="num">' + r.version + '</td>' +
       '<td title="' + (r.ts ? esc(clock(r.ts)) : '') + '">' + age(r.ts) + '</td>' +
       '<td>' + esc(r.sender) + '</td></tr>'
@@ -344,9 +344,15 @@
         tbody.innerHTML = '';
         return;
       }
-      $('#panic').innerHTML = d.panic ? '<span class="badge panic">PANIC: spreading over every host</span>' : '';
+      $('#panic').innerHTML =
+        (d.panic ? '<span class="badge panic">PANIC: spreading over every host</span>' : '') +
+        (d.shed > 0 ? ' <span class="badge panic">SHEDDING: agents refuse ' + Math.round(d.shed * 100) + ' % of new calls</span>' : '');
       meta.innerHTML =
         'version ' + d.version + ' · profile ' + esc(d.profile) + (d.strategy ? ' · strategy ' + esc(d.strategy) : '') +
+        (d.calls
+          ? ' · retries ≤ ' + Math.round(d.calls.retry_budget * 100) + ' % + ' + d.calls.retry_floor + '/s' +
+            (d.calls.hedge_delay_ms !== undefined ? ' · hedge after ' + d.calls.hedge_delay_ms + ' ms (≤ ' + Math.round(d.calls.hedge_budget * 100) + ' %)' : '')
+          : '') +
         (d.published ? ' · published ' + esc(age(d.ts)) + ' by ' + esc(d.sender) : ' · <b>not published</b>: no route node has taken it in') +
         ' · ' + STATES.filter((s) => d.states[s] > 0).map((s) => '<span class="chip ' + s + '">' + d.states[s] + ' ' + s + '</span>').join('');
       // Only the rows that changed are redrawn when the order holds (a transition on a route of 1,000 hosts touches one or two).

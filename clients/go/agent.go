@@ -1,0 +1,314 @@
+package lars
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Agent picks hosts for calls from routes it follows and reports the calls'
+// results. Safe for concurrent use. Create it with Connect.
+type Agent struct {
+	o        resolved
+	id       string
+	names    names
+	nc       *nats.Conn
+	js       nats.JetStreamContext
+	routes   sync.Map // uint64 (modid<<32|cmdid) → *followed
+	batcher  *batcher
+	outbox   *outbox
+	rejects  rejectCounter
+	closed   atomic.Bool
+	picks    atomic.Uint64
+	reports  atomic.Uint64
+	counters followerCounters
+
+	kvMu sync.Mutex
+	kv   nats.KeyValue
+	regs registrations
+	done chan struct{}
+}
+
+// Stats are the agent's counters.
+type Stats struct {
+	Routes, PendingReports, PendingBatches                          int
+	Picks, Reports, Batches, AckedBatches, AckedReports             uint64
+	RetriedBatches, DroppedReports                                  uint64
+	RouteUpdates, StaleUpdates, HeldEmptyUpdates, Resyncs           uint64
+	Rejects                                                         map[RejectKind]uint64
+}
+
+// Connect connects to NATS as Options say and returns an agent. ctx bounds the connection attempt.
+func Connect(ctx context.Context, opts Options) (*Agent, error) {
+	o, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	n, err := newNames(o.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{o: o, id: o.AgentID, names: n, done: make(chan struct{})}
+	nopts, err := natsOptions(o, a)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(o.Servers, nopts...)
+		ch <- result{nc, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("lars: connect to %s: %w", o.Servers, r.err)
+	}
+	a.nc = r.nc
+	// the outbox bounds what is out (PublishWindow); the client's own bound must not block it
+	js, err := r.nc.JetStream(nats.PublishAsyncMaxPending(1 << 20))
+	if err != nil {
+		r.nc.Close()
+		return nil, err
+	}
+	a.js = js
+	a.rejects.log = o.Logger
+	a.batcher = newBatcher(n, o.Partitions, a.id, o.Zone, o.BatchMaxReports, o.BatchMaxDelay, a.toOutbox)
+	a.outbox = newOutbox(a.jsPublish, a.id, randomID(4), o.PublishWindow, o.MaxPendingReports, a.batcher.pending, o.RetryInterval, o.Logger)
+	return a, nil
+}
+
+// ID is the agent's id, the sender of its report batches.
+func (a *Agent) ID() string { return a.id }
+
+// Conn is the agent's NATS connection.
+func (a *Agent) Conn() *nats.Conn { return a.nc }
+
+// nowMs is the clock in whole milliseconds since the epoch, as the TypeScript
+// agent's Date.now(). Without an injected Now it reads the monotonic clock
+// only (time.Since of the agent's start), half the cost of time.Now.
+func (a *Agent) nowMs() float64 {
+	if a.o.ownClock {
+		return math.Floor(a.o.baseMs + float64(time.Since(a.o.base))/1e6)
+	}
+	return float64(a.o.Now().UnixMilli())
+}
+
+// jsPublish publishes one batch to JetStream with its message id and waits for the ack (at most AckTimeout).
+// An asynchronous publish: the acks of all batches come back on one subscription.
+func (a *Agent) jsPublish(ctx context.Context, subject string, data []byte, msgID string) error {
+	f, err := a.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, nats.MsgId(msgID))
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(a.o.AckTimeout)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-t.C:
+		return nats.ErrTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Agent) toOutbox(subject string, data []byte, reports int) { a.outbox.add(subject, data, reports) }
+
+// onReconnect: what was in flight on the old connection may be lost, and route states may have been missed.
+func (a *Agent) onReconnect() {
+	if a.closed.Load() {
+		return
+	}
+	a.o.Logger.Info("reconnected; re-reading every followed route", "agent", a.id)
+	a.counters.resyncs.Add(1)
+	a.routes.Range(func(_, v any) bool {
+		go a.readStored(v.(*followed))
+		return true
+	})
+	a.batcher.flush()
+	a.outbox.kick()
+}
+
+// ------------------------------------------------------------------ picking
+
+// GetHost picks a host for one call on route (modid, cmdid). On the route's
+// first use it waits for the route's state (at most LoadTimeout, or ctx);
+// after that it answers from the local cache at once, also while NATS is away.
+// Errors: ErrNoRoute, ErrNoHost, ErrClosed, or ctx's.
+func (a *Agent) GetHost(ctx context.Context, modid, cmdid uint32) (Host, error) {
+	return a.getHost(ctx, modid, cmdid, "", false)
+}
+
+// GetHostKey is GetHost with a key for the hash strategy (and a zone draw that keeps the key in its zone).
+func (a *Agent) GetHostKey(ctx context.Context, modid, cmdid uint32, key string) (Host, error) {
+	return a.getHost(ctx, modid, cmdid, key, true)
+}
+
+func (a *Agent) getHost(ctx context.Context, modid, cmdid uint32, key string, hasKey bool) (Host, error) {
+	r, err := a.route(modid, cmdid)
+	if err != nil {
+		return Host{}, err
+	}
+	if r.status.Load() == statusLoading {
+		if err := a.waitLoaded(ctx, r); err != nil {
+			return Host{}, err
+		}
+	}
+	return a.pickFrom(r, key, hasKey)
+}
+
+func (a *Agent) pickFrom(r *followed, key string, hasKey bool) (Host, error) {
+	if r.status.Load() != statusLoaded {
+		return Host{}, ErrNoRoute
+	}
+	r.mu.Lock()
+	i := r.model.pickAt(key, hasKey, r.nowFn, a.o.fb, a.o.ProbeTrials)
+	var h Host
+	if i >= 0 {
+		h = r.model.hosts[i].result
+	}
+	r.mu.Unlock()
+	if i < 0 {
+		return Host{}, ErrNoHost
+	}
+	a.picks.Add(1)
+	return h, nil
+}
+
+// Release gives back a pick that was not used (no call was made): nothing is reported.
+func (a *Agent) Release(h Host) {
+	if h.h == nil || h.r == nil {
+		return
+	}
+	h.r.mu.Lock()
+	noteRelease(h.h, a.nowMs())
+	h.r.mu.Unlock()
+}
+
+// ----------------------------------------------------------------- reporting
+
+// Report records a call's result: retcode 0 is success, anything else an
+// error (Lars); latency is the call's duration. Batched to the route nodes.
+// An error only for bad input (a negative latency, a host that is no IPv4
+// address and port) or a closed agent.
+func (a *Agent) Report(h Host, retcode int32, latency time.Duration) error {
+	return a.ReportUtilization(h, retcode, latency, -1)
+}
+
+// ReportUtilization is Report with the busy share (0..1) the host answered
+// with; above 1 counts as 1, a negative value as none.
+func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, utilization float64) error {
+	if a.closed.Load() {
+		return ErrClosed
+	}
+	if latency < 0 || math.IsNaN(utilization) {
+		return fmt.Errorf("lars: bad report: latency %v utilization %v", latency, utilization)
+	}
+	lat := float64(latency) / 1e6
+	if lat > maxLatency {
+		lat = maxLatency
+	}
+	if utilization > 1 {
+		utilization = 1
+	}
+	if utilization < 0 {
+		utilization = -1
+	}
+	ph, r := h.h, h.r
+	if ph == nil {
+		if !isIPv4(h.IP) || h.Port < 1 || h.Port > 65535 {
+			return fmt.Errorf("lars: bad report: host %s", h)
+		}
+		if v, ok := a.routes.Load(routeKey(h.Modid, h.Cmdid)); ok {
+			r = v.(*followed)
+			r.mu.Lock()
+			if r.model != nil {
+				ph = r.model.byKey[hostKey(h.IP, h.Port)]
+			}
+			r.mu.Unlock()
+		}
+	}
+	now := a.nowMs()
+	if ph != nil && r != nil {
+		r.mu.Lock()
+		noteReport(ph, retcode == 0, lat, now, a.o.fb)
+		r.mu.Unlock()
+	}
+	a.reports.Add(1)
+	a.batcher.add(now, h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization)
+	return nil
+}
+
+// Flush sends buffered reports and waits until JetStream acknowledged every batch made so far, or ctx ends.
+func (a *Agent) Flush(ctx context.Context) error {
+	a.batcher.flush()
+	return a.outbox.settled(ctx)
+}
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() Stats {
+	o := a.outbox.stats()
+	n := 0
+	a.routes.Range(func(_, _ any) bool { n++; return true })
+	return Stats{
+		Routes: n, PendingReports: o.pendingReports + a.batcher.pending(), PendingBatches: o.pendingBatches,
+		Picks: a.picks.Load(), Reports: a.reports.Load(), Batches: a.batcher.batchCount(), AckedBatches: o.ackedBatches, AckedReports: o.ackedReports,
+		RetriedBatches: o.retried, DroppedReports: o.drops,
+		RouteUpdates: a.counters.updates.Load(), StaleUpdates: a.counters.stale.Load(), HeldEmptyUpdates: a.counters.held.Load(), Resyncs: a.counters.resyncs.Load(),
+		Rejects: a.rejects.snapshot(),
+	}
+}
+
+// IsConnected: false between a lost connection and the reconnect (picks keep working from the cache).
+func (a *Agent) IsConnected() bool { return a.nc.IsConnected() }
+
+// Close drains self-registrations, flushes reports (waiting for acks until
+// ctx ends, or CloseTimeout when ctx has no deadline; what is left is
+// dropped and counted), stops following routes and closes the connection.
+func (a *Agent) Close(ctx context.Context) error {
+	if a.closed.Load() {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.o.CloseTimeout)
+		defer cancel()
+	}
+	regErr := a.regs.stopAll(ctx)
+	flushErr := a.Flush(ctx)
+	a.closed.Store(true)
+	close(a.done)
+	a.batcher.stop()
+	a.batcher.flush() // a report made while flushing: to the outbox, which counts what is left as dropped
+	a.outbox.abandon()
+	a.routes.Range(func(_, v any) bool {
+		v.(*followed).close()
+		return true
+	})
+	a.nc.Close()
+	if flushErr != nil && !errors.Is(flushErr, context.DeadlineExceeded) && !errors.Is(flushErr, context.Canceled) {
+		return flushErr
+	}
+	return regErr
+}

@@ -1,0 +1,286 @@
+package lars
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Unit tests of the agent's parts without a server: the outbox's bound and
+// retries, the route following's version order and held updates, Watch.
+
+// fakeStream acknowledges publishes when told to, recording the message ids it stored.
+type fakeStream struct {
+	mu     sync.Mutex
+	fail   bool
+	stored map[string]int
+	calls  int
+}
+
+func (f *fakeStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.fail {
+		return errors.New("no responders")
+	}
+	if f.stored == nil {
+		f.stored = map[string]int{}
+	}
+	f.stored[msgID]++
+	return nil
+}
+
+func (f *fakeStream) setFail(v bool) {
+	f.mu.Lock()
+	f.fail = v
+	f.mu.Unlock()
+}
+
+func TestOutboxRetriesUntilAcknowledged(t *testing.T) {
+	s := &fakeStream{fail: true}
+	o := newOutbox(s.publish, "a1", "i1", 4, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
+	for i := 0; i < 10; i++ {
+		o.add("lars.report.0.1.1", []byte{0x80}, 10)
+	}
+	waitUntil(t, "failed publishes retried", 5*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.calls >= 8
+	})
+	if st := o.stats(); st.pendingReports != 100 || st.ackedBatches != 0 {
+		t.Fatalf("while failing: %+v", st)
+	}
+	s.setFail(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.settled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := o.stats()
+	if st.ackedBatches != 10 || st.ackedReports != 100 || st.drops != 0 || st.pendingReports != 0 || st.retried == 0 {
+		t.Fatalf("after recovery: %+v", st)
+	}
+	if len(s.stored) != 10 || s.stored["a1/i1/1"] != 1 || s.stored["a1/i1/10"] != 1 {
+		t.Fatalf("stored ids %v", s.stored)
+	}
+	o.abandon()
+}
+
+func TestOutboxBoundDropsTheOldestAndCountsThem(t *testing.T) {
+	s := &fakeStream{fail: true}
+	o := newOutbox(s.publish, "a1", "i1", 1, 50, func() int { return 0 }, time.Hour, nopLogger{})
+	for i := 0; i < 10; i++ {
+		o.add("lars.report.0.1.1", []byte{0x80}, 10)
+	}
+	waitUntil(t, "the first publish answered", 5*time.Second, func() bool { return o.stats().pendingBatches <= 5 })
+	st := o.stats()
+	if st.drops != 50 || st.pendingReports != 50 {
+		t.Fatalf("bound of 50 with 100 made: %+v", st)
+	}
+	if n := o.abandon(); n != 50 {
+		t.Fatalf("abandon dropped %d, want 50", n)
+	}
+	if o.stats().drops != 100 {
+		t.Fatalf("drops %d after abandon", o.stats().drops)
+	}
+}
+
+func testAgent(t *testing.T) (*Agent, *followed) {
+	t.Helper()
+	o, err := resolve(Options{Strategy: StrategySwrr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := newNames(o.Prefix)
+	a := &Agent{o: o, id: o.AgentID, names: n, done: make(chan struct{})}
+	r := &followed{modid: 1, cmdid: 1, loaded: make(chan struct{}), watchers: map[chan RouteState]struct{}{}, nowFn: a.nowMs}
+	r.model = newAgentRoute(a.id, o.Strategy, a.newStrategy(SeededRandom(1), a.nowMs))
+	r.model.modid, r.model.cmdid, r.model.owner = 1, 1, r
+	a.routes.Store(routeKey(1, 1), r)
+	return a, r
+}
+
+func TestRouteVersionsNeverGoBackwards(t *testing.T) {
+	a, r := testAgent(t)
+	a.apply(r, tenHostState(5))
+	if st, _ := a.pickFrom(r, "", false); st.IP == "" {
+		t.Fatal("no pick from a loaded route")
+	}
+	older := tenHostState(4)
+	older.Hosts = older.Hosts[:1]
+	a.onMessage(r, encodeRouteState(older), "lars.route.1.1")
+	if r.state.Version != 5 || len(r.model.hosts) != 10 || a.counters.stale.Load() != 1 {
+		t.Fatalf("an older version was applied: version %d, %d hosts", r.state.Version, len(r.model.hosts))
+	}
+	newer := tenHostState(6)
+	newer.Hosts = newer.Hosts[:2]
+	a.onMessage(r, encodeRouteState(newer), "lars.route.1.1")
+	if r.state.Version != 6 || len(r.model.hosts) != 2 {
+		t.Fatalf("the newer version was not applied: version %d, %d hosts", r.state.Version, len(r.model.hosts))
+	}
+	// a state of another route on this route's subject is refused
+	other := tenHostState(7)
+	other.Cmdid = 2
+	a.onMessage(r, encodeRouteState(other), "lars.route.1.1")
+	if r.state.Version != 6 || a.rejects.snapshot()[RejectSubjectMismatch] != 1 {
+		t.Fatalf("subject mismatch: version %d, rejects %v", r.state.Version, a.rejects.snapshot())
+	}
+	a.onMessage(r, []byte{0xc1}, "lars.route.1.1")
+	if a.rejects.snapshot()[RejectMalformed] != 1 {
+		t.Fatalf("malformed not counted: %v", a.rejects.snapshot())
+	}
+}
+
+func TestEmptyUpdateIsHeldRemovalIsNot(t *testing.T) {
+	a, r := testAgent(t)
+	a.apply(r, tenHostState(1))
+	empty := tenHostState(2)
+	for i := range empty.Hosts {
+		empty.Hosts[i].PickWeight = 0 // healthy with weight 0: no reason given
+	}
+	a.apply(r, empty)
+	if r.state.Version != 1 || a.counters.held.Load() != 1 {
+		t.Fatalf("an update with no pickable host and no reason was applied (version %d)", r.state.Version)
+	}
+	if _, err := a.pickFrom(r, "", false); err != nil {
+		t.Fatalf("picking from the held state: %v", err)
+	}
+	gone := tenHostState(3)
+	gone.Removed, gone.Hosts = true, nil
+	a.apply(r, gone)
+	if _, err := a.pickFrom(r, "", false); !errors.Is(err, ErrNoRoute) {
+		t.Fatalf("a removed route answers %v, want ErrNoRoute", err)
+	}
+}
+
+func TestNoHostWhenEveryHostIsOverloaded(t *testing.T) {
+	a, r := testAgent(t)
+	s := tenHostState(1)
+	for i := range s.Hosts {
+		s.Hosts[i].State, s.Hosts[i].PickWeight = StateOverloaded, 0
+	}
+	a.apply(r, s)
+	if _, err := a.pickFrom(r, "", false); !errors.Is(err, ErrNoHost) {
+		t.Fatalf("got %v, want ErrNoHost", err)
+	}
+}
+
+func TestWatchGivesTheCurrentStateThenNewerOnes(t *testing.T) {
+	a, r := testAgent(t)
+	r.status.Store(statusLoading)
+	a.apply(r, tenHostState(1))
+	close(r.loaded)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := a.Watch(ctx, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := <-ch; s.Version != 1 {
+		t.Fatalf("first state version %d", s.Version)
+	}
+	a.apply(r, tenHostState(2))
+	if s := <-ch; s.Version != 2 {
+		t.Fatalf("next state version %d", s.Version)
+	}
+	cancel()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the channel was not closed when ctx ended")
+		}
+	}
+}
+
+func TestReportChecksItsInput(t *testing.T) {
+	a, r := testAgent(t)
+	a.batcher = newBatcher(a.names, 64, a.id, "", 1000, time.Hour, func(string, []byte, int) {})
+	a.apply(r, tenHostState(1))
+	h, err := a.pickFrom(r, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Report(h, 0, -time.Millisecond); err == nil {
+		t.Fatal("a negative latency was taken")
+	}
+	if err := a.Report(Host{IP: "10.0.0.256", Port: 80, Modid: 1, Cmdid: 1}, 0, time.Millisecond); err == nil {
+		t.Fatal("a bad address was taken")
+	}
+	if err := a.Report(h, 0, 3*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if ph := r.model.byKey[h.String()]; ph.inflight != 0 || ph.latencyMs != 3 {
+		t.Fatalf("feedback not applied: inflight %d latency %v", ph.inflight, ph.latencyMs)
+	}
+	if a.batcher.pending() != 1 {
+		t.Fatalf("%d reports buffered", a.batcher.pending())
+	}
+}
+
+func TestRouteStateRoundTrip(t *testing.T) {
+	s := tenHostState(9)
+	s.Strategy = StrategyHash
+	s.Hosts[0].Zone, s.Hosts[1].TrialAgent, s.Hosts[1].State = "z1", "agent-b", StateProbing
+	got, err := DecodeRouteState(encodeRouteState(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 9 || got.Strategy != StrategyHash || got.Hosts[0].Zone != "z1" || got.Hosts[1].TrialAgent != "agent-b" || got.Hosts[9].PickWeight != 190 {
+		t.Fatalf("round trip: %+v", got)
+	}
+}
+
+func TestIsIPv4(t *testing.T) {
+	for _, s := range []string{"0.0.0.0", "255.255.255.255", "10.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1.2.3.04", "a.b.c.d", "", "1..2.3", "1.2.3.4 ", "199.249.250.9", "1000.1.1.1", "1.2.3.-1", "٣.1.1.1"} {
+		if isIPv4(s) != ipv4Pattern.MatchString(s) {
+			t.Errorf("%q: isIPv4 %v, pattern %v", s, isIPv4(s), ipv4Pattern.MatchString(s))
+		}
+	}
+}
+
+// lossyStream never answers the first publish of each message id (as a lost
+// publish or a lost leader), and stores the rest.
+type lossyStream struct {
+	fakeStream
+	seen map[string]bool
+}
+
+func (l *lossyStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
+	l.mu.Lock()
+	first := !l.seen[msgID]
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[msgID] = true
+	l.mu.Unlock()
+	if first {
+		<-ctx.Done() // no answer until the outbox gives up on everything
+		return ctx.Err()
+	}
+	return l.fakeStream.publish(ctx, subject, data, msgID)
+}
+
+func TestOutboxPublishesAgainWhenNoAckComesInTime(t *testing.T) {
+	l := &lossyStream{}
+	o := newOutbox(l.publish, "a1", "i1", 8, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
+	for i := 0; i < 5; i++ {
+		o.add("lars.report.0.1.1", []byte{0x80}, 2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.settled(ctx); err != nil {
+		t.Fatalf("the unanswered publishes were not sent again: %v (%+v)", err, o.stats())
+	}
+	st := o.stats()
+	if st.ackedBatches != 5 || st.retried < 5 || st.drops != 0 {
+		t.Fatalf("%+v", st)
+	}
+	o.abandon()
+}

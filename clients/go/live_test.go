@@ -1,0 +1,376 @@
+package lars
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests against a real nats-server and route node, started by
+// test/integration/go-sdk.test.ts, which names them in the environment:
+//
+//	LARS_TEST_NATS_URL    the server
+//	LARS_TEST_PREFIX      the cluster's prefix
+//	LARS_TEST_PARTITIONS  its partition count
+//	LARS_TEST_ROUTE       modid,cmdid of a registered route (swrr) whose hosts may be failed
+//	LARS_TEST_MIXED       modid,cmdid of a route the TypeScript agent picks from too
+//
+// Without them these tests are skipped (`go test ./...` alone runs the
+// conformance and unit tests).
+
+func liveEnv(t *testing.T) (Options, [2]uint32, [2]uint32) {
+	url := os.Getenv("LARS_TEST_NATS_URL")
+	if url == "" {
+		t.Skip("no LARS_TEST_NATS_URL: run by test/integration/go-sdk.test.ts")
+	}
+	parts, _ := strconv.Atoi(os.Getenv("LARS_TEST_PARTITIONS"))
+	route := func(name string) [2]uint32 {
+		p := strings.Split(os.Getenv(name), ",")
+		if len(p) != 2 {
+			t.Fatalf("%s must be modid,cmdid", name)
+		}
+		m, _ := strconv.ParseUint(p[0], 10, 32)
+		c, _ := strconv.ParseUint(p[1], 10, 32)
+		return [2]uint32{uint32(m), uint32(c)}
+	}
+	return Options{Servers: url, Prefix: os.Getenv("LARS_TEST_PREFIX"), Partitions: parts, BatchMaxDelay: 5 * time.Millisecond}, route("LARS_TEST_ROUTE"), route("LARS_TEST_MIXED")
+}
+
+// waitUntil polls check until it holds or the deadline passes.
+func waitUntil(t *testing.T, what string, timeout time.Duration, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLiveFailingHostLeavesPicks(t *testing.T) {
+	opts, route, _ := liveEnv(t)
+	opts.Strategy = StrategySwrr
+	opts.AgentID = "go-live-" + randomID(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	first, err := a.Route(ctx, route[0], route[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Hosts) < 2 {
+		t.Fatalf("route has %d hosts", len(first.Hosts))
+	}
+	updates, err := a.Watch(ctx, route[0], route[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := first.Hosts[0]
+	// every call to the first host fails, every other succeeds: the node ejects it, the agent stops picking it
+	start := time.Now()
+	var ejectedAt time.Time
+	var updated RouteState
+	for ejectedAt.IsZero() && time.Since(start) < 10*time.Second {
+		h, err := a.GetHost(ctx, route[0], route[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := int32(0)
+		if h.IP == bad.IP && h.Port == bad.Port {
+			rc = 1
+		}
+		if err := a.Report(h, rc, 2*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-updates:
+			for _, x := range s.Hosts {
+				if x.IP == bad.IP && x.Port == bad.Port && x.PickWeight == 0 {
+					ejectedAt, updated = time.Now(), s
+				}
+			}
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if ejectedAt.IsZero() {
+		t.Fatalf("no route update ejected %s:%d within 10s", bad.IP, bad.Port)
+	}
+	if updated.Version <= first.Version {
+		t.Fatalf("update version %d is not above %d", updated.Version, first.Version)
+	}
+	for i := 0; i < 50; i++ {
+		h, err := a.GetHost(ctx, route[0], route[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.IP == bad.IP && h.Port == bad.Port {
+			t.Fatalf("ejected host picked after the update of version %d", updated.Version)
+		}
+		_ = a.Report(h, 0, time.Millisecond)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := a.Stats()
+	if st.AckedReports == 0 || st.AckedReports != st.Reports || st.DroppedReports != 0 {
+		t.Fatalf("reports %d, acknowledged %d, dropped %d", st.Reports, st.AckedReports, st.DroppedReports)
+	}
+	fmt.Printf("GO_LIVE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports, "ejected_ms": ejectedAt.Sub(start).Milliseconds(), "version": updated.Version}))
+}
+
+// TestLiveMixedSwrr prints the Go agent's view of the mixed route and its swrr picks from a seeded start, for the TypeScript side to compare.
+func TestLiveMixedSwrr(t *testing.T) {
+	opts, _, mixed := liveEnv(t)
+	opts.Strategy = StrategySwrr
+	seed, _ := strconv.ParseUint(os.Getenv("LARS_TEST_SEED"), 10, 32)
+	opts.Random = func() Random { return SeededRandom(uint32(seed)) }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	s, err := a.Route(ctx, mixed[0], mixed[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	picks := make([]string, 0, 40)
+	for i := 0; i < 40; i++ {
+		h, err := a.GetHost(ctx, mixed[0], mixed[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		picks = append(picks, h.String())
+	}
+	fmt.Printf("GO_MIXED %s\n", mustJSON(map[string]any{"version": s.Version, "picks": picks}))
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestLiveOutage reports steadily while the test driver kills the
+// nats-server and starts it again on its store (LARS_TEST_OUTAGE set): every
+// report made is acknowledged in the end, none dropped, and picks go on from
+// the cache while the server is away. It prints GO_READY
+// once acks flow, GO_DISCONNECTED when it lost the server, and GO_OUTAGE
+// with its counts at the end.
+func TestLiveOutage(t *testing.T) {
+	if os.Getenv("LARS_TEST_OUTAGE") == "" {
+		t.Skip("no LARS_TEST_OUTAGE: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	opts.AgentID = "go-outage"
+	opts.BatchMaxReports = 50
+	opts.BatchMaxDelay = 10 * time.Millisecond
+	opts.AckTimeout = 2 * time.Second
+	ctx := context.Background()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		k := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for i := 0; i < 12; i++ {
+				k++
+				h := Host{IP: fmt.Sprintf("10.0.0.%d", 1+k%2), Port: 8000, Modid: uint32(1 + k%3), Cmdid: 1}
+				rc := int32(0)
+				if k%7 == 0 {
+					rc = 1
+				}
+				if err := a.Report(h, rc, time.Duration(1+k%13)*time.Millisecond); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	// a route followed before the outage: its state arrives on its subject (no route node here)
+	if _, err := a.route(9, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s := tenHostState(3)
+	s.Modid, s.Cmdid = 9, 9
+	if err := a.Conn().Publish(a.names.route(9, 9), encodeRouteState(s)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "route 9.9 loaded", 10*time.Second, func() bool {
+		_, err := a.GetHost(ctx, 9, 9)
+		return err == nil
+	})
+	waitUntil(t, "steady acked traffic", 20*time.Second, func() bool { return a.Stats().AckedBatches >= 20 })
+	fmt.Println("GO_READY")
+	waitUntil(t, "the disconnect", 20*time.Second, func() bool { return !a.IsConnected() })
+	fmt.Println("GO_DISCONNECTED")
+	// NATS away: picks go on from the cache
+	for i := 0; i < 20; i++ {
+		if _, err := a.GetHost(ctx, 9, 9); err != nil {
+			t.Fatalf("pick while NATS is away: %v", err)
+		}
+	}
+	before := a.Stats().Reports
+	waitUntil(t, "the reconnect", 60*time.Second, func() bool { return a.IsConnected() })
+	if a.Stats().Reports <= before {
+		t.Fatal("no reports made during the outage")
+	}
+	acked := a.Stats().AckedBatches
+	waitUntil(t, "acks after the restart", 30*time.Second, func() bool { return a.Stats().AckedBatches >= acked+20 })
+	close(stop)
+	<-stopped
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	st := a.Stats()
+	if st.DroppedReports != 0 || st.PendingReports != 0 || st.AckedBatches != st.Batches || st.AckedReports != st.Reports {
+		t.Fatalf("after the outage: %+v", st)
+	}
+	fmt.Printf("GO_OUTAGE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports, "batches": st.Batches, "retried": st.RetriedBatches}))
+}
+
+// ScriptedReports is the fixed list of reports TestLiveScriptedReports makes
+// (test/integration/go-sdk.test.ts makes the same with a TypeScript agent
+// and compares the rows the sink stores for each).
+func scriptedReports() []struct {
+	host    Host
+	retcode int32
+	latency time.Duration
+} {
+	out := make([]struct {
+		host    Host
+		retcode int32
+		latency time.Duration
+	}, 30)
+	for k := range out {
+		out[k].host = Host{IP: fmt.Sprintf("10.9.0.%d", 1+k%3), Port: 8000 + k%2, Modid: 41, Cmdid: 3}
+		if k%5 == 0 {
+			out[k].retcode = 500
+		}
+		out[k].latency = time.Duration(k) * 1250 * time.Microsecond
+	}
+	return out
+}
+
+func TestLiveScriptedReports(t *testing.T) {
+	if os.Getenv("LARS_TEST_SCRIPT") == "" {
+		t.Skip("no LARS_TEST_SCRIPT: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	opts.AgentID = os.Getenv("LARS_TEST_AGENT_ID")
+	opts.Zone = "z1"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	for _, r := range scriptedReports() {
+		if err := a.Report(r.host, r.retcode, r.latency); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("GO_SCRIPT %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": a.Stats().AckedReports}))
+}
+
+// TestLiveRegister registers a host on route 41.5 (LARS_TEST_REGISTER set):
+// it joins the route, stays past its TTL on heartbeats, and leaves on Stop.
+func TestLiveRegister(t *testing.T) {
+	if os.Getenv("LARS_TEST_REGISTER") == "" {
+		t.Skip("no LARS_TEST_REGISTER: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	const ttl = 2 * time.Second
+	reg, err := a.Register(ctx, Registration{Modid: 41, Cmdid: 5, IP: "127.0.6.9", Port: 7600, TTL: ttl, DrainTime: 300 * time.Millisecond, Instance: "go-live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := a.Watch(ctx, 41, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pickable := func(s RouteState) bool {
+		for _, h := range s.Hosts {
+			if h.IP == "127.0.6.9" && h.Port == 7600 && h.PickWeight > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	waitState := func(what string, want bool) RouteState {
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case s, ok := <-states:
+				if !ok {
+					t.Fatalf("watch closed waiting for %s", what)
+				}
+				if pickable(s) == want {
+					return s
+				}
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	joined := waitState("the registered host in the route", true)
+	// heartbeats keep it there past its TTL: no state without it for 1.5 TTL
+	hold := time.After(ttl + ttl/2)
+	for held := false; !held; {
+		select {
+		case s := <-states:
+			if !pickable(s) {
+				t.Fatalf("the host left its route while heartbeating (version %d)", s.Version)
+			}
+		case <-hold:
+			held = true
+		}
+	}
+	if err := reg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left := waitState("the host leaving the route", false)
+	if left.Version <= joined.Version {
+		t.Fatalf("leaving version %d not above %d", left.Version, joined.Version)
+	}
+	fmt.Printf("GO_REGISTER %s\n", mustJSON(map[string]any{"joined": joined.Version, "left": left.Version}))
+}
