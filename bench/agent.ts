@@ -5,8 +5,12 @@
  * each measurement.
  *
  *  - sidecar_udp_qps: GetHost + Report pairs per second through Lars' UDP
- *    protocol; 4 sockets × 16 requests in flight over 10 routes (and, for
- *    comparison with Lars' qps tool with one thread, 1 in flight);
+ *    protocol; 4 sockets × 16 requests in flight over 10 routes;
+ *  - sidecar_udp_pairs_per_sec_1inflight_t1/_t4/_t16: shaped like Lars' qps
+ *    tool, T workers with one request in flight each (GetHost, then Report),
+ *    and the GetHost round trip's p50/p99 at T = 1;
+ *  - sidecar_reports_acked_pct: after each UDP load point, the reports
+ *    JetStream acknowledged, of those the generators sent;
  *  - sidecar_http_qps: GET /v1/host per second over keep-alive connections;
  *  - sidecar_route_update_cpu_us: sidecar CPU per route update with 100
  *    local callers following the route: 100 UDP clients polling it
@@ -14,7 +18,7 @@
  *    with 100 server-sent event streams (`_sse`).
  *
  * Starts its own nats-server and a route node in this process (it ingests
- * the reports), on a fresh subject prefix. BENCH_AGENT_ONLY=udp|http|updates
+ * the reports), on a fresh subject prefix. BENCH_AGENT_ONLY=udp|lars|http|updates
  * (comma separated) runs only those.
  */
 import { randomBytes } from 'node:crypto';
@@ -43,6 +47,10 @@ const UPDATES_PER_SEC = 200;
 /** UDP load: sockets × requests in flight per socket (BENCH_UDP_SOCKETS, BENCH_UDP_INFLIGHT). */
 const UDP_SOCKETS = envInt('BENCH_UDP_SOCKETS', 4);
 const UDP_INFLIGHT = envInt('BENCH_UDP_INFLIGHT', 16);
+/** Lars' qps tool: T threads, one request in flight each. */
+const LARS_THREADS = [1, 4, 16] as const;
+/** Generator processes for T = 16 (BENCH_LARS_PROCS): one Node process would be the bottleneck. */
+const LARS_PROCS_T16 = envInt('BENCH_LARS_PROCS', 2);
 
 const only = process.env['BENCH_AGENT_ONLY']?.split(',');
 const runs = (name: string): boolean => !only || only.includes(name);
@@ -67,19 +75,90 @@ async function measure(child: ChildProcess, windows = WINDOWS): Promise<Array<Ex
   return out;
 }
 
-async function udpPairs(sc: ChildProcess, ports: number[], sockets: number, inflight: number): Promise<{ qps: number; lost: number; loadCpuPct: number; sidecarCpuPct: number }> {
+type LoadResult = Extract<FromLoad, { type: 'result' }>;
+
+/** `measure` over several load children at once: each window is run by all of them together; per window, their results summed. */
+async function measureAll(children: ChildProcess[], windows = WINDOWS): Promise<LoadResult[][]> {
+  const out: LoadResult[][] = [];
+  for (let i = -1; i < windows; i++) {
+    const rs = children.map((c) => nextMessage<FromLoad, 'result'>(c, 'result', WINDOW_MS + 10_000));
+    for (const c of children) c.send({ type: 'run', ms: i < 0 ? Math.min(1000, WINDOW_MS) : WINDOW_MS });
+    const res = await Promise.all(rs);
+    if (i >= 0) out.push(res);
+  }
+  return out;
+}
+
+/** Reports the sidecar acknowledged so far, less what it had before (`base`). */
+interface AckCount {
+  reports: number;
+  pending: number;
+  dropped: number;
+  udpReports: number;
+}
+
+/**
+ * Stops the load children (they send nothing more and say how many Reports they sent), waits
+ * until the sidecar has received them all (or 3 s passed: a datagram the kernel dropped never
+ * comes), flushes its agent and reads its report counters.
+ */
+async function settleReports(sc: ChildProcess, children: ChildProcess[], before: AckCount): Promise<{ sent: number; after: AckCount; ackedPct: number }> {
+  const sents = await Promise.all(children.map((c) => {
+    const r = nextMessage<FromLoad, 'sent'>(c, 'sent', 5000);
+    c.send({ type: 'sent' });
+    return r;
+  }));
+  const sent = sents.reduce((a, s) => a + (s.reports ?? 0), 0);
+  const udpReports = async (): Promise<number> => {
+    const r = nextMessage<FromSidecar, 'cpu'>(sc, 'cpu', 5000);
+    sc.send({ type: 'cpu' });
+    const st = (await r).stats as { udp?: { reports: number } };
+    return st.udp?.reports ?? 0;
+  };
+  const deadline = performance.now() + 3000;
+  while ((await udpReports()) - before.udpReports < sent && performance.now() < deadline) await sleep(20);
+  const r = nextMessage<FromSidecar, 'settled'>(sc, 'settled', 40_000);
+  sc.send({ type: 'settle', timeoutMs: 30_000 });
+  const s = await r;
+  if (s.flushError) log(`  flush: ${s.flushError}`);
+  const after: AckCount = { reports: s.reports, pending: s.pending, dropped: s.dropped, udpReports: s.udpReports };
+  const acked = after.reports - after.pending - after.dropped - (before.reports - before.pending - before.dropped);
+  return { sent, after, ackedPct: sent === 0 ? 100 : (acked / sent) * 100 };
+}
+
+interface UdpRun {
+  qps: number;
+  lost: number;
+  loadCpuPct: number;
+  sidecarCpuPct: number;
+  p50Us: number;
+  p99Us: number;
+  sent: number;
+  ackedPct: number;
+  after: AckCount;
+}
+
+/**
+ * GetHost + Report pairs from `procs` generator processes, `sockets` sockets each with `inflight`
+ * requests in flight per socket. The latency quantiles are the median over windows of each window's
+ * (of the first process: with one process, of every request).
+ */
+async function udpPairs(sc: ChildProcess, ports: number[], sockets: number, inflight: number, before: AckCount, procs = 1): Promise<UdpRun> {
   const cfg: UdpLoadConfig = { ports, routes: ROUTES, mode: 'pairs', sockets, inflight, pollEveryMs: 0 };
-  const c = spawnChild('agent/udp-load.ts', cfg);
-  await nextMessage<FromLoad, 'ready'>(c, 'ready', 20_000);
+  const cs = Array.from({ length: procs }, () => spawnChild('agent/udp-load.ts', cfg));
+  await Promise.all(cs.map((c) => nextMessage<FromLoad, 'ready'>(c, 'ready', 20_000)));
   const t0 = performance.now();
   const cpu0 = await sidecarCpuUs(sc);
-  const rs = await measure(c);
+  const ws = await measureAll(cs);
   const sidecarCpuPct = ((await sidecarCpuUs(sc)) - cpu0) / 10 / (performance.now() - t0);
-  await stopChild(c, { type: 'stop' });
-  const qps = median(rs.map((r) => (r.done * 1000) / r.ms));
-  const lost = rs.reduce((a, r) => a + r.lost, 0);
-  const loadCpuPct = median(rs.map((r) => (r.cpuUs / 1000 / r.ms) * 100));
-  return { qps, lost, loadCpuPct, sidecarCpuPct };
+  const settled = await settleReports(sc, cs, before);
+  await Promise.all(cs.map((c) => stopChild(c, { type: 'stop' })));
+  const qps = median(ws.map((w) => w.reduce((a, r) => a + (r.done * 1000) / r.ms, 0)));
+  const lost = ws.reduce((a, w) => a + w.reduce((b, r) => b + r.lost, 0), 0);
+  const loadCpuPct = median(ws.map((w) => w.reduce((a, r) => a + (r.cpuUs / 1000 / r.ms) * 100, 0)));
+  const p50Us = median(ws.map((w) => w[0]!.p50Us ?? 0));
+  const p99Us = median(ws.map((w) => w[0]!.p99Us ?? 0));
+  return { qps, lost, loadCpuPct, sidecarCpuPct, p50Us, p99Us, sent: settled.sent, ackedPct: settled.ackedPct, after: settled.after };
 }
 
 await runGroup('agent', async () => {
@@ -108,16 +187,45 @@ await runGroup('agent', async () => {
   const metrics: Metric[] = [];
 
   // ---------------------------------------------------------------- UDP pairs
+  let acks: AckCount = { reports: 0, pending: 0, dropped: 0, udpReports: 0 };
+  const ackedPcts: number[] = [];
+  const udpRun = async (label: string, sockets: number, inflight: number, procs = 1): Promise<UdpRun> => {
+    const r = await udpPairs(sc, ready.udpPorts, sockets, inflight, acks, procs);
+    acks = r.after;
+    ackedPcts.push(r.ackedPct);
+    log(
+      `UDP pairs, ${label}: ${Math.round(r.qps)}/s, GetHost p50 ${r.p50Us} µs p99 ${r.p99Us} µs (sidecar ${r.sidecarCpuPct.toFixed(0)}% of a core, ` +
+        `load generator${procs > 1 ? `s (${procs} processes)` : ''} ${r.loadCpuPct.toFixed(0)}%, ${r.lost} lost; ${r.sent} reports sent, ${r.ackedPct.toFixed(3)}% acknowledged)`,
+    );
+    return r;
+  };
+
+  // ---------------------------------------------------------------- UDP pairs
   if (runs('udp')) {
-    const many = await udpPairs(sc, ready.udpPorts, UDP_SOCKETS, UDP_INFLIGHT);
-    log(`UDP pairs, ${UDP_SOCKETS * UDP_INFLIGHT} in flight: ${Math.round(many.qps)}/s (sidecar ${many.sidecarCpuPct.toFixed(0)}% of a core, load generator ${many.loadCpuPct.toFixed(0)}%, ${many.lost} lost)`);
-    const one = await udpPairs(sc, ready.udpPorts, 1, 1);
-    log(`UDP pairs, 1 in flight: ${Math.round(one.qps)}/s (sidecar ${one.sidecarCpuPct.toFixed(0)}% of a core, load generator ${one.loadCpuPct.toFixed(0)}%)`);
+    const many = await udpRun(`${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight`, UDP_SOCKETS, UDP_INFLIGHT);
     metrics.push(
-      { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 50000', note: `GetHost + Report per s, Lars UDP, ${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight, load generator in another process` },
-      { name: 'sidecar_udp_qps_1_inflight', value: one.qps, unit: 'pairs/s', note: 'one request in flight (Lars qps tool with one thread)' },
+      { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 150000', note: `GetHost + Report per s, Lars UDP, ${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight, load generator in another process` },
       { name: 'sidecar_udp_lost', value: many.lost, unit: 'requests', note: 'requests resent after 200 ms without reply' },
     );
+  }
+
+  // ---------------------------------------------------------------- UDP as Lars' qps tool: T workers, one request in flight each
+  if (runs('lars')) {
+    for (const t of LARS_THREADS) {
+      const procs = t >= 16 ? LARS_PROCS_T16 : 1;
+      const r = await udpRun(`T = ${t}, one in flight each`, t / procs, 1, procs);
+      const target = t === 1 ? '>= 12600' : t === 16 ? '>= 70000' : undefined;
+      metrics.push({ name: `sidecar_udp_pairs_per_sec_1inflight_t${t}`, value: r.qps, unit: 'pairs/s', ...(target ? { target } : {}), note: `${t} workers (sockets) × 1 in flight, GetHost then Report, as Lars' qps tool; ${procs} generator process${procs > 1 ? 'es' : ''} using ${r.loadCpuPct.toFixed(0)}% of a core, sidecar ${r.sidecarCpuPct.toFixed(0)}%` });
+      if (t === 1) {
+        metrics.push(
+          { name: 'sidecar_udp_gethost_p50_us_t1', value: r.p50Us, unit: 'µs', target: '<= 50', note: 'GetHost round trip in the generator (send to reply), median over windows of the window median' },
+          { name: 'sidecar_udp_gethost_p99_us_t1', value: r.p99Us, unit: 'µs', target: '<= 155', note: 'the same, 99th percentile' },
+        );
+      }
+    }
+  }
+  if (ackedPcts.length > 0) {
+    metrics.push({ name: 'sidecar_reports_acked_pct', value: Math.min(...ackedPcts), unit: '%', target: '>= 100', note: `reports acknowledged by JetStream after each UDP load point (${ackedPcts.map((p) => p.toFixed(2)).join(', ')}), the lowest; nothing pending after the flush` });
   }
 
   // ---------------------------------------------------------------- HTTP
@@ -136,7 +244,7 @@ await runGroup('agent', async () => {
     const httpPipe = await httpRun(4, 8);
     log(`HTTP host look-ups, 4 connections × 8 pipelined: ${Math.round(httpPipe)}/s`);
     metrics.push(
-      { name: 'sidecar_http_qps', value: http, unit: 'req/s', target: '>= 20000', note: 'GET /v1/host, 8 keep-alive connections, one request each in flight' },
+      { name: 'sidecar_http_qps', value: http, unit: 'req/s', target: '>= 60000', note: 'GET /v1/host, 8 keep-alive connections, one request each in flight' },
       { name: 'sidecar_http_qps_pipelined', value: httpPipe, unit: 'req/s', note: '4 connections, 8 pipelined requests each' },
     );
   }

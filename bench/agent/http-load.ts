@@ -37,6 +37,7 @@ process.on('message', (m: ToLoad) => {
     void pool.destroy().finally(() => process.exit(0));
     return;
   }
+  if (m.type !== 'run') return;
   const d0 = done;
   const f0 = failed;
   const c0 = process.cpuUsage();

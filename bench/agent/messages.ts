@@ -9,10 +9,12 @@ export interface SidecarChildConfig {
   strategy: StrategyName;
 }
 
-export type ToSidecar = { type: 'cpu' } | { type: 'stop' };
+export type ToSidecar = { type: 'cpu' } | { type: 'settle'; timeoutMs: number } | { type: 'stop' };
 export type FromSidecar =
   | { type: 'ready'; udpPorts: number[]; httpPort: number }
-  | { type: 'cpu'; us: number; stats: Record<string, unknown> };
+  | { type: 'cpu'; us: number; stats: Record<string, unknown> }
+  /** After the agent's flush: its report counters (accepted, still pending, dropped) and the UDP reports received. */
+  | { type: 'settled'; reports: number; pending: number; dropped: number; udpReports: number; flushError?: string };
 
 export interface UdpLoadConfig {
   ports: number[];
@@ -41,7 +43,24 @@ export interface SseConfig {
 }
 
 /** Parent → load child: measure for `ms`, then answer `result`. */
-export type ToLoad = { type: 'run'; ms: number } | { type: 'stop' };
+/** `sent`: the UDP generator stops sending and answers with every Report it has sent (`FromLoad` `sent`). */
+export type ToLoad = { type: 'run'; ms: number } | { type: 'sent' } | { type: 'stop' };
 export type FromLoad =
   | { type: 'ready' }
-  | { type: 'result'; done: number; failed: number; lost: number; ms: number; cpuUs: number; events?: number };
+  | {
+      type: 'result';
+      done: number;
+      failed: number;
+      lost: number;
+      ms: number;
+      cpuUs: number;
+      events?: number;
+      /** UDP pairs: Reports sent in the window. */
+      reports?: number;
+      /** UDP: GetHost round trips timed in the window, and their latency quantiles (µs, 1 µs buckets). */
+      timed?: number;
+      p50Us?: number;
+      p99Us?: number;
+    }
+  /** UDP pairs: every Report sent since the generator started (it sends no more). */
+  | { type: 'sent'; reports: number };

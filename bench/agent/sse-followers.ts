@@ -27,6 +27,7 @@ for (let i = 0; i < cfg.streams; i++) {
 exitWithParent();
 process.on('message', (m: ToLoad) => {
   if (m.type === 'stop') process.exit(0);
+  if (m.type !== 'run') return;
   const e0 = events;
   const c0 = process.cpuUsage();
   const t0 = performance.now();

@@ -9,6 +9,12 @@
  * (a full socket buffer) resends after 200 ms and counts it as lost.
  * `poll`: every slot sends one GetHost each `pollEveryMs` (callers
  * following a route by polling it).
+ *
+ * With one slot per socket (`inflight` 1), each socket is one of Lars' `qps`
+ * tool's threads: one request in flight, GetHost then Report. Every GetHost
+ * round trip is timed (send to reply, µs, into a histogram of 1 µs buckets)
+ * and every Report sent is counted, so the parent can check that each one
+ * was acknowledged by JetStream in the end.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { childConfig, exitWithParent, toParent } from '../_common.ts';
@@ -85,6 +91,23 @@ interface Slot {
 let done = 0;
 let failed = 0;
 let lost = 0;
+let reports = 0;
+/** Set by `sent`: no request goes out after it, so the count it answers is final. */
+let halted = false;
+/** GetHost round trips by µs (the last bucket: that long or longer). */
+const HIST_US = 50_000;
+let hist = new Uint32Array(HIST_US + 1);
+let timed = 0;
+
+function quantile(h: Uint32Array, n: number, q: number): number {
+  const want = Math.max(1, Math.ceil(n * q));
+  let seen = 0;
+  for (let i = 0; i < h.length; i++) {
+    seen += h[i]!;
+    if (seen >= want) return i;
+  }
+  return h.length - 1;
+}
 const sockets: Socket[] = [];
 const now = (): number => performance.now();
 
@@ -105,6 +128,7 @@ for (let s = 0; s < cfg.sockets; s++) {
     return Buffer.from(body);
   });
   const send = (k: number): void => {
+    if (halted) return;
     const sl = slots[k]!;
     sl.seq += cfg.inflight;
     sl.sentAt = now();
@@ -116,8 +140,11 @@ for (let s = 0; s < cfg.sockets; s++) {
     const k = r.seq % cfg.inflight;
     const sl = slots[k]!;
     if (r.seq !== sl.seq) return; // a late reply to a request already resent
+    const us = Math.round((now() - sl.sentAt) * 1000);
+    hist[us < HIST_US ? us : HIST_US]!++;
+    timed++;
     if (r.retcode === 0 && r.hostAt >= 0) {
-      if (cfg.mode === 'pairs') {
+      if (cfg.mode === 'pairs' && !halted) {
         const head = reportHead[k]!;
         const body = Buffer.allocUnsafe(head.length + 2 + r.hostLen);
         head.copy(body, 0);
@@ -129,6 +156,7 @@ for (let s = 0; s < cfg.sockets; s++) {
         rep.writeInt32LE(body.length, 4);
         body.copy(rep, 8);
         sock.send(rep, sl.port, '127.0.0.1');
+        reports++;
       }
       done++;
     } else failed++;
@@ -161,15 +189,24 @@ function send(m: FromLoad): void {
 exitWithParent();
 process.on('message', (m: ToLoad) => {
   if (m.type === 'stop') process.exit(0);
-  if (m.type !== 'run') return;
+  if (m.type === 'sent') {
+    halted = true;
+    send({ type: 'sent', reports });
+    return;
+  }
   const d0 = done;
   const f0 = failed;
   const l0 = lost;
+  const r0 = reports;
+  hist = new Uint32Array(HIST_US + 1);
+  timed = 0;
   const c0 = process.cpuUsage();
   const t0 = now();
   setTimeout(() => {
     const c = process.cpuUsage(c0);
-    send({ type: 'result', done: done - d0, failed: failed - f0, lost: lost - l0, ms: now() - t0, cpuUs: c.user + c.system });
+    const p50Us = quantile(hist, timed, 0.5);
+    const p99Us = quantile(hist, timed, 0.99);
+    send({ type: 'result', done: done - d0, failed: failed - f0, lost: lost - l0, ms: now() - t0, cpuUs: c.user + c.system, reports: reports - r0, timed, p50Us, p99Us });
   }, m.ms);
 });
 send({ type: 'ready' });

@@ -11,13 +11,15 @@
  *
  * Errors are JSON `{ ok: false, code, message }` with a 4xx/5xx status.
  * A route change is serialised once, whatever the number of streams
- * following it.
+ * following it. A host look-up of a route already loaded is answered in the
+ * request's own turn, its JSON and headers made once per pick result.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listen, DEFAULT_HTTP_HOST } from '../http/listen.ts';
 import type { ExtraHandler } from '../metrics/http.ts';
-import type { Agent } from '../agent/agent.ts';
+import type { Agent, HostPick } from '../agent/agent.ts';
+import { RouteStatus } from '../agent/route-follower.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 import { MAX_POSTED_REPORTS, validatePostedBody, validatePostedReport, type PostedReport } from '../../schemas/posted-report.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
@@ -115,6 +117,40 @@ class RouteStreams {
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
+/** A pick's answer as sent: its JSON once, and the headers that go with it. */
+interface PickAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+  readonly headers: readonly string[];
+}
+
+function pickAnswer(h: HostPick): PickAnswer {
+  const body = Buffer.from(JSON.stringify(h));
+  return { status: h.ok ? 200 : h.code === 'NO_ROUTE' ? 404 : 503, body, headers: ['content-type', 'application/json', 'content-length', String(body.length)] };
+}
+
+/**
+ * `modid=<n>&cmdid=<n>` starting at `at` and ending the URL (what clients
+ * send to /v1/host): the two ids in `out`, or false for any other query
+ * (read in full then, with its errors).
+ */
+function quickIds(url: string, at: number, out: { modid: number; cmdid: number }): boolean {
+  if (!url.startsWith('modid=', at)) return false;
+  let i = at + 6;
+  let start = i;
+  let m = 0;
+  for (let c = url.charCodeAt(i); c >= 48 && c <= 57; c = url.charCodeAt(++i)) m = m * 10 + (c - 48);
+  if (i === start || i - start > 10 || m > UINT32_MAX || !url.startsWith('&cmdid=', i)) return false;
+  i += 7;
+  start = i;
+  let n = 0;
+  for (let c = url.charCodeAt(i); c >= 48 && c <= 57; c = url.charCodeAt(++i)) n = n * 10 + (c - 48);
+  if (i === start || i - start > 10 || n > UINT32_MAX || i !== url.length) return false;
+  out.modid = m;
+  out.cmdid = n;
+  return true;
+}
+
 export class HttpApi {
   private readonly agent: Agent;
   private readonly server: Server;
@@ -127,6 +163,9 @@ export class HttpApi {
   private readonly extra: ExtraHandler | undefined;
   private readonly streams = new Map<string, RouteStreams>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Answers by pick result (the agent's own objects: one per host, and one per kind of no-host). */
+  private readonly answers = new WeakMap<HostPick, PickAnswer>();
+  private readonly ids = { modid: 0, cmdid: 0 };
   private readonly counters: HttpApiStats = { requests: 0, badRequests: 0, reports: 0, streams: 0, streamEvents: 0, registrations: 0 };
 
   private constructor(opts: HttpApiOptions) {
@@ -169,6 +208,15 @@ export class HttpApi {
     this.counters.requests++;
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
+    // The hot request, `GET /v1/host?modid=&cmdid=` on a route already loaded: answered in this turn, from cached bytes.
+    if (qi === 8 && req.method === 'GET' && url.startsWith('/v1/host') && quickIds(url, 9, this.ids)) {
+      try {
+        if (this.hostNow(this.ids.modid, this.ids.cmdid, res)) return;
+      } catch (err) {
+        this.fail(res, err);
+        return;
+      }
+    }
     const path = qi < 0 ? url : url.slice(0, qi);
     const q = new URLSearchParams(qi < 0 ? '' : url.slice(qi + 1));
     try {
@@ -241,6 +289,22 @@ export class HttpApi {
   /** Refuses a route that would be one more than the sidecar may follow. */
   private followable(modid: number, cmdid: number): void {
     if (!this.budget.allows(modid, cmdid)) throw refuse(`the sidecar already follows ${this.budget.max} routes; route ${modid}.${cmdid} is not followed`, 503, HttpErrorCode.tooManyRoutes);
+  }
+
+  /** Answers a host look-up of a followed route that is not loading; false when the route must be waited for. */
+  private hostNow(modid: number, cmdid: number, res: ServerResponse): boolean {
+    this.followable(modid, cmdid);
+    const f = this.agent.follower.peek(modid, cmdid);
+    if (f === undefined || f.status === RouteStatus.loading) return false;
+    const h = this.agent.pick(modid, cmdid);
+    let a = this.answers.get(h);
+    if (a === undefined) {
+      a = pickAnswer(h);
+      this.answers.set(h, a);
+    }
+    res.writeHead(a.status, a.headers as string[]);
+    res.end(a.body);
+    return true;
   }
 
   private async host(q: URLSearchParams, res: ServerResponse): Promise<void> {

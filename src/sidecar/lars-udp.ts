@@ -11,6 +11,12 @@
  * logged at most once per kind per interval, and dropped without a reply.
  * Every well-formed GetHost and GetRoute gets a reply: Lars' client blocks
  * on recv without a timeout.
+ *
+ * The hot path allocates nothing of its own per datagram: requests are
+ * decoded into one reused record (lars-codec.ts), a GetHost reply is
+ * written into a ring of reply buffers (a slot is written again only once
+ * its send has left: see `replyBuffer`), and the pick result is the
+ * agent's own object, its address converted to Lars' int once.
  */
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import type { Agent, HostPick } from '../agent/agent.ts';
@@ -19,20 +25,8 @@ import { silentLogger, type Logger } from '../lib/log.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
 import { listenError } from '../http/listen.ts';
 import { RouteBudget } from './route-budget.ts';
-import {
-  larsTypes,
-  MsgId,
-  RetCode,
-  frame,
-  intToIp,
-  ipToInt,
-  parseFrame,
-  type GetHostRequest,
-  type GetRouteRequest,
-  type HostInfo,
-  type LarsTypeSet,
-  type ReportRequest,
-} from './lars-wire.ts';
+import { larsTypes, RetCode, intToIp, ipToInt } from './lars-wire.ts';
+import { LarsRequest, MAX_GET_HOST_REPLY_BYTES, MsgId, decodeRequest, encodeGetHostReply, encodeGetRouteReply, getRouteReplyBytes } from './lars-codec.ts';
 
 export const DEFAULT_UDP_PORTS: readonly number[] = [8888, 8889, 8890];
 export const DEFAULT_UDP_HOST = '127.0.0.1';
@@ -112,7 +106,15 @@ export class HostCache {
   }
 }
 
-const isRouteId = (n: number): boolean => Number.isInteger(n) && n >= 0;
+const isRouteId = (n: number): boolean => n >= 0;
+
+/**
+ * Reply buffers in the ring. A slot is written again REPLY_RING replies
+ * later; by then its send has left unless the socket's send queue holds
+ * that many (the kernel's buffer full), in which case a fresh buffer is
+ * taken instead.
+ */
+const REPLY_RING = 256;
 
 export class LarsUdpServer {
   private readonly agent: Agent;
@@ -120,8 +122,13 @@ export class LarsUdpServer {
   private readonly rateLog: RateLimitedLog;
   private readonly sockets: Socket[] = [];
   private readonly hosts: HostCache;
-  private readonly types: LarsTypeSet;
   private readonly budget: RouteBudget;
+  private readonly req = new LarsRequest();
+  /** Reply buffers, used in turn (REPLY_RING of MAX_GET_HOST_REPLY_BYTES each, in one allocation). */
+  private readonly ring: Buffer[];
+  private ringAt = 0;
+  /** Route hosts of a GetRoute reply: ip, port, ip, port... (grown when a route has more). */
+  private routeHosts: Int32Array = new Int32Array(64);
   private readonly counters = { datagrams: 0, getHost: 0, getRoute: 0, reports: 0, replies: 0, sendErrors: 0 };
   private readonly bad = new Map<string, number>();
   private closed = false;
@@ -131,7 +138,10 @@ export class LarsUdpServer {
     this.log = (opts.log ?? silentLogger()).child({ mod: 'lars-udp' });
     this.rateLog = new RateLimitedLog(this.log, 10_000, opts.clock ?? Date.now);
     this.hosts = hosts;
-    this.types = larsTypes();
+    // the .proto and the constants agree (checked once, at start)
+    larsTypes();
+    const slab = Buffer.alloc(REPLY_RING * MAX_GET_HOST_REPLY_BYTES);
+    this.ring = Array.from({ length: REPLY_RING }, (_, i) => slab.subarray(i * MAX_GET_HOST_REPLY_BYTES, (i + 1) * MAX_GET_HOST_REPLY_BYTES));
     this.budget = opts.budget ?? new RouteBudget(opts.agent);
   }
 
@@ -192,85 +202,107 @@ export class LarsUdpServer {
   private onDatagram(sock: Socket, msg: Buffer, rinfo: RemoteInfo): void {
     this.counters.datagrams++;
     if (this.closed) return;
-    const f = parseFrame(msg);
-    if (!f.ok) {
-      this.count(f.kind, f.detail, msg, rinfo);
+    const r = this.req;
+    const kind = decodeRequest(msg, r);
+    if (kind !== undefined) {
+      this.count(kind, r.detail, msg, rinfo);
       return;
     }
     try {
-      if (f.msgid === MsgId.getHostRequest) this.getHost(sock, f.body, rinfo);
-      else if (f.msgid === MsgId.reportRequest) this.report(f.body, msg, rinfo);
-      else this.getRoute(sock, f.body, rinfo);
+      if (r.msgid === MsgId.getHostRequest) this.getHost(sock, r, rinfo);
+      else if (r.msgid === MsgId.reportRequest) this.report(r, msg, rinfo);
+      else this.getRoute(sock, r, rinfo);
     } catch (err) {
       // A bug here must not take the sidecar down: count it and move on.
       this.count('internal', (err as Error)?.message ?? String(err), msg, rinfo);
     }
   }
 
-  private send(sock: Socket, buf: Buffer, rinfo: RemoteInfo): void {
-    this.counters.replies++;
-    sock.send(buf, rinfo.port, rinfo.address);
+  /** A buffer for a GetHost reply: the next ring slot, or a fresh one while the socket's send queue is long. */
+  private replyBuffer(sock: Socket): Buffer {
+    if (sock.getSendQueueCount() >= REPLY_RING - 2) return Buffer.allocUnsafe(MAX_GET_HOST_REPLY_BYTES);
+    const b = this.ring[this.ringAt]!;
+    this.ringAt = this.ringAt + 1 === REPLY_RING ? 0 : this.ringAt + 1;
+    return b;
   }
 
-  private getHost(sock: Socket, req: GetHostRequest, rinfo: RemoteInfo): void {
+  private send(sock: Socket, buf: Buffer, len: number, rinfo: RemoteInfo): void {
+    this.counters.replies++;
+    sock.send(buf, 0, len, rinfo.port, rinfo.address);
+  }
+
+  private getHost(sock: Socket, req: LarsRequest, rinfo: RemoteInfo): void {
     this.counters.getHost++;
     let retcode: number;
-    let host: HostInfo | undefined;
-    if (!isRouteId(req.modid) || !isRouteId(req.cmdid)) {
-      this.count(BadRequest.badRoute, `GetHost modid ${req.modid} cmdid ${req.cmdid}`, undefined, rinfo);
+    let ip = 0;
+    let port = 0;
+    let found = false;
+    const { modid, cmdid } = req;
+    if (!isRouteId(modid) || !isRouteId(cmdid)) {
+      this.count(BadRequest.badRoute, `GetHost modid ${modid} cmdid ${cmdid}`, undefined, rinfo);
       retcode = RetCode.noExist;
-    } else if (!this.budget.allows(req.modid, req.cmdid)) {
-      this.count(BadRequest.tooManyRoutes, `GetHost ${req.modid}.${req.cmdid}: already following ${this.budget.max} routes`, undefined, rinfo);
+    } else if (!this.budget.allows(modid, cmdid)) {
+      this.count(BadRequest.tooManyRoutes, `GetHost ${modid}.${cmdid}: already following ${this.budget.max} routes`, undefined, rinfo);
       retcode = RetCode.noExist;
     } else {
       let p: HostPick | undefined;
       try {
-        p = this.agent.pick(req.modid, req.cmdid);
+        p = this.agent.pick(modid, cmdid);
       } catch {
         // the agent is closing
       }
       if (p === undefined) retcode = RetCode.systemError;
       else if (p.ok) {
         retcode = RetCode.succ;
-        host = { ip: this.hosts.intOf(p), port: p.port };
+        found = true;
+        ip = this.hosts.intOf(p);
+        port = p.port;
       } else retcode = p.code === 'NO_ROUTE' ? RetCode.noExist : RetCode.overload;
     }
-    const body = this.types.GetHostResponse.encode({ seq: req.seq, modid: req.modid, cmdid: req.cmdid, retcode, host }).finish();
-    this.send(sock, frame(MsgId.getHostResponse, body), rinfo);
+    const out = this.replyBuffer(sock);
+    this.send(sock, out, encodeGetHostReply(out, req.seq, modid, cmdid, retcode, found, ip, port), rinfo);
   }
 
-  private report(req: ReportRequest, msg: Buffer, rinfo: RemoteInfo): void {
+  private report(req: LarsRequest, msg: Buffer, rinfo: RemoteInfo): void {
     this.counters.reports++;
-    const h = req.host;
-    if (!isRouteId(req.modid) || !isRouteId(req.cmdid)) {
-      this.count(BadRequest.badRoute, `Report modid ${req.modid} cmdid ${req.cmdid}`, msg, rinfo);
+    const { modid, cmdid } = req;
+    if (!isRouteId(modid) || !isRouteId(cmdid)) {
+      this.count(BadRequest.badRoute, `Report modid ${modid} cmdid ${cmdid}`, msg, rinfo);
       return;
     }
-    if (h == null || !(h.port >= 1 && h.port <= 65_535)) {
-      this.count(BadRequest.badReport, h == null ? 'Report without host' : `Report port ${h.port}`, msg, rinfo);
+    if (!req.hasHost || !(req.hostPort >= 1 && req.hostPort <= 65_535)) {
+      this.count(BadRequest.badReport, !req.hasHost ? 'Report without host' : `Report port ${req.hostPort}`, msg, rinfo);
       return;
     }
-    this.agent.report(req.modid, req.cmdid, this.hosts.hostFor(h.ip, h.port), req.retcode, (req.latency_us ?? 0) / 1000);
+    this.agent.report(modid, cmdid, this.hosts.hostFor(req.hostIp, req.hostPort), req.retcode, req.latencyUs / 1000);
   }
 
-  private getRoute(sock: Socket, req: GetRouteRequest, rinfo: RemoteInfo): void {
+  private getRoute(sock: Socket, req: LarsRequest, rinfo: RemoteInfo): void {
     this.counters.getRoute++;
-    const host: HostInfo[] = [];
-    if (!isRouteId(req.modid) || !isRouteId(req.cmdid)) {
-      this.count(BadRequest.badRoute, `GetRoute modid ${req.modid} cmdid ${req.cmdid}`, undefined, rinfo);
+    const { modid, cmdid } = req;
+    let n = 0;
+    if (!isRouteId(modid) || !isRouteId(cmdid)) {
+      this.count(BadRequest.badRoute, `GetRoute modid ${modid} cmdid ${cmdid}`, undefined, rinfo);
     } else {
-      const peek = this.agent.follower.peek(req.modid, req.cmdid);
+      const peek = this.agent.follower.peek(modid, cmdid);
       // A first GetRoute starts following the route (with the agent's strategy), as GetHost does.
       if (peek === undefined) {
-        if (this.budget.allows(req.modid, req.cmdid)) this.agent.getRoute(req.modid, req.cmdid).catch(() => undefined);
-        else this.count(BadRequest.tooManyRoutes, `GetRoute ${req.modid}.${req.cmdid}: already following ${this.budget.max} routes`, undefined, rinfo);
-      }
-      else if (peek.status === RouteStatus.loaded && peek.state !== undefined) {
-        for (const h of peek.state.hosts) if (h.state !== 'draining') host.push({ ip: ipToInt(h.ip), port: h.port });
+        if (this.budget.allows(modid, cmdid)) this.agent.getRoute(modid, cmdid).catch(() => undefined);
+        else this.count(BadRequest.tooManyRoutes, `GetRoute ${modid}.${cmdid}: already following ${this.budget.max} routes`, undefined, rinfo);
+      } else if (peek.status === RouteStatus.loaded && peek.state !== undefined) {
+        const hosts = peek.state.hosts;
+        if (this.routeHosts.length < 2 * hosts.length) this.routeHosts = new Int32Array(2 * hosts.length);
+        for (const h of hosts) {
+          if (h.state === 'draining') continue;
+          this.routeHosts[n++] = ipToInt(h.ip);
+          this.routeHosts[n++] = h.port;
+        }
       }
     }
-    const body = this.types.GetRouteResponse.encode({ modid: req.modid, cmdid: req.cmdid, host }).finish();
-    this.send(sock, frame(MsgId.getRouteResponse, body), rinfo);
+    const list = this.routeHosts.subarray(0, n);
+    // GetRoute is rare: its reply gets a buffer of its own
+    const out = Buffer.allocUnsafe(getRouteReplyBytes(modid, cmdid, list));
+    this.send(sock, out, encodeGetRouteReply(out, modid, cmdid, list), rinfo);
   }
 
   async close(): Promise<void> {

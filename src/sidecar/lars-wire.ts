@@ -1,23 +1,18 @@
 /**
  * Lars' local agent protocol on the wire: the 8-byte header (msgid, msglen,
  * both int32 little-endian) and the protobuf bodies of schemas/lars.proto,
- * encoded and decoded by protobufjs from that file (the one source).
+ * encoded and decoded by protobufjs from that file (the one source), the
+ * reference for the hand-written codec of the sidecar's hot path
+ * (lars-codec.ts).
  *
  * `parseFrame` classifies a datagram as a request or as one kind of bad
  * input; it never throws.
  */
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
+import { BadDatagram, HEADER_BYTES, LarsRequest, MAX_BODY_BYTES, MsgId, decodeRequest } from './lars-codec.ts';
 
-/** msgids of the header (schemas/lars.proto, enum MsgId). */
-export const MsgId = {
-  getHostRequest: 4,
-  getHostResponse: 5,
-  reportRequest: 6,
-  getRouteRequest: 7,
-  getRouteResponse: 8,
-} as const;
-export type MsgId = (typeof MsgId)[keyof typeof MsgId];
+export { BadDatagram, HEADER_BYTES, MAX_BODY_BYTES, MsgId };
 
 /** Return codes (schemas/lars.proto, enum RetCode). */
 export const RetCode = {
@@ -27,10 +22,6 @@ export const RetCode = {
   noExist: 3,
 } as const;
 export type RetCode = (typeof RetCode)[keyof typeof RetCode];
-
-export const HEADER_BYTES = 8;
-/** Largest body the original accepts: a UDP payload (65535 - 8) less the header. */
-export const MAX_BODY_BYTES = 65527;
 
 export interface HostInfo {
   /** IPv4 as int32 in Lars' byte order (127.0.0.1 = 2130706433). */
@@ -66,23 +57,6 @@ export interface GetRouteResponse {
   cmdid: number;
   host: HostInfo[];
 }
-
-/** Kinds of bad datagrams, counted apart. */
-export const BadDatagram = {
-  /** Shorter than the header. */
-  short: 'short',
-  /** msglen < 0. */
-  negativeLength: 'negative_length',
-  /** msglen > 65527. */
-  oversize: 'oversize',
-  /** msglen ≠ datagram length − 8 (truncated or trailing bytes). */
-  lengthMismatch: 'length_mismatch',
-  /** msgid not one a client sends (4, 6, 7). */
-  unknownMsgid: 'unknown_msgid',
-  /** The body is not a protobuf message of its type. */
-  malformed: 'malformed',
-} as const;
-export type BadDatagram = (typeof BadDatagram)[keyof typeof BadDatagram];
 
 export type Frame =
   | { readonly ok: true; readonly msgid: typeof MsgId.getHostRequest; readonly body: GetHostRequest }
@@ -179,8 +153,28 @@ export function encodeGetRouteResponse(m: GetRouteResponse): Buffer {
 
 const bad = (kind: BadDatagram, detail: string): Frame => ({ ok: false, kind, detail });
 
-/** Reads a datagram as a client request, or says which kind of bad input it is. Never throws. */
+/**
+ * Reads a datagram as a client request, or says which kind of bad input it
+ * is. Never throws. The sidecar's hot path reads into a reused record
+ * (lars-codec.ts `decodeRequest`); this gives the same answer as objects.
+ */
 export function parseFrame(d: Buffer): Frame {
+  const r = new LarsRequest();
+  const kind = decodeRequest(d, r);
+  if (kind !== undefined) return bad(kind, r.detail);
+  const host = r.hasHost ? { ip: r.hostIp, port: r.hostPort } : undefined;
+  switch (r.msgid) {
+    case MsgId.getHostRequest:
+      return { ok: true, msgid: MsgId.getHostRequest, body: { seq: r.seq, modid: r.modid, cmdid: r.cmdid } };
+    case MsgId.reportRequest:
+      return { ok: true, msgid: MsgId.reportRequest, body: { modid: r.modid, cmdid: r.cmdid, host, retcode: r.retcode, latency_us: r.latencyUs } };
+    default:
+      return { ok: true, msgid: MsgId.getRouteRequest, body: { modid: r.modid, cmdid: r.cmdid } };
+  }
+}
+
+/** Reads a datagram as a client request with protobufjs (the reference the codec is tested against). Never throws. */
+export function parseFrameReference(d: Buffer): Frame {
   if (d.length < HEADER_BYTES) return bad(BadDatagram.short, `${d.length} bytes, under the 8-byte header`);
   const msgid = d.readInt32LE(0);
   const len = d.readInt32LE(4);

@@ -127,6 +127,9 @@ describe('sidecar HTTP API (real nats-server and route node)', function () {
     const none = await call(port, 'GET', '/v1/host?modid=999&cmdid=1');
     expect(none).to.deep.include({ status: 404 });
     expect(none.body).to.deep.include({ ok: false, code: 'NO_ROUTE' });
+    // asked again once the route is known not to exist: answered at once from the cached answer, the same
+    const again = await call(port, 'GET', '/v1/host?modid=999&cmdid=1');
+    expect([again.status, again.body]).to.deep.equal([404, none.body]);
     expect((await call(port, 'GET', '/v1/route?modid=999&cmdid=1')).body).to.deep.include({ ok: false, code: 'NO_ROUTE', message: 'route is not registered' });
     const health = await call(port, 'GET', '/healthz');
     expect(health.status).to.equal(200);
@@ -160,6 +163,9 @@ describe('sidecar HTTP API (real nats-server and route node)', function () {
     await bad('GET', '/v1/report', undefined, 405, 'METHOD_NOT_ALLOWED', /use POST/);
     await bad('GET', '/v1/host?modid=3', undefined, 400, 'BAD_REQUEST', /cmdid is required/);
     await bad('GET', '/v1/host?modid=-1&cmdid=2', undefined, 400, 'BAD_REQUEST', /modid must be an integer/);
+    await bad('GET', '/v1/host?modid=4294967296&cmdid=2', undefined, 400, 'BAD_REQUEST', /modid must be an integer/);
+    await bad('GET', '/v1/host?modid=3&cmdid=5x', undefined, 400, 'BAD_REQUEST', /cmdid must be an integer/);
+    await bad('POST', '/v1/host?modid=3&cmdid=5', undefined, 405, 'METHOD_NOT_ALLOWED', /use GET/);
     await bad('GET', '/v2/nothing', undefined, 404, 'NOT_FOUND', /no such endpoint/);
     expect(sidecar.stats().http!.reports, 'only the valid posts were taken').to.equal(22);
   });

@@ -252,6 +252,60 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     expect(await client.getRoute(901, 1), 'unknown route: no hosts').to.deep.equal([]);
   });
 
+  it('sidecar-udp - with hundreds of requests in flight from many sockets, every reply is the answer to its own request', async () => {
+    const hs = [1, 2, 3].map((i) => ({ ip: `127.0.0.${i}`, port: 9100 + i, weight: 100 }));
+    await c.addRoute(3, 1, hs);
+    await waitFor(async () => (await client.getHost(3, 1)).retcode === 0, { what: 'route 3.1 loaded' });
+    const socks = Array.from({ length: 8 }, () => createSocket('udp4'));
+    const perSock = 300;
+    const valid = new Set(hs.map((h) => `${ipInt(h.ip)}:${h.port}`));
+    let wrong = 0;
+    let replies = 0;
+    const all = Promise.all(
+      socks.map(
+        (sock, si) =>
+          new Promise<void>((resolve) => {
+            const seen = new Set<number>();
+            let next = 0;
+            const sendNext = (): void => {
+              if (next >= perSock) return;
+              const k = next++;
+              const seq = si * 100_000 + k;
+              const modid = k % 2 === 0 ? 3 : 400 + (k % 50);
+              sock.send(datagram(4, [...vfield(1, seq), ...vfield(2, modid), ...vfield(3, 1)]), client.ports[k % 3]!, '127.0.0.1');
+            };
+            sock.on('message', (m) => {
+              const f = fields(m.subarray(8));
+              const seq = Number(f.get(1)?.[0] ?? 0n);
+              // seq encodes the socket and the request; modid tells a known route (3) from an unknown one (400 + i)
+              const modid = int32(f, 2);
+              const known = seq % 2 === 0;
+              const h = f.get(5)?.[0];
+              const host = Buffer.isBuffer(h) ? `${int32(fields(h), 1)}:${int32(fields(h), 2)}` : undefined;
+              const right = m.readInt32LE(0) === 5 && m.readInt32LE(4) === m.length - 8 && Math.floor(seq / 100_000) === si && !seen.has(seq) &&
+                (known ? modid === 3 && int32(f, 4) === 0 && host !== undefined && valid.has(host) : modid === 400 + (seq % 100_000) % 50 && int32(f, 4) === 3 && host === undefined);
+              if (!right) wrong++;
+              seen.add(seq);
+              replies++;
+              if (seen.size === perSock) resolve();
+              sendNext();
+            });
+            // 50 in flight per socket, 400 in all: more than the sidecar's ring of reply buffers
+            for (let k = 0; k < 50; k++) sendNext();
+          }),
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([all, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${replies} of ${socks.length * perSock} replies within 10 s`)), 10_000)))]);
+    } finally {
+      clearTimeout(timer);
+      for (const s of socks) s.close();
+    }
+    expect(wrong, 'replies not matching their request').to.equal(0);
+    expect(replies).to.equal(socks.length * perSock);
+  });
+
   it('sidecar-udp - every kind of bad datagram is counted and dropped; the sidecar keeps answering', async () => {
     const port = client.ports[0]!;
     const hdr = (msgid: number, len: number): Buffer => {
