@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { CallWindow, HISTOGRAM_BUCKETS, SLOT_MS, bucketUpperMs, latencyBucket } from '../../actors/call-window.ts';
-import { MAX_SHED, RouteCallPolicy, computePolicy, policyChanged, sreThrottle, type CallPolicy } from '../../actors/call-policy.ts';
+import { MAX_SHED, MIN_SHED_REQUESTS, RouteCallPolicy, computePolicy, policyChanged, sreThrottle, type CallPolicy } from '../../actors/call-policy.ts';
 import { DEFAULT_PARAMS, resolveParams, type RouteParams } from '../../actors/params.ts';
 import { RouteActor, parseCheckpoint } from '../../actors/route.ts';
 import { AttemptKind, CallRetcode } from '../../schemas/contract.ts';
@@ -114,6 +114,12 @@ describe('call policy - budgets from every caller', () => {
     expect(sreThrottle(100, 0, 0), 'K = 0: off').to.equal(0);
     expect(computePolicy(DEFAULT_PARAMS, { ...totals, accepts: 200 }, 5).shed).to.equal(0.6);
     expect(computePolicy(DEFAULT_PARAMS, { ...totals, accepts: 0 }, 5).shed).to.equal(MAX_SHED);
+  });
+
+  it('call policy - no shedding on fewer than MIN_SHED_REQUESTS recent calls, however many failed', () => {
+    const few = { requests: MIN_SHED_REQUESTS - 1, accepts: 0 };
+    expect(computePolicy(DEFAULT_PARAMS, totals, 5, few).shed).to.equal(0);
+    expect(computePolicy(DEFAULT_PARAMS, totals, 5, { requests: MIN_SHED_REQUESTS, accepts: 0 }).shed).to.equal(Math.min(MAX_SHED, Math.round((MIN_SHED_REQUESTS / (MIN_SHED_REQUESTS + 1)) * 100) / 100));
   });
 
   it('call policy - a change under 10 % is not worth a route version; shedding starting or ending always is', () => {
