@@ -64,20 +64,7 @@ func DecodeRouteState(b []byte) (*RouteState, error) {
 
 // decodeRouteStateGeneral: every value decoded, then checked (names the rejection of a refused state).
 func decodeRouteStateGeneral(b []byte) (*RouteState, error) {
-	v, err := decodeMsgpack(b)
-	if err != nil {
-		return nil, reject(RejectMalformed, "%v", err)
-	}
-	m, rerr := message(v, "route state")
-	if rerr != nil {
-		return nil, rerr
-	}
-	c := &checker{}
-	s := c.routeState(m)
-	if c.err != nil {
-		return nil, c.err
-	}
-	return s, nil
+	return checked(b, "route state", (*checker).routeState)
 }
 
 func (c *checker) routeState(m map[string]any) *RouteState {
@@ -167,20 +154,7 @@ func DecodeReportBatch(b []byte) (*ReportBatch, error) {
 	if len(b) > maxMsgBytes {
 		return nil, reject(RejectOversize, "message of %d bytes", len(b))
 	}
-	v, err := decodeMsgpack(b)
-	if err != nil {
-		return nil, reject(RejectMalformed, "%v", err)
-	}
-	m, rerr := message(v, "batch")
-	if rerr != nil {
-		return nil, rerr
-	}
-	c := &checker{}
-	rb := c.reportBatch(m)
-	if c.err != nil {
-		return nil, c.err
-	}
-	return rb, nil
+	return checked(b, "batch", (*checker).reportBatch)
 }
 
 func (c *checker) reportBatch(m map[string]any) *ReportBatch {

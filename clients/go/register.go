@@ -211,15 +211,10 @@ func (r *Registered) Stop(ctx context.Context) error {
 
 // decodeSelfRegistration checks a SelfRegistration (the route nodes' reading).
 func decodeSelfRegistration(b []byte) (map[string]any, error) {
-	v, err := decodeMsgpack(b)
-	if err != nil {
-		return nil, reject(RejectMalformed, "%v", err)
-	}
-	m, rerr := message(v, "self-registration")
-	if rerr != nil {
-		return nil, rerr
-	}
-	c := &checker{}
+	return checked(b, "self-registration", readSelfRegistration)
+}
+
+func readSelfRegistration(c *checker, m map[string]any) map[string]any {
 	if c.required(m, "", "v", "modid", "cmdid", "ip", "port", "weight", "state", "instance", "ttl_ms", "ts") {
 		c.integer(m["modid"], "modid", 0, maxUint32, "")
 		c.integer(m["cmdid"], "cmdid", 0, maxUint32, "")
@@ -232,8 +227,5 @@ func decodeSelfRegistration(b []byte) (map[string]any, error) {
 		c.integer(m["ttl_ms"], "ttl_ms", 1000, 600000, "")
 		c.number(m["ts"], "ts", 0, maxTimeMs, "")
 	}
-	if c.err != nil {
-		return nil, c.err
-	}
-	return m, nil
+	return m
 }

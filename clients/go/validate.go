@@ -257,6 +257,27 @@ func (c *checker) tuple(v any, path string, n int) ([]any, bool) {
 	return a, true
 }
 
+// checked decodes b and reads it as a message of kind what (its name in a
+// refusal) with read: the one path every message kind an agent reads takes,
+// the checker naming the first refusal.
+func checked[T any](b []byte, what string, read func(c *checker, m map[string]any) T) (T, error) {
+	var zero T
+	v, err := decodeMsgpack(b)
+	if err != nil {
+		return zero, reject(RejectMalformed, "%v", err)
+	}
+	m, rerr := message(v, what)
+	if rerr != nil {
+		return zero, rerr
+	}
+	c := &checker{}
+	out := read(c, m)
+	if c.err != nil {
+		return zero, c.err
+	}
+	return out, nil
+}
+
 // message checks the top of a message: a map of version 1.
 func message(v any, what string) (map[string]any, *RejectError) {
 	m, ok := v.(map[string]any)
