@@ -37,11 +37,11 @@ type Agent struct {
 
 // Stats are the agent's counters.
 type Stats struct {
-	Routes, PendingReports, PendingBatches                          int
-	Picks, Reports, Batches, AckedBatches, AckedReports             uint64
-	RetriedBatches, DroppedReports                                  uint64
-	RouteUpdates, StaleUpdates, HeldEmptyUpdates, Resyncs           uint64
-	Rejects                                                         map[RejectKind]uint64
+	Routes, PendingReports, PendingBatches                int
+	Picks, Reports, Batches, AckedBatches, AckedReports   uint64
+	RetriedBatches, DroppedReports                        uint64
+	RouteUpdates, StaleUpdates, HeldEmptyUpdates, Resyncs uint64
+	Rejects                                               map[RejectKind]uint64
 }
 
 // Connect connects to NATS as Options say and returns an agent. ctx bounds the connection attempt.
@@ -133,7 +133,9 @@ func (a *Agent) jsPublish(ctx context.Context, subject string, data []byte, msgI
 	}
 }
 
-func (a *Agent) toOutbox(subject string, data []byte, reports int) { a.outbox.add(subject, data, reports) }
+func (a *Agent) toOutbox(subject string, data []byte, reports int) {
+	a.outbox.add(subject, data, reports)
+}
 
 // onReconnect: what was in flight on the old connection may be lost, and route states may have been missed.
 func (a *Agent) onReconnect() {

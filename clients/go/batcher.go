@@ -22,10 +22,10 @@ type batcher struct {
 	// the buffers by modid in order of first use, each in order of first use: the order batches are flushed in
 	modOrder []uint32
 	byMod    map[uint32][]*routeBuffer
-	timer      *time.Timer
-	buffered   int
-	batches    uint64
-	stopped    bool
+	timer    *time.Timer
+	buffered int
+	batches  uint64
+	stopped  bool
 }
 
 type routeBuffer struct {

@@ -121,7 +121,9 @@ func runPickVector(t *testing.T, v pickVector) {
 	}
 }
 
-func near(a, b float64) bool { return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
+func near(a, b float64) bool {
+	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
 
 func TestConformancePicks(t *testing.T) {
 	var file struct {

@@ -32,7 +32,7 @@ type pendingBatch struct {
 }
 
 type outboxStats struct {
-	pendingReports, pendingBatches            int
+	pendingReports, pendingBatches             int
 	ackedBatches, ackedReports, retried, drops uint64
 }
 

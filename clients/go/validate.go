@@ -31,7 +31,9 @@ type RejectError struct {
 	Detail string
 }
 
-func (e *RejectError) Error() string { return fmt.Sprintf("lars: message refused (%s): %s", e.Kind, e.Detail) }
+func (e *RejectError) Error() string {
+	return fmt.Sprintf("lars: message refused (%s): %s", e.Kind, e.Detail)
+}
 
 func reject(kind RejectKind, format string, args ...any) *RejectError {
 	return &RejectError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
