@@ -15,6 +15,7 @@ import { validateRouteEvent, validateRouteState } from '../../schemas/messages.t
 import type { RegistryHost, RouteEvent, RouteState, Profile } from '../../schemas/messages.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { ensureStreams } from '../../src/nats/streams.ts';
+import { waitForEvent } from './wait.ts';
 
 export const PARTITIONS = 8;
 /** Small streams per test prefix: the server reserves max_bytes up front. */
@@ -98,6 +99,11 @@ export class TestCluster {
 
   async addRoute(modid: number, cmdid: number, hs: RegistryHost[], profile: Profile = 'default', params: Record<string, number> = {}): Promise<void> {
     await this.registry.addHosts(modid, cmdid, hs, 'test', { profile, params });
+  }
+
+  /** The next state of route (modid, cmdid) the node publishes (or the one the collector holds, as `waitForEvent` takes it). */
+  published(modid: number, cmdid: number): Promise<RouteState> {
+    return waitForEvent<RouteState>(this.states.subscribe, (s) => s.modid === modid && s.cmdid === cmdid, { what: 'route published' });
   }
 
   async agent(opts: Partial<AgentOptions> = {}): Promise<Agent> {

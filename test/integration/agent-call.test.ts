@@ -17,7 +17,7 @@ describe('agent call (real nats-server and route node)', function () {
   it("call - a failing host's calls are retried on other hosts, and the route node publishes the budgets it computed from the marked reports", async () => {
     // 1 host of 10 fails: a tenth of the first attempts, within the 10 % retry budget
     await c.addRoute(13, 1, hosts(10));
-    await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 13 && s.cmdid === 1, { what: 'route published' });
+    await c.published(13, 1);
     const a = await c.agent({ strategy: 'swrr' });
     const served = new Map<string, number>();
     let failedOnBad = 0;
@@ -45,7 +45,7 @@ describe('agent call (real nats-server and route node)', function () {
 
   it('call - when every host of the route fails, the retry budget holds two agents together to about one attempt per call, not three', async () => {
     await c.addRoute(13, 2, hosts(3));
-    await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 13 && s.cmdid === 2, { what: 'route published' });
+    await c.published(13, 2);
     const a = await c.agent();
     const b = await c.agent();
     let attempts = 0;

@@ -1,9 +1,8 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
-import { waitFor, waitForEvent } from '../helpers/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { createGrpcCaller } from '../../src/integrations/grpc-call.ts';
-import type { RouteState } from '../../schemas/messages.ts';
 
 const identity = (b: Buffer): Buffer => b;
 /** A tiny unary service with raw bytes in and out: no codegen, no .proto. */
@@ -61,7 +60,7 @@ describe('gRPC calls under the call policy (real servers, nats-server and route 
       cmdid,
       servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
     );
-    await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 15 && s.cmdid === cmdid, { what: 'route published' });
+    await c.published(15, cmdid);
   }
 
   it('grpc call - an UNAVAILABLE host has its calls retried on another host; every attempt carries its deadline to the server', async () => {

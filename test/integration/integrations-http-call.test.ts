@@ -2,10 +2,9 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
-import { waitFor, waitForEvent } from '../helpers/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { createHttpClient, TIMEOUT_HEADER } from '../../src/integrations/http.ts';
 import { CallError } from '../../src/agent/agent.ts';
-import type { RouteState } from '../../schemas/messages.ts';
 
 /** A real loopback HTTP server: answers 200, 503, or hangs until the client goes away (which it counts). */
 interface Backend {
@@ -67,7 +66,7 @@ describe('HTTP calls under the call policy (real servers, nats-server and route 
       cmdid,
       servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
     );
-    await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 14 && s.cmdid === cmdid, { what: 'route published' });
+    await c.published(14, cmdid);
   }
 
   it('http call - a host answering 503 has its requests retried on another host, each attempt told its time', async () => {

@@ -15,7 +15,7 @@ describe('weights from reported load (real nats-server)', function () {
   it('load weights - utilization reported through the agent reaches the route node, whose pick weights follow it', async () => {
     // no blackout and short periods: the first weights come within a second
     await c.addRoute(12, 1, hosts(3), 'default', { weight_blackout_period: 0, weight_update_period: 0.2 });
-    await waitForEvent<RouteState>(c.states.subscribe, (s) => s.modid === 12 && s.cmdid === 1, { what: 'route published' });
+    await c.published(12, 1);
     // swrr splits the calls evenly while the weights are equal: the three hosts serve the same rate at utilizations 0.8, 0.4 and 0.2
     const a = await c.agent({ strategy: 'swrr' });
     await a.prepare([[12, 1]]);
