@@ -1,23 +1,9 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { simulate, type SimResult } from '../../src/sim/engine.ts';
-import { parseScenario, parseScenarioText, type Scenario } from '../../src/sim/scenario.ts';
+import { shipped, scenario } from '../helpers/sim-scenarios.ts';
+import { parseScenario, type Scenario } from '../../src/sim/scenario.ts';
 import { amplification, changeWindow, hedgeExtraPct, recoverySec } from '../../src/sim/call-figures.ts';
 
-const scenariosDir = join(import.meta.dirname, '..', '..', 'scenarios');
-
-function shipped(name: string): Scenario {
-  const r = parseScenarioText(readFileSync(join(scenariosDir, `${name}.json`), 'utf8'));
-  if (!r.ok) throw new Error(r.error);
-  return r.scenario;
-}
-
-function scenario(s: Omit<Scenario, 'name'>): Scenario {
-  const r = parseScenario({ name: 'test', ...s });
-  if (!r.ok) throw new Error(r.error);
-  return r.scenario;
-}
 
 function stats(r: SimResult): NonNullable<SimResult['callStats']> {
   expect(r.callStats).to.not.equal(undefined);

@@ -1,22 +1,9 @@
 import { expect } from 'chai';
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { simulate, type SimResult } from '../../src/sim/engine.ts';
-import { parseScenario, parseScenarioText, type Scenario } from '../../src/sim/scenario.ts';
+import { scenariosDir, shipped, scenario } from '../helpers/sim-scenarios.ts';
+import type { Scenario } from '../../src/sim/scenario.ts';
 
-const scenariosDir = join(import.meta.dirname, '..', '..', 'scenarios');
-
-function shipped(name: string): Scenario {
-  const r = parseScenarioText(readFileSync(join(scenariosDir, `${name}.json`), 'utf8'));
-  if (!r.ok) throw new Error(r.error);
-  return r.scenario;
-}
-
-function scenario(s: Omit<Scenario, 'name'>): Scenario {
-  const r = parseScenario({ name: 'test', ...s });
-  if (!r.ok) throw new Error(r.error);
-  return r.scenario;
-}
 
 /** The figures a run is judged by (everything but the per-bucket arrays). */
 function figures(r: SimResult): unknown {
