@@ -39,6 +39,8 @@ import type { AttemptTuple, RegistryEntry, ReportBatch, ReportTuple, RouteState 
 import { EventQueue } from '../src/sim/heap.ts';
 import { newCallCounters, runCall, type CallOptions, type CallTimers } from '../src/agent/call.ts';
 import { record, type Metric } from './lib.ts';
+import { percentile } from './_common.ts';
+import { seededRandom } from '../actors/strategies/random.ts';
 
 const T0 = 1_700_000_000_000;
 const BATCH_MS = 20;
@@ -107,7 +109,7 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
   const picks: PickedHost[] = entry.hosts.map((h) => ({ ok: true, ip: h.ip, port: h.port }));
   const index = new Map<PickedHost, number>(picks.map((p, i) => [p, i]));
   const out: Run = { requests: 0, failedRequests: 0, windowRequests: 0, windowAttempts: 0, attempts: 0, hedges: 0, firsts: 0, latencies: [], samples: [], after: new Map(), stops: {} };
-  const hostRandom = mulberry(99);
+  const hostRandom = seededRandom(99);
   const agents = Array.from({ length: sc.agents }, (_, a) => {
     let policy: AgentPolicy = policyOf(state);
     const reports: ReportTuple[] = [];
@@ -125,7 +127,7 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
       policy: () => policy,
       budget: new AgentCallBudget(now),
       timers,
-      random: mulberry(a + 1),
+      random: seededRandom(a + 1),
       timeoutMs: 1000,
     };
     const flushBatch = (): void => {
@@ -210,22 +212,6 @@ async function run(sc: Scenario, window: { from: number; to: number } = { from: 
     out.hedges += ag.counters.hedge;
   }
   return out;
-}
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
 }
 
 /** From `window.to`: the first 100 ms bucket from which every request succeeded, ms. */
