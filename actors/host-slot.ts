@@ -255,7 +255,13 @@ function failsType(f: HostField, v: string): string {
   }
 }
 
-const checkHost = compile<(h: Record<string, unknown>, isState: (x: unknown) => boolean, isReason: (x: unknown) => boolean) => string | undefined>(
+/**
+ * The first field of a host's checkpoint read from a store that is not what
+ * HOST_FIELDS says, as "<key> must be a number" (or a string, a boolean; a
+ * state or reason "is unknown"); undefined when every field is. Fields that
+ * older checkpoints lack, or that are written only when set, may be absent.
+ */
+export const hostFieldError = compile<(h: Record<string, unknown>, isState: (x: unknown) => boolean, isReason: (x: unknown) => boolean) => string | undefined>(
   ['h', 'isState', 'isReason'],
   [
     'let v;',
@@ -266,16 +272,6 @@ const checkHost = compile<(h: Record<string, unknown>, isState: (x: unknown) => 
     'return undefined;',
   ].join('\n'),
 );
-
-/**
- * The first field of a host's checkpoint read from a store that is not what
- * HOST_FIELDS says, as "<key> must be a number" (or a string, a boolean; a
- * state or reason "is unknown"); undefined when every field is. Fields that
- * older checkpoints lack, or that are written only when set, may be absent.
- */
-export function hostFieldError(h: Record<string, unknown>, isState: (x: unknown) => boolean, isReason: (x: unknown) => boolean): string | undefined {
-  return checkHost(h, isState, isReason);
-}
 
 /** The host's checkpoint: every field of HOST_FIELDS under its checkpoint name (optional ones only when set). */
 export function hostCheckpoint(s: HostSlot): HostCheckpoint {
