@@ -28,13 +28,14 @@ export const LAYERS = {
   'src/admin': ['schemas', 'actors', 'src/lib', 'src/registry'],
   'src/integrations': ['schemas', 'src/lib', 'src/agent'],
   'src/sidecar': ['schemas', 'actors', 'src/lib', 'src/http', 'src/nats', 'src/metrics', 'src/agent'],
+  'src/xds': ['schemas', 'actors', 'src/lib', 'src/nats', 'src/metrics', 'src/registry', 'src/agent'],
   'src/sim': ['schemas', 'actors', 'src/lib', 'src/agent'],
   'src/console': ['schemas', 'src/lib', 'src/http', 'src/nats', 'src/metrics', 'src/registry', 'src/admin', 'src/analytics'],
   'src/dev': ['schemas', 'actors', 'src/lib', 'src/nats', 'src/registry', 'src/cluster', 'src/agent', 'src/node', 'src/analytics', 'src/console'],
   'src/index.ts': ['schemas', 'actors', 'src/lib', 'src/nats', 'src/registry', 'src/cluster', 'src/agent', 'src/node'],
   'src/cli': [
     'schemas', 'actors', 'src/lib', 'src/http', 'src/nats', 'src/metrics', 'src/registry', 'src/cluster', 'src/agent', 'src/node',
-    'src/analytics', 'src/admin', 'src/sidecar', 'src/sim', 'src/console', 'src/dev',
+    'src/analytics', 'src/admin', 'src/sidecar', 'src/xds', 'src/sim', 'src/console', 'src/dev',
   ],
 };
 
