@@ -52,7 +52,8 @@ export interface XdsStats extends XdsCounters {
   refusedNames: number;
 }
 
-function adsService(): grpc.ServiceDefinition {
+/** The ADS service with its messages encoded by the Envoy protos (clients in tests use it too). */
+export function adsService(): grpc.ServiceDefinition {
   const p = xdsProtos();
   const req = p.discoveryRequest;
   const res = p.discoveryResponse;

@@ -1,0 +1,124 @@
+import { expect } from 'chai';
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import { useCluster, type TestCluster } from '../helpers/cluster.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { XdsServer, adsService } from '../../src/xds/server.ts';
+import { bootstrapOf } from '../../src/xds/bootstrap.ts';
+import { TypeUrl } from '../../src/xds/protos.ts';
+import type { DiscoveryRequest, DiscoveryResponse } from '../../src/xds/ads-stream.ts';
+import { createLogger, silentLogger } from '../../src/lib/log.ts';
+import { actOnHost } from '../../src/admin/host-actions.ts';
+
+const require = createRequire(import.meta.url);
+const identity = (b: Buffer): Buffer => b;
+const ECHO = {
+  hello: { path: '/lars.test.Echo/Hello', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+} satisfies grpc.ServiceDefinition;
+const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
+type Echo = grpc.Client & { hello(req: Buffer, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall };
+
+interface Backend {
+  port: number;
+  requests: number;
+  close(): void;
+}
+
+async function backend(id: string): Promise<Backend> {
+  const server = new grpc.Server();
+  const b: Backend = { port: 0, requests: 0, close: () => server.forceShutdown() };
+  server.addService(ECHO, {
+    hello: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      b.requests++;
+      cb(null, Buffer.from(id));
+    },
+  });
+  b.port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  return b;
+}
+
+/** A proxyless gRPC client (grpc-js-xds, no project code) dialling `xds:///<name>` with its own bootstrap. */
+function xdsClient(xdsPort: number, name: string, nodeId: string): Echo {
+  const bootstrap = bootstrapOf({ serverUri: `127.0.0.1:${xdsPort}`, nodeId });
+  return new EchoClient(`xds:///${name}`, grpc.credentials.createInsecure(), { 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap) }) as unknown as Echo;
+}
+
+const call = (c: Echo): Promise<string> =>
+  new Promise((resolve, reject) => c.hello(Buffer.from('hi'), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res!.toString()))));
+
+describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-server, route node, gRPC servers)', function () {
+  this.timeout(60_000);
+  const cluster = useCluster();
+  let c: TestCluster;
+  let servers: Backend[] = [];
+  let xds: XdsServer;
+  const clients: grpc.Client[] = [];
+  before(() => (require('@grpc/grpc-js-xds') as { register(): void }).register());
+  beforeEach(async () => {
+    c = cluster();
+    servers = await Promise.all([backend('b0'), backend('b1'), backend('b2')]);
+    await c.addRoute(1, 1, servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })));
+    await c.published(1, 1);
+    const log = process.env['LARS_TEST_LOG'] ? createLogger({ level: process.env['LARS_TEST_LOG'], node: 'xds' }) : silentLogger();
+    xds = await XdsServer.start({ nc: await c.connection(), names: c.n, log, port: 0, serverId: 'xds-test' });
+  });
+  afterEach(async () => {
+    for (const cl of clients.splice(0)) cl.close();
+    await xds.close();
+    for (const s of servers) s.close();
+  });
+
+  it('xds - calls are spread over the hosts; a host the route actor ejects leaves the client within the deadline', async () => {
+    const client = xdsClient(xds.port, 'lars-1-1', 'client-1');
+    clients.push(client);
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add(await call(client));
+    expect([...seen].sort()).to.deep.equal(['b0', 'b1', 'b2']);
+    expect(xds.stats().streams).to.equal(1);
+
+    // 15 consecutive errors reported for b0: the route actor ejects it
+    const a = await c.agent();
+    for (let i = 0; i < 15; i++) a.report(1, 1, { ip: '127.0.0.1', port: servers[0]!.port }, 1, 1);
+    await a.flush();
+    const ejectedAt = Date.now();
+    const ejected = await waitFor(() => c.latest(1, 1)?.hosts.find((h) => h.port === servers[0]!.port && h.state === 'overloaded'), { what: 'b0 ejected by the route actor' });
+    expect(ejected.reason).to.equal('consecutive_errors');
+    await waitFor(
+      async () => {
+        const before = servers[0]!.requests;
+        for (let i = 0; i < 9; i++) await call(client);
+        return servers[0]!.requests === before;
+      },
+      { what: 'the xDS client stops calling the ejected host', timeoutMs: 5000 },
+    );
+    const b1 = servers[1]!.requests;
+    const b2 = servers[2]!.requests;
+    for (let i = 0; i < 20; i++) expect(await call(client)).to.not.equal('b0');
+    expect(servers[1]!.requests - b1).to.be.greaterThan(0);
+    expect(servers[2]!.requests - b2).to.be.greaterThan(0);
+    expect(Date.now() - ejectedAt).to.be.lessThan(10_000);
+    expect(xds.stats().nacks, 'the client accepted every response').to.equal(0);
+    expect(xds.stats().acks).to.be.greaterThan(4);
+  });
+
+  it('xds - a NACK is logged and counted, the stream lives on and gets the next change', async () => {
+    const Ads = grpc.makeGenericClientConstructor(adsService(), 'Ads');
+    const raw = new Ads(`127.0.0.1:${xds.port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> };
+    clients.push(raw);
+    const stream = raw.StreamAggregatedResources();
+    const got: DiscoveryResponse[] = [];
+    stream.on('data', (r: DiscoveryResponse) => got.push(r));
+    stream.on('error', () => undefined);
+    stream.write({ node: { id: 'raw-1' }, type_url: TypeUrl.clusterLoadAssignment, resource_names: ['lars-1-1'] });
+    const first = await waitFor(() => got[0], { what: 'the first EDS response' });
+    expect(first.resources).to.have.length(1);
+    stream.write({ type_url: TypeUrl.clusterLoadAssignment, resource_names: ['lars-1-1'], version_info: '', response_nonce: first.nonce, error_detail: { code: 3, message: 'refused on purpose' } });
+    await waitFor(() => xds.stats().nacks === 1, { what: 'the NACK counted' });
+    expect(got).to.have.length(1);
+    // a host drained in the registry changes the route: the stream gets the new assignment
+    await actOnHost(c.registry, { route: { modid: 1, cmdid: 1 }, addr: { ip: '127.0.0.1', port: servers[2]!.port }, action: 'drain', by: 'test', force: true });
+    const next = await waitFor(() => got[1], { what: 'the next EDS response after the NACK' });
+    expect(next.nonce).to.not.equal(first.nonce);
+    stream.end();
+  });
+});
