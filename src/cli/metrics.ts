@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics and health endpoints of the long-running processes:
- * `lars node --http <port>`, `lars sink --http <port>` and `lars agent
+ * `lars node --http <port>`, `lars sink --http <port>`, `lars xds --http <port>` and `lars agent
  * --http <port>` (src/cli/commands/agent.ts, from the same parts: it also serves
  * them on its API port) serve `/metrics`, `/healthz` and `/readyz` on one port
  * (docs/metrics.md lists every metric), on loopback unless `--http-host`
@@ -21,6 +21,7 @@ import { startMetricsServer, type ExtraHandler, type MetricsServer, type Readine
 import { trackConnection, type ConnectionState } from '../metrics/nats.ts';
 import { nodeReadiness, registerNodeMetrics } from '../node/metrics.ts';
 import { PendingReader, registerSinkMetrics, sinkConsumers, sinkReadiness, DEFAULT_READY_MAX_PENDING } from '../analytics/metrics.ts';
+import { registerXdsMetrics, xdsReadiness, type HasXdsStats } from '../xds/metrics.ts';
 
 export { createRegistry, counterFrom, gaugeFrom, type RegistryOptions } from '../metrics/collect.ts';
 export { startMetricsServer, healthHandler, HEALTH_PATHS, type ExtraHandler, type MetricsServer, type MetricsServerOptions, type Readiness } from '../metrics/http.ts';
@@ -121,6 +122,18 @@ export function serveNodeHttp(c: Common & { topRoutes?: number }): Promise<Proce
     async (node, registry, nc, conn) => {
       const detach = registry ? await registerNodeMetrics({ registry, node, nc, connection: conn, topRoutes: c.topRoutes }) : undefined;
       return { ready: nodeReadiness(conn, { started: () => true, health: () => node.ownershipHealth(), served: () => node.servedPartitions().length }), detach };
+    },
+    'routes loading',
+  );
+}
+
+/** Health (at once) and metrics (after attach) of `lars xds`. */
+export function serveXdsHttp(c: Common): Promise<ProcessHttp<HasXdsStats>> {
+  return serve<HasXdsStats>(
+    c,
+    async (xds, registry, nc, conn) => {
+      if (registry) registerXdsMetrics(registry, xds, nc, conn);
+      return { ready: xdsReadiness(conn, xds) };
     },
     'routes loading',
   );

@@ -41,6 +41,8 @@ export interface RouteSourceOptions {
 /** Routes a client may make a server follow by asking for names the routes bucket does not hold (yet). */
 export const MAX_ASKED_ROUTES = 10_000;
 
+const BIND_RETRY_MS = 1000;
+
 export class RouteSource {
   private readonly o: RouteSourceOptions;
   private readonly follower: RouteFollower;
@@ -53,6 +55,8 @@ export class RouteSource {
   private readonly cache = new Map<string, Map<string, EncodedResource>>();
   private asked = 0;
   private watch: LiveWatch | undefined;
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
   private loaded = false;
   /** States applied since the start (newer versions of followed routes). */
   updates = 0;
@@ -65,16 +69,39 @@ export class RouteSource {
     this.follower = new RouteFollower({ nc: o.nc, names: o.names, log: o.log });
   }
 
-  /** Watches the routes bucket (made when missing) and follows every route in it; resolves once the first full view is in. */
+  /**
+   * Watches the routes bucket and follows every route in it; resolves once
+   * the first full view is in, or at once when the bucket is not there yet
+   * (no route node has started): it is then looked for every second, and
+   * the server is not ready until it is found. The bucket is never made
+   * here: the xDS user may only read it.
+   */
   async start(): Promise<void> {
-    const store = await RouteStore.open(this.o.nc, this.o.names);
+    const store = await RouteStore.bind(this.o.nc, this.o.names);
+    if (store) return this.watchStore(store);
+    this.log.warn({ bucket: this.o.names.routesBucket }, 'the routes bucket is not there yet (no route node has started); looking for it every second');
+    this.bindLater();
+  }
+
+  private bindLater(): void {
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void RouteStore.bind(this.o.nc, this.o.names).then(
+        (store) => (this.closed ? undefined : store ? this.watchStore(store) : this.bindLater()),
+        () => this.closed || this.bindLater(),
+      );
+    }, BIND_RETRY_MS);
+    this.retry.unref?.();
+  }
+
+  private async watchStore(store: RouteStore): Promise<void> {
+    if (this.closed) return;
     this.watch = new LiveWatch({
       kv: store.kv,
       what: 'routes (xds)',
       log: this.log,
       onSnapshot: (entries) => {
         for (const key of entries.keys()) this.followKey(key);
-        this.loaded = true;
       },
       onEntry: (e: KvEntry) => {
         if (e.operation === 'PUT') this.followKey(e.key);
@@ -83,9 +110,10 @@ export class RouteSource {
     await this.watch.start();
     // the states read at the start arrive before the view counts as loaded
     await Promise.all([...this.followed].map((n) => this.follower.route(...this.idOf(n)).loaded));
+    this.loaded = true;
   }
 
-  /** The first full view of the routes bucket is in. */
+  /** The first full view of the routes bucket is in, and the states of its routes read. */
   ready(): boolean {
     return this.loaded;
   }
@@ -121,7 +149,7 @@ export class RouteSource {
     if (state === undefined) return undefined;
     const key = dependsOnZone(type) ? `${type}\n${zone ?? ''}` : type;
     let byKey = this.cache.get(name);
-    if (!byKey) this.cache.set(name, (byKey = new Map()));
+    if (!byKey) this.cache.set(name, (byKey = new Map<string, EncodedResource>()));
     const hit = byKey.get(key);
     if (hit) return hit;
     const t = xdsProtos().type(type);
@@ -131,6 +159,8 @@ export class RouteSource {
   }
 
   close(): void {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
     this.watch?.stop();
     this.follower.close();
     this.listeners.clear();

@@ -79,12 +79,14 @@ export class XdsServer {
   private readonly calls = new Set<grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>>();
   private readonly counters = newCounters();
   private streamsOpened = 0;
-  private malformed = 0;
+  /** Requests that could not be decoded (counted by the deserializer). */
+  private readonly bad: { malformed: number };
 
-  private constructor(server: grpc.Server, port: number, source: RouteSource) {
+  private constructor(server: grpc.Server, port: number, source: RouteSource, bad: { malformed: number }) {
     this.server = server;
     this.port = port;
     this.source = source;
+    this.bad = bad;
   }
 
   /** Binds the port first (a taken one fails at once), then loads every route and serves. */
@@ -93,25 +95,29 @@ export class XdsServer {
     const rateLog = new RateLimitedLog(log, o.logIntervalMs ?? 10_000);
     const source = new RouteSource({ nc: o.nc, names: o.names, log: o.log, lb: o.lb });
     const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
-    let self!: XdsServer;
+    // the handlers run once the server below is made (a request needs the port bound, then a turn of the event loop)
+    const ref: { self?: XdsServer; malformed: number } = { malformed: 0 };
     const base = adsService()['StreamAggregatedResources']!;
     const deserialize = base.requestDeserialize;
     const def: grpc.ServiceDefinition = {
       StreamAggregatedResources: {
-      ...base,
-      requestDeserialize: (b: Buffer) => {
-        try {
-          return deserialize(b);
-        } catch (err) {
-          self.malformed++;
-          rateLog.emit('warn', 'xds-malformed', { err: err instanceof Error ? err.message : String(err), bytes: b.length }, 'xds request that cannot be decoded; its stream is ended');
-          throw err;
-        }
-      },
+        ...base,
+        requestDeserialize: (b: Buffer): DiscoveryRequest => {
+          try {
+            return deserialize(b) as DiscoveryRequest;
+          } catch (err) {
+            ref.malformed++;
+            rateLog.emit('warn', 'xds-malformed', { err: err instanceof Error ? err.message : String(err), bytes: b.length }, 'xds request that cannot be decoded; its stream is ended');
+            throw err;
+          }
+        },
       },
     };
     server.addService(def, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => self.serveStream(call, o.serverId, log, rateLog),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
+        if (ref.self) ref.self.serveStream(call, o.serverId, log, rateLog);
+        else call.end();
+      },
     });
     const host = o.host ?? '127.0.0.1';
     const port = await new Promise<number>((resolve, reject) =>
@@ -122,7 +128,8 @@ export class XdsServer {
         } else resolve(p);
       }),
     );
-    self = new XdsServer(server, port, source);
+    const self = new XdsServer(server, port, source, ref);
+    ref.self = self;
     source.onChange((name) => {
       for (const s of self.streams) s.onRouteChange(name);
     });
@@ -150,7 +157,7 @@ export class XdsServer {
       streamsOpened: this.streamsOpened,
       routes: this.source.size(),
       routeUpdates: this.source.updates,
-      malformed: this.malformed,
+      malformed: this.bad.malformed,
       refusedNames: this.source.refused,
     };
   }

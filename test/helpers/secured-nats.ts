@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { startNatsServer, type NatsServer } from '../../src/nats/natsd.ts';
 
 /** A fresh password for each role permissions.conf reads from the environment. */
-export function rolePasswords(): { LARS_AGENT_PASSWORD: string; LARS_NODE_PASSWORD: string; LARS_SINK_PASSWORD: string; LARS_ADMIN_PASSWORD: string } {
+export function rolePasswords(): { LARS_AGENT_PASSWORD: string; LARS_NODE_PASSWORD: string; LARS_SINK_PASSWORD: string; LARS_XDS_PASSWORD: string; LARS_ADMIN_PASSWORD: string } {
   const pw = (): string => `p${randomBytes(8).toString('hex')}`;
-  return { LARS_AGENT_PASSWORD: pw(), LARS_NODE_PASSWORD: pw(), LARS_SINK_PASSWORD: pw(), LARS_ADMIN_PASSWORD: pw() };
+  return { LARS_AGENT_PASSWORD: pw(), LARS_NODE_PASSWORD: pw(), LARS_SINK_PASSWORD: pw(), LARS_XDS_PASSWORD: pw(), LARS_ADMIN_PASSWORD: pw() };
 }
 
 /** Sets these environment variables; the function returned puts back what was there before. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { findNatsServer, natsServerVersion, supportsSyncInterval } from '../../src/nats/natsd.ts';
 
 const deployDir = new URL('../../deploy/nats/', import.meta.url);
-const ENV = { NATS_SERVER_NAME: 'nats-1', LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_ADMIN_PASSWORD: 'pd' };
+const ENV = { NATS_SERVER_NAME: 'nats-1', LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_XDS_PASSWORD: 'px', LARS_ADMIN_PASSWORD: 'pd' };
 
 /** The body of the top-level `jetstream { ... }` block of a config, its lines trimmed, comments and blank lines left out. */
 function jetstreamBlock(text: string): string[] {

@@ -106,7 +106,7 @@ describe('deployment files', function () {
     const bin = spawnSync('sh', ['-c', 'command -v docker-compose']).stdout.toString().trim();
     if (!bin) this.skip();
     const cwd = new URL('../..', import.meta.url).pathname;
-    const passwords = { LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_ADMIN_PASSWORD: 'pd', LARS_CLICKHOUSE_PASSWORD: 'pc' };
+    const passwords = { LARS_AGENT_PASSWORD: 'pa', LARS_NODE_PASSWORD: 'pn', LARS_SINK_PASSWORD: 'ps', LARS_XDS_PASSWORD: 'px', LARS_ADMIN_PASSWORD: 'pd', LARS_CLICKHOUSE_PASSWORD: 'pc' };
     const env = { ...process.env };
     for (const k of Object.keys(passwords)) delete env[k];
     const r = spawnSync(bin, ['-f', 'docker-compose.yml', 'config', '-q'], { cwd, encoding: 'utf8', env: { ...env, ...passwords } });
@@ -123,7 +123,7 @@ describe('deployment files', function () {
 
   it('deploy - docker-compose.yml: every password is required (no default) and named in its header', () => {
     const required = [...new Set([...compose.matchAll(/\$\{(LARS_\w+_PASSWORD):\?set \1\}/g)].map((m) => m[1]!))].sort();
-    expect(required).to.deep.equal(['LARS_ADMIN_PASSWORD', 'LARS_AGENT_PASSWORD', 'LARS_CLICKHOUSE_PASSWORD', 'LARS_NODE_PASSWORD', 'LARS_SINK_PASSWORD']);
+    expect(required).to.deep.equal(['LARS_ADMIN_PASSWORD', 'LARS_AGENT_PASSWORD', 'LARS_CLICKHOUSE_PASSWORD', 'LARS_NODE_PASSWORD', 'LARS_SINK_PASSWORD', 'LARS_XDS_PASSWORD']);
     expect(compose, 'no password has a default').to.not.match(/PASSWORD:-/);
     const header = compose.slice(0, compose.search(/^[^#\s]/m));
     for (const k of required) expect(header, k).to.include(k);

@@ -5,5 +5,6 @@ import { agentCommand } from './agent.ts';
 import { simulateCommand } from './simulate.ts';
 import { clusterGroup } from './cluster.ts';
 import { consoleCommand } from './console.ts';
+import { xdsCommand } from './xds.ts';
 
-export const extraCommands: Array<Command | CommandGroup> = [sinkCommand, statsCommand, simulateCommand, agentCommand, clusterGroup, consoleCommand];
+export const extraCommands: Array<Command | CommandGroup> = [sinkCommand, statsCommand, simulateCommand, agentCommand, clusterGroup, consoleCommand, xdsCommand];

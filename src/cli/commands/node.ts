@@ -17,6 +17,8 @@ import { HTTP_FLAGS, httpSettings, serveNodeHttp } from '../metrics.ts';
 import { ConsoleBackend } from '../../console/backend.ts';
 import { createConsoleHandler } from '../../console/server.ts';
 import { consoleEngine } from './console.ts';
+import { XDS_FLAGS, lbPolicy, startXds, xdsPort, type XdsServeSettings } from './xds.ts';
+import { registerXdsMetrics } from '../../xds/metrics.ts';
 
 export const nodeCommand: Command = {
   name: 'node',
@@ -31,6 +33,8 @@ export const nodeCommand: Command = {
     'lease-ms': { help: 'without --own: partitions are shared by leases; one not renewed for this long is taken over', placeholder: 'ms', defaultText: '2000' },
     ...HTTP_FLAGS,
     console: { help: 'with --http: serve the web console on the same port (actions need --console-token)', choices: ['on', 'off'] as const, defaultText: 'on' },
+    xds: { help: 'also serve every route over xDS on this port (as `lars xds` does; 0: any free port)', placeholder: 'port', defaultText: 'off' },
+    ...XDS_FLAGS,
   },
   examples: [['lars node --own 0-31', 'own the first half of 64 partitions']],
   async run(_args, flags, ctx) {
@@ -42,6 +46,9 @@ export const nodeCommand: Command = {
     const withConsole = flags['console'] ?? 'on';
     if (withConsole !== 'on' && withConsole !== 'off') throw new UsageError(`--console takes on or off, got ${JSON.stringify(withConsole)}`);
     if (flags['console'] !== undefined && !http) throw new UsageError('--console needs --http <port>');
+    const xdsAt = xdsPort(typeof flags['xds'] === 'string' ? flags['xds'] : undefined, 'xds');
+    if (xdsAt === undefined && (flags['xds-host'] !== undefined || flags['lb'] !== undefined)) throw new UsageError('--xds-host and --lb need --xds <port>');
+    const xds: XdsServeSettings | undefined = xdsAt === undefined ? undefined : { port: xdsAt, host: typeof flags['xds-host'] === 'string' ? flags['xds-host'] : '127.0.0.1', lb: lbPolicy(typeof flags['lb'] === 'string' ? flags['lb'] : undefined) };
     const log = createLogger({ node: cfg.nodeId, level: cfg.logLevel, format: cfg.logFormat });
     return withLifecycle(ctx, async (life) => {
       // the port first: one taken fails the command before anything connects
@@ -72,6 +79,10 @@ export const nodeCommand: Command = {
       const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
       life.add('route node', () => node.close());
       await web?.attach(node);
+      if (xds) {
+        const server = await startXds(nc, cfg, xds, log, life);
+        if (web?.registry) registerXdsMetrics(web.registry, server);
+      }
       if (web && withConsole === 'on') {
         const a = await consoleEngine(cfg, log, false);
         if (a.engine) life.add('ClickHouse (console)', () => a.engine!.close());
