@@ -162,20 +162,17 @@ export class XdsServer {
     };
   }
 
-  /** Ends every stream (clients reconnect, to this server or another) and stops. */
+  /**
+   * Ends every stream and closes every connection at once (clients
+   * reconnect, to this server or another, and keep what they were sent
+   * meanwhile): a graceful shutdown would wait for clients that hold their
+   * connections idle for as long as they live.
+   */
   async close(): Promise<void> {
     for (const c of this.calls) c.end();
     this.source.close();
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 1000);
-      this.server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    this.server.forceShutdown();
+    await Promise.resolve();
   }
 
   private serveStream(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, serverId: string, log: Logger, rateLog: RateLimitedLog): void {

@@ -9,6 +9,8 @@ import { TypeUrl } from '../../src/xds/protos.ts';
 import type { DiscoveryRequest, DiscoveryResponse } from '../../src/xds/ads-stream.ts';
 import { createLogger, silentLogger } from '../../src/lib/log.ts';
 import { actOnHost } from '../../src/admin/host-actions.ts';
+import { lars, larsLive } from '../helpers/cli.ts';
+import { freePort } from '../helpers/clickhouse-server.ts';
 
 const require = createRequire(import.meta.url);
 const identity = (b: Buffer): Buffer => b;
@@ -99,6 +101,8 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
     expect(Date.now() - ejectedAt).to.be.lessThan(10_000);
     expect(xds.stats().nacks, 'the client accepted every response').to.equal(0);
     expect(xds.stats().acks).to.be.greaterThan(4);
+    client.close();
+    await waitFor(() => xds.stats().streams === 0, { what: 'the closed client ends its ADS stream', timeoutMs: 3000, explain: () => JSON.stringify(xds.stats()) });
   });
 
   it('xds - a NACK is logged and counted, the stream lives on and gets the next change', async () => {
@@ -120,5 +124,53 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
     const next = await waitFor(() => got[1], { what: 'the next EDS response after the NACK' });
     expect(next.nonce).to.not.equal(first.nonce);
     stream.end();
+  });
+
+  it('xds - `lars xds` as a process: ready, metrics, a client bootstrapped by `lars xds bootstrap` calls through it, and a restart does not disturb the client', async () => {
+    const [xdsPort, httpPort] = [await freePort(), await freePort()];
+    const env = { LARS_NATS_URL: c.server.url, LARS_PREFIX: c.prefix, LARS_PARTITIONS: '8' };
+    const boot = await lars(['xds', 'bootstrap', '--xds-port', String(xdsPort), '--node-id', 'cli-client', '--zone', 'z1'], env);
+    expect(boot.code, boot.stderr).to.equal(0);
+    const bootstrap = JSON.parse(boot.stdout) as { xds_servers: Array<{ server_uri: string }>; node: { id: string; locality: { zone: string } } };
+    expect(bootstrap.xds_servers[0]!.server_uri).to.equal(`127.0.0.1:${xdsPort}`);
+    expect(bootstrap.node).to.deep.equal({ id: 'cli-client', locality: { zone: 'z1' } });
+
+    const start = () => larsLive(['xds', '--xds-port', String(xdsPort), '--http', String(httpPort)], env);
+    let p = start();
+    try {
+      const url = `http://127.0.0.1:${httpPort}`;
+      await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, { what: 'lars xds ready', timeoutMs: 20_000, explain: () => p.errLines.join('\n') });
+      const client = new EchoClient('xds:///lars-1-1', grpc.credentials.createInsecure(), { 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': boot.stdout }) as unknown as Echo;
+      clients.push(client);
+      const seen = new Set<string>();
+      for (let i = 0; i < 12; i++) seen.add(await call(client));
+      expect(seen.size).to.equal(3);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).to.match(/^lars_xds_streams({[^}]*})? 1$/m);
+      expect(metrics).to.match(/^lars_xds_routes({[^}]*})? 1$/m);
+      expect(metrics).to.match(/^lars_xds_acks_total({[^}]*})? [1-9]/m);
+
+      // stopped: the client keeps calling on what it has; started again: it reconnects and follows changes again
+      p.child.kill('SIGTERM');
+      expect(await p.exited).to.equal(0);
+      for (let i = 0; i < 6; i++) expect(['b0', 'b1', 'b2']).to.include(await call(client));
+      p = start();
+      await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, { what: 'lars xds ready again', timeoutMs: 20_000 });
+      await actOnHost(c.registry, { route: { modid: 1, cmdid: 1 }, addr: { ip: '127.0.0.1', port: servers[1]!.port }, action: 'drain', by: 'test', force: true });
+      await waitFor(
+        async () => {
+          const before = servers[1]!.requests;
+          for (let i = 0; i < 6; i++) await call(client);
+          return servers[1]!.requests === before;
+        },
+        { what: 'the drained host left the client after the restart', timeoutMs: 10_000 },
+      );
+      // a closed client ends its ADS stream (grpc-js-xds keeps retrying a stream to a server that is gone)
+      client.close();
+      await waitFor(async () => /^lars_xds_streams({[^}]*})? 0$/m.test(await (await fetch(`${url}/metrics`)).text()), { what: 'the client gone from lars xds' });
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
   });
 });
