@@ -96,6 +96,15 @@ export const AttemptKind = { first: 0, retry: 1, hedge: 2 } as const;
 export type AttemptKind = (typeof AttemptKind)[keyof typeof AttemptKind];
 
 /**
+ * Who wrote a report batch, in its `side`: the callers (absent or `client`:
+ * agents, the SDK's integrations, the sidecar), or the host that served the
+ * calls (`server`: a server-side reporter, for callers that report nothing
+ * themselves, such as proxyless gRPC over xDS).
+ */
+export const ReportSide = { client: 'client', server: 'server' } as const;
+export type ReportSide = (typeof ReportSide)[keyof typeof ReportSide];
+
+/**
  * Retcodes with a meaning of their own (any other non-zero retcode is an
  * error, as in Lars). `overloaded`: the host refused the call because it is
  * overloaded (HTTP 503 with Retry-After, gRPC RESOURCE_EXHAUSTED); it counts

@@ -13,7 +13,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { UINT32_MAX } from './subjects.ts';
-import { SCHEMA_VERSION, LIMITS, HostState, Profile, PickStrategy, Reason, AttemptKind, RejectKind, AdminMark, SelfState } from './contract-values.ts';
+import { SCHEMA_VERSION, LIMITS, HostState, Profile, PickStrategy, Reason, AttemptKind, ReportSide, RejectKind, AdminMark, SelfState } from './contract-values.ts';
 
 export * from './contract-values.ts';
 
@@ -123,6 +123,12 @@ export const ReportBatchSchema = Type.Object(
         maxItems: LIMITS.maxBatchHosts,
         description:
           "optional: the utilization the hosts reported with their answers (at most one pair per host is written; a reader takes each pair as one sample); the route node turns it into load-driven pick weights. Absent: the hosts' utilization is not known",
+      }),
+    ),
+    side: Type.Optional(
+      Type.Union([Type.Literal(ReportSide.client), Type.Literal(ReportSide.server)], {
+        description:
+          "optional: who wrote the batch: 'server' when the host that served the calls reported them itself (a server-side reporter, for callers that report nothing, such as proxyless gRPC over xDS); absent or 'client': the callers",
       }),
     ),
     attempts: Type.Optional(

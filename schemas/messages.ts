@@ -32,7 +32,7 @@ import {
   type RouteState,
 } from './contract.ts';
 
-export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState, AdminMark, AttemptKind, CallRetcode } from './contract.ts';
+export { SCHEMA_VERSION, LIMITS, HostState, Profile, Reason, RejectKind, SelfState, AdminMark, AttemptKind, ReportSide, CallRetcode } from './contract.ts';
 export type { ReportTuple, UtilizationTuple, AttemptTuple, ReportBatch, RouteHost, RouteState, EventFigures, RouteEvent, RegistryHost, RegistryEntry, SelfRegistration } from './contract.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; kind: RejectKind; detail: string };

@@ -150,6 +150,7 @@ export class Agent {
       partitions: o.partitions,
       sender: this.id,
       zone: o.zone,
+      side: o.side,
       maxReports: o.batchMaxReports,
       maxDelayMs: o.batchMaxDelayMs,
       clock,

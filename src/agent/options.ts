@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DEFAULT_PARTITIONS } from '../../schemas/subjects.ts';
+import { ReportSide } from '../../schemas/messages.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, type FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import { ZONE_MIN_HEALTHY_PERCENT } from '../../actors/strategies/zone.ts';
 import type { Random, StrategyName } from '../../actors/strategies/types.ts';
@@ -41,6 +42,8 @@ export interface AgentOptions extends NatsLoginOptions {
   agentId?: string;
   /** The caller's zone: stamped on reports, and picks prefer hosts of this zone (see zoneAware). */
   zone?: string;
+  /** `server`: this agent reports what its own host served (a server-side reporter); its batches say so. Default `client`. */
+  side?: ReportSide;
   /** With `zone` set, prefer hosts of that zone and spill to others as it weakens (default true). */
   zoneAware?: boolean;
   /** Local healthy share, percent, under which picks spill to other zones in proportion (default 70). */
@@ -129,6 +132,8 @@ export interface ResolvedAgentOptions {
   readonly partitions: number;
   /** Stamped on reports. */
   readonly zone: string | undefined;
+  /** Who the reports come from (the batches' `side`). */
+  readonly side: ReportSide;
   /** The zone picks prefer: `zone` when zone-aware. */
   readonly pickZone: string | undefined;
   readonly zoneMinHealthyPercent: number;
@@ -165,6 +170,7 @@ export function resolveAgentOptions(opts: AgentOptions): ResolvedAgentOptions {
     prefix: opts.prefix,
     partitions: opts.partitions ?? DEFAULT_PARTITIONS,
     zone: opts.zone,
+    side: opts.side === ReportSide.server ? ReportSide.server : ReportSide.client,
     pickZone: opts.zone !== undefined && (opts.zoneAware ?? d.zoneAware) !== false ? opts.zone : undefined,
     zoneMinHealthyPercent,
     strategy: opts.strategy,

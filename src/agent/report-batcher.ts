@@ -11,7 +11,7 @@
  * its input before calling `add`.
  */
 import { partitionOf, type Names } from '../../schemas/subjects.ts';
-import { LIMITS, type AttemptTuple, type ReportBatch, type ReportTuple, type UtilizationTuple } from '../../schemas/messages.ts';
+import { LIMITS, ReportSide, type AttemptTuple, type ReportBatch, type ReportTuple, type UtilizationTuple } from '../../schemas/messages.ts';
 import type { AttemptKind } from '../../schemas/contract.ts';
 
 /** A report's attempt mark: its attempt number within its logical call (2 or more) and why it was made. */
@@ -33,6 +33,8 @@ export interface ReportBatcherOptions {
   sender: string;
   /** Stamped on every batch when set. */
   zone?: string | undefined;
+  /** `server`: every batch is marked as written by the host that served the calls (the contract's `side`). */
+  side?: ReportSide | undefined;
   /** Reports per batch; default 1000, at most LIMITS.maxBatchReports. */
   maxReports?: number;
   /** Age of a batch's first report when it is sent anyway, ms; default 20. */
@@ -92,6 +94,7 @@ export class ReportBatcher {
   private readonly partitions: number;
   private readonly sender: string;
   private readonly zone: string | undefined;
+  private readonly side: ReportSide | undefined;
   readonly maxReports: number;
   readonly maxDelayMs: number;
   private readonly clock: () => number;
@@ -108,6 +111,7 @@ export class ReportBatcher {
     this.partitions = opts.partitions;
     this.sender = opts.sender;
     this.zone = opts.zone;
+    this.side = opts.side === ReportSide.server ? ReportSide.server : undefined;
     this.maxReports = Math.max(1, Math.min(opts.maxReports ?? BATCH_DEFAULTS.maxReports, LIMITS.maxBatchReports));
     this.maxDelayMs = opts.maxDelayMs ?? BATCH_DEFAULTS.maxDelayMs;
     this.clock = opts.clock ?? Date.now;
@@ -176,6 +180,7 @@ export class ReportBatcher {
     if (n === 0) return;
     const batch: ReportBatch = { v: 1, sender: this.sender, modid: b.modid, cmdid: b.cmdid, ts: b.ts, hosts: b.hosts, reports: b.reports };
     if (this.zone !== undefined) batch.zone = this.zone;
+    if (this.side !== undefined) batch.side = this.side;
     if (b.utilHosts > 0) batch.utilization = b.utilization();
     if (b.marks.length > 0) batch.attempts = b.marks;
     b.reset();

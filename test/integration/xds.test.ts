@@ -11,6 +11,9 @@ import { createLogger, silentLogger } from '../../src/lib/log.ts';
 import { actOnHost } from '../../src/admin/host-actions.ts';
 import { lars, larsLive } from '../helpers/cli.ts';
 import { freePort } from '../helpers/clickhouse-server.ts';
+import { servedReporter, type ServedReporter } from '../../src/integrations/grpc-server.ts';
+import { tryDecode } from '../../schemas/codec.ts';
+import type { Agent } from '../../src/agent/agent.ts';
 
 const require = createRequire(import.meta.url);
 const identity = (b: Buffer): Buffer => b;
@@ -23,19 +26,24 @@ type Echo = grpc.Client & { hello(req: Buffer, opts: grpc.CallOptions, cb: (err:
 interface Backend {
   port: number;
   requests: number;
+  /** Answers with UNAVAILABLE while set. */
+  failing: boolean;
   close(): void;
 }
 
-async function backend(id: string): Promise<Backend> {
-  const server = new grpc.Server();
-  const b: Backend = { port: 0, requests: 0, close: () => server.forceShutdown() };
+/** A real gRPC server on loopback; with a reporter, it reports every call it answered (server side) as a host of route 1.1. */
+async function backend(id: string, reporter?: ServedReporter): Promise<Backend> {
+  const port = await freePort();
+  const server = new grpc.Server(reporter ? { interceptors: [servedReporter({ reporter, modid: 1, cmdid: 1, host: { ip: '127.0.0.1', port } })] } : {});
+  const b: Backend = { port, requests: 0, failing: false, close: () => server.forceShutdown() };
   server.addService(ECHO, {
     hello: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       b.requests++;
-      cb(null, Buffer.from(id));
+      if (b.failing) cb({ code: grpc.status.UNAVAILABLE, details: 'failing' });
+      else cb(null, Buffer.from(id));
     },
   });
-  b.port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  await new Promise<number>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return b;
 }
 
@@ -56,9 +64,12 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
   let xds: XdsServer;
   const clients: grpc.Client[] = [];
   before(() => (require('@grpc/grpc-js-xds') as { register(): void }).register());
+  let served: Agent;
   beforeEach(async () => {
     c = cluster();
-    servers = await Promise.all([backend('b0'), backend('b1'), backend('b2')]);
+    // the hosts report what they served, as a host without callers that report would
+    served = await c.agent({ side: 'server', agentId: 'served-by-hosts' });
+    servers = await Promise.all([backend('b0', served), backend('b1', served), backend('b2', served)]);
     await c.addRoute(1, 1, servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })));
     await c.published(1, 1);
     const log = process.env['LARS_TEST_LOG'] ? createLogger({ level: process.env['LARS_TEST_LOG'], node: 'xds' }) : silentLogger();
@@ -172,5 +183,29 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
       p.child.kill('SIGTERM');
       await p.exited;
     }
+  });
+
+  it('xds - a host failing in the backend, reported server side, leaves the xDS client; the batches say they are server side', async () => {
+    const sides: Array<unknown> = [];
+    const spy = c.nc.subscribe(c.n.reportAll, { callback: (_e, m) => void sides.push((tryDecode(m.data) as { ok: boolean; value?: { sender?: string; side?: unknown } }).value?.side) });
+    const client = xdsClient(xds.port, 'lars-1-1', 'client-s');
+    clients.push(client);
+    for (let i = 0; i < 9; i++) await call(client);
+    servers[0]!.failing = true;
+    // calls to b0 fail until the route actor, fed by b0's own reports, ejects it and the xDS server tells the client
+    await waitFor(
+      async () => {
+        let failed = 0;
+        for (let i = 0; i < 9; i++) await call(client).catch(() => failed++);
+        return failed === 0;
+      },
+      { what: 'the failing host out of the client', timeoutMs: 10_000 },
+    );
+    const b0 = c.latest(1, 1)?.hosts.find((h) => h.port === servers[0]!.port);
+    expect(b0?.state).to.equal('overloaded');
+    await served.flush();
+    await waitFor(() => sides.length > 0, { what: 'a report batch seen' });
+    spy.unsubscribe();
+    expect(new Set(sides)).to.deep.equal(new Set(['server']));
   });
 });
