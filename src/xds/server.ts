@@ -64,9 +64,9 @@ export function adsService(): grpc.ServiceDefinition {
       responseStream: true,
       originalName: 'streamAggregatedResources',
       requestSerialize: (o: DiscoveryRequest) => Buffer.from(req.encode(req.fromObject(o)).finish()),
-      requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { longs: Number, enums: String, defaults: false }) as DiscoveryRequest,
+      requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { longs: Number, enums: String, defaults: false, arrays: true }) as DiscoveryRequest,
       responseSerialize: (o: DiscoveryResponse) => Buffer.from(res.encode(o).finish()),
-      responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { longs: Number, enums: String, defaults: false }) as unknown as DiscoveryResponse,
+      responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { longs: Number, enums: String, defaults: false, arrays: true }) as unknown as DiscoveryResponse,
     },
   };
 }
