@@ -22,6 +22,8 @@ import type { RouteState } from '../../schemas/messages.ts';
 import { connectionRetcode, grpcRetcode, resolveFailurePolicy, type FailurePolicy, type ResolvedFailurePolicy } from './outcome.ts';
 import { isRouteId } from './target.ts';
 
+export { servedReporter, type ServedReporter, type ServedReporterOptions } from './grpc-server.ts';
+
 export { DEFAULT_FAILURE_POLICY, DEFAULT_GRPC_FAILURE_CODES, GrpcCode, Retcode, type FailurePolicy } from './outcome.ts';
 export { createGrpcCaller, GrpcCaller, classifyGrpc, type GrpcCallerOptions, type UnaryInvoke } from './grpc-call.ts';
 

@@ -108,7 +108,8 @@ export function listenerOf(name: string): XdsObject {
 export function routeConfigurationOf(name: string): XdsObject {
   return {
     name,
-    virtual_hosts: [{ name, domains: [name], routes: [{ match: { prefix: '' }, route: { cluster: name } }] }],
+    // the route's name for gRPC (`xds:///<name>`), any other authority for an Envoy listener that names this configuration
+    virtual_hosts: [{ name, domains: [name, '*'], routes: [{ match: { prefix: '' }, route: { cluster: name } }] }],
   };
 }
 

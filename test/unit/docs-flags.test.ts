@@ -5,7 +5,7 @@ import { COMMANDS } from '../../src/cli/main.ts';
 import type { Command, CommandGroup } from '../../src/cli/command.ts';
 
 /** The documents a user follows, checked line by line. */
-const DOCS = ['README.md', 'docs/operations.md', 'docs/cluster.md', 'docs/metrics.md', 'docs/console.md', 'docs/agent.md', 'docs/sidecar.md', 'docs/simulate.md', 'docs/analytics.md'];
+const DOCS = ['README.md', 'docs/operations.md', 'docs/cluster.md', 'docs/metrics.md', 'docs/console.md', 'docs/agent.md', 'docs/sidecar.md', 'docs/simulate.md', 'docs/analytics.md', 'docs/xds.md'];
 /** Flags in the docs that are not lars': docker build's, and a typo shown to show the suggestion. */
 const NOT_LARS = new Set(['build-arg', 'jsn']);
 
