@@ -20,6 +20,7 @@ import { CallTimeoutError, isRouteId, pickHost } from './target.ts';
 
 export { NoHostError, CallTimeoutError } from './target.ts';
 export { DEFAULT_FAILURE_POLICY, Retcode, type FailurePolicy } from './outcome.ts';
+export { reportServed, type HttpServedOptions } from './http-server.ts';
 
 export const HttpProtocol = {
   /** HTTP/1.1 over TCP (keep-alive, pooled per host). */
