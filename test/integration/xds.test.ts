@@ -208,4 +208,29 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
     spy.unsubscribe();
     expect(new Set(sides)).to.deep.equal(new Set(['server']));
   });
+
+  it('xds - several clients on two xds instances agree: an ejected host leaves all of them', async () => {
+    const xds2 = await XdsServer.start({ nc: await c.connection(), names: c.n, log: silentLogger(), port: 0, serverId: 'xds-test-2' });
+    try {
+      const a = [xdsClient(xds.port, 'lars-1-1', 'a1'), xdsClient(xds.port, 'lars-1-1', 'a2'), xdsClient(xds2.port, 'lars-1-1', 'b1')];
+      clients.push(...a);
+      for (const cl of a) for (let i = 0; i < 6; i++) await call(cl);
+      expect(xds.stats().streams + xds2.stats().streams).to.equal(3);
+      const agent = await c.agent();
+      for (let i = 0; i < 15; i++) agent.report(1, 1, { ip: '127.0.0.1', port: servers[0]!.port }, 1, 1);
+      await agent.flush();
+      await waitFor(() => c.latest(1, 1)?.hosts.find((h) => h.port === servers[0]!.port && h.state === 'overloaded'), { what: 'b0 ejected' });
+      await waitFor(
+        async () => {
+          const before = servers[0]!.requests;
+          for (const cl of a) for (let i = 0; i < 6; i++) await call(cl);
+          return servers[0]!.requests === before;
+        },
+        { what: 'every client on either instance stops calling the ejected host', timeoutMs: 5000 },
+      );
+      for (const cl of a) cl.close();
+    } finally {
+      await xds2.close();
+    }
+  });
 });
