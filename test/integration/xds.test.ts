@@ -1,5 +1,8 @@
 import { expect } from 'chai';
 import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import * as readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -48,8 +51,8 @@ async function backend(id: string, reporter?: ServedReporter): Promise<Backend> 
 }
 
 /** A proxyless gRPC client (grpc-js-xds, no project code) dialling `xds:///<name>` with its own bootstrap. */
-function xdsClient(xdsPort: number, name: string, nodeId: string): Echo {
-  const bootstrap = bootstrapOf({ serverUri: `127.0.0.1:${xdsPort}`, nodeId });
+function xdsClient(xdsPort: number, name: string, nodeId: string, zone?: string): Echo {
+  const bootstrap = bootstrapOf({ serverUri: `127.0.0.1:${xdsPort}`, nodeId, zone });
   return new EchoClient(`xds:///${name}`, grpc.credentials.createInsecure(), { 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap) }) as unknown as Echo;
 }
 
@@ -148,9 +151,12 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
 
     const start = () => larsLive(['xds', '--xds-port', String(xdsPort), '--http', String(httpPort)], env);
     let p = start();
+    const t0 = Date.now();
+    const step = (what: string): void => void (process.env['XDS_TEST_STEPS'] && console.log(`${Date.now() - t0} ms: ${what}`));
     try {
       const url = `http://127.0.0.1:${httpPort}`;
       await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, { what: 'lars xds ready', timeoutMs: 20_000, explain: () => p.errLines.join('\n') });
+      step('ready');
       const client = new EchoClient('xds:///lars-1-1', grpc.credentials.createInsecure(), { 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': boot.stdout }) as unknown as Echo;
       clients.push(client);
       const seen = new Set<string>();
@@ -162,11 +168,18 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
       expect(metrics).to.match(/^lars_xds_acks_total({[^}]*})? [1-9]/m);
 
       // stopped: the client keeps calling on what it has; started again: it reconnects and follows changes again
+      step('calls and metrics');
       p.child.kill('SIGTERM');
-      expect(await p.exited).to.equal(0);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const code = await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(() => r('still running'), 15_000)))]);
+      clearTimeout(timer);
+      expect(code, p.errLines.join('\n')).to.equal(0);
+      step('stopped');
       for (let i = 0; i < 6; i++) expect(['b0', 'b1', 'b2']).to.include(await call(client));
+      step('calls while stopped');
       p = start();
       await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, { what: 'lars xds ready again', timeoutMs: 20_000 });
+      step('ready again');
       await actOnHost(c.registry, { route: { modid: 1, cmdid: 1 }, addr: { ip: '127.0.0.1', port: servers[1]!.port }, action: 'drain', by: 'test', force: true });
       await waitFor(
         async () => {
@@ -176,12 +189,15 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
         },
         { what: 'the drained host left the client after the restart', timeoutMs: 10_000 },
       );
+      step('drained host left');
       // a closed client ends its ADS stream (grpc-js-xds keeps retrying a stream to a server that is gone)
       client.close();
       await waitFor(async () => /^lars_xds_streams({[^}]*})? 0$/m.test(await (await fetch(`${url}/metrics`)).text()), { what: 'the client gone from lars xds' });
+      step('client gone');
     } finally {
       p.child.kill('SIGTERM');
       await p.exited;
+      step('stopped at the end');
     }
   });
 
@@ -231,6 +247,41 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
       for (const cl of a) cl.close();
     } finally {
       await xds2.close();
+    }
+  });
+
+  it("xds - a client's zone is served first; when that zone's host is ejected its calls go to the other zone (client in its own process)", async () => {
+    await c.addRoute(1, 2, servers.map((sv, i) => ({ ip: '127.0.0.1', port: sv.port, weight: 100, zone: i === 0 ? 'z1' : 'z2' })));
+    await c.published(1, 2);
+    // its own process: grpc-js-xds keeps a 15-minute timer of a closed channel's priority balancer (destroy does not clear it)
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../helpers/xds-client.ts', import.meta.url))], {
+      env: { ...process.env, XDS_TARGET: 'xds:///lars-1-2', GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(bootstrapOf({ serverUri: `127.0.0.1:${xds.port}`, nodeId: 'zoned', zone: 'z1' })) },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    const answers = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const calls = async (n: number): Promise<string[]> => {
+      child.stdin!.write(`${n}\n`);
+      const r = await answers.next();
+      return JSON.parse(r.value as string) as string[];
+    };
+    try {
+      expect(new Set(await calls(12))).to.deep.equal(new Set(['b0']));
+      const agent = await c.agent();
+      for (let i = 0; i < 15; i++) agent.report(1, 2, { ip: '127.0.0.1', port: servers[0]!.port }, 1, 1);
+      await agent.flush();
+      await waitFor(() => c.latest(1, 2)?.hosts.find((h) => h.port === servers[0]!.port && h.state === 'overloaded'), { what: 'the z1 host ejected' });
+      const seen = await waitFor(
+        async () => {
+          const got = new Set(await calls(12));
+          return !got.has('b0') && got;
+        },
+        { what: 'calls moved to zone z2', timeoutMs: 5000 },
+      );
+      expect([...seen].sort()).to.deep.equal(['b1', 'b2']);
+    } finally {
+      child.stdin!.end();
+      await exited;
     }
   });
 });
