@@ -2,13 +2,16 @@ import { expect } from 'chai';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import * as readline from 'node:readline';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { useCluster, type TestCluster } from '../helpers/cluster.ts';
+import { uniquePrefix, useCluster, type TestCluster } from '../helpers/cluster.ts';
+import { Registry } from '../../src/registry/registry.ts';
+import { names } from '../../schemas/subjects.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { XdsServer, adsService } from '../../src/xds/server.ts';
 import { bootstrapOf } from '../../src/xds/bootstrap.ts';
-import { TypeUrl } from '../../src/xds/protos.ts';
+import { TypeUrl, xdsProtos } from '../../src/xds/protos.ts';
 import type { DiscoveryRequest, DiscoveryResponse } from '../../src/xds/ads-stream.ts';
 import { createLogger, silentLogger } from '../../src/lib/log.ts';
 import { actOnHost } from '../../src/admin/host-actions.ts';
@@ -282,6 +285,42 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
     } finally {
       child.stdin!.end();
       await exited;
+    }
+  });
+
+  it('xds - `lars node --xds <port>` serves its routes over xDS', async () => {
+    const prefix = uniquePrefix();
+    await (await Registry.open(c.nc, names(prefix))).addHosts(3, 3, [{ ip: '10.3.0.1', port: 80, weight: 100 }], 'test', { profile: 'default', params: {} });
+    const port = await freePort();
+    const p = larsLive(['node', '--own', '0-7', '--xds', String(port)], { LARS_NATS_URL: c.server.url, LARS_PREFIX: prefix, LARS_PARTITIONS: '8' });
+    const Ads = grpc.makeGenericClientConstructor(adsService(), 'Ads');
+    const raw = new Ads(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+    };
+    clients.push(raw);
+    try {
+      // the node starts its xDS server once its routes are loaded: wait for the port
+      await waitFor(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const sock = connect(port, '127.0.0.1');
+            sock.once('connect', () => (sock.destroy(), resolve(true)));
+            sock.once('error', () => resolve(false));
+          }),
+        { what: 'the xDS port of lars node', timeoutMs: 20_000, intervalMs: 100, explain: () => p.errLines.join('\n') },
+      );
+      const stream = raw.StreamAggregatedResources();
+      const got: DiscoveryResponse[] = [];
+      stream.on('data', (r: DiscoveryResponse) => got.push(r));
+      stream.on('error', () => undefined);
+      stream.write({ node: { id: 'node-xds' }, type_url: TypeUrl.cluster });
+      const r = await waitFor(() => got.find((x) => x.resources.length > 0), { what: 'the wildcard CDS of lars node --xds', timeoutMs: 20_000, explain: () => p.errLines.join('\n') });
+      const t = xdsProtos().type(TypeUrl.cluster);
+      expect((t.toObject(t.decode(r.resources[0]!.value)) as { name: string }).name).to.equal('lars-3-3');
+      stream.end();
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
     }
   });
 });
