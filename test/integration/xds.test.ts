@@ -323,4 +323,20 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
       await p.exited;
     }
   });
+
+  it('xds - a request that cannot be decoded ends its stream and is counted; the server serves on', async () => {
+    const def = { ads: { ...adsService()['StreamAggregatedResources']!, requestSerialize: identity, responseDeserialize: identity } } satisfies grpc.ServiceDefinition;
+    const Raw = grpc.makeGenericClientConstructor(def, 'RawAds');
+    const raw = new Raw(`127.0.0.1:${xds.port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { ads(): grpc.ClientDuplexStream<Buffer, Buffer> };
+    clients.push(raw);
+    const stream = raw.ads();
+    const ended = new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
+    stream.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    const err = await ended;
+    expect(err.code).to.equal(grpc.status.INTERNAL);
+    expect(xds.stats().malformed).to.equal(1);
+    const client = xdsClient(xds.port, 'lars-1-1', 'after-garbage');
+    clients.push(client);
+    expect(['b0', 'b1', 'b2']).to.include(await call(client));
+  });
 });
