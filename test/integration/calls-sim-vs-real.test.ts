@@ -40,7 +40,7 @@ const SCENARIO = {
  * budget's floor; 3.00 without the call policy) and 49.6–60.8 % of the
  * logical calls answered (mean 53.6: the outage is 40 % of the run; the
  * spread is where, in the route's once-a-second judgement, shedding lifts
- * after the hosts recover). Real runs gave 0.50–0.68 and 49.9–55.5 %
+ * after the hosts recover). Six real runs gave 0.49–0.71 and 49.9–58.8 %
  * (see the log line). The amplification is the figure that judges the
  * model: 0.3 is about the simulator's own spread, while callers without a
  * budget (3.00), or with a budget but no shedding (1.21 in the simulator), would fail.
