@@ -383,5 +383,9 @@ export function changeMarks(s: Scenario, endMs: number): Array<{ t: number; labe
     }
     hostNo += n;
   }
+  for (const c of s.load.kind === 'open' ? (s.load.changes ?? []) : []) {
+    if (c.at_s * 1000 < endMs) marks.push({ t: c.at_s * 1000, label: c.label ?? `load ${c.rate_per_s}/s` });
+    if (c.for_s !== undefined && (c.at_s + c.for_s) * 1000 < endMs) marks.push({ t: (c.at_s + c.for_s) * 1000, label: 'load back' });
+  }
   return marks.sort((a, b) => a.t - b.t);
 }
