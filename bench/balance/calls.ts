@@ -24,7 +24,9 @@
  * - overload-surge: the same hosts at their full capacity, and the offered
  *   load rising to twice it for 20 s; the same three figures (the p99 over
  *   the same run without the surge), and `overload_surge_amplification`,
- *   attempts per logical call started during the surge;
+ *   attempts per logical call started during the surge; and the goodput and
+ *   p99 ratio again with hosts whose refusals cost them 1 ms of service time
+ *   each (`refuse_ms`: a tenth of a call), `overload_surge_refusal_cost_*`;
  * - the hosts' cost of hedging on tail-at-scale: `hedge_wasted_work_pct`,
  *   the hosts' time spent on attempts nobody waited for any more (hedges
  *   that lost, attempts past their timeout) over all their time in service,
@@ -50,6 +52,9 @@ function surgeWindow(s: Scenario): Window {
   if (c === undefined) throw new Error(`scenario ${s.name}: no load change with an end`);
   return { fromMs: c.at_s * 1000, toMs: (c.at_s + c.for_s!) * 1000 };
 }
+
+/** What a refusal costs its host in the overload-surge variant, ms of service time (a tenth of a call). */
+const REFUSE_MS = 1;
 
 interface Runs {
   policy: SimResult;
@@ -148,6 +153,11 @@ export function benchCallScenarios(load: (name: string) => Scenario): { metrics:
   const worstIn = (r: SimResult, w: Window): number => Math.max(...r.timeline.p99.slice(w.fromMs / r.timeline.bucketMs, w.toMs / r.timeline.bucketMs));
   rows.push({ name: 'overload_surge_p99_ratio', unit: 'ratio', target: '<= 2', policy: worstIn(ur.policy, uw) / calm.latency.p99, none: worstIn(ur.none, uw) / calm.latency.p99, note: `overload-surge, the worst 1 s p99 during the surge ÷ the p99 without it (${calm.latency.p99.toFixed(1)} ms)` });
   rows.push({ name: 'overload_surge_recovery_s', unit: 's', target: '<= 5', policy: recoverySec(ur.policy, uw.toMs), none: recoverySec(ur.none, uw.toMs), note: 'overload-surge, load back under capacity → end of the last 100 ms with more than 1 % of calls failed' });
+  const costly: Scenario = { ...surge, hosts: surge.hosts.map((g) => ({ ...g, refuse_ms: REFUSE_MS })) };
+  const cr = runs(costly);
+  count(cr);
+  rows.push({ name: 'overload_surge_refusal_cost_goodput_pct', unit: '%', policy: (goodputPerSec(cr.policy, uw) * 100) / ucap, none: (goodputPerSec(cr.none, uw) * 100) / ucap, note: `overload-surge with refusals costing ${REFUSE_MS} ms of service each, successful calls/s during the surge ÷ capacity ${ucap.toFixed(0)}/s` });
+  rows.push({ name: 'overload_surge_refusal_cost_p99_ratio', unit: 'ratio', policy: worstIn(cr.policy, uw) / calm.latency.p99, none: worstIn(cr.none, uw) / calm.latency.p99, note: `overload-surge with refusals costing ${REFUSE_MS} ms of service each, the worst 1 s p99 during the surge ÷ the p99 without it` });
   rows.push({ name: 'overload_surge_amplification', unit: 'attempts/call', policy: amplification(ur.policy, uw), none: amplification(ur.none, uw), note: 'overload-surge, attempts per logical call started during the surge' });
 
   const finishing = simulate({ ...tail, hosts: tail.hosts.map((g) => ({ ...g, on_cancel: 'finish' as const })) }, { strategy: DEFAULT_STRATEGY });

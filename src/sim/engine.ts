@@ -277,6 +277,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
               inc(attemptsPerBucket, Math.floor(call.lc!.start / BUCKET_MS));
               q.push(now + call.timeoutMs, { k: 'timeout', call });
               if (hosts[call.host]!.refuses(now)) {
+                hosts[call.host]!.refuse();
                 q.push(now, { k: 'refused', call });
                 return;
               }

@@ -78,6 +78,10 @@ export class SimHost<C extends HostCall = HostCall> {
   private qHead = 0;
   /** Calls still in the queue that were cancelled (skipped when their turn comes). */
   private cancelledQueued = 0;
+  /** Service time owed for refusals (`refuse_ms` each), added to the next call started. */
+  private refusalDebt = 0;
+  /** Calls refused as overloaded. */
+  refused = 0;
   // utilization bookkeeping: areas under busy(t) and capacity(t)
   private lastT = 0;
   busyArea = 0;
@@ -160,6 +164,12 @@ export class SimHost<C extends HostCall = HostCall> {
     return limit !== undefined && this.busy >= this.capacityAt(t) && this.queued >= limit;
   }
 
+  /** The host refuses a call as overloaded: the refusal's cost (`refuse_ms`) delays the next call it starts. */
+  refuse(): void {
+    this.refused++;
+    this.refusalDebt += this.spec.refuse_ms ?? 0;
+  }
+
   /**
    * A call arrives at `t`. Returns the service end time when the host starts
    * it now, or undefined when it waits in the queue.
@@ -188,7 +198,8 @@ export class SimHost<C extends HostCall = HostCall> {
         : !fails && stalls !== undefined && stalls.rate > 0 && this.random() < stalls.rate
           ? drawLatency(stalls.latency, this.random)
           : drawLatency(b.latency, this.random);
-    call.hostDone = t + d;
+    call.hostDone = t + d + this.refusalDebt;
+    this.refusalDebt = 0;
     return call.hostDone;
   }
 

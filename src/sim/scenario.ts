@@ -88,6 +88,8 @@ export const HostGroupSchema = Type.Object(
     capacity: Type.Optional(Type.Integer({ minimum: 1 })),
     /** With a capacity: calls that would wait beyond this many queued are refused at once as overloaded (retcode -4). Absent: the queue is unbounded. */
     queue_limit: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** With a queue_limit: each refusal costs the host this much service time, ms, paid by the next call a slot of it starts (time spent refusing is not spent serving). Default 0. */
+    refuse_ms: Type.Optional(Ms),
     /** Registry weight (default 100). */
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     /** The host answers each call with its utilization, which the agent reports (default: when it has a capacity). */

@@ -135,6 +135,31 @@ describe('sim - calls under the call policy', () => {
     expect(h.busy).to.equal(0);
   });
 
+  it('sim calls - a refusal that costs its host service time delays the next call it starts', () => {
+    const h = expandHosts<HostCall>([{ latency: { dist: 'fixed', ms: 10 }, capacity: 1, queue_limit: 0, refuse_ms: 2 }], () => () => 0.5)[0]!;
+    const a: HostCall = { hostDone: 0, ok: true };
+    expect(h.arrive(a, 0)).to.equal(10);
+    expect(h.refuses(1)).to.equal(true);
+    h.refuse();
+    h.refuse();
+    expect(h.refused).to.equal(2);
+    expect(h.finish(10)).to.deep.equal([]);
+    // two refusals, 4 ms of the host's time: the next call takes 14 ms, the one after 10
+    const b: HostCall = { hostDone: 0, ok: true };
+    expect(h.arrive(b, 10)).to.equal(24);
+    h.finish(24);
+    expect(h.arrive({ hostDone: 0, ok: true }, 24)).to.equal(34);
+  });
+
+  it('sim calls - offered load twice the capacity on hosts whose refusals cost them: without a budget the retries of refusals eat the capacity, with the policy the hosts keep serving', () => {
+    const base = shipped('overload-surge');
+    const surge: Scenario = { ...base, duration_s: 8, load: { kind: 'open', rate_per_s: 2000, changes: [{ at_s: 2, for_s: 4, rate_per_s: 8000 }] }, hosts: base.hosts.map((g) => ({ ...g, refuse_ms: 1 })) };
+    const w = { fromMs: 2000, toMs: 6000 };
+    const withPolicy = simulate(surge, { strategy: 'p2c_ewma' });
+    const without = simulate(surge, { strategy: 'p2c_ewma', callPolicy: false });
+    expect(goodputPerSec(withPolicy, w)).to.be.greaterThan(1.4 * goodputPerSec(without, w));
+  });
+
   it('sim calls - an open load rises for a while: calls arrive at the changed rate from its start to its end', () => {
     const s = scenario({
       duration_s: 6,
