@@ -87,7 +87,7 @@ export class Fence {
         for (;;) {
           const r = await at.query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE ${GUARDED_INSERT}`);
           const n = Number(r[0]?.n ?? 0);
-          if (n === 0) break;
+          if (n === 0 || this.o.signal?.aborted) break;
           if (Date.now() >= until) {
             log.warn({ inserts: n, server: url }, 'inserts of an earlier writer still run after the fence was raised; their messages are looked up before they are stored');
             break;

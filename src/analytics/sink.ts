@@ -106,7 +106,9 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
           return undefined;
         })
       : undefined;
-  const fence = new Fence({ engine: opts.engine, sink: id, log });
+  // Aborted when the sink stops: a takeover waiting for an earlier writer's inserts gives up.
+  const stopping = new AbortController();
+  const fence = new Fence({ engine: opts.engine, sink: id, log, signal: stopping.signal });
   // Per pipeline, what outlives a term: its consumer, its rows, its counters.
   const parts = which.map((name) => {
     const reports = name === PipelineName.reports;
@@ -216,11 +218,13 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
     bound: () => role.bound(),
     role: () => role.role(),
     async stop() {
+      stopping.abort();
       if (retentionTimer) clearInterval(retentionTimer);
       await role.stop();
       log.info({ id }, 'sink stopped');
     },
     async abort() {
+      stopping.abort();
       if (retentionTimer) clearInterval(retentionTimer);
       await role.abort();
     },
