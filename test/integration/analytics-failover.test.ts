@@ -197,6 +197,31 @@ describe('analytics failover', function () {
     });
   }
 
+  it('lease (chdb) - a lone writer cut off from NATS past its lease stops writing, and writes again under a new epoch once back: every row once', async () => {
+    n = names(`t${randomBytes(4).toString('hex')}`);
+    await ensureStreams(nc, n, TEST_STREAM_LIMITS);
+    engine = await engineCases(() => ch)[0]!.open(randomDatabase());
+    await runMigrations(engine);
+    const proxy = await new CutProxy(nats.port).start();
+    cleanups.push(() => proxy.stop());
+    const ncA = await connectNats({ url: proxy.url });
+    cleanups.push(() => ncA.close().catch(() => undefined));
+    const a = await sink({ id: 'a', nc: ncA, writerLeaseMs: 1_500 });
+    expect(a.role()).to.equal('writer');
+    const batches = randomBatches({ batches: 60, reportsPerBatch: 10, ts: Date.now() - 20_000, seed: 35 });
+    await publishBatches(nc, n, batches.slice(0, 30));
+    await expectEachOnce(engine, batches.slice(0, 30), 10, 15_000);
+    proxy.cut();
+    await waitFor(() => a.role() === 'standby', 'a to stop writing once its lease may have expired', 10_000);
+    expect(a.bound(), 'a standby counts as bound').to.equal(true);
+    await publishBatches(nc, n, batches.slice(30));
+    proxy.restore();
+    await waitFor(() => a.role() === 'writer', 'a to write again', 15_000);
+    await expectEachOnce(engine, batches, 10, 20_000);
+    const epochs = await engine.query<{ epoch: string }>(`SELECT DISTINCT epoch FROM ${engine.database}.sink_fences ORDER BY epoch`);
+    expect(epochs.length, 'a second epoch after the outage').to.equal(2);
+  });
+
   it('fetch (chdb) - large messages (fetches sized by bytes) flow without a fetch error or a stall', async () => {
     n = names(`t${randomBytes(4).toString('hex')}`);
     await ensureStreams(nc, n, TEST_STREAM_LIMITS);
