@@ -328,26 +328,27 @@ ${EVENT_FIGURES.map((n) => `  ${n} Nullable(Float64),`).join('\n')}
   {
     version: 7,
     name: 'fenced ingest: sink_fences, reports_ingest_v3, route_events_ingest',
-    // One sink writes at a time (it holds the writer lease); the fence it
-    // records on taking over turns the inserts of every earlier writer into
+    // One sink writes a stream at a time (it holds the stream's writer lease); the fence
+    // it records on taking over turns the inserts of every earlier writer into
     // no-ops, even one paused mid-batch that wakes up later: each view
     // compares the insert's fence with the highest recorded one when the
     // insert runs. The ingest tables of earlier versions and their views stay
     // (sinks of those versions are not fenced).
     statements: ({ db, features: f }) => {
-      const where = `WHERE fence >= (SELECT max(epoch) FROM ${db}.${TABLES.sinkFences})`;
+      const where = (pipeline: string) => `WHERE fence >= (SELECT max(epoch) FROM ${db}.${TABLES.sinkFences} WHERE pipeline = '${pipeline}')`;
       const events = eventColumns(f).join(', ');
       return [
         `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.sinkFences} (
+  pipeline String,
   epoch UInt64,
   slot UInt32,
   sink String,
   time DateTime('UTC')
-) ENGINE = MergeTree ORDER BY epoch`,
+) ENGINE = MergeTree ORDER BY (pipeline, epoch)`,
         ingestV2Table(db, f, TABLES.reportsIngestV3, 'fence UInt64,\n  '),
-        ...ingestV2Views(db, f, TABLES.reportsIngestV3, { reports: TABLES.reportsIngestV3Mv, rollup: TABLES.rollupV3Mv, attempts: TABLES.attemptsV3Mv }, where),
+        ...ingestV2Views(db, f, TABLES.reportsIngestV3, { reports: TABLES.reportsIngestV3Mv, rollup: TABLES.rollupV3Mv, attempts: TABLES.attemptsV3Mv }, where('reports')),
         `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.eventsIngest} ENGINE = Null AS SELECT toUInt64(0) AS fence, ${events} FROM ${db}.${TABLES.events} WHERE 0`,
-        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.eventsIngestMv} TO ${db}.${TABLES.events} AS\nSELECT ${events} FROM ${db}.${TABLES.eventsIngest} ${where}`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.eventsIngestMv} TO ${db}.${TABLES.events} AS\nSELECT ${events} FROM ${db}.${TABLES.eventsIngest} ${where('events')}`,
       ];
     },
   },

@@ -13,12 +13,18 @@ import { TABLES } from '../../schemas/clickhouse/migrations.ts';
 import type { Logger } from '../lib/log.ts';
 import { EngineKind, sqlString, type AnalyticsEngine } from './engine.ts';
 import { sleep } from './failures.ts';
+import type { PipelineName } from './types.ts';
 
-/** An insert of the tables the fence guards, still running on a server (patterns split so that this query does not match itself). */
-const GUARDED_INSERT = `query LIKE concat('%INSERT', ' INTO%') AND (query LIKE concat('%${TABLES.reportsIngest.slice(0, 4)}', '${TABLES.reportsIngest.slice(4)}%') OR query LIKE concat('%${TABLES.events.slice(0, 4)}', '${TABLES.events.slice(4)}%'))`;
+/** An insert into a table the pipeline's fence guards, still running on a server (patterns split so that this query does not match itself). */
+function guardedInsert(p: PipelineName): string {
+  const t = p === 'reports' ? TABLES.reportsIngest : TABLES.events;
+  return `query LIKE concat('%INSERT', ' INTO%') AND query LIKE concat('%${t.slice(0, 4)}', '${t.slice(4)}%')`;
+}
 
 export interface FenceOptions {
   engine: AnalyticsEngine;
+  /** The stream whose writers it fences (each pipeline has its own writer and fence). */
+  pipeline: PipelineName;
   /** This sink's id (recorded beside its epoch). */
   sink: string;
   log: Logger;
@@ -46,7 +52,7 @@ export class Fence {
   /** The highest epoch recorded (0 before any). */
   async current(): Promise<number> {
     const { engine } = this.o;
-    const r = await engine.query<{ e: number | string }>(`SELECT max(epoch) AS e FROM ${engine.database}.${TABLES.sinkFences}`);
+    const r = await engine.query<{ e: number | string }>(`SELECT max(epoch) AS e FROM ${engine.database}.${TABLES.sinkFences} WHERE pipeline = '${this.o.pipeline}'`);
     return Number(r[0]?.e ?? 0);
   }
 
@@ -62,8 +68,8 @@ export class Fence {
     const slots = await this.shards();
     const time = new Date().toISOString().slice(0, 19).replace('T', ' ');
     let body = '';
-    for (let s = 0; s < slots; s++) body += `${epoch}\t${s}\t${tsv(sink)}\t${time}\n`;
-    await engine.insertTsv(`${engine.database}.${TABLES.sinkFences}`, ['epoch', 'slot', 'sink', 'time'], body);
+    for (let s = 0; s < slots; s++) body += `${this.o.pipeline}\t${epoch}\t${s}\t${tsv(sink)}\t${time}\n`;
+    await engine.insertTsv(`${engine.database}.${TABLES.sinkFences}`, ['pipeline', 'epoch', 'slot', 'sink', 'time'], body);
     await this.settle();
   }
 
@@ -85,7 +91,7 @@ export class Fence {
       const at = url === undefined ? engine : await engine.atServer(url, engine.database);
       try {
         for (;;) {
-          const r = await at.query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE ${GUARDED_INSERT}`);
+          const r = await at.query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE ${guardedInsert(this.o.pipeline)}`);
           const n = Number(r[0]?.n ?? 0);
           if (n === 0 || this.o.signal?.aborted) break;
           if (Date.now() >= until) {

@@ -108,32 +108,23 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
       : undefined;
   // Aborted when the sink stops: a takeover waiting for an earlier writer's inserts gives up.
   const stopping = new AbortController();
-  const fence = new Fence({ engine: opts.engine, sink: id, log, signal: stopping.signal });
-  // Per pipeline, what outlives a term: its consumer, its rows, its counters.
+  const times = leaseTimes(opts);
+  const leaseKv = await openTtlBucket(opts.nc, `${opts.names.prefix}_sink_writer`, times.ttlMs);
+  const owner = `${id}-${randomUUID().slice(0, 8)}`;
+
+  /** One stream: its consumer, rows and counters outlive its writer's terms; its role holds the stream's writer lease. */
   const parts = which.map((name) => {
     const reports = name === PipelineName.reports;
     const stream = reports ? opts.names.reportsStream : opts.names.eventsStream;
-    const durable = new DurableConsumer({
-      jsm,
-      js,
-      engine: opts.engine,
-      stream,
-      durable: durableName(prefix, name),
-      table: reports ? TABLES.reports : TABLES.events,
-      ackWaitMs,
-      maxAckPending,
-      log,
-    });
+    const table = reports ? TABLES.reports : TABLES.events;
+    const durable = new DurableConsumer({ jsm, js, engine: opts.engine, stream, durable: durableName(prefix, name), table, ackWaitMs, maxAckPending, log });
     const rows = reports ? reportRows(opts.engine, stream) : eventRows(opts.engine, stream);
-    return { name, reports, stream, durable, rows, stats: emptyStats() };
-  });
-  let pipelines: Pipeline[] = [];
+    const stats = emptyStats();
+    const fence = new Fence({ engine: opts.engine, pipeline: name, sink: id, log, signal: stopping.signal });
+    let current: Pipeline | undefined;
 
-  /** One writer's term: its pipelines (each bound to its consumer) and their reconcilers, all writing with `epoch`. */
-  const startTerm = async (epoch: number): Promise<Term> => {
-    const term: Pipeline[] = [];
-    for (const part of parts) {
-      const { name, durable, rows, stats } = part;
+    /** A term of this stream's writer: its pipeline bound to the consumer and its reconciler, writing with `epoch`. */
+    const startTerm = async (epoch: number): Promise<Term> => {
       const plog = log.child({ pipeline: name, epoch });
       const bound = await durable.bind();
       const run = new RunState();
@@ -142,7 +133,7 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
         engine: opts.engine,
         rows,
         dedup: new Dedup(opts.engine, name, rows, stats),
-        quarantine: new Quarantine({ engine: opts.engine, pipeline: name, stream: part.stream, sinkId: id, stats, rlog, now }),
+        quarantine: new Quarantine({ engine: opts.engine, pipeline: name, stream, sinkId: id, stats, rlog, now }),
         fence: { epoch, check: () => fence.check(epoch), fenced: () => role.fenced() },
         stats,
         run,
@@ -154,46 +145,29 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
         rlog,
         now,
       });
-      term.push(new Pipeline({ name, durable, bound, rows, writer, stats, run, limits, ackWaitMs, fetchExpiresMs, backoff, stopTimeoutMs: opts.stopTimeoutMs ?? 5_000, log: plog, rlog, now }));
-    }
-    for (const p of term) p.start();
-    // Each pipeline's check that what its consumer acknowledged past is stored (see Reconciler).
-    const reconcilers: Reconciler[] = [];
-    if (reconcileMs > 0) {
-      for (const [i, p] of term.entries()) {
-        const part = parts[i]!;
-        const r = new Reconciler({
-          jsm,
-          stream: part.stream,
-          durable: durableName(prefix, p.name),
-          engine: opts.engine,
-          rows: part.rows,
-          table: part.reports ? TABLES.reports : TABLES.events,
-          store: (items) => p.storeRecovered(items),
-          claims,
-          stats: p.stats,
-          log: log.child({ pipeline: p.name }),
-          rlog,
-          intervalMs: reconcileMs,
-          now,
-        });
-        r.start();
-        reconcilers.push(r);
-      }
-    }
-    pipelines = term;
-    const end = async (how: 'stop' | 'abort') => {
-      // Pipelines first and synchronously: an abort marks them aborted before any pending insert can ack.
-      const pipes = term.map((p) => (how === 'stop' ? p.stop() : p.abort()));
-      await Promise.all([...pipes, ...reconcilers.map((r) => r.stop())]);
+      const p = new Pipeline({ name, durable, bound, rows, writer, stats, run, limits, ackWaitMs, fetchExpiresMs, backoff, stopTimeoutMs: opts.stopTimeoutMs ?? 5_000, log: plog, rlog, now });
+      p.start();
+      // The check that what the consumer acknowledged past is stored (see Reconciler).
+      const rec =
+        reconcileMs > 0
+          ? new Reconciler({ jsm, stream, durable: durableName(prefix, name), engine: opts.engine, rows, table, store: (items) => p.storeRecovered(items), claims, stats, log: plog, rlog, intervalMs: reconcileMs, now })
+          : undefined;
+      rec?.start();
+      current = p;
+      // The pipeline first and synchronously: an abort marks it aborted before any pending insert can ack.
+      const end = async (how: 'stop' | 'abort') => void (await Promise.all([how === 'stop' ? p.stop() : p.abort(), rec?.stop()]));
+      return { bound: () => p.isBound(), stop: () => end('stop'), abort: () => end('abort') };
     };
-    return { bound: () => term.every((p) => p.isBound()), stop: () => end('stop'), abort: () => end('abort') };
+    const lease = new WriterLease({ kv: leaseKv, key: `writer_${name}`, owner, sink: id, ttlMs: times.ttlMs, now });
+    const role = new WriterRole({ lease, fence, startTerm, ...times, log: log.child({ pipeline: name }), rlog });
+    return { name, stats, role, held: () => (role.role() === SinkRole.writer && current ? current.heldMessages() : 0) };
+  });
+  await Promise.all(parts.map((p) => p.role.start()));
+  /** The sink's role: writer of any stream, else taking over any, else standby. */
+  const roleOf = (): SinkRole => {
+    const roles = parts.map((p) => p.role.role());
+    return roles.includes(SinkRole.writer) ? SinkRole.writer : roles.includes(SinkRole.takingOver) ? SinkRole.takingOver : SinkRole.standby;
   };
-
-  const leaseKv = await openTtlBucket(opts.nc, `${opts.names.prefix}_sink_writer`, leaseTimes(opts).ttlMs);
-  const lease = new WriterLease({ kv: leaseKv, owner: `${id}-${randomUUID().slice(0, 8)}`, sink: id, ttlMs: leaseTimes(opts).ttlMs, now });
-  const role = new WriterRole({ lease, fence, startTerm, ...leaseTimes(opts), log, rlog });
-  await role.start();
 
   let retentionTimer: NodeJS.Timeout | undefined;
   if (!opts.engine.features.ttl) {
@@ -204,29 +178,26 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
     retentionTimer = setInterval(enforce, opts.retentionIntervalMs ?? 3_600_000);
     retentionTimer.unref();
   }
-  log.info({ id, pipelines: which, limits, ackWaitMs, engine: opts.engine.description, role: role.role() }, 'sink started');
+  log.info({ id, pipelines: which, limits, ackWaitMs, engine: opts.engine.description, roles: parts.map((p) => p.role.role()) }, 'sink started');
   return {
     id,
     stats() {
       const out = {} as Record<PipelineName, PipelineStats>;
-      for (const part of parts) {
-        const p = pipelines.find((q) => q.name === part.name);
-        out[part.name] = { ...part.stats, quarantined: { ...part.stats.quarantined }, held: role.role() === SinkRole.writer && p ? p.heldMessages() : 0 };
-      }
+      for (const part of parts) out[part.name] = { ...part.stats, quarantined: { ...part.stats.quarantined }, held: part.held() };
       return out;
     },
-    bound: () => role.bound(),
-    role: () => role.role(),
+    bound: () => parts.every((p) => p.role.bound()),
+    role: roleOf,
     async stop() {
       stopping.abort();
       if (retentionTimer) clearInterval(retentionTimer);
-      await role.stop();
+      await Promise.all(parts.map((p) => p.role.stop()));
       log.info({ id }, 'sink stopped');
     },
     async abort() {
       stopping.abort();
       if (retentionTimer) clearInterval(retentionTimer);
-      await role.abort();
+      await Promise.all(parts.map((p) => p.role.abort()));
     },
   };
 }

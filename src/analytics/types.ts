@@ -103,9 +103,9 @@ export function emptyStats(): PipelineStats {
 export interface Sink {
   readonly id: string;
   stats(): Record<PipelineName, PipelineStats>;
-  /** A standby, or the writer with every pipeline's consumer bound (its last fetch worked); false while taking over. */
+  /** Per stream: a standby, or its writer with its consumer bound (its last fetch worked); false while taking over. */
   bound(): boolean;
-  /** Writer (stores the streams), standby, or taking over (raising its fence). */
+  /** Writer (of at least one of its streams), else taking over (raising a fence), else standby. */
   role(): 'writer' | 'standby' | 'taking_over';
   /** Stops fetching, stores what it holds (retrying up to stopTimeoutMs), acks, returns. */
   stop(): Promise<void>;

@@ -1,5 +1,5 @@
 /**
- * The sink's writer lease: one key in a KV bucket whose max_age is the
+ * A stream's writer lease: one key in a KV bucket whose max_age is the
  * lease time. The sink that creates the key is the writer until it stops
  * renewing it (it died, was paused, or lost the servers for a lease time);
  * then the key expires and a standby sink creates it. The key's revision at
@@ -8,8 +8,6 @@
  */
 import type { KV } from '@nats-io/kv';
 import { isConflict } from '../nats/buckets.ts';
-
-const KEY = 'writer';
 
 export interface LeaseHolder {
   /** Unique per sink instance (two sinks may share an id in tests). */
@@ -20,6 +18,8 @@ export interface LeaseHolder {
 
 export interface WriterLeaseOptions {
   kv: KV;
+  /** The lease's key: one per stream (`writer_reports`, `writer_events`). */
+  key: string;
   owner: string;
   sink: string;
   /** The bucket's max_age, ms: how long a lease outlives its last renewal. */
@@ -51,14 +51,14 @@ export class WriterLease {
     const { kv } = this.o;
     const at = this.o.now();
     try {
-      this.revision = await kv.create(KEY, this.value());
+      this.revision = await kv.create(this.o.key, this.value());
     } catch (err) {
       if (!isConflict(err)) throw err;
-      const e = await kv.get(KEY);
+      const e = await kv.get(this.o.key);
       if (!e || e.operation !== 'PUT' || holder(e.value)?.owner !== this.o.owner) return 0;
       // Our own lease from before a lost renewal: take it again, as a new epoch.
       try {
-        this.revision = await kv.update(KEY, this.value(), e.revision);
+        this.revision = await kv.update(this.o.key, this.value(), e.revision);
       } catch (err2) {
         if (isConflict(err2)) return 0;
         throw err2;
@@ -73,7 +73,7 @@ export class WriterLease {
   async renew(): Promise<boolean> {
     const at = this.o.now();
     try {
-      this.revision = await this.o.kv.update(KEY, this.value(), this.revision);
+      this.revision = await this.o.kv.update(this.o.key, this.value(), this.revision);
     } catch (err) {
       if (isConflict(err)) {
         this.epoch = 0;
@@ -95,7 +95,7 @@ export class WriterLease {
     if (this.epoch === 0) return;
     this.epoch = 0;
     try {
-      await this.o.kv.delete(KEY, { previousSeq: this.revision });
+      await this.o.kv.delete(this.o.key, { previousSeq: this.revision });
     } catch (err) {
       if (!isConflict(err)) throw err;
     }
@@ -103,7 +103,7 @@ export class WriterLease {
 
   /** Who holds the lease now (undefined: no one). */
   async holder(): Promise<LeaseHolder | undefined> {
-    const e = await this.o.kv.get(KEY);
+    const e = await this.o.kv.get(this.o.key);
     return e && e.operation === 'PUT' ? holder(e.value) : undefined;
   }
 }
