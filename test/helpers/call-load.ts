@@ -10,17 +10,10 @@
 import { CallError } from '../../src/agent/agent.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import { classifyHttp, createHttpClient } from '../../src/integrations/http.ts';
+import type { CallerRoute } from './scenario-calls.ts';
 
-/** What a caller process is told on its command line (JSON). */
-export interface CallCallerConfig {
-  url: string;
-  prefix: string;
-  partitions: number;
-  modid: number;
-  cmdid: number;
-  /** Hosts the route holds: the caller is ready once its agent has them all. */
-  hosts: number;
-  ratePerS: number;
+/** What a caller process of calls is told on its command line (JSON). */
+export interface CallCallerConfig extends CallerRoute {
   /** One attempt's timeout, ms (the agent's timeoutMs; the deadline is this × maxAttempts). */
   attemptTimeoutMs: number;
   maxAttempts: number;
