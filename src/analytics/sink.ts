@@ -59,7 +59,7 @@ import {
   type SinkOptions,
 } from './types.ts';
 import { BatchWriter, RunState } from './writer.ts';
-import { DEFAULT_WRITER_TTL_MS, WriterLease } from './writer-lease.ts';
+import { DEFAULT_WRITER_TTL_MS, KEY_PREFIX, WriterLease, sinkLeaseBucket } from './writer-lease.ts';
 import { SinkRole, WriterRole, type Term } from './writer-role.ts';
 
 export { durableName } from './consumer.ts';
@@ -109,7 +109,7 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
   // Aborted when the sink stops: a takeover waiting for an earlier writer's inserts gives up.
   const stopping = new AbortController();
   const times = leaseTimes(opts);
-  const leaseKv = await openTtlBucket(opts.nc, `${opts.names.prefix}_sink_writer`, times.ttlMs);
+  const leaseKv = await openTtlBucket(opts.nc, sinkLeaseBucket(opts.names.prefix), times.ttlMs);
   const owner = `${id}-${randomUUID().slice(0, 8)}`;
 
   /** One stream: its consumer, rows and counters outlive its writer's terms; its role holds the stream's writer lease. */
@@ -158,7 +158,7 @@ export async function startSink(opts: SinkOptions): Promise<Sink> {
       const end = async (how: 'stop' | 'abort') => void (await Promise.all([how === 'stop' ? p.stop() : p.abort(), rec?.stop()]));
       return { bound: () => p.isBound(), stop: () => end('stop'), abort: () => end('abort') };
     };
-    const lease = new WriterLease({ kv: leaseKv, key: `writer_${name}`, owner, sink: id, ttlMs: times.ttlMs, now });
+    const lease = new WriterLease({ kv: leaseKv, key: `${KEY_PREFIX}${name}`, owner, sink: id, ttlMs: times.ttlMs, now });
     const role = new WriterRole({ lease, fence, startTerm, ...times, log: log.child({ pipeline: name }), rlog });
     return { name, stats, role, held: () => (role.role() === SinkRole.writer && current ? current.heldMessages() : 0) };
   });

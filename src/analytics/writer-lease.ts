@@ -7,7 +7,11 @@
  * always has the higher fence (fence.ts).
  */
 import type { KV } from '@nats-io/kv';
-import { isConflict } from '../nats/buckets.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { bindBucket, isConflict, readBucket } from '../nats/buckets.ts';
+
+/** Keys of the bucket: `writer_<pipeline>`. */
+export const KEY_PREFIX = 'writer_';
 
 export interface LeaseHolder {
   /** Unique per sink instance (two sinks may share an id in tests). */
@@ -115,4 +119,29 @@ function holder(bytes: Uint8Array): LeaseHolder | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A stream's writer as the lease bucket tells it. */
+export interface SinkWriter {
+  /** The stream's pipeline: `reports` or `events`. */
+  stream: string;
+  sink: string;
+  /** Since the lease was last renewed, ms (by the reader's clock against the server's timestamp). */
+  renewedAgoMs: number;
+}
+
+/** The lease bucket of the sinks under a prefix. */
+export const sinkLeaseBucket = (prefix: string): string => `${prefix}_sink_writer`;
+
+/** The sink writing each stream now (a stream with no entry has no writer); undefined when no sink ever ran under the prefix. */
+export async function sinkWriters(nc: NatsConnection, prefix: string, now: () => number = Date.now): Promise<SinkWriter[] | undefined> {
+  const kv = await bindBucket(nc, sinkLeaseBucket(prefix));
+  if (kv === undefined) return undefined;
+  const out: SinkWriter[] = [];
+  for (const e of await readBucket(kv)) {
+    if (e.operation !== 'PUT' || !e.key.startsWith(KEY_PREFIX)) continue;
+    const h = holder(e.value);
+    if (h) out.push({ stream: e.key.slice(KEY_PREFIX.length), sink: h.sink, renewedAgoMs: Math.max(0, now() - e.created.getTime()) });
+  }
+  return out.sort((a, b) => a.stream.localeCompare(b.stream));
 }

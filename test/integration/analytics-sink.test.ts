@@ -15,6 +15,7 @@ import { ensureStreams } from '../../src/nats/streams.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
+import { sinkWriters } from '../../src/analytics/writer-lease.ts';
 import { faultScenario, publishBatches, publishEvents, randomBatches, reportBatch, routeEvent } from '../helpers/analytics-fixtures.ts';
 import {
   countRows,
@@ -175,12 +176,14 @@ describe('analytics sink', function () {
         const b = await sink({ id: 'b', batch: { maxWaitMs: 50, maxMessages: 20 } });
         expect([a.role(), b.role()]).to.deep.equal(['writer', 'standby']);
         expect(b.bound(), 'a standby is bound (ready)').to.equal(true);
+        expect((await sinkWriters(nc, n.prefix))?.map((w) => [w.stream, w.sink])).to.deep.equal([['events', 'a'], ['reports', 'a']]);
         const batches = randomBatches({ batches: 400, reportsPerBatch: 25, ts: Date.now() - 5_000, seed: 9 });
         await publishBatches(nc, n, batches.slice(0, 200));
         await waitFor(async () => (await countRows(engine, 'reports')) === 5_000, 'the first half', 30_000);
         // A graceful stop gives the lease up: the standby takes over within its poll, not a lease time.
         await a.stop();
         await waitFor(() => b.role() === 'writer', 'b to take over', 5_000);
+        expect((await sinkWriters(nc, n.prefix))?.map((w) => w.sink)).to.deep.equal(['b', 'b']);
         await publishBatches(nc, n, batches.slice(200));
         await waitFor(async () => (await countRows(engine, 'reports')) === 10_000, 'all rows', 30_000);
         const per = await rowsPerSeq(engine, 'reports');
