@@ -3,90 +3,11 @@ package lars
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 )
 
-// Unit tests of the agent's parts without a server: the outbox's bound and
-// retries, the route following's version order and held updates, Watch.
-
-// fakeStream acknowledges publishes when told to, recording the message ids it stored.
-type fakeStream struct {
-	mu     sync.Mutex
-	fail   bool
-	stored map[string]int
-	calls  int
-}
-
-func (f *fakeStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.fail {
-		return errors.New("no responders")
-	}
-	if f.stored == nil {
-		f.stored = map[string]int{}
-	}
-	f.stored[msgID]++
-	return nil
-}
-
-func (f *fakeStream) setFail(v bool) {
-	f.mu.Lock()
-	f.fail = v
-	f.mu.Unlock()
-}
-
-func TestOutboxRetriesUntilAcknowledged(t *testing.T) {
-	s := &fakeStream{fail: true}
-	o := newOutbox(s.publish, "a1", "i1", 4, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
-	for i := 0; i < 10; i++ {
-		o.add("lars.report.0.1.1", []byte{0x80}, 10)
-	}
-	waitUntil(t, "failed publishes retried", 5*time.Second, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.calls >= 8
-	})
-	if st := o.stats(); st.pendingReports != 100 || st.ackedBatches != 0 {
-		t.Fatalf("while failing: %+v", st)
-	}
-	s.setFail(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := o.settled(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st := o.stats()
-	if st.ackedBatches != 10 || st.ackedReports != 100 || st.drops != 0 || st.pendingReports != 0 || st.retried == 0 {
-		t.Fatalf("after recovery: %+v", st)
-	}
-	if len(s.stored) != 10 || s.stored["a1/i1/1"] != 1 || s.stored["a1/i1/10"] != 1 {
-		t.Fatalf("stored ids %v", s.stored)
-	}
-	o.abandon()
-}
-
-func TestOutboxBoundDropsTheOldestAndCountsThem(t *testing.T) {
-	s := &fakeStream{fail: true}
-	o := newOutbox(s.publish, "a1", "i1", 1, 50, func() int { return 0 }, time.Hour, nopLogger{})
-	for i := 0; i < 10; i++ {
-		o.add("lars.report.0.1.1", []byte{0x80}, 10)
-	}
-	waitUntil(t, "the first publish answered", 5*time.Second, func() bool { return o.stats().pendingBatches <= 5 })
-	st := o.stats()
-	if st.drops != 50 || st.pendingReports != 50 {
-		t.Fatalf("bound of 50 with 100 made: %+v", st)
-	}
-	if n := o.abandon(); n != 50 {
-		t.Fatalf("abandon dropped %d, want 50", n)
-	}
-	if o.stats().drops != 100 {
-		t.Fatalf("drops %d after abandon", o.stats().drops)
-	}
-}
+// Unit tests of the agent's parts without a server: the route following's version order and held updates, Watch.
 
 func testAgent(t *testing.T) (*Agent, *followed) {
 	t.Helper()
@@ -243,44 +164,4 @@ func TestIsIPv4(t *testing.T) {
 			t.Errorf("%q: isIPv4 %v, pattern %v", s, isIPv4(s), ipv4Pattern.MatchString(s))
 		}
 	}
-}
-
-// lossyStream never answers the first publish of each message id (as a lost
-// publish or a lost leader), and stores the rest.
-type lossyStream struct {
-	fakeStream
-	seen map[string]bool
-}
-
-func (l *lossyStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
-	l.mu.Lock()
-	first := !l.seen[msgID]
-	if l.seen == nil {
-		l.seen = map[string]bool{}
-	}
-	l.seen[msgID] = true
-	l.mu.Unlock()
-	if first {
-		<-ctx.Done() // no answer until the outbox gives up on everything
-		return ctx.Err()
-	}
-	return l.fakeStream.publish(ctx, subject, data, msgID)
-}
-
-func TestOutboxPublishesAgainWhenNoAckComesInTime(t *testing.T) {
-	l := &lossyStream{}
-	o := newOutbox(l.publish, "a1", "i1", 8, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
-	for i := 0; i < 5; i++ {
-		o.add("lars.report.0.1.1", []byte{0x80}, 2)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := o.settled(ctx); err != nil {
-		t.Fatalf("the unanswered publishes were not sent again: %v (%+v)", err, o.stats())
-	}
-	st := o.stats()
-	if st.ackedBatches != 5 || st.retried < 5 || st.drops != 0 {
-		t.Fatalf("%+v", st)
-	}
-	o.abandon()
 }

@@ -7,8 +7,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Tests against a real nats-server and route node, started by
@@ -162,54 +165,81 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// TestLiveOutage reports steadily while the test driver kills the
-// nats-server and starts it again on its store (LARS_TEST_OUTAGE set): every
-// report made is acknowledged in the end, none dropped, and picks go on from
-// the cache while the server is away. It prints GO_READY
-// once acks flow, GO_DISCONNECTED when it lost the server, and GO_OUTAGE
-// with its counts at the end.
+// reportSteadily makes 12 reports every 5ms on a until stop is closed.
+func reportSteadily(t *testing.T, a *Agent, stop, stopped chan struct{}) {
+	defer close(stopped)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	k := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		for i := 0; i < 12; i++ {
+			k++
+			h := Host{IP: fmt.Sprintf("10.0.0.%d", 1+k%2), Port: 8000, Modid: uint32(1 + k%3), Cmdid: 1}
+			rc := int32(0)
+			if k%7 == 0 {
+				rc = 1
+			}
+			if err := a.Report(h, rc, time.Duration(1+k%13)*time.Millisecond); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+}
+
+// TestLiveOutage reports steadily from two agents, one on its own
+// connection and one on a connection the caller opened and passed in
+// (Options.Conn), while the test driver kills the nats-server and starts it
+// again on its store (LARS_TEST_OUTAGE set): every report made is
+// acknowledged in the end, none dropped, the batches acknowledged around the
+// outage are published once more to confirm them, and picks go on from the
+// cache while the server is away. It prints GO_READY once acks flow,
+// GO_DISCONNECTED when it lost the server, and GO_OUTAGE with its counts at
+// the end.
 func TestLiveOutage(t *testing.T) {
 	if os.Getenv("LARS_TEST_OUTAGE") == "" {
 		t.Skip("no LARS_TEST_OUTAGE: run by test/integration/go-sdk.test.ts")
 	}
 	opts, _, _ := liveEnv(t)
-	opts.AgentID = "go-outage"
 	opts.BatchMaxReports = 50
 	opts.BatchMaxDelay = 10 * time.Millisecond
 	opts.AckTimeout = 2 * time.Second
+	opts.ConfirmDelay = 300 * time.Millisecond
 	ctx := context.Background()
-	a, err := Connect(ctx, opts)
+	own := opts
+	own.AgentID = "go-outage"
+	a, err := Connect(ctx, own)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close(ctx)
+	var callerReconnects atomic.Int32
+	nc, err := nats.Connect(opts.Servers, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.ReconnectHandler(func(*nats.Conn) { callerReconnects.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	shared := opts
+	shared.AgentID = "go-outage-shared"
+	shared.Conn = nc
+	b, err := Connect(ctx, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	agents := []*Agent{a, b}
 	stop := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		k := 0
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			for i := 0; i < 12; i++ {
-				k++
-				h := Host{IP: fmt.Sprintf("10.0.0.%d", 1+k%2), Port: 8000, Modid: uint32(1 + k%3), Cmdid: 1}
-				rc := int32(0)
-				if k%7 == 0 {
-					rc = 1
-				}
-				if err := a.Report(h, rc, time.Duration(1+k%13)*time.Millisecond); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}
-	}()
+	var done []chan struct{}
+	for _, x := range agents {
+		stopped := make(chan struct{})
+		done = append(done, stopped)
+		go reportSteadily(t, x, stop, stopped)
+	}
 	// a route followed before the outage: its state arrives on its subject (no route node here)
 	if _, err := a.route(9, 9); err != nil {
 		t.Fatal(err)
@@ -226,7 +256,9 @@ func TestLiveOutage(t *testing.T) {
 		_, err := a.GetHost(ctx, 9, 9)
 		return err == nil
 	})
-	waitUntil(t, "steady acked traffic", 20*time.Second, func() bool { return a.Stats().AckedBatches >= 20 })
+	for _, x := range agents {
+		waitUntil(t, "steady acked traffic", 20*time.Second, func() bool { return x.Stats().AckedBatches >= 20 })
+	}
 	fmt.Println("GO_READY")
 	waitUntil(t, "the disconnect", 20*time.Second, func() bool { return !a.IsConnected() })
 	fmt.Println("GO_DISCONNECTED")
@@ -237,24 +269,72 @@ func TestLiveOutage(t *testing.T) {
 		}
 	}
 	before := a.Stats().Reports
-	waitUntil(t, "the reconnect", 60*time.Second, func() bool { return a.IsConnected() })
+	waitUntil(t, "the reconnect", 60*time.Second, func() bool { return a.IsConnected() && b.IsConnected() })
 	if a.Stats().Reports <= before {
 		t.Fatal("no reports made during the outage")
 	}
-	acked := a.Stats().AckedBatches
-	waitUntil(t, "acks after the restart", 30*time.Second, func() bool { return a.Stats().AckedBatches >= acked+20 })
+	waitUntil(t, "the caller's reconnect handler called (kept by the agent)", 10*time.Second, func() bool { return callerReconnects.Load() > 0 })
+	for _, x := range agents {
+		acked := x.Stats().AckedBatches
+		waitUntil(t, "acks after the restart", 30*time.Second, func() bool { return x.Stats().AckedBatches >= acked+20 })
+		waitUntil(t, "the batches acknowledged around the outage confirmed", 30*time.Second, func() bool { return x.Stats().ConfirmedBatches > 0 })
+	}
 	close(stop)
-	<-stopped
-	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	out := map[string]any{}
+	for i, x := range agents {
+		<-done[i]
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := x.Flush(fctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := x.Stats()
+		if st.DroppedReports != 0 || st.PendingReports != 0 || st.AckedBatches != st.Batches || st.AckedReports != st.Reports {
+			t.Fatalf("%s after the outage: %+v", x.ID(), st)
+		}
+		out[x.ID()] = map[string]any{"reports": st.Reports, "batches": st.Batches, "retried": st.RetriedBatches, "confirmed": st.ConfirmedBatches}
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if nc.IsClosed() {
+		t.Fatal("closing the agent closed the caller's connection")
+	}
+	fmt.Printf("GO_OUTAGE %s\n", mustJSON(out))
+}
+
+// TestLiveCoreDelivery reports with ReportDeliveryCore (LARS_TEST_CORE
+// set): plain publishes, never acknowledged, in the reports stream all the
+// same; Flush waits for the server to have them.
+func TestLiveCoreDelivery(t *testing.T) {
+	if os.Getenv("LARS_TEST_CORE") == "" {
+		t.Skip("no LARS_TEST_CORE: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	opts.AgentID = "go-core-" + randomID(3)
+	opts.ReportDelivery = ReportDeliveryCore
+	opts.BatchMaxReports = 10
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := a.Flush(fctx); err != nil {
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	for _, r := range scriptedReports() {
+		if err := a.Report(r.host, r.retcode, r.latency); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st := a.Stats()
-	if st.DroppedReports != 0 || st.PendingReports != 0 || st.AckedBatches != st.Batches || st.AckedReports != st.Reports {
-		t.Fatalf("after the outage: %+v", st)
+	if st.AckedBatches != 0 || st.Batches != 3 || st.PendingReports != 0 || st.DroppedReports != 0 {
+		t.Fatalf("core delivery: %+v", st)
 	}
-	fmt.Printf("GO_OUTAGE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports, "batches": st.Batches, "retried": st.RetriedBatches}))
+	fmt.Printf("GO_CORE %s\n", mustJSON(map[string]any{"agent": a.ID(), "reports": st.Reports}))
 }
 
 // ScriptedReports is the fixed list of reports TestLiveScriptedReports makes
