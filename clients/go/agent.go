@@ -38,6 +38,8 @@ type Agent struct {
 	kv   nats.KeyValue
 	regs registrations
 	done chan struct{}
+	// reads a route's stored state again (tests replace it)
+	readRoute func(*followed)
 }
 
 // Stats are the agent's counters.
@@ -46,7 +48,9 @@ type Stats struct {
 	Picks, Reports, Batches, AckedBatches, AckedReports   uint64
 	RetriedBatches, ConfirmedBatches, DroppedReports      uint64
 	RouteUpdates, StaleUpdates, HeldEmptyUpdates, Resyncs uint64
-	Rejects                                               map[RejectKind]uint64
+	// VersionResets: routes whose stored state was found gone, or older and published later, while one was held (their versions start again)
+	VersionResets uint64
+	Rejects       map[RejectKind]uint64
 }
 
 // Connect connects to NATS as Options say and returns an agent. ctx bounds the connection attempt.
@@ -336,7 +340,7 @@ func (a *Agent) Stats() Stats {
 		Routes: n, PendingReports: o.pendingReports + a.batcher.pending(), PendingBatches: o.pendingBatches,
 		Picks: a.picks.Load(), Reports: a.reports.Load(), Batches: a.batcher.batchCount(), AckedBatches: o.ackedBatches, AckedReports: o.ackedReports,
 		RetriedBatches: o.retried, ConfirmedBatches: o.confirmedBatches, DroppedReports: o.drops + a.coreDrops.Load(),
-		RouteUpdates: a.counters.updates.Load(), StaleUpdates: a.counters.stale.Load(), HeldEmptyUpdates: a.counters.held.Load(), Resyncs: a.counters.resyncs.Load(),
+		RouteUpdates: a.counters.updates.Load(), StaleUpdates: a.counters.stale.Load(), HeldEmptyUpdates: a.counters.held.Load(), Resyncs: a.counters.resyncs.Load(), VersionResets: a.counters.versionResets.Load(),
 		Rejects: a.rejects.snapshot(),
 	}
 }

@@ -165,3 +165,58 @@ func TestIsIPv4(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionsStartAgainWhenTheBucketLostTheState: a server back on a fresh
+// store publishes the route from version 1 again; the agent takes it once the
+// bucket shows the state it held is gone, and reads the bucket when a lower
+// version comes published later than the one it holds.
+func TestVersionsStartAgainWhenTheBucketLostTheState(t *testing.T) {
+	a, r := testAgent(t)
+	reads := make(chan *followed, 4)
+	a.readRoute = func(r *followed) { reads <- r }
+	held := tenHostState(7)
+	a.apply(r, held)
+	// a late message: lower version, published earlier: ignored, no read
+	late := tenHostState(3)
+	late.Ts = held.Ts - 1
+	a.apply(r, late)
+	if r.state.Version != 7 || len(reads) != 0 {
+		t.Fatalf("a late message: version %d, %d reads", r.state.Version, len(reads))
+	}
+	// a lower version published later: ignored, and the bucket is read (once per interval)
+	restarted := tenHostState(1)
+	restarted.Ts = held.Ts + 1000
+	restarted.Hosts = restarted.Hosts[:3]
+	a.apply(r, restarted)
+	a.apply(r, restarted)
+	select {
+	case <-reads:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no bucket read after a lower version published later")
+	}
+	if r.state.Version != 7 || len(reads) != 0 {
+		t.Fatalf("version %d, %d more reads", r.state.Version, len(reads))
+	}
+	// a stale replica (older in both) is no reset
+	a.stored(r, encodeRouteState(late), true)
+	if r.versionReset || a.counters.versionResets.Load() != 0 {
+		t.Fatal("a stale replica's read reset the versions")
+	}
+	// the bucket has no state any more: the versions started again; the held state keeps serving
+	a.stored(r, nil, false)
+	if !r.versionReset || a.counters.versionResets.Load() != 1 || r.state.Version != 7 {
+		t.Fatalf("after the bucket lost the state: reset %v, %d resets, version %d", r.versionReset, a.counters.versionResets.Load(), r.state.Version)
+	}
+	if _, err := a.pickFrom(r, "", false); err != nil {
+		t.Fatalf("picking from the held state: %v", err)
+	}
+	a.apply(r, restarted)
+	if r.state.Version != 1 || len(r.model.hosts) != 3 || r.versionReset {
+		t.Fatalf("the restarted route was not taken: version %d, %d hosts, reset %v", r.state.Version, len(r.model.hosts), r.versionReset)
+	}
+	// from there on, versions never go backwards again
+	a.apply(r, tenHostState(0))
+	if r.state.Version != 1 {
+		t.Fatalf("version %d after an older one", r.state.Version)
+	}
+}

@@ -361,3 +361,49 @@ func TestRouteStateFastPathAgreesWithTheGeneralPath(t *testing.T) {
 		t.Fatalf("fast %v %+v, general %v %+v", ok, fs, err, gs)
 	}
 }
+
+type stampVector struct {
+	Version uint64  `json:"version"`
+	Ts      float64 `json:"ts"`
+	Removed bool    `json:"removed"`
+}
+
+func (v *stampVector) stamp() *versionStamp {
+	if v == nil {
+		return nil
+	}
+	return &versionStamp{v.Version, v.Ts, v.Removed}
+}
+
+func TestConformanceFollow(t *testing.T) {
+	var f struct {
+		StateVerdicts []struct {
+			Name         string       `json:"name"`
+			Held         *stampVector `json:"held"`
+			State        stampVector  `json:"state"`
+			VersionReset bool         `json:"version_reset"`
+			Want         string       `json:"want"`
+		} `json:"state_verdicts"`
+		VersionResets []struct {
+			Name         string       `json:"name"`
+			Held         *stampVector `json:"held"`
+			Stored       *stampVector `json:"stored"`
+			VersionReset bool         `json:"version_reset"`
+			Want         bool         `json:"want"`
+		} `json:"version_resets"`
+	}
+	readVectors(t, "follow.json", &f)
+	if len(f.StateVerdicts) < 20 || len(f.VersionResets) < 20 {
+		t.Fatalf("%d state verdicts, %d version resets", len(f.StateVerdicts), len(f.VersionResets))
+	}
+	for _, v := range f.StateVerdicts {
+		if got := stateVerdictOf(v.Held.stamp(), *v.State.stamp(), v.VersionReset); string(got) != v.Want {
+			t.Errorf("%s: %s, want %s", v.Name, got, v.Want)
+		}
+	}
+	for _, v := range f.VersionResets {
+		if got := versionsStartedAgain(v.Held.stamp(), v.Stored.stamp(), v.VersionReset); got != v.Want {
+			t.Errorf("%s: %v, want %v", v.Name, got, v.Want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import { createStrategy, seededRandom } from '../../actors/strategies/index.ts';
 import { AgentRoute } from '../../actors/agent-route.ts';
 import { pickVectors, host, state } from './conformance-picks.ts';
 import { wireVectors } from './conformance-wire.ts';
+import { followVectors } from './conformance-follow.ts';
 
 export const CONFORMANCE_DIR = join(import.meta.dirname, '..', '..', 'schemas', 'conformance');
 
@@ -52,6 +53,7 @@ export function conformanceFiles(): Record<string, string> {
   return {
     'picks.json': text({ version: 1, picks: pickVectors(), shares: shareVectors() }),
     'wire.json': text({ version: 1, ...wireVectors() }),
+    'follow.json': text({ version: 1, ...followVectors() }),
   };
 }
 
