@@ -267,8 +267,21 @@ func (a *Agent) Report(h Host, retcode int32, latency time.Duration) error {
 // ReportUtilization is Report with the busy share (0..1) the host answered
 // with; above 1 counts as 1, a negative value as none.
 func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, utilization float64) error {
+	return a.ReportAttempt(h, retcode, latency, utilization, 0, AttemptFirst)
+}
+
+// ReportAttempt is ReportUtilization for a call that was attempt number
+// `attempt` (1..255; 2 for the second) of one logical call, a retry or a
+// hedge: the route node counts it against the route's retry or hedge
+// budget. Kind AttemptFirst is a first attempt (no mark).
+func (a *Agent) ReportAttempt(h Host, retcode int32, latency time.Duration, utilization float64, attempt int, kind AttemptKind) error {
 	if a.closed.Load() {
 		return ErrClosed
+	}
+	if kind == AttemptFirst {
+		attempt = 0
+	} else if attempt < 1 || attempt > maxAttempt || kind > AttemptHedge {
+		return fmt.Errorf("lars: bad report: attempt %d kind %d", attempt, kind)
 	}
 	if latency < 0 || math.IsNaN(utilization) {
 		return fmt.Errorf("lars: bad report: latency %v utilization %v", latency, utilization)
@@ -304,7 +317,7 @@ func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, 
 		r.mu.Unlock()
 	}
 	a.reports.Add(1)
-	a.batcher.add(now, h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization)
+	a.batcher.add(now, h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization, attempt, kind)
 	return nil
 }
 

@@ -220,3 +220,55 @@ func TestVersionsStartAgainWhenTheBucketLostTheState(t *testing.T) {
 		t.Fatalf("version %d after an older one", r.state.Version)
 	}
 }
+
+func TestReportAttemptMarksRetriesAndHedges(t *testing.T) {
+	a, r := testAgent(t)
+	var batches [][]byte
+	a.batcher = newBatcher(a.names, 64, a.id, "", 1000, time.Hour, func(_ string, d []byte, _ int) { batches = append(batches, d) })
+	a.apply(r, tenHostState(1))
+	h, _ := a.pickFrom(r, "", false)
+	if err := a.ReportAttempt(h, RetcodeOverloaded, time.Millisecond, -1, 1, AttemptFirst); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReportAttempt(h, 0, time.Millisecond, -1, 2, AttemptRetry); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReportAttempt(h, 0, time.Millisecond, 0.5, 3, AttemptHedge); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		attempt int
+		kind    AttemptKind
+	}{{0, AttemptRetry}, {256, AttemptHedge}, {2, AttemptKind(3)}} {
+		if err := a.ReportAttempt(h, 0, time.Millisecond, -1, bad.attempt, bad.kind); err == nil {
+			t.Fatalf("attempt %d kind %d taken", bad.attempt, bad.kind)
+		}
+	}
+	a.batcher.flush()
+	if len(batches) != 1 {
+		t.Fatalf("%d batches", len(batches))
+	}
+	b, err := DecodeReportBatch(batches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AttemptMark{{1, 2, AttemptRetry}, {2, 3, AttemptHedge}}
+	if len(b.Reports) != 3 || b.Reports[0].Retcode != RetcodeOverloaded || len(b.Attempts) != 2 || b.Attempts[0] != want[0] || b.Attempts[1] != want[1] {
+		t.Fatalf("batch %+v", b)
+	}
+}
+
+func TestRouteExposesTheCallPolicy(t *testing.T) {
+	a, r := testAgent(t)
+	s := tenHostState(2)
+	budget, delay, shed := 0.2, 35.5, 0.25
+	s.RetryBudget, s.HedgeDelayMs, s.Shed = &budget, &delay, &shed
+	a.onMessage(r, encodeRouteState(s), "lars.route.1.1")
+	got, err := a.Route(context.Background(), 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RetryBudget == nil || *got.RetryBudget != 0.2 || got.HedgeDelayMs == nil || *got.HedgeDelayMs != 35.5 || got.Shed == nil || *got.Shed != 0.25 || got.RetryFloor != nil || got.HedgeBudget != nil {
+		t.Fatalf("call policy of the route: %+v", got)
+	}
+}

@@ -176,6 +176,8 @@ type batchStep struct {
 	Retcode     int32    `json:"retcode"`
 	LatencyMs   float64  `json:"latency_ms"`
 	Utilization *float64 `json:"utilization"`
+	Attempt     int      `json:"attempt"`
+	AttemptKind int      `json:"attempt_kind"`
 }
 
 type batchVector struct {
@@ -287,7 +289,11 @@ func TestConformanceWire(t *testing.T) {
 			if st.Utilization != nil {
 				u = *st.Utilization
 			}
-			b.add(clock, st.Modid, st.Cmdid, st.IP, st.Port, nil, st.Retcode, st.LatencyMs, u)
+			kind := AttemptKind(st.AttemptKind)
+			if st.Attempt > 0 && kind == AttemptFirst {
+				kind = AttemptRetry // the reference's default kind of a mark
+			}
+			b.add(clock, st.Modid, st.Cmdid, st.IP, st.Port, nil, st.Retcode, st.LatencyMs, u, st.Attempt, kind)
 		}
 		b.flush()
 		b.stop()

@@ -181,7 +181,7 @@ func fastRouteState(b []byte) (*RouteState, bool) {
 	}
 	s := &RouteState{}
 	var seen uint32
-	const all = 1<<12 - 1
+	const all = 1<<17 - 1
 	for i := 0; i < n; i++ {
 		key, ok := r.strBytes()
 		if !ok {
@@ -250,6 +250,13 @@ func fastRouteState(b []byte) (*RouteState, bool) {
 			default:
 				return nil, false
 			}
+		case "retry_budget", "retry_floor", "hedge_delay_ms", "hedge_budget", "shed":
+			i := policyIndex[string(key)]
+			if f, ok = r.num(); !ok || !inRange(f, 0, callPolicyKeys[i].max) {
+				return nil, false
+			}
+			v := f
+			*s.policyField(i) = &v
 		case "hosts":
 			hn, ok := r.arrayLen()
 			if !ok || hn > maxHosts {
@@ -263,13 +270,20 @@ func fastRouteState(b []byte) (*RouteState, bool) {
 			}
 		}
 	}
-	if seen|stateKeys["strategy"] != all || r.p != len(b) {
+	if seen|optionalStateKeys != all || r.p != len(b) {
 		return nil, false
 	}
 	return s, true
 }
 
-var stateKeys = map[string]uint32{"v": 1, "sender": 2, "modid": 4, "cmdid": 8, "version": 16, "ts": 32, "profile": 64, "panic": 128, "removed": 256, "probe_num": 512, "hosts": 1024, "strategy": 2048}
+var stateKeys = map[string]uint32{"v": 1, "sender": 2, "modid": 4, "cmdid": 8, "version": 16, "ts": 32, "profile": 64, "panic": 128, "removed": 256, "probe_num": 512, "hosts": 1024, "strategy": 2048,
+	"retry_budget": 4096, "retry_floor": 8192, "hedge_delay_ms": 16384, "hedge_budget": 32768, "shed": 65536}
+
+// optionalStateKeys: the keys a valid state may leave out (the strategy and the call policy).
+const optionalStateKeys = 2048 | 4096 | 8192 | 16384 | 32768 | 65536
+
+// policyIndex: a call policy key's index in callPolicyKeys.
+var policyIndex = map[string]int{"retry_budget": 0, "retry_floor": 1, "hedge_delay_ms": 2, "hedge_budget": 3, "shed": 4}
 
 var hostKeysBits = map[string]uint32{"ip": 1, "port": 2, "weight": 4, "state": 8, "reason": 16, "since": 32, "pick_weight": 64, "zone": 128, "trial_agent": 256}
 
