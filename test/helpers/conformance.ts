@@ -11,6 +11,7 @@ import { AgentRoute } from '../../actors/agent-route.ts';
 import { pickVectors, host, state } from './conformance-picks.ts';
 import { wireVectors } from './conformance-wire.ts';
 import { followVectors } from './conformance-follow.ts';
+import { callVectors } from './conformance-calls.ts';
 
 export const CONFORMANCE_DIR = join(import.meta.dirname, '..', '..', 'schemas', 'conformance');
 
@@ -54,6 +55,7 @@ export function conformanceFiles(): Record<string, string> {
     'picks.json': text({ version: 1, picks: pickVectors(), shares: shareVectors() }),
     'wire.json': text({ version: 1, ...wireVectors() }),
     'follow.json': text({ version: 1, ...followVectors() }),
+    'calls.json': text({ version: 1, ...callVectors() }),
   };
 }
 
