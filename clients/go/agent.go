@@ -40,6 +40,7 @@ type Agent struct {
 	done chan struct{}
 	// reads a route's stored state again (tests replace it)
 	readRoute func(*followed)
+	calls     callCounters
 }
 
 // Stats are the agent's counters.
@@ -50,7 +51,11 @@ type Stats struct {
 	RouteUpdates, StaleUpdates, HeldEmptyUpdates, Resyncs uint64
 	// VersionResets: routes whose stored state was found gone, or older and published later, while one was held (their versions start again)
 	VersionResets uint64
-	Rejects       map[RejectKind]uint64
+	// Call: logical calls, attempts by kind (first, retry, hedge), calls stopped without a result by why
+	Calls                          uint64
+	FirstAttempts, Retries, Hedges uint64
+	CallStops                      map[CallStop]uint64
+	Rejects                        map[RejectKind]uint64
 }
 
 // Connect connects to NATS as Options say and returns an agent. ctx bounds the connection attempt.
@@ -354,6 +359,7 @@ func (a *Agent) Stats() Stats {
 		Picks: a.picks.Load(), Reports: a.reports.Load(), Batches: a.batcher.batchCount(), AckedBatches: o.ackedBatches, AckedReports: o.ackedReports,
 		RetriedBatches: o.retried, ConfirmedBatches: o.confirmedBatches, DroppedReports: o.drops + a.coreDrops.Load(),
 		RouteUpdates: a.counters.updates.Load(), StaleUpdates: a.counters.stale.Load(), HeldEmptyUpdates: a.counters.held.Load(), Resyncs: a.counters.resyncs.Load(), VersionResets: a.counters.versionResets.Load(),
+		Calls: a.calls.calls.Load(), FirstAttempts: a.calls.attempts[AttemptFirst].Load(), Retries: a.calls.attempts[AttemptRetry].Load(), Hedges: a.calls.attempts[AttemptHedge].Load(), CallStops: a.calls.snapshot(),
 		Rejects: a.rejects.snapshot(),
 	}
 }

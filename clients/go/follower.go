@@ -53,8 +53,11 @@ type followed struct {
 	versionReset bool
 	// when a lower version made the agent read the bucket
 	checkedAt time.Time
-	closed    bool
-	nowFn     func() float64
+	// Call: this agent's budget of the route's call policy, and the source of its shedding draws
+	budget     *callBudget
+	callRandom Random
+	closed     bool
+	nowFn      func() float64
 }
 
 func routeKey(modid, cmdid uint32) uint64 { return uint64(modid)<<32 | uint64(cmdid) }
