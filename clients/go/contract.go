@@ -116,7 +116,15 @@ func DecodeRouteState(b []byte) (*RouteState, error) {
 	if len(b) > maxMsgBytes {
 		return nil, reject(RejectOversize, "message of %d bytes", len(b))
 	}
-	if s, ok := fastRouteState(b); ok {
+	return decodeRouteStateInterned(b, nil)
+}
+
+// decodeRouteStateInterned is DecodeRouteState reusing the strings of intern (see fastReader.text).
+func decodeRouteStateInterned(b []byte, intern map[string]string) (*RouteState, error) {
+	if len(b) > maxMsgBytes {
+		return nil, reject(RejectOversize, "message of %d bytes", len(b))
+	}
+	if s, ok := fastRouteStateInterned(b, intern); ok {
 		return s, nil
 	}
 	return decodeRouteStateGeneral(b)

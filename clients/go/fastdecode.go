@@ -18,7 +18,12 @@ import (
 type fastReader struct {
 	b []byte
 	p int
+	// the strings read before, by their bytes (nil: none kept); one reader's alone
+	intern map[string]string
 }
+
+// maxInterned: strings a route keeps for the next state at most (its hosts' addresses, states, reasons).
+const maxInterned = 1024
 
 func (r *fastReader) byte() (byte, bool) {
 	if r.p >= len(r.b) {
@@ -151,13 +156,27 @@ func (r *fastReader) num() (float64, bool) {
 func inRange(f, min, max float64) bool { return isFinite(f) && f >= min && f <= max }
 func isInt(f, min, max float64) bool   { return inRange(f, min, max) && f == math.Trunc(f) }
 
-// text is a string field checked for its length (UTF-16 units) and interned when short.
+// text is a string field checked for its length (UTF-16 units); with an
+// intern table, a string read before is the same string again (a route's
+// next state repeats nearly every string of the last: no allocation).
 func (r *fastReader) text(min, max int) (string, bool) {
 	s, ok := r.strBytes()
 	if !ok {
 		return "", false
 	}
-	str := string(s)
+	var str string
+	if r.intern != nil {
+		if v, hit := r.intern[string(s)]; hit {
+			str = v
+		} else {
+			str = string(s)
+			if len(r.intern) < maxInterned {
+				r.intern[str] = str
+			}
+		}
+	} else {
+		str = string(s)
+	}
 	if n := jsLen(str); n < min || n > max {
 		return "", false
 	}
@@ -173,8 +192,11 @@ func (r *fastReader) boolean() (bool, bool) {
 }
 
 // fastRouteState reads a valid route state, or answers false (the general path decides).
-func fastRouteState(b []byte) (*RouteState, bool) {
-	r := &fastReader{b: b}
+func fastRouteState(b []byte) (*RouteState, bool) { return fastRouteStateInterned(b, nil) }
+
+// fastRouteStateInterned is fastRouteState taking its strings from intern (nil: none) when read before.
+func fastRouteStateInterned(b []byte, intern map[string]string) (*RouteState, bool) {
+	r := &fastReader{b: b, intern: intern}
 	n, ok := r.mapLen()
 	if !ok {
 		return nil, false

@@ -56,8 +56,10 @@ type followed struct {
 	// Call: this agent's budget of the route's call policy, and the source of its shedding draws
 	budget     *callBudget
 	callRandom Random
-	closed     bool
-	nowFn      func() float64
+	// the strings of the states read on the route's subscription (its handler's alone)
+	intern map[string]string
+	closed bool
+	nowFn  func() float64
 }
 
 func routeKey(modid, cmdid uint32) uint64 { return uint64(modid)<<32 | uint64(cmdid) }
@@ -227,7 +229,10 @@ func (a *Agent) verify(r *followed) {
 }
 
 func (a *Agent) onMessage(r *followed, data []byte, subject string) {
-	s, err := DecodeRouteState(data)
+	if r.intern == nil {
+		r.intern = map[string]string{}
+	}
+	s, err := decodeRouteStateInterned(data, r.intern)
 	if err != nil {
 		a.rejects.reject(err, subject)
 		return
