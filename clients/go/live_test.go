@@ -454,3 +454,58 @@ func TestLiveRegister(t *testing.T) {
 	}
 	fmt.Printf("GO_REGISTER %s\n", mustJSON(map[string]any{"joined": joined.Version, "left": left.Version}))
 }
+
+// TestLiveVersionsStartAgain (LARS_TEST_VERSIONS set): route 9.8 is held at
+// version 5 from the routes bucket; the bucket loses it (a server back on a
+// fresh store) and the route comes again from version 1, published later.
+// The agent serves version 5 until a lower version published later makes it
+// read the bucket, finds the state gone, and takes the next state whatever
+// its version.
+func TestLiveVersionsStartAgain(t *testing.T) {
+	if os.Getenv("LARS_TEST_VERSIONS") == "" {
+		t.Skip("no LARS_TEST_VERSIONS: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	kv, err := a.routesKV()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := tenHostState(5)
+	held.Modid, held.Cmdid, held.Ts = 9, 8, float64(time.Now().UnixMilli())
+	key := a.names.routeKey(9, 8)
+	if _, err := kv.Put(key, encodeRouteState(held)); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := a.Route(ctx, 9, 8); err != nil || s.Version != 5 {
+		t.Fatalf("route 9.8 from the bucket: %v %v", s, err)
+	}
+	if err := kv.Delete(key); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(version uint64, hosts int) {
+		s := tenHostState(version)
+		s.Modid, s.Cmdid, s.Ts = 9, 8, held.Ts+float64(version)*1000
+		s.Hosts = s.Hosts[:hosts]
+		if err := a.Conn().Publish(a.names.route(9, 8), encodeRouteState(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1, 3)
+	waitUntil(t, "the bucket read finding the state gone", 10*time.Second, func() bool { return a.Stats().VersionResets == 1 })
+	if s, _ := a.Route(ctx, 9, 8); s.Version != 5 {
+		t.Fatalf("version %d served before the next state", s.Version)
+	}
+	publish(2, 4)
+	waitUntil(t, "the route's new versions taken", 10*time.Second, func() bool {
+		s, _ := a.Route(ctx, 9, 8)
+		return s.Version == 2 && len(s.Hosts) == 4
+	})
+	fmt.Printf("GO_VERSIONS %s\n", mustJSON(map[string]any{"resets": a.Stats().VersionResets}))
+}

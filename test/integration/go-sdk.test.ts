@@ -216,6 +216,12 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     }
   });
 
+  it('go-sdk - the routes bucket lost a route\'s state: the Go agent takes the route\'s new versions from 1 again', async () => {
+    const r = await goTest('TestLiveVersionsStartAgain', env({ LARS_TEST_VERSIONS: '1' }));
+    expect(r.code, r.out).to.equal(0);
+    expect((line(r.out, 'GO_VERSIONS') as { resets: number }).resets).to.equal(1);
+  });
+
   it('go-sdk - core report delivery: plain publishes, unacknowledged, in the REPORTS stream all the same', async () => {
     const r = await goTest('TestLiveCoreDelivery', env({ LARS_TEST_CORE: '1' }));
     expect(r.code, r.out).to.equal(0);
