@@ -140,9 +140,13 @@ func (q *batchQueue) clear() {
 	q.items, q.head, q.size = nil, 0, 0
 }
 
-// ackedBatches are the batches acknowledged lately (oldest first), kept for a confirmation after a stall.
+// ackedBatches are the batches acknowledged lately (oldest first), kept for
+// a confirmation after a stall: a queue with the sum of its reports, so that
+// keeping one costs the same however many are kept.
 type ackedBatches struct {
 	list []*pendingBatch
+	head int
+	kept int
 }
 
 // keep keeps e, acknowledged at now, and forgets those acknowledged before
@@ -151,36 +155,38 @@ type ackedBatches struct {
 func (a *ackedBatches) keep(e *pendingBatch, now, keepFrom time.Time, maxReports int) {
 	e.ackedAt = now
 	a.list = append(a.list, e)
-	i := 0
-	for i < len(a.list) && a.list[i].ackedAt.Before(keepFrom) {
-		i++
+	a.kept += e.reports
+	for a.head < len(a.list) && a.list[a.head].ackedAt.Before(keepFrom) {
+		a.drop()
 	}
-	if i > 0 {
-		a.list = append([]*pendingBatch(nil), a.list[i:]...)
+	for a.kept > maxReports && a.head < len(a.list) {
+		a.drop()
 	}
-	kept := 0
-	for _, x := range a.list {
-		kept += x.reports
+	if a.head > 1024 && a.head*2 > len(a.list) {
+		a.list = append([]*pendingBatch(nil), a.list[a.head:]...)
+		a.head = 0
 	}
-	for kept > maxReports && len(a.list) > 0 {
-		kept -= a.list[0].reports
-		a.list = a.list[1:]
-	}
+}
+
+func (a *ackedBatches) drop() {
+	a.kept -= a.list[a.head].reports
+	a.list[a.head] = nil
+	a.head++
 }
 
 // takeSince returns the batches acknowledged at from or later, and forgets them all.
 func (a *ackedBatches) takeSince(from time.Time) []*pendingBatch {
 	var again []*pendingBatch
-	for _, e := range a.list {
+	for _, e := range a.list[a.head:] {
 		if !e.ackedAt.Before(from) {
 			again = append(again, e)
 		}
 	}
-	a.list = nil
+	a.clear()
 	return again
 }
 
-func (a *ackedBatches) clear() { a.list = nil }
+func (a *ackedBatches) clear() { a.list, a.head, a.kept = nil, 0, 0 }
 
 // seqList is the unsettled batches in seq order; settled ones are passed over and dropped lazily.
 type seqList struct {

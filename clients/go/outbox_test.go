@@ -383,6 +383,8 @@ func TestPubAckAnswers(t *testing.T) {
 		{&nats.Msg{Header: nats.Header{"Status": []string{"503"}}}, publishNoStream, false},
 		{&nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}`)}, publishRefused, false},
 		{&nats.Msg{Data: []byte(`not json`)}, publishOther, false},
+		{&nats.Msg{Data: []byte(`{"stream":"","seq":4}`)}, publishOther, false},
+		{&nats.Msg{Data: []byte(`{"stream":"R","error":{"code":400,"err_code":10060,"description":"expected stream does not match"}}`)}, publishRefused, false},
 	}
 	for i, c := range cases {
 		err := pubAckError(c.m)
@@ -428,5 +430,23 @@ func TestOptionsOfDelivery(t *testing.T) {
 	}
 	if _, err := resolve(Options{RetryBackoff: []time.Duration{time.Second, 0}}); err == nil {
 		t.Fatal("a zero pause in RetryBackoff accepted")
+	}
+}
+
+func TestAckedBatchesForgetTheExpiredThenTheOldestBeyondTheBound(t *testing.T) {
+	var a ackedBatches
+	t0 := time.Unix(0, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for i := 0; i < 3000; i++ {
+		a.keep(&pendingBatch{seq: uint64(i), reports: 10}, at(i), at(i-100), 1_000_000)
+	}
+	// acknowledged within the last 100 s: 101 batches
+	if n := len(a.list) - a.head; n != 101 || a.kept != 1010 {
+		t.Fatalf("%d kept, %d reports", n, a.kept)
+	}
+	a.keep(&pendingBatch{seq: 3000, reports: 10}, at(3000), at(0), 50)
+	got := a.takeSince(at(0))
+	if len(got) != 5 || got[0].seq != 2996 || got[4].seq != 3000 || a.kept != 0 {
+		t.Fatalf("bound of 50 reports: %d kept from %d", len(got), got[0].seq)
 	}
 }

@@ -1,6 +1,7 @@
 package lars
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -61,10 +62,17 @@ type pubAck struct {
 	Error  *nats.APIError `json:"error,omitempty"`
 }
 
+var ackPrefix = []byte(`{"stream":"`)
+var errorKey = []byte(`"error"`)
+
 // pubAckError is nil for an acknowledgement, else why the publish was not stored.
 func pubAckError(m *nats.Msg) error {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		return nats.ErrNoResponders
+	}
+	// an ack names its stream first (a refusal starts with its error): no JSON decoding
+	if len(m.Data) > len(ackPrefix)+1 && bytes.HasPrefix(m.Data, ackPrefix) && m.Data[len(ackPrefix)] != '"' && !bytes.Contains(m.Data, errorKey) {
+		return nil
 	}
 	var a pubAck
 	if err := json.Unmarshal(m.Data, &a); err != nil {
