@@ -266,13 +266,13 @@ func (a *Agent) Release(h Host) {
 // An error only for bad input (a negative latency, a host that is no IPv4
 // address and port) or a closed agent.
 func (a *Agent) Report(h Host, retcode int32, latency time.Duration) error {
-	return a.ReportUtilization(h, retcode, latency, -1)
+	return a.report(h, retcode, latency, -1, 0, AttemptFirst)
 }
 
 // ReportUtilization is Report with the busy share (0..1) the host answered
 // with; above 1 counts as 1, a negative value as none.
 func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, utilization float64) error {
-	return a.ReportAttempt(h, retcode, latency, utilization, 0, AttemptFirst)
+	return a.report(h, retcode, latency, utilization, 0, AttemptFirst)
 }
 
 // ReportAttempt is ReportUtilization for a call that was attempt number
@@ -280,13 +280,18 @@ func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, 
 // hedge: the route node counts it against the route's retry or hedge
 // budget. Kind AttemptFirst is a first attempt (no mark).
 func (a *Agent) ReportAttempt(h Host, retcode int32, latency time.Duration, utilization float64, attempt int, kind AttemptKind) error {
-	if a.closed.Load() {
-		return ErrClosed
-	}
 	if kind == AttemptFirst {
 		attempt = 0
 	} else if attempt < 1 || attempt > maxAttempt || kind > AttemptHedge {
 		return fmt.Errorf("lars: bad report: attempt %d kind %d", attempt, kind)
+	}
+	return a.report(h, retcode, latency, utilization, attempt, kind)
+}
+
+// report: a checked mark (attempt 0: none).
+func (a *Agent) report(h Host, retcode int32, latency time.Duration, utilization float64, attempt int, kind AttemptKind) error {
+	if a.closed.Load() {
+		return ErrClosed
 	}
 	if latency < 0 || math.IsNaN(utilization) {
 		return fmt.Errorf("lars: bad report: latency %v utilization %v", latency, utilization)
