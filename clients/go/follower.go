@@ -42,6 +42,7 @@ type followed struct {
 	mu           sync.Mutex // guards everything below, and the model's hosts and strategy
 	state        *RouteState
 	model        *agentRoute
+	nowFn        func() float64 // read on every pick, with the fields above
 	loaded       chan struct{}
 	loadOnce     sync.Once
 	sub          *nats.Subscription
@@ -59,7 +60,6 @@ type followed struct {
 	// the strings of the states read on the route's subscription (its handler's alone)
 	intern map[string]string
 	closed bool
-	nowFn  func() float64
 }
 
 func routeKey(modid, cmdid uint32) uint64 { return uint64(modid)<<32 | uint64(cmdid) }
