@@ -509,3 +509,59 @@ func TestLiveVersionsStartAgain(t *testing.T) {
 	})
 	fmt.Printf("GO_VERSIONS %s\n", mustJSON(map[string]any{"resets": a.Stats().VersionResets}))
 }
+
+// overloadedErr is a host's refusal of a call as overloaded (retcode -4).
+type overloadedErr struct{}
+
+func (overloadedErr) Error() string  { return "overloaded" }
+func (overloadedErr) Retcode() int32 { return RetcodeOverloaded }
+
+// TestLiveShedding (LARS_TEST_SHED=modid,cmdid of a route of two hosts):
+// every call of the Go agent is refused by its host as overloaded; the
+// route node, counting those reports, publishes that the route sheds, and
+// the agent's Call then refuses most new calls at once (CallStopShed) without
+// calling any host.
+func TestLiveShedding(t *testing.T) {
+	spec := os.Getenv("LARS_TEST_SHED")
+	if spec == "" {
+		t.Skip("no LARS_TEST_SHED: run by test/integration/go-sdk.test.ts")
+	}
+	opts, _, _ := liveEnv(t)
+	var modid, cmdid uint32
+	if _, err := fmt.Sscanf(spec, "%d,%d", &modid, &cmdid); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	refuse := func(context.Context, Host, AttemptInfo) error { return overloadedErr{} }
+	one := CallOptions{MaxAttempts: 1}
+	var shed float64
+	waitUntil(t, "the route shedding", 20*time.Second, func() bool {
+		err := a.Call(ctx, modid, cmdid, refuse, one)
+		if stopOf(err) != CallStopAttempts && stopOf(err) != CallStopShed {
+			t.Fatalf("an overloaded call: %v", err)
+		}
+		if s, err := a.Route(ctx, modid, cmdid); err == nil && s.Shed != nil && *s.Shed > 0.5 {
+			shed = *s.Shed
+			return true
+		}
+		return false
+	})
+	before := a.Stats().FirstAttempts
+	refused := 0
+	for i := 0; i < 100; i++ {
+		if stopOf(a.Call(ctx, modid, cmdid, refuse, one)) == CallStopShed {
+			refused++
+		}
+	}
+	made := a.Stats().FirstAttempts - before
+	if refused < 50 || int(made)+refused != 100 {
+		t.Fatalf("shedding %.2f: %d of 100 calls refused, %d made", shed, refused, made)
+	}
+	fmt.Printf("GO_SHED %s\n", mustJSON(map[string]any{"shed": shed, "refused": refused}))
+}

@@ -222,6 +222,16 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     expect((line(r.out, 'GO_VERSIONS') as { resets: number }).resets).to.equal(1);
   });
 
+  it('go-sdk - calls refused by their hosts as overloaded: the route node publishes that the route sheds, and the Go agent\'s Call refuses most new calls at once', async () => {
+    await c.addRoute(41, 9, hosts(2, '127.0.7.', 7700));
+    await waitFor(() => c.latest(41, 9), { what: 'route 41.9 published' });
+    const r = await goTest('TestLiveShedding', env({ LARS_TEST_SHED: '41,9' }));
+    expect(r.code, r.out).to.equal(0);
+    const out = line(r.out, 'GO_SHED') as { shed: number; refused: number };
+    expect(out.refused).to.be.at.least(50);
+    expect(c.states.items.some((s) => s.modid === 41 && s.cmdid === 9 && (s.shed ?? 0) === out.shed), 'the node published the shed share the Go agent saw').to.equal(true);
+  });
+
   it('go-sdk - core report delivery: plain publishes, unacknowledged, in the REPORTS stream all the same', async () => {
     const r = await goTest('TestLiveCoreDelivery', env({ LARS_TEST_CORE: '1' }));
     expect(r.code, r.out).to.equal(0);
