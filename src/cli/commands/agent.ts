@@ -9,6 +9,7 @@ import type { Command, CommandContext, FlagValue } from '../command.ts';
 import { closeConnection, withLifecycle } from '../../lib/lifecycle.ts';
 import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection } from '../../nats/connect.ts';
 import { requireJetStream } from '../../nats/natsd.ts';
+import { startWhenSettled } from '../start-retry.ts';
 import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from '../../sidecar/lars-udp.ts';
 import { DEFAULT_HTTP_PORT } from '../../sidecar/http-api.ts';
 import { HTTP_FLAGS, createRegistry, healthHandler, httpSettings, registerSidecarMetrics, sidecarReadiness, startMetricsServer, trackConnection, type Readiness } from '../metrics.ts';
@@ -115,7 +116,7 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
     const status = watchConnection(nc, log);
     life.add('connection watch', () => status.stop());
     // routes are read from, and reports stored in, JetStream: without it every answer would be "not registered"
-    await requireJetStream(nc, cfg.natsUrl);
+    await startWhenSettled('the sidecar', () => requireJetStream(nc, cfg.natsUrl), log, life.stopped);
     const conn = trackConnection(nc);
     life.add('connection state', () => conn.stop());
     readiness = () => ({ ready: false, reason: 'sidecar starting' });
