@@ -1,0 +1,268 @@
+/**
+ * Lars' UDP ports served by several threads (`lars agent --threads N`, N > 1).
+ *
+ * The main thread binds the ports (so a port in use fails the start as with
+ * one thread), then starts N threads (udp-thread.ts); each takes descriptors
+ * of its own for the bound sockets (socket-dup.ts) and all read them: a
+ * datagram goes to one thread, which answers it from its mirror of the
+ * agent's routes. The main thread keeps the one agent, its one NATS
+ * connection and the HTTP API:
+ *  - a route a thread's caller asks for is followed here, once; each new
+ *    state the agent applies is encoded once and posted to every thread
+ *    (route update cost grows with N by a post and a decode, not a follow);
+ *  - reports come back in batches and go through the agent's `report`, so
+ *    they are batched, published and acknowledged exactly as with one thread;
+ *  - counters are in shared memory (one row per thread), summed on `stats`;
+ *  - the route bound is the agent's (`RouteBudget`): threads see the number
+ *    of routes followed and ask; this thread has the last word.
+ * Closing: each thread closes its descriptors and posts its last reports
+ * before it says `closed`; then the threads exit.
+ */
+import { Worker } from 'node:worker_threads';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Socket } from 'node:dgram';
+import type { Agent } from '../agent/agent.ts';
+import { RouteStatus } from '../agent/route-follower.ts';
+import { encode } from '../../schemas/codec.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import type { RouteBudget } from './route-budget.ts';
+import { UDP_COUNTER_SLOTS, bindUdp, udpStatsOf, type LarsUdpStats } from './lars-udp.ts';
+import { HostCache } from './lars-udp.ts';
+import { socketFd } from './socket-dup.ts';
+import { REPORT_FIELDS, THREAD_COUNTER_SLOTS, THREAD_APPLIED, THREAD_PICKS, THREAD_REFUSED, type MainToThread, type MirrorPickOptions, type ThreadToMain, type UdpThreadData } from './thread-messages.ts';
+
+export interface UdpThreadsOptions {
+  agent: Agent;
+  budget: RouteBudget;
+  pick: MirrorPickOptions;
+  threads: number;
+  host: string;
+  ports: readonly number[];
+  recvBufferBytes?: number;
+  log?: Logger;
+  /** How long a thread may take to start or to close, ms; default 20000. */
+  timeoutMs?: number;
+}
+
+/** The thread's file, beside this module: .ts in a checkout (run through tsx), .js once built. */
+function threadFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return join(dirname(here), `udp-thread${extname(here) === '.ts' ? '.ts' : '.js'}`);
+}
+
+function startThread(data: UdpThreadData): Worker {
+  const file = threadFile();
+  // A checkout runs the TypeScript sources through tsx, whose loader a worker does not inherit: the worker registers it first.
+  return file.endsWith('.ts')
+    ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(pathToFileURL(file).href)}); })`, { eval: true, workerData: { larsUdpThread: data } })
+    : new Worker(file, { workerData: { larsUdpThread: data } });
+}
+
+interface Followed {
+  /** The last state the agent applied, encoded. */
+  bytes: Uint8Array | undefined;
+  unregistered: boolean;
+  stop: () => void;
+}
+
+const PINO_LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+export class UdpThreads {
+  private readonly o: UdpThreadsOptions;
+  private readonly log: Logger;
+  private readonly workers: Worker[] = [];
+  private readonly exited = new Set<Worker>();
+  private readonly counters: Float64Array[] = [];
+  /** Messages posted to each thread (but `close`), to tell when its mirror has caught up. */
+  private readonly posted: number[] = [];
+  private readonly routes = new Int32Array(new SharedArrayBuffer(4));
+  private readonly followed = new Map<number, Followed>();
+  private readonly hosts = new HostCache();
+  private readonly bound: number[];
+  private closing: Promise<void> | undefined;
+
+  private constructor(o: UdpThreadsOptions, bound: number[]) {
+    this.o = o;
+    this.log = (o.log ?? silentLogger()).child({ mod: 'udp-threads' });
+    this.bound = bound;
+  }
+
+  static async start(o: UdpThreadsOptions): Promise<UdpThreads> {
+    const sockets: Socket[] = [];
+    const closeSockets = (): Promise<void[]> => Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    try {
+      for (const port of o.ports) sockets.push(await bindUdp(o.host, port, o.recvBufferBytes ?? 4 * 2 ** 20));
+    } catch (err) {
+      await closeSockets();
+      throw err;
+    }
+    const t = new UdpThreads(o, sockets.map((s) => s.address().port));
+    try {
+      await t.startThreads(sockets.map(socketFd));
+    } catch (err) {
+      await t.close();
+      throw err;
+    } finally {
+      // every thread has descriptors of its own (or failed): these are no longer needed
+      await closeSockets();
+    }
+    return t;
+  }
+
+  private async startThreads(fds: number[]): Promise<void> {
+    const timeoutMs = this.o.timeoutMs ?? 20_000;
+    const ready: Array<Promise<void>> = [];
+    for (let i = 0; i < this.o.threads; i++) {
+      const counters = new SharedArrayBuffer(THREAD_COUNTER_SLOTS * 8);
+      this.counters.push(new Float64Array(counters));
+      this.posted.push(0);
+      const w = startThread({ index: i, threads: this.o.threads, fds, pick: this.o.pick, maxRoutes: this.o.budget.max, counters, routes: this.routes.buffer as SharedArrayBuffer, logLevel: this.log.level });
+      this.workers.push(w);
+      w.once('exit', () => this.exited.add(w));
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`UDP thread ${i} did not start within ${timeoutMs} ms`)), timeoutMs);
+          w.on('message', (m: ThreadToMain) => {
+            if (m.type === 'ready') {
+              clearTimeout(timer);
+              resolve();
+            } else if (m.type === 'error') {
+              clearTimeout(timer);
+              reject(new Error(`UDP thread ${i}: ${m.message}`));
+            } else this.onMessage(i, m);
+          });
+          w.on('error', (err) => {
+            clearTimeout(timer);
+            this.log.error({ err, thread: i }, 'UDP thread failed');
+            reject(err);
+          });
+        }),
+      );
+    }
+    await Promise.all(ready);
+  }
+
+  /** The bound ports, in the order given. */
+  ports(): number[] {
+    return [...this.bound];
+  }
+
+  /** Every thread's counters, summed. */
+  stats(): LarsUdpStats {
+    const sum = new Float64Array(UDP_COUNTER_SLOTS);
+    for (const c of this.counters) for (let i = 0; i < UDP_COUNTER_SLOTS; i++) sum[i]! += c[i]!;
+    return udpStatsOf(sum);
+  }
+
+  /** Picks made by the threads (the agent counts its own). */
+  picks(): number {
+    return this.counters.reduce((a, c) => a + c[THREAD_PICKS]!, 0);
+  }
+
+  /** New routes the threads refused because of the route bound (the main thread's budget counts its own). */
+  refused(): number {
+    return this.counters.reduce((a, c) => a + c[THREAD_REFUSED]!, 0);
+  }
+
+  /** True when every thread has taken every route state and status posted to it so far. */
+  inSync(): boolean {
+    return this.counters.every((c, i) => c[THREAD_APPLIED] === this.posted[i]);
+  }
+
+  private post(i: number, m: MainToThread): void {
+    const w = this.workers[i];
+    if (w === undefined) return;
+    this.posted[i]!++;
+    w.postMessage(m);
+  }
+
+  private onMessage(i: number, m: ThreadToMain): void {
+    switch (m.type) {
+      case 'follow':
+        return this.follow(i, m.modid, m.cmdid);
+      case 'reports':
+        return this.reports(m.n, m.data);
+      case 'log':
+        return this.logLine(m.line);
+      default:
+    }
+  }
+
+  private follow(i: number, modid: number, cmdid: number): void {
+    if (this.closing) return;
+    const k = modid * 2 ** 31 + cmdid;
+    const f = this.followed.get(k);
+    if (f !== undefined) {
+      if (f.bytes !== undefined) this.post(i, { type: 'state', modid, cmdid, bytes: f.bytes });
+      else if (f.unregistered) this.post(i, { type: 'unregistered', modid, cmdid });
+      return;
+    }
+    if (!this.o.budget.allows(modid, cmdid)) return this.post(i, { type: 'refused', modid, cmdid });
+    const entry: Followed = { bytes: undefined, unregistered: false, stop: () => undefined };
+    this.followed.set(k, entry);
+    const agent = this.o.agent;
+    entry.stop = agent.watchRoute(modid, cmdid, (s) => {
+      // encoded once, posted to every thread
+      const bytes = encode(s);
+      entry.bytes = bytes;
+      entry.unregistered = false;
+      for (let t = 0; t < this.workers.length; t++) this.post(t, { type: 'state', modid, cmdid, bytes });
+    });
+    Atomics.store(this.routes, 0, agent.follower.stats().routes);
+    const fr = agent.follower.peek(modid, cmdid);
+    void fr?.loaded.then(() => {
+      if (fr.status !== RouteStatus.unregistered || entry.bytes !== undefined || this.closing) return;
+      entry.unregistered = true;
+      for (let t = 0; t < this.workers.length; t++) this.post(t, { type: 'unregistered', modid, cmdid });
+    });
+  }
+
+  private reports(n: number, d: Int32Array): void {
+    const agent = this.o.agent;
+    for (let i = 0, at = 0; i < n; i++, at += REPORT_FIELDS) {
+      try {
+        agent.report(d[at]!, d[at + 1]!, this.hosts.hostFor(d[at + 2]!, d[at + 3]!), d[at + 4]!, (d[at + 5]! >>> 0) / 1000);
+      } catch (err) {
+        this.log.error({ err }, 'report from a UDP thread refused');
+      }
+    }
+  }
+
+  private logLine(line: string): void {
+    try {
+      const o = JSON.parse(line) as { level?: number; msg?: string };
+      const level = PINO_LEVELS[o.level ?? 30] ?? 'info';
+      const { msg, level: _l, time: _t, ...rest } = o as Record<string, unknown>;
+      this.log[level](rest, typeof msg === 'string' ? msg : '');
+    } catch {
+      this.log.warn({ line: line.slice(0, 200) }, 'unreadable log line from a UDP thread');
+    }
+  }
+
+  /** Stops every thread: each closes its descriptors and posts its last reports (handed to the agent) before it exits. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const timeoutMs = this.o.timeoutMs ?? 20_000;
+      await Promise.all(
+        this.workers.map(
+          (w, i) =>
+            new Promise<void>((resolve) => {
+              if (this.exited.has(w)) return resolve();
+              const timer = setTimeout(() => {
+                this.log.error({ thread: i }, `UDP thread did not close within ${timeoutMs} ms; stopped`);
+                void w.terminate();
+              }, timeoutMs);
+              w.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              w.postMessage({ type: 'close' } satisfies MainToThread);
+            }),
+        ),
+      );
+      for (const f of this.followed.values()) f.stop();
+    })();
+    return this.closing;
+  }
+}
