@@ -155,6 +155,11 @@ export class UdpThreads {
     return udpStatsOf(sum);
   }
 
+  /** Each thread's counters. */
+  threadStats(): LarsUdpStats[] {
+    return this.counters.map((c) => udpStatsOf(c));
+  }
+
   /** Picks made by the threads (the agent counts its own). */
   picks(): number {
     return this.counters.reduce((a, c) => a + c[THREAD_PICKS]!, 0);
@@ -231,10 +236,14 @@ export class UdpThreads {
 
   private logLine(line: string): void {
     try {
-      const o = JSON.parse(line) as { level?: number; msg?: string };
-      const level = PINO_LEVELS[o.level ?? 30] ?? 'info';
-      const { msg, level: _l, time: _t, ...rest } = o as Record<string, unknown>;
-      this.log[level](rest, typeof msg === 'string' ? msg : '');
+      const o = JSON.parse(line) as Record<string, unknown>;
+      const level = PINO_LEVELS[typeof o['level'] === 'number' ? o['level'] : 30] ?? 'info';
+      const msg = o['msg'];
+      // the main thread's logger stamps its own level and time
+      delete o['msg'];
+      delete o['level'];
+      delete o['time'];
+      this.log[level](o, typeof msg === 'string' ? msg : '');
     } catch {
       this.log.warn({ line: line.slice(0, 200) }, 'unreadable log line from a UDP thread');
     }
