@@ -1,8 +1,9 @@
 /**
  * A UDP thread's copy of the sidecar agent's routes (udp-thread.ts): the
  * agent-route model of each route (actors/agent-route.ts, the agent's own),
- * fed by the route states the main thread forwards once per update, and
- * picked from as the agent picks: the route's strategy, the feedback of the
+ * brought up to date from the route's arena (route-arena.ts: the state the
+ * main thread wrote there on its last update) when the thread next picks
+ * from it, and picked from as the agent picks: the route's strategy, the feedback of the
  * calls this thread handed out, the bound on a probing host's trial calls.
  *
  * One agent identity, several pickers: each route's probing hosts are
@@ -25,6 +26,7 @@ import type { RouteState } from '../../schemas/messages.ts';
 import { NoHostCode, type HostPick } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
 import { RouteStateReader } from '../agent/route-state-reader.ts';
+import { ArenaReader, ArenaStatus } from './route-arena.ts';
 import { BadRequest, DROP_SLOT, type HostCache, type UdpBudget, type UdpPicker } from './lars-udp.ts';
 import { THREAD_PICKS, THREAD_REFUSED, type MirrorPickOptions } from './thread-messages.ts';
 
@@ -36,6 +38,7 @@ class MirrorRoute extends AgentRoute {
   status: RouteStatus = RouteStatus.loading;
   state: RouteState | undefined = undefined;
   readonly reader = new RouteStateReader();
+  arena: ArenaReader | undefined = undefined;
 }
 
 /** The thread of `threads` that sends a route's probing hosts their trial calls. */
@@ -62,7 +65,13 @@ export interface PickMirrorOptions {
 
 export class PickMirror implements UdpPicker, UdpBudget {
   readonly max: number;
-  readonly follower = { peek: (modid: number, cmdid: number): MirrorRoute | undefined => this.routes.get(modid)?.get(cmdid) };
+  readonly follower = {
+    peek: (modid: number, cmdid: number): MirrorRoute | undefined => {
+      const r = this.routes.get(modid)?.get(cmdid);
+      if (r?.arena !== undefined && r.arena.changed()) this.sync(r);
+      return r;
+    },
+  };
   private readonly o: PickMirrorOptions;
   private readonly clock: () => number;
   private readonly routes = new Map<number, Map<number, MirrorRoute>>();
@@ -108,6 +117,7 @@ export class PickMirror implements UdpPicker, UdpBudget {
 
   pick(modid: number, cmdid: number): HostPick {
     const r = this.routeFor(modid, cmdid, true);
+    if (r.arena !== undefined && r.arena.changed()) this.sync(r);
     if (r.status !== RouteStatus.loaded) return r.status === RouteStatus.loading ? LOADING : NOT_REGISTERED;
     const fb = this.o.pick.feedback;
     const now = r.weighsLoad ? this.clock() : this.clock;
@@ -135,21 +145,31 @@ export class PickMirror implements UdpPicker, UdpBudget {
 
   // ---------------------------------------------------------------- from the main thread
 
+  /** The arena of a followed route (read on the next pick from it). */
+  arena(modid: number, cmdid: number, sab: SharedArrayBuffer): void {
+    this.routeFor(modid, cmdid, false).arena = new ArenaReader(sab);
+  }
+
+  /** What the route's arena holds now, if it changed. */
+  private sync(r: MirrorRoute): void {
+    const v = r.arena!.read();
+    if (v === undefined) return;
+    if (v.status === ArenaStatus.state) this.apply(r, v.bytes);
+    else if (v.status === ArenaStatus.unregistered && r.state === undefined) r.status = RouteStatus.unregistered;
+  }
+
   /** A new state of a followed route, as the agent applied it; false when the bytes are not a route state. */
   state(modid: number, cmdid: number, bytes: Uint8Array): boolean {
-    const r = this.routeFor(modid, cmdid, false);
+    return this.apply(this.routeFor(modid, cmdid, false), bytes);
+  }
+
+  private apply(r: MirrorRoute, bytes: Uint8Array): boolean {
     const v = r.reader.read(bytes);
     if (!v.ok) return false;
     r.state = v.value;
     r.status = v.value.removed ? RouteStatus.unregistered : RouteStatus.loaded;
     r.apply(v.value);
     return true;
-  }
-
-  /** The route has no state to pick from (not registered). */
-  unregistered(modid: number, cmdid: number): void {
-    const r = this.routeFor(modid, cmdid, false);
-    if (r.state === undefined) r.status = RouteStatus.unregistered;
   }
 
   /** The main thread would not follow the route (the route bound): forgotten here, counted as the single thread counts it. */

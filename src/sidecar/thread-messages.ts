@@ -2,10 +2,10 @@
  * What the sidecar's main thread and its UDP threads (udp-threads.ts,
  * udp-thread.ts) tell each other, and the shared memory they both read.
  *
- * Main → thread: every state of a followed route once, as the bytes of the
- * route state (`state`); a route found not registered (`unregistered`); a
- * route the main thread refused to follow (`refused`, the route bound);
- * `close`. Thread → main: `ready` once it serves, `follow` for a route its
+ * Main → thread: the arena of a followed route (`arena`, route-arena.ts:
+ * its states are written there, no message per update; posted again when a
+ * state outgrows it); a route the main thread refused to follow (`refused`,
+ * the route bound); `close`. Thread → main: `ready` once it serves, `follow` for a route its
  * callers asked for, `reports` in batches (REPORT_FIELDS int32 per report),
  * `log` lines, `closed` after its last batch.
  */
@@ -13,7 +13,7 @@ import type { FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import type { StrategyName } from '../../actors/strategies/types.ts';
 import { UDP_COUNTER_SLOTS } from './lars-udp.ts';
 
-/** A thread's counter slots: the UDP server's, then its picks, its refusals of new routes, and the messages of route states and statuses it applied. */
+/** A thread's counter slots: the UDP server's, then its picks, its refusals of new routes, and the messages (arenas, refusals) it took. */
 export const THREAD_PICKS = UDP_COUNTER_SLOTS;
 export const THREAD_REFUSED = UDP_COUNTER_SLOTS + 1;
 export const THREAD_APPLIED = UDP_COUNTER_SLOTS + 2;
@@ -48,8 +48,7 @@ export interface UdpThreadData {
 }
 
 export type MainToThread =
-  | { type: 'state'; modid: number; cmdid: number; bytes: Uint8Array }
-  | { type: 'unregistered'; modid: number; cmdid: number }
+  | { type: 'arena'; modid: number; cmdid: number; sab: SharedArrayBuffer }
   | { type: 'refused'; modid: number; cmdid: number }
   | { type: 'close' };
 

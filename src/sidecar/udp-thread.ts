@@ -3,8 +3,10 @@
  * descriptors of its own for the sidecar's bound ports (socket-dup.ts),
  * served by the same LarsUdpServer as the single-thread sidecar, picking
  * from a mirror of the agent's routes (pick-mirror.ts) and handing reports
- * to the main thread in batches: at most REPORT_BATCH per message, sent at
- * the end of the event-loop turn that received them. Its counters live in
+ * to the main thread in batches: at most REPORT_BATCH per message, sent
+ * REPORT_FLUSH_MS after the first report of a batch at the latest (the main
+ * thread then wakes once per batch, not once per report; the agent's own
+ * batcher waits longer). Its counters live in
  * shared memory the main thread sums. Messages: thread-messages.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -16,12 +18,14 @@ import { REPORT_FIELDS, THREAD_APPLIED, type MainToThread, type ThreadToMain, ty
 
 /** Reports per message to the main thread, at most. */
 const REPORT_BATCH = 1024;
+/** How long a report waits for others before its batch goes to the main thread, ms. */
+const REPORT_FLUSH_MS = 2;
 
 /** Reports of this thread on their way to the main thread's agent. */
 class ReportsOut {
   private buf = new Int32Array(REPORT_BATCH * REPORT_FIELDS);
   private n = 0;
-  private pending: ReturnType<typeof setImmediate> | undefined;
+  private pending: ReturnType<typeof setTimeout> | undefined;
   private readonly send: (m: ThreadToMain, transfer: ArrayBuffer[]) => void;
 
   constructor(send: (m: ThreadToMain, transfer: ArrayBuffer[]) => void) {
@@ -38,11 +42,11 @@ class ReportsOut {
     b[at++] = retcode;
     b[at] = latencyUs;
     if (++this.n === REPORT_BATCH) this.flush();
-    else this.pending ??= setImmediate(this.flush);
+    else this.pending ??= setTimeout(this.flush, REPORT_FLUSH_MS);
   }
 
   readonly flush = (): void => {
-    if (this.pending !== undefined) clearImmediate(this.pending);
+    if (this.pending !== undefined) clearTimeout(this.pending);
     this.pending = undefined;
     const n = this.n;
     if (n === 0) return;
@@ -87,11 +91,8 @@ async function run(d: UdpThreadData): Promise<void> {
   port.on('message', (m: MainToThread) => {
     if (m.type !== 'close') counters[THREAD_APPLIED]!++;
     switch (m.type) {
-      case 'state':
-        if (!mirror.state(m.modid, m.cmdid, m.bytes)) log.error({ route: `${m.modid}.${m.cmdid}` }, 'route state from the main thread could not be read');
-        return;
-      case 'unregistered':
-        return mirror.unregistered(m.modid, m.cmdid);
+      case 'arena':
+        return mirror.arena(m.modid, m.cmdid, m.sab);
       case 'refused':
         return mirror.refused(m.modid, m.cmdid);
       case 'close':

@@ -8,8 +8,10 @@
  * agent's routes. The main thread keeps the one agent, its one NATS
  * connection and the HTTP API:
  *  - a route a thread's caller asks for is followed here, once; each new
- *    state the agent applies is encoded once and posted to every thread
- *    (route update cost grows with N by a post and a decode, not a follow);
+ *    state the agent applies is encoded once into the route's arena in
+ *    shared memory (route-arena.ts), which each thread reads when it next
+ *    picks from the route: an update wakes no thread, and costs N decodes
+ *    at most, each in a thread that picks from the route anyway;
  *  - reports come back in batches and go through the agent's `report`, so
  *    they are batched, published and acknowledged exactly as with one thread;
  *  - counters are in shared memory (one row per thread), summed on `stats`;
@@ -25,6 +27,7 @@ import type { Socket } from 'node:dgram';
 import type { Agent } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
 import { encode } from '../../schemas/codec.ts';
+import { ArenaStatus, ArenaWriter } from './route-arena.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { RouteBudget } from './route-budget.ts';
 import { UDP_COUNTER_SLOTS, bindUdp, udpStatsOf, type LarsUdpStats } from './lars-udp.ts';
@@ -60,9 +63,10 @@ function startThread(data: UdpThreadData): Worker {
 }
 
 interface Followed {
-  /** The last state the agent applied, encoded. */
-  bytes: Uint8Array | undefined;
-  unregistered: boolean;
+  /** Where the states the agent applies are written. */
+  arena: ArenaWriter;
+  /** A state was written (not only a status). */
+  hasState: boolean;
   stop: () => void;
 }
 
@@ -74,7 +78,7 @@ export class UdpThreads {
   private readonly workers: Worker[] = [];
   private readonly exited = new Set<Worker>();
   private readonly counters: Float64Array[] = [];
-  /** Messages posted to each thread (but `close`), to tell when its mirror has caught up. */
+  /** Messages posted to each thread (but `close`), to tell when it has taken them. */
   private readonly posted: number[] = [];
   private readonly routes = new Int32Array(new SharedArrayBuffer(4));
   private readonly followed = new Map<number, Followed>();
@@ -170,7 +174,7 @@ export class UdpThreads {
     return this.counters.reduce((a, c) => a + c[THREAD_REFUSED]!, 0);
   }
 
-  /** True when every thread has taken every route state and status posted to it so far. */
+  /** True when every thread has taken every message posted to it so far (then it picks from the states the agent applied). */
   inSync(): boolean {
     return this.counters.every((c, i) => c[THREAD_APPLIED] === this.posted[i]);
   }
@@ -198,28 +202,25 @@ export class UdpThreads {
     if (this.closing) return;
     const k = modid * 2 ** 31 + cmdid;
     const f = this.followed.get(k);
-    if (f !== undefined) {
-      if (f.bytes !== undefined) this.post(i, { type: 'state', modid, cmdid, bytes: f.bytes });
-      else if (f.unregistered) this.post(i, { type: 'unregistered', modid, cmdid });
-      return;
-    }
+    // (a thread that asks for a route followed already has not taken its arena yet)
+    if (f !== undefined) return this.post(i, { type: 'arena', modid, cmdid, sab: f.arena.sab });
     if (!this.o.budget.allows(modid, cmdid)) return this.post(i, { type: 'refused', modid, cmdid });
-    const entry: Followed = { bytes: undefined, unregistered: false, stop: () => undefined };
+    const entry: Followed = { arena: new ArenaWriter(), hasState: false, stop: () => undefined };
     this.followed.set(k, entry);
+    const all = (): void => {
+      for (let t = 0; t < this.workers.length; t++) this.post(t, { type: 'arena', modid, cmdid, sab: entry.arena.sab });
+    };
+    all();
     const agent = this.o.agent;
     entry.stop = agent.watchRoute(modid, cmdid, (s) => {
-      // encoded once, posted to every thread
-      const bytes = encode(s);
-      entry.bytes = bytes;
-      entry.unregistered = false;
-      for (let t = 0; t < this.workers.length; t++) this.post(t, { type: 'state', modid, cmdid, bytes });
+      // encoded once, for every thread; a state larger than the arena goes into a new one
+      entry.hasState = true;
+      if (entry.arena.write(ArenaStatus.state, encode(s))) all();
     });
     Atomics.store(this.routes, 0, agent.follower.stats().routes);
     const fr = agent.follower.peek(modid, cmdid);
     void fr?.loaded.then(() => {
-      if (fr.status !== RouteStatus.unregistered || entry.bytes !== undefined || this.closing) return;
-      entry.unregistered = true;
-      for (let t = 0; t < this.workers.length; t++) this.post(t, { type: 'unregistered', modid, cmdid });
+      if (fr.status === RouteStatus.unregistered && !entry.hasState && !this.closing) entry.arena.write(ArenaStatus.unregistered);
     });
   }
 

@@ -181,6 +181,7 @@ for (const threads of [1, 2]) describe(`sidecar over UDP, ${threads} thread${thr
     const first = await client.getHost(1, 1);
     expect(first.retcode, 'first call for a route the sidecar does not follow yet: RET_NOEXIST').to.equal(3);
     await waitFor(async () => (await client.getHost(1, 1)).retcode === 0, { what: 'route loaded in the sidecar' });
+    await mirrored(sidecar);
     const seen = new Set<string>();
     for (let i = 0; i < 30; i++) {
       const r = await client.getHost(1, 1);
@@ -249,6 +250,7 @@ for (const threads of [1, 2]) describe(`sidecar over UDP, ${threads} thread${thr
   it('sidecar-udp - addresses from 128.0.0.0 up travel as negative int32, and a route with no host to pick answers RET_OVERLOAD', async () => {
     await c.addRoute(2, 5, [{ ip: '200.1.2.3', port: 8080, weight: 100 }]);
     await waitFor(async () => (await client.getHost(2, 5)).retcode === 0, { what: 'route 2.5 loaded' });
+    await mirrored(sidecar);
     expect((await client.getHost(2, 5)).host).to.deep.equal({ ip: '200.1.2.3', port: 8080 });
 
     // A route the route node does not own here: its states are published by the test.
@@ -262,6 +264,7 @@ for (const threads of [1, 2]) describe(`sidecar over UDP, ${threads} thread${thr
       c.nc.publish(c.n.route(900, 1), encode(state(v++)));
       return (await client.getHost(900, 1)).retcode === 1;
     }, { what: 'RET_OVERLOAD for a route with every host ejected' });
+    await mirrored(sidecar);
     expect(await client.getRoute(900, 1)).to.deep.equal([{ ip: '10.9.0.1', port: 80 }]);
     expect(await client.getRoute(901, 1), 'unknown route: no hosts').to.deep.equal([]);
   });
@@ -270,6 +273,8 @@ for (const threads of [1, 2]) describe(`sidecar over UDP, ${threads} thread${thr
     const hs = [1, 2, 3].map((i) => ({ ip: `127.0.0.${i}`, port: 9100 + i, weight: 100 }));
     await c.addRoute(3, 1, hs);
     await waitFor(async () => (await client.getHost(3, 1)).retcode === 0, { what: 'route 3.1 loaded' });
+    // (with several threads: every thread has the route, as the one thread has)
+    await mirrored(sidecar);
     const socks = Array.from({ length: 8 }, () => createSocket('udp4'));
     const perSock = 300;
     const valid = new Set(hs.map((h) => `${ipInt(h.ip)}:${h.port}`));

@@ -10,6 +10,7 @@ import { HostCache, UDP_COUNTER_SLOTS, udpStatsOf } from '../../src/sidecar/lars
 import { THREAD_COUNTER_SLOTS, THREAD_PICKS, THREAD_REFUSED } from '../../src/sidecar/thread-messages.ts';
 import { FEEDBACK_DEFAULTS } from '../../actors/strategies/feedback.ts';
 import { encode } from '../../schemas/codec.ts';
+import { ArenaReader, ArenaStatus, ArenaWriter } from '../../src/sidecar/route-arena.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 
 const state = (version: number, removed = false): RouteState => ({
@@ -85,5 +86,27 @@ describe('sidecar - a UDP thread mirror of the routes', () => {
     expect(m.follower.peek(8, 1), 'forgotten').to.equal(undefined);
     m.pick(8, 1);
     expect(asked, 'asked again on the next request').to.deep.equal(['8.1', '8.1']);
+  });
+
+  it('mirror - states written to the route arena are taken on the next pick; a state larger than the arena goes into a new one', () => {
+    const { m } = mirror(0, 1);
+    const w = new ArenaWriter();
+    m.arena(7, 1, w.sab);
+    expect(m.pick(7, 1)).to.include({ code: 'NO_ROUTE', message: 'route is loading' });
+    w.write(ArenaStatus.unregistered);
+    expect(m.pick(7, 1)).to.include({ code: 'NO_ROUTE', message: 'route is not registered' });
+    w.write(ArenaStatus.state, encode(state(1)));
+    expect(m.pick(7, 1).ok).to.equal(true);
+    // 200 hosts: beyond the 4 KiB arena
+    const big = { ...state(2), hosts: Array.from({ length: 200 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}`, port: 80, weight: 100, zone: null, state: 'healthy' as const, reason: 'registered' as const, since: 0, pick_weight: 100 })) };
+    const old = w.sab;
+    expect(w.write(ArenaStatus.state, encode(big)), 'a new arena').to.equal(true);
+    expect(w.sab).to.not.equal(old);
+    expect(m.follower.peek(7, 1)!.hosts, 'not yet: the thread reads the old arena until it is given the new one').to.have.length(2);
+    m.arena(7, 1, w.sab);
+    expect(m.follower.peek(7, 1)!.hosts).to.have.length(200);
+    const r = new ArenaReader(w.sab);
+    expect(r.read()?.bytes).to.deep.equal(encode(big));
+    expect(r.read(), 'nothing new').to.equal(undefined);
   });
 });
