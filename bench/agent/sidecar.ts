@@ -44,7 +44,7 @@ process.on('message', (m: ToSidecar) => {
     toParent({ type: 'cpu', us: u.user + u.system, stats: { udp: sidecar.udp?.stats(), http: sidecar.http?.stats(), agent: sidecar.agent.stats() } });
   } else if (m.type === 'settle') {
     // every report batched and sent, then acknowledged by JetStream (or the flush's deadline passed)
-    void sidecar.agent
+    void sidecar
       .flush({ timeoutMs: m.timeoutMs })
       .then(
         () => undefined,

@@ -121,6 +121,15 @@ export class Sidecar {
     return { udp: this.udp?.stats(), http: this.http?.stats(), routesRefused: this.budget.refused + (t?.refused() ?? 0), ...(t ? { threadPicks: t.picks() } : {}) };
   }
 
+  /**
+   * Every report taken so far sent and acknowledged (as the agent's `flush`,
+   * its options the same), after the UDP threads, if any, handed theirs over.
+   */
+  async flush(opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.udp instanceof UdpThreads) await this.udp.flushReports();
+    await this.agent.flush(opts);
+  }
+
   /** Stops both APIs, then the agent (its last reports are flushed, its connection closed if owned). */
   async close(): Promise<void> {
     await this.http?.close();

@@ -5,9 +5,9 @@
  * Main → thread: the arena of a followed route (`arena`, route-arena.ts:
  * its states are written there, no message per update; posted again when a
  * state outgrows it); a route the main thread refused to follow (`refused`,
- * the route bound); `close`. Thread → main: `ready` once it serves, `follow` for a route its
+ * the route bound); `flush`; `close`. Thread → main: `ready` once it serves, `follow` for a route its
  * callers asked for, `reports` in batches (REPORT_FIELDS int32 per report),
- * `log` lines, `closed` after its last batch.
+ * `log` lines, `flushed` after the batch a `flush` sent, `closed` after its last batch.
  */
 import type { FeedbackOptions } from '../../actors/strategies/feedback.ts';
 import type { StrategyName } from '../../actors/strategies/types.ts';
@@ -50,6 +50,8 @@ export interface UdpThreadData {
 export type MainToThread =
   | { type: 'arena'; modid: number; cmdid: number; sab: SharedArrayBuffer }
   | { type: 'refused'; modid: number; cmdid: number }
+  /** Send the reports held now; answered `flushed` after them. */
+  | { type: 'flush' }
   | { type: 'close' };
 
 export type ThreadToMain =
@@ -58,4 +60,5 @@ export type ThreadToMain =
   | { type: 'follow'; modid: number; cmdid: number }
   | { type: 'reports'; n: number; data: Int32Array }
   | { type: 'log'; line: string }
+  | { type: 'flushed' }
   | { type: 'closed' };

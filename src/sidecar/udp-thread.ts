@@ -89,12 +89,15 @@ async function run(d: UdpThreadData): Promise<void> {
   });
   const server = LarsUdpServer.adopt({ agent: mirror, budget: mirror, log, counters }, sockets, hosts);
   port.on('message', (m: MainToThread) => {
-    if (m.type !== 'close') counters[THREAD_APPLIED]!++;
+    if (m.type === 'arena' || m.type === 'refused') counters[THREAD_APPLIED]!++;
     switch (m.type) {
       case 'arena':
         return mirror.arena(m.modid, m.cmdid, m.sab);
       case 'refused':
         return mirror.refused(m.modid, m.cmdid);
+      case 'flush':
+        out.flush();
+        return send({ type: 'flushed' });
       case 'close':
         void server.close().then(() => {
           // the last reports, then `closed`: the main thread has every report before it stops waiting

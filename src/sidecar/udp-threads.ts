@@ -80,6 +80,8 @@ export class UdpThreads {
   private readonly counters: Float64Array[] = [];
   /** Messages posted to each thread (but `close`), to tell when it has taken them. */
   private readonly posted: number[] = [];
+  /** Callers of `flushReports` waiting for each thread's `flushed`, in order. */
+  private readonly flushWaiters: Array<Array<() => void>> = [];
   private readonly routes = new Int32Array(new SharedArrayBuffer(4));
   private readonly followed = new Map<number, Followed>();
   private readonly hosts = new HostCache();
@@ -121,6 +123,7 @@ export class UdpThreads {
       const counters = new SharedArrayBuffer(THREAD_COUNTER_SLOTS * 8);
       this.counters.push(new Float64Array(counters));
       this.posted.push(0);
+      this.flushWaiters.push([]);
       const w = startThread({ index: i, threads: this.o.threads, fds, pick: this.o.pick, maxRoutes: this.o.budget.max, counters, routes: this.routes.buffer as SharedArrayBuffer, logLevel: this.log.level });
       this.workers.push(w);
       w.once('exit', () => this.exited.add(w));
@@ -179,6 +182,25 @@ export class UdpThreads {
     return this.counters.every((c, i) => c[THREAD_APPLIED] === this.posted[i]);
   }
 
+  /**
+   * Has every thread send the reports it holds (at most REPORT_FLUSH_MS old):
+   * resolves once the main thread's agent has them all, so that an agent
+   * flush after it covers every report the threads had read.
+   */
+  async flushReports(): Promise<void> {
+    if (this.closing) return this.closing;
+    await Promise.all(
+      this.workers.map((w, i) =>
+        this.exited.has(w)
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              this.flushWaiters[i]!.push(resolve);
+              w.postMessage({ type: 'flush' } satisfies MainToThread);
+            }),
+      ),
+    );
+  }
+
   private post(i: number, m: MainToThread): void {
     const w = this.workers[i];
     if (w === undefined) return;
@@ -194,6 +216,8 @@ export class UdpThreads {
         return this.reports(m.n, m.data);
       case 'log':
         return this.logLine(m.line);
+      case 'flushed':
+        return this.flushWaiters[i]!.shift()?.();
       default:
     }
   }
@@ -265,6 +289,8 @@ export class UdpThreads {
               }, timeoutMs);
               w.once('exit', () => {
                 clearTimeout(timer);
+                // a flush waiting on a thread that stopped: its reports came before its exit
+                for (const f of this.flushWaiters[i]!.splice(0)) f();
                 resolve();
               });
               w.postMessage({ type: 'close' } satisfies MainToThread);
