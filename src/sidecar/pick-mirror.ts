@@ -7,9 +7,11 @@
  * calls this thread handed out, the bound on a probing host's trial calls.
  *
  * One agent identity, several pickers: each route's probing hosts are
- * picked by one thread only (its trial thread), so the agent's bound on
- * trial calls in flight (`probeTrials`) holds for the sidecar as a whole,
- * as it does with one thread; the other threads pick them with weight 0.
+ * picked by one thread only (its trial thread: a thread reading the route's
+ * port by Lars' rule, `(modid + cmdid) mod ports`, where Lars' clients send
+ * it), so the agent's bound on trial calls in flight (`probeTrials`) holds
+ * for the sidecar as a whole, as it does with one thread; the other threads
+ * pick them with weight 0.
  *
  * Reports go to the main thread's one agent (`report` is given) after the
  * local feedback; routes not followed yet are asked of the main thread
@@ -41,15 +43,21 @@ class MirrorRoute extends AgentRoute {
   arena: ArenaReader | undefined = undefined;
 }
 
-/** The thread of `threads` that sends a route's probing hosts their trial calls. */
-export function trialThread(modid: number, cmdid: number, threads: number): number {
-  return (modid * 31 + cmdid) % threads;
+/**
+ * The thread of `threads` that sends a route's probing hosts their trial
+ * calls: of the threads reading the route's Lars port (udp-threads.ts
+ * `portsOfThread`), the first.
+ */
+export function trialThread(modid: number, cmdid: number, threads: number, ports: number): number {
+  return ((modid + cmdid) % ports) % threads;
 }
 
 export interface PickMirrorOptions {
   pick: MirrorPickOptions;
   index: number;
   threads: number;
+  /** The sidecar's UDP ports, how many. */
+  ports: number;
   maxRoutes: number;
   /** This thread's counters (thread-messages.ts layout). */
   counters: Float64Array;
@@ -100,7 +108,7 @@ export class PickMirror implements UdpPicker, UdpBudget {
     }
     let r = inner.get(cmdid);
     if (r === undefined) {
-      const probes = trialThread(modid, cmdid, this.o.threads) === this.o.index;
+      const probes = trialThread(modid, cmdid, this.o.threads, this.o.ports) === this.o.index;
       r = new MirrorRoute(this.o.pick.agentId, this.o.pick.strategy, this.newStrategy, probes);
       inner.set(cmdid, r);
       if (ask) this.o.follow(modid, cmdid);

@@ -36,7 +36,9 @@ export interface UdpThreadData {
   /** This thread's number, 0..threads-1. */
   index: number;
   threads: number;
-  /** The main thread's descriptors of the bound ports (the thread takes descriptors of its own). */
+  /** The sidecar's UDP ports, how many. */
+  ports: number;
+  /** The main thread's descriptors of the ports this thread reads (it takes descriptors of its own). */
   fds: number[];
   pick: MirrorPickOptions;
   maxRoutes: number;

@@ -80,6 +80,7 @@ async function run(d: UdpThreadData): Promise<void> {
     pick: d.pick,
     index: d.index,
     threads: d.threads,
+    ports: d.ports,
     maxRoutes: d.maxRoutes,
     counters,
     followed: new Int32Array(d.routes),

@@ -3,9 +3,9 @@
  *
  * The main thread binds the ports (so a port in use fails the start as with
  * one thread), then starts N threads (udp-thread.ts); each takes descriptors
- * of its own for the bound sockets (socket-dup.ts) and all read them: a
- * datagram goes to one thread, which answers it from its mirror of the
- * agent's routes. The main thread keeps the one agent, its one NATS
+ * of its own for the sockets of the ports it reads (socket-dup.ts,
+ * `portsOfThread`): a datagram goes to one thread, which answers it from its
+ * mirror of the agent's routes. The main thread keeps the one agent, its one NATS
  * connection and the HTTP API:
  *  - a route a thread's caller asks for is followed here, once; each new
  *    state the agent applies is encoded once into the route's arena in
@@ -52,6 +52,22 @@ export interface UdpThreadsOptions {
 function threadFile(): string {
   const here = fileURLToPath(import.meta.url);
   return join(dirname(here), `udp-thread${extname(here) === '.ts' ? '.ts' : '.js'}`);
+}
+
+/**
+ * The ports (indices) thread `t` of `threads` reads, of `ports`: as few
+ * threads per port as covers every thread and every port. Every thread
+ * reading a socket is woken for each of its datagrams (Node 20 has no
+ * SO_REUSEPORT, and libuv no exclusive wake-ups), so a port is shared only
+ * when there are more threads than ports: with at least as many ports,
+ * port p is read by thread p mod threads alone; with fewer, thread t reads
+ * port t mod ports.
+ */
+export function portsOfThread(t: number, threads: number, ports: number): number[] {
+  if (ports < threads) return [t % ports];
+  const out: number[] = [];
+  for (let p = t; p < ports; p += threads) out.push(p);
+  return out;
 }
 
 function startThread(data: UdpThreadData): Worker {
@@ -124,7 +140,8 @@ export class UdpThreads {
       this.counters.push(new Float64Array(counters));
       this.posted.push(0);
       this.flushWaiters.push([]);
-      const w = startThread({ index: i, threads: this.o.threads, fds, pick: this.o.pick, maxRoutes: this.o.budget.max, counters, routes: this.routes.buffer as SharedArrayBuffer, logLevel: this.log.level });
+      const own = portsOfThread(i, this.o.threads, fds.length).map((p) => fds[p]!);
+      const w = startThread({ index: i, threads: this.o.threads, ports: fds.length, fds: own, pick: this.o.pick, maxRoutes: this.o.budget.max, counters, routes: this.routes.buffer as SharedArrayBuffer, logLevel: this.log.level });
       this.workers.push(w);
       w.once('exit', () => this.exited.add(w));
       ready.push(

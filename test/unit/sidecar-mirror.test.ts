@@ -10,6 +10,7 @@ import { HostCache, UDP_COUNTER_SLOTS, udpStatsOf } from '../../src/sidecar/lars
 import { THREAD_COUNTER_SLOTS, THREAD_PICKS, THREAD_REFUSED } from '../../src/sidecar/thread-messages.ts';
 import { FEEDBACK_DEFAULTS } from '../../actors/strategies/feedback.ts';
 import { encode } from '../../schemas/codec.ts';
+import { portsOfThread } from '../../src/sidecar/udp-threads.ts';
 import { ArenaReader, ArenaStatus, ArenaWriter } from '../../src/sidecar/route-arena.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 
@@ -31,6 +32,7 @@ function mirror(index: number, threads: number, followed = 0) {
     pick: { agentId: 'sc', strategy: 'swrr', pickZone: undefined, zoneMinHealthyPercent: 70, feedback: FEEDBACK_DEFAULTS, probeTrials: 1 },
     index,
     threads,
+    ports: 3,
     maxRoutes: 2,
     counters,
     followed: routes,
@@ -61,7 +63,8 @@ describe('sidecar - a UDP thread mirror of the routes', () => {
   });
 
   it('mirror - a probing host is picked by the route\'s trial thread only, at most probeTrials in flight; a report frees it', () => {
-    const t = trialThread(7, 1, 3);
+    const t = trialThread(7, 1, 3, 3);
+    expect(t, "the thread of the route's Lars port, (7 + 1) mod 3").to.equal(2);
     const all = [0, 1, 2].map((i) => mirror(i, 3));
     for (const x of all) x.m.state(7, 1, encode(state(1)));
     const probes = all.map((x) => ips(x.m, 20).filter((ip) => ip === '10.0.0.1').length);
@@ -108,5 +111,17 @@ describe('sidecar - a UDP thread mirror of the routes', () => {
     const r = new ArenaReader(w.sab);
     expect(r.read()?.bytes).to.deep.equal(encode(big));
     expect(r.read(), 'nothing new').to.equal(undefined);
+  });
+
+  it('threads - the ports each thread reads: a port shared only when there are more threads than ports, every port read', () => {
+    const of = (threads: number, ports: number): number[][] => Array.from({ length: threads }, (_, t) => portsOfThread(t, threads, ports));
+    expect(of(2, 3)).to.deep.equal([[0, 2], [1]]);
+    expect(of(3, 3)).to.deep.equal([[0], [1], [2]]);
+    expect(of(4, 3)).to.deep.equal([[0], [1], [2], [0]]);
+    expect(of(3, 1)).to.deep.equal([[0], [0], [0]]);
+    // the trial thread of a route reads the route's Lars port
+    for (const [threads, ports] of [[2, 3], [4, 3], [3, 1], [5, 2]] as const) {
+      for (let m = 0; m < 12; m++) expect(portsOfThread(trialThread(m, 1, threads, ports), threads, ports)).to.include((m + 1) % ports);
+    }
   });
 });
