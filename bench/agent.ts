@@ -125,6 +125,9 @@ async function settleReports(sc: ChildProcess, children: ChildProcess[], before:
   if (s.flushError) log(`  flush: ${s.flushError}`);
   const after: AckCount = { reports: s.reports, pending: s.pending, dropped: s.dropped, udpReports: s.udpReports };
   const acked = after.reports - after.pending - after.dropped - (before.reports - before.pending - before.dropped);
+  if (after.dropped > before.dropped || after.reports - before.reports < sent) {
+    log(`  of ${sent} reports sent: ${after.udpReports - before.udpReports} received, ${after.reports - before.reports} taken by the agent, ${after.dropped - before.dropped} dropped by it, ${after.pending} pending`);
+  }
   return { sent, after, ackedPct: sent === 0 ? 100 : (acked / sent) * 100 };
 }
 
