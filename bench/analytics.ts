@@ -11,7 +11,7 @@
  *     reports stream while a sink worker runs; the rate is rows / (time from
  *     the first publish until all rows are counted in `reports`);
  *  3. lost: published minus stored, after the sink stopped;
- *  4. for reference, the sink's own insert (one `reports_ingest_v2` row per
+ *  4. for reference, the sink's own insert (one `reports_ingest_v3` row per
  *     batch) with the text built beforehand: what the sink costs over it.
  * docs/benchmarks-analytics.md explains the figures.
  *
@@ -98,13 +98,13 @@ async function bare(e: AnalyticsEngine, batches: ReportBatch[]): Promise<number>
   return TOTAL / dt;
 }
 
-/** The sink's own insert (one ingest row per batch), text built beforehand: the client's best case, the sink's floor. */
+/** The sink's own insert (one ingest row per batch, fence 0 first: no fence is recorded in this database), text built beforehand: the client's best case, the sink's floor. */
 async function ingestOnly(e: AnalyticsEngine, batches: ReportBatch[]): Promise<number> {
   const bodies: string[] = [];
   let body = '';
   let rows = 0;
   batches.forEach((b, i) => {
-    body += ingestLine(b, i + 1, e.features);
+    body += '0\t' + ingestLine(b, i + 1, e.features);
     rows += b.reports.length;
     if (rows >= DEFAULT_BATCH_LIMITS.maxRows) {
       bodies.push(body);
@@ -114,7 +114,7 @@ async function ingestOnly(e: AnalyticsEngine, batches: ReportBatch[]): Promise<n
   });
   if (body) bodies.push(body);
   const t0 = performance.now();
-  for (const b of bodies) await e.insertTsv(`${e.database}.${TABLES.reportsIngestV2}`, undefined, b);
+  for (const b of bodies) await e.insertTsv(`${e.database}.${TABLES.reportsIngestV3}`, undefined, b);
   const dt = (performance.now() - t0) / 1000;
   const stored = await count(e, TABLES.reports);
   if (stored !== TOTAL) throw new Error(`ingest insert stored ${stored} of ${TOTAL}`);

@@ -6,7 +6,10 @@
  *  - go_gethost_p2c_ewma_ns: a pick and its report with the default strategy (reads the clock)
  *  - go_report_ns: the enqueue of one report (target ≤ 100 ns)
  *  - go_route_update_cpu_us: process CPU per route update of 10 hosts from a real nats-server;
- *    compared with the TypeScript agent's route_update_agent_cpu_us recorded in bench/results/latest.json
+ *    compared with ts_agent_route_update_cpu_us, one TypeScript agent process on the same updates
+ *    at the same time (bench/_ts-follower.ts)
+ *  - go_ejection_lag_p50/p99_ms, ts_ejection_lag_p50/p99_ms: a state ejecting a host published ->
+ *    each agent holds it (both at once, on the same states); go_ejected_host_picks after
  *  - go_route_update_decode_us: the decode, checks and apply of one update alone
  *  - go_acked_reports_per_sec_small_batches: one Go agent, batches of 10 over 100 routes,
  *    acknowledged by a real nats-server's REPORTS stream; compared with the TypeScript
@@ -24,6 +27,9 @@ import { startNatsServer } from '../src/nats/natsd.ts';
 import { record, type Metric } from './lib.ts';
 import { ensureGo, goEnv, runGo } from '../scripts/go.mjs';
 import { encode } from '../schemas/codec.ts';
+import { epochMs, percentile } from './_common.ts';
+import { nextMessage, spawnChild, stopChild } from './_harness.ts';
+import type { FollowerConfig, FromFollower } from './_ts-follower.ts';
 
 const QUICK = process.argv.includes('--quick');
 
@@ -43,46 +49,93 @@ function goBench(pattern: string, env: Record<string, string> = {}, benchtime = 
   return out;
 }
 
+/** A route state of route 1.1 with 10 hosts: one host's pick weight changed by `version`, or (`eject`) that host ejected. */
+function routeState(version: number, eject: boolean): Uint8Array {
+  const hosts = Array.from({ length: 10 }, (_, i) => {
+    const mine = i === version % 10;
+    if (eject && mine) return { ip: `10.0.0.${i + 1}`, port: 8000, weight: 100, state: 'overloaded', reason: 'consecutive_errors', since: 0, pick_weight: 0 };
+    return { ip: `10.0.0.${i + 1}`, port: 8000, weight: 100, state: 'healthy', reason: 'registered', since: 0, pick_weight: mine ? 50 + (version % 50) : 100 + 10 * i };
+  });
+  return encode({ v: 1, sender: 'bench', modid: 1, cmdid: 1, version, ts: epochMs(), profile: 'default', panic: false, removed: false, probe_num: 10, hosts });
+}
+
+interface FollowFigures {
+  goCpuUs: number;
+  tsCpuUs: number;
+  goEject: { lagMs: number[]; picked: number };
+  tsEject: { lagMs: number[]; picked: number };
+}
+
 /**
- * The Go agent's process CPU per route update: its test binary follows route
- * 1.1 (TestLiveFollowCPU) while this process publishes `updates` states of 10
- * hosts, one host's weight changed each time, 1000 a second.
+ * A Go agent (its test binary, TestLiveFollowCPU) and a TypeScript agent
+ * (_ts-follower.ts), each in its own process, follow route 1.1 while this
+ * process publishes `updates` states of 10 hosts, one host's weight changed
+ * each time, 1000 a second: each one's process CPU per update, on the same
+ * updates. Then `ejections` states 20 ms apart, each ejecting one host: the
+ * time from each publish to each agent holding it, and its picks of the
+ * ejected host after.
  */
-async function followCpu(url: string, prefix: string, updates: number): Promise<number> {
+async function follow(url: string, prefix: string, updates: number, ejections: number): Promise<FollowFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'lars-go-bench-'));
+  const ts = spawnChild('_ts-follower.ts', { url, prefix, updates, ejections } satisfies FollowerConfig);
   try {
+    const tsReady = nextMessage<FromFollower, 'ready'>(ts, 'ready', 30_000);
     const bin = join(dir, 'lars.test');
     const built = runGo(['test', '-c', '-o', bin, '.'], { stdio: 'pipe', timeoutMs: 300_000 });
     if (built.status !== 0) throw new Error(`go test -c failed:\n${built.stdout}\n${built.stderr}`);
-    const child = spawn(bin, ['-test.run', '^TestLiveFollowCPU$', '-test.v', '-test.count=1'], {
+    const child = spawn(bin, ['-test.run', '^TestLiveFollowCPU$', '-test.v', '-test.count=1', '-test.timeout=300s'], {
       cwd: goEnv().dir,
-      env: { ...process.env, LARS_BENCH_NATS_URL: url, LARS_BENCH_PREFIX: prefix, LARS_BENCH_FOLLOW: String(updates) },
+      env: { ...process.env, LARS_BENCH_NATS_URL: url, LARS_BENCH_PREFIX: prefix, LARS_BENCH_FOLLOW: String(updates), LARS_BENCH_EJECT: String(ejections) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    const ready = new Promise<void>((resolve) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('GO_FOLLOW_READY')) resolve();
-      });
+    const seen: Array<() => void> = [];
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const f of seen) f();
     });
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    await Promise.race([ready, exited]);
+    const line = (tag: string, timeoutMs: number): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const re = new RegExp(`^${tag}(?: (.*))?$`, 'm');
+        const t = setTimeout(() => reject(new Error(`no ${tag} from the Go agent within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+        const check = (): void => {
+          const m = re.exec(out);
+          if (!m) return;
+          clearTimeout(t);
+          resolve(m[1] ?? '');
+        };
+        seen.push(check);
+        check();
+        void exited.then(() => setTimeout(() => reject(new Error(`the Go agent exited before ${tag}:\n${out}`)), 100));
+      });
+    await Promise.all([line('GO_FOLLOW_READY', 30_000), tsReady]);
+    const tsCpu = nextMessage<FromFollower, 'cpu'>(ts, 'cpu', 120_000);
+    const tsEject = nextMessage<FromFollower, 'eject'>(ts, 'eject', 120_000 + ejections * 100);
     const nc = await connectNats({ url, name: 'bench-go-publisher' });
     const subject = makeNames(prefix).route(1, 1);
     for (let v = 1; v <= updates; v++) {
-      const hosts = Array.from({ length: 10 }, (_, i) => ({ ip: `10.0.0.${i + 1}`, port: 8000, weight: 100, state: 'healthy', reason: 'registered', since: 0, pick_weight: i === v % 10 ? 50 + (v % 50) : 100 + 10 * i }));
-      nc.publish(subject, encode({ v: 1, sender: 'bench', modid: 1, cmdid: 1, version: v, ts: Date.now(), profile: 'default', panic: false, removed: false, probe_num: 10, hosts }));
+      nc.publish(subject, routeState(v, false));
       await new Promise((r) => setTimeout(r, 1));
     }
     await nc.flush();
-    const code = await exited;
+    const goCpu = JSON.parse(await line('GO_FOLLOW', 120_000)) as { cpu_us_per_update: number };
+    const tsCpuMsg = await tsCpu;
+    await line('GO_EJECT_READY', 30_000);
+    for (let v = updates + 1; v <= updates + ejections; v++) {
+      nc.publish(subject, routeState(v, true));
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const goEject = JSON.parse(await line('GO_EJECT', 30_000)) as { lag_ms: number[]; picked: number };
+    const tsEjectMsg = await tsEject;
     await nc.close();
-    const m = /^GO_FOLLOW (.*)$/m.exec(out);
-    if (code !== 0 || !m) throw new Error(`TestLiveFollowCPU failed:\n${out}`);
-    return (JSON.parse(m[1]!) as { cpu_us_per_update: number }).cpu_us_per_update;
+    const code = await exited;
+    if (code !== 0) throw new Error(`TestLiveFollowCPU failed:\n${out}`);
+    return { goCpuUs: goCpu.cpu_us_per_update, tsCpuUs: tsCpuMsg.cpuUsPerUpdate, goEject: { lagMs: goEject.lag_ms, picked: goEject.picked }, tsEject: { lagMs: tsEjectMsg.lagMs, picked: tsEjectMsg.picked } };
   } finally {
+    await stopChild(ts);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -98,7 +151,7 @@ async function main(): Promise<void> {
   const micro = goBench('^Benchmark(GetHost|Report|RouteUpdate)');
   const server = await startNatsServer();
   let acked: number;
-  let updateCpu: number;
+  let f: FollowFigures;
   try {
     const nc = await connectNats({ url: server.url, name: 'bench-go' });
     const n = makeNames(`bg${randomBytes(3).toString('hex')}`);
@@ -106,13 +159,14 @@ async function main(): Promise<void> {
     await nc.close();
     const env = { LARS_BENCH_NATS_URL: server.url, LARS_BENCH_PREFIX: n.prefix };
     acked = need(goBench('^BenchmarkLiveAckedSmallBatches$', env, QUICK ? '1x' : '3x'), 'BenchmarkLiveAckedSmallBatches', 'acked_reports/s');
-    updateCpu = await followCpu(server.url, n.prefix, QUICK ? 500 : 3000);
+    f = await follow(server.url, n.prefix, QUICK ? 500 : 3000, QUICK ? 20 : 100);
   } finally {
     await server.stop();
   }
   const latest = JSON.parse(readFileSync(join(import.meta.dirname, 'results', 'latest.json'), 'utf8')) as Record<string, number>;
   const tsAcked = latest['acked_reports_per_sec_small_batches'];
-  const tsUpdate = latest['route_update_agent_cpu_us'];
+  const tsUpdateCore = latest['route_update_agent_cpu_us'];
+  const p = (v: number[], q: number): number => Math.round(percentile(v, q) * 1000) / 1000;
   const metrics: Metric[] = [
     { name: 'go_gethost_ns', value: need(micro, 'BenchmarkGetHostSwrr', 'ns/op'), unit: 'ns', target: '<= 50', note: 'swrr, 10 hosts, one goroutine' },
     { name: 'go_gethost_parallel_picks_per_sec', value: 1e9 / need(micro, 'BenchmarkGetHostSwrrParallel', 'ns/op'), unit: 'picks/s', note: '8 goroutines per core on one route, aggregate' },
@@ -120,11 +174,28 @@ async function main(): Promise<void> {
     { name: 'go_report_ns', value: need(micro, 'BenchmarkReport', 'ns/op'), unit: 'ns', target: '<= 100', note: 'enqueue one report' },
     {
       name: 'go_route_update_cpu_us',
-      value: updateCpu,
+      value: f.goCpuUs,
       unit: 'µs',
-      ...(tsUpdate !== undefined ? { target: `<= ${tsUpdate}` } : {}),
-      note: 'Go agent process CPU per route update of 10 hosts from a real nats-server, ~1000/s, publisher in another process; target: the recorded route_update_agent_cpu_us (TS agent processes, core group)',
+      target: `<= ${Math.round(f.tsCpuUs * 10) / 10}`,
+      note: 'Go agent process CPU per route update of 10 hosts from a real nats-server, ~1000/s, publisher in another process; target: ts_agent_route_update_cpu_us of the same run',
     },
+    {
+      name: 'ts_agent_route_update_cpu_us',
+      value: f.tsCpuUs,
+      unit: 'µs',
+      note: `one TypeScript agent process on the same updates, at the same time as the Go agent (the core group's route_update_agent_cpu_us, 100 agents in processes: ${tsUpdateCore ?? 'not recorded'})`,
+    },
+    { name: 'go_ejection_lag_p50_ms', value: p(f.goEject.lagMs, 50), unit: 'ms', note: `publish of a state ejecting a host -> the Go agent holds it; ${f.goEject.lagMs.length} ejections 20 ms apart` },
+    {
+      name: 'go_ejection_lag_p99_ms',
+      value: p(f.goEject.lagMs, 99),
+      unit: 'ms',
+      target: `<= ${p(f.tsEject.lagMs, 99)}`,
+      note: 'same; target: ts_ejection_lag_p99_ms of the same run (the TS agent on the same states, at the same time)',
+    },
+    { name: 'ts_ejection_lag_p50_ms', value: p(f.tsEject.lagMs, 50), unit: 'ms', note: 'publish of a state ejecting a host -> the TypeScript agent holds it' },
+    { name: 'ts_ejection_lag_p99_ms', value: p(f.tsEject.lagMs, 99), unit: 'ms', note: 'same' },
+    { name: 'go_ejected_host_picks', value: f.goEject.picked, unit: 'picks', target: '= 0', note: `picks of the ejected host among 100 after each ejection (TS agent: ${f.tsEject.picked})` },
     { name: 'go_route_update_decode_us', value: need(micro, 'BenchmarkRouteUpdate', 'ns/op') / 1000, unit: 'µs', note: 'decode + check + apply alone, 10 hosts, one goroutine' },
     {
       name: 'go_acked_reports_per_sec_small_batches',

@@ -9,6 +9,7 @@
 //
 // Used by .ci/run (through scripts/test.mjs), the test tier and `npm run bench -- go`.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, symlinkSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,9 +38,11 @@ export function ensureGo() {
   return present();
 }
 
-/** The SDK's directory as GOPATH mode sees it (a link under a private GOPATH), and the environment to build it with. */
+/** The SDK's directory as GOPATH mode sees it (a link under a GOPATH private to this user and checkout), and the environment to build it with. */
 export function goEnv() {
-  const gopath = join(tmpdir(), `lars-gopath-${userInfo().uid}`);
+  // One GOPATH per user and checkout: two checkouts (worktrees) building at once never see each other's sources.
+  const checkout = createHash('sha256').update(root).digest('hex').slice(0, 12);
+  const gopath = join(tmpdir(), `lars-gopath-${userInfo().uid}-${checkout}`);
   const link = join(gopath, 'src', GO_MODULE);
   const target = join(root, 'clients', 'go');
   let current;

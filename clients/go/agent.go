@@ -22,26 +22,40 @@ type Agent struct {
 	js       nats.JetStreamContext
 	routes   sync.Map // uint64 (modid<<32|cmdid) → *followed
 	batcher  *batcher
-	outbox   *outbox
-	rejects  rejectCounter
-	closed   atomic.Bool
-	picks    atomic.Uint64
-	reports  atomic.Uint64
-	counters followerCounters
+	outbox   *outbox // nil with ReportDeliveryCore
+	pub      *jsPublisher
+	ownsConn bool
+	// ReportDeliveryCore: reports of batches the client refused
+	coreDrops atomic.Uint64
+	coreLog   *rateLog
+	rejects   rejectCounter
+	closed    atomic.Bool
+	picks     atomic.Uint64
+	reports   atomic.Uint64
+	counters  followerCounters
 
 	kvMu sync.Mutex
 	kv   nats.KeyValue
 	regs registrations
 	done chan struct{}
+	// reads a route's stored state again (tests replace it)
+	readRoute func(*followed)
+	calls     callCounters
 }
 
 // Stats are the agent's counters.
 type Stats struct {
 	Routes, PendingReports, PendingBatches                int
 	Picks, Reports, Batches, AckedBatches, AckedReports   uint64
-	RetriedBatches, DroppedReports                        uint64
+	RetriedBatches, ConfirmedBatches, DroppedReports      uint64
 	RouteUpdates, StaleUpdates, HeldEmptyUpdates, Resyncs uint64
-	Rejects                                               map[RejectKind]uint64
+	// VersionResets: routes whose stored state was found gone, or older and published later, while one was held (their versions start again)
+	VersionResets uint64
+	// Call: logical calls, attempts by kind (first, retry, hedge), calls stopped without a result by why
+	Calls                          uint64
+	FirstAttempts, Retries, Hedges uint64
+	CallStops                      map[CallStop]uint64
+	Rejects                        map[RejectKind]uint64
 }
 
 // Connect connects to NATS as Options say and returns an agent. ctx bounds the connection attempt.
@@ -55,6 +69,36 @@ func Connect(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{o: o, id: o.AgentID, names: n, done: make(chan struct{})}
+	a.rejects.log = o.Logger
+	a.coreLog = &rateLog{log: o.Logger, interval: 10 * time.Second, last: map[string]time.Time{}}
+	if o.Conn != nil {
+		a.nc = o.Conn
+		// the caller's handler first, then the agent's
+		prev := a.nc.ReconnectHandler()
+		a.nc.SetReconnectHandler(func(c *nats.Conn) {
+			if prev != nil {
+				prev(c)
+			}
+			a.onReconnect()
+		})
+	} else {
+		nc, err := dial(ctx, o, a)
+		if err != nil {
+			return nil, err
+		}
+		a.nc, a.ownsConn = nc, true
+	}
+	if err := a.startReports(); err != nil {
+		if a.ownsConn {
+			a.nc.Close()
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+// dial opens the agent's own connection as Options say; ctx bounds the attempt.
+func dial(ctx context.Context, o resolved, a *Agent) (*nats.Conn, error) {
 	nopts, err := natsOptions(o, a)
 	if err != nil {
 		return nil, err
@@ -82,18 +126,36 @@ func Connect(ctx context.Context, opts Options) (*Agent, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("lars: connect to %s: %w", o.Servers, r.err)
 	}
-	a.nc = r.nc
-	// the outbox bounds what is out (PublishWindow); the client's own bound must not block it
-	js, err := r.nc.JetStream(nats.PublishAsyncMaxPending(1 << 20))
+	return r.nc, nil
+}
+
+// startReports makes the JetStream context (the buckets), the batcher and, for acknowledged delivery, the outbox and its publisher.
+func (a *Agent) startReports() error {
+	o := a.o
+	js, err := a.nc.JetStream()
 	if err != nil {
-		r.nc.Close()
-		return nil, err
+		return err
 	}
 	a.js = js
-	a.rejects.log = o.Logger
-	a.batcher = newBatcher(n, o.Partitions, a.id, o.Zone, o.BatchMaxReports, o.BatchMaxDelay, a.toOutbox)
-	a.outbox = newOutbox(a.jsPublish, a.id, randomID(4), o.PublishWindow, o.MaxPendingReports, a.batcher.pending, o.RetryInterval, o.Logger)
-	return a, nil
+	if o.ReportDelivery == ReportDeliveryCore {
+		a.batcher = newBatcher(a.names, o.Partitions, a.id, o.Zone, o.BatchMaxReports, o.BatchMaxDelay, a.publishCore)
+		return nil
+	}
+	a.batcher = newBatcher(a.names, o.Partitions, a.id, o.Zone, o.BatchMaxReports, o.BatchMaxDelay, a.toOutbox)
+	a.outbox = newOutbox(outboxConfig{
+		sender: a.id, instance: randomID(4), window: o.PublishWindow, maxReports: o.MaxPendingReports, extraPending: a.batcher.pending,
+		probe: o.RetryInterval, fastRetry: 20 * time.Second, backoff: o.RetryBackoff, confirmDelay: o.ConfirmDelay, ackTimeout: o.AckTimeout,
+		log: o.Logger, clock: realClock(o.Now),
+	})
+	pub, err := newJSPublisher(a.nc, a.outbox.answered)
+	if err != nil {
+		return err
+	}
+	a.pub = pub
+	a.outbox.mu.Lock()
+	a.outbox.pub = pub
+	a.outbox.mu.Unlock()
+	return nil
 }
 
 // ID is the agent's id, the sender of its report batches.
@@ -112,29 +174,16 @@ func (a *Agent) nowMs() float64 {
 	return float64(a.o.Now().UnixMilli())
 }
 
-// jsPublish publishes one batch to JetStream with its message id and waits for the ack (at most AckTimeout).
-// An asynchronous publish: the acks of all batches come back on one subscription.
-func (a *Agent) jsPublish(ctx context.Context, subject string, data []byte, msgID string) error {
-	f, err := a.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, nats.MsgId(msgID))
-	if err != nil {
-		return err
-	}
-	t := time.NewTimer(a.o.AckTimeout)
-	defer t.Stop()
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return err
-	case <-t.C:
-		return nats.ErrTimeout
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func (a *Agent) toOutbox(subject string, data []byte, reports int) {
 	a.outbox.add(subject, data, reports)
+}
+
+// publishCore publishes a batch as a plain message (ReportDeliveryCore); one the client refuses is dropped and counted.
+func (a *Agent) publishCore(subject string, data []byte, reports int) {
+	if err := a.nc.Publish(subject, data); err != nil {
+		a.coreDrops.Add(uint64(reports))
+		a.coreLog.emit(time.Now(), "warn", "core-publish", "report batch could not be published; dropped", "reports", reports, "err", err.Error())
+	}
 }
 
 // onReconnect: what was in flight on the old connection may be lost, and route states may have been missed.
@@ -149,7 +198,9 @@ func (a *Agent) onReconnect() {
 		return true
 	})
 	a.batcher.flush()
-	a.outbox.kick()
+	if a.outbox != nil {
+		a.outbox.kick()
+	}
 }
 
 // ------------------------------------------------------------------ picking
@@ -215,12 +266,30 @@ func (a *Agent) Release(h Host) {
 // An error only for bad input (a negative latency, a host that is no IPv4
 // address and port) or a closed agent.
 func (a *Agent) Report(h Host, retcode int32, latency time.Duration) error {
-	return a.ReportUtilization(h, retcode, latency, -1)
+	return a.report(h, retcode, latency, -1, 0, AttemptFirst)
 }
 
 // ReportUtilization is Report with the busy share (0..1) the host answered
 // with; above 1 counts as 1, a negative value as none.
 func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, utilization float64) error {
+	return a.report(h, retcode, latency, utilization, 0, AttemptFirst)
+}
+
+// ReportAttempt is ReportUtilization for a call that was attempt number
+// `attempt` (1..255; 2 for the second) of one logical call, a retry or a
+// hedge: the route node counts it against the route's retry or hedge
+// budget. Kind AttemptFirst is a first attempt (no mark).
+func (a *Agent) ReportAttempt(h Host, retcode int32, latency time.Duration, utilization float64, attempt int, kind AttemptKind) error {
+	if kind == AttemptFirst {
+		attempt = 0
+	} else if attempt < 1 || attempt > maxAttempt || kind > AttemptHedge {
+		return fmt.Errorf("lars: bad report: attempt %d kind %d", attempt, kind)
+	}
+	return a.report(h, retcode, latency, utilization, attempt, kind)
+}
+
+// report: a checked mark (attempt 0: none).
+func (a *Agent) report(h Host, retcode int32, latency time.Duration, utilization float64, attempt int, kind AttemptKind) error {
 	if a.closed.Load() {
 		return ErrClosed
 	}
@@ -258,26 +327,44 @@ func (a *Agent) ReportUtilization(h Host, retcode int32, latency time.Duration, 
 		r.mu.Unlock()
 	}
 	a.reports.Add(1)
-	a.batcher.add(now, h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization)
+	a.batcher.add(now, h.Modid, h.Cmdid, h.IP, h.Port, ph, retcode, lat, utilization, attempt, kind)
 	return nil
 }
 
-// Flush sends buffered reports and waits until JetStream acknowledged every batch made so far, or ctx ends.
+// Flush sends buffered reports and waits until the server has them: with
+// acknowledged delivery until JetStream acknowledged every batch made so far,
+// with core delivery until the server processed what was sent. It waits until
+// ctx ends, or FlushTimeout when ctx has no deadline.
 func (a *Agent) Flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.o.FlushTimeout)
+		defer cancel()
+	}
 	a.batcher.flush()
-	return a.outbox.settled(ctx)
+	if a.outbox != nil {
+		return a.outbox.settled(ctx)
+	}
+	if a.nc.IsClosed() {
+		return ErrClosed
+	}
+	return a.nc.FlushWithContext(ctx)
 }
 
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
-	o := a.outbox.stats()
+	var o outboxStats
+	if a.outbox != nil {
+		o = a.outbox.stats()
+	}
 	n := 0
 	a.routes.Range(func(_, _ any) bool { n++; return true })
 	return Stats{
 		Routes: n, PendingReports: o.pendingReports + a.batcher.pending(), PendingBatches: o.pendingBatches,
 		Picks: a.picks.Load(), Reports: a.reports.Load(), Batches: a.batcher.batchCount(), AckedBatches: o.ackedBatches, AckedReports: o.ackedReports,
-		RetriedBatches: o.retried, DroppedReports: o.drops,
-		RouteUpdates: a.counters.updates.Load(), StaleUpdates: a.counters.stale.Load(), HeldEmptyUpdates: a.counters.held.Load(), Resyncs: a.counters.resyncs.Load(),
+		RetriedBatches: o.retried, ConfirmedBatches: o.confirmedBatches, DroppedReports: o.drops + a.coreDrops.Load(),
+		RouteUpdates: a.counters.updates.Load(), StaleUpdates: a.counters.stale.Load(), HeldEmptyUpdates: a.counters.held.Load(), Resyncs: a.counters.resyncs.Load(), VersionResets: a.counters.versionResets.Load(),
+		Calls: a.calls.calls.Load(), FirstAttempts: a.calls.attempts[AttemptFirst].Load(), Retries: a.calls.attempts[AttemptRetry].Load(), Hedges: a.calls.attempts[AttemptHedge].Load(), CallStops: a.calls.snapshot(),
 		Rejects: a.rejects.snapshot(),
 	}
 }
@@ -298,17 +385,25 @@ func (a *Agent) Close(ctx context.Context) error {
 		defer cancel()
 	}
 	regErr := a.regs.stopAll(ctx)
-	flushErr := a.Flush(ctx)
+	var flushErr error
+	if !a.nc.IsClosed() {
+		flushErr = a.Flush(ctx)
+	}
 	a.closed.Store(true)
 	close(a.done)
 	a.batcher.stop()
 	a.batcher.flush() // a report made while flushing: to the outbox, which counts what is left as dropped
-	a.outbox.abandon()
+	if a.outbox != nil {
+		a.outbox.abandon()
+	}
+	a.pub.close()
 	a.routes.Range(func(_, v any) bool {
 		v.(*followed).close()
 		return true
 	})
-	a.nc.Close()
+	if a.ownsConn {
+		a.nc.Close()
+	}
 	if flushErr != nil && !errors.Is(flushErr, context.DeadlineExceeded) && !errors.Is(flushErr, context.Canceled) {
 		return flushErr
 	}

@@ -3,90 +3,11 @@ package lars
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 )
 
-// Unit tests of the agent's parts without a server: the outbox's bound and
-// retries, the route following's version order and held updates, Watch.
-
-// fakeStream acknowledges publishes when told to, recording the message ids it stored.
-type fakeStream struct {
-	mu     sync.Mutex
-	fail   bool
-	stored map[string]int
-	calls  int
-}
-
-func (f *fakeStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.fail {
-		return errors.New("no responders")
-	}
-	if f.stored == nil {
-		f.stored = map[string]int{}
-	}
-	f.stored[msgID]++
-	return nil
-}
-
-func (f *fakeStream) setFail(v bool) {
-	f.mu.Lock()
-	f.fail = v
-	f.mu.Unlock()
-}
-
-func TestOutboxRetriesUntilAcknowledged(t *testing.T) {
-	s := &fakeStream{fail: true}
-	o := newOutbox(s.publish, "a1", "i1", 4, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
-	for i := 0; i < 10; i++ {
-		o.add("lars.report.0.1.1", []byte{0x80}, 10)
-	}
-	waitUntil(t, "failed publishes retried", 5*time.Second, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.calls >= 8
-	})
-	if st := o.stats(); st.pendingReports != 100 || st.ackedBatches != 0 {
-		t.Fatalf("while failing: %+v", st)
-	}
-	s.setFail(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := o.settled(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st := o.stats()
-	if st.ackedBatches != 10 || st.ackedReports != 100 || st.drops != 0 || st.pendingReports != 0 || st.retried == 0 {
-		t.Fatalf("after recovery: %+v", st)
-	}
-	if len(s.stored) != 10 || s.stored["a1/i1/1"] != 1 || s.stored["a1/i1/10"] != 1 {
-		t.Fatalf("stored ids %v", s.stored)
-	}
-	o.abandon()
-}
-
-func TestOutboxBoundDropsTheOldestAndCountsThem(t *testing.T) {
-	s := &fakeStream{fail: true}
-	o := newOutbox(s.publish, "a1", "i1", 1, 50, func() int { return 0 }, time.Hour, nopLogger{})
-	for i := 0; i < 10; i++ {
-		o.add("lars.report.0.1.1", []byte{0x80}, 10)
-	}
-	waitUntil(t, "the first publish answered", 5*time.Second, func() bool { return o.stats().pendingBatches <= 5 })
-	st := o.stats()
-	if st.drops != 50 || st.pendingReports != 50 {
-		t.Fatalf("bound of 50 with 100 made: %+v", st)
-	}
-	if n := o.abandon(); n != 50 {
-		t.Fatalf("abandon dropped %d, want 50", n)
-	}
-	if o.stats().drops != 100 {
-		t.Fatalf("drops %d after abandon", o.stats().drops)
-	}
-}
+// Unit tests of the agent's parts without a server: the route following's version order and held updates, Watch.
 
 func testAgent(t *testing.T) (*Agent, *followed) {
 	t.Helper()
@@ -245,42 +166,109 @@ func TestIsIPv4(t *testing.T) {
 	}
 }
 
-// lossyStream never answers the first publish of each message id (as a lost
-// publish or a lost leader), and stores the rest.
-type lossyStream struct {
-	fakeStream
-	seen map[string]bool
+// TestVersionsStartAgainWhenTheBucketLostTheState: a server back on a fresh
+// store publishes the route from version 1 again; the agent takes it once the
+// bucket shows the state it held is gone, and reads the bucket when a lower
+// version comes published later than the one it holds.
+func TestVersionsStartAgainWhenTheBucketLostTheState(t *testing.T) {
+	a, r := testAgent(t)
+	reads := make(chan *followed, 4)
+	a.readRoute = func(r *followed) { reads <- r }
+	held := tenHostState(7)
+	a.apply(r, held)
+	// a late message: lower version, published earlier: ignored, no read
+	late := tenHostState(3)
+	late.Ts = held.Ts - 1
+	a.apply(r, late)
+	if r.state.Version != 7 || len(reads) != 0 {
+		t.Fatalf("a late message: version %d, %d reads", r.state.Version, len(reads))
+	}
+	// a lower version published later: ignored, and the bucket is read (once per interval)
+	restarted := tenHostState(1)
+	restarted.Ts = held.Ts + 1000
+	restarted.Hosts = restarted.Hosts[:3]
+	a.apply(r, restarted)
+	a.apply(r, restarted)
+	select {
+	case <-reads:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no bucket read after a lower version published later")
+	}
+	if r.state.Version != 7 || len(reads) != 0 {
+		t.Fatalf("version %d, %d more reads", r.state.Version, len(reads))
+	}
+	// a stale replica (older in both) is no reset
+	a.stored(r, encodeRouteState(late), true)
+	if r.versionReset || a.counters.versionResets.Load() != 0 {
+		t.Fatal("a stale replica's read reset the versions")
+	}
+	// the bucket has no state any more: the versions started again; the held state keeps serving
+	a.stored(r, nil, false)
+	if !r.versionReset || a.counters.versionResets.Load() != 1 || r.state.Version != 7 {
+		t.Fatalf("after the bucket lost the state: reset %v, %d resets, version %d", r.versionReset, a.counters.versionResets.Load(), r.state.Version)
+	}
+	if _, err := a.pickFrom(r, "", false); err != nil {
+		t.Fatalf("picking from the held state: %v", err)
+	}
+	a.apply(r, restarted)
+	if r.state.Version != 1 || len(r.model.hosts) != 3 || r.versionReset {
+		t.Fatalf("the restarted route was not taken: version %d, %d hosts, reset %v", r.state.Version, len(r.model.hosts), r.versionReset)
+	}
+	// from there on, versions never go backwards again
+	a.apply(r, tenHostState(0))
+	if r.state.Version != 1 {
+		t.Fatalf("version %d after an older one", r.state.Version)
+	}
 }
 
-func (l *lossyStream) publish(ctx context.Context, subject string, data []byte, msgID string) error {
-	l.mu.Lock()
-	first := !l.seen[msgID]
-	if l.seen == nil {
-		l.seen = map[string]bool{}
+func TestReportAttemptMarksRetriesAndHedges(t *testing.T) {
+	a, r := testAgent(t)
+	var batches [][]byte
+	a.batcher = newBatcher(a.names, 64, a.id, "", 1000, time.Hour, func(_ string, d []byte, _ int) { batches = append(batches, d) })
+	a.apply(r, tenHostState(1))
+	h, _ := a.pickFrom(r, "", false)
+	if err := a.ReportAttempt(h, RetcodeOverloaded, time.Millisecond, -1, 1, AttemptFirst); err != nil {
+		t.Fatal(err)
 	}
-	l.seen[msgID] = true
-	l.mu.Unlock()
-	if first {
-		<-ctx.Done() // no answer until the outbox gives up on everything
-		return ctx.Err()
+	if err := a.ReportAttempt(h, 0, time.Millisecond, -1, 2, AttemptRetry); err != nil {
+		t.Fatal(err)
 	}
-	return l.fakeStream.publish(ctx, subject, data, msgID)
+	if err := a.ReportAttempt(h, 0, time.Millisecond, 0.5, 3, AttemptHedge); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		attempt int
+		kind    AttemptKind
+	}{{0, AttemptRetry}, {256, AttemptHedge}, {2, AttemptKind(3)}} {
+		if err := a.ReportAttempt(h, 0, time.Millisecond, -1, bad.attempt, bad.kind); err == nil {
+			t.Fatalf("attempt %d kind %d taken", bad.attempt, bad.kind)
+		}
+	}
+	a.batcher.flush()
+	if len(batches) != 1 {
+		t.Fatalf("%d batches", len(batches))
+	}
+	b, err := DecodeReportBatch(batches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AttemptMark{{1, 2, AttemptRetry}, {2, 3, AttemptHedge}}
+	if len(b.Reports) != 3 || b.Reports[0].Retcode != RetcodeOverloaded || len(b.Attempts) != 2 || b.Attempts[0] != want[0] || b.Attempts[1] != want[1] {
+		t.Fatalf("batch %+v", b)
+	}
 }
 
-func TestOutboxPublishesAgainWhenNoAckComesInTime(t *testing.T) {
-	l := &lossyStream{}
-	o := newOutbox(l.publish, "a1", "i1", 8, 1000, func() int { return 0 }, 5*time.Millisecond, nopLogger{})
-	for i := 0; i < 5; i++ {
-		o.add("lars.report.0.1.1", []byte{0x80}, 2)
+func TestRouteExposesTheCallPolicy(t *testing.T) {
+	a, r := testAgent(t)
+	s := tenHostState(2)
+	budget, delay, shed := 0.2, 35.5, 0.25
+	s.RetryBudget, s.HedgeDelayMs, s.Shed = &budget, &delay, &shed
+	a.onMessage(r, encodeRouteState(s), "lars.route.1.1")
+	got, err := a.Route(context.Background(), 1, 1)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := o.settled(ctx); err != nil {
-		t.Fatalf("the unanswered publishes were not sent again: %v (%+v)", err, o.stats())
+	if got.RetryBudget == nil || *got.RetryBudget != 0.2 || got.HedgeDelayMs == nil || *got.HedgeDelayMs != 35.5 || got.Shed == nil || *got.Shed != 0.25 || got.RetryFloor != nil || got.HedgeBudget != nil {
+		t.Fatalf("call policy of the route: %+v", got)
 	}
-	st := o.stats()
-	if st.ackedBatches != 5 || st.retried < 5 || st.drops != 0 {
-		t.Fatalf("%+v", st)
-	}
-	o.abandon()
 }

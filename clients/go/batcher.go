@@ -41,8 +41,9 @@ func newBatcher(n names, partitions int, sender, zone string, maxReports int, ma
 }
 
 // add buffers one checked report made at now (ms) (latency capped, utilization within 0..1 or negative for none);
-// hp is the agent's object of the host when the caller has it.
-func (b *batcher) add(now float64, modid, cmdid uint32, ip string, port int, hp *pickHost, retcode int32, latencyMs float64, utilization float64) {
+// hp is the agent's object of the host when the caller has it; attempt > 0
+// marks a retry or a hedge (attempt number and kind) of a logical call.
+func (b *batcher) add(now float64, modid, cmdid uint32, ip string, port int, hp *pickHost, retcode int32, latencyMs float64, utilization float64, attempt int, kind AttemptKind) {
 	b.mu.Lock()
 	k := uint64(modid)<<32 | uint64(cmdid)
 	rb := b.buffers[k]
@@ -82,6 +83,9 @@ func (b *batcher) add(now float64, modid, cmdid uint32, ip string, port int, hp 
 	if off < maxOffset {
 		offMs = int(off)
 	}
+	if attempt > 0 {
+		rb.batch.Attempts = append(rb.batch.Attempts, AttemptMark{len(rb.batch.Reports), attempt, kind})
+	}
 	rb.batch.Reports = append(rb.batch.Reports, Report{hi, retcode, latencyMs, offMs})
 	if utilization >= 0 {
 		if rb.batch.Utilization == nil {
@@ -112,6 +116,7 @@ func (b *batcher) emitLocked(rb *routeBuffer) emitted {
 	rb.batch.Hosts = rb.batch.Hosts[:0]
 	rb.batch.Reports = rb.batch.Reports[:0]
 	rb.batch.Utilization = nil
+	rb.batch.Attempts = rb.batch.Attempts[:0]
 	for k := range rb.hostIndex {
 		delete(rb.hostIndex, k)
 	}

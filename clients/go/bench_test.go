@@ -153,6 +153,50 @@ func BenchmarkLiveAckedSmallBatches(b *testing.B) {
 	}
 }
 
+// followEjections: with LARS_BENCH_EJECT set, the next that many updates of
+// route 1.1 after version n each eject one host (overloaded, pick weight 0);
+// prints, for each, the time from its publish (the state's ts) to the agent
+// holding it, and how many of 100 picks then still went to the ejected host.
+func followEjections(ctx context.Context, t *testing.T, a *Agent, n uint64) {
+	e, _ := strconv.Atoi(os.Getenv("LARS_BENCH_EJECT"))
+	if e == 0 {
+		return
+	}
+	states, err := a.Watch(ctx, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("GO_EJECT_READY")
+	var lags []float64
+	picked := 0
+	for s := range states {
+		if s.Version <= n {
+			continue
+		}
+		lags = append(lags, float64(time.Now().UnixNano())/1e6-s.Ts)
+		for _, h := range s.Hosts {
+			if h.State != StateOverloaded || h.PickWeight != 0 {
+				continue
+			}
+			for i := 0; i < 100; i++ {
+				p, err := a.GetHost(ctx, 1, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.IP == h.IP && p.Port == h.Port {
+					picked++
+				}
+				a.Release(p)
+			}
+		}
+		if s.Version >= n+uint64(e) {
+			fmt.Printf("GO_EJECT %s\n", mustJSON(map[string]any{"lag_ms": lags, "picked": picked}))
+			return
+		}
+	}
+	t.Fatal("the watch ended before the last ejection")
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -206,6 +250,7 @@ func TestLiveFollowCPU(t *testing.T) {
 			used := cpuTime() - start
 			updates := a.counters.updates.Load() - first
 			fmt.Printf("GO_FOLLOW %s\n", mustJSON(map[string]any{"updates": updates, "cpu_us_per_update": float64(used.Microseconds()) / float64(updates)}))
+			followEjections(ctx, t, a, uint64(n))
 			return
 		}
 		if ctx.Err() != nil {

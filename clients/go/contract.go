@@ -22,6 +22,34 @@ const (
 	StrategyHash    = "hash"
 )
 
+// Retcodes with a meaning of their own (any other non-zero retcode is an error, as in Lars).
+const (
+	RetcodeOK = 0
+	// RetcodeOverloaded: the host refused the call because it is overloaded
+	// (HTTP 503 with Retry-After, gRPC RESOURCE_EXHAUSTED); it counts against
+	// the route's accept ratio like any error.
+	RetcodeOverloaded = -4
+)
+
+// AttemptKind is what one call of a logical call was, in a batch's attempt marks.
+type AttemptKind int
+
+const (
+	AttemptFirst AttemptKind = 0
+	// AttemptRetry: sent to another host after a failed attempt.
+	AttemptRetry AttemptKind = 1
+	// AttemptHedge: sent while an earlier attempt is still outstanding (the first answer wins).
+	AttemptHedge AttemptKind = 2
+)
+
+// AttemptMark marks a report that was not a first attempt: [report_index, attempt, kind].
+type AttemptMark struct {
+	ReportIndex int
+	// Attempt: 2 for the second attempt of a logical call, ... (at most 255)
+	Attempt int
+	Kind    AttemptKind
+}
+
 // RouteHost is one host of a route state.
 type RouteHost struct {
 	IP         string  `json:"ip"`
@@ -37,18 +65,50 @@ type RouteHost struct {
 
 // RouteState is the full effective state of one route, as its owning node publishes it.
 type RouteState struct {
-	V        int         `json:"v"`
-	Sender   string      `json:"sender"`
-	Modid    uint32      `json:"modid"`
-	Cmdid    uint32      `json:"cmdid"`
-	Version  uint64      `json:"version"`
-	Ts       float64     `json:"ts"`
-	Profile  string      `json:"profile"`
-	Panic    bool        `json:"panic"`
-	Removed  bool        `json:"removed"`
-	ProbeNum int         `json:"probe_num"`
-	Strategy string      `json:"strategy,omitempty"` // "" when absent
-	Hosts    []RouteHost `json:"hosts"`
+	V        int     `json:"v"`
+	Sender   string  `json:"sender"`
+	Modid    uint32  `json:"modid"`
+	Cmdid    uint32  `json:"cmdid"`
+	Version  uint64  `json:"version"`
+	Ts       float64 `json:"ts"`
+	Profile  string  `json:"profile"`
+	Panic    bool    `json:"panic"`
+	Removed  bool    `json:"removed"`
+	ProbeNum int     `json:"probe_num"`
+	Strategy string  `json:"strategy,omitempty"` // "" when absent
+	// The route's call policy, each nil when absent (the node computes no budgets, no hedging, not shedding):
+	// RetryBudget: retries an agent may add per first attempt of the route, over the route's sliding window.
+	RetryBudget *float64 `json:"retry_budget,omitempty"`
+	// RetryFloor: retries per second an agent may make whatever its first attempts.
+	RetryFloor *float64 `json:"retry_floor,omitempty"`
+	// HedgeDelayMs: an idempotent call without an answer after this long may be hedged to another host.
+	HedgeDelayMs *float64 `json:"hedge_delay_ms,omitempty"`
+	// HedgeBudget: hedges an agent may add per first attempt of the route, over the sliding window.
+	HedgeBudget *float64 `json:"hedge_budget,omitempty"`
+	// Shed: the share of new calls an agent refuses locally (client-side adaptive throttling); 0 or nil: not shedding.
+	Shed  *float64    `json:"shed,omitempty"`
+	Hosts []RouteHost `json:"hosts"`
+}
+
+// callPolicyKeys: the optional call policy fields of a route state and their upper bounds.
+var callPolicyKeys = [...]struct {
+	key string
+	max float64
+}{{"retry_budget", maxRetryBudget}, {"retry_floor", maxRetryFloor}, {"hedge_delay_ms", maxLatency}, {"hedge_budget", 1}, {"shed", 1}}
+
+// policyField is the field of s that callPolicyKeys[i] names.
+func (s *RouteState) policyField(i int) **float64 {
+	switch i {
+	case 0:
+		return &s.RetryBudget
+	case 1:
+		return &s.RetryFloor
+	case 2:
+		return &s.HedgeDelayMs
+	case 3:
+		return &s.HedgeBudget
+	}
+	return &s.Shed
 }
 
 // DecodeRouteState decodes and checks a RouteState; a refusal is a *RejectError.
@@ -56,7 +116,15 @@ func DecodeRouteState(b []byte) (*RouteState, error) {
 	if len(b) > maxMsgBytes {
 		return nil, reject(RejectOversize, "message of %d bytes", len(b))
 	}
-	if s, ok := fastRouteState(b); ok {
+	return decodeRouteStateInterned(b, nil)
+}
+
+// decodeRouteStateInterned is DecodeRouteState reusing the strings of intern (see fastReader.text).
+func decodeRouteStateInterned(b []byte, intern map[string]string) (*RouteState, error) {
+	if len(b) > maxMsgBytes {
+		return nil, reject(RejectOversize, "message of %d bytes", len(b))
+	}
+	if s, ok := fastRouteStateInterned(b, intern); ok {
 		return s, nil
 	}
 	return decodeRouteStateGeneral(b)
@@ -85,6 +153,13 @@ func (c *checker) routeState(m map[string]any) *RouteState {
 	s.ProbeNum = int(pn)
 	if v, ok := m["strategy"]; ok {
 		s.Strategy, _ = c.oneOf(v, "strategy", StrategyLars, StrategySwrr, StrategyP2c, StrategyP2cEwma, StrategyHash)
+	}
+	for i, k := range callPolicyKeys {
+		if v, ok := m[k.key]; ok {
+			if f, ok := c.number(v, k.key, 0, k.max, ""); ok {
+				*s.policyField(i) = &f
+			}
+		}
 	}
 	hosts, ok := c.array(m["hosts"], "hosts", 0, maxHosts)
 	if !ok {
@@ -141,6 +216,8 @@ type ReportBatch struct {
 	Hosts       []HostAddr
 	Reports     []Report
 	Utilization map[int]float64 // by host index; nil when absent
+	// Attempts: the marks of the reports that were not first attempts; nil when absent
+	Attempts []AttemptMark
 }
 
 // HostAddr is a host's address.
@@ -209,6 +286,27 @@ func (c *checker) reportBatch(m map[string]any) *ReportBatch {
 			}
 		}
 	}
+	if av, ok := m["attempts"]; ok {
+		if marks, ok := c.array(av, "attempts", 0, maxReports); ok {
+			rb.Attempts = []AttemptMark{}
+			for i, mv := range marks {
+				p := index("attempts", i)
+				t, ok := c.tuple(mv, p, 3)
+				if !ok {
+					break
+				}
+				ri, _ := c.integer(t[0], p+"[0]", 0, math_MaxFloat, RejectOutOfRange)
+				at, _ := c.integer(t[1], p+"[1]", 1, maxAttempt, RejectOutOfRange)
+				// the kind is one of three literals: anything else, of any type, is out of range
+				k, ok := t[2].(float64)
+				if !ok || (k != 0 && k != 1 && k != 2) {
+					c.fail(RejectOutOfRange, p+"[2]", "expected 0, 1 or 2")
+					break
+				}
+				rb.Attempts = append(rb.Attempts, AttemptMark{int(ri), int(at), AttemptKind(k)})
+			}
+		}
+	}
 	if c.err != nil {
 		return rb
 	}
@@ -225,11 +323,18 @@ func (c *checker) reportBatch(m map[string]any) *ReportBatch {
 			return rb
 		}
 	}
+	// and every report index of an attempt mark into reports
+	for i, a := range rb.Attempts {
+		if a.ReportIndex >= len(rb.Reports) {
+			c.fail(RejectOutOfRange, index("attempts", i)+"[0]", "report index past the batch's reports")
+			return rb
+		}
+	}
 	return rb
 }
 
 // Encode writes the batch as the reference agent does, byte for byte:
-// v, sender, modid, cmdid, ts, hosts, reports, then zone and utilization when set.
+// v, sender, modid, cmdid, ts, hosts, reports, then zone, utilization and attempts when set.
 func (rb *ReportBatch) Encode(dst []byte) []byte {
 	w := mpWriter{b: dst}
 	n := 7
@@ -237,6 +342,9 @@ func (rb *ReportBatch) Encode(dst []byte) []byte {
 		n++
 	}
 	if len(rb.Utilization) > 0 {
+		n++
+	}
+	if len(rb.Attempts) > 0 {
 		n++
 	}
 	w.mapHeader(n)
@@ -281,6 +389,16 @@ func (rb *ReportBatch) Encode(dst []byte) []byte {
 			}
 		}
 	}
+	if len(rb.Attempts) > 0 {
+		w.str("attempts")
+		w.arrayHeader(len(rb.Attempts))
+		for _, a := range rb.Attempts {
+			w.arrayHeader(3)
+			w.int(int64(a.ReportIndex))
+			w.int(int64(a.Attempt))
+			w.int(int64(a.Kind))
+		}
+	}
 	return w.b
 }
 
@@ -290,6 +408,11 @@ func encodeRouteState(s *RouteState) []byte {
 	n := 11
 	if s.Strategy != "" {
 		n++
+	}
+	for i := range callPolicyKeys {
+		if *s.policyField(i) != nil {
+			n++
+		}
 	}
 	w.mapHeader(n)
 	w.str("v")
@@ -315,6 +438,12 @@ func encodeRouteState(s *RouteState) []byte {
 	if s.Strategy != "" {
 		w.str("strategy")
 		w.str(s.Strategy)
+	}
+	for i, k := range callPolicyKeys {
+		if f := *s.policyField(i); f != nil {
+			w.str(k.key)
+			w.num(*f)
+		}
 	}
 	w.str("hosts")
 	w.arrayHeader(len(s.Hosts))

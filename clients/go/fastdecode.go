@@ -18,7 +18,12 @@ import (
 type fastReader struct {
 	b []byte
 	p int
+	// the strings read before, by their bytes (nil: none kept); one reader's alone
+	intern map[string]string
 }
+
+// maxInterned: strings a route keeps for the next state at most (its hosts' addresses, states, reasons).
+const maxInterned = 1024
 
 func (r *fastReader) byte() (byte, bool) {
 	if r.p >= len(r.b) {
@@ -151,13 +156,27 @@ func (r *fastReader) num() (float64, bool) {
 func inRange(f, min, max float64) bool { return isFinite(f) && f >= min && f <= max }
 func isInt(f, min, max float64) bool   { return inRange(f, min, max) && f == math.Trunc(f) }
 
-// text is a string field checked for its length (UTF-16 units) and interned when short.
+// text is a string field checked for its length (UTF-16 units); with an
+// intern table, a string read before is the same string again (a route's
+// next state repeats nearly every string of the last: no allocation).
 func (r *fastReader) text(min, max int) (string, bool) {
 	s, ok := r.strBytes()
 	if !ok {
 		return "", false
 	}
-	str := string(s)
+	var str string
+	if r.intern != nil {
+		if v, hit := r.intern[string(s)]; hit {
+			str = v
+		} else {
+			str = string(s)
+			if len(r.intern) < maxInterned {
+				r.intern[str] = str
+			}
+		}
+	} else {
+		str = string(s)
+	}
 	if n := jsLen(str); n < min || n > max {
 		return "", false
 	}
@@ -173,15 +192,18 @@ func (r *fastReader) boolean() (bool, bool) {
 }
 
 // fastRouteState reads a valid route state, or answers false (the general path decides).
-func fastRouteState(b []byte) (*RouteState, bool) {
-	r := &fastReader{b: b}
+func fastRouteState(b []byte) (*RouteState, bool) { return fastRouteStateInterned(b, nil) }
+
+// fastRouteStateInterned is fastRouteState taking its strings from intern (nil: none) when read before.
+func fastRouteStateInterned(b []byte, intern map[string]string) (*RouteState, bool) {
+	r := &fastReader{b: b, intern: intern}
 	n, ok := r.mapLen()
 	if !ok {
 		return nil, false
 	}
 	s := &RouteState{}
 	var seen uint32
-	const all = 1<<12 - 1
+	const all = 1<<17 - 1
 	for i := 0; i < n; i++ {
 		key, ok := r.strBytes()
 		if !ok {
@@ -250,6 +272,13 @@ func fastRouteState(b []byte) (*RouteState, bool) {
 			default:
 				return nil, false
 			}
+		case "retry_budget", "retry_floor", "hedge_delay_ms", "hedge_budget", "shed":
+			i := policyIndex[string(key)]
+			if f, ok = r.num(); !ok || !inRange(f, 0, callPolicyKeys[i].max) {
+				return nil, false
+			}
+			v := f
+			*s.policyField(i) = &v
 		case "hosts":
 			hn, ok := r.arrayLen()
 			if !ok || hn > maxHosts {
@@ -263,13 +292,20 @@ func fastRouteState(b []byte) (*RouteState, bool) {
 			}
 		}
 	}
-	if seen|stateKeys["strategy"] != all || r.p != len(b) {
+	if seen|optionalStateKeys != all || r.p != len(b) {
 		return nil, false
 	}
 	return s, true
 }
 
-var stateKeys = map[string]uint32{"v": 1, "sender": 2, "modid": 4, "cmdid": 8, "version": 16, "ts": 32, "profile": 64, "panic": 128, "removed": 256, "probe_num": 512, "hosts": 1024, "strategy": 2048}
+var stateKeys = map[string]uint32{"v": 1, "sender": 2, "modid": 4, "cmdid": 8, "version": 16, "ts": 32, "profile": 64, "panic": 128, "removed": 256, "probe_num": 512, "hosts": 1024, "strategy": 2048,
+	"retry_budget": 4096, "retry_floor": 8192, "hedge_delay_ms": 16384, "hedge_budget": 32768, "shed": 65536}
+
+// optionalStateKeys: the keys a valid state may leave out (the strategy and the call policy).
+const optionalStateKeys = 2048 | 4096 | 8192 | 16384 | 32768 | 65536
+
+// policyIndex: a call policy key's index in callPolicyKeys.
+var policyIndex = map[string]int{"retry_budget": 0, "retry_floor": 1, "hedge_delay_ms": 2, "hedge_budget": 3, "shed": 4}
 
 var hostKeysBits = map[string]uint32{"ip": 1, "port": 2, "weight": 4, "state": 8, "reason": 16, "since": 32, "pick_weight": 64, "zone": 128, "trial_agent": 256}
 

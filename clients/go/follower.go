@@ -16,7 +16,12 @@ import (
 // (a change between the two arrives on the subscription), and keeps the
 // highest version it has seen. After every reconnect it reads the bucket
 // again. While NATS is away the cached state keeps serving picks. A
-// missing key means the route is not registered.
+// missing key means the route is not registered. A bucket that lost the
+// state held here, or holds an older version published later (a server back
+// on a fresh store: the route's versions start again), makes it take the
+// next state whatever its version (route_versions.go); a lower version
+// published later than the one held makes it read the bucket, at most once
+// per 2s per route.
 
 const (
 	statusLoading int32 = iota
@@ -25,8 +30,11 @@ const (
 )
 
 type followerCounters struct {
-	updates, stale, held, resyncs atomic.Uint64
+	updates, stale, held, resyncs, versionResets atomic.Uint64
 }
+
+// verifyInterval: at most one bucket read per route per interval, prompted by lower versions on the route subject.
+const verifyInterval = 2 * time.Second
 
 type followed struct {
 	modid, cmdid uint32
@@ -34,13 +42,24 @@ type followed struct {
 	mu           sync.Mutex // guards everything below, and the model's hosts and strategy
 	state        *RouteState
 	model        *agentRoute
+	nowFn        func() float64 // read on every pick, with the fields above
 	loaded       chan struct{}
 	loadOnce     sync.Once
 	sub          *nats.Subscription
 	watchers     map[chan RouteState]struct{}
 	readFailures int
-	closed       bool
-	nowFn        func() float64
+	// a bucket read is to be retried (after a failure)
+	retryPending bool
+	// the routes bucket lost the state held here: the next state is taken whatever its version
+	versionReset bool
+	// when a lower version made the agent read the bucket
+	checkedAt time.Time
+	// Call: this agent's budget of the route's call policy, and the source of its shedding draws
+	budget     *callBudget
+	callRandom Random
+	// the strings of the states read on the route's subscription (its handler's alone)
+	intern map[string]string
+	closed bool
 }
 
 func routeKey(modid, cmdid uint32) uint64 { return uint64(modid)<<32 | uint64(cmdid) }
@@ -139,28 +158,52 @@ func (a *Agent) readStored(r *followed) {
 		r.mu.Lock()
 		n := r.readFailures
 		r.readFailures++
+		r.retryPending = true
 		r.mu.Unlock()
 		a.o.Logger.Warn("could not read route state; serving what is cached and retrying", "route", fmt.Sprintf("%d.%d", r.modid, r.cmdid), "err", err.Error())
 		d := readRetry[len(readRetry)-1]
 		if n < len(readRetry) {
 			d = readRetry[n]
 		}
-		time.AfterFunc(d, func() { a.readStored(r) })
+		time.AfterFunc(d, func() {
+			r.mu.Lock()
+			r.retryPending = false
+			r.mu.Unlock()
+			a.readStored(r)
+		})
 		if n == 0 {
 			r.loadOnce.Do(func() { close(r.loaded) })
 		}
 		return
 	}
-	r.mu.Lock()
-	r.readFailures = 0
-	r.mu.Unlock()
+	a.stored(r, data, found)
+}
+
+// stored takes a read of the routes bucket: the route's stored state (found), or none.
+func (a *Agent) stored(r *followed, data []byte, found bool) {
+	var s *RouteState
 	if found {
-		s, derr := DecodeRouteState(data)
+		var derr error
+		s, derr = DecodeRouteState(data)
 		if derr != nil {
 			a.rejects.reject(derr, a.names.routesBucket())
-		} else {
-			a.apply(r, s)
 		}
+	}
+	r.mu.Lock()
+	r.readFailures = 0
+	if (!found || s != nil) && versionsStartedAgain(stampOf(r.state), stampOf(s), r.versionReset) {
+		r.versionReset = true
+		a.counters.versionResets.Add(1)
+		var storedVersion any
+		if s != nil {
+			storedVersion = s.Version
+		}
+		a.o.Logger.Warn("the routes bucket lost this route's state; serving the last one held and taking the next state published whatever its version",
+			"route", fmt.Sprintf("%d.%d", r.modid, r.cmdid), "held", r.state.Version, "stored", storedVersion)
+	}
+	r.mu.Unlock()
+	if s != nil {
+		a.apply(r, s)
 	}
 	if !found && r.status.Load() == statusLoading {
 		r.status.Store(statusUnregistered)
@@ -168,8 +211,28 @@ func (a *Agent) readStored(r *followed) {
 	r.loadOnce.Do(func() { close(r.loaded) })
 }
 
+// verify reads the route's stored state again, at most once per verifyInterval and not while a retry is pending.
+func (a *Agent) verify(r *followed) {
+	now := a.o.Now()
+	r.mu.Lock()
+	if r.retryPending || (!r.checkedAt.IsZero() && now.Sub(r.checkedAt) < verifyInterval) {
+		r.mu.Unlock()
+		return
+	}
+	r.checkedAt = now
+	r.mu.Unlock()
+	read := a.readRoute
+	if read == nil {
+		read = a.readStored
+	}
+	go read(r)
+}
+
 func (a *Agent) onMessage(r *followed, data []byte, subject string) {
-	s, err := DecodeRouteState(data)
+	if r.intern == nil {
+		r.intern = map[string]string{}
+	}
+	s, err := decodeRouteStateInterned(data, r.intern)
 	if err != nil {
 		a.rejects.reject(err, subject)
 		return
@@ -201,16 +264,19 @@ func hasPickableState(s *RouteState) bool {
 	return false
 }
 
-// apply keeps the state when it is newer than the one held (versions never go backwards).
+// apply keeps the state when it is newer than the one held (versions never go backwards, unless they started again).
 func (a *Agent) apply(r *followed, s *RouteState) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return
 	}
-	if r.state != nil && s.Version <= r.state.Version {
+	if v := stateVerdictOf(stampOf(r.state), versionStamp{s.Version, s.Ts, s.Removed}, r.versionReset); v != verdictApply {
 		r.mu.Unlock()
 		a.counters.stale.Add(1)
+		if v == verdictStaleCheckStore {
+			a.verify(r)
+		}
 		return
 	}
 	if !a.o.KeepEmptyUpdates && !s.Removed && r.status.Load() == statusLoaded && r.state != nil && hasPickableState(r.state) && !explainsHosts(s) {
@@ -220,6 +286,7 @@ func (a *Agent) apply(r *followed, s *RouteState) {
 		return
 	}
 	a.counters.updates.Add(1)
+	r.versionReset = false
 	r.state = s
 	if !s.Removed {
 		r.model.apply(s)

@@ -1,6 +1,7 @@
 package lars
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -89,6 +90,35 @@ func (p *grpcPolicy) retcode(err error, lat time.Duration) int32 {
 		return RetcodeSlow
 	}
 	return 0
+}
+
+// GRPCClassify is the classification of gRPC failures for Call (the
+// TypeScript gRPC caller's, src/integrations/grpc-call.ts): UNAVAILABLE (the
+// host is away) is retried on another host, RESOURCE_EXHAUSTED is reported as
+// overloaded (RetcodeOverloaded) and retried, DEADLINE_EXCEEDED (and the
+// attempt's own timeout) is a timeout and retried; any other status is
+// reported as opts say (its code when a failure, else 0) and not retried; an
+// error that is no gRPC status is RetcodeError, not retried.
+func GRPCClassify(opts GRPCOptions) func(error) Classified {
+	p := newGRPCPolicy(opts)
+	return func(err error) Classified {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Classified{RetcodeTimeout, true}
+		}
+		st, ok := status.FromError(err)
+		if !ok {
+			return Classified{RetcodeError, false}
+		}
+		switch st.Code() {
+		case codes.Unavailable:
+			return Classified{int32(codes.Unavailable), true}
+		case codes.ResourceExhausted:
+			return Classified{RetcodeOverloaded, true}
+		case codes.DeadlineExceeded:
+			return Classified{RetcodeTimeout, true}
+		}
+		return Classified{p.retcode(err, 0), false}
+	}
 }
 
 var registerBalancer sync.Once

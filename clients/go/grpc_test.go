@@ -324,3 +324,24 @@ func TestGRPCRetcodes(t *testing.T) {
 		}
 	}
 }
+
+func TestGRPCClassify(t *testing.T) {
+	c := GRPCClassify(GRPCOptions{})
+	cases := []struct {
+		err  error
+		want Classified
+	}{
+		{status.Error(codes.Unavailable, "away"), Classified{int32(codes.Unavailable), true}},
+		{status.Error(codes.ResourceExhausted, "busy"), Classified{RetcodeOverloaded, true}},
+		{status.Error(codes.DeadlineExceeded, "late"), Classified{RetcodeTimeout, true}},
+		{context.DeadlineExceeded, Classified{RetcodeTimeout, true}},
+		{status.Error(codes.Internal, "bug"), Classified{int32(codes.Internal), false}},
+		{status.Error(codes.NotFound, "no such user"), Classified{0, false}},
+		{errors.New("mine"), Classified{RetcodeError, false}},
+	}
+	for _, x := range cases {
+		if got := c(x.err); got != x.want {
+			t.Errorf("%v: %+v, want %+v", x.err, got, x.want)
+		}
+	}
+}

@@ -8,6 +8,18 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ReportDelivery: how report batches reach the reports stream.
+type ReportDelivery string
+
+const (
+	// ReportDeliveryAcked: JetStream publishes, acknowledged, kept and retried until acknowledged (the default).
+	ReportDeliveryAcked ReportDelivery = "acked"
+	// ReportDeliveryCore: plain core publishes (captured by the stream, never acknowledged): what a server restart eats is lost.
+	ReportDeliveryCore ReportDelivery = "core"
 )
 
 // Options of Connect. The zero value of every field is its default.
@@ -51,14 +63,37 @@ type Options struct {
 	LoadTimeout time.Duration
 	// MaxPendingReports: reports buffered or unacknowledged at most; beyond it the oldest are dropped and counted (default 100000).
 	MaxPendingReports int
+	// ReportDelivery: ReportDeliveryAcked (the default, ""): JetStream
+	// publishes kept until acknowledged; ReportDeliveryCore: plain publishes
+	// (captured by the stream, never acknowledged: what a server restart eats is lost).
+	ReportDelivery ReportDelivery
 	// PublishWindow: acknowledged publishes outstanding at once (default 64).
 	PublishWindow int
-	// AckTimeout: how long one publish waits for its ack (default 5s).
+	// AckTimeout: how long a publish waits for its ack before it is given up (default 5s).
+	// A lost publish is retried long before that: see RetryInterval.
 	AckTimeout time.Duration
-	// RetryInterval: a failed or unacknowledged publish is retried after this (default 250ms).
+	// RetryInterval: no ack for this long while publishes are out, or a
+	// failed publish, is a stall (a stream leader lost, a server away): the
+	// oldest batch is published again now and at this interval until an ack
+	// comes, which brings back every publish sent before it that is still
+	// unanswered (default 250ms).
 	RetryInterval time.Duration
+	// RetryBackoff: a stall longer than 20s since the last ack retries after
+	// these pauses instead, by retry, each with jitter (n/2 + random·n)
+	// (default 500ms, 1s, 2s, 5s).
+	RetryBackoff []time.Duration
+	// ConfirmDelay: this long after a stall ended, the batches acknowledged
+	// around it are published once more (same message ids: a stream that has
+	// them stores nothing) to confirm them (default 5s; negative: never).
+	ConfirmDelay time.Duration
+	// FlushTimeout: how long Flush waits for acks when its context has no deadline (default 30s).
+	FlushTimeout time.Duration
 	// CloseTimeout: how long Close waits for acks when its context has no deadline (default 5s).
 	CloseTimeout time.Duration
+	// Conn: an open connection to use (the agent will not close it; the
+	// connection options above are then unused). Its reconnect handler is
+	// kept and called before the agent's.
+	Conn *nats.Conn
 	// KeepEmptyUpdates: apply a route update that leaves no pickable host without a reason (default: keep the last state with hosts).
 	KeepEmptyUpdates bool
 
@@ -143,6 +178,26 @@ func resolve(o Options) (resolved, error) {
 	def(&o.AckTimeout, 5*time.Second)
 	def(&o.RetryInterval, 250*time.Millisecond)
 	def(&o.CloseTimeout, 5*time.Second)
+	def(&o.FlushTimeout, 30*time.Second)
+	def(&o.ConfirmDelay, 5*time.Second)
+	if o.ConfirmDelay < 0 {
+		o.ConfirmDelay = 0
+	}
+	if len(o.RetryBackoff) == 0 {
+		o.RetryBackoff = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
+	}
+	for _, d := range o.RetryBackoff {
+		if d <= 0 {
+			return resolved{}, fmt.Errorf("lars: RetryBackoff must be positive durations, got %v", o.RetryBackoff)
+		}
+	}
+	switch o.ReportDelivery {
+	case "":
+		o.ReportDelivery = ReportDeliveryAcked
+	case ReportDeliveryAcked, ReportDeliveryCore:
+	default:
+		return resolved{}, fmt.Errorf("lars: unknown ReportDelivery %q", o.ReportDelivery)
+	}
 	if o.Timeout < 0 {
 		return resolved{}, errors.New("lars: Timeout must be positive")
 	}

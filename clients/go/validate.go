@@ -82,6 +82,10 @@ const (
 	minRetcode  = math.MinInt32
 	maxRetcode  = math.MaxInt32
 	maxMsgBytes = 1 << 20
+	// the call policy's bounds
+	maxRetryBudget = 100
+	maxRetryFloor  = 1000000
+	maxAttempt     = 255
 )
 
 // checker walks one message; the first failure is kept.

@@ -201,6 +201,10 @@ def _message(v: Any) -> Dict[str, Any]:
     return v
 
 
+# the optional call policy fields of a route state and their upper bounds
+_CALL_POLICY = (("retry_budget", 100), ("retry_floor", 1000000), ("hedge_delay_ms", 3600000), ("hedge_budget", 1), ("shed", 1))
+
+
 def _route_state(v: Any) -> None:
     m = _message(v)
     _required(m, "v", "sender", "modid", "cmdid", "version", "ts", "profile", "panic", "removed", "probe_num", "hosts")
@@ -216,6 +220,9 @@ def _route_state(v: Any) -> None:
     _integer(m["probe_num"], 0, math.inf)
     if "strategy" in m:
         _one_of(m["strategy"], "lars", "swrr", "p2c", "p2c_ewma", "hash")
+    for key, hi in _CALL_POLICY:
+        if key in m:
+            _number(m[key], 0, hi)
     for h in _array_of(m["hosts"], 0, 1024):
         if not isinstance(h, dict):
             raise _Reject(WRONG_TYPE)
@@ -257,8 +264,16 @@ def _report_batch(v: Any) -> None:
         t = _tuple(u, 2)
         _integer(t[0], 0, math.inf, OUT_OF_RANGE)
         _number(t[1], 0, 1, OUT_OF_RANGE)
-    # the rule beyond the schema: every host index points into hosts
-    if any(r[0] >= len(hosts) for r in reports) or any(u[0] >= len(hosts) for u in util):
+    marks = _array_of(m["attempts"], 0, 10000) if "attempts" in m else []
+    for a in marks:
+        t = _tuple(a, 3)
+        _integer(t[0], 0, math.inf, OUT_OF_RANGE)
+        _integer(t[1], 1, 255, OUT_OF_RANGE)
+        # the kind is one of three literals: anything else, of any type, is out of range
+        if not _is_num(t[2]) or t[2] not in (0, 1, 2):
+            raise _Reject(OUT_OF_RANGE)
+    # the rules beyond the schema: every host index points into hosts, every report index of a mark into reports
+    if any(r[0] >= len(hosts) for r in reports) or any(u[0] >= len(hosts) for u in util) or any(a[0] >= len(reports) for a in marks):
         raise _Reject(OUT_OF_RANGE)
 
 

@@ -5,7 +5,7 @@
  * so `SELECT … FROM <db>.reports` reads every shard and the cookbook, `lars
  * stats` and the sink's look-ups work unchanged.
  *
- * Inserts go to `<db>.reports_ingest_v2` (Distributed over the Null-engine ingest
+ * Inserts go to `<db>.reports_ingest_v3` (Distributed over the Null-engine ingest
  * tables): ClickHouse sends each report batch's row to one shard, chosen by
  * a hash of its stream sequence, where the views expand it into `reports` and
  * the rollup. The same batch always lands on the same shard, so the sink's
@@ -45,6 +45,10 @@ export const DISTRIBUTED_TABLES: ReadonlyArray<{ table: string; shardBy: string 
   { table: TABLES.quarantine, shardBy: 'cityHash64(seq)' },
   { table: TABLES.reportsIngestV2, shardBy: 'cityHash64(seq)' },
   { table: TABLES.attempts, shardBy: 'cityHash64(seq)' },
+  { table: TABLES.reportsIngestV3, shardBy: 'cityHash64(seq)' },
+  { table: TABLES.eventsIngest, shardBy: 'cityHash64(seq)' },
+  // The sink writes one fence row per shard, slot i to shard i: every shard's views see the fence.
+  { table: TABLES.sinkFences, shardBy: 'slot' },
 ];
 
 /** The Distributed layer in `db` over the local tables in `localDatabase(db)` (run on every server). */

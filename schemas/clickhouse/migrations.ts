@@ -57,6 +57,16 @@ export const TABLES = {
   /** One row per marked report (a retry or a hedge), with its attempt number and kind. */
   attempts: 'report_attempts',
   attemptsMv: 'report_attempts_mv',
+  /** Since migration 7: each writer's fence; inserts whose fence is below the highest are dropped by the views. */
+  sinkFences: 'sink_fences',
+  /** Since migration 7 the sink inserts reports here: the v2 ingest row with its writer's fence first. */
+  reportsIngestV3: 'reports_ingest_v3',
+  reportsIngestV3Mv: 'reports_ingest_v3_mv',
+  rollupV3Mv: 'reports_1m_v3_mv',
+  attemptsV3Mv: 'report_attempts_v3_mv',
+  /** Since migration 7 the sink inserts route events here, with its writer's fence. */
+  eventsIngest: 'route_events_ingest',
+  eventsIngestMv: 'route_events_ingest_mv',
 } as const;
 
 export interface RetentionRule {
@@ -311,8 +321,43 @@ ${EVENT_FIGURES.map((n) => `  ${n} Nullable(Float64),`).join('\n')}
   attempt UInt8,
   kind UInt8
 ) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (modid, cmdid, time)${ttlOf(TABLES.attempts, f, retention)}${dedupSettings(f)}`,
-      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reportsIngestV2} (
-  ts UInt64,
+      ingestV2Table(db, f, TABLES.reportsIngestV2),
+      ...ingestV2Views(db, f, TABLES.reportsIngestV2, { reports: TABLES.reportsIngestV2Mv, rollup: TABLES.rollupV2Mv, attempts: TABLES.attemptsMv }),
+    ],
+  },
+  {
+    version: 7,
+    name: 'fenced ingest: sink_fences, reports_ingest_v3, route_events_ingest',
+    // One sink writes a stream at a time (it holds the stream's writer lease); the fence
+    // it records on taking over turns the inserts of every earlier writer into
+    // no-ops, even one paused mid-batch that wakes up later: each view
+    // compares the insert's fence with the highest recorded one when the
+    // insert runs. The ingest tables of earlier versions and their views stay
+    // (sinks of those versions are not fenced).
+    statements: ({ db, features: f }) => {
+      const where = (pipeline: string) => `WHERE fence >= (SELECT max(epoch) FROM ${db}.${TABLES.sinkFences} WHERE pipeline = '${pipeline}')`;
+      const events = eventColumns(f).join(', ');
+      return [
+        `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.sinkFences} (
+  pipeline String,
+  epoch UInt64,
+  slot UInt32,
+  sink String,
+  time DateTime('UTC')
+) ENGINE = MergeTree ORDER BY (pipeline, epoch)`,
+        ingestV2Table(db, f, TABLES.reportsIngestV3, 'fence UInt64,\n  '),
+        ...ingestV2Views(db, f, TABLES.reportsIngestV3, { reports: TABLES.reportsIngestV3Mv, rollup: TABLES.rollupV3Mv, attempts: TABLES.attemptsV3Mv }, where('reports')),
+        `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.eventsIngest} ENGINE = Null AS SELECT toUInt64(0) AS fence, ${events} FROM ${db}.${TABLES.events} WHERE 0`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.eventsIngestMv} TO ${db}.${TABLES.events} AS\nSELECT ${events} FROM ${db}.${TABLES.eventsIngest} ${where('events')}`,
+      ];
+    },
+  },
+];
+
+/** The ingest table of migration 6 (one row per report batch, with its attempt marks), `lead` columns first. */
+function ingestV2Table(db: string, f: Features, table: string, lead = ''): string {
+  return `CREATE TABLE IF NOT EXISTS ${db}.${table} (
+  ${lead}ts UInt64,
   modid UInt32,
   cmdid UInt32,
   caller String,
@@ -327,8 +372,14 @@ ${EVENT_FIGURES.map((n) => `  ${n} Nullable(Float64),`).join('\n')}
   a_index Array(UInt16),
   a_attempt Array(UInt8),
   a_kind Array(UInt8)
-) ENGINE = Null`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.reportsIngestV2Mv} TO ${db}.${TABLES.reports} AS
+) ENGINE = Null`;
+}
+
+/** The three views of an ingest table of migration 6's shape (raw reports, the rollup, the attempt marks), each filtered by `where` when given. */
+  function ingestV2Views(db: string, f: Features, from: string, views: { reports: string; rollup: string; attempts: string }, where = ''): string[] {
+  const w = where ? `\n${where}` : '';
+  return [
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${views.reports} TO ${db}.${TABLES.reports} AS
 SELECT
   ${timeFromMs(f, X_MS)} AS time,${f.dateTime64 ? '' : `\n  ${X_MS} AS ts_ms,`}
   modid,
@@ -340,8 +391,8 @@ SELECT
   caller,
   zone,
   seq
-FROM ${db}.${TABLES.reportsIngestV2} ${X_JOIN}`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.rollupV2Mv} TO ${db}.${TABLES.rollup} AS
+FROM ${db}.${from} ${X_JOIN}${w}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${views.rollup} TO ${db}.${TABLES.rollup} AS
 SELECT
   toDateTime(intDiv(${X_MS}, 60000) * 60, 'UTC') AS minute,
   modid,
@@ -353,9 +404,9 @@ SELECT
   sumState(toFloat64(x_latency)) AS latency_sum,
   maxState(x_latency) AS latency_max,
   quantileTDigestState(x_latency) AS latency
-FROM ${db}.${TABLES.reportsIngestV2} ${X_JOIN}
+FROM ${db}.${from} ${X_JOIN}${w}
 GROUP BY minute, modid, cmdid, ip, port`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.attemptsMv} TO ${db}.${TABLES.attempts} AS
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${views.attempts} TO ${db}.${TABLES.attempts} AS
 SELECT
   ${timeFromMs(f, Y_MS)} AS time,${f.dateTime64 ? '' : `\n  ${Y_MS} AS ts_ms,`}
   modid,
@@ -369,10 +420,9 @@ SELECT
   seq,
   y_attempt AS attempt,
   y_kind AS kind
-FROM ${db}.${TABLES.reportsIngestV2} ARRAY JOIN a_index AS y_index, a_attempt AS y_attempt, a_kind AS y_kind`,
-    ],
-  },
-];
+FROM ${db}.${from} ARRAY JOIN a_index AS y_index, a_attempt AS y_attempt, a_kind AS y_kind${w}`,
+  ];
+}
 
 /** DDL of the table the runner records applied migrations in. */
 export function migrationsTableDdl(db: string): string {

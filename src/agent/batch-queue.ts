@@ -117,9 +117,15 @@ export class BatchQueue {
   }
 }
 
-/** Batches acknowledged lately (oldest first), kept for a confirmation after a stall. */
+/**
+ * Batches acknowledged lately (oldest first), kept for a confirmation after a
+ * stall: a queue with the sum of its reports, so that keeping one costs the
+ * same however many are kept.
+ */
 export class AckedBatches {
   private list: PendingBatch[] = [];
+  private head = 0;
+  private kept = 0;
 
   /**
    * Keeps `e`, acknowledged at `now`, and forgets those acknowledged before
@@ -129,22 +135,31 @@ export class AckedBatches {
   keep(e: PendingBatch, now: number, keepFrom: number, maxReports: number): void {
     e.ackedAt = now;
     this.list.push(e);
-    let i = 0;
-    while (i < this.list.length && this.list[i]!.ackedAt < keepFrom) i++;
-    if (i > 0) this.list = this.list.slice(i);
-    let kept = 0;
-    for (const x of this.list) kept += x.reports;
-    while (kept > maxReports && this.list.length > 0) kept -= this.list.shift()!.reports;
+    this.kept += e.reports;
+    while (this.head < this.list.length && this.list[this.head]!.ackedAt < keepFrom) this.drop();
+    while (this.kept > maxReports && this.head < this.list.length) this.drop();
+    if (this.head > 1024 && this.head * 2 > this.list.length) {
+      this.list = this.list.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private drop(): void {
+    this.kept -= this.list[this.head]!.reports;
+    this.head++;
   }
 
   /** The batches acknowledged at `from` or later; forgets them all. */
   takeSince(from: number): PendingBatch[] {
-    const again = this.list.filter((e) => e.ackedAt >= from);
-    this.list = [];
+    const again: PendingBatch[] = [];
+    for (let i = this.head; i < this.list.length; i++) if (this.list[i]!.ackedAt >= from) again.push(this.list[i]!);
+    this.clear();
     return again;
   }
 
   clear(): void {
     this.list = [];
+    this.head = 0;
+    this.kept = 0;
   }
 }

@@ -23,6 +23,7 @@ import { RejectCounter } from '../lib/rejects.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { ClosedError } from '../lib/errors.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
+import { stateVerdict, StateVerdict, versionsStartedAgain } from '../../actors/route-versions.ts';
 
 export const RouteStatus = {
   /** Followed, but neither the KV read nor a route message has answered yet. */
@@ -288,10 +289,10 @@ export class RouteFollower {
       const held = r.state;
       // The store has no state for the route, or an older version published later than the one held: the route's
       // versions started again (a server back on a fresh store). A stale read from a lagging replica is older in both.
-      if (held !== undefined && !held.removed && !r.versionReset && (cur === undefined || (cur.state.version < held.version && cur.state.ts > held.ts))) {
+      if (versionsStartedAgain(held, cur?.state, r.versionReset)) {
         r.versionReset = true;
         this.counters.versionResets++;
-        this.log.warn({ route: `${r.modid}.${r.cmdid}`, held: held.version, stored: cur?.state.version }, "the routes bucket lost this route's state; serving the last one held and taking the next state published whatever its version");
+        this.log.warn({ route: `${r.modid}.${r.cmdid}`, held: held?.version, stored: cur?.state.version }, "the routes bucket lost this route's state; serving the last one held and taking the next state published whatever its version");
       }
       if (cur) this.apply(r, cur.state);
       else if (r.state === undefined) r.status = RouteStatus.unregistered;
@@ -325,11 +326,12 @@ export class RouteFollower {
 
   private apply(r: FollowedRoute, s: RouteState): void {
     if (this.closed) return;
-    if (r.state !== undefined && s.version <= r.state.version && !r.versionReset) {
+    const verdict = stateVerdict(r.state, s, r.versionReset);
+    if (verdict !== StateVerdict.apply) {
       this.counters.staleUpdates++;
       // A lower version published later than the one held: read the store to tell a late message from versions that
       // started again (at most once per VERIFY_INTERVAL_MS per route).
-      if (s.version < r.state.version && s.ts > r.state.ts) this.verify(r);
+      if (verdict === StateVerdict.staleCheckStore) this.verify(r);
       return;
     }
     if (this.holdEmpty && !s.removed && r.status === RouteStatus.loaded && r.state !== undefined && hasPickable(r.state) && !explainsHosts(s)) {

@@ -32,7 +32,7 @@ export interface Item {
 /** How one stream's messages become rows of one table. */
 export interface RowSource {
   readonly stream: string;
-  /** Qualified table the lines go to. */
+  /** Qualified table the lines go to (each after the writer's fence column). */
   readonly table: string;
   readonly columns?: readonly string[];
   prepare(m: JsMsg): Item;
@@ -77,7 +77,8 @@ export function reportRows(engine: AnalyticsEngine, stream: string): RowSource {
   const f = engine.features;
   return {
     stream,
-    table: `${engine.database}.${TABLES.reportsIngestV2}`,
+    // The ingest table of migration 7: the writer puts its fence first on every line.
+    table: `${engine.database}.${TABLES.reportsIngestV3}`,
     prepare(m) {
       const t = transcodeReportBatch(m.data, m.seq, f);
       if (t && subjectMatches(m.subject, t.span.modid, t.span.cmdid)) {
@@ -103,8 +104,8 @@ export function eventRows(engine: AnalyticsEngine, stream: string): RowSource {
   const f = engine.features;
   return {
     stream,
-    table: `${engine.database}.${TABLES.events}`,
-    columns: eventColumns(f),
+    table: `${engine.database}.${TABLES.eventsIngest}`,
+    columns: ['fence', ...eventColumns(f)],
     prepare(m) {
       const d = tryDecode(m.data);
       if (!d.ok) return reject(m, 'malformed', d.error.message);

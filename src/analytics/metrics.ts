@@ -125,6 +125,7 @@ export function registerSinkMetrics(opts: SinkMetricsOptions): void {
       return out;
     },
   });
+  gaugeFrom(r, { name: 'lars_sink_writer', help: 'Whether this sink is the writer (1; a standby or taking over: 0)', read: () => (sink.role() === 'writer' ? 1 : 0) });
   gaugeFrom(r, { name: 'lars_sink_held_messages', help: 'Messages this worker holds now (filling, queued, inserting), by table', labelNames: table, read: per((s) => s.held) });
   counterFrom(r, { name: 'lars_sink_pending_read_errors_total', help: 'Consumer-info requests for the stream lag that failed', read: () => pending.errors });
   const lagGauge = (name: string, help: string, pick: (l: ConsumerLag) => number) =>
@@ -151,10 +152,15 @@ export function registerSinkMetrics(opts: SinkMetricsOptions): void {
 /** Default lag (pending messages per consumer) up to which a sink is caught up. */
 export const DEFAULT_READY_MAX_PENDING = 10_000;
 
-/** A sink is ready while connected to NATS, its consumers bound and each within `maxPending` messages of the stream's end. */
-export function sinkReadiness(connection: ConnectionState, pending: PendingReader, bound: () => boolean, maxPending = DEFAULT_READY_MAX_PENDING): () => Promise<Readiness> {
+/**
+ * A sink is ready while connected to NATS, a standby or the writer with its
+ * consumers bound, and each consumer within `maxPending` messages of the
+ * stream's end (a standby too: the sinks as a whole are behind).
+ */
+export function sinkReadiness(connection: ConnectionState, pending: PendingReader, sink: Pick<Sink, 'bound' | 'role'>, maxPending = DEFAULT_READY_MAX_PENDING): () => Promise<Readiness> {
   return async () => {
-    if (!bound()) return { ready: false, reason: 'a consumer is not bound (its last fetch failed; binding it again)' };
+    if (sink.role() === 'taking_over') return { ready: false, reason: 'taking over as the writer: raising the fence, waiting for the last writer\'s inserts to end' };
+    if (!sink.bound()) return { ready: false, reason: 'a consumer is not bound (its last fetch failed; binding it again)' };
     if (!connection.connected()) return { ready: false, reason: 'not connected to NATS' };
     const lag = await pending.read();
     if (!lag) return { ready: false, reason: 'consumer lag could not be read from JetStream' };

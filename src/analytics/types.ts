@@ -66,6 +66,8 @@ export interface SinkOptions {
   retention?: Partial<Retention>;
   /** How often to drop expired partitions on servers without TTL, ms. */
   retentionIntervalMs?: number;
+  /** Writer lease time, ms (default 6000): a standby takes over this long after the writer stopped renewing it. */
+  writerLeaseMs?: number;
   /** Clock, epoch ms: everything the sink measures (log rate limits, deadlines, quarantine and retention times). */
   now?: () => number;
   hooks?: SinkHooks;
@@ -101,8 +103,10 @@ export function emptyStats(): PipelineStats {
 export interface Sink {
   readonly id: string;
   stats(): Record<PipelineName, PipelineStats>;
-  /** Every pipeline's consumer bound: its last fetch worked. */
+  /** Per stream: a standby, or its writer with its consumer bound (its last fetch worked); false while taking over. */
   bound(): boolean;
+  /** Writer (of at least one of its streams), else taking over (raising a fence), else standby. */
+  role(): 'writer' | 'standby' | 'taking_over';
   /** Stops fetching, stores what it holds (retrying up to stopTimeoutMs), acks, returns. */
   stop(): Promise<void>;
   /** Stops at once without acking or naking anything: what a crash leaves behind (tests). */

@@ -11,6 +11,7 @@ import type { Retention } from '../../schemas/clickhouse/migrations.ts';
 import type { Logger } from '../lib/log.ts';
 import type { RateLimitedLog } from '../lib/ratelog.ts';
 import type { Dedup } from './dedup.ts';
+import { Fenced } from './fence.ts';
 import type { AnalyticsEngine } from './engine.ts';
 import { FailureKind, backoffDelay, classifyFailure, sleep, type BackoffOptions } from './failures.ts';
 import type { Item, RowSource } from './items.ts';
@@ -35,8 +36,18 @@ export class Aborted extends Error {
   }
 }
 
+/** The writer's fence: its epoch (the first column of every insert) and the check before an ack. */
+export interface WriterFence {
+  epoch: number;
+  /** Throws Fenced when another writer raised the fence past this epoch. */
+  check(): Promise<void>;
+  /** Ends the term (called once the check has thrown Fenced). */
+  fenced(): void;
+}
+
 export interface WriterOptions {
   pipeline: PipelineName;
+  fence: WriterFence;
   engine: AnalyticsEngine;
   rows: RowSource;
   dedup: Dedup;
@@ -91,12 +102,20 @@ export class BatchWriter {
         if (bad.length > 0) await this.o.quarantine.store(bad);
         await hooks.afterInsert?.({ pipeline: this.o.pipeline, seqs: good.map((i) => i.seq) });
         if (run.aborted) return;
+        // Stored only if no other writer raised the fence before the insert ran (see fence.ts).
+        await this.o.fence.check();
+        if (run.aborted) return;
         stats.rows += rows;
         stats.batches++;
         this.ack(items);
         return;
       } catch (err) {
         if (run.aborted || err instanceof Aborted) return;
+        if (err instanceof Fenced) {
+          this.o.log.warn({ messages: items.length, err: err.message }, 'fenced: batch left unacknowledged for the writer that took over');
+          this.o.fence.fenced();
+          return;
+        }
         const f = classifyFailure(err);
         stats.retries++;
         stats.lastError = f.message;
@@ -194,8 +213,9 @@ export class BatchWriter {
     }
     const h = createHash('sha1').update(rows.stream);
     for (const i of items) h.update(i.variant ? `,${i.seq}:${i.variant}` : `,${i.seq}`);
+    const fence = `${this.o.fence.epoch}\t`;
     let body = '';
-    for (const i of items) body += i.line;
+    for (const i of items) body += fence + i.line;
     const queryId = randomUUID();
     this.sent.push(queryId);
     await engine.insertTsv(rows.table, rows.columns, body, { token: h.digest('hex'), queryId });

@@ -134,7 +134,7 @@ export function serveSinkHttp(c: Common & { names: Names; pipelines?: readonly P
       const consumers = sinkConsumers(c.names, c.pipelines, c.durablePrefix);
       const pending = new PendingReader(nc, consumers);
       if (registry) registerSinkMetrics({ registry, sink, nc, connection: conn, consumers, pending });
-      return { ready: sinkReadiness(conn, pending, () => sink.bound(), c.readyMaxPending ?? DEFAULT_READY_MAX_PENDING) };
+      return { ready: sinkReadiness(conn, pending, sink, c.readyMaxPending ?? DEFAULT_READY_MAX_PENDING) };
     },
     'consumers not bound yet',
   );

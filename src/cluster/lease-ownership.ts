@@ -259,7 +259,7 @@ export class LeaseOwnership implements PartitionOwnership {
     const now = this.clock();
     const live = this.started ? this.membership.live() : [this.nodeId];
     const counts = this.unowned.count(now, (p) => !this.leaving && rendezvousOwner(p, live) === this.nodeId, (p) => this.isOwned(p, now));
-    return { leaseMs: this.leaseMs, held: this.held.size, ...counts };
+    return { leaseMs: this.leaseMs, held: this.held.size, ...counts, leaving: this.leaving };
   }
 
   /**

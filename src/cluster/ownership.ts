@@ -34,6 +34,8 @@ export interface OwnershipHealth {
   unowned: Array<{ partition: number; forMs: number }>;
   /** Of those, the ones this node should own (and so could take). */
   mineUnowned: number;
+  /** The node is leaving the cluster (a graceful stop): it hands its partitions over and takes none. */
+  leaving?: boolean;
 }
 
 export interface PartitionOwnership {

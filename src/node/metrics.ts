@@ -170,6 +170,7 @@ export function nodeReadiness(connection: ConnectionState, node: NodeReadinessIn
     if (!connection.connected()) return { ready: false, reason: 'not connected to NATS' };
     const h = node.health();
     if (h === undefined) return { ready: true };
+    if (h.leaving) return { ready: false, reason: 'leaving the cluster: handing its partitions over' };
     const served = node.served();
     if (h.desired > 0 && served === 0) return { ready: false, reason: `should own ${h.desired} partitions and owns none` };
     const stuck = h.unowned.filter((u) => u.forMs > READY_TAKE_GRACE_MS).length;

@@ -5,7 +5,8 @@
  * attempt is retried on a host the call has not tried, within the budget,
  * the attempts allowed and the call's deadline; an idempotent call is hedged
  * after the route's hedge delay and the first answer wins (the loser is
- * released by its agent and not reported; its host still finishes it); while
+ * released by its agent and not reported, and aborted: a host that honours
+ * the abort stops working on it, as on an attempt past its timeout); while
  * the route sheds, a share of new calls fails at once. Retries and hedges
  * are reported with their attempt marks, so the route actor counts them.
  * A request waits for `fanout` calls made at once (each picked on its own).
@@ -72,6 +73,8 @@ export interface CallEnv {
   launch(call: SimCall, now: number): void;
   /** A cancelled attempt: its agent stops counting it in flight. */
   release(call: SimCall, now: number): void;
+  /** The caller aborted the attempt (a hedge that lost, past its timeout): its host may stop working on it. */
+  abort(call: SimCall, now: number): void;
   report(call: SimCall, retcode: number, latencyMs: number, now: number, utilization?: number): void;
   /** The hedge of `lc` is due at `t`. */
   hedgeAt(t: number, lc: LogicalCall): void;
@@ -167,6 +170,7 @@ export class SimCallers {
       other.done = true;
       this.counts.cancelled++;
       this.env.release(other, now);
+      this.env.abort(other, now);
     }
     this.finish(lc, true, now);
   }
@@ -174,6 +178,7 @@ export class SimCallers {
   /** Attempt `call` got no answer within its timeout. */
   timedOut(call: SimCall, now: number): void {
     this.end(call);
+    this.env.abort(call, now);
     this.env.report(call, 1, call.timeoutMs, now);
     this.next(call.lc!, true, now);
   }

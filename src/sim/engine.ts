@@ -25,15 +25,15 @@ import { createStrategy, type StrategyName } from '../../actors/strategies/index
 import { AttemptKind, type RegistryEntry, type ReportBatch, type RouteState } from '../../schemas/messages.ts';
 import { policyOf } from '../../actors/agent-budget.ts';
 import { EventQueue } from './heap.ts';
-import { expandHosts, type SimHost } from './hosts.ts';
+import { expandHosts } from './hosts.ts';
 import { DEFAULT_MAX_TRIALS, FEEDBACK_DEFAULTS, notePick, noteRelease, noteReport, pickBounded, type FeedbackOptions } from './feedback.ts';
 import { SimCallers, type LogicalCall, type SimCall } from './calls.ts';
 import { SimAgent } from './agent.ts';
-import { FINE_MS, pct, type CallResult, type HostResult, type SimResult, type StateChange } from './result.ts';
+import { bucketPercentiles, FINE_MS, hostFigures, pct, type CallResult, type SimResult, type StateChange } from './result.ts';
 
 export type { CallResult, HostResult, SimResult, StateChange } from './result.ts';
 import { exponential, streamRandom, type Random } from './random.ts';
-import { SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
+import { rateAt, SCENARIO_DEFAULTS, SYSTEM_DEFAULTS, type Scenario } from './scenario.ts';
 
 export const DEFAULT_SIM_SEED = 1;
 const BUCKET_MS = 1000;
@@ -247,6 +247,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
 
   // ---------------------------------------------------------------- calls under the call policy
   const think = scenario.load.kind === 'closed' ? (scenario.load.think_ms ?? 0) : 0;
+  /** Host time spent on attempts whose caller had stopped waiting for them (hedges that lost, attempts past their timeout). */
+  let wastedWorkMs = 0;
   const reqLatencies: number[] = [];
   let failedRequests = 0;
   const logicalPerBucket: number[] = [];
@@ -275,6 +277,7 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
               inc(attemptsPerBucket, Math.floor(call.lc!.start / BUCKET_MS));
               q.push(now + call.timeoutMs, { k: 'timeout', call });
               if (hosts[call.host]!.refuses(now)) {
+                hosts[call.host]!.refuse();
                 q.push(now, { k: 'refused', call });
                 return;
               }
@@ -282,6 +285,13 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
               if (end !== undefined) q.push(end, { k: 'hostDone', call });
             },
             release: (call, now) => noteRelease(agents[call.agent]!.route.hosts[call.host]!, now),
+            abort: (call, now) => {
+              const h = hosts[call.host]!;
+              if (!h.stopsOnCancel) return;
+              const r = h.cancel(call, now);
+              wastedWorkMs += r.workMs;
+              for (const next of r.started) q.push(next.hostDone, { k: 'hostDone', call: next });
+            },
             report: (call, retcode, lat, now, util) => report(call, retcode, lat, now, util),
             hedgeAt: (t, lc) => q.push(t, { k: 'hedge', lc }),
             policy: (a) => agents[a]!.policy,
@@ -344,7 +354,9 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
         if (callers !== undefined) startRequest(Math.floor(agentChoice() * nAgents), -1, now);
         else startCall(Math.floor(agentChoice() * nAgents), -1, now);
         if (!loadActive) break;
-        const gap = load.kind === 'open' && load.arrivals === 'fixed' ? 1000 / load.rate_per_s : exponential(arrivalRandom, 1000 / (load as { rate_per_s: number }).rate_per_s);
+        // the rate in force when the gap is drawn (a surge starts or ends with the first arrival after it)
+        const rate = rateAt(load as Extract<typeof load, { kind: 'open' }>, now);
+        const gap = load.kind === 'open' && load.arrivals === 'fixed' ? 1000 / rate : exponential(arrivalRandom, 1000 / rate);
         q.push(now + gap, { k: 'arrival' });
         break;
       }
@@ -359,8 +371,13 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       }
       case 'hostDone': {
         const call = ev.call;
+        // the host stopped working on it when its caller aborted it
+        if (call.cancelled === true) break;
         for (const next of hosts[call.host]!.finish(now)) q.push(next.hostDone, { k: 'hostDone', call: next });
-        if (call.done) break;
+        if (call.done) {
+          if (call.lc !== undefined) wastedWorkMs += now - call.hostStart!;
+          break;
+        }
         if (call.lc !== undefined) {
           if (!call.ok) errors++;
           callers!.answered(call, now, hosts[call.host]!.utilization());
@@ -426,25 +443,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
   const sorted = Float64Array.from(latencies).sort();
   let sum = 0;
   for (const x of latencies) sum += x;
-  const totalPicks = picks.reduce((x, y) => x + y, 0);
-  const loadMs = Math.max(loadEndMs, 1e-9);
-  const hostResults: HostResult[] = hosts.map((h: SimHost<Call>, i) => ({
-    label: h.label,
-    key: h.key,
-    picks: picks[i]!,
-    sharePct: totalPicks > 0 ? (picks[i]! * 100) / totalPicks : 0,
-    utilization: h.limited && h.capArea > 0 ? h.busyArea / h.capArea : null,
-    meanConcurrency: h.busyArea / loadMs,
-    maxQueue: h.maxQueue,
-    stateChanges: changesPerHost[i]!,
-  }));
-  const p50: number[] = [];
-  const p99: number[] = [];
-  for (const l of bucketLat) {
-    const s = Float64Array.from(l).sort();
-    p50.push(pct(s, 50));
-    p99.push(pct(s, 99));
-  }
+  const hostResults = hostFigures(hosts, picks, changesPerHost, Math.max(loadEndMs, 1e-9));
+  const { p50, p99 } = bucketPercentiles(bucketLat);
   const failed = calls - ok;
   let callStats: CallResult | undefined;
   if (callers !== undefined) {
@@ -462,6 +462,8 @@ export function simulate(scenario: Scenario, opts: SimOptions): SimResult {
       attemptsPerBucket,
       logicalPer100ms,
       failedPer100ms,
+      hostWorkMs: hosts.reduce((n, h) => n + h.busyArea, 0),
+      wastedWorkMs,
     };
   }
   return {

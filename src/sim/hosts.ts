@@ -5,7 +5,9 @@
  * error probability (a failing call may answer faster: fail fast), and
  * follows its timeline of changes. A call's behaviour is fixed when the host
  * starts serving it; a capacity change takes effect when it starts or ends.
- * The host's work goes on when the caller has given up. A host with a
+ * The host's work goes on when the caller has given up, unless the caller
+ * aborts the call and the host honours it (`cancel`: a queued call leaves
+ * the queue, a call in service frees its slot at once). A host with a
  * capacity can report its utilization with each answer: calls in service
  * over capacity, averaged over about the last second.
  */
@@ -56,6 +58,10 @@ export interface HostCall {
   /** When the host finished it (set on finishing). */
   hostDone: number;
   ok: boolean;
+  /** When the host started serving it; -1 while it waits in the queue; undefined: it never reached the host. */
+  hostStart?: number;
+  /** The host stopped working on it when its caller aborted it (its end is ignored). */
+  cancelled?: boolean;
 }
 
 export class SimHost<C extends HostCall = HostCall> {
@@ -70,6 +76,12 @@ export class SimHost<C extends HostCall = HostCall> {
   busy = 0;
   private queue: C[] = [];
   private qHead = 0;
+  /** Calls still in the queue that were cancelled (skipped when their turn comes). */
+  private cancelledQueued = 0;
+  /** Service time owed for refusals (`refuse_ms` each), added to the next call started. */
+  private refusalDebt = 0;
+  /** Calls refused as overloaded. */
+  refused = 0;
   // utilization bookkeeping: areas under busy(t) and capacity(t)
   private lastT = 0;
   busyArea = 0;
@@ -81,6 +93,8 @@ export class SimHost<C extends HostCall = HostCall> {
   maxQueue = 0;
   /** Whether answers carry the host's utilization. */
   readonly reportsUtilization: boolean;
+  /** Whether the host stops working on a call its caller aborted (`on_cancel`, default `stop`). */
+  readonly stopsOnCancel: boolean;
   /** Calls in service over capacity, exponentially averaged (UTILIZATION_TAU_MS), up to the last `account`. */
   private utilAvg = 0;
 
@@ -94,6 +108,7 @@ export class SimHost<C extends HostCall = HostCall> {
     this.spec = spec;
     this.random = random;
     this.reportsUtilization = spec.report_utilization ?? this.limited;
+    this.stopsOnCancel = spec.on_cancel !== 'finish';
   }
 
   /** Capacity in force at `t` (Infinity: unlimited). */
@@ -108,7 +123,7 @@ export class SimHost<C extends HostCall = HostCall> {
   }
 
   get queued(): number {
-    return this.queue.length - this.qHead;
+    return this.queue.length - this.qHead - this.cancelledQueued;
   }
 
   private behaviourAt(t: number): { latency: Latency; errors: Errors | undefined } {
@@ -149,6 +164,12 @@ export class SimHost<C extends HostCall = HostCall> {
     return limit !== undefined && this.busy >= this.capacityAt(t) && this.queued >= limit;
   }
 
+  /** The host refuses a call as overloaded: the refusal's cost (`refuse_ms`) delays the next call it starts. */
+  refuse(): void {
+    this.refused++;
+    this.refusalDebt += this.spec.refuse_ms ?? 0;
+  }
+
   /**
    * A call arrives at `t`. Returns the service end time when the host starts
    * it now, or undefined when it waits in the queue.
@@ -156,12 +177,14 @@ export class SimHost<C extends HostCall = HostCall> {
   arrive(call: C, t: number): number | undefined {
     this.account(t);
     if (this.busy < this.capacityAt(t)) return this.start(call, t);
+    call.hostStart = -1;
     this.queue.push(call);
     if (this.queued > this.maxQueue) this.maxQueue = this.queued;
     return undefined;
   }
 
   private start(call: C, t: number): number {
+    call.hostStart = t;
     this.busy++;
     this.served++;
     const b = this.behaviourAt(t);
@@ -175,7 +198,8 @@ export class SimHost<C extends HostCall = HostCall> {
         : !fails && stalls !== undefined && stalls.rate > 0 && this.random() < stalls.rate
           ? drawLatency(stalls.latency, this.random)
           : drawLatency(b.latency, this.random);
-    call.hostDone = t + d;
+    call.hostDone = t + d + this.refusalDebt;
+    this.refusalDebt = 0;
     return call.hostDone;
   }
 
@@ -188,6 +212,28 @@ export class SimHost<C extends HostCall = HostCall> {
     this.account(t);
     this.busy--;
     return this.takeQueued(t);
+  }
+
+  /**
+   * The caller aborted `call` at `t` and the host stops working on it: a
+   * queued call leaves the queue, a call in service frees its slot now.
+   * Returns the host's time spent on it, ms, and the queued calls started
+   * in its place (their end times set).
+   */
+  cancel(call: C, t: number): { workMs: number; started: C[] } {
+    const at = call.hostStart;
+    if (at === undefined || call.cancelled === true) return { workMs: 0, started: [] };
+    if (at < 0) {
+      call.cancelled = true;
+      this.cancelledQueued++;
+      return { workMs: 0, started: [] };
+    }
+    // finished already (its end is due now, and counted then): nothing to stop
+    if (call.hostDone <= t) return { workMs: 0, started: [] };
+    call.cancelled = true;
+    this.account(t);
+    this.busy--;
+    return { workMs: t - at, started: this.takeQueued(t) };
   }
 
   /** A capacity change starts or ends at `t`: queued calls start if there is room now. */
@@ -216,6 +262,10 @@ export class SimHost<C extends HostCall = HostCall> {
     const cap = this.capacityAt(t);
     while (this.busy < cap && this.qHead < this.queue.length) {
       const next = this.queue[this.qHead++]!;
+      if (next.cancelled === true) {
+        this.cancelledQueued--;
+        continue;
+      }
       this.start(next, t);
       started.push(next);
     }

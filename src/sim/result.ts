@@ -7,6 +7,7 @@ import type { HostState } from '../../schemas/messages.ts';
 import type { StrategyName } from '../../actors/strategies/index.ts';
 import type { CallCounts } from './calls.ts';
 import type { AgentPolicy } from '../../actors/agent-budget.ts';
+import type { HostCall, SimHost } from './hosts.ts';
 
 /** The callers' failed calls are also counted per this long of start time, ms. */
 export const FINE_MS = 100;
@@ -26,6 +27,10 @@ export interface CallResult extends CallCounts {
   /** Logical calls, and failed ones, per 100 ms bucket of their start time. */
   logicalPer100ms: number[];
   failedPer100ms: number[];
+  /** The hosts' time in service over the run, ms (calls × their service time, up to the last answer). */
+  hostWorkMs: number;
+  /** Of it, the time spent on attempts whose caller had stopped waiting (hedges that lost, attempts past their timeout): until the abort on a host that stops, to the end on one that finishes. */
+  wastedWorkMs: number;
 }
 
 export interface HostResult {
@@ -91,4 +96,31 @@ export function pct(sorted: Float64Array | number[], p: number): number {
   if (n === 0) return Number.NaN;
   const rank = Math.max(1, Math.ceil((p / 100) * n));
   return sorted[Math.min(rank, n) - 1]!;
+}
+
+/** Per-host figures of a run: share of the picks, utilization and mean concurrency over the load (`loadMs`), longest queue, state changes. */
+export function hostFigures(hosts: ReadonlyArray<SimHost<HostCall>>, picks: readonly number[], changesPerHost: readonly number[], loadMs: number): HostResult[] {
+  const totalPicks = picks.reduce((x, y) => x + y, 0);
+  return hosts.map((h, i) => ({
+    label: h.label,
+    key: h.key,
+    picks: picks[i]!,
+    sharePct: totalPicks > 0 ? (picks[i]! * 100) / totalPicks : 0,
+    utilization: h.limited && h.capArea > 0 ? h.busyArea / h.capArea : null,
+    meanConcurrency: h.busyArea / loadMs,
+    maxQueue: h.maxQueue,
+    stateChanges: changesPerHost[i]!,
+  }));
+}
+
+/** p50 and p99 of each bucket's latencies. */
+export function bucketPercentiles(buckets: readonly number[][]): { p50: number[]; p99: number[] } {
+  const p50: number[] = [];
+  const p99: number[] = [];
+  for (const l of buckets) {
+    const s = Float64Array.from(l).sort();
+    p50.push(pct(s, 50));
+    p99.push(pct(s, 99));
+  }
+  return { p50, p99 };
 }

@@ -88,10 +88,14 @@ export const HostGroupSchema = Type.Object(
     capacity: Type.Optional(Type.Integer({ minimum: 1 })),
     /** With a capacity: calls that would wait beyond this many queued are refused at once as overloaded (retcode -4). Absent: the queue is unbounded. */
     queue_limit: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** With a queue_limit: each refusal costs the host this much service time, ms, paid by the next call a slot of it starts (time spent refusing is not spent serving). Default 0. */
+    refuse_ms: Type.Optional(Ms),
     /** Registry weight (default 100). */
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     /** The host answers each call with its utilization, which the agent reports (default: when it has a capacity). */
     report_utilization: Type.Optional(Type.Boolean()),
+    /** An attempt its caller aborts (a hedge that lost, an attempt past its timeout; callers with `call`): `stop`, the host stops working on it (default), or `finish`. */
+    on_cancel: Type.Optional(Type.Union([Type.Literal('stop'), Type.Literal('finish')])),
     changes: Type.Optional(Type.Array(ChangeSchema)),
   },
   { additionalProperties: false },
@@ -105,6 +109,15 @@ export const LoadSchema = Type.Union([
       rate_per_s: Type.Number({ exclusiveMinimum: 0 }),
       /** Poisson arrivals (default) or one call every 1/rate s. */
       arrivals: Type.Optional(Type.Union([Type.Literal('poisson'), Type.Literal('fixed')])),
+      /** Other rates for a while (a surge): from at_s for for_s (to the end without it); a later one wins. */
+      changes: Type.Optional(
+        Type.Array(
+          Type.Object(
+            { at_s: Type.Number({ minimum: 0 }), for_s: Type.Optional(Type.Number({ exclusiveMinimum: 0 })), rate_per_s: Type.Number({ exclusiveMinimum: 0 }), label: Type.Optional(Type.String({ maxLength: 64 })) },
+            { additionalProperties: false },
+          ),
+        ),
+      ),
     },
     { additionalProperties: false },
   ),
@@ -120,6 +133,13 @@ export const LoadSchema = Type.Union([
   ),
 ]);
 export type Load = Static<typeof LoadSchema>;
+
+/** An open load's rate at `t` ms: its last change in force, else its own. */
+export function rateAt(load: Load & { kind: 'open' }, t: number): number {
+  let rate = load.rate_per_s;
+  for (const c of load.changes ?? []) if (t >= c.at_s * 1000 && (c.for_s === undefined || t < (c.at_s + c.for_s) * 1000)) rate = c.rate_per_s;
+  return rate;
+}
 
 export const SystemSchema = Type.Object(
   {
@@ -364,6 +384,10 @@ export function changeMarks(s: Scenario, endMs: number): Array<{ t: number; labe
       }
     }
     hostNo += n;
+  }
+  for (const c of s.load.kind === 'open' ? (s.load.changes ?? []) : []) {
+    if (c.at_s * 1000 < endMs) marks.push({ t: c.at_s * 1000, label: c.label ?? `load ${c.rate_per_s}/s` });
+    if (c.for_s !== undefined && (c.at_s + c.for_s) * 1000 < endMs) marks.push({ t: (c.at_s + c.for_s) * 1000, label: 'load back' });
   }
   return marks.sort((a, b) => a.t - b.t);
 }

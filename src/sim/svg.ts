@@ -2,7 +2,9 @@
  * The picture of a simulation: one panel per strategy, each with the traffic
  * share per host over time (stacked, 1 s buckets), the callers' p50 and p99
  * latency over time (log scale, the timeout drawn) and the failed calls per
- * second, with the scenario's changes marked across the panel. Plain SVG,
+ * second, with the scenario's changes marked across the panel; for callers
+ * under the call policy also the attempts per logical call over time (in the
+ * failed panel, on its own scale) and a line of call figures. Plain SVG,
  * built by hand; hosts that change or fail in the scenario get warm colours,
  * the others cool ones, so the host to watch stands out.
  */
@@ -46,6 +48,32 @@ function niceStep(span: number, target: number): number {
   const p = 10 ** Math.floor(Math.log10(raw));
   for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
   return 10 * p;
+}
+
+/** Attempts per logical call per bucket over the failed panel (its own scale, 0 to the attempts allowed), and a line of call figures under the panel. */
+function callMarks(r: SimResult, scenario: Scenario, at: { xOf: (s: number) => number; failTop: number; bottom: number }): string[] {
+  const c = r.callStats!;
+  const o: string[] = [];
+  const bucketS = r.timeline.bucketMs / 1000;
+  const top = Math.max(1, scenario.call?.max_attempts ?? 3);
+  const y = (v: number) => at.failTop + FAIL_H - (Math.min(v, top) / top) * FAIL_H;
+  const pts: string[] = [];
+  c.logicalPerBucket.forEach((n, b) => {
+    if (n > 0) pts.push(`${at.xOf((b + 0.5) * bucketS).toFixed(1)},${y((c.attemptsPerBucket[b] ?? 0) / n).toFixed(1)}`);
+  });
+  const right = LEFT + PLOT_W;
+  if (pts.length > 0) o.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="#9467bd" stroke-width="1.6"/>`);
+  o.push(`<text x="${right + 4}" y="${at.failTop + 8}" fill="#9467bd">${top} attempts/call</text><text x="${right + 4}" y="${at.failTop + FAIL_H + 4}" fill="#9467bd">0</text>`);
+  const attempts = c.first + c.retry + c.hedge;
+  const stops = Object.entries(c.stops)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const wasted = c.hostWorkMs > 0 ? (c.wastedWorkMs * 100) / c.hostWorkMs : 0;
+  o.push(
+    `<text x="${LEFT}" y="${at.bottom + 30}" fill="#444">calls: ${(attempts / Math.max(1, c.logical)).toFixed(2)} attempts each (retries ${c.retry}, hedges ${c.hedge}) · stopped: ${stops === '' ? 'none' : esc(stops)} · requests p99 ${f1(c.requestLatency.p99)} ms, p99.9 ${f1(c.requestLatency.p999)} ms · the route shed up to ${c.route.maxShed}${c.policy ? '' : ' (not kept)'} · host time on aborted attempts ${wasted.toFixed(1)} %</text>`,
+  );
+  return o;
 }
 
 /** The picture's size in pixels with `panels` strategies: what a browser window needs to show all of it. */
@@ -105,9 +133,11 @@ export function renderSvg(scenario: Scenario, results: readonly SimResult[]): st
     const bottom = failTop + FAIL_H;
     o.push(`<line x1="10" x2="${W - 10}" y1="${top + 4}" y2="${top + 4}" stroke="#bbb"/>`);
     const l = r.latency;
+    const cs = r.callStats;
+    const name = cs !== undefined && !cs.policy ? `${r.strategy}, without the call policy` : r.strategy;
     o.push(
       // one text: the summary follows the strategy's name however long the name is
-      `<text x="${LEFT}" y="${top + 24}"><tspan font-size="14" font-weight="bold">${esc(r.strategy)}</tspan>` +
+      `<text x="${LEFT}" y="${top + 24}"><tspan font-size="14" font-weight="bold">${esc(name)}</tspan>` +
         `<tspan dx="14" font-size="12">success ${r.successPct.toFixed(3)} % at the ${timeout} ms timeout · failed ${r.failed} (timeouts ${r.timeouts}, errors ${r.errors}, no host ${r.noHost}) · latency p50 ${f1(l.p50)} ms, p99 ${f1(l.p99)} ms, p99.9 ${f1(l.p999)} ms · state changes ${r.stateChanges.length}</tspan></text>`,
     );
 
@@ -177,6 +207,7 @@ export function renderSvg(scenario: Scenario, results: readonly SimResult[]): st
     o.push(`<rect x="${LEFT}" y="${failTop}" width="${PLOT_W}" height="${FAIL_H}" fill="none" stroke="#333"/>`);
     o.push(`<text x="${LEFT - 6}" y="${failTop + 8}" text-anchor="end">${Math.round(maxFail)}/s</text><text x="${LEFT - 6}" y="${failTop + FAIL_H + 4}" text-anchor="end">0</text>`);
     o.push(`<text transform="translate(16 ${failTop + FAIL_H / 2}) rotate(-90)" text-anchor="middle">failed</text>`);
+    if (cs !== undefined) o.push(...callMarks(r, scenario, { xOf, failTop, bottom }));
 
     // --- time axis and change marks
     const step = niceStep(totalS, 12);

@@ -11,6 +11,7 @@ import { validateRegistryEntry, validateReportBatch, validateRouteEvent, validat
 import { parseReportMsgId, reportMsgId } from '../../schemas/msg-id.ts';
 import { names, partitionOf } from '../../schemas/subjects.ts';
 import { ReportBatcher } from '../../src/agent/report-batcher.ts';
+import { AttemptKind, CallRetcode } from '../../schemas/contract-values.ts';
 import { host, state } from './conformance-picks.ts';
 
 /** The message kinds of the samples, by the name an SDK reads them with. */
@@ -56,6 +57,8 @@ function variants(kind: MessageKind, base: Obj, changes: Array<[string, (m: Obj)
 }
 
 const routeHost = (m: Obj, i = 0): Obj => (m['hosts'] as Obj[])[i]!;
+/** A route's call policy (the optional fields a route node publishes when it computes budgets). */
+const CALL_POLICY = { retry_budget: 0.2, retry_floor: 10, hedge_delay_ms: 35.5, hedge_budget: 0.05, shed: 0.25 } as const;
 
 function messageVectors(): MessageVector[] {
   const rs = state(7, [host(1, { zone: 'z1' }), host(2, { state: 'probing', reason: 'timeout', pick_weight: 12.5, trial_agent: 'agent-a' }), host(3)], { strategy: 'swrr' }) as unknown as Obj;
@@ -107,6 +110,19 @@ function messageVectors(): MessageVector[] {
       ['host pick_weight NaN', (m) => void (routeHost(m)['pick_weight'] = NaN)],
       ['host trial_agent empty', (m) => void (routeHost(m, 1)['trial_agent'] = '')],
       ['too many hosts', (m) => void (m['hosts'] = Array.from({ length: 1025 }, (_, i) => ({ ...routeHost(m), ip: `10.${i >> 8}.${i & 255}.1` })))],
+      ['call policy', (m) => void Object.assign(m, CALL_POLICY)],
+      ['call policy at its bounds', (m) => void Object.assign(m, { retry_budget: 100, retry_floor: 1_000_000, hedge_delay_ms: 3_600_000, hedge_budget: 1, shed: 1 })],
+      ['call policy zeros', (m) => void Object.assign(m, { retry_budget: 0, retry_floor: 0, hedge_delay_ms: 0, hedge_budget: 0, shed: 0 })],
+      ['retry_budget negative', (m) => void Object.assign(m, CALL_POLICY, { retry_budget: -0.1 })],
+      ['retry_budget above max', (m) => void Object.assign(m, CALL_POLICY, { retry_budget: 100.5 })],
+      ['retry_budget text', (m) => void Object.assign(m, CALL_POLICY, { retry_budget: '0.2' })],
+      ['retry_floor above max', (m) => void Object.assign(m, CALL_POLICY, { retry_floor: 1_000_001 })],
+      ['hedge_delay_ms above an hour', (m) => void Object.assign(m, CALL_POLICY, { hedge_delay_ms: 3_600_001 })],
+      ['hedge_delay_ms NaN', (m) => void Object.assign(m, CALL_POLICY, { hedge_delay_ms: NaN })],
+      ['hedge_budget above 1', (m) => void Object.assign(m, CALL_POLICY, { hedge_budget: 1.5 })],
+      ['shed above 1', (m) => void Object.assign(m, CALL_POLICY, { shed: 1.01 })],
+      ['shed negative', (m) => void Object.assign(m, CALL_POLICY, { shed: -1 })],
+      ['shed nil', (m) => void Object.assign(m, CALL_POLICY, { shed: null })],
     ]),
   );
   const rb: Obj = { v: 1, sender: 'agent-7', modid: 1, cmdid: 1, ts: 1764115200000, hosts: [['10.0.0.1', 8080], ['10.0.0.2', 8080]], reports: [[0, 0, 4.2, 0], [1, 1, 30.5, 2]] };
@@ -132,6 +148,18 @@ function messageVectors(): MessageVector[] {
       ['utilization index past hosts', (m) => void (m['utilization'] = [[5, 0.5]])],
       ['too many reports', (m) => void (m['reports'] = Array.from({ length: 10001 }, () => [0, 0, 1, 0]))],
       ['sender missing', (m) => void delete m['sender']],
+      ['retcode overloaded', (m) => void (m['reports'] = [[0, -4, 1, 0]])],
+      ['attempt marks', (m) => void (m['attempts'] = [[1, 2, 1]])],
+      ['attempt marks of a retry and a hedge', (m) => void ((m['reports'] = [[0, 1, 3, 0], [1, 0, 2, 1], [0, 0, 2.5, 1]]), (m['attempts'] = [[1, 2, 1], [2, 3, 2]]))],
+      ['attempt marks empty', (m) => void (m['attempts'] = [])],
+      ['attempt mark past reports', (m) => void (m['attempts'] = [[2, 2, 1]])],
+      ['attempt mark report index negative', (m) => void (m['attempts'] = [[-1, 2, 1]])],
+      ['attempt 0', (m) => void (m['attempts'] = [[1, 0, 1]])],
+      ['attempt above 255', (m) => void (m['attempts'] = [[1, 256, 1]])],
+      ['attempt kind unknown', (m) => void (m['attempts'] = [[1, 2, 3]])],
+      ['attempt kind text', (m) => void (m['attempts'] = [[1, 2, 'retry']])],
+      ['attempt tuple short', (m) => void (m['attempts'] = [[1, 2]])],
+      ['attempts not a list', (m) => void (m['attempts'] = { 1: 2 })],
     ]),
   );
   const ev: Obj = { v: 1, sender: 'node-1', modid: 1, cmdid: 1, ts: 1764115200000, ip: '10.0.0.1', port: 8080, from: 'healthy', to: 'overloaded', reason: 'consecutive_errors', version: 9, figures: { consecutive_errors: 10, err_rate: 0.5 } };
@@ -173,7 +201,9 @@ function messageVectors(): MessageVector[] {
 }
 
 /** A report as a caller makes it, at `now`; or a flush of the batcher. */
-type BatchStep = { op: 'report'; now: number; modid: number; cmdid: number; ip: string; port: number; retcode: number; latency_ms: number; utilization?: number } | { op: 'flush'; now: number };
+type BatchStep =
+  | { op: 'report'; now: number; modid: number; cmdid: number; ip: string; port: number; retcode: number; latency_ms: number; utilization?: number; attempt?: number; attempt_kind?: AttemptKind }
+  | { op: 'flush'; now: number };
 
 export interface BatchVector {
   name: string;
@@ -203,7 +233,7 @@ function runBatches(v: Omit<BatchVector, 'want'>): BatchVector {
   for (const s of v.steps) {
     clock = s.now;
     if (s.op === 'flush') b.flush();
-    else b.add(s.modid, s.cmdid, { ip: s.ip, port: s.port }, s.retcode, s.latency_ms, s.utilization);
+    else b.add(s.modid, s.cmdid, { ip: s.ip, port: s.port }, s.retcode, s.latency_ms, s.utilization, s.attempt === undefined ? undefined : { attempt: s.attempt, kind: s.attempt_kind ?? AttemptKind.retry });
   }
   b.flush();
   b.stop();
@@ -213,7 +243,7 @@ function runBatches(v: Omit<BatchVector, 'want'>): BatchVector {
 const T0 = 1_764_115_200_123;
 
 function batchVectors(): BatchVector[] {
-  const r = (now: number, ip: string, retcode: number, latency: number, utilization?: number, modid = 1, cmdid = 1): BatchStep => ({
+  const r = (now: number, ip: string, retcode: number, latency: number, utilization?: number, modid = 1, cmdid = 1): Extract<BatchStep, { op: 'report' }> => ({
     op: 'report',
     now,
     modid,
@@ -241,6 +271,21 @@ function batchVectors(): BatchVector[] {
         r(T0 + 400, '10.0.0.1', -2147483648, 0, 0, 100, 7),
         { op: 'flush', now: T0 + 500 },
         r(T0 + 70_000, '10.0.0.3', 0, 1e-3, 0.333, 4294967295, 0),
+      ],
+    }),
+    runBatches({
+      name: 'attempt marks (retries and hedges) and the overloaded retcode',
+      sender: 'agent-7',
+      zone: 'z1',
+      partitions: 64,
+      prefix: 'lars',
+      max_reports: 4,
+      steps: [
+        r(T0, '10.0.0.1', CallRetcode.overloaded, 2),
+        { ...r(T0 + 1, '10.0.0.2', 0, 3), attempt: 2, attempt_kind: AttemptKind.retry },
+        r(T0 + 2, '10.0.0.1', 0, 40, 0.5),
+        { ...r(T0 + 30, '10.0.0.3', 0, 12), attempt: 3, attempt_kind: AttemptKind.hedge },
+        { ...r(T0 + 31, '10.0.0.3', 1, 12), attempt: 255, attempt_kind: AttemptKind.retry },
       ],
     }),
     runBatches({ name: 'another prefix and partition count', sender: 'a', zone: null, partitions: 7, prefix: 'my-lars_1', max_reports: 2, steps: [r(0, '1.2.3.4', 0, 1), r(5, '1.2.3.4', 1, 2), r(300, '1.2.3.4', 0, 2.5)] }),

@@ -10,6 +10,8 @@ import { createStrategy, seededRandom } from '../../actors/strategies/index.ts';
 import { AgentRoute } from '../../actors/agent-route.ts';
 import { pickVectors, host, state } from './conformance-picks.ts';
 import { wireVectors } from './conformance-wire.ts';
+import { followVectors } from './conformance-follow.ts';
+import { callVectors } from './conformance-calls.ts';
 
 export const CONFORMANCE_DIR = join(import.meta.dirname, '..', '..', 'schemas', 'conformance');
 
@@ -52,6 +54,8 @@ export function conformanceFiles(): Record<string, string> {
   return {
     'picks.json': text({ version: 1, picks: pickVectors(), shares: shareVectors() }),
     'wire.json': text({ version: 1, ...wireVectors() }),
+    'follow.json': text({ version: 1, ...followVectors() }),
+    'calls.json': text({ version: 1, ...callVectors() }),
   };
 }
 

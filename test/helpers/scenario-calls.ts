@@ -11,8 +11,8 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Agent } from '../../src/agent/agent.ts';
 
-/** What a caller process is told on its command line (JSON). */
-export interface CallerConfig {
+/** Where a caller process calls and how fast: what every caller process is told on its command line (JSON). */
+export interface CallerRoute {
   url: string;
   prefix: string;
   partitions: number;
@@ -21,6 +21,10 @@ export interface CallerConfig {
   /** Hosts the route holds: the caller is ready once its agent has them all. */
   hosts: number;
   ratePerS: number;
+}
+
+/** What a caller process of picks and reports is told on its command line (JSON). */
+export interface CallerConfig extends CallerRoute {
   durationMs: number;
   timeoutMs: number;
 }

@@ -17,6 +17,7 @@ import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { DEFAULT_ACK_WAIT_MS, startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
 import { publishBatches, randomBatches } from '../helpers/analytics-fixtures.ts';
+import { CutProxy } from '../helpers/proxy.ts';
 import { TEST_STREAM_LIMITS, countRows, engineCases, randomDatabase, rowsPerSeq, waitFor, type ClickHouseServer, useNatsAndClickHouse } from '../helpers/clickhouse-server.ts';
 
 function memoryLog() {
@@ -97,7 +98,7 @@ describe('analytics failover', function () {
           nc: ncA,
           names: n,
           engine: gatedEngine(engine, async (table) => {
-            if (!table.endsWith('reports_ingest_v2')) return;
+            if (!table.endsWith('reports_ingest_v3')) return;
             blocked++;
             await held;
             if (dead) throw new Error('worker gone');
@@ -128,12 +129,55 @@ describe('analytics failover', function () {
         expect(b.stats().reports.redelivered, 'worker a\'s messages came back to b').to.be.at.least(Math.min(heldByA, 25));
       });
 
+      it(`failover (${ec.name}) - a writer paused mid-insert past its lease: the next one stores every row, the paused one's late insert stores nothing and acknowledges nothing`, async () => {
+        const proxy = await new CutProxy(nats.port).start();
+        cleanups.push(() => proxy.stop());
+        const ncA = await connectNats({ url: proxy.url });
+        cleanups.push(() => ncA.close().catch(() => undefined));
+        // A paused process: its clock stands still (it never sees its lease run out), its NATS traffic stops.
+        let pausedAt: number | undefined;
+        const clock = () => pausedAt ?? Date.now();
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let gated = 0;
+        let lateInsertEnded = false;
+        const paused = Object.create(engine) as AnalyticsEngine;
+        paused.insertTsv = async (table, columns, body, opts) => {
+          if (!table.endsWith('reports_ingest_v3') || gated > 0) return engine.insertTsv(table, columns, body, opts);
+          gated++;
+          await held;
+          await engine.insertTsv(table, columns, body, opts);
+          lateInsertEnded = true;
+        };
+        const leaseMs = 2_000;
+        const a = await sink({ id: 'a', nc: ncA, engine: paused, now: clock, writerLeaseMs: leaseMs });
+        const b = await sink({ id: 'b', writerLeaseMs: leaseMs });
+        expect([a.role(), b.role()]).to.deep.equal(['writer', 'standby']);
+        const batches = randomBatches({ batches: 100, reportsPerBatch: 10, ts: Date.now() - 20_000, seed: 34 });
+        await publishBatches(nc, n, batches);
+        await waitFor(() => gated > 0 && a.stats().reports.held > 0, 'writer a to hold a batch in its insert');
+        pausedAt = Date.now();
+        proxy.cut();
+        await waitFor(() => b.role() === 'writer', 'b to take over once a\'s lease ran out', leaseMs + 10_000);
+        // b stores everything, a's held batch too (redelivered after the ack wait), before a's insert goes out.
+        await expectEachOnce(engine, batches, 10, DEFAULT_ACK_WAIT_MS + 15_000);
+        // a wakes up: its insert reaches ClickHouse under the old fence, and its check after it finds the fence raised.
+        release();
+        await waitFor(() => lateInsertEnded, 'a\'s late insert to end');
+        await waitFor(() => a.role() === 'standby', 'a to find itself fenced');
+        await expectEachOnce(engine, batches, 10, 1_000);
+        expect(a.stats().reports.acked, 'a acknowledged nothing of what it held').to.equal(0);
+        expect(b.stats().reports.acked).to.equal(batches.length);
+        pausedAt = undefined;
+        proxy.restore();
+      });
+
       it(`failover (${ec.name}) - an insert slower than the ack wait is kept alive: nothing is redelivered, every row once`, async () => {
         const ackWaitMs = 1_000;
         let slowMs = 0;
         let first = true;
         const slow = gatedEngine(engine, async (table) => {
-          if (!table.endsWith('reports_ingest_v2') || !first) return;
+          if (!table.endsWith('reports_ingest_v3') || !first) return;
           first = false;
           const t0 = Date.now();
           // The scenario itself: one insert that takes three and a half ack waits.
@@ -152,6 +196,31 @@ describe('analytics failover', function () {
       });
     });
   }
+
+  it('lease (chdb) - a lone writer cut off from NATS past its lease stops writing, and writes again under a new epoch once back: every row once', async () => {
+    n = names(`t${randomBytes(4).toString('hex')}`);
+    await ensureStreams(nc, n, TEST_STREAM_LIMITS);
+    engine = await engineCases(() => ch)[0]!.open(randomDatabase());
+    await runMigrations(engine);
+    const proxy = await new CutProxy(nats.port).start();
+    cleanups.push(() => proxy.stop());
+    const ncA = await connectNats({ url: proxy.url });
+    cleanups.push(() => ncA.close().catch(() => undefined));
+    const a = await sink({ id: 'a', nc: ncA, writerLeaseMs: 1_500 });
+    expect(a.role()).to.equal('writer');
+    const batches = randomBatches({ batches: 60, reportsPerBatch: 10, ts: Date.now() - 20_000, seed: 35 });
+    await publishBatches(nc, n, batches.slice(0, 30));
+    await expectEachOnce(engine, batches.slice(0, 30), 10, 15_000);
+    proxy.cut();
+    await waitFor(() => a.role() === 'standby', 'a to stop writing once its lease may have expired', 10_000);
+    expect(a.bound(), 'a standby counts as bound').to.equal(true);
+    await publishBatches(nc, n, batches.slice(30));
+    proxy.restore();
+    await waitFor(() => a.role() === 'writer', 'a to write again', 15_000);
+    await expectEachOnce(engine, batches, 10, 20_000);
+    const epochs = await engine.query<{ epoch: string }>(`SELECT DISTINCT epoch FROM ${engine.database}.sink_fences ORDER BY epoch`);
+    expect(epochs.length, 'a second epoch after the outage').to.equal(2);
+  });
 
   it('fetch (chdb) - large messages (fetches sized by bytes) flow without a fetch error or a stall', async () => {
     n = names(`t${randomBytes(4).toString('hex')}`);

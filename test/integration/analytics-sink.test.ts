@@ -15,6 +15,7 @@ import { ensureStreams } from '../../src/nats/streams.ts';
 import type { AnalyticsEngine } from '../../src/analytics/engine.ts';
 import { runMigrations } from '../../src/analytics/migrate.ts';
 import { startSink, type Sink, type SinkOptions } from '../../src/analytics/sink.ts';
+import { sinkWriters } from '../../src/analytics/writer-lease.ts';
 import { faultScenario, publishBatches, publishEvents, randomBatches, reportBatch, routeEvent } from '../helpers/analytics-fixtures.ts';
 import {
   countRows,
@@ -65,7 +66,10 @@ describe('analytics sink', function () {
 
       it(`sink (${ec.name}) - a fault scenario's reports and events land with exact counts`, async () => {
         const sc = faultScenario(100, 7, Date.now() - 120_000);
-        const s = await sink();
+        // Each stream has its own writer: a sink of the reports and one of the events both write.
+        const s = await sink({ pipelines: ['reports'] });
+        const e = await sink({ pipelines: ['events'] });
+        expect([s.role(), e.role()]).to.deep.equal(['writer', 'writer']);
         await publishBatches(nc, n, sc.batches);
         await publishEvents(nc, n, sc.events);
         await waitFor(async () => (await countRows(engine, 'reports')) === sc.reports && (await countRows(engine, 'route_events')) === 3, 'all rows');
@@ -126,10 +130,10 @@ describe('analytics sink', function () {
         const db = engine.database;
         const enumType = "Enum8('z1' = 1, 'z2' = 2)";
         await engine.command(`ALTER TABLE ${db}.reports MODIFY COLUMN zone ${enumType}`);
-        // the view the sink's rows go through (migration 6: reports_ingest_v2 into reports)
-        await engine.command(`DROP TABLE ${db}.reports_ingest_v2_mv`);
-        const view = MIGRATIONS.find((m) => m.version === 6)!.statements({ db, features: engine.features, retention: DEFAULT_RETENTION })[2]!;
-        expect(view).to.contain('reports_ingest_v2_mv');
+        // the view the sink's rows go through (migration 7: reports_ingest_v3 into reports)
+        await engine.command(`DROP TABLE ${db}.reports_ingest_v3_mv`);
+        const view = MIGRATIONS.find((m) => m.version === 7)!.statements({ db, features: engine.features, retention: DEFAULT_RETENTION })[2]!;
+        expect(view).to.contain('reports_ingest_v3_mv');
         expect(view).to.contain('\n  zone,\n');
         await engine.command(view.replace('\n  zone,\n', `\n  CAST(zone AS ${enumType}) AS zone,\n`));
         const { log, records } = memoryLog();
@@ -167,18 +171,28 @@ describe('analytics sink', function () {
         expect(records.some((r) => r['msg'] === 'sink consumer re-created')).to.equal(true);
       });
 
-      it(`sink (${ec.name}) - two workers share the durable consumer: every row once`, async () => {
+      it(`sink (${ec.name}) - two workers: one writes, the other stands by and takes over when it stops; every row once`, async () => {
         const a = await sink({ id: 'a', batch: { maxWaitMs: 50, maxMessages: 20 } });
         const b = await sink({ id: 'b', batch: { maxWaitMs: 50, maxMessages: 20 } });
+        expect([a.role(), b.role()]).to.deep.equal(['writer', 'standby']);
+        expect(b.bound(), 'a standby is bound (ready)').to.equal(true);
+        expect((await sinkWriters(nc, n.prefix))?.map((w) => [w.stream, w.sink])).to.deep.equal([['events', 'a'], ['reports', 'a']]);
         const batches = randomBatches({ batches: 400, reportsPerBatch: 25, ts: Date.now() - 5_000, seed: 9 });
-        await publishBatches(nc, n, batches);
+        await publishBatches(nc, n, batches.slice(0, 200));
+        await waitFor(async () => (await countRows(engine, 'reports')) === 5_000, 'the first half', 30_000);
+        // A graceful stop gives the lease up: the standby takes over within its poll, not a lease time.
+        await a.stop();
+        await waitFor(() => b.role() === 'writer', 'b to take over', 5_000);
+        expect((await sinkWriters(nc, n.prefix))?.map((w) => w.sink)).to.deep.equal(['b', 'b']);
+        await publishBatches(nc, n, batches.slice(200));
         await waitFor(async () => (await countRows(engine, 'reports')) === 10_000, 'all rows', 30_000);
         const per = await rowsPerSeq(engine, 'reports');
         expect(per.size).to.equal(400);
         expect([...per.values()].every((c) => c === 25)).to.equal(true);
         expect(a.stats().reports.acked + b.stats().reports.acked).to.equal(400);
-        expect(a.stats().reports.acked).to.be.greaterThan(0);
+        expect(a.stats().reports.acked).to.be.at.least(200);
         expect(b.stats().reports.acked).to.be.greaterThan(0);
+        expect(Number((await engine.query<{ n: string }>(`SELECT count(DISTINCT epoch) AS n FROM ${engine.database}.sink_fences WHERE pipeline = 'reports'`))[0]!.n), 'two fences, one per writer').to.equal(2);
       });
     });
   }

@@ -87,8 +87,11 @@ function goTest(pattern: string, env: Record<string, string>, onLine?: (line: st
   });
 }
 
-/** The distinct report batches of `sender` in the REPORTS stream: reports, distinct ids, and every stored copy. */
-async function storedReports(nc: NatsConnection, prefix: string, sender: string): Promise<{ reports: number; distinct: number; messages: number }> {
+/**
+ * The distinct report batches of `sender` in the REPORTS stream: reports, distinct ids, and every stored copy.
+ * `withIds` false: core publishes, which carry no msg id (each message counts as its own batch).
+ */
+async function storedReports(nc: NatsConnection, prefix: string, sender: string, withIds = true): Promise<{ reports: number; distinct: number; messages: number }> {
   const n = names(prefix);
   const jsm = await jetstreamManager(nc);
   const total = (await jsm.streams.info(n.reportsStream)).state.messages;
@@ -101,13 +104,11 @@ async function storedReports(nc: NatsConnection, prefix: string, sender: string)
     const batch = await consumer.fetch({ max_messages: 1000, expires: 2000 });
     for await (const m of batch) {
       seen++;
-      const id = m.headers?.get('Nats-Msg-Id') ?? '';
-      const parsed = parseReportMsgId(id);
-      expect(parsed, `msg id ${id}`).to.not.equal(undefined);
       const b = decode(m.data) as ReportBatch;
       if (b.sender !== sender) continue;
       messages++;
-      expect(parsed!.sender).to.equal(sender);
+      const id = withIds ? (m.headers?.get('Nats-Msg-Id') ?? '') : `seq ${m.seq}`;
+      if (withIds) expect(parseReportMsgId(id)?.sender, `msg id ${id}`).to.equal(sender);
       if (ids.has(id)) continue;
       ids.add(id);
       reports += b.reports.length;
@@ -177,7 +178,7 @@ describe('Go SDK (clients/go) on a real cluster', function () {
     expect(new Set(tsPicks).size, 'the sequence visits every host').to.equal(5);
   });
 
-  it('go-sdk - the nats-server killed and started again on its store: the Go agent loses no acknowledged report, drops none, and picks from its cache while the server is away', async () => {
+  it('go-sdk - the nats-server killed and started again on its store: Go agents on their own and on a caller\'s connection lose no acknowledged report, drop none, confirm the batches acknowledged around the outage, and pick from the cache while the server is away', async () => {
     let server: NatsServer = await startNatsServer();
     const prefix = uniquePrefix();
     let admin: NatsConnection | undefined;
@@ -198,17 +199,46 @@ describe('Go SDK (clients/go) on a real cluster', function () {
       });
       await restarted;
       expect(r.code, r.out).to.equal(0);
-      const out = line(r.out, 'GO_OUTAGE') as { agent: string; reports: number; batches: number; retried: number };
-      expect(out.retried, 'batches retried across the outage').to.be.above(0);
+      const out = line(r.out, 'GO_OUTAGE') as Record<string, { reports: number; batches: number; retried: number; confirmed: number }>;
+      expect(Object.keys(out).sort()).to.deep.equal(['go-outage', 'go-outage-shared']);
       admin = await connectNats({ url: server.url, name: 'admin' });
-      const stored = await storedReports(admin, prefix, out.agent);
-      expect(stored.reports, 'reports in the stream (distinct msg ids)').to.equal(out.reports);
-      expect(stored.distinct).to.equal(out.batches);
-      expect(stored.messages, 'stored once: retries inside the duplicate window are dropped by the stream').to.equal(stored.distinct);
+      for (const [agent, o] of Object.entries(out)) {
+        expect(o.retried, `${agent}: batches retried across the outage`).to.be.above(0);
+        expect(o.confirmed, `${agent}: batches confirmed after the outage`).to.be.above(0);
+        const stored = await storedReports(admin, prefix, agent);
+        expect(stored.reports, `${agent}: reports in the stream (distinct msg ids)`).to.equal(o.reports);
+        expect(stored.distinct).to.equal(o.batches);
+        expect(stored.messages, `${agent}: stored once: retries and confirmations inside the duplicate window are dropped by the stream`).to.equal(stored.distinct);
+      }
     } finally {
       await admin?.close().catch(() => undefined);
       await server.stop();
     }
+  });
+
+  it('go-sdk - the routes bucket lost a route\'s state: the Go agent takes the route\'s new versions from 1 again', async () => {
+    const r = await goTest('TestLiveVersionsStartAgain', env({ LARS_TEST_VERSIONS: '1' }));
+    expect(r.code, r.out).to.equal(0);
+    expect((line(r.out, 'GO_VERSIONS') as { resets: number }).resets).to.equal(1);
+  });
+
+  it('go-sdk - calls refused by their hosts as overloaded: the route node publishes that the route sheds, and the Go agent\'s Call refuses most new calls at once', async () => {
+    await c.addRoute(41, 9, hosts(2, '127.0.7.', 7700));
+    await waitFor(() => c.latest(41, 9), { what: 'route 41.9 published' });
+    const r = await goTest('TestLiveShedding', env({ LARS_TEST_SHED: '41,9' }));
+    expect(r.code, r.out).to.equal(0);
+    const out = line(r.out, 'GO_SHED') as { shed: number; refused: number };
+    expect(out.refused).to.be.at.least(50);
+    expect(c.states.items.some((s) => s.modid === 41 && s.cmdid === 9 && (s.shed ?? 0) === out.shed), 'the node published the shed share the Go agent saw').to.equal(true);
+  });
+
+  it('go-sdk - core report delivery: plain publishes, unacknowledged, in the REPORTS stream all the same', async () => {
+    const r = await goTest('TestLiveCoreDelivery', env({ LARS_TEST_CORE: '1' }));
+    expect(r.code, r.out).to.equal(0);
+    const out = line(r.out, 'GO_CORE') as { agent: string; reports: number };
+    expect(out.reports).to.equal(30);
+    const nc = await c.connection();
+    await waitFor(async () => (await storedReports(nc, c.prefix, out.agent, false)).reports === 30, { what: 'the core-published reports in the stream' });
   });
 
   it('go-sdk - the sink stores the same rows for a Go agent\'s reports as for a TypeScript agent\'s (chdb)', async () => {

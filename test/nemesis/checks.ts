@@ -395,7 +395,8 @@ export function checkReadiness(h: History, owned = ownership(h)): { result: Chec
           if (count <= MAX_LISTED) push(v, { at: s.t, what: `node ${node} answered ready at ${fmtT(h, s.t)} owning no partition while partition ${u.p} had been unowned for ${(u.ms / 1000).toFixed(1)} s` });
         }
       }
-      if (s.ready === false && (s.owned ?? 0) > 0 && unownedAt(owned, s.t) === 0) {
+      // A node leaving the cluster (a graceful stop) rightly answers not ready while it hands its partitions over.
+      if (s.ready === false && (s.owned ?? 0) > 0 && unownedAt(owned, s.t) === 0 && !(s.reason ?? '').startsWith('leaving')) {
         if (run) {
           run.last = s.t;
           run.owned = s.owned!;

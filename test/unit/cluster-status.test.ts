@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { summarizeCluster, type ClusterSnapshot } from '../../src/cluster/status.ts';
 import { decodeMember, type MemberRecord } from '../../src/cluster/membership.ts';
 import { encode } from '../../schemas/codec.ts';
-import { formatClusterStatus } from '../../src/cli/commands/cluster.ts';
+import { formatClusterStatus, formatSinkWriters } from '../../src/cli/commands/cluster.ts';
 
 const NOW = 1_700_000_000_000;
 
@@ -73,6 +73,11 @@ describe('cluster - status', () => {
     expect(s.members).to.deep.equal([]);
     expect(s.problems.map((p) => p.problem)).to.deep.equal(['no_owner', 'no_owner', 'no_owner']);
     expect(formatClusterStatus(s)[1]).to.equal('(no rows)');
+  });
+
+  it('cluster - the sinks writing each stream: one line, a stream without a writer named as such, nothing when no sink ever ran', () => {
+    expect(formatSinkWriters(undefined)).to.deep.equal([]);
+    expect(formatSinkWriters([{ stream: 'reports', sink: 'sink-2', renewedAgoMs: 1_200 }])).to.deep.equal(['', 'sinks writing: reports by sink-2 (lease renewed 1 s ago); events by no sink']);
   });
 
   it('cluster - heartbeat figures round-trip; bad ones are left out, the member kept', () => {

@@ -100,6 +100,48 @@ describe('sim - lars simulate', () => {
     expect(text).to.contain('>timeout<');
   });
 
+  it('sim - a scenario whose callers make calls: the call figures in a table, with --without-policy beside the same run without the policy, and in the picture', async () => {
+    const storm = join(dir, 'storm.json');
+    writeFileSync(
+      storm,
+      JSON.stringify({
+        name: 'small-storm',
+        duration_s: 8,
+        load: { kind: 'open', rate_per_s: 200 },
+        agents: 2,
+        hosts: [{ count: 4, latency: { dist: 'fixed', ms: 10 }, changes: [{ at_s: 2, for_s: 4, errors: { rate: 1, latency_ms: 1 }, label: 'all fail' }] }],
+        call: { max_attempts: 3 },
+      }),
+    );
+    const svg = join(dir, 'storm.svg');
+    const lines: string[] = [];
+    await runSimulate({ file: storm, strategy: 'p2c_ewma', withoutPolicy: true, svg, out: (l) => lines.push(l) });
+    const head = lines.findIndex((l) => /^strategy\s+policy\s+requests\s+calls\s+attempts_per_call\s+retries\s+hedges\s+cancelled\s+stops\s+req_p99_ms\s+req_p999_ms\s+max_shed\s+wasted_work_pct$/.test(l));
+    expect(head, lines.join('\n')).to.be.greaterThan(0);
+    const on = lines[head + 2]!.split(/\s{2,}/);
+    const off = lines[head + 3]!.split(/\s{2,}/);
+    expect([on[0], on[1], off[0], off[1]]).to.deep.equal(['p2c_ewma', 'on', 'p2c_ewma', 'off']);
+    // with the policy the storm is held to about one attempt a call and the route sheds; without it, up to three
+    expect(Number(on[4])).to.be.lessThan(1.5);
+    expect(Number(off[4])).to.be.greaterThan(1.5);
+    expect(on[8]).to.match(/shed \d+/);
+    expect(off[8]).to.not.match(/shed|budget/);
+    const text = readFileSync(svg, 'utf8');
+    expect(text.match(/font-size="14" font-weight="bold">p2c_ewma(, without the call policy)?</g)).to.have.length(2);
+    expect(text).to.contain('>p2c_ewma, without the call policy<');
+    expect(text.match(/>3 attempts\/call</g)).to.have.length(2);
+    expect(text).to.match(/>calls: [\d.]+ attempts each \(retries \d+, hedges 0\) · stopped: [^<]*shed \d+/);
+    // single picks: no call table, and --without-policy is a usage error
+    const plain: string[] = [];
+    await runSimulate({ file, strategy: 'p2c', out: (l) => plain.push(l) });
+    expect(plain.some((l) => l.startsWith('calls under the call policy'))).to.equal(false);
+    const err = await runSimulate({ file, withoutPolicy: true, out: () => {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(UsageError);
+  });
+
   it('sim - a scenario written in YAML (.yaml or .yml) runs as its JSON twin does', async () => {
     const yaml = [
       '# the small flapping scenario, in YAML',

@@ -103,4 +103,14 @@ describe('sim - scenario files', () => {
     if (!r.ok) throw new Error(r.error);
     expect(changeMarks(r.scenario, 45_000).map((m) => m.t)).to.deep.equal([10_000, 20_000, 30_000, 40_000]);
   });
+
+  it('sim - change marks include the changes of an open load rate', () => {
+    const r = parseScenario({ ...base, load: { kind: 'open', rate_per_s: 10, changes: [{ at_s: 5, for_s: 10, rate_per_s: 40, label: 'surge' }, { at_s: 40, rate_per_s: 20 }] }, hosts: [{ latency: { dist: 'fixed', ms: 1 } }] });
+    if (!r.ok) throw new Error(r.error);
+    expect(changeMarks(r.scenario, 45_000)).to.deep.equal([
+      { t: 5_000, label: 'surge' },
+      { t: 15_000, label: 'load back' },
+      { t: 40_000, label: 'load 20/s' },
+    ]);
+  });
 });

@@ -1,10 +1,21 @@
 /** `lars cluster status`: members, partitions per node, lease ages and report lag, from the cluster's buckets. */
 import { connectNats, natsOptionsFromConfig } from '../../nats/connect.ts';
 import { clusterStatus, type ClusterStatus } from '../../cluster/status.ts';
+import { sinkWriters, type SinkWriter } from '../../analytics/writer-lease.ts';
 import { UsageError } from '../../lib/errors.ts';
 import { ExitCode } from '../exit.ts';
 import type { Command, CommandGroup } from '../command.ts';
 import { formatAge, formatDuration, renderTable } from '../table.ts';
+
+/** Which sink writes each stream: one line (none when no sink ever ran under this prefix). */
+export function formatSinkWriters(writers: readonly SinkWriter[] | undefined): string[] {
+  if (writers === undefined) return [];
+  const of = (stream: string): string => {
+    const w = writers.find((x) => x.stream === stream);
+    return w ? `${stream} by ${w.sink} (lease renewed ${formatDuration(w.renewedAgoMs)} ago)` : `${stream} by no sink`;
+  };
+  return ['', `sinks writing: ${of('reports')}; ${of('events')}`];
+}
 
 /** The status as text: a summary line, the members table, and the partitions with a problem. */
 export function formatClusterStatus(s: ClusterStatus): string[] {
@@ -54,7 +65,7 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
 
 export const clusterStatusCommand: Command = {
   name: 'status',
-  summary: 'members, partitions per node, lease ages and report lag of the route nodes sharing partitions by leases',
+  summary: 'members, partitions per node, lease ages and report lag of the route nodes sharing partitions by leases; which sink writes each stream',
   usage: 'lars cluster status [--json]',
   flags: { json: { help: 'print machine-readable JSON instead of text', boolean: true } },
   examples: [
@@ -65,13 +76,17 @@ export const clusterStatusCommand: Command = {
     if (args.length > 0) throw new UsageError(`cluster status takes no arguments, got ${JSON.stringify(args.join(' '))}`);
     const nc = await connectNats({ ...natsOptionsFromConfig(ctx.config), name: 'lars-cli', reconnect: false });
     let s: ClusterStatus;
+    let writers: SinkWriter[] | undefined;
+    const now = ctx.now ? () => ctx.now!() : undefined;
     try {
-      s = await clusterStatus(nc, { prefix: ctx.config.prefix, partitions: ctx.config.partitions, now: ctx.now ? () => ctx.now!() : undefined });
+      s = await clusterStatus(nc, { prefix: ctx.config.prefix, partitions: ctx.config.partitions, now });
+      // A sink bucket that cannot be read leaves the sinks out; the route nodes' status stands.
+      writers = await sinkWriters(nc, ctx.config.prefix, now).catch(() => undefined);
     } finally {
       await nc.close();
     }
-    if (flags['json'] === true) ctx.out(JSON.stringify(s));
-    else for (const l of formatClusterStatus(s)) ctx.out(l);
+    if (flags['json'] === true) ctx.out(JSON.stringify(writers === undefined ? s : { ...s, sinkWriters: writers }));
+    else for (const l of [...formatClusterStatus(s), ...formatSinkWriters(writers)]) ctx.out(l);
     return s.healthy ? ExitCode.ok : ExitCode.failure;
   },
 };

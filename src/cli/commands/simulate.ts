@@ -2,9 +2,12 @@
  * `lars simulate <scenario-file>`: runs a scenario in virtual time with each
  * strategy and prints what the callers got (success at their timeout,
  * latency percentiles, failures by cause, state changes) and each host's
- * share and utilization; `--svg` writes the picture, `--json` prints every
- * figure instead of the tables. docs/simulate.md describes the scenario
- * format and the model.
+ * share and utilization, and for a scenario whose callers make calls under
+ * the call policy what those did (attempts, stops, the requests' latency, the
+ * route's shedding, the hosts' time on aborted attempts), with the policy and
+ * with `--without-policy` also without it; `--svg` writes the picture,
+ * `--json` prints every figure instead of the tables. docs/simulate.md
+ * describes the scenario format and the model.
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -32,6 +35,8 @@ export interface SimulateArgs {
   /** Where to write the picture. */
   svg?: string | undefined;
   json?: boolean | undefined;
+  /** With a scenario's `call`: each strategy also runs without the call policy, shown beside. */
+  withoutPolicy?: boolean | undefined;
   out(line: string): void;
   note?(line: string): void;
 }
@@ -112,6 +117,36 @@ export function summaryRows(results: readonly SimResult[]): Row[] {
   }));
 }
 
+/** The per-run rows of the call figures (runs whose callers make calls under the call policy). */
+export function callRows(results: readonly SimResult[]): Row[] {
+  const rows: Row[] = [];
+  for (const r of results) {
+    const c = r.callStats;
+    if (c === undefined) continue;
+    const attempts = c.first + c.retry + c.hedge;
+    const stops = Object.entries(c.stops)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    rows.push({
+      strategy: r.strategy,
+      policy: c.policy ? 'on' : 'off',
+      requests: c.requests,
+      calls: c.logical,
+      attempts_per_call: c.logical > 0 ? Number((attempts / c.logical).toFixed(3)) : 0,
+      retries: c.retry,
+      hedges: c.hedge,
+      cancelled: c.cancelled,
+      stops: stops === '' ? '-' : stops,
+      req_p99_ms: c.requestLatency.p99,
+      req_p999_ms: c.requestLatency.p999,
+      max_shed: c.route.maxShed,
+      wasted_work_pct: c.hostWorkMs > 0 ? Number(((c.wastedWorkMs * 100) / c.hostWorkMs).toFixed(2)) : 0,
+    });
+  }
+  return rows;
+}
+
 /** A command line that turns the picture into a PNG with headless Chromium, its window the picture's size (else the last panel is cut off). */
 export function pngCommand(svg: string, panels: number): string {
   const { width, height } = svgSize(panels);
@@ -131,13 +166,21 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
     // Let a pending signal or output through between runs.
     await new Promise((r) => setImmediate(r));
   }
+  if (args.withoutPolicy === true && scenario.call === undefined) throw new UsageError('--without-policy needs a scenario whose callers make calls (`call`)');
+  const without: SimResult[] = [];
+  for (const strategy of args.withoutPolicy === true ? strategies : []) {
+    args.note?.(`simulating ${scenario.name} with ${strategy}, without the call policy...`);
+    without.push(simulate(scenario, { strategy, callPolicy: false, ...(seed === undefined ? {} : { seed }) }));
+    await new Promise((r) => setImmediate(r));
+  }
   if (args.svg !== undefined) {
-    writeFileSync(args.svg, renderSvg(scenario, results));
-    const { width, height } = svgSize(results.length);
-    args.note?.(`picture written to ${args.svg} (${width}x${height} px); as PNG: ${pngCommand(args.svg, results.length)}`);
+    const panels = [...results, ...without];
+    writeFileSync(args.svg, renderSvg(scenario, panels));
+    const { width, height } = svgSize(panels.length);
+    args.note?.(`picture written to ${args.svg} (${width}x${height} px); as PNG: ${pngCommand(args.svg, panels.length)}`);
   }
   if (args.json === true) {
-    args.out(JSON.stringify({ scenario: scenario.name, seed: results[0]?.seed, params: over, results }));
+    args.out(JSON.stringify({ scenario: scenario.name, seed: results[0]?.seed, params: over, results, ...(without.length > 0 ? { withoutPolicy: without } : {}) }));
     return 0;
   }
   const timeout = scenario.timeout_ms ?? 1000;
@@ -157,6 +200,13 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
     return row;
   });
   for (const l of renderTable(['host', ...results.map((r) => ({ key: r.strategy, align: 'right' as const }))], hostRows)) args.out(l);
+  const calls = callRows(results.flatMap((r, i) => (without[i] === undefined ? [r] : [r, without[i]!])));
+  if (calls.length > 0) {
+    args.out('');
+    args.out('calls under the call policy (policy off: no budget, no hedges, no shedding): attempts per logical call, why calls stopped, the requests\' latency, the largest share the route shed, the hosts\' time on aborted attempts %');
+    const cols = ['strategy', { key: 'policy', align: 'left' as const }, 'requests', 'calls', 'attempts_per_call', 'retries', 'hedges', 'cancelled', { key: 'stops', align: 'left' as const }, 'req_p99_ms', 'req_p999_ms', 'max_shed', 'wasted_work_pct'];
+    for (const l of renderTable(cols, calls)) args.out(l);
+  }
   for (const r of results) {
     if (r.stateChanges.length === 0) continue;
     args.out('');
@@ -169,7 +219,7 @@ export async function runSimulate(args: SimulateArgs): Promise<number> {
 export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'run a balancing scenario in virtual time with the real route actor and strategies',
-  usage: 'lars simulate <scenario-file> [--strategy s1,s2] [--seed n] [--param name=value]... [--svg out.svg] [--json]',
+  usage: 'lars simulate <scenario-file> [--strategy s1,s2] [--seed n] [--param name=value]... [--svg out.svg] [--json] [--without-policy]',
   args: [{ name: 'scenario-file', help: 'a scenario (JSON, or YAML: .yaml/.yml), e.g. scenarios/slow-host.json; the shipped ones also by name (slow-host)' }],
   flags: {
     strategy: { help: 'strategies to compare, comma-separated', placeholder: 's1,s2', defaultText: `the scenario's, else ${DEFAULT_SIM_STRATEGIES.join(',')}` },
@@ -177,11 +227,13 @@ export const simulateCommand: Command = {
     param: { help: "override a route parameter over the scenario's, name=value (repeatable)", multiple: true, placeholder: 'name=value' },
     svg: { help: 'write a picture of share and latency over time', placeholder: 'file' },
     json: { help: 'print every figure as JSON instead of tables', boolean: true },
+    'without-policy': { help: 'for a scenario whose callers make calls (`call`): also run each strategy without the call policy, shown beside', boolean: true },
   },
   examples: [
     ['lars simulate scenarios/slow-host.json', `compare ${DEFAULT_SIM_STRATEGIES.join(', ')} on a host turning slow`],
     ['lars simulate slow-host --strategy p2c_ewma --param probe_failure_multiplier=1', 'the same with one parameter changed'],
     ['lars simulate scenarios/flapping.json --strategy p2c --svg flapping.svg', 'one strategy, with a picture'],
+    ['lars simulate retry-storm --strategy p2c_ewma --without-policy', 'calls with retries, with the call policy and without'],
   ],
   async run(args, flags, ctx) {
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
@@ -192,6 +244,7 @@ export const simulateCommand: Command = {
       param: flags['param'],
       svg: str(flags['svg']),
       json: flags['json'] === true,
+      withoutPolicy: flags['without-policy'] === true,
       out: (l) => ctx.out(l),
     };
     if (ctx.note) a.note = (l) => ctx.note!(l);
