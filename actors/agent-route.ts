@@ -54,9 +54,12 @@ export class AgentHost implements PickableHost {
     this.result = Object.freeze({ ok: true as const, ip, port });
   }
 
-  /** Takes the route state's view of this host: its state, reason, weights and zone as `agentId` picks it. */
-  take(h: RouteState['hosts'][number], agentId: string): void {
-    this.pickWeight = trialWeight(h, agentId);
+  /**
+   * Takes the route state's view of this host: its state, reason, weights and zone as `agentId` picks it
+   * (a probing host with weight 0 when `probes` is false: another picker of the same agent sends its trials).
+   */
+  take(h: RouteState['hosts'][number], agentId: string, probes = true): void {
+    this.pickWeight = probes || h.state !== HostState.probing ? trialWeight(h, agentId) : 0;
     this.state = h.state;
     this.reason = h.reason;
     this.probing = h.state === HostState.probing;
@@ -82,9 +85,16 @@ export class AgentRoute {
   private readonly make: MakeStrategy;
   /** This agent's id: a probing host whose trials are another agent's is picked with weight 0 here. */
   private readonly agentId: string;
+  /**
+   * False for one of several pickers of one agent (threads of a sidecar) that
+   * leaves the trial calls of the route's probing hosts to another: they are
+   * picked with weight 0 here, so the agent's bound on trial calls holds.
+   */
+  private readonly probes: boolean;
 
-  constructor(agentId: string, override: StrategyName | undefined, make: MakeStrategy) {
+  constructor(agentId: string, override: StrategyName | undefined, make: MakeStrategy, probes = true) {
     this.agentId = agentId;
+    this.probes = probes;
     this.override = override;
     this.make = make;
     this.strategyName = override ?? DEFAULT_STRATEGY;
@@ -104,7 +114,7 @@ export class AgentRoute {
     if (same) {
       // The usual change (states and weights of the same hosts): no maps rebuilt.
       for (let i = 0; i < next.length; i++) {
-        next[i]!.take(s.hosts[i]!, this.agentId);
+        next[i]!.take(s.hosts[i]!, this.agentId, this.probes);
       }
     } else {
       next = [];
@@ -114,7 +124,7 @@ export class AgentRoute {
         const key = `${h.ip}:${h.port}`;
         let ah = this.byKey.get(key);
         if (ah === undefined) ah = new AgentHost(h.ip, h.port, h.pick_weight, h.state);
-        ah.take(h, this.agentId);
+        ah.take(h, this.agentId, this.probes);
         next.push(ah);
         byKey.set(key, ah);
         byResult.set(ah.result, ah);

@@ -22,7 +22,7 @@
  * (comma separated) runs only those.
  */
 import { randomBytes } from 'node:crypto';
-import { cpus, loadavg } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { startNatsServer, connectNats, RouteNode, Registry, names as makeNames, type RouteState } from '../src/index.ts';
 import { ensureStreams } from '../src/nats/streams.ts';
@@ -53,6 +53,8 @@ const LARS_THREADS = [1, 4, 16] as const;
 const LARS_PROCS_T16 = envInt('BENCH_LARS_PROCS', 2);
 
 const only = process.env['BENCH_AGENT_ONLY']?.split(',');
+/** UDP threads of the sidecar, one run each (BENCH_AGENT_THREADS, comma separated): the cores, then 1; the first run's figures carry the plain names, each later run's `_threads<n>`. */
+const THREADS = (process.env['BENCH_AGENT_THREADS'] ?? `${availableParallelism()},1`).split(',').map(Number);
 const runs = (name: string): boolean => !only || only.includes(name);
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -123,6 +125,9 @@ async function settleReports(sc: ChildProcess, children: ChildProcess[], before:
   if (s.flushError) log(`  flush: ${s.flushError}`);
   const after: AckCount = { reports: s.reports, pending: s.pending, dropped: s.dropped, udpReports: s.udpReports };
   const acked = after.reports - after.pending - after.dropped - (before.reports - before.pending - before.dropped);
+  if (after.dropped > before.dropped || after.reports - before.reports < sent) {
+    log(`  of ${sent} reports sent: ${after.udpReports - before.udpReports} received, ${after.reports - before.reports} taken by the agent, ${after.dropped - before.dropped} dropped by it, ${after.pending} pending`);
+  }
   return { sent, after, ackedPct: sent === 0 ? 100 : (acked / sent) * 100 };
 }
 
@@ -180,175 +185,190 @@ await runGroup('agent', async () => {
   await node.settled();
   log(`nats-server ${server.url}, route node with ${ROUTES.length} routes (prefix ${n.prefix})${QUICK ? ', quick mode' : ''}`);
 
-  const scCfg: SidecarChildConfig = { url: server.url, prefix: n.prefix, partitions: P, strategy: 'swrr' };
-  const sc = spawnChild('agent/sidecar.ts', scCfg);
-  const ready = await nextMessage<FromSidecar, 'ready'>(sc, 'ready', 30_000);
-  log(`sidecar pid ${sc.pid}: UDP ${ready.udpPorts.join(',')}, HTTP ${ready.httpPort}`);
-  const metrics: Metric[] = [];
+  /** Every load point against a sidecar with `threads` UDP threads; its figures. */
+  const runSidecar = async (threads: number): Promise<Metric[]> => {
+    const scCfg: SidecarChildConfig = { url: server.url, prefix: n.prefix, partitions: P, strategy: 'swrr', threads };
+    const sc = spawnChild('agent/sidecar.ts', scCfg);
+    const ready = await nextMessage<FromSidecar, 'ready'>(sc, 'ready', 30_000);
+    log(`sidecar pid ${sc.pid}: UDP ${ready.udpPorts.join(',')} (${threads} thread${threads > 1 ? 's' : ''}), HTTP ${ready.httpPort}`);
+    const metrics: Metric[] = [];
+    metrics.push({ name: 'sidecar_udp_threads', value: threads, unit: 'threads', note: `threads serving the UDP ports (${cpus().length} cores)` });
 
-  // ---------------------------------------------------------------- UDP pairs
-  let acks: AckCount = { reports: 0, pending: 0, dropped: 0, udpReports: 0 };
-  const ackedPcts: number[] = [];
-  const udpRun = async (label: string, sockets: number, inflight: number, procs = 1): Promise<UdpRun> => {
-    const r = await udpPairs(sc, ready.udpPorts, sockets, inflight, acks, procs);
-    acks = r.after;
-    ackedPcts.push(r.ackedPct);
-    log(
-      `UDP pairs, ${label}: ${Math.round(r.qps)}/s, GetHost p50 ${r.p50Us} µs p99 ${r.p99Us} µs (sidecar ${r.sidecarCpuPct.toFixed(0)}% of a core, ` +
-        `load generator${procs > 1 ? `s (${procs} processes)` : ''} ${r.loadCpuPct.toFixed(0)}%, ${r.lost} lost; ${r.sent} reports sent, ${r.ackedPct.toFixed(3)}% acknowledged)`,
-    );
-    return r;
-  };
+    // ---------------------------------------------------------------- UDP pairs
+    let acks: AckCount = { reports: 0, pending: 0, dropped: 0, udpReports: 0 };
+    const ackedPcts: number[] = [];
+    const udpRun = async (label: string, sockets: number, inflight: number, procs = 1): Promise<UdpRun> => {
+      const r = await udpPairs(sc, ready.udpPorts, sockets, inflight, acks, procs);
+      acks = r.after;
+      ackedPcts.push(r.ackedPct);
+      log(
+        `UDP pairs, ${label}: ${Math.round(r.qps)}/s, GetHost p50 ${r.p50Us} µs p99 ${r.p99Us} µs (sidecar ${r.sidecarCpuPct.toFixed(0)}% of a core, ` +
+          `load generator${procs > 1 ? `s (${procs} processes)` : ''} ${r.loadCpuPct.toFixed(0)}%, ${r.lost} lost; ${r.sent} reports sent, ${r.ackedPct.toFixed(3)}% acknowledged)`,
+      );
+      return r;
+    };
 
-  // ---------------------------------------------------------------- UDP pairs
-  if (runs('udp')) {
-    const many = await udpRun(`${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight`, UDP_SOCKETS, UDP_INFLIGHT);
-    metrics.push(
-      { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 150000', note: `GetHost + Report per s, Lars UDP, ${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight, load generator in another process` },
-      { name: 'sidecar_udp_lost', value: many.lost, unit: 'requests', note: 'requests resent after 200 ms without reply' },
-    );
-  }
+    // ---------------------------------------------------------------- UDP pairs
+    if (runs('udp')) {
+      const many = await udpRun(`${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight`, UDP_SOCKETS, UDP_INFLIGHT);
+      metrics.push(
+        { name: 'sidecar_udp_qps', value: many.qps, unit: 'pairs/s', target: '>= 150000', note: `GetHost + Report per s, Lars UDP, ${UDP_SOCKETS} sockets × ${UDP_INFLIGHT} in flight, load generator in another process` },
+        { name: 'sidecar_udp_lost', value: many.lost, unit: 'requests', note: 'requests resent after 200 ms without reply' },
+      );
+    }
 
-  // ---------------------------------------------------------------- UDP as Lars' qps tool: T workers, one request in flight each
-  if (runs('lars')) {
-    for (const t of LARS_THREADS) {
-      const procs = t >= 16 ? LARS_PROCS_T16 : 1;
-      const r = await udpRun(`T = ${t}, one in flight each`, t / procs, 1, procs);
-      const target = t === 1 ? '>= 12600' : t === 16 ? '>= 70000' : undefined;
-      metrics.push({ name: `sidecar_udp_pairs_per_sec_1inflight_t${t}`, value: r.qps, unit: 'pairs/s', ...(target ? { target } : {}), note: `${t} workers (sockets) × 1 in flight, GetHost then Report, as Lars' qps tool; ${procs} generator process${procs > 1 ? 'es' : ''} using ${r.loadCpuPct.toFixed(0)}% of a core, sidecar ${r.sidecarCpuPct.toFixed(0)}%` });
-      if (t === 1) {
-        metrics.push(
-          { name: 'sidecar_udp_gethost_p50_us_t1', value: r.p50Us, unit: 'µs', target: '<= 50', note: 'GetHost round trip in the generator (send to reply), median over windows of the window median' },
-          { name: 'sidecar_udp_gethost_p99_us_t1', value: r.p99Us, unit: 'µs', target: '<= 155', note: 'the same, 99th percentile' },
-        );
+    // ---------------------------------------------------------------- UDP as Lars' qps tool: T workers, one request in flight each
+    if (runs('lars')) {
+      for (const t of LARS_THREADS) {
+        const procs = t >= 16 ? LARS_PROCS_T16 : 1;
+        const r = await udpRun(`T = ${t}, one in flight each`, t / procs, 1, procs);
+        const target = t === 1 ? '>= 12600' : t === 16 ? '>= 70000' : undefined;
+        metrics.push({ name: `sidecar_udp_pairs_per_sec_1inflight_t${t}`, value: r.qps, unit: 'pairs/s', ...(target ? { target } : {}), note: `${t} workers (sockets) × 1 in flight, GetHost then Report, as Lars' qps tool; ${procs} generator process${procs > 1 ? 'es' : ''} using ${r.loadCpuPct.toFixed(0)}% of a core, sidecar ${r.sidecarCpuPct.toFixed(0)}%` });
+        if (t === 1) {
+          metrics.push(
+            { name: 'sidecar_udp_gethost_p50_us_t1', value: r.p50Us, unit: 'µs', target: '<= 50', note: 'GetHost round trip in the generator (send to reply), median over windows of the window median' },
+            { name: 'sidecar_udp_gethost_p99_us_t1', value: r.p99Us, unit: 'µs', target: '<= 155', note: 'the same, 99th percentile' },
+          );
+        }
       }
     }
-  }
-  if (ackedPcts.length > 0) {
-    metrics.push({ name: 'sidecar_reports_acked_pct', value: Math.min(...ackedPcts), unit: '%', target: '>= 100', note: `reports acknowledged by JetStream after each UDP load point (${ackedPcts.map((p) => p.toFixed(2)).join(', ')}), the lowest; nothing pending after the flush` });
-  }
+    if (ackedPcts.length > 0) {
+      metrics.push({ name: 'sidecar_reports_acked_pct', value: Math.min(...ackedPcts), unit: '%', target: '>= 100', note: `reports acknowledged by JetStream after each UDP load point (${ackedPcts.map((p) => p.toFixed(2)).join(', ')}), the lowest; nothing pending after the flush` });
+    }
 
-  // ---------------------------------------------------------------- HTTP
-  if (runs('http')) {
-    const httpRun = async (connections: number, pipelining: number): Promise<number> => {
-      const cfg: HttpLoadConfig = { port: ready.httpPort, path: '/v1/host?modid=1&cmdid=1', connections, pipelining };
-      const c = spawnChild('agent/http-load.ts', cfg);
-      await nextMessage<FromLoad, 'ready'>(c, 'ready', 20_000);
-      const rs = await measure(c);
-      await stopChild(c, { type: 'stop' });
-      if (rs.some((r) => r.failed > 0)) log(`HTTP: ${rs.reduce((a, r) => a + r.failed, 0)} failed requests`);
-      return median(rs.map((r) => (r.done * 1000) / r.ms));
-    };
-    const http = await httpRun(8, 1);
-    log(`HTTP host look-ups, 8 keep-alive connections: ${Math.round(http)}/s`);
-    const httpPipe = await httpRun(4, 8);
-    log(`HTTP host look-ups, 4 connections × 8 pipelined: ${Math.round(httpPipe)}/s`);
-    metrics.push(
-      { name: 'sidecar_http_qps', value: http, unit: 'req/s', target: '>= 60000', note: 'GET /v1/host, 8 keep-alive connections, one request each in flight' },
-      { name: 'sidecar_http_qps_pipelined', value: httpPipe, unit: 'req/s', note: '4 connections, 8 pipelined requests each' },
-    );
-  }
+    // ---------------------------------------------------------------- HTTP
+    if (runs('http')) {
+      const httpRun = async (connections: number, pipelining: number): Promise<number> => {
+        const cfg: HttpLoadConfig = { port: ready.httpPort, path: '/v1/host?modid=1&cmdid=1', connections, pipelining };
+        const c = spawnChild('agent/http-load.ts', cfg);
+        await nextMessage<FromLoad, 'ready'>(c, 'ready', 20_000);
+        const rs = await measure(c);
+        await stopChild(c, { type: 'stop' });
+        if (rs.some((r) => r.failed > 0)) log(`HTTP: ${rs.reduce((a, r) => a + r.failed, 0)} failed requests`);
+        return median(rs.map((r) => (r.done * 1000) / r.ms));
+      };
+      const http = await httpRun(8, 1);
+      log(`HTTP host look-ups, 8 keep-alive connections: ${Math.round(http)}/s`);
+      const httpPipe = await httpRun(4, 8);
+      log(`HTTP host look-ups, 4 connections × 8 pipelined: ${Math.round(httpPipe)}/s`);
+      metrics.push(
+        { name: 'sidecar_http_qps', value: http, unit: 'req/s', target: '>= 60000', note: 'GET /v1/host, 8 keep-alive connections, one request each in flight' },
+        { name: 'sidecar_http_qps_pipelined', value: httpPipe, unit: 'req/s', note: '4 connections, 8 pipelined requests each' },
+      );
+    }
 
-  // ---------------------------------------------------------------- route updates
-  if (runs('updates')) {
-    const [um, uc] = UPDATE_ROUTE;
-    let version = 1;
-    const hostsOf = benchHosts(6, 1, 10);
-    const state = (): RouteState => ({
-      v: 1,
-      sender: 'bench-agent',
-      modid: um,
-      cmdid: uc,
-      version: version++,
-      ts: Date.now(),
-      profile: 'default',
-      panic: false,
-      removed: false,
-      probe_num: 10,
-      // a real change every time: the first host's weight alternates
-      hosts: hostsOf.map((h, i) => ({ ip: h.ip, port: h.port, weight: 100, zone: null, state: 'healthy', reason: 'registered', since: 0, pick_weight: i === 0 && version % 2 === 0 ? 50 : 100 })),
-    });
-    const publishFor = async (ms: number): Promise<number> => {
-      let sent = 0;
-      const t0 = performance.now();
-      while (performance.now() - t0 < ms) {
-        const due = Math.floor(((performance.now() - t0) * UPDATES_PER_SEC) / 1000);
-        while (sent < due) {
-          nc.publish(n.route(um, uc), encode(state()));
-          sent++;
+    // ---------------------------------------------------------------- route updates
+    if (runs('updates')) {
+      const [um, uc] = UPDATE_ROUTE;
+      let version = 1;
+      const hostsOf = benchHosts(6, 1, 10);
+      const state = (): RouteState => ({
+        v: 1,
+        sender: 'bench-agent',
+        modid: um,
+        cmdid: uc,
+        version: version++,
+        ts: Date.now(),
+        profile: 'default',
+        panic: false,
+        removed: false,
+        probe_num: 10,
+        // a real change every time: the first host's weight alternates
+        hosts: hostsOf.map((h, i) => ({ ip: h.ip, port: h.port, weight: 100, zone: null, state: 'healthy', reason: 'registered', since: 0, pick_weight: i === 0 && version % 2 === 0 ? 50 : 100 })),
+      });
+      const publishFor = async (ms: number): Promise<number> => {
+        let sent = 0;
+        const t0 = performance.now();
+        while (performance.now() - t0 < ms) {
+          const due = Math.floor(((performance.now() - t0) * UPDATES_PER_SEC) / 1000);
+          while (sent < due) {
+            nc.publish(n.route(um, uc), encode(state()));
+            sent++;
+          }
+          await sleep(2);
         }
-        await sleep(2);
-      }
-      await nc.flush();
-      return sent;
-    };
-    // The floor: a bare subscriber of the same subject, measured over the same windows.
-    const bare = spawnChild('agent/bare-subscriber.ts', { url: server.url, subject: n.route(um, uc) });
-    await nextMessage<FromSidecar, 'ready'>(bare, 'ready', 30_000);
-    /**
-     * CPU per update of the sidecar and of the bare subscriber: CPU over a
-     * window with updates, less the mean of the windows without before and after.
-     */
-    const updateCost = async (): Promise<{ us: number; floorUs: number; ownUs: number; updates: number }> => {
-      const costs: number[] = [];
-      const floors: number[] = [];
-      let updates = 0;
-      const both = async (): Promise<[number, number]> => [await sidecarCpuUs(sc), await sidecarCpuUs(bare)];
-      for (let w = 0; w < UPDATE_TRIALS; w++) {
-        const a0 = await both();
-        await sleep(WINDOW_MS);
-        const a1 = await both();
-        const sent = await publishFor(WINDOW_MS);
-        await sleep(100);
-        const b1 = await both();
-        await sleep(WINDOW_MS);
-        const c1 = await both();
-        const per = (i: 0 | 1): number => {
-          const idle = (a1[i] - a0[i] + (c1[i] - b1[i])) / 2;
-          return (b1[i] - a1[i] - idle * ((WINDOW_MS + 100) / WINDOW_MS)) / sent;
-        };
-        costs.push(per(0));
-        floors.push(per(1));
-        updates += sent;
-      }
-      log(`  trials: sidecar ${costs.map((c) => c.toFixed(0)).join(', ')} µs; bare subscriber ${floors.map((c) => c.toFixed(0)).join(', ')} µs per update`);
-      return { us: median(costs), floorUs: median(floors), ownUs: median(costs.map((c, i) => c - floors[i]!)), updates };
-    };
+        await nc.flush();
+        return sent;
+      };
+      // The floor: a bare subscriber of the same subject, measured over the same windows.
+      const bare = spawnChild('agent/bare-subscriber.ts', { url: server.url, subject: n.route(um, uc) });
+      await nextMessage<FromSidecar, 'ready'>(bare, 'ready', 30_000);
+      /**
+       * CPU per update of the sidecar and of the bare subscriber: CPU over a
+       * window with updates, less the mean of the windows without before and after.
+       */
+      const updateCost = async (): Promise<{ us: number; floorUs: number; ownUs: number; updates: number }> => {
+        const costs: number[] = [];
+        const floors: number[] = [];
+        let updates = 0;
+        const both = async (): Promise<[number, number]> => [await sidecarCpuUs(sc), await sidecarCpuUs(bare)];
+        for (let w = 0; w < UPDATE_TRIALS; w++) {
+          const a0 = await both();
+          await sleep(WINDOW_MS);
+          const a1 = await both();
+          const sent = await publishFor(WINDOW_MS);
+          await sleep(100);
+          const b1 = await both();
+          await sleep(WINDOW_MS);
+          const c1 = await both();
+          const per = (i: 0 | 1): number => {
+            const idle = (a1[i] - a0[i] + (c1[i] - b1[i])) / 2;
+            return (b1[i] - a1[i] - idle * ((WINDOW_MS + 100) / WINDOW_MS)) / sent;
+          };
+          costs.push(per(0));
+          floors.push(per(1));
+          updates += sent;
+        }
+        log(`  trials: sidecar ${costs.map((c) => c.toFixed(0)).join(', ')} µs; bare subscriber ${floors.map((c) => c.toFixed(0)).join(', ')} µs per update`);
+        return { us: median(costs), floorUs: median(floors), ownUs: median(costs.map((c, i) => c - floors[i]!)), updates };
+      };
 
-    // 100 UDP callers polling the route (Lars' clients ask per call)
-    const pollCfg: UdpLoadConfig = { ports: ready.udpPorts, routes: [UPDATE_ROUTE], mode: 'poll', sockets: CALLERS, inflight: 1, pollEveryMs: 100 };
-    const pollers = spawnChild('agent/udp-load.ts', pollCfg);
-    await nextMessage<FromLoad, 'ready'>(pollers, 'ready', 20_000);
-    // Settle first: on this VM the first ~30 s of a new stream of updates cost every receiving
-    // process (the bare subscriber as much as the sidecar) up to twice the steady figure.
-    await publishFor(SETTLE_MS);
-    await sleep(500);
-    const polled = await updateCost();
-    await stopChild(pollers, { type: 'stop' });
-    log(`route updates with ${CALLERS} UDP callers polling: ${polled.us.toFixed(1)} µs sidecar CPU per update, a bare subscriber ${polled.floorUs.toFixed(1)} µs (${polled.updates} updates)`);
+      // 100 UDP callers polling the route (Lars' clients ask per call)
+      const pollCfg: UdpLoadConfig = { ports: ready.udpPorts, routes: [UPDATE_ROUTE], mode: 'poll', sockets: CALLERS, inflight: 1, pollEveryMs: 100 };
+      const pollers = spawnChild('agent/udp-load.ts', pollCfg);
+      await nextMessage<FromLoad, 'ready'>(pollers, 'ready', 20_000);
+      // Settle first: on this VM the first ~30 s of a new stream of updates cost every receiving
+      // process (the bare subscriber as much as the sidecar) up to twice the steady figure.
+      await publishFor(SETTLE_MS);
+      await sleep(500);
+      const polled = await updateCost();
+      await stopChild(pollers, { type: 'stop' });
+      log(`route updates with ${CALLERS} UDP callers polling: ${polled.us.toFixed(1)} µs sidecar CPU per update, a bare subscriber ${polled.floorUs.toFixed(1)} µs (${polled.updates} updates)`);
 
-    // 100 event streams following the route
-    const sseCfg: SseConfig = { port: ready.httpPort, path: `/v1/routes/stream?modid=${um}&cmdid=${uc}`, streams: CALLERS };
-    const sse = spawnChild('agent/sse-followers.ts', sseCfg);
-    await nextMessage<FromLoad, 'ready'>(sse, 'ready', 20_000);
-    const evR = nextMessage<FromLoad, 'result'>(sse, 'result', 3 * UPDATE_TRIALS * WINDOW_MS + 30_000);
-    sse.send({ type: 'run', ms: 3 * UPDATE_TRIALS * (WINDOW_MS + 500) + 5000 });
-    const streamed = await updateCost();
-    const ev = await evR;
-    await stopChild(sse, { type: 'stop' });
-    const missed = streamed.updates * CALLERS - (ev.events ?? 0);
-    await stopChild(bare, { type: 'stop' });
-    log(`route updates with ${CALLERS} event streams: ${streamed.us.toFixed(1)} µs sidecar CPU per update, a bare subscriber ${streamed.floorUs.toFixed(1)} µs (${streamed.updates} updates, ${ev.events} events, ${missed} missed)`);
-    metrics.push(
-      { name: 'sidecar_route_update_cpu_us', value: polled.us, unit: 'µs', target: '<= 100', note: `sidecar CPU per route update, ${CALLERS} UDP callers polling the route 10/s each` },
-      { name: 'sidecar_route_update_own_us', value: polled.ownUs, unit: 'µs', note: 'per trial, the sidecar less the bare subscriber in the same windows; the median: what the sidecar adds to receiving the message' },
-      { name: 'sidecar_route_update_floor_us', value: polled.floorUs, unit: 'µs', note: 'CPU per message of a process with a bare NATS subscription to the same subject (no decoding), same windows' },
-      { name: 'sidecar_route_update_cpu_us_sse', value: streamed.us, unit: 'µs', note: `the same with ${CALLERS} server-sent event streams following the route (one write per stream per update)` },
-      { name: 'sidecar_route_update_sse_missed', value: missed, unit: 'events', note: 'route updates a stream did not receive' },
-    );
+      // 100 event streams following the route
+      const sseCfg: SseConfig = { port: ready.httpPort, path: `/v1/routes/stream?modid=${um}&cmdid=${uc}`, streams: CALLERS };
+      const sse = spawnChild('agent/sse-followers.ts', sseCfg);
+      await nextMessage<FromLoad, 'ready'>(sse, 'ready', 20_000);
+      const evR = nextMessage<FromLoad, 'result'>(sse, 'result', 3 * UPDATE_TRIALS * WINDOW_MS + 30_000);
+      sse.send({ type: 'run', ms: 3 * UPDATE_TRIALS * (WINDOW_MS + 500) + 5000 });
+      const streamed = await updateCost();
+      const ev = await evR;
+      await stopChild(sse, { type: 'stop' });
+      const missed = streamed.updates * CALLERS - (ev.events ?? 0);
+      await stopChild(bare, { type: 'stop' });
+      log(`route updates with ${CALLERS} event streams: ${streamed.us.toFixed(1)} µs sidecar CPU per update, a bare subscriber ${streamed.floorUs.toFixed(1)} µs (${streamed.updates} updates, ${ev.events} events, ${missed} missed)`);
+      metrics.push(
+        { name: 'sidecar_route_update_cpu_us', value: polled.us, unit: 'µs', target: '<= 100', note: `sidecar CPU per route update, ${CALLERS} UDP callers polling the route 10/s each` },
+        { name: 'sidecar_route_update_own_us', value: polled.ownUs, unit: 'µs', note: 'per trial, the sidecar less the bare subscriber in the same windows; the median: what the sidecar adds to receiving the message' },
+        { name: 'sidecar_route_update_floor_us', value: polled.floorUs, unit: 'µs', note: 'CPU per message of a process with a bare NATS subscription to the same subject (no decoding), same windows' },
+        { name: 'sidecar_route_update_cpu_us_sse', value: streamed.us, unit: 'µs', note: `the same with ${CALLERS} server-sent event streams following the route (one write per stream per update)` },
+        { name: 'sidecar_route_update_sse_missed', value: missed, unit: 'events', note: 'route updates a stream did not receive' },
+      );
+    }
+
+    await stopChild(sc, { type: 'stop' });
+    return metrics;
+  };
+
+  // threads = cores (the default of `lars agent`), then one thread (the main thread serves UDP), in one run
+  const metrics: Metric[] = [];
+  for (const [i, threads] of THREADS.entries()) {
+    log(`---- sidecar with ${threads} UDP thread${threads > 1 ? 's' : ''}`);
+    const ms = await runSidecar(threads);
+    const what = threads === 1 ? 'one thread (the main thread serves UDP)' : `${threads} UDP threads`;
+    // the later runs: for comparison, without targets
+    metrics.push(...(i === 0 ? ms : ms.map((m) => ({ name: `${m.name}_threads${threads}`, value: m.value, unit: m.unit, note: `${what}, for comparison: ${m.note ?? ''}` }))));
   }
-
-  await stopChild(sc, { type: 'stop' });
   metrics.push({ name: 'agent_machine_load_1m_start', value: loadStart, unit: 'load', note: `1-min load average at start (${cpus().length} cores, shared)` });
   metrics.push({ name: 'agent_machine_load_1m_end', value: loadavg()[0]!, unit: 'load', note: '1-min load average at the end' });
   metrics.push({ name: 'agent_bench_seconds', value: Math.round((epochMs() - tStart) / 1000), unit: 's', note: 'whole group' });

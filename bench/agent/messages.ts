@@ -7,6 +7,8 @@ export interface SidecarChildConfig {
   partitions: number;
   /** Any of the contract's strategy names. */
   strategy: StrategyName;
+  /** Threads serving the UDP ports. */
+  threads: number;
 }
 
 export type ToSidecar = { type: 'cpu' } | { type: 'settle'; timeoutMs: number } | { type: 'stop' };

@@ -34,15 +34,17 @@ const sidecar = await Sidecar.start({
   agent: { prefix: cfg.prefix, partitions: cfg.partitions, agentId: 'bench-sidecar', strategy: cfg.strategy },
   udp: { host: '127.0.0.1', ports: [0, 0, 0] },
   http: { host: '127.0.0.1', port: 0 },
+  threads: cfg.threads,
 });
 exitWithParent(() => sidecar.close());
 process.on('message', (m: ToSidecar) => {
   if (m.type === 'cpu') {
     const u = process.cpuUsage();
+    // (the process's CPU: every thread's)
     toParent({ type: 'cpu', us: u.user + u.system, stats: { udp: sidecar.udp?.stats(), http: sidecar.http?.stats(), agent: sidecar.agent.stats() } });
   } else if (m.type === 'settle') {
     // every report batched and sent, then acknowledged by JetStream (or the flush's deadline passed)
-    void sidecar.agent
+    void sidecar
       .flush({ timeoutMs: m.timeoutMs })
       .then(
         () => undefined,

@@ -314,6 +314,12 @@ export class LeaseOwnership implements PartitionOwnership {
       this.closed = true;
       return;
     }
+    // A start that failed part way (the bus settling) left no membership or lease table, or no timers: stop what there is.
+    if (this.membership === undefined || this.table === undefined) {
+      this.closed = true;
+      this.table?.stop();
+      return;
+    }
     await this.leave();
     this.closed = true;
     if (this.renewTimer) clearInterval(this.renewTimer);

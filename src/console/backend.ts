@@ -181,7 +181,13 @@ export class ConsoleBackend {
 
   static async start(o: ConsoleBackendOptions): Promise<ConsoleBackend> {
     const b = new ConsoleBackend(o);
-    await b.bind();
+    try {
+      await b.bind();
+    } catch (err) {
+      // The watches started so far are stopped: the caller may start a backend again.
+      await b.close().catch(() => undefined);
+      throw err;
+    }
     void b.followConnection();
     return b;
   }

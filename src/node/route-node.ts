@@ -141,27 +141,43 @@ export class RouteNode {
   /** Starts a node: loads the registry and last route states, then subscribes to its partitions. */
   static async start(opts: RouteNodeOptions): Promise<RouteNode> {
     const node = new RouteNode(opts);
-    await opts.onStart?.(opts.nc, node.names);
-    const registry = await Registry.open(opts.nc, node.names);
-    const store = await RouteStore.open(opts.nc, node.names);
-    const checkpoints = await CheckpointStore.open(opts.nc, node.names.prefix);
-    node.openParts(store, checkpoints);
-    const initial = new Set(node.ownership.owned());
-    for (const p of initial) node.table.take(p);
-    // The last states and checkpoints are read in one pass first: the initial entries restore their routes from them.
-    await node.restore.preload();
-    await node.registry.start(opts.nc, registry);
-    node.restore.endPreload();
-    for (const p of initial) node.subscribePartition(p);
-    node.ownership.onChange((owned) => node.onOwnershipChange(owned));
-    node.statusLoop = followConnection(opts.nc, node.names, opts.onStart, () => node.closed, node.log);
-    node.tickTimer = setInterval(() => node.tick(), node.tickMs);
-    node.tickTimer.unref?.();
-    await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, !node.stopping), ingest: () => node.ingestFigures(), verify: (ps) => node.rt.verify(ps) });
-    // Changes that came while starting.
-    node.onOwnershipChange(node.ownership.owned());
-    node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
+    try {
+      await opts.onStart?.(opts.nc, node.names);
+      const registry = await Registry.open(opts.nc, node.names);
+      const store = await RouteStore.open(opts.nc, node.names);
+      const checkpoints = await CheckpointStore.open(opts.nc, node.names.prefix);
+      node.openParts(store, checkpoints);
+      const initial = new Set(node.ownership.owned());
+      for (const p of initial) node.table.take(p);
+      // The last states and checkpoints are read in one pass first: the initial entries restore their routes from them.
+      await node.restore.preload();
+      await node.registry.start(opts.nc, registry);
+      node.restore.endPreload();
+      for (const p of initial) node.subscribePartition(p);
+      node.ownership.onChange((owned) => node.onOwnershipChange(owned));
+      node.statusLoop = followConnection(opts.nc, node.names, opts.onStart, () => node.closed, node.log);
+      node.tickTimer = setInterval(() => node.tick(), node.tickMs);
+      node.tickTimer.unref?.();
+      await node.ownership.start?.({ handOver: (ps) => node.handOver(ps, !node.stopping), ingest: () => node.ingestFigures(), verify: (ps) => node.rt.verify(ps) });
+      // Changes that came while starting.
+      node.onOwnershipChange(node.ownership.owned());
+      node.log.info({ routes: node.routes.size, partitions: node.ownership.owned().size }, 'route node started');
+    } catch (err) {
+      // Whatever started is stopped, so that the caller can start a node again (the bus was settling).
+      await node.abandon();
+      throw err;
+    }
     return node;
+  }
+
+  /** Stops what a start that failed part way had started (timers, watches, the ownership), publishing and handing over nothing. */
+  private async abandon(): Promise<void> {
+    this.stopping = true;
+    this.closed = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    (this.rt as RouteTable | undefined)?.stop();
+    this.registry.stop();
+    await this.ownership.close().catch((err: unknown) => this.log.warn({ err: errField(this.log, err) }, 'ownership not closed after a failed start'));
   }
 
   private openParts(store: RouteStore, checkpoints: CheckpointStore): void {

@@ -19,14 +19,14 @@
  * agent's own object, its address converted to Lars' int once.
  */
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
-import type { Agent, HostPick } from '../agent/agent.ts';
+import type { HostPick } from '../agent/agent.ts';
 import { RouteStatus } from '../agent/route-follower.ts';
+import type { RouteState } from '../../schemas/messages.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { RateLimitedLog } from '../lib/ratelog.ts';
 import { listenError } from '../http/listen.ts';
-import { RouteBudget } from './route-budget.ts';
 import { larsTypes, RetCode, intToIp, ipToInt } from './lars-wire.ts';
-import { LarsRequest, MAX_GET_HOST_REPLY_BYTES, MsgId, decodeRequest, encodeGetHostReply, encodeGetRouteReply, getRouteReplyBytes } from './lars-codec.ts';
+import { BadDatagram, LarsRequest, MAX_GET_HOST_REPLY_BYTES, MsgId, decodeRequest, encodeGetHostReply, encodeGetRouteReply, getRouteReplyBytes } from './lars-codec.ts';
 
 export const DEFAULT_UDP_PORTS: readonly number[] = [8888, 8889, 8890];
 export const DEFAULT_UDP_HOST = '127.0.0.1';
@@ -42,8 +42,48 @@ export const BadRequest = {
 } as const;
 export type BadRequest = (typeof BadRequest)[keyof typeof BadRequest];
 
+/**
+ * What the server picks from and reports to: the sidecar's Agent, or a
+ * thread's mirror of its routes (pick-mirror.ts).
+ */
+export interface UdpPicker {
+  pick(modid: number, cmdid: number): HostPick;
+  report(modid: number, cmdid: number, host: { ip: string; port: number }, retcode: number, latencyMs: number): void;
+  readonly follower: { peek(modid: number, cmdid: number): { readonly status: RouteStatus; readonly state?: RouteState | undefined } | undefined };
+  /** Starts following the route (GetRoute of a route not followed yet). */
+  getRoute(modid: number, cmdid: number): Promise<unknown>;
+}
+
+/** The bound on routes callers make the sidecar follow (route-budget.ts). */
+export interface UdpBudget {
+  readonly max: number;
+  /** True when the route is followed, or may be followed from now on. */
+  allows(modid: number, cmdid: number): boolean;
+}
+
+/** Kinds of dropped datagrams and requests not acted on, in their counter slots' order. */
+export const DROP_KINDS: readonly string[] = [...Object.values(BadDatagram), ...Object.values(BadRequest), 'internal'];
+const DATAGRAMS = 0;
+const GET_HOST = 1;
+const GET_ROUTE = 2;
+const REPORTS = 3;
+const REPLIES = 4;
+const SEND_ERRORS = 5;
+const DROPS = 6;
+/** Counter slots of a server (`LarsUdpOptions.counters`): six counts, then one per drop kind. */
+export const UDP_COUNTER_SLOTS = DROPS + DROP_KINDS.length;
+/** The counter slot of each drop kind. */
+export const DROP_SLOT: ReadonlyMap<string, number> = new Map(DROP_KINDS.map((k, i) => [k, DROPS + i]));
+
+/** The stats of counters laid out as a server keeps them (the sum of several servers' too). */
+export function udpStatsOf(c: Float64Array): LarsUdpStats {
+  const bad: Record<string, number> = {};
+  for (let i = 0; i < DROP_KINDS.length; i++) if (c[DROPS + i]! > 0) bad[DROP_KINDS[i]!] = c[DROPS + i]!;
+  return { datagrams: c[DATAGRAMS]!, getHost: c[GET_HOST]!, getRoute: c[GET_ROUTE]!, reports: c[REPORTS]!, replies: c[REPLIES]!, sendErrors: c[SEND_ERRORS]!, bad };
+}
+
 export interface LarsUdpOptions {
-  agent: Agent;
+  agent: UdpPicker;
   /** Address to bind; default 127.0.0.1. */
   host?: string;
   /** Ports to bind (0 = any free port); default 8888, 8889, 8890. */
@@ -52,8 +92,10 @@ export interface LarsUdpOptions {
   clock?: () => number;
   /** Kernel receive buffer per socket, bytes; default 4 MiB (capped by net.core.rmem_max). */
   recvBufferBytes?: number;
-  /** Bound on the routes callers make the agent follow (shared with the HTTP API); default 10000. */
-  budget?: RouteBudget;
+  /** Bound on the routes callers make the agent follow (shared with the HTTP API). */
+  budget: UdpBudget;
+  /** Where the counts are kept (UDP_COUNTER_SLOTS; shared memory in a thread of several); default its own. */
+  counters?: Float64Array;
 }
 
 export interface LarsUdpStats {
@@ -117,20 +159,19 @@ const isRouteId = (n: number): boolean => n >= 0;
 const REPLY_RING = 256;
 
 export class LarsUdpServer {
-  private readonly agent: Agent;
+  private readonly agent: UdpPicker;
   private readonly log: Logger;
   private readonly rateLog: RateLimitedLog;
   private readonly sockets: Socket[] = [];
   private readonly hosts: HostCache;
-  private readonly budget: RouteBudget;
+  private readonly budget: UdpBudget;
   private readonly req = new LarsRequest();
   /** Reply buffers, used in turn (REPLY_RING of MAX_GET_HOST_REPLY_BYTES each, in one allocation). */
   private readonly ring: Buffer[];
   private ringAt = 0;
   /** Route hosts of a GetRoute reply: ip, port, ip, port... (grown when a route has more). */
   private routeHosts: Int32Array = new Int32Array(64);
-  private readonly counters = { datagrams: 0, getHost: 0, getRoute: 0, reports: 0, replies: 0, sendErrors: 0 };
-  private readonly bad = new Map<string, number>();
+  private readonly c: Float64Array;
   private closed = false;
 
   private constructor(opts: LarsUdpOptions, hosts: HostCache) {
@@ -142,7 +183,8 @@ export class LarsUdpServer {
     larsTypes();
     const slab = Buffer.alloc(REPLY_RING * MAX_GET_HOST_REPLY_BYTES);
     this.ring = Array.from({ length: REPLY_RING }, (_, i) => slab.subarray(i * MAX_GET_HOST_REPLY_BYTES, (i + 1) * MAX_GET_HOST_REPLY_BYTES));
-    this.budget = opts.budget ?? new RouteBudget(opts.agent);
+    this.budget = opts.budget;
+    this.c = opts.counters ?? new Float64Array(UDP_COUNTER_SLOTS);
   }
 
   /** Binds every port (all or nothing: a port in use closes the others and rejects). */
@@ -158,26 +200,25 @@ export class LarsUdpServer {
     return s;
   }
 
-  private bind(host: string, port: number, recvBufferBytes: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const sock = createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes });
-      const onError = (err: NodeJS.ErrnoException): void => {
-        sock.close();
-        reject(listenError(err, { port, host, what: 'UDP', portFlag: '--udp-ports', hostFlag: '--udp-host' }));
-      };
-      sock.once('error', onError);
-      sock.bind(port, host, () => {
-        sock.off('error', onError);
-        // After binding, socket errors (a reply to a vanished client) are counted, never fatal.
-        sock.on('error', (err) => {
-          this.counters.sendErrors++;
-          this.rateLog.warn('socket', { err }, 'UDP socket error');
-        });
-        sock.on('message', (msg, rinfo) => this.onDatagram(sock, msg, rinfo));
-        this.sockets.push(sock);
-        resolve();
-      });
+  /** Serves sockets bound elsewhere (a thread's own descriptors of the sidecar's ports); closes them with itself. */
+  static adopt(opts: LarsUdpOptions, sockets: readonly Socket[], hosts = new HostCache()): LarsUdpServer {
+    const s = new LarsUdpServer(opts, hosts);
+    for (const sock of sockets) s.serve(sock);
+    return s;
+  }
+
+  private async bind(host: string, port: number, recvBufferBytes: number): Promise<void> {
+    this.serve(await bindUdp(host, port, recvBufferBytes));
+  }
+
+  private serve(sock: Socket): void {
+    // Socket errors (a reply to a vanished client) are counted, never fatal.
+    sock.on('error', (err) => {
+      this.c[SEND_ERRORS]!++;
+      this.rateLog.warn('socket', { err }, 'UDP socket error');
     });
+    sock.on('message', (msg, rinfo) => this.onDatagram(sock, msg, rinfo));
+    this.sockets.push(sock);
   }
 
   /** The bound ports, in the order given. */
@@ -186,11 +227,11 @@ export class LarsUdpServer {
   }
 
   stats(): LarsUdpStats {
-    return { ...this.counters, bad: Object.fromEntries(this.bad) };
+    return udpStatsOf(this.c);
   }
 
   private count(kind: string, detail: string, payload?: Buffer, rinfo?: RemoteInfo): void {
-    this.bad.set(kind, (this.bad.get(kind) ?? 0) + 1);
+    this.c[DROP_SLOT.get(kind) ?? DROP_SLOT.get('internal')!]!++;
     const t = this.rateLog.take(kind);
     if (!t) return;
     this.log.warn(
@@ -200,7 +241,7 @@ export class LarsUdpServer {
   }
 
   private onDatagram(sock: Socket, msg: Buffer, rinfo: RemoteInfo): void {
-    this.counters.datagrams++;
+    this.c[DATAGRAMS]!++;
     if (this.closed) return;
     const r = this.req;
     const kind = decodeRequest(msg, r);
@@ -227,12 +268,12 @@ export class LarsUdpServer {
   }
 
   private send(sock: Socket, buf: Buffer, len: number, rinfo: RemoteInfo): void {
-    this.counters.replies++;
+    this.c[REPLIES]!++;
     sock.send(buf, 0, len, rinfo.port, rinfo.address);
   }
 
   private getHost(sock: Socket, req: LarsRequest, rinfo: RemoteInfo): void {
-    this.counters.getHost++;
+    this.c[GET_HOST]!++;
     let retcode: number;
     let ip = 0;
     let port = 0;
@@ -264,7 +305,7 @@ export class LarsUdpServer {
   }
 
   private report(req: LarsRequest, msg: Buffer, rinfo: RemoteInfo): void {
-    this.counters.reports++;
+    this.c[REPORTS]!++;
     const { modid, cmdid } = req;
     if (!isRouteId(modid) || !isRouteId(cmdid)) {
       this.count(BadRequest.badRoute, `Report modid ${modid} cmdid ${cmdid}`, msg, rinfo);
@@ -278,7 +319,7 @@ export class LarsUdpServer {
   }
 
   private getRoute(sock: Socket, req: LarsRequest, rinfo: RemoteInfo): void {
-    this.counters.getRoute++;
+    this.c[GET_ROUTE]!++;
     const { modid, cmdid } = req;
     let n = 0;
     if (!isRouteId(modid) || !isRouteId(cmdid)) {
@@ -309,4 +350,20 @@ export class LarsUdpServer {
     this.closed = true;
     await Promise.all(this.sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
+}
+
+/** A UDP socket bound to host:port (a port in use rejects with the CLI's listen error). */
+export function bindUdp(host: string, port: number, recvBufferBytes: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes });
+    const onError = (err: NodeJS.ErrnoException): void => {
+      sock.close();
+      reject(listenError(err, { port, host, what: 'UDP', portFlag: '--udp-ports', hostFlag: '--udp-host' }));
+    };
+    sock.once('error', onError);
+    sock.bind(port, host, () => {
+      sock.off('error', onError);
+      resolve(sock);
+    });
+  });
 }

@@ -20,7 +20,14 @@ export interface HasSidecarStats {
 }
 
 export function registerSidecarMetrics(r: Registry, sidecar: HasSidecarStats, nc: NatsConnection, connection: ConnectionState): void {
-  registerAgentMetrics(r, sidecar.agent);
+  // the agent's stats, with the picks of the UDP threads when there are several
+  registerAgentMetrics(r, {
+    stats: () => {
+      const a = sidecar.agent.stats();
+      const t = sidecar.stats().threadPicks ?? 0;
+      return t > 0 ? { ...a, picks: a.picks + t } : a;
+    },
+  });
   registerConnectionMetrics(r, nc, connection);
   const s = () => sidecar.stats();
   counterFrom(r, { name: 'lars_sidecar_udp_datagrams_total', help: "Datagrams received on Lars' UDP ports", read: () => s().udp?.datagrams ?? 0 });

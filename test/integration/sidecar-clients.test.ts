@@ -79,9 +79,10 @@ describe('sidecar clients in other languages (lars agent in a child process)', f
     agent = undefined;
   });
 
-  async function startAgent(udpPorts: string, httpPort: number): Promise<void> {
+  async function startAgent(udpPorts: string, httpPort: number, threads?: number): Promise<void> {
     // swrr: the clients' tests wait for the node's ejection (p2c_ewma would drop the failing host locally first)
-    agent = larsLive(['agent', '--udp-ports', udpPorts, '--http-port', String(httpPort), '--nats', c.server.url, '--prefix', c.prefix, '--partitions', '8', '--strategy', 'swrr'], { LARS_LOG_FORMAT: 'json' });
+    const args = ['agent', '--udp-ports', udpPorts, '--http-port', String(httpPort), '--nats', c.server.url, '--prefix', c.prefix, '--partitions', '8', '--strategy', 'swrr'];
+    agent = larsLive([...args, ...(threads !== undefined ? ['--threads', String(threads)] : [])], { LARS_LOG_FORMAT: 'json' });
     const live = agent;
     await waitFor(() => live.errLines.some((l) => l.startsWith('lars agent: ')) || live.child.exitCode !== null, { what: 'lars agent ready', timeoutMs: 30_000 });
     expect(live.child.exitCode, live.errLines.join('\n')).to.equal(null);
@@ -93,7 +94,7 @@ describe('sidecar clients in other languages (lars agent in a child process)', f
     expect(await live.exited, `lars agent exit code; stderr:\n${live.errLines.join('\n')}`).to.equal(0);
   }
 
-  it('sidecar-python - the Python client passes its unittest suite against lars agent', async function () {
+  for (const threads of [1, 2]) it(`sidecar-python - the Python client passes its unittest suite against lars agent --threads ${threads}`, async function () {
     if (!has('python3')) this.skip();
     const hosts = [1, 2, 3].map((i) => ({ ip: `127.0.1.${i}`, port: 7100, weight: 100 }));
     await c.addRoute(21, 1, hosts);
@@ -102,7 +103,7 @@ describe('sidecar clients in other languages (lars agent in a child process)', f
     const httpPort = await freeTcpPort();
     const udpBase = await freeUdpBase();
     const udpPorts = [udpBase, udpBase + 1, udpBase + 2].join(',');
-    await startAgent(udpPorts, httpPort);
+    await startAgent(udpPorts, httpPort, threads);
     const r = await run('python3', ['-m', 'unittest', '-v', 'test_lars_client'], {
       cwd: join(ROOT, 'clients', 'python'),
       env: {

@@ -4,13 +4,15 @@
  * encoder), against a real nats-server and route node: hosts are handed out,
  * reports reach the route node and a failing host is ejected, and every
  * kind of bad datagram is counted and dropped while the sidecar keeps
- * answering.
+ * answering. Each test runs with the ports served by the main thread
+ * (`threads: 1`) and by two threads of their own (`threads: 2`).
  */
 import { expect } from 'chai';
 import { createSocket, type Socket } from 'node:dgram';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor, waitForEvent } from '../helpers/wait.ts';
 import { Sidecar } from '../../src/sidecar/sidecar.ts';
+import { UdpThreads } from '../../src/sidecar/udp-threads.ts';
 import type { RouteState } from '../../schemas/messages.ts';
 import { encode } from '../../schemas/codec.ts';
 
@@ -152,7 +154,10 @@ class LarsClient {
 
 const key = (h: Host | undefined): string => (h ? `${h.ip}:${h.port}` : 'none');
 
-describe('sidecar over UDP (real nats-server, route node, client from the protocol description)', function () {
+/** Until every UDP thread's mirror has the route states the agent applied (at once with one thread). */
+const mirrored = async (sc: Sidecar): Promise<void> => void await waitFor(() => !(sc.udp instanceof UdpThreads) || sc.udp.inSync(), { what: 'route states in every UDP thread' });
+
+for (const threads of [1, 2]) describe(`sidecar over UDP, ${threads} thread${threads > 1 ? 's' : ''} (real nats-server, route node, client from the protocol description)`, function () {
   this.timeout(60_000);
   const cluster = useCluster();
   let c: TestCluster;
@@ -161,7 +166,7 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
   beforeEach(async () => {
     c = cluster();
     // swrr: every host within a few picks, even right after a pick that was never reported (p2c_ewma avoids such a host for up to its timeout)
-    sidecar = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, loadTimeoutMs: 500, strategy: 'swrr' }, udp: { ports: [0, 0, 0] } });
+    sidecar = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, loadTimeoutMs: 500, strategy: 'swrr' }, udp: { ports: [0, 0, 0] }, threads });
     client = new LarsClient(sidecar.udp!.ports());
   });
   afterEach(async () => {
@@ -176,6 +181,7 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     const first = await client.getHost(1, 1);
     expect(first.retcode, 'first call for a route the sidecar does not follow yet: RET_NOEXIST').to.equal(3);
     await waitFor(async () => (await client.getHost(1, 1)).retcode === 0, { what: 'route loaded in the sidecar' });
+    await mirrored(sidecar);
     const seen = new Set<string>();
     for (let i = 0; i < 30; i++) {
       const r = await client.getHost(1, 1);
@@ -208,7 +214,7 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
   });
 
   it('sidecar-udp - with the lars strategy and profile, clients see what the original shows: after 20 errors on one of three hosts, 33 calls split 3 / 15 / 15', async () => {
-    const lars = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, strategy: 'lars' }, udp: { ports: [0, 0, 0] } });
+    const lars = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, batchMaxDelayMs: 5, strategy: 'lars' }, udp: { ports: [0, 0, 0] }, threads });
     const cl = new LarsClient(lars.udp!.ports());
     try {
       const hs = [1, 2, 3].map((i) => ({ ip: `127.0.2.${i}`, port: 9100, weight: 100 }));
@@ -219,13 +225,22 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
         const v = lars.agent.follower.state(4, 2);
         return v.status === 'loaded' && v.state.hosts.find((h) => h.ip === '127.0.2.2')?.state === 'overloaded';
       }, { what: '127.0.2.2 overloaded in the sidecar' });
+      await mirrored(lars);
       const split = new Map<string, number>();
       for (let i = 0; i < 33; i++) {
         const r = await cl.getHost(4, 2);
         expect(r.retcode).to.equal(0);
         split.set(r.host!.ip, (split.get(r.host!.ip) ?? 0) + 1);
       }
-      expect(Object.fromEntries(split)).to.deep.equal({ '127.0.2.1': 15, '127.0.2.2': 3, '127.0.2.3': 15 });
+      if (threads === 1) expect(Object.fromEntries(split)).to.deep.equal({ '127.0.2.1': 15, '127.0.2.2': 3, '127.0.2.3': 15 });
+      else {
+        // each thread keeps Lars' counter: one probe in 11 of its own calls, so 3 probes less at most one per further thread
+        const probes = split.get('127.0.2.2') ?? 0;
+        expect(probes, 'probes of the overloaded host').to.be.within(3 - (threads - 1), 3);
+        const [a, b] = [split.get('127.0.2.1') ?? 0, split.get('127.0.2.3') ?? 0];
+        expect(a + b).to.equal(33 - probes);
+        expect(Math.abs(a - b), 'round robin over the two idle hosts in each thread').to.be.at.most(threads);
+      }
     } finally {
       cl.close();
       await lars.close();
@@ -235,6 +250,7 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
   it('sidecar-udp - addresses from 128.0.0.0 up travel as negative int32, and a route with no host to pick answers RET_OVERLOAD', async () => {
     await c.addRoute(2, 5, [{ ip: '200.1.2.3', port: 8080, weight: 100 }]);
     await waitFor(async () => (await client.getHost(2, 5)).retcode === 0, { what: 'route 2.5 loaded' });
+    await mirrored(sidecar);
     expect((await client.getHost(2, 5)).host).to.deep.equal({ ip: '200.1.2.3', port: 8080 });
 
     // A route the route node does not own here: its states are published by the test.
@@ -248,6 +264,7 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
       c.nc.publish(c.n.route(900, 1), encode(state(v++)));
       return (await client.getHost(900, 1)).retcode === 1;
     }, { what: 'RET_OVERLOAD for a route with every host ejected' });
+    await mirrored(sidecar);
     expect(await client.getRoute(900, 1)).to.deep.equal([{ ip: '10.9.0.1', port: 80 }]);
     expect(await client.getRoute(901, 1), 'unknown route: no hosts').to.deep.equal([]);
   });
@@ -256,6 +273,8 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     const hs = [1, 2, 3].map((i) => ({ ip: `127.0.0.${i}`, port: 9100 + i, weight: 100 }));
     await c.addRoute(3, 1, hs);
     await waitFor(async () => (await client.getHost(3, 1)).retcode === 0, { what: 'route 3.1 loaded' });
+    // (with several threads: every thread has the route, as the one thread has)
+    await mirrored(sidecar);
     const socks = Array.from({ length: 8 }, () => createSocket('udp4'));
     const perSock = 300;
     const valid = new Set(hs.map((h) => `${ipInt(h.ip)}:${h.port}`));
@@ -324,6 +343,8 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     await client.raw(datagram(6, [...vfield(1, 1), ...vfield(2, 1), ...vfield(4, 1)]), port); // report without host
     const neg = await client.getHost(-3, 1, port); // well-formed, impossible route: still a reply
     expect(neg.retcode).to.equal(3);
+    // (with several threads, a datagram and the GetHost after it may be read by two threads)
+    await waitFor(() => Object.values(sidecar.stats().udp!.bad).reduce((a, b) => a + b, 0) >= 8, { what: 'the bad datagrams counted' });
     const before = { ...sidecar.stats().udp!.bad };
     // a big datagram (60 kB of unknown fields in a GetHost) is still well-formed
     const padded = datagram(4, [...vfield(1, 99), ...vfield(2, 1), ...vfield(3, 1), ...lfield(14, Array.from({ length: 60_000 }, () => 1))]);
@@ -343,8 +364,12 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
     noise.close();
     const st = sidecar.stats().udp!;
     expect(st.datagrams, 'datagrams received (loopback may drop some under a burst)').to.be.greaterThan(sent / 2);
-    const accounted = Object.values(st.bad).reduce((a, b) => a + b, 0) + st.getHost + st.getRoute + st.reports;
-    expect(accounted, 'every datagram is a request or a counted kind').to.be.at.least(st.datagrams);
+    const accounted = (u: typeof st): number => Object.values(u.bad).reduce((a, b) => a + b, 0) + u.getHost + u.getRoute + u.reports;
+    // every datagram is a request or a counted kind (a thread may be between counting one and its kind)
+    await waitFor(() => {
+      const u = sidecar.stats().udp!;
+      return accounted(u) >= u.datagrams;
+    }, { what: 'every datagram a request or a counted kind' });
     const big = await client.ask(padded, port);
     expect([big.readInt32LE(0), fields(big.subarray(8)).get(1)?.[0]]).to.deep.equal([5, 99n]);
     expect(before).to.deep.equal({
@@ -362,14 +387,18 @@ describe('sidecar over UDP (real nats-server, route node, client from the protoc
   });
 
   it('sidecar-udp - callers cannot make the sidecar follow more routes than its bound, over either API', async () => {
-    const small = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, loadTimeoutMs: 200 }, udp: { ports: [0] }, http: { port: 0 }, maxRoutes: 2 });
+    const small = await Sidecar.start({ nc: await c.connection(), agent: { prefix: c.prefix, partitions: 8, loadTimeoutMs: 200 }, udp: { ports: [0] }, http: { port: 0 }, maxRoutes: 2, threads });
     const cl = new LarsClient(small.udp!.ports());
+    // with several threads, a thread asks the main thread to follow a route after its reply
+    const refused = async (n: number): Promise<void> => void await waitFor(() => (small.stats().udp!.bad['too_many_routes'] ?? 0) >= n, { what: `${n} routes refused` });
     try {
       expect((await cl.getHost(40, 1)).retcode).to.equal(3);
       expect(await cl.getRoute(40, 2)).to.deep.equal([]);
-      expect(small.agent.stats().routes).to.equal(2);
+      await waitFor(() => small.agent.stats().routes === 2, { what: 'two routes followed' });
       expect((await cl.getHost(40, 3)).retcode, 'a third route: not followed').to.equal(3);
+      await refused(1);
       expect(await cl.getRoute(40, 4)).to.deep.equal([]);
+      await refused(2);
       expect(small.agent.stats().routes).to.equal(2);
       expect(small.stats().udp!.bad).to.deep.equal({ too_many_routes: 2 });
       const r = await fetch(`http://127.0.0.1:${small.http!.port()}/v1/host?modid=40&cmdid=5`);

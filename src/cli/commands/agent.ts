@@ -4,11 +4,13 @@ import { UsageError } from '../../lib/errors.ts';
 import { LIMITS, isIPv4, isPort } from '../../../schemas/messages.ts';
 import { registerSelf, SELF_DEFAULTS, type SelfRegisterOptions } from '../../agent/self-register.ts';
 import { connect as tcpConnect } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { StrategyName } from '../../../actors/strategies/types.ts';
 import type { Command, CommandContext, FlagValue } from '../command.ts';
 import { closeConnection, withLifecycle } from '../../lib/lifecycle.ts';
 import { connectNats, natsOptionsFromConfig, redactNatsUrl, watchConnection } from '../../nats/connect.ts';
 import { requireJetStream } from '../../nats/natsd.ts';
+import { startWhenSettled } from '../start-retry.ts';
 import { DEFAULT_UDP_HOST, DEFAULT_UDP_PORTS } from '../../sidecar/lars-udp.ts';
 import { DEFAULT_HTTP_PORT } from '../../sidecar/http-api.ts';
 import { HTTP_FLAGS, createRegistry, healthHandler, httpSettings, registerSidecarMetrics, sidecarReadiness, startMetricsServer, trackConnection, type Readiness } from '../metrics.ts';
@@ -16,6 +18,8 @@ import { Sidecar } from '../../sidecar/sidecar.ts';
 import { DEFAULT_MAX_ROUTES } from '../../sidecar/route-budget.ts';
 
 const STRATEGIES = Object.values(StrategyName);
+/** Most threads `--threads` takes. */
+const MAX_THREADS = 256;
 
 function str(flags: Record<string, FlagValue>, name: string): string | undefined {
   const v = flags[name];
@@ -60,6 +64,8 @@ export interface AgentCliOptions {
   strategy: StrategyName | undefined;
   zone: string | undefined;
   maxRoutes: number;
+  /** Threads serving the UDP ports. */
+  threads: number;
   register: RegisterSpec[];
   registerTtlMs: number;
 }
@@ -74,6 +80,9 @@ export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptio
   const maxSpec = str(flags, 'max-routes');
   const maxRoutes = maxSpec === undefined ? DEFAULT_MAX_ROUTES : /^\d{1,7}$/.test(maxSpec.trim()) ? Number(maxSpec.trim()) : Number.NaN;
   if (!(maxRoutes >= 1)) throw new UsageError(`--max-routes takes a number of routes 1..9999999, got ${JSON.stringify(maxSpec)}`);
+  const threadSpec = str(flags, 'threads');
+  const threads = threadSpec === undefined ? availableParallelism() : /^\d{1,3}$/.test(threadSpec.trim()) ? Number(threadSpec.trim()) : Number.NaN;
+  if (!(threads >= 1 && threads <= MAX_THREADS)) throw new UsageError(`--threads takes a number of threads 1..${MAX_THREADS}, got ${JSON.stringify(threadSpec)}`);
   const zone = str(flags, 'zone');
   if (zone !== undefined && (zone.length === 0 || zone.length > LIMITS.maxZoneLength)) throw new UsageError(`--zone takes a name of 1..${LIMITS.maxZoneLength} characters`);
   const reg = flags['register'];
@@ -90,6 +99,7 @@ export function parseAgentFlags(flags: Record<string, FlagValue>): AgentCliOptio
     strategy: strategy as StrategyName | undefined,
     zone,
     maxRoutes,
+    threads,
   };
 }
 
@@ -115,7 +125,7 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
     const status = watchConnection(nc, log);
     life.add('connection watch', () => status.stop());
     // routes are read from, and reports stored in, JetStream: without it every answer would be "not registered"
-    await requireJetStream(nc, cfg.natsUrl);
+    await startWhenSettled('the sidecar', () => requireJetStream(nc, cfg.natsUrl), log, life.stopped);
     const conn = trackConnection(nc);
     life.add('connection state', () => conn.stop());
     readiness = () => ({ ready: false, reason: 'sidecar starting' });
@@ -125,6 +135,7 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
       udp: o.udpPorts.length > 0 ? { host: o.udpHost, ports: o.udpPorts } : undefined,
       http: o.httpPort > 0 ? { host: cfg.httpHost, port: o.httpPort, extra: health } : undefined,
       maxRoutes: o.maxRoutes,
+      threads: o.threads,
       log,
     });
     life.add('sidecar', () => sidecar.close());
@@ -135,9 +146,9 @@ export async function runAgent(args: string[], flags: Record<string, FlagValue>,
       const reg = await registerSelf({ nc, prefix: cfg.prefix, ...r, ttlMs: o.registerTtlMs, instance: `${cfg.nodeId} (lars agent)`, log, alive: () => answers(r.ip, r.port) });
       life.add(`registration ${r.modid}/${r.cmdid}@${r.ip}:${r.port}`, () => reg.stop());
     }
-    const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports() } : null, http: sidecar.http ? { host: cfg.httpHost, port: sidecar.http.port() } : null, metrics: web ? web.url : null };
+    const ready = { udp: sidecar.udp ? { host: o.udpHost, ports: sidecar.udp.ports(), threads: o.threads } : null, http: sidecar.http ? { host: cfg.httpHost, port: sidecar.http.port() } : null, metrics: web ? web.url : null };
     log.info({ nats: redactNatsUrl(cfg.natsUrl), prefix: cfg.prefix, ...ready }, 'sidecar ready; Ctrl-C to stop');
-    ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')}` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}${web ? `, metrics and health ${web.url}` : ''}`);
+    ctx.note?.(`lars agent: UDP ${ready.udp ? `${ready.udp.host}:${ready.udp.ports.join(',')} (${o.threads} thread${o.threads > 1 ? 's' : ''})` : 'off'}, HTTP ${ready.http ? `http://${ready.http.host}:${ready.http.port}` : 'off'}${web ? `, metrics and health ${web.url}` : ''}`);
     await life.stopped;
     return 0;
   });
@@ -154,6 +165,7 @@ export const agentCommand: Command = {
     ...HTTP_FLAGS,
     strategy: { help: 'pick strategy', choices: STRATEGIES, defaultText: "the route's, else p2c_ewma" },
     zone: { help: "zone of this host: stamped on its reports, and picks prefer the zone's hosts (spilling to other zones as it weakens)", placeholder: 'zone' },
+    threads: { help: "threads serving Lars' UDP ports (one agent, one NATS connection and the HTTP API stay in the main thread); 1 = the main thread serves them", placeholder: 'n', defaultText: 'the number of cores' },
     'max-routes': { help: 'routes local callers may make the sidecar follow; requests for more are refused', placeholder: 'n', defaultText: String(DEFAULT_MAX_ROUTES) },
     register: {
       help: 'register a service of this host for a route (repeatable): heartbeats while the service accepts TCP connections on ip:port; on stop it drains, then deregisters',

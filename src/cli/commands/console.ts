@@ -8,6 +8,7 @@
  */
 import { connectNats, natsOptionsFromConfig, watchConnection } from '../../nats/connect.ts';
 import { requireJetStream } from '../../nats/natsd.ts';
+import { startWhenSettled } from '../start-retry.ts';
 import { createLogger, type Logger } from '../../lib/log.ts';
 import { engineOptionsFromConfig, openEngine, type AnalyticsEngine } from '../../analytics/engine.ts';
 import type { LarsConfig } from '../../lib/config.ts';
@@ -60,10 +61,10 @@ export const consoleCommand: Command = {
       life.add('NATS connection', () => closeConnection(nc));
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());
-      await requireJetStream(nc, cfg.natsUrl);
+      await startWhenSettled('the console', () => requireJetStream(nc, cfg.natsUrl), log, life.stopped);
       const a = analytics === 'off' ? { off: 'turned off (--analytics off)' } : await consoleEngine(cfg, log, true);
       if (a.engine) life.add('ClickHouse', () => a.engine!.close());
-      const backend = await ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine });
+      const backend = await startWhenSettled('the console', () => ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine }), log, life.stopped);
       // stopped before its backend: requests meanwhile get 503 "stopping", not errors of a closed backend
       life.add('console backend', () => {
         server.detach();

@@ -59,24 +59,26 @@ export const nodeCommand: Command = {
       life.add('NATS connection', () => closeConnection(nc));
       const status = watchConnection(nc, log);
       life.add('connection watch', () => status.stop());
-      await requireJetStream(nc, cfg.natsUrl);
+      await startWhenSettled('the route node', () => requireJetStream(nc, cfg.natsUrl), log, life.stopped);
       web?.connect(nc);
       // Leases and membership on a connection of their own: a renewal must not queue behind thousands of
       // route-state writes (a node taking many routes over would otherwise let its own leases look stale).
       const ctl = own === undefined ? await connectNats({ ...natsOptionsFromConfig(cfg), name: `lars-node-${cfg.nodeId}-leases`, extra: { noAsyncTraces: true } }) : undefined;
       if (ctl) life.add('NATS connection (leases)', () => closeConnection(ctl));
-      const ownership = nodeOwnership({ nc: ctl ?? nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
-      // What the node opens first (streams, buckets) is made or bound here, waiting while the servers settle.
-      await startWhenSettled(
+      // What the node opens and reads at start is made or bound here, waiting while the servers settle (a
+      // server lost or restarting while the node starts): a start that fails part way stops what it started
+      // and is tried again with a fresh ownership.
+      const node = await startWhenSettled(
         'the route node',
         async () => {
+          const ownership = nodeOwnership({ nc: ctl ?? nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, own, leaseMs: flags['lease-ms'] });
           await prepareNode(nc, cfg.prefix);
           await ownership.prepare?.();
+          return RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
         },
         log,
         life.stopped,
       );
-      const node = await RouteNode.start({ nc, nodeId: cfg.nodeId, prefix: cfg.prefix, partitions: cfg.partitions, log, ownership, onStart: async (c, n) => void (await ensureStreams(c, n)) });
       life.add('route node', () => node.close());
       await web?.attach(node);
       if (xds) {
@@ -86,7 +88,7 @@ export const nodeCommand: Command = {
       if (web && withConsole === 'on') {
         const a = await consoleEngine(cfg, log, false);
         if (a.engine) life.add('ClickHouse (console)', () => a.engine!.close());
-        const backend = await ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine });
+        const backend = await startWhenSettled('the web console', () => ConsoleBackend.start({ nc, prefix: cfg.prefix, log, engine: a.engine }), log, life.stopped);
         life.add('console backend', () => backend.close());
         web.mount(createConsoleHandler({ backend, token: cfg.consoleToken || undefined, readAuth: cfg.consoleAuth === 'all', analyticsOff: a.off, log }));
         log.info({ url: web.url, actions: cfg.consoleToken !== '', readAuth: cfg.consoleAuth === 'all' }, 'web console on the --http port');

@@ -175,7 +175,7 @@ export const sinkCommand: Command = {
     }
     const status = watchConnection(nc, log);
     try {
-      await requireJetStream(nc, cfg.natsUrl);
+      await startWhenSettled('the sink', () => requireJetStream(nc, cfg.natsUrl), log, life.stopped);
       web?.connect(nc);
       const a = await startWhenSettled(
         'the sink',
