@@ -29,6 +29,17 @@ export function registerXdsMetrics(r: Registry, xds: HasXdsStats, nc?: NatsConne
   counterFrom(r, { name: 'lars_xds_stale_requests_total', help: 'Requests ignored for a nonce that was not the last sent', read: () => s().stale });
   counterFrom(r, { name: 'lars_xds_responses_total', help: 'DiscoveryResponses sent', read: () => s().responses });
   counterFrom(r, { name: 'lars_xds_resources_sent_total', help: 'Resources sent in responses', read: () => s().resourcesSent });
+  counterFrom(r, { name: 'lars_xds_lrs_reports_total', help: 'Load reports (LRS) received from xDS clients', read: () => s().lrs.reports });
+  counterFrom<'result'>(r, {
+    name: 'lars_xds_lrs_calls_total',
+    help: 'Calls xDS clients said they made (LRS), by result: succeeded, failed, dropped',
+    labelNames: ['result'],
+    read: () => [
+      [{ result: 'succeeded' }, s().lrs.succeeded],
+      [{ result: 'failed' }, s().lrs.failed],
+      [{ result: 'dropped' }, s().lrs.dropped],
+    ],
+  });
   counterFrom<'kind'>(r, {
     name: 'lars_xds_rejected_total',
     help: 'Requests dropped, by kind (unknown_type, malformed, refused_name)',

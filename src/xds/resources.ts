@@ -125,6 +125,8 @@ export function clusterOf(name: string, state: RouteState, opts: ResourceOptions
     ...(lb === XdsLbPolicy.ring_hash ? { ring_hash_lb_config: { minimum_ring_size: { value: 1024 }, maximum_ring_size: { value: 8_388_608 } } } : {}),
     common_lb_config: { healthy_panic_threshold: { value: 0 } },
     outlier_detection: OUTLIER_DETECTION,
+    // clients report their load (LRS) to the server they got the cluster from
+    lrs_server: { self: {} },
   };
 }
 

@@ -20,8 +20,10 @@ import { xdsProtos } from './protos.ts';
 import { RouteSource } from './route-source.ts';
 import { AdsStream, newCounters, type DiscoveryRequest, type DiscoveryResponse, type XdsCounters } from './ads-stream.ts';
 import type { XdsLbPolicy } from './resources.ts';
+import { LoadReports, type LoadStatsRequest, type LoadStatsResponse, type LrsStats } from './lrs.ts';
 
 export const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+export const LRS_PATH = '/envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats';
 
 /** Default port of `lars xds` (the port Istio's control plane uses for xDS over plaintext gRPC). */
 export const DEFAULT_XDS_PORT = 15010;
@@ -50,6 +52,8 @@ export interface XdsStats extends XdsCounters {
   malformed: number;
   /** Names asked for beyond the follow bound. */
   refusedNames: number;
+  /** What LRS clients reported. */
+  lrs: LrsStats;
 }
 
 /** The ADS service with its messages encoded by the Envoy protos (clients in tests use it too). */
@@ -71,6 +75,25 @@ export function adsService(): grpc.ServiceDefinition {
   };
 }
 
+/** LRS with its messages encoded by the Envoy protos. */
+export function lrsService(): grpc.ServiceDefinition {
+  const p = xdsProtos();
+  const req = p.loadStatsRequest;
+  const res = p.loadStatsResponse;
+  return {
+    StreamLoadStats: {
+      path: LRS_PATH,
+      requestStream: true,
+      responseStream: true,
+      originalName: 'streamLoadStats',
+      requestSerialize: (o: LoadStatsRequest) => Buffer.from(req.encode(req.fromObject(o)).finish()),
+      requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { longs: Number, enums: String, defaults: false, arrays: true }) as LoadStatsRequest,
+      responseSerialize: (o: LoadStatsResponse) => Buffer.from(res.encode(res.fromObject(o)).finish()),
+      responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { longs: Number, defaults: false }) as LoadStatsResponse,
+    },
+  };
+}
+
 export class XdsServer {
   readonly port: number;
   readonly source: RouteSource;
@@ -79,11 +102,13 @@ export class XdsServer {
   private readonly calls = new Set<grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>>();
   private readonly counters = newCounters();
   private streamsOpened = 0;
+  private readonly loads: LoadReports;
   /** Requests that could not be decoded (counted by the deserializer). */
   private readonly bad: { malformed: number };
 
-  private constructor(server: grpc.Server, port: number, source: RouteSource, bad: { malformed: number }) {
+  private constructor(server: grpc.Server, port: number, source: RouteSource, bad: { malformed: number }, loads: LoadReports) {
     this.server = server;
+    this.loads = loads;
     this.port = port;
     this.source = source;
     this.bad = bad;
@@ -119,6 +144,21 @@ export class XdsServer {
         else call.end();
       },
     });
+    const loads = new LoadReports(rateLog);
+    server.addService(lrsService(), {
+      StreamLoadStats: (call: grpc.ServerDuplexStream<LoadStatsRequest, LoadStatsResponse>) => {
+        let first = true;
+        call.on('data', (req: LoadStatsRequest) => {
+          if (first) {
+            first = false;
+            call.write(loads.opened());
+          }
+          loads.add(req);
+        });
+        call.on('end', () => call.end());
+        call.on('error', () => undefined);
+      },
+    });
     const host = o.host ?? '127.0.0.1';
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
@@ -128,7 +168,7 @@ export class XdsServer {
         } else resolve(p);
       }),
     );
-    const self = new XdsServer(server, port, source, ref);
+    const self = new XdsServer(server, port, source, ref, loads);
     ref.self = self;
     source.onChange((name) => {
       for (const s of self.streams) s.onRouteChange(name);
@@ -159,6 +199,7 @@ export class XdsServer {
       routeUpdates: this.source.updates,
       malformed: this.bad.malformed,
       refusedNames: this.source.refused,
+      lrs: this.loads.stats(),
     };
   }
 

@@ -118,6 +118,10 @@ describe('xds: proxyless gRPC (grpc-js-xds) through the ADS server (real nats-se
     expect(Date.now() - ejectedAt).to.be.lessThan(10_000);
     expect(xds.stats().nacks, 'the client accepted every response').to.equal(0);
     expect(xds.stats().acks).to.be.greaterThan(4);
+    // the client reports its load (LRS) every second: the successful calls made so far
+    const lrs = await waitFor(() => xds.stats().lrs.succeeded >= 30 && xds.stats().lrs, { what: "the client's load reports", timeoutMs: 5000, explain: () => JSON.stringify(xds.stats().lrs) });
+    expect(lrs.streams).to.equal(1);
+    expect(lrs.unknownClusters).to.equal(0);
     client.close();
     await waitFor(() => xds.stats().streams === 0, { what: 'the closed client ends its ADS stream', timeoutMs: 3000, explain: () => JSON.stringify(xds.stats()) });
   });

@@ -4,6 +4,7 @@ import { TypeUrl, type ResourceTypeUrl } from '../../src/xds/protos.ts';
 import type { EncodedResource } from '../../src/xds/route-source.ts';
 import { RateLimitedLog } from '../../src/lib/ratelog.ts';
 import { silentLogger } from '../../src/lib/log.ts';
+import { LoadReports } from '../../src/xds/lrs.ts';
 
 /** Routes by name with a content byte per route: changing it changes every resource of the route. */
 class Routes implements ResourceReader {
@@ -110,5 +111,22 @@ describe('xds stream', () => {
     s.onRequest({ type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret' });
     expect(sent).to.have.length(0);
     expect(counters.rejected['unknown_type']).to.equal(1);
+  });
+});
+
+describe('xds load reports', () => {
+  it('xds lrs - every cluster asked for each second; routes counted, other clusters and bad counts not', () => {
+    const log = silentLogger();
+    const l = new LoadReports(new RateLimitedLog(log, 10_000));
+    expect(l.opened()).to.deep.equal({ send_all_clusters: true, load_reporting_interval: { seconds: 1 } });
+    l.add({
+      node: { id: 'c1' },
+      cluster_stats: [
+        { cluster_name: 'lars-1-1', total_dropped_requests: 2, upstream_locality_stats: [{ locality: { zone: 'z1' }, total_successful_requests: 40, total_error_requests: 3 }, { total_successful_requests: 5 }] },
+        { cluster_name: 'other', upstream_locality_stats: [{ total_successful_requests: 1000 }] },
+        { cluster_name: 'lars-1-2', upstream_locality_stats: [{ total_successful_requests: -5, total_error_requests: Number.NaN }] },
+      ],
+    });
+    expect(l.stats()).to.deep.equal({ streams: 1, reports: 1, succeeded: 45, failed: 3, dropped: 2, unknownClusters: 1 });
   });
 });
