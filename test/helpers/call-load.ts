@@ -17,6 +17,8 @@ export interface CallCallerConfig extends CallerRoute {
   /** One attempt's timeout, ms (the agent's timeoutMs; the deadline is this × maxAttempts). */
   attemptTimeoutMs: number;
   maxAttempts: number;
+  /** The calls are idempotent: hedged after the route's hedge delay. */
+  idempotent?: boolean;
   /** The load's length, ms; absent: until told to stop. */
   durationMs?: number;
   /** Batches leave after this long, ms (the SDK's default 20). */
@@ -63,7 +65,7 @@ const inc = (arr: number[], i: number, by = 1): void => {
 
 /** Runs the load on `agent` from `startAt` (epoch ms: the scenario's time 0). */
 export function runCallLoad(agent: Agent, cfg: CallCallerConfig, startAt: number): CallLoad {
-  const client = createHttpClient(agent, { timeoutMs: cfg.attemptTimeoutMs, policy: { maxAttempts: cfg.maxAttempts } });
+  const client = createHttpClient(agent, { timeoutMs: cfg.attemptTimeoutMs, policy: { maxAttempts: cfg.maxAttempts, idempotent: cfg.idempotent === true } });
   const target = `lars://${cfg.modid}.${cfg.cmdid}/`;
   const c = { calls: 0, ok: 0, failed: 0, attempts: 0, stops: {} as Record<string, number>, logical: [] as number[], attemptsPer: [] as number[], failedPer: [] as number[] };
   const endAt = cfg.durationMs === undefined ? Infinity : startAt + cfg.durationMs;

@@ -6,7 +6,7 @@ import type { RouteState } from '../../schemas/messages.ts';
 import { PARTITIONS, TestCluster } from '../helpers/cluster.ts';
 import { allReady, CallCaller } from '../helpers/call-processes.ts';
 import type { CallLoadCounts } from '../helpers/call-load.ts';
-import { waitForEvent } from '../helpers/wait.ts';
+import { waitFor, waitForEvent } from '../helpers/wait.ts';
 
 const M = 15;
 const C = 1;
@@ -19,20 +19,28 @@ const AFTER_RELEASE = 20;
 /** Calls each process refuses while the route sheds before the hosts recover (about 2 s of its load). */
 const SHED_BEFORE_RECOVERY = 60;
 
-/** A real loopback HTTP server answering 200, or 503 while failing; it counts every request (every attempt of every caller). */
+/** A real loopback HTTP server answering 200, or 503 while failing, or nothing while hanging; it counts every request (every attempt of every caller) and the hanging ones its callers aborted. */
 interface Server {
   readonly port: number;
   failing: boolean;
+  hanging: boolean;
   requests: number;
+  hung: number;
+  aborted: number;
   close(): Promise<void>;
 }
 
 async function server(): Promise<Server> {
-  const s = { failing: false, requests: 0 } as Server;
+  const s = { failing: false, hanging: false, requests: 0, hung: 0, aborted: 0 } as Server;
   const srv = http.createServer((req, res) => {
     s.requests++;
     req.resume();
     res.on('error', () => undefined);
+    if (s.hanging) {
+      s.hung++;
+      res.on('close', () => s.aborted++);
+      return;
+    }
     res.writeHead(s.failing ? 503 : 200);
     res.end();
   });
@@ -54,10 +62,13 @@ describe('call policy on real processes (nats-server, route node, HTTP servers, 
   let servers: Server[] = [];
   let callers: CallCaller[] = [];
 
-  after(async () => {
+  afterEach(async () => {
     await Promise.all(callers.map((k) => k.close()));
     await Promise.all(servers.map((s) => s.close()));
     await c?.stop();
+    callers = [];
+    servers = [];
+    c = undefined;
   });
 
   it('calls - the route-wide retry budget holds across two processes (attempts counted by the servers); shedding engages while every host fails and releases once they recover', async () => {
@@ -123,5 +134,40 @@ describe('call policy on real processes (nats-server, route node, HTTP servers, 
     expect(retries, `retries of both processes within the route's budget`).to.be.at.most(budget);
     // once a process held the release, it shed no call
     for (const [i, k] of callers.entries()) expect(results[i]!.stops['shed'] ?? 0, `calls shed by process ${i} after the release reached it`).to.equal(held[i]!.stops['shed'] ?? 0, k.output());
+  });
+
+  it('calls - idempotent calls of two processes are hedged away from a host that hangs, within each process\'s hedge budget; the host sees every request it held aborted', async () => {
+    c = await TestCluster.start();
+    await c.startNode();
+    servers = await Promise.all(Array.from({ length: HOSTS }, () => server()));
+    await c.addRoute(
+      M,
+      C + 1,
+      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
+    );
+    await c.published(M, C + 1);
+    const cfg = { url: c.server.url, prefix: c.prefix, partitions: PARTITIONS, modid: M, cmdid: C + 1, hosts: HOSTS, ratePerS: RATE * 2, attemptTimeoutMs: 2000, maxAttempts: 2, idempotent: true };
+    callers = Array.from({ length: PROCESSES }, () => new CallCaller(cfg));
+    await allReady(callers);
+    const states = c.states.subscribe;
+    const startAt = Date.now() + 100;
+    for (const k of callers) k.send({ startAt });
+    // the route measures the hosts' latency and publishes a hedge delay
+    await waitForEvent<RouteState>(states, (s) => s.modid === M && s.cmdid === C + 1 && s.hedge_delay_ms !== undefined, { what: 'the route publishing a hedge delay' });
+    for (const k of callers) await k.statsWhen((s) => s.ok >= 100, 'the process calling with the hedge delay held');
+    servers[0]!.hanging = true;
+    for (const k of callers) await k.statsWhen((s) => s.hedge >= 3, 'the process hedging calls away from the hung host', 20_000);
+    const results = await Promise.all(callers.map((k) => k.finish()));
+    const hung = servers[0]!;
+    // every request the hung host held was given up by its caller: a lost hedge race or an attempt timing out
+    await waitFor(() => hung.aborted === hung.hung, { what: 'every request held by the hung host aborted' }).catch(() => undefined);
+    console.log(`      ${sum(results, (r) => r.calls)} calls: ${sum(results, (r) => r.first)} first attempts, ${sum(results, (r) => r.hedge)} hedges, ${sum(results, (r) => r.retry)} retries; the hung host held ${hung.hung} requests, ${hung.aborted} aborted; stops ${results.map((r) => JSON.stringify(r.stops)).join(' ')}`);
+    expect(hung.aborted, 'requests the hung host held, aborted by their callers').to.equal(hung.hung);
+    expect(hung.hung, 'the hung host was tried').to.be.greaterThan(0);
+    for (const [i, r] of results.entries()) {
+      expect(r.hedge, `hedges of process ${i}`).to.be.greaterThan(0);
+      expect(r.hedge, `hedges of process ${i} within its budget (${DEFAULT_PARAMS.hedge_budget_percent} % of its first attempts)`).to.be.at.most((DEFAULT_PARAMS.hedge_budget_percent / 100) * r.first);
+    }
+    expect(sum(results, (r) => r.stops['unexpected'] ?? 0), 'calls failed other than by the policy').to.equal(0);
   });
 });
