@@ -1,16 +1,10 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
+import { ECHO, EchoClient, type Echo } from '../helpers/grpc-echo.ts';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { createGrpcCaller } from '../../src/integrations/grpc-call.ts';
 
-const identity = (b: Buffer): Buffer => b;
-/** A tiny unary service with raw bytes in and out: no codegen, no .proto. */
-const ECHO = {
-  hello: { path: '/lars.test.Echo/Hello', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-} satisfies grpc.ServiceDefinition;
-const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
-type Echo = grpc.Client & { hello(req: Buffer, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall };
 const newEcho = (address: string): Echo => new EchoClient(address, grpc.credentials.createInsecure()) as unknown as Echo;
 
 /** A real gRPC server on loopback: answers, fails UNAVAILABLE, or hangs until the client cancels (which it counts). */

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
+import { ECHO, EchoClient, type Echo } from '../helpers/grpc-echo.ts';
 import { useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { failHangRecover, type BackendMode } from '../helpers/fail-hang-recover.ts';
@@ -8,14 +9,6 @@ import type { Agent } from '../../src/agent/agent.ts';
 
 type Mode = BackendMode;
 const HANG_MS = 1500;
-const identity = (b: Buffer): Buffer => b;
-
-/** A tiny unary service with raw bytes in and out: no codegen, no .proto. */
-const ECHO = {
-  hello: { path: '/lars.test.Echo/Hello', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-} satisfies grpc.ServiceDefinition;
-const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
-type Echo = grpc.Client & { hello(req: Buffer, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall };
 
 interface TestServer {
   port: number;

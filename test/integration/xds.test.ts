@@ -5,6 +5,7 @@ import * as readline from 'node:readline';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { identity, ECHO, EchoClient, type Echo } from '../helpers/grpc-echo.ts';
 import { uniquePrefix, useCluster, type TestCluster } from '../helpers/cluster.ts';
 import { Registry } from '../../src/registry/registry.ts';
 import { names } from '../../schemas/subjects.ts';
@@ -22,12 +23,6 @@ import { tryDecode } from '../../schemas/codec.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 
 const require = createRequire(import.meta.url);
-const identity = (b: Buffer): Buffer => b;
-const ECHO = {
-  hello: { path: '/lars.test.Echo/Hello', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-} satisfies grpc.ServiceDefinition;
-const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
-type Echo = grpc.Client & { hello(req: Buffer, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall };
 
 interface Backend {
   port: number;
