@@ -405,16 +405,24 @@ function makeEngine(p: EngineParts): AnalyticsEngine {
     },
     async settle(queryId, timeoutMs) {
       if (kind === EngineKind.chdb) return true;
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const rows = await query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE query_id = ${sqlString(queryId)}`);
-        if (Number(rows[0]?.n ?? 0) === 0) return true;
-        if (Date.now() >= until) return false;
-        await new Promise((res) => setTimeout(res, 100));
-      }
+      return (await runningWhile(query, `query_id = ${sqlString(queryId)}`, Date.now() + timeoutMs)) === 0;
     },
     close: () => p.onClose(),
   };
+}
+
+/**
+ * Waits until no query matching `where` runs in `system.processes` (polled
+ * every 100 ms), or until the clock passes `until`, or `signal` aborts;
+ * resolves with how many still run (0: none).
+ */
+export async function runningWhile(query: AnalyticsEngine['query'], where: string, until: number, signal?: AbortSignal): Promise<number> {
+  for (;;) {
+    const rows = await query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE ${where}`);
+    const n = Number(rows[0]?.n ?? 0);
+    if (n === 0 || signal?.aborted || Date.now() >= until) return n;
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
 
 /** Quotes a string as a ClickHouse SQL literal. */

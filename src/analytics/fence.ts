@@ -11,8 +11,8 @@
  */
 import { TABLES } from '../../schemas/clickhouse/migrations.ts';
 import type { Logger } from '../lib/log.ts';
-import { EngineKind, sqlString, type AnalyticsEngine } from './engine.ts';
-import { sleep } from './failures.ts';
+import { EngineKind, runningWhile, sqlString, type AnalyticsEngine } from './engine.ts';
+import { escapeTsv } from './rows.ts';
 import type { PipelineName } from './types.ts';
 
 /** An insert into a table the pipeline's fence guards, still running on a server (patterns split so that this query does not match itself). */
@@ -68,7 +68,7 @@ export class Fence {
     const slots = await this.shards();
     const time = new Date().toISOString().slice(0, 19).replace('T', ' ');
     let body = '';
-    for (let s = 0; s < slots; s++) body += `${this.o.pipeline}\t${epoch}\t${s}\t${tsv(sink)}\t${time}\n`;
+    for (let s = 0; s < slots; s++) body += `${this.o.pipeline}\t${epoch}\t${s}\t${escapeTsv(sink)}\t${time}\n`;
     await engine.insertTsv(`${engine.database}.${TABLES.sinkFences}`, ['pipeline', 'epoch', 'slot', 'sink', 'time'], body);
     await this.settle();
   }
@@ -90,23 +90,13 @@ export class Fence {
     for (const url of urls) {
       const at = url === undefined ? engine : await engine.atServer(url, engine.database);
       try {
-        for (;;) {
-          const r = await at.query<{ n: number | string }>(`SELECT count() AS n FROM system.processes WHERE ${guardedInsert(this.o.pipeline)}`);
-          const n = Number(r[0]?.n ?? 0);
-          if (n === 0 || this.o.signal?.aborted) break;
-          if (Date.now() >= until) {
-            log.warn({ inserts: n, server: url }, 'inserts of an earlier writer still run after the fence was raised; their messages are looked up before they are stored');
-            break;
-          }
-          await sleep(100, this.o.signal);
+        const n = await runningWhile((sql) => at.query(sql), guardedInsert(this.o.pipeline), until, this.o.signal);
+        if (n > 0 && !this.o.signal?.aborted) {
+          log.warn({ inserts: n, server: url }, 'inserts of an earlier writer still run after the fence was raised; their messages are looked up before they are stored');
         }
       } finally {
         if (at !== engine) await at.close();
       }
     }
   }
-}
-
-function tsv(s: string): string {
-  return s.replace(/[\\\t\n]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\\\'));
 }

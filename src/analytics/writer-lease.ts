@@ -39,7 +39,7 @@ export class WriterLease {
   private revision = 0;
   private renewedAt = 0;
   /** The epoch of the lease held, 0 when none. */
-  epoch = 0;
+  private held = 0;
 
   constructor(o: WriterLeaseOptions) {
     this.o = o;
@@ -69,8 +69,8 @@ export class WriterLease {
       }
     }
     this.renewedAt = at;
-    this.epoch = this.revision;
-    return this.epoch;
+    this.held = this.revision;
+    return this.held;
   }
 
   /** Renews the lease; false when another sink holds it now. Throws when the servers cannot be reached (see `expired`). */
@@ -80,7 +80,7 @@ export class WriterLease {
       this.revision = await this.o.kv.update(this.o.key, this.value(), this.revision);
     } catch (err) {
       if (isConflict(err)) {
-        this.epoch = 0;
+        this.held = 0;
         return false;
       }
       throw err;
@@ -89,15 +89,25 @@ export class WriterLease {
     return true;
   }
 
+  /** The epoch of the lease held, 0 when none. */
+  get epoch(): number {
+    return this.held;
+  }
+
+  /** This sink stopped writing under the lease (lost, or fenced out): it no longer counts it as held. */
+  forget(): void {
+    this.held = 0;
+  }
+
   /** Whether the lease may have expired on the servers (not renewed for a lease time, less a margin): stop writing. */
   expired(): boolean {
-    return this.epoch !== 0 && this.o.now() - this.renewedAt >= this.o.ttlMs - Math.min(1_000, this.o.ttlMs / 4);
+    return this.held !== 0 && this.o.now() - this.renewedAt >= this.o.ttlMs - Math.min(1_000, this.o.ttlMs / 4);
   }
 
   /** Gives the lease up (a graceful stop): a standby takes over at once. */
   async release(): Promise<void> {
-    if (this.epoch === 0) return;
-    this.epoch = 0;
+    if (this.held === 0) return;
+    this.held = 0;
     try {
       await this.o.kv.delete(this.o.key, { previousSeq: this.revision });
     } catch (err) {

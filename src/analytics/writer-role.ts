@@ -75,23 +75,23 @@ export class WriterRole {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.busy;
-    const t = this.term;
-    this.term = undefined;
-    await t?.stop();
+    await (await this.halt())?.stop();
     await this.o.lease.release().catch((err: unknown) => this.o.rlog.warn('lease-release', { err: errText(err) }, 'writer lease not released; it expires by itself'));
     this.current = SinkRole.standby;
   }
 
   async abort(): Promise<void> {
+    await (await this.halt())?.abort();
+  }
+
+  /** No more steps: waits for the one under way and hands back the term to end (stop or abort). */
+  private async halt(): Promise<Term | undefined> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.busy;
     const t = this.term;
     this.term = undefined;
-    await t?.abort();
+    return t;
   }
 
   private schedule(): void {
@@ -154,7 +154,7 @@ export class WriterRole {
     if (this.current === SinkRole.standby) return;
     this.current = SinkRole.standby;
     this.losses++;
-    this.o.lease.epoch = 0;
+    this.o.lease.forget();
     const t = this.term;
     this.term = undefined;
     this.o.log.warn({ why }, 'no longer the writer: what this sink holds is left to the next one');
