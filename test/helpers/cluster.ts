@@ -101,6 +101,16 @@ export class TestCluster {
     await this.registry.addHosts(modid, cmdid, hs, 'test', { profile, params });
   }
 
+  /** Registers route (modid, cmdid) over servers on loopback (weight 100 each) and waits for its first published state. */
+  async addLoopbackRoute(modid: number, cmdid: number, servers: ReadonlyArray<{ port: number }>): Promise<RouteState> {
+    await this.addRoute(
+      modid,
+      cmdid,
+      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
+    );
+    return this.published(modid, cmdid);
+  }
+
   /** The next state of route (modid, cmdid) the node publishes (or the one the collector holds, as `waitForEvent` takes it). */
   published(modid: number, cmdid: number): Promise<RouteState> {
     return waitForEvent<RouteState>(this.states.subscribe, (s) => s.modid === modid && s.cmdid === cmdid, { what: 'route published' });

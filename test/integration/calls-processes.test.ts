@@ -75,12 +75,7 @@ describe('call policy on real processes (nats-server, route node, HTTP servers, 
     c = await TestCluster.start();
     await c.startNode();
     servers = await Promise.all(Array.from({ length: HOSTS }, () => server()));
-    await c.addRoute(
-      M,
-      C,
-      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
-    );
-    await c.published(M, C);
+    await c.addLoopbackRoute(M, C, servers);
     const cfg = { url: c.server.url, prefix: c.prefix, partitions: PARTITIONS, modid: M, cmdid: C, hosts: HOSTS, ratePerS: RATE, attemptTimeoutMs: 1000, maxAttempts: 3 };
     callers = Array.from({ length: PROCESSES }, () => new CallCaller(cfg));
     await allReady(callers);
@@ -140,12 +135,7 @@ describe('call policy on real processes (nats-server, route node, HTTP servers, 
     c = await TestCluster.start();
     await c.startNode();
     servers = await Promise.all(Array.from({ length: HOSTS }, () => server()));
-    await c.addRoute(
-      M,
-      C + 1,
-      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
-    );
-    await c.published(M, C + 1);
+    await c.addLoopbackRoute(M, C + 1, servers);
     const cfg = { url: c.server.url, prefix: c.prefix, partitions: PARTITIONS, modid: M, cmdid: C + 1, hosts: HOSTS, ratePerS: RATE * 2, attemptTimeoutMs: 2000, maxAttempts: 2, idempotent: true };
     callers = Array.from({ length: PROCESSES }, () => new CallCaller(cfg));
     await allReady(callers);

@@ -49,12 +49,7 @@ describe('gRPC calls under the call policy (real servers, nats-server and route 
   });
 
   async function route(cmdid: number): Promise<void> {
-    await c.addRoute(
-      15,
-      cmdid,
-      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
-    );
-    await c.published(15, cmdid);
+    await c.addLoopbackRoute(15, cmdid, servers);
   }
 
   it('grpc call - an UNAVAILABLE host has its calls retried on another host; every attempt carries its deadline to the server', async () => {

@@ -61,12 +61,7 @@ describe('HTTP calls under the call policy (real servers, nats-server and route 
   });
 
   async function route(cmdid: number): Promise<void> {
-    await c.addRoute(
-      14,
-      cmdid,
-      servers.map((s) => ({ ip: '127.0.0.1', port: s.port, weight: 100 })),
-    );
-    await c.published(14, cmdid);
+    await c.addLoopbackRoute(14, cmdid, servers);
   }
 
   it('http call - a host answering 503 has its requests retried on another host, each attempt told its time', async () => {
